@@ -1,0 +1,895 @@
+//! The data model: conversations, messages, attachments, and the page and range types
+//! the backends exchange.
+//!
+//! Every type here is `serde`-serializable; the JSON field names are part of the stable
+//! format and are listed on each type.
+
+use std::fmt;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::keys;
+
+/// Free-form JSON metadata: a JSON object.
+///
+/// Integers within `i64`/`u64` and every finite `f64` survive every first-party backend's
+/// round trip exactly (serde_json's `float_roundtrip` is enabled).
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// The current time, truncated to microseconds: the precision every backend keeps.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A new time-ordered id (UUID v7, hyphenated).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Who wrote a message.
+///
+/// The four well-known roles have variants; any other role string is kept as
+/// [`Role::Other`]. On the wire a role is a plain string: the known roles in lowercase
+/// (`"user"`), others exactly as given.
+///
+/// ```
+/// use chatvault_core::Role;
+///
+/// assert_eq!(Role::from("user"), Role::User);
+/// assert_eq!(Role::from("Assistant"), Role::Assistant); // known names are case-insensitive
+/// assert_eq!(Role::from("critic").as_str(), "critic");
+/// assert_eq!(serde_json::to_string(&Role::Tool).unwrap(), "\"tool\"");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Instructions to the model (`"system"`).
+    System,
+    /// The person chatting (`"user"`).
+    User,
+    /// The model (`"assistant"`).
+    Assistant,
+    /// A tool's output (`"tool"`).
+    Tool,
+    /// Any other role, kept as given. Build it with `Role::from`, which maps the
+    /// well-known names to their variants.
+    Other(String),
+}
+
+impl Role {
+    /// The role as it is stored.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+            Role::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Role {
+    fn from(s: &str) -> Self {
+        match s.to_ascii_lowercase().as_str() {
+            "system" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
+            _ => Role::Other(s.to_owned()),
+        }
+    }
+}
+
+impl From<String> for Role {
+    fn from(s: String) -> Self {
+        Role::from(s.as_str())
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Ok(Role::from(s))
+    }
+}
+
+/// A stored message.
+///
+/// JSON fields: `id`, `seq`, `role`, `content`, `created_at` (RFC 3339), `metadata`.
+/// Messages are ordered by `seq` (1, 2, 3, ... per conversation), never by time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// The message's id (UUID v7 unless the caller chose one).
+    pub id: String,
+    /// Position in the conversation: 1 for the first message, strictly increasing.
+    pub seq: u64,
+    /// Who wrote it.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+    /// When it was created (microsecond precision).
+    pub created_at: DateTime<Utc>,
+    /// Free-form metadata (token counts, model name, tool call ids, ...).
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+/// A message about to be appended: everything but its `seq`, which the backend assigns.
+///
+/// ```
+/// use chatvault_core::{NewMessage, Role};
+///
+/// let mut meta = serde_json::Map::new();
+/// meta.insert("tokens".into(), 12.into());
+/// let msg = NewMessage::new(Role::User, "Hello!").with_metadata(meta);
+/// assert_eq!(msg.metadata["tokens"], 12);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewMessage {
+    /// The id the message will have.
+    pub id: String,
+    /// Who wrote it.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Free-form metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+impl NewMessage {
+    /// A message with a fresh id, created now, with no metadata.
+    pub fn new(role: impl Into<Role>, content: impl Into<String>) -> Self {
+        NewMessage {
+            id: new_id(),
+            role: role.into(),
+            content: content.into(),
+            created_at: now(),
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// Sets the metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Sets a caller-chosen id (checked by [`keys::validate_id`] when appended).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    /// The stored message this becomes at position `seq`.
+    pub fn into_message(self, seq: u64) -> Message {
+        Message {
+            id: self.id,
+            seq,
+            role: self.role,
+            content: self.content,
+            created_at: self.created_at,
+            metadata: self.metadata,
+        }
+    }
+}
+
+/// A conversation's record: everything about it except its messages and attachments.
+///
+/// JSON fields: `id`, `user_id` (null when none), `title` (null until set or auto-titled),
+/// `created_at`, `last_active`, `archived`, `metadata`, `message_count`, `file_count`,
+/// `version`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConversationRecord {
+    /// The conversation's id.
+    pub id: String,
+    /// The user who owns it, if any.
+    pub user_id: Option<String>,
+    /// Its title: set by the caller, or from the first user message (see [`auto_title`]).
+    pub title: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When a message or file was last added.
+    pub last_active: DateTime<Utc>,
+    /// Archived conversations are left out of listings unless asked for.
+    #[serde(default)]
+    pub archived: bool,
+    /// Free-form metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// How many messages it holds; also the `seq` of the newest one.
+    #[serde(default)]
+    pub message_count: u64,
+    /// How many attachments it holds.
+    #[serde(default)]
+    pub file_count: u64,
+    /// Revision: starts at 1 and grows by one with every change, for optimistic
+    /// concurrency in backends that need it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl ConversationRecord {
+    /// A new, empty conversation record with a fresh id, created now.
+    pub fn new(user_id: Option<String>) -> Self {
+        let now = now();
+        ConversationRecord {
+            id: new_id(),
+            user_id,
+            title: None,
+            created_at: now,
+            last_active: now,
+            archived: false,
+            metadata: Metadata::new(),
+            message_count: 0,
+            file_count: 0,
+            version: 1,
+        }
+    }
+
+    /// Checks the ids, title and user id this record carries.
+    pub fn validate(&self) -> Result<()> {
+        keys::validate_id("conversation id", &self.id)?;
+        if let Some(user) = &self.user_id {
+            keys::validate_user_id(user)?;
+        }
+        if let Some(title) = &self.title {
+            keys::validate_title(title)?;
+        }
+        Ok(())
+    }
+
+    /// The list-view summary of this record.
+    pub fn summary(&self) -> ConversationSummary {
+        ConversationSummary {
+            id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            title: self.title.clone(),
+            created_at: self.created_at,
+            last_active: self.last_active,
+            archived: self.archived,
+            message_count: self.message_count,
+            file_count: self.file_count,
+        }
+    }
+
+    /// Applies an append to this record and returns the stored messages.
+    ///
+    /// This is the one definition of what appending means, shared by every backend:
+    /// messages get `seq` values `message_count + 1 ..`; `message_count` grows;
+    /// `last_active` becomes `at` (never moving backwards); the title is set from the
+    /// first user message when the conversation has none yet; `version` grows by one.
+    /// A backend calls it on the record it read, then writes the result atomically.
+    pub fn apply_append(&mut self, messages: Vec<NewMessage>, at: DateTime<Utc>) -> Vec<Message> {
+        let mut stored = Vec::with_capacity(messages.len());
+        for message in messages {
+            if self.title.is_none() && message.role == Role::User {
+                self.title = Some(auto_title(&message.content));
+            }
+            self.message_count += 1;
+            stored.push(message.into_message(self.message_count));
+        }
+        if !stored.is_empty() {
+            self.last_active = self.last_active.max(at);
+            self.version += 1;
+        }
+        stored
+    }
+
+    /// Applies a metadata-only update; returns whether anything changed.
+    ///
+    /// Bumps `version` when it changes something; never touches `last_active`.
+    pub fn apply_patch(&mut self, patch: &ConversationPatch) -> bool {
+        let mut changed = false;
+        if let Some(title) = &patch.title {
+            if self.title.as_ref() != Some(title) {
+                self.title = Some(title.clone());
+                changed = true;
+            }
+        }
+        if let Some(archived) = patch.archived {
+            if self.archived != archived {
+                self.archived = archived;
+                changed = true;
+            }
+        }
+        if let Some(metadata) = &patch.metadata {
+            if &self.metadata != metadata {
+                self.metadata = metadata.clone();
+                changed = true;
+            }
+        }
+        if changed {
+            self.version += 1;
+        }
+        changed
+    }
+}
+
+/// The auto-title of a conversation: the first 50 characters of its first user message,
+/// plus `"..."` when the message is longer.
+///
+/// Characters are Unicode scalar values, so a multibyte character is never split.
+///
+/// ```
+/// use chatvault_core::auto_title;
+///
+/// assert_eq!(auto_title("Hello!"), "Hello!");
+/// assert_eq!(auto_title(&"é".repeat(60)), format!("{}...", "é".repeat(50)));
+/// ```
+pub fn auto_title(content: &str) -> String {
+    const MAX: usize = 50;
+    match content.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &content[..cut]),
+        None => content.to_owned(),
+    }
+}
+
+/// A conversation with all its messages and attachments: what the required
+/// [`MessagesBackend`](crate::MessagesBackend) methods `save` and `get` exchange.
+///
+/// JSON fields: `record`, `messages`, `files`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredConversation {
+    /// The record.
+    pub record: ConversationRecord,
+    /// All messages, in `seq` order.
+    #[serde(default)]
+    pub messages: Vec<Message>,
+    /// All attachments, oldest first.
+    #[serde(default)]
+    pub files: Vec<FileAttachment>,
+}
+
+impl StoredConversation {
+    /// A conversation with no messages and no files.
+    pub fn new(record: ConversationRecord) -> Self {
+        StoredConversation {
+            record,
+            messages: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+}
+
+/// What a list view needs about a conversation, without its messages.
+///
+/// JSON fields: `id`, `user_id`, `title`, `created_at`, `last_active`, `archived`,
+/// `message_count`, `file_count`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    /// The conversation's id.
+    pub id: String,
+    /// Its owner, if any.
+    pub user_id: Option<String>,
+    /// Its title, if any.
+    pub title: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When a message or file was last added.
+    pub last_active: DateTime<Utc>,
+    /// Whether it is archived.
+    pub archived: bool,
+    /// How many messages it holds.
+    pub message_count: u64,
+    /// How many attachments it holds.
+    pub file_count: u64,
+}
+
+/// A file attached to a conversation. The bytes live in the
+/// [`FilesBackend`](crate::FilesBackend) under `storage_key`.
+///
+/// JSON fields: `id`, `filename`, `content_type`, `size`, `sha256` (lowercase hex),
+/// `storage_key`, `uploaded_at`, `metadata`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileAttachment {
+    /// The attachment's id.
+    pub id: String,
+    /// The file name as the user gave it (used as the download name).
+    pub filename: String,
+    /// Its MIME type.
+    pub content_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// SHA-256 of its bytes, lowercase hex.
+    pub sha256: String,
+    /// Where its bytes are in the files backend (see [`keys::storage_key`]).
+    pub storage_key: String,
+    /// When it was attached.
+    pub uploaded_at: DateTime<Utc>,
+    /// Free-form metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+/// One entry of a conversation's history in the form LLM APIs take:
+/// `{"role": "...", "content": "..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Who wrote it.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+}
+
+impl From<&Message> for HistoryEntry {
+    fn from(m: &Message) -> Self {
+        HistoryEntry {
+            role: m.role.clone(),
+            content: m.content.clone(),
+        }
+    }
+}
+
+/// A metadata-only change to a conversation. Fields left `None` are kept.
+///
+/// Applying a patch never rewrites the conversation's messages.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConversationPatch {
+    /// A new title.
+    pub title: Option<String>,
+    /// Archive (`true`) or unarchive (`false`).
+    pub archived: Option<bool>,
+    /// New metadata, replacing the old.
+    pub metadata: Option<Metadata>,
+}
+
+impl ConversationPatch {
+    /// Checks the values the patch would store.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(title) = &self.title {
+            keys::validate_title(title)?;
+        }
+        Ok(())
+    }
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Pass this back (in [`ListOptions::cursor`] or [`MessageRange`]) for the next
+    /// page; `None` when there is none.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Whether there are more items after this page.
+    pub fn has_more(&self) -> bool {
+        self.next_cursor.is_some()
+    }
+}
+
+/// Options for listing conversations.
+///
+/// ```
+/// use chatvault_core::ListOptions;
+///
+/// let first = ListOptions::new().limit(20).include_archived(true);
+/// assert_eq!(first.limit, 20);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListOptions {
+    /// At most this many summaries per page (1..=[`ListOptions::MAX_LIMIT`]).
+    pub limit: usize,
+    /// The `next_cursor` of the previous page; `None` for the first page.
+    pub cursor: Option<String>,
+    /// Include archived conversations.
+    pub include_archived: bool,
+}
+
+impl ListOptions {
+    /// The default page size.
+    pub const DEFAULT_LIMIT: usize = 50;
+    /// The largest page size.
+    pub const MAX_LIMIT: usize = 1000;
+
+    /// The first page, [`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT) items, archived excluded.
+    pub fn new() -> Self {
+        ListOptions {
+            limit: Self::DEFAULT_LIMIT,
+            cursor: None,
+            include_archived: false,
+        }
+    }
+
+    /// Sets the page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Continues after a previous page.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    /// Includes archived conversations.
+    pub fn include_archived(mut self, include: bool) -> Self {
+        self.include_archived = include;
+        self
+    }
+
+    /// Checks the limit and decodes the cursor.
+    pub fn validate(&self) -> Result<Option<ListCursor>> {
+        if self.limit == 0 || self.limit > Self::MAX_LIMIT {
+            return Err(Error::invalid_input(
+                "limit",
+                format!("must be 1..={}, got {}", Self::MAX_LIMIT, self.limit),
+            ));
+        }
+        self.cursor.as_deref().map(ListCursor::decode).transpose()
+    }
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The position in a conversation listing, which is ordered by `last_active`
+/// descending, then `id` descending.
+///
+/// Encoded as an opaque string in [`Page::next_cursor`]. A listing continues strictly
+/// after the cursor's position, so a conversation created while a client pages through
+/// (which sorts first) never shifts the later pages: nothing is skipped or repeated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListCursor {
+    /// `last_active` of the last summary returned.
+    pub last_active: DateTime<Utc>,
+    /// `id` of the last summary returned.
+    pub id: String,
+}
+
+impl ListCursor {
+    /// The cursor after `summary`.
+    pub fn after(summary: &ConversationSummary) -> Self {
+        ListCursor {
+            last_active: summary.last_active,
+            id: summary.id.clone(),
+        }
+    }
+
+    /// The opaque string form.
+    pub fn encode(&self) -> String {
+        format!("v1.{}.{}", self.last_active.timestamp_micros(), self.id)
+    }
+
+    /// Parses [`encode`](Self::encode)'s output.
+    pub fn decode(s: &str) -> Result<Self> {
+        let bad =
+            || Error::invalid_input("cursor", format!("not a cursor this library made: {s:?}"));
+        let rest = s.strip_prefix("v1.").ok_or_else(bad)?;
+        let (micros, id) = rest.split_once('.').ok_or_else(bad)?;
+        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        let last_active = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+        keys::validate_id("cursor", id).map_err(|_| bad())?;
+        Ok(ListCursor {
+            last_active,
+            id: id.to_owned(),
+        })
+    }
+
+    /// Whether a conversation at (`last_active`, `id`) is listed strictly after this
+    /// cursor, that is, belongs on a later page.
+    pub fn comes_after(&self, last_active: DateTime<Utc>, id: &str) -> bool {
+        (last_active, id) < (self.last_active, self.id.as_str())
+    }
+}
+
+/// Sorts summaries into listing order (newest activity first, then id descending).
+pub fn sort_for_listing(items: &mut [ConversationSummary]) {
+    items.sort_by(|a, b| (b.last_active, b.id.as_str()).cmp(&(a.last_active, a.id.as_str())));
+}
+
+/// Which messages of a conversation to read, by `seq`.
+///
+/// Results are always in ascending `seq` order.
+///
+/// ```
+/// use chatvault_core::MessageRange;
+///
+/// let everything = MessageRange::all();
+/// let next_page = MessageRange::after(200).limit(100); // seq 201..=300
+/// let tail = MessageRange::last(10);                    // the newest 10
+/// let older = MessageRange::before(51).limit(50);       // seq 1..=50
+/// # let _ = (everything, next_page, tail, older);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageRange {
+    /// Messages with `seq > after`, oldest first, at most `limit` of them.
+    After {
+        /// Exclusive lower bound (0 for the start).
+        after: u64,
+        /// At most this many; `None` for no limit.
+        limit: Option<usize>,
+    },
+    /// The newest `limit` messages with `seq < before` (`None`: the end), returned
+    /// in ascending order.
+    Before {
+        /// Exclusive upper bound; `None` for the end of the conversation.
+        before: Option<u64>,
+        /// At most this many.
+        limit: usize,
+    },
+}
+
+impl MessageRange {
+    /// Every message.
+    pub fn all() -> Self {
+        MessageRange::After {
+            after: 0,
+            limit: None,
+        }
+    }
+
+    /// Messages after `seq` (exclusive).
+    pub fn after(seq: u64) -> Self {
+        MessageRange::After {
+            after: seq,
+            limit: None,
+        }
+    }
+
+    /// Messages before `seq` (exclusive); set how many with [`limit`](Self::limit).
+    pub fn before(seq: u64) -> Self {
+        MessageRange::Before {
+            before: Some(seq),
+            limit: usize::MAX,
+        }
+    }
+
+    /// The newest `n` messages.
+    pub fn last(n: usize) -> Self {
+        MessageRange::Before {
+            before: None,
+            limit: n,
+        }
+    }
+
+    /// Caps how many messages are returned.
+    pub fn limit(self, n: usize) -> Self {
+        match self {
+            MessageRange::After { after, .. } => MessageRange::After {
+                after,
+                limit: Some(n),
+            },
+            MessageRange::Before { before, .. } => MessageRange::Before { before, limit: n },
+        }
+    }
+
+    /// The range continuing in the same direction from a page's `next_cursor`.
+    pub fn continue_from(&self, cursor: &str) -> Result<Self> {
+        let seq: u64 = cursor.parse().map_err(|_| {
+            Error::invalid_input("cursor", format!("not a message cursor: {cursor:?}"))
+        })?;
+        Ok(match self {
+            MessageRange::After { limit, .. } => MessageRange::After {
+                after: seq,
+                limit: *limit,
+            },
+            MessageRange::Before { limit, .. } => MessageRange::Before {
+                before: Some(seq),
+                limit: *limit,
+            },
+        })
+    }
+
+    /// The seq bounds `(first, last)` inclusive this range selects in a conversation of
+    /// `count` messages, and whether more messages lie beyond them in the range's
+    /// direction. `None` when it selects nothing.
+    ///
+    /// Backends that store messages by `seq` use this to turn a range into a key range.
+    pub fn resolve(&self, count: u64) -> Option<(u64, u64)> {
+        match *self {
+            MessageRange::After { after, limit } => {
+                let first = after.checked_add(1)?;
+                if first > count {
+                    return None;
+                }
+                let last = match limit {
+                    Some(0) => return None,
+                    Some(n) => count.min(first.saturating_add(n as u64 - 1)),
+                    None => count,
+                };
+                Some((first, last))
+            }
+            MessageRange::Before { before, limit } => {
+                let last = match before {
+                    Some(b) => b.saturating_sub(1).min(count),
+                    None => count,
+                };
+                if last == 0 || limit == 0 {
+                    return None;
+                }
+                let first = last.saturating_sub(limit as u64 - 1).max(1);
+                Some((first, last))
+            }
+        }
+    }
+
+    /// The `next_cursor` for a page that returned seq `first..=last` of this range
+    /// (before any backend-side truncation): `Some` when more messages lie beyond.
+    pub fn next_cursor(&self, first: u64, last: u64, count: u64) -> Option<String> {
+        match self {
+            MessageRange::After { .. } => (last < count).then(|| last.to_string()),
+            MessageRange::Before { .. } => (first > 1).then(|| first.to_string()),
+        }
+    }
+
+    /// Selects this range from messages held in `seq` order with seq `1..=len`
+    /// (the reference implementation used by in-memory backends and the defaults).
+    pub fn select(&self, messages: &[Message]) -> Page<Message> {
+        let count = messages.len() as u64;
+        match self.resolve(count) {
+            None => Page {
+                items: Vec::new(),
+                next_cursor: None,
+            },
+            Some((first, last)) => Page {
+                items: messages[(first - 1) as usize..last as usize].to_vec(),
+                next_cursor: self.next_cursor(first, last, count),
+            },
+        }
+    }
+}
+
+/// The result of [`MessagesBackend::append_messages`](crate::MessagesBackend::append_messages).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Appended {
+    /// The conversation's record after the append.
+    pub record: ConversationRecord,
+    /// The messages as stored, with their `seq`.
+    pub messages: Vec<Message>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(n: u64) -> Vec<Message> {
+        (1..=n)
+            .map(|i| NewMessage::new(Role::User, format!("m{i}")).into_message(i))
+            .collect()
+    }
+
+    fn seqs(p: &Page<Message>) -> Vec<u64> {
+        p.items.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn auto_title_counts_characters() {
+        assert_eq!(auto_title(""), "");
+        let exactly_50 = "a".repeat(50);
+        assert_eq!(auto_title(&exactly_50), exactly_50);
+        assert_eq!(
+            auto_title(&"a".repeat(51)),
+            format!("{}...", "a".repeat(50))
+        );
+        let emoji = "👋🏽".repeat(40); // 80 chars, 4 bytes each
+        let t = auto_title(&emoji);
+        assert_eq!(t.chars().count(), 53);
+        assert!(t.ends_with("..."));
+        let mixed = format!("{}{}", "日本語".repeat(17), "x"); // 52 chars
+        assert_eq!(auto_title(&mixed).chars().count(), 53);
+    }
+
+    #[test]
+    fn append_assigns_seq_and_titles_from_first_user_message() {
+        let mut rec = ConversationRecord::new(Some("u".into()));
+        let at = rec.last_active + chrono::Duration::seconds(5);
+        let out = rec.apply_append(
+            vec![
+                NewMessage::new(Role::System, "be nice"),
+                NewMessage::new(Role::User, "first question"),
+                NewMessage::new(Role::User, "second"),
+            ],
+            at,
+        );
+        assert_eq!(out.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(rec.title.as_deref(), Some("first question"));
+        assert_eq!(rec.message_count, 3);
+        assert_eq!(rec.last_active, at);
+        assert_eq!(rec.version, 2);
+        // An explicit title is never replaced, and last_active never goes back.
+        rec.title = Some("mine".into());
+        let earlier = at - chrono::Duration::seconds(60);
+        let out = rec.apply_append(vec![NewMessage::new(Role::User, "x")], earlier);
+        assert_eq!(out[0].seq, 4);
+        assert_eq!(rec.title.as_deref(), Some("mine"));
+        assert_eq!(rec.last_active, at);
+    }
+
+    #[test]
+    fn ranges_select_by_seq() {
+        let m = msgs(10);
+        assert_eq!(
+            seqs(&MessageRange::all().select(&m)),
+            (1..=10).collect::<Vec<_>>()
+        );
+        let p = MessageRange::after(3).limit(4).select(&m);
+        assert_eq!(seqs(&p), vec![4, 5, 6, 7]);
+        assert_eq!(p.next_cursor.as_deref(), Some("7"));
+        let p2 = MessageRange::after(3)
+            .limit(4)
+            .continue_from("7")
+            .unwrap()
+            .select(&m);
+        assert_eq!(seqs(&p2), vec![8, 9, 10]);
+        assert_eq!(p2.next_cursor, None);
+        let tail = MessageRange::last(3).select(&m);
+        assert_eq!(seqs(&tail), vec![8, 9, 10]);
+        assert_eq!(tail.next_cursor.as_deref(), Some("8"));
+        let older = MessageRange::last(3).continue_from("8").unwrap().select(&m);
+        assert_eq!(seqs(&older), vec![5, 6, 7]);
+        assert_eq!(seqs(&MessageRange::last(50).select(&m)).len(), 10);
+        assert!(MessageRange::last(0).select(&m).items.is_empty());
+        assert!(MessageRange::after(10).select(&m).items.is_empty());
+        assert!(MessageRange::after(u64::MAX).select(&m).items.is_empty());
+        assert!(MessageRange::before(1).select(&m).items.is_empty());
+        assert_eq!(seqs(&MessageRange::before(3).select(&m)), vec![1, 2]);
+        assert!(MessageRange::all().select(&[]).items.is_empty());
+        assert!(MessageRange::last(5).select(&[]).items.is_empty());
+    }
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = ListCursor {
+            last_active: now(),
+            id: new_id(),
+        };
+        assert_eq!(ListCursor::decode(&c.encode()).unwrap(), c);
+        for bad in [
+            "",
+            "v1.",
+            "v1.x.y",
+            "v2.1.abc",
+            "v1.1.a/b",
+            "v1.99999999999999999999.a",
+        ] {
+            assert!(
+                matches!(ListCursor::decode(bad), Err(Error::InvalidInput { .. })),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn role_serde_keeps_unknown_roles() {
+        let r: Role = serde_json::from_str("\"Critic\"").unwrap();
+        assert_eq!(r, Role::Other("Critic".into()));
+        assert_eq!(serde_json::to_string(&r).unwrap(), "\"Critic\"");
+        let u: Role = serde_json::from_str("\"USER\"").unwrap();
+        assert_eq!(u, Role::User);
+    }
+
+    #[test]
+    fn metadata_numbers_round_trip_exactly_through_json() {
+        let json = r#"{"f":0.1,"tiny":1e-300,"big":18446744073709551615,"neg":-9223372036854775808,"p53":9007199254740993,"pi":3.141592653589793}"#;
+        let m: Metadata = serde_json::from_str(json).unwrap();
+        let back: Metadata = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(m, back);
+        assert_eq!(back["big"].as_u64(), Some(u64::MAX));
+        assert_eq!(back["p53"].as_u64(), Some(9_007_199_254_740_993));
+        assert_eq!(back["f"].as_f64(), Some(0.1));
+    }
+}
