@@ -61,6 +61,9 @@ validate_port() {
 }
 validate_port CHATVAULT_S3_PORT "$S3_PORT"
 validate_port CHATVAULT_DYNAMODB_PORT "$DDB_PORT"
+if ((10#$S3_PORT == 10#$DDB_PORT)); then
+    die "CHATVAULT_S3_PORT and CHATVAULT_DYNAMODB_PORT must differ (both are $S3_PORT)"
+fi
 
 # ---------------------------------------------------------------------------
 # install
@@ -381,7 +384,12 @@ cmd_install() {
     return $rc
 }
 
+need_curl() {
+    command -v curl >/dev/null 2>&1 || die "curl is needed for the health checks but is not on PATH"
+}
+
 cmd_start() {
+    need_curl
     mkdir -p "$STATE_DIR"
     local ls_action ddb_action
     ls_action=$(check_one "$LS_NAME" "$LS_PIDFILE" "$ls_pattern" "$S3_PORT" s3_healthy CHATVAULT_S3_PORT) || exit 1
@@ -445,6 +453,7 @@ cmd_stop() {
 }
 
 cmd_status() {
+    need_curl
     local ok=0 pid
     if pid=$(our_pid "$LS_PIDFILE" "$ls_pattern"); then
         if s3_healthy; then
