@@ -170,10 +170,10 @@ pub fn encode_component(raw: &str, max_len: usize) -> String {
         let digest = crate::vault::sha256_hex(raw.as_bytes());
         let mut cut = max_len - 33;
         // Do not cut inside a "%XX" escape.
-        if let Some(pct) = encoded[..cut].rfind('%') {
-            if pct + 3 > cut {
-                cut = pct;
-            }
+        if let Some(pct) = encoded[..cut].rfind('%')
+            && pct + 3 > cut
+        {
+            cut = pct;
         }
         encoded.truncate(cut);
         encoded.push('~');

@@ -297,23 +297,23 @@ impl ConversationRecord {
     /// Bumps `version` when it changes something; never touches `last_active`.
     pub fn apply_patch(&mut self, patch: &ConversationPatch) -> bool {
         let mut changed = false;
-        if let Some(title) = &patch.title {
-            if self.title.as_ref() != Some(title) {
-                self.title = Some(title.clone());
-                changed = true;
-            }
+        if let Some(title) = &patch.title
+            && self.title.as_ref() != Some(title)
+        {
+            self.title = Some(title.clone());
+            changed = true;
         }
-        if let Some(archived) = patch.archived {
-            if self.archived != archived {
-                self.archived = archived;
-                changed = true;
-            }
+        if let Some(archived) = patch.archived
+            && self.archived != archived
+        {
+            self.archived = archived;
+            changed = true;
         }
-        if let Some(metadata) = &patch.metadata {
-            if &self.metadata != metadata {
-                self.metadata = metadata.clone();
-                changed = true;
-            }
+        if let Some(metadata) = &patch.metadata
+            && &self.metadata != metadata
+        {
+            self.metadata = metadata.clone();
+            changed = true;
         }
         if changed {
             self.version += 1;
