@@ -1,0 +1,160 @@
+//! Small file-system helpers shared by both backends.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use chatvault_core::{Error, Result};
+
+use crate::error::{BACKEND, io_at};
+
+/// Temporary entries older than this are removed when a store is opened: nothing
+/// legitimately keeps one that long, and younger ones may belong to another live process.
+pub(crate) const STALE_TEMP_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Runs blocking file-system work on tokio's blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(Error::backend(BACKEND, join)),
+    }
+}
+
+/// Flushes a directory's entries (new, renamed or removed names) to disk.
+///
+/// A no-op where directories cannot be opened as files (Windows).
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_at("sync directory", dir))?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Creates `dir` and its parents, flushing each new entry to disk.
+pub(crate) fn create_dir_all_durable(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_all_durable(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) => return Err(io_at("create directory", dir)(e)),
+    }
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Replaces `path` with `bytes` atomically: writes `tmp`, flushes it, renames it over
+/// `path`; then flushes the directory when `sync_parent`.
+///
+/// The caller guarantees no one else writes `tmp` at the same time.
+pub(crate) fn write_atomic(path: &Path, tmp: &Path, bytes: &[u8], sync_parent: bool) -> Result<()> {
+    let mut guard = TempPath::new(tmp.to_owned());
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .map_err(io_at("create", tmp))?;
+    file.write_all(bytes).map_err(io_at("write", tmp))?;
+    file.sync_all().map_err(io_at("sync", tmp))?;
+    drop(file);
+    fs::rename(tmp, path).map_err(io_at("rename into place", path))?;
+    guard.disarm();
+    if sync_parent && let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// A path removed (file or directory tree) when dropped, unless disarmed: the cleanup of
+/// a temporary that did not make it into place, on every early return and on panics.
+#[derive(Debug)]
+pub(crate) struct TempPath {
+    path: Option<PathBuf>,
+}
+
+impl TempPath {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        TempPath { path: Some(path) }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// Keeps the path: it was renamed into place.
+    pub(crate) fn disarm(&mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            // Best effort: a leftover is removed by the next open's sweep of stale temps.
+            if fs::remove_file(&path).is_err() {
+                let _ = fs::remove_dir_all(&path);
+            }
+        }
+    }
+}
+
+/// Whether two metadata describe the same file (same device and inode on unix).
+pub(crate) fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows does not let a directory with open files be renamed, so the file at a
+        // path cannot change under an open, locked handle.
+        let _ = (a, b);
+        true
+    }
+}
+
+/// Removes the entries of `dir` last modified more than `older_than` ago (all of them
+/// when `older_than` is zero). Best effort: errors are ignored.
+pub(crate) fn sweep(dir: &Path, older_than: Duration) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old_enough = older_than.is_zero()
+            || entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > older_than);
+        if old_enough && fs::remove_file(&path).is_err() {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Whether an I/O error says the path (or one of its parents) does not exist.
+pub(crate) fn is_not_found(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
