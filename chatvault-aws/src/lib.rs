@@ -1,1 +1,224 @@
-//! placeholder
+//! # chatvault-aws
+//!
+//! ChatVault backends on AWS: [`DynamoMessages`] keeps conversations and messages in one
+//! DynamoDB table, [`S3Files`] keeps attachments in an S3 bucket (or any S3-compatible
+//! store). Both build from the AWS SDK's own configuration, take an explicit endpoint for
+//! LocalStack / DynamoDB Local, or accept a ready SDK client.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use chatvault_aws::{DynamoMessages, S3Files};
+//! use chatvault_core::{ChatVault, Role};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> chatvault_core::Result<()> {
+//! // Region, credentials and endpoints come from the SDK's configuration: the environment
+//! // (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, ...), ~/.aws/config, or
+//! // the instance's role.
+//! let messages = DynamoMessages::from_env("chatvault").await;
+//! messages.create_table().await?; // idempotent; or provision the table with IaC
+//! let files = S3Files::from_env("my-chatvault-files").await;
+//! files.create_bucket_if_missing().await?;
+//!
+//! let vault = ChatVault::new(messages, files);
+//! let mut conversation = vault.create_conversation(Some("user-123")).await?;
+//! conversation.add_message(Role::User, "Hello!").await?;
+//! let file = conversation
+//!     .attach_file("résumé 2026.pdf", &b"%PDF-1.7 ..."[..], "application/pdf")
+//!     .await?;
+//! let url = conversation.file_url(&file.id, Duration::from_secs(600)).await?;
+//! println!("download: {}", url.expect("S3 signs URLs"));
+//! # Ok(()) }
+//! ```
+//!
+//! With a shared [`aws_config::SdkConfig`], explicit endpoints, timeouts and retries:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use aws_config::retry::RetryConfig;
+//! use aws_config::timeout::TimeoutConfig;
+//! use chatvault_aws::{DynamoMessages, S3Files};
+//!
+//! # async fn example() -> chatvault_core::Result<()> {
+//! let sdk = aws_config::load_from_env().await;
+//! let timeouts = TimeoutConfig::builder()
+//!     .connect_timeout(Duration::from_secs(2))
+//!     .operation_timeout(Duration::from_secs(30))
+//!     .build();
+//! let messages = DynamoMessages::builder("chatvault")
+//!     .sdk_config(&sdk)
+//!     .endpoint_url("http://localhost:8000")
+//!     .timeout_config(timeouts.clone())
+//!     .retry_config(RetryConfig::standard().with_max_attempts(3))
+//!     .build()
+//!     .await?;
+//! let files = S3Files::builder("my-chatvault-files")
+//!     .sdk_config(&sdk)
+//!     .endpoint_url("http://localhost:4566") // path-style addressing follows
+//!     .timeout_config(timeouts)
+//!     .checksums_when_required(true) // for MinIO, R2, Ceph, older LocalStack
+//!     .build()
+//!     .await?;
+//! # let _ = (messages, files); Ok(()) }
+//! ```
+//!
+//! ## The DynamoDB table
+//!
+//! One table holds everything. For users who provision it with infrastructure code, this
+//! is exactly what [`DynamoMessages::create_table`] creates:
+//!
+//! | | |
+//! |---|---|
+//! | billing | `PAY_PER_REQUEST` (any mode works) |
+//! | attribute definitions | `pk` S, `sk` S, `user_id` S, `list_shard` S, `activity` S |
+//! | key schema | `pk` HASH, `sk` RANGE |
+//! | GSI `by_user` | `user_id` HASH, `activity` RANGE; projection `INCLUDE`: `title`, `created_at`, `last_active`, `archived`, `message_count`, `file_count` |
+//! | GSI `by_activity` | `list_shard` HASH, `activity` RANGE; projection `INCLUDE`: `user_id`, `title`, `created_at`, `last_active`, `archived`, `message_count`, `file_count` |
+//!
+//! As CloudFormation:
+//!
+//! ```yaml
+//! ChatVaultTable:
+//!   Type: AWS::DynamoDB::Table
+//!   Properties:
+//!     BillingMode: PAY_PER_REQUEST
+//!     AttributeDefinitions:
+//!       - { AttributeName: pk, AttributeType: S }
+//!       - { AttributeName: sk, AttributeType: S }
+//!       - { AttributeName: user_id, AttributeType: S }
+//!       - { AttributeName: list_shard, AttributeType: S }
+//!       - { AttributeName: activity, AttributeType: S }
+//!     KeySchema:
+//!       - { AttributeName: pk, KeyType: HASH }
+//!       - { AttributeName: sk, KeyType: RANGE }
+//!     GlobalSecondaryIndexes:
+//!       - IndexName: by_user
+//!         KeySchema:
+//!           - { AttributeName: user_id, KeyType: HASH }
+//!           - { AttributeName: activity, KeyType: RANGE }
+//!         Projection:
+//!           ProjectionType: INCLUDE
+//!           NonKeyAttributes: [title, created_at, last_active, archived, message_count, file_count]
+//!       - IndexName: by_activity
+//!         KeySchema:
+//!           - { AttributeName: list_shard, KeyType: HASH }
+//!           - { AttributeName: activity, KeyType: RANGE }
+//!         Projection:
+//!           ProjectionType: INCLUDE
+//!           NonKeyAttributes: [user_id, title, created_at, last_active, archived, message_count, file_count]
+//! ```
+//!
+//! ### Items
+//!
+//! **The conversation item** (`pk` = conversation id, `sk` = `"#conversation"`):
+//!
+//! | attribute | type | holds |
+//! |---|---|---|
+//! | `format` | N | layout version, `1` |
+//! | `user_id` | S | owner; absent when none (so the conversation is not in `by_user`) |
+//! | `title` | S | absent until set or auto-titled |
+//! | `created_at`, `last_active` | S | RFC 3339, UTC, exactly 6 fractional digits (`2026-01-02T03:04:05.123456Z`): fixed width, so string order is time order |
+//! | `activity` | S | `{last_active}#{id}`: the GSIs' sort key |
+//! | `list_shard` | S | `all#0` .. `all#7`, FNV-1a hash of the id: the `by_activity` partition |
+//! | `archived` | BOOL | |
+//! | `metadata` | S | the metadata as JSON text, so that every float and 64-bit integer survives exactly (DynamoDB numbers would not keep `1e-300` or `u64::MAX` as JSON wrote them) |
+//! | `message_count`, `file_count`, `version` | N | `version` grows with every change: the optimistic-concurrency check |
+//! | `files` | S | the attachments' records, as a JSON list |
+//!
+//! **One item per message** (`pk` = conversation id, `sk` = `m#` + `seq` zero-padded to
+//! 20 digits, e.g. `m#00000000000000000042`, so that string order is `seq` order for every
+//! `u64`): `seq` N, `id` S, `role` S, `content` S, `created_at` S, and `metadata` S (JSON
+//! text, absent when empty).
+//!
+//! ### Costs and limits
+//!
+//! - **Append**: one `GetItem` plus one `TransactWriteItems` of `1 + n` writes (2 WCU per
+//!   KB each: transactions cost double), whatever the conversation's length. A message is
+//!   at most 400 KB as an item, an append at most [`MAX_APPEND_MESSAGES`] messages and
+//!   4 MB: larger appends are refused with [`Error::TooLarge`](chatvault_core::Error),
+//!   nothing written. There is no limit on a conversation's length.
+//! - **Reading messages**: one `Query` per page of up to 1 MB (about 2,000 messages of
+//!   400 bytes); `Conversation::messages()` reads 5,000 such messages in 5 requests.
+//! - **A user's conversations** (`by_user`): one `Query` per page; archived conversations
+//!   are read and filtered out unless asked for, so a user with many archived ones costs
+//!   more to list.
+//! - **Every conversation** (`by_activity`, [`ChatVault::list_all_conversations`]): the
+//!   conversations are spread over 8 index partitions, so that the index does not cap the
+//!   table's write rate at one partition's 1,000 writes/s; a listing page costs 8 `Query`
+//!   requests (one per partition, run concurrently, merged). Every conversation-item write
+//!   (append, file change, rename) also writes both GSIs: 3 writes instead of 1.
+//! - **The conversation item** holds the attachment list, so a conversation holds about
+//!   1,000 attachments (400 KB) at most; adding more fails with `TooLarge`.
+//! - GSIs are eventually consistent on AWS: a new or changed conversation shows up in
+//!   listings a moment later. Everything else reads consistently.
+//!
+//! [`ChatVault::list_all_conversations`]: chatvault_core::ChatVault::list_all_conversations
+//!
+//! ## S3
+//!
+//! [`S3Files`] stores each attachment under its storage key (optionally below a prefix),
+//! uploads streams larger than the multipart threshold (8 MiB) in parts of 8 MiB (both
+//! adjustable), aborting the upload on any failure, streams downloads, and presigns
+//! `GetObject` URLs that carry `Content-Disposition: attachment` with the original file
+//! name ([`content_disposition`]). Presigned URLs live at most 7 days.
+//!
+//! ## Running the tests
+//!
+//! The tests run against local emulators and **fail** (never skip) when no endpoint is
+//! configured, so they can never reach real AWS by accident:
+//!
+//! ```text
+//! ./scripts/test.sh -p chatvault-aws                 # starts and stops the emulators itself
+//!
+//! scripts/emulators.sh start                        # or by hand: LocalStack S3 + DynamoDB Local
+//! eval "$(scripts/emulators.sh env)"                # AWS_ENDPOINT_URL_S3, ..._DYNAMODB, test keys
+//! cargo test -p chatvault-aws
+//! ```
+//!
+//! With Docker, a LocalStack container answers both services on one port
+//! (`AWS_ENDPOINT_URL=http://localhost:4566`), or pair a LocalStack for S3 with DynamoDB
+//! Local:
+//!
+//! ```text
+//! docker run -d -p 4566:4566 localstack/localstack:4.14.0
+//! docker run -d -p 8000:8000 amazon/dynamodb-local
+//! export AWS_ENDPOINT_URL=http://localhost:4566 AWS_ENDPOINT_URL_DYNAMODB=http://localhost:8000
+//! export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+//! cargo test -p chatvault-aws
+//! ```
+//!
+//! The benchmark (`cargo bench -p chatvault-aws --bench dynamo`) prints the cost of an
+//! append at 10 and 5,000 messages and the requests a 5,000-message read takes.
+//!
+//! ## Build weight
+//!
+//! The SDK crates are used with `default-features = false` and only `rt-tokio`,
+//! `default-https-client` and `behavior-version-latest`: no SigV4a, no SSO or
+//! `credential_process` providers, one TLS stack (rustls with aws-lc). That is about 160
+//! crates and 100 s for a clean debug build on two cores, instead of about 200 crates.
+//! If you need SSO profiles, add `aws-config` with its `sso` feature to your own
+//! `Cargo.toml`; features add up.
+
+#![forbid(unsafe_code)]
+
+mod dynamo;
+mod s3;
+mod sdk;
+
+pub use dynamo::{
+    DEFAULT_MAX_WRITE_ATTEMPTS, DynamoMessages, DynamoMessagesBuilder, MAX_APPEND_MESSAGES,
+};
+pub use s3::{
+    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, MAX_PART_SIZE, MAX_PARTS, MAX_PRESIGNED_EXPIRY,
+    MIN_PART_SIZE, S3Files, S3FilesBuilder, content_disposition,
+};
+
+/// The AWS SDK crates this one is built on, for building clients and configurations of
+/// the exact versions it takes.
+pub mod reexports {
+    pub use aws_config;
+    pub use aws_sdk_dynamodb;
+    pub use aws_sdk_s3;
+}

@@ -1,0 +1,3 @@
+//! Benchmark of `DynamoMessages` on DynamoDB Local (placeholder until written).
+
+fn main() {}

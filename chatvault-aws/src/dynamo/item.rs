@@ -1,0 +1,413 @@
+//! The table layout: attribute names, key encodings, and items to and from the model.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chatvault_core::{
+    ConversationRecord, ConversationSummary, Error, FileAttachment, Message, Metadata, Result, Role,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::BACKEND;
+
+/// An item as the SDK holds it.
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Partition key (S): the conversation id.
+pub(crate) const PK: &str = "pk";
+/// Sort key (S): [`CONVERSATION_SK`] or [`message_sk`].
+pub(crate) const SK: &str = "sk";
+/// Sort key of the conversation item.
+pub(crate) const CONVERSATION_SK: &str = "#conversation";
+/// Prefix of message items' sort keys.
+pub(crate) const MESSAGE_PREFIX: &str = "m#";
+
+pub(crate) const FORMAT: &str = "format";
+/// The format version written to conversation items.
+pub(crate) const FORMAT_VERSION: u64 = 1;
+pub(crate) const USER_ID: &str = "user_id";
+pub(crate) const TITLE: &str = "title";
+pub(crate) const CREATED_AT: &str = "created_at";
+pub(crate) const LAST_ACTIVE: &str = "last_active";
+pub(crate) const ACTIVITY: &str = "activity";
+pub(crate) const LIST_SHARD: &str = "list_shard";
+pub(crate) const ARCHIVED: &str = "archived";
+pub(crate) const METADATA: &str = "metadata";
+pub(crate) const MESSAGE_COUNT: &str = "message_count";
+pub(crate) const FILE_COUNT: &str = "file_count";
+pub(crate) const VERSION: &str = "version";
+pub(crate) const FILES: &str = "files";
+pub(crate) const SEQ: &str = "seq";
+pub(crate) const ID: &str = "id";
+pub(crate) const ROLE: &str = "role";
+pub(crate) const CONTENT: &str = "content";
+
+/// GSI listing one user's conversations: `user_id` (HASH), `activity` (RANGE).
+pub(crate) const BY_USER_INDEX: &str = "by_user";
+/// GSI listing every conversation: `list_shard` (HASH), `activity` (RANGE).
+pub(crate) const BY_ACTIVITY_INDEX: &str = "by_activity";
+/// How many partitions of [`BY_ACTIVITY_INDEX`] conversations are spread over.
+pub(crate) const LIST_SHARDS: u32 = 8;
+
+/// Non-key attributes both GSIs project (a summary needs nothing else).
+pub(crate) const SUMMARY_ATTRIBUTES: &[&str] = &[
+    TITLE,
+    CREATED_AT,
+    LAST_ACTIVE,
+    ARCHIVED,
+    MESSAGE_COUNT,
+    FILE_COUNT,
+];
+
+/// DynamoDB's item size limit: 400 KB.
+pub(crate) const MAX_ITEM_SIZE: u64 = 400 * 1024;
+/// DynamoDB's limit on a transaction's total item size: 4 MB.
+pub(crate) const MAX_TRANSACTION_SIZE: u64 = 4 * 1024 * 1024;
+
+/// The sort key of message `seq`: `m#` and 20 zero-padded digits, so that string order is
+/// `seq` order for every `u64`.
+pub(crate) fn message_sk(seq: u64) -> String {
+    format!("{MESSAGE_PREFIX}{seq:020}")
+}
+
+/// RFC 3339 in UTC with exactly six fractional digits: fixed width, so that string order
+/// is time order (for years 0000-9999).
+pub(crate) fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(format!("bad time {s:?}: {e}")))
+}
+
+/// The GSI sort key: `{last_active}#{id}`. Both parts compare as UTF-8 bytes, as
+/// DynamoDB compares strings, and the time has a fixed width, so descending key order is
+/// (last_active, id) descending: the listing order.
+pub(crate) fn activity(last_active: DateTime<Utc>, id: &str) -> String {
+    format!("{}#{id}", format_time(last_active))
+}
+
+/// The `by_activity` partition of a conversation: `all#0` .. `all#7`, by a stable hash
+/// (FNV-1a) of its id.
+pub(crate) fn list_shard(id: &str) -> String {
+    format!("all#{}", fnv1a(id.as_bytes()) % u64::from(LIST_SHARDS))
+}
+
+pub(crate) fn shard_name(n: u32) -> String {
+    format!("all#{n}")
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+pub(crate) fn corrupt(what: impl Into<String>) -> Error {
+    Error::backend(
+        BACKEND,
+        format!("unreadable item in the table: {}", what.into()),
+    )
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn key(id: &str, sk: impl Into<String>) -> Item {
+    HashMap::from([(PK.to_owned(), s(id)), (SK.to_owned(), s(sk))])
+}
+
+pub(crate) fn conversation_key(id: &str) -> Item {
+    key(id, CONVERSATION_SK)
+}
+
+pub(crate) fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::backend(BACKEND, e))
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(corrupt(format!("string attribute {name:?} missing"))),
+    }
+}
+
+fn get_opt_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::S(v)) => Ok(Some(v)),
+        Some(_) => Err(corrupt(format!("attribute {name:?} is not a string"))),
+    }
+}
+
+pub(crate) fn get_n(item: &Item, name: &str) -> Result<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| corrupt(format!("attribute {name:?} = {v:?} is not a u64"))),
+        _ => Err(corrupt(format!("number attribute {name:?} missing"))),
+    }
+}
+
+fn get_bool(item: &Item, name: &str) -> Result<bool> {
+    match item.get(name) {
+        None => Ok(false),
+        Some(AttributeValue::Bool(b)) => Ok(*b),
+        Some(_) => Err(corrupt(format!("attribute {name:?} is not a boolean"))),
+    }
+}
+
+fn get_metadata(item: &Item) -> Result<Metadata> {
+    match get_opt_s(item, METADATA)? {
+        None => Ok(Metadata::new()),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| corrupt(format!("metadata is not a JSON object: {e}"))),
+    }
+}
+
+/// The conversation item of `record` with its attachments.
+pub(crate) fn conversation_item(
+    record: &ConversationRecord,
+    files: &[FileAttachment],
+) -> Result<Item> {
+    let mut item = conversation_key(&record.id);
+    item.insert(FORMAT.into(), n(FORMAT_VERSION));
+    if let Some(user) = &record.user_id {
+        item.insert(USER_ID.into(), s(user));
+    }
+    if let Some(title) = &record.title {
+        item.insert(TITLE.into(), s(title));
+    }
+    item.insert(CREATED_AT.into(), s(format_time(record.created_at)));
+    item.insert(LAST_ACTIVE.into(), s(format_time(record.last_active)));
+    item.insert(ACTIVITY.into(), s(activity(record.last_active, &record.id)));
+    item.insert(LIST_SHARD.into(), s(list_shard(&record.id)));
+    item.insert(ARCHIVED.into(), AttributeValue::Bool(record.archived));
+    item.insert(METADATA.into(), s(json(&record.metadata)?));
+    item.insert(MESSAGE_COUNT.into(), n(record.message_count));
+    item.insert(FILE_COUNT.into(), n(record.file_count));
+    item.insert(VERSION.into(), n(record.version));
+    item.insert(FILES.into(), s(json(files)?));
+    Ok(item)
+}
+
+/// The record and attachments of a conversation item.
+pub(crate) fn decode_conversation(
+    item: &Item,
+) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
+    let format = get_n(item, FORMAT)?;
+    if format > FORMAT_VERSION {
+        return Err(corrupt(format!(
+            "conversation item of format {format}, written by a newer chatvault-aws; this one reads up to {FORMAT_VERSION}"
+        )));
+    }
+    let record = ConversationRecord {
+        id: get_s(item, PK)?.to_owned(),
+        user_id: get_opt_s(item, USER_ID)?.map(str::to_owned),
+        title: get_opt_s(item, TITLE)?.map(str::to_owned),
+        created_at: parse_time(get_s(item, CREATED_AT)?)?,
+        last_active: parse_time(get_s(item, LAST_ACTIVE)?)?,
+        archived: get_bool(item, ARCHIVED)?,
+        metadata: get_metadata(item)?,
+        message_count: get_n(item, MESSAGE_COUNT)?,
+        file_count: get_n(item, FILE_COUNT)?,
+        version: get_n(item, VERSION)?,
+    };
+    let files = match get_opt_s(item, FILES)? {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| corrupt(format!("files is not a JSON list of attachments: {e}")))?,
+    };
+    Ok((record, files))
+}
+
+/// A summary from a GSI item (the projected attributes) or a whole conversation item.
+pub(crate) fn decode_summary(item: &Item) -> Result<ConversationSummary> {
+    Ok(ConversationSummary {
+        id: get_s(item, PK)?.to_owned(),
+        user_id: get_opt_s(item, USER_ID)?.map(str::to_owned),
+        title: get_opt_s(item, TITLE)?.map(str::to_owned),
+        created_at: parse_time(get_s(item, CREATED_AT)?)?,
+        last_active: parse_time(get_s(item, LAST_ACTIVE)?)?,
+        archived: get_bool(item, ARCHIVED)?,
+        message_count: get_n(item, MESSAGE_COUNT)?,
+        file_count: get_n(item, FILE_COUNT)?,
+    })
+}
+
+/// The item of one message.
+pub(crate) fn message_item(conversation_id: &str, message: &Message) -> Result<Item> {
+    let mut item = key(conversation_id, message_sk(message.seq));
+    item.insert(SEQ.into(), n(message.seq));
+    item.insert(ID.into(), s(&message.id));
+    item.insert(ROLE.into(), s(message.role.as_str()));
+    item.insert(CONTENT.into(), s(&message.content));
+    item.insert(CREATED_AT.into(), s(format_time(message.created_at)));
+    if !message.metadata.is_empty() {
+        item.insert(METADATA.into(), s(json(&message.metadata)?));
+    }
+    Ok(item)
+}
+
+pub(crate) fn decode_message(item: &Item) -> Result<Message> {
+    Ok(Message {
+        id: get_s(item, ID)?.to_owned(),
+        seq: get_n(item, SEQ)?,
+        role: Role::from(get_s(item, ROLE)?),
+        content: get_s(item, CONTENT)?.to_owned(),
+        created_at: parse_time(get_s(item, CREATED_AT)?)?,
+        metadata: get_metadata(item)?,
+    })
+}
+
+/// An upper bound of an item's size as DynamoDB counts it: attribute names plus values
+/// (strings in UTF-8 bytes, numbers at most 21 bytes, booleans 1 byte).
+pub(crate) fn item_size(item: &Item) -> u64 {
+    item.iter()
+        .map(|(name, value)| name.len() as u64 + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> u64 {
+    match value {
+        AttributeValue::S(v) => v.len() as u64,
+        AttributeValue::N(v) => (v.len() as u64).div_ceil(2) + 1,
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::B(b) => b.as_ref().len() as u64,
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<u64>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() as u64 + value_size(v))
+                .sum::<u64>()
+        }
+        AttributeValue::Ss(v) => v.iter().map(|x| x.len() as u64).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|x| x.len() as u64 + 1).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|x| x.as_ref().len() as u64).sum(),
+        // Attribute types added to the SDK later: count generously.
+        _ => 1024,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatvault_core::NewMessage;
+
+    #[test]
+    fn message_sort_keys_sort_by_seq() {
+        let seqs = [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX];
+        let keys: Vec<String> = seqs.iter().map(|&q| message_sk(q)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(message_sk(42), "m#00000000000000000042");
+        assert_eq!(message_sk(u64::MAX), "m#18446744073709551615");
+        // The conversation item sorts before every message.
+        assert!(CONVERSATION_SK < message_sk(0).as_str());
+    }
+
+    #[test]
+    fn times_are_fixed_width_and_sort() {
+        let a = DateTime::from_timestamp_micros(1_700_000_000_000_000).expect("valid");
+        let b = a + chrono::Duration::microseconds(1);
+        let c = a + chrono::Duration::seconds(1);
+        let (fa, fb, fc) = (format_time(a), format_time(b), format_time(c));
+        assert_eq!(fa, "2023-11-14T22:13:20.000000Z");
+        assert_eq!(fa.len(), fb.len());
+        assert!(fa < fb && fb < fc);
+        assert_eq!(parse_time(&fb).expect("parses"), b);
+    }
+
+    #[test]
+    fn activity_keys_order_like_listings() {
+        let t = DateTime::from_timestamp_micros(1_700_000_000_000_000).expect("valid");
+        let later = t + chrono::Duration::microseconds(1);
+        // Listing order: last_active desc, then id desc; descending key order must match.
+        let mut entries = vec![
+            (t, "a"),
+            (t, "b"),
+            (t, "ab"),
+            (t, "B"),
+            (t, "a-1"),
+            (later, "0"),
+            (t, "zz"),
+        ];
+        let mut by_key = entries.clone();
+        by_key.sort_by_key(|(time, id)| std::cmp::Reverse(activity(*time, id)));
+        entries.sort_by(|a, b| b.cmp(a));
+        assert_eq!(by_key, entries);
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        assert_eq!(list_shard("abc"), list_shard("abc"));
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            seen.insert(list_shard(&format!("conversation-{i}")));
+        }
+        assert_eq!(seen.len(), LIST_SHARDS as usize);
+    }
+
+    #[test]
+    fn conversation_items_round_trip() {
+        let mut record = ConversationRecord::new(Some("user-1".into()));
+        record.title = Some("Ünïcode title".into());
+        record.metadata.insert(
+            "x".into(),
+            serde_json::json!({"f": 0.1, "big": u64::MAX, "neg": i64::MIN}),
+        );
+        record.message_count = 7;
+        record.archived = true;
+        let files = vec![FileAttachment {
+            id: "f1".into(),
+            filename: "a b.pdf".into(),
+            content_type: "application/pdf".into(),
+            size: 3,
+            sha256: "00".into(),
+            storage_key: "u/c/f1/a%20b.pdf".into(),
+            uploaded_at: chatvault_core::now(),
+            metadata: Metadata::new(),
+        }];
+        let item = conversation_item(&record, &files).expect("encodes");
+        let (back, back_files) = decode_conversation(&item).expect("decodes");
+        assert_eq!(back, record);
+        assert_eq!(back_files, files);
+        assert_eq!(decode_summary(&item).expect("summary"), record.summary());
+    }
+
+    #[test]
+    fn message_items_round_trip() {
+        let mut meta = Metadata::new();
+        meta.insert("tiny".into(), serde_json::json!(1e-300));
+        let m = NewMessage::new(Role::from("critic"), "hi")
+            .with_metadata(meta)
+            .into_message(3);
+        let item = message_item("c1", &m).expect("encodes");
+        assert_eq!(decode_message(&item).expect("decodes"), m);
+        let plain = NewMessage::new(Role::User, "x").into_message(1);
+        let item = message_item("c1", &plain).expect("encodes");
+        assert!(!item.contains_key(METADATA));
+        assert_eq!(decode_message(&item).expect("decodes"), plain);
+    }
+
+    #[test]
+    fn sizes_count_names_and_values() {
+        let item = HashMap::from([
+            ("ab".to_owned(), s("héllo")),                // 2 + 6
+            ("n".to_owned(), n(12345)),                   // 1 + 4
+            ("b".to_owned(), AttributeValue::Bool(true)), // 1 + 1
+        ]);
+        assert_eq!(item_size(&item), 15);
+    }
+}

@@ -1,0 +1,115 @@
+//! What the two backends share: SDK error mapping, client settings, backoff.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use chatvault_core::Error;
+
+/// Error codes (S3 and DynamoDB) that mean "try again later".
+const TEMPORARY_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestThrottledException",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "BandwidthLimitExceeded",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "InternalError",
+    "InternalServerError",
+    "InternalServerErrorException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// Whether an SDK error is worth retrying: timeouts, connection failures, throttling,
+/// 5xx responses.
+pub(crate) fn is_temporary<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(failure) => !failure.is_user(),
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            status >= 500
+                || status == 429
+                || err
+                    .code()
+                    .is_some_and(|code| TEMPORARY_CODES.contains(&code))
+        }
+        // ConstructionFailure and anything added later.
+        _ => false,
+    }
+}
+
+/// Wraps an SDK error, keeping it as the source.
+pub(crate) fn sdk_error<E>(backend: &'static str, err: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    Error::Backend {
+        backend,
+        temporary: is_temporary(&err),
+        source: Box::new(err),
+    }
+}
+
+/// Loads the SDK's own configuration from the environment, config files and the
+/// instance metadata, the way every AWS SDK does.
+pub(crate) async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// Settings the builders of both backends take, applied on top of a base configuration.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ClientSettings {
+    pub(crate) endpoint_url: Option<String>,
+    pub(crate) timeout_config: Option<TimeoutConfig>,
+    pub(crate) retry_config: Option<RetryConfig>,
+}
+
+/// Whether the environment or `sdk` names an endpoint for the service whose
+/// service-specific variable is `service_env` (e.g. `AWS_ENDPOINT_URL_S3`).
+pub(crate) fn endpoint_override_configured(sdk: Option<&SdkConfig>, service_env: &str) -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    set(service_env) || set("AWS_ENDPOINT_URL") || sdk.is_some_and(|s| s.endpoint_url().is_some())
+}
+
+/// Full-jitter exponential backoff: a random delay in `0..min(cap, base * 2^attempt)`.
+pub(crate) fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let ceiling = base
+        .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
+        .min(cap);
+    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(fastrand::u64(0..=nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_under_its_cap() {
+        let base = Duration::from_millis(10);
+        let cap = Duration::from_millis(300);
+        for attempt in 0..40 {
+            let d = backoff(attempt, base, cap);
+            assert!(d <= cap, "{attempt}: {d:?}");
+            if attempt == 0 {
+                assert!(d <= base);
+            }
+        }
+    }
+}

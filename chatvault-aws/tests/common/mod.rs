@@ -1,0 +1,329 @@
+//! Shared helpers of the AWS tests (and the benchmark): emulator endpoints from the
+//! environment, a fresh table or bucket per test, a request counter, a tiny HTTP client.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use chatvault_aws::{DynamoMessages, S3Files};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How to point the tests at the emulators.
+pub(crate) const HOW_TO_RUN: &str = "\
+the chatvault-aws tests run against local AWS emulators only, never real AWS. Run them with
+    ./scripts/test.sh -p chatvault-aws
+or start the emulators and export their endpoints first:
+    scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\"
+    cargo test -p chatvault-aws
+(with Docker: AWS_ENDPOINT_URL=http://localhost:4566 for LocalStack, and
+AWS_ENDPOINT_URL_DYNAMODB=http://localhost:8000 for DynamoDB Local)";
+
+fn env_set(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
+}
+
+/// `None` if the endpoint of the service whose variable is `service_env` is configured,
+/// else what is missing.
+pub(crate) fn missing_endpoint(service_env: &str) -> Option<String> {
+    if env_set(service_env) || env_set("AWS_ENDPOINT_URL") {
+        None
+    } else {
+        Some(format!(
+            "neither {service_env} nor AWS_ENDPOINT_URL is set: {HOW_TO_RUN}"
+        ))
+    }
+}
+
+/// Fails the test (never skips it) when the service's endpoint is not configured.
+pub(crate) fn require_endpoint(service_env: &str) {
+    if let Some(message) = missing_endpoint(service_env) {
+        panic!("{message}");
+    }
+}
+
+/// The SDK configuration from the environment; test credentials and `us-east-1` when the
+/// environment has none (the emulators accept any).
+pub(crate) async fn sdk_config() -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if !env_set("AWS_REGION") && !env_set("AWS_DEFAULT_REGION") {
+        loader = loader.region(Region::new("us-east-1"));
+    }
+    if !env_set("AWS_ACCESS_KEY_ID") {
+        loader = loader.credentials_provider(Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "chatvault-tests",
+        ));
+    }
+    loader.load().await
+}
+
+/// A fresh lowercase name, valid for buckets and tables: `cv-{what}-{16 hex digits}`.
+pub(crate) fn unique_name(what: &str) -> String {
+    format!("cv-{what}-{:016x}", fastrand::u64(..))
+}
+
+/// A DynamoDB backend on a fresh table of its own.
+pub(crate) async fn dynamo() -> DynamoMessages {
+    require_endpoint("AWS_ENDPOINT_URL_DYNAMODB");
+    let messages = DynamoMessages::from_sdk_config(&sdk_config().await, unique_name("table"));
+    messages.create_table().await.expect("create_table");
+    messages
+}
+
+/// A DynamoDB backend on a fresh table, whose client counts the HTTP requests it sends.
+pub(crate) async fn dynamo_counted() -> (DynamoMessages, RequestCounter) {
+    require_endpoint("AWS_ENDPOINT_URL_DYNAMODB");
+    let counter = RequestCounter::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+        .interceptor(counter.clone())
+        .build();
+    let messages = DynamoMessages::from_client(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        unique_name("table"),
+    );
+    messages.create_table().await.expect("create_table");
+    (messages, counter)
+}
+
+/// Deletes a test's table.
+pub(crate) async fn drop_table(messages: &DynamoMessages) {
+    messages
+        .client()
+        .delete_table()
+        .table_name(messages.table_name())
+        .send()
+        .await
+        .expect("delete_table");
+}
+
+/// An S3 backend on a fresh bucket of its own.
+pub(crate) async fn s3() -> S3Files {
+    require_endpoint("AWS_ENDPOINT_URL_S3");
+    let files = S3Files::from_sdk_config(&sdk_config().await, unique_name("bucket"));
+    files
+        .create_bucket_if_missing()
+        .await
+        .expect("create bucket");
+    files
+}
+
+/// Empties a test's bucket (objects and unfinished multipart uploads), then deletes it.
+pub(crate) async fn drop_bucket(files: &S3Files) {
+    let client = files.client();
+    let bucket = files.bucket();
+    let uploads = client
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list uploads");
+    for u in uploads.uploads() {
+        client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(u.key().unwrap_or_default())
+            .upload_id(u.upload_id().unwrap_or_default())
+            .send()
+            .await
+            .expect("abort");
+    }
+    loop {
+        let listed = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("list objects");
+        if listed.contents().is_empty() {
+            break;
+        }
+        for object in listed.contents() {
+            client
+                .delete_object()
+                .bucket(bucket)
+                .key(object.key().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete object");
+        }
+    }
+    client
+        .delete_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("delete bucket");
+}
+
+/// An SDK interceptor counting the HTTP requests a client sends (retries included).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RequestCounter(Arc<AtomicUsize>);
+
+impl RequestCounter {
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn reset(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// The answer of [`http_get`].
+#[derive(Debug)]
+pub(crate) struct HttpResponse {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header of this name (case-insensitive).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A plain HTTP/1.1 GET over a TCP socket: what a browser does with a presigned URL.
+pub(crate) async fn http_get(url: &str) -> HttpResponse {
+    let rest = url
+        .strip_prefix("http://")
+        .expect("an http:// URL (the emulators speak plain HTTP)");
+    let split = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(split);
+    let path = if path.is_empty() { "/" } else { path };
+    let mut socket = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
+    );
+    socket
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut raw = Vec::new();
+    socket.read_to_end(&mut raw).await.expect("read response");
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8(raw[..head_end].to_vec()).expect("ASCII headers");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[head_end + 4..].to_vec();
+    let chunked = headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = std::str::from_utf8(&data[..line_end]).expect("chunk size");
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .expect("hex chunk size");
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// A deterministic pseudo-random byte stream of `len` bytes in 64 KiB chunks, made as it
+/// is read, and the SHA-256 (hex) it will have.
+pub(crate) fn generated_stream(len: u64, seed: u64) -> (chatvault_core::ByteStream, String) {
+    use futures_util::StreamExt;
+    use sha2::{Digest, Sha256};
+    const CHUNK: u64 = 64 * 1024;
+    fn chunk(seed: u64, index: u64, size: usize) -> bytes::Bytes {
+        let mut x = (seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+        let mut out = Vec::with_capacity(size + 8);
+        while out.len() < size {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.truncate(size);
+        bytes::Bytes::from(out)
+    }
+    let chunks = len.div_ceil(CHUNK);
+    let size_of = move |i: u64| (len - i * CHUNK).min(CHUNK) as usize;
+    let mut hasher = Sha256::new();
+    for i in 0..chunks {
+        hasher.update(chunk(seed, i, size_of(i)));
+    }
+    let expected = hex(&hasher.finalize());
+    let stream = futures_util::stream::iter(0..chunks)
+        .map(move |i| Ok::<_, std::io::Error>(chunk(seed, i, size_of(i))))
+        .boxed();
+    (stream, expected)
+}
+
+/// Length and SHA-256 (hex) of a stream, read chunk by chunk.
+pub(crate) async fn stream_sha256(mut stream: chatvault_core::ByteStream) -> (u64, String) {
+    use futures_util::StreamExt;
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut len = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.expect("chunk");
+        len += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    (len, hex(&hasher.finalize()))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
