@@ -17,14 +17,16 @@ pub(crate) const BACKEND: &str = "local";
 /// ```
 /// use std::error::Error as _;
 ///
-/// use chatvault_local::IoError;
+/// use chatvault_local::{IoError, LocalFiles};
 ///
-/// # fn failing() -> chatvault_core::Error {
-/// #     chatvault_local::LocalFiles::new("/proc/definitely/not/creatable").unwrap_err()
-/// # }
-/// let err = failing();
+/// // A store cannot live under a plain file.
+/// let file = std::env::temp_dir().join(format!("chatvault-doc-{}", chatvault_core::new_id()));
+/// std::fs::write(&file, b"not a directory").unwrap();
+/// let err = LocalFiles::new(file.join("store")).unwrap_err();
+/// assert!(!err.is_temporary());
 /// let io = err.source().and_then(|s| s.downcast_ref::<IoError>()).expect("an IoError");
-/// assert!(io.path().starts_with("/proc"));
+/// assert!(io.path().starts_with(&file));
+/// # std::fs::remove_file(&file).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct IoError {

@@ -103,10 +103,11 @@ fn spawn_child(mode: &str, root: &Path, conv: &str, tag: &str, count: u64) -> Ch
         .unwrap()
 }
 
+/// `(seq, key)` of each message a child reported as appended.
+type Reports = Arc<Mutex<Vec<(u64, String)>>>;
+
 /// Collects a child's `APPENDED <seq> <key>` lines as they come.
-fn collect_reports(
-    child: &mut Child,
-) -> (Arc<Mutex<Vec<(u64, String)>>>, std::thread::JoinHandle<()>) {
+fn collect_reports(child: &mut Child) -> (Reports, std::thread::JoinHandle<()>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
     let stdout = child.stdout.take().unwrap();
