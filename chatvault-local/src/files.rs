@@ -408,11 +408,14 @@ impl FilesBackend for LocalFiles {
     ) -> Result<u64> {
         self.inner.data_path(key)?;
         keys::validate_content_type(content_type)?;
+        // Fail before reading the stream if the key cannot be stored (a few stat calls).
+        self.inner.check_shape(key)?;
         let tmp = self.inner.temp("data");
         let guard = TempPath::new(tmp.clone());
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(io_at("create", &tmp))?;
+        // Created synchronously (one open call): were it created on the blocking pool, a
+        // future dropped meanwhile would remove the path before the file appeared.
+        let file = File::create(&tmp).map_err(io_at("create", &tmp))?;
+        let mut file = tokio::fs::File::from_std(file);
         let mut size = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(|source| Error::UploadStream { source })?;

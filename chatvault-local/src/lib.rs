@@ -42,7 +42,9 @@
 //! ```
 //!
 //! Both types do their file I/O on tokio's blocking pool (`spawn_blocking`), so they must
-//! be used inside a tokio runtime.
+//! be used inside a tokio runtime. A call waiting for a conversation's lock waits on a
+//! blocking-pool thread; an operation, once started there, runs to its end even if its
+//! future is dropped (so an append is never cut in half by a cancelled task).
 //!
 //! # On-disk layout
 //!
@@ -111,9 +113,11 @@
 //! [`CorruptData`] error, not repaired; a damaged index is detected by its CRCs and
 //! bypassed by reading the log. A crash can leave an unused user-index entry (harmless:
 //! entries are checked against the conversation's header) or a content-type file without
-//! bytes (invisible: it is read only for keys that exist). If the header cannot be
-//! written after an append's record was, the record is cut off again and the append fails;
-//! if even that cut fails (a dying disk), the record is rolled forward later.
+//! bytes (invisible: it is read only for keys that exist), or, from a `save` cut short,
+//! a `log-<g+1>`/`index-<g+1>` pair the header never switched to (unused, overwritten by
+//! the next `save`). If the header cannot be written after an append's record was, the
+//! record is cut off again and the append fails; if even that cut fails (a dying disk),
+//! the record is rolled forward later.
 //!
 //! # Several threads and processes
 //!
