@@ -1,0 +1,659 @@
+//! `DynamoMessages` on DynamoDB Local: long conversations, concurrent writers, exact
+//! metadata, DynamoDB's size limits, listing order, the table helper, and failure modes.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chatvault_aws::{DynamoMessages, MAX_APPEND_MESSAGES};
+use chatvault_core::{
+    ChatVault, ConversationPatch, ConversationRecord, Error, ListOptions, Message, MessageRange,
+    MessagesBackend, Metadata, NewMessage, Role, StoredConversation,
+};
+
+/// A files backend for vaults that never attach anything.
+#[derive(Debug)]
+struct NoFiles;
+
+#[chatvault_core::async_trait]
+impl chatvault_core::FilesBackend for NoFiles {
+    async fn upload(&self, _: &str, _: bytes::Bytes, _: &str) -> chatvault_core::Result<()> {
+        Err(Error::NotSupported {
+            backend: "none",
+            operation: "upload",
+        })
+    }
+    async fn download(&self, _: &str) -> chatvault_core::Result<Option<bytes::Bytes>> {
+        Ok(None)
+    }
+    async fn delete(&self, _: &str) -> chatvault_core::Result<bool> {
+        Ok(false)
+    }
+    async fn exists(&self, _: &str) -> chatvault_core::Result<bool> {
+        Ok(false)
+    }
+}
+
+fn exact_metadata() -> Metadata {
+    let json = r#"{
+        "float": 0.1,
+        "tiny": 1e-300,
+        "huge": 1.7976931348623157e308,
+        "u64_max": 18446744073709551615,
+        "i64_min": -9223372036854775808,
+        "beyond_f64": 9007199254740993,
+        "negative_zero": -0.0,
+        "nested": {"list": [1, 2.5, "three", null, true, {"deep": [0.30000000000000004]}], "empty": {}},
+        "unicode": "日本語 ✓ \u0000 nul"
+    }"#;
+    serde_json::from_str(json).expect("valid JSON")
+}
+
+async fn new_conversation(backend: &DynamoMessages, user: Option<&str>) -> ConversationRecord {
+    let record = ConversationRecord::new(user.map(str::to_owned));
+    backend.create(&record).await.expect("create");
+    record
+}
+
+/// Every message of a conversation, following cursors (short pages allowed).
+async fn read_all(backend: &DynamoMessages, id: &str) -> Vec<Message> {
+    let mut out = Vec::new();
+    let mut range = MessageRange::all().limit(1000);
+    loop {
+        let page = backend.messages(id, &range).await.expect("messages");
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => range = range.continue_from(&c).expect("cursor"),
+            None => return out,
+        }
+    }
+}
+
+async fn item_count(backend: &DynamoMessages, id: &str) -> i32 {
+    backend
+        .client()
+        .query()
+        .table_name(backend.table_name())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(id.to_owned()))
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("count query")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_messages_over_two_megabytes_round_trip() {
+    let (backend, requests) = common::dynamo_counted().await;
+    let vault = ChatVault::from_arcs(Arc::new(backend.clone()), Arc::new(NoFiles));
+    let mut conversation = vault
+        .create_conversation(Some("user-long"))
+        .await
+        .expect("create");
+    let mut sent = Vec::new();
+    let mut total_bytes = 0;
+    for batch in 0..(5_000 / 50) {
+        let messages: Vec<NewMessage> = (0..50)
+            .map(|i| {
+                let k = batch * 50 + i;
+                let role = if k % 2 == 0 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                };
+                let mut meta = Metadata::new();
+                meta.insert("k".into(), k.into());
+                NewMessage::new(role, format!("message {k} {}", "lorem ipsum ".repeat(38)))
+                    .with_metadata(meta)
+            })
+            .collect();
+        total_bytes += messages.iter().map(|m| m.content.len()).sum::<usize>();
+        sent.extend(conversation.append(messages).await.expect("append"));
+    }
+    assert!(total_bytes > 2 * 1024 * 1024, "{total_bytes} bytes");
+    assert_eq!(conversation.message_count(), 5_000);
+
+    let resumed = vault
+        .get_conversation(conversation.id())
+        .await
+        .expect("get")
+        .expect("exists");
+    requests.reset();
+    let started = Instant::now();
+    let got = resumed.messages().await.expect("messages");
+    let elapsed = started.elapsed();
+    let used = requests.get();
+    assert_eq!(got.len(), 5_000);
+    assert_eq!(got, sent, "all 5,000 messages back, in order, equal");
+    assert!(
+        used <= 6,
+        "loading 5,000 messages took {used} requests (expected one Query per 1,000)"
+    );
+    println!("5,000 messages ({total_bytes} bytes of content): {used} requests, {elapsed:?}");
+
+    // The tail of a long conversation costs one request too.
+    requests.reset();
+    let tail = resumed.last_messages(20).await.expect("last 20");
+    assert_eq!(tail, sent[4_980..]);
+    assert_eq!(requests.get(), 1);
+
+    // And an append costs the same as on a short conversation: GetItem + transaction.
+    requests.reset();
+    conversation
+        .add_message(Role::User, "one more")
+        .await
+        .expect("append");
+    assert_eq!(requests.get(), 2, "append = GetItem + TransactWriteItems");
+    common::drop_table(&backend).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_writers_times_one_hundred_lose_nothing() {
+    let backend = Arc::new(common::dynamo().await);
+    let record = new_conversation(&backend, Some("user-race")).await;
+    let conflicts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writers = (0..16).map(|w| {
+        let backend = Arc::clone(&backend);
+        let id = record.id.clone();
+        let conflicts = Arc::clone(&conflicts);
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..100 {
+                let m = NewMessage::new(Role::User, format!("writer {w} message {i}"));
+                ids.push(m.id.clone());
+                loop {
+                    match backend.append_messages(&id, vec![m.clone()]).await {
+                        Ok(a) => {
+                            assert_eq!(a.messages.len(), 1);
+                            break;
+                        }
+                        // Nothing was written: retrying is safe (and counted).
+                        Err(Error::Conflict { .. }) => {
+                            conflicts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Err(e) => panic!("append failed: {e:?}"),
+                    }
+                }
+            }
+            ids
+        })
+    });
+    let mut sent = Vec::new();
+    for w in writers {
+        sent.extend(w.await.expect("writer task"));
+    }
+    let stored = read_all(&backend, &record.id).await;
+    assert_eq!(
+        stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=1_600).collect::<Vec<u64>>(),
+        "seq 1..=1,600 without gaps"
+    );
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for m in &stored {
+        *count.entry(m.id.as_str()).or_default() += 1;
+    }
+    assert_eq!(count.len(), 1_600);
+    for id in &sent {
+        assert_eq!(count.get(id.as_str()), Some(&1), "{id} stored exactly once");
+    }
+    for w in 0..16 {
+        let prefix = format!("writer {w} message ");
+        let order: Vec<usize> = stored
+            .iter()
+            .filter_map(|m| m.content.strip_prefix(&prefix)?.parse().ok())
+            .collect();
+        assert_eq!(order, (0..100).collect::<Vec<_>>(), "writer {w} in order");
+    }
+    let record = backend
+        .get_record(&record.id)
+        .await
+        .expect("get_record")
+        .expect("exists");
+    assert_eq!(record.message_count, 1_600);
+    assert_eq!(record.version, 1 + 1_600);
+    assert_eq!(item_count(&backend, &record.id).await, 1_601);
+    println!(
+        "1,600 appends from 16 writers; {} gave up with Conflict and were retried",
+        conflicts.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    common::drop_table(&backend).await;
+}
+
+#[tokio::test]
+async fn metadata_and_times_survive_exactly() {
+    let backend = common::dynamo().await;
+    let mut record = ConversationRecord::new(Some("user-meta".into()));
+    record.metadata = exact_metadata();
+    backend.create(&record).await.expect("create");
+    assert_eq!(
+        backend.get_record(&record.id).await.expect("get"),
+        Some(record.clone())
+    );
+    let meta = exact_metadata();
+    assert_eq!(meta["u64_max"].as_u64(), Some(u64::MAX));
+    assert_eq!(meta["i64_min"].as_i64(), Some(i64::MIN));
+
+    let appended = backend
+        .append_messages(
+            &record.id,
+            vec![NewMessage::new(Role::User, "numbers").with_metadata(exact_metadata())],
+        )
+        .await
+        .expect("append");
+    let got = read_all(&backend, &record.id).await;
+    assert_eq!(got, appended.messages);
+    assert_eq!(got[0].metadata, exact_metadata());
+    assert_eq!(got[0].metadata["float"].as_f64(), Some(0.1));
+    assert_eq!(got[0].metadata["tiny"].as_f64(), Some(1e-300));
+    assert_eq!(got[0].metadata["u64_max"].as_u64(), Some(u64::MAX));
+    assert_eq!(got[0].metadata["i64_min"].as_i64(), Some(i64::MIN));
+    assert_eq!(
+        got[0].metadata["beyond_f64"].as_u64(),
+        Some(9_007_199_254_740_993)
+    );
+
+    // Stored as JSON text, not as DynamoDB numbers.
+    let raw = backend
+        .client()
+        .get_item()
+        .table_name(backend.table_name())
+        .key("pk", AttributeValue::S(record.id.clone()))
+        .key("sk", AttributeValue::S("#conversation".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get_item")
+        .item
+        .expect("item");
+    let Some(AttributeValue::S(text)) = raw.get("metadata") else {
+        panic!(
+            "metadata is not a string attribute: {:?}",
+            raw.get("metadata")
+        );
+    };
+    assert!(text.contains("18446744073709551615") && text.contains("1e-300"));
+    // Times: RFC 3339 with exactly six fractional digits.
+    let Some(AttributeValue::S(created)) = raw.get("created_at") else {
+        panic!("created_at missing");
+    };
+    assert_eq!(
+        created.len(),
+        "2026-01-02T03:04:05.123456Z".len(),
+        "{created}"
+    );
+
+    // Through update and save as well.
+    let mut other = exact_metadata();
+    other.insert("second".into(), serde_json::json!(-1.5e-7));
+    let updated = backend
+        .update(
+            &record.id,
+            &ConversationPatch {
+                metadata: Some(other.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(updated.metadata, other);
+    let whole = backend.get(&record.id).await.expect("get").expect("exists");
+    assert_eq!(whole.record.metadata, other);
+    backend.save(&whole).await.expect("save");
+    assert_eq!(backend.get(&record.id).await.expect("get"), Some(whole));
+    common::drop_table(&backend).await;
+}
+
+#[tokio::test]
+async fn dynamodb_limits_are_typed_errors_and_write_nothing() {
+    let backend = common::dynamo().await;
+    let record = new_conversation(&backend, Some("user-big")).await;
+
+    // One message over DynamoDB's 400 KB item limit.
+    let big = NewMessage::new(Role::User, "x".repeat(410 * 1024));
+    match backend.append_messages(&record.id, vec![big.clone()]).await {
+        Err(Error::TooLarge { size, limit, .. }) => {
+            assert!(size > limit && limit == 400 * 1024, "{size} / {limit}");
+        }
+        other => panic!("a 410 KiB message: expected TooLarge, got {other:?}"),
+    }
+    // More messages than one transaction holds.
+    let many: Vec<NewMessage> = (0..=MAX_APPEND_MESSAGES)
+        .map(|i| NewMessage::new(Role::User, format!("m{i}")))
+        .collect();
+    assert!(matches!(
+        backend.append_messages(&record.id, many).await,
+        Err(Error::TooLarge {
+            size: 100,
+            limit: 99,
+            ..
+        })
+    ));
+    // Fewer messages, but over the transaction's 4 MB.
+    let heavy: Vec<NewMessage> = (0..12)
+        .map(|_| NewMessage::new(Role::User, "y".repeat(380 * 1024)))
+        .collect();
+    assert!(matches!(
+        backend.append_messages(&record.id, heavy).await,
+        Err(Error::TooLarge { .. })
+    ));
+    // Nothing of it was written.
+    let after = backend
+        .get_record(&record.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(after, record);
+    assert_eq!(item_count(&backend, &record.id).await, 1);
+
+    // 99 messages in one append is fine, and atomic.
+    let ok: Vec<NewMessage> = (0..MAX_APPEND_MESSAGES)
+        .map(|i| NewMessage::new(Role::User, format!("m{i}")))
+        .collect();
+    let a = backend
+        .append_messages(&record.id, ok)
+        .await
+        .expect("99 messages");
+    assert_eq!(a.record.message_count, 99);
+    // A message just under the item limit is fine too.
+    backend
+        .append_messages(
+            &record.id,
+            vec![NewMessage::new(Role::User, "z".repeat(390 * 1024))],
+        )
+        .await
+        .expect("a 390 KiB message");
+
+    // Metadata that would push the conversation item over 400 KB.
+    let mut huge = Metadata::new();
+    huge.insert("blob".into(), "b".repeat(420 * 1024).into());
+    assert!(matches!(
+        backend
+            .update(
+                &record.id,
+                &ConversationPatch {
+                    metadata: Some(huge),
+                    ..Default::default()
+                },
+            )
+            .await,
+        Err(Error::TooLarge { .. })
+    ));
+    common::drop_table(&backend).await;
+}
+
+#[tokio::test]
+async fn pages_are_cut_at_one_megabyte_and_still_read_whole() {
+    let backend = common::dynamo().await;
+    let record = new_conversation(&backend, None).await;
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let m = NewMessage::new(Role::User, format!("{i}:{}", "p".repeat(100 * 1024)));
+        sent.extend(
+            backend
+                .append_messages(&record.id, vec![m])
+                .await
+                .expect("append")
+                .messages,
+        );
+    }
+    let first = backend
+        .messages(&record.id, &MessageRange::all())
+        .await
+        .expect("messages");
+    assert!(
+        !first.items.is_empty() && first.items.len() < 30,
+        "a 3 MB range comes back in pages of at most 1 MB: {} items",
+        first.items.len()
+    );
+    assert!(first.has_more());
+    assert_eq!(read_all(&backend, &record.id).await, sent);
+    // Backwards too.
+    let vault = ChatVault::from_arcs(Arc::new(backend.clone()), Arc::new(NoFiles));
+    let conversation = vault
+        .get_conversation(&record.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        conversation.last_messages(25).await.expect("last"),
+        sent[5..]
+    );
+    common::drop_table(&backend).await;
+}
+
+#[tokio::test]
+async fn listings_order_ties_by_id_and_page_through_them() {
+    let backend = common::dynamo().await;
+    let user = "user-ties";
+    let at = chatvault_core::now();
+    // Same last_active for many ids of different lengths and characters.
+    let ids = [
+        "a", "b", "ab", "B", "a-1", "a.1", "a:1", "a@1", "zz", "Z", "0", "9", "a_1", "aa",
+    ];
+    for id in ids {
+        let mut record = ConversationRecord::new(Some(user.into()));
+        record.id = id.into();
+        record.created_at = at;
+        record.last_active = at;
+        backend
+            .save(&StoredConversation::new(record))
+            .await
+            .expect("save");
+    }
+    let mut newer = ConversationRecord::new(Some(user.into()));
+    newer.id = "0-newest".into();
+    newer.last_active = at + chrono::Duration::microseconds(1);
+    backend
+        .save(&StoredConversation::new(newer))
+        .await
+        .expect("save");
+
+    let mut expected: Vec<&str> = ids.to_vec();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    expected.insert(0, "0-newest");
+    for user_id in [Some(user), None] {
+        for limit in [1, 2, 3, 100] {
+            let mut options = ListOptions::new().limit(limit);
+            let mut got = Vec::new();
+            loop {
+                let page = backend
+                    .list_conversations(user_id, &options)
+                    .await
+                    .expect("list");
+                assert!(page.items.len() <= limit);
+                got.extend(page.items.into_iter().map(|s| s.id));
+                match page.next_cursor {
+                    Some(c) => options = options.cursor(c),
+                    None => break,
+                }
+            }
+            assert_eq!(got, expected, "user {user_id:?}, limit {limit}");
+        }
+    }
+    common::drop_table(&backend).await;
+}
+
+#[tokio::test]
+async fn delete_removes_every_item_and_save_removes_stale_ones() {
+    let backend = common::dynamo().await;
+    let record = new_conversation(&backend, Some("user-del")).await;
+    for _ in 0..3 {
+        let batch: Vec<NewMessage> = (0..60)
+            .map(|i| NewMessage::new(Role::User, format!("{i}")))
+            .collect();
+        backend
+            .append_messages(&record.id, batch)
+            .await
+            .expect("append");
+    }
+    assert_eq!(item_count(&backend, &record.id).await, 181);
+
+    // save() with fewer messages deletes the message items beyond them.
+    let mut whole = backend.get(&record.id).await.expect("get").expect("exists");
+    whole.messages.truncate(40);
+    whole.record.message_count = 40;
+    backend.save(&whole).await.expect("save");
+    assert_eq!(item_count(&backend, &record.id).await, 41);
+    assert_eq!(backend.get(&record.id).await.expect("get"), Some(whole));
+    // Appends continue after the saved messages.
+    let a = backend
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "41")])
+        .await
+        .expect("append after save");
+    assert_eq!(a.messages[0].seq, 41);
+
+    // A save with unordered seq values is refused.
+    let mut bad = backend.get(&record.id).await.expect("get").expect("exists");
+    bad.messages.swap(0, 1);
+    assert!(matches!(
+        backend.save(&bad).await,
+        Err(Error::InvalidInput { .. })
+    ));
+
+    assert!(backend.delete(&record.id).await.expect("delete"));
+    assert_eq!(
+        item_count(&backend, &record.id).await,
+        0,
+        "no item left behind"
+    );
+    assert!(!backend.delete(&record.id).await.expect("delete again"));
+    // The id can be used again, from scratch.
+    let mut again = ConversationRecord::new(None);
+    again.id = record.id.clone();
+    backend.create(&again).await.expect("create again");
+    let a = backend
+        .append_messages(&again.id, vec![NewMessage::new(Role::User, "fresh")])
+        .await
+        .expect("append");
+    assert_eq!(a.messages[0].seq, 1);
+    common::drop_table(&backend).await;
+}
+
+#[tokio::test]
+async fn create_table_is_idempotent_and_refuses_a_foreign_table() {
+    let backend = common::dynamo().await;
+    // Twice more: no error.
+    backend.create_table().await.expect("again");
+    backend.create_table().await.expect("and again");
+
+    // A table of another shape under the same name is refused, not used.
+    let foreign =
+        DynamoMessages::from_client(backend.client().clone(), common::unique_name("foreign"));
+    backend
+        .client()
+        .create_table()
+        .table_name(foreign.table_name())
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .expect("definition"),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("create a foreign table");
+    match foreign.create_table().await {
+        Err(Error::InvalidInput { field: "table", .. }) => {}
+        other => panic!("a foreign table: expected InvalidInput, got {other:?}"),
+    }
+    common::drop_table(&foreign).await;
+
+    // A missing table is a backend error, not "not found".
+    let missing =
+        DynamoMessages::from_client(backend.client().clone(), common::unique_name("nope"));
+    match missing.get_record("c1").await {
+        Err(Error::Backend {
+            backend: "dynamodb",
+            temporary: false,
+            ..
+        }) => {}
+        other => panic!("a missing table: expected a permanent Backend error, got {other:?}"),
+    }
+    common::drop_table(&backend).await;
+}
+
+/// A backend whose every request fails fast: connect timeout 1 s, 2 attempts.
+async fn unreachable(endpoint: &str) -> DynamoMessages {
+    DynamoMessages::builder("chatvault-unreachable")
+        .sdk_config(&common::sdk_config().await)
+        .endpoint_url(endpoint)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .build()
+        .await
+        .expect("build")
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_fails_within_bounded_time() {
+    common::require_endpoint("AWS_ENDPOINT_URL_DYNAMODB");
+    // Nothing listens on port 1: connection refused.
+    let backend = unreachable("http://127.0.0.1:1").await;
+    let started = Instant::now();
+    let err = backend
+        .append_messages("c1", vec![NewMessage::new(Role::User, "hello?")])
+        .await
+        .expect_err("no server");
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Backend {
+                backend: "dynamodb",
+                temporary: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(std::error::Error::source(&err).is_some(), "source kept");
+    assert!(backend.create_table().await.is_err());
+    assert!(
+        backend
+            .list_conversations(Some("u"), &ListOptions::new())
+            .await
+            .is_err()
+    );
+
+    // A server that accepts connections and never answers: the operation timeout ends it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let backend = unreachable(&format!("http://{address}")).await;
+    let started = Instant::now();
+    let err = backend.get_record("c1").await.expect_err("no answer");
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert!(err.is_temporary(), "{err:?}");
+    hold.abort();
+}
