@@ -41,12 +41,24 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The directory holding `path`: its parent, with the current directory standing in for
+/// the empty parent of a bare relative name (`Path::new("data").parent()` is `""`).
+pub(crate) fn parent_dir(path: &Path) -> Option<&Path> {
+    path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    })
+}
+
 /// Creates `dir` and its parents, flushing each new entry to disk.
 pub(crate) fn create_dir_all_durable(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent() {
+    if let Some(parent) = parent_dir(dir) {
         create_dir_all_durable(parent)?;
     }
     match fs::create_dir(dir) {
@@ -54,7 +66,7 @@ pub(crate) fn create_dir_all_durable(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
         Err(e) => return Err(io_at("create directory", dir)(e)),
     }
-    if let Some(parent) = dir.parent() {
+    if let Some(parent) = parent_dir(dir) {
         sync_dir(parent)?;
     }
     Ok(())
@@ -77,7 +89,7 @@ pub(crate) fn write_atomic(path: &Path, tmp: &Path, bytes: &[u8], sync_parent: b
     drop(file);
     fs::rename(tmp, path).map_err(io_at("rename into place", path))?;
     guard.disarm();
-    if sync_parent && let Some(parent) = path.parent() {
+    if sync_parent && let Some(parent) = parent_dir(path) {
         sync_dir(parent)?;
     }
     Ok(())

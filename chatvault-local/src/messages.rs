@@ -99,7 +99,11 @@ impl LocalMessages {
     /// Removes leftovers of interrupted deletes, and temporary files more than a day old.
     /// Fails if `root` holds a store written by a newer, incompatible release.
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref().to_owned();
+        let root = root.as_ref();
+        create_dir_all_durable(root)?;
+        // Absolute from here on: a later change of the working directory must not move
+        // the store.
+        let root = std::fs::canonicalize(root).map_err(io_at("resolve", root))?;
         let store = Store {
             conversations: root.join("conversations"),
             users: root.join("users"),

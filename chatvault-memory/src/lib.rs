@@ -67,12 +67,12 @@ impl State {
 
     fn unindex(&mut self, record: &ConversationRecord) {
         self.all.remove(&position(record));
-        if let Some(user) = &record.user_id {
-            if let Some(set) = self.by_user.get_mut(user) {
-                set.remove(&position(record));
-                if set.is_empty() {
-                    self.by_user.remove(user);
-                }
+        if let Some(user) = &record.user_id
+            && let Some(set) = self.by_user.get_mut(user)
+        {
+            set.remove(&position(record));
+            if set.is_empty() {
+                self.by_user.remove(user);
             }
         }
     }

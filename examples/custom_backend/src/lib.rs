@@ -77,12 +77,11 @@ impl MessagesBackend for JsonDirMessages {
         let mut entries = tokio::fs::read_dir(&self.dir).await.map_err(io_error)?;
         while let Some(entry) = entries.next_entry().await.map_err(io_error)? {
             let path = entry.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                if let Some(c) = read_json(&path).await? {
-                    if c.record.user_id.as_deref() == Some(user_id) {
-                        out.push(c);
-                    }
-                }
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(c) = read_json(&path).await?
+                && c.record.user_id.as_deref() == Some(user_id)
+            {
+                out.push(c);
             }
         }
         Ok(out)
