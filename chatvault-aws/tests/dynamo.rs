@@ -16,29 +16,6 @@ use chatvault_core::{
     MessagesBackend, Metadata, NewMessage, Role, StoredConversation,
 };
 
-/// A files backend for vaults that never attach anything.
-#[derive(Debug)]
-struct NoFiles;
-
-#[chatvault_core::async_trait]
-impl chatvault_core::FilesBackend for NoFiles {
-    async fn upload(&self, _: &str, _: bytes::Bytes, _: &str) -> chatvault_core::Result<()> {
-        Err(Error::NotSupported {
-            backend: "none",
-            operation: "upload",
-        })
-    }
-    async fn download(&self, _: &str) -> chatvault_core::Result<Option<bytes::Bytes>> {
-        Ok(None)
-    }
-    async fn delete(&self, _: &str) -> chatvault_core::Result<bool> {
-        Ok(false)
-    }
-    async fn exists(&self, _: &str) -> chatvault_core::Result<bool> {
-        Ok(false)
-    }
-}
-
 fn exact_metadata() -> Metadata {
     let json = r#"{
         "float": 0.1,
@@ -92,7 +69,7 @@ async fn item_count(backend: &DynamoMessages, id: &str) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_messages_over_two_megabytes_round_trip() {
     let (backend, requests) = common::dynamo_counted().await;
-    let vault = ChatVault::from_arcs(Arc::new(backend.clone()), Arc::new(NoFiles));
+    let vault = ChatVault::from_arcs(Arc::new(backend.clone()), Arc::new(common::NoFiles));
     let mut conversation = vault
         .create_conversation(Some("user-long"))
         .await
@@ -102,8 +79,8 @@ async fn five_thousand_messages_over_two_megabytes_round_trip() {
     for batch in 0..(5_000 / 50) {
         let messages: Vec<NewMessage> = (0..50)
             .map(|i| {
-                let k = batch * 50 + i;
-                let role = if k % 2 == 0 {
+                let k: usize = batch * 50 + i;
+                let role = if k.is_multiple_of(2) {
                     Role::User
                 } else {
                     Role::Assistant
@@ -415,7 +392,7 @@ async fn pages_are_cut_at_one_megabyte_and_still_read_whole() {
     assert!(first.has_more());
     assert_eq!(read_all(&backend, &record.id).await, sent);
     // Backwards too.
-    let vault = ChatVault::from_arcs(Arc::new(backend.clone()), Arc::new(NoFiles));
+    let vault = ChatVault::from_arcs(Arc::new(backend.clone()), Arc::new(common::NoFiles));
     let conversation = vault
         .get_conversation(&record.id)
         .await

@@ -327,3 +327,26 @@ pub(crate) async fn stream_sha256(mut stream: chatvault_core::ByteStream) -> (u6
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A files backend for vaults that never attach anything.
+#[derive(Debug)]
+pub(crate) struct NoFiles;
+
+#[chatvault_core::async_trait]
+impl chatvault_core::FilesBackend for NoFiles {
+    async fn upload(&self, _: &str, _: bytes::Bytes, _: &str) -> chatvault_core::Result<()> {
+        Err(chatvault_core::Error::NotSupported {
+            backend: "none",
+            operation: "upload",
+        })
+    }
+    async fn download(&self, _: &str) -> chatvault_core::Result<Option<bytes::Bytes>> {
+        Ok(None)
+    }
+    async fn delete(&self, _: &str) -> chatvault_core::Result<bool> {
+        Ok(false)
+    }
+    async fn exists(&self, _: &str) -> chatvault_core::Result<bool> {
+        Ok(false)
+    }
+}
