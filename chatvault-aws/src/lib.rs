@@ -135,7 +135,11 @@
 //! ### Costs and limits
 //!
 //! - **Append**: one `GetItem` plus one `TransactWriteItems` of `1 + n` writes (2 WCU per
-//!   KB each: transactions cost double), whatever the conversation's length. A message is
+//!   KB each: transactions cost double), whatever the conversation's length. Concurrent
+//!   appends are serialised by a condition on the conversation's `version`; the loser
+//!   re-reads and retries with jittered backoff. Every conditional write (create, append,
+//!   rename, archive, file changes) is a transaction, for its idempotency token: a write
+//!   the SDK retries after losing the answer is never applied twice. A message is
 //!   at most 400 KB as an item, an append at most [`MAX_APPEND_MESSAGES`] messages and
 //!   4 MB: larger appends are refused with [`Error::TooLarge`](chatvault_core::Error),
 //!   nothing written. There is no limit on a conversation's length.

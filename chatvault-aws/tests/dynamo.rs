@@ -634,3 +634,142 @@ async fn unreachable_endpoint_fails_within_bounded_time() {
     assert!(err.is_temporary(), "{err:?}");
     hold.abort();
 }
+
+/// Turns the responses of the first `n` `TransactWriteItems` requests into HTTP 500s,
+/// after DynamoDB has carried them out: the "it committed, but the answer was lost" case.
+#[derive(Clone, Debug)]
+struct LoseTransactionAnswers {
+    remaining: Arc<std::sync::atomic::AtomicUsize>,
+    transaction: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LoseTransactionAnswers {
+    fn new(n: usize) -> Self {
+        LoseTransactionAnswers {
+            remaining: Arc::new(std::sync::atomic::AtomicUsize::new(n)),
+            transaction: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for LoseTransactionAnswers {
+    fn name(&self) -> &'static str {
+        "LoseTransactionAnswers"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context.request().headers().get("x-amz-target");
+        self.transaction.store(
+            target.is_some_and(|t| t.ends_with(".TransactWriteItems")),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.transaction.load(SeqCst)
+            && self
+                .remaining
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            *context.response_mut().status_mut() = 500.try_into()?;
+        }
+        Ok(())
+    }
+}
+
+async fn with_lost_answers(
+    table: &DynamoMessages,
+    lost: &LoseTransactionAnswers,
+    attempts: u32,
+) -> DynamoMessages {
+    let config = aws_sdk_dynamodb::config::Builder::from(&common::sdk_config().await)
+        .interceptor(lost.clone())
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
+        .build();
+    DynamoMessages::from_client(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        table.table_name(),
+    )
+}
+
+#[tokio::test]
+async fn writes_whose_answer_was_lost_are_applied_once() {
+    let table = common::dynamo().await;
+
+    // The SDK retries a transaction whose answer it lost with the same idempotency token:
+    // DynamoDB answers success without applying it again.
+    let lost = LoseTransactionAnswers::new(1);
+    let backend = with_lost_answers(&table, &lost, 3).await;
+    let record = ConversationRecord::new(Some("user-lost".into()));
+    backend
+        .create(&record)
+        .await
+        .expect("a retried create is not AlreadyExists");
+    assert_eq!(
+        lost.remaining.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "an answer was lost"
+    );
+    let lost = LoseTransactionAnswers::new(1);
+    let backend = with_lost_answers(&table, &lost, 3).await;
+    let a = backend
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "once")])
+        .await
+        .expect("append");
+    assert_eq!(lost.remaining.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(a.record.message_count, 1);
+    let renamed = with_lost_answers(&table, &LoseTransactionAnswers::new(1), 3)
+        .await
+        .update(
+            &record.id,
+            &ConversationPatch {
+                title: Some("renamed".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("a retried update");
+    assert_eq!(renamed.version, a.record.version + 1, "applied once");
+
+    // Without SDK retries, the SDK reports a 500; the backend looks whether the append
+    // committed before answering, so that the caller does not send it again.
+    let lost = LoseTransactionAnswers::new(usize::MAX);
+    let backend = with_lost_answers(&table, &lost, 1).await;
+    let b = backend
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "twice?")])
+        .await
+        .expect("the append committed; the lost answer is recovered");
+    assert_eq!(b.messages[0].seq, 2);
+
+    let stored = read_all(&table, &record.id).await;
+    assert_eq!(
+        stored
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>(),
+        ["once", "twice?"],
+        "each message stored exactly once"
+    );
+    let now = table
+        .get_record(&record.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(now.message_count, 2);
+    assert_eq!(now.version, renamed.version + 1);
+    assert_eq!(item_count(&table, &record.id).await, 3);
+    common::drop_table(&table).await;
+}

@@ -65,8 +65,16 @@ const GET_CONCURRENCY: usize = 8;
 /// - `messages`: one consistent `Query` on the key range of the window (a backend page is
 ///   cut at DynamoDB's 1 MB, with `next_cursor` set).
 /// - `list_conversations`: a `Query` of a GSI, newest activity first.
-/// - `update`, `add_file`, `remove_file`: `GetItem`, then an `UpdateItem` conditional on
-///   `version` (retried like appends), never touching the message items.
+/// - `update`, `add_file`, `remove_file`: `GetItem`, then an update of the conversation
+///   item conditional on `version` (retried like appends), never touching the message
+///   items.
+/// - `create`: a put conditional on the id being free ([`Error::AlreadyExists`]).
+///
+/// Every conditional write is sent as a `TransactWriteItems`, even a single one, for its
+/// idempotency token: when the SDK retries a write whose answer was lost (a timeout, a
+/// 5xx), DynamoDB recognises the token and does not apply it twice. When the SDK gives up
+/// on an append, the backend reads whether it committed before answering, so a caller
+/// never has to guess. (Transactional writes cost 2 WCU per KB instead of 1.)
 ///
 /// ```no_run
 /// use chatvault_aws::DynamoMessages;
@@ -94,13 +102,22 @@ impl fmt::Debug for DynamoMessages {
     }
 }
 
-/// Where the conversation-changing operations stand after a failed conditional write.
-enum WriteOutcome {
-    /// Another writer changed the conversation item; here is its new state if DynamoDB
-    /// returned it.
-    Lost(Option<Item>),
-    /// Any other failure.
-    Failed(Error),
+/// Why a transaction failed.
+enum TxError {
+    /// The condition of action `index` failed; `item` is that item as it is now, when
+    /// DynamoDB returned it.
+    Condition { index: usize, item: Option<Item> },
+    /// A concurrent transaction touched the same item (DynamoDB, not DynamoDB Local).
+    Conflict,
+    /// An item would exceed 400 KB.
+    TooLarge,
+    /// Anything else.
+    Sdk(Box<SdkError<TransactWriteItemsError, HttpResponse>>),
+}
+
+fn is_size_message(message: Option<&str>) -> bool {
+    let message = message.unwrap_or_default().to_ascii_lowercase();
+    message.contains("size") && message.contains("exceed")
 }
 
 impl DynamoMessages {
@@ -171,6 +188,27 @@ impl DynamoMessages {
             .await
             .map_err(|e| sdk_error(BACKEND, e))?;
         Ok(out.item)
+    }
+
+    /// Whether an append of `stored` committed: its first message is in the table.
+    async fn committed(&self, id: &str, stored: &[Message]) -> bool {
+        let Some(first) = stored.first() else {
+            return false;
+        };
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id, message_sk(first.seq))))
+            .consistent_read(true)
+            .send()
+            .await;
+        match found {
+            Ok(out) => out
+                .item
+                .is_some_and(|item| decode_message(&item).is_ok_and(|m| m.id == first.id)),
+            Err(_) => false,
+        }
     }
 
     async fn read_conversation(
@@ -312,52 +350,87 @@ impl DynamoMessages {
             .build())
     }
 
-    /// One conditional `UpdateItem` of the conversation item: `SET` the given attributes
-    /// if `version` is still `expected`.
-    async fn conditional_update(
+    /// The conversation item's update that `SET`s the given attributes if `version` is
+    /// still `expected` (returning the item as it is when it is not).
+    fn conditional_update(
         &self,
         id: &str,
         expected: u64,
         set: Vec<(&'static str, AttributeValue)>,
-    ) -> std::result::Result<(), WriteOutcome> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(conversation_key(id)))
-            .condition_expression("#version = :expected")
-            .expression_attribute_names("#version", VERSION)
-            .expression_attribute_values(":expected", n(expected))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    ) -> Result<TransactWriteItem> {
+        let mut names = HashMap::from([("#version".to_owned(), VERSION.to_owned())]);
+        let mut values = HashMap::from([(":expected".to_owned(), n(expected))]);
         let mut assignments = Vec::with_capacity(set.len());
         for (i, (name, value)) in set.into_iter().enumerate() {
             if name == VERSION {
                 assignments.push("#version = :new_version".to_owned());
-                request = request.expression_attribute_values(":new_version", value);
+                values.insert(":new_version".to_owned(), value);
             } else {
                 assignments.push(format!("#a{i} = :v{i}"));
-                request = request
-                    .expression_attribute_names(format!("#a{i}"), name)
-                    .expression_attribute_values(format!(":v{i}"), value);
+                names.insert(format!("#a{i}"), name.to_owned());
+                values.insert(format!(":v{i}"), value);
             }
         }
-        request = request.update_expression(format!("SET {}", assignments.join(", ")));
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(
-                match e.as_service_error().and_then(|s| match s {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => Some(c.item().cloned()),
-                    _ => None,
-                }) {
-                    Some(item) => WriteOutcome::Lost(item),
-                    None => WriteOutcome::Failed(size_or_sdk_error(
-                        e,
-                        format!("conversation {id} as a DynamoDB item"),
-                        0,
-                    )),
-                },
-            ),
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(conversation_key(id)))
+            .update_expression(format!("SET {}", assignments.join(", ")))
+            .condition_expression("#version = :expected")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Sends one `TransactWriteItems` and sorts out why it failed.
+    ///
+    /// Every conditional write goes through a transaction, even a single one, for its
+    /// idempotency token: the SDK sends the same token when it retries after a timeout or
+    /// a 5xx, and DynamoDB answers such a retry of a transaction that did commit with
+    /// success, where a retried `UpdateItem` would fail its condition (and look like a
+    /// lost race) or apply twice.
+    async fn transact(&self, actions: Vec<TransactWriteItem>) -> std::result::Result<(), TxError> {
+        let err = match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+            err.as_service_error()
+        else {
+            if err.code() == Some("ValidationException") && is_size_message(err.message()) {
+                return Err(TxError::TooLarge);
+            }
+            return Err(TxError::Sdk(Box::new(err)));
+        };
+        let reasons = canceled.cancellation_reasons();
+        if let Some((index, reason)) = reasons
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+        {
+            return Err(TxError::Condition {
+                index,
+                item: reason.item().cloned(),
+            });
         }
+        if reasons
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict"))
+        {
+            return Err(TxError::Conflict);
+        }
+        if reasons.iter().any(|r| is_size_message(r.message())) {
+            return Err(TxError::TooLarge);
+        }
+        Err(TxError::Sdk(Box::new(err)))
     }
 
     /// The read-modify-write loop of `update`, `add_file` and `remove_file`:
@@ -388,17 +461,25 @@ impl DynamoMessages {
                     limit: MAX_ITEM_SIZE,
                 });
             }
-            match self.conditional_update(id, expected, set).await {
+            let update = self.conditional_update(id, expected, set)?;
+            let latest = match self.transact(vec![update]).await {
                 Ok(()) => return Ok((record, Some(out))),
-                Err(WriteOutcome::Failed(e)) => return Err(e),
-                Err(WriteOutcome::Lost(latest)) => {
-                    Self::pause(attempt).await;
-                    current = match latest {
-                        Some(item) => Some(item),
-                        None => self.read_item(id).await?,
-                    };
+                Err(TxError::Condition { item, .. }) => item,
+                Err(TxError::Conflict) => None,
+                Err(TxError::TooLarge) => {
+                    return Err(Error::TooLarge {
+                        what: format!("conversation {id} as a DynamoDB item after {what}"),
+                        size,
+                        limit: MAX_ITEM_SIZE,
+                    });
                 }
-            }
+                Err(TxError::Sdk(e)) => return Err(sdk_error(BACKEND, *e)),
+            };
+            Self::pause(attempt).await;
+            current = match latest {
+                Some(item) => Some(item),
+                None => self.read_item(id).await?,
+            };
         }
         Err(self.conflict(id, what))
     }
@@ -682,11 +763,15 @@ impl MessagesBackend for DynamoMessages {
         if keys::validate_id("conversation id", id).is_err() {
             return Ok(false);
         }
+        // Whether this call saw the conversation: a retry of the final delete may find it
+        // gone because the first try did delete it.
+        let mut existed = false;
         for attempt in 0..self.max_write_attempts {
             let version = match self.read_item(id).await? {
                 Some(item) => Some(get_n(&item, VERSION)?),
                 None => None,
             };
+            existed |= version.is_some();
             let messages = self
                 .all_keys(id)
                 .await?
@@ -698,7 +783,7 @@ impl MessagesBackend for DynamoMessages {
                 .collect::<Result<Vec<_>>>()?;
             self.batch_write(messages).await?;
             let Some(version) = version else {
-                return Ok(false);
+                return Ok(existed);
             };
             let deleted = self
                 .client
@@ -731,31 +816,33 @@ impl MessagesBackend for DynamoMessages {
             || format!("conversation {} as a DynamoDB item", record.id),
             &item,
         )?;
-        match self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
-            .send()
+            .build()
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        // A transaction of one, for its idempotency token (see `transact`): a create that
+        // the SDK retried after a timeout must not come back as AlreadyExists.
+        match self
+            .transact(vec![TransactWriteItem::builder().put(put).build()])
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::AlreadyExists {
-                    kind: "conversation",
-                    id: record.id.clone(),
-                })
-            }
-            Err(e) => Err(size_or_sdk_error(
-                e,
-                format!("conversation {}", record.id),
-                0,
-            )),
+            Ok(()) => Ok(()),
+            Err(TxError::Condition { .. }) => Err(Error::AlreadyExists {
+                kind: "conversation",
+                id: record.id.clone(),
+            }),
+            Err(TxError::Conflict) => Err(Error::Conflict {
+                message: format!("conversation {} is being created concurrently", record.id),
+            }),
+            Err(TxError::TooLarge) => Err(Error::TooLarge {
+                what: format!("conversation {} as a DynamoDB item", record.id),
+                size: item_size(&conversation_item(record, &[])?),
+                limit: MAX_ITEM_SIZE,
+            }),
+            Err(TxError::Sdk(e)) => Err(sdk_error(BACKEND, *e)),
         }
     }
 
@@ -851,65 +938,52 @@ impl MessagesBackend for DynamoMessages {
                 });
             }
 
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(actions))
-                .send()
-                .await;
-            let err = match sent {
-                Ok(_) => {
+            let latest = match self.transact(actions).await {
+                Ok(()) => {
                     return Ok(Appended {
                         record,
                         messages: stored,
                     });
                 }
-                Err(err) => err,
+                // Another writer moved the conversation on: start again from its new
+                // state (returned with the failure, or read again).
+                Err(TxError::Condition { index: 0, item }) => item,
+                // DynamoDB saw a concurrent transaction on the same items.
+                Err(TxError::Conflict) => None,
+                Err(TxError::Condition { index, .. }) => {
+                    return Err(Error::backend(
+                        BACKEND,
+                        format!(
+                            "conversation {id}: a message item at seq {} exists already, beyond the conversation's message_count (stale items in the table?)",
+                            stored.get(index - 1).map_or(0, |m| m.seq)
+                        ),
+                    ));
+                }
+                Err(TxError::TooLarge) => {
+                    return Err(Error::TooLarge {
+                        what: format!("one append of {} messages", stored.len()),
+                        size: total,
+                        limit: MAX_TRANSACTION_SIZE,
+                    });
+                }
+                Err(TxError::Sdk(e)) => {
+                    // The SDK gave up (timeouts, 5xx) without knowing whether the
+                    // transaction committed: look before answering, so that the caller
+                    // does not append the same messages twice on a retry.
+                    if sdk::is_temporary(&e) && self.committed(id, &stored).await {
+                        return Ok(Appended {
+                            record,
+                            messages: stored,
+                        });
+                    }
+                    return Err(sdk_error(BACKEND, *e));
+                }
             };
-            let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
-                err.as_service_error()
-            else {
-                return Err(size_or_sdk_error(
-                    err,
-                    format!("one append of {} messages", stored.len()),
-                    total,
-                ));
+            Self::pause(attempt).await;
+            current = match latest {
+                Some(item) => decode_conversation(&item)?.0,
+                None => self.require_conversation(id).await?.0,
             };
-            let reasons = canceled.cancellation_reasons();
-            let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-            if code(0) == "ConditionalCheckFailed"
-                || reasons
-                    .iter()
-                    .any(|r| r.code() == Some("TransactionConflict"))
-            {
-                // Another writer moved the conversation on (or DynamoDB saw a concurrent
-                // transaction on it): start again from its new state.
-                let latest = if code(0) == "ConditionalCheckFailed" {
-                    reasons.first().and_then(|r| r.item()).cloned()
-                } else {
-                    None
-                };
-                Self::pause(attempt).await;
-                current = match latest {
-                    Some(item) => decode_conversation(&item)?.0,
-                    None => self.require_conversation(id).await?.0,
-                };
-                continue;
-            }
-            if let Some(i) = (1..reasons.len()).find(|&i| code(i) == "ConditionalCheckFailed") {
-                return Err(Error::backend(
-                    BACKEND,
-                    format!(
-                        "conversation {id}: a message item at seq {} exists already, beyond the conversation's message_count (stale items in the table?)",
-                        stored.get(i - 1).map_or(0, |m| m.seq)
-                    ),
-                ));
-            }
-            return Err(size_or_sdk_error(
-                err,
-                format!("one append of {} messages", stored.len()),
-                total,
-            ));
         }
         Err(self.conflict(id, "append"))
     }
