@@ -200,10 +200,13 @@
 //!
 //! The SDK crates are used with `default-features = false` and only `rt-tokio`,
 //! `default-https-client` and `behavior-version-latest`: no SigV4a, no SSO or
-//! `credential_process` providers, one TLS stack (rustls with aws-lc). That is about 160
-//! crates and 100 s for a clean debug build on two cores, instead of about 200 crates.
-//! If you need SSO profiles, add `aws-config` with its `sso` feature to your own
-//! `Cargo.toml`; features add up.
+//! `credential_process` providers, one TLS stack (rustls with aws-lc, which builds with a
+//! C compiler alone on x86-64). This crate and everything it pulls in (chatvault-core and
+//! tokio included) is about 180 crates, a cold debug build of about two minutes on two
+//! cores; the SDK's default features would add about 45 crates and a second TLS stack.
+//! An application that never touches AWS depends on `chatvault-core` and another backend
+//! and compiles none of this. If you need SSO profiles or `credential_process`, enable
+//! those `aws-config` features in your own `Cargo.toml`: features add up.
 
 #![forbid(unsafe_code)]
 

@@ -641,8 +641,9 @@ impl S3FilesBuilder {
     }
 
     /// Streams larger than this go in a multipart upload (default
-    /// [`DEFAULT_MULTIPART_THRESHOLD`]). About this many bytes are buffered before the
-    /// choice is made.
+    /// [`DEFAULT_MULTIPART_THRESHOLD`], at most [`MAX_PART_SIZE`]). About this many bytes
+    /// are buffered before the choice is made, so memory per upload is about
+    /// `max(multipart_threshold, part_size)`.
     pub fn multipart_threshold(mut self, bytes: usize) -> Self {
         self.multipart_threshold = bytes;
         self
@@ -656,8 +657,8 @@ impl S3FilesBuilder {
         self
     }
 
-    /// Builds the backend. Fails with [`Error::InvalidInput`] for a bad part size or
-    /// prefix, or an empty bucket name.
+    /// Builds the backend. Fails with [`Error::InvalidInput`] for a bad part size,
+    /// threshold or prefix, or an empty bucket name.
     pub async fn build(self) -> Result<S3Files> {
         if self.bucket.is_empty() {
             return Err(Error::invalid_input("bucket", "must not be empty"));
@@ -668,6 +669,15 @@ impl S3FilesBuilder {
                 format!(
                     "must be {MIN_PART_SIZE}..={MAX_PART_SIZE} bytes (S3's limits), got {}",
                     self.part_size
+                ),
+            ));
+        }
+        if self.multipart_threshold > MAX_PART_SIZE {
+            return Err(Error::invalid_input(
+                "multipart_threshold",
+                format!(
+                    "must be at most {MAX_PART_SIZE} bytes (S3's limit for one PutObject), got {}",
+                    self.multipart_threshold
                 ),
             ));
         }

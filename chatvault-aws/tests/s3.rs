@@ -460,9 +460,9 @@ async fn builder_settings_prefix_and_sizes() {
 
 #[tokio::test]
 async fn a_missing_bucket_is_an_error_not_a_missing_file() {
+    common::require_endpoint("AWS_ENDPOINT_URL_S3");
     let files =
         S3Files::from_sdk_config(&common::sdk_config().await, common::unique_name("nobucket"));
-    common::require_endpoint("AWS_ENDPOINT_URL_S3");
     let k = key("x.txt");
     for result in [
         files.download(&k).await.map(|_| ()),
@@ -551,4 +551,79 @@ async fn unreachable_endpoint_fails_within_bounded_time() {
     );
     assert!(err.is_temporary(), "{err:?}");
     hold.abort();
+}
+
+/// Records, at each `UploadPart` request, how many bytes the upload had pulled from its
+/// stream so far.
+#[derive(Clone, Debug, Default)]
+struct PartWatcher {
+    pulled: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl Intercept for PartWatcher {
+    fn name(&self) -> &'static str {
+        "PartWatcher"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if context.request().uri().contains("partNumber=") {
+            let pulled = self.pulled.load(std::sync::atomic::Ordering::SeqCst);
+            self.seen.lock().map_err(|_| "poisoned")?.push(pulled);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn multipart_memory_stays_near_one_part() {
+    let plain = common::s3().await;
+    let watcher = PartWatcher::default();
+    let config = aws_sdk_s3::config::Builder::from(&common::sdk_config().await)
+        .force_path_style(true)
+        .interceptor(watcher.clone())
+        .build();
+    let files = S3Files::from_client(aws_sdk_s3::Client::from_conf(config), plain.bucket());
+    let (stream, expected) = common::generated_stream(40 * MIB, 11);
+    let pulled = std::sync::Arc::clone(&watcher.pulled);
+    let counted = stream
+        .inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                pulled.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+        .boxed();
+    let k = key("watched.bin");
+    files
+        .upload_stream(&k, counted, "application/octet-stream")
+        .await
+        .expect("upload_stream");
+    let seen = watcher.seen.lock().expect("not poisoned").clone();
+    assert_eq!(seen.len(), 5, "40 MiB in 8 MiB parts: {seen:?}");
+    let part = files.part_size() as u64;
+    let chunk = 64 * 1024;
+    for (i, pulled) in seen.iter().enumerate() {
+        let n = i as u64 + 1;
+        // When part n leaves, the upload has read n parts and at most one chunk more:
+        // never the whole stream.
+        assert!(
+            *pulled <= n * part + chunk,
+            "part {n}: {pulled} bytes read ahead"
+        );
+    }
+    let (_, digest) = common::stream_sha256(
+        files
+            .download_stream(&k)
+            .await
+            .expect("get")
+            .expect("exists"),
+    )
+    .await;
+    assert_eq!(digest, expected);
+    common::drop_bucket(&plain).await;
 }

@@ -43,6 +43,8 @@ const BACKOFF_CAP: Duration = Duration::from_millis(250);
 const BATCH_WRITE_MAX: usize = 25;
 /// Attempts at writing a batch's `UnprocessedItems`.
 const BATCH_ATTEMPTS: u32 = 10;
+/// BatchWriteItem calls in flight at once (`save`, `delete`).
+const BATCH_CONCURRENCY: usize = 4;
 /// Conversations read at once by `get_by_user`.
 const GET_CONCURRENCY: usize = 8;
 
@@ -63,7 +65,8 @@ const GET_CONCURRENCY: usize = 8;
 ///   appends are refused with [`Error::TooLarge`] before anything is written (split them
 ///   into several calls if they need not be atomic).
 /// - `messages`: one consistent `Query` on the key range of the window (a backend page is
-///   cut at DynamoDB's 1 MB, with `next_cursor` set).
+///   cut at DynamoDB's 1 MB, with `next_cursor` set); an empty window costs a `GetItem`
+///   more, to tell an empty range from a missing conversation.
 /// - `list_conversations`: a `Query` of a GSI, newest activity first.
 /// - `update`, `add_file`, `remove_file`: `GetItem`, then an update of the conversation
 ///   item conditional on `version` (retried like appends), never touching the message
@@ -290,42 +293,50 @@ impl DynamoMessages {
         }
     }
 
-    /// Writes `requests` with `BatchWriteItem`, 25 at a time, retrying unprocessed items
-    /// with backoff.
+    /// Writes `requests` with `BatchWriteItem`, 25 at a time (a few batches at once),
+    /// retrying unprocessed items with backoff.
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
+        let mut batches = Vec::with_capacity(requests.len().div_ceil(BATCH_WRITE_MAX));
         let mut requests = requests.into_iter().peekable();
         while requests.peek().is_some() {
-            let mut batch: Vec<WriteRequest> = requests.by_ref().take(BATCH_WRITE_MAX).collect();
-            let mut attempt = 0;
-            loop {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, batch)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(BACKEND, e))?;
-                batch = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&self.table))
-                    .unwrap_or_default();
-                if batch.is_empty() {
-                    break;
-                }
-                attempt += 1;
-                if attempt >= BATCH_ATTEMPTS {
-                    return Err(Error::temporary(
-                        BACKEND,
-                        format!(
-                            "BatchWriteItem left {} items unprocessed after {BATCH_ATTEMPTS} attempts",
-                            batch.len()
-                        ),
-                    ));
-                }
-                Self::pause(attempt + 3).await;
-            }
+            batches.push(requests.by_ref().take(BATCH_WRITE_MAX).collect::<Vec<_>>());
         }
-        Ok(())
+        futures_util::stream::iter(batches)
+            .map(|batch| self.write_batch(batch))
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn write_batch(&self, mut batch: Vec<WriteRequest>) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, batch)
+                .send()
+                .await
+                .map_err(|e| sdk_error(BACKEND, e))?;
+            batch = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(&self.table))
+                .unwrap_or_default();
+            if batch.is_empty() {
+                return Ok(());
+            }
+            attempt += 1;
+            if attempt >= BATCH_ATTEMPTS {
+                return Err(Error::temporary(
+                    BACKEND,
+                    format!(
+                        "BatchWriteItem left {} items unprocessed after {BATCH_ATTEMPTS} attempts",
+                        batch.len()
+                    ),
+                ));
+            }
+            Self::pause(attempt + 3).await;
+        }
     }
 
     fn delete_request(key: Item) -> Result<WriteRequest> {
@@ -733,6 +744,9 @@ impl MessagesBackend for DynamoMessages {
     /// Lists the user's conversations on the `by_user` GSI (eventually consistent), then
     /// reads each.
     async fn get_by_user(&self, user_id: &str) -> Result<Vec<StoredConversation>> {
+        if keys::validate_user_id(user_id).is_err() {
+            return Ok(Vec::new());
+        }
         let listed = self
             .query_index(
                 BY_USER_INDEX,
@@ -1009,6 +1023,14 @@ impl MessagesBackend for DynamoMessages {
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
         let cursor = options.validate()?;
+        if user_id.is_some_and(|u| keys::validate_user_id(u).is_err()) {
+            // No conversation can belong to it (create validates user ids), and DynamoDB
+            // refuses an empty key value.
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let after = cursor.map(|c| activity(c.last_active, &c.id));
         let want = options.limit + 1;
         let mut found = match user_id {
