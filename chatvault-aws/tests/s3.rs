@@ -210,7 +210,7 @@ async fn signed_url_expiry_limits_and_missing_keys() {
 async fn fifty_mib_stream_goes_multipart_and_comes_back_identical() {
     let files = common::s3().await;
     let k = key("big.bin");
-    let (stream, expected) = common::generated_stream(50 * MIB, 7);
+    let (stream, expected) = chatvault_core::conformance::generated_stream(50 * MIB, 7);
     let stored = files
         .upload_stream(&k, stream, "application/octet-stream")
         .await
@@ -227,20 +227,20 @@ async fn fifty_mib_stream_goes_multipart_and_comes_back_identical() {
         .await
         .expect("download_stream")
         .expect("exists");
-    let (len, digest) = common::stream_sha256(download).await;
+    let (len, digest) = chatvault_core::conformance::stream_sha256(download).await;
     assert_eq!(len, 50 * MIB);
     assert_eq!(digest, expected, "same SHA-256");
     assert_eq!(uploads_in_progress(&files).await, 0);
 
     // At and below the threshold: one PutObject (a plain ETag).
     let small = key("small.bin");
-    let (stream, expected) = common::generated_stream(8 * MIB, 8);
+    let (stream, expected) = chatvault_core::conformance::generated_stream(8 * MIB, 8);
     files
         .upload_stream(&small, stream, "application/octet-stream")
         .await
         .expect("upload_stream");
     assert!(!etag(&files, &small).await.contains('-'));
-    let (_, digest) = common::stream_sha256(
+    let (_, digest) = chatvault_core::conformance::stream_sha256(
         files
             .download_stream(&small)
             .await
@@ -334,7 +334,7 @@ async fn a_failed_part_aborts_the_multipart_upload() {
         .build();
     let files = S3Files::from_client(aws_sdk_s3::Client::from_conf(config), plain.bucket());
     let k = key("parts.bin");
-    let (stream, _) = common::generated_stream(20 * MIB, 3);
+    let (stream, _) = chatvault_core::conformance::generated_stream(20 * MIB, 3);
     let err = files
         .upload_stream(&k, stream, "application/octet-stream")
         .await
@@ -413,14 +413,14 @@ async fn builder_settings_prefix_and_sizes() {
     );
     // Small threshold and parts: 11 MiB goes in 3 parts of 5, 5 and 1 MiB.
     let big = key("parts.bin");
-    let (stream, expected) = common::generated_stream(11 * MIB, 9);
+    let (stream, expected) = chatvault_core::conformance::generated_stream(11 * MIB, 9);
     files
         .upload_stream(&big, stream, "application/octet-stream")
         .await
         .expect("upload_stream");
     let tag = etag(&files, &big).await;
     assert!(tag.ends_with("-3"), "{tag}");
-    let (_, digest) = common::stream_sha256(
+    let (_, digest) = chatvault_core::conformance::stream_sha256(
         files
             .download_stream(&big)
             .await
@@ -520,7 +520,7 @@ async fn unreachable_endpoint_fails_within_bounded_time() {
     );
     assert!(std::error::Error::source(&err).is_some());
     let started = Instant::now();
-    let (stream, _) = common::generated_stream(10 * MIB, 1);
+    let (stream, _) = chatvault_core::conformance::generated_stream(10 * MIB, 1);
     assert!(
         files
             .upload_stream(&k, stream, "application/octet-stream")
@@ -589,7 +589,7 @@ async fn multipart_memory_stays_near_one_part() {
         .interceptor(watcher.clone())
         .build();
     let files = S3Files::from_client(aws_sdk_s3::Client::from_conf(config), plain.bucket());
-    let (stream, expected) = common::generated_stream(40 * MIB, 11);
+    let (stream, expected) = chatvault_core::conformance::generated_stream(40 * MIB, 11);
     let pulled = std::sync::Arc::clone(&watcher.pulled);
     let counted = stream
         .inspect(move |chunk| {
@@ -616,7 +616,7 @@ async fn multipart_memory_stays_near_one_part() {
             "part {n}: {pulled} bytes read ahead"
         );
     }
-    let (_, digest) = common::stream_sha256(
+    let (_, digest) = chatvault_core::conformance::stream_sha256(
         files
             .download_stream(&k)
             .await

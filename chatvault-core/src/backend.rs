@@ -86,6 +86,24 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
         Ok(self.get(id).await?.map(|c| c.record))
     }
 
+    /// The conversation's record and its attachments, or `None`: what
+    /// [`ChatVault::get_conversation`](crate::ChatVault::get_conversation) needs, in one
+    /// read where the backend can. The default calls `get_record`, then `files`.
+    async fn get_record_with_files(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ConversationRecord, Vec<FileAttachment>)>> {
+        let Some(record) = self.get_record(id).await? else {
+            return Ok(None);
+        };
+        match self.files(id).await {
+            Ok(files) => Ok(Some((record, files))),
+            // Deleted between the two reads.
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Appends messages at the end of the conversation, atomically.
     ///
     /// Assigns `seq` values after the current last one, updates `message_count`,

@@ -283,8 +283,10 @@ fn assert_listing_order(items: &[ConversationSummary]) {
 }
 
 /// A deterministic pseudo-random byte stream of `len` bytes in 64 KiB chunks, generated
-/// as it is read (never held whole), and the SHA-256 it will have.
-fn generated_stream(len: u64, seed: u64) -> (ByteStream, String) {
+/// as it is read (never held whole), and the SHA-256 (lowercase hex) it will have.
+///
+/// A test utility for streaming checks of your own: the same `seed` gives the same bytes.
+pub fn generated_stream(len: u64, seed: u64) -> (ByteStream, String) {
     const CHUNK: u64 = 64 * 1024;
     fn chunk(seed: u64, index: u64, size: usize) -> Bytes {
         let mut x = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -304,23 +306,17 @@ fn generated_stream(len: u64, seed: u64) -> (ByteStream, String) {
     for i in 0..chunks {
         hasher.update(chunk(seed, i, size_of(i)));
     }
-    let expected = hex_digest(hasher);
+    let expected = crate::vault::hex(&hasher.finalize());
     let stream = stream::iter(0..chunks)
         .map(move |i| Ok::<_, io::Error>(chunk(seed, i, size_of(i))))
         .boxed();
     (stream, expected)
 }
 
-fn hex_digest(hasher: Sha256) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(64);
-    for b in hasher.finalize() {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-async fn stream_sha256(mut stream: ByteStream) -> (u64, String) {
+/// Reads a stream to its end; returns its length and SHA-256 (lowercase hex).
+///
+/// Panics if the stream yields an error.
+pub async fn stream_sha256(mut stream: ByteStream) -> (u64, String) {
     let mut hasher = Sha256::new();
     let mut len = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -328,7 +324,7 @@ async fn stream_sha256(mut stream: ByteStream) -> (u64, String) {
         len += chunk.len() as u64;
         hasher.update(&chunk);
     }
-    (len, hex_digest(hasher))
+    (len, crate::vault::hex(&hasher.finalize()))
 }
 
 /// A stream that yields `good` bytes, then fails.
@@ -384,6 +380,13 @@ pub async fn create_and_read_back(backend: &dyn MessagesBackend) {
         .expect("get_record")
         .expect("created conversation is found");
     assert_eq!(got, record, "record must round-trip exactly");
+    assert_eq!(
+        backend
+            .get_record_with_files(&record.id)
+            .await
+            .expect("get_record_with_files"),
+        Some((record.clone(), Vec::new()))
+    );
     let whole = backend.get(&record.id).await.expect("get").expect("found");
     assert_eq!(whole.record, record);
     assert!(whole.messages.is_empty() && whole.files.is_empty());
@@ -732,6 +735,14 @@ pub async fn file_records(backend: &dyn MessagesBackend) {
         backend.files(&record.id).await.expect("files"),
         vec![a.clone(), b.clone()],
         "both same-named files are kept, oldest first, exactly"
+    );
+    assert_eq!(
+        backend
+            .get_record_with_files(&record.id)
+            .await
+            .expect("get_record_with_files"),
+        Some((r2.clone(), vec![a.clone(), b.clone()])),
+        "record and files read together agree with the writes"
     );
     match backend.add_file(&record.id, a.clone()).await {
         Err(Error::AlreadyExists { .. }) => {}

@@ -107,14 +107,8 @@ impl ChatVault {
     /// The conversation with this id, or `None`.
     pub async fn get_conversation(&self, id: &str) -> Result<Option<Conversation>> {
         keys::validate_id("conversation id", id)?;
-        let Some(record) = self.messages.get_record(id).await? else {
+        let Some((record, files)) = self.messages.get_record_with_files(id).await? else {
             return Ok(None);
-        };
-        let files = match self.messages.files(id).await {
-            Ok(files) => files,
-            // Deleted between the two reads.
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
         };
         Ok(Some(Conversation {
             vault: self.clone(),
@@ -644,7 +638,7 @@ impl Conversation {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -984,6 +984,18 @@ impl MessagesBackend for LocalMessages {
             .await
     }
 
+    async fn get_record_with_files(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ConversationRecord, Vec<FileAttachment>)>> {
+        let id = id.to_owned();
+        self.run(move |s| {
+            Ok(s.open_conv(&id, Mode::Shared)?
+                .map(|(_, v)| (v.record, v.files)))
+        })
+        .await
+    }
+
     async fn append_messages(&self, id: &str, messages: Vec<NewMessage>) -> Result<Appended> {
         let id = id.to_owned();
         self.run(move |s| s.append(&id, messages)).await

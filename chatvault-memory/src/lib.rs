@@ -201,6 +201,17 @@ impl MessagesBackend for MemoryMessages {
         Ok(self.lock().conversations.get(id).map(|e| e.record.clone()))
     }
 
+    async fn get_record_with_files(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ConversationRecord, Vec<FileAttachment>)>> {
+        Ok(self
+            .lock()
+            .conversations
+            .get(id)
+            .map(|e| (e.record.clone(), e.files.clone())))
+    }
+
     async fn append_messages(&self, id: &str, messages: Vec<NewMessage>) -> Result<Appended> {
         for m in &messages {
             keys::validate_id("message id", &m.id)?;

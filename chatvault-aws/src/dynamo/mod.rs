@@ -864,6 +864,14 @@ impl MessagesBackend for DynamoMessages {
         Ok(self.read_conversation(id).await?.map(|(record, _)| record))
     }
 
+    async fn get_record_with_files(
+        &self,
+        id: &str,
+    ) -> Result<Option<(ConversationRecord, Vec<FileAttachment>)>> {
+        // One GetItem: the attachments live in the conversation item.
+        self.read_conversation(id).await
+    }
+
     async fn append_messages(&self, id: &str, messages: Vec<NewMessage>) -> Result<Appended> {
         for m in &messages {
             keys::validate_id("message id", &m.id)?;

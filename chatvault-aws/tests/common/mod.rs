@@ -279,55 +279,6 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// A deterministic pseudo-random byte stream of `len` bytes in 64 KiB chunks, made as it
-/// is read, and the SHA-256 (hex) it will have.
-pub(crate) fn generated_stream(len: u64, seed: u64) -> (chatvault_core::ByteStream, String) {
-    use futures_util::StreamExt;
-    use sha2::{Digest, Sha256};
-    const CHUNK: u64 = 64 * 1024;
-    fn chunk(seed: u64, index: u64, size: usize) -> bytes::Bytes {
-        let mut x = (seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
-        let mut out = Vec::with_capacity(size + 8);
-        while out.len() < size {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        out.truncate(size);
-        bytes::Bytes::from(out)
-    }
-    let chunks = len.div_ceil(CHUNK);
-    let size_of = move |i: u64| (len - i * CHUNK).min(CHUNK) as usize;
-    let mut hasher = Sha256::new();
-    for i in 0..chunks {
-        hasher.update(chunk(seed, i, size_of(i)));
-    }
-    let expected = hex(&hasher.finalize());
-    let stream = futures_util::stream::iter(0..chunks)
-        .map(move |i| Ok::<_, std::io::Error>(chunk(seed, i, size_of(i))))
-        .boxed();
-    (stream, expected)
-}
-
-/// Length and SHA-256 (hex) of a stream, read chunk by chunk.
-pub(crate) async fn stream_sha256(mut stream: chatvault_core::ByteStream) -> (u64, String) {
-    use futures_util::StreamExt;
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    let mut len = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.expect("chunk");
-        len += chunk.len() as u64;
-        hasher.update(&chunk);
-    }
-    (len, hex(&hasher.finalize()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A files backend for vaults that never attach anything.
 #[derive(Debug)]
 pub(crate) struct NoFiles;
