@@ -391,8 +391,13 @@ impl AbortGuard {
     async fn abort(&mut self) {
         if let Some(upload_id) = self.upload_id.take() {
             // Best effort: the caller gets the error that made us abort. A lifecycle rule
-            // cleans up uploads that could not be aborted.
-            let _ = self.request(upload_id).send().await;
+            // cleans up uploads that could not be aborted; say which one it is.
+            if let Err(e) = self.request(upload_id.clone()).send().await {
+                tracing::warn!(
+                    bucket = %self.bucket, key = %self.key, upload_id = %upload_id, error = %e,
+                    "could not abort a failed multipart upload; its parts stay billed until a lifecycle rule removes them"
+                );
+            }
         }
     }
 }
@@ -402,9 +407,15 @@ impl Drop for AbortGuard {
         if let Some(upload_id) = self.upload_id.take()
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
-            let request = self.request(upload_id);
+            let request = self.request(upload_id.clone());
+            let (bucket, key) = (self.bucket.clone(), self.key.clone());
             handle.spawn(async move {
-                let _ = request.send().await;
+                if let Err(e) = request.send().await {
+                    tracing::warn!(
+                        %bucket, %key, %upload_id, error = %e,
+                        "could not abort an abandoned multipart upload; its parts stay billed until a lifecycle rule removes them"
+                    );
+                }
             });
         }
     }

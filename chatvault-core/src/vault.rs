@@ -579,8 +579,14 @@ impl Conversation {
                 Ok(file)
             }
             Err(e) => {
-                // Best effort: the bytes must not outlive a failed attach.
-                let _ = self.vault.files.delete(&file.storage_key).await;
+                // Best effort: the bytes must not outlive a failed attach. The caller gets
+                // the error that made the attach fail; an orphan is worth a warning.
+                if let Err(cleanup) = self.vault.files.delete(&file.storage_key).await {
+                    tracing::warn!(
+                        key = %file.storage_key, error = %cleanup,
+                        "could not delete the bytes of a failed attachment; they are orphaned"
+                    );
+                }
                 Err(e)
             }
         }
