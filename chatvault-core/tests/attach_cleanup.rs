@@ -56,7 +56,10 @@ impl MessagesBackend for NoFileRecords {
         _id: &str,
         _file: FileAttachment,
     ) -> Result<chatvault_core::ConversationRecord> {
-        Err(Error::temporary("test", std::io::Error::other("record store down")))
+        Err(Error::temporary(
+            "test",
+            std::io::Error::other("record store down"),
+        ))
     }
 }
 
@@ -72,7 +75,11 @@ async fn failed_attach_deletes_its_bytes() {
         .expect_err("the record store is down");
     assert!(err.is_temporary(), "the caller gets the cause: {err}");
     let err = c
-        .attach_file_stream("b.txt", bytes_stream(Bytes::from_static(b"more")), "text/plain")
+        .attach_file_stream(
+            "b.txt",
+            bytes_stream(Bytes::from_static(b"more")),
+            "text/plain",
+        )
         .await
         .expect_err("the record store is down");
     assert!(err.is_temporary());
