@@ -275,10 +275,15 @@ impl ConversationRecord {
     /// messages get `seq` values `message_count + 1 ..`; `message_count` grows;
     /// `last_active` becomes `at` (never moving backwards); the title is set from the
     /// first user message when the conversation has none yet; `version` grows by one.
+    /// Roles are normalised as [`Role::from`] does (`Role::Other("User")` is stored as
+    /// [`Role::User`]), so what is stored reads back the same from JSON.
     /// A backend calls it on the record it read, then writes the result atomically.
     pub fn apply_append(&mut self, messages: Vec<NewMessage>, at: DateTime<Utc>) -> Vec<Message> {
         let mut stored = Vec::with_capacity(messages.len());
-        for message in messages {
+        for mut message in messages {
+            if let Role::Other(name) = &message.role {
+                message.role = Role::from(name.as_str());
+            }
             if self.title.is_none() && message.role == Role::User {
                 self.title = Some(auto_title(&message.content));
             }
@@ -817,6 +822,27 @@ mod tests {
         assert_eq!(out[0].seq, 4);
         assert_eq!(rec.title.as_deref(), Some("mine"));
         assert_eq!(rec.last_active, at);
+    }
+
+    #[test]
+    fn append_normalises_roles_built_by_hand() {
+        let mut rec = ConversationRecord::new(None);
+        let mut m = NewMessage::new(Role::Assistant, "hello");
+        m.role = Role::Other("User".into());
+        let out = rec.apply_append(vec![m, NewMessage::new("Critic", "meh")], now());
+        assert_eq!(out[0].role, Role::User);
+        assert_eq!(
+            rec.title.as_deref(),
+            Some("hello"),
+            "a user message, so a title"
+        );
+        assert_eq!(
+            out[1].role,
+            Role::Other("Critic".into()),
+            "unknown roles kept as given"
+        );
+        let json = serde_json::to_string(&out[0]).unwrap();
+        assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), out[0]);
     }
 
     #[test]
