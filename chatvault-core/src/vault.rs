@@ -578,17 +578,42 @@ impl Conversation {
                 self.files.push(file.clone());
                 Ok(file)
             }
-            Err(e) => {
-                // Best effort: the bytes must not outlive a failed attach. The caller gets
-                // the error that made the attach fail; an orphan is worth a warning.
-                if let Err(cleanup) = self.vault.files.delete(&file.storage_key).await {
-                    tracing::warn!(
-                        key = %file.storage_key, error = %cleanup,
-                        "could not delete the bytes of a failed attachment; they are orphaned"
-                    );
+            // A temporary error may hide a write that committed (its answer was lost):
+            // look before deleting bytes that a stored attachment may point to.
+            Err(e) if e.is_temporary() => match self
+                .vault
+                .messages
+                .get_record_with_files(&self.record.id)
+                .await
+            {
+                Ok(Some((record, files))) if files.iter().any(|f| f.id == file.id) => {
+                    self.record = record;
+                    self.files = files;
+                    Ok(file)
                 }
+                Ok(_) => {
+                    self.discard_bytes(&file.storage_key).await;
+                    Err(e)
+                }
+                // Still unknown: keep the bytes (at worst an orphan, never a dangling
+                // attachment) and report the original error.
+                Err(_) => Err(e),
+            },
+            Err(e) => {
+                self.discard_bytes(&file.storage_key).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Best effort: the bytes must not outlive a failed attach. The caller gets the error
+    /// that made the attach fail; an orphan is worth a warning.
+    async fn discard_bytes(&self, key: &str) {
+        if let Err(cleanup) = self.vault.files.delete(key).await {
+            tracing::warn!(
+                key = %key, error = %cleanup,
+                "could not delete the bytes of a failed attachment; they are orphaned"
+            );
         }
     }
 

@@ -19,7 +19,10 @@ struct Recording {
 #[async_trait]
 impl FilesBackend for Recording {
     async fn upload(&self, key: &str, data: Bytes, content_type: &str) -> Result<()> {
-        self.uploaded.lock().unwrap().push(key.to_owned());
+        self.uploaded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(key.to_owned());
         self.inner.upload(key, data, content_type).await
     }
     async fn download(&self, key: &str) -> Result<Option<Bytes>> {
@@ -110,4 +113,60 @@ async fn attaching_to_a_deleted_conversation_leaves_nothing() {
     let uploaded = files.uploaded.lock().unwrap().clone();
     assert_eq!(uploaded.len(), 1);
     assert!(!files.exists(&uploaded[0]).await.unwrap());
+}
+
+/// Messages backend whose `add_file` stores the attachment, then loses the answer.
+#[derive(Debug, Default)]
+struct LostAnswers(MemoryMessages);
+
+#[async_trait]
+impl MessagesBackend for LostAnswers {
+    async fn save(&self, c: &StoredConversation) -> Result<()> {
+        self.0.save(c).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<StoredConversation>> {
+        self.0.get(id).await
+    }
+    async fn get_by_user(&self, user: &str) -> Result<Vec<StoredConversation>> {
+        self.0.get_by_user(user).await
+    }
+    async fn delete(&self, id: &str) -> Result<bool> {
+        self.0.delete(id).await
+    }
+    async fn get_record_with_files(
+        &self,
+        id: &str,
+    ) -> Result<Option<(chatvault_core::ConversationRecord, Vec<FileAttachment>)>> {
+        self.0.get_record_with_files(id).await
+    }
+    async fn add_file(
+        &self,
+        id: &str,
+        file: FileAttachment,
+    ) -> Result<chatvault_core::ConversationRecord> {
+        self.0.add_file(id, file).await?;
+        Err(Error::temporary(
+            "test",
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "answer lost"),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn an_attach_that_committed_despite_a_lost_answer_keeps_its_bytes() {
+    let files = Arc::new(Recording::default());
+    let vault = ChatVault::from_arcs(Arc::new(LostAnswers::default()), files.clone());
+    let mut c = vault.create_conversation(Some("u")).await.unwrap();
+    let f = c
+        .attach_file("kept.txt", &b"still here"[..], "text/plain")
+        .await
+        .expect("the attachment was stored, so the attach succeeded");
+    assert_eq!(c.files(), &[f.clone()][..]);
+    assert_eq!(c.record().file_count, 1);
+    let fresh = vault.get_conversation(c.id()).await.unwrap().unwrap();
+    assert_eq!(
+        fresh.file_content(&f.id).await.unwrap().as_deref(),
+        Some(&b"still here"[..]),
+        "a stored attachment must never lose its bytes"
+    );
 }
