@@ -149,6 +149,26 @@ pub(crate) fn corrupt(err: CorruptData) -> Error {
     Error::backend(BACKEND, err)
 }
 
+/// Whether `err` reports damaged stored data: a file that cannot be read
+/// ([`CorruptData`]) or one that is missing.
+pub(crate) fn is_damage(err: &Error) -> bool {
+    let Error::Backend { source, .. } = err else {
+        return false;
+    };
+    source.downcast_ref::<CorruptData>().is_some()
+        || source
+            .downcast_ref::<IoError>()
+            .is_some_and(|e| e.source.kind() == io::ErrorKind::NotFound)
+}
+
+/// The kind of the I/O error inside `err`, if it reports one.
+pub(crate) fn io_kind(err: &Error) -> Option<io::ErrorKind> {
+    let Error::Backend { source, .. } = err else {
+        return None;
+    };
+    source.downcast_ref::<IoError>().map(|e| e.source.kind())
+}
+
 /// `map_err` helper: `.map_err(io_at("open", &path))`.
 pub(crate) fn io_at<'a>(
     action: &'static str,

@@ -14,10 +14,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
-use crate::error::{BACKEND, CorruptData, corrupt, io_at, io_error};
-use crate::fsutil::{
-    STALE_TEMP_AGE, TempPath, blocking, create_dir_all_durable, is_not_found, sweep, sync_dir,
-};
+use crate::error::{BACKEND, CorruptData, corrupt, io_at, io_error, io_kind};
+use crate::fsutil::{STALE_TEMP_AGE, TempPath, blocking, create_dir_all_durable, sweep, sync_dir};
 
 /// Chunk size of [`LocalFiles`]' streaming downloads.
 pub const DOWNLOAD_CHUNK: usize = 64 * 1024;
@@ -29,11 +27,59 @@ const URL_SAFE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// The sidecar kept for each blob under `meta/`.
+/// The format of the content-type files this release writes.
+const META_VERSION: u32 = 2;
+
+/// How many times a rename into place is tried again after a concurrent upload or delete
+/// changed the directories on its way.
+const PLACE_ATTEMPTS: u32 = 20;
+
+/// The sidecar kept for each blob under `meta/`: its content type, and the identity of
+/// the data file it was written for.
 #[derive(Debug, Serialize, Deserialize)]
 struct Meta {
     v: u32,
     content_type: String,
+    /// The data file this content type belongs to. A content-type file counts only while
+    /// that very file is the key's data; written by every release since format 2 (format
+    /// 1 had none, and is taken as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<DataIdentity>,
+}
+
+/// What tells one data file from another at the same path. A rename keeps all of it, so
+/// the identity of an upload's temp file is that of the key's data once it is in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct DataIdentity {
+    size: u64,
+    /// The inode number (Unix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ino: Option<u64>,
+    /// Last modification, in nanoseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    modified_ns: Option<u64>,
+}
+
+impl DataIdentity {
+    fn of(m: &fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let ino = {
+            use std::os::unix::fs::MetadataExt;
+            Some(m.ino())
+        };
+        #[cfg(not(unix))]
+        let ino = None;
+        let modified_ns = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| u64::try_from(d.as_nanos()).ok());
+        DataIdentity {
+            size: m.len(),
+            ino,
+            modified_ns,
+        }
+    }
 }
 
 /// Attachment bytes stored as files under a root directory.
@@ -44,10 +90,16 @@ struct Meta {
 /// `ROOT/tmp`, fsync, rename, fsync of the directory): a reader sees the old bytes or the
 /// new, and a failed or abandoned upload leaves nothing under its key.
 ///
+/// The data tree alone says which keys exist. A content-type file records the identity
+/// of the data file it was written for (inode, size and modification time) and counts
+/// only while that file is the key's data, so a content-type file left behind (by a
+/// crash, a failed upload or a race) is never taken for another upload's, never makes a
+/// data operation fail, and is removed by the next upload that needs its place.
+///
 /// Like a file system (and unlike S3), a key cannot be both a file and the "directory" of
 /// another key: with `a/b` stored, uploading `a` fails with [`Error::InvalidInput`], and
-/// the other way round. Keys made by [`keys::storage_key`] always have four segments and
-/// never collide that way.
+/// the other way round, also when the two uploads run at the same time. Keys made by
+/// [`keys::storage_key`] always have four segments and never collide that way.
 ///
 /// Clones share the same store.
 #[derive(Clone, Debug)]
@@ -100,6 +152,13 @@ impl LocalFiles {
     }
 
     /// The content type stored with `key`, or `None` when the key does not exist.
+    ///
+    /// Also `None` when the key's content type is unknown: when the upload that wrote
+    /// the bytes did not get to store it (a crash or failure just after the bytes'
+    /// commit), while a replacement of the key is between its two renames, or when
+    /// uploads of the same key raced and the last bytes and the last content type came
+    /// from different ones. A content type is never reported for bytes it was not
+    /// uploaded with.
     pub async fn content_type(&self, key: &str) -> Result<Option<String>> {
         let inner = Arc::clone(&self.inner);
         let key = key.to_owned();
@@ -107,11 +166,13 @@ impl LocalFiles {
     }
 }
 
-fn write_meta(tmp: &Path, content_type: &str) -> Result<TempPath> {
+/// Writes the content-type file for the data temp file whose metadata is `data`.
+fn write_meta(tmp: &Path, content_type: &str, data: &fs::Metadata) -> Result<TempPath> {
     let guard = TempPath::new(tmp.to_owned());
     let body = serde_json::to_vec(&Meta {
-        v: 1,
+        v: META_VERSION,
         content_type: content_type.to_owned(),
+        data: Some(DataIdentity::of(data)),
     })
     .map_err(|e| Error::backend(BACKEND, e))?;
     let mut file = File::create(tmp).map_err(io_at("create", tmp))?;
@@ -155,7 +216,7 @@ impl Inner {
                         segments[..=i].join("/")
                     ));
                 }
-                Ok(m) if last && m.is_dir() => {
+                Ok(m) if last && m.is_dir() && holds_a_key(&prefix) => {
                     return collides("it is a prefix of other stored keys".into());
                 }
                 Ok(_) => {}
@@ -165,42 +226,118 @@ impl Inner {
         Ok(())
     }
 
-    /// Moves finished temp files into place: the content type first, then the bytes
-    /// (the bytes' rename is the commit point), then flushes both directories.
+    /// Moves finished temp files into place: the bytes first, then the content type, then
+    /// flushes both directories.
+    ///
+    /// The bytes' rename is the commit point: from then on the key holds the new bytes,
+    /// whatever happens next. The content type follows; it names its data file, so a
+    /// crash or failure between the two renames leaves the new bytes with no known
+    /// content type (the old content-type file names the old bytes), never the old bytes
+    /// with the new type. (The other order would be as consistent; this one only ever
+    /// writes in `meta/` for a key whose bytes are in place, which makes whatever
+    /// occupies that place there garbage.)
     fn place(&self, key: &str, data: TempPath, meta: TempPath) -> Result<()> {
         let data_path = self.data_path(key)?;
         let meta_path = self.meta_path(key);
         let (mut data, mut meta) = (data, meta);
         let mut attempts = 0;
-        let mut meta_placed = false;
         loop {
             self.check_shape(key)?;
-            for path in [&data_path, &meta_path] {
-                if let Some(parent) = path.parent() {
-                    create_dir_all_durable(parent)?;
-                }
+            let renamed = self.rename_data(&data_path, data.path());
+            let Err(err) = renamed else { break };
+            let kind = io_kind(&err);
+            // Failing because of the shape of the tree means a colliding key was stored
+            // meanwhile: the same answer as `check_shape`'s before the upload.
+            self.check_shape(key)?;
+            let raced = kind.is_some_and(|k| is_not_found_kind(k) || is_shape_kind(k));
+            if raced && attempts < PLACE_ATTEMPTS {
+                // A concurrent delete pruned a directory on the way, or the colliding
+                // key is gone again: try again.
+                attempts += 1;
+                continue;
             }
-            let renamed = if meta_placed {
-                Ok(())
-            } else {
-                fs::rename(meta.path(), &meta_path).map(|()| {
-                    meta.disarm();
-                    meta_placed = true;
-                })
+            prune_empty_parents(&data_path, &self.data);
+            if kind.is_some_and(is_shape_kind) {
+                return Err(Error::invalid_input(
+                    "storage key",
+                    format!("{key:?}: collides with keys being stored at the same time"),
+                ));
             }
-            .and_then(|()| fs::rename(data.path(), &data_path));
-            match renamed {
-                Ok(()) => break,
-                // A concurrent delete pruned a parent we had just created: again.
-                Err(e) if is_not_found(&e) && attempts < 20 => attempts += 1,
-                Err(e) => return Err(io_error("rename into place", &data_path, e)),
-            }
+            return Err(err);
         }
         data.disarm();
-        for path in [&meta_path, &data_path] {
+        let mut attempts = 0;
+        loop {
+            // The bytes are in place: nothing in `meta/` may stand in the way of their
+            // content type.
+            self.clear_meta_place(key)?;
+            let placed = match meta_path.parent() {
+                Some(parent) => create_dir_all_durable(parent),
+                None => Ok(()),
+            }
+            .and_then(|()| {
+                fs::rename(meta.path(), &meta_path).map_err(io_at("rename into place", &meta_path))
+            });
+            match placed {
+                Ok(()) => break,
+                Err(e)
+                    if attempts < PLACE_ATTEMPTS
+                        && io_kind(&e)
+                            .is_some_and(|k| is_not_found_kind(k) || is_shape_kind(k)) =>
+                {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        meta.disarm();
+        for path in [&data_path, &meta_path] {
             if let Some(parent) = path.parent() {
                 sync_dir(parent)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Renames the data temp file `tmp` to `path`, creating its parents. A directory
+    /// holding no key at `path` (left by a crash between a delete and its pruning of
+    /// emptied directories) is removed first: `check_shape` has just passed.
+    fn rename_data(&self, path: &Path, tmp: &Path) -> Result<()> {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            remove_empty_tree(path);
+        }
+        if let Some(parent) = path.parent() {
+            create_dir_all_durable(parent)?;
+        }
+        fs::rename(tmp, path).map_err(io_at("rename into place", path))
+    }
+
+    /// Removes what occupies the place of `key`'s content-type file in `meta/`: a file
+    /// on one of its prefixes, or a directory on the key itself. Called once the key's
+    /// bytes are in place, when the data tree shows that all of it is garbage: no key
+    /// is a prefix of a stored key, nor has stored keys under it.
+    fn clear_meta_place(&self, key: &str) -> Result<()> {
+        let segments: Vec<&str> = key.split('/').collect();
+        let mut path = self.meta.clone();
+        for (i, segment) in segments.iter().enumerate() {
+            path.push(segment);
+            let last = i + 1 == segments.len();
+            let Ok(m) = fs::symlink_metadata(&path) else {
+                break;
+            };
+            let removed = if !last && !m.is_dir() {
+                fs::remove_file(&path)
+            } else if last && m.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                continue;
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if is_absent(&e) => {}
+                Err(e) => return Err(io_error("remove", &path, e)),
+            }
+            break;
         }
         Ok(())
     }
@@ -214,8 +351,9 @@ impl Inner {
         let mut file = File::create(&tmp).map_err(io_at("create", &tmp))?;
         file.write_all(bytes).map_err(io_at("write", &tmp))?;
         file.sync_all().map_err(io_at("sync", &tmp))?;
+        let written = file.metadata().map_err(io_at("stat", &tmp))?;
         drop(file);
-        let meta = write_meta(&self.temp("meta"), content_type)?;
+        let meta = write_meta(&self.temp("meta"), content_type, &written)?;
         self.place(key, data, meta)
     }
 
@@ -259,11 +397,17 @@ impl Inner {
             Err(e) if is_absent(&e) => return Ok(false),
             Err(e) => return Err(io_error("remove", &data_path, e)),
         }
+        // The key is gone. Its content-type file goes next, best effort: one left behind
+        // names a data file that no longer exists, so it counts for nothing.
         let meta_path = self.meta_path(key);
         match fs::remove_file(&meta_path) {
             Ok(()) => {}
             Err(e) if is_absent(&e) => {}
-            Err(e) => return Err(io_error("remove", &meta_path, e)),
+            Err(e) => tracing::warn!(
+                path = %meta_path.display(),
+                error = %e,
+                "could not remove the content-type file of a deleted key"
+            ),
         }
         for (path, top) in [(&data_path, &self.data), (&meta_path, &self.meta)] {
             prune_empty_parents(path, top);
@@ -272,24 +416,30 @@ impl Inner {
     }
 
     fn content_type(&self, key: &str) -> Result<Option<String>> {
-        if !self.exists(key)? {
-            return Ok(None);
-        }
+        let data_path = self.data_path(key)?;
+        let data = match fs::metadata(&data_path) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Ok(None),
+            Err(e) if is_absent(&e) => return Ok(None),
+            Err(e) => return Err(io_error("stat", &data_path, e)),
+        };
         let path = self.meta_path(key);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| {
-                    corrupt(CorruptData::with_source(
-                        &path,
-                        "not a content-type file",
-                        e,
-                    ))
-                })?;
-                Ok(Some(meta.content_type))
-            }
-            Err(e) if is_absent(&e) => Ok(None),
-            Err(e) => Err(io_error("read", &path, e)),
-        }
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if is_absent(&e) => return Ok(None),
+            Err(e) => return Err(io_error("read", &path, e)),
+        };
+        let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| {
+            corrupt(CorruptData::with_source(
+                &path,
+                "not a content-type file",
+                e,
+            ))
+        })?;
+        let current = meta
+            .data
+            .is_none_or(|written_for| written_for == DataIdentity::of(&data));
+        Ok(current.then_some(meta.content_type))
     }
 
     fn file_url(&self, key: &str) -> Result<Option<String>> {
@@ -308,6 +458,51 @@ fn is_absent(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory
     )
+}
+
+/// Whether an I/O error kind says the path (or a parent) is missing.
+fn is_not_found_kind(kind: io::ErrorKind) -> bool {
+    kind == io::ErrorKind::NotFound
+}
+
+/// Whether an I/O error kind says a path met the wrong side of the file/directory divide:
+/// a file where a directory was needed, or the other way round.
+fn is_shape_kind(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::NotADirectory
+            | io::ErrorKind::IsADirectory
+            | io::ErrorKind::DirectoryNotEmpty
+            | io::ErrorKind::AlreadyExists
+    )
+}
+
+/// Whether directory `dir` holds a key: anything but directories, at any depth. An
+/// unreadable directory is taken to hold one.
+fn holds_a_key(dir: &Path) -> bool {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => return !is_absent(&e),
+    };
+    entries.into_iter().any(|entry| match entry {
+        Ok(entry) => match entry.file_type() {
+            Ok(t) if t.is_dir() => holds_a_key(&entry.path()),
+            _ => true,
+        },
+        Err(_) => true,
+    })
+}
+
+/// Removes a tree of empty directories, best effort (it stops at anything else).
+fn remove_empty_tree(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_tree(&entry.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 /// Removes the emptied directories above `path`, up to (not including) `top`.
@@ -424,11 +619,12 @@ impl FilesBackend for LocalFiles {
         }
         file.flush().await.map_err(io_at("write", &tmp))?;
         file.sync_all().await.map_err(io_at("sync", &tmp))?;
+        let written = file.metadata().await.map_err(io_at("stat", &tmp))?;
         drop(file);
         let inner = Arc::clone(&self.inner);
         let (key, content_type) = (key.to_owned(), content_type.to_owned());
         blocking(move || {
-            let meta = write_meta(&inner.temp("meta"), &content_type)?;
+            let meta = write_meta(&inner.temp("meta"), &content_type, &written)?;
             inner.place(&key, guard, meta)
         })
         .await?;

@@ -60,7 +60,8 @@
 //!   tmp/  trash/                     conversations being created / deleted
 //! files/                             LocalFiles::new(..)
 //!   data/<key>                       the bytes of each key, as a plain file
-//!   meta/<key>                       {"v":1,"content_type":...}: out of every key's reach
+//!   meta/<key>                       {"v":2,"content_type":...,"data":{...}}: the content
+//!                                    type, and the identity of the data file it is for
 //!   tmp/                             uploads in progress
 //! ```
 //!
@@ -103,6 +104,11 @@
 //! - Header, content-type and attachment files are replaced atomically: written to a temp
 //!   file, flushed, renamed over the old one, and the directory flushed. Metadata updates
 //!   and attachment records are durable when they return.
+//! - An attachment's bytes are renamed into place first (the commit point), its
+//!   content-type file second. That file records the identity of the data file it was
+//!   written for (inode, size and modification time) and counts only while that file is
+//!   the key's data: a crash between the two renames leaves the new bytes with an unknown
+//!   content type, never the old bytes with the new one.
 //! - Creating a conversation builds its directory in `tmp/` and renames it into place;
 //!   deleting renames it to `trash/` (the commit point) before removing it. A crash leaves
 //!   either the whole conversation or none of it; leftovers in `trash/` are removed by the
@@ -111,9 +117,12 @@
 //! Limits: data is only as durable as the disk's `fsync`; bytes damaged *inside* the log
 //! after they were written (bit rot, another program writing there) are reported as a
 //! [`CorruptData`] error, not repaired; a damaged index is detected by its CRCs and
-//! bypassed by reading the log. A crash can leave an unused user-index entry (harmless:
-//! entries are checked against the conversation's header) or a content-type file without
-//! bytes (invisible: it is read only for keys that exist), or, from a `save` cut short,
+//! bypassed by reading the log (a missing index too). A damaged conversation is left out
+//! of listings (with a `tracing` warning) instead of failing them, reading it by id
+//! reports the error, and deleting it works. A crash can leave an unused user-index entry
+//! (harmless: entries are checked against the conversation's header), a content-type
+//! file or an empty directory without bytes (ignored: only the data tree says which keys
+//! exist, and the next upload that needs the place clears it), or, from a `save` cut short,
 //! a `log-<g+1>`/`index-<g+1>` pair the header never switched to (unused, overwritten by
 //! the next `save`). If the header cannot be written after an append's record was, the
 //! record is cut off again and the append fails; if even that cut fails (a dying disk),
@@ -136,8 +145,11 @@
 //! `flock` faithfully. On a case-insensitive file system two ids that differ only in case
 //! cannot both exist (the second one's `create` is `AlreadyExists`).
 //!
-//! [`LocalFiles`] needs no locks: each write is one atomic rename. Concurrent uploads to
-//! the same key end with one of them whole (the content type may come from the other).
+//! [`LocalFiles`] needs no locks: each commit is one atomic rename. Concurrent uploads to
+//! the same key end with one of them whole; its content type is known unless the other
+//! upload's content-type file was renamed last (then [`LocalFiles::content_type`] is
+//! `None`: never a content type the bytes were not uploaded with). Of concurrent uploads
+//! of colliding keys (`a` and `a/b`), the one that loses fails with `InvalidInput`.
 
 #![forbid(unsafe_code)]
 

@@ -32,6 +32,10 @@ pub(crate) const RECORD_VERSION: u32 = 1;
 pub const MAX_RECORD_BYTES: u64 = 256 * 1024 * 1024;
 /// Bytes per index entry.
 pub(crate) const INDEX_ENTRY: u64 = 16;
+/// The fewest log bytes one message takes: its JSON line alone (`{"id":..,"seq":..,
+/// "role":..,"content":..,"created_at":..}`) is longer than this. A header that claims
+/// more messages than its log's length allows is damaged.
+pub(crate) const MIN_MESSAGE_BYTES: u64 = 16;
 
 /// The first line of a payload.
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,8 +70,10 @@ impl IndexEntry {
         Some(IndexEntry { offset, len, crc })
     }
 
-    pub(crate) fn end(&self) -> u64 {
-        self.offset + u64::from(self.len)
+    /// The log offset just past this message; `None` when it would overflow (only a
+    /// damaged index says so).
+    pub(crate) fn end(&self) -> Option<u64> {
+        self.offset.checked_add(u64::from(self.len))
     }
 }
 
@@ -258,7 +264,7 @@ mod tests {
         let entries: Vec<_> = frame.entries(base).collect();
         assert_eq!(entries, d.entries);
         for (e, m) in entries.iter().zip(&messages) {
-            let bytes = &log[e.offset as usize..e.end() as usize];
+            let bytes = &log[e.offset as usize..e.end().unwrap() as usize];
             assert_eq!(crc32fast::hash(bytes), e.crc);
             let back: Message = serde_json::from_slice(bytes).unwrap();
             assert_eq!(&back, m);
@@ -266,6 +272,30 @@ mod tests {
             e.encode(&mut enc);
             assert_eq!(IndexEntry::decode(&enc), Some(*e));
         }
+    }
+
+    #[test]
+    fn the_smallest_message_takes_more_than_min_message_bytes() {
+        let mut m = NewMessage::new(Role::User, "").into_message(1);
+        m.id = "x".into();
+        let json = serde_json::to_vec(&m).unwrap();
+        assert!(json.len() as u64 > MIN_MESSAGE_BYTES, "{}", json.len());
+    }
+
+    #[test]
+    fn an_entry_whose_end_overflows_has_no_end() {
+        let e = IndexEntry {
+            offset: u64::MAX,
+            len: u32::MAX,
+            crc: 0,
+        };
+        assert_eq!(e.end(), None);
+        let e = IndexEntry {
+            offset: 7,
+            len: 3,
+            crc: 0,
+        };
+        assert_eq!(e.end(), Some(10));
     }
 
     #[test]

@@ -13,12 +13,14 @@ use chatvault_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::error::{CorruptData, corrupt, io_at, io_error};
+use crate::error::{CorruptData, corrupt, io_at, io_error, is_damage};
 use crate::fsutil::{
     STALE_TEMP_AGE, TempPath, blocking, create_dir_all_durable, is_not_found, same_file, sweep,
     sync_dir, write_atomic,
 };
-use crate::log::{DecodedFrame, FrameAt, INDEX_ENTRY, IndexEntry, decode_frame, encode_frame};
+use crate::log::{
+    DecodedFrame, FrameAt, INDEX_ENTRY, IndexEntry, MIN_MESSAGE_BYTES, decode_frame, encode_frame,
+};
 
 /// The most messages one [`MessagesBackend::messages`] call returns; a longer range gets
 /// a `next_cursor` to continue from.
@@ -163,8 +165,12 @@ struct View {
 }
 
 impl View {
-    fn count(&self) -> u64 {
-        self.disk.log_messages + self.tail.len() as u64
+    /// Messages in the conversation: the committed ones and the rolled-forward ones.
+    fn count(&self) -> Result<u64> {
+        self.disk
+            .log_messages
+            .checked_add(self.tail.len() as u64)
+            .ok_or_else(|| damaged(&self.dir.join(HEADER), "the message count overflows"))
     }
 
     fn log_path(&self) -> PathBuf {
@@ -173,6 +179,55 @@ impl View {
 
     fn index_path(&self) -> PathBuf {
         self.dir.join(index_name(self.disk.generation))
+    }
+}
+
+/// A [`CorruptData`] error for `path`.
+fn damaged(path: &Path, reason: impl Into<String>) -> Error {
+    corrupt(CorruptData::new(path, reason))
+}
+
+/// Fails with [`CorruptData`] when `record`'s counters (read from `header`) cannot take
+/// `new_messages` more messages, one more file and one more version: only a damaged
+/// header holds such numbers, and the record rules must never overflow on them.
+fn check_headroom(record: &ConversationRecord, new_messages: u64, header: &Path) -> Result<()> {
+    let room = record.message_count.checked_add(new_messages).is_some()
+        && record.version.checked_add(1).is_some()
+        && record.file_count.checked_add(1).is_some();
+    if room {
+        Ok(())
+    } else {
+        Err(damaged(
+            header,
+            format!(
+                "the record's counters leave no room for a change (message_count {}, \
+                 version {}, file_count {})",
+                record.message_count, record.version, record.file_count
+            ),
+        ))
+    }
+}
+
+/// Whether an error opening a conversation's file means there is no conversation there:
+/// the path is missing, or runs through a file (a stray file in `conversations/`).
+fn is_absent(e: &io::Error) -> bool {
+    is_not_found(e) || e.kind() == io::ErrorKind::NotADirectory
+}
+
+/// In a listing: a conversation whose files are damaged is left out (with a warning)
+/// rather than failing the listing of everyone's conversations. Reading it by id still
+/// reports the error.
+fn skip_damaged<T>(dir: &Path, loaded: Result<Option<T>>) -> Result<Option<T>> {
+    match loaded {
+        Err(e) if is_damage(&e) => {
+            tracing::warn!(
+                conversation = %dir.display(),
+                error = %e,
+                "leaving a damaged conversation out of a listing"
+            );
+            Ok(None)
+        }
+        other => other,
     }
 }
 
@@ -273,7 +328,7 @@ impl Store {
         loop {
             let file = match File::open(&path) {
                 Ok(f) => f,
-                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) if is_absent(&e) => return Ok(None),
                 Err(e) => return Err(io_error("open", &path, e)),
             };
             match mode {
@@ -285,7 +340,7 @@ impl Store {
             match fs::metadata(&path) {
                 Ok(now) if same_file(&held, &now) => return Ok(Some(file)),
                 Ok(_) => continue,
-                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) if is_absent(&e) => return Ok(None),
                 Err(e) => return Err(io_error("stat", &path, e)),
             }
         }
@@ -332,6 +387,17 @@ impl Store {
                 ),
             )));
         }
+        // Every later computation on the message count (index offsets, positions) stays
+        // far from overflowing once it is bounded by the log's length.
+        if disk.log_messages > disk.log_len / MIN_MESSAGE_BYTES {
+            return Err(damaged(
+                &dir.join(HEADER),
+                format!(
+                    "it counts {} messages in {} bytes of log",
+                    disk.log_messages, disk.log_len
+                ),
+            ));
+        }
         let mut record = disk.record.clone();
         let mut tail = Vec::new();
         let mut valid_end = disk.log_len;
@@ -349,6 +415,7 @@ impl Store {
                             entries,
                             end,
                         } = frame;
+                        check_headroom(&record, messages.len() as u64, &dir.join(HEADER))?;
                         record.apply_append(messages.iter().map(to_new).collect(), at);
                         tail.extend(messages.into_iter().zip(entries));
                         valid_end = end;
@@ -399,7 +466,25 @@ impl Store {
         let log_path = view.log_path();
         let index_path = view.index_path();
         let mut entries: Vec<IndexEntry> = view.tail.iter().map(|(_, e)| *e).collect();
-        let mut log_end = view.valid_end;
+        // The new totals, computed before anything is written: numbers from a damaged
+        // header must fail here, not overflow halfway through.
+        let header_path = view.dir.join(HEADER);
+        let overflow = || damaged(&header_path, "the log's length or message count overflows");
+        let new_messages = view.tail.len() as u64 + frame.map_or(0, |f| f.spans.len() as u64);
+        let log_messages = view
+            .disk
+            .log_messages
+            .checked_add(new_messages)
+            .ok_or_else(overflow)?;
+        let index_offset = view
+            .disk
+            .log_messages
+            .checked_mul(INDEX_ENTRY)
+            .ok_or_else(overflow)?;
+        let log_end = view
+            .valid_end
+            .checked_add(frame.map_or(0, |f| f.bytes.len() as u64))
+            .ok_or_else(overflow)?;
         let mut log_file = None;
         // Rolled-forward records may not be on disk yet (their writer died before its
         // fsync): flush them before a header accounts for them.
@@ -417,7 +502,6 @@ impl Store {
                     return Err(e);
                 }
                 entries.extend(frame.entries(view.valid_end));
-                log_end += frame.bytes.len() as u64;
             }
             log.sync_data().map_err(io_at("sync", &log_path))?;
             log_file = Some(log);
@@ -434,15 +518,20 @@ impl Store {
             for e in &entries {
                 e.encode(&mut bytes);
             }
-            let written = open_rw(&index_path).and_then(|mut index| {
-                write_at(
-                    &mut index,
-                    &index_path,
-                    view.disk.log_messages * INDEX_ENTRY,
-                    &bytes,
-                )?;
-                index.sync_data().map_err(io_at("sync", &index_path))
-            });
+            // A missing index is damage like any other: created again here, it gets the
+            // new entries, and reads of the positions it lacks (zeros, or past its end)
+            // fall back to the log.
+            let written = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&index_path)
+                .map_err(io_at("open", &index_path))
+                .and_then(|mut index| {
+                    write_at(&mut index, &index_path, index_offset, &bytes)?;
+                    index.sync_data().map_err(io_at("sync", &index_path))
+                });
             if let Err(e) = written {
                 undo(log_file);
                 return Err(e);
@@ -453,7 +542,7 @@ impl Store {
             generation: view.disk.generation,
             incarnation: view.disk.incarnation.clone(),
             log_len: log_end,
-            log_messages: view.disk.log_messages + entries.len() as u64,
+            log_messages,
             record: view.record.clone(),
             files: view.files.clone(),
         };
@@ -522,26 +611,47 @@ impl Store {
     /// check out (then the caller scans the log instead).
     fn read_indexed(view: &View, first: u64, last: u64) -> Result<Option<Vec<Message>>> {
         let index_path = view.index_path();
-        let mut index = File::open(&index_path).map_err(io_at("open", &index_path))?;
+        let mut index = match File::open(&index_path) {
+            Ok(index) => index,
+            // A missing index is bypassed like a damaged one.
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(io_error("open", &index_path, e)),
+        };
         let index_len = index.metadata().map_err(io_at("stat", &index_path))?.len();
-        if index_len < last * INDEX_ENTRY {
+        // `first` and `last` are at most the header's message count, which `load` bounds
+        // by the log's length: these cannot overflow unless the header lies.
+        let header_path = view.dir.join(HEADER);
+        let span_of = |from: u64, count: u64| {
+            from.checked_mul(INDEX_ENTRY)
+                .zip(count.checked_mul(INDEX_ENTRY))
+                .ok_or_else(|| damaged(&header_path, "a message position overflows"))
+        };
+        let (_, needed) = span_of(0, last)?;
+        if index_len < needed {
             return Ok(None);
         }
-        let raw = read_at(
-            &mut index,
-            &index_path,
-            (first - 1) * INDEX_ENTRY,
-            (last - first + 1) * INDEX_ENTRY,
-        )?;
+        let (offset, len) = span_of(first - 1, last - first + 1)?;
+        let raw = read_at(&mut index, &index_path, offset, len)?;
         let entries: Vec<IndexEntry> = raw
             .chunks_exact(INDEX_ENTRY as usize)
             .filter_map(IndexEntry::decode)
             .collect();
-        let ordered = entries.windows(2).all(|w| w[0].end() <= w[1].offset);
-        let (Some(start), Some(end)) = (entries.first(), entries.last()) else {
+        // An entry whose end overflows can only come from a damaged index.
+        let Some(ends) = entries
+            .iter()
+            .map(IndexEntry::end)
+            .collect::<Option<Vec<u64>>>()
+        else {
             return Ok(None);
         };
-        let (start, end) = (start.offset, end.end());
+        let ordered = ends
+            .iter()
+            .zip(entries.iter().skip(1))
+            .all(|(&end, next)| end <= next.offset);
+        let (Some(start), Some(&end)) = (entries.first(), ends.last()) else {
+            return Ok(None);
+        };
+        let start = start.offset;
         if !ordered || end > view.disk.log_len || entries.iter().any(|e| e.len == 0) {
             return Ok(None);
         }
@@ -578,7 +688,7 @@ impl Store {
                 }
             }
         }
-        for pos in first.max(committed + 1)..=last {
+        for pos in first.max(committed.saturating_add(1))..=last {
             out.push(view.tail[(pos - committed - 1) as usize].0.clone());
         }
         Ok(out)
@@ -709,7 +819,10 @@ impl Store {
     fn replace_locked(&self, dir: &Path, conversation: &StoredConversation) -> Result<()> {
         let old = Self::read_header(dir)?;
         let record = &conversation.record;
-        let generation = old.generation + 1;
+        let generation = old
+            .generation
+            .checked_add(1)
+            .ok_or_else(|| damaged(&dir.join(HEADER), "its log generation overflows"))?;
         let (log_len, log_messages) =
             Self::write_generation(dir, generation, &conversation.messages, record.last_active)?;
         if let Some(user) = &record.user_id
@@ -802,7 +915,7 @@ impl Store {
         };
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) if is_absent(&e) => return Ok(Vec::new()),
             Err(e) => return Err(io_error("list", &dir, e)),
         };
         let mut out = Vec::new();
@@ -811,10 +924,13 @@ impl Store {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if markers {
-                if let Some((conv, _incarnation)) = name.rsplit_once('.') {
+                if let Some((conv, _incarnation)) = name.rsplit_once('.')
+                    && !conv.is_empty()
+                {
                     out.push(self.conversations.join(conv));
                 }
-            } else {
+            } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                // Only directories are conversations: a stray file (`.DS_Store`) is not.
                 out.push(entry.path());
             }
         }
@@ -833,7 +949,7 @@ impl Store {
             let Some(_lock) = self.lock(&dir, Mode::Shared)? else {
                 continue;
             };
-            let Some(view) = Self::load(&dir, None)? else {
+            let Some(view) = skip_damaged(&dir, Self::load(&dir, None))? else {
                 continue;
             };
             if user.is_none_or(|u| view.record.user_id.as_deref() == Some(u)) {
@@ -849,13 +965,16 @@ impl Store {
             let Some(_lock) = self.lock(&dir, Mode::Shared)? else {
                 continue;
             };
-            let Some(view) = Self::load(&dir, None)? else {
+            let Some(view) = skip_damaged(&dir, Self::load(&dir, None))? else {
                 continue;
             };
             if view.record.user_id.as_deref() != Some(user) {
                 continue;
             }
-            let mut messages = Self::scan_committed(&view)?;
+            let Some(mut messages) = skip_damaged(&dir, Self::scan_committed(&view).map(Some))?
+            else {
+                continue;
+            };
             messages.extend(view.tail.iter().map(|(m, _)| m.clone()));
             out.push(StoredConversation {
                 record: view.record,
@@ -872,16 +991,30 @@ impl Store {
         let Some(lock) = self.lock(&dir, Mode::Exclusive)? else {
             return Ok(false);
         };
-        let header = Self::read_header(&dir)?;
-        if header.record.id != id {
-            return Ok(false);
-        }
+        // A conversation whose header is damaged is deleted all the same: the id names
+        // its directory. (Its user-index entry, named in the header, stays behind:
+        // harmless, entries are checked against the conversation's header.)
+        let header = match Self::read_header(&dir) {
+            Ok(header) if header.record.id != id => return Ok(false),
+            Ok(header) => Some(header),
+            Err(e) if is_damage(&e) => {
+                tracing::warn!(
+                    conversation = id,
+                    error = %e,
+                    "deleting a conversation whose header is unreadable"
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let trash = self.trash.join(new_id());
         // The rename is the commit point: from here the conversation does not exist, and
         // an appender waiting for the lock finds the lock file gone.
         fs::rename(&dir, &trash).map_err(io_at("move to trash", &dir))?;
         sync_dir(&self.conversations)?;
-        if let Some(user) = &header.record.user_id {
+        if let Some(header) = &header
+            && let Some(user) = &header.record.user_id
+        {
             self.remove_marker(user, id, &header.incarnation);
         }
         drop(lock);
@@ -901,6 +1034,7 @@ impl Store {
                 messages: Vec::new(),
             });
         }
+        check_headroom(&view.record, messages.len() as u64, &view.dir.join(HEADER))?;
         let at = now();
         let stored = view.record.apply_append(messages, at);
         let frame = encode_frame(at, &stored)?;
@@ -913,7 +1047,7 @@ impl Store {
 
     fn messages(&self, id: &str, range: &MessageRange) -> Result<Page<Message>> {
         let (_lock, view) = self.require(id, Mode::Shared)?;
-        let count = view.count();
+        let count = view.count()?;
         let Some((mut first, mut last)) = range.resolve(count) else {
             return Ok(Page {
                 items: Vec::new(),
@@ -942,6 +1076,7 @@ impl Store {
         change: impl FnOnce(&mut ConversationRecord, &mut Vec<FileAttachment>) -> Result<(bool, T)>,
     ) -> Result<(ConversationRecord, T)> {
         let (_lock, mut view) = self.require(id, Mode::Exclusive)?;
+        check_headroom(&view.record, 0, &view.dir.join(HEADER))?;
         let (changed, out) = change(&mut view.record, &mut view.files)?;
         if changed {
             Self::persist(&mut view, None, true)?;
