@@ -15,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::model::{
     Appended, ConversationPatch, ConversationRecord, ConversationSummary, FileAttachment,
     ListCursor, ListOptions, Message, MessageRange, NewMessage, Page, StoredConversation, now,
@@ -46,7 +47,9 @@ pub async fn collect_stream(mut stream: ByteStream) -> io::Result<Bytes> {
 /// Where conversations and their messages are kept.
 ///
 /// Implement the four required methods (`save`, `get`, `get_by_user`, `delete`) and the
-/// rest works. Override the provided methods to make them atomic and fast; every
+/// rest works: the defaults check ids and inputs before they reach your methods (but
+/// `save`, `get` and `delete` are called with whatever ids the caller passed, so a backend
+/// that turns ids into paths or keys checks them with [`keys::validate_id`]). Override the provided methods to make them atomic and fast; every
 /// first-party backend does. Whatever you override must keep the semantics documented on
 /// each method; `chatvault_core::conformance` (feature `conformance`) checks them.
 ///
@@ -72,6 +75,7 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// Fails with [`Error::AlreadyExists`] if the id is taken. The default checks with
     /// `get` then `save`, which a concurrent creator of the same id can race.
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
+        record.validate()?;
         if self.get(&record.id).await?.is_some() {
             return Err(Error::AlreadyExists {
                 kind: "conversation",
@@ -116,6 +120,10 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// the default rewrites the whole conversation and is not safe against concurrent
     /// writers.
     async fn append_messages(&self, id: &str, messages: Vec<NewMessage>) -> Result<Appended> {
+        validate_conversation_id(id)?;
+        for m in &messages {
+            keys::validate_id("message id", &m.id)?;
+        }
         let mut conversation = self
             .get(id)
             .await?
@@ -136,6 +144,7 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// page in the range's direction. Fails with [`Error::NotFound`] when the conversation
     /// does not exist.
     async fn messages(&self, id: &str, range: &MessageRange) -> Result<Page<Message>> {
+        validate_conversation_id(id)?;
         let conversation = self
             .get(id)
             .await?
@@ -173,6 +182,7 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// record. Never rewrites messages in first-party backends. Fails with
     /// [`Error::NotFound`] when the conversation does not exist.
     async fn update(&self, id: &str, patch: &ConversationPatch) -> Result<ConversationRecord> {
+        validate_conversation_id(id)?;
         patch.validate()?;
         let mut conversation = self
             .get(id)
@@ -187,6 +197,7 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// The conversation's attachments, oldest first. Fails with [`Error::NotFound`] when
     /// the conversation does not exist.
     async fn files(&self, id: &str) -> Result<Vec<FileAttachment>> {
+        validate_conversation_id(id)?;
         Ok(self
             .get(id)
             .await?
@@ -200,6 +211,8 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// (never backwards). Fails with [`Error::AlreadyExists`] if the file id is taken and
     /// [`Error::NotFound`] when the conversation does not exist.
     async fn add_file(&self, id: &str, file: FileAttachment) -> Result<ConversationRecord> {
+        validate_conversation_id(id)?;
+        keys::validate_id("file id", &file.id)?;
         let mut conversation = self
             .get(id)
             .await?
@@ -214,6 +227,7 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// record, or `None` if there was no such file. Fails with [`Error::NotFound`] when the
     /// conversation does not exist.
     async fn remove_file(&self, id: &str, file_id: &str) -> Result<Option<ConversationRecord>> {
+        validate_conversation_id(id)?;
         let mut conversation = self
             .get(id)
             .await?
@@ -226,6 +240,10 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
         self.save(&conversation).await?;
         Ok(Some(conversation.record))
     }
+}
+
+fn validate_conversation_id(id: &str) -> Result<()> {
+    keys::validate_id("conversation id", id)
 }
 
 /// Applies the record changes of [`MessagesBackend::add_file`]: checks that the file id is

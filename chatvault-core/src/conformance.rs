@@ -352,6 +352,7 @@ pub async fn run_messages_suite(backend: Arc<dyn MessagesBackend>, caps: Message
     invalid_ids_are_rejected(b).await;
     list_user_conversations(b).await;
     listing_pages_survive_concurrent_creation(b).await;
+    listing_ties_break_by_id(b).await;
     delete_conversations(b).await;
     long_conversation(b, caps.long_conversation).await;
     if caps.list_all {
@@ -599,6 +600,14 @@ pub async fn message_ranges_and_cursors(backend: &dyn MessagesBackend) {
     assert!(p.has_more(), "older messages remain before last(5)");
     let p = read(MessageRange::before(6).limit(3)).await;
     assert_seqs(&p.items, 3..=5, "before(6).limit(3)");
+    assert_eq!(
+        p.next_cursor.as_deref(),
+        Some("3"),
+        "seq 1 and 2 remain before it"
+    );
+    let p = read(MessageRange::before(3).limit(5)).await;
+    assert_seqs(&p.items, 1..=2, "before(3).limit(5)");
+    assert!(!p.has_more(), "nothing before seq 1");
     let p = read(MessageRange::last(100)).await;
     assert_seqs(&p.items, 1..=25, "last(100)");
     assert!(!p.has_more());
@@ -780,6 +789,51 @@ pub async fn invalid_ids_are_rejected(backend: &dyn MessagesBackend) {
         record.id = bad.to_owned();
         assert_invalid(backend.create(&record).await, "create with a hostile id");
     }
+    for bad in ["../escape", "a/b", "", "x\0y"] {
+        let refused = |what: &str, r: Result<()>| match r {
+            Err(Error::InvalidInput { .. } | Error::NotFound { .. }) => {}
+            other => panic!(
+                "{what} with hostile id {bad:?}: expected InvalidInput or NotFound, got {other:?}"
+            ),
+        };
+        refused(
+            "append_messages",
+            backend
+                .append_messages(bad, vec![user_msg("x")])
+                .await
+                .map(drop),
+        );
+        refused(
+            "messages",
+            backend.messages(bad, &MessageRange::all()).await.map(drop),
+        );
+        refused(
+            "update",
+            backend
+                .update(
+                    bad,
+                    &ConversationPatch {
+                        archived: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map(drop),
+        );
+        refused("files", backend.files(bad).await.map(drop));
+        refused(
+            "remove_file",
+            backend.remove_file(bad, "f").await.and_then(|r| match r {
+                None => Err(Error::conversation_not_found(bad)),
+                Some(_) => Ok(()),
+            }),
+        );
+        assert_eq!(
+            backend.get_record_with_files(bad).await.ok().flatten(),
+            None,
+            "a hostile id names no conversation"
+        );
+    }
     let mut bad_user = ConversationRecord::new(Some("ctrl\u{7}".into()));
     bad_user.id = unique("c");
     assert_invalid(
@@ -910,7 +964,33 @@ pub async fn listing_pages_survive_concurrent_creation(backend: &dyn MessagesBac
         seen.iter().all(|s| original.contains(&s.id)),
         "conversations newer than the first page must not appear on later pages"
     );
-    assert!(!created.is_empty());
+}
+
+/// Conversations with the same `last_active` are listed by id, descending, and pages
+/// split between them neither skip nor repeat one.
+pub async fn listing_ties_break_by_id(backend: &dyn MessagesBackend) {
+    let user = unique("user");
+    let at = now();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let mut record = ConversationRecord::new(Some(user.clone()));
+        record.created_at = at;
+        record.last_active = at;
+        backend
+            .save(&StoredConversation::new(record.clone()))
+            .await
+            .expect("save");
+        ids.push(record.id);
+    }
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    for limit in [1, 2, 5] {
+        let listed: Vec<String> = list_everything(backend, Some(&user), false, limit)
+            .await
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(listed, ids, "ties in last_active, pages of {limit}");
+    }
 }
 
 /// Listing every user's conversations: each of ours once, in listing order.
@@ -1392,7 +1472,33 @@ pub async fn same_name_attachments(vault: &ChatVault) {
     assert_eq!(c.record().file_count, 1);
     assert!(!c.delete_file(&a.id).await.expect("delete_file again"));
     c.refresh().await.expect("refresh");
-    assert_eq!(c.files(), &[b][..], "the deletion is stored");
+    assert_eq!(c.files(), &[b.clone()][..], "the deletion is stored");
+
+    // A handle that has not seen an attachment can still delete it.
+    let mut stale = vault
+        .get_conversation(c.id())
+        .await
+        .expect("get")
+        .expect("exists");
+    let late = c
+        .attach_file("late.txt", &b"late"[..], "text/plain")
+        .await
+        .expect("attach");
+    assert!(
+        stale
+            .delete_file(&late.id)
+            .await
+            .expect("delete through a stale handle")
+    );
+    assert!(
+        !vault
+            .files_backend()
+            .exists(&late.storage_key)
+            .await
+            .expect("exists")
+    );
+    c.refresh().await.expect("refresh");
+    assert_eq!(c.files(), &[b][..]);
 }
 
 /// Hostile user ids and file names are stored safely (or rejected with `InvalidInput`

@@ -153,7 +153,8 @@ pub fn validate_title(title: &str) -> Result<()> {
 /// The longest segment of a storage key that [`encode_component`] makes, in bytes.
 pub const MAX_SEGMENT_LEN: usize = 200;
 
-/// Percent-encodes one key component so that it is a single, harmless path segment.
+/// Percent-encodes one non-empty key component so that it is a single, harmless path
+/// segment (an empty `raw` gives an empty string: callers validate first).
 ///
 /// Everything but ASCII letters, digits, `-`, `_`, `.` and `~` is encoded; a component
 /// made only of dots (`.`, `..`, `...`) has its dots encoded too. An encoding longer than
@@ -206,6 +207,8 @@ pub fn storage_key(
     validate_id("file id", file_id)?;
     validate_filename(filename)?;
     let user = match user_id {
+        // "_" stands for "no user": a user literally named "_" gets its own prefix.
+        Some("_") => "%5F".to_owned(),
         Some(u) => encode_component(u, MAX_SEGMENT_LEN),
         None => "_".to_owned(),
     };
@@ -223,8 +226,10 @@ pub fn storage_key(
 ///
 /// Rejected: the empty key, keys over [`MAX_KEY_LEN`] bytes, control characters (NUL
 /// included), `\`, `:`, a leading `/`, empty segments (`a//b`, a trailing `/`), and
-/// `.` or `..` segments. A key that passes cannot name anything outside a backend's root
-/// on any common file system.
+/// `.` or `..` segments. A key that passes cannot climb out of a backend's root directory
+/// (no parent segments, no absolute path, no drive or stream syntax). Windows device names
+/// such as `NUL` are not rejected; storage keys from [`storage_key`] never are bare
+/// device names, since their last segment is a file name under three others.
 pub fn validate_key(key: &str) -> Result<()> {
     let bad = |reason: &str| {
         Err(Error::invalid_input(
@@ -317,6 +322,14 @@ mod tests {
         let other = format!("{}x", "é".repeat(499));
         assert_ne!(key, storage_key(None, "c", "f", &other).unwrap());
         assert!(storage_key(None, "c", "f", &"a".repeat(MAX_FILENAME_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn a_user_named_underscore_is_not_no_user() {
+        let none = storage_key(None, "c", "f", "x").unwrap();
+        let underscore = storage_key(Some("_"), "c", "f", "x").unwrap();
+        assert_ne!(none.split('/').next(), underscore.split('/').next());
+        validate_key(&underscore).unwrap();
     }
 
     #[test]

@@ -274,7 +274,8 @@ impl ConversationRecord {
     /// This is the one definition of what appending means, shared by every backend:
     /// messages get `seq` values `message_count + 1 ..`; `message_count` grows;
     /// `last_active` becomes `at` (never moving backwards); the title is set from the
-    /// first user message when the conversation has none yet; `version` grows by one.
+    /// first non-blank user message when the conversation has none yet; `version` grows
+    /// by one.
     /// Roles are normalised as [`Role::from`] does (`Role::Other("User")` is stored as
     /// [`Role::User`]), so what is stored reads back the same from JSON.
     /// A backend calls it on the record it read, then writes the result atomically.
@@ -284,7 +285,10 @@ impl ConversationRecord {
             if let Role::Other(name) = &message.role {
                 message.role = Role::from(name.as_str());
             }
-            if self.title.is_none() && message.role == Role::User {
+            if self.title.is_none()
+                && message.role == Role::User
+                && !message.content.trim().is_empty()
+            {
                 self.title = Some(auto_title(&message.content));
             }
             self.message_count += 1;
@@ -330,7 +334,9 @@ impl ConversationRecord {
 /// The auto-title of a conversation: the first 50 characters of its first user message,
 /// plus `"..."` when the message is longer.
 ///
-/// Characters are Unicode scalar values, so a multibyte character is never split.
+/// Characters are Unicode scalar values, so a multibyte character is never split. Control
+/// characters (line breaks, tabs, NUL) become spaces, so a title is always one clean line
+/// that [`keys::validate_title`] accepts.
 ///
 /// ```
 /// use chatvault_core::auto_title;
@@ -340,10 +346,15 @@ impl ConversationRecord {
 /// ```
 pub fn auto_title(content: &str) -> String {
     const MAX: usize = 50;
-    match content.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &content[..cut]),
-        None => content.to_owned(),
+    let mut title: String = content
+        .chars()
+        .take(MAX)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if content.chars().nth(MAX).is_some() {
+        title.push_str("...");
     }
+    title
 }
 
 /// A conversation with all its messages and attachments: what the required
@@ -574,9 +585,15 @@ impl ListCursor {
         }
     }
 
-    /// The opaque string form.
+    /// The opaque string form. It keeps `last_active` to the nanosecond, so a cursor
+    /// sorts exactly where its conversation does.
     pub fn encode(&self) -> String {
-        format!("v1.{}.{}", self.last_active.timestamp_micros(), self.id)
+        format!(
+            "v1.{}.{}.{}",
+            self.last_active.timestamp(),
+            self.last_active.timestamp_subsec_nanos(),
+            self.id
+        )
     }
 
     /// Parses [`encode`](Self::encode)'s output.
@@ -584,9 +601,14 @@ impl ListCursor {
         let bad =
             || Error::invalid_input("cursor", format!("not a cursor this library made: {s:?}"));
         let rest = s.strip_prefix("v1.").ok_or_else(bad)?;
-        let (micros, id) = rest.split_once('.').ok_or_else(bad)?;
-        let micros: i64 = micros.parse().map_err(|_| bad())?;
-        let last_active = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+        let (secs, rest) = rest.split_once('.').ok_or_else(bad)?;
+        let (nanos, id) = rest.split_once('.').ok_or_else(bad)?;
+        let secs: i64 = secs.parse().map_err(|_| bad())?;
+        let nanos: u32 = nanos.parse().map_err(|_| bad())?;
+        if nanos >= 1_000_000_000 {
+            return Err(bad());
+        }
+        let last_active = DateTime::from_timestamp(secs, nanos).ok_or_else(bad)?;
         keys::validate_id("cursor", id).map_err(|_| bad())?;
         Ok(ListCursor {
             last_active,
@@ -699,9 +721,9 @@ impl MessageRange {
         })
     }
 
-    /// The seq bounds `(first, last)` inclusive this range selects in a conversation of
-    /// `count` messages, and whether more messages lie beyond them in the range's
-    /// direction. `None` when it selects nothing.
+    /// The seq bounds `(first, last)`, inclusive, that this range selects in a
+    /// conversation of `count` messages; `None` when it selects nothing. Whether more
+    /// messages lie beyond them is [`next_cursor`](Self::next_cursor)'s answer.
     ///
     /// Backends that store messages by `seq` use this to turn a range into a key range.
     pub fn resolve(&self, count: u64) -> Option<(u64, u64)> {
@@ -822,6 +844,44 @@ mod tests {
         assert_eq!(out[0].seq, 4);
         assert_eq!(rec.title.as_deref(), Some("mine"));
         assert_eq!(rec.last_active, at);
+    }
+
+    #[test]
+    fn auto_titles_are_one_clean_line() {
+        assert_eq!(auto_title("hi\0there\nfriend"), "hi there friend");
+        let mut rec = ConversationRecord::new(None);
+        rec.apply_append(vec![NewMessage::new(Role::User, "a\0b")], now());
+        rec.validate().expect("an auto-title always validates");
+        let mut blank = ConversationRecord::new(None);
+        blank.apply_append(vec![NewMessage::new(Role::User, "  \n ")], now());
+        assert_eq!(blank.title, None, "a blank message gives no title");
+        blank.apply_append(vec![NewMessage::new(Role::User, "real question")], now());
+        assert_eq!(blank.title.as_deref(), Some("real question"));
+    }
+
+    #[test]
+    fn cursors_keep_sub_microsecond_order() {
+        let t = |nanos| DateTime::from_timestamp(1_700_000_000, nanos).unwrap();
+        let summary = |id: &str, nanos| ConversationSummary {
+            id: id.into(),
+            user_id: None,
+            title: None,
+            created_at: t(nanos),
+            last_active: t(nanos),
+            archived: false,
+            message_count: 0,
+            file_count: 0,
+        };
+        // Same microsecond, different nanoseconds: listed a, then b.
+        let all = vec![summary("b", 100), summary("a", 500)];
+        let p1 = crate::paginate(all.clone(), &ListOptions::new().limit(1)).unwrap();
+        assert_eq!(p1.items[0].id, "a");
+        let next = ListOptions::new().limit(1).cursor(p1.next_cursor.unwrap());
+        let p2 = crate::paginate(all, &next).unwrap();
+        assert_eq!(
+            p2.items.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
     }
 
     #[test]

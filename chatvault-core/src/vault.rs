@@ -386,15 +386,25 @@ impl Conversation {
     }
 
     /// Every message, in order (read from the backend a page at a time).
+    ///
+    /// A backend whose pages stop moving forward (a cursor with an empty page, or one
+    /// that does not advance) gets an error, not an endless loop.
     pub async fn messages(&self) -> Result<Vec<Message>> {
         let mut out = Vec::new();
-        let mut range = MessageRange::all().limit(READ_PAGE);
+        let mut after = 0;
         loop {
+            let range = MessageRange::after(after).limit(READ_PAGE);
             let page = self.messages_page(&range).await?;
+            let got = page.items.len();
             out.extend(page.items);
-            match page.next_cursor {
-                Some(cursor) => range = range.continue_from(&cursor)?,
-                None => return Ok(out),
+            let Some(cursor) = page.next_cursor else {
+                return Ok(out);
+            };
+            match range.continue_from(&cursor)? {
+                MessageRange::After { after: next, .. } if got > 0 && next > after => {
+                    after = next;
+                }
+                _ => return Err(stalled(&cursor)),
             }
         }
     }
@@ -407,19 +417,36 @@ impl Conversation {
     /// The newest `n` messages, in order.
     pub async fn last_messages(&self, n: usize) -> Result<Vec<Message>> {
         let mut out: Vec<Message> = Vec::new();
-        let mut range = MessageRange::last(n);
+        let mut before = None;
         // A backend may cap its pages: keep reading older pages until n are in hand.
         while out.len() < n {
+            let wanted = n - out.len();
+            let range = MessageRange::Before {
+                before,
+                limit: wanted,
+            };
             let page = self.messages_page(&range).await?;
-            let got = page.items.len();
             let mut items = page.items;
+            // Never more than asked for: keep the newest.
+            if items.len() > wanted {
+                items.drain(..items.len() - wanted);
+            }
+            let got = items.len();
             items.append(&mut out);
             out = items;
-            match page.next_cursor {
-                Some(cursor) if got > 0 => {
-                    range = range.continue_from(&cursor)?.limit(n - out.len());
+            let Some(cursor) = page.next_cursor else {
+                break;
+            };
+            if out.len() == n {
+                break;
+            }
+            match range.continue_from(&cursor)? {
+                MessageRange::Before {
+                    before: Some(next), ..
+                } if got > 0 && before.is_none_or(|b| next < b) => {
+                    before = Some(next);
                 }
-                _ => break,
+                _ => return Err(stalled(&cursor)),
             }
         }
         Ok(out)
@@ -648,7 +675,13 @@ impl Conversation {
     }
 
     /// Deletes an attachment: its bytes, then its record. Returns whether it existed.
+    ///
+    /// An attachment this handle has not seen yet (added through another handle) is
+    /// looked up in the backend first.
     pub async fn delete_file(&mut self, file_id: &str) -> Result<bool> {
+        if self.file(file_id).is_none() {
+            self.refresh().await?;
+        }
         let Some(file) = self.file(file_id).cloned() else {
             return Ok(false);
         };
@@ -667,6 +700,14 @@ impl Conversation {
             None => Ok(false),
         }
     }
+}
+
+/// The error for a messages backend whose pages do not move on.
+fn stalled(cursor: &str) -> Error {
+    Error::backend(
+        "messages",
+        format!("a page ended with cursor {cursor:?} but did not move past the previous one"),
+    )
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -30,9 +30,10 @@ use chatvault_core::{
     FilesBackend, ListCursor, ListOptions, Message, MessageRange, MessagesBackend, NewMessage,
     Page, Result, StoredConversation, apply_add_file, apply_remove_file, async_trait, keys, now,
 };
+use chrono::{DateTime, Utc};
 
-/// Listing position: `(last_active in microseconds, id)`; listings walk it in reverse.
-type Position = (i64, String);
+/// Listing position: `(last_active, id)`; listings walk it in reverse.
+type Position = (DateTime<Utc>, String);
 
 #[derive(Debug)]
 struct Entry {
@@ -51,7 +52,7 @@ struct State {
 }
 
 fn position(record: &ConversationRecord) -> Position {
-    (record.last_active.timestamp_micros(), record.id.clone())
+    (record.last_active, record.id.clone())
 }
 
 impl State {
@@ -250,7 +251,7 @@ impl MessagesBackend for MemoryMessages {
         };
         let upper = cursor
             .as_ref()
-            .map(|c: &ListCursor| (c.last_active.timestamp_micros(), c.id.clone()));
+            .map(|c: &ListCursor| (c.last_active, c.id.clone()));
         let candidates: Box<dyn Iterator<Item = &Position>> = match upper {
             Some(upper) => Box::new(index.range(..upper).rev()),
             None => Box::new(index.iter().rev()),
