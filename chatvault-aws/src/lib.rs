@@ -126,6 +126,7 @@
 //! | `metadata` | S | the metadata as JSON text, so that every float and 64-bit integer survives exactly (DynamoDB numbers would not keep `1e-300` or `u64::MAX` as JSON wrote them) |
 //! | `message_count`, `file_count`, `version` | N | `version` grows with every change: the optimistic-concurrency check |
 //! | `files` | S | the attachments' records, as a JSON list |
+//! | `deleting` | BOOL | only while the conversation is being deleted: a tombstone that makes every write fail with `NotFound` |
 //!
 //! **One item per message** (`pk` = conversation id, `sk` = `m#` + `seq` zero-padded to
 //! 20 digits, e.g. `m#00000000000000000042`, so that string order is `seq` order for every
@@ -154,7 +155,13 @@
 //!   requests (one per partition, run concurrently, merged). Every conversation-item write
 //!   (append, file change, rename) also writes both GSIs: 3 writes instead of 1.
 //! - **The conversation item** holds the attachment list, so a conversation holds about
-//!   1,000 attachments (400 KB) at most; adding more fails with `TooLarge`.
+//!   1,000 attachments (400 KB) at most; adding more, or an append or change that would
+//!   take the item over 400 KB, fails with `TooLarge`.
+//! - **Delete**: an `UpdateItem` that puts a tombstone on the conversation item (from then
+//!   on every append and change fails with `NotFound`, so concurrent writers cannot starve
+//!   the delete), a `Query` of the conversation's keys and `BatchWriteItem`s of 25
+//!   deletes, then a conditional `DeleteItem` of the conversation item. An interrupted
+//!   delete leaves the conversation readable; calling it again finishes it.
 //! - GSIs are eventually consistent on AWS: a new or changed conversation shows up in
 //!   listings a moment later. Everything else reads consistently.
 //!
@@ -218,8 +225,9 @@ pub use dynamo::{
     DEFAULT_MAX_WRITE_ATTEMPTS, DynamoMessages, DynamoMessagesBuilder, MAX_APPEND_MESSAGES,
 };
 pub use s3::{
-    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, MAX_PART_SIZE, MAX_PARTS, MAX_PRESIGNED_EXPIRY,
-    MIN_PART_SIZE, S3Files, S3FilesBuilder, content_disposition,
+    DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, MAX_OBJECT_KEY_LEN, MAX_PART_SIZE, MAX_PARTS,
+    MAX_PREFIX_LEN, MAX_PRESIGNED_EXPIRY, MIN_PART_SIZE, S3Files, S3FilesBuilder,
+    content_disposition,
 };
 
 /// The AWS SDK crates this one is built on, for building clients and configurations of

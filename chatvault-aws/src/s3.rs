@@ -33,11 +33,24 @@ pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 pub const DEFAULT_MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
 /// The longest lifetime of a presigned URL S3 accepts (SigV4): 7 days.
 pub const MAX_PRESIGNED_EXPIRY: Duration = Duration::from_secs(604_800);
+/// The longest object key S3 accepts, in bytes of UTF-8.
+pub const MAX_OBJECT_KEY_LEN: usize = 1024;
+/// The longest storage key [`keys::storage_key`] makes: three segments of at most
+/// [`keys::MAX_SEGMENT_LEN`] bytes, a file name of at most [`keys::MAX_KEY_FILENAME_LEN`],
+/// and three `/`.
+const MAX_STORAGE_KEY_LEN: usize = 3 * keys::MAX_SEGMENT_LEN + keys::MAX_KEY_FILENAME_LEN + 3;
+/// The longest key prefix [`S3FilesBuilder::prefix`] takes, in bytes, without its trailing
+/// `/`: with it, every key [`keys::storage_key`] makes still fits S3's
+/// [`MAX_OBJECT_KEY_LEN`].
+pub const MAX_PREFIX_LEN: usize = MAX_OBJECT_KEY_LEN - MAX_STORAGE_KEY_LEN - 1;
 
 /// Attachment bytes in an S3 bucket, or in any S3-compatible store (LocalStack, MinIO,
 /// Cloudflare R2, Ceph, ...).
 ///
-/// - Keys are [`keys::validate_key`]-checked, then stored under an optional prefix.
+/// - Keys are [`keys::validate_key`]-checked, then stored under an optional prefix (at
+///   most [`MAX_PREFIX_LEN`] bytes, so that every key [`keys::storage_key`] makes fits);
+///   a key that does not fit S3's [`MAX_OBJECT_KEY_LEN`] under the prefix is refused with
+///   [`Error::TooLarge`] before any request.
 /// - `upload_stream` sends streams of up to the multipart threshold in one `PutObject`,
 ///   larger ones as a multipart upload with parts of `part_size` bytes, holding about one
 ///   part in memory; the upload is aborted on any failure (the stream's, a part's, the
@@ -200,8 +213,22 @@ impl S3Files {
         }
     }
 
-    fn check(key: &str) -> Result<()> {
-        keys::validate_key(key)
+    /// The object key of a storage key given to a [`FilesBackend`] method: checked with
+    /// [`keys::validate_key`], and within S3's [`MAX_OBJECT_KEY_LEN`] under the prefix.
+    fn checked_object_key(&self, key: &str) -> Result<String> {
+        keys::validate_key(key)?;
+        let object_key = self.object_key(key);
+        if object_key.len() > MAX_OBJECT_KEY_LEN {
+            return Err(Error::TooLarge {
+                what: format!(
+                    "the S3 object key of storage key {key:?} under the prefix {:?}",
+                    self.prefix
+                ),
+                size: object_key.len() as u64,
+                limit: MAX_OBJECT_KEY_LEN as u64,
+            });
+        }
+        Ok(object_key)
     }
 
     async fn put_object(&self, object_key: &str, data: Bytes, content_type: &str) -> Result<()> {
@@ -221,12 +248,12 @@ impl S3Files {
         &self,
         key: &str,
     ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>> {
-        Self::check(key)?;
+        let object_key = self.checked_object_key(key)?;
         match self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(self.object_key(key))
+            .key(object_key)
             .send()
             .await
         {
@@ -424,10 +451,9 @@ impl Drop for AbortGuard {
 #[async_trait]
 impl FilesBackend for S3Files {
     async fn upload(&self, key: &str, data: Bytes, content_type: &str) -> Result<()> {
-        Self::check(key)?;
+        let object_key = self.checked_object_key(key)?;
         keys::validate_content_type(content_type)?;
-        self.put_object(&self.object_key(key), data, content_type)
-            .await
+        self.put_object(&object_key, data, content_type).await
     }
 
     async fn download(&self, key: &str) -> Result<Option<Bytes>> {
@@ -449,7 +475,7 @@ impl FilesBackend for S3Files {
         self.client
             .delete_object()
             .bucket(&self.bucket)
-            .key(self.object_key(key))
+            .key(self.checked_object_key(key)?)
             .send()
             .await
             .map_err(|e| sdk_error(BACKEND, e))?;
@@ -457,12 +483,12 @@ impl FilesBackend for S3Files {
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        Self::check(key)?;
+        let object_key = self.checked_object_key(key)?;
         match self
             .client
             .head_object()
             .bucket(&self.bucket)
-            .key(self.object_key(key))
+            .key(object_key)
             .send()
             .await
         {
@@ -472,8 +498,9 @@ impl FilesBackend for S3Files {
         }
     }
 
-    /// A presigned `GetObject` URL, valid for `expires_in` (more than zero, at most
-    /// [`MAX_PRESIGNED_EXPIRY`]: 7 days), whose response carries
+    /// A presigned `GetObject` URL, valid for `expires_in` (at least 1 second, since
+    /// SigV4 counts whole seconds, and at most [`MAX_PRESIGNED_EXPIRY`]: 7 days), whose
+    /// response carries
     /// `Content-Disposition: attachment` with `download_filename` (see
     /// [`content_disposition`]). `None` when nothing is stored under `key` (checked with
     /// `HeadObject`).
@@ -483,9 +510,14 @@ impl FilesBackend for S3Files {
         expires_in: Duration,
         download_filename: Option<&str>,
     ) -> Result<Option<String>> {
-        Self::check(key)?;
-        if expires_in.is_zero() {
-            return Err(Error::invalid_input("expires_in", "must be more than zero"));
+        let object_key = self.checked_object_key(key)?;
+        if expires_in < Duration::from_secs(1) {
+            return Err(Error::invalid_input(
+                "expires_in",
+                format!(
+                    "{expires_in:?} is under 1 second; presigned URLs count whole seconds (X-Amz-Expires)"
+                ),
+            ));
         }
         if expires_in > MAX_PRESIGNED_EXPIRY {
             return Err(Error::invalid_input(
@@ -506,7 +538,7 @@ impl FilesBackend for S3Files {
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(self.object_key(key));
+            .key(object_key);
         if let Some(name) = download_filename {
             request = request.response_content_disposition(content_disposition(name));
         }
@@ -526,9 +558,8 @@ impl FilesBackend for S3Files {
         mut data: ByteStream,
         content_type: &str,
     ) -> Result<u64> {
-        Self::check(key)?;
+        let object_key = self.checked_object_key(key)?;
         keys::validate_content_type(content_type)?;
-        let object_key = self.object_key(key);
         let mut buf = BytesMut::new();
         while buf.len() <= self.multipart_threshold {
             match data.next().await {
@@ -645,7 +676,9 @@ impl S3FilesBuilder {
 
     /// Stores every key under this prefix (e.g. `"tenant-a"` stores `u/c/f/name` as
     /// `tenant-a/u/c/f/name`). It must itself be a valid storage key
-    /// ([`keys::validate_key`]); a trailing `/` is optional.
+    /// ([`keys::validate_key`]) of at most [`MAX_PREFIX_LEN`] bytes, so that every key
+    /// [`keys::storage_key`] makes fits S3's 1,024 bytes under it; a trailing `/` is
+    /// optional.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
         self
@@ -669,7 +702,8 @@ impl S3FilesBuilder {
     }
 
     /// Builds the backend. Fails with [`Error::InvalidInput`] for a bad part size,
-    /// threshold or prefix, or an empty bucket name.
+    /// threshold or prefix (one longer than [`MAX_PREFIX_LEN`] included), or an empty
+    /// bucket name.
     pub async fn build(self) -> Result<S3Files> {
         if self.bucket.is_empty() {
             return Err(Error::invalid_input("bucket", "must not be empty"));
@@ -701,6 +735,15 @@ impl S3FilesBuilder {
                         format!("{p:?} is not a relative path of plain segments"),
                     )
                 })?;
+                if p.len() > MAX_PREFIX_LEN {
+                    return Err(Error::invalid_input(
+                        "prefix",
+                        format!(
+                            "is {} bytes long; the limit is {MAX_PREFIX_LEN}, so that every storage key fits S3's {MAX_OBJECT_KEY_LEN}-byte object keys under it",
+                            p.len()
+                        ),
+                    ));
+                }
                 format!("{p}/")
             }
         };

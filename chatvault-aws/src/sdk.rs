@@ -26,6 +26,7 @@ const TEMPORARY_CODES: &[&str] = &[
     "PriorRequestNotComplete",
     "TransactionConflictException",
     "TransactionInProgressException",
+    "ReplicatedWriteConflictException",
     "InternalError",
     "InternalServerError",
     "InternalServerErrorException",

@@ -37,6 +37,9 @@ pub(crate) const MESSAGE_COUNT: &str = "message_count";
 pub(crate) const FILE_COUNT: &str = "file_count";
 pub(crate) const VERSION: &str = "version";
 pub(crate) const FILES: &str = "files";
+/// BOOL, only on the conversation item of a conversation being deleted (see
+/// `DynamoMessages::delete`): writers treat it as gone.
+pub(crate) const DELETING: &str = "deleting";
 pub(crate) const SEQ: &str = "seq";
 pub(crate) const ID: &str = "id";
 pub(crate) const ROLE: &str = "role";
@@ -231,6 +234,11 @@ pub(crate) fn decode_conversation(
     Ok((record, files))
 }
 
+/// Whether a conversation item carries the tombstone of a deletion in progress.
+pub(crate) fn is_deleting(item: &Item) -> bool {
+    matches!(item.get(DELETING), Some(AttributeValue::Bool(true)))
+}
+
 /// A summary from a GSI item (the projected attributes) or a whole conversation item.
 pub(crate) fn decode_summary(item: &Item) -> Result<ConversationSummary> {
     Ok(ConversationSummary {
@@ -268,6 +276,17 @@ pub(crate) fn decode_message(item: &Item) -> Result<Message> {
         created_at: parse_time(get_s(item, CREATED_AT)?)?,
         metadata: get_metadata(item)?,
     })
+}
+
+/// Room every conversation item keeps free for the tombstone `delete` adds to it
+/// (`deleting`: 9 bytes, and a `version` that may grow by a digit), so that a full
+/// conversation can always be deleted.
+pub(crate) const TOMBSTONE_ROOM: u64 = 16;
+
+/// The size a conversation item counts against DynamoDB's 400 KB: its [`item_size`] plus
+/// [`TOMBSTONE_ROOM`].
+pub(crate) fn conversation_item_size(item: &Item) -> u64 {
+    item_size(item) + TOMBSTONE_ROOM
 }
 
 /// An upper bound of an item's size as DynamoDB counts it: attribute names plus values

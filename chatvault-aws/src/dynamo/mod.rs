@@ -13,10 +13,12 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, PutRequest, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update, WriteRequest,
+    AttributeValue, DeleteRequest, Put, PutRequest, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use chatvault_core::{
     Appended, ConversationPatch, ConversationRecord, ConversationSummary, Error, FileAttachment,
@@ -72,12 +74,24 @@ const GET_CONCURRENCY: usize = 8;
 ///   item conditional on `version` (retried like appends), never touching the message
 ///   items.
 /// - `create`: a put conditional on the id being free ([`Error::AlreadyExists`]).
+/// - `delete`: first marks the conversation item as being deleted (a tombstone and a new
+///   `version`), which makes every later append or change fail with [`Error::NotFound`],
+///   even one that read the conversation before; then deletes the message items; then the
+///   conversation item. However busy the conversation, the delete cannot be starved, and
+///   no message item outlives it. Interrupted, it leaves the conversation readable (not
+///   writable), and calling it again finishes the job.
 ///
 /// Every conditional write is sent as a `TransactWriteItems`, even a single one, for its
 /// idempotency token: when the SDK retries a write whose answer was lost (a timeout, a
 /// 5xx), DynamoDB recognises the token and does not apply it twice. When the SDK gives up
-/// on an append, the backend reads whether it committed before answering, so a caller
-/// never has to guess. (Transactional writes cost 2 WCU per KB instead of 1.)
+/// on a write with a temporary error, the backend reads whether it committed before
+/// answering (`append_messages`: is its first message stored; `create`: is the
+/// conversation there as written; `update`, `add_file`, `remove_file`: does the
+/// conversation, at the version written or later, hold the change), and answers success
+/// when it did, so a caller never has to guess. When that read fails too, the answer is
+/// a temporary error saying that the outcome is unknown. A transaction DynamoDB cancels
+/// for throttling is a temporary error too; nothing of it was written. (Transactional
+/// writes cost 2 WCU per KB instead of 1.)
 ///
 /// ```no_run
 /// use chatvault_aws::DynamoMessages;
@@ -114,8 +128,60 @@ enum TxError {
     Conflict,
     /// An item would exceed 400 KB.
     TooLarge,
+    /// DynamoDB cancelled the transaction for throttling: nothing was written, and a
+    /// later retry may succeed.
+    Throttled(Box<SdkError<TransactWriteItemsError, HttpResponse>>),
     /// Anything else.
     Sdk(Box<SdkError<TransactWriteItemsError, HttpResponse>>),
+}
+
+/// A write whose answer was lost (the SDK gave up on a timeout or a 5xx) and whose effect
+/// could not be read back either: whether it committed is unknown.
+#[derive(Debug)]
+struct OutcomeUnknown {
+    /// What was being written: `"add_file on conversation c1"`.
+    what: String,
+    /// The error of the read that was to tell whether the write committed.
+    check: Error,
+    /// The write's own error.
+    write: Box<SdkError<TransactWriteItemsError, HttpResponse>>,
+}
+
+impl fmt::Display for OutcomeUnknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: the outcome is unknown: the write's answer was lost ({}) and reading whether it committed failed ({}); read the conversation before retrying",
+            self.what,
+            aws_sdk_dynamodb::error::DisplayErrorContext(&*self.write),
+            self.check
+        )
+    }
+}
+
+impl std::error::Error for OutcomeUnknown {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.write)
+    }
+}
+
+/// The temporary error of a write whose outcome is unknown (see [`OutcomeUnknown`]).
+fn outcome_unknown(
+    what: String,
+    write: Box<SdkError<TransactWriteItemsError, HttpResponse>>,
+    check: Error,
+) -> Error {
+    Error::temporary(BACKEND, OutcomeUnknown { what, check, write })
+}
+
+/// The conversation and its attachments from a conversation item read by a writer: a
+/// missing item, or one carrying the tombstone of a deletion in progress, is
+/// [`Error::NotFound`].
+fn writable(id: &str, item: Option<Item>) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
+    match item {
+        Some(item) if !is_deleting(&item) => decode_conversation(&item),
+        _ => Err(Error::conversation_not_found(id)),
+    }
 }
 
 fn is_size_message(message: Option<&str>) -> bool {
@@ -194,24 +260,22 @@ impl DynamoMessages {
     }
 
     /// Whether an append of `stored` committed: its first message is in the table.
-    async fn committed(&self, id: &str, stored: &[Message]) -> bool {
+    async fn committed(&self, id: &str, stored: &[Message]) -> Result<bool> {
         let Some(first) = stored.first() else {
-            return false;
+            return Ok(false);
         };
-        let found = self
+        let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key(id, message_sk(first.seq))))
             .consistent_read(true)
             .send()
-            .await;
-        match found {
-            Ok(out) => out
-                .item
-                .is_some_and(|item| decode_message(&item).is_ok_and(|m| m.id == first.id)),
-            Err(_) => false,
-        }
+            .await
+            .map_err(|e| sdk_error(BACKEND, e))?;
+        Ok(out
+            .item
+            .is_some_and(|item| decode_message(&item).is_ok_and(|m| m.id == first.id)))
     }
 
     async fn read_conversation(
@@ -226,6 +290,15 @@ impl DynamoMessages {
             .await?
             .map(|item| decode_conversation(&item))
             .transpose()
+    }
+
+    /// The conversation as a writer sees it: [`Error::NotFound`] when it is missing or
+    /// being deleted.
+    async fn read_writable(&self, id: &str) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
+        if keys::validate_id("conversation id", id).is_err() {
+            return Err(Error::conversation_not_found(id));
+        }
+        writable(id, self.read_item(id).await?)
     }
 
     async fn require_conversation(
@@ -361,6 +434,54 @@ impl DynamoMessages {
             .build())
     }
 
+    /// Step 1 of `delete`: marks the conversation item as being deleted and moves its
+    /// `version` on, so that every writer's condition fails from now on. Returns the new
+    /// version, or `None` when there is no conversation item.
+    async fn tombstone(&self, id: &str) -> Result<Option<u64>> {
+        for attempt in 0..self.max_write_attempts {
+            let updated = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(conversation_key(id)))
+                .update_expression("SET #deleting = :true ADD #version :one")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#deleting", DELETING)
+                .expression_attribute_names("#version", VERSION)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .expression_attribute_values(":one", n(1))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await;
+            match updated {
+                Ok(out) => return get_n(&out.attributes.unwrap_or_default(), VERSION).map(Some),
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(_)) => return Ok(None),
+                    // A transaction on the item is in flight: it loses to the next try.
+                    Some(UpdateItemError::TransactionConflictException(_)) => {
+                        Self::pause(attempt).await;
+                    }
+                    _ => return Err(sdk_error(BACKEND, e)),
+                },
+            }
+        }
+        Err(self.conflict(id, "delete"))
+    }
+
+    /// Step 2 of `delete`: deletes every item under the conversation's key but the
+    /// conversation item. Idempotent.
+    async fn delete_message_items(&self, id: &str) -> Result<()> {
+        let deletes = self
+            .all_keys(id)
+            .await?
+            .into_iter()
+            .filter(|k| !matches!(k.get(SK), Some(AttributeValue::S(sk)) if sk == CONVERSATION_SK))
+            .map(Self::delete_request)
+            .collect::<Result<Vec<_>>>()?;
+        self.batch_write(deletes).await
+    }
+
     /// The conversation item's update that `SET`s the given attributes if `version` is
     /// still `expected` (returning the item as it is when it is not).
     fn conditional_update(
@@ -438,6 +559,14 @@ impl DynamoMessages {
         {
             return Err(TxError::Conflict);
         }
+        if reasons.iter().any(|r| {
+            matches!(
+                r.code(),
+                Some("ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded")
+            )
+        }) {
+            return Err(TxError::Throttled(Box::new(err)));
+        }
         if reasons.iter().any(|r| is_size_message(r.message())) {
             return Err(TxError::TooLarge);
         }
@@ -447,6 +576,12 @@ impl DynamoMessages {
     /// The read-modify-write loop of `update`, `add_file` and `remove_file`:
     /// `change` computes the attributes to set from the current record and files
     /// (`Ok(None)`: nothing to write), and the write is retried while other writers win.
+    ///
+    /// When the SDK gives up on the write with a temporary error (its answer may have
+    /// been lost after it committed), the conversation is read again: if its version is at
+    /// least the one written and `holds` says it carries the change, the write committed
+    /// and that record is the answer. If that read fails too, the error says that the
+    /// outcome is unknown.
     async fn modify<T>(
         &self,
         id: &str,
@@ -455,16 +590,16 @@ impl DynamoMessages {
             &mut ConversationRecord,
             &mut Vec<FileAttachment>,
         ) -> Result<Option<(Vec<(&'static str, AttributeValue)>, T)>>,
+        holds: impl Fn(&ConversationRecord, &[FileAttachment]) -> bool,
     ) -> Result<(ConversationRecord, Option<T>)> {
         let mut current = self.read_item(id).await?;
         for attempt in 0..self.max_write_attempts {
-            let item = current.ok_or_else(|| Error::conversation_not_found(id))?;
-            let (mut record, mut files) = decode_conversation(&item)?;
+            let (mut record, mut files) = writable(id, current)?;
             let expected = record.version;
             let Some((set, out)) = change(&mut record, &mut files)? else {
                 return Ok((record, None));
             };
-            let size = item_size(&conversation_item(&record, &files)?);
+            let size = conversation_item_size(&conversation_item(&record, &files)?);
             if size > MAX_ITEM_SIZE {
                 return Err(Error::TooLarge {
                     what: format!("conversation {id} as a DynamoDB item after {what}"),
@@ -483,6 +618,27 @@ impl DynamoMessages {
                         size,
                         limit: MAX_ITEM_SIZE,
                     });
+                }
+                Err(TxError::Throttled(e)) => return Err(Error::temporary(BACKEND, *e)),
+                Err(TxError::Sdk(e)) if sdk::is_temporary(&e) => {
+                    // The answer may have been lost after the write committed: look.
+                    let now = match self.read_item(id).await {
+                        Ok(now) => now,
+                        Err(check) => {
+                            return Err(outcome_unknown(
+                                format!("{what} on conversation {id}"),
+                                e,
+                                check,
+                            ));
+                        }
+                    };
+                    if let Some(item) = now {
+                        let (now, now_files) = decode_conversation(&item)?;
+                        if now.version >= record.version && holds(&now, &now_files) {
+                            return Ok((now, Some(out)));
+                        }
+                    }
+                    return Err(sdk_error(BACKEND, *e));
                 }
                 Err(TxError::Sdk(e)) => return Err(sdk_error(BACKEND, *e)),
             };
@@ -649,7 +805,11 @@ where
 }
 
 fn check_item_size(what: impl FnOnce() -> String, item: &Item) -> Result<u64> {
-    let size = item_size(item);
+    check_size(what, item_size(item))
+}
+
+/// `size` if it is within DynamoDB's item limit, else [`Error::TooLarge`] for `what`.
+fn check_size(what: impl FnOnce() -> String, size: u64) -> Result<u64> {
     if size > MAX_ITEM_SIZE {
         return Err(Error::TooLarge {
             what: what(),
@@ -692,9 +852,9 @@ impl MessagesBackend for DynamoMessages {
             items.push(item);
         }
         let conversation_item = conversation_item(record, &conversation.files)?;
-        check_item_size(
+        check_size(
             || format!("conversation {id} as a DynamoDB item"),
-            &conversation_item,
+            conversation_item_size(&conversation_item),
         )?;
         let keep: HashSet<String> = conversation
             .messages
@@ -770,66 +930,98 @@ impl MessagesBackend for DynamoMessages {
             .collect())
     }
 
-    /// Deletes every message item, then the conversation item (conditional on its
-    /// `version`, so a message appended meanwhile is deleted too). If it fails part-way
-    /// the conversation is still there, and calling it again finishes the job.
+    /// Deletes the conversation in three steps, so that no concurrent writer can keep it
+    /// alive:
+    ///
+    /// 1. The conversation item gets a tombstone (`deleting`) and a new `version`. From then
+    ///    on every append and every change fails with [`Error::NotFound`], even one that
+    ///    read the conversation before: its transaction is conditional on the version it
+    ///    read, which is gone.
+    /// 2. Every message item under the conversation's key is deleted (`Query`, then
+    ///    `BatchWriteItem`s, retrying unprocessed items).
+    /// 3. The conversation item is deleted, conditional on the tombstone's version.
+    ///
+    /// If it fails part-way, the conversation is still there (readers see it until
+    /// step 3, writers do not) and calling `delete` again finishes the job and answers
+    /// `true`. For a conversation that does not exist it answers `false`, after deleting
+    /// any message items left under the id.
     async fn delete(&self, id: &str) -> Result<bool> {
         if keys::validate_id("conversation id", id).is_err() {
             return Ok(false);
         }
-        // Whether this call saw the conversation: a retry of the final delete may find it
-        // gone because the first try did delete it.
-        let mut existed = false;
+        let Some(mut version) = self.tombstone(id).await? else {
+            self.delete_message_items(id).await?;
+            return Ok(false);
+        };
         for attempt in 0..self.max_write_attempts {
-            let version = match self.read_item(id).await? {
-                Some(item) => Some(get_n(&item, VERSION)?),
-                None => None,
-            };
-            existed |= version.is_some();
-            let messages = self
-                .all_keys(id)
-                .await?
-                .into_iter()
-                .filter(
-                    |k| !matches!(k.get(SK), Some(AttributeValue::S(sk)) if sk == CONVERSATION_SK),
-                )
-                .map(Self::delete_request)
-                .collect::<Result<Vec<_>>>()?;
-            self.batch_write(messages).await?;
-            let Some(version) = version else {
-                return Ok(existed);
-            };
+            self.delete_message_items(id).await?;
             let deleted = self
                 .client
                 .delete_item()
                 .table_name(&self.table)
                 .set_key(Some(conversation_key(id)))
-                .condition_expression("#version = :expected")
+                .condition_expression("#version = :version AND #deleting = :true")
                 .expression_attribute_names("#version", VERSION)
-                .expression_attribute_values(":expected", n(version))
+                .expression_attribute_names("#deleting", DELETING)
+                .expression_attribute_values(":version", n(version))
+                .expression_attribute_values(":true", AttributeValue::Bool(true))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .send()
                 .await;
             match deleted {
                 Ok(_) => return Ok(true),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    Self::pause(attempt).await;
-                }
-                Err(e) => return Err(sdk_error(BACKEND, e)),
+                Err(e) => match e.as_service_error() {
+                    Some(DeleteItemError::ConditionalCheckFailedException(failed)) => {
+                        match failed.item() {
+                            // Gone: a concurrent delete finished first, or the SDK retried
+                            // ours after losing the answer.
+                            None => return Ok(true),
+                            // Written since the tombstone (by a chatvault-aws that knows no
+                            // tombstones): clean up again.
+                            Some(item) if is_deleting(item) => version = get_n(item, VERSION)?,
+                            Some(_) => {
+                                return Err(Error::backend(
+                                    BACKEND,
+                                    format!(
+                                        "conversation {id} was replaced (save) while it was being deleted; some of its message items may be gone"
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    Some(DeleteItemError::TransactionConflictException(_)) => {}
+                    _ => return Err(sdk_error(BACKEND, e)),
+                },
             }
+            Self::pause(attempt).await;
         }
-        Err(self.conflict(id, "delete"))
+        // Not a Conflict: the tombstone and some deletions are written. Another call
+        // finishes the job.
+        Err(Error::temporary(
+            BACKEND,
+            format!(
+                "delete of conversation {id} is not finished: the conversation item changed or conflicted {} times in a row while its messages were deleted; call delete again",
+                self.max_write_attempts
+            ),
+        ))
     }
 
+    /// A transaction of one conditional put (see the type's docs). When the SDK gives up
+    /// with a temporary error, the item is read back: if it is the conversation written
+    /// (same creation time and owner, at least the version written), the create
+    /// committed and the answer is `Ok`; if that read fails, the error says that the
+    /// outcome is unknown.
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
         record.validate()?;
         let item = conversation_item(record, &[])?;
-        check_item_size(
+        let size = check_size(
             || format!("conversation {} as a DynamoDB item", record.id),
-            &item,
+            conversation_item_size(&item),
         )?;
+        // What reads back if this create commits (times at the stored precision).
+        let (written, _) = decode_conversation(&item)?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -853,9 +1045,33 @@ impl MessagesBackend for DynamoMessages {
             }),
             Err(TxError::TooLarge) => Err(Error::TooLarge {
                 what: format!("conversation {} as a DynamoDB item", record.id),
-                size: item_size(&conversation_item(record, &[])?),
+                size,
                 limit: MAX_ITEM_SIZE,
             }),
+            Err(TxError::Throttled(e)) => Err(Error::temporary(BACKEND, *e)),
+            Err(TxError::Sdk(e)) if sdk::is_temporary(&e) => {
+                // The answer may have been lost after the put committed: look.
+                let now = match self.read_item(&record.id).await {
+                    Ok(now) => now,
+                    Err(check) => {
+                        return Err(outcome_unknown(
+                            format!("create of conversation {}", record.id),
+                            e,
+                            check,
+                        ));
+                    }
+                };
+                if let Some(item) = now {
+                    let (now, _) = decode_conversation(&item)?;
+                    if now.created_at == written.created_at
+                        && now.user_id == written.user_id
+                        && now.version >= written.version
+                    {
+                        return Ok(());
+                    }
+                }
+                Err(sdk_error(BACKEND, *e))
+            }
             Err(TxError::Sdk(e)) => Err(sdk_error(BACKEND, *e)),
         }
     }
@@ -877,7 +1093,7 @@ impl MessagesBackend for DynamoMessages {
             keys::validate_id("message id", &m.id)?;
         }
         if messages.is_empty() {
-            let (record, _) = self.require_conversation(id).await?;
+            let (record, _) = self.read_writable(id).await?;
             return Ok(Appended {
                 record,
                 messages: Vec::new(),
@@ -893,7 +1109,7 @@ impl MessagesBackend for DynamoMessages {
                 limit: MAX_APPEND_MESSAGES as u64,
             });
         }
-        let (mut current, _) = self.require_conversation(id).await?;
+        let (mut current, mut files) = self.read_writable(id).await?;
         for attempt in 0..self.max_write_attempts {
             let expected = current.version;
             let mut record = current.clone();
@@ -947,8 +1163,12 @@ impl MessagesBackend for DynamoMessages {
                     .map_err(|e| Error::backend(BACKEND, e))?;
                 actions.push(TransactWriteItem::builder().put(put).build());
             }
-            // The conversation item counts too; it holds the attachment list.
-            total += item_size(&conversation_item(&record, &[])?);
+            // The conversation item counts too, whole: DynamoDB counts the item as it is
+            // after the update, attachment list included.
+            total += check_size(
+                || format!("conversation {id} as a DynamoDB item"),
+                conversation_item_size(&conversation_item(&record, &files)?),
+            )?;
             if total > MAX_TRANSACTION_SIZE {
                 return Err(Error::TooLarge {
                     what: format!(
@@ -988,23 +1208,30 @@ impl MessagesBackend for DynamoMessages {
                         limit: MAX_TRANSACTION_SIZE,
                     });
                 }
-                Err(TxError::Sdk(e)) => {
+                Err(TxError::Throttled(e)) => return Err(Error::temporary(BACKEND, *e)),
+                Err(TxError::Sdk(e)) if sdk::is_temporary(&e) => {
                     // The SDK gave up (timeouts, 5xx) without knowing whether the
                     // transaction committed: look before answering, so that the caller
                     // does not append the same messages twice on a retry.
-                    if sdk::is_temporary(&e) && self.committed(id, &stored).await {
-                        return Ok(Appended {
+                    return match self.committed(id, &stored).await {
+                        Ok(true) => Ok(Appended {
                             record,
                             messages: stored,
-                        });
-                    }
-                    return Err(sdk_error(BACKEND, *e));
+                        }),
+                        Ok(false) => Err(sdk_error(BACKEND, *e)),
+                        Err(check) => Err(outcome_unknown(
+                            format!("append to conversation {id}"),
+                            e,
+                            check,
+                        )),
+                    };
                 }
+                Err(TxError::Sdk(e)) => return Err(sdk_error(BACKEND, *e)),
             };
             Self::pause(attempt).await;
-            current = match latest {
-                Some(item) => decode_conversation(&item)?.0,
-                None => self.require_conversation(id).await?.0,
+            (current, files) = match latest {
+                Some(item) => writable(id, Some(item))?,
+                None => writable(id, self.read_item(id).await?)?,
             };
         }
         Err(self.conflict(id, "append"))
@@ -1089,20 +1316,35 @@ impl MessagesBackend for DynamoMessages {
             return Err(Error::conversation_not_found(id));
         }
         let (record, _) = self
-            .modify(id, "update", |record, _files| {
-                if !record.apply_patch(patch) {
-                    return Ok(None);
-                }
-                let mut set = vec![
-                    (VERSION, n(record.version)),
-                    (ARCHIVED, AttributeValue::Bool(record.archived)),
-                    (METADATA, s(json(&record.metadata)?)),
-                ];
-                if let Some(title) = &record.title {
-                    set.push((TITLE, s(title)));
-                }
-                Ok(Some((set, ())))
-            })
+            .modify(
+                id,
+                "update",
+                |record, _files| {
+                    if !record.apply_patch(patch) {
+                        return Ok(None);
+                    }
+                    let mut set = vec![
+                        (VERSION, n(record.version)),
+                        (ARCHIVED, AttributeValue::Bool(record.archived)),
+                        (METADATA, s(json(&record.metadata)?)),
+                    ];
+                    if let Some(title) = &record.title {
+                        set.push((TITLE, s(title)));
+                    }
+                    Ok(Some((set, ())))
+                },
+                |record, _files| {
+                    patch
+                        .title
+                        .as_ref()
+                        .is_none_or(|t| record.title.as_ref() == Some(t))
+                        && patch.archived.is_none_or(|a| record.archived == a)
+                        && patch
+                            .metadata
+                            .as_ref()
+                            .is_none_or(|m| &record.metadata == m)
+                },
+            )
             .await?;
         Ok(record)
     }
@@ -1116,11 +1358,16 @@ impl MessagesBackend for DynamoMessages {
             return Err(Error::conversation_not_found(id));
         }
         let (record, _) = self
-            .modify(id, "add_file", |record, files| {
-                apply_add_file(record, files, &file)?;
-                files.push(file.clone());
-                Ok(Some((file_changes(record, files)?, ())))
-            })
+            .modify(
+                id,
+                "add_file",
+                |record, files| {
+                    apply_add_file(record, files, &file)?;
+                    files.push(file.clone());
+                    Ok(Some((file_changes(record, files)?, ())))
+                },
+                |_record, files| files.iter().any(|f| f.id == file.id),
+            )
             .await?;
         Ok(record)
     }
@@ -1130,14 +1377,19 @@ impl MessagesBackend for DynamoMessages {
             return Err(Error::conversation_not_found(id));
         }
         let (record, removed) = self
-            .modify(id, "remove_file", |record, files| {
-                let Some(pos) = files.iter().position(|f| f.id == file_id) else {
-                    return Ok(None);
-                };
-                files.remove(pos);
-                apply_remove_file(record);
-                Ok(Some((file_changes(record, files)?, ())))
-            })
+            .modify(
+                id,
+                "remove_file",
+                |record, files| {
+                    let Some(pos) = files.iter().position(|f| f.id == file_id) else {
+                        return Ok(None);
+                    };
+                    files.remove(pos);
+                    apply_remove_file(record);
+                    Ok(Some((file_changes(record, files)?, ())))
+                },
+                |_record, files| files.iter().all(|f| f.id != file_id),
+            )
             .await?;
         Ok(removed.map(|()| record))
     }
@@ -1209,8 +1461,9 @@ impl DynamoMessagesBuilder {
         self
     }
 
-    /// How many times a conditional write (append, update, file change, delete) is tried
-    /// while concurrent writers keep winning, before [`Error::Conflict`] (default
+    /// How many times a conditional write (append, update, file change, and each step of
+    /// a delete that a transaction in flight conflicts with) is tried while concurrent
+    /// writers keep winning, before [`Error::Conflict`] (default
     /// [`DEFAULT_MAX_WRITE_ATTEMPTS`]; at least 1).
     pub fn max_write_attempts(mut self, attempts: u32) -> Self {
         self.max_write_attempts = attempts;

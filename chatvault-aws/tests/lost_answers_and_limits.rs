@@ -1,0 +1,1090 @@
+//! Lost answers, size limits and races, from a review of the AWS backends: writes whose
+//! answer the SDK lost report what happened, a delete cannot be starved by appenders,
+//! the conversation item's 400 KB and S3's 1,024-byte keys are typed errors.
+#![allow(clippy::unwrap_used)] // tests may unwrap
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use bytes::Bytes;
+use chatvault_aws::{DynamoMessages, S3Files, content_disposition};
+use chatvault_core::{
+    ByteStream, ConversationRecord, Error, FileAttachment, FilesBackend, ListOptions, MessageRange,
+    MessagesBackend, Metadata, NewMessage, Role, StoredConversation, keys,
+};
+use futures_util::StreamExt;
+
+#[derive(Clone, Debug)]
+struct LoseTransactionAnswers {
+    remaining: Arc<AtomicUsize>,
+    transaction: Arc<AtomicBool>,
+}
+impl LoseTransactionAnswers {
+    fn new(n: usize) -> Self {
+        Self {
+            remaining: Arc::new(AtomicUsize::new(n)),
+            transaction: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+impl aws_sdk_dynamodb::config::Intercept for LoseTransactionAnswers {
+    fn name(&self) -> &'static str {
+        "LoseTransactionAnswers"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context.request().headers().get("x-amz-target");
+        self.transaction.store(
+            target.is_some_and(|t| t.ends_with(".TransactWriteItems")),
+            SeqCst,
+        );
+        Ok(())
+    }
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if self.transaction.load(SeqCst)
+            && self
+                .remaining
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            *context.response_mut().status_mut() = 500.try_into()?;
+        }
+        Ok(())
+    }
+}
+
+async fn with_lost_answers(
+    table: &DynamoMessages,
+    lost: &LoseTransactionAnswers,
+    attempts: u32,
+) -> DynamoMessages {
+    let config = aws_sdk_dynamodb::config::Builder::from(&common::sdk_config().await)
+        .interceptor(lost.clone())
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
+        .build();
+    DynamoMessages::from_client(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        table.table_name(),
+    )
+}
+
+fn attachment(id: &str, filename: &str) -> FileAttachment {
+    FileAttachment {
+        id: id.into(),
+        filename: filename.into(),
+        content_type: "text/plain".into(),
+        size: 1,
+        sha256: "00".into(),
+        storage_key: keys::storage_key(None, "c", id, filename).unwrap(),
+        uploaded_at: chatvault_core::now(),
+        metadata: Metadata::new(),
+    }
+}
+
+/// add_file (and update/remove_file/create) has no "did it commit?" check like append:
+/// when the SDK gives up after the write committed, the caller gets an error although the
+/// attachment is recorded; ChatVault::attach_file then deletes the bytes => dangling record.
+#[tokio::test]
+async fn add_file_whose_lost_answer_committed_reports_success() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(Some("u".into()));
+    table.create(&record).await.unwrap();
+    let lost = LoseTransactionAnswers::new(usize::MAX);
+    let backend = with_lost_answers(&table, &lost, 1).await;
+    let result = backend
+        .add_file(&record.id, attachment("f1", "a.txt"))
+        .await;
+    let files = table.files(&record.id).await.unwrap();
+    let recorded = files.iter().any(|f| f.id == "f1");
+    common::drop_table(&table).await;
+    assert!(
+        result.is_ok() || !recorded,
+        "add_file answered {result:?} but the attachment IS recorded"
+    );
+}
+
+#[tokio::test]
+async fn create_whose_lost_answer_committed_reports_success() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(Some("u".into()));
+    let lost = LoseTransactionAnswers::new(usize::MAX);
+    let backend = with_lost_answers(&table, &lost, 1).await;
+    let result = backend.create(&record).await;
+    let exists = table.get_record(&record.id).await.unwrap().is_some();
+    let again = table.create(&record).await;
+    common::drop_table(&table).await;
+    assert!(
+        result.is_ok() || !exists,
+        "create answered {result:?}, exists={exists}, retry={again:?}"
+    );
+}
+
+/// A conversation item grown near 400 KB by attachments: an append that sets the auto
+/// title pushes it over; what comes back?
+#[tokio::test]
+async fn append_that_would_overfill_the_conversation_item_is_too_large() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(Some("u".into()));
+    table.create(&record).await.unwrap();
+    let mut i = 0;
+    let mut last_err = None;
+    // Fill with attachments carrying big metadata until add_file refuses.
+    loop {
+        let mut f = attachment(&format!("f{i}"), "a.txt");
+        f.metadata.insert(
+            "pad".into(),
+            serde_json::json!("x".repeat(if i < 38 { 10_000 } else { 100 })),
+        );
+        match table.add_file(&record.id, f).await {
+            Ok(_) => i += 1,
+            Err(e) => {
+                last_err = Some(e);
+                break;
+            }
+        }
+        if i > 2000 {
+            break;
+        }
+    }
+    eprintln!("files: {i}, refused with {last_err:?}");
+    // Top up to within a few bytes of 400 KB.
+    let mut pad = 3000usize;
+    while pad > 0 {
+        let mut f = attachment(&format!("g{i}"), "a.txt");
+        f.metadata
+            .insert("pad".into(), serde_json::json!("x".repeat(pad)));
+        match table.add_file(&record.id, f).await {
+            Ok(_) => i += 1,
+            Err(Error::TooLarge { .. }) => pad = pad.saturating_sub(if pad > 100 { 50 } else { 5 }),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    eprintln!("topped up: {i} files");
+    let (mut lo, mut hi) = (0usize, 5000usize);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        let mut m = Metadata::new();
+        m.insert("p".into(), serde_json::json!("x".repeat(mid)));
+        let patch = chatvault_core::ConversationPatch {
+            metadata: Some(m),
+            ..Default::default()
+        };
+        match table.update(&record.id, &patch).await {
+            Ok(_) => lo = mid,
+            Err(Error::TooLarge { .. }) => hi = mid - 1,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let mut m = Metadata::new();
+    m.insert("p".into(), serde_json::json!("x".repeat(lo)));
+    table
+        .update(
+            &record.id,
+            &chatvault_core::ConversationPatch {
+                metadata: Some(m),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    eprintln!("metadata pad {lo}");
+    let err = table
+        .append_messages(
+            &record.id,
+            vec![NewMessage::new(Role::User, "😀".repeat(60))],
+        )
+        .await;
+    eprintln!("append: {err:?}");
+    common::drop_table(&table).await;
+    match err {
+        Ok(_) => {}
+        Err(Error::TooLarge { size, limit, .. }) => {
+            assert!(size > limit, "TooLarge with size {size} <= limit {limit}")
+        }
+        Err(e) => panic!("unexpected {e:?}"),
+    }
+}
+
+/// Archived conversations interleaved, all-users listing across the 8 shards, every limit.
+#[tokio::test]
+async fn listing_everyone_filters_archived_across_pages_and_shards() {
+    let table = common::dynamo().await;
+    let at = chatvault_core::now();
+    let mut expected = Vec::new();
+    for i in 0..40u32 {
+        let mut r = ConversationRecord::new(Some(format!("user#{}", i % 3)));
+        r.id = format!("c{i:02}");
+        // many ties
+        r.last_active = at + chrono::Duration::microseconds(i64::from(i / 4));
+        r.archived = i % 3 != 0 || i < 8; // oldest ones all archived
+        if !r.archived {
+            expected.push((r.last_active, r.id.clone()));
+        }
+        table.save(&StoredConversation::new(r)).await.unwrap();
+    }
+    expected.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id).collect();
+    for limit in [1, 2, 3, 5, 13, 1000] {
+        let mut options = ListOptions::new().limit(limit);
+        let mut got = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = table.list_conversations(None, &options).await.unwrap();
+            pages += 1;
+            assert!(
+                !page.items.is_empty() || page.next_cursor.is_none(),
+                "empty page with a cursor"
+            );
+            got.extend(page.items.into_iter().map(|s| s.id));
+            match page.next_cursor {
+                Some(c) => options = options.cursor(c),
+                None => break,
+            }
+        }
+        assert_eq!(got, expected, "limit {limit}, {pages} pages");
+    }
+    // per user with '#'
+    let page = table
+        .list_conversations(Some("user#0"), &ListOptions::new().limit(1000))
+        .await
+        .unwrap();
+    assert!(
+        page.items
+            .iter()
+            .all(|s| s.user_id.as_deref() == Some("user#0") && !s.archived)
+    );
+    common::drop_table(&table).await;
+}
+
+/// messages() against the reference MessageRange::select for many windows.
+#[tokio::test]
+async fn message_windows_match_the_reference_selection() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(None);
+    table.create(&record).await.unwrap();
+    let batch: Vec<NewMessage> = (0..7)
+        .map(|i| NewMessage::new(Role::User, format!("{i}")))
+        .collect();
+    table.append_messages(&record.id, batch).await.unwrap();
+    let all = table.get(&record.id).await.unwrap().unwrap().messages;
+    let mut ranges = Vec::new();
+    for a in [0u64, 1, 3, 6, 7, 8, u64::MAX - 1, u64::MAX] {
+        ranges.push(MessageRange::after(a));
+        for l in [0usize, 1, 2, 6, 7, 8, usize::MAX] {
+            ranges.push(MessageRange::after(a).limit(l));
+            ranges.push(MessageRange::before(a).limit(l));
+            ranges.push(MessageRange::last(l));
+        }
+    }
+    for r in ranges {
+        let got = table.messages(&record.id, &r).await.unwrap();
+        let want = r.select(&all);
+        assert_eq!(got, want, "{r:?}");
+    }
+    common::drop_table(&table).await;
+}
+
+fn chunked(total: usize, chunk: usize) -> ByteStream {
+    let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+    let chunks: Vec<std::io::Result<Bytes>> = data
+        .chunks(chunk.max(1))
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures_util::stream::iter(chunks).boxed()
+}
+
+async fn small_s3(threshold: usize) -> S3Files {
+    let base = common::s3().await;
+    S3Files::builder(base.bucket())
+        .sdk_config(&common::sdk_config().await)
+        .multipart_threshold(threshold)
+        .part_size(chatvault_aws::MIN_PART_SIZE)
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_uploads_at_part_boundaries_round_trip() {
+    const P: usize = chatvault_aws::MIN_PART_SIZE;
+    let files = small_s3(P).await;
+    for (total, chunk) in [
+        (0, 1),
+        (P, 1 << 20),
+        (P + 1, 1 << 20),
+        (2 * P, 4096),
+        (2 * P + 1, 7919),
+        (3 * P, 3 * P),
+        (P + 1, 1),
+    ] {
+        let key = keys::storage_key(None, "c", &chatvault_core::new_id(), "x.bin").unwrap();
+        let n = files
+            .upload_stream(&key, chunked(total, chunk), "application/octet-stream")
+            .await
+            .unwrap();
+        assert_eq!(n, total as u64);
+        let back = files.download(&key).await.unwrap().unwrap();
+        assert_eq!(back.len(), total, "{total}/{chunk}");
+        let expected: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+        assert!(back[..] == expected[..], "content {total}/{chunk}");
+    }
+    let zero = small_s3(0).await;
+    let key = keys::storage_key(None, "c", "f0", "x.bin").unwrap();
+    assert_eq!(
+        zero.upload_stream(&key, chunked(0, 1), "text/plain")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(zero.download(&key).await.unwrap().unwrap().len(), 0);
+    assert_eq!(
+        zero.upload_stream(&key, chunked(1, 1), "text/plain")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(zero.download(&key).await.unwrap().unwrap().len(), 1);
+    common::drop_bucket(&files).await;
+}
+
+#[tokio::test]
+async fn presigned_file_names_survive_and_directories_are_not_files() {
+    let files = common::s3().await;
+    let key = keys::storage_key(None, "c", "f1", "x.bin").unwrap();
+    files
+        .upload(&key, Bytes::from_static(b"hi"), "text/plain")
+        .await
+        .unwrap();
+    let long = "😀".repeat(256);
+    for name in [
+        "a\"b\\c;d.txt",
+        "semi;colon=1.pdf",
+        "😀 emoji.png",
+        "%41%.txt",
+        long.as_str(),
+        "a'b''c.txt",
+    ] {
+        let url = files
+            .signed_url(&key, Duration::from_secs(60), Some(name))
+            .await
+            .unwrap()
+            .unwrap();
+        let resp = common::http_get(&url).await;
+        assert_eq!(resp.status, 200, "{name:?} url len {}", url.len());
+        assert_eq!(
+            resp.header("content-disposition"),
+            Some(content_disposition(name).as_str()),
+            "{name:?}"
+        );
+    }
+    // "directory" of an existing key
+    let dir = key.rsplit_once('/').unwrap().0;
+    assert!(!files.exists(dir).await.unwrap());
+    assert!(files.download(dir).await.unwrap().is_none());
+    assert!(!files.delete(dir).await.unwrap());
+    common::drop_bucket(&files).await;
+}
+
+#[tokio::test]
+async fn object_key_over_the_s3_limit_under_a_prefix_is_too_large() {
+    let base = common::s3().await;
+    let files = S3Files::builder(base.bucket())
+        .sdk_config(&common::sdk_config().await)
+        .prefix("p".repeat(200))
+        .build()
+        .await
+        .unwrap();
+    let key = format!(
+        "{}/{}/{}/{}",
+        "a".repeat(250),
+        "b".repeat(250),
+        "c".repeat(250),
+        "d".repeat(250)
+    );
+    assert!(keys::validate_key(&key).is_ok());
+    let r = files
+        .upload(&key, Bytes::from_static(b"x"), "text/plain")
+        .await;
+    eprintln!(
+        "upload with object key of {} bytes: {r:?}",
+        files.object_key(&key).len()
+    );
+    let object_key_len = files.object_key(&key).len() as u64;
+    assert!(object_key_len > 1024);
+    match r {
+        Err(Error::TooLarge { size, limit, .. }) => {
+            assert_eq!(
+                (size, limit),
+                (object_key_len, chatvault_aws::MAX_OBJECT_KEY_LEN as u64)
+            );
+        }
+        other => {
+            panic!("an object key of {object_key_len} bytes: expected TooLarge, got {other:?}")
+        }
+    }
+    // Every entry point refuses it before sending anything.
+    assert!(matches!(
+        files.exists(&key).await,
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        files.download(&key).await,
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        files.delete(&key).await,
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        files.signed_url(&key, Duration::from_secs(60), None).await,
+        Err(Error::TooLarge { .. })
+    ));
+    assert!(matches!(
+        files.upload_stream(&key, chunked(1, 1), "text/plain").await,
+        Err(Error::TooLarge { .. })
+    ));
+    common::drop_bucket(&base).await;
+}
+
+/// The same lost answer through ChatVault: attach_file fails, deletes the bytes, but the
+/// attachment stays recorded => a conversation with an attachment whose bytes are gone.
+#[tokio::test]
+async fn vault_attach_whose_lost_answer_committed_leaves_no_dangling_attachment() {
+    let table = common::dynamo().await;
+    let files = common::s3().await;
+    let lost = LoseTransactionAnswers::new(0);
+    let backend = with_lost_answers(&table, &lost, 1).await;
+    let vault = chatvault_core::ChatVault::new(backend, files.clone());
+    let mut conv = vault.create_conversation(Some("u")).await.unwrap();
+    lost.remaining.store(1, SeqCst); // lose the answer of the next transaction: add_file's
+    let result = conv
+        .attach_file("a.txt", Bytes::from_static(b"hello"), "text/plain")
+        .await;
+    let again = vault.get_conversation(conv.id()).await.unwrap().unwrap();
+    let dangling: Vec<_> = again.files().iter().map(|f| f.id.clone()).collect();
+    let mut missing = 0;
+    for f in again.files() {
+        if again.file_content(&f.id).await.unwrap().is_none() {
+            missing += 1;
+        }
+    }
+    common::drop_table(&table).await;
+    common::drop_bucket(&files).await;
+    assert!(
+        result.is_ok() || dangling.is_empty(),
+        "attach_file answered {result:?}; files now {dangling:?}, {missing} with no bytes"
+    );
+}
+
+/// A delete racing `appenders` tight-loop appenders: it succeeds, leaves no item under the
+/// conversation's key, and every appender gets NotFound after it.
+async fn delete_racing_appenders_leaves_nothing(appenders: usize) {
+    let table = common::dynamo().await;
+    for round in 0..5 {
+        let record = ConversationRecord::new(None);
+        table.create(&record).await.unwrap();
+        for _ in 0..2 {
+            let batch: Vec<NewMessage> = (0..60)
+                .map(|i| NewMessage::new(Role::User, format!("{i}")))
+                .collect();
+            table.append_messages(&record.id, batch).await.unwrap();
+        }
+        let writers: Vec<_> = (0..appenders)
+            .map(|_| {
+                let t = table.clone();
+                let id = record.id.clone();
+                tokio::spawn(async move {
+                    loop {
+                        match t
+                            .append_messages(&id, vec![NewMessage::new(Role::User, "x")])
+                            .await
+                        {
+                            Ok(_) => {}
+                            Err(e) if e.is_not_found() => return,
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(table.delete(&record.id).await.unwrap());
+        for w in writers {
+            w.await.unwrap();
+        }
+        let left = table
+            .client()
+            .query()
+            .table_name(table.table_name())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(record.id.clone()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .count();
+        assert_eq!(left, 0, "round {round}");
+        let late = table
+            .append_messages(&record.id, vec![NewMessage::new(Role::User, "late")])
+            .await;
+        assert!(
+            matches!(late, Err(Error::NotFound { .. })),
+            "append after delete: {late:?}"
+        );
+    }
+    common::drop_table(&table).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_racing_one_tight_loop_appender_leaves_nothing() {
+    delete_racing_appenders_leaves_nothing(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_racing_four_tight_loop_appenders_leaves_nothing() {
+    delete_racing_appenders_leaves_nothing(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_tight_loop_appenders_all_succeed() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(None);
+    table.create(&record).await.unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let t = table.clone();
+            let id = record.id.clone();
+            tokio::spawn(async move {
+                for i in 0..150 {
+                    if let Err(e) = t
+                        .append_messages(&id, vec![NewMessage::new(Role::User, "x")])
+                        .await
+                    {
+                        return Some(format!("writer {w} append {i}: {e:?}"));
+                    }
+                }
+                None
+            })
+        })
+        .collect();
+    let mut errs = Vec::new();
+    for w in writers {
+        if let Some(e) = w.await.unwrap() {
+            errs.push(e);
+        }
+    }
+    common::drop_table(&table).await;
+    assert!(errs.is_empty(), "{errs:#?}");
+}
+
+/// What [`Doctored`] does to the requests of one DynamoDB operation.
+#[derive(Clone, Copy, Debug)]
+enum Doctoring {
+    /// The request never reaches DynamoDB (its body is emptied, so nothing is written)
+    /// and is answered with this status and JSON body.
+    Refuse(u16, &'static str),
+    /// The request is carried out, its answer is lost (HTTP 500), and every later request
+    /// of any operation fails with HTTP 500 too.
+    LoseAnswerThenFailEverything,
+}
+
+/// An SDK interceptor doctoring the requests whose `X-Amz-Target` ends with `target`.
+#[derive(Clone, Debug)]
+struct Doctored {
+    target: &'static str,
+    doctoring: Doctoring,
+    hit: Arc<AtomicBool>,
+    blackout: Arc<AtomicBool>,
+}
+
+impl Doctored {
+    fn new(target: &'static str, doctoring: Doctoring) -> Self {
+        Doctored {
+            target,
+            doctoring,
+            hit: Arc::new(AtomicBool::new(false)),
+            blackout: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// A backend on `table`'s table whose client is doctored, without SDK retries.
+    async fn backend(&self, table: &DynamoMessages, max_write_attempts: u32) -> DynamoMessages {
+        let config = aws_sdk_dynamodb::config::Builder::from(&common::sdk_config().await)
+            .interceptor(self.clone())
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .build();
+        DynamoMessages::builder(table.table_name())
+            .client(aws_sdk_dynamodb::Client::from_conf(config))
+            .max_write_attempts(max_write_attempts)
+            .build()
+            .await
+            .unwrap()
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for Doctored {
+    fn name(&self) -> &'static str {
+        "Doctored"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
+            '_,
+        >,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context.request().headers().get("x-amz-target");
+        let hit = target.is_some_and(|t| t.ends_with(self.target));
+        self.hit.store(hit, SeqCst);
+        if hit && matches!(self.doctoring, Doctoring::Refuse(..)) {
+            let request = context.request_mut();
+            *request.body_mut() = String::from("{}").into();
+            request.headers_mut().insert("content-length", "2");
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let response = context.response_mut();
+        match self.doctoring {
+            Doctoring::Refuse(status, body) if self.hit.load(SeqCst) => {
+                *response.status_mut() = status.try_into()?;
+                response.headers_mut().remove("x-amzn-errortype");
+                *response.body_mut() = String::from(body).into();
+            }
+            Doctoring::LoseAnswerThenFailEverything
+                if self.hit.load(SeqCst) || self.blackout.load(SeqCst) =>
+            {
+                self.blackout.store(true, SeqCst);
+                *response.status_mut() = 500.try_into()?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A TransactionCanceledException whose reasons are `codes`.
+fn cancelled(codes: &str) -> &'static str {
+    let reasons: Vec<String> = codes
+        .split(',')
+        .map(|c| format!(r#"{{"Code":"{c}","Message":"{c} (doctored)"}}"#))
+        .collect();
+    Box::leak(
+        format!(
+            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]","CancellationReasons":[{}]}}"#,
+            reasons.join(",")
+        )
+        .into_boxed_str(),
+    )
+}
+
+fn title_patch(title: &str) -> chatvault_core::ConversationPatch {
+    chatvault_core::ConversationPatch {
+        title: Some(title.into()),
+        ..Default::default()
+    }
+}
+
+/// update and remove_file (the other users of the read-modify-write loop) recover a lost
+/// answer too, and answer with the record as stored.
+#[tokio::test]
+async fn update_and_remove_file_whose_lost_answer_committed_report_success() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(Some("u".into()));
+    table.create(&record).await.unwrap();
+    table
+        .add_file(&record.id, attachment("f1", "a.txt"))
+        .await
+        .unwrap();
+    let lost = LoseTransactionAnswers::new(usize::MAX);
+    let backend = with_lost_answers(&table, &lost, 1).await;
+
+    let renamed = backend
+        .update(&record.id, &title_patch("renamed"))
+        .await
+        .expect("the update committed; its lost answer is recovered");
+    assert_eq!(renamed.title.as_deref(), Some("renamed"));
+    assert_eq!(
+        renamed,
+        table.get_record(&record.id).await.unwrap().unwrap()
+    );
+
+    let removed = backend
+        .remove_file(&record.id, "f1")
+        .await
+        .expect("the removal committed; its lost answer is recovered")
+        .expect("f1 was there");
+    assert_eq!(removed.file_count, 0);
+    assert_eq!(removed.version, renamed.version + 1);
+    assert!(table.files(&record.id).await.unwrap().is_empty());
+    common::drop_table(&table).await;
+}
+
+/// When the read that is to tell whether a write committed fails too, the error is
+/// temporary and says that the outcome is unknown.
+#[tokio::test]
+async fn writes_whose_commit_cannot_be_checked_say_the_outcome_is_unknown() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(Some("u".into()));
+    table.create(&record).await.unwrap();
+    let unknown = |what: &str, result: Result<(), Error>| {
+        let err = result.expect_err(what);
+        assert!(err.is_temporary(), "{what}: {err:?}");
+        assert!(
+            err.to_string().contains("outcome is unknown"),
+            "{what}: {err}"
+        );
+    };
+    let doctored = || {
+        Doctored::new(
+            ".TransactWriteItems",
+            Doctoring::LoseAnswerThenFailEverything,
+        )
+    };
+    let backend = doctored().backend(&table, 5).await;
+    unknown(
+        "append",
+        backend
+            .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
+            .await
+            .map(drop),
+    );
+    let backend = doctored().backend(&table, 5).await;
+    unknown(
+        "add_file",
+        backend
+            .add_file(&record.id, attachment("f1", "a.txt"))
+            .await
+            .map(drop),
+    );
+    let backend = doctored().backend(&table, 5).await;
+    unknown(
+        "update",
+        backend
+            .update(&record.id, &title_patch("t"))
+            .await
+            .map(drop),
+    );
+    let backend = doctored().backend(&table, 5).await;
+    unknown(
+        "create",
+        backend.create(&ConversationRecord::new(None)).await,
+    );
+    // Each of them did commit (the answer was lost after DynamoDB carried it out).
+    let now = table.get(&record.id).await.unwrap().unwrap();
+    assert_eq!(now.messages.len(), 1);
+    assert_eq!(now.files.len(), 1);
+    assert_eq!(now.record.title.as_deref(), Some("t"));
+    common::drop_table(&table).await;
+}
+
+/// A transaction DynamoDB cancels for throttling is a temporary error and writes nothing;
+/// one cancelled for conflicts is retried, then a (temporary) Conflict.
+#[tokio::test]
+async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(Some("u".into()));
+    table.create(&record).await.unwrap();
+    let throttled = Doctored::new(
+        ".TransactWriteItems",
+        Doctoring::Refuse(400, cancelled("ThrottlingError,None")),
+    )
+    .backend(&table, 5)
+    .await;
+    let temporary = |what: &str, result: Result<(), Error>| {
+        let err = result.expect_err(what);
+        assert!(err.is_temporary(), "{what}: {err:?}");
+        assert!(
+            !err.to_string().contains("outcome is unknown"),
+            "{what}: {err}"
+        );
+    };
+    temporary(
+        "append",
+        throttled
+            .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
+            .await
+            .map(drop),
+    );
+    temporary(
+        "add_file",
+        throttled
+            .add_file(&record.id, attachment("f1", "a.txt"))
+            .await
+            .map(drop),
+    );
+    temporary(
+        "update",
+        throttled
+            .update(&record.id, &title_patch("t"))
+            .await
+            .map(drop),
+    );
+    let fresh = ConversationRecord::new(None);
+    temporary("create", throttled.create(&fresh).await);
+    let throughput = Doctored::new(
+        ".TransactWriteItems",
+        Doctoring::Refuse(400, cancelled("ProvisionedThroughputExceeded")),
+    )
+    .backend(&table, 5)
+    .await;
+    temporary("create (throughput)", throughput.create(&fresh).await);
+
+    let conflicted = Doctored::new(
+        ".TransactWriteItems",
+        Doctoring::Refuse(400, cancelled("TransactionConflict,None")),
+    )
+    .backend(&table, 3)
+    .await;
+    let err = conflicted
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
+        .await
+        .expect_err("conflicts every time");
+    assert!(
+        matches!(err, Error::Conflict { .. }) && err.is_temporary(),
+        "{err:?}"
+    );
+    let err = conflicted.create(&fresh).await.expect_err("conflicts");
+    assert!(err.is_temporary(), "{err:?}");
+
+    // None of it was written.
+    assert_eq!(
+        table.get_record(&record.id).await.unwrap(),
+        Some(record.clone())
+    );
+    assert!(table.files(&record.id).await.unwrap().is_empty());
+    assert_eq!(table.get_record(&fresh.id).await.unwrap(), None);
+    common::drop_table(&table).await;
+}
+
+/// A delete interrupted after its tombstone leaves the conversation readable but not
+/// writable, and a second delete finishes it.
+#[tokio::test]
+async fn interrupted_delete_leaves_the_conversation_readable_and_a_retry_finishes_it() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(Some("u".into()));
+    table.create(&record).await.unwrap();
+    let batch: Vec<NewMessage> = (0..30)
+        .map(|i| NewMessage::new(Role::User, format!("{i}")))
+        .collect();
+    table.append_messages(&record.id, batch).await.unwrap();
+    table
+        .add_file(&record.id, attachment("f1", "a.txt"))
+        .await
+        .unwrap();
+
+    let interrupted = Doctored::new(".BatchWriteItem", Doctoring::Refuse(500, "{}"))
+        .backend(&table, 5)
+        .await;
+    let err = interrupted
+        .delete(&record.id)
+        .await
+        .expect_err("interrupted");
+    assert!(err.is_temporary(), "{err:?}");
+
+    // Readers still see it whole; writers find it gone.
+    let seen = table.get(&record.id).await.unwrap().expect("still there");
+    assert_eq!(seen.messages.len(), 30);
+    assert_eq!(seen.files.len(), 1);
+    assert_eq!(table.files(&record.id).await.unwrap().len(), 1);
+    let append = table
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "late")])
+        .await;
+    assert!(matches!(append, Err(Error::NotFound { .. })), "{append:?}");
+    let update = table.update(&record.id, &title_patch("t")).await;
+    assert!(matches!(update, Err(Error::NotFound { .. })), "{update:?}");
+    let add = table.add_file(&record.id, attachment("f2", "b.txt")).await;
+    assert!(matches!(add, Err(Error::NotFound { .. })), "{add:?}");
+    let again = table.create(&record).await;
+    assert!(
+        matches!(again, Err(Error::AlreadyExists { .. })),
+        "{again:?}"
+    );
+
+    assert!(table.delete(&record.id).await.expect("the retry finishes"));
+    let left = table
+        .client()
+        .query()
+        .table_name(table.table_name())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(record.id.clone()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .count();
+    assert_eq!(left, 0);
+    assert_eq!(table.get(&record.id).await.unwrap(), None);
+    assert!(!table.delete(&record.id).await.unwrap());
+    // The id can be used again, from scratch.
+    table.create(&record).await.expect("create again");
+    common::drop_table(&table).await;
+}
+
+/// A conversation item filled to 400 KB by its attachments can still be deleted (the
+/// tombstone has room), and an append to it is TooLarge before anything is written.
+#[tokio::test]
+async fn a_conversation_item_full_of_attachments_refuses_appends_and_deletes() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(Some("u".into()));
+    table.create(&record).await.unwrap();
+    let mut i = 0;
+    let mut pad = 20_000usize;
+    // Fill with attachments until add_file refuses even a 1-byte pad.
+    while pad > 0 {
+        let mut f = attachment(&format!("f{i}"), "a.txt");
+        f.metadata
+            .insert("pad".into(), serde_json::json!("x".repeat(pad)));
+        match table.add_file(&record.id, f).await {
+            Ok(_) => i += 1,
+            Err(Error::TooLarge { size, limit, .. }) => {
+                assert!(size > limit);
+                pad /= 2;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    let before = table.get(&record.id).await.unwrap().unwrap();
+    let append = table
+        .append_messages(
+            &record.id,
+            // Its auto-title (203 bytes) does not fit where a 1-byte pad did not.
+            vec![NewMessage::new(Role::User, "😀".repeat(60))],
+        )
+        .await;
+    match append {
+        Err(Error::TooLarge { what, size, limit }) => {
+            assert!(size > limit, "{size} / {limit}");
+            assert!(
+                what.contains(&format!("conversation {}", record.id)),
+                "{what}"
+            );
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(table.get(&record.id).await.unwrap().unwrap(), before);
+    assert!(
+        table
+            .delete(&record.id)
+            .await
+            .expect("a full conversation deletes")
+    );
+    assert_eq!(table.get(&record.id).await.unwrap(), None);
+    common::drop_table(&table).await;
+}
+
+#[tokio::test]
+async fn signed_url_under_one_second_is_invalid_input() {
+    let files = common::s3().await;
+    let key = keys::storage_key(None, "c", "f1", "x.txt").unwrap();
+    files
+        .upload(&key, Bytes::from_static(b"hi"), "text/plain")
+        .await
+        .unwrap();
+    for expires_in in [Duration::from_millis(1), Duration::from_millis(999)] {
+        assert!(
+            matches!(
+                files.signed_url(&key, expires_in, None).await,
+                Err(Error::InvalidInput {
+                    field: "expires_in",
+                    ..
+                })
+            ),
+            "{expires_in:?}"
+        );
+    }
+    let url = files
+        .signed_url(&key, Duration::from_secs(1), None)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert!(
+        url.contains("X-Amz-Expires=1&") || url.ends_with("X-Amz-Expires=1"),
+        "{url}"
+    );
+    common::drop_bucket(&files).await;
+}
+
+/// The longest prefix the builder takes leaves room for the longest storage key
+/// `keys::storage_key` makes: it round-trips at exactly S3's 1,024 bytes. One byte more
+/// of prefix is refused when building.
+#[tokio::test]
+async fn the_longest_prefix_fits_the_longest_storage_key() {
+    let base = common::s3().await;
+    let sdk = common::sdk_config().await;
+    let refused = S3Files::builder(base.bucket())
+        .sdk_config(&sdk)
+        .prefix("p".repeat(chatvault_aws::MAX_PREFIX_LEN + 1))
+        .build()
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::InvalidInput {
+                field: "prefix",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let prefix = format!(
+        "{}/{}",
+        "p".repeat(100),
+        "q".repeat(chatvault_aws::MAX_PREFIX_LEN - 101)
+    );
+    let files = S3Files::builder(base.bucket())
+        .sdk_config(&sdk)
+        .prefix(prefix)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(files.prefix().len(), chatvault_aws::MAX_PREFIX_LEN + 1);
+    // Escapes that end exactly where each segment is cut: every segment at its longest.
+    let key = keys::storage_key(
+        Some(&format!("ab{}", ":".repeat(200))),
+        &format!("ab{}", ":".repeat(126)),
+        &format!("ab{}", "@".repeat(126)),
+        &format!("a{}", ":".repeat(300)),
+    )
+    .unwrap();
+    assert_eq!(
+        files.object_key(&key).len(),
+        chatvault_aws::MAX_OBJECT_KEY_LEN
+    );
+    files
+        .upload(&key, Bytes::from_static(b"longest"), "text/plain")
+        .await
+        .expect("the longest key fits");
+    assert_eq!(
+        files.download(&key).await.unwrap().as_deref(),
+        Some(&b"longest"[..])
+    );
+    assert!(files.delete(&key).await.unwrap());
+    common::drop_bucket(&base).await;
+}
