@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -310,21 +311,27 @@ impl DynamoMessages {
             .ok_or_else(|| Error::conversation_not_found(id))
     }
 
+    /// A strongly consistent `Query` on one conversation's partition, with `#pk = :pk`
+    /// bound and `#sk` named; the caller adds the key condition and the rest.
+    fn query_partition(&self, id: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(id))
+            .consistent_read(true)
+    }
+
     /// Every message item of a conversation, in `seq` order.
     async fn all_messages(&self, id: &str) -> Result<Vec<Message>> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
             let page = self
-                .client
-                .query()
-                .table_name(&self.table)
+                .query_partition(id)
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(id))
                 .expression_attribute_values(":m", s(MESSAGE_PREFIX))
-                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -345,15 +352,9 @@ impl DynamoMessages {
         let mut start = None;
         loop {
             let page = self
-                .client
-                .query()
-                .table_name(&self.table)
+                .query_partition(id)
                 .key_condition_expression("#pk = :pk")
                 .projection_expression("#pk, #sk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(id))
-                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -684,18 +685,12 @@ impl DynamoMessages {
         let mut start = None;
         loop {
             let out = self
-                .client
-                .query()
-                .table_name(&self.table)
+                .query_partition(id)
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(id))
                 .expression_attribute_values(":low", s(message_sk(low)))
                 .expression_attribute_values(":high", s(message_sk(high)))
                 .scan_index_forward(forward)
                 .set_limit(query_limit)
-                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
