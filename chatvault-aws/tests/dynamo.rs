@@ -635,84 +635,14 @@ async fn unreachable_endpoint_fails_within_bounded_time() {
     hold.abort();
 }
 
-/// Turns the responses of the first `n` `TransactWriteItems` requests into HTTP 500s,
-/// after DynamoDB has carried them out: the "it committed, but the answer was lost" case.
-#[derive(Clone, Debug)]
-struct LoseTransactionAnswers {
-    remaining: Arc<std::sync::atomic::AtomicUsize>,
-    transaction: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl LoseTransactionAnswers {
-    fn new(n: usize) -> Self {
-        LoseTransactionAnswers {
-            remaining: Arc::new(std::sync::atomic::AtomicUsize::new(n)),
-            transaction: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        }
-    }
-}
-
-impl aws_sdk_dynamodb::config::Intercept for LoseTransactionAnswers {
-    fn name(&self) -> &'static str {
-        "LoseTransactionAnswers"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let target = context.request().headers().get("x-amz-target");
-        self.transaction.store(
-            target.is_some_and(|t| t.ends_with(".TransactWriteItems")),
-            std::sync::atomic::Ordering::SeqCst,
-        );
-        Ok(())
-    }
-
-    fn modify_before_deserialization(
-        &self,
-        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
-        _: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.transaction.load(SeqCst)
-            && self
-                .remaining
-                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-        {
-            *context.response_mut().status_mut() = 500.try_into()?;
-        }
-        Ok(())
-    }
-}
-
-async fn with_lost_answers(
-    table: &DynamoMessages,
-    lost: &LoseTransactionAnswers,
-    attempts: u32,
-) -> DynamoMessages {
-    let config = aws_sdk_dynamodb::config::Builder::from(&common::sdk_config().await)
-        .interceptor(lost.clone())
-        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
-        .build();
-    DynamoMessages::from_client(
-        aws_sdk_dynamodb::Client::from_conf(config),
-        table.table_name(),
-    )
-}
-
 #[tokio::test]
 async fn writes_whose_answer_was_lost_are_applied_once() {
     let table = common::dynamo().await;
 
     // The SDK retries a transaction whose answer it lost with the same idempotency token:
     // DynamoDB answers success without applying it again.
-    let lost = LoseTransactionAnswers::new(1);
-    let backend = with_lost_answers(&table, &lost, 3).await;
+    let lost = common::LoseTransactionAnswers::new(1);
+    let backend = common::with_lost_answers(&table, &lost, 3).await;
     let record = ConversationRecord::new(Some("user-lost".into()));
     backend
         .create(&record)
@@ -723,15 +653,15 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
         0,
         "an answer was lost"
     );
-    let lost = LoseTransactionAnswers::new(1);
-    let backend = with_lost_answers(&table, &lost, 3).await;
+    let lost = common::LoseTransactionAnswers::new(1);
+    let backend = common::with_lost_answers(&table, &lost, 3).await;
     let a = backend
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "once")])
         .await
         .expect("append");
     assert_eq!(lost.remaining.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(a.record.message_count, 1);
-    let renamed = with_lost_answers(&table, &LoseTransactionAnswers::new(1), 3)
+    let renamed = common::with_lost_answers(&table, &common::LoseTransactionAnswers::new(1), 3)
         .await
         .update(
             &record.id,
@@ -746,8 +676,8 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
 
     // Without SDK retries, the SDK reports a 500; the backend looks whether the append
     // committed before answering, so that the caller does not send it again.
-    let lost = LoseTransactionAnswers::new(usize::MAX);
-    let backend = with_lost_answers(&table, &lost, 1).await;
+    let lost = common::LoseTransactionAnswers::new(usize::MAX);
+    let backend = common::with_lost_answers(&table, &lost, 1).await;
     let b = backend
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "twice?")])
         .await

@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -16,69 +16,6 @@ use chatvault_core::{
     MessagesBackend, Metadata, NewMessage, Role, StoredConversation, keys,
 };
 use futures_util::StreamExt;
-
-#[derive(Clone, Debug)]
-struct LoseTransactionAnswers {
-    remaining: Arc<AtomicUsize>,
-    transaction: Arc<AtomicBool>,
-}
-impl LoseTransactionAnswers {
-    fn new(n: usize) -> Self {
-        Self {
-            remaining: Arc::new(AtomicUsize::new(n)),
-            transaction: Arc::new(AtomicBool::new(false)),
-        }
-    }
-}
-impl aws_sdk_dynamodb::config::Intercept for LoseTransactionAnswers {
-    fn name(&self) -> &'static str {
-        "LoseTransactionAnswers"
-    }
-    fn read_before_transmit(
-        &self,
-        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let target = context.request().headers().get("x-amz-target");
-        self.transaction.store(
-            target.is_some_and(|t| t.ends_with(".TransactWriteItems")),
-            SeqCst,
-        );
-        Ok(())
-    }
-    fn modify_before_deserialization(
-        &self,
-        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
-        _: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        if self.transaction.load(SeqCst)
-            && self
-                .remaining
-                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-        {
-            *context.response_mut().status_mut() = 500.try_into()?;
-        }
-        Ok(())
-    }
-}
-
-async fn with_lost_answers(
-    table: &DynamoMessages,
-    lost: &LoseTransactionAnswers,
-    attempts: u32,
-) -> DynamoMessages {
-    let config = aws_sdk_dynamodb::config::Builder::from(&common::sdk_config().await)
-        .interceptor(lost.clone())
-        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
-        .build();
-    DynamoMessages::from_client(
-        aws_sdk_dynamodb::Client::from_conf(config),
-        table.table_name(),
-    )
-}
 
 fn attachment(id: &str, filename: &str) -> FileAttachment {
     FileAttachment {
@@ -101,8 +38,8 @@ async fn add_file_whose_lost_answer_committed_reports_success() {
     let table = common::dynamo().await;
     let record = ConversationRecord::new(Some("u".into()));
     table.create(&record).await.unwrap();
-    let lost = LoseTransactionAnswers::new(usize::MAX);
-    let backend = with_lost_answers(&table, &lost, 1).await;
+    let lost = common::LoseTransactionAnswers::new(usize::MAX);
+    let backend = common::with_lost_answers(&table, &lost, 1).await;
     let result = backend
         .add_file(&record.id, attachment("f1", "a.txt"))
         .await;
@@ -119,8 +56,8 @@ async fn add_file_whose_lost_answer_committed_reports_success() {
 async fn create_whose_lost_answer_committed_reports_success() {
     let table = common::dynamo().await;
     let record = ConversationRecord::new(Some("u".into()));
-    let lost = LoseTransactionAnswers::new(usize::MAX);
-    let backend = with_lost_answers(&table, &lost, 1).await;
+    let lost = common::LoseTransactionAnswers::new(usize::MAX);
+    let backend = common::with_lost_answers(&table, &lost, 1).await;
     let result = backend.create(&record).await;
     let exists = table.get_record(&record.id).await.unwrap().is_some();
     let again = table.create(&record).await;
@@ -464,8 +401,8 @@ async fn object_key_over_the_s3_limit_under_a_prefix_is_too_large() {
 async fn vault_attach_whose_lost_answer_committed_leaves_no_dangling_attachment() {
     let table = common::dynamo().await;
     let files = common::s3().await;
-    let lost = LoseTransactionAnswers::new(0);
-    let backend = with_lost_answers(&table, &lost, 1).await;
+    let lost = common::LoseTransactionAnswers::new(0);
+    let backend = common::with_lost_answers(&table, &lost, 1).await;
     let vault = chatvault_core::ChatVault::new(backend, files.clone());
     let mut conv = vault.create_conversation(Some("u")).await.unwrap();
     lost.remaining.store(1, SeqCst); // lose the answer of the next transaction: add_file's
@@ -719,8 +656,8 @@ async fn update_and_remove_file_whose_lost_answer_committed_report_success() {
         .add_file(&record.id, attachment("f1", "a.txt"))
         .await
         .unwrap();
-    let lost = LoseTransactionAnswers::new(usize::MAX);
-    let backend = with_lost_answers(&table, &lost, 1).await;
+    let lost = common::LoseTransactionAnswers::new(usize::MAX);
+    let backend = common::with_lost_answers(&table, &lost, 1).await;
 
     let renamed = backend
         .update(&record.id, &title_patch("renamed"))

@@ -301,3 +301,75 @@ impl chatvault_core::FilesBackend for NoFiles {
         Ok(false)
     }
 }
+
+/// Turns the responses of the first `n` `TransactWriteItems` requests into HTTP 500s,
+/// after DynamoDB has carried them out: the "it committed, but the answer was lost" case.
+#[derive(Clone, Debug)]
+pub(crate) struct LoseTransactionAnswers {
+    pub(crate) remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    transaction: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LoseTransactionAnswers {
+    pub(crate) fn new(n: usize) -> Self {
+        LoseTransactionAnswers {
+            remaining: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(n)),
+            transaction: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for LoseTransactionAnswers {
+    fn name(&self) -> &'static str {
+        "LoseTransactionAnswers"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context.request().headers().get("x-amz-target");
+        self.transaction.store(
+            target.is_some_and(|t| t.ends_with(".TransactWriteItems")),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.transaction.load(SeqCst)
+            && self
+                .remaining
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            *context.response_mut().status_mut() = 500.try_into()?;
+        }
+        Ok(())
+    }
+}
+
+/// A `DynamoMessages` on `table` whose client loses answers as `lost` says, with
+/// `attempts` SDK attempts per request.
+pub(crate) async fn with_lost_answers(
+    table: &chatvault_aws::DynamoMessages,
+    lost: &LoseTransactionAnswers,
+    attempts: u32,
+) -> chatvault_aws::DynamoMessages {
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+        .interceptor(lost.clone())
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(attempts))
+        .build();
+    chatvault_aws::DynamoMessages::from_client(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        table.table_name(),
+    )
+}
