@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use chatvault_core::{ByteStream, Error, FilesBackend, Result, async_trait, keys, new_id};
@@ -25,9 +25,9 @@ use tree::{Entry, Route, link_error};
 /// Chunk size of [`LocalFiles`]' streaming downloads.
 pub const DOWNLOAD_CHUNK: usize = 64 * 1024;
 
-/// Size of the writes of a streamed upload: incoming chunks are gathered into buffers of
+/// Size of the writes of a streamed upload: incoming chunks are gathered into batches of
 /// this size, so the cost per write is paid once per 4 MiB whatever the chunks' sizes.
-/// At most two such buffers exist per upload (one filling, one being written).
+/// At most two such batches exist per upload (one filling, one being written).
 const WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Bytes kept as they are in `file://` URLs (as Python's `pathlib.Path.as_uri` does).
@@ -585,63 +585,99 @@ impl Inner {
     }
 }
 
-/// A data temp file being written by a streamed upload: incoming chunks are gathered into
-/// [`WRITE_BUFFER`]-sized buffers, each written on the blocking pool while the next one
-/// fills, so the stream (and whatever it computes as it is polled, such as a hash) runs
-/// beside the disk writes. Memory: at most two buffers.
+/// A write on the blocking pool, giving back the file and the emptied batch.
+type PendingWrite = JoinHandle<io::Result<(File, Vec<Bytes>)>>;
+
+/// A data temp file being written by a streamed upload.
+///
+/// Incoming chunks are gathered into batches of [`WRITE_BUFFER`] bytes, each written with
+/// one vectored write (`writev`) on the blocking pool while the next batch fills, so the
+/// stream (and whatever it computes as it is polled, such as a hash) runs beside the disk
+/// writes, the cost per write is paid once per batch, and chunks are not copied. Chunks
+/// smaller than [`SMALL_CHUNK`] are copied together first, so that a stream of tiny
+/// chunks costs neither many `iovec`s nor many allocations held at once. Memory: at most
+/// two batches (plus one chunk larger than a batch, which the caller already holds).
 #[derive(Debug)]
 struct StreamWriter {
     /// The file, while no write is in flight.
     file: Option<File>,
-    /// The write in flight: gives the file and the emptied buffer back.
-    pending: Option<JoinHandle<io::Result<(File, Vec<u8>)>>>,
-    /// The buffer being filled.
-    buf: Vec<u8>,
+    /// The write in flight.
+    pending: Option<PendingWrite>,
+    /// The batch being filled, and its size in bytes.
+    batch: Vec<Bytes>,
+    batched: usize,
+    /// Small chunks copied together, not yet in `batch`.
+    small: BytesMut,
     path: PathBuf,
 }
+
+/// Chunks smaller than this are copied into a shared buffer of [`SMALL_BUFFER`] bytes
+/// instead of being written as they are.
+const SMALL_CHUNK: usize = 16 * 1024;
+/// See [`SMALL_CHUNK`].
+const SMALL_BUFFER: usize = 256 * 1024;
+/// The most chunks in one batch (Linux's `IOV_MAX`).
+const MAX_BATCH: usize = 1024;
 
 impl StreamWriter {
     fn new(file: File, path: PathBuf) -> Self {
         StreamWriter {
             file: Some(file),
             pending: None,
-            buf: Vec::new(),
+            batch: Vec::new(),
+            batched: 0,
+            small: BytesMut::new(),
             path,
         }
     }
 
-    /// Adds `chunk`, writing full buffers.
-    async fn push(&mut self, chunk: &[u8]) -> Result<()> {
-        let mut rest = chunk;
-        while !rest.is_empty() {
-            if self.buf.capacity() == 0 {
-                self.buf.reserve_exact(WRITE_BUFFER);
+    /// Adds `chunk`, writing a batch when one is full.
+    async fn push(&mut self, chunk: Bytes) -> Result<()> {
+        if chunk.len() < SMALL_CHUNK {
+            if self.small.capacity() - self.small.len() < chunk.len() {
+                self.flush_small();
+                self.small.reserve(SMALL_BUFFER);
             }
-            let n = rest.len().min(WRITE_BUFFER - self.buf.len());
-            self.buf.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            if self.buf.len() == WRITE_BUFFER {
-                self.submit().await?;
+            self.small.extend_from_slice(&chunk);
+            if self.small.len() + SMALL_CHUNK > SMALL_BUFFER {
+                self.flush_small();
             }
+        } else {
+            self.flush_small();
+            self.batched += chunk.len();
+            self.batch.push(chunk);
+        }
+        if self.batched >= WRITE_BUFFER || self.batch.len() >= MAX_BATCH {
+            self.submit().await?;
         }
         Ok(())
     }
 
-    /// Starts writing the filled buffer, once the previous write is done; the previous
-    /// write's buffer becomes the one to fill.
+    /// Moves the small chunks copied so far into the batch.
+    fn flush_small(&mut self) {
+        if !self.small.is_empty() {
+            let small = self.small.split().freeze();
+            self.batched += small.len();
+            self.batch.push(small);
+        }
+    }
+
+    /// Starts writing the batch, once the previous write is done; the previous write's
+    /// (emptied) batch becomes the one to fill.
     async fn submit(&mut self) -> Result<()> {
         let (mut file, spare) = self.wait().await?;
-        let mut buf = std::mem::replace(&mut self.buf, spare);
+        let mut batch = std::mem::replace(&mut self.batch, spare);
+        self.batched = 0;
         self.pending = Some(tokio::task::spawn_blocking(move || {
-            file.write_all(&buf)?;
-            buf.clear();
-            Ok((file, buf))
+            write_all_vectored(&mut file, &batch)?;
+            batch.clear();
+            Ok((file, batch))
         }));
         Ok(())
     }
 
-    /// Waits for the write in flight; gives back the file and an empty buffer.
-    async fn wait(&mut self) -> Result<(File, Vec<u8>)> {
+    /// Waits for the write in flight; gives back the file and an empty batch.
+    async fn wait(&mut self) -> Result<(File, Vec<Bytes>)> {
         match (self.pending.take(), self.file.take()) {
             (Some(pending), _) => match pending.await {
                 Ok(done) => done.map_err(io_at("write", &self.path)),
@@ -659,7 +695,8 @@ impl StreamWriter {
 
     /// Writes what is left, flushes the file to disk once, and gives back its metadata.
     async fn finish(mut self) -> Result<fs::Metadata> {
-        if !self.buf.is_empty() {
+        self.flush_small();
+        if !self.batch.is_empty() {
             self.submit().await?;
         }
         let (file, _) = self.wait().await?;
@@ -670,6 +707,25 @@ impl StreamWriter {
         })
         .await
     }
+}
+
+/// Writes all of `chunks` to `file`, in as few `writev` calls as the system allows.
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = chunks
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| io::IoSlice::new(c))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// `file://` URL of an absolute path, every byte but ASCII letters, digits, `-_.~`
@@ -745,8 +801,9 @@ impl FilesBackend for LocalFiles {
         blocking(move || inner.file_url(&key)).await
     }
 
-    /// Gathers the chunks into 4 MiB writes made on the blocking pool while the stream
-    /// is polled for the next ones (memory stays under 10 MiB whatever the chunk sizes),
+    /// Gathers the chunks into 4 MiB vectored writes made on the blocking pool while the
+    /// stream is polled for the next ones (memory stays at two such batches, plus one
+    /// chunk when a single chunk is larger),
     /// flushes the file to disk once at the end, then moves it into place. A failing
     /// stream, a failed write, or dropping the future before it finishes leaves nothing
     /// under the key and removes the temp file.
@@ -767,8 +824,8 @@ impl FilesBackend for LocalFiles {
         let mut size = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(|source| Error::UploadStream { source })?;
-            writer.push(&chunk).await?;
             size += chunk.len() as u64;
+            writer.push(chunk).await?;
         }
         let written = writer.finish().await?;
         let inner = Arc::clone(&self.inner);
