@@ -355,6 +355,14 @@ impl Inner {
     /// writes in `meta/` for a key whose bytes are in place, which makes whatever
     /// occupies that place there garbage.)
     fn place(&self, key: &str, mut data: TempFile, mut meta: TempFile) -> Result<()> {
+        // A link on the way to the content-type file fails the upload before its bytes
+        // are committed (one planted after this check fails it after: either way,
+        // nothing is written through the link).
+        if let Some(route) = self.route(META, key, false)?
+            && let Entry::Link = route.entry()?
+        {
+            return Err(link_error(&route.path()));
+        }
         let mut attempts = 0;
         let data_route = loop {
             self.check_shape(key)?;
