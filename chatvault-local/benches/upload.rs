@@ -7,8 +7,8 @@
 //! 3. `LocalFiles::upload_stream` of the file's bytes arriving in 64 KiB chunks, and the
 //!    vault's `attach_file_stream` of the same (the upload plus the vault's SHA-256 as
 //!    the bytes pass), each in a fresh child process that prints its peak RSS (VmHWM).
-//!    The chunks are read from the source file by a separate thread into a bounded
-//!    channel, as a network body would arrive. Every upload is durable when it returns
+//!    The chunks are read from the source file (in the page cache) as the stream is
+//!    polled, as from an always-ready network body. Every upload is durable when it returns
 //!    (fsync of the file and of its directories).
 //!
 //! Everything is measured `CHATVAULT_BENCH_UPLOAD_ROUNDS` times (default 3), the steps of a
@@ -77,6 +77,7 @@ fn main() {
     ];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
     let mut peak_rss = vec![0u64; names.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for _ in 0..rounds {
         // 1. cp + sync.
         let dst = dir.path().join("copy.bin");
@@ -132,6 +133,7 @@ fn main() {
                 assert_eq!(fields[1], digest, "{mode}: stored digest");
             }
             peak_rss[i] = peak_rss[i].max(fields[2].parse().unwrap());
+            cpu[i].push(fields[3].parse().unwrap());
             std::fs::remove_dir_all(dir.path().join("store")).unwrap();
         }
     }
@@ -150,7 +152,13 @@ fn main() {
         let (m, b) = (speed(bytes, medians[i]), speed(bytes, bests[i]));
         let (m0, b0) = (speed(bytes, medians[0]), speed(bytes, bests[0]));
         let rss = if peak_rss[i] > 0 {
-            format!("   peak RSS {:.1} MiB", peak_rss[i] as f64 / 1024.0)
+            let mut c = cpu[i].clone();
+            c.sort_by(f64::total_cmp);
+            format!(
+                "   peak RSS {:.1} MiB, CPU {:.2} s",
+                peak_rss[i] as f64 / 1024.0,
+                c[c.len() / 2]
+            )
         } else {
             String::new()
         };
@@ -237,26 +245,21 @@ fn hash_time(
     (started.elapsed(), hex)
 }
 
-/// A stream of the file at `path` in 64 KiB chunks, read by a separate thread into a
-/// bounded channel (at most 16 chunks, 1 MiB, wait in it).
+/// A stream of the file at `path` in 64 KiB chunks, each read when the stream is polled
+/// (a plain read from the page cache, where the source is after `make_source`): a source
+/// that is always ready, as a fast network body would be.
 fn file_stream(path: PathBuf) -> ByteStream {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
-    std::thread::spawn(move || {
-        let mut file = File::open(&path).unwrap();
-        loop {
-            let mut chunk = vec![0u8; CHUNK];
-            let n = file.read(&mut chunk).unwrap();
-            if n == 0 {
-                return;
-            }
-            chunk.truncate(n);
-            if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
-                return;
-            }
+    let file = File::open(path).unwrap();
+    futures_util::stream::unfold(file, |mut file| async move {
+        let mut chunk = vec![0u8; CHUNK];
+        let n = file.read(&mut chunk).unwrap();
+        if n == 0 {
+            return None;
         }
-    });
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
-        .boxed()
+        chunk.truncate(n);
+        Some((Ok(Bytes::from(chunk)), file))
+    })
+    .boxed()
 }
 
 /// Peak resident set size of this process so far, in KiB (Linux), if known.
@@ -264,6 +267,25 @@ fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The CPU time (user and system, all threads) of this process so far, in seconds
+/// (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime
+    // the 13th, in clock ticks (100 per second on Linux).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|t| t.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    ticks as f64 / 100.0
 }
 
 /// The body of a measurement child process.
@@ -320,9 +342,10 @@ fn child(mode: &str) {
             other => panic!("unknown child mode {other}"),
         };
         println!(
-            "{} {digest} {}",
+            "{} {digest} {} {}",
             took.as_nanos(),
-            peak_rss_kib().unwrap_or(0)
+            peak_rss_kib().unwrap_or(0),
+            cpu_seconds()
         );
     });
 }

@@ -593,24 +593,36 @@ impl Inner {
     }
 }
 
-/// A write on the blocking pool, giving back the file and the emptied batch.
-type PendingWrite = JoinHandle<io::Result<(File, Vec<Bytes>)>>;
+/// What a streamed upload's writer thread is sent.
+#[derive(Debug)]
+enum ToWriter {
+    /// Chunks to append to the file, in order.
+    Batch(Vec<Bytes>),
+    /// The stream ended: flush the file to disk.
+    Finish,
+}
 
 /// A data temp file being written by a streamed upload.
 ///
-/// Incoming chunks are gathered into batches of [`WRITE_BUFFER`] bytes, each written with
-/// one vectored write (`writev`) on the blocking pool while the next batch fills, so the
-/// stream (and whatever it computes as it is polled, such as a hash) runs beside the disk
-/// writes, the cost per write is paid once per batch, and chunks are not copied. Chunks
-/// smaller than [`SMALL_CHUNK`] are copied together first, so that a stream of tiny
-/// chunks costs neither many `iovec`s nor many allocations held at once. Memory: at most
-/// two batches (plus one chunk larger than a batch, which the caller already holds).
+/// Incoming chunks are gathered into batches of [`WRITE_BUFFER`] bytes and queued (at most
+/// [`WRITE_QUEUE`] batches) to one writer on the blocking pool, which writes each with one
+/// vectored write (`writev`) and flushes the file to disk once at the end. So the stream
+/// (and whatever it computes as it is polled, such as a hash) runs beside the disk writes,
+/// the two wait for each other only when the queue is full or empty (not once per batch),
+/// the cost per write is paid once per batch, and chunks are not copied. Chunks smaller
+/// than [`SMALL_CHUNK`] are copied together first, so that a stream of tiny chunks costs
+/// neither many `iovec`s nor many allocations. Every [`WRITEBACK_EVERY`] batches the
+/// writer flushes what it wrote so far (`fdatasync`), so the disk works while the stream
+/// still arrives and the final flush has little left to do.
+///
+/// Memory: at most `WRITE_QUEUE + 2` batches (24 MiB), plus one chunk when a single chunk
+/// is larger than a batch (the caller holds it anyway).
 #[derive(Debug)]
 struct StreamWriter {
-    /// The file, while no write is in flight.
-    file: Option<File>,
-    /// The write in flight.
-    pending: Option<PendingWrite>,
+    /// The queue to the writer.
+    queue: tokio::sync::mpsc::Sender<ToWriter>,
+    /// The writer: gives back the file's metadata once it is flushed.
+    writer: JoinHandle<io::Result<fs::Metadata>>,
     /// The batch being filled, and its size in bytes.
     batch: Vec<Bytes>,
     batched: usize,
@@ -619,6 +631,10 @@ struct StreamWriter {
     path: PathBuf,
 }
 
+/// How many full batches may wait for the writer.
+const WRITE_QUEUE: usize = 4;
+/// The writer flushes to disk after this many batches (16 MiB).
+const WRITEBACK_EVERY: usize = 4;
 /// Chunks smaller than this are copied into a shared buffer of [`SMALL_BUFFER`] bytes
 /// instead of being written as they are.
 const SMALL_CHUNK: usize = 16 * 1024;
@@ -628,10 +644,32 @@ const SMALL_BUFFER: usize = 256 * 1024;
 const MAX_BATCH: usize = 1024;
 
 impl StreamWriter {
+    /// Starts the writer of `file`.
     fn new(file: File, path: PathBuf) -> Self {
+        let (queue, mut batches) = tokio::sync::mpsc::channel(WRITE_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            let mut written = 0;
+            loop {
+                match batches.blocking_recv() {
+                    Some(ToWriter::Batch(batch)) => {
+                        write_all_vectored(&mut file, &batch)?;
+                        written += 1;
+                        if written % WRITEBACK_EVERY == 0 {
+                            file.sync_data()?;
+                        }
+                    }
+                    Some(ToWriter::Finish) => break,
+                    // The upload was abandoned: its temp file is already removed.
+                    None => return Err(io::Error::other("the upload was abandoned")),
+                }
+            }
+            file.sync_all()?;
+            file.metadata()
+        });
         StreamWriter {
-            file: Some(file),
-            pending: None,
+            queue,
+            writer,
             batch: Vec::new(),
             batched: 0,
             small: BytesMut::new(),
@@ -639,7 +677,7 @@ impl StreamWriter {
         }
     }
 
-    /// Adds `chunk`, writing a batch when one is full.
+    /// Adds `chunk`, queueing a batch when one is full.
     async fn push(&mut self, chunk: Bytes) -> Result<()> {
         if chunk.len() < SMALL_CHUNK {
             if self.small.capacity() - self.small.len() < chunk.len() {
@@ -656,7 +694,12 @@ impl StreamWriter {
             self.batch.push(chunk);
         }
         if self.batched >= WRITE_BUFFER || self.batch.len() >= MAX_BATCH {
-            self.submit().await?;
+            let batch = std::mem::take(&mut self.batch);
+            self.batched = 0;
+            if self.queue.send(ToWriter::Batch(batch)).await.is_err() {
+                // The writer stopped: its error says why.
+                return Err(self.writer_error().await);
+            }
         }
         Ok(())
     }
@@ -670,50 +713,37 @@ impl StreamWriter {
         }
     }
 
-    /// Starts writing the batch, once the previous write is done; the previous write's
-    /// (emptied) batch becomes the one to fill.
-    async fn submit(&mut self) -> Result<()> {
-        let (mut file, spare) = self.wait().await?;
-        let mut batch = std::mem::replace(&mut self.batch, spare);
-        self.batched = 0;
-        self.pending = Some(tokio::task::spawn_blocking(move || {
-            write_all_vectored(&mut file, &batch)?;
-            batch.clear();
-            Ok((file, batch))
-        }));
-        Ok(())
-    }
-
-    /// Waits for the write in flight; gives back the file and an empty batch.
-    async fn wait(&mut self) -> Result<(File, Vec<Bytes>)> {
-        match (self.pending.take(), self.file.take()) {
-            (Some(pending), _) => match pending.await {
-                Ok(done) => done.map_err(io_at("write", &self.path)),
-                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-                Err(join) => Err(Error::backend(BACKEND, join)),
-            },
-            (None, Some(file)) => Ok((file, Vec::new())),
-            (None, None) => Err(io_error(
+    /// The error of a writer that stopped before it was told to finish.
+    async fn writer_error(&mut self) -> Error {
+        match self.join().await {
+            Err(e) => e,
+            Ok(_) => io_error(
                 "write",
                 &self.path,
-                io::Error::other("the temp file was lost by an earlier failure"),
-            )),
+                io::Error::other("the writer stopped early"),
+            ),
         }
     }
 
-    /// Writes what is left, flushes the file to disk once, and gives back its metadata.
+    /// Waits for the writer.
+    async fn join(&mut self) -> Result<fs::Metadata> {
+        match (&mut self.writer).await {
+            Ok(done) => done.map_err(io_at("write", &self.path)),
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(Error::backend(BACKEND, join)),
+        }
+    }
+
+    /// Writes what is left, flushes the file to disk, and gives back its metadata.
     async fn finish(mut self) -> Result<fs::Metadata> {
         self.flush_small();
-        if !self.batch.is_empty() {
-            self.submit().await?;
+        let batch = std::mem::take(&mut self.batch);
+        for message in [ToWriter::Batch(batch), ToWriter::Finish] {
+            if self.queue.send(message).await.is_err() {
+                return Err(self.writer_error().await);
+            }
         }
-        let (file, _) = self.wait().await?;
-        let path = self.path.clone();
-        blocking(move || {
-            file.sync_all().map_err(io_at("sync", &path))?;
-            file.metadata().map_err(io_at("stat", &path))
-        })
-        .await
+        self.join().await
     }
 }
 

@@ -339,3 +339,34 @@ async fn bad_keys_and_content_types_are_invalid_input() {
     assert_eq!(count_entries(&dir.path().join("data")), 0);
     assert_eq!(count_entries(&dir.path().join("tmp")), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_of_every_size_are_stored_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = LocalFiles::new(dir.path()).unwrap();
+    // Tiny chunks (copied together), empty ones, medium ones (written as they are), one
+    // larger than a whole 4 MiB batch, and enough of them to fill several batches.
+    let mut sizes = Vec::new();
+    for i in 0..3000 {
+        sizes.push(i % 97);
+    }
+    sizes.extend([0, 16 * 1024 - 1, 16 * 1024, 20_000, 9 * 1024 * 1024 + 7]);
+    for i in 0..200 {
+        sizes.push(if i % 3 == 0 { 1 } else { 64 * 1024 + i });
+    }
+    let mut data = Vec::new();
+    let mut parts = Vec::new();
+    for (n, size) in sizes.into_iter().enumerate() {
+        let part: Vec<u8> = (0..size).map(|i| ((i * 31 + n * 7) % 251) as u8).collect();
+        data.extend_from_slice(&part);
+        parts.push(part);
+    }
+    let stored = files
+        .upload_stream("u/c/f/mixed", chunks(parts), "application/octet-stream")
+        .await
+        .unwrap();
+    assert_eq!(stored, data.len() as u64);
+    let back = files.download("u/c/f/mixed").await.unwrap().unwrap();
+    assert!(back == data, "the bytes came back different");
+    assert_eq!(count_entries(&dir.path().join("tmp")), 0);
+}
