@@ -3,7 +3,7 @@
 mod tree;
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -612,8 +612,11 @@ enum ToWriter {
 /// the cost per write is paid once per batch, and chunks are not copied. Chunks smaller
 /// than [`SMALL_CHUNK`] are copied together first, so that a stream of tiny chunks costs
 /// neither many `iovec`s nor many allocations. Every [`WRITEBACK_EVERY`] batches the
-/// writer flushes what it wrote so far (`fdatasync`), so the disk works while the stream
-/// still arrives and the final flush has little left to do.
+/// writer starts the disk writes of what it wrote since the last time, without waiting
+/// for them ([`start_writeback`]), so the disk works while the stream still arrives, the
+/// final fsync has little left to do, and the upload does not pile up dirty pages that
+/// the kernel would throttle it for. (An `fdatasync` there would also work, but on ext4
+/// each one commits the journal, which waits for every other file's ordered data too.)
 ///
 /// Memory: at most `WRITE_QUEUE + 2` batches (24 MiB), plus one chunk when a single chunk
 /// is larger than a batch (the caller holds it anyway).
@@ -633,7 +636,7 @@ struct StreamWriter {
 
 /// How many full batches may wait for the writer.
 const WRITE_QUEUE: usize = 4;
-/// The writer flushes to disk after this many batches (16 MiB).
+/// The writer starts the disk writes of what it wrote after this many batches (16 MiB).
 const WRITEBACK_EVERY: usize = 4;
 /// Chunks smaller than this are copied into a shared buffer of [`SMALL_BUFFER`] bytes
 /// instead of being written as they are.
@@ -650,13 +653,16 @@ impl StreamWriter {
         let writer = tokio::task::spawn_blocking(move || {
             let mut file = file;
             let mut written = 0;
+            let mut advised = 0;
             loop {
                 match batches.blocking_recv() {
                     Some(ToWriter::Batch(batch)) => {
                         write_all_vectored(&mut file, &batch)?;
                         written += 1;
                         if written % WRITEBACK_EVERY == 0 {
-                            file.sync_data()?;
+                            let end = file.stream_position()?;
+                            start_writeback(&file, advised, end);
+                            advised = end;
                         }
                     }
                     Some(ToWriter::Finish) => break,
@@ -745,6 +751,21 @@ impl StreamWriter {
         }
         self.join().await
     }
+}
+
+/// Starts writing `file`'s dirty pages to disk without waiting for them (Linux:
+/// `posix_fadvise(DONTNEED)` submits them for writeback and then drops the cached pages
+/// that are already clean). Elsewhere a no-op: the final fsync writes everything.
+fn start_writeback(file: &File, from: u64, to: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        // Only advice: a failure changes nothing that the final fsync does not do.
+        if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
+            let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, to);
 }
 
 /// Writes all of `chunks` to `file`, in as few `writev` calls as the system allows.
