@@ -3,12 +3,12 @@
 mod tree;
 
 use std::fs::{self, File};
-use std::io::{self, Seek, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use chatvault_core::{ByteStream, Error, FilesBackend, Result, async_trait, keys, new_id};
@@ -25,9 +25,8 @@ use tree::{Entry, Route, link_error};
 /// Chunk size of [`LocalFiles`]' streaming downloads.
 pub const DOWNLOAD_CHUNK: usize = 64 * 1024;
 
-/// Size of the writes of a streamed upload: incoming chunks are gathered into batches of
+/// Size of the writes of a streamed upload: incoming chunks are gathered into buffers of
 /// this size, so the cost per write is paid once per 4 MiB whatever the chunks' sizes.
-/// At most two such batches exist per upload (one filling, one being written).
 const WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Bytes kept as they are in `file://` URLs (as Python's `pathlib.Path.as_uri` does).
@@ -593,81 +592,88 @@ impl Inner {
     }
 }
 
-/// What a streamed upload's writer thread is sent.
+/// What a streamed upload's writer is sent.
 #[derive(Debug)]
 enum ToWriter {
-    /// Chunks to append to the file, in order.
-    Batch(Vec<Bytes>),
+    /// Bytes gathered from the stream's chunks, to append to the file; the emptied
+    /// buffer goes back to the pool.
+    Buffer(Vec<u8>),
+    /// A chunk at least as large as a buffer, appended as it is.
+    Chunk(Bytes),
     /// The stream ended: flush the file to disk.
     Finish,
 }
 
 /// A data temp file being written by a streamed upload.
 ///
-/// Incoming chunks are gathered into batches of [`WRITE_BUFFER`] bytes and queued (at most
-/// [`WRITE_QUEUE`] batches) to one writer on the blocking pool, which writes each with one
-/// vectored write (`writev`) and flushes the file to disk once at the end. So the stream
-/// (and whatever it computes as it is polled, such as a hash) runs beside the disk writes,
-/// the two wait for each other only when the queue is full or empty (not once per batch),
-/// the cost per write is paid once per batch, and chunks are not copied. Chunks smaller
-/// than [`SMALL_CHUNK`] are copied together first, so that a stream of tiny chunks costs
-/// neither many `iovec`s nor many allocations. Every [`WRITEBACK_EVERY`] batches the
-/// writer starts the disk writes of what it wrote since the last time, without waiting
-/// for them ([`start_writeback`]), so the disk works while the stream still arrives, the
-/// final fsync has little left to do, and the upload does not pile up dirty pages that
-/// the kernel would throttle it for. (An `fdatasync` there would also work, but on ext4
-/// each one commits the journal, which waits for every other file's ordered data too.)
+/// The stream's chunks are copied into buffers of [`WRITE_BUFFER`] bytes, and full
+/// buffers are queued (at most [`WRITE_QUEUE`]) to one writer on the blocking pool, which
+/// writes each with one `write` call and flushes the file to disk once at the end. So the
+/// stream (and whatever it computes as it is polled, such as a hash) runs beside the disk
+/// writes, the two wait for each other only when the queue is full or empty (not once per
+/// buffer), and the cost per write call is paid once per 4 MiB whatever the chunks' sizes
+/// (a stream of 1-byte chunks costs no more system calls than one of 4 MiB chunks).
+/// Buffers are reused. Every [`WRITEBACK_EVERY`] buffers the writer starts the disk writes of
+/// what it wrote since the last time, without waiting for them ([`start_writeback`]), so
+/// the disk works while the stream still arrives, the final fsync has little left to do,
+/// and the upload does not pile up dirty pages that the kernel would throttle it for. (An
+/// `fdatasync` there would also work, but on ext4 each one commits the journal, which
+/// waits for every other file's ordered data too.)
 ///
-/// Memory: at most `WRITE_QUEUE + 2` batches (24 MiB), plus one chunk when a single chunk
-/// is larger than a batch (the caller holds it anyway).
+/// Memory: at most `WRITE_QUEUE + 2` buffers (24 MiB), plus one chunk when a single
+/// chunk is larger than a buffer (the caller holds it anyway).
 #[derive(Debug)]
 struct StreamWriter {
     /// The queue to the writer.
     queue: tokio::sync::mpsc::Sender<ToWriter>,
     /// The writer: gives back the file's metadata once it is flushed.
     writer: JoinHandle<io::Result<fs::Metadata>>,
-    /// The batch being filled, and its size in bytes.
-    batch: Vec<Bytes>,
-    batched: usize,
-    /// Small chunks copied together, not yet in `batch`.
-    small: BytesMut,
+    /// Emptied buffers, given back by the writer.
+    pool: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    /// The buffer being filled.
+    buf: Vec<u8>,
     path: PathBuf,
 }
 
-/// How many full batches may wait for the writer.
+/// How many full buffers may wait for the writer.
 const WRITE_QUEUE: usize = 4;
-/// The writer starts the disk writes of what it wrote after this many batches (16 MiB).
+/// The writer starts the disk writes of what it wrote after this many buffers (16 MiB).
 const WRITEBACK_EVERY: usize = 4;
-/// Chunks smaller than this are copied into a shared buffer of [`SMALL_BUFFER`] bytes
-/// instead of being written as they are.
-const SMALL_CHUNK: usize = 16 * 1024;
-/// See [`SMALL_CHUNK`].
-const SMALL_BUFFER: usize = 256 * 1024;
-/// The most chunks in one batch (Linux's `IOV_MAX`).
-const MAX_BATCH: usize = 1024;
 
 impl StreamWriter {
     /// Starts the writer of `file`.
     fn new(file: File, path: PathBuf) -> Self {
-        let (queue, mut batches) = tokio::sync::mpsc::channel(WRITE_QUEUE);
+        let (queue, mut received) = tokio::sync::mpsc::channel(WRITE_QUEUE);
+        let pool: Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let give_back = Arc::clone(&pool);
         let writer = tokio::task::spawn_blocking(move || {
             let mut file = file;
-            let mut written = 0;
-            let mut advised = 0;
+            let (mut writes, mut written, mut advised) = (0usize, 0u64, 0u64);
             loop {
-                match batches.blocking_recv() {
-                    Some(ToWriter::Batch(batch)) => {
-                        write_all_vectored(&mut file, &batch)?;
-                        written += 1;
-                        if written % WRITEBACK_EVERY == 0 {
-                            let end = file.stream_position()?;
-                            start_writeback(&file, advised, end);
-                            advised = end;
-                        }
+                let bytes = match received.blocking_recv() {
+                    Some(ToWriter::Buffer(mut buf)) => {
+                        file.write_all(&buf)?;
+                        let n = buf.len();
+                        buf.clear();
+                        give_back
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(buf);
+                        n
+                    }
+                    Some(ToWriter::Chunk(chunk)) => {
+                        file.write_all(&chunk)?;
+                        chunk.len()
                     }
                     Some(ToWriter::Finish) => break,
                     // The upload was abandoned: its temp file is already removed.
                     None => return Err(io::Error::other("the upload was abandoned")),
+                };
+                written += bytes as u64;
+                writes += 1;
+                if writes % WRITEBACK_EVERY == 0 {
+                    start_writeback(&file, advised, written);
+                    advised = written;
                 }
             }
             file.sync_all()?;
@@ -676,59 +682,52 @@ impl StreamWriter {
         StreamWriter {
             queue,
             writer,
-            batch: Vec::new(),
-            batched: 0,
-            small: BytesMut::new(),
+            pool,
+            buf: Vec::new(),
             path,
         }
     }
 
-    /// Adds `chunk`, queueing a batch when one is full.
+    /// Adds `chunk`, queueing buffers as they fill.
     async fn push(&mut self, chunk: Bytes) -> Result<()> {
-        if chunk.len() < SMALL_CHUNK {
-            if self.small.capacity() - self.small.len() < chunk.len() {
-                self.flush_small();
-                self.small.reserve(SMALL_BUFFER);
-            }
-            self.small.extend_from_slice(&chunk);
-            if self.small.len() + SMALL_CHUNK > SMALL_BUFFER {
-                self.flush_small();
-            }
-        } else {
-            self.flush_small();
-            self.batched += chunk.len();
-            self.batch.push(chunk);
+        if self.buf.is_empty() && chunk.len() >= WRITE_BUFFER {
+            return self.send(ToWriter::Chunk(chunk)).await;
         }
-        if self.batched >= WRITE_BUFFER || self.batch.len() >= MAX_BATCH {
-            let batch = std::mem::take(&mut self.batch);
-            self.batched = 0;
-            if self.queue.send(ToWriter::Batch(batch)).await.is_err() {
-                // The writer stopped: its error says why.
-                return Err(self.writer_error().await);
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            if self.buf.capacity() < WRITE_BUFFER {
+                let reused = self
+                    .pool
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pop();
+                self.buf = reused.unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER));
+            }
+            let n = rest.len().min(WRITE_BUFFER - self.buf.len());
+            self.buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if self.buf.len() == WRITE_BUFFER {
+                let full = std::mem::take(&mut self.buf);
+                self.send(ToWriter::Buffer(full)).await?;
             }
         }
         Ok(())
     }
 
-    /// Moves the small chunks copied so far into the batch.
-    fn flush_small(&mut self) {
-        if !self.small.is_empty() {
-            let small = self.small.split().freeze();
-            self.batched += small.len();
-            self.batch.push(small);
+    /// Queues `message` to the writer.
+    async fn send(&mut self, message: ToWriter) -> Result<()> {
+        if self.queue.send(message).await.is_err() {
+            // The writer stopped: its error says why.
+            return Err(match self.join().await {
+                Err(e) => e,
+                Ok(_) => io_error(
+                    "write",
+                    &self.path,
+                    io::Error::other("the writer stopped early"),
+                ),
+            });
         }
-    }
-
-    /// The error of a writer that stopped before it was told to finish.
-    async fn writer_error(&mut self) -> Error {
-        match self.join().await {
-            Err(e) => e,
-            Ok(_) => io_error(
-                "write",
-                &self.path,
-                io::Error::other("the writer stopped early"),
-            ),
-        }
+        Ok(())
     }
 
     /// Waits for the writer.
@@ -742,13 +741,11 @@ impl StreamWriter {
 
     /// Writes what is left, flushes the file to disk, and gives back its metadata.
     async fn finish(mut self) -> Result<fs::Metadata> {
-        self.flush_small();
-        let batch = std::mem::take(&mut self.batch);
-        for message in [ToWriter::Batch(batch), ToWriter::Finish] {
-            if self.queue.send(message).await.is_err() {
-                return Err(self.writer_error().await);
-            }
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf);
+            self.send(ToWriter::Buffer(last)).await?;
         }
+        self.send(ToWriter::Finish).await?;
         self.join().await
     }
 }
@@ -766,25 +763,6 @@ fn start_writeback(file: &File, from: u64, to: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, from, to);
-}
-
-/// Writes all of `chunks` to `file`, in as few `writev` calls as the system allows.
-fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
-    let mut slices: Vec<io::IoSlice<'_>> = chunks
-        .iter()
-        .filter(|c| !c.is_empty())
-        .map(|c| io::IoSlice::new(c))
-        .collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match file.write_vectored(rest) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// `file://` URL of an absolute path, every byte but ASCII letters, digits, `-_.~`
@@ -860,9 +838,9 @@ impl FilesBackend for LocalFiles {
         blocking(move || inner.file_url(&key)).await
     }
 
-    /// Gathers the chunks into 4 MiB vectored writes made on the blocking pool while the
-    /// stream is polled for the next ones (memory stays at two such batches, plus one
-    /// chunk when a single chunk is larger),
+    /// Gathers the chunks into 4 MiB writes made on the blocking pool while the stream
+    /// is polled for the next ones (memory stays under 24 MiB, plus one chunk when a
+    /// single chunk is larger),
     /// flushes the file to disk once at the end, then moves it into place. A failing
     /// stream, a failed write, or dropping the future before it finishes leaves nothing
     /// under the key and removes the temp file.

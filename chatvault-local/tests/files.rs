@@ -344,9 +344,10 @@ async fn bad_keys_and_content_types_are_invalid_input() {
 async fn chunks_of_every_size_are_stored_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let files = LocalFiles::new(dir.path()).unwrap();
-    // Tiny chunks (copied together), empty ones, medium ones (written as they are), one
-    // larger than a whole 4 MiB batch, and enough of them to fill several batches.
-    let mut sizes = Vec::new();
+    // A first chunk larger than a whole 4 MiB buffer (written as it is), tiny chunks,
+    // empty ones, medium ones, one larger than a buffer arriving into a partly filled
+    // one, and enough of them to fill several buffers.
+    let mut sizes = vec![5 * 1024 * 1024 + 3];
     for i in 0..3000 {
         sizes.push(i % 97);
     }
