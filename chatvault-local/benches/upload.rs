@@ -1,7 +1,8 @@
 //! Upload throughput of `LocalFiles` against `cp` + `sync` of the same file on the same
 //! disk, in one run (`cargo bench -p chatvault-local --bench upload`):
 //!
-//! 1. `cp SRC DST && sync`, timed together: the disk's speed for a durable copy.
+//! 1. `cp SRC DST && sync`, timed together: the disk's speed for a durable copy; and
+//!    `dd bs=4M` + `sync`, the same with a plain loop of 4 MiB reads and writes.
 //! 2. SHA-256 of the same number of bytes in memory (64 KiB updates), with sha2 0.10 (the
 //!    version ChatVault uses) and sha2 0.11, and whether the CPU has the SHA extensions.
 //! 3. `LocalFiles::upload_stream` of the file's bytes arriving in 64 KiB chunks, and the
@@ -69,6 +70,7 @@ fn main() {
 
     let names = [
         "cp + sync",
+        "dd bs=4M + sync",
         "sha256 (sha2 0.10)",
         "sha256 (sha2 0.11)",
         "source only",
@@ -89,6 +91,20 @@ fn main() {
         times[0].push(started.elapsed());
         std::fs::remove_file(&dst).unwrap();
 
+        // 1b. dd with 4 MiB writes + sync: a plain read/write loop of the same bytes.
+        sync();
+        let started = Instant::now();
+        let status = Command::new("dd")
+            .arg(format!("if={}", src.display()))
+            .arg(format!("of={}", dst.display()))
+            .args(["bs=4M", "status=none"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "dd failed");
+        sync();
+        times[1].push(started.elapsed());
+        std::fs::remove_file(&dst).unwrap();
+
         // 2. Hashing alone.
         let (took, seen) = hash_time(&src, |data| {
             use sha2::Digest;
@@ -99,7 +115,7 @@ fn main() {
             hex(&h.finalize())
         });
         assert_eq!(seen, digest);
-        times[1].push(took);
+        times[2].push(took);
         let (took, seen) = hash_time(&src, |data| {
             use sha2_011::Digest;
             let mut h = sha2_011::Sha256::new();
@@ -109,10 +125,10 @@ fn main() {
             hex(&h.finalize())
         });
         assert_eq!(seen, digest);
-        times[2].push(took);
+        times[3].push(took);
 
         // 3. The source alone, then the uploads, each in a fresh process.
-        for (i, mode) in names.iter().enumerate().skip(3) {
+        for (i, mode) in names.iter().enumerate().skip(4) {
             sync();
             let out = Command::new(std::env::current_exe().unwrap())
                 .env(CHILD, mode)
