@@ -20,8 +20,8 @@ use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, Use
 use crate::message::{MessageUpdate, MessageUpdated, NewMessage};
 use crate::model::{
     Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
-    FileAttachment, ListCursor, ListOptions, Message, MessageRange, Page, SearchHit,
-    SearchOptions, sort_for_listing,
+    FileAttachment, ListCursor, ListOptions, Message, MessageRange, Page, SearchHit, SearchOptions,
+    sort_for_listing,
 };
 
 /// A stream of bytes: what streaming uploads take and streaming downloads give.
@@ -234,8 +234,11 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// Atomically applies [`apply_add_file`]. Fails with [`Error::AlreadyExists`] if the
     /// file id is taken and [`Error::NotFound`] when the conversation does not exist or is
     /// being deleted (the vault then deletes the bytes it uploaded).
-    async fn add_file(&self, id: &ConversationId, file: &FileAttachment)
-    -> Result<ConversationRecord>;
+    async fn add_file(
+        &self,
+        id: &ConversationId,
+        file: &FileAttachment,
+    ) -> Result<ConversationRecord>;
 
     /// Removes an attachment's record (not its bytes). Returns the new record, or `None`
     /// if there was no such file. Fails with [`Error::NotFound`] when the conversation does
@@ -432,7 +435,12 @@ pub trait FilesBackend: Send + Sync + Debug + 'static {
 #[async_trait]
 pub trait FilesBackendExt: FilesBackend {
     /// Stores `data` under `key` (through [`FilesBackend::upload_stream`]).
-    async fn upload(&self, key: &StorageKey, data: Bytes, content_type: &ContentType) -> Result<u64> {
+    async fn upload(
+        &self,
+        key: &StorageKey,
+        data: Bytes,
+        content_type: &ContentType,
+    ) -> Result<u64> {
         self.upload_stream(key, bytes_stream(data), content_type)
             .await
     }

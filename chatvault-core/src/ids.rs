@@ -348,7 +348,13 @@ mod tests {
         ] {
             let err = ConversationId::parse(bad).unwrap_err();
             assert!(
-                matches!(err, Error::InvalidInput { field: "conversation id", .. }),
+                matches!(
+                    err,
+                    Error::InvalidInput {
+                        field: "conversation id",
+                        ..
+                    }
+                ),
                 "{bad:?}: {err}"
             );
         }
@@ -387,7 +393,9 @@ mod tests {
     fn new_ids_are_uuid_v7_and_valid() {
         let id = ConversationId::new();
         assert_eq!(
-            uuid::Uuid::parse_str(id.as_str()).unwrap().get_version_num(),
+            uuid::Uuid::parse_str(id.as_str())
+                .unwrap()
+                .get_version_num(),
             7
         );
         ConversationId::parse(id.as_str()).unwrap();

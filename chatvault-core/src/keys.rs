@@ -117,7 +117,11 @@ pub fn encode_component(raw: &str, max_len: usize) -> String {
 /// Whether a (percent-encoded) segment names a Windows device: its part before the first
 /// dot is CON, PRN, AUX, NUL, COM0-9 or LPT0-9 (any case; also with superscript digits).
 fn is_windows_device_name(segment: &str) -> bool {
-    let stem = segment.split('.').next().unwrap_or(segment).to_ascii_uppercase();
+    let stem = segment
+        .split('.')
+        .next()
+        .unwrap_or(segment)
+        .to_ascii_uppercase();
     match stem.as_str() {
         "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" => true,
         s if s.len() == 4 && (s.starts_with("COM") || s.starts_with("LPT")) => {
@@ -212,7 +216,15 @@ mod tests {
 
     #[test]
     fn windows_device_names_are_encoded() {
-        for name in ["CON", "nul", "aux.pdf", "Com1.txt", "LPT9", "prn.tar.gz", "COM¹"] {
+        for name in [
+            "CON",
+            "nul",
+            "aux.pdf",
+            "Com1.txt",
+            "LPT9",
+            "prn.tar.gz",
+            "COM¹",
+        ] {
             let k = key(Some(name), "c", "f", name).unwrap();
             for segment in k.as_str().split('/') {
                 assert!(!is_windows_device_name(segment), "{name}: {k}");

@@ -113,8 +113,8 @@ pub use message::{
 };
 pub use model::{
     Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
-    FileAttachment, HistoryEntry, ListCursor, ListOptions, Message, MessageRange, Metadata,
-    Page, Role, SearchHit, SearchOptions, StoredConversation, auto_title, now, sort_for_listing,
+    FileAttachment, HistoryEntry, ListCursor, ListOptions, Message, MessageRange, Metadata, Page,
+    Role, SearchHit, SearchOptions, StoredConversation, auto_title, now, sort_for_listing,
     validate_metadata,
 };
 pub use simple::{SimpleAdapter, SimpleBackend, revision_conflict};

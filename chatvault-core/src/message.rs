@@ -191,7 +191,11 @@ impl Part {
     }
 
     /// A tool result part holding text.
-    pub fn tool_result(call_id: impl Into<String>, text: impl Into<String>, is_error: bool) -> Self {
+    pub fn tool_result(
+        call_id: impl Into<String>,
+        text: impl Into<String>,
+        is_error: bool,
+    ) -> Self {
         Part::ToolResult(ToolResult {
             call_id: call_id.into(),
             content: vec![Part::text(text)],
@@ -265,9 +269,7 @@ impl Part {
                 "reasoning" => {
                     Part::Reasoning(serde_json::from_value(v).map_err(|e| e.to_string())?)
                 }
-                "provider" => {
-                    Part::Provider(serde_json::from_value(v).map_err(|e| e.to_string())?)
-                }
+                "provider" => Part::Provider(serde_json::from_value(v).map_err(|e| e.to_string())?),
                 _ => Part::Unknown(v),
             })
         };
@@ -477,8 +479,7 @@ impl Message {
     /// The status as a reader should see it at `now`: a message still in progress whose
     /// lease has expired (or that has none) is [`MessageStatus::Interrupted`].
     pub fn status_at(&self, now: DateTime<Utc>) -> MessageStatus {
-        if self.status.is_in_progress() && self.lease_expires_at.is_none_or(|lease| lease <= now)
-        {
+        if self.status.is_in_progress() && self.lease_expires_at.is_none_or(|lease| lease <= now) {
             MessageStatus::Interrupted
         } else {
             self.status
@@ -770,7 +771,10 @@ fn validate_parts(parts: &[Part], depth: usize) -> Result<()> {
     if depth > MAX_JSON_DEPTH / 2 {
         return Err(Error::invalid_input(
             "parts",
-            format!("tool results nest deeper than {} levels", MAX_JSON_DEPTH / 2),
+            format!(
+                "tool results nest deeper than {} levels",
+                MAX_JSON_DEPTH / 2
+            ),
         ));
     }
     for part in parts {
@@ -864,7 +868,10 @@ pub(crate) fn check_value_depth(
 /// are, unchanged (a retry: answer with the stored messages, store nothing), and
 /// [`Error::AlreadyExists`] when some ids are taken by different content or only part of
 /// the batch is stored. Duplicate ids within `new` are [`Error::InvalidInput`].
-pub fn check_replay(new: &[NewMessage], stored: Vec<Option<Message>>) -> Result<Option<Vec<Message>>> {
+pub fn check_replay(
+    new: &[NewMessage],
+    stored: Vec<Option<Message>>,
+) -> Result<Option<Vec<Message>>> {
     check_unique_ids(new)?;
     if stored.iter().all(Option::is_none) {
         return Ok(None);
@@ -911,7 +918,11 @@ mod tests {
                 Some(ContentType::parse("image/png").unwrap()),
             ),
             Part::url("https://example.com/a.png", None),
-            Part::tool_call("c1", "f", serde_json::json!({"n": 9007199254740993u64, "x": 0.1})),
+            Part::tool_call(
+                "c1",
+                "f",
+                serde_json::json!({"n": 9007199254740993u64, "x": 0.1}),
+            ),
             Part::ToolResult(ToolResult {
                 call_id: "c1".into(),
                 content: vec![Part::text("ok")],
@@ -1014,7 +1025,10 @@ mod tests {
         let b = NewMessage::new("user", "b");
         let stored_a = a.clone().into_message(1);
         let stored_b = b.clone().into_message(2);
-        assert_eq!(check_replay(&[a.clone(), b.clone()], vec![None, None]).unwrap(), None);
+        assert_eq!(
+            check_replay(&[a.clone(), b.clone()], vec![None, None]).unwrap(),
+            None
+        );
         assert_eq!(
             check_replay(
                 &[a.clone(), b.clone()],

@@ -26,7 +26,6 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-
 /// Who wrote a message.
 ///
 /// The four well-known roles have variants; any other role string is kept as
@@ -910,16 +909,32 @@ mod tests {
 
     #[test]
     fn auto_titles_are_one_visible_line() {
-        assert_eq!(auto_title("hi\0there\nfriend").as_deref(), Some("hi there friend"));
+        assert_eq!(
+            auto_title("hi\0there\nfriend").as_deref(),
+            Some("hi there friend")
+        );
         assert_eq!(
             auto_title("one\u{2028}two\u{2029}three\r\n\tfour").as_deref(),
             Some("one two three four")
         );
-        assert_eq!(auto_title("  lots   of\n\n space  ").as_deref(), Some("lots of space"));
-        for blank in ["", "   ", "\u{200B}\u{200B}", "\u{FEFF}\n\u{2028}", "\u{301}", "\u{E0041}"] {
+        assert_eq!(
+            auto_title("  lots   of\n\n space  ").as_deref(),
+            Some("lots of space")
+        );
+        for blank in [
+            "",
+            "   ",
+            "\u{200B}\u{200B}",
+            "\u{FEFF}\n\u{2028}",
+            "\u{301}",
+            "\u{E0041}",
+        ] {
             assert_eq!(auto_title(blank), None, "{blank:?}");
         }
-        assert_eq!(auto_title("zero\u{200B}width").as_deref(), Some("zerowidth"));
+        assert_eq!(
+            auto_title("zero\u{200B}width").as_deref(),
+            Some("zerowidth")
+        );
         // A zero-width joiner inside an emoji sequence is kept.
         assert_eq!(auto_title("👨‍👩‍👧").as_deref(), Some("👨‍👩‍👧"));
     }

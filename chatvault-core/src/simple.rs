@@ -207,7 +207,11 @@ impl<B: SimpleBackend> MessagesBackend for SimpleAdapter<B> {
             .find(|m| &m.id == message_id)
             .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
         if message.revision != expected_revision {
-            return Err(revision_conflict(message_id, expected_revision, message.revision));
+            return Err(revision_conflict(
+                message_id,
+                expected_revision,
+                message.revision,
+            ));
         }
         record.apply_message_update(message, update, now());
         let out = MessageUpdated {

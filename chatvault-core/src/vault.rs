@@ -521,9 +521,8 @@ impl Conversation {
     /// # Ok(()) }
     /// ```
     pub async fn begin_reply(&mut self, options: ReplyOptions) -> Result<ReplyWriter> {
-        let lease = chrono::Duration::from_std(options.lease).map_err(|_| {
-            Error::invalid_input("lease", "is longer than a timestamp can hold")
-        })?;
+        let lease = chrono::Duration::from_std(options.lease)
+            .map_err(|_| Error::invalid_input("lease", "is longer than a timestamp can hold"))?;
         let message = NewMessage::with_parts(options.role.clone(), Vec::new())
             .with_metadata(options.metadata.clone())
             .with_status(MessageStatus::Pending, Some(now() + lease));
