@@ -277,6 +277,7 @@ pub(crate) fn failing_stream(good: usize) -> ByteStream {
 pub struct RecordingFiles {
     inner: Arc<dyn FilesBackend>,
     uploaded: Mutex<Vec<StorageKey>>,
+    delete_delay: Option<Duration>,
 }
 
 impl RecordingFiles {
@@ -285,7 +286,15 @@ impl RecordingFiles {
         RecordingFiles {
             inner,
             uploaded: Mutex::new(Vec::new()),
+            delete_delay: None,
         }
+    }
+
+    /// Makes every delete wait `delay` first (as a remote store's would), which widens the
+    /// window of races with a deletion.
+    pub fn with_delete_delay(mut self, delay: Duration) -> Self {
+        self.delete_delay = Some(delay);
+        self
     }
 
     /// Every key an upload was attempted under, in order, without repeats.
@@ -331,6 +340,9 @@ impl FilesBackend for RecordingFiles {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<bool> {
+        if let Some(delay) = self.delete_delay {
+            tokio::time::sleep(delay).await;
+        }
         self.inner.delete(key).await
     }
 
