@@ -9,7 +9,10 @@ use chatvault_memory::{MemoryFiles, MemoryMessages};
 use chrono::{TimeZone, Utc};
 
 fn summary(id: &str, nanos: u32) -> ConversationSummary {
-    let t = Utc.timestamp_opt(1_700_000_000, nanos).single().expect("a valid time");
+    let t = Utc
+        .timestamp_opt(1_700_000_000, nanos)
+        .single()
+        .expect("a valid time");
     ConversationSummary {
         id: id.parse::<ConversationId>().expect("a valid id"),
         user_id: Some("u".parse().expect("a valid user id")),

@@ -10,8 +10,8 @@ use futures_util::lock::Mutex as AsyncMutex;
 
 use super::SuiteConfig;
 use super::util::{
-    all_messages, assert_kind, assert_listing_order, assert_seqs, depth_limit, exact_metadata,
-    fresh_user, join, list_everything, metadata_with, new_conversation, ok, parse,
+    all_messages, assert_kind, assert_listing_order, assert_seqs, batch_size, depth_limit,
+    exact_metadata, fresh_user, join, list_everything, metadata_with, new_conversation, ok, parse,
 };
 use crate::backend::MessagesBackend;
 use crate::error::{ErrorKind, Result};
@@ -371,7 +371,12 @@ pub async fn message_ranges_and_cursors(backend: Arc<dyn MessagesBackend>, _conf
     let b = backend.as_ref();
     let record = new_conversation(b, None).await;
     let batch: Vec<NewMessage> = (1..=25).map(|i| user_msg(format!("m{i}"))).collect();
-    ok(b.append_messages(&record.id, batch).await, "append 25");
+    for chunk in batch.chunks(batch_size(b)) {
+        ok(
+            b.append_messages(&record.id, chunk.to_vec()).await,
+            "append 25",
+        );
+    }
     let id = &record.id;
 
     let (items, more) = read_range(b, id, MessageRange::after(5).limit(7)).await;
@@ -429,7 +434,7 @@ pub async fn natural_pages_cover_everything(
     let record = new_conversation(b, None).await;
     let mut i = 0;
     while i < n {
-        let k = (n - i).min(50);
+        let k = (n - i).min(batch_size(b) as u64);
         let batch = (i..i + k)
             .map(|j| user_msg(format!("message {j}")))
             .collect();
@@ -892,7 +897,7 @@ pub async fn long_conversation(backend: Arc<dyn MessagesBackend>, config: SuiteC
     let mut sent = Vec::with_capacity(n);
     let mut i = 0;
     while i < n {
-        let k = (n - i).min(50);
+        let k = (n - i).min(batch_size(b));
         let batch: Vec<NewMessage> = (i..i + k)
             .map(|j| user_msg(format!("message {j}: {}", "x".repeat(j % 200))))
             .collect();

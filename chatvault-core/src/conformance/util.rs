@@ -112,6 +112,14 @@ pub(crate) async fn new_conversation(
     record
 }
 
+/// How many messages the checks put in one append: 50, or fewer if the backend says so.
+pub(crate) fn batch_size(backend: &dyn MessagesBackend) -> usize {
+    backend
+        .capabilities()
+        .max_append_messages
+        .map_or(50, |max| max.clamp(1, 50))
+}
+
 /// Every message of a conversation, following the backend's pages; checks that pages
 /// continue without gaps and that a page with a cursor is not empty.
 pub(crate) async fn all_messages(

@@ -14,13 +14,15 @@ use bytes::Bytes;
 
 use super::SuiteConfig;
 use super::util::{
-    RecordingFiles, assert_kind, assert_seqs, depth_limit, exact_metadata, failing_stream,
-    fresh_user, generated_stream, join, metadata_with, ok, stream_sha256,
+    RecordingFiles, assert_kind, assert_seqs, batch_size, depth_limit, exact_metadata,
+    failing_stream, fresh_user, generated_stream, join, metadata_with, ok, stream_sha256,
 };
 use crate::backend::{FilesBackend, FilesBackendExt};
 use crate::error::ErrorKind;
 use crate::ids::FileId;
-use crate::message::{MAX_MESSAGE_BYTES, MessageStatus, MessageUpdate, NewMessage, Part, Usage};
+use crate::message::{
+    MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MessageStatus, MessageUpdate, NewMessage, Part, Usage,
+};
 use crate::model::{ConversationSummary, ListOptions, Metadata, Page, Role};
 use crate::vault::{ChatVault, Conversation, ReplyOptions, sha256_hex};
 
@@ -169,7 +171,8 @@ pub async fn duplicate_ids_in_one_append_are_refused(vault: ChatVault, _config: 
 }
 
 /// What the core refuses (JSON nested deeper than it allows, a message over the backend's
-/// `max_message_bytes`, an append over `max_append_messages`) is refused with InvalidInput
+/// `max_message_bytes`, an append over `max_append_messages`, conversation metadata over
+/// `MAX_METADATA_BYTES`) is refused with InvalidInput
 /// or TooLarge before anything is written: the conversation is unchanged afterwards.
 pub async fn refused_messages_store_nothing(vault: ChatVault, _config: SuiteConfig) {
     let limit = message_limit(&vault);
@@ -279,6 +282,14 @@ pub async fn refused_messages_store_nothing(vault: ChatVault, _config: SuiteConf
         "a new conversation with metadata nested too deep",
     );
 
+    let mut huge = Metadata::new();
+    huge.insert("blob".into(), "x".repeat(MAX_METADATA_BYTES + 1).into());
+    assert_kind(
+        c.set_metadata(huge).await,
+        ErrorKind::TooLarge,
+        "conversation metadata over MAX_METADATA_BYTES",
+    );
+
     assert_eq!(
         reread(&vault, &c).await.record(),
         &before_record,
@@ -302,8 +313,8 @@ pub async fn refused_messages_store_nothing(vault: ChatVault, _config: SuiteConf
     );
 }
 
-/// A message just under the backend's declared `max_message_bytes` is stored and reads
-/// back exactly.
+/// A message just under the backend's declared `max_message_bytes`, and conversation
+/// metadata just under the core's `MAX_METADATA_BYTES`, are stored and read back exactly.
 pub async fn largest_accepted_message_reads_back(vault: ChatVault, _config: SuiteConfig) {
     let limit = message_limit(&vault);
     let mut c = ok(vault.create_conversation(None).await, "create");
@@ -323,6 +334,19 @@ pub async fn largest_accepted_message_reads_back(vault: ChatVault, _config: Suit
         vec![stored],
         "the largest accepted message reads back"
     );
+
+    // The largest conversation metadata the core accepts reads back too.
+    let mut big = Metadata::new();
+    big.insert(
+        "blob".into(),
+        "ü".repeat((MAX_METADATA_BYTES - 64) / 2).into(),
+    );
+    assert!(crate::validate_metadata(&big).is_ok());
+    ok(
+        c.set_metadata(big.clone()).await,
+        "set the largest accepted metadata",
+    );
+    assert_eq!(reread(&vault, &c).await.metadata(), &big, "it reads back");
 }
 
 /// Many tasks attach files while another deletes the conversation: afterwards no bytes of
@@ -571,7 +595,7 @@ pub async fn reads_every_message(vault: ChatVault, config: SuiteConfig) {
     let mut c = ok(vault.create_conversation(None).await, "create");
     let mut i = 0;
     while i < n {
-        let k = (n - i).min(50);
+        let k = (n - i).min(batch_size(vault.messages_backend().as_ref()));
         let batch = (i..i + k)
             .map(|j| {
                 NewMessage::new(
