@@ -593,3 +593,294 @@ async fn the_unbroken_base_passes_the_same_checks() {
         .unwrap();
     assert_eq!(&got[..], b"abc");
 }
+
+/// Faults of honesty and exactness, injected into the full in-memory backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemFault {
+    /// search: also returns the hits of every other user it has seen.
+    LeakySearch,
+    /// Declares no search, but answers every search with an empty page.
+    SilentNoSearch,
+    /// Declares no list_all, but lists nothing instead of refusing.
+    SilentNoListAll,
+    /// append: numbers in parts and metadata pass through f64 (a store that keeps JSON
+    /// numbers as doubles).
+    LossyNumbers,
+}
+
+#[derive(Debug)]
+struct BrokenMemory {
+    fault: MemFault,
+    inner: chatvault_memory::MemoryMessages,
+    users: std::sync::Mutex<Vec<UserId>>,
+}
+
+impl BrokenMemory {
+    fn arc(fault: MemFault) -> Arc<dyn MessagesBackend> {
+        Arc::new(BrokenMemory {
+            fault,
+            inner: chatvault_memory::MemoryMessages::new(),
+            users: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+}
+
+fn lossy(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64().and_then(serde_json::Number::from_f64) {
+                *n = f;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(lossy),
+        serde_json::Value::Object(map) => map.values_mut().for_each(lossy),
+        _ => {}
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl MessagesBackend for BrokenMemory {
+    fn capabilities(&self) -> MessagesCapabilities {
+        let caps = self.inner.capabilities();
+        match self.fault {
+            MemFault::SilentNoSearch => caps.with_search(false),
+            MemFault::SilentNoListAll => caps.with_list_all(false),
+            _ => caps,
+        }
+    }
+    async fn create(&self, record: &ConversationRecord) -> Result<()> {
+        if let Some(user) = &record.user_id {
+            self.users
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(user.clone());
+        }
+        self.inner.create(record).await
+    }
+    async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
+        self.inner.head(id).await
+    }
+    async fn append_messages(
+        &self,
+        id: &ConversationId,
+        mut messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        if self.fault == MemFault::LossyNumbers {
+            for m in &mut messages {
+                let mut v = serde_json::to_value(&*m).map_err(|e| Error::backend("test", e))?;
+                lossy(&mut v);
+                *m = serde_json::from_value(v).map_err(|e| Error::backend("test", e))?;
+            }
+        }
+        self.inner.append_messages(id, messages).await
+    }
+    async fn update_message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<MessageUpdated> {
+        self.inner
+            .update_message(id, message_id, expected_revision, update)
+            .await
+    }
+    async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
+        self.inner.messages(id, range).await
+    }
+    async fn list_conversations(
+        &self,
+        user_id: Option<&UserId>,
+        options: &ListOptions,
+    ) -> Result<Page<ConversationSummary>> {
+        if self.fault == MemFault::SilentNoListAll && user_id.is_none() {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        self.inner.list_conversations(user_id, options).await
+    }
+    async fn update(
+        &self,
+        id: &ConversationId,
+        patch: &ConversationPatch,
+    ) -> Result<ConversationRecord> {
+        self.inner.update(id, patch).await
+    }
+    async fn add_file(
+        &self,
+        id: &ConversationId,
+        file: &FileAttachment,
+    ) -> Result<ConversationRecord> {
+        self.inner.add_file(id, file).await
+    }
+    async fn remove_file(
+        &self,
+        id: &ConversationId,
+        file_id: &FileId,
+    ) -> Result<Option<ConversationRecord>> {
+        self.inner.remove_file(id, file_id).await
+    }
+    async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
+        self.inner.begin_delete(id).await
+    }
+    async fn delete(&self, id: &ConversationId) -> Result<bool> {
+        self.inner.delete(id).await
+    }
+    async fn search(
+        &self,
+        user_id: &UserId,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Page<SearchHit>> {
+        match self.fault {
+            MemFault::SilentNoSearch => Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            }),
+            MemFault::LeakySearch => {
+                let users = self.users.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let own = self.inner.search(user_id, query, options).await?;
+                let mut items = Vec::new();
+                for other in users.iter().filter(|u| *u != user_id) {
+                    items.extend(self.inner.search(other, query, options).await?.items);
+                }
+                items.extend(own.items);
+                items.truncate(options.limit);
+                Ok(Page {
+                    items,
+                    next_cursor: own.next_cursor,
+                })
+            }
+            _ => self.inner.search(user_id, query, options).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dishonest_capabilities_and_leaks_fail_the_capability_checks() {
+    let c = config();
+    must_fail(
+        "search (leaky)",
+        messages::search(BrokenMemory::arc(MemFault::LeakySearch), c.clone()),
+        "never return another user's message",
+    )
+    .await;
+    must_fail(
+        "search (declared absent, answers anyway)",
+        messages::search(BrokenMemory::arc(MemFault::SilentNoSearch), c.clone()),
+        "expected a NotSupported error",
+    )
+    .await;
+    must_fail(
+        "list_all_conversations (declared absent, answers anyway)",
+        messages::list_all_conversations(BrokenMemory::arc(MemFault::SilentNoListAll), c.clone()),
+        "expected a NotSupported error",
+    )
+    .await;
+    // The honest in-memory backend passes both.
+    let honest =
+        || -> Arc<dyn MessagesBackend> { Arc::new(chatvault_memory::MemoryMessages::new()) };
+    messages::search(honest(), c.clone()).await;
+    messages::list_all_conversations(honest(), c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn numbers_kept_as_doubles_fail_the_exactness_checks() {
+    let c = config();
+    must_fail(
+        "every_part_kind_round_trips",
+        messages::every_part_kind_round_trips(BrokenMemory::arc(MemFault::LossyNumbers), c.clone()),
+        "changed on the way",
+    )
+    .await;
+    must_fail(
+        "append_assigns_seq_and_title",
+        messages::append_assigns_seq_and_title(
+            BrokenMemory::arc(MemFault::LossyNumbers),
+            c.clone(),
+        ),
+        "must round-trip exactly (numbers too)",
+    )
+    .await;
+    must_pass(messages::concurrent_appends(
+        BrokenMemory::arc(MemFault::LossyNumbers),
+        c,
+    ))
+    .await;
+}
+
+/// Files backends that answer `signed_url` against their declared capability.
+#[derive(Debug)]
+struct DishonestUrls {
+    declares: bool,
+    inner: MemoryFiles,
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl FilesBackend for DishonestUrls {
+    fn capabilities(&self) -> FilesCapabilities {
+        self.inner.capabilities().with_signed_urls(self.declares)
+    }
+    async fn upload_stream(
+        &self,
+        key: &StorageKey,
+        data: ByteStream,
+        content_type: &ContentType,
+    ) -> Result<u64> {
+        self.inner.upload_stream(key, data, content_type).await
+    }
+    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
+        self.inner.download_stream(key).await
+    }
+    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
+        self.inner.head(key).await
+    }
+    async fn delete(&self, key: &StorageKey) -> Result<bool> {
+        self.inner.delete(key).await
+    }
+    async fn signed_url(
+        &self,
+        key: &StorageKey,
+        _expires_in: Duration,
+        _download_filename: Option<&str>,
+    ) -> Result<String> {
+        if self.declares {
+            // Declared: but a URL for a missing key too (the 0.1 "None means both" mix-up).
+            Ok(format!("https://files.example/{key}"))
+        } else {
+            // Not declared: answers NotFound for a missing key instead of NotSupported.
+            match self.inner.head(key).await? {
+                None => Err(Error::NotFound {
+                    kind: "file",
+                    id: key.to_string(),
+                }),
+                Some(_) => Err(Error::not_supported("test", "signed URLs")),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_urls_that_confuse_missing_and_unsupported_fail() {
+    let c = config();
+    for declares in [true, false] {
+        let backend: Arc<dyn FilesBackend> = Arc::new(DishonestUrls {
+            declares,
+            inner: MemoryFiles::new(),
+        });
+        must_fail(
+            &format!("signed_urls (declared: {declares})"),
+            files::signed_urls(backend, c.clone()),
+            if declares {
+                "signed_url of a missing key: expected a NotFound error"
+            } else {
+                "expected a NotSupported error, got NotFound"
+            },
+        )
+        .await;
+    }
+}

@@ -169,7 +169,11 @@ pub async fn append_assigns_seq_and_title(backend: Arc<dyn MessagesBackend>, _co
         first.record.version > record.version,
         "the version must grow"
     );
-    assert_eq!(first.messages[2].metadata, exact_metadata());
+    assert_eq!(
+        first.messages[2].metadata,
+        exact_metadata(),
+        "message metadata must round-trip exactly (numbers too)"
+    );
     assert_eq!(first.messages[2].id, with_meta.id, "message ids are kept");
 
     let second = ok(
