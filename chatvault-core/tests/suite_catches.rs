@@ -606,6 +606,20 @@ enum MemFault {
     /// append: numbers in parts and metadata pass through f64 (a store that keeps JSON
     /// numbers as doubles).
     LossyNumbers,
+    /// append: creation times are kept to the millisecond.
+    MillisecondTimes,
+    /// Accepts any message, but cannot read back one nested deeper than 32 levels (a store
+    /// with a lower nesting limit than the core's): accepted but unreadable.
+    ShallowReader,
+}
+
+/// How deep a JSON value nests.
+fn depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 1,
+    }
 }
 
 #[derive(Debug)]
@@ -666,6 +680,12 @@ impl MessagesBackend for BrokenMemory {
         id: &ConversationId,
         mut messages: Vec<NewMessage>,
     ) -> Result<Appended> {
+        if self.fault == MemFault::MillisecondTimes {
+            use chrono::SubsecRound;
+            for m in &mut messages {
+                m.created_at = m.created_at.trunc_subsecs(3);
+            }
+        }
         if self.fault == MemFault::LossyNumbers {
             for m in &mut messages {
                 let mut v = serde_json::to_value(&*m).map_err(|e| Error::backend("test", e))?;
@@ -687,7 +707,20 @@ impl MessagesBackend for BrokenMemory {
             .await
     }
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        self.inner.messages(id, range).await
+        let page = self.inner.messages(id, range).await?;
+        if self.fault == MemFault::ShallowReader {
+            for m in &page.items {
+                let v = serde_json::to_value(m).map_err(|e| Error::backend("test", e))?;
+                if depth(&v) > 32 {
+                    return Err(Error::corrupt(
+                        "test",
+                        m.id.to_string(),
+                        "nested too deep to read",
+                    ));
+                }
+            }
+        }
+        Ok(page)
     }
     async fn list_conversations(
         &self,
@@ -807,6 +840,36 @@ async fn numbers_kept_as_doubles_fail_the_exactness_checks() {
     .await;
     must_pass(messages::concurrent_appends(
         BrokenMemory::arc(MemFault::LossyNumbers),
+        c,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stores_that_lose_precision_or_depth_fail_the_round_trip_checks() {
+    let c = config();
+    must_fail(
+        "message_fields_round_trip",
+        messages::message_fields_round_trip(
+            BrokenMemory::arc(MemFault::MillisecondTimes),
+            c.clone(),
+        ),
+        "to the microsecond",
+    )
+    .await;
+    must_fail(
+        "accepted_values_read_back",
+        messages::accepted_values_read_back(BrokenMemory::arc(MemFault::ShallowReader), c.clone()),
+        "nested too deep to read",
+    )
+    .await;
+    must_pass(messages::message_fields_round_trip(
+        BrokenMemory::arc(MemFault::ShallowReader),
+        c.clone(),
+    ))
+    .await;
+    must_pass(messages::accepted_values_read_back(
+        BrokenMemory::arc(MemFault::MillisecondTimes),
         c,
     ))
     .await;
