@@ -35,7 +35,8 @@
 //! `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` gives), built by the suite,
 //! and awaits the constructor on that runtime (so a constructor may use tokio, an SDK
 //! client, a temporary directory: keep whatever must outlive the test inside the backend
-//! value). Run one check with `cargo test conformance_messages::concurrent_appends`.
+//! value). The generated modules `use super::*`, so the constructor may name whatever the
+//! test file imports. Run one check with `cargo test conformance_messages::concurrent_appends`.
 //!
 //! # What is checked
 //!
