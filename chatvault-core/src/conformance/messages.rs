@@ -925,19 +925,22 @@ pub async fn long_conversation(backend: Arc<dyn MessagesBackend>, config: SuiteC
     assert_eq!(head_record(b, &record.id).await.message_count, n as u64);
 }
 
-/// Appends `message`, retrying a Conflict (nothing written) a bounded number of times.
+/// Appends `messages`, retrying a Conflict (nothing written) a bounded number of times.
 async fn append_retrying(
     backend: &dyn MessagesBackend,
     id: &ConversationId,
     messages: Vec<NewMessage>,
 ) -> crate::model::Appended {
-    for _ in 0..100 {
+    for attempt in 0..200u64 {
         match backend.append_messages(id, messages.clone()).await {
-            Err(e) if e.kind() == ErrorKind::Conflict => tokio::task::yield_now().await,
+            // Nothing was written: back off a little and retry, as a caller would.
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                tokio::time::sleep(std::time::Duration::from_millis(attempt.min(20))).await;
+            }
             other => return ok(other, "append"),
         }
     }
-    panic!("an append met Conflict 100 times in a row")
+    panic!("an append met Conflict 200 times in a row")
 }
 
 /// Writers (spawned tasks on a multi-thread runtime) append one message at a time to one
