@@ -11,15 +11,16 @@ use futures_util::lock::Mutex as AsyncMutex;
 use super::SuiteConfig;
 use super::util::{
     all_messages, assert_kind, assert_listing_order, assert_seqs, batch_size, depth_limit,
-    exact_metadata, fresh_user, join, list_everything, metadata_with, new_conversation, ok, parse,
+    exact_metadata, fresh_user, join, list_everything, message_limit, metadata_with,
+    new_conversation, ok, parse,
 };
 use crate::backend::MessagesBackend;
 use crate::error::{ErrorKind, Result};
 use crate::ids::{ConversationId, FileId, MessageId, UserId};
 use crate::keys;
 use crate::message::{
-    FilePart, FileSource, MAX_MESSAGE_BYTES, MessageStatus, MessageUpdate, NewMessage, Part,
-    ProviderPart, Reasoning, ToolResult, Usage,
+    FilePart, FileSource, MessageStatus, MessageUpdate, NewMessage, Part, ProviderPart, Reasoning,
+    ToolResult, Usage,
 };
 use crate::model::{
     ConversationPatch, ConversationRecord, FileAttachment, ListOptions, Message, MessageRange,
@@ -27,8 +28,8 @@ use crate::model::{
 };
 use crate::vault::sha256_hex;
 
-/// Opaque bytes (every value 0-255 occurs in such blobs) in base64, as providers send
-/// reasoning signatures.
+/// 193 arbitrary bytes (ending in 0x00 0xFF 0xFE) in base64, as providers send reasoning
+/// signatures: `+`, `/` and `=` padding included.
 const SIGNATURE: &str = "pU3KGCUwux1tEyze1iN7LtkeP3IfyxlxF0SU1kk8nVw0YL4xIB5p/tqg7ui5mX9cfCmZ/a/lkyU81lSvTfrXFCegrrP+6SMvivIhH57kkcWxC+y1Vjv8Hm+TQn7LyP4pVeXNjkbcjtS3wnZNKlpNdncG+F2GkAJK1r2jQBvpyMvMyTX2zR9hImrhUziuGjQATTO6DSRqwEyBsbryPjv57vX3nytJNK+H9VILablLDZguhbtVtnKocmN6zXRm/AD//g==";
 
 fn user_msg(text: impl Into<String>) -> NewMessage {
@@ -57,16 +58,6 @@ fn attachment(user: Option<&UserId>, conversation: &ConversationId, name: &str) 
         uploaded_at: now(),
         metadata: exact_metadata(),
     }
-}
-
-/// The largest message size the backend declares (never above the core's).
-fn message_limit(backend: &dyn MessagesBackend) -> usize {
-    backend
-        .capabilities()
-        .max_message_bytes
-        .map_or(MAX_MESSAGE_BYTES, |m| {
-            usize::try_from(m).map_or(MAX_MESSAGE_BYTES, |m| m.min(MAX_MESSAGE_BYTES))
-        })
 }
 
 /// Checks (as the vault would) that a message the suite sends is one the core accepts.

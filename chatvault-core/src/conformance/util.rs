@@ -112,6 +112,15 @@ pub(crate) async fn new_conversation(
     record
 }
 
+/// The largest message the backend declares it stores (never above the core's limit).
+pub(crate) fn message_limit(backend: &dyn MessagesBackend) -> usize {
+    let core = crate::message::MAX_MESSAGE_BYTES;
+    backend
+        .capabilities()
+        .max_message_bytes
+        .map_or(core, |m| usize::try_from(m).map_or(core, |m| m.min(core)))
+}
+
 /// How many messages the checks put in one append: 50, or fewer if the backend says so.
 pub(crate) fn batch_size(backend: &dyn MessagesBackend) -> usize {
     backend

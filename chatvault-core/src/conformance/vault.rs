@@ -15,26 +15,15 @@ use bytes::Bytes;
 use super::SuiteConfig;
 use super::util::{
     RecordingFiles, assert_kind, assert_seqs, batch_size, depth_limit, exact_metadata,
-    failing_stream, fresh_user, generated_stream, join, metadata_with, ok, stream_sha256,
+    failing_stream, fresh_user, generated_stream, join, message_limit, metadata_with, ok,
+    stream_sha256,
 };
 use crate::backend::{FilesBackend, FilesBackendExt};
 use crate::error::ErrorKind;
 use crate::ids::FileId;
-use crate::message::{
-    MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MessageStatus, MessageUpdate, NewMessage, Part, Usage,
-};
+use crate::message::{MAX_METADATA_BYTES, MessageStatus, MessageUpdate, NewMessage, Part, Usage};
 use crate::model::{ConversationSummary, ListOptions, Metadata, Page, Role};
 use crate::vault::{ChatVault, Conversation, ReplyOptions, sha256_hex};
-
-fn message_limit(vault: &ChatVault) -> usize {
-    vault
-        .messages_backend()
-        .capabilities()
-        .max_message_bytes
-        .map_or(MAX_MESSAGE_BYTES, |m| {
-            usize::try_from(m).map_or(MAX_MESSAGE_BYTES, |m| m.min(MAX_MESSAGE_BYTES))
-        })
-}
 
 async fn reread(vault: &ChatVault, c: &Conversation) -> Conversation {
     match ok(vault.get_conversation(c.id()).await, "get_conversation") {
@@ -175,7 +164,7 @@ pub async fn duplicate_ids_in_one_append_are_refused(vault: ChatVault, _config: 
 /// `MAX_METADATA_BYTES`) is refused with InvalidInput
 /// or TooLarge before anything is written: the conversation is unchanged afterwards.
 pub async fn refused_messages_store_nothing(vault: ChatVault, _config: SuiteConfig) {
-    let limit = message_limit(&vault);
+    let limit = message_limit(vault.messages_backend().as_ref());
     let user = fresh_user("user");
     let mut c = ok(vault.create_conversation(Some(&user)).await, "create");
     ok(c.add_message(Role::User, "kept").await, "add");
@@ -316,7 +305,7 @@ pub async fn refused_messages_store_nothing(vault: ChatVault, _config: SuiteConf
 /// A message just under the backend's declared `max_message_bytes`, and conversation
 /// metadata just under the core's `MAX_METADATA_BYTES`, are stored and read back exactly.
 pub async fn largest_accepted_message_reads_back(vault: ChatVault, _config: SuiteConfig) {
-    let limit = message_limit(&vault);
+    let limit = message_limit(vault.messages_backend().as_ref());
     let mut c = ok(vault.create_conversation(None).await, "create");
     let probe = NewMessage::new(Role::User, "");
     let overhead = probe.json_len();
