@@ -31,7 +31,7 @@ fn test_key(name: &str) -> StorageKey {
 /// Bytes in, the same bytes out (buffered and streamed), with size and content type in
 /// `head`; an overwrite replaces; an empty file exists; missing keys are `None` / `false`,
 /// never errors; delete says whether something was there.
-pub async fn upload_download_delete(backend: Arc<dyn FilesBackend>, _config: &SuiteConfig) {
+pub async fn upload_download_delete(backend: Arc<dyn FilesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let key = test_key("all bytes.bin");
     let data: Bytes = (0..=255u8).cycle().take(70_000).collect::<Vec<_>>().into();
@@ -110,7 +110,7 @@ fn ok_io<T>(r: std::io::Result<T>) -> T {
 /// their own name: no two keys alias, and deleting one leaves the others.
 pub async fn odd_keys_round_trip_without_aliasing(
     backend: Arc<dyn FilesBackend>,
-    _config: &SuiteConfig,
+    _config: SuiteConfig,
 ) {
     let b = backend.as_ref();
     let root = format!("conformance-{}", uuid::Uuid::now_v7());
@@ -224,7 +224,7 @@ pub async fn odd_keys_round_trip_without_aliasing(
 /// file under the same key as it was.
 pub async fn failed_stream_uploads_store_nothing(
     backend: Arc<dyn FilesBackend>,
-    _config: &SuiteConfig,
+    _config: SuiteConfig,
 ) {
     let b = backend.as_ref();
     let octets = ContentType::octet_stream();
@@ -270,7 +270,7 @@ pub async fn failed_stream_uploads_store_nothing(
 
 /// A large file streamed in and out comes back unchanged (same length and SHA-256): 64 MiB
 /// for a backend with bounded memory, 8 MiB otherwise, unless configured.
-pub async fn large_file_streams(backend: Arc<dyn FilesBackend>, config: &SuiteConfig) {
+pub async fn large_file_streams(backend: Arc<dyn FilesBackend>, config: SuiteConfig) {
     let b = backend.as_ref();
     let caps = b.capabilities();
     let mut bytes = config.large_file_bytes.unwrap_or(if caps.bounded_memory {
@@ -311,7 +311,7 @@ fn version_stream(version: u8) -> (ByteStream, usize) {
 
 /// Writers overwrite one key while readers download it (spawned tasks): every read sees
 /// one whole version, never a mix of two or a partial file.
-pub async fn overwrites_are_never_mixed(backend: Arc<dyn FilesBackend>, _config: &SuiteConfig) {
+pub async fn overwrites_are_never_mixed(backend: Arc<dyn FilesBackend>, _config: SuiteConfig) {
     let key = test_key("contended.bin");
     let octets = ContentType::octet_stream();
     let (first, _) = version_stream(0);
@@ -365,7 +365,7 @@ pub async fn overwrites_are_never_mixed(backend: Arc<dyn FilesBackend>, _config:
 
 /// With `signed_urls`: a URL for a stored key, and NotFound (never a URL, never
 /// NotSupported) for a missing one. Without: NotSupported for both.
-pub async fn signed_urls(backend: Arc<dyn FilesBackend>, _config: &SuiteConfig) {
+pub async fn signed_urls(backend: Arc<dyn FilesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let key = test_key("résumé 2026.pdf");
     ok(

@@ -10,16 +10,17 @@ use futures_util::lock::Mutex as AsyncMutex;
 
 use super::SuiteConfig;
 use super::util::{
-    all_messages, assert_kind, assert_listing_order, assert_seqs, depth_limit, exact_metadata,
-    fresh_user, join, list_everything, metadata_with, new_conversation, ok, parse,
+    all_messages, assert_kind, assert_listing_order, assert_seqs, batch_size, depth_limit,
+    exact_metadata, fresh_user, join, list_everything, message_limit, metadata_with,
+    new_conversation, ok, parse,
 };
 use crate::backend::MessagesBackend;
 use crate::error::{ErrorKind, Result};
 use crate::ids::{ConversationId, FileId, MessageId, UserId};
 use crate::keys;
 use crate::message::{
-    FilePart, FileSource, MAX_MESSAGE_BYTES, MessageStatus, MessageUpdate, NewMessage, Part,
-    ProviderPart, Reasoning, ToolResult, Usage,
+    FilePart, FileSource, MessageStatus, MessageUpdate, NewMessage, Part, ProviderPart, Reasoning,
+    ToolResult, Usage,
 };
 use crate::model::{
     ConversationPatch, ConversationRecord, FileAttachment, ListOptions, Message, MessageRange,
@@ -27,8 +28,8 @@ use crate::model::{
 };
 use crate::vault::sha256_hex;
 
-/// Opaque bytes (every value 0-255 occurs in such blobs) in base64, as providers send
-/// reasoning signatures.
+/// 193 arbitrary bytes (ending in 0x00 0xFF 0xFE) in base64, as providers send reasoning
+/// signatures: `+`, `/` and `=` padding included.
 const SIGNATURE: &str = "pU3KGCUwux1tEyze1iN7LtkeP3IfyxlxF0SU1kk8nVw0YL4xIB5p/tqg7ui5mX9cfCmZ/a/lkyU81lSvTfrXFCegrrP+6SMvivIhH57kkcWxC+y1Vjv8Hm+TQn7LyP4pVeXNjkbcjtS3wnZNKlpNdncG+F2GkAJK1r2jQBvpyMvMyTX2zR9hImrhUziuGjQATTO6DSRqwEyBsbryPjv57vX3nytJNK+H9VILablLDZguhbtVtnKocmN6zXRm/AD//g==";
 
 fn user_msg(text: impl Into<String>) -> NewMessage {
@@ -59,16 +60,6 @@ fn attachment(user: Option<&UserId>, conversation: &ConversationId, name: &str) 
     }
 }
 
-/// The largest message size the backend declares (never above the core's).
-fn message_limit(backend: &dyn MessagesBackend) -> usize {
-    backend
-        .capabilities()
-        .max_message_bytes
-        .map_or(MAX_MESSAGE_BYTES, |m| {
-            usize::try_from(m).map_or(MAX_MESSAGE_BYTES, |m| m.min(MAX_MESSAGE_BYTES))
-        })
-}
-
 /// Checks (as the vault would) that a message the suite sends is one the core accepts.
 #[track_caller]
 fn accepted(message: &NewMessage, limit: usize) {
@@ -85,7 +76,7 @@ fn accepted(message: &NewMessage, limit: usize) {
 /// `create` stores the record exactly (times, unicode title, metadata with exact numbers);
 /// a second `create` of the same id is AlreadyExists and changes nothing; an unknown id has
 /// no head.
-pub async fn create_and_read_back(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn create_and_read_back(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let mut record = ConversationRecord::new(Some(fresh_user("user")));
     record.title = Some("Réunion 📅".into());
@@ -140,10 +131,7 @@ pub async fn create_and_read_back(backend: Arc<dyn MessagesBackend>, _config: &S
 
 /// `append_messages` assigns seq 1, 2, 3..., counts, moves `last_active` forward, grows the
 /// version, keeps ids, and titles the conversation from its first user message.
-pub async fn append_assigns_seq_and_title(
-    backend: Arc<dyn MessagesBackend>,
-    _config: &SuiteConfig,
-) {
+pub async fn append_assigns_seq_and_title(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let record = new_conversation(b, Some(&fresh_user("user"))).await;
     let long_question = "¿Qué tiempo hará mañana en Zürich? ".repeat(4);
@@ -172,7 +160,11 @@ pub async fn append_assigns_seq_and_title(
         first.record.version > record.version,
         "the version must grow"
     );
-    assert_eq!(first.messages[2].metadata, exact_metadata());
+    assert_eq!(
+        first.messages[2].metadata,
+        exact_metadata(),
+        "message metadata must round-trip exactly (numbers too)"
+    );
     assert_eq!(first.messages[2].id, with_meta.id, "message ids are kept");
 
     let second = ok(
@@ -231,7 +223,7 @@ pub async fn append_assigns_seq_and_title(
 /// `None`, a delete `false`), and none creates it.
 pub async fn missing_conversations_are_not_found(
     backend: Arc<dyn MessagesBackend>,
-    _config: &SuiteConfig,
+    _config: SuiteConfig,
 ) {
     let b = backend.as_ref();
     let id = ConversationId::new();
@@ -370,11 +362,16 @@ async fn read_range(
 /// Windows by seq (`after`, `before`, `last`, limits) hold exactly the right messages, and
 /// say whether more lie beyond; cursors walk the conversation either way without gaps or
 /// repeats. Pages may be shorter than asked (with a cursor); the check follows them.
-pub async fn message_ranges_and_cursors(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn message_ranges_and_cursors(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let record = new_conversation(b, None).await;
     let batch: Vec<NewMessage> = (1..=25).map(|i| user_msg(format!("m{i}"))).collect();
-    ok(b.append_messages(&record.id, batch).await, "append 25");
+    for chunk in batch.chunks(batch_size(b)) {
+        ok(
+            b.append_messages(&record.id, chunk.to_vec()).await,
+            "append 25",
+        );
+    }
     let id = &record.id;
 
     let (items, more) = read_range(b, id, MessageRange::after(5).limit(7)).await;
@@ -425,14 +422,14 @@ pub async fn message_ranges_and_cursors(backend: Arc<dyn MessagesBackend>, _conf
 /// the start, from the middle and backwards from the end visits every message once.
 pub async fn natural_pages_cover_everything(
     backend: Arc<dyn MessagesBackend>,
-    config: &SuiteConfig,
+    config: SuiteConfig,
 ) {
     let b = backend.as_ref();
     let n = config.long_conversation.clamp(1, 600) as u64;
     let record = new_conversation(b, None).await;
     let mut i = 0;
     while i < n {
-        let k = (n - i).min(50);
+        let k = (n - i).min(batch_size(b) as u64);
         let batch = (i..i + k)
             .map(|j| user_msg(format!("message {j}")))
             .collect();
@@ -453,7 +450,7 @@ pub async fn natural_pages_cover_everything(
 /// later user message never replaces a title.
 pub async fn metadata_updates_leave_messages_alone(
     backend: Arc<dyn MessagesBackend>,
-    _config: &SuiteConfig,
+    _config: SuiteConfig,
 ) {
     let b = backend.as_ref();
     let record = new_conversation(b, Some(&fresh_user("user"))).await;
@@ -528,7 +525,7 @@ pub async fn metadata_updates_leave_messages_alone(
 /// Attachment records: two files of the same name are both kept, exactly, oldest first;
 /// a taken file id is AlreadyExists; `file_count` follows; removing a missing file is
 /// `None`.
-pub async fn file_records(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn file_records(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let user = fresh_user("user");
     let record = new_conversation(b, Some(&user)).await;
@@ -567,7 +564,7 @@ pub async fn file_records(backend: Arc<dyn MessagesBackend>, _config: &SuiteConf
 
 /// A user's listing: only theirs, newest activity first, archived left out unless asked,
 /// pages that neither skip nor repeat.
-pub async fn list_user_conversations(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn list_user_conversations(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let user = fresh_user("user");
     let other_user = fresh_user("user");
@@ -633,7 +630,7 @@ pub async fn list_user_conversations(backend: Arc<dyn MessagesBackend>, _config:
 /// between page loads) never make it skip or repeat one that existed when it started.
 pub async fn listing_pages_survive_concurrent_creation(
     backend: Arc<dyn MessagesBackend>,
-    _config: &SuiteConfig,
+    _config: SuiteConfig,
 ) {
     let b = backend.as_ref();
     let user = fresh_user("user");
@@ -692,7 +689,7 @@ pub async fn listing_pages_survive_concurrent_creation(
 
 /// Conversations with the same `last_active` are listed by id, descending, and pages split
 /// between them neither skip nor repeat one.
-pub async fn listing_ties_break_by_id(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn listing_ties_break_by_id(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let user = fresh_user("user");
     let at = now();
@@ -717,7 +714,7 @@ pub async fn listing_ties_break_by_id(backend: Arc<dyn MessagesBackend>, _config
 
 /// With `list_all`: every user's conversations (and those without a user) are listed once,
 /// in listing order. Without: `list_conversations(None, ..)` is NotSupported.
-pub async fn list_all_conversations(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn list_all_conversations(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     if !b.capabilities().list_all {
         assert_kind(
@@ -745,7 +742,7 @@ pub async fn list_all_conversations(backend: Arc<dyn MessagesBackend>, _config: 
 /// `begin_delete` marks a conversation: it reads as gone (no head, not listed, every write
 /// and read NotFound), its id stays taken, a second `begin_delete` returns its files again,
 /// and `delete` finishes (marked or not; retry-safe).
-pub async fn begin_delete_then_delete(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn begin_delete_then_delete(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let user = fresh_user("user");
     let record = new_conversation(b, Some(&user)).await;
@@ -888,14 +885,14 @@ pub async fn begin_delete_then_delete(backend: Arc<dyn MessagesBackend>, _config
 }
 
 /// A long conversation, appended in batches, reads back whole and in order.
-pub async fn long_conversation(backend: Arc<dyn MessagesBackend>, config: &SuiteConfig) {
+pub async fn long_conversation(backend: Arc<dyn MessagesBackend>, config: SuiteConfig) {
     let b = backend.as_ref();
     let n = config.long_conversation.max(1);
     let record = new_conversation(b, None).await;
     let mut sent = Vec::with_capacity(n);
     let mut i = 0;
     while i < n {
-        let k = (n - i).min(50);
+        let k = (n - i).min(batch_size(b));
         let batch: Vec<NewMessage> = (i..i + k)
             .map(|j| user_msg(format!("message {j}: {}", "x".repeat(j % 200))))
             .collect();
@@ -919,19 +916,22 @@ pub async fn long_conversation(backend: Arc<dyn MessagesBackend>, config: &Suite
     assert_eq!(head_record(b, &record.id).await.message_count, n as u64);
 }
 
-/// Appends `message`, retrying a Conflict (nothing written) a bounded number of times.
+/// Appends `messages`, retrying a Conflict (nothing written) a bounded number of times.
 async fn append_retrying(
     backend: &dyn MessagesBackend,
     id: &ConversationId,
     messages: Vec<NewMessage>,
 ) -> crate::model::Appended {
-    for _ in 0..100 {
+    for attempt in 0..200u64 {
         match backend.append_messages(id, messages.clone()).await {
-            Err(e) if e.kind() == ErrorKind::Conflict => tokio::task::yield_now().await,
+            // Nothing was written: back off a little and retry, as a caller would.
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                tokio::time::sleep(std::time::Duration::from_millis(attempt.min(20))).await;
+            }
             other => return ok(other, "append"),
         }
     }
-    panic!("an append met Conflict 100 times in a row")
+    panic!("an append met Conflict 200 times in a row")
 }
 
 /// Writers (spawned tasks on a multi-thread runtime) append one message at a time to one
@@ -940,7 +940,7 @@ async fn append_retrying(
 ///
 /// Without `concurrent_appends`, the same writers take turns (the backend is then only
 /// held to sequential appends from many tasks).
-pub async fn concurrent_appends(backend: Arc<dyn MessagesBackend>, config: &SuiteConfig) {
+pub async fn concurrent_appends(backend: Arc<dyn MessagesBackend>, config: SuiteConfig) {
     let record = new_conversation(backend.as_ref(), Some(&fresh_user("user"))).await;
     let (writers, per_writer) = (config.concurrent_writers, config.appends_per_writer);
     let turns = (!backend.capabilities().concurrent_appends).then(|| Arc::new(AsyncMutex::new(())));
@@ -1023,7 +1023,7 @@ pub async fn concurrent_appends(backend: Arc<dyn MessagesBackend>, config: &Suit
 /// stored ones; the same id with other content, or a batch only partly stored, is
 /// AlreadyExists and stores nothing; a message updated since is still recognised; ids are
 /// per conversation.
-pub async fn idempotent_appends(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn idempotent_appends(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let record = new_conversation(b, None).await;
     let a = user_msg("first").with_usage(Usage::new("m", 3, 4));
@@ -1125,7 +1125,7 @@ pub async fn idempotent_appends(backend: Arc<dyn MessagesBackend>, _config: &Sui
 /// Without `concurrent_appends`, the retries take turns.
 pub async fn concurrent_retries_store_once(
     backend: Arc<dyn MessagesBackend>,
-    _config: &SuiteConfig,
+    _config: SuiteConfig,
 ) {
     let record = new_conversation(backend.as_ref(), None).await;
     let turns = (!backend.capabilities().concurrent_appends).then(|| Arc::new(AsyncMutex::new(())));
@@ -1174,7 +1174,7 @@ pub async fn concurrent_retries_store_once(
 /// and record version grow, usage totals move by the difference, the lease ends with the
 /// stream) atomically with the record; from a stale one it is Conflict and writes nothing;
 /// a missing message is NotFound.
-pub async fn update_message_is_versioned(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn update_message_is_versioned(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let record = new_conversation(b, None).await;
     let lease = now() + chrono::Duration::seconds(60);
@@ -1328,7 +1328,7 @@ pub async fn update_message_is_versioned(backend: Arc<dyn MessagesBackend>, _con
 
 /// Finishers race from one revision (spawned tasks): in every round exactly one wins, every
 /// other gets Conflict, and the stored message is the winner's.
-pub async fn racing_updates_one_wins(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn racing_updates_one_wins(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let record = new_conversation(backend.as_ref(), None).await;
     let reply = NewMessage::with_parts(Role::Assistant, Vec::new()).with_status(
         MessageStatus::Pending,
@@ -1403,7 +1403,7 @@ pub async fn racing_updates_one_wins(backend: Arc<dyn MessagesBackend>, _config:
 /// (also a `data:` URL), a tool call with large arguments and exact numbers, a nested tool
 /// result, reasoning with a byte-exact signature (and redacted), provider data, and a part
 /// kind from a later release.
-pub async fn every_part_kind_round_trips(backend: Arc<dyn MessagesBackend>, config: &SuiteConfig) {
+pub async fn every_part_kind_round_trips(backend: Arc<dyn MessagesBackend>, config: SuiteConfig) {
     let b = backend.as_ref();
     let limit = message_limit(b);
     let record = new_conversation(b, None).await;
@@ -1528,7 +1528,7 @@ pub async fn every_part_kind_round_trips(backend: Arc<dyn MessagesBackend>, conf
 
 /// Status, lease, usage (every count and the model), metadata, role and creation time
 /// round-trip; revision starts at 1; an update's failure, status and time read back.
-pub async fn message_fields_round_trip(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn message_fields_round_trip(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let record = new_conversation(b, Some(&fresh_user("user"))).await;
     let created: DateTime<Utc> = now() - chrono::Duration::days(400);
@@ -1611,7 +1611,7 @@ pub async fn message_fields_round_trip(backend: Arc<dyn MessagesBackend>, _confi
 /// results at the deepest nesting the core allows, conversation metadata at that depth (on
 /// create and on update), and large text in every script, with NUL and the highest code
 /// points.
-pub async fn accepted_values_read_back(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn accepted_values_read_back(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let limit = message_limit(b);
     let (deep_meta, _) = depth_limit(|v| {
@@ -1703,7 +1703,7 @@ pub async fn accepted_values_read_back(backend: Arc<dyn MessagesBackend>, _confi
 /// another user's), best matches first in pages that neither skip nor repeat, leaves archived
 /// conversations out unless asked, and finds nothing for an absent word. Without: every
 /// search is NotSupported.
-pub async fn search(backend: Arc<dyn MessagesBackend>, _config: &SuiteConfig) {
+pub async fn search(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
     let b = backend.as_ref();
     let alice = fresh_user("alice");
     let word = format!("quokka{}", uuid::Uuid::now_v7().simple());

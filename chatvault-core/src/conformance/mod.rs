@@ -35,13 +35,14 @@
 //! `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` gives), built by the suite,
 //! and awaits the constructor on that runtime (so a constructor may use tokio, an SDK
 //! client, a temporary directory: keep whatever must outlive the test inside the backend
-//! value). Run one check with `cargo test conformance_messages::concurrent_appends`.
+//! value). The generated modules `use super::*`, so the constructor may name whatever the
+//! test file imports. Run one check with `cargo test conformance_messages::concurrent_appends`.
 //!
 //! # What is checked
 //!
 //! Every check is also a public async function in [`messages`], [`files`] or [`vault`],
 //! taking an `Arc<dyn MessagesBackend>`, an `Arc<dyn FilesBackend>` or a
-//! [`ChatVault`](crate::ChatVault) and a [`SuiteConfig`]; call them yourself (on a tokio
+//! [`ChatVault`](crate::ChatVault) and a [`SuiteConfig`] (by value, so a check can be spawned); call them yourself (on a tokio
 //! multi-thread runtime: concurrent writers are spawned tasks) to compose your own tests.
 //! Each panics with a message naming the broken rule, and every check can fail: the suite's
 //! own tests run it against deliberately broken backends.
@@ -248,7 +249,7 @@ macro_rules! __conformance_tests {
                     $crate::conformance::__private::run(async {
                         let config: $crate::conformance::SuiteConfig = $config;
                         let subject = $crate::conformance::__private::$group($ctor.await);
-                        $crate::conformance::$group::$check(subject, &config).await;
+                        $crate::conformance::$group::$check(subject, config).await;
                     });
                 }
             )*

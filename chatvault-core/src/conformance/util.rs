@@ -112,6 +112,23 @@ pub(crate) async fn new_conversation(
     record
 }
 
+/// The largest message the backend declares it stores (never above the core's limit).
+pub(crate) fn message_limit(backend: &dyn MessagesBackend) -> usize {
+    let core = crate::message::MAX_MESSAGE_BYTES;
+    backend
+        .capabilities()
+        .max_message_bytes
+        .map_or(core, |m| usize::try_from(m).map_or(core, |m| m.min(core)))
+}
+
+/// How many messages the checks put in one append: 50, or fewer if the backend says so.
+pub(crate) fn batch_size(backend: &dyn MessagesBackend) -> usize {
+    backend
+        .capabilities()
+        .max_append_messages
+        .map_or(50, |max| max.clamp(1, 50))
+}
+
 /// Every message of a conversation, following the backend's pages; checks that pages
 /// continue without gaps and that a page with a cursor is not empty.
 pub(crate) async fn all_messages(
@@ -277,6 +294,7 @@ pub(crate) fn failing_stream(good: usize) -> ByteStream {
 pub struct RecordingFiles {
     inner: Arc<dyn FilesBackend>,
     uploaded: Mutex<Vec<StorageKey>>,
+    delete_delay: Option<Duration>,
 }
 
 impl RecordingFiles {
@@ -285,7 +303,15 @@ impl RecordingFiles {
         RecordingFiles {
             inner,
             uploaded: Mutex::new(Vec::new()),
+            delete_delay: None,
         }
+    }
+
+    /// Makes every delete wait `delay` first (as a remote store's would), which widens the
+    /// window of races with a deletion.
+    pub fn with_delete_delay(mut self, delay: Duration) -> Self {
+        self.delete_delay = Some(delay);
+        self
     }
 
     /// Every key an upload was attempted under, in order, without repeats.
@@ -331,6 +357,9 @@ impl FilesBackend for RecordingFiles {
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<bool> {
+        if let Some(delay) = self.delete_delay {
+            tokio::time::sleep(delay).await;
+        }
         self.inner.delete(key).await
     }
 

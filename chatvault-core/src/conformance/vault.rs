@@ -14,25 +14,16 @@ use bytes::Bytes;
 
 use super::SuiteConfig;
 use super::util::{
-    RecordingFiles, assert_kind, assert_seqs, depth_limit, exact_metadata, failing_stream,
-    fresh_user, generated_stream, join, metadata_with, ok, stream_sha256,
+    RecordingFiles, assert_kind, assert_seqs, batch_size, depth_limit, exact_metadata,
+    failing_stream, fresh_user, generated_stream, join, message_limit, metadata_with, ok,
+    stream_sha256,
 };
 use crate::backend::{FilesBackend, FilesBackendExt};
 use crate::error::ErrorKind;
 use crate::ids::FileId;
-use crate::message::{MAX_MESSAGE_BYTES, MessageStatus, MessageUpdate, NewMessage, Part, Usage};
+use crate::message::{MAX_METADATA_BYTES, MessageStatus, MessageUpdate, NewMessage, Part, Usage};
 use crate::model::{ConversationSummary, ListOptions, Metadata, Page, Role};
 use crate::vault::{ChatVault, Conversation, ReplyOptions, sha256_hex};
-
-fn message_limit(vault: &ChatVault) -> usize {
-    vault
-        .messages_backend()
-        .capabilities()
-        .max_message_bytes
-        .map_or(MAX_MESSAGE_BYTES, |m| {
-            usize::try_from(m).map_or(MAX_MESSAGE_BYTES, |m| m.min(MAX_MESSAGE_BYTES))
-        })
-}
 
 async fn reread(vault: &ChatVault, c: &Conversation) -> Conversation {
     match ok(vault.get_conversation(c.id()).await, "get_conversation") {
@@ -43,7 +34,7 @@ async fn reread(vault: &ChatVault, c: &Conversation) -> Conversation {
 
 /// The quick start: create, add messages, stream a reply, attach, resume; the history in
 /// the form LLM APIs take; usage totals.
-pub async fn quick_start_flow(vault: ChatVault, _config: &SuiteConfig) {
+pub async fn quick_start_flow(vault: ChatVault, _config: SuiteConfig) {
     let user = fresh_user("user");
     let mut conversation = ok(
         vault.create_conversation(Some(&user)).await,
@@ -146,7 +137,7 @@ pub async fn quick_start_flow(vault: ChatVault, _config: &SuiteConfig) {
 }
 
 /// Two messages with one id in one append are InvalidInput, and nothing is stored.
-pub async fn duplicate_ids_in_one_append_are_refused(vault: ChatVault, _config: &SuiteConfig) {
+pub async fn duplicate_ids_in_one_append_are_refused(vault: ChatVault, _config: SuiteConfig) {
     let mut c = ok(vault.create_conversation(None).await, "create");
     let m = NewMessage::new(Role::User, "twice");
     let mut other = NewMessage::new(Role::User, "other text, same id");
@@ -169,10 +160,11 @@ pub async fn duplicate_ids_in_one_append_are_refused(vault: ChatVault, _config: 
 }
 
 /// What the core refuses (JSON nested deeper than it allows, a message over the backend's
-/// `max_message_bytes`, an append over `max_append_messages`) is refused with InvalidInput
+/// `max_message_bytes`, an append over `max_append_messages`, conversation metadata over
+/// `MAX_METADATA_BYTES`) is refused with InvalidInput
 /// or TooLarge before anything is written: the conversation is unchanged afterwards.
-pub async fn refused_messages_store_nothing(vault: ChatVault, _config: &SuiteConfig) {
-    let limit = message_limit(&vault);
+pub async fn refused_messages_store_nothing(vault: ChatVault, _config: SuiteConfig) {
+    let limit = message_limit(vault.messages_backend().as_ref());
     let user = fresh_user("user");
     let mut c = ok(vault.create_conversation(Some(&user)).await, "create");
     ok(c.add_message(Role::User, "kept").await, "add");
@@ -279,6 +271,14 @@ pub async fn refused_messages_store_nothing(vault: ChatVault, _config: &SuiteCon
         "a new conversation with metadata nested too deep",
     );
 
+    let mut huge = Metadata::new();
+    huge.insert("blob".into(), "x".repeat(MAX_METADATA_BYTES + 1).into());
+    assert_kind(
+        c.set_metadata(huge).await,
+        ErrorKind::TooLarge,
+        "conversation metadata over MAX_METADATA_BYTES",
+    );
+
     assert_eq!(
         reread(&vault, &c).await.record(),
         &before_record,
@@ -302,10 +302,10 @@ pub async fn refused_messages_store_nothing(vault: ChatVault, _config: &SuiteCon
     );
 }
 
-/// A message just under the backend's declared `max_message_bytes` is stored and reads
-/// back exactly.
-pub async fn largest_accepted_message_reads_back(vault: ChatVault, _config: &SuiteConfig) {
-    let limit = message_limit(&vault);
+/// A message just under the backend's declared `max_message_bytes`, and conversation
+/// metadata just under the core's `MAX_METADATA_BYTES`, are stored and read back exactly.
+pub async fn largest_accepted_message_reads_back(vault: ChatVault, _config: SuiteConfig) {
+    let limit = message_limit(vault.messages_backend().as_ref());
     let mut c = ok(vault.create_conversation(None).await, "create");
     let probe = NewMessage::new(Role::User, "");
     let overhead = probe.json_len();
@@ -323,14 +323,32 @@ pub async fn largest_accepted_message_reads_back(vault: ChatVault, _config: &Sui
         vec![stored],
         "the largest accepted message reads back"
     );
+
+    // The largest conversation metadata the core accepts reads back too.
+    let mut big = Metadata::new();
+    big.insert(
+        "blob".into(),
+        "ü".repeat((MAX_METADATA_BYTES - 64) / 2).into(),
+    );
+    assert!(crate::validate_metadata(&big).is_ok());
+    ok(
+        c.set_metadata(big.clone()).await,
+        "set the largest accepted metadata",
+    );
+    assert_eq!(reread(&vault, &c).await.metadata(), &big, "it reads back");
 }
 
 /// Many tasks attach files while another deletes the conversation: afterwards no bytes of
 /// any attempted upload are left in the files backend (each attach landed before the
 /// deletion's mark, so the deletion removed its bytes, or failed with NotFound and removed
 /// them itself).
-pub async fn delete_racing_attach_leaves_no_bytes(vault: ChatVault, config: &SuiteConfig) {
-    let recording = Arc::new(RecordingFiles::new(Arc::clone(vault.files_backend())));
+pub async fn delete_racing_attach_leaves_no_bytes(vault: ChatVault, config: SuiteConfig) {
+    // Deletes take a millisecond, as a remote store's do: a deletion of many attachments
+    // then leaves attachers a real window between its mark and its end.
+    let recording = Arc::new(
+        RecordingFiles::new(Arc::clone(vault.files_backend()))
+            .with_delete_delay(Duration::from_millis(1)),
+    );
     let files: Arc<dyn FilesBackend> = recording.clone();
     let racing = ChatVault::from_arcs(Arc::clone(vault.messages_backend()), files);
     let conversation = ok(
@@ -369,8 +387,11 @@ pub async fn delete_racing_attach_leaves_no_bytes(vault: ChatVault, config: &Sui
         let id = conversation.id().clone();
         let attached = Arc::clone(&attached);
         tokio::spawn(async move {
+            let mut waited = 0;
             while attached.load(Ordering::SeqCst) < 2 * attachers {
-                tokio::task::yield_now().await;
+                assert!(waited < 30_000, "the attachers made no progress in 30 s");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                waited += 1;
             }
             ok(racing.delete_conversation(&id).await, "delete_conversation")
         })
@@ -405,7 +426,7 @@ pub async fn delete_racing_attach_leaves_no_bytes(vault: ChatVault, config: &Sui
 
 /// Two attachments of the same name get their own keys and both survive; deleting one
 /// (also through a handle that has not seen it) deletes its bytes and its record only.
-pub async fn same_name_attachments(vault: ChatVault, _config: &SuiteConfig) {
+pub async fn same_name_attachments(vault: ChatVault, _config: SuiteConfig) {
     let mut c = ok(
         vault.create_conversation(Some(&fresh_user("user"))).await,
         "create",
@@ -459,7 +480,7 @@ pub async fn same_name_attachments(vault: ChatVault, _config: &SuiteConfig) {
 
 /// Attachments streamed in record their true size and SHA-256 and stream back unchanged;
 /// a failing stream fails the attach and records nothing.
-pub async fn streamed_attachments(vault: ChatVault, _config: &SuiteConfig) {
+pub async fn streamed_attachments(vault: ChatVault, _config: SuiteConfig) {
     let mut c = ok(vault.create_conversation(None).await, "create");
     let size = 3 * 1024 * 1024 + 17;
     let (stream, expected) = generated_stream(size, 7);
@@ -490,7 +511,7 @@ pub async fn streamed_attachments(vault: ChatVault, _config: &SuiteConfig) {
 
 /// With signed URLs: `file_url` gives one. Without: NotSupported. An unknown file id is
 /// NotFound either way.
-pub async fn file_urls(vault: ChatVault, _config: &SuiteConfig) {
+pub async fn file_urls(vault: ChatVault, _config: SuiteConfig) {
     let mut c = ok(vault.create_conversation(None).await, "create");
     let f = ok(
         c.attach_file("résumé.pdf", &b"%PDF"[..], "application/pdf")
@@ -512,7 +533,7 @@ pub async fn file_urls(vault: ChatVault, _config: &SuiteConfig) {
 }
 
 /// Archived conversations leave listings unless asked for, stay readable, and come back.
-pub async fn archive_and_unarchive(vault: ChatVault, _config: &SuiteConfig) {
+pub async fn archive_and_unarchive(vault: ChatVault, _config: SuiteConfig) {
     let user = fresh_user("user");
     let mut keep = ok(vault.create_conversation(Some(&user)).await, "create");
     ok(keep.add_message(Role::User, "keep").await, "add");
@@ -558,12 +579,12 @@ pub async fn archive_and_unarchive(vault: ChatVault, _config: &SuiteConfig) {
 
 /// The vault's `messages()` reads a long conversation whole, whatever the backend's page
 /// size; `last_messages` and `history_last` give the newest.
-pub async fn reads_every_message(vault: ChatVault, config: &SuiteConfig) {
+pub async fn reads_every_message(vault: ChatVault, config: SuiteConfig) {
     let n = config.long_conversation.max(1);
     let mut c = ok(vault.create_conversation(None).await, "create");
     let mut i = 0;
     while i < n {
-        let k = (n - i).min(50);
+        let k = (n - i).min(batch_size(vault.messages_backend().as_ref()));
         let batch = (i..i + k)
             .map(|j| {
                 NewMessage::new(
