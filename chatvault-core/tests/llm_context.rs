@@ -1,6 +1,8 @@
 //! The context window: pinned system messages, tool calls kept with their results,
 //! whole messages, newest first, no holes; the default and the tiktoken counters.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use chatvault_core::llm::{
     ApproxCounter, ChatMessage, FileMode, HistoryOptions, ReplayMessage, TokenCounter,
     select_window,

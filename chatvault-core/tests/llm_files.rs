@@ -1,6 +1,8 @@
 //! Attachments resolved for providers: base64 data URLs, signed URLs, the fallback, gone
 //! files, files inside tool results, external URLs passing through.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! Provider formats: golden fixtures of the providers' shapes, read into parts and written
 //! back exactly, through storage too; ChatVault messages out to each format and back.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use chatvault_core::llm::{self, ANTHROPIC, OPENAI, OPENAI_CHAT, anthropic, openai, responses};
 use chatvault_core::{
     ChatVault, ContentType, ErrorKind, FileId, FilePart, FileSource, Message, NewMessage, Part,
@@ -180,7 +182,7 @@ fn chat_completions_rejects_malformed_messages_with_typed_errors() {
             "image_url",
         ),
     ] {
-        let err = openai::from_messages(&[bad.clone()]).unwrap_err();
+        let err = openai::from_messages(std::slice::from_ref(&bad)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
         assert!(err.to_string().contains(what), "{bad}: {err}");
     }
@@ -295,7 +297,7 @@ fn responses_reads_short_messages_and_rejects_bad_items() {
         json!({"type": "function_call", "name": "f", "arguments": "{}"}),
         json!({"type": "function_call_output", "output": "x"}),
     ] {
-        let err = responses::from_input_items(&[bad.clone()]).unwrap_err();
+        let err = responses::from_input_items(std::slice::from_ref(&bad)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
     }
 }
@@ -486,7 +488,7 @@ fn anthropic_keeps_blocks_a_file_part_cannot_hold() {
         json!({"role": "robot", "content": "x"}),
         json!({"role": "user", "content": [{"type": "image"}]}),
     ] {
-        let err = anthropic::from_request(None, &[bad.clone()]).unwrap_err();
+        let err = anthropic::from_request(None, std::slice::from_ref(&bad)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
     }
     assert!(anthropic::from_request(Some(&json!(3)), &[]).is_err());

@@ -2,6 +2,8 @@
 //! and a property test that any history comes out as requests OpenAI and Anthropic accept
 //! without losing a complete message.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use std::collections::HashSet;
 use std::time::Duration;
 

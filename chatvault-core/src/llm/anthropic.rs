@@ -13,7 +13,7 @@
 //! | `{"type": "tool_result", "tool_use_id", "content", "is_error"}` | [`Part::ToolResult`]; a user message made only of tool results reads as a [`Role::Tool`] message |
 //! | `{"type": "thinking", "thinking", "signature"}` | [`Part::Reasoning`] with text and signature (byte-exact) |
 //! | `{"type": "redacted_thinking", "data"}` | [`Part::Reasoning`] with `redacted: true` and the data as its signature |
-//! | anything else (`server_tool_use`, `web_search_tool_result`, a document with citations, an image by `file_id`, ...) | [`Part::Provider`] ([`ANTHROPIC`](super::ANTHROPIC)) holding the block exactly |
+//! | anything else (`server_tool_use`, `web_search_tool_result`, a document with citations, an image by `file_id`, ...) | [`Part::Provider`] ([`ANTHROPIC`]) holding the block exactly |
 //!
 //! Writing is the reverse, with these rules:
 //!

@@ -23,15 +23,15 @@
 //! reply may have stopped half way, attachments live in the files backend. Preparing the
 //! history for a request takes four steps, each usable on its own:
 //!
-//! 1. [`repair`](replay::repair) fixes what providers reject, by the rules in
+//! 1. [`repair`] fixes what providers reject, by the rules in
 //!    [`replay`]: missing tool results become synthetic error results, interrupted and
 //!    failed replies keep their checkpointed content with a marker, orphaned tool results
 //!    become text. It never drops a complete message.
-//! 2. [`select_window`](context::select_window) keeps the newest history that fits a
+//! 2. [`select_window`] keeps the newest history that fits a
 //!    token budget: system messages pinned, a tool call and its results kept or left out
-//!    together, whole messages only. [`ApproxCounter`](context::ApproxCounter) is a cheap
+//!    together, whole messages only. [`ApproxCounter`] is a cheap
 //!    default; with the `tiktoken` feature, `TiktokenCounter` counts OpenAI tokens exactly.
-//! 3. [`resolve_files`](files::resolve_files) turns attachment parts into URLs or base64
+//! 3. [`resolve_files`] turns attachment parts into URLs or base64
 //!    `data:` URLs through the files backend ([`FileMode`]); external URLs pass through.
 //! 4. A writer turns the result into the provider's JSON.
 //!

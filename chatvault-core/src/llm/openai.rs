@@ -10,10 +10,10 @@
 //! | `{"type": "input_audio", "input_audio": {"data", "format"}}` | [`Part::File`] with a base64 `data:audio/...` URL |
 //! | `{"type": "file", "file": {"file_data", "filename"}}` | [`Part::File`] with the `data:` URL and file name |
 //! | assistant `content` | [`Part::Text`]s |
-//! | assistant `refusal` | [`Part::Provider`] ([`OPENAI_CHAT`](super::OPENAI_CHAT), kind `refusal`, data the string) |
+//! | assistant `refusal` | [`Part::Provider`] ([`OPENAI_CHAT`], kind `refusal`, data the string) |
 //! | assistant `tool_calls[]` `{"id", "type": "function", "function": {"name", "arguments"}}` | [`Part::ToolCall`]s (arguments parsed from their JSON string) |
 //! | `{"role": "tool", "tool_call_id", "content"}` | a [`Role::Tool`] message with one [`Part::ToolResult`] |
-//! | any other content part (a `file` by `file_id`, ...) | [`Part::Provider`] ([`OPENAI_CHAT`](super::OPENAI_CHAT)) holding it exactly |
+//! | any other content part (a `file` by `file_id`, ...) | [`Part::Provider`] ([`OPENAI_CHAT`]) holding it exactly |
 //!
 //! Writing is the reverse, with these rules:
 //!

@@ -11,8 +11,8 @@
 //! | `{"type": "message", "role": "assistant", ...}`, `function_call`, `reasoning` and other output items | one [`Role::Assistant`] message per run of consecutive output items |
 //! | `{"type": "function_call", "call_id", "name", "arguments"}` | [`Part::ToolCall`] |
 //! | `{"type": "function_call_output", "call_id", "output"}` | a [`Role::Tool`] message with one [`Part::ToolResult`] (a string output is one text part) |
-//! | `{"type": "reasoning", "id", "summary", "encrypted_content"}` | [`Part::Provider`] ([`OPENAI`](super::OPENAI), kind `reasoning`): the item exactly, for replay |
-//! | any other item or content part (`web_search_call`, `refusal`, a file by `file_id`, ...) | [`Part::Provider`] ([`OPENAI`](super::OPENAI)) holding it exactly; items whose type ends in `_output` start a [`Role::Tool`] message |
+//! | `{"type": "reasoning", "id", "summary", "encrypted_content"}` | [`Part::Provider`] ([`OPENAI`], kind `reasoning`): the item exactly, for replay |
+//! | any other item or content part (`web_search_call`, `refusal`, a file by `file_id`, ...) | [`Part::Provider`] ([`OPENAI`]) holding it exactly; items whose type ends in `_output` start a [`Role::Tool`] message |
 //!
 //! Writing is the reverse: parts go out in order; in an assistant message consecutive
 //! text parts share one `message` item, and each tool call or provider item is an item of
