@@ -636,7 +636,7 @@ fn writers_leave_out_what_their_api_does_not_take() {
     assert_eq!(
         chat[4]["content"],
         json!([{"type": "text", "text": "Chart for Q3:"},
-               {"type": "text", "text": "[file (image/png) not shown: this API takes text tool results]"}])
+               {"type": "text", "text": "[file (image/png) not shown: this API takes only text here]"}])
     );
     assert_eq!(chat[5]["content"], "Chart service timed out after 30 s");
     assert_eq!(
@@ -713,4 +713,62 @@ fn unresolved_attachments_and_impossible_shapes_are_typed_errors() {
     assert!(openai::to_messages(&misplaced).is_err());
     assert!(responses::to_input_items(&misplaced).is_err());
     assert!(anthropic::to_request(&misplaced).is_err());
+}
+
+#[test]
+fn assistant_files_become_notes_and_misplaced_results_are_errors() {
+    let history = vec![NewMessage::with_parts(
+        Role::Assistant,
+        vec![
+            Part::text("Here is the chart."),
+            Part::url("https://img.example.com/chart.png", ct("image/png")),
+        ],
+    )];
+    let note = "[file at https://img.example.com/chart.png]";
+    let chat = openai::to_messages(&history).unwrap();
+    assert_eq!(
+        chat[0]["content"],
+        json!([{"type": "text", "text": "Here is the chart."}, {"type": "text", "text": note}])
+    );
+    let items = responses::to_input_items(&history).unwrap();
+    assert_eq!(
+        items[0]["content"][1],
+        json!({"type": "output_text", "text": note})
+    );
+    let request = anthropic::to_request(&history).unwrap();
+    assert_eq!(
+        request.messages[0]["content"][1],
+        json!({"type": "text", "text": note})
+    );
+
+    // Signed reasoning in a user message is not sent (Anthropic takes it from the
+    // assistant only).
+    let user_reasoning = vec![NewMessage::with_parts(
+        Role::User,
+        vec![
+            Part::text("hi"),
+            Part::Reasoning(Reasoning {
+                text: Some("x".into()),
+                signature: Some("sig".into()),
+                redacted: false,
+            }),
+        ],
+    )];
+    assert_eq!(
+        anthropic::to_request(&user_reasoning).unwrap().messages,
+        vec![json!({"role": "user", "content": [{"type": "text", "text": "hi"}]})]
+    );
+
+    let misplaced = vec![NewMessage::with_parts(
+        Role::Assistant,
+        vec![Part::tool_result("c", "r", false)],
+    )];
+    for err in [
+        openai::to_messages(&misplaced).unwrap_err(),
+        responses::to_input_items(&misplaced).unwrap_err(),
+        anthropic::to_request(&misplaced).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("assistant message"), "{err}");
+    }
 }

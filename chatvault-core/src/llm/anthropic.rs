@@ -28,8 +28,11 @@
 //!   and any other non-object as `{"arguments": <value>}`.
 //! - A tool result that is one text part is sent with a `content` string, an empty one
 //!   with no `content`; `is_error` is written only when true.
-//! - Reasoning without a signature (display-only text) is left out; so are other
-//!   providers' [`Part::Provider`]s and [`Part::Unknown`] parts.
+//! - Reasoning is sent only in assistant turns and only with its signature (display-only
+//!   reasoning text is left out); other providers' [`Part::Provider`]s and
+//!   [`Part::Unknown`] parts are left out.
+//! - A file in an assistant message becomes a text note (assistant turns take no files);
+//!   a tool result in one, or a tool call in a user turn, is an [`Error::InvalidInput`].
 //! - Base64 `text/plain` documents are sent with a `text` source; other base64 files by
 //!   media type (`image/*` as images, the rest as documents); URLs as `url` sources.
 //! - Not kept when reading: `cache_control` and `citations` of text blocks, `cache_control`
@@ -58,7 +61,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::openai::resolved_url;
+use super::openai::{file_note, resolved_url, result_in_assistant};
 use super::{
     ANTHROPIC, ChatMessage, data_url, decode_data_url, is_image, is_instruction, provider_part,
     split_data_url, str_field, type_of,
@@ -103,7 +106,6 @@ pub fn to_request<M: ChatMessage>(messages: &[M]) -> Result<AnthropicRequest> {
             for part in message.parts() {
                 match part {
                     Part::Text { text } => system.push(text.clone()),
-                    Part::Provider(p) if p.provider == ANTHROPIC => {}
                     Part::Reasoning(_) | Part::Provider(_) | Part::Unknown(_) => {}
                     other => {
                         return Err(Error::invalid_input(
@@ -163,6 +165,8 @@ fn write_block(part: &Part, assistant: bool) -> Result<Option<Value>> {
     Ok(Some(match part {
         Part::Text { text } if text.is_empty() => return Ok(None),
         Part::Text { text } => json!({"type": "text", "text": text}),
+        // Anthropic takes no files from the assistant: a note stands for one.
+        Part::File(file) if assistant => json!({"type": "text", "text": file_note(file)}),
         Part::File(file) => write_file(file)?,
         Part::ToolCall(call) => {
             if !assistant {
@@ -180,13 +184,7 @@ fn write_block(part: &Part, assistant: bool) -> Result<Option<Value>> {
         }
         Part::ToolResult(result) => {
             if assistant {
-                return Err(Error::invalid_input(
-                    "tool result",
-                    format!(
-                        "the result for {:?} is in an assistant message",
-                        result.call_id
-                    ),
-                ));
+                return Err(result_in_assistant(&result.call_id));
             }
             let mut block = Map::new();
             block.insert("type".into(), "tool_result".into());
@@ -215,7 +213,7 @@ fn write_block(part: &Part, assistant: bool) -> Result<Option<Value>> {
             text,
             signature: Some(signature),
             redacted,
-        }) => {
+        }) if assistant => {
             if *redacted {
                 json!({"type": "redacted_thinking", "data": signature})
             } else {

@@ -114,46 +114,40 @@ async fn resolve_one(conversation: &Conversation, id: &FileId, mode: FileMode) -
     let Some(attachment) = conversation.file(id) else {
         return Ok(Resolved::Gone(id.to_string()));
     };
-    let base64 = match mode {
-        FileMode::Base64 => true,
-        FileMode::SignedUrl(_) => false,
-        FileMode::SignedUrlOrBase64(_) => {
-            !conversation
-                .vault()
-                .files_backend()
-                .capabilities()
-                .signed_urls
-        }
+    let signed = match mode {
+        FileMode::Base64 => None,
+        FileMode::SignedUrl(expires) => Some(expires),
+        FileMode::SignedUrlOrBase64(expires) => conversation
+            .vault()
+            .files_backend()
+            .capabilities()
+            .signed_urls
+            .then_some(expires),
     };
-    let url = if base64 {
-        if attachment.size > MAX_INLINE_BYTES {
-            return Err(Error::TooLarge {
-                what: format!("attachment {} for base64 inlining", attachment.filename),
-                size: attachment.size,
-                limit: MAX_INLINE_BYTES,
-            });
-        }
-        match conversation.file_content(id).await {
-            Ok(Some(bytes)) => data_url(attachment.content_type.as_str(), &bytes),
-            Ok(None) => return Ok(Resolved::Gone(attachment.filename.clone())),
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Ok(Resolved::Gone(attachment.filename.clone()));
-            }
-            Err(e) => return Err(e),
-        }
-    } else {
-        let (FileMode::SignedUrl(expires) | FileMode::SignedUrlOrBase64(expires)) = mode else {
-            return Err(Error::invalid_input(
-                "file mode",
-                "no expiry for signed URLs",
-            ));
-        };
-        match conversation.file_url(id, expires).await {
+    let url = match signed {
+        Some(expires) => match conversation.file_url(id, expires).await {
             Ok(url) => url,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Ok(Resolved::Gone(attachment.filename.clone()));
             }
             Err(e) => return Err(e),
+        },
+        None => {
+            if attachment.size > MAX_INLINE_BYTES {
+                return Err(Error::TooLarge {
+                    what: format!("attachment {} for base64 inlining", attachment.filename),
+                    size: attachment.size,
+                    limit: MAX_INLINE_BYTES,
+                });
+            }
+            match conversation.file_content(id).await {
+                Ok(Some(bytes)) => data_url(attachment.content_type.as_str(), &bytes),
+                Ok(None) => return Ok(Resolved::Gone(attachment.filename.clone())),
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    return Ok(Resolved::Gone(attachment.filename.clone()));
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
     Ok(Resolved::File(FilePart {

@@ -22,8 +22,10 @@
 //! - Tool results go out as one `tool` message each, before the rest of their message's
 //!   content (a user message holding results and text, as Anthropic's user turns do,
 //!   becomes the tool messages and then a user message). Chat Completions has no error
-//!   flag: an error result is sent as its text. Files inside a tool result become a text
-//!   note, since tool messages take text only.
+//!   flag: an error result is sent as its text. Files inside a tool result, and files in
+//!   an assistant message, become a text note (`[chart.png (image/png) not shown: ...]`,
+//!   or the URL), since those take text only. A tool result inside an assistant message is
+//!   an [`Error::InvalidInput`].
 //! - Image files go out as `image_url` (a URL or a `data:` URL); `audio/*` base64 files as
 //!   `input_audio`; other base64 files as `file` parts. A document at an `https://` URL
 //!   has no Chat Completions form and is an [`Error::InvalidInput`]: resolve attachments
@@ -134,12 +136,9 @@ fn write_assistant(parts: &[Part], out: &mut Vec<Value>) -> Result<()> {
             Part::Provider(p) if p.provider == OPENAI_CHAT && p.kind == "refusal" => {
                 refusal = Some(p.data.clone());
             }
-            Part::File(_) => {
-                return Err(Error::invalid_input(
-                    "assistant message",
-                    "Chat Completions takes no files in assistant messages",
-                ));
-            }
+            // Chat Completions takes no files from the assistant: a note stands for one.
+            Part::File(file) => texts.push(file_note(file)),
+            Part::ToolResult(result) => return Err(result_in_assistant(&result.call_id)),
             // Reasoning, other providers' data, unknown parts: not part of this API.
             _ => {}
         }
@@ -223,15 +222,24 @@ fn write_tool_content(result: &ToolResult) -> Value {
     }
 }
 
-/// The text that stands for a file a tool returned, where only text is taken.
+/// The error for a tool result inside an assistant message.
+pub(crate) fn result_in_assistant(call_id: &str) -> Error {
+    Error::invalid_input(
+        "tool result",
+        format!("the result for {call_id:?} is in an assistant message"),
+    )
+}
+
+/// The text that stands for a file where an API takes only text (a tool's result in
+/// Chat Completions, an assistant's file anywhere).
 pub(crate) fn file_note(file: &FilePart) -> String {
     let name = file.filename.as_deref().unwrap_or("file");
     match (&file.source, &file.media_type) {
         (FileSource::Url { url }, _) if !url.starts_with("data:") => {
             format!("[{name} at {url}]")
         }
-        (_, Some(m)) => format!("[{name} ({m}) not shown: this API takes text tool results]"),
-        (_, None) => format!("[{name} not shown: this API takes text tool results]"),
+        (_, Some(m)) => format!("[{name} ({m}) not shown: this API takes only text here]"),
+        (_, None) => format!("[{name} not shown: this API takes only text here]"),
     }
 }
 

@@ -19,6 +19,8 @@
 //! its own. Messages are always written as `{"type": "message", "role", "content": [..]}`.
 //! A tool result is one `function_call_output` (the Responses API has no error flag; an
 //! error result is sent as its text); its output is a string when it is one text part.
+//! A file in an assistant message becomes a text note (the API takes none there); a tool
+//! result in one is an [`Error::InvalidInput`].
 //! Reasoning parts ([`Part::Reasoning`], Anthropic's) are left out, as are other
 //! providers' data and [`Part::Unknown`] parts. Not kept when reading: `id` and `status`
 //! of messages and function calls, `annotations` of output text, an image's `detail`
@@ -41,7 +43,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::openai::resolved_url;
+use super::openai::{file_note, resolved_url, result_in_assistant};
 use super::{
     ChatMessage, OPENAI, arguments_from_str, arguments_to_string, data_url_media_type, is_image,
     is_instruction, provider_part, str_field, type_of,
@@ -137,15 +139,12 @@ impl ItemWriter<'_> {
                 };
                 self.content.push(json!({"type": kind, "text": text}));
             }
-            Part::File(file) => {
-                if self.assistant {
-                    return Err(Error::invalid_input(
-                        "assistant message",
-                        "the Responses API takes no files in assistant messages",
-                    ));
-                }
-                self.content.push(write_file(file)?);
+            // The Responses API takes no files from the assistant: a note stands for one.
+            Part::File(file) if self.assistant => {
+                self.content
+                    .push(json!({"type": "output_text", "text": file_note(file)}));
             }
+            Part::File(file) => self.content.push(write_file(file)?),
             Part::ToolCall(call) => {
                 if !self.assistant {
                     return Err(Error::invalid_input(
@@ -161,6 +160,9 @@ impl ItemWriter<'_> {
                 }));
             }
             Part::ToolResult(result) => {
+                if self.assistant {
+                    return Err(result_in_assistant(&result.call_id));
+                }
                 let output = write_output(result)?;
                 self.item(json!({
                     "type": "function_call_output",
