@@ -772,3 +772,42 @@ fn assistant_files_become_notes_and_misplaced_results_are_errors() {
         assert!(err.to_string().contains("assistant message"), "{err}");
     }
 }
+
+#[test]
+fn usage_reads_from_each_response_shape() {
+    use chatvault_core::Usage;
+    let chat = json!({"id": "chatcmpl-1", "model": "gpt-4o", "choices": [],
+        "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
+                  "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+                  "completion_tokens_details": {"reasoning_tokens": 0}}});
+    assert_eq!(
+        openai::usage_from_response(&chat),
+        Some(Usage {
+            input_tokens: 1200,
+            output_tokens: 300,
+            cached_input_tokens: 1024,
+            reasoning_tokens: 0,
+            model: Some("gpt-4o".into()),
+        })
+    );
+    let resp = json!({"model": "o4-mini", "usage": {"input_tokens": 10, "output_tokens": 500,
+        "output_tokens_details": {"reasoning_tokens": 448}}});
+    let u = responses::usage_from_response(&resp).unwrap();
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.reasoning_tokens),
+        (10, 500, 448)
+    );
+    let claude =
+        json!({"model": "claude-sonnet-4-5", "usage": {"input_tokens": 3, "output_tokens": 9}});
+    let u = anthropic::usage_from_response(&claude).unwrap();
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.cached_input_tokens),
+        (3, 9, 0)
+    );
+    // No usage: None, not zeros.
+    assert_eq!(openai::usage_from_response(&json!({"model": "x"})), None);
+    assert_eq!(
+        anthropic::usage_from_response(&json!({"usage": null})),
+        None
+    );
+}

@@ -63,12 +63,12 @@ use serde_json::{Map, Value, json};
 
 use super::openai::{file_note, resolved_url, result_in_assistant};
 use super::{
-    ANTHROPIC, ChatMessage, data_url, decode_data_url, is_image, is_instruction, provider_part,
-    split_data_url, str_field, type_of,
+    ANTHROPIC, ChatMessage, count_at, data_url, decode_data_url, is_image, is_instruction,
+    provider_part, split_data_url, str_field, type_of, usage_of,
 };
 use crate::error::{Error, Result};
 use crate::ids::ContentType;
-use crate::message::{FilePart, FileSource, NewMessage, Part, Reasoning, ToolResult};
+use crate::message::{FilePart, FileSource, NewMessage, Part, Reasoning, ToolResult, Usage};
 use crate::model::Role;
 
 /// The parts of a Messages API request that hold the conversation.
@@ -264,6 +264,35 @@ fn write_file(file: &FilePart) -> Result<Value> {
         block.insert("title".into(), name.clone().into());
     }
     Ok(Value::Object(block))
+}
+
+/// The [`Usage`] of a Messages API response body (its `usage` and `model`). Anthropic's
+/// `input_tokens` leaves out cached tokens; ChatVault's input counts them, so input is
+/// `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`, and cached input
+/// is `cache_read_input_tokens`. Anthropic reports no separate reasoning count (thinking is
+/// in `output_tokens`). `None` when the body has no usage.
+///
+/// ```
+/// use chatvault_core::llm::anthropic;
+/// let response = serde_json::json!({"model": "claude-sonnet-4-5", "usage": {
+///     "input_tokens": 25, "output_tokens": 80,
+///     "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 200}});
+/// let usage = anthropic::usage_from_response(&response).unwrap();
+/// assert_eq!((usage.input_tokens, usage.cached_input_tokens, usage.output_tokens), (1225, 1000, 80));
+/// ```
+pub fn usage_from_response(response: &Value) -> Option<Usage> {
+    usage_of(response, |u| {
+        let cached = count_at(u, &["cache_read_input_tokens"]);
+        Usage {
+            input_tokens: count_at(u, &["input_tokens"])
+                .saturating_add(cached)
+                .saturating_add(count_at(u, &["cache_creation_input_tokens"])),
+            output_tokens: count_at(u, &["output_tokens"]),
+            cached_input_tokens: cached,
+            reasoning_tokens: 0,
+            model: None,
+        }
+    })
 }
 
 /// Reads a Messages API `system` (a string or text blocks) and `messages` into messages to

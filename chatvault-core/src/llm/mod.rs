@@ -11,6 +11,9 @@
 //! | [`responses`] | OpenAI Responses `input` items | [`responses::to_input_items`] | [`responses::from_input_items`] |
 //! | [`anthropic`] | Anthropic Messages `system` + `messages` | [`anthropic::to_request`] | [`anthropic::from_request`] |
 //!
+//! Each module also reads a response's token usage (`usage_from_response`) into a
+//! [`Usage`](crate::Usage) for [`ReplyWriter::finish`](crate::ReplyWriter::finish).
+//!
 //! Readers return [`NewMessage`]s, ready for [`Conversation::append`]; writers take
 //! anything that is a [`ChatMessage`] (stored [`Message`]s, [`NewMessage`]s, or the
 //! [`ReplayMessage`]s that history preparation makes). Provider JSON is
@@ -248,6 +251,29 @@ pub(crate) fn arguments_to_string(arguments: &Value) -> String {
 /// the model's output is not JSON.
 pub(crate) fn arguments_from_str(arguments: &str) -> Value {
     serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_owned()))
+}
+
+/// The unsigned integer at a JSON path, 0 when absent.
+pub(crate) fn count_at(value: &Value, path: &[&str]) -> u64 {
+    let mut v = value;
+    for key in path {
+        v = &v[*key];
+    }
+    v.as_u64().unwrap_or(0)
+}
+
+/// The usage of a response body with a `usage` object and a `model`.
+pub(crate) fn usage_of(
+    response: &Value,
+    read: impl Fn(&Value) -> crate::message::Usage,
+) -> Option<crate::message::Usage> {
+    let usage = response.get("usage").filter(|u| u.is_object())?;
+    let mut out = read(usage);
+    out.model = response
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some(out)
 }
 
 /// The string at `value[key]`, or an [`Error::InvalidInput`] naming `what`.

@@ -58,12 +58,13 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    ChatMessage, OPENAI_CHAT, arguments_from_str, arguments_to_string, data_url_media_type,
-    is_image, is_instruction, provider_part, split_data_url, str_field, type_of,
+    ChatMessage, OPENAI_CHAT, arguments_from_str, arguments_to_string, count_at,
+    data_url_media_type, is_image, is_instruction, provider_part, split_data_url, str_field,
+    type_of, usage_of,
 };
 use crate::error::{Error, Result};
 use crate::ids::ContentType;
-use crate::message::{FilePart, FileSource, NewMessage, Part, ProviderPart, ToolResult};
+use crate::message::{FilePart, FileSource, NewMessage, Part, ProviderPart, ToolResult, Usage};
 use crate::model::Role;
 
 /// Writes `messages` as Chat Completions `messages`. See the [module docs](self) for the
@@ -295,6 +296,31 @@ fn audio_media_type(format: &str) -> String {
         "mp3" => "audio/mpeg".to_owned(),
         other => format!("audio/{other}"),
     }
+}
+
+/// The [`Usage`] of a Chat Completions response body (its `usage` and `model`): prompt
+/// tokens as input (cached ones included, as OpenAI counts them), completion tokens as
+/// output, `prompt_tokens_details.cached_tokens` and
+/// `completion_tokens_details.reasoning_tokens`. `None` when the body has no usage.
+///
+/// ```
+/// use chatvault_core::llm::openai;
+/// let response = serde_json::json!({"model": "gpt-4o-2024-08-06", "usage": {
+///     "prompt_tokens": 120, "completion_tokens": 18, "total_tokens": 138,
+///     "prompt_tokens_details": {"cached_tokens": 64},
+///     "completion_tokens_details": {"reasoning_tokens": 0}}});
+/// let usage = openai::usage_from_response(&response).unwrap();
+/// assert_eq!((usage.input_tokens, usage.output_tokens, usage.cached_input_tokens), (120, 18, 64));
+/// assert_eq!(usage.model.as_deref(), Some("gpt-4o-2024-08-06"));
+/// ```
+pub fn usage_from_response(response: &Value) -> Option<Usage> {
+    usage_of(response, |u| Usage {
+        input_tokens: count_at(u, &["prompt_tokens"]),
+        output_tokens: count_at(u, &["completion_tokens"]),
+        cached_input_tokens: count_at(u, &["prompt_tokens_details", "cached_tokens"]),
+        reasoning_tokens: count_at(u, &["completion_tokens_details", "reasoning_tokens"]),
+        model: None,
+    })
 }
 
 /// Reads Chat Completions `messages` into messages to store. See the

@@ -45,12 +45,12 @@ use serde_json::{Map, Value, json};
 
 use super::openai::{file_note, resolved_url, result_in_assistant};
 use super::{
-    ChatMessage, OPENAI, arguments_from_str, arguments_to_string, data_url_media_type, is_image,
-    is_instruction, provider_part, str_field, type_of,
+    ChatMessage, OPENAI, arguments_from_str, arguments_to_string, count_at, data_url_media_type,
+    is_image, is_instruction, provider_part, str_field, type_of, usage_of,
 };
 use crate::error::{Error, Result};
 use crate::ids::ContentType;
-use crate::message::{FilePart, FileSource, NewMessage, Part, ToolResult};
+use crate::message::{FilePart, FileSource, NewMessage, Part, ToolResult, Usage};
 use crate::model::Role;
 
 /// Content part types (as opposed to items) of the Responses API.
@@ -224,6 +224,30 @@ fn write_file(file: &FilePart) -> Result<Value> {
     };
     part.insert(key.into(), url.into());
     Ok(Value::Object(part))
+}
+
+/// The [`Usage`] of a Responses API response body (its `usage` and `model`):
+/// `input_tokens` (cached ones included), `output_tokens` (reasoning ones included),
+/// `input_tokens_details.cached_tokens`, `output_tokens_details.reasoning_tokens`. `None`
+/// when the body has no usage.
+///
+/// ```
+/// use chatvault_core::llm::responses;
+/// let response = serde_json::json!({"model": "o4-mini", "output": [], "usage": {
+///     "input_tokens": 300, "output_tokens": 900, "total_tokens": 1200,
+///     "input_tokens_details": {"cached_tokens": 0},
+///     "output_tokens_details": {"reasoning_tokens": 640}}});
+/// let usage = responses::usage_from_response(&response).unwrap();
+/// assert_eq!((usage.input_tokens, usage.output_tokens, usage.reasoning_tokens), (300, 900, 640));
+/// ```
+pub fn usage_from_response(response: &Value) -> Option<Usage> {
+    usage_of(response, |u| Usage {
+        input_tokens: count_at(u, &["input_tokens"]),
+        output_tokens: count_at(u, &["output_tokens"]),
+        cached_input_tokens: count_at(u, &["input_tokens_details", "cached_tokens"]),
+        reasoning_tokens: count_at(u, &["output_tokens_details", "reasoning_tokens"]),
+        model: None,
+    })
 }
 
 /// Reads Responses API `input` items (or a response's `output` items) into messages to

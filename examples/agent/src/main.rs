@@ -14,9 +14,7 @@
 use std::time::Duration;
 
 use chatvault_core::llm::{self, ApproxCounter, FileMode, HistoryOptions};
-use chatvault_core::{
-    ChatVault, Conversation, NewMessage, Part, ReplyOptions, Role, Usage, UserId,
-};
+use chatvault_core::{ChatVault, Conversation, NewMessage, Part, ReplyOptions, Role, UserId};
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 use serde_json::{Value, json};
 
@@ -47,7 +45,9 @@ struct ScriptedModel;
 impl ScriptedModel {
     /// Answers an OpenAI Chat Completions request body: after a tool result, with the
     /// weather it says; after a user message, by asking for the weather tool.
-    fn stream(&self, request: &Value) -> Result<(Vec<Event>, Usage), Error> {
+    /// Returns the streamed events and the final chunk (`model` and `usage`, in the Chat
+    /// Completions shape).
+    fn stream(&self, request: &Value) -> Result<(Vec<Event>, Value), Error> {
         let messages = request["messages"]
             .as_array()
             .ok_or("the request has no messages")?;
@@ -119,7 +119,7 @@ async fn agent_turn(
     loop {
         let history = chat.prepare_history(&history_options()).await?;
         let request = llm::openai::to_request("scripted-gpt", &history)?;
-        let (events, usage) = model.stream(&request)?;
+        let (events, last_chunk) = model.stream(&request)?;
 
         let options = ReplyOptions::default()
             .checkpoint_interval(Duration::from_millis(100))
@@ -156,7 +156,9 @@ async fn agent_turn(
             drop(reply);
             return Ok(());
         }
-        let message = reply.finish(Some(usage)).await?;
+        let message = reply
+            .finish(llm::openai::usage_from_response(&last_chunk))
+            .await?;
         println!(
             "  (stored reply {} as {:?}, revision {})",
             message.seq, message.status, message.revision
