@@ -86,10 +86,12 @@ impl ScriptedModel {
         let output_tokens = events.len() as u64 + u64::from(call.is_some()) * 10;
         events.extend(call);
         let input_tokens = (request.to_string().len() as u64).div_ceil(4);
-        Ok((
-            events,
-            Usage::new("scripted-gpt", input_tokens, output_tokens),
-        ))
+        let last_chunk = json!({
+            "model": "scripted-gpt",
+            "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
+                      "total_tokens": input_tokens + output_tokens},
+        });
+        Ok((events, last_chunk))
     }
 }
 
