@@ -294,3 +294,23 @@ async fn files_too_large_to_inline_are_refused() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TooLarge);
 }
+
+#[tokio::test]
+async fn attachments_added_through_another_handle_are_found() {
+    let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+    let stale = vault.create_conversation(None).await.unwrap();
+    let mut other = vault.get_conversation(stale.id()).await.unwrap().unwrap();
+    let f = other
+        .attach_file("late.txt", &b"late"[..], "text/plain")
+        .await
+        .unwrap();
+    assert!(stale.file(&f.id).is_none());
+    let messages = vec![ReplayMessage::new(
+        Role::User,
+        vec![Part::attachment(f.id.clone(), None)],
+    )];
+    let out = resolve_files(&stale, messages, FileMode::Base64)
+        .await
+        .unwrap();
+    assert_eq!(url_of(&out[0].parts[0]), "data:text/plain;base64,bGF0ZQ==");
+}

@@ -11,9 +11,9 @@
 //!
 //! An attachment that is gone (deleted, or its bytes missing from the files backend) is
 //! replaced by a text part saying so (`[attachment report.pdf is no longer available]`),
-//! so that one lost file does not make every later request fail. Resolve with a fresh
-//! handle ([`Conversation::refresh`]) when attachments may have been added through
-//! another one.
+//! so that one lost file does not make every later request fail. An attachment the
+//! handle does not know yet (added through another handle or process) is looked up in
+//! the backend first.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -77,6 +77,18 @@ pub async fn resolve_files(
     let mut wanted: Vec<FileId> = Vec::new();
     for message in &messages {
         collect_attachments(&message.parts, &mut wanted);
+    }
+    // Attachments added through another handle (or process) are not in this handle's
+    // list: read the conversation afresh before calling any of them gone.
+    let fresh;
+    let mut conversation = conversation;
+    if wanted.iter().any(|id| conversation.file(id).is_none()) {
+        fresh = conversation
+            .vault()
+            .get_conversation(conversation.id())
+            .await?
+            .ok_or_else(|| Error::conversation_not_found(conversation.id().as_str()))?;
+        conversation = &fresh;
     }
     let mut resolved: HashMap<FileId, Resolved> = HashMap::with_capacity(wanted.len());
     for id in wanted {
