@@ -90,6 +90,7 @@ mod backend;
 mod error;
 pub mod ids;
 pub mod keys;
+pub mod llm;
 pub mod message;
 mod model;
 pub mod simple;
