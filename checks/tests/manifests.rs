@@ -102,28 +102,14 @@ fn readme_feature_table_lists_exactly_the_features_of_every_published_crate() {
     let published = published(&metadata);
 
     // From the manifests: (crate, feature, on by default?).
-    let mut expected = BTreeSet::new();
-    for (crate_name, package) in &published {
-        let features = package["features"].as_object().expect("features is a map");
-        let defaults: BTreeSet<&str> = features
-            .get("default")
-            .and_then(Value::as_array)
-            .map(|d| d.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let mut any = false;
-        for feature in features.keys().filter(|f| *f != "default") {
-            any = true;
-            let default = if defaults.contains(feature.as_str()) {
-                "yes"
-            } else {
-                "no"
-            };
-            expected.insert((crate_name.clone(), feature.clone(), default.to_owned()));
-        }
-        if !any {
-            expected.insert((crate_name.clone(), NO_FEATURES.to_owned(), String::new()));
-        }
-    }
+    let expected: BTreeSet<(String, String, String)> = published
+        .iter()
+        .flat_map(|(crate_name, package)| {
+            feature_rows(package)
+                .into_iter()
+                .map(move |(feature, default)| (crate_name.clone(), feature, default))
+        })
+        .collect();
 
     // From the README: | Crate | Feature | Default | What it enables |
     let mut documented = BTreeSet::new();
@@ -294,6 +280,105 @@ fn examples_are_not_published_and_published_crates_have_registry_metadata() {
             problems.push(format!(
                 "{crate_name}: [package.metadata.docs.rs] needs \
                  `rustdoc-args = [\"--cfg\", \"docsrs\"]`"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The crate's features as (feature, "yes"/"no" for on by default), or one
+/// (`NO_FEATURES`, "") row for a crate without any.
+fn feature_rows(package: &Value) -> BTreeSet<(String, String)> {
+    let features = package["features"].as_object().expect("features is a map");
+    let defaults: BTreeSet<&str> = features
+        .get("default")
+        .and_then(Value::as_array)
+        .map(|d| d.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut rows: BTreeSet<(String, String)> = features
+        .keys()
+        .filter(|f| *f != "default")
+        .map(|f| {
+            let default = if defaults.contains(f.as_str()) {
+                "yes"
+            } else {
+                "no"
+            };
+            (f.clone(), default.to_owned())
+        })
+        .collect();
+    if rows.is_empty() {
+        rows.insert((NO_FEATURES.to_owned(), String::new()));
+    }
+    rows
+}
+
+#[test]
+fn every_published_crate_has_a_readme_that_is_its_crate_docs_and_lists_its_features() {
+    let metadata = metadata();
+    let mut problems = Vec::new();
+    for (crate_name, package) in published(&metadata) {
+        let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
+        let dir = manifest.parent().expect("a manifest is in a directory");
+        let Some(readme_name) = package["readme"].as_str() else {
+            problems.push(format!("{crate_name}: no README.md (the registry page)"));
+            continue;
+        };
+        let readme_path = dir.join(readme_name);
+        let Ok(readme) = std::fs::read_to_string(&readme_path) else {
+            problems.push(format!(
+                "{crate_name}: cannot read {}",
+                readme_path.display()
+            ));
+            continue;
+        };
+        if !readme.contains("```rust\n") {
+            problems.push(format!(
+                "{crate_name}: {readme_name} has no ```rust example (run as a doctest)"
+            ));
+        }
+
+        // The README is the crate docs' front page, so its example runs as a doctest.
+        let lib = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| {
+                t["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "lib"))
+            });
+        match lib.and_then(|t| t["src_path"].as_str()) {
+            None => problems.push(format!("{crate_name}: no library target")),
+            Some(src) => {
+                let text = std::fs::read_to_string(src).unwrap_or_default();
+                let include = format!("#![doc = include_str!(\"../{readme_name}\")]");
+                if text.lines().next().map(str::trim) != Some(include.as_str()) {
+                    problems.push(format!("{crate_name}: {src} must start with `{include}`"));
+                }
+            }
+        }
+
+        // | Feature | Default | What it enables |
+        if !readme.contains("<!-- feature-flags:start -->") {
+            problems.push(format!(
+                "{crate_name}: {readme_name} has no feature table between \
+                 <!-- feature-flags:start --> and <!-- feature-flags:end -->"
+            ));
+            continue;
+        }
+        let documented: BTreeSet<(String, String)> = marked_table(&readme, "feature-flags")
+            .into_iter()
+            .map(|row| {
+                let cell = |i: usize| row.get(i).cloned().unwrap_or_default();
+                (cell(0), cell(1))
+            })
+            .collect();
+        let expected = feature_rows(package);
+        if documented != expected {
+            problems.push(format!(
+                "{crate_name}: {readme_name}'s feature table lists {documented:?}, the manifest \
+                 has {expected:?} (feature, default)"
             ));
         }
     }
