@@ -332,7 +332,7 @@ fn every_published_crate_has_a_readme_that_is_its_crate_docs_and_lists_its_featu
             ));
             continue;
         };
-        if !readme.contains("```rust\n") {
+        if !readme.contains("```rust") {
             problems.push(format!(
                 "{crate_name}: {readme_name} has no ```rust example (run as a doctest)"
             ));
