@@ -51,21 +51,33 @@ else
     step 4/7 "cargo build --workspace --all-features --examples --benches --bins"
     cargo build --workspace --all-features --examples --benches --bins
 
-    # Every package that is not `publish = false` (the examples and workspace-checks are).
+    # Every package that is not `publish = false` (the examples and workspace-checks are),
+    # as "name version".
     published=()
-    while IFS= read -r name; do
-        published+=(-p "$name")
-    done < <(cargo metadata --no-deps --format-version 1 --offline | python3 -c '
+    mapfile -t published_ids < <(cargo metadata --no-deps --format-version 1 --offline | python3 -c '
 import json, sys
 for p in json.load(sys.stdin)["packages"]:
     if p["publish"] != []:
-        print(p["name"])')
-    [[ ${#published[@]} -gt 0 ]] || { echo "test.sh: found no published crate to package" >&2; exit 1; }
+        print(p["name"], p["version"])')
+    [[ ${#published_ids[@]} -gt 0 ]] || { echo "test.sh: found no published crate to package" >&2; exit 1; }
+    for id in "${published_ids[@]}"; do published+=(-p "${id% *}"); done
     step 5/7 "scripts/msrv.sh --quick; cargo package --offline --allow-dirty ${published[*]}"
     bash "$ROOT/scripts/msrv.sh" --quick
-    # Verified (no --no-verify); shares target/ with the steps above. --allow-dirty: the
-    # check is whether the crates package and build, not whether the tree is committed.
-    cargo package --offline --allow-dirty "${published[@]}"
+    # Cargo treats a registry crate as immutable, and the local overlay that stands in for
+    # the registry is one: with an unchanged version, it would reuse the copy of a workspace
+    # crate extracted (into $CARGO_HOME/registry/src/-<hash>/, where local registries go)
+    # and compiled by an earlier run, and verify the crates depending on it against that old
+    # code. So both are dropped first: the extracted copies, and the compiled units of the
+    # workspace crates in the packaging target dir (its own, so that this costs no rebuild
+    # of the other steps' crates; the dependencies in it stay cached between runs).
+    package_target=$ROOT/target/package-verify
+    for id in "${published_ids[@]}"; do
+        rm -rf "${CARGO_HOME:-$HOME/.cargo}/registry/src/"-*/"${id% *}-${id#* }" \
+            "$package_target"/debug/.fingerprint/"${id% *}"-*
+    done
+    # Verified (no --no-verify). --allow-dirty: the check is whether the crates package and
+    # build, not whether the tree is committed.
+    cargo package --offline --allow-dirty --target-dir "$package_target" "${published[@]}"
 fi
 
 step 6/7 "scripts/emulators.sh start (LocalStack S3, DynamoDB Local)"
