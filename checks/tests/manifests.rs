@@ -359,6 +359,18 @@ fn every_published_crate_has_a_readme_that_is_its_crate_docs_and_lists_its_featu
             }
         }
 
+        // The README states the crate's minimum Rust version: the one its manifest declares.
+        let rust_version = package["rust_version"].as_str().unwrap_or_default();
+        let msrv_paragraph = readme
+            .split_once("## Minimum supported Rust version")
+            .map(|(_, rest)| rest.trim_start());
+        if msrv_paragraph.is_none_or(|p| !p.starts_with(&format!("{rust_version} "))) {
+            problems.push(format!(
+                "{crate_name}: {readme_name} needs a `## Minimum supported Rust version` \
+                 section whose text starts with the declared rust-version {rust_version}"
+            ));
+        }
+
         // | Feature | Default | What it enables |
         if !readme.contains("<!-- feature-flags:start -->") {
             problems.push(format!(
