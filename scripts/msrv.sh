@@ -13,7 +13,8 @@
 #
 # For each crate, with R the version under test, three things must hold:
 #   1. Language: edition 2024 needs 1.85; let chains (`if a && let Some(x) = b`) need 1.88.
-#      The crate's src/ is searched for let chains when R < 1.88.
+#      The crate's src/ is searched for let chains when R < 1.88. The workspace crates it
+#      depends on must declare a rust-version <= R.
 #   2. Dependencies: in a scratch copy of the workspace (target/msrv/ws) every member's
 #      rust-version is set to R and a fresh lockfile is resolved with cargo's Rust-version-aware
 #      resolver (incompatible-rust-versions = "fallback", the default for edition 2024 users).
@@ -138,6 +139,26 @@ else:
             problems+=("let chains need Rust 1.88: $(echo "$chains" | head -3 | sed "s|$ROOT/||" | tr '\n' ' ')")
         fi
     fi
+
+    # A workspace crate it depends on (normal or build, directly or not) must not need more.
+    while IFS= read -r line; do
+        [[ -n $line ]] && problems+=("$line")
+    done < <(python3 -c '
+import json, sys
+crate, rv = sys.argv[1], sys.argv[2]
+def key(v): return [int(x) for x in (v.split(".") + ["0", "0"])[:3]]
+by_name = {p["name"]: p for p in json.load(sys.stdin)["packages"]}
+seen, todo = set(), [crate]
+while todo:
+    for d in by_name[todo.pop()]["dependencies"]:
+        if d["kind"] != "dev" and d["name"] in by_name and d["name"] not in seen:
+            seen.add(d["name"])
+            todo.append(d["name"])
+for name in sorted(seen):
+    v = by_name[name]["rust_version"]
+    if v and key(v) > key(rv):
+        print("workspace dependency %s declares rust-version %s" % (name, v))
+' "$crate" "$rv" <<<"$metadata")
 
     # 2. Dependencies resolved for R.
     if [[ $quick == 1 ]]; then
