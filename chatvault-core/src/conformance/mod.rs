@@ -164,6 +164,7 @@ impl fmt::Display for SuiteConfig {
 /// the constructor is a future (an `async` block) giving a fresh
 /// [`MessagesBackend`](crate::MessagesBackend); the optional config is a [`SuiteConfig`].
 /// See the [module docs](crate::conformance).
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 #[macro_export]
 macro_rules! messages_backend_tests {
     ($ctor:expr $(, $config:expr)? $(,)?) => {
@@ -199,6 +200,7 @@ macro_rules! messages_backend_tests {
 /// `files_backend_tests!(constructor)` or `files_backend_tests!(constructor, config)`: the
 /// constructor is a future giving a fresh [`FilesBackend`](crate::FilesBackend). See the
 /// [module docs](crate::conformance).
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 #[macro_export]
 macro_rules! files_backend_tests {
     ($ctor:expr $(, $config:expr)? $(,)?) => {
@@ -218,6 +220,7 @@ macro_rules! files_backend_tests {
 /// `vault_tests!(constructor)` or `vault_tests!(constructor, config)`: the constructor is a
 /// future giving a fresh [`ChatVault`](crate::ChatVault) over the backends under test. See
 /// the [module docs](crate::conformance).
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 #[macro_export]
 macro_rules! vault_tests {
     ($ctor:expr $(, $config:expr)? $(,)?) => {
