@@ -156,6 +156,7 @@
 mod error;
 mod files;
 mod fsutil;
+mod listing;
 mod log;
 mod messages;
 
@@ -163,3 +164,11 @@ pub use error::{CorruptData, IoError};
 pub use files::{DOWNLOAD_CHUNK, LocalFiles};
 pub use log::MAX_RECORD_BYTES;
 pub use messages::{FORMAT_VERSION, LocalMessages, MAX_PAGE};
+
+/// How many flushes to disk (`fsync`, `fdatasync`, `syncfs`) this process's
+/// [`LocalMessages`] stores (and the helpers they share with [`LocalFiles`]) have issued
+/// so far. For benchmarks and tests: the difference across an operation is its flush
+/// count.
+pub fn fsync_count() -> u64 {
+    fsutil::fsync_count()
+}
