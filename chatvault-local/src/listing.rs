@@ -266,6 +266,7 @@ pub(crate) struct Listing {
 }
 
 fn open_lock(dir: &Path) -> Result<File> {
+    create_dir_all_durable(dir)?;
     let path = dir.join(LOCK);
     OpenOptions::new()
         .read(true)
@@ -409,13 +410,22 @@ impl Listing {
             return Err(poisoned());
         };
         let lock_path = self.dir.join(LOCK);
-        let _guard = FlockGuard::new(lock, false, &lock_path)?;
-        let live = writer
-            .journal
-            .as_ref()
-            .is_some_and(|(g, f)| still_linked(f, &self.dir.join(journal_name(*g))));
+        let mut guard = FlockGuard::new(lock, false, &lock_path)?;
+        let live = still_linked(lock, &lock_path)
+            && writer
+                .journal
+                .as_ref()
+                .is_some_and(|(g, f)| still_linked(f, &self.dir.join(journal_name(*g))));
         if !live {
+            // Compacted, or deleted (the directory too): start again from the files.
+            drop(guard);
             writer.journal = None;
+            create_dir_all_durable(&self.dir)?;
+            writer.lock = Some(open_lock(&self.dir)?);
+            let Some(lock) = writer.lock.as_ref() else {
+                return Err(poisoned());
+            };
+            guard = FlockGuard::new(lock, false, &lock_path)?;
             let mut generation = self.current_generation()?;
             let fresh = generation == 0;
             if fresh {
@@ -435,7 +445,9 @@ impl Listing {
             return Err(poisoned());
         };
         let path = self.dir.join(journal_name(*generation));
-        journal.write_all(&line).map_err(io_at("write", &path))
+        let written = journal.write_all(&line).map_err(io_at("write", &path));
+        drop(guard);
+        written
     }
 
     /// Loads the index from its files, or rebuilds it; then reads the journal's new lines.
@@ -503,6 +515,11 @@ impl Listing {
         let Some(journal) = mem.journal.as_mut() else {
             return Ok(false);
         };
+        // A journal shorter than what was read of it was cut: claims are lost.
+        let len = journal.metadata().map_err(io_at("stat", &path))?.len();
+        if len < mem.offset {
+            return Ok(false);
+        }
         let mut buf = Vec::new();
         journal
             .seek(SeekFrom::Start(mem.offset))
