@@ -156,7 +156,8 @@ async fn a_forged_checkpoint_is_checked_against_the_log() {
     let cdir = conv_dir(dir.path(), "c");
     let original = snapshot_dir(&cdir);
     let log = fs::read(cdir.join("log-1")).unwrap();
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
         (
             "log_len - 1",
             Box::new(|h| h["log_len"] = (h["log_len"].as_u64().unwrap() - 1).into()),
@@ -362,8 +363,6 @@ async fn a_deleted_or_damaged_listing_index_is_rebuilt() {
         .await
         .unwrap();
     let want_u = listing(&store, Some("u")).await;
-    let want_v = listing(&store, Some("v")).await;
-    let want_all = listing(&store, None).await;
     // Each file of the index (looked up again each time: a rebuild renames the journal),
     // emptied, its digits changed, cut in half, removed.
     let find = |kind: &str| {
