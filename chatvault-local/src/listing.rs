@@ -696,6 +696,7 @@ impl Listing {
         user: Option<&str>,
         options: &ListOptions,
         load: &dyn Fn(&str) -> Result<Found>,
+        exists: &dyn Fn(&str) -> Result<bool>,
         load_all: &dyn Fn() -> Result<Vec<Found>>,
     ) -> Result<Page<ConversationSummary>> {
         let cursor = options.validate()?;
@@ -736,7 +737,16 @@ impl Listing {
                     break;
                 }
             }
-            let mut items = Vec::with_capacity(candidates.len());
+            // The entry after the page only says whether there is a next page: its
+            // conversation directory must exist, which is checked without reading it.
+            let probe = (candidates.len() > options.limit).then(|| candidates.pop());
+            if let Some(Some(id)) = &probe
+                && !exists(id)?
+            {
+                self.verify(mem, id, Found::Missing);
+                continue 'restart;
+            }
+            let mut items = Vec::with_capacity(candidates.len() + 1);
             for id in candidates {
                 match load(&id)? {
                     Found::Record(record) => {
@@ -759,8 +769,7 @@ impl Listing {
                     }
                 }
             }
-            let more = items.len() > options.limit;
-            items.truncate(options.limit);
+            let more = probe.is_some();
             let next_cursor = if more {
                 items.last().map(|s| ListCursor::after(s).encode())
             } else {

@@ -22,8 +22,8 @@ use crate::fsutil::{
 };
 use crate::listing::{Claim, Found, Listing};
 use crate::log::{
-    Body, DecodedFrame, EncodedFrame, FrameAt, INDEX_ENTRY, IndexEntry, MAGIC, decode_frame,
-    encode_frame, encode_state, header_crc,
+    Body, DecodedFrame, EncodedFrame, FRAME_HEADER, FrameAt, INDEX_ENTRY, IndexEntry, MAGIC,
+    decode_frame, encode_frame, encode_state, header_crc,
 };
 
 /// The most messages one [`MessagesBackend::messages`] call returns; a longer range gets
@@ -44,8 +44,8 @@ const SAVE_BATCH: usize = 1000;
 
 /// A writer rewrites the checkpoint once this many records follow it...
 const CHECKPOINT_FRAMES: usize = 32;
-/// ... or this many bytes.
-const CHECKPOINT_BYTES: u64 = 1 << 20;
+/// ... or this many bytes (what a reader replays is bounded by this plus one record).
+const CHECKPOINT_BYTES: u64 = 64 << 10;
 
 const FORMAT_FILE: &str = "FORMAT";
 const HEADER: &str = "header.json";
@@ -739,7 +739,7 @@ impl Store {
         let file_len = log.metadata().map_err(io_at("stat", &log_path))?.len();
         if cp.log_len > file_len
             || check_headroom(&cp.record, 0, &log_path).is_err()
-            || !Self::checkpoint_matches(&mut log, &log_path, cp)?
+            || !Self::checkpoint_matches(dir, &mut log, &log_path, cp)?
         {
             return Ok(None);
         }
@@ -774,12 +774,29 @@ impl Store {
     /// Whether the log record that a checkpoint says ends at its `log_len` is there and
     /// agrees with it: same CRC, and the same message count (the seq of its last
     /// message) or, for a state record, the same record and attachments.
-    fn checkpoint_matches(log: &mut File, path: &Path, cp: &Checkpoint) -> Result<bool> {
+    fn checkpoint_matches(
+        dir: &Path,
+        log: &mut File,
+        path: &Path,
+        cp: &Checkpoint,
+    ) -> Result<bool> {
         let Some((offset, crc)) = cp.last_frame else {
             return Ok(cp.log_len == 0 && cp.record.message_count == 0);
         };
-        if offset >= cp.log_len {
+        if offset >= cp.log_len || cp.log_len - offset < FRAME_HEADER {
             return Ok(false);
+        }
+        let head = read_at(log, path, offset, FRAME_HEADER)?;
+        let header_matches = header_crc(&head).is_some_and(|(len, c)| {
+            c == crc && offset + FRAME_HEADER + u64::from(len) == cp.log_len
+        });
+        if !header_matches {
+            return Ok(false);
+        }
+        // The cheap way: the index entry of the last message, which must be the record's
+        // last line, CRC-checked, with the checkpoint's count as its seq.
+        if Self::last_message_matches(dir, log, path, cp, offset)? {
+            return Ok(true);
         }
         let bytes = read_at(log, path, offset, cp.log_len - offset)?;
         let frame = match decode_frame(path, &bytes, 0, offset) {
@@ -795,6 +812,40 @@ impl Store {
             }
             Body::State(state) => state.record == cp.record && state.files == cp.files,
         })
+    }
+
+    /// Whether the index entry of message `message_count` points at the last line of
+    /// the record at `frame` (ending at `log_len`) and that line is that message.
+    fn last_message_matches(
+        dir: &Path,
+        log: &mut File,
+        path: &Path,
+        cp: &Checkpoint,
+        frame: u64,
+    ) -> Result<bool> {
+        let count = cp.record.message_count;
+        let Some(at) = count
+            .checked_sub(1)
+            .and_then(|p| p.checked_mul(INDEX_ENTRY))
+        else {
+            return Ok(false);
+        };
+        let Ok(mut index) = File::open(dir.join(index_name(cp.generation))) else {
+            return Ok(false);
+        };
+        let mut raw = [0u8; INDEX_ENTRY as usize];
+        let read = index
+            .seek(SeekFrom::Start(at))
+            .and_then(|_| index.read_exact(&mut raw));
+        let Some(entry) = read.ok().and_then(|()| IndexEntry::decode(&raw)) else {
+            return Ok(false);
+        };
+        if entry.offset <= frame + FRAME_HEADER || entry.end() != Some(cp.log_len) {
+            return Ok(false);
+        }
+        let line = read_at(log, path, entry.offset, u64::from(entry.len))?;
+        Ok(crc32fast::hash(&line) == entry.crc
+            && serde_json::from_slice::<Message>(&line).is_ok_and(|m| m.seq == count))
     }
 
     /// Replays a conversation's newest log from its start. `None` when the directory
@@ -1466,8 +1517,14 @@ impl Store {
         if let Some(user) = user {
             keys::validate_user_id(user)?;
         }
+        let exists = |id: &str| {
+            let dir = self.conv_dir(id);
+            Ok(dir.join(HEADER).exists() || !log_generations(&dir)?.is_empty())
+        };
         self.index
-            .page(user, options, &|id| self.found(id), &|| self.found_all())
+            .page(user, options, &|id| self.found(id), &exists, &|| {
+                self.found_all()
+            })
     }
 
     fn get_by_user(&self, user: &str) -> Result<Vec<StoredConversation>> {
