@@ -17,7 +17,10 @@
 //!    `syncfs` instead of flushes per conversation), each size in its own store; the
 //!    first listing after an import rebuilds the listing index from the conversations,
 //!    which is timed and printed apart, then the measured calls follow.
-//!    `CHATVAULT_BENCH_LIST_MAX` caps the largest size (default 100,000).
+//!    `CHATVAULT_BENCH_LIST_MAX` caps the largest size (default 100,000);
+//!    `CHATVAULT_BENCH_LIST_DIR` puts these stores in another directory (for example a
+//!    tmpfs, where creating 100,000 conversation directories takes seconds instead of
+//!    minutes on a busy disk).
 //! 4. The peak memory (VmHWM, Linux) of a streamed upload and a streamed download through
 //!    `LocalFiles`, each in a fresh child process so that nothing else inflates the
 //!    figure. The bytes are generated as the stream is polled, never held whole.
@@ -141,8 +144,12 @@ fn main() {
     for name in ["memory", "local"] {
         let mut medians = Vec::new();
         for &n in &list_sizes {
-            let local = (name == "local")
-                .then(|| LocalMessages::open(dir.path().join(format!("list-{n}"))).unwrap());
+            let list_dir = std::env::var("CHATVAULT_BENCH_LIST_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| dir.path().to_owned());
+            let local = (name == "local").then(|| {
+                LocalMessages::open(list_dir.join(format!("chatvault-bench-list-{n}"))).unwrap()
+            });
             let backend: Arc<dyn MessagesBackend> = match &local {
                 Some(local) => Arc::new(local.clone()),
                 None => Arc::new(MemoryMessages::new()),

@@ -1268,12 +1268,17 @@ impl Store {
 
     /// Writes a whole conversation as generation `generation` in `dir`, its log under the
     /// name `log_file` (flushed when `flush`), its index and checkpoint (never flushed).
+    ///
+    /// In a `private` directory (one being built in `tmp/`) the checkpoint is written in
+    /// place, and a bulk import (`flush` off) leaves the index out: both are derived, the
+    /// first read writes them.
     fn write_whole(
         dir: &Path,
         generation: u64,
         conversation: &StoredConversation,
         log_file: &str,
         flush: bool,
+        private: bool,
     ) -> Result<()> {
         let (log, index, cp) = Self::encode_whole(conversation, generation)?;
         let log_path = dir.join(log_file);
@@ -1283,25 +1288,27 @@ impl Store {
         if flush {
             sync_all(&file, &log_path)?;
         }
-        let index_path = dir.join(index_name(generation));
-        fs::write(&index_path, &index).map_err(io_at("write", &index_path))?;
-        write_replace_unsynced(
-            &dir.join(HEADER),
-            &dir.join(HEADER_TMP),
-            &encode_checkpoint(&cp)?,
-        )?;
+        if flush && !index.is_empty() {
+            let index_path = dir.join(index_name(generation));
+            fs::write(&index_path, &index).map_err(io_at("write", &index_path))?;
+        }
+        let checkpoint = encode_checkpoint(&cp)?;
+        if private {
+            let path = dir.join(HEADER);
+            fs::write(&path, &checkpoint).map_err(io_at("write", &path))?;
+        } else {
+            write_replace_unsynced(&dir.join(HEADER), &dir.join(HEADER_TMP), &checkpoint)?;
+        }
         guard.disarm();
         Ok(())
     }
 
     /// Builds a conversation directory in `tmp/`, flushed unless `flush` is off (a bulk
-    /// import flushes everything at once).
+    /// import flushes everything at once). Its lock file is created by the first lock.
     fn build_dir(&self, conversation: &StoredConversation, flush: bool) -> Result<TempPath> {
         let tmp = TempPath::new(self.tmp.join(new_id()));
         fs::create_dir(tmp.path()).map_err(io_at("create directory", tmp.path()))?;
-        let lock_path = tmp.path().join(LOCK);
-        File::create(&lock_path).map_err(io_at("create", &lock_path))?;
-        Self::write_whole(tmp.path(), 1, conversation, &log_name(1), flush)?;
+        Self::write_whole(tmp.path(), 1, conversation, &log_name(1), flush, true)?;
         if flush {
             sync_dir(tmp.path())?;
         }
@@ -1395,6 +1402,7 @@ impl Store {
             conversation,
             &format!("{}.tmp", log_name(generation)),
             true,
+            false,
         )?;
         self.index.record(&Claim::tentative(&conversation.record))?;
         fs::rename(&tmp_log, &log_path).map_err(io_at("rename into place", &log_path))?;
