@@ -236,6 +236,11 @@ pub(crate) fn write_replace_unsynced(path: &Path, tmp: &Path, bytes: &[u8]) -> R
     Ok(())
 }
 
+/// A fresh unique name for a temporary file or directory (a UUID v7).
+pub(crate) fn unique_name() -> String {
+    chatvault_core::ConversationId::new().to_string()
+}
+
 /// Whether an I/O error says the path (or one of its parents) does not exist.
 pub(crate) fn is_not_found(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound

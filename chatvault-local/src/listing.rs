@@ -101,8 +101,8 @@ enum ClaimState {
 impl Claim {
     fn of(record: &ConversationRecord, state: ClaimState) -> Self {
         Claim {
-            id: record.id.clone(),
-            user: record.user_id.clone(),
+            id: record.id.to_string(),
+            user: record.user_id.as_ref().map(ToString::to_string),
             last_active: record.last_active,
             archived: record.archived,
             state,
@@ -132,7 +132,7 @@ impl Claim {
 
     /// Whether the claim says what `record` says (for listings).
     fn agrees_with(&self, record: &ConversationRecord) -> bool {
-        self.user == record.user_id
+        self.user.as_deref() == record.user_id.as_ref().map(|u| u.as_str())
             && self.last_active == record.last_active
             && self.archived == record.archived
     }
@@ -706,7 +706,7 @@ impl Listing {
         self.settle(mem, load)?;
         let after = cursor
             .as_ref()
-            .map(|c: &ListCursor| key(c.last_active, &c.id));
+            .map(|c: &ListCursor| key(c.last_active, c.id.as_str()));
         'restart: for _ in 0..MAX_RESTARTS {
             let set = match user {
                 Some(u) => match mem.by_user.get(u) {

@@ -17,6 +17,7 @@
 use std::path::Path;
 
 use chatvault_core::{ConversationRecord, Error, FileAttachment, Message, Result};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,8 @@ pub(crate) const RECORD_VERSION: u32 = 1;
 pub(crate) const STATE_VERSION: u32 = 2;
 /// The kind of a state record.
 const STATE_KIND: &str = "state";
+/// The kind of an edit record (a message updated in place).
+const EDIT_KIND: &str = "edit";
 /// The largest payload of one append (one record), in bytes.
 pub const MAX_RECORD_BYTES: u64 = 256 * 1024 * 1024;
 /// Bytes per index entry.
@@ -59,6 +62,15 @@ pub(crate) struct StateLine {
     pub(crate) record: ConversationRecord,
     #[serde(default)]
     pub(crate) files: Vec<FileAttachment>,
+    /// Marked by `begin_delete`: the conversation reads as gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) deleting: bool,
+}
+
+/// The record line of an edit record, after the updated message's line.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct EditRecord {
+    pub(crate) record: ConversationRecord,
 }
 
 /// Where one message's JSON lies in the log.
@@ -144,6 +156,7 @@ pub(crate) fn encode_state(
     at: DateTime<Utc>,
     record: &ConversationRecord,
     files: &[FileAttachment],
+    deleting: bool,
 ) -> Result<EncodedFrame> {
     let json = |e: serde_json::Error| Error::backend(crate::error::BACKEND, e);
     let meta = BatchMeta {
@@ -158,12 +171,57 @@ pub(crate) fn encode_state(
     struct Line<'a> {
         record: &'a ConversationRecord,
         files: &'a [FileAttachment],
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        deleting: bool,
     }
-    serde_json::to_writer(&mut payload, &Line { record, files }).map_err(json)?;
+    serde_json::to_writer(
+        &mut payload,
+        &Line {
+            record,
+            files,
+            deleting,
+        },
+    )
+    .map_err(json)?;
     let bytes = frame(payload, "a conversation's record and attachments (encoded)")?;
     Ok(EncodedFrame {
         bytes,
         spans: Vec::new(),
+    })
+}
+
+/// Encodes an edit record: `message` (updated, with its seq) and the record after it.
+/// Its span points at the message's line, like a message record's.
+pub(crate) fn encode_edit(
+    at: DateTime<Utc>,
+    message: &Message,
+    record: &ConversationRecord,
+) -> Result<EncodedFrame> {
+    let json = |e: serde_json::Error| Error::backend(crate::error::BACKEND, e);
+    let meta = BatchMeta {
+        v: STATE_VERSION,
+        at,
+        n: 1,
+        k: Some(EDIT_KIND.to_owned()),
+    };
+    let mut payload = serde_json::to_vec(&meta).map_err(json)?;
+    payload.push(b'\n');
+    let start = payload.len();
+    serde_json::to_writer(&mut payload, message).map_err(json)?;
+    let len = payload.len() - start;
+    let crc = crc32fast::hash(&payload[start..]);
+    payload.push(b'\n');
+    serde_json::to_writer(
+        &mut payload,
+        &EditRecord {
+            record: record.clone(),
+        },
+    )
+    .map_err(json)?;
+    let bytes = frame(payload, "an updated message (encoded)")?;
+    Ok(EncodedFrame {
+        bytes,
+        spans: vec![(FRAME_HEADER + start as u64, len as u32, crc)],
     })
 }
 
@@ -215,6 +273,8 @@ pub(crate) enum Body {
     Messages(Vec<Message>, Vec<IndexEntry>),
     /// A conversation's state.
     State(Box<StateLine>),
+    /// A message updated in place (its entry points at its line), and the record after.
+    Edit(Box<Message>, IndexEntry, Box<ConversationRecord>),
 }
 
 /// What is at an offset of a log.
@@ -301,6 +361,39 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
             return Ok(FrameAt::Valid(DecodedFrame {
                 at: meta.at,
                 body: Body::State(Box::new(state)),
+                crc,
+                end,
+            }));
+        }
+        (STATE_VERSION, Some(EDIT_KIND)) => {
+            let line = lines.next().unwrap_or_default();
+            let message: Message = serde_json::from_slice(line).map_err(|e| {
+                corrupt(CorruptData::with_source(
+                    path,
+                    format!("record at byte {offset} holds an unreadable message"),
+                    e,
+                ))
+            })?;
+            let line_start = start + meta_line.len() + 1;
+            let entry = IndexEntry {
+                offset: base + line_start as u64,
+                len: line.len() as u32,
+                crc: crc32fast::hash(line),
+            };
+            let record: EditRecord = serde_json::from_slice(lines.next().unwrap_or_default())
+                .map_err(|e| {
+                    corrupt(CorruptData::with_source(
+                        path,
+                        format!("record at byte {offset} holds an unreadable record"),
+                        e,
+                    ))
+                })?;
+            if lines.next().is_some() || meta.n != 1 {
+                return Err(bad("an edit record with more than two lines".into()));
+            }
+            return Ok(FrameAt::Valid(DecodedFrame {
+                at: meta.at,
+                body: Body::Edit(Box::new(message), entry, Box::new(record.record)),
                 crc,
                 end,
             }));

@@ -1,29 +1,31 @@
 //! [`LocalMessages`]: conversations in append-only logs on the local file system.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
-use chatvault_core::keys::{self, MAX_SEGMENT_LEN, encode_component};
+use chatvault_core::keys::{MAX_SEGMENT_LEN, encode_component};
 use chatvault_core::{
-    Appended, ConversationPatch, ConversationRecord, ConversationSummary, Error, FileAttachment,
-    ListOptions, Message, MessageRange, MessagesBackend, NewMessage, Page, Result,
-    StoredConversation, apply_add_file, apply_remove_file, async_trait, new_id, now,
+    Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
+    ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
+    MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,
+    Page, Result, SearchHit, SearchOptions, StoredConversation, UserId, apply_add_file,
+    apply_remove_file, async_trait, check_replay, now, revision_conflict,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BACKEND, CorruptData, corrupt, io_at, io_error, is_damage};
 use crate::fsutil::{
     STALE_TEMP_AGE, TempPath, blocking, create_dir_all_durable, is_not_found, same_file, sweep,
-    sync_all, sync_data, sync_dir, sync_tree, write_atomic, write_replace_unsynced,
+    sync_all, sync_data, sync_dir, sync_tree, unique_name, write_atomic, write_replace_unsynced,
 };
 use crate::listing::{Claim, Found, Listing};
 use crate::log::{
     Body, DecodedFrame, EncodedFrame, FRAME_HEADER, FrameAt, INDEX_ENTRY, IndexEntry, MAGIC,
-    decode_frame, encode_frame, encode_state, header_crc,
+    decode_frame, encode_edit, encode_frame, encode_state, header_crc,
 };
 
 /// The most messages one [`MessagesBackend::messages`] call returns; a longer range gets
@@ -78,6 +80,9 @@ struct Checkpoint {
     record: ConversationRecord,
     #[serde(default)]
     files: Vec<FileAttachment>,
+    /// Marked by `begin_delete`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleting: bool,
 }
 
 fn encode_checkpoint(cp: &Checkpoint) -> Result<Vec<u8>> {
@@ -151,6 +156,21 @@ struct Store {
     index: Listing,
     /// Appends waiting for a conversation's group commit, by conversation id.
     queues: Mutex<HashMap<String, Arc<Queue>>>,
+    /// Message id -> seq maps of recently written conversations (idempotent appends).
+    ids: Mutex<HashMap<String, IdCache>>,
+}
+
+/// At most this many conversations' id maps are kept.
+const MAX_ID_CACHES: usize = 256;
+
+/// The message ids of one conversation's log, as far as this process has read it.
+#[derive(Debug, Default)]
+struct IdCache {
+    /// Which log: its generation and file identity.
+    log: (u64, u64),
+    /// Log bytes read.
+    end: u64,
+    seqs: HashMap<MessageId, u64>,
 }
 
 /// The appends waiting for one conversation: the first waiter commits everyone's.
@@ -198,6 +218,7 @@ impl LocalMessages {
             trash: root.join("trash"),
             index: Listing::new(root.join("index"))?,
             queues: Mutex::new(HashMap::new()),
+            ids: Mutex::new(HashMap::new()),
             root,
         };
         // `users/` held 0.1's user index, which the listing index replaces; it is still
@@ -267,6 +288,14 @@ struct View {
     /// Positions `1..=base` are read through the index; later ones are in `tail`.
     base: u64,
     tail: Vec<(Message, IndexEntry)>,
+    /// Messages at positions `1..=base` updated after the checkpoint: newer than the
+    /// index's entries until the next checkpoint rewrites them.
+    edits: BTreeMap<u64, (Message, IndexEntry)>,
+    /// Whether a message was updated since the checkpoint (the index is then flushed
+    /// before the next checkpoint, which stops replaying the update).
+    edited: bool,
+    /// Marked by `begin_delete`: reads as gone.
+    deleting: bool,
     /// Records and bytes past the checkpoint.
     tail_frames: usize,
     tail_bytes: u64,
@@ -287,6 +316,38 @@ impl View {
 
     fn index_path(&self) -> PathBuf {
         self.dir.join(index_name(self.generation))
+    }
+
+    /// Holds `message` (updated in place, at `entry`) as the newest version of its seq.
+    fn put(&mut self, message: Message, entry: IndexEntry) {
+        let seq = message.seq;
+        if seq > self.base {
+            if let Some(held) = self.tail.get_mut((seq - self.base - 1) as usize) {
+                *held = (message, entry);
+            }
+        } else {
+            self.edits.insert(seq, (message, entry));
+        }
+        self.edited = true;
+    }
+}
+
+/// A record about to be committed.
+#[derive(Debug)]
+enum Pending {
+    /// Appended messages (new positions).
+    Messages(EncodedFrame, Vec<Message>),
+    /// A state record.
+    State(EncodedFrame),
+    /// An updated message.
+    Edit(EncodedFrame, Box<Message>),
+}
+
+impl Pending {
+    fn frame(&self) -> &EncodedFrame {
+        match self {
+            Pending::Messages(f, _) | Pending::State(f) | Pending::Edit(f, _) => f,
+        }
     }
 }
 
@@ -350,13 +411,17 @@ fn write_at(file: &mut File, path: &Path, offset: u64, bytes: &[u8]) -> Result<(
         .map_err(io_at("write", path))
 }
 
+/// The append a stored message came from (what the record rules are replayed with).
 fn to_new(m: &Message) -> NewMessage {
     NewMessage {
         id: m.id.clone(),
         role: m.role.clone(),
-        content: m.content.clone(),
+        parts: m.parts.clone(),
+        status: m.status,
         created_at: m.created_at,
         metadata: m.metadata.clone(),
+        usage: m.usage.clone(),
+        lease_expires_at: m.lease_expires_at,
     }
 }
 
@@ -398,6 +463,11 @@ struct Scan<'a> {
     acknowledged: u64,
     /// The index, whose entry past the last message shows an acknowledged record.
     index: Option<PathBuf>,
+    /// Messages before the replay's start: updates to them go to `edits`.
+    start_count: u64,
+    edits: BTreeMap<u64, (Message, IndexEntry)>,
+    edited: bool,
+    deleting: bool,
 }
 
 impl<'a> Scan<'a> {
@@ -405,6 +475,10 @@ impl<'a> Scan<'a> {
         Scan {
             acknowledged: 0,
             index: None,
+            start_count: 0,
+            edits: BTreeMap::new(),
+            edited: false,
+            deleting: false,
             path,
             record: None,
             files: Vec::new(),
@@ -522,6 +596,30 @@ impl<'a> Scan<'a> {
                     self.tail.extend(messages.into_iter().zip(entries));
                 }
             }
+            Body::Edit(message, entry, record) => {
+                let seq = message.seq;
+                if seq == 0 || seq > self.count || record.message_count != self.count {
+                    return Err(damaged(
+                        self.path,
+                        format!(
+                            "the update at byte {offset} is of message {seq} of {}",
+                            self.count
+                        ),
+                    ));
+                }
+                if self.keep {
+                    if seq > self.start_count {
+                        let slot = (seq - self.start_count - 1) as usize;
+                        if let Some(held) = self.tail.get_mut(slot) {
+                            *held = (*message, entry);
+                        }
+                    } else {
+                        self.edits.insert(seq, (*message, entry));
+                    }
+                }
+                self.edited = true;
+                self.record = Some(*record);
+            }
             Body::State(state) => {
                 if state.record.message_count != self.count {
                     return Err(damaged(
@@ -534,6 +632,7 @@ impl<'a> Scan<'a> {
                 }
                 self.record = Some(state.record);
                 self.files = state.files;
+                self.deleting = state.deleting;
             }
         }
         self.valid_end = end;
@@ -578,7 +677,7 @@ impl Store {
                 layout: "chatvault-local messages".into(),
             })
             .map_err(|e| Error::backend(BACKEND, e))?;
-            let tmp = self.tmp.join(format!("format-{}", new_id()));
+            let tmp = self.tmp.join(format!("format-{}", unique_name()));
             write_atomic(&path, &tmp, &body, true)
         };
         match fs::read(&path) {
@@ -718,7 +817,7 @@ impl Store {
                 Self::rebuild(dir, true, None)?
             }
         };
-        Ok(view.filter(|v| id.is_none_or(|id| id == v.record.id)))
+        Ok(view.filter(|v| id.is_none_or(|id| id == v.record.id.as_str())))
     }
 
     /// The view a checkpoint gives, with the records after it replayed; `None` when the
@@ -748,6 +847,8 @@ impl Store {
         scan.record = Some(cp.record.clone());
         scan.files = cp.files.clone();
         scan.count = cp.record.message_count;
+        scan.start_count = cp.record.message_count;
+        scan.deleting = cp.deleting;
         scan.valid_end = cp.log_len;
         scan.last_frame = cp.last_frame;
         scan.run(&mut log, cp.log_len, file_len)?;
@@ -767,6 +868,9 @@ impl Store {
             stale: scan.frames >= CHECKPOINT_FRAMES,
             tail_frames: scan.frames,
             tail: scan.tail,
+            edits: scan.edits,
+            edited: scan.edited,
+            deleting: scan.deleting,
             legacy: false,
         }))
     }
@@ -810,7 +914,12 @@ impl Store {
             Body::Messages(messages, _) => {
                 messages.last().map(|m| m.seq) == Some(cp.record.message_count)
             }
-            Body::State(state) => state.record == cp.record && state.files == cp.files,
+            Body::State(state) => {
+                state.record == cp.record
+                    && state.files == cp.files
+                    && state.deleting == cp.deleting
+            }
+            Body::Edit(_, _, record) => *record == cp.record,
         })
     }
 
@@ -891,6 +1000,9 @@ impl Store {
             tail_bytes: scan.valid_end,
             tail_frames: scan.frames,
             tail: scan.tail,
+            edits: scan.edits,
+            edited: scan.edited,
+            deleting: scan.deleting,
             stale: true,
             legacy: false,
         }))
@@ -929,6 +1041,7 @@ impl Store {
         scan.record = Some(h.record);
         scan.files = h.files;
         scan.keep = true;
+        scan.start_count = scan.count;
         scan.index = Some(dir.join(index_name(h.generation)));
         scan.frames = 0;
         scan.run(&mut log, h.log_len, file_len)?;
@@ -947,6 +1060,9 @@ impl Store {
             tail_bytes: scan.valid_end - h.log_len,
             tail_frames: scan.frames,
             tail: scan.tail,
+            edits: scan.edits,
+            edited: scan.edited,
+            deleting: scan.deleting,
             stale: true,
             legacy: true,
         })
@@ -955,7 +1071,6 @@ impl Store {
     /// Locks and loads conversation `id`; `None` when it does not exist. A conversation
     /// written by 0.1 is upgraded first (one state record), under the exclusive lock.
     fn open_conv(&self, id: &str, mode: Mode) -> Result<Option<(File, View)>> {
-        keys::validate_id("conversation id", id)?;
         let dir = self.conv_dir(id);
         loop {
             let Some(lock) = self.lock(&dir, mode)? else {
@@ -976,27 +1091,35 @@ impl Store {
         }
     }
 
+    /// Locks and loads a conversation that exists and is not being deleted.
     fn require(&self, id: &str, mode: Mode) -> Result<(File, View)> {
-        self.open_conv(id, mode)?
-            .ok_or_else(|| Error::conversation_not_found(id))
+        match self.open_conv(id, mode)? {
+            Some((lock, view)) if !view.deleting => Ok((lock, view)),
+            _ => Err(Error::conversation_not_found(id)),
+        }
+    }
+
+    /// Like [`require`](Self::require), `None` instead of `NotFound`.
+    fn live(&self, id: &str, mode: Mode) -> Result<Option<(File, View)>> {
+        Ok(self.open_conv(id, mode)?.filter(|(_, v)| !v.deleting))
     }
 
     /// Gives an 0.1 conversation a state record, so that its log alone describes it.
     fn upgrade(&self, view: &mut View) -> Result<()> {
-        let frame = encode_state(view.record.last_active, &view.record, &view.files)?;
-        Self::commit(view, vec![(frame, Vec::new())])?;
+        let frame = encode_state(view.record.last_active, &view.record, &view.files, false)?;
+        Self::commit(view, vec![Pending::State(frame)])?;
         view.legacy = false;
         Ok(())
     }
 
     /// Writes records at the end of a locked conversation's log and flushes them: the
-    /// commit point of every change, and the only flush of an append. `view.record` and
-    /// `view.files` must already be the state after them.
+    /// commit point of every change, and the only flush of an append. `view.record`,
+    /// `view.files` and `view.deleting` must already be the state after them.
     ///
     /// Cuts off a torn tail first (only one `Scan` showed to be torn: nothing intact
     /// after it). Then writes the new messages' index entries and, when it is due, the
     /// checkpoint: both derived, neither flushed.
-    fn commit(view: &mut View, frames: Vec<(EncodedFrame, Vec<Message>)>) -> Result<()> {
+    fn commit(view: &mut View, pending: Vec<Pending>) -> Result<()> {
         let log_path = view.log_path();
         let mut log = open_rw(&log_path)?;
         if view.file_len != view.valid_end {
@@ -1004,16 +1127,16 @@ impl Store {
                 .map_err(io_at("truncate", &log_path))?;
             view.file_len = view.valid_end;
         }
-        let total: usize = frames.iter().map(|(f, _)| f.bytes.len()).sum();
+        let total: usize = pending.iter().map(|p| p.frame().bytes.len()).sum();
         let end = view
             .valid_end
             .checked_add(total as u64)
             .ok_or_else(|| damaged(&log_path, "the log's length overflows"))?;
         let mut bytes = Vec::with_capacity(total);
-        let mut starts = Vec::with_capacity(frames.len());
-        for (frame, _) in &frames {
+        let mut starts = Vec::with_capacity(pending.len());
+        for p in &pending {
             starts.push(view.valid_end + bytes.len() as u64);
-            bytes.extend_from_slice(&frame.bytes);
+            bytes.extend_from_slice(&p.frame().bytes);
         }
         let written = write_at(&mut log, &log_path, view.valid_end, &bytes)
             .and_then(|()| sync_data(&log, &log_path));
@@ -1022,16 +1145,35 @@ impl Store {
             let _ = log.set_len(view.valid_end).and_then(|()| log.sync_data());
             return Err(e);
         }
-        let first_new = view.count() - frames.iter().map(|(_, m)| m.len() as u64).sum::<u64>() + 1;
+        let appended: u64 = pending
+            .iter()
+            .map(|p| match p {
+                Pending::Messages(_, m) => m.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        let first_new = view.count() - appended + 1;
         let mut entries = Vec::new();
-        for ((frame, messages), start) in frames.into_iter().zip(starts) {
-            let frame_entries: Vec<IndexEntry> = frame.entries(start).collect();
-            entries.extend(frame_entries.iter().copied());
-            view.tail.extend(messages.into_iter().zip(frame_entries));
-            if let Some((_, crc)) = header_crc(&frame.bytes) {
+        let mut edited = Vec::new();
+        for (p, start) in pending.into_iter().zip(starts) {
+            if let Some((_, crc)) = header_crc(&p.frame().bytes) {
                 view.last_frame = Some((start, crc));
             }
             view.tail_frames += 1;
+            match p {
+                Pending::Messages(frame, messages) => {
+                    let frame_entries: Vec<IndexEntry> = frame.entries(start).collect();
+                    entries.extend(frame_entries.iter().copied());
+                    view.tail.extend(messages.into_iter().zip(frame_entries));
+                }
+                Pending::State(_) => {}
+                Pending::Edit(frame, message) => {
+                    if let Some(entry) = frame.entries(start).next() {
+                        edited.push((message.seq, entry));
+                        view.put(*message, entry);
+                    }
+                }
+            }
         }
         view.tail_bytes += total as u64;
         view.valid_end = end;
@@ -1040,6 +1182,11 @@ impl Store {
             && let Err(e) = Self::write_index(view, first_new, &entries)
         {
             tracing::warn!(error = %e, "could not write index entries; reads fall back to the log");
+        }
+        for (seq, entry) in edited {
+            if let Err(e) = Self::write_index(view, seq, &[entry]) {
+                tracing::warn!(error = %e, "could not write an index entry");
+            }
         }
         if view.stale
             || view.tail_frames >= CHECKPOINT_FRAMES
@@ -1078,6 +1225,17 @@ impl Store {
                 let entries: Vec<IndexEntry> = view.tail.iter().map(|(_, e)| *e).collect();
                 Self::write_index(view, view.base + 1, &entries)?;
             }
+            for (&seq, (_, entry)) in &view.edits {
+                Self::write_index(view, seq, &[*entry])?;
+            }
+            if view.edited {
+                // The checkpoint stops the replay of these updates: from then on only the
+                // index says where an updated message's newest version is, so it must be
+                // on disk first.
+                let index_path = view.index_path();
+                let index = File::open(&index_path).map_err(io_at("open", &index_path))?;
+                sync_data(&index, &index_path)?;
+            }
             let cp = Checkpoint {
                 format: FORMAT_VERSION,
                 generation: view.generation,
@@ -1085,6 +1243,7 @@ impl Store {
                 last_frame: view.last_frame,
                 record: view.record.clone(),
                 files: view.files.clone(),
+                deleting: view.deleting,
             };
             write_replace_unsynced(
                 &view.dir.join(HEADER),
@@ -1096,6 +1255,8 @@ impl Store {
             Ok(()) => {
                 view.base = view.count();
                 view.tail.clear();
+                view.edits.clear();
+                view.edited = false;
                 view.tail_frames = 0;
                 view.tail_bytes = 0;
                 view.stale = false;
@@ -1192,7 +1353,13 @@ impl Store {
         if first <= base {
             let hi = last.min(base);
             match Self::read_indexed(view, first, hi)? {
-                Some(messages) => out.extend(messages),
+                Some(messages) => {
+                    out.extend(messages);
+                    // Updated since the checkpoint: newer than what the index points at.
+                    for (&seq, (m, _)) in view.edits.range(first..=hi) {
+                        out[(seq - first) as usize] = m.clone();
+                    }
+                }
                 None => {
                     // A damaged or missing index: the log is the truth; the index is
                     // written again from it (entries are the same whoever writes them).
@@ -1240,9 +1407,6 @@ impl Store {
                  their number",
             ));
         }
-        for m in &conversation.messages {
-            keys::validate_id("message id", &m.id)?;
-        }
         let mut log = Vec::new();
         let mut index = Vec::new();
         for chunk in conversation.messages.chunks(SAVE_BATCH) {
@@ -1252,7 +1416,12 @@ impl Store {
             }
             log.extend_from_slice(&frame.bytes);
         }
-        let state = encode_state(record.last_active, record, &conversation.files)?;
+        let state = encode_state(
+            record.last_active,
+            record,
+            &conversation.files,
+            conversation.deleting,
+        )?;
         let last_frame = header_crc(&state.bytes).map(|(_, crc)| (log.len() as u64, crc));
         log.extend_from_slice(&state.bytes);
         let cp = Checkpoint {
@@ -1262,6 +1431,7 @@ impl Store {
             last_frame,
             record: record.clone(),
             files: conversation.files.clone(),
+            deleting: conversation.deleting,
         };
         Ok((log, index, cp))
     }
@@ -1306,7 +1476,7 @@ impl Store {
     /// Builds a conversation directory in `tmp/`, flushed unless `flush` is off (a bulk
     /// import flushes everything at once). Its lock file is created by the first lock.
     fn build_dir(&self, conversation: &StoredConversation, flush: bool) -> Result<TempPath> {
-        let tmp = TempPath::new(self.tmp.join(new_id()));
+        let tmp = TempPath::new(self.tmp.join(unique_name()));
         fs::create_dir(tmp.path()).map_err(io_at("create directory", tmp.path()))?;
         Self::write_whole(tmp.path(), 1, conversation, &log_name(1), flush, true)?;
         if flush {
@@ -1319,7 +1489,7 @@ impl Store {
     /// `false` (and leaves nothing behind) when the id is taken.
     fn install_new(&self, conversation: &StoredConversation) -> Result<bool> {
         let record = &conversation.record;
-        let dir = self.conv_dir(&record.id);
+        let dir = self.conv_dir(record.id.as_str());
         if dir.join(HEADER).exists() || !log_generations(&dir)?.is_empty() {
             return Ok(false);
         }
@@ -1357,18 +1527,18 @@ impl Store {
         let outcome = (|| {
             for (mut tmp, conversation) in built.into_iter().zip(&conversations) {
                 let record = &conversation.record;
-                let dir = self.conv_dir(&record.id);
+                let dir = self.conv_dir(record.id.as_str());
                 if dir.join(HEADER).exists() || !log_generations(&dir)?.is_empty() {
                     return Err(Error::AlreadyExists {
                         kind: "conversation",
-                        id: record.id.clone(),
+                        id: record.id.to_string(),
                     });
                 }
                 fs::rename(tmp.path(), &dir).map_err(|e| match e.kind() {
                     io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty => {
                         Error::AlreadyExists {
                             kind: "conversation",
-                            id: record.id.clone(),
+                            id: record.id.to_string(),
                         }
                     }
                     _ => io_error("rename into place", &dir, e),
@@ -1421,7 +1591,7 @@ impl Store {
     fn save(&self, conversation: &StoredConversation) -> Result<()> {
         let record = &conversation.record;
         record.validate()?;
-        let dir = self.conv_dir(&record.id);
+        let dir = self.conv_dir(record.id.as_str());
         for _ in 0..100 {
             match self.lock(&dir, Mode::Exclusive)? {
                 Some(_lock) => {
@@ -1429,7 +1599,7 @@ impl Store {
                         Ok(Some(view)) if view.record.id != record.id => {
                             return Err(Error::AlreadyExists {
                                 kind: "conversation directory (ids differing only in case)",
-                                id: view.record.id,
+                                id: view.record.id.to_string(),
                             });
                         }
                         // A damaged conversation is replaced all the same.
@@ -1459,13 +1629,13 @@ impl Store {
         } else {
             Err(Error::AlreadyExists {
                 kind: "conversation",
-                id: record.id.clone(),
+                id: record.id.to_string(),
             })
         }
     }
 
     fn get(&self, id: &str) -> Result<Option<StoredConversation>> {
-        let Some((_lock, view)) = self.open_conv(id, Mode::Shared)? else {
+        let Some((_lock, view)) = self.live(id, Mode::Shared)? else {
             return Ok(None);
         };
         let messages = if view.base == 0 {
@@ -1477,19 +1647,22 @@ impl Store {
             record: view.record,
             messages,
             files: view.files,
+            deleting: false,
         }))
     }
 
     /// What the listing index needs to know about conversation `id`.
     fn found(&self, id: &str) -> Result<Found> {
-        match self.open_conv(id, Mode::Shared) {
+        if ConversationId::parse(id).is_err() {
+            return Ok(Found::Missing);
+        }
+        match self.live(id, Mode::Shared) {
             Ok(Some((_, view))) => Ok(Found::Record(Box::new(view.record))),
             Ok(None) => Ok(Found::Missing),
             Err(e) if is_damage(&e) => {
                 tracing::warn!(conversation = id, error = %e, "damaged conversation");
                 Ok(Found::Damaged)
             }
-            Err(Error::InvalidInput { .. }) => Ok(Found::Missing),
             Err(e) => Err(e),
         }
     }
@@ -1510,8 +1683,10 @@ impl Store {
                 continue;
             };
             match Self::load(&dir, None) {
-                Ok(Some(view)) => out.push(Found::Record(Box::new(view.record))),
-                Ok(None) => {}
+                Ok(Some(view)) if !view.deleting => {
+                    out.push(Found::Record(Box::new(view.record)));
+                }
+                Ok(_) => {}
                 Err(e) if is_damage(&e) => {
                     tracing::warn!(conversation = %dir.display(), error = %e, "damaged conversation");
                 }
@@ -1522,9 +1697,6 @@ impl Store {
     }
 
     fn list(&self, user: Option<&str>, options: &ListOptions) -> Result<Page<ConversationSummary>> {
-        if let Some(user) = user {
-            keys::validate_user_id(user)?;
-        }
         let exists = |id: &str| {
             let dir = self.conv_dir(id);
             Ok(dir.join(HEADER).exists() || !log_generations(&dir)?.is_empty())
@@ -1536,14 +1708,20 @@ impl Store {
     }
 
     fn get_by_user(&self, user: &str) -> Result<Vec<StoredConversation>> {
-        keys::validate_user_id(user)?;
         let ids = self
             .index
             .ids_of(user, &|id| self.found(id), &|| self.found_all())?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             match self.get(&id) {
-                Ok(Some(c)) if c.record.user_id.as_deref() == Some(user) => out.push(c),
+                Ok(Some(c))
+                    if c.record
+                        .user_id
+                        .as_ref()
+                        .is_some_and(|u| u.as_str() == user) =>
+                {
+                    out.push(c);
+                }
                 Ok(_) => {}
                 Err(e) if is_damage(&e) => {
                     tracing::warn!(conversation = id, error = %e, "leaving a damaged conversation out");
@@ -1555,14 +1733,13 @@ impl Store {
     }
 
     fn delete(&self, id: &str) -> Result<bool> {
-        keys::validate_id("conversation id", id)?;
         let dir = self.conv_dir(id);
         let Some(lock) = self.lock(&dir, Mode::Exclusive)? else {
             return Ok(false);
         };
         // A damaged conversation is deleted all the same: the id names its directory.
         match Self::load(&dir, None) {
-            Ok(Some(view)) if view.record.id != id => return Ok(false),
+            Ok(Some(view)) if view.record.id.as_str() != id => return Ok(false),
             Ok(Some(_)) => {}
             Ok(None) => return Ok(false),
             Err(e) if is_damage(&e) => {
@@ -1570,22 +1747,97 @@ impl Store {
             }
             Err(e) => return Err(e),
         }
-        let trash = self.trash.join(new_id());
+        let trash = self.trash.join(unique_name());
         // The rename is the commit point: from here the conversation does not exist, and
         // an appender waiting for the lock finds the lock file gone.
         fs::rename(&dir, &trash).map_err(io_at("move to trash", &dir))?;
         sync_dir(&self.conversations)?;
         self.index.record_after_commit(&Claim::deleted(id));
+        self.forget_ids(id);
         drop(lock);
         let _ = fs::remove_dir_all(&trash);
         Ok(true)
     }
 
-    fn append(&self, id: &str, messages: Vec<NewMessage>) -> Result<Appended> {
-        keys::validate_id("conversation id", id)?;
-        for m in &messages {
-            keys::validate_id("message id", &m.id)?;
+    /// Marks a conversation as being deleted (a state record: durable), so that it reads
+    /// as gone and takes no more changes; returns its attachments, every time it is called.
+    fn begin_delete(&self, id: &str) -> Result<Option<Vec<FileAttachment>>> {
+        let Some((_lock, mut view)) = self.open_conv(id, Mode::Exclusive)? else {
+            return Ok(None);
+        };
+        if !view.deleting {
+            let frame = encode_state(now(), &view.record, &view.files, true)?;
+            view.deleting = true;
+            Self::commit(&mut view, vec![Pending::State(frame)])?;
+            self.index.record_after_commit(&Claim::deleted(id));
         }
+        Ok(Some(view.files))
+    }
+
+    /// The seq of each of `ids` in a locked conversation, through this process's map of
+    /// its message ids (brought up to date with the log's records it has not seen).
+    fn lookup(&self, id: &str, view: &View, ids: &[&MessageId]) -> Result<Vec<Option<u64>>> {
+        let log_path = view.log_path();
+        let meta = fs::metadata(&log_path).map_err(io_at("stat", &log_path))?;
+        let identity = (view.generation, file_identity(&meta));
+        let mut caches = self.ids.lock().map_err(|_| poisoned())?;
+        if caches.len() > MAX_ID_CACHES && !caches.contains_key(id) {
+            caches.clear();
+        }
+        let cache = caches.entry(id.to_owned()).or_default();
+        if cache.log != identity || cache.end > view.valid_end {
+            *cache = IdCache {
+                log: identity,
+                ..IdCache::default()
+            };
+        }
+        if cache.end < view.valid_end {
+            let mut log = File::open(&log_path).map_err(io_at("open", &log_path))?;
+            let buf = read_at(&mut log, &log_path, cache.end, view.valid_end - cache.end)?;
+            let mut pos = 0usize;
+            while pos < buf.len() {
+                match decode_frame(&log_path, &buf, pos, cache.end)? {
+                    FrameAt::Valid(frame) => {
+                        if let Body::Messages(messages, _) = frame.body {
+                            for m in messages {
+                                cache.seqs.insert(m.id, m.seq);
+                            }
+                        }
+                        pos = (frame.end - cache.end) as usize;
+                    }
+                    FrameAt::Torn | FrameAt::Damaged => {
+                        return Err(damaged(&log_path, "a record the replay accepted changed"));
+                    }
+                }
+            }
+            cache.end = view.valid_end;
+        }
+        Ok(ids.iter().map(|m| cache.seqs.get(*m).copied()).collect())
+    }
+
+    /// Notes the messages a commit appended (the map then covers the log to its end).
+    fn note_ids(&self, id: &str, view: &View, before: u64, messages: &[Message]) {
+        if let Ok(mut caches) = self.ids.lock()
+            && let Some(cache) = caches.get_mut(id)
+        {
+            if cache.end == before {
+                cache
+                    .seqs
+                    .extend(messages.iter().map(|m| (m.id.clone(), m.seq)));
+                cache.end = view.valid_end;
+            } else {
+                caches.remove(id);
+            }
+        }
+    }
+
+    fn forget_ids(&self, id: &str) {
+        if let Ok(mut caches) = self.ids.lock() {
+            caches.remove(id);
+        }
+    }
+
+    fn append(&self, id: &str, messages: Vec<NewMessage>) -> Result<Appended> {
         if messages.is_empty() {
             let (_lock, view) = self.require(id, Mode::Shared)?;
             return Ok(Appended {
@@ -1609,8 +1861,6 @@ impl Store {
         result
     }
 
-    /// Group commit: the first appender of a conversation becomes the leader and commits
-    /// every append that arrived meanwhile with one flush; the others wait for its result.
     fn append_queued(
         &self,
         queue: &Queue,
@@ -1656,9 +1906,10 @@ impl Store {
             queue.done.notify_all();
         }
     }
-
     /// Commits a batch of appends to one conversation with one flush: one record per
-    /// append (each stored whole or not at all), in arrival order.
+    /// append (each stored whole or not at all), in arrival order. An append whose
+    /// message ids are already stored (earlier, or earlier in the batch) with the same
+    /// content is answered with the stored messages and stores nothing.
     fn append_batch(&self, id: &str, batch: Vec<(u64, Vec<NewMessage>)>) -> Vec<Result<Appended>> {
         let n = batch.len();
         let (_lock, mut view) = match self.require(id, Mode::Exclusive) {
@@ -1667,10 +1918,40 @@ impl Store {
         };
         let header = view.dir.join(HEADER);
         let before = view.record.clone();
+        let end_before = view.valid_end;
         let at = now();
-        let mut results: Vec<Option<Result<Appended>>> = Vec::with_capacity(n);
-        let mut frames = Vec::new();
+        let mut results: Vec<Result<Appended>> = Vec::with_capacity(n);
+        let mut pending = Vec::new();
+        let mut new_messages: Vec<Message> = Vec::new();
+        let mut in_batch: HashMap<MessageId, Message> = HashMap::new();
         for (_, messages) in batch {
+            let stored = (|| {
+                let ids: Vec<&MessageId> = messages.iter().map(|m| &m.id).collect();
+                let seqs = self.lookup(id, &view, &ids)?;
+                let mut stored = Vec::with_capacity(ids.len());
+                for (m, seq) in ids.iter().zip(seqs) {
+                    stored.push(match (in_batch.get(*m), seq) {
+                        (Some(m), _) => Some(m.clone()),
+                        (None, Some(seq)) => Self::read_positions(&view, seq, seq)?.pop(),
+                        (None, None) => None,
+                    });
+                }
+                check_replay(&messages, stored)
+            })();
+            match stored {
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+                Ok(Some(replayed)) => {
+                    results.push(Ok(Appended {
+                        record: view.record.clone(),
+                        messages: replayed,
+                    }));
+                    continue;
+                }
+                Ok(None) => {}
+            }
             let record_before = view.record.clone();
             let outcome =
                 check_headroom(&view.record, messages.len() as u64, &header).and_then(|()| {
@@ -1680,44 +1961,96 @@ impl Store {
                 });
             match outcome {
                 Ok((frame, stored)) => {
-                    results.push(Some(Ok(Appended {
+                    for m in &stored {
+                        in_batch.insert(m.id.clone(), m.clone());
+                    }
+                    new_messages.extend(stored.iter().cloned());
+                    results.push(Ok(Appended {
                         record: view.record.clone(),
                         messages: stored.clone(),
-                    })));
-                    frames.push((frame, stored));
+                    }));
+                    pending.push(Pending::Messages(frame, stored));
                 }
                 Err(e) => {
                     view.record = record_before;
-                    results.push(Some(Err(e)));
+                    results.push(Err(e));
                 }
             }
         }
-        if !frames.is_empty() {
+        if !pending.is_empty() {
             let committed = self
                 .index
                 .record(&Claim::tentative(&view.record))
-                .and_then(|()| Self::commit(&mut view, frames));
+                .and_then(|()| Self::commit(&mut view, pending));
             match committed {
-                Ok(()) => self
-                    .index
-                    .record_after_commit(&Claim::confirmed(&view.record)),
+                Ok(()) => {
+                    self.index
+                        .record_after_commit(&Claim::confirmed(&view.record));
+                    self.note_ids(id, &view, end_before, &new_messages);
+                }
                 Err(e) => {
                     view.record = before;
+                    let new_ids: Vec<&MessageId> = new_messages.iter().map(|m| &m.id).collect();
                     let mut errors = echo(e, n).into_iter();
                     for r in &mut results {
-                        if matches!(r, Some(Ok(_))) {
-                            *r = errors.next();
+                        let fresh = matches!(r, Ok(a) if a.messages.iter().any(|m| new_ids.contains(&&m.id)));
+                        if fresh && let Some(err) = errors.next() {
+                            *r = err;
                         }
                     }
                 }
             }
         }
         results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| Err(Error::backend(BACKEND, io::Error::other("no result"))))
-            })
-            .collect()
+    }
+
+    fn update_message(
+        &self,
+        id: &str,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<MessageUpdated> {
+        let (_lock, mut view) = self.require(id, Mode::Exclusive)?;
+        let seq = self.lookup(id, &view, &[message_id])?.pop().flatten();
+        let seq = seq.ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
+        let mut message = Self::read_positions(&view, seq, seq)?
+            .pop()
+            .filter(|m| &m.id == message_id)
+            .ok_or_else(|| {
+                damaged(
+                    &view.log_path(),
+                    format!("message {seq} is not {message_id}"),
+                )
+            })?;
+        if message.revision != expected_revision {
+            return Err(revision_conflict(
+                message_id,
+                expected_revision,
+                message.revision,
+            ));
+        }
+        check_headroom(&view.record, 0, &view.dir.join(HEADER))?;
+        let before = view.record.clone();
+        let at = now();
+        view.record.apply_message_update(&mut message, update, at);
+        let committed = encode_edit(at, &message, &view.record).and_then(|frame| {
+            self.index.record(&Claim::tentative(&view.record))?;
+            Self::commit(
+                &mut view,
+                vec![Pending::Edit(frame, Box::new(message.clone()))],
+            )
+        });
+        if let Err(e) = committed {
+            view.record = before;
+            return Err(e);
+        }
+        self.index
+            .record_after_commit(&Claim::confirmed(&view.record));
+        Ok(MessageUpdated {
+            record: view.record,
+            message,
+        })
     }
 
     fn messages(&self, id: &str, range: &MessageRange) -> Result<Page<Message>> {
@@ -1755,10 +2088,11 @@ impl Store {
         let (before, files_before) = (view.record.clone(), view.files.clone());
         let (changed, out) = change(&mut view.record, &mut view.files)?;
         if changed {
-            let committed = encode_state(now(), &view.record, &view.files).and_then(|frame| {
-                self.index.record(&Claim::tentative(&view.record))?;
-                Self::commit(&mut view, vec![(frame, Vec::new())])
-            });
+            let committed =
+                encode_state(now(), &view.record, &view.files, false).and_then(|frame| {
+                    self.index.record(&Claim::tentative(&view.record))?;
+                    Self::commit(&mut view, vec![Pending::State(frame)])
+                });
             if let Err(e) = committed {
                 view.record = before;
                 view.files = files_before;
@@ -1768,6 +2102,20 @@ impl Store {
                 .record_after_commit(&Claim::confirmed(&view.record));
         }
         Ok((view.record, out))
+    }
+}
+
+/// The identity of a file (its inode on Unix), to tell a log from its replacement.
+fn file_identity(meta: &fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        0
     }
 }
 
@@ -1787,27 +2135,35 @@ fn echo(e: Error, n: usize) -> Vec<Result<Appended>> {
     out
 }
 
-#[async_trait]
-impl MessagesBackend for LocalMessages {
-    async fn save(&self, conversation: &StoredConversation) -> Result<()> {
+impl LocalMessages {
+    /// A whole conversation: record, every message, attachments (`None` when it does not
+    /// exist or is being deleted). Reads the whole log: for exports and tests.
+    pub async fn get(&self, id: &ConversationId) -> Result<Option<StoredConversation>> {
+        let id = id.to_string();
+        self.run(move |s| s.get(&id)).await
+    }
+
+    /// Stores a whole conversation, replacing any with its id (a new log generation,
+    /// switched to atomically). Its messages must have seq 1, 2, 3, ... and its record must
+    /// count them (`InvalidInput` otherwise).
+    pub async fn save(&self, conversation: &StoredConversation) -> Result<()> {
         let conversation = conversation.clone();
         self.run(move |s| s.save(&conversation)).await
     }
 
-    async fn get(&self, id: &str) -> Result<Option<StoredConversation>> {
-        let id = id.to_owned();
-        self.run(move |s| s.get(&id)).await
-    }
-
-    async fn get_by_user(&self, user_id: &str) -> Result<Vec<StoredConversation>> {
-        keys::validate_user_id(user_id)?;
-        let user = user_id.to_owned();
+    /// Every conversation of `user`, whole (see [`get`](Self::get)).
+    pub async fn get_by_user(&self, user: &UserId) -> Result<Vec<StoredConversation>> {
+        let user = user.to_string();
         self.run(move |s| s.get_by_user(&user)).await
     }
+}
 
-    async fn delete(&self, id: &str) -> Result<bool> {
-        let id = id.to_owned();
-        self.run(move |s| s.delete(&id)).await
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl MessagesBackend for LocalMessages {
+    fn capabilities(&self) -> MessagesCapabilities {
+        // Appends from any number of tasks and processes; no search index.
+        MessagesCapabilities::full().with_search(false)
     }
 
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
@@ -1815,49 +2171,63 @@ impl MessagesBackend for LocalMessages {
         self.run(move |s| s.create(&record)).await
     }
 
-    async fn get_record(&self, id: &str) -> Result<Option<ConversationRecord>> {
-        let id = id.to_owned();
-        self.run(move |s| Ok(s.open_conv(&id, Mode::Shared)?.map(|(_, v)| v.record)))
-            .await
-    }
-
-    async fn get_record_with_files(
-        &self,
-        id: &str,
-    ) -> Result<Option<(ConversationRecord, Vec<FileAttachment>)>> {
-        let id = id.to_owned();
+    async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
+        let id = id.to_string();
         self.run(move |s| {
-            Ok(s.open_conv(&id, Mode::Shared)?
-                .map(|(_, v)| (v.record, v.files)))
+            Ok(s.live(&id, Mode::Shared)?.map(|(_, v)| ConversationHead {
+                record: v.record,
+                files: v.files,
+            }))
         })
         .await
     }
 
-    async fn append_messages(&self, id: &str, messages: Vec<NewMessage>) -> Result<Appended> {
-        let id = id.to_owned();
+    async fn append_messages(
+        &self,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        let id = id.to_string();
         self.run(move |s| s.append(&id, messages)).await
     }
 
-    async fn messages(&self, id: &str, range: &MessageRange) -> Result<Page<Message>> {
-        let id = id.to_owned();
+    async fn update_message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<MessageUpdated> {
+        let id = id.to_string();
+        let message_id = message_id.clone();
+        let update = update.clone();
+        self.run(move |s| s.update_message(&id, &message_id, expected_revision, &update))
+            .await
+    }
+
+    async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
+        let id = id.to_string();
         let range = range.clone();
         self.run(move |s| s.messages(&id, &range)).await
     }
 
     async fn list_conversations(
         &self,
-        user_id: Option<&str>,
+        user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
         options.validate()?;
-        let user = user_id.map(str::to_owned);
+        let user = user_id.map(UserId::to_string);
         let options = options.clone();
         self.run(move |s| s.list(user.as_deref(), &options)).await
     }
 
-    async fn update(&self, id: &str, patch: &ConversationPatch) -> Result<ConversationRecord> {
-        patch.validate()?;
-        let id = id.to_owned();
+    async fn update(
+        &self,
+        id: &ConversationId,
+        patch: &ConversationPatch,
+    ) -> Result<ConversationRecord> {
+        let id = id.to_string();
         let patch = patch.clone();
         self.run(move |s| {
             s.modify(&id, |record, _| Ok((record.apply_patch(&patch), ())))
@@ -1866,14 +2236,13 @@ impl MessagesBackend for LocalMessages {
         .await
     }
 
-    async fn files(&self, id: &str) -> Result<Vec<FileAttachment>> {
-        let id = id.to_owned();
-        self.run(move |s| s.require(&id, Mode::Shared).map(|(_, v)| v.files))
-            .await
-    }
-
-    async fn add_file(&self, id: &str, file: FileAttachment) -> Result<ConversationRecord> {
-        let id = id.to_owned();
+    async fn add_file(
+        &self,
+        id: &ConversationId,
+        file: &FileAttachment,
+    ) -> Result<ConversationRecord> {
+        let id = id.to_string();
+        let file = file.clone();
         self.run(move |s| {
             s.modify(&id, |record, files| {
                 apply_add_file(record, files, &file)?;
@@ -1885,9 +2254,13 @@ impl MessagesBackend for LocalMessages {
         .await
     }
 
-    async fn remove_file(&self, id: &str, file_id: &str) -> Result<Option<ConversationRecord>> {
-        let id = id.to_owned();
-        let file_id = file_id.to_owned();
+    async fn remove_file(
+        &self,
+        id: &ConversationId,
+        file_id: &FileId,
+    ) -> Result<Option<ConversationRecord>> {
+        let id = id.to_string();
+        let file_id = file_id.clone();
         self.run(move |s| {
             let (record, removed) = s.modify(&id, |record, files| {
                 let Some(pos) = files.iter().position(|f| f.id == file_id) else {
@@ -1900,5 +2273,24 @@ impl MessagesBackend for LocalMessages {
             Ok(removed.then_some(record))
         })
         .await
+    }
+
+    async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
+        let id = id.to_string();
+        self.run(move |s| s.begin_delete(&id)).await
+    }
+
+    async fn delete(&self, id: &ConversationId) -> Result<bool> {
+        let id = id.to_string();
+        self.run(move |s| s.delete(&id)).await
+    }
+
+    async fn search(
+        &self,
+        _user_id: &UserId,
+        _query: &str,
+        _options: &SearchOptions,
+    ) -> Result<Page<SearchHit>> {
+        Err(Error::not_supported(BACKEND, "search"))
     }
 }
