@@ -25,11 +25,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use chatvault_core::{ContentType, ConversationId, FileId, StorageKey, UserId};
 use chatvault_core::{
     ConversationPatch, ConversationRecord, FileAttachment, ListOptions, Message, MessagesBackend,
     Metadata, NewMessage, Role,
 };
-use chatvault_local::{CorruptData, LocalMessages};
+use chatvault_local::LocalMessages;
 use proptest::prelude::*;
 
 const CASES: u32 = 64;
@@ -93,7 +94,15 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn is_corrupt(err: &chatvault_core::Error) -> bool {
-    std::error::Error::source(err).is_some_and(|s| s.is::<CorruptData>())
+    err.kind() == chatvault_core::ErrorKind::Corrupt
+}
+
+fn cid(id: &str) -> ConversationId {
+    ConversationId::parse(id).unwrap()
+}
+
+fn uid(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
 }
 
 /// What was acknowledged of one conversation.
@@ -199,12 +208,12 @@ fn damage(root: &Path, conv: &str, target: &Target, how: u8, at: u16, byte: u8) 
 
 fn attachment(n: usize) -> FileAttachment {
     FileAttachment {
-        id: format!("f{n}"),
+        id: FileId::parse(format!("f{n}")).unwrap(),
         filename: format!("f{n}.txt"),
-        content_type: "text/plain".into(),
+        content_type: ContentType::parse("text/plain").unwrap(),
         size: 1,
         sha256: "0".repeat(64),
-        storage_key: format!("u/c/f{n}/f{n}.txt"),
+        storage_key: StorageKey::parse(format!("u/c/f{n}/f{n}.txt")).unwrap(),
         uploaded_at: chatvault_core::now(),
         metadata: Metadata::new(),
     }
@@ -214,17 +223,17 @@ fn attachment(n: usize) -> FileAttachment {
 async fn check(root: &Path, models: &mut [Model], log: &[String]) {
     let store = LocalMessages::open(root).unwrap();
     let listed = store
-        .list_conversations(Some("u"), &ListOptions::new().include_archived(true))
+        .list_conversations(Some(&uid("u")), &ListOptions::new().include_archived(true))
         .await;
     let listed: Vec<String> = match listed {
-        Ok(page) => page.items.into_iter().map(|s| s.id).collect(),
+        Ok(page) => page.items.into_iter().map(|s| s.id.to_string()).collect(),
         Err(e) => panic!("listing failed: {e}\n{log:#?}"),
     };
     for (conv, model) in CONVERSATIONS.iter().zip(models.iter_mut()) {
         if model.corrupt {
             continue;
         }
-        match store.get(conv).await {
+        match store.get(&cid(conv)).await {
             Ok(Some(c)) => {
                 assert_eq!(c.messages, model.messages, "{conv}: messages\n{log:#?}");
                 assert_eq!(
@@ -252,8 +261,8 @@ async fn run(steps: Vec<Step>) {
     let store = LocalMessages::open(root).unwrap();
     let mut models: Vec<Model> = CONVERSATIONS.iter().map(|_| Model::default()).collect();
     for conv in CONVERSATIONS {
-        let mut record = ConversationRecord::new(Some("u".into()));
-        record.id = conv.into();
+        let mut record = ConversationRecord::new(Some(uid("u")));
+        record.id = cid(conv);
         store.create(&record).await.unwrap();
     }
     let mut log = Vec::new();
@@ -264,7 +273,10 @@ async fn run(steps: Vec<Step>) {
                 let messages = (0..n)
                     .map(|k| NewMessage::new(Role::User, format!("s{i} m{k}")))
                     .collect();
-                match store.append_messages(CONVERSATIONS[conv], messages).await {
+                match store
+                    .append_messages(&cid(CONVERSATIONS[conv]), messages)
+                    .await
+                {
                     // A conversation found damaged is no longer modelled.
                     Ok(_) if models[conv].corrupt => {}
                     Ok(appended) => {
@@ -289,13 +301,16 @@ async fn run(steps: Vec<Step>) {
                     title: Some(format!("title {i}")),
                     ..Default::default()
                 };
-                if let Err(e) = store.update(CONVERSATIONS[conv], &patch).await {
+                if let Err(e) = store.update(&cid(CONVERSATIONS[conv]), &patch).await {
                     assert!(is_corrupt(&e), "update: untyped error {e}\n{log:#?}");
                     models[conv].corrupt = true;
                 }
             }
             Step::AddFile { conv } => {
-                if let Err(e) = store.add_file(CONVERSATIONS[conv], attachment(i)).await {
+                if let Err(e) = store
+                    .add_file(&cid(CONVERSATIONS[conv]), &attachment(i))
+                    .await
+                {
                     assert!(is_corrupt(&e), "add_file: untyped error {e}\n{log:#?}");
                     models[conv].corrupt = true;
                 }

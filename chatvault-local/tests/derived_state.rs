@@ -8,11 +8,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use chatvault_core::{ContentType, ConversationId, FileId, StorageKey, UserId};
 use chatvault_core::{
     ConversationPatch, ConversationRecord, FileAttachment, ListOptions, MessageRange,
     MessagesBackend, Metadata, NewMessage, Role, StoredConversation,
 };
-use chatvault_local::{CorruptData, LocalMessages};
+use chatvault_local::LocalMessages;
 use serde_json::{Value, json};
 
 fn conv_dir(root: &Path, id: &str) -> PathBuf {
@@ -20,23 +21,31 @@ fn conv_dir(root: &Path, id: &str) -> PathBuf {
 }
 
 fn is_corrupt(err: &chatvault_core::Error) -> bool {
-    std::error::Error::source(err).is_some_and(|s| s.is::<CorruptData>())
+    err.kind() == chatvault_core::ErrorKind::Corrupt
+}
+
+fn cid(id: &str) -> ConversationId {
+    ConversationId::parse(id).unwrap()
+}
+
+fn uid(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
 }
 
 async fn new_conv(store: &LocalMessages, id: &str, user: Option<&str>) {
-    let mut record = ConversationRecord::new(user.map(str::to_owned));
-    record.id = id.to_owned();
+    let mut record = ConversationRecord::new(user.map(uid));
+    record.id = cid(id);
     store.create(&record).await.unwrap();
 }
 
 fn attachment(id: &str) -> FileAttachment {
     FileAttachment {
-        id: id.into(),
+        id: FileId::parse(id).unwrap(),
         filename: format!("{id}.txt"),
-        content_type: "text/plain".into(),
+        content_type: ContentType::parse("text/plain").unwrap(),
         size: 1,
         sha256: "0".repeat(64),
-        storage_key: format!("_/c/{id}/{id}.txt"),
+        storage_key: StorageKey::parse(format!("_/c/{id}/{id}.txt")).unwrap(),
         uploaded_at: chatvault_core::now(),
         metadata: Metadata::new(),
     }
@@ -50,13 +59,16 @@ async fn busy_conversation() -> (tempfile::TempDir, LocalMessages, StoredConvers
     new_conv(&store, "c", Some("u")).await;
     for i in 0..40 {
         store
-            .append_messages("c", vec![NewMessage::new(Role::User, format!("m{i}"))])
+            .append_messages(
+                &cid("c"),
+                vec![NewMessage::new(Role::User, format!("m{i}"))],
+            )
             .await
             .unwrap();
     }
     store
         .update(
-            "c",
+            &cid("c"),
             &ConversationPatch {
                 title: Some("title 123".into()),
                 ..Default::default()
@@ -64,12 +76,12 @@ async fn busy_conversation() -> (tempfile::TempDir, LocalMessages, StoredConvers
         )
         .await
         .unwrap();
-    store.add_file("c", attachment("f1")).await.unwrap();
+    store.add_file(&cid("c"), &attachment("f1")).await.unwrap();
     store
-        .append_messages("c", vec![NewMessage::new(Role::Assistant, "last")])
+        .append_messages(&cid("c"), vec![NewMessage::new(Role::Assistant, "last")])
         .await
         .unwrap();
-    let whole = store.get("c").await.unwrap().unwrap();
+    let whole = store.get(&cid("c")).await.unwrap().unwrap();
     assert_eq!(whole.messages.len(), 41);
     (dir, store, whole)
 }
@@ -97,11 +109,17 @@ fn restore_dir(dir: &Path, files: &[(PathBuf, Vec<u8>)]) {
 /// After damage to derived state: everything acknowledged reads back, the next append
 /// gets the next seq, and the log's acknowledged bytes were not touched.
 async fn nothing_lost(store: &LocalMessages, want: &StoredConversation, log: &[u8], what: &str) {
-    let got = store.get("c").await.unwrap();
+    let got = store.get(&cid("c")).await.unwrap();
     assert_eq!(got.as_ref(), Some(want), "{what}: get");
-    let page = store.messages("c", &MessageRange::all()).await.unwrap();
+    let page = store
+        .messages(&cid("c"), &MessageRange::all())
+        .await
+        .unwrap();
     assert_eq!(page.items, want.messages, "{what}: messages");
-    let last = store.messages("c", &MessageRange::last(3)).await.unwrap();
+    let last = store
+        .messages(&cid("c"), &MessageRange::last(3))
+        .await
+        .unwrap();
     assert_eq!(
         last.items,
         want.messages[want.messages.len() - 3..],
@@ -109,11 +127,11 @@ async fn nothing_lost(store: &LocalMessages, want: &StoredConversation, log: &[u
     );
     let n = want.messages.len() as u64;
     let appended = store
-        .append_messages("c", vec![NewMessage::new(Role::User, "after")])
+        .append_messages(&cid("c"), vec![NewMessage::new(Role::User, "after")])
         .await
         .unwrap();
     assert_eq!(appended.messages[0].seq, n + 1, "{what}: seq after");
-    let after = store.get("c").await.unwrap().unwrap();
+    let after = store.get(&cid("c")).await.unwrap().unwrap();
     let seqs: Vec<u64> = after.messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=n + 1).collect::<Vec<_>>(), "{what}: seqs");
     assert_eq!(after.messages[..n as usize], want.messages[..], "{what}");
@@ -245,7 +263,7 @@ async fn a_damaged_or_missing_index_loses_nothing() {
     restore_dir(&cdir, &original);
     fs::write(&index, vec![0; good.len()]).unwrap();
     store
-        .messages("c", &MessageRange::after(0).limit(2))
+        .messages(&cid("c"), &MessageRange::after(0).limit(2))
         .await
         .unwrap();
     assert_eq!(fs::read(&index).unwrap()[..32], good[..32]);
@@ -259,25 +277,31 @@ async fn a_deleted_lock_file_is_recreated() {
     let (dir, store, want) = busy_conversation().await;
     let lock = conv_dir(dir.path(), "c").join("lock");
     fs::remove_file(&lock).unwrap();
-    assert_eq!(store.get("c").await.unwrap().as_ref(), Some(&want));
+    assert_eq!(store.get(&cid("c")).await.unwrap().as_ref(), Some(&want));
     assert!(lock.is_file(), "recreated");
     let listed = store
-        .list_conversations(Some("u"), &ListOptions::new())
+        .list_conversations(Some(&uid("u")), &ListOptions::new())
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 1);
     fs::remove_file(&lock).unwrap();
     let appended = store
-        .append_messages("c", vec![NewMessage::new(Role::User, "x")])
+        .append_messages(&cid("c"), vec![NewMessage::new(Role::User, "x")])
         .await
         .unwrap();
     assert_eq!(appended.messages[0].seq, 42);
     fs::remove_file(&lock).unwrap();
-    assert!(store.delete("c").await.unwrap());
-    assert!(store.get("c").await.unwrap().is_none());
+    assert!(store.delete(&cid("c")).await.unwrap());
+    assert!(store.get(&cid("c")).await.unwrap().is_none());
     new_conv(&store, "c", Some("u")).await;
     assert_eq!(
-        store.get_record("c").await.unwrap().unwrap().message_count,
+        store
+            .head(&cid("c"))
+            .await
+            .map(|h| h.map(|h| h.record))
+            .unwrap()
+            .unwrap()
+            .message_count,
         0
     );
 }
@@ -286,8 +310,12 @@ async fn listing(store: &LocalMessages, user: Option<&str>) -> Vec<String> {
     let mut out = Vec::new();
     let mut options = ListOptions::new().limit(2).include_archived(true);
     loop {
-        let page = store.list_conversations(user, &options).await.unwrap();
-        out.extend(page.items.into_iter().map(|s| s.id));
+        let user = user.map(uid);
+        let page = store
+            .list_conversations(user.as_ref(), &options)
+            .await
+            .unwrap();
+        out.extend(page.items.into_iter().map(|s| s.id.to_string()));
         match page.next_cursor {
             Some(c) => options = options.cursor(c),
             None => return out,
@@ -306,12 +334,12 @@ async fn a_deleted_or_damaged_listing_index_is_rebuilt() {
     }
     new_conv(&store, "n", None).await;
     store
-        .append_messages("a", vec![NewMessage::new(Role::User, "newest")])
+        .append_messages(&cid("a"), vec![NewMessage::new(Role::User, "newest")])
         .await
         .unwrap();
     store
         .update(
-            "d",
+            &cid("d"),
             &ConversationPatch {
                 archived: Some(true),
                 ..Default::default()
@@ -335,9 +363,9 @@ async fn a_deleted_or_damaged_listing_index_is_rebuilt() {
                 assert_eq!(listing(&s, Some("u")).await, want_u, "{what}");
                 assert_eq!(listing(&s, Some("v")).await, want_v, "{what}");
                 assert_eq!(listing(&s, None).await, want_all, "{what}");
-                assert_eq!(s.get_by_user("u").await.unwrap().len(), 3, "{what}");
+                assert_eq!(s.get_by_user(&uid("u")).await.unwrap().len(), 3, "{what}");
                 let active = s
-                    .list_conversations(Some("u"), &ListOptions::new())
+                    .list_conversations(Some(&uid("u")), &ListOptions::new())
                     .await
                     .unwrap();
                 assert_eq!(active.items.len(), 2, "{what}: archived left out");
@@ -350,7 +378,7 @@ async fn a_deleted_or_damaged_listing_index_is_rebuilt() {
     check("index/ deleted").await;
     // Written after the deletion: claims go to a recreated index.
     store
-        .append_messages("b", vec![NewMessage::new(Role::User, "b is newest")])
+        .append_messages(&cid("b"), vec![NewMessage::new(Role::User, "b is newest")])
         .await
         .unwrap();
     let want_u2 = listing(&store, Some("u")).await;
@@ -359,7 +387,7 @@ async fn a_deleted_or_damaged_listing_index_is_rebuilt() {
     let reopened = LocalMessages::open(dir.path()).unwrap();
     assert_eq!(listing(&reopened, Some("u")).await, want_u2);
     store
-        .append_messages("b", vec![NewMessage::new(Role::User, "again")])
+        .append_messages(&cid("b"), vec![NewMessage::new(Role::User, "again")])
         .await
         .unwrap();
     let want_u = listing(&store, Some("u")).await;
@@ -375,7 +403,7 @@ async fn a_deleted_or_damaged_listing_index_is_rebuilt() {
         for variant in 0..4 {
             // A claim in the journal, so that it is not empty.
             store
-                .append_messages("e", vec![NewMessage::new(Role::User, "e")])
+                .append_messages(&cid("e"), vec![NewMessage::new(Role::User, "e")])
                 .await
                 .unwrap();
             let want_v = listing(&store, Some("v")).await;
@@ -402,7 +430,7 @@ async fn a_deleted_or_damaged_listing_index_is_rebuilt() {
             }
             // Claims written after the damage count too: "c" becomes the newest of v.
             store
-                .append_messages("c", vec![NewMessage::new(Role::User, "c")])
+                .append_messages(&cid("c"), vec![NewMessage::new(Role::User, "c")])
                 .await
                 .unwrap();
             for s in [store.clone(), LocalMessages::open(dir.path()).unwrap()] {
@@ -423,29 +451,42 @@ fn nested(depth: usize) -> Value {
     v
 }
 
-/// Class 1: metadata nested 64 levels deep (the most the core accepts) in a message and
+/// Class 1: metadata nested as deep as the core accepts (64 levels) in a message and
 /// in a conversation reads back, through every read path: the index, the log replay,
 /// a new instance, a rebuilt checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metadata_nested_64_deep_reads_back() {
+async fn metadata_nested_as_deep_as_the_core_accepts_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalMessages::open(dir.path()).unwrap();
-    let mut meta = Metadata::new();
-    meta.insert("deep".into(), nested(63)); // the map itself is the 64th level
-    let mut record = ConversationRecord::new(Some("u".into()));
-    record.id = "c".into();
+    // The deepest metadata the core accepts (its MAX_JSON_DEPTH, counted its way).
+    let meta_of = |depth: usize| {
+        let mut meta = Metadata::new();
+        meta.insert("deep".into(), nested(depth));
+        meta
+    };
+    let deepest = (1..200)
+        .take_while(|&d| chatvault_core::validate_metadata(&meta_of(d)).is_ok())
+        .last()
+        .unwrap();
+    assert!(
+        deepest + 2 >= chatvault_core::message::MAX_JSON_DEPTH,
+        "the core accepts {deepest}"
+    );
+    let meta = meta_of(deepest);
+    let mut record = ConversationRecord::new(Some(uid("u")));
+    record.id = cid("c");
     record.metadata = meta.clone();
     store.create(&record).await.unwrap();
     let appended = store
         .append_messages(
-            "c",
+            &cid("c"),
             vec![NewMessage::new(Role::User, "deep").with_metadata(meta.clone())],
         )
         .await
         .unwrap();
     store
         .update(
-            "c",
+            &cid("c"),
             &ConversationPatch {
                 metadata: Some(meta.clone()),
                 title: Some("t".into()),
@@ -458,14 +499,22 @@ async fn metadata_nested_64_deep_reads_back() {
         let meta = meta.clone();
         let want = appended.messages.clone();
         async move {
-            let got = s.get("c").await.unwrap().unwrap();
+            let got = s.get(&cid("c")).await.unwrap().unwrap();
             assert_eq!(got.record.metadata, meta);
             assert_eq!(got.messages, want);
-            let page = s.messages("c", &MessageRange::last(1)).await.unwrap();
+            let page = s.messages(&cid("c"), &MessageRange::last(1)).await.unwrap();
             assert_eq!(page.items, want);
-            assert_eq!(s.get_record("c").await.unwrap().unwrap().metadata, meta);
+            assert_eq!(
+                s.head(&cid("c"))
+                    .await
+                    .map(|h| h.map(|h| h.record))
+                    .unwrap()
+                    .unwrap()
+                    .metadata,
+                meta
+            );
             let listed = s
-                .list_conversations(Some("u"), &ListOptions::new())
+                .list_conversations(Some(&uid("u")), &ListOptions::new())
                 .await
                 .unwrap();
             assert_eq!(listed.items.len(), 1);
@@ -476,10 +525,10 @@ async fn metadata_nested_64_deep_reads_back() {
     fs::remove_file(conv_dir(dir.path(), "c").join("header.json")).unwrap();
     fs::remove_file(conv_dir(dir.path(), "c").join("index-1")).unwrap();
     check(LocalMessages::open(dir.path()).unwrap()).await;
-    let mut whole = store.get("c").await.unwrap().unwrap();
-    whole.record.user_id = Some("w".into());
+    let mut whole = store.get(&cid("c")).await.unwrap().unwrap();
+    whole.record.user_id = Some(uid("w"));
     store.save(&whole).await.unwrap();
-    assert_eq!(store.get("c").await.unwrap().unwrap(), whole);
+    assert_eq!(store.get(&cid("c")).await.unwrap().unwrap(), whole);
 }
 
 /// Class 2 on a store written by 0.1, whose header is the record's only copy and carries
@@ -509,13 +558,13 @@ async fn a_changed_digit_in_an_0_1_header_never_cuts_the_log() {
         changed[i] = b'0' + (changed[i] - b'0' + 1) % 10;
         fs::write(cdir.join("header.json"), &changed).unwrap();
         let store = LocalMessages::open(tmp.path()).unwrap();
-        match store.get("conv-alice-1").await {
+        match store.get(&cid("conv-alice-1")).await {
             Ok(Some(c)) => {
                 fine += 1;
                 let seqs: Vec<u64> = c.messages.iter().map(|m| m.seq).collect();
                 assert_eq!(seqs, [1, 2, 3, 4, 5], "digit {i}");
                 let appended = store
-                    .append_messages("conv-alice-1", vec![NewMessage::new(Role::User, "x")])
+                    .append_messages(&cid("conv-alice-1"), vec![NewMessage::new(Role::User, "x")])
                     .await
                     .unwrap();
                 assert_eq!(appended.messages[0].seq, 6, "digit {i}");
@@ -526,7 +575,10 @@ async fn a_changed_digit_in_an_0_1_header_never_cuts_the_log() {
                 assert!(is_corrupt(&e), "digit {i}: {e}");
                 assert!(
                     store
-                        .append_messages("conv-alice-1", vec![NewMessage::new(Role::User, "x")])
+                        .append_messages(
+                            &cid("conv-alice-1"),
+                            vec![NewMessage::new(Role::User, "x")]
+                        )
                         .await
                         .is_err()
                 );
