@@ -193,8 +193,8 @@ async fn torn_and_garbage_tails_are_ignored_then_cut_off() {
     let log_path = conv_dir(dir.path(), "c").join("log-1");
     let good = fs::read(&log_path).unwrap();
 
-    // A real record, cut short (what a kill in the middle of write() leaves), and
-    // plain garbage; then a record whose checksum does not match.
+    // A real record, cut short (what a kill in the middle of write() leaves), and zeros
+    // (what a power cut can leave past the end of the file's data).
     let other = tempfile::tempdir().unwrap();
     let scratch = LocalMessages::open(other.path()).unwrap();
     new_conv(&scratch, "c", None).await;
@@ -202,15 +202,14 @@ async fn torn_and_garbage_tails_are_ignored_then_cut_off() {
         .append_messages("c", vec![msg("never stored"), msg("never stored 2")])
         .await
         .unwrap();
-    let frame = fs::read(conv_dir(other.path(), "c").join("log-1")).unwrap();
-    let mut bad_crc = frame.clone();
-    let last = bad_crc.len() - 3;
-    bad_crc[last] ^= 0xff;
+    let scratch_log = fs::read(conv_dir(other.path(), "c").join("log-1")).unwrap();
+    let last_len = *frame_lengths(&scratch_log).last().unwrap();
+    let frame = scratch_log[scratch_log.len() - last_len..].to_vec();
     let tails: Vec<Vec<u8>> = vec![
         frame[..frame.len() / 2].to_vec(),
         frame[..7].to_vec(),
-        b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0garbage".to_vec(),
-        bad_crc,
+        frame[..2].to_vec(),
+        vec![0u8; 100],
     ];
     for (i, tail) in tails.iter().enumerate() {
         let mut damaged = good.clone();
@@ -234,6 +233,24 @@ async fn torn_and_garbage_tails_are_ignored_then_cut_off() {
         // Reading repairs nothing (readers do not write)...
         assert_eq!(fs::read(&log_path).unwrap(), damaged);
     }
+    // Bytes no interrupted write leaves (a complete record failing its checksum, garbage)
+    // are damage: reported, and never cut off by a later append.
+    let mut bad_crc = frame.clone();
+    let last = bad_crc.len() - 3;
+    bad_crc[last] ^= 0xff;
+    for tail in [bad_crc, b"\0\0\0\0garbage".to_vec()] {
+        let mut damaged = good.clone();
+        damaged.extend_from_slice(&tail);
+        fs::write(&log_path, &damaged).unwrap();
+        let err = store.messages("c", &MessageRange::all()).await.unwrap_err();
+        assert!(
+            std::error::Error::source(&err).is_some_and(|s| s.is::<CorruptData>()),
+            "{err}"
+        );
+        assert!(store.append_messages("c", vec![msg("x")]).await.is_err());
+        assert_eq!(fs::read(&log_path).unwrap(), damaged, "nothing cut off");
+    }
+    fs::write(&log_path, [&good[..], &frame[..frame.len() / 2]].concat()).unwrap();
     // ... the next append cuts the torn tail off and lands right after the good records.
     let appended = store.append_messages("c", vec![msg("m6")]).await.unwrap();
     assert_eq!(appended.messages[0].seq, 6);
@@ -576,6 +593,14 @@ async fn save_replaces_the_whole_conversation_and_moves_the_user_index() {
     let mut fresh = StoredConversation::new(ConversationRecord::new(None));
     fresh.record.id = "saved-new".into();
     fresh.messages = whole.messages.clone();
+    // A record that does not count its messages would not read back: refused.
+    let refused = store.save(&fresh).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidInput { .. })),
+        "{refused:?}"
+    );
+    assert!(store.get("saved-new").await.unwrap().is_none());
+    fresh.record.message_count = fresh.messages.len() as u64;
     store.save(&fresh).await.unwrap();
     assert_eq!(store.get("saved-new").await.unwrap().unwrap(), fresh);
     let _ = record;
@@ -630,8 +655,20 @@ async fn bad_ids_are_invalid_input_and_touch_nothing() {
         0,
         "a rejected append stores nothing"
     );
+    // Only the valid conversation's files and the listing index were created.
     let after = walk(dir.path());
-    assert_eq!(after.len(), before.len() + 5, "{after:#?}");
+    let conversation = dir.path().join("conversations/ok%3Aid%40host.example_1-2");
+    let index = dir.path().join("index");
+    let new: Vec<_> = after.iter().filter(|p| !before.contains(p)).collect();
+    assert!(
+        new.iter()
+            .all(|p| p.starts_with(&conversation) || p.starts_with(&index)),
+        "{new:#?}"
+    );
+    let conversations = fs::read_dir(dir.path().join("conversations"))
+        .unwrap()
+        .count();
+    assert_eq!(conversations, 1);
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
