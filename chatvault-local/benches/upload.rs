@@ -28,7 +28,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chatvault_core::{ByteStream, ChatVault, FilesBackend};
+use chatvault_core::{ByteStream, ChatVault, ContentType, FilesBackend, StorageKey, UserId};
 use chatvault_local::LocalFiles;
 use chatvault_memory::MemoryMessages;
 use futures_util::StreamExt;
@@ -342,9 +342,9 @@ fn child(mode: &str) {
                 let started = Instant::now();
                 let n = files
                     .upload_stream(
-                        "bench/c/f/big.bin",
+                        &StorageKey::parse("bench/c/f/big.bin").unwrap(),
                         file_stream(src),
-                        "application/octet-stream",
+                        &ContentType::octet_stream(),
                     )
                     .await
                     .unwrap();
@@ -354,7 +354,10 @@ fn child(mode: &str) {
             }
             "attach_file_stream" => {
                 let vault = ChatVault::new(MemoryMessages::new(), files.clone());
-                let mut conversation = vault.create_conversation(Some("bench")).await.unwrap();
+                let mut conversation = vault
+                    .create_conversation(Some(&UserId::parse("bench").unwrap()))
+                    .await
+                    .unwrap();
                 let started = Instant::now();
                 let file = conversation
                     .attach_file_stream("big.bin", file_stream(src), "application/octet-stream")

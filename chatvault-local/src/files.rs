@@ -11,7 +11,10 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use chatvault_core::{ByteStream, Error, FilesBackend, Result, async_trait, keys, new_id};
+use chatvault_core::{
+    ByteStream, ContentType, Error, ErrorKind, FilesBackend, FilesCapabilities, ObjectMeta, Result,
+    StorageKey, async_trait,
+};
 use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use serde::{Deserialize, Serialize};
@@ -19,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 
 use crate::error::{BACKEND, CorruptData, corrupt, io_at, io_error};
-use crate::fsutil::{STALE_TEMP_AGE, blocking, create_dir_all_durable};
+use crate::fsutil::{STALE_TEMP_AGE, blocking, create_dir_all_durable, unique_name};
 use tree::{Entry, Route, link_error};
 
 /// Chunk size of [`LocalFiles`]' streaming downloads.
@@ -101,8 +104,8 @@ impl DataIdentity {
 /// Attachment bytes stored as files under a root directory.
 ///
 /// A key `u/c/f/name.pdf` is the file `ROOT/data/u/c/f/name.pdf`; its content type is kept
-/// in `ROOT/meta/u/c/f/name.pdf`, a separate tree no key can reach. Keys are checked by
-/// [`keys::validate_key`], so none can leave `ROOT/data`. Writes are atomic (temp file in
+/// in `ROOT/meta/u/c/f/name.pdf`, a separate tree no key can reach. A [`StorageKey`] is a
+/// relative path of plain segments, so none can leave `ROOT/data`. Writes are atomic (temp file in
 /// `ROOT/tmp`, fsync, rename, fsync of the directory): a reader sees the old bytes or the
 /// new, and a failed or abandoned upload leaves nothing under its key.
 ///
@@ -115,16 +118,15 @@ impl DataIdentity {
 /// Like a file system (and unlike S3), a key cannot be both a file and the "directory" of
 /// another key: with `a/b` stored, uploading `a` fails with [`Error::InvalidInput`], and
 /// the other way round, also when the two uploads run at the same time. Keys made by
-/// [`keys::storage_key`] always have four segments and never collide that way.
+/// [`keys::storage_key`](chatvault_core::keys::storage_key) always have four segments and never collide that way.
 ///
 /// # Links are never followed
 ///
 /// A symbolic link planted anywhere inside the store (in place of `data`, `meta` or
 /// `tmp`, of any directory on a key's way, or of a key's file), or a key's file that has
 /// other hard links, is never followed, written through, removed or replaced: every
-/// operation that meets one fails with an [`Error::Backend`] holding an
-/// [`IoError`](crate::IoError) whose [`io_error`](crate::IoError::io_error) is of kind
-/// [`PermissionDenied`](std::io::ErrorKind::PermissionDenied), naming the link's path.
+/// operation that meets one fails with [`Error::PermissionDenied`] naming the link's path
+/// (its source is an [`IoError`](crate::IoError) on that path).
 ///
 /// This holds whatever changes in the tree while an operation runs, because no path
 /// inside the store is ever resolved by the operating system from its top: the store
@@ -159,8 +161,8 @@ impl LocalFiles {
     /// Opens (creating it if needed) the store in directory `root`.
     ///
     /// Removes temporary files more than a day old (left by a process killed during an
-    /// upload). Fails with a `PermissionDenied` [`IoError`](crate::IoError) if `data`,
-    /// `meta` or `tmp` under the root is a link.
+    /// upload). Fails with [`Error::PermissionDenied`] if `data`, `meta` or `tmp` under
+    /// the root is a link.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref();
         create_dir_all_durable(root)?;
@@ -184,11 +186,8 @@ impl LocalFiles {
     }
 
     /// The file that holds (or would hold) the bytes of `key`.
-    ///
-    /// Fails with [`Error::InvalidInput`] for a key [`keys::validate_key`] rejects.
-    pub fn path_of(&self, key: &str) -> Result<PathBuf> {
-        keys::validate_key(key)?;
-        Ok(self.inner.root.join(DATA).join(key))
+    pub fn path_of(&self, key: &StorageKey) -> PathBuf {
+        self.inner.root.join(DATA).join(key.as_str())
     }
 
     /// The content type stored with `key`, or `None` when the key does not exist.
@@ -199,10 +198,14 @@ impl LocalFiles {
     /// uploads of the same key raced and the last bytes and the last content type came
     /// from different ones. A content type is never reported for bytes it was not
     /// uploaded with.
-    pub async fn content_type(&self, key: &str) -> Result<Option<String>> {
+    ///
+    /// A content-type file that cannot be read is [`Error::Corrupt`] here (and
+    /// `application/octet-stream` in [`FilesBackend::head`], which never lets a damaged
+    /// side file hide the bytes).
+    pub async fn content_type(&self, key: &StorageKey) -> Result<Option<ContentType>> {
         let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || inner.content_type(&key)).await
+        let key = key.clone();
+        blocking(move || inner.content_type(key.as_str())).await
     }
 }
 
@@ -220,7 +223,7 @@ impl TempFile {
     /// Creates a new, empty temp file whose name starts with `what`.
     fn create(inner: &Inner, what: &str) -> Result<(TempFile, File)> {
         let dir = inner.top(TMP)?;
-        let name = format!("{what}-{}", new_id());
+        let name = format!("{what}-{}", unique_name());
         let path = inner.root.join(TMP).join(&name);
         let file = tree::create_new(&dir, &name, &path)?;
         let guard = TempFile {
@@ -269,14 +272,14 @@ impl Inner {
         })
     }
 
-    /// The route to `key` in `tree`; `Ok(None)` when a directory on its way is missing.
+    /// The route to `key` (a valid [`StorageKey`]) in `tree`; `Ok(None)` when a directory
+    /// on its way is missing.
     fn route<'k>(
         &self,
         tree: &'static str,
         key: &'k str,
         create: bool,
     ) -> Result<Option<Route<'k>>> {
-        keys::validate_key(key)?;
         Route::walk(self.top(tree)?, &self.root.join(tree), key, create)
     }
 
@@ -306,7 +309,6 @@ impl Inner {
     /// prefixes, is on the wrong side of the file/directory divide, and with a link
     /// error when a link is on its way.
     fn check_shape(&self, key: &str) -> Result<()> {
-        keys::validate_key(key)?;
         let collides = |reason: String| {
             Err(Error::invalid_input(
                 "storage key",
@@ -475,19 +477,6 @@ impl Inner {
         Ok(())
     }
 
-    fn upload(&self, key: &str, bytes: &[u8], content_type: &str) -> Result<()> {
-        keys::validate_key(key)?;
-        keys::validate_content_type(content_type)?;
-        self.check_shape(key)?;
-        let (data, mut file) = TempFile::create(self, "data")?;
-        file.write_all(bytes).map_err(io_at("write", &data.path))?;
-        file.sync_all().map_err(io_at("sync", &data.path))?;
-        let written = file.metadata().map_err(io_at("stat", &data.path))?;
-        drop(file);
-        let meta = write_meta(self, content_type, &written)?;
-        self.place(key, data, meta)
-    }
-
     /// The blob file of `key` opened for reading, or `None`.
     fn open_blob(&self, key: &str) -> Result<Option<(File, PathBuf)>> {
         let Some(route) = self.route(DATA, key, false)? else {
@@ -495,15 +484,6 @@ impl Inner {
         };
         let path = route.path();
         Ok(tree::open_file(route.parent(), route.name(), &path)?.map(|f| (f, path)))
-    }
-
-    fn download(&self, key: &str) -> Result<Option<Bytes>> {
-        let Some((file, path)) = self.open_blob(key)? else {
-            return Ok(None);
-        };
-        let mut buf = Vec::new();
-        io::Read::read_to_end(&mut &file, &mut buf).map_err(io_at("read", &path))?;
-        Ok(Some(Bytes::from(buf)))
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
@@ -556,13 +536,9 @@ impl Inner {
         Ok(true)
     }
 
-    fn content_type(&self, key: &str) -> Result<Option<String>> {
-        let Some((data, _)) = self.open_blob(key)? else {
-            return Ok(None);
-        };
-        let data = data
-            .metadata()
-            .map_err(io_at("stat", &self.root.join(DATA).join(key)))?;
+    /// The content type stored for the data file whose metadata is `data`, if it was
+    /// stored for that very file.
+    fn stored_type(&self, key: &str, data: &fs::Metadata) -> Result<Option<ContentType>> {
         let Some(route) = self.route(META, key, false)? else {
             return Ok(None);
         };
@@ -580,15 +556,51 @@ impl Inner {
         })?;
         let current = meta
             .data
-            .is_none_or(|written_for| written_for == DataIdentity::of(&data));
-        Ok(current.then_some(meta.content_type))
-    }
-
-    fn file_url(&self, key: &str) -> Result<Option<String>> {
-        if !self.exists(key)? {
+            .is_none_or(|written_for| written_for == DataIdentity::of(data));
+        if !current {
             return Ok(None);
         }
-        Ok(Some(file_url(&self.root.join(DATA).join(key))))
+        ContentType::parse(meta.content_type)
+            .map(Some)
+            .map_err(|e| corrupt(CorruptData::with_source(&path, "not a content type", e)))
+    }
+
+    fn content_type(&self, key: &str) -> Result<Option<ContentType>> {
+        let Some((data, path)) = self.open_blob(key)? else {
+            return Ok(None);
+        };
+        let data = data.metadata().map_err(io_at("stat", &path))?;
+        self.stored_type(key, &data)
+    }
+
+    fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        let Some((data, path)) = self.open_blob(key)? else {
+            return Ok(None);
+        };
+        let data = data.metadata().map_err(io_at("stat", &path))?;
+        let content_type = match self.stored_type(key, &data) {
+            Ok(Some(t)) => t,
+            Ok(None) => ContentType::octet_stream(),
+            Err(e) if e.kind() == ErrorKind::Corrupt => {
+                tracing::warn!(key, error = %e, "unreadable content-type file");
+                ContentType::octet_stream()
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Some(ObjectMeta {
+            size: data.len(),
+            content_type,
+        }))
+    }
+
+    fn file_url(&self, key: &str) -> Result<String> {
+        if !self.exists(key)? {
+            return Err(Error::NotFound {
+                kind: "file",
+                id: key.to_owned(),
+            });
+        }
+        Ok(file_url(&self.root.join(DATA).join(key)))
     }
 }
 
@@ -796,64 +808,27 @@ fn file_url(path: &Path) -> String {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl FilesBackend for LocalFiles {
-    async fn upload(&self, key: &str, data: Bytes, content_type: &str) -> Result<()> {
-        let inner = Arc::clone(&self.inner);
-        let (key, content_type) = (key.to_owned(), content_type.to_owned());
-        blocking(move || inner.upload(&key, &data, &content_type)).await
-    }
-
-    async fn download(&self, key: &str) -> Result<Option<Bytes>> {
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || inner.download(&key)).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || inner.delete(&key)).await
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool> {
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || inner.exists(&key)).await
-    }
-
-    /// A `file://` URL of the blob's absolute path, or `None` when the key does not exist.
-    ///
-    /// A file URL carries no credentials and cannot expire: `expires_in` is ignored, and
-    /// so is `download_filename` (the file keeps its storage-key name). Only a process on
-    /// this machine with read access to the file can use it.
-    async fn signed_url(
-        &self,
-        key: &str,
-        expires_in: Duration,
-        download_filename: Option<&str>,
-    ) -> Result<Option<String>> {
-        let _ = (expires_in, download_filename);
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || inner.file_url(&key)).await
+    /// Signed URLs (`file://` URLs, see [`signed_url`](Self::signed_url)), bounded memory,
+    /// no size limit but the disk's.
+    fn capabilities(&self) -> FilesCapabilities {
+        FilesCapabilities::full()
     }
 
     /// Gathers the chunks into 4 MiB writes made on the blocking pool while the stream
     /// is polled for the next ones (memory stays under 24 MiB, plus one chunk when a
-    /// single chunk is larger),
-    /// flushes the file to disk once at the end, then moves it into place. A failing
-    /// stream, a failed write, or dropping the future before it finishes leaves nothing
-    /// under the key and removes the temp file.
+    /// single chunk is larger), flushes the file to disk once at the end, then moves it
+    /// into place. A failing stream, a failed write, or dropping the future before it
+    /// finishes leaves nothing under the key and removes the temp file.
     async fn upload_stream(
         &self,
-        key: &str,
+        key: &StorageKey,
         mut data: ByteStream,
-        content_type: &str,
+        content_type: &ContentType,
     ) -> Result<u64> {
-        keys::validate_key(key)?;
-        keys::validate_content_type(content_type)?;
         // Fail before reading the stream if the key cannot be stored (a few stat calls).
-        self.inner.check_shape(key)?;
+        self.inner.check_shape(key.as_str())?;
         // Created synchronously (one open call): were it created on the blocking pool, a
         // future dropped meanwhile would remove the name before the file appeared.
         let (guard, file) = TempFile::create(&self.inner, "data")?;
@@ -866,10 +841,10 @@ impl FilesBackend for LocalFiles {
         }
         let written = writer.finish().await?;
         let inner = Arc::clone(&self.inner);
-        let (key, content_type) = (key.to_owned(), content_type.to_owned());
+        let (key, content_type) = (key.clone(), content_type.clone());
         blocking(move || {
-            let meta = write_meta(&inner, &content_type, &written)?;
-            inner.place(&key, guard, meta)
+            let meta = write_meta(&inner, content_type.as_str(), &written)?;
+            inner.place(key.as_str(), guard, meta)
         })
         .await?;
         Ok(size)
@@ -878,14 +853,48 @@ impl FilesBackend for LocalFiles {
     /// Streams the file in chunks of [`DOWNLOAD_CHUNK`] bytes. The stream reads the file
     /// that was under the key when it was opened, even if the key is replaced or deleted
     /// meanwhile.
-    async fn download_stream(&self, key: &str) -> Result<Option<ByteStream>> {
+    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
         let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        let Some((file, path)) = blocking(move || inner.open_blob(&key)).await? else {
+        let key = key.clone();
+        let Some((file, path)) = blocking(move || inner.open_blob(key.as_str())).await? else {
             return Ok(None);
         };
         let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), DOWNLOAD_CHUNK)
             .map(move |chunk| chunk.map_err(|e| io::Error::from(io_error("read", &path, e))));
         Ok(Some(stream.boxed()))
+    }
+
+    /// The file's size, and the content type it was uploaded with:
+    /// `application/octet-stream` when that is unknown (see
+    /// [`LocalFiles::content_type`] for when) or its file cannot be read.
+    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
+        let inner = Arc::clone(&self.inner);
+        let key = key.clone();
+        blocking(move || inner.head(key.as_str())).await
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<bool> {
+        let inner = Arc::clone(&self.inner);
+        let key = key.clone();
+        blocking(move || inner.delete(key.as_str())).await
+    }
+
+    /// A `file://` URL of the file's absolute path; [`Error::NotFound`] when nothing is
+    /// stored under `key`.
+    ///
+    /// A file URL carries no credentials and cannot expire: `expires_in` is ignored, and
+    /// so is `download_filename` (the file keeps its storage-key name). Only a process on
+    /// this machine with read access to the file can use it, and it resolves the path
+    /// when it opens it (links included: the store's guarantees end at the URL).
+    async fn signed_url(
+        &self,
+        key: &StorageKey,
+        expires_in: Duration,
+        download_filename: Option<&str>,
+    ) -> Result<String> {
+        let _ = (expires_in, download_filename);
+        let inner = Arc::clone(&self.inner);
+        let key = key.clone();
+        blocking(move || inner.file_url(key.as_str())).await
     }
 }
