@@ -64,6 +64,29 @@ struct Meta {
     /// 1 had none, and is taken as it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     data: Option<DataIdentity>,
+    /// The inode number of this content-type file itself when it was written (Unix; since
+    /// 0.2, still format 2: earlier readers ignore it). A rename keeps it; a copy of the
+    /// store does not, and changes the data files' inodes (and, often, their modification
+    /// times) too. So when it differs, the store was copied, and the data file is
+    /// recognised by its size alone: a copied store keeps its content types. (A crash
+    /// between an upload's two renames leaves the old content-type file in place, its
+    /// own inode unchanged: that case is still judged by the full identity.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    this: Option<u64>,
+}
+
+/// The inode number of a file (Unix).
+fn inode(m: &fs::Metadata) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        None
+    }
 }
 
 /// What tells one data file from another at the same path. A rename keeps all of it, so
@@ -81,13 +104,7 @@ struct DataIdentity {
 
 impl DataIdentity {
     fn of(m: &fs::Metadata) -> Self {
-        #[cfg(unix)]
-        let ino = {
-            use std::os::unix::fs::MetadataExt;
-            Some(m.ino())
-        };
-        #[cfg(not(unix))]
-        let ino = None;
+        let ino = inode(m);
         let modified_ns = m
             .modified()
             .ok()
@@ -113,7 +130,10 @@ impl DataIdentity {
 /// of the data file it was written for (inode, size and modification time) and counts
 /// only while that file is the key's data, so a content-type file left behind (by a
 /// crash, a failed upload or a race) is never taken for another upload's, never makes a
-/// data operation fail, and is removed by the next upload that needs its place.
+/// data operation fail, and is removed by the next upload that needs its place. In a
+/// copy of the store (where every inode differs; the content-type file knows its own
+/// inode, so it can tell) a data file is recognised by its size, so copies and restored
+/// backups keep their content types.
 ///
 /// Like a file system (and unlike S3), a key cannot be both a file and the "directory" of
 /// another key: with `a/b` stored, uploading `a` fails with [`Error::InvalidInput`], and
@@ -247,13 +267,15 @@ impl Drop for TempFile {
 
 /// Writes the content-type file for the data temp file whose metadata is `data`.
 fn write_meta(inner: &Inner, content_type: &str, data: &fs::Metadata) -> Result<TempFile> {
+    let (guard, mut file) = TempFile::create(inner, "meta")?;
+    let this = file.metadata().map_err(io_at("stat", &guard.path))?;
     let body = serde_json::to_vec(&Meta {
         v: META_VERSION,
         content_type: content_type.to_owned(),
         data: Some(DataIdentity::of(data)),
+        this: inode(&this),
     })
     .map_err(|e| Error::backend(BACKEND, e))?;
-    let (guard, mut file) = TempFile::create(inner, "meta")?;
     file.write_all(&body).map_err(io_at("write", &guard.path))?;
     file.sync_all().map_err(io_at("sync", &guard.path))?;
     Ok(guard)
@@ -543,7 +565,8 @@ impl Inner {
             return Ok(None);
         };
         let path = route.path();
-        let Some(bytes) = tree::read_small(route.parent(), route.name(), &path, MAX_META_BYTES)?
+        let Some((bytes, file)) =
+            tree::read_small(route.parent(), route.name(), &path, MAX_META_BYTES)?
         else {
             return Ok(None);
         };
@@ -554,9 +577,14 @@ impl Inner {
                 e,
             ))
         })?;
-        let current = meta
-            .data
-            .is_none_or(|written_for| written_for == DataIdentity::of(data));
+        let copied = meta.this.is_some_and(|ino| Some(ino) != inode(&file));
+        let current = meta.data.is_none_or(|written_for| {
+            if copied {
+                written_for.size == data.len()
+            } else {
+                written_for == DataIdentity::of(data)
+            }
+        });
         if !current {
             return Ok(None);
         }

@@ -407,3 +407,84 @@ async fn head_gives_size_and_content_type_never_hidden_by_a_damaged_side_file() 
     let head = files.head(&k).await.unwrap().unwrap();
     assert_eq!((head.size, head.content_type), (2, ct("text/plain")));
 }
+
+/// Copies a directory tree file by file (new inodes, new modification times), as a
+/// backup restored with a plain copy would be.
+#[cfg(unix)]
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::write(&target, fs::read(entry.path()).unwrap()).unwrap();
+        }
+    }
+}
+
+#[cfg(unix)]
+fn inode(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().ino()
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_copied_store_keeps_its_content_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = LocalFiles::new(dir.path().join("original")).unwrap();
+    let stored = [
+        ("u/c/f1/a.pdf", &b"%PDF-1.7"[..], "application/pdf"),
+        ("u/c/f2/b.txt", &b"hello"[..], "text/plain; charset=utf-8"),
+        ("u/c/f3/empty", &b""[..], "application/json"),
+    ];
+    for (k, bytes, t) in stored {
+        files
+            .upload(&key(k), Bytes::from_static(bytes), &ct(t))
+            .await
+            .unwrap();
+    }
+    copy_tree(files.root(), &dir.path().join("copy"));
+    let copy = LocalFiles::new(dir.path().join("copy")).unwrap();
+    for (k, bytes, t) in stored {
+        let k = key(k);
+        assert_ne!(
+            inode(&files.path_of(&k)),
+            inode(&copy.path_of(&k)),
+            "not a copy"
+        );
+        let head = copy.head(&k).await.unwrap().unwrap();
+        assert_eq!((head.size, head.content_type), (bytes.len() as u64, ct(t)));
+        assert_eq!(copy.content_type(&k).await.unwrap(), Some(ct(t)));
+        assert_eq!(copy.download(&k).await.unwrap().as_deref(), Some(bytes));
+    }
+}
+
+#[tokio::test]
+async fn a_content_type_left_by_a_crash_is_not_taken_for_the_new_bytes() {
+    // A crash between an upload's two renames: the new bytes are in place, the old
+    // content-type file still is. Same size on purpose: the identity is more than that.
+    let dir = tempfile::tempdir().unwrap();
+    let files = LocalFiles::new(dir.path()).unwrap();
+    let k = key("u/c/f/doc");
+    files
+        .upload(&k, Bytes::from_static(b"first"), &ct("text/plain"))
+        .await
+        .unwrap();
+    let meta = files.root().join("meta").join(k.as_str());
+    let aside = dir.path().join("old-meta");
+    fs::rename(&meta, &aside).unwrap();
+    files
+        .upload(&k, Bytes::from_static(b"other"), &ct("application/pdf"))
+        .await
+        .unwrap();
+    fs::rename(&aside, &meta).unwrap();
+    assert_eq!(files.content_type(&k).await.unwrap(), None);
+    let head = files.head(&k).await.unwrap().unwrap();
+    assert_eq!(
+        (head.size, head.content_type),
+        (5, ContentType::octet_stream())
+    );
+}

@@ -168,21 +168,23 @@ pub(super) fn open_file(dir: &Dir, name: &str, path: &Path) -> Result<Option<std
     Ok(Some(file))
 }
 
-/// Reads at most `limit` bytes of the file `name` in `dir`, as [`open_file`] opens it.
+/// Reads at most `limit` bytes of the file `name` in `dir`, as [`open_file`] opens it;
+/// gives its metadata too.
 pub(super) fn read_small(
     dir: &Dir,
     name: &str,
     path: &Path,
     limit: u64,
-) -> Result<Option<Vec<u8>>> {
+) -> Result<Option<(Vec<u8>, std::fs::Metadata)>> {
     let Some(file) = open_file(dir, name, path)? else {
         return Ok(None);
     };
+    let m = file.metadata().map_err(|e| io_error("stat", path, e))?;
     let mut bytes = Vec::new();
     file.take(limit)
         .read_to_end(&mut bytes)
         .map_err(|e| io_error("read", path, e))?;
-    Ok(Some(bytes))
+    Ok(Some((bytes, m)))
 }
 
 /// Creates the new file `name` in `dir` for writing (never an existing one, never through
