@@ -97,12 +97,15 @@ async fn files_live_under_data_and_content_types_under_meta() {
 async fn a_failed_stream_stores_nothing_and_keeps_the_old_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let files = LocalFiles::new(dir.path()).unwrap();
+    // 8 MiB in 64 KiB chunks first, so the writer has written whole buffers (and one
+    // large chunk as it is) when the stream fails.
     let failing = || -> ByteStream {
-        stream::iter(vec![
-            Ok(Bytes::from(vec![1u8; 1 << 20])),
-            Err(std::io::Error::other("client went away")),
-        ])
-        .boxed()
+        let mut parts: Vec<std::io::Result<Bytes>> = (0..128)
+            .map(|_| Ok(Bytes::from(vec![1u8; 64 * 1024])))
+            .collect();
+        parts.push(Ok(Bytes::from(vec![2u8; 5 << 20])));
+        parts.push(Err(std::io::Error::other("client went away")));
+        stream::iter(parts).boxed()
     };
     let err = files
         .upload_stream(&key("k/new"), failing(), &ct("text/plain"))
