@@ -97,8 +97,8 @@ async fn files_live_under_data_and_content_types_under_meta() {
 async fn a_failed_stream_stores_nothing_and_keeps_the_old_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let files = LocalFiles::new(dir.path()).unwrap();
-    // 8 MiB in 64 KiB chunks first, so the writer has written whole buffers (and one
-    // large chunk as it is) when the stream fails.
+    // 8 MiB in 64 KiB chunks, then a chunk larger than a buffer: whole buffers and the
+    // large chunk are queued to the writer before the stream fails.
     let failing = || -> ByteStream {
         let mut parts: Vec<std::io::Result<Bytes>> = (0..128)
             .map(|_| Ok(Bytes::from(vec![1u8; 64 * 1024])))
