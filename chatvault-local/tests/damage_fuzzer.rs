@@ -7,7 +7,7 @@
 //!
 //! - every call returns a value or a typed error, never panics;
 //! - a conversation reads back with every acknowledged message, exactly, in seq order
-//!   1..n, or reports [`CorruptData`] (damage it cannot repair and will not hide);
+//!   1..n, or reports a `Corrupt` error (damage it cannot repair and will not hide);
 //! - a conversation that reads back is listed;
 //! - the next append gets seq n + 1.
 //!
