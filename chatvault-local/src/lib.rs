@@ -41,7 +41,7 @@
 //! `header.json` is `CVCP2 <CRC-32 of the JSON, hex>` and a line of JSON: the generation,
 //! how many log bytes it accounts for, the offset and CRC of the record ending there, and
 //! the record and attachments at that point. Conversation ids (already restricted by
-//! [`chatvault_core::keys::validate_id`]) are percent-encoded by
+//! [`chatvault_core::ConversationId`]) are percent-encoded by
 //! [`chatvault_core::keys::encode_component`] before they become path segments, so no id
 //! can name a path outside the store.
 //!

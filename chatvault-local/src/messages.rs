@@ -250,7 +250,7 @@ impl LocalMessages {
     /// Each conversation is written whole into the store's `tmp/`, everything is flushed,
     /// then each is renamed into place. Fails with `AlreadyExists` (storing nothing more)
     /// at the first id already taken; the conversations before it are stored. Returns how
-    /// many were stored. Records are validated like [`MessagesBackend::save`]'s.
+    /// many were stored. Records are validated like [`LocalMessages::save`]'s.
     pub async fn import(&self, conversations: Vec<StoredConversation>) -> Result<u64> {
         self.run(move |s| s.import(conversations)).await
     }
