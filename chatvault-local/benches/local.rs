@@ -37,8 +37,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chatvault_core::{
-    ByteStream, ConversationRecord, FilesBackend, ListOptions, MessageRange, MessagesBackend,
-    NewMessage, Role, StoredConversation,
+    ByteStream, ContentType, ConversationId, ConversationRecord, FilesBackend, ListOptions,
+    MessageRange, MessagesBackend, NewMessage, Role, StorageKey, StoredConversation, UserId,
 };
 use chatvault_local::{LocalFiles, LocalMessages, fsync_count};
 use chatvault_memory::MemoryMessages;
@@ -225,7 +225,7 @@ async fn append_latency(
     existing: u64,
     appends: usize,
 ) -> (Vec<Duration>, Vec<Duration>) {
-    let record = ConversationRecord::new(Some("bench".into()));
+    let record = ConversationRecord::new(Some(UserId::parse("bench").unwrap()));
     backend.create(&record).await.unwrap();
     let content = "a typical chat message of about a hundred bytes, give or take a few words here";
     let mut left = existing;
@@ -255,10 +255,11 @@ async fn append_latency(
         assert_eq!(page.items.len() as u64, 20.min(existing + i + 1));
     }
     let count = backend
-        .get_record(&record.id)
+        .head(&record.id)
         .await
         .unwrap()
         .unwrap()
+        .record
         .message_count;
     assert_eq!(count, existing + appends as u64);
     (append, read)
@@ -272,8 +273,8 @@ async fn writers(
     spread: bool,
     appends: usize,
 ) -> (f64, f64) {
-    let ids: Vec<String> = (0..if spread { writers } else { 1 })
-        .map(|_| chatvault_core::new_id())
+    let ids: Vec<ConversationId> = (0..if spread { writers } else { 1 })
+        .map(|_| ConversationId::new())
         .collect();
     for id in &ids {
         let mut record = ConversationRecord::new(None);
@@ -308,7 +309,7 @@ async fn writers(
     let flushes = (fsync_count() - flushes) as f64;
     let mut stored = 0;
     for id in &ids {
-        stored += store.get_record(id).await.unwrap().unwrap().message_count - 1;
+        stored += store.head(id).await.unwrap().unwrap().record.message_count - 1;
     }
     assert_eq!(stored, (writers * appends) as u64, "every append stored");
     (total / elapsed.as_secs_f64(), flushes / total)
@@ -322,10 +323,10 @@ async fn listing_latency(
     local: Option<&LocalMessages>,
     n: usize,
 ) -> (Duration, Duration, Duration) {
-    let user = "lister";
+    let user = UserId::parse("lister").unwrap();
     let base = chatvault_core::now();
     let conversation = |i: usize| {
-        let mut record = ConversationRecord::new(Some(user.into()));
+        let mut record = ConversationRecord::new(Some(user.clone()));
         record.created_at = base + chrono::Duration::microseconds(i as i64);
         record.last_active = record.created_at;
         let mut c = StoredConversation::new(record);
@@ -343,14 +344,22 @@ async fn listing_latency(
         }
     } else {
         for i in 0..n {
-            backend.save(&conversation(i)).await.unwrap();
+            let c = conversation(i);
+            let mut record = c.record.clone();
+            record.message_count = 0;
+            record.title = None;
+            backend.create(&record).await.unwrap();
+            backend
+                .append_messages(&record.id, vec![NewMessage::new(Role::User, "hello")])
+                .await
+                .unwrap();
         }
     }
     let fill = started.elapsed();
     let options = ListOptions::new().limit(20);
     let started = Instant::now();
     let page = backend
-        .list_conversations(Some(user), &options)
+        .list_conversations(Some(&user), &options)
         .await
         .unwrap();
     let first = started.elapsed();
@@ -359,7 +368,7 @@ async fn listing_latency(
     for _ in 0..21 {
         let started = Instant::now();
         let page = backend
-            .list_conversations(Some(user), &options)
+            .list_conversations(Some(&user), &options)
             .await
             .unwrap();
         samples.push(started.elapsed());
@@ -431,12 +440,17 @@ fn child(mode: &str) {
         .unwrap();
     runtime.block_on(async move {
         let files = LocalFiles::new(Path::new(&dir)).unwrap();
-        let key = "bench/c/f/big.bin";
+        let key = StorageKey::parse("bench/c/f/big.bin").unwrap();
+        let key = &key;
         let baseline = peak_rss_kib();
         let started = Instant::now();
         let moved = match mode {
             "upload" => files
-                .upload_stream(key, generated(total), "application/octet-stream")
+                .upload_stream(
+                    key,
+                    generated(total),
+                    &ContentType::parse("application/octet-stream").unwrap(),
+                )
                 .await
                 .unwrap(),
             "download" => {

@@ -20,7 +20,7 @@ pub(crate) const BACKEND: &str = "local";
 /// use chatvault_local::{IoError, LocalFiles};
 ///
 /// // A store cannot live under a plain file.
-/// let file = std::env::temp_dir().join(format!("chatvault-doc-{}", chatvault_core::new_id()));
+/// let file = std::env::temp_dir().join(format!("chatvault-doc-{}", chatvault_core::FileId::new()));
 /// std::fs::write(&file, b"not a directory").unwrap();
 /// let err = LocalFiles::new(file.join("store")).unwrap_err();
 /// assert!(!err.is_temporary());

@@ -31,14 +31,17 @@
 //! (the append's time and message count) followed by one line per message, exactly
 //! [`chatvault_core::Message`]'s JSON: an append of several messages is one record, stored
 //! whole or not at all. A state record is `{"v":2,"at":...,"n":1,"k":"state"}` followed by
-//! `{"record":...,"files":[...]}`: the conversation's record and attachments as of that
-//! point. Creating, saving, updating, attaching and detaching each write one, so the log
-//! alone says everything about a conversation; everything else is derived from it.
+//! `{"record":...,"files":[...]}` (and `"deleting":true` once `begin_delete` marked it):
+//! the conversation's record and attachments as of that point. Creating, saving, updating,
+//! attaching, detaching and marking for deletion each write one. An edit record,
+//! `{"v":2,...,"k":"edit"}`, holds an updated message (its seq unchanged, its revision
+//! raised) and the record after the update. So the log alone says everything about a
+//! conversation; everything else is derived from it.
 //!
 //! `header.json` is `CVCP2 <CRC-32 of the JSON, hex>` and a line of JSON: the generation,
 //! how many log bytes it accounts for, the offset and CRC of the record ending there, and
 //! the record and attachments at that point. Conversation ids (already restricted by
-//! [`chatvault_core::keys::validate_id`]) are percent-encoded by
+//! [`chatvault_core::ConversationId`]) are percent-encoded by
 //! [`chatvault_core::keys::encode_component`] before they become path segments, so no id
 //! can name a path outside the store.
 //!
@@ -79,6 +82,16 @@
 //!   listing index in order and reads each listed conversation's checkpoint (its summary
 //!   comes from the conversation itself). `get` and `save` read or write whole
 //!   conversations; `get_by_user` finds the user's conversations through the index.
+//! - `update_message` appends one edit record (one flush) and points the message's index
+//!   entry at the new version. Until a checkpoint covers it, readers replay the edit from
+//!   the log; a checkpoint that covers edits is written only after the index is flushed.
+//! - Appends are idempotent by message id: each process keeps a map from message id to
+//!   seq per conversation (up to 256 conversations), brought up to date from the log's
+//!   records it has not read yet, so a retried append finds what an earlier attempt (in
+//!   any process) stored. The first append to a conversation in a process reads its
+//!   whole log once to build that map.
+//! - `begin_delete` appends a state record marking the conversation; from then on it reads
+//!   as gone. `delete` renames the directory away as before. `search` is not supported.
 //! - [`LocalMessages::import`] stores many new conversations with one `syncfs`.
 //!
 //! # The listing index

@@ -250,7 +250,7 @@ impl LocalMessages {
     /// Each conversation is written whole into the store's `tmp/`, everything is flushed,
     /// then each is renamed into place. Fails with `AlreadyExists` (storing nothing more)
     /// at the first id already taken; the conversations before it are stored. Returns how
-    /// many were stored. Records are validated like [`MessagesBackend::save`]'s.
+    /// many were stored. Records are validated like [`LocalMessages::save`]'s.
     pub async fn import(&self, conversations: Vec<StoredConversation>) -> Result<u64> {
         self.run(move |s| s.import(conversations)).await
     }
@@ -1348,6 +1348,12 @@ impl Store {
 
     /// Messages at positions `first..=last` (1-based, within the count).
     fn read_positions(view: &View, first: u64, last: u64) -> Result<Vec<Message>> {
+        if first == 0 || first > last || last > view.count() {
+            return Err(damaged(
+                &view.log_path(),
+                format!("messages {first}..={last} of {} asked for", view.count()),
+            ));
+        }
         let base = view.base;
         let mut out = Vec::with_capacity((last - first + 1).min(MAX_PAGE as u64) as usize);
         if first <= base {
@@ -1793,26 +1799,90 @@ impl Store {
         }
         if cache.end < view.valid_end {
             let mut log = File::open(&log_path).map_err(io_at("open", &log_path))?;
-            let buf = read_at(&mut log, &log_path, cache.end, view.valid_end - cache.end)?;
-            let mut pos = 0usize;
-            while pos < buf.len() {
-                match decode_frame(&log_path, &buf, pos, cache.end)? {
-                    FrameAt::Valid(frame) => {
-                        if let Body::Messages(messages, _) = frame.body {
-                            for m in messages {
-                                cache.seqs.insert(m.id, m.seq);
-                            }
-                        }
-                        pos = (frame.end - cache.end) as usize;
-                    }
-                    FrameAt::Torn | FrameAt::Damaged => {
-                        return Err(damaged(&log_path, "a record the replay accepted changed"));
-                    }
-                }
+            // From where the map stopped; from the start if that is not a record boundary
+            // any more (the log was replaced by one with the same identity).
+            let mut found = Self::ids_in(&mut log, &log_path, cache.end, view.valid_end)?;
+            if found.is_none() && cache.end > 0 {
+                cache.seqs.clear();
+                cache.end = 0;
+                found = Self::ids_in(&mut log, &log_path, 0, view.valid_end)?;
             }
+            let Some(found) = found else {
+                return Err(damaged(&log_path, "a record the replay accepted changed"));
+            };
+            cache.seqs.extend(found);
             cache.end = view.valid_end;
         }
         Ok(ids.iter().map(|m| cache.seqs.get(*m).copied()).collect())
+    }
+
+    /// The `(id, seq)` of every message appended in `from..to` of a log; `None` when
+    /// `from` does not start a run of intact records up to `to`.
+    fn ids_in(
+        log: &mut File,
+        path: &Path,
+        from: u64,
+        to: u64,
+    ) -> Result<Option<Vec<(MessageId, u64)>>> {
+        let buf = read_at(log, path, from, to - from)?;
+        let mut out = Vec::new();
+        let mut pos = 0usize;
+        while pos < buf.len() {
+            match decode_frame(path, &buf, pos, from) {
+                Ok(FrameAt::Valid(frame)) => {
+                    if let Body::Messages(messages, _) = frame.body {
+                        out.extend(messages.into_iter().map(|m| (m.id, m.seq)));
+                    }
+                    pos = (frame.end - from) as usize;
+                }
+                Ok(FrameAt::Torn | FrameAt::Damaged) | Err(_) => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The stored messages with `ids` in a locked conversation (`None` for ids it does not
+    /// hold). Every hit of the id map is checked against the message it names; a map that
+    /// disagrees (its log was replaced by one that happens to have the same identity) is
+    /// dropped and built again from the log.
+    fn stored_by_id(
+        &self,
+        id: &str,
+        view: &View,
+        ids: &[&MessageId],
+    ) -> Result<Vec<Option<Message>>> {
+        for attempt in 0..2 {
+            let seqs = self.lookup(id, view, ids)?;
+            let mut out = Vec::with_capacity(ids.len());
+            let mut stale = false;
+            for (want, seq) in ids.iter().zip(seqs) {
+                let Some(seq) = seq else {
+                    out.push(None);
+                    continue;
+                };
+                if seq == 0 || seq > view.count() {
+                    stale = true;
+                    break;
+                }
+                match Self::read_positions(view, seq, seq)?.pop() {
+                    Some(m) if &m.id == *want => out.push(Some(m)),
+                    _ => {
+                        stale = true;
+                        break;
+                    }
+                }
+            }
+            if !stale {
+                return Ok(out);
+            }
+            if attempt == 0 {
+                self.forget_ids(id);
+            }
+        }
+        Err(damaged(
+            &view.log_path(),
+            "the message ids read from the log do not match its messages",
+        ))
     }
 
     /// Notes the messages a commit appended (the map then covers the log to its end).
@@ -1927,15 +1997,12 @@ impl Store {
         for (_, messages) in batch {
             let stored = (|| {
                 let ids: Vec<&MessageId> = messages.iter().map(|m| &m.id).collect();
-                let seqs = self.lookup(id, &view, &ids)?;
-                let mut stored = Vec::with_capacity(ids.len());
-                for (m, seq) in ids.iter().zip(seqs) {
-                    stored.push(match (in_batch.get(*m), seq) {
-                        (Some(m), _) => Some(m.clone()),
-                        (None, Some(seq)) => Self::read_positions(&view, seq, seq)?.pop(),
-                        (None, None) => None,
-                    });
-                }
+                let from_log = self.stored_by_id(id, &view, &ids)?;
+                let stored = ids
+                    .iter()
+                    .zip(from_log)
+                    .map(|(m, logged)| in_batch.get(*m).cloned().or(logged))
+                    .collect();
                 check_replay(&messages, stored)
             })();
             match stored {
@@ -2012,17 +2079,11 @@ impl Store {
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
         let (_lock, mut view) = self.require(id, Mode::Exclusive)?;
-        let seq = self.lookup(id, &view, &[message_id])?.pop().flatten();
-        let seq = seq.ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
-        let mut message = Self::read_positions(&view, seq, seq)?
+        let mut message = self
+            .stored_by_id(id, &view, &[message_id])?
             .pop()
-            .filter(|m| &m.id == message_id)
-            .ok_or_else(|| {
-                damaged(
-                    &view.log_path(),
-                    format!("message {seq} is not {message_id}"),
-                )
-            })?;
+            .flatten()
+            .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
         if message.revision != expected_revision {
             return Err(revision_conflict(
                 message_id,

@@ -6,16 +6,21 @@
 //!
 //! # How the fixture was made
 //!
-//! With the 0.1 code (commit 47a59e4 of this repository), once:
+//! With the 0.1 code, by the ignored test `generator_writes_the_v0_1_fixture` of this
+//! file, once:
 //!
 //! ```text
 //! cargo test -p chatvault-local --test compat_v0_1 -- --ignored generator_writes_the_v0_1_fixture
 //! ```
 //!
-//! The generator is an ignored test only because it must not run again: it is kept so that
-//! anyone can see exactly what went into the fixture. Running it with later code would
-//! overwrite the 0.1 data with data in the newer format, so it refuses when the fixture
-//! exists.
+//! The generator is in this file as it was at commit 8bdc190 of this repository
+//! (`git show 8bdc190:chatvault-local/tests/compat_v0_1.rs`), where it ran: several users
+//! (one needing encoding), a conversation with no user, an archived one with an explicit
+//! title, auto-titles, unicode, metadata with exact numbers (`u64::MAX`, `i64::MIN`, 0.1,
+//! 9007199254740993), system/user/assistant/tool/custom roles, attachments (bytes in
+//! `LocalFiles`, records in the messages), an empty conversation, and a record left past
+//! its header as a crash between an append's two writes leaves it. It was removed when
+//! the crate moved to the 0.2 API, which it cannot be compiled against.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::collections::BTreeMap;
@@ -23,12 +28,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use chatvault_core::{
-    ConversationPatch, ConversationRecord, FileAttachment, FilesBackend, ListOptions, MessageRange,
-    MessagesBackend, NewMessage, Role, StoredConversation, keys,
+    ConversationId, FilesBackendExt, ListOptions, MessageRange, MessagesBackend, NewMessage, Role,
+    StorageKey, StoredConversation, UserId,
 };
 use chatvault_local::{LocalFiles, LocalMessages};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 fn fixture_dir() -> PathBuf {
@@ -37,17 +41,13 @@ fn fixture_dir() -> PathBuf {
 
 /// What the generator stored: every conversation as the 0.1 code read it back, and the
 /// bytes of every key in the files store.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Expected {
     conversations: Vec<StoredConversation>,
     /// Storage key -> bytes (as UTF-8 text: the fixture's files are text).
     files: BTreeMap<String, String>,
     /// `list_conversations(user, include_archived)` ids per user (`null` key: everyone).
     listings: BTreeMap<String, Vec<String>>,
-}
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
 fn exact_numbers() -> chatvault_core::Metadata {
@@ -63,262 +63,24 @@ fn exact_numbers() -> chatvault_core::Metadata {
     m
 }
 
-fn message(id: &str, role: Role, content: &str, created: &str) -> NewMessage {
-    let mut m = NewMessage::new(role, content).with_id(id);
-    m.created_at = at(created);
-    m
+fn cid(id: &str) -> ConversationId {
+    ConversationId::parse(id).unwrap()
 }
 
 async fn listing_ids(store: &LocalMessages, user: Option<&str>) -> Vec<String> {
+    let user = user.map(|u| UserId::parse(u).unwrap());
     let mut out = Vec::new();
     let mut options = ListOptions::new().limit(2).include_archived(true);
     loop {
-        let page = store.list_conversations(user, &options).await.unwrap();
-        out.extend(page.items.iter().map(|s| s.id.clone()));
+        let page = store
+            .list_conversations(user.as_ref(), &options)
+            .await
+            .unwrap();
+        out.extend(page.items.iter().map(|s| s.id.to_string()));
         match page.next_cursor {
             Some(c) => options = options.cursor(c),
             None => return out,
         }
-    }
-}
-
-/// Writes the fixture with the code of this commit. See the module documentation.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "generator of tests/fixtures/v0.1, run once with the 0.1 code"]
-async fn generator_writes_the_v0_1_fixture() {
-    let root = fixture_dir();
-    assert!(
-        !root.exists(),
-        "{} exists: the fixture is written once, by the 0.1 code",
-        root.display()
-    );
-    let messages = LocalMessages::open(root.join("messages")).unwrap();
-    let files = LocalFiles::new(root.join("files")).unwrap();
-
-    let conversation = |id: &str, user: Option<&str>, created: &str| {
-        let mut r = ConversationRecord::new(user.map(str::to_owned));
-        r.id = id.to_owned();
-        r.created_at = at(created);
-        r.last_active = at(created);
-        r
-    };
-
-    // alice: an auto-titled conversation with unicode, exact numbers, a custom role and
-    // two attachments; an archived one with an explicit title.
-    let c1 = conversation(
-        "conv-alice-1",
-        Some("alice@example.com"),
-        "2026-01-02T03:04:05.123456Z",
-    );
-    messages.create(&c1).await.unwrap();
-    messages
-        .append_messages(
-            &c1.id,
-            vec![
-                message(
-                    "m1",
-                    Role::System,
-                    "You are terse.",
-                    "2026-01-02T03:04:05.200000Z",
-                ),
-                message(
-                    "m2",
-                    Role::User,
-                    "Grüße aus Köln 🦀 — how are\nyou? 日本語も大丈夫",
-                    "2026-01-02T03:04:06.000001Z",
-                )
-                .with_metadata(exact_numbers()),
-            ],
-        )
-        .await
-        .unwrap();
-    messages
-        .append_messages(
-            &c1.id,
-            vec![
-                message(
-                    "m3",
-                    Role::Assistant,
-                    "Fine, thanks.",
-                    "2026-01-02T03:04:07Z",
-                ),
-                message(
-                    "m4",
-                    Role::Other("tool".into()),
-                    "{\"result\": 42}",
-                    "2026-01-02T03:04:08Z",
-                ),
-                message(
-                    "m5",
-                    Role::Other("critic".into()),
-                    "Too terse.",
-                    "2026-01-02T03:04:09Z",
-                ),
-            ],
-        )
-        .await
-        .unwrap();
-    for (id, name, body, ct) in [
-        ("f1", "notes ü.txt", "remember the milk\n", "text/plain"),
-        ("f2", "data.json", "{\"a\": [1, 2, 3]}", "application/json"),
-    ] {
-        let key = keys::storage_key(c1.user_id.as_deref(), &c1.id, id, name).unwrap();
-        files
-            .upload(&key, bytes::Bytes::from(body), ct)
-            .await
-            .unwrap();
-        let mut meta = serde_json::Map::new();
-        meta.insert("pages".into(), json!(1));
-        let attachment = FileAttachment {
-            id: id.into(),
-            filename: name.into(),
-            content_type: ct.into(),
-            size: body.len() as u64,
-            sha256: format!("{:0>64}", body.len()),
-            storage_key: key,
-            uploaded_at: at("2026-01-02T03:05:00Z"),
-            metadata: meta,
-        };
-        messages.add_file(&c1.id, attachment).await.unwrap();
-    }
-    messages
-        .update(
-            &c1.id,
-            &ConversationPatch {
-                title: None,
-                archived: None,
-                metadata: Some(exact_numbers()),
-            },
-        )
-        .await
-        .unwrap();
-
-    let c2 = conversation(
-        "conv-alice-2",
-        Some("alice@example.com"),
-        "2026-01-03T00:00:00Z",
-    );
-    messages.create(&c2).await.unwrap();
-    messages
-        .append_messages(
-            &c2.id,
-            vec![message(
-                "m1",
-                Role::User,
-                "archive me",
-                "2026-01-03T00:00:01Z",
-            )],
-        )
-        .await
-        .unwrap();
-    messages
-        .update(
-            &c2.id,
-            &ConversationPatch {
-                title: Some("Explicit title ✓".into()),
-                archived: Some(true),
-                metadata: None,
-            },
-        )
-        .await
-        .unwrap();
-
-    // bob (a user id that needs encoding), and a conversation with no user.
-    let c3 = conversation("conv-bob-1", Some("bob/ü ñ"), "2026-01-04T00:00:00Z");
-    messages.create(&c3).await.unwrap();
-    messages
-        .append_messages(
-            &c3.id,
-            vec![
-                message("b1", Role::User, "  ", "2026-01-04T00:00:01Z"),
-                message(
-                    "b2",
-                    Role::User,
-                    "second user message titles it",
-                    "2026-01-04T00:00:02Z",
-                ),
-                message("b3", Role::Assistant, "", "2026-01-04T00:00:03Z"),
-            ],
-        )
-        .await
-        .unwrap();
-    let key = keys::storage_key(c3.user_id.as_deref(), &c3.id, "f9", "empty.bin").unwrap();
-    files
-        .upload(&key, bytes::Bytes::new(), "application/octet-stream")
-        .await
-        .unwrap();
-
-    let c4 = conversation("conv-nouser", None, "2026-01-05T00:00:00Z");
-    messages.create(&c4).await.unwrap();
-    messages
-        .append_messages(
-            &c4.id,
-            vec![message(
-                "n1",
-                Role::Assistant,
-                "no user here",
-                "2026-01-05T00:00:01Z",
-            )],
-        )
-        .await
-        .unwrap();
-    // A crash between an append's log write and its header write: the record past the
-    // header is rolled forward by readers.
-    let header = root.join("messages/conversations/conv-nouser/header.json");
-    let before = fs::read(&header).unwrap();
-    messages
-        .append_messages(
-            &c4.id,
-            vec![message(
-                "n2",
-                Role::User,
-                "rolled forward",
-                "2026-01-05T00:00:02Z",
-            )],
-        )
-        .await
-        .unwrap();
-    fs::write(&header, before).unwrap();
-    // An empty conversation.
-    let c5 = conversation("conv-empty", Some("carol"), "2026-01-06T00:00:00Z");
-    messages.create(&c5).await.unwrap();
-
-    let mut expected = Expected {
-        conversations: Vec::new(),
-        files: BTreeMap::new(),
-        listings: BTreeMap::new(),
-    };
-    for c in [&c1, &c2, &c3, &c4, &c5] {
-        expected
-            .conversations
-            .push(messages.get(&c.id).await.unwrap().unwrap());
-    }
-    for user in ["alice@example.com", "bob/ü ñ", "carol", "nobody"] {
-        expected
-            .listings
-            .insert(user.into(), listing_ids(&messages, Some(user)).await);
-    }
-    expected
-        .listings
-        .insert("null".into(), listing_ids(&messages, None).await);
-    for key in [
-        keys::storage_key(c1.user_id.as_deref(), &c1.id, "f1", "notes ü.txt").unwrap(),
-        keys::storage_key(c1.user_id.as_deref(), &c1.id, "f2", "data.json").unwrap(),
-        key,
-    ] {
-        let bytes = files.download(&key).await.unwrap().unwrap();
-        expected
-            .files
-            .insert(key, String::from_utf8(bytes.to_vec()).unwrap());
-    }
-    fs::write(
-        root.join("expected.json"),
-        serde_json::to_vec_pretty(&expected).unwrap(),
-    )
-    .unwrap();
-    // The stores need no temp or trash leftovers in the fixture.
-    for dir in ["messages/tmp", "messages/trash", "files/tmp"] {
-        let _ = fs::remove_dir_all(root.join(dir));
     }
 }
 
@@ -359,12 +121,9 @@ async fn the_v0_1_fixture_reads_back_exactly() {
         let id = &want.record.id;
         let got = messages.get(id).await.unwrap().unwrap();
         assert_eq!(&got, want, "get({id})");
-        assert_eq!(
-            messages.get_record(id).await.unwrap().as_ref(),
-            Some(&want.record),
-            "get_record({id})"
-        );
-        assert_eq!(messages.files(id).await.unwrap(), want.files, "files({id})");
+        let head = messages.head(id).await.unwrap().unwrap();
+        assert_eq!(head.record, want.record, "head({id})");
+        assert_eq!(head.files, want.files, "files({id})");
         let all = messages.messages(id, &MessageRange::all()).await.unwrap();
         assert_eq!(all.items, want.messages, "messages({id})");
         // Windows through the index, one message at a time.
@@ -385,19 +144,27 @@ async fn the_v0_1_fixture_reads_back_exactly() {
         );
     }
     for (key, text) in &expected.files {
-        let bytes = files.download(key).await.unwrap().unwrap();
+        let key = StorageKey::parse(key.as_str()).unwrap();
+        let bytes = files.download(&key).await.unwrap().unwrap();
         assert_eq!(bytes.as_ref(), text.as_bytes(), "bytes of {key}");
     }
 
     // Spot checks that do not depend on expected.json: what the fixture must hold.
-    let c1 = messages.get("conv-alice-1").await.unwrap().unwrap();
-    assert_eq!(c1.record.user_id.as_deref(), Some("alice@example.com"));
+    let c1 = messages.get(&cid("conv-alice-1")).await.unwrap().unwrap();
+    assert_eq!(
+        c1.record.user_id.as_ref().map(|u| u.as_str()),
+        Some("alice@example.com")
+    );
     assert_eq!(
         c1.record.title.as_deref(),
         Some("Grüße aus Köln 🦀 — how are you? 日本語も大丈夫")
     );
     let seqs: Vec<u64> = c1.messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    assert_eq!(
+        c1.messages[1].content(),
+        "Grüße aus Köln 🦀 — how are\nyou? 日本語も大丈夫"
+    );
     assert_eq!(c1.messages[3].role, Role::Tool);
     assert_eq!(c1.messages[4].role, Role::Other("critic".into()));
     let meta = &c1.messages[1].metadata;
@@ -416,12 +183,15 @@ async fn the_v0_1_fixture_reads_back_exactly() {
             .as_deref(),
         Some(&b"remember the milk\n"[..])
     );
-    let c2 = messages.get_record("conv-alice-2").await.unwrap().unwrap();
-    assert!(c2.archived);
-    assert_eq!(c2.title.as_deref(), Some("Explicit title ✓"));
-    let c3 = messages.get_record("conv-bob-1").await.unwrap().unwrap();
-    assert_eq!(c3.title.as_deref(), Some("second user message titles it"));
-    let c4 = messages.get("conv-nouser").await.unwrap().unwrap();
+    let c2 = messages.head(&cid("conv-alice-2")).await.unwrap().unwrap();
+    assert!(c2.record.archived);
+    assert_eq!(c2.record.title.as_deref(), Some("Explicit title ✓"));
+    let c3 = messages.head(&cid("conv-bob-1")).await.unwrap().unwrap();
+    assert_eq!(
+        c3.record.title.as_deref(),
+        Some("second user message titles it")
+    );
+    let c4 = messages.get(&cid("conv-nouser")).await.unwrap().unwrap();
     assert_eq!(c4.record.user_id, None);
     assert_eq!(
         c4.messages.len(),
@@ -432,7 +202,10 @@ async fn the_v0_1_fixture_reads_back_exactly() {
     let alice = listing_ids(&messages, Some("alice@example.com")).await;
     assert_eq!(alice, ["conv-alice-2", "conv-alice-1"]);
     let active = messages
-        .list_conversations(Some("alice@example.com"), &ListOptions::new())
+        .list_conversations(
+            Some(&UserId::parse("alice@example.com").unwrap()),
+            &ListOptions::new(),
+        )
         .await
         .unwrap();
     assert_eq!(active.items.len(), 1, "the archived one is left out");
@@ -453,7 +226,7 @@ async fn the_v0_1_fixture_takes_new_appends() {
     let reopened = LocalMessages::open(tmp.path().join("messages")).unwrap();
     let got = reopened.get(&want.record.id).await.unwrap().unwrap();
     assert_eq!(&got.messages[..want.messages.len()], &want.messages[..]);
-    assert_eq!(got.messages.last().unwrap().content, "after");
+    assert_eq!(got.messages.last().unwrap().content(), "after");
     assert_eq!(got.files, want.files);
     assert_eq!(got.record.metadata, want.record.metadata);
 }

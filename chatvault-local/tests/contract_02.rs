@@ -226,3 +226,38 @@ async fn the_delete_mark_is_durable() {
     assert!(store.begin_delete(&cid("c")).await.unwrap().is_none());
     assert!(!store.delete(&cid("c")).await.unwrap());
 }
+
+/// A log replaced in place (same file, same identity) by another conversation's log with
+/// the same id: this process's map of message ids is found stale and rebuilt, so an id
+/// the old log held is not taken for a retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_map_of_message_ids_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalMessages::open(dir.path()).unwrap();
+    new_conv(&store, "c").await;
+    let old = NewMessage::new(Role::User, "old");
+    store
+        .append_messages(&cid("c"), vec![old.clone()])
+        .await
+        .unwrap();
+    // Another conversation "c", with more messages, elsewhere.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = LocalMessages::open(other_dir.path()).unwrap();
+    new_conv(&other, "c").await;
+    for text in ["x", "y", "z"] {
+        other
+            .append_messages(&cid("c"), vec![NewMessage::new(Role::User, text)])
+            .await
+            .unwrap();
+    }
+    let conv = dir.path().join("conversations/c");
+    let replacement = fs::read(other_dir.path().join("conversations/c/log-1")).unwrap();
+    fs::write(conv.join("log-1"), replacement).unwrap(); // same inode
+    fs::remove_file(conv.join("header.json")).unwrap();
+    fs::remove_file(conv.join("index-1")).unwrap();
+    let mut again = old.clone();
+    again.parts = vec![Part::text("old, resent")];
+    let appended = store.append_messages(&cid("c"), vec![again]).await.unwrap();
+    assert_eq!(appended.messages[0].seq, 4, "a new message, not a clash");
+    assert_eq!(contents(&store, "c").await, ["x", "y", "z", "old, resent"]);
+}

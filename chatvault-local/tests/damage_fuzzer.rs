@@ -1,13 +1,14 @@
 //! Issue 8, item 9: a bounded-time damage fuzzer for `LocalMessages`.
 //!
 //! A proptest state machine in all but name: each case runs a random sequence of
-//! operations (appends, updates, attachments) on a few conversations, with random damage
+//! operations (appends, conversation updates, message updates, attachments) on a few
+//! conversations, with random damage
 //! to the store's files between them, and after every damage opens the store afresh and
 //! checks it against a model of what was acknowledged:
 //!
 //! - every call returns a value or a typed error, never panics;
 //! - a conversation reads back with every acknowledged message, exactly, in seq order
-//!   1..n, or reports [`CorruptData`] (damage it cannot repair and will not hide);
+//!   1..n, or reports a `Corrupt` error (damage it cannot repair and will not hide);
 //! - a conversation that reads back is listed;
 //! - the next append gets seq n + 1.
 //!
@@ -27,8 +28,8 @@ use std::path::{Path, PathBuf};
 
 use chatvault_core::{ContentType, ConversationId, FileId, StorageKey, UserId};
 use chatvault_core::{
-    ConversationPatch, ConversationRecord, FileAttachment, ListOptions, Message, MessagesBackend,
-    Metadata, NewMessage, Role,
+    ConversationPatch, ConversationRecord, FileAttachment, ListOptions, Message, MessageUpdate,
+    MessagesBackend, Metadata, NewMessage, Part, Role,
 };
 use chatvault_local::LocalMessages;
 use proptest::prelude::*;
@@ -56,6 +57,11 @@ enum Step {
     },
     Update {
         conv: usize,
+    },
+    /// `update_message` of the acknowledged message at `pick` (modulo their number).
+    Edit {
+        conv: usize,
+        pick: usize,
     },
     AddFile {
         conv: usize,
@@ -86,6 +92,7 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (0..2usize, 1..4usize).prop_map(|(conv, n)| Step::Append { conv, n }),
         1 => (0..2usize).prop_map(|conv| Step::Update { conv }),
+        2 => (0..2usize, any::<usize>()).prop_map(|(conv, pick)| Step::Edit { conv, pick }),
         1 => (0..2usize).prop_map(|conv| Step::AddFile { conv }),
         3 => (0..2usize, target(), any::<u8>(), any::<u16>(), 1..=255u8).prop_map(
             |(conv, target, how, at, byte)| Step::Damage { conv, target, how, at, byte }
@@ -304,6 +311,40 @@ async fn run(steps: Vec<Step>) {
                 if let Err(e) = store.update(&cid(CONVERSATIONS[conv]), &patch).await {
                     assert!(is_corrupt(&e), "update: untyped error {e}\n{log:#?}");
                     models[conv].corrupt = true;
+                }
+            }
+            Step::Edit { conv, pick } => {
+                let model = &models[conv];
+                if model.corrupt || model.messages.is_empty() {
+                    continue;
+                }
+                let k = pick % model.messages.len();
+                let target = model.messages[k].clone();
+                let update = MessageUpdate {
+                    parts: Some(vec![Part::text(format!("edited at step {i}"))]),
+                    ..Default::default()
+                };
+                match store
+                    .update_message(
+                        &cid(CONVERSATIONS[conv]),
+                        &target.id,
+                        target.revision,
+                        &update,
+                    )
+                    .await
+                {
+                    Ok(updated) => {
+                        assert_eq!(updated.message.seq, target.seq, "{log:#?}");
+                        assert_eq!(updated.message.revision, target.revision + 1, "{log:#?}");
+                        models[conv].messages[k] = updated.message;
+                    }
+                    Err(e) => {
+                        assert!(
+                            is_corrupt(&e),
+                            "update_message: untyped error {e}\n{log:#?}"
+                        );
+                        models[conv].corrupt = true;
+                    }
                 }
             }
             Step::AddFile { conv } => {
