@@ -7,15 +7,20 @@
 //! 3. The agent runs the tool, stores the result, and the model streams its answer.
 //! 4. The user asks again; this time the process "crashes" mid-reply, right after the
 //!    model asked for a tool.
-//! 5. The conversation is resumed from storage: the crashed reply reads as interrupted,
-//!    and the history is repaired (its tool call gets a synthetic error result) and
-//!    printed as the request bodies for OpenAI Chat Completions and Anthropic Messages.
+//! 5. The conversation is resumed from storage (a new vault opened on the same
+//!    directory, as another process would): the crashed reply reads as interrupted, and
+//!    the history is repaired (its tool call gets a synthetic error result) and printed as
+//!    the request bodies for OpenAI Chat Completions and Anthropic Messages.
+//!
+//! Everything is stored on the local backends (`LocalMessages`, `LocalFiles`) under
+//! `$CHATVAULT_DATA`, or under a temporary directory removed at exit when it is unset.
 
+use std::path::Path;
 use std::time::Duration;
 
 use chatvault_core::llm::{self, ApproxCounter, FileMode, HistoryOptions};
 use chatvault_core::{ChatVault, Conversation, NewMessage, Part, ReplyOptions, Role, UserId};
-use chatvault_memory::{MemoryFiles, MemoryMessages};
+use chatvault_local::{LocalFiles, LocalMessages};
 use serde_json::{Value, json};
 
 type Error = Box<dyn std::error::Error>;
@@ -180,10 +185,27 @@ async fn agent_turn(
     }
 }
 
+/// The vault on the local backends under `data`.
+fn open_vault(data: &Path) -> Result<ChatVault, Error> {
+    Ok(ChatVault::new(
+        LocalMessages::open(data.join("messages"))?,
+        LocalFiles::new(data.join("files"))?,
+    ))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-    println!("backends: memory");
+    // $CHATVAULT_DATA, or a temporary directory removed at exit.
+    let temp;
+    let data = match std::env::var_os("CHATVAULT_DATA") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let vault = open_vault(&data)?;
+    println!("backends: local, under {}", data.display());
     let model = ScriptedModel;
 
     let user: UserId = "demo-user".parse()?;
@@ -212,9 +234,11 @@ async fn main() -> Result<(), Error> {
     println!("user: And in Bergen?");
     agent_turn(&mut chat, &model, true).await?;
     drop(chat);
+    drop(vault);
 
-    // Later, maybe in another process: resume from storage.
+    // Later, as another process would: open the store again and resume.
     tokio::time::sleep(Duration::from_millis(400)).await; // the crashed writer's lease runs out
+    let vault = open_vault(&data)?;
     let chat = vault
         .get_conversation(&id)
         .await?

@@ -1,9 +1,12 @@
 //! Runs the agent example and checks what it prints: the streamed turns, the crashed
 //! reply read back as interrupted, and two request bodies that OpenAI and Anthropic accept
-//! (every tool call answered right after it).
+//! (every tool call answered right after it); then opens its local store and finds the
+//! conversation there.
 
 use std::process::Command;
 
+use chatvault_core::{ChatVault, ConversationId, MessageStatus};
+use chatvault_local::{LocalFiles, LocalMessages};
 use serde_json::Value;
 
 fn run(data: &std::path::Path) -> String {
@@ -39,8 +42,13 @@ fn roles(messages: &Value) -> Vec<String> {
 
 #[test]
 fn the_agent_streams_crashes_resumes_and_replays_for_both_providers() {
-    let dir = std::env::temp_dir().join(format!("agent-example-test-{}", std::process::id()));
-    let output = run(&dir);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("agent-data");
+    let output = run(&data);
+    assert!(
+        output.contains(&format!("backends: local, under {}", data.display())),
+        "{output}"
+    );
 
     assert!(
         output.contains("assistant (streaming): Let me check the weather in Oslo."),
@@ -133,5 +141,40 @@ fn the_agent_streams_crashes_resumes_and_replays_for_both_providers() {
     let last = &messages[6]["content"][0];
     assert_eq!(last["tool_use_id"], "call_6");
     assert_eq!(last["is_error"], true);
-    let _ = std::fs::remove_dir_all(&dir);
+
+    // The conversation is in the local store, crashed reply and attachment included.
+    let id: ConversationId = output
+        .lines()
+        .find_map(|l| l.strip_prefix("conversation "))
+        .expect("the id is printed")
+        .parse()
+        .expect("a conversation id");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let vault = ChatVault::new(
+            LocalMessages::open(data.join("messages")).expect("open messages"),
+            LocalFiles::new(data.join("files")).expect("open files"),
+        );
+        let chat = vault
+            .get_conversation(&id)
+            .await
+            .expect("read")
+            .expect("stored");
+        let messages = chat.messages().await.expect("messages");
+        assert_eq!(messages.len(), 7);
+        assert_eq!(messages[6].status, MessageStatus::Interrupted);
+        assert_eq!(messages[4].status, MessageStatus::Complete);
+        assert_eq!(chat.usage().output_tokens, 29);
+        let map = &chat.files()[0];
+        assert_eq!(map.filename, "map.png");
+        let bytes = chat
+            .file_content(&map.id)
+            .await
+            .expect("read")
+            .expect("bytes");
+        assert!(bytes.starts_with(b"\x89PNG"));
+    });
 }
