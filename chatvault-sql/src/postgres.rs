@@ -8,7 +8,9 @@ use chatvault_core::{
     async_trait, check_replay, now, revision_conflict,
 };
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Transaction};
 
 use crate::common::{
@@ -142,16 +144,24 @@ impl PostgresMessages {
     /// Connects to `url` (`postgres://user:password@host:port/database`) with a pool of
     /// up to 10 connections, and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::invalid_input(
+                "url",
+                format!("a PostgreSQL URL starts with \"postgres://\", got {url:?}"),
+            ));
+        }
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::invalid_input("url", format!("not a PostgreSQL URL: {e}")))?;
+        Self::connect_with(options).await
+    }
+
+    /// Like [`connect`](Self::connect), from connect options.
+    pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .connect(url)
+            .connect_with(options)
             .await
-            .map_err(|e| match e {
-                sqlx::Error::Configuration(e) => {
-                    Error::invalid_input("url", format!("not a PostgreSQL URL: {e}"))
-                }
-                other => db_error(BACKEND, other),
-            })?;
+            .map_err(|e| db_error(BACKEND, e))?;
         Self::from_pool(pool).await
     }
 

@@ -1,6 +1,7 @@
 //! The backend checks, migrations, corruption handling and multi-process appends on
 //! SQLite.
 #![cfg(feature = "sqlite")]
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
 
@@ -228,4 +229,23 @@ async fn two_processes_append_to_one_file() {
     }
     let head = b.head(&c.id).await.unwrap().unwrap();
     assert_eq!(head.record.message_count, (3 * CHILD_APPENDS) as u64);
+}
+
+#[tokio::test]
+async fn search_ignores_diacritics() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(&dir).await;
+    let u = common::user();
+    let c = common::new_conversation(&(Arc::new(b.clone()) as Backend), Some(&u)).await;
+    b.append_messages(
+        &c.id,
+        vec![NewMessage::new(Role::User, "Crème brûlée in Zürich")],
+    )
+    .await
+    .unwrap();
+    let options = chatvault_core::SearchOptions::new();
+    for q in ["creme brulee", "ZURICH", "crème"] {
+        let hits = b.search(&u, q, &options).await.unwrap();
+        assert_eq!(hits.items.len(), 1, "{q}");
+    }
 }
