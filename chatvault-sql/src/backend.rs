@@ -9,6 +9,8 @@
 //!   timestamp column decodes) with `enc_ts` / `dec_ts`;
 //! - `SELECT_LIVE_LOCKED` and `SELECT_ANY_LOCKED` (PostgreSQL adds `FOR UPDATE`; SQLite
 //!   is already the only writer inside `BEGIN IMMEDIATE`);
+//! - `stored_messages` (the stored messages with the ids of an append's messages, for
+//!   `check_replay`) and `insert_messages` (PostgreSQL sends a batch in one statement);
 //! - the inherent `begin_write` (a transaction in which the conversation row can be locked,
 //!   plus whatever in-process guard goes with it), `begin_read` (a transaction whose reads
 //!   see one snapshot), `search_impl`, `capabilities_impl`, and `begin_migration`.
@@ -67,9 +69,6 @@ macro_rules! messages_backend {
             WHERE conversation_id = $1 AND message_id = $2";
         const SELECT_MESSAGES: &str = "SELECT body FROM chatvault_messages \
             WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq";
-        const INSERT_MESSAGE: &str = "INSERT INTO chatvault_messages \
-            (conversation_id, seq, message_id, role, revision, created_at, updated_at, text, body) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         const UPDATE_MESSAGE: &str = "UPDATE chatvault_messages SET role = $3, revision = $4, \
             updated_at = $5, text = $6, body = $7 WHERE conversation_id = $1 AND seq = $2";
         const SELECT_FILES: &str = "SELECT body FROM chatvault_attachments \
@@ -345,16 +344,7 @@ macro_rules! messages_backend {
                         messages: Vec::new(),
                     });
                 }
-                let mut stored = Vec::with_capacity(messages.len());
-                for m in &messages {
-                    let row = sqlx::query(SELECT_MESSAGE_BY_ID)
-                        .bind(id.as_str())
-                        .bind(m.id.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(read_error)?;
-                    stored.push(row.map(|row| message_at(&row, 0, id)).transpose()?);
-                }
+                let stored = stored_messages(&mut tx, id, &messages).await?;
                 if let Some(replayed) = check_replay(&messages, stored)? {
                     rollback(tx).await?;
                     return Ok(Appended {
@@ -363,21 +353,7 @@ macro_rules! messages_backend {
                     });
                 }
                 let out = record.apply_append(messages, now());
-                for m in &out {
-                    sqlx::query(INSERT_MESSAGE)
-                        .bind(id.as_str())
-                        .bind(to_i64("seq", m.seq)?)
-                        .bind(m.id.as_str())
-                        .bind(role_column(m))
-                        .bind(to_i64("revision", m.revision)?)
-                        .bind(enc_ts(m.created_at))
-                        .bind(m.updated_at.map(enc_ts))
-                        .bind(search_text(m))
-                        .bind(to_json(BACKEND, m)?)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(read_error)?;
-                }
+                insert_messages(&mut tx, id, &out).await?;
                 write_counters(&mut tx, &record).await?;
                 commit(tx, "append_messages").await?;
                 Ok(Appended {

@@ -1,7 +1,133 @@
-//! SQLite and PostgreSQL backends for ChatVault.
+//! SQLite and PostgreSQL backends for ChatVault, on [sqlx](https://docs.rs/sqlx).
+//!
+//! [`SqliteMessages`] (feature `sqlite`) and [`PostgresMessages`] (feature `postgres`)
+//! implement [`MessagesBackend`](chatvault_core::MessagesBackend) completely: a row per
+//! conversation (its record: title, counters, usage totals, version), a row per message, a
+//! row per attachment record, and full-text search over message text. Attachments' bytes
+//! go to a [`FilesBackend`](chatvault_core::FilesBackend) of your choice (local disk, S3).
+//!
+//! | feature    | type                 | driver                                        |
+//! |------------|----------------------|-----------------------------------------------|
+//! | `sqlite`   | [`SqliteMessages`]   | sqlx's bundled libsqlite3 (FTS5 compiled in)  |
+//! | `postgres` | [`PostgresMessages`] | sqlx's PostgreSQL driver (PostgreSQL 12+)     |
+//!
+//! No feature is on by default: an app compiles only the driver it uses. For TLS to a
+//! remote PostgreSQL, enable one of sqlx's TLS features (`tls-rustls`, `tls-native-tls`)
+//! in your own `Cargo.toml`; Cargo unifies it with this crate's sqlx.
+//!
+//! # SQLite or PostgreSQL?
+//!
+//! - **SQLite**: one file, nothing to run, inspectable with `sqlite3` and any SQL tool.
+//!   Several processes on one machine may share the file (WAL mode, `BEGIN IMMEDIATE`, a
+//!   30 s busy timeout), but writes to the whole database take turns, one commit at a
+//!   time; keep the file on a local disk (never a network file system). Good for desktop
+//!   apps, single-server deployments, tests, and data you want to hand around as a file.
+//! - **PostgreSQL**: when the app already runs it, runs on several machines, or needs
+//!   backups, replication and access control from the database. Writers to different
+//!   conversations run in parallel; writers to one conversation take turns on its row
+//!   lock.
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> chatvault_core::Result<()> {
+//! use chatvault_core::{ChatVault, ListOptions, Role, SearchOptions};
+//! use chatvault_memory::MemoryFiles;
+//! use chatvault_sql::SqliteMessages;
+//!
+//! let dir = tempfile::tempdir().expect("a temporary directory");
+//! let url = format!("sqlite://{}", dir.path().join("chat.db").display());
+//! // Creates the file and its schema; `sqlite::memory:` works too.
+//! let vault = ChatVault::new(SqliteMessages::connect(&url).await?, MemoryFiles::new());
+//!
+//! let user = "user-123".parse()?;
+//! let mut chat = vault.create_conversation(Some(&user)).await?;
+//! chat.add_message(Role::User, "How do I keep sourdough starter alive?").await?;
+//! chat.add_message(Role::Assistant, "Feed it flour and water daily.").await?;
+//!
+//! let page = vault.list_conversations(&user, &ListOptions::new()).await?;
+//! assert_eq!(page.items[0].message_count, 2);
+//! let hits = vault.search(&user, "starter", &SearchOptions::new()).await?;
+//! assert_eq!(hits.items.len(), 1);
+//! # Ok(()) }
+//! # #[cfg(not(feature = "sqlite"))]
+//! # fn main() {}
+//! ```
+//!
+//! PostgreSQL is the same with another constructor:
+//!
+//! ```no_run
+//! # #[cfg(feature = "postgres")]
+//! # async fn f() -> chatvault_core::Result<()> {
+//! let messages = chatvault_sql::PostgresMessages::connect(
+//!     "postgres://chat:secret@127.0.0.1:5432/app",
+//! )
+//! .await?;
+//! # let _ = messages; Ok(()) }
+//! ```
+//!
+//! Both types also take an existing pool (`from_pool`), so the app shares its own. To keep
+//! ChatVault's tables in a PostgreSQL schema of their own, set the connections'
+//! `search_path` (`...?options=-c%20search_path%3Dchatvault`).
+//!
+//! # How it works
+//!
+//! - **Appends** are one transaction: lock the conversation row (PostgreSQL:
+//!   `SELECT ... FOR UPDATE`; SQLite: `BEGIN IMMEDIATE`, which holds the database's write
+//!   lock), look up each new message's id (the unique `(conversation_id, message_id)`
+//!   index makes a retried append return the stored messages and write nothing, per
+//!   [`check_replay`](chatvault_core::check_replay)), insert the messages with the next
+//!   `seq` values (unique `(conversation_id, seq)`), update the conversation row, commit.
+//!   The cost does not depend on the conversation's length: nothing reads the whole
+//!   conversation on any path.
+//! - **Message updates** compare the stored `revision` inside the same locked transaction
+//!   and write the message and the record together.
+//! - **Deletes**: `begin_delete` sets the row's `deleting` flag (from then on the
+//!   conversation reads as gone and takes no writes); `delete` removes its rows.
+//! - **Listings** walk the index `(user_id, last_active DESC, id DESC)` (or
+//!   `(last_active DESC, id DESC)` for all users) from the cursor's position: a page costs
+//!   the same wherever it is.
+//! - **`messages()`** reads a `seq` range through the `(conversation_id, seq)` index; a range
+//!   without a limit returns at most 500 messages and a `next_cursor`.
+//! - **Search**: SQLite uses an FTS5 table (`unicode61` tokenizer, diacritics removed:
+//!   `creme` finds `crème`) kept in step by triggers; PostgreSQL a generated `tsvector`
+//!   column (`simple` configuration: no stemming, case folded, accents kept) with a GIN
+//!   index, over the first 100,000 characters of each message ([`SEARCH_INDEXED_CHARS`]:
+//!   PostgreSQL refuses larger `tsvector`s). Every word of the query must appear (query
+//!   syntax characters are taken literally). Hits are ranked (`bm25` / `ts_rank`), scoped
+//!   to the user, leave out archived conversations unless asked, and come in pages whose
+//!   cursor is an offset (a write between two pages may shift hits by one).
+//! - **JSON** (message bodies, metadata, usage, attachment records) is stored as `TEXT`
+//!   exactly as serde_json wrote it, so every number reads back unchanged. Not `JSONB`:
+//!   PostgreSQL's `JSONB` rewrites `-0.0` as `0.0` and `1e2` as `100` (an integer when read
+//!   back) and refuses `\u0000`. Cast in SQL when you want to query it: `body::jsonb`.
+//! - **Timestamps** are `TIMESTAMPTZ` on PostgreSQL and `INTEGER` microseconds since the
+//!   Unix epoch (UTC) on SQLite: microsecond precision, the precision
+//!   [`chatvault_core::now`] gives. (A message's own timestamps are also kept exactly in
+//!   its JSON body.)
+//!
+//! # Schema and migrations
+//!
+//! The tables are all prefixed `chatvault_`; the [`schema`] page lists them for DBAs.
+//! `connect` and `from_pool` create the schema or bring it up to date, recording every
+//! applied migration in the crate's own table `chatvault_migrations` (never the app's
+//! `_sqlx_migrations`); `migrate()` does it on demand. Concurrent migrators take turns
+//! (an advisory lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), and a database whose
+//! schema is newer than the library is refused rather than misread.
+//!
+//! # Capabilities
+//!
+//! Both declare [`MessagesCapabilities::full`](chatvault_core::MessagesCapabilities::full):
+//! concurrent and multi-process appends, listing all users, search, no size limit below
+//! the core's 8 MiB per message. An in-memory SQLite database (`sqlite::memory:`) is
+//! single-process.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Without a database feature there is nothing to instantiate the shared code for.
+#![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(unused))]
 
 #[macro_use]
 mod backend;
@@ -17,3 +143,23 @@ pub use postgres::{PostgresMessages, SEARCH_INDEXED_CHARS};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteMessages;
+
+/// The database schema, for DBAs: what the migrations create (version 1).
+///
+/// Every table is prefixed `chatvault_`. Applied migrations are recorded in
+/// `chatvault_migrations (version, description, applied_at)`. The `body` columns hold
+/// the authoritative JSON of a message or attachment record; the other columns of those
+/// rows are kept for indexes, search and people reading the tables.
+///
+/// # SQLite
+///
+/// ```sql
+#[doc = include_str!("sql/sqlite_v1.sql")]
+/// ```
+///
+/// # PostgreSQL
+///
+/// ```sql
+#[doc = include_str!("sql/postgres_v1.sql")]
+/// ```
+pub mod schema {}

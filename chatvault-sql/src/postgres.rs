@@ -63,58 +63,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
 pub const SEARCH_INDEXED_CHARS: usize = 100_000;
 
 /// Version 1 of the PostgreSQL schema (also printed in the crate docs).
-pub(crate) const SCHEMA_V1: &str = r#"
-CREATE TABLE chatvault_conversations (
-    id            TEXT COLLATE "C" PRIMARY KEY,
-    user_id       TEXT COLLATE "C",
-    title         TEXT,
-    created_at    TIMESTAMPTZ NOT NULL,
-    last_active   TIMESTAMPTZ NOT NULL,
-    archived      BOOLEAN NOT NULL DEFAULT FALSE,
-    metadata      TEXT NOT NULL DEFAULT '{}',   -- JSON object, as serde_json wrote it
-    message_count BIGINT NOT NULL DEFAULT 0,
-    file_count    BIGINT NOT NULL DEFAULT 0,
-    usage         TEXT NOT NULL DEFAULT '{}',   -- JSON: token totals
-    version       BIGINT NOT NULL,
-    deleting      BOOLEAN NOT NULL DEFAULT FALSE -- begin_delete was called
-);
-CREATE INDEX chatvault_conversations_by_user
-    ON chatvault_conversations (user_id, last_active DESC, id DESC);
-CREATE INDEX chatvault_conversations_by_activity
-    ON chatvault_conversations (last_active DESC, id DESC);
-
-CREATE TABLE chatvault_messages (
-    conversation_id TEXT COLLATE "C" NOT NULL
-        REFERENCES chatvault_conversations (id) ON DELETE CASCADE,
-    seq             BIGINT NOT NULL,
-    message_id      TEXT COLLATE "C" NOT NULL,
-    role            TEXT NOT NULL,
-    revision        BIGINT NOT NULL,
-    created_at      TIMESTAMPTZ NOT NULL,
-    updated_at      TIMESTAMPTZ,
-    text            TEXT NOT NULL,              -- the text view, for search
-    body            TEXT NOT NULL,              -- the whole message as JSON (authoritative)
-    search          TSVECTOR GENERATED ALWAYS AS
-                        (to_tsvector('simple'::regconfig, left(text, 100000))) STORED,
-    PRIMARY KEY (conversation_id, seq),
-    UNIQUE (conversation_id, message_id)
-);
-CREATE INDEX chatvault_messages_search ON chatvault_messages USING GIN (search);
-
-CREATE TABLE chatvault_attachments (
-    conversation_id TEXT COLLATE "C" NOT NULL
-        REFERENCES chatvault_conversations (id) ON DELETE CASCADE,
-    file_id         TEXT COLLATE "C" NOT NULL,
-    position        BIGINT NOT NULL,            -- attachment order (oldest first)
-    filename        TEXT NOT NULL,
-    content_type    TEXT NOT NULL,
-    size            BIGINT NOT NULL,
-    storage_key     TEXT NOT NULL,
-    uploaded_at     TIMESTAMPTZ NOT NULL,
-    body            TEXT NOT NULL,              -- the whole attachment record as JSON
-    PRIMARY KEY (conversation_id, file_id)
-);
-"#;
+pub(crate) const SCHEMA_V1: &str = include_str!("sql/postgres_v1.sql");
 
 const SEARCH: &str = concat!(
     "SELECT m.body, ts_headline('simple'::regconfig, left(m.text, 100000), q, \
@@ -224,6 +173,82 @@ impl PostgresMessages {
         let next_cursor = search_next_cursor(offset, items.len(), more);
         Ok(Page { items, next_cursor })
     }
+}
+
+const SELECT_MESSAGES_BY_IDS: &str = "SELECT message_id, body FROM chatvault_messages \
+    WHERE conversation_id = $1 AND message_id = ANY($2)";
+const INSERT_MESSAGES: &str = "INSERT INTO chatvault_messages \
+    (conversation_id, seq, message_id, role, revision, created_at, updated_at, text, body) \
+    SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], \
+    $6::TIMESTAMPTZ[], $7::TIMESTAMPTZ[], $8::TEXT[], $9::TEXT[])";
+
+/// The messages already stored under the ids of `messages` (for `check_replay`), in one
+/// query.
+async fn stored_messages(
+    tx: &mut Transaction<'static, Db>,
+    id: &ConversationId,
+    messages: &[NewMessage],
+) -> Result<Vec<Option<Message>>> {
+    let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+    let rows = sqlx::query(SELECT_MESSAGES_BY_IDS)
+        .bind(id.as_str())
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(read_error)?;
+    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        found.insert(col::<String>(row, 0)?, message_at(row, 1, id)?);
+    }
+    Ok(messages
+        .iter()
+        .map(|m| found.remove(m.id.as_str()))
+        .collect())
+}
+
+/// Inserts appended messages in one statement (columns as arrays).
+async fn insert_messages(
+    tx: &mut Transaction<'static, Db>,
+    id: &ConversationId,
+    messages: &[Message],
+) -> Result<()> {
+    let n = messages.len();
+    let (mut seq, mut mid, mut role, mut revision) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut created, mut updated, mut text, mut body) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for m in messages {
+        seq.push(to_i64("seq", m.seq)?);
+        mid.push(m.id.as_str());
+        role.push(role_column(m));
+        revision.push(to_i64("revision", m.revision)?);
+        created.push(m.created_at);
+        updated.push(m.updated_at);
+        text.push(search_text(m));
+        body.push(to_json(BACKEND, m)?);
+    }
+    sqlx::query(INSERT_MESSAGES)
+        .bind(id.as_str())
+        .bind(seq)
+        .bind(mid)
+        .bind(role)
+        .bind(revision)
+        .bind(created)
+        .bind(updated)
+        .bind(text)
+        .bind(body)
+        .execute(&mut **tx)
+        .await
+        .map_err(read_error)?;
+    Ok(())
 }
 
 /// Begins the migration transaction, holding an advisory lock so that concurrent

@@ -68,75 +68,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// Version 1 of the SQLite schema (also printed in the crate docs).
-pub(crate) const SCHEMA_V1: &str = r#"
-CREATE TABLE chatvault_conversations (
-    id            TEXT PRIMARY KEY NOT NULL,
-    user_id       TEXT,
-    title         TEXT,
-    created_at    INTEGER NOT NULL,            -- µs since 1970-01-01 UTC
-    last_active   INTEGER NOT NULL,            -- µs since 1970-01-01 UTC
-    archived      INTEGER NOT NULL DEFAULT 0,  -- boolean
-    metadata      TEXT NOT NULL DEFAULT '{}',  -- JSON object
-    message_count INTEGER NOT NULL DEFAULT 0,
-    file_count    INTEGER NOT NULL DEFAULT 0,
-    usage         TEXT NOT NULL DEFAULT '{}',  -- JSON: token totals
-    version       INTEGER NOT NULL,
-    deleting      INTEGER NOT NULL DEFAULT 0   -- boolean: begin_delete was called
-);
-CREATE INDEX chatvault_conversations_by_user
-    ON chatvault_conversations (user_id, last_active DESC, id DESC);
-CREATE INDEX chatvault_conversations_by_activity
-    ON chatvault_conversations (last_active DESC, id DESC);
-
-CREATE TABLE chatvault_messages (
-    row_id          INTEGER PRIMARY KEY,       -- stable rowid for the FTS index
-    conversation_id TEXT NOT NULL
-        REFERENCES chatvault_conversations (id) ON DELETE CASCADE,
-    seq             INTEGER NOT NULL,
-    message_id      TEXT NOT NULL,
-    role            TEXT NOT NULL,
-    revision        INTEGER NOT NULL,
-    created_at      INTEGER NOT NULL,          -- µs since 1970-01-01 UTC
-    updated_at      INTEGER,                   -- µs since 1970-01-01 UTC
-    text            TEXT NOT NULL,             -- the text view, for search
-    body            TEXT NOT NULL,             -- the whole message as JSON (authoritative)
-    UNIQUE (conversation_id, seq),
-    UNIQUE (conversation_id, message_id)
-);
-
-CREATE VIRTUAL TABLE chatvault_messages_fts USING fts5 (
-    text,
-    content = 'chatvault_messages',
-    content_rowid = 'row_id',
-    tokenize = 'unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER chatvault_messages_fts_insert AFTER INSERT ON chatvault_messages BEGIN
-    INSERT INTO chatvault_messages_fts (rowid, text) VALUES (new.row_id, new.text);
-END;
-CREATE TRIGGER chatvault_messages_fts_delete AFTER DELETE ON chatvault_messages BEGIN
-    INSERT INTO chatvault_messages_fts (chatvault_messages_fts, rowid, text)
-        VALUES ('delete', old.row_id, old.text);
-END;
-CREATE TRIGGER chatvault_messages_fts_update AFTER UPDATE OF text ON chatvault_messages BEGIN
-    INSERT INTO chatvault_messages_fts (chatvault_messages_fts, rowid, text)
-        VALUES ('delete', old.row_id, old.text);
-    INSERT INTO chatvault_messages_fts (rowid, text) VALUES (new.row_id, new.text);
-END;
-
-CREATE TABLE chatvault_attachments (
-    conversation_id TEXT NOT NULL
-        REFERENCES chatvault_conversations (id) ON DELETE CASCADE,
-    file_id         TEXT NOT NULL,
-    position        INTEGER NOT NULL,          -- attachment order (oldest first)
-    filename        TEXT NOT NULL,
-    content_type    TEXT NOT NULL,
-    size            INTEGER NOT NULL,
-    storage_key     TEXT NOT NULL,
-    uploaded_at     INTEGER NOT NULL,          -- µs since 1970-01-01 UTC
-    body            TEXT NOT NULL,             -- the whole attachment record as JSON
-    PRIMARY KEY (conversation_id, file_id)
-);
-"#;
+pub(crate) const SCHEMA_V1: &str = include_str!("sql/sqlite_v1.sql");
 
 const SEARCH: &str = concat!(
     "SELECT m.body, snippet(chatvault_messages_fts, 0, '', '', '…', 16), ",
@@ -293,6 +225,54 @@ impl SqliteMessages {
         let next_cursor = search_next_cursor(offset, items.len(), more);
         Ok(Page { items, next_cursor })
     }
+}
+
+const INSERT_MESSAGE: &str = "INSERT INTO chatvault_messages \
+    (conversation_id, seq, message_id, role, revision, created_at, updated_at, text, body) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// The messages already stored under the ids of `messages` (for `check_replay`): one
+/// indexed lookup each (statements are cheap in process).
+async fn stored_messages(
+    tx: &mut Transaction<'static, Db>,
+    id: &ConversationId,
+    messages: &[NewMessage],
+) -> Result<Vec<Option<Message>>> {
+    let mut stored = Vec::with_capacity(messages.len());
+    for m in messages {
+        let row = sqlx::query(SELECT_MESSAGE_BY_ID)
+            .bind(id.as_str())
+            .bind(m.id.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(read_error)?;
+        stored.push(row.map(|row| message_at(&row, 0, id)).transpose()?);
+    }
+    Ok(stored)
+}
+
+/// Inserts appended messages, one statement each.
+async fn insert_messages(
+    tx: &mut Transaction<'static, Db>,
+    id: &ConversationId,
+    messages: &[Message],
+) -> Result<()> {
+    for m in messages {
+        sqlx::query(INSERT_MESSAGE)
+            .bind(id.as_str())
+            .bind(to_i64("seq", m.seq)?)
+            .bind(m.id.as_str())
+            .bind(role_column(m))
+            .bind(to_i64("revision", m.revision)?)
+            .bind(enc_ts(m.created_at))
+            .bind(m.updated_at.map(enc_ts))
+            .bind(search_text(m))
+            .bind(to_json(BACKEND, m)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(read_error)?;
+    }
+    Ok(())
 }
 
 /// Begins the migration transaction: `BEGIN IMMEDIATE` makes concurrent migrators take
