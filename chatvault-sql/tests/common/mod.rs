@@ -14,6 +14,9 @@ use chatvault_core::{
 };
 use chatvault_memory::MemoryFiles;
 
+#[cfg(feature = "postgres")]
+pub mod pg;
+
 pub type Backend = Arc<dyn MessagesBackend>;
 
 /// Generates one `#[tokio::test]` per check; `$setup` is an async fn returning
