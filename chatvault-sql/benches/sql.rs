@@ -7,7 +7,8 @@
 //!    `MemoryMessages` as the reference: median, mean and p95 over 200 single-message
 //!    appends, and the ratio of the largest median to the smallest. An append whose cost
 //!    does not grow with the conversation has a ratio near 1. Conversations are filled
-//!    through the backend in appends of 1,000 messages (one transaction each).
+//!    through the backend in appends of 1,000 messages (one transaction each); 50 untimed
+//!    appends warm each backend up first.
 //! 2. The time to list one user's 1,000 conversations, 50 to a page (20 pages, following
 //!    `next_cursor`), and one 1,000-item page.
 //!
@@ -89,6 +90,13 @@ async fn run(sizes: &[u64], appends: usize) {
         "backend", "N", "median", "mean", "p95", "fill"
     );
     for (name, backend) in &backends {
+        // Warm up: connections opened, statements prepared, before anything is timed.
+        let warm = ConversationRecord::new(None);
+        backend.create(&warm).await.unwrap();
+        for i in 0..50 {
+            let m = NewMessage::new(Role::User, format!("warm-up {i}"));
+            backend.append_messages(&warm.id, vec![m]).await.unwrap();
+        }
         let mut medians = Vec::new();
         for &n in sizes {
             let record = ConversationRecord::new(Some(UserId::parse("bench-user").unwrap()));

@@ -175,15 +175,18 @@ impl PostgresMessages {
     }
 }
 
-const SELECT_MESSAGES_BY_IDS: &str = "SELECT message_id, body FROM chatvault_messages \
-    WHERE conversation_id = $1 AND message_id = ANY($2)";
+/// One unique-index probe per wanted id (a plain `message_id = ANY($2)` lets the planner
+/// scan the whole conversation when it is large).
+const SELECT_MESSAGES_BY_IDS: &str = "SELECT (SELECT m.body FROM chatvault_messages m \
+    WHERE m.conversation_id = $1 AND m.message_id = wanted.id) \
+    FROM UNNEST($2::TEXT[]) WITH ORDINALITY AS wanted(id, n) ORDER BY wanted.n";
 const INSERT_MESSAGES: &str = "INSERT INTO chatvault_messages \
     (conversation_id, seq, message_id, role, revision, created_at, updated_at, text, body) \
     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], \
     $6::TIMESTAMPTZ[], $7::TIMESTAMPTZ[], $8::TEXT[], $9::TEXT[])";
 
-/// The messages already stored under the ids of `messages` (for `check_replay`), in one
-/// query.
+/// The messages already stored under the ids of `messages` (for `check_replay`), in
+/// their order, in one query.
 async fn stored_messages(
     tx: &mut Transaction<'static, Db>,
     id: &ConversationId,
@@ -196,14 +199,15 @@ async fn stored_messages(
         .fetch_all(&mut **tx)
         .await
         .map_err(read_error)?;
-    let mut found = std::collections::HashMap::with_capacity(rows.len());
-    for row in &rows {
-        found.insert(col::<String>(row, 0)?, message_at(row, 1, id)?);
-    }
-    Ok(messages
-        .iter()
-        .map(|m| found.remove(m.id.as_str()))
-        .collect())
+    rows.iter()
+        .map(|row| {
+            col::<Option<String>>(row, 0)?
+                .map(|body| {
+                    parse_message(BACKEND, &format!("a message of conversation {id}"), &body)
+                })
+                .transpose()
+        })
+        .collect()
 }
 
 /// Inserts appended messages in one statement (columns as arrays).
