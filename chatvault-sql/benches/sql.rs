@@ -8,7 +8,8 @@
 //!    appends, and the ratio of the largest median to the smallest. An append whose cost
 //!    does not grow with the conversation has a ratio near 1. Conversations are filled
 //!    through the backend in appends of 1,000 messages (one transaction each); 50 untimed
-//!    appends warm each backend up first.
+//!    appends warm each backend up first, and the timed appends go to the conversations
+//!    in turn (10, 1,000, 100,000, 10, ...) so that a busy moment weighs on every size.
 //! 2. The time to list one user's 1,000 conversations, 50 to a page (20 pages, following
 //!    `next_cursor`), and one 1,000-item page.
 //!
@@ -97,7 +98,9 @@ async fn run(sizes: &[u64], appends: usize) {
             let m = NewMessage::new(Role::User, format!("warm-up {i}"));
             backend.append_messages(&warm.id, vec![m]).await.unwrap();
         }
-        let mut medians = Vec::new();
+        // Fill one conversation per size, then time appends to them in turn, so that
+        // whatever else the machine does at a moment weighs on every size alike.
+        let mut conversations = Vec::new();
         for &n in sizes {
             let record = ConversationRecord::new(Some(UserId::parse("bench-user").unwrap()));
             backend.create(&record).await.unwrap();
@@ -111,22 +114,27 @@ async fn run(sizes: &[u64], appends: usize) {
                 backend.append_messages(&record.id, messages).await.unwrap();
                 done += batch;
             }
-            let fill = fill_start.elapsed();
-            let mut samples = Vec::with_capacity(appends);
-            for i in 0..appends {
+            conversations.push((record.id, fill_start.elapsed()));
+        }
+        let mut samples = vec![Vec::with_capacity(appends); sizes.len()];
+        for i in 0..appends {
+            for ((id, _), samples) in conversations.iter().zip(&mut samples) {
                 let m = NewMessage::new(Role::Assistant, format!("timed append {i}"));
                 let start = Instant::now();
-                backend.append_messages(&record.id, vec![m]).await.unwrap();
+                backend.append_messages(id, vec![m]).await.unwrap();
                 samples.push(start.elapsed());
             }
-            let (median, mean, p95) = stats(&mut samples);
+        }
+        let mut medians = Vec::new();
+        for ((n, (_, fill)), samples) in sizes.iter().zip(&conversations).zip(&mut samples) {
+            let (median, mean, p95) = stats(samples);
             medians.push(median);
             println!(
                 "{name:<9} {n:>9} {:>11} {:>11} {:>11} {:>12}",
                 fmt(median),
                 fmt(mean),
                 fmt(p95),
-                fmt(fill)
+                fmt(*fill)
             );
         }
         let (lo, hi) = (medians[0], *medians.last().unwrap());
