@@ -70,7 +70,7 @@ macro_rules! messages_backend {
         const SELECT_MESSAGES: &str = "SELECT body FROM chatvault_messages \
             WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq";
         const UPDATE_MESSAGE: &str = "UPDATE chatvault_messages SET role = $3, revision = $4, \
-            updated_at = $5, text = $6, body = $7 WHERE conversation_id = $1 AND seq = $2";
+            updated_at = $5, text = $6, body = $7 WHERE conversation_id = $1 AND message_id = $2";
         const SELECT_FILES: &str = "SELECT body FROM chatvault_attachments \
             WHERE conversation_id = $1 ORDER BY position, file_id";
         const SELECT_FILE: &str = "SELECT body FROM chatvault_attachments \
@@ -393,7 +393,7 @@ macro_rules! messages_backend {
                 record.apply_message_update(&mut message, update, now());
                 sqlx::query(UPDATE_MESSAGE)
                     .bind(id.as_str())
-                    .bind(to_i64("seq", message.seq)?)
+                    .bind(message_id.as_str())
                     .bind(role_column(&message))
                     .bind(to_i64("revision", message.revision)?)
                     .bind(message.updated_at.map(enc_ts))

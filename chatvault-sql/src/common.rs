@@ -103,7 +103,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| Error::corrupt(backend, location.to_owned(), format!("bad JSON: {e}")))
 }
 
-/// Parses a stored message, checking that it is the one the row says it is.
+/// Parses a stored message (its `body` column).
 pub(crate) fn parse_message(backend: &'static str, location: &str, json: &str) -> Result<Message> {
     parse_json(backend, location, json)
 }

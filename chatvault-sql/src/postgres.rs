@@ -268,3 +268,16 @@ async fn begin_migration(pool: &PgPool) -> Result<Transaction<'static, Db>> {
 }
 
 messages_backend!(PostgresMessages);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_indexed_prefix_is_the_documented_one() {
+        let prefix = format!("left(text, {SEARCH_INDEXED_CHARS})");
+        assert!(SCHEMA_V1.contains(&prefix), "schema indexes {prefix}");
+        let prefix = format!("left(m.text, {SEARCH_INDEXED_CHARS})");
+        assert!(SEARCH.contains(&prefix), "search headlines {prefix}");
+    }
+}
