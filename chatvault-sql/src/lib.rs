@@ -1,76 +1,9 @@
-//! SQLite and PostgreSQL backends for ChatVault, on [sqlx](https://docs.rs/sqlx).
-//!
-//! [`SqliteMessages`] (feature `sqlite`) and [`PostgresMessages`] (feature `postgres`)
-//! implement [`MessagesBackend`](chatvault_core::MessagesBackend) completely: a row per
-//! conversation (its record: title, counters, usage totals, version), a row per message, a
-//! row per attachment record, and full-text search over message text. Attachments' bytes
-//! go to a [`FilesBackend`](chatvault_core::FilesBackend) of your choice (local disk, S3).
-//!
-//! | feature    | type                 | driver                                        |
-//! |------------|----------------------|-----------------------------------------------|
-//! | `sqlite`   | [`SqliteMessages`]   | sqlx's bundled libsqlite3 (FTS5 compiled in)  |
-//! | `postgres` | [`PostgresMessages`] | sqlx's PostgreSQL driver (PostgreSQL 12+)     |
-//!
-//! No feature is on by default: an app compiles only the driver it uses. For TLS to a
-//! remote PostgreSQL, enable one of sqlx's TLS features (`tls-rustls`, `tls-native-tls`)
-//! in your own `Cargo.toml`; Cargo unifies it with this crate's sqlx.
-//!
-//! # SQLite or PostgreSQL?
-//!
-//! - **SQLite**: one file, nothing to run, inspectable with `sqlite3` and any SQL tool.
-//!   Several processes on one machine may share the file (WAL mode, `BEGIN IMMEDIATE`, a
-//!   30 s busy timeout), but writes to the whole database take turns, one commit at a
-//!   time; keep the file on a local disk (never a network file system). Good for desktop
-//!   apps, single-server deployments, tests, and data you want to hand around as a file.
-//! - **PostgreSQL**: when the app already runs it, runs on several machines, or needs
-//!   backups, replication and access control from the database. Writers to different
-//!   conversations run in parallel; writers to one conversation take turns on its row
-//!   lock.
-//!
-//! # Example
-//!
-//! ```
-//! # #[cfg(feature = "sqlite")]
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> chatvault_core::Result<()> {
-//! use chatvault_core::{ChatVault, ListOptions, Role, SearchOptions};
-//! use chatvault_memory::MemoryFiles;
-//! use chatvault_sql::SqliteMessages;
-//!
-//! let dir = tempfile::tempdir().expect("a temporary directory");
-//! let url = format!("sqlite://{}", dir.path().join("chat.db").display());
-//! // Creates the file and its schema; `sqlite::memory:` works too.
-//! let vault = ChatVault::new(SqliteMessages::connect(&url).await?, MemoryFiles::new());
-//!
-//! let user = "user-123".parse()?;
-//! let mut chat = vault.create_conversation(Some(&user)).await?;
-//! chat.add_message(Role::User, "How do I keep sourdough starter alive?").await?;
-//! chat.add_message(Role::Assistant, "Feed it flour and water daily.").await?;
-//!
-//! let page = vault.list_conversations(&user, &ListOptions::new()).await?;
-//! assert_eq!(page.items[0].message_count, 2);
-//! let hits = vault.search(&user, "starter", &SearchOptions::new()).await?;
-//! assert_eq!(hits.items.len(), 1);
-//! # Ok(()) }
-//! # #[cfg(not(feature = "sqlite"))]
-//! # fn main() {}
-//! ```
-//!
-//! PostgreSQL is the same with another constructor:
-//!
-//! ```no_run
-//! # #[cfg(feature = "postgres")]
-//! # async fn f() -> chatvault_core::Result<()> {
-//! let messages = chatvault_sql::PostgresMessages::connect(
-//!     "postgres://chat:secret@127.0.0.1:5432/app",
-//! )
-//! .await?;
-//! # let _ = messages; Ok(()) }
-//! ```
-//!
-//! Both types also take an existing pool (`from_pool`), so the app shares its own. To keep
-//! ChatVault's tables in a PostgreSQL schema of their own, set the connections'
-//! `search_path` (`...?options=-c%20search_path%3Dchatvault`).
+#![cfg_attr(all(feature = "sqlite", feature = "postgres"), doc = include_str!("../README.md"))]
+#![cfg_attr(
+    not(all(feature = "sqlite", feature = "postgres")),
+    doc = "SQLite and PostgreSQL backends for ChatVault, on sqlx (see the README: build the \
+           docs with both features for the whole front page)."
+)]
 //!
 //! # How it works
 //!
