@@ -232,6 +232,24 @@ mod tests {
     }
 
     #[test]
+    fn lost_commit_answers_are_outcome_unknown() {
+        use chatvault_core::ErrorKind;
+        let io = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(
+            commit_error("b", "append", io()).kind(),
+            ErrorKind::OutcomeUnknown
+        );
+        // Before the commit, nothing was written: a temporary failure, safe to retry.
+        let before = db_error("b", io());
+        assert_eq!(before.kind(), ErrorKind::Backend);
+        assert!(before.is_temporary());
+        let timeout = commit_error("b", "append", sqlx::Error::PoolTimedOut);
+        assert!(timeout.is_temporary(), "{timeout}");
+        let other = db_error("b", sqlx::Error::RowNotFound);
+        assert!(!other.is_temporary());
+    }
+
+    #[test]
     fn counts_must_fit() {
         assert!(to_i64("version", u64::MAX).is_err());
         assert_eq!(to_i64("version", 7).unwrap(), 7);

@@ -163,8 +163,12 @@ async fn child_appender() {
     let url = env("CHATVAULT_SQL_CHILD_URL");
     let id = env("CHATVAULT_SQL_CHILD_CONVERSATION");
     let tag = env("CHATVAULT_SQL_CHILD_TAG");
+    let gate = std::path::PathBuf::from(env("CHATVAULT_SQL_CHILD_GATE"));
     let b = SqliteMessages::connect(&url).await.unwrap();
     let id = id.parse().unwrap();
+    // Connected: say so, then wait for the parent's go, so that all writers overlap.
+    std::fs::write(gate.join(format!("ready-{tag}")), b"").unwrap();
+    wait_for(&gate.join("go")).await;
     for i in 0..CHILD_APPENDS {
         b.append_messages(&id, vec![NewMessage::new(Role::User, format!("{tag} {i}"))])
             .await
@@ -173,6 +177,18 @@ async fn child_appender() {
 }
 
 const CHILD_APPENDS: usize = 300;
+
+async fn wait_for(path: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
 
 #[tokio::test]
 async fn two_processes_append_to_one_file() {
@@ -190,10 +206,15 @@ async fn two_processes_append_to_one_file() {
                 .env("CHATVAULT_SQL_CHILD_URL", &url)
                 .env("CHATVAULT_SQL_CHILD_CONVERSATION", c.id.as_str())
                 .env("CHATVAULT_SQL_CHILD_TAG", tag)
+                .env("CHATVAULT_SQL_CHILD_GATE", dir.path())
                 .spawn()
                 .unwrap()
         })
         .collect();
+    for tag in ["p1", "p2"] {
+        wait_for(&dir.path().join(format!("ready-{tag}"))).await;
+    }
+    std::fs::write(dir.path().join("go"), b"").unwrap();
     // This process appends too, at the same time.
     for i in 0..CHILD_APPENDS {
         b.append_messages(&c.id, vec![NewMessage::new(Role::User, format!("p0 {i}"))])
@@ -229,6 +250,13 @@ async fn two_processes_append_to_one_file() {
     }
     let head = b.head(&c.id).await.unwrap().unwrap();
     assert_eq!(head.record.message_count, (3 * CHILD_APPENDS) as u64);
+    // The writers really overlapped: the stored order switches between processes often.
+    let tags: Vec<String> = all.iter().map(|m| m.content()[..2].to_owned()).collect();
+    let switches = tags.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(
+        switches >= 20,
+        "only {switches} switches between processes: no overlap"
+    );
 }
 
 #[tokio::test]
