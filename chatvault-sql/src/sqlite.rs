@@ -93,7 +93,7 @@ pub struct SqliteMessages {
     pool: SqlitePool,
     /// Serializes this value's (and its clones') writers before they reach SQLite.
     writer: Arc<Mutex<()>>,
-    /// An in-memory database lives in one connection: it has no other process.
+    /// The database has no file (in memory): no other process shares it.
     in_memory: bool,
 }
 
@@ -143,13 +143,7 @@ impl SqliteMessages {
         .connect_with(options)
         .await
         .map_err(|e| db_error(BACKEND, e))?;
-        let backend = SqliteMessages {
-            pool,
-            writer: Arc::new(Mutex::new(())),
-            in_memory,
-        };
-        backend.migrate().await?;
-        Ok(backend)
+        Self::from_pool(pool).await
     }
 
     /// Uses an existing pool, and brings the schema up to date ([`migrate`](Self::migrate)).
@@ -158,10 +152,17 @@ impl SqliteMessages {
     /// [`connect`](Self::connect) sets them), or concurrent writers in other processes
     /// fail fast with a temporary error instead of waiting their turn.
     pub async fn from_pool(pool: SqlitePool) -> Result<Self> {
+        // An in-memory (or temporary) main database has no file name: no other process
+        // can reach it.
+        let file: Option<String> =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_optional(&pool)
+                .await
+                .map_err(|e| db_error(BACKEND, e))?;
         let backend = SqliteMessages {
             pool,
             writer: Arc::new(Mutex::new(())),
-            in_memory: false,
+            in_memory: file.is_none_or(|f| f.is_empty()),
         };
         backend.migrate().await?;
         Ok(backend)

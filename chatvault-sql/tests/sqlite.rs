@@ -108,6 +108,14 @@ async fn in_memory_databases_work_and_say_single_process() {
     );
     let dir = tempfile::tempdir().unwrap();
     assert!(open(&dir).await.capabilities().multi_process);
+    // Also when the app's own pool is in memory.
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let app = SqliteMessages::from_pool(pool).await.unwrap();
+    assert!(!app.capabilities().multi_process);
 }
 
 #[tokio::test]
