@@ -206,9 +206,13 @@ macro_rules! messages_backend {
                 .map_err(|e| commit_error(BACKEND, operation, e))
         }
 
-        /// Ends a transaction that wrote nothing.
-        async fn rollback(tx: sqlx::Transaction<'static, Db>) -> Result<()> {
-            tx.rollback().await.map_err(read_error)
+        /// Ends a transaction that wrote nothing. The answer is known already, so a failure
+        /// here (a connection lost at this moment, which ends the transaction anyway) is
+        /// only logged.
+        async fn rollback(tx: sqlx::Transaction<'static, Db>) {
+            if let Err(e) = tx.rollback().await {
+                tracing::debug!(backend = BACKEND, error = %e, "rollback of a read-only transaction failed");
+            }
         }
 
         impl $ty {
@@ -303,7 +307,7 @@ macro_rules! messages_backend {
                     .await
                     .map_err(read_error)?;
                 if done.rows_affected() == 0 {
-                    rollback(tx).await?;
+                    rollback(tx).await;
                     return Err(Error::AlreadyExists {
                         kind: "conversation",
                         id: record.id.to_string(),
@@ -326,7 +330,7 @@ macro_rules! messages_backend {
                         files: files_in(&mut tx, id).await?,
                     }),
                 };
-                rollback(tx).await?;
+                rollback(tx).await;
                 Ok(head)
             }
 
@@ -338,7 +342,7 @@ macro_rules! messages_backend {
                 let (mut tx, _guard) = self.begin_write().await?;
                 let mut record = lock_live(&mut tx, id).await?;
                 if messages.is_empty() {
-                    rollback(tx).await?;
+                    rollback(tx).await;
                     return Ok(Appended {
                         record,
                         messages: Vec::new(),
@@ -346,7 +350,7 @@ macro_rules! messages_backend {
                 }
                 let stored = stored_messages(&mut tx, id, &messages).await?;
                 if let Some(replayed) = check_replay(&messages, stored)? {
-                    rollback(tx).await?;
+                    rollback(tx).await;
                     return Ok(Appended {
                         record,
                         messages: replayed,
@@ -378,12 +382,12 @@ macro_rules! messages_backend {
                     .await
                     .map_err(read_error)?;
                 let Some(row) = row else {
-                    rollback(tx).await?;
+                    rollback(tx).await;
                     return Err(Error::message_not_found(message_id.as_str()));
                 };
                 let mut message = message_at(&row, 0, id)?;
                 if message.revision != expected_revision {
-                    rollback(tx).await?;
+                    rollback(tx).await;
                     return Err(revision_conflict(
                         message_id,
                         expected_revision,
@@ -501,7 +505,7 @@ macro_rules! messages_backend {
                 let (mut tx, _guard) = self.begin_write().await?;
                 let mut record = lock_live(&mut tx, id).await?;
                 if !record.apply_patch(patch) {
-                    rollback(tx).await?;
+                    rollback(tx).await;
                     return Ok(record);
                 }
                 sqlx::query(UPDATE_PATCH)
@@ -535,7 +539,7 @@ macro_rules! messages_backend {
                     .map(|row| parse_json(BACKEND, &location, &col::<String>(&row, 0)?))
                     .transpose()?;
                 if let Err(e) = apply_add_file(&mut record, existing.as_slice(), file) {
-                    rollback(tx).await?;
+                    rollback(tx).await;
                     return Err(e);
                 }
                 sqlx::query(INSERT_FILE)
@@ -570,7 +574,7 @@ macro_rules! messages_backend {
                     .await
                     .map_err(read_error)?;
                 if done.rows_affected() == 0 {
-                    rollback(tx).await?;
+                    rollback(tx).await;
                     return Ok(None);
                 }
                 apply_remove_file(&mut record);
@@ -590,7 +594,7 @@ macro_rules! messages_backend {
                     .await
                     .map_err(read_error)?;
                 if done.rows_affected() == 0 {
-                    rollback(tx).await?;
+                    rollback(tx).await;
                     return Ok(None);
                 }
                 let files = files_in(&mut tx, id).await?;
@@ -607,7 +611,7 @@ macro_rules! messages_backend {
                     .map_err(read_error)?
                     .is_some();
                 if !exists {
-                    rollback(tx).await?;
+                    rollback(tx).await;
                     return Ok(false);
                 }
                 for statement in [DELETE_MESSAGES, DELETE_ATTACHMENTS, DELETE_CONVERSATION] {
