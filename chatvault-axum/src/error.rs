@@ -179,9 +179,10 @@ impl From<Error> for ApiError {
             kind => {
                 tracing::error!(error = %err, ?kind, "chatvault backend failure");
                 let (kind, what) = match kind {
-                    ErrorKind::PermissionDenied => {
-                        ("permission_denied", "the storage backend was refused access")
-                    }
+                    ErrorKind::PermissionDenied => (
+                        "permission_denied",
+                        "the storage backend was refused access",
+                    ),
                     ErrorKind::Corrupt => ("corrupt", "stored data failed a check"),
                     _ => ("backend", "the storage backend failed"),
                 };
@@ -221,10 +222,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.problem())).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(PROBLEM_JSON),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

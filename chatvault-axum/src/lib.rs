@@ -166,7 +166,10 @@ impl std::fmt::Debug for ChatVaultApi {
             .field("vault", &self.vault)
             .field("identity", &self.identity.is_some())
             .field("max_upload_bytes", &self.max_upload_bytes)
-            .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "signing_key",
+                &self.signing_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("url_ttl", &self.url_ttl)
             .field("redirect_downloads", &self.redirect_downloads)
             .field("poll_interval", &self.poll_interval)

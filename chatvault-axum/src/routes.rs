@@ -4,13 +4,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, OriginalUri, State};
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Json, Router};
-use axum::body::Body;
 use chatvault_core::{
     ChatVault, Conversation, ConversationId, ConversationPatch, FileId, ListOptions, Message,
     MessageRange, NewMessage, Part, Role, SearchOptions, UserId, keys,
@@ -93,10 +93,29 @@ pub(crate) struct Path<T>(T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub(crate) struct Query<T>(T);
 
-/// `Json` with problem+json rejections.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body, with problem+json rejections (a JSON array or `null` where an
+/// object is expected is a 400, not an empty object).
 pub(crate) struct JsonBody<T>(T);
+
+impl<T, S> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
+        }
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    }
+}
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -218,7 +237,8 @@ async fn list_conversations(
     }))
 }
 
-/// Creates a conversation owned by the caller.
+/// Creates a conversation owned by the caller. Without a title (or with a blank one),
+/// the first user message gives it one.
 #[utoipa::path(
     post, path = "/conversations", tag = "conversations",
     request_body(content = CreateConversation, description = "Title and metadata, both optional"),
@@ -235,7 +255,7 @@ async fn create_conversation(
     JsonBody(body): JsonBody<CreateConversation>,
 ) -> ApiResult<(StatusCode, Json<ConversationView>)> {
     let mut builder = state.0.vault.new_conversation().user(user);
-    if let Some(title) = body.title {
+    if let Some(title) = body.title.filter(|t| !t.trim().is_empty()) {
         builder = builder.title(title);
     }
     if let Some(metadata) = body.metadata {
@@ -361,7 +381,9 @@ async fn unarchive_conversation(
     Path(id): Path<ConversationId>,
 ) -> ApiResult<Json<ConversationView>> {
     state.owned(&user, &id).await?;
-    Ok(Json(state.0.vault.unarchive_conversation(&id).await?.into()))
+    Ok(Json(
+        state.0.vault.unarchive_conversation(&id).await?.into(),
+    ))
 }
 
 /// A conversation's token usage totals.
@@ -478,9 +500,7 @@ async fn add_message(
         (Some(text), None) => NewMessage::new(role, text),
         (None, Some(parts)) => NewMessage::with_parts(role, parts),
         _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of text and parts",
-            ));
+            return Err(ApiError::bad_request("give exactly one of text and parts"));
         }
     };
     if let Some(id) = body.id {
@@ -770,7 +790,10 @@ async fn stream_file(conversation: &Conversation, file_id: &FileId) -> ApiResult
         headers.insert(header::CONTENT_TYPE, value);
     }
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(file.size));
-    headers.insert(header::CONTENT_DISPOSITION, content_disposition(&file.filename));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(&file.filename),
+    );
     // Uploaded bytes are never rendered as this origin's pages.
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -780,7 +803,10 @@ async fn stream_file(conversation: &Conversation, file_id: &FileId) -> ApiResult
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(response)
 }
 
@@ -896,8 +922,14 @@ async fn signed_download(
     Path((id, file_id)): Path<(ConversationId, FileId)>,
     Query(query): Query<SignedQuery>,
 ) -> ApiResult<Response> {
-    if !state.0.signer.verify(&id, &file_id, query.expires, &query.sig) {
-        return Err(ApiError::forbidden("this download link's signature is not valid"));
+    if !state
+        .0
+        .signer
+        .verify(&id, &file_id, query.expires, &query.sig)
+    {
+        return Err(ApiError::forbidden(
+            "this download link's signature is not valid",
+        ));
     }
     if query.expires < chatvault_core::now().timestamp() {
         return Err(ApiError::forbidden("this download link has expired"));
@@ -961,7 +993,8 @@ async fn chat(
             "title" => title = Some(upload::read_text(field, &name, MAX_SHORT_FIELD).await?),
             "message" => {
                 text = Some(
-                    upload::read_text(field, &name, chatvault_core::message::MAX_MESSAGE_BYTES).await?,
+                    upload::read_text(field, &name, chatvault_core::message::MAX_MESSAGE_BYTES)
+                        .await?,
                 );
             }
             "file" => {

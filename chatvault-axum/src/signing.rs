@@ -58,8 +58,16 @@ impl Signer {
     }
 
     /// The signature of a link, URL-safe base64.
-    pub(crate) fn sign(&self, conversation: &ConversationId, file: &FileId, expires: i64) -> String {
-        let tag = self.mac(conversation, file, expires).finalize().into_bytes();
+    pub(crate) fn sign(
+        &self,
+        conversation: &ConversationId,
+        file: &FileId,
+        expires: i64,
+    ) -> String {
+        let tag = self
+            .mac(conversation, file, expires)
+            .finalize()
+            .into_bytes();
         URL_SAFE_NO_PAD.encode(tag)
     }
 

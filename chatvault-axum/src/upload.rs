@@ -21,14 +21,16 @@ use crate::error::ApiError;
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// The request body as a multipart stream.
-pub(crate) fn open(headers: &HeaderMap, body: Body) -> Result<multer::Multipart<'static>, ApiError> {
+pub(crate) fn open(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<multer::Multipart<'static>, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::bad_request("expected a multipart/form-data body"))?;
-    let boundary = multer::parse_boundary(content_type).map_err(|e| {
-        ApiError::bad_request(format!("expected a multipart/form-data body: {e}"))
-    })?;
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| ApiError::bad_request(format!("expected a multipart/form-data body: {e}")))?;
     Ok(multer::Multipart::new(body.into_data_stream(), boundary))
 }
 
