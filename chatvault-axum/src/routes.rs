@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, OriginalUri, State};
+use axum::extract::{FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -315,11 +315,13 @@ async fn patch_conversation(
     JsonBody(body): JsonBody<PatchConversation>,
 ) -> ApiResult<Json<ConversationView>> {
     let mut conversation = state.owned(&user, &id).await?;
-    let mut patch = ConversationPatch::default();
-    patch.title = body.title;
-    patch.metadata = body.metadata;
-    patch.archived = body.archived;
-    conversation.patch(patch).await?;
+    conversation
+        .patch(ConversationPatch {
+            title: body.title,
+            metadata: body.metadata,
+            archived: body.archived,
+        })
+        .await?;
     Ok(Json(conversation.record().clone().into()))
 }
 

@@ -45,13 +45,13 @@ impl From<Usage> for UsageView {
 
 impl From<UsageView> for Usage {
     fn from(u: UsageView) -> Self {
-        let mut usage = Usage::default();
-        usage.input_tokens = u.input_tokens;
-        usage.output_tokens = u.output_tokens;
-        usage.cached_input_tokens = u.cached_input_tokens;
-        usage.reasoning_tokens = u.reasoning_tokens;
-        usage.model = u.model;
-        usage
+        Usage {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cached_input_tokens: u.cached_input_tokens,
+            reasoning_tokens: u.reasoning_tokens,
+            model: u.model,
+        }
     }
 }
 

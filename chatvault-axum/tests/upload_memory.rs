@@ -9,6 +9,9 @@
 //! As a control that the measure can fail, a 128 MiB upload to a backend that buffers
 //! (keys under the user `buffer`) must raise the peak by at least 128 MiB.
 
+// A test binary without the libtest harness: its unwraps are test assertions.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -33,10 +36,13 @@ const CHUNK: usize = 64 * 1024;
 /// The most the server's peak memory may grow during the 1 GiB upload.
 const BOUND: u64 = 64 * MIB;
 
+/// Size, content type, and the bytes when kept.
+type Stored = (u64, ContentType, Option<Bytes>);
+
 /// Counts the bytes and drops them; keys of the user `buffer` are kept in memory instead.
 #[derive(Debug, Default)]
 struct SinkFiles {
-    sizes: Mutex<HashMap<StorageKey, (u64, ContentType, Option<Bytes>)>>,
+    sizes: Mutex<HashMap<StorageKey, Stored>>,
 }
 
 #[async_trait]

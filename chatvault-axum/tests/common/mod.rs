@@ -1,5 +1,6 @@
 //! A real HTTP server on 127.0.0.1 over the router, and a backend that fails on demand.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+// Test support code: its unwraps are test assertions.
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
