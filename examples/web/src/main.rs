@@ -86,7 +86,9 @@ async fn logout() -> impl IntoResponse {
         StatusCode::NO_CONTENT,
         [(
             header::SET_COOKIE,
-            HeaderValue::from_static("chatvault_demo_user=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+            HeaderValue::from_static(
+                "chatvault_demo_user=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
+            ),
         )],
     )
 }
@@ -125,8 +127,14 @@ fn app(vault: ChatVault, max_upload_bytes: u64) -> Result<Router, chatvault_axum
         .route("/demo/logout", post(logout))
         .route("/demo/me", get(me))
         .route("/", get(|| async { Html(INDEX_HTML) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) })))
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        ))
 }
 
 #[tokio::main]

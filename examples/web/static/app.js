@@ -29,8 +29,9 @@ function json(method, body) {
   return { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
 }
 
-function say(text) {
+function say(text, error = false) {
   $("status").textContent = text || "";
+  $("status").className = error ? "error" : "";
 }
 
 function el(tag, props = {}, ...children) {
@@ -214,7 +215,7 @@ async function deleteFile(id, fileId) {
 }
 
 function guard(fn) {
-  return (...args) => fn(...args).catch((e) => say(e.message));
+  return (...args) => fn(...args).catch((e) => say(e.message, true));
 }
 
 // ------------------------------------------------------------------ start
@@ -257,4 +258,4 @@ async function start() {
   document.body.dataset.ready = "true";
 }
 
-start().catch((e) => say(e.message));
+start().catch((e) => say(e.message, true));
