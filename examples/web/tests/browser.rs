@@ -225,6 +225,14 @@ struct Cdp {
 
 impl Cdp {
     async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.call_raw(method, params).await {
+            Ok(result) => result,
+            Err(error) => panic!("{method}: {error}"),
+        }
+    }
+
+    /// A command's result, or the protocol's error.
+    async fn call_raw(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({ "id": id, "method": method, "params": params });
@@ -244,8 +252,10 @@ impl Cdp {
             let Message::Text(text) = next else { continue };
             let value: Value = serde_json::from_str(&text).unwrap();
             if value["id"] == id {
-                assert!(value.get("error").is_none(), "{method}: {}", value["error"]);
-                return value["result"].clone();
+                return match value.get("error") {
+                    Some(error) => Err(error.clone()),
+                    None => Ok(value["result"].clone()),
+                };
             }
         }
     }
@@ -269,8 +279,18 @@ impl Cdp {
     /// Waits until `condition` (JavaScript) is true; fails with what the page shows.
     async fn wait_for(&mut self, condition: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);
+        // While a page loads there may be no document or context yet: not yet true.
+        let probe = format!(
+            "(() => {{ try {{ return !!({condition}); }} catch (_) {{ return false; }} }})()"
+        );
         loop {
-            if self.eval(&format!("!!({condition})")).await == json!(true) {
+            let result = self
+                .call_raw(
+                    "Runtime.evaluate",
+                    json!({ "expression": probe, "returnByValue": true }),
+                )
+                .await;
+            if result.is_ok_and(|r| r["result"]["value"] == json!(true)) {
                 return;
             }
             if Instant::now() > deadline {
