@@ -1,7 +1,8 @@
 //! The web example in a real browser: headless Chromium, driven over the DevTools protocol
 //! (mouse clicks and typed text, as a person would), checking what the page shows.
 //!
-//! Needs Debian's `chromium` (or `CHATVAULT_CHROMIUM=/path/to/chrome`). Without one the
+//! Needs Debian's `chromium` on PATH (or `CHATVAULT_CHROMIUM` / `CHROMIUM` naming a
+//! Chromium binary; `scripts/browser.sh install` installs it). Without one the
 //! tests print loudly that they did not run; with `CHATVAULT_REQUIRE_BROWSER=1` they fail
 //! instead, saying why.
 
@@ -20,8 +21,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// The browser binary, or why there is none.
 fn chromium() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("CHATVAULT_CHROMIUM") {
-        return Ok(PathBuf::from(path));
+    // CHROMIUM is what `eval "$(scripts/browser.sh env)"` sets.
+    for var in ["CHATVAULT_CHROMIUM", "CHROMIUM"] {
+        if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            return Ok(PathBuf::from(path));
+        }
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&path) {
