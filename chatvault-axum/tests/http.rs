@@ -1342,3 +1342,145 @@ async fn bad_input_is_never_a_500() {
         assert!((400..500).contains(&status), "{body}: {status}");
     }
 }
+
+#[tokio::test]
+async fn backends_with_signed_urls_give_theirs_and_can_redirect() {
+    for redirect in [false, true] {
+        let s = start_with(Options {
+            signed_urls: true,
+            redirect,
+            ..Options::default()
+        })
+        .await;
+        let c = s.create("alice", "s3-like").await;
+        let id = c["id"].as_str().unwrap().to_owned();
+        let file: Value = s
+            .upload(
+                "alice",
+                &id,
+                "report.pdf",
+                "application/pdf",
+                b"%PDF".to_vec(),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let fid = file["id"].as_str().unwrap();
+        let link: Value = s
+            .get(
+                "alice",
+                &format!("/conversations/{id}/files/{fid}/url?expires_in=60"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = link["url"].as_str().unwrap();
+        assert!(url.starts_with("https://files.invalid/alice/"), "{url}");
+        assert!(url.contains("expires_in=60&name=report.pdf"), "{url}");
+        let no_follow = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let res = no_follow
+            .get(s.url(&format!("/conversations/{id}/files/{fid}/content")))
+            .header("x-user", "alice")
+            .send()
+            .await
+            .unwrap();
+        if redirect {
+            assert_eq!(res.status(), 307);
+            let location = res.headers()["location"].to_str().unwrap();
+            assert!(
+                location.starts_with("https://files.invalid/alice/"),
+                "{location}"
+            );
+        } else {
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.bytes().await.unwrap().as_ref(), b"%PDF");
+        }
+    }
+}
+
+/// The app's own extractor as the identity: a bearer token.
+struct Bearer(chatvault_core::UserId);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Bearer {
+    type Rejection = ();
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ()> {
+        let token = parts
+            .headers
+            .get("authorization")
+            .ok_or(())?
+            .to_str()
+            .map_err(|_| ())?;
+        match token {
+            "Bearer token-of-alice" => Ok(Bearer("alice".parse().unwrap())),
+            _ => Err(()),
+        }
+    }
+}
+
+impl From<Bearer> for chatvault_core::UserId {
+    fn from(b: Bearer) -> Self {
+        b.0
+    }
+}
+
+#[tokio::test]
+async fn an_extractor_of_the_app_can_be_the_identity() {
+    let vault = chatvault_core::ChatVault::new(
+        chatvault_memory::MemoryMessages::new(),
+        chatvault_memory::MemoryFiles::new(),
+    );
+    let app = axum::Router::new().nest(
+        "/chat-api",
+        chatvault_axum::ChatVaultApi::new(vault)
+            .identity(chatvault_axum::ExtractorIdentity::<Bearer>::new())
+            .into_router()
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/chat-api", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{base}/conversations"))
+        .header("authorization", "Bearer token-of-alice")
+        .json(&json!({"title": "via token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.json::<Value>().await.unwrap()["user_id"], "alice");
+    for token in [None, Some("Bearer wrong")] {
+        let mut req = client.get(format!("{base}/conversations"));
+        if let Some(t) = token {
+            req = req.header("authorization", t);
+        }
+        problem(req.send().await.unwrap(), 401).await;
+    }
+    // Without an identity resolver there is no router.
+    let vault = chatvault_core::ChatVault::new(
+        chatvault_memory::MemoryMessages::new(),
+        chatvault_memory::MemoryFiles::new(),
+    );
+    assert_eq!(
+        chatvault_axum::ChatVaultApi::new(vault.clone())
+            .into_router()
+            .err(),
+        Some(chatvault_axum::BuildError::NoIdentity)
+    );
+    assert_eq!(
+        chatvault_axum::ChatVaultApi::new(vault)
+            .identity(chatvault_axum::ExtractorIdentity::<Bearer>::new())
+            .signing_key(b"short".to_vec())
+            .into_router()
+            .err(),
+        Some(chatvault_axum::BuildError::ShortSigningKey)
+    );
+    server.abort();
+}

@@ -8,10 +8,11 @@ use std::time::Duration;
 use axum::http::HeaderName;
 use chatvault_axum::{ChatVaultApi, HeaderIdentity};
 use chatvault_core::{
-    Appended, ChatVault, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
-    ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
-    MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,
-    Page, Result, SearchHit, SearchOptions, UserId, async_trait,
+    Appended, ByteStream, ChatVault, ContentType, ConversationHead, ConversationId,
+    ConversationPatch, ConversationRecord, ConversationSummary, Error, FileAttachment, FileId,
+    FilesBackend, FilesCapabilities, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
+    MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
+    SearchHit, SearchOptions, StorageKey, UserId, async_trait,
 };
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 use serde_json::Value;
@@ -147,6 +148,52 @@ impl MessagesBackend for Faulty {
     }
 }
 
+/// MemoryFiles that also has signed URLs (of a made-up host), like S3.
+#[derive(Debug)]
+pub struct SignedFiles(pub Arc<MemoryFiles>);
+
+#[async_trait]
+impl FilesBackend for SignedFiles {
+    fn capabilities(&self) -> FilesCapabilities {
+        self.0.capabilities().with_signed_urls(true)
+    }
+    async fn upload_stream(
+        &self,
+        key: &StorageKey,
+        data: ByteStream,
+        content_type: &ContentType,
+    ) -> Result<u64> {
+        self.0.upload_stream(key, data, content_type).await
+    }
+    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
+        self.0.download_stream(key).await
+    }
+    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
+        self.0.head(key).await
+    }
+    async fn delete(&self, key: &StorageKey) -> Result<bool> {
+        self.0.delete(key).await
+    }
+    async fn signed_url(
+        &self,
+        key: &StorageKey,
+        expires_in: Duration,
+        download_filename: Option<&str>,
+    ) -> Result<String> {
+        if self.0.head(key).await?.is_none() {
+            return Err(Error::NotFound {
+                kind: "file",
+                id: key.to_string(),
+            });
+        }
+        Ok(format!(
+            "https://files.invalid/{key}?expires_in={}&name={}",
+            expires_in.as_secs(),
+            download_filename.unwrap_or("")
+        ))
+    }
+}
+
 /// A running server.
 pub struct Server {
     pub base: String,
@@ -168,6 +215,10 @@ impl Drop for Server {
 pub struct Options {
     pub max_upload_bytes: u64,
     pub search: bool,
+    /// The files backend has signed URLs.
+    pub signed_urls: bool,
+    /// `redirect_downloads(true)`.
+    pub redirect: bool,
 }
 
 impl Default for Options {
@@ -175,6 +226,8 @@ impl Default for Options {
         Options {
             max_upload_bytes: 10 * 1024 * 1024,
             search: true,
+            signed_urls: false,
+            redirect: false,
         }
     }
 }
@@ -186,8 +239,14 @@ pub async fn start() -> Server {
 pub async fn start_with(options: Options) -> Server {
     let messages = Arc::new(Faulty::new(options.search));
     let files = Arc::new(MemoryFiles::new());
-    let vault = ChatVault::from_arcs(messages.clone(), files.clone());
+    let files_backend: Arc<dyn FilesBackend> = if options.signed_urls {
+        Arc::new(SignedFiles(files.clone()))
+    } else {
+        files.clone()
+    };
+    let vault = ChatVault::from_arcs(messages.clone(), files_backend);
     let api = ChatVaultApi::new(vault.clone())
+        .redirect_downloads(options.redirect)
         .identity(HeaderIdentity::new(HeaderName::from_static("x-user")))
         .max_upload_bytes(options.max_upload_bytes)
         .poll_interval(Duration::from_millis(20))
