@@ -110,14 +110,24 @@ impl IdentityResolver for HeaderIdentity {
 /// # fn takes(_: impl chatvault_axum::IdentityResolver) {}
 /// # takes(identity);
 /// ```
-pub struct ExtractorIdentity<E> {
+pub struct ExtractorIdentity<E, S = ()> {
+    state: S,
     extractor: PhantomData<fn() -> E>,
 }
 
 impl<E> ExtractorIdentity<E> {
-    /// The identity given by the extractor `E`.
+    /// The identity given by the extractor `E`, which needs no state.
     pub fn new() -> Self {
+        Self::with_state(())
+    }
+}
+
+impl<E, S> ExtractorIdentity<E, S> {
+    /// The identity given by the extractor `E`, run with the app's state `S` (a session
+    /// store, a token verifier's keys, ...).
+    pub fn with_state(state: S) -> Self {
         ExtractorIdentity {
+            state,
             extractor: PhantomData,
         }
     }
@@ -129,20 +139,25 @@ impl<E> Default for ExtractorIdentity<E> {
     }
 }
 
-impl<E> fmt::Debug for ExtractorIdentity<E> {
+impl<E, S> fmt::Debug for ExtractorIdentity<E, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExtractorIdentity")
             .field("extractor", &std::any::type_name::<E>())
+            .field("state", &std::any::type_name::<S>())
             .finish()
     }
 }
 
 #[async_trait]
-impl<E> IdentityResolver for ExtractorIdentity<E>
+impl<E, S> IdentityResolver for ExtractorIdentity<E, S>
 where
-    E: FromRequestParts<()> + Into<UserId> + 'static,
+    E: FromRequestParts<S> + Into<UserId> + 'static,
+    S: Send + Sync + 'static,
 {
     async fn resolve(&self, parts: &mut Parts) -> Option<UserId> {
-        E::from_request_parts(parts, &()).await.ok().map(Into::into)
+        E::from_request_parts(parts, &self.state)
+            .await
+            .ok()
+            .map(Into::into)
     }
 }
