@@ -269,13 +269,13 @@ fn parent() {
             assert_eq!(file["sha256"], sha.as_str(), "every byte arrived, in order");
             let growth = after.saturating_sub(before);
             println!(
-                "{} MiB upload: {:.1} s ({:.0} MiB/s); server peak RSS {} MiB before, {} MiB after: grew {} MiB (bound {} MiB)",
+                "{} MiB upload: {:.1} s ({:.0} MiB/s); server peak RSS {:.1} MiB before, {:.1} MiB after: grew {:.1} MiB (bound {} MiB)",
                 size / MIB,
                 elapsed.as_secs_f64(),
                 size as f64 / MIB as f64 / elapsed.as_secs_f64(),
-                before / MIB,
-                after / MIB,
-                growth / MIB,
+                before as f64 / MIB as f64,
+                after as f64 / MIB as f64,
+                growth as f64 / MIB as f64,
                 BOUND / MIB
             );
             assert!(growth < BOUND, "the server's memory grew by {} MiB", growth / MIB);
