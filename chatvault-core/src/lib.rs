@@ -1,55 +1,4 @@
-//! # ChatVault
-//!
-//! *Vault your conversations. Unlock your context.*
-//!
-//! ChatVault keeps AI chat and agent conversations (messages made of typed parts: text,
-//! files, tool calls and results, reasoning; with metadata and token usage; and file
-//! attachments) behind two small async traits, [`MessagesBackend`] and [`FilesBackend`].
-//! This crate holds the model, the traits, the [`ChatVault`] entry point with its
-//! [`Conversation`] handle, and the conformance suite every backend runs. Backends live in
-//! their own crates:
-//!
-//! | crate | backends | for |
-//! |---|---|---|
-//! | `chatvault-memory` | `MemoryMessages`, `MemoryFiles` | tests and prototypes |
-//! | `chatvault-local` | `LocalMessages`, `LocalFiles` | one machine, durable |
-//! | `chatvault-aws` | `DynamoMessages`, `S3Files` | DynamoDB + S3 |
-//!
-//! ```
-//! use chatvault_core::{ChatVault, Part, ReplyOptions, Role, UserId, Usage};
-//! use chatvault_memory::{MemoryFiles, MemoryMessages};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> chatvault_core::Result<()> {
-//! let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-//!
-//! let user: UserId = "user-123".parse()?;
-//! let mut conversation = vault.create_conversation(Some(&user)).await?;
-//! conversation.add_message(Role::User, "Hello!").await?;
-//!
-//! // A streamed reply: stored before its first token, checkpointed, finished atomically.
-//! let mut reply = conversation.begin_reply(ReplyOptions::default()).await?;
-//! reply.push_text("Hi there! ").await?;
-//! reply.push_text("How can I help you?").await?;
-//! reply.finish(Some(Usage::new("gpt-4o", 9, 7))).await?;
-//!
-//! let file = conversation
-//!     .attach_file("notes.txt", &b"remember the milk"[..], "text/plain")
-//!     .await?;
-//!
-//! // Resume later, from anywhere that has the id.
-//! let conversation = vault.get_conversation(conversation.id()).await?.expect("stored");
-//! assert_eq!(conversation.title(), Some("Hello!")); // from the first user message
-//! assert_eq!(conversation.usage().output_tokens, 7);
-//! let messages = conversation.messages().await?;
-//! assert_eq!(messages[1].content(), "Hi there! How can I help you?");
-//! assert_eq!(messages[1].parts, vec![Part::text("Hi there! How can I help you?")]);
-//! assert_eq!(
-//!     conversation.file_content(&file.id).await?.as_deref(),
-//!     Some(&b"remember the milk"[..])
-//! );
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! ## Writing a backend
 //!
@@ -90,6 +39,7 @@ mod backend;
 mod error;
 pub mod ids;
 pub mod keys;
+pub mod llm;
 pub mod message;
 mod model;
 pub mod simple;

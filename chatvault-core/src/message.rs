@@ -668,6 +668,11 @@ impl NewMessage {
 
     /// Checks what the message would store: JSON depth, size, part count and part fields.
     pub fn validate(&self) -> Result<()> {
+        self.validate_sized().map(|_| ())
+    }
+
+    /// [`validate`](Self::validate), returning the size of the message's JSON form.
+    pub(crate) fn validate_sized(&self) -> Result<usize> {
         if self.parts.len() > MAX_PARTS {
             return Err(Error::TooLarge {
                 what: format!("message {} (parts)", self.id),
@@ -682,9 +687,7 @@ impl NewMessage {
         {
             check_len("usage.model", model, 256)?;
         }
-        let size = serde_json::to_vec(self)
-            .map_err(|e| Error::invalid_input("message", e.to_string()))?
-            .len();
+        let size = self.json_len();
         if size > MAX_MESSAGE_BYTES {
             return Err(Error::TooLarge {
                 what: format!("message {}", self.id),
@@ -692,7 +695,7 @@ impl NewMessage {
                 limit: MAX_MESSAGE_BYTES as u64,
             });
         }
-        Ok(())
+        Ok(size)
     }
 
     /// The size of the message's JSON form in bytes (what backends' limits count).

@@ -270,8 +270,8 @@ impl ChatVault {
             });
         }
         for m in messages {
-            m.validate()?;
-            self.check_message_size(&m.id, m.json_len())?;
+            let size = m.validate_sized()?;
+            self.check_message_size(&m.id, size)?;
         }
         Ok(())
     }

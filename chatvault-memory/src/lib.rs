@@ -1,25 +1,4 @@
-//! In-memory ChatVault backends: [`MemoryMessages`] and [`MemoryFiles`].
-//!
-//! Nothing is written anywhere; everything is gone when the value is dropped. They are the
-//! reference behaviour of the two traits (they pass the whole conformance suite), safe to
-//! share between tasks and threads, with appends that cost the same however long the
-//! conversation is. Use them in tests and prototypes.
-//!
-//! ```
-//! use chatvault_core::{ChatVault, ListOptions, Role};
-//! use chatvault_memory::{MemoryFiles, MemoryMessages};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> chatvault_core::Result<()> {
-//! let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-//! let user = "user-123".parse()?;
-//! let mut chat = vault.create_conversation(Some(&user)).await?;
-//! chat.add_message(Role::User, "What is a vault?").await?;
-//! let page = vault.list_conversations(&user, &ListOptions::new()).await?;
-//! assert_eq!(page.items[0].title.as_deref(), Some("What is a vault?"));
-//! # Ok(()) }
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeSet, HashMap};
