@@ -3,18 +3,24 @@
 #
 # Steps (each must pass):
 #   1. cargo fmt --check
-#   2. cargo clippy (all targets, all features, -D warnings)
-#   3. cargo doc (RUSTDOCFLAGS="-D warnings")
-#   4. cargo build of every example, bench and binary
-#   5. packaging: scripts/msrv.sh --quick (no crate uses a language feature newer than its
+#   2. the servers the tests need, installed where missing and started on their own ports and
+#      data directories: the AWS emulators (LocalStack S3 + DynamoDB Local,
+#      scripts/emulators.sh), PostgreSQL (scripts/postgres.sh), headless Chromium
+#      (scripts/browser.sh). They are stopped again when this script exits, pass or fail; one
+#      that cannot start fails the command, saying which and why. Started before the builds:
+#      chatvault-aws and chatvault-sql compile their server tests in when the endpoints are
+#      set, so clippy and doc see the same code the tests run.
+#   3. cargo clippy (all targets, all features, -D warnings)
+#   4. cargo doc (RUSTDOCFLAGS="-D warnings")
+#   5. cargo build of every example, bench and binary
+#   6. packaging: scripts/msrv.sh --quick (no crate uses a language feature newer than its
 #      rust-version), then `cargo package` of every published crate, verified (each packaged
 #      crate is unpacked and built on its own, as the registry would), offline: crates of this
 #      workspace that are not on the registry yet come from cargo's local overlay of the
 #      packages just made, so this needs nothing published
-#   6. start the AWS emulators (LocalStack S3 + DynamoDB Local, see scripts/emulators.sh);
-#      they are stopped again when this script exits, pass or fail
-#   7. cargo test --workspace --all-features [args] with CHATVAULT_REQUIRE_AWS=1, so the
-#      AWS tests run against the emulators and are never skipped
+#   7. cargo test --workspace --all-features [args] with CHATVAULT_REQUIRE_AWS=1,
+#      CHATVAULT_REQUIRE_POSTGRES=1 and CHATVAULT_REQUIRE_BROWSER=1, so the server tests run
+#      and are never skipped
 #
 # Extra arguments go to `cargo test`, e.g.
 #   ./scripts/test.sh -p chatvault-core
@@ -22,9 +28,10 @@
 # (with -p/--package, --workspace is left out so that only those packages are tested).
 #
 # Environment:
-#   CHATVAULT_SKIP_LINT=1   skip steps 1-5 (quick local iteration only; CI never sets it)
+#   CHATVAULT_SKIP_LINT=1   skip steps 1 and 3-6 (quick local iteration only; CI never sets it)
 #   CHATVAULT_S3_PORT, CHATVAULT_DYNAMODB_PORT, CHATVAULT_EMULATORS_CACHE:
 #                           see scripts/emulators.sh
+#   CHATVAULT_PG_PORT, CHATVAULT_PG_DIR: see scripts/postgres.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,19 +43,47 @@ step() {
     echo "==> [$1] $2 ($((SECONDS - STARTED_AT)) s elapsed)"
 }
 
+servers_up() {
+    step 2/7 "servers: scripts/emulators.sh start (LocalStack S3, DynamoDB Local); scripts/postgres.sh start; scripts/browser.sh install"
+    trap 'echo; echo "==> stopping the servers"; bash "$ROOT/scripts/emulators.sh" stop || true; bash "$ROOT/scripts/postgres.sh" stop || true' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    if ! bash "$ROOT/scripts/emulators.sh" start; then
+        echo "test.sh: the AWS emulators did not start (see above); the AWS tests cannot run." >&2
+        exit 1
+    fi
+    eval "$(bash "$ROOT/scripts/emulators.sh" env)"
+    if ! bash "$ROOT/scripts/postgres.sh" start; then
+        echo "test.sh: PostgreSQL did not start (see above); the PostgreSQL tests cannot run." >&2
+        exit 1
+    fi
+    eval "$(bash "$ROOT/scripts/postgres.sh" env)"
+    if ! bash "$ROOT/scripts/browser.sh" install >/dev/null; then
+        echo "test.sh: headless Chromium could not be installed (see above); the browser tests cannot run." >&2
+        exit 1
+    fi
+    eval "$(bash "$ROOT/scripts/browser.sh" env)"
+    export CHATVAULT_REQUIRE_AWS=1
+    export CHATVAULT_POSTGRES_URL=$DATABASE_URL CHATVAULT_REQUIRE_POSTGRES=1
+    export CHATVAULT_REQUIRE_BROWSER=1
+}
+
 if [[ ${CHATVAULT_SKIP_LINT:-0} == 1 ]]; then
     echo "==> CHATVAULT_SKIP_LINT=1: skipping fmt, clippy, doc, example/bench builds and packaging"
+    servers_up
 else
     step 1/7 "cargo fmt --all -- --check"
     cargo fmt --all -- --check
 
-    step 2/7 "cargo clippy --workspace --all-targets --all-features -- -D warnings"
+    servers_up
+
+    step 3/7 "cargo clippy --workspace --all-targets --all-features -- -D warnings"
     cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-    step 3/7 'RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features'
+    step 4/7 'RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features'
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
-    step 4/7 "cargo build --workspace --all-features --examples --benches --bins"
+    step 5/7 "cargo build --workspace --all-features --examples --benches --bins"
     cargo build --workspace --all-features --examples --benches --bins
 
     # Every package that is not `publish = false` (the examples and workspace-checks are),
@@ -61,7 +96,7 @@ for p in json.load(sys.stdin)["packages"]:
         print(p["name"], p["version"])')
     [[ ${#published_ids[@]} -gt 0 ]] || { echo "test.sh: found no published crate to package" >&2; exit 1; }
     for id in "${published_ids[@]}"; do published+=(-p "${id% *}"); done
-    step 5/7 "scripts/msrv.sh --quick; cargo package --offline --allow-dirty ${published[*]}"
+    step 6/7 "scripts/msrv.sh --quick; cargo package --offline --allow-dirty ${published[*]}"
     bash "$ROOT/scripts/msrv.sh" --quick
     # Cargo treats a registry crate as immutable, and the local overlay that stands in for
     # the registry is one: with an unchanged version, it would reuse the copy of a workspace
@@ -80,17 +115,6 @@ for p in json.load(sys.stdin)["packages"]:
     cargo package --offline --allow-dirty --target-dir "$package_target" "${published[@]}"
 fi
 
-step 6/7 "scripts/emulators.sh start (LocalStack S3, DynamoDB Local)"
-trap 'echo; echo "==> scripts/emulators.sh stop"; bash "$ROOT/scripts/emulators.sh" stop || true' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-if ! bash "$ROOT/scripts/emulators.sh" start; then
-    echo "test.sh: the AWS emulators did not start (see above); the AWS tests cannot run." >&2
-    exit 1
-fi
-eval "$(bash "$ROOT/scripts/emulators.sh" env)"
-export CHATVAULT_REQUIRE_AWS=1
-
 # -p/--package selects packages; cargo ignores it when --workspace is also given.
 workspace_flag=(--workspace)
 for arg in "$@"; do
@@ -101,7 +125,8 @@ for arg in "$@"; do
 done
 
 step 7/7 "$(echo cargo test "${workspace_flag[@]}" --all-features "$@")"
-echo "    AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB CHATVAULT_REQUIRE_AWS=1"
+echo "    AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB CHATVAULT_POSTGRES_URL=$CHATVAULT_POSTGRES_URL"
+echo "    CHATVAULT_REQUIRE_AWS=1 CHATVAULT_REQUIRE_POSTGRES=1 CHATVAULT_REQUIRE_BROWSER=1"
 cargo test "${workspace_flag[@]}" --all-features "$@"
 
 echo

@@ -173,6 +173,52 @@ pub fn storage_key(
     ))
 }
 
+/// RFC 5987 `attr-char`: what stays unencoded in `filename*`.
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// The `Content-Disposition` value that makes a browser save a download as `filename`
+/// (RFC 6266, with the RFC 5987 `filename*` form for non-ASCII names):
+/// `attachment; filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>`.
+///
+/// The quoted fallback, for old clients, replaces each non-ASCII or control character,
+/// `"`, `\`, `%` and `/` with `_`; `filename*` keeps the name exactly. The value is
+/// printable ASCII, so it is always a valid HTTP header value.
+///
+/// ```
+/// use chatvault_core::keys::content_disposition;
+///
+/// assert_eq!(
+///     content_disposition("résumé 2026.pdf"),
+///     r#"attachment; filename="r_sum_ 2026.pdf"; filename*=UTF-8''r%C3%A9sum%C3%A9%202026.pdf"#
+/// );
+/// ```
+pub fn content_disposition(filename: &str) -> String {
+    let fallback: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && !matches!(c, '"' | '\\' | '%' | '/') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded = utf8_percent_encode(filename, ATTR_CHAR);
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,9 @@
 //!
 //! - **Atomic within one adapter value.** Every operation holds one adapter-wide async lock
 //!   while it reads and rewrites a conversation, so concurrent tasks sharing the adapter
-//!   (one `Arc`, one process) never lose, duplicate or reorder a message.
+//!   (one `Arc`, one process) never lose, duplicate or reorder a message. The lock is fair
+//!   (first come, first served: tokio's runtime-agnostic `Mutex`), so a delete is never
+//!   starved by a stream of appends or attachments.
 //! - **Not atomic across processes**, nor across two adapters over the same store: each
 //!   rewrites whole conversations, and the last writer wins. Its capabilities say so
 //!   (`multi_process: false`).
@@ -69,7 +71,7 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use futures_util::lock::Mutex;
+use tokio::sync::Mutex;
 
 use crate::backend::{
     MessagesBackend, MessagesCapabilities, apply_add_file, apply_remove_file, paginate,

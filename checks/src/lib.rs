@@ -6,6 +6,13 @@
 //! - the published crates have the packaging shape `cargo package --workspace` needs: no
 //!   dev-dependency cycle carrying a version, docs.rs metadata, `publish = false` on examples.
 //!
-//! This library is empty; the package is never published.
+//! - the README's code blocks compile as pasted, and run where they can: the [`readme`]
+//!   module's docs are the README, so `cargo test -p workspace-checks --doc` runs each
+//!   ```rust block as a doctest.
+//!
+//! The package is never published.
 
 #![forbid(unsafe_code)]
+
+#[doc = include_str!("../../README.md")]
+pub mod readme {}

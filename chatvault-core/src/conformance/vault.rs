@@ -7,7 +7,7 @@
 //! core refuses is refused before anything is written).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -356,13 +356,20 @@ pub async fn delete_racing_attach_leaves_no_bytes(vault: ChatVault, config: Suit
         "create",
     );
     let attached = Arc::new(AtomicUsize::new(0));
+    // Attachers stop when this check ends, also by a panic (a failing backend must not
+    // leave them running in the test's runtime).
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let attachers = config.racing_attachers.max(1);
     let handles = (0..attachers)
         .map(|t| {
             let mut c = conversation.clone();
             let attached = Arc::clone(&attached);
+            let stop = Arc::clone(&stop.0);
             tokio::spawn(async move {
                 for i in 0..10_000 {
+                    if stop.load(Ordering::SeqCst) {
+                        return false;
+                    }
                     let data = Bytes::from(format!("task {t} file {i}"));
                     match c
                         .attach_file(&format!("f{t}-{i}.txt"), data, "text/plain")
@@ -422,6 +429,15 @@ pub async fn delete_racing_attach_leaves_no_bytes(vault: ChatVault, config: Suit
         left.iter().take(5).collect::<Vec<_>>()
     );
     assert!(ok(vault.get_conversation(conversation.id()).await, "get").is_none());
+}
+
+/// Sets its flag when dropped: tells spawned helpers of a check to stop.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Two attachments of the same name get their own keys and both survive; deleting one

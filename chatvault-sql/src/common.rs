@@ -1,0 +1,258 @@
+//! What the SQLite and PostgreSQL backends share: value conversions, error mapping, search
+//! cursors, and the one implementation of `MessagesBackend` (the [`messages_backend!`]
+//! macro), instantiated once per database over that database's SQL dialect.
+
+use chatvault_core::{
+    ConversationId, ConversationRecord, ConversationSummary, Error, Message, Result, SearchOptions,
+    UserId,
+};
+use chrono::{DateTime, Utc};
+
+/// The most messages one `messages()` call returns for a range without a limit (or with a
+/// larger one): a page of this size, with `next_cursor` set to continue.
+pub(crate) const MESSAGE_PAGE: u64 = 500;
+
+/// One schema migration: its version, a description, and the SQL (several statements).
+#[derive(Debug)]
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) description: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+/// A conversation row as the databases return it, before its values are checked.
+#[derive(Debug)]
+pub(crate) struct RawRecord {
+    pub(crate) id: String,
+    pub(crate) user_id: Option<String>,
+    pub(crate) title: Option<String>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) last_active: DateTime<Utc>,
+    pub(crate) archived: bool,
+    pub(crate) message_count: i64,
+    pub(crate) file_count: i64,
+    pub(crate) usage: String,
+    /// `None` when only the summary columns were read.
+    pub(crate) metadata: Option<String>,
+    pub(crate) version: i64,
+}
+
+impl RawRecord {
+    /// The summary this row holds; [`Error::Corrupt`] when a stored value is not valid.
+    pub(crate) fn into_summary(self, backend: &'static str) -> Result<ConversationSummary> {
+        Ok(self.into_record(backend)?.summary())
+    }
+
+    /// The record this row holds; [`Error::Corrupt`] when a stored value is not valid.
+    pub(crate) fn into_record(self, backend: &'static str) -> Result<ConversationRecord> {
+        let location = format!("conversation {:?}", self.id);
+        let corrupt = |e: Error| Error::corrupt(backend, location.clone(), e.to_string());
+        Ok(ConversationRecord {
+            id: ConversationId::parse(&self.id).map_err(corrupt)?,
+            user_id: self
+                .user_id
+                .as_deref()
+                .map(UserId::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            title: self.title,
+            created_at: self.created_at,
+            last_active: self.last_active,
+            archived: self.archived,
+            metadata: match &self.metadata {
+                Some(json) => parse_json(backend, &location, json)?,
+                None => Default::default(),
+            },
+            message_count: to_u64(backend, &location, self.message_count)?,
+            file_count: to_u64(backend, &location, self.file_count)?,
+            usage: parse_json(backend, &location, &self.usage)?,
+            version: to_u64(backend, &location, self.version)?,
+        })
+    }
+}
+
+/// A count or revision as the databases store it (`BIGINT`).
+pub(crate) fn to_i64(what: &'static str, value: u64) -> Result<i64> {
+    i64::try_from(value)
+        .map_err(|_| Error::invalid_input(what, format!("{value} exceeds the largest BIGINT")))
+}
+
+/// A stored `BIGINT` that must not be negative.
+pub(crate) fn to_u64(backend: &'static str, location: &str, value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| {
+        Error::corrupt(
+            backend,
+            location.to_owned(),
+            format!("negative count {value}"),
+        )
+    })
+}
+
+/// The JSON text stored for a value (serde_json's own output, so numbers round-trip).
+pub(crate) fn to_json<T: serde::Serialize>(backend: &'static str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::backend(backend, e))
+}
+
+/// Parses stored JSON; [`Error::Corrupt`] when it does not parse.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    backend: &'static str,
+    location: &str,
+    json: &str,
+) -> Result<T> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::corrupt(backend, location.to_owned(), format!("bad JSON: {e}")))
+}
+
+/// Parses a stored message (its `body` column).
+pub(crate) fn parse_message(backend: &'static str, location: &str, json: &str) -> Result<Message> {
+    parse_json(backend, location, json)
+}
+
+/// The text a message is searched by: its text view, with NUL characters (which
+/// PostgreSQL's `TEXT` cannot hold) turned into spaces.
+pub(crate) fn search_text(message: &Message) -> String {
+    let text = message.content();
+    if text.contains('\0') {
+        text.replace('\0', " ")
+    } else {
+        text
+    }
+}
+
+/// The role as stored in the informational `role` column.
+pub(crate) fn role_column(message: &Message) -> String {
+    message.role.as_str().replace('\0', " ")
+}
+
+/// The offset a search page starts at, from its cursor (the decimal offset this crate
+/// wrote as `next_cursor`).
+pub(crate) fn search_offset(options: &SearchOptions) -> Result<i64> {
+    options.validate()?;
+    match &options.cursor {
+        None => Ok(0),
+        Some(c) => c
+            .parse::<u32>()
+            .map(i64::from)
+            .map_err(|_| Error::invalid_input("cursor", format!("not a search cursor: {c:?}"))),
+    }
+}
+
+/// The cursor after a search page starting at `offset` that returned `returned` hits,
+/// when more follow.
+pub(crate) fn search_next_cursor(offset: i64, returned: usize, more: bool) -> Option<String> {
+    more.then(|| (offset + returned as i64).to_string())
+}
+
+/// The words of a search query, as FTS5 phrases that must all appear: every
+/// white-space-separated word is quoted (so that no character of the query is FTS5
+/// syntax), and the phrases are joined by spaces (FTS5's implicit AND). `None` when the
+/// query has no word.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) fn fts5_query(query: &str) -> Option<String> {
+    let phrases: Vec<String> = query
+        .split_whitespace()
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect();
+    (!phrases.is_empty()).then(|| phrases.join(" "))
+}
+
+/// Maps a driver error met while reading, or while writing inside a transaction that is
+/// not yet committed (so nothing was written).
+pub(crate) fn db_error(backend: &'static str, err: sqlx::Error) -> Error {
+    if is_temporary(&err) {
+        Error::temporary(backend, err)
+    } else if let sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) = err {
+        Error::corrupt(backend, "a stored row", err.to_string())
+    } else {
+        Error::backend(backend, err)
+    }
+}
+
+/// Maps a driver error met while committing `operation`: the database's own refusal is a
+/// definite failure (nothing written), a lost connection leaves the outcome unknown.
+pub(crate) fn commit_error(
+    backend: &'static str,
+    operation: &'static str,
+    err: sqlx::Error,
+) -> Error {
+    match err {
+        sqlx::Error::Database(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            db_error(backend, err)
+        }
+        other => Error::outcome_unknown(backend, operation, other),
+    }
+}
+
+/// Whether retrying may cure the error: a busy or locked database, a serialization
+/// failure or deadlock, a pool or connection timeout.
+fn is_temporary(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // SQLite: BUSY, LOCKED, BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT
+            Some(
+                "5" | "6" | "261" | "517" | "773"
+            // PostgreSQL: serialization_failure, deadlock_detected, lock_not_available,
+            // admin_shutdown, cannot_connect_now
+            | "40001" | "40P01" | "55P03" | "57P01" | "57P03"
+            )
+        ),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts5_queries_quote_every_word() {
+        assert_eq!(fts5_query("  "), None);
+        assert_eq!(
+            fts5_query("hello world").as_deref(),
+            Some("\"hello\" \"world\"")
+        );
+        assert_eq!(
+            fts5_query("say \"hi\" OR NEAR(x) *").as_deref(),
+            Some("\"say\" \"\"\"hi\"\"\" \"OR\" \"NEAR(x)\" \"*\"")
+        );
+    }
+
+    #[test]
+    fn search_cursors_are_offsets() {
+        let o = SearchOptions::new();
+        assert_eq!(search_offset(&o).unwrap(), 0);
+        assert_eq!(search_offset(&o.clone().cursor("40")).unwrap(), 40);
+        for bad in ["", "-1", "x", "99999999999"] {
+            assert!(search_offset(&o.clone().cursor(bad)).is_err(), "{bad:?}");
+        }
+        assert_eq!(search_next_cursor(40, 20, true).as_deref(), Some("60"));
+        assert_eq!(search_next_cursor(40, 20, false), None);
+    }
+
+    #[test]
+    fn lost_commit_answers_are_outcome_unknown() {
+        use chatvault_core::ErrorKind;
+        let io = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(
+            commit_error("b", "append", io()).kind(),
+            ErrorKind::OutcomeUnknown
+        );
+        // Before the commit, nothing was written: a temporary failure, safe to retry.
+        let before = db_error("b", io());
+        assert_eq!(before.kind(), ErrorKind::Backend);
+        assert!(before.is_temporary());
+        let timeout = commit_error("b", "append", sqlx::Error::PoolTimedOut);
+        assert!(timeout.is_temporary(), "{timeout}");
+        let other = db_error("b", sqlx::Error::RowNotFound);
+        assert!(!other.is_temporary());
+    }
+
+    #[test]
+    fn counts_must_fit() {
+        assert!(to_i64("version", u64::MAX).is_err());
+        assert_eq!(to_i64("version", 7).unwrap(), 7);
+        assert!(to_u64("b", "x", -1).is_err());
+    }
+}

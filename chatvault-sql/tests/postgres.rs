@@ -1,0 +1,134 @@
+//! The backend checks, migrations and corruption handling on PostgreSQL.
+//!
+//! They need a server: `CHATVAULT_POSTGRES_URL=postgres://user@127.0.0.1:port/db`. Without
+//! it every test prints that it did not run and why; with `CHATVAULT_REQUIRE_POSTGRES=1`
+//! a missing URL fails them. Each test works in a schema of its own.
+#![cfg(feature = "postgres")]
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use std::sync::Arc;
+
+use chatvault_core::{
+    ConversationRecord, ErrorKind, ListOptions, MessageRange, MessagesBackend, NewMessage, Role,
+};
+use chatvault_sql::PostgresMessages;
+use common::Backend;
+use common::pg::{schema_pool, server_url};
+use sqlx::PgPool;
+
+async fn setup() -> Option<(Backend, String)> {
+    let url = server_url()?;
+    let (pool, schema) = schema_pool(&url).await;
+    let backend = PostgresMessages::from_pool(pool).await.unwrap();
+    Some((Arc::new(backend), schema))
+}
+
+all_checks!(setup);
+
+#[tokio::test]
+async fn migrations_are_recorded_in_the_crates_own_table() {
+    let Some(url) = server_url() else { return };
+    let (pool, schema) = schema_pool(&url).await;
+    // Two migrators at once (two app instances starting): they take turns.
+    let (a, b) = tokio::join!(
+        PostgresMessages::from_pool(pool.clone()),
+        PostgresMessages::from_pool(pool.clone())
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.schema_version().await.unwrap(), 1);
+    assert_eq!(b.schema_version().await.unwrap(), 1);
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chatvault_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    let sqlx_table: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_schema = $1 AND table_name = '_sqlx_migrations'",
+    )
+    .bind(&schema)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(sqlx_table, 0, "never the host app's sqlx migrations table");
+    sqlx::query("INSERT INTO chatvault_migrations (version, description) VALUES (99, 'future')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = a.migrate().await.unwrap_err();
+    assert!(err.to_string().contains("version 99"), "{err}");
+}
+
+#[tokio::test]
+async fn connect_takes_a_url() {
+    let Some(url) = server_url() else { return };
+    let (_pool, schema) = schema_pool(&url).await;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let with_schema = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let b = PostgresMessages::connect(&with_schema).await.unwrap();
+    let c = ConversationRecord::new(None);
+    b.create(&c).await.unwrap();
+    assert!(b.head(&c.id).await.unwrap().is_some());
+    for bad in ["mysql://x", "postgres://u@127.0.0.1:notaport/db"] {
+        let err = PostgresMessages::connect(bad).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn damaged_rows_are_corrupt_not_panics() {
+    let Some(url) = server_url() else { return };
+    let (pool, _schema) = schema_pool(&url).await;
+    let b = PostgresMessages::from_pool(pool.clone()).await.unwrap();
+    let c = ConversationRecord::new(None);
+    b.create(&c).await.unwrap();
+    b.append_messages(&c.id, vec![NewMessage::new(Role::User, "hi")])
+        .await
+        .unwrap();
+    sqlx::query("UPDATE chatvault_messages SET body = '{not json' WHERE conversation_id = $1")
+        .bind(c.id.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = b.messages(&c.id, &MessageRange::all()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    sqlx::query("UPDATE chatvault_conversations SET message_count = -5 WHERE id = $1")
+        .bind(c.id.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = b.head(&c.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    sqlx::query("UPDATE chatvault_conversations SET user_id = '' WHERE id = $1")
+        .bind(c.id.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = b
+        .list_conversations(None, &ListOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+}
+
+/// Why the schema keeps JSON as TEXT: `JSONB` would change numbers and refuse `\u0000`.
+#[tokio::test]
+async fn jsonb_would_change_stored_json() {
+    let Some(url) = server_url() else { return };
+    let pool = PgPool::connect(&url).await.unwrap();
+    let through_jsonb: String = sqlx::query_scalar("SELECT ($1::jsonb)::text")
+        .bind(r#"{"a":-0.0,"b":1e2}"#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let back: serde_json::Value = serde_json::from_str(&through_jsonb).unwrap();
+    let original: serde_json::Value = serde_json::from_str(r#"{"a":-0.0,"b":1e2}"#).unwrap();
+    assert_ne!(back, original, "JSONB rewrote {original} as {back}");
+    let nul = sqlx::query_scalar::<_, String>("SELECT ($1::jsonb)::text")
+        .bind(r#"{"s":"\u0000"}"#)
+        .fetch_one(&pool)
+        .await;
+    assert!(nul.is_err(), "JSONB refuses \\u0000");
+}
