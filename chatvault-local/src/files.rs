@@ -68,11 +68,16 @@ struct Meta {
     /// 0.2, still format 2: earlier readers ignore it). A rename keeps it; a copy of the
     /// store does not, and changes the data files' inodes (and, often, their modification
     /// times) too. So when it differs, the store was copied, and the data file is
-    /// recognised by its size alone: a copied store keeps its content types. (A crash
+    /// recognised by its size (and the content-type file by its `key`): a copied store
+    /// keeps its content types. (A crash
     /// between an upload's two renames leaves the old content-type file in place, its
     /// own inode unchanged: that case is still judged by the full identity.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     this: Option<u64>,
+    /// The key it was written for (since 0.2): a content-type file found under another
+    /// key (copied there by hand) counts for nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
 }
 
 /// The inode number of a file (Unix).
@@ -132,8 +137,8 @@ impl DataIdentity {
 /// crash, a failed upload or a race) is never taken for another upload's, never makes a
 /// data operation fail, and is removed by the next upload that needs its place. In a
 /// copy of the store (where every inode differs; the content-type file knows its own
-/// inode, so it can tell) a data file is recognised by its size, so copies and restored
-/// backups keep their content types.
+/// inode, so it can tell) a data file is recognised by its key and size, so copies and
+/// restored backups keep their content types.
 ///
 /// Like a file system (and unlike S3), a key cannot be both a file and the "directory" of
 /// another key: with `a/b` stored, uploading `a` fails with [`Error::InvalidInput`], and
@@ -266,7 +271,12 @@ impl Drop for TempFile {
 }
 
 /// Writes the content-type file for the data temp file whose metadata is `data`.
-fn write_meta(inner: &Inner, content_type: &str, data: &fs::Metadata) -> Result<TempFile> {
+fn write_meta(
+    inner: &Inner,
+    key: &str,
+    content_type: &str,
+    data: &fs::Metadata,
+) -> Result<TempFile> {
     let (guard, mut file) = TempFile::create(inner, "meta")?;
     let this = file.metadata().map_err(io_at("stat", &guard.path))?;
     let body = serde_json::to_vec(&Meta {
@@ -274,6 +284,7 @@ fn write_meta(inner: &Inner, content_type: &str, data: &fs::Metadata) -> Result<
         content_type: content_type.to_owned(),
         data: Some(DataIdentity::of(data)),
         this: inode(&this),
+        key: Some(key.to_owned()),
     })
     .map_err(|e| Error::backend(BACKEND, e))?;
     file.write_all(&body).map_err(io_at("write", &guard.path))?;
@@ -577,6 +588,13 @@ impl Inner {
                 e,
             ))
         })?;
+        if meta
+            .key
+            .as_ref()
+            .is_some_and(|written_for| written_for != key)
+        {
+            return Ok(None);
+        }
         let copied = meta.this.is_some_and(|ino| Some(ino) != inode(&file));
         let current = meta.data.is_none_or(|written_for| {
             if copied {
@@ -871,7 +889,7 @@ impl FilesBackend for LocalFiles {
         let inner = Arc::clone(&self.inner);
         let (key, content_type) = (key.clone(), content_type.clone());
         blocking(move || {
-            let meta = write_meta(&inner, content_type.as_str(), &written)?;
+            let meta = write_meta(&inner, key.as_str(), content_type.as_str(), &written)?;
             inner.place(key.as_str(), guard, meta)
         })
         .await?;

@@ -97,12 +97,15 @@ async fn files_live_under_data_and_content_types_under_meta() {
 async fn a_failed_stream_stores_nothing_and_keeps_the_old_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let files = LocalFiles::new(dir.path()).unwrap();
+    // 8 MiB in 64 KiB chunks, then a chunk larger than a buffer: whole buffers and the
+    // large chunk are queued to the writer before the stream fails.
     let failing = || -> ByteStream {
-        stream::iter(vec![
-            Ok(Bytes::from(vec![1u8; 1 << 20])),
-            Err(std::io::Error::other("client went away")),
-        ])
-        .boxed()
+        let mut parts: Vec<std::io::Result<Bytes>> = (0..128)
+            .map(|_| Ok(Bytes::from(vec![1u8; 64 * 1024])))
+            .collect();
+        parts.push(Ok(Bytes::from(vec![2u8; 5 << 20])));
+        parts.push(Err(std::io::Error::other("client went away")));
+        stream::iter(parts).boxed()
     };
     let err = files
         .upload_stream(&key("k/new"), failing(), &ct("text/plain"))
@@ -487,4 +490,248 @@ async fn a_content_type_left_by_a_crash_is_not_taken_for_the_new_bytes() {
         (head.size, head.content_type),
         (5, ContentType::octet_stream())
     );
+}
+
+// Crash states and races (moved here from damage_and_races.rs, on the 0.2 API).
+
+/// A crash between a delete's data removal and its meta removal leaves meta/a without
+/// data/a: it must not block key a/b.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphaned_content_type_does_not_block_a_longer_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = LocalFiles::new(dir.path()).unwrap();
+    files
+        .upload(&key("a"), Bytes::from_static(b"x"), &ct("text/plain"))
+        .await
+        .unwrap();
+    fs::remove_file(dir.path().join("data/a")).unwrap(); // the crash state
+    assert!(!files.exists(&key("a")).await.unwrap());
+    files
+        .upload(&key("a/b"), Bytes::from_static(b"y"), &ct("text/plain"))
+        .await
+        .unwrap();
+    assert_eq!(
+        files.content_type(&key("a/b")).await.unwrap(),
+        Some(ct("text/plain"))
+    );
+}
+
+/// The converse: an orphaned meta/a/b (no data/a/b) must not block key a.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphaned_content_type_directory_does_not_block_a_shorter_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = LocalFiles::new(dir.path()).unwrap();
+    files
+        .upload(&key("a/b"), Bytes::from_static(b"x"), &ct("text/plain"))
+        .await
+        .unwrap();
+    fs::remove_file(dir.path().join("data/a/b")).unwrap(); // the crash state
+    fs::remove_dir(dir.path().join("data/a")).unwrap();
+    assert!(!files.exists(&key("a/b")).await.unwrap());
+    files
+        .upload(&key("a"), Bytes::from_static(b"y"), &ct("text/plain"))
+        .await
+        .unwrap();
+    assert_eq!(
+        files.content_type(&key("a")).await.unwrap(),
+        Some(ct("text/plain"))
+    );
+}
+
+/// Racing uploads of `k` and `k/b`, then both deleted: neither key is wedged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_uploads_of_a_key_and_a_longer_key_wedge_neither() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = LocalFiles::new(dir.path()).unwrap();
+    for i in 0..300 {
+        let (a, b) = (key(&format!("k{i}")), key(&format!("k{i}/b")));
+        let (f1, f2) = (files.clone(), files.clone());
+        let (a2, b2) = (a.clone(), b.clone());
+        let t1 = tokio::spawn(async move {
+            f1.upload(&a2, Bytes::from_static(b"1"), &ct("text/plain"))
+                .await
+        });
+        let t2 = tokio::spawn(async move {
+            f2.upload(&b2, Bytes::from_static(b"2"), &ct("text/plain"))
+                .await
+        });
+        let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
+        assert!(r1.is_ok() || r2.is_ok(), "{i}: both failed");
+        files.delete(&a).await.unwrap();
+        files.delete(&b).await.unwrap();
+        // Both keys are free again: each must be storable.
+        files
+            .upload(&b, Bytes::from_static(b"x"), &ct("text/plain"))
+            .await
+            .unwrap_or_else(|e| panic!("iteration {i}: {b} wedged: {e:?}"));
+        files.delete(&b).await.unwrap();
+        files
+            .upload(&a, Bytes::from_static(b"x"), &ct("text/plain"))
+            .await
+            .unwrap_or_else(|e| panic!("iteration {i}: {a} wedged: {e:?}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_content_type_counts_only_for_the_bytes_it_was_uploaded_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = LocalFiles::new(dir.path()).unwrap();
+    let k = key("k");
+    files
+        .upload(&k, Bytes::from_static(b"old"), &ct("text/plain"))
+        .await
+        .unwrap();
+    assert_eq!(
+        files.content_type(&k).await.unwrap(),
+        Some(ct("text/plain"))
+    );
+    // A crash after a replacement's bytes were renamed into place, before its content
+    // type: the old content-type file names the old bytes.
+    let tmp = dir.path().join("replacement");
+    fs::write(&tmp, b"new bytes").unwrap();
+    fs::rename(&tmp, dir.path().join("data/k")).unwrap();
+    assert!(files.exists(&k).await.unwrap());
+    assert_eq!(
+        files.download(&k).await.unwrap().as_deref(),
+        Some(&b"new bytes"[..])
+    );
+    assert_eq!(files.content_type(&k).await.unwrap(), None);
+    // The next upload stores both again.
+    files
+        .upload(&k, Bytes::from_static(b"png"), &ct("image/png"))
+        .await
+        .unwrap();
+    assert_eq!(files.content_type(&k).await.unwrap(), Some(ct("image/png")));
+    // Another key's content-type file does not describe this key's bytes, even when
+    // they have the same size.
+    files
+        .upload(&key("a/b"), Bytes::from_static(b"png"), &ct("text/csv"))
+        .await
+        .unwrap();
+    fs::copy(dir.path().join("meta/k"), dir.path().join("meta/a/b")).unwrap();
+    assert_eq!(files.content_type(&key("a/b")).await.unwrap(), None);
+    // A content-type file of the first format (no identity) is taken as it is.
+    fs::write(
+        dir.path().join("meta/k"),
+        br#"{"v":1,"content_type":"text/html"}"#,
+    )
+    .unwrap();
+    assert_eq!(files.content_type(&k).await.unwrap(), Some(ct("text/html")));
+    // A content-type file without bytes is not a key, and goes away with the next upload.
+    fs::remove_file(dir.path().join("data/k")).unwrap();
+    assert!(!files.exists(&k).await.unwrap());
+    assert_eq!(files.content_type(&k).await.unwrap(), None);
+    assert!(!files.delete(&k).await.unwrap());
+    files
+        .upload(
+            &key("k/deeper"),
+            Bytes::from_static(b"d"),
+            &ct("text/plain"),
+        )
+        .await
+        .unwrap();
+    assert!(dir.path().join("meta/k").is_dir());
+    assert_eq!(
+        files.content_type(&key("k/deeper")).await.unwrap(),
+        Some(ct("text/plain"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_directories_left_in_the_data_tree_do_not_block_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = LocalFiles::new(dir.path()).unwrap();
+    // A crash between a delete's removal of k/x/y and its pruning of the emptied
+    // directories.
+    fs::create_dir_all(dir.path().join("data/k/x")).unwrap();
+    assert!(!files.exists(&key("k")).await.unwrap());
+    files
+        .upload(&key("k"), Bytes::from_static(b"k"), &ct("text/plain"))
+        .await
+        .unwrap();
+    assert_eq!(
+        files.download(&key("k")).await.unwrap().as_deref(),
+        Some(&b"k"[..])
+    );
+    assert_eq!(
+        files.content_type(&key("k")).await.unwrap(),
+        Some(ct("text/plain"))
+    );
+    // A directory that holds a key still blocks it.
+    files
+        .upload(&key("j/x/y"), Bytes::from_static(b"y"), &ct("text/plain"))
+        .await
+        .unwrap();
+    let err = files
+        .upload(&key("j"), Bytes::from_static(b"j"), &ct("text/plain"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_racing_uploads_of_colliding_keys_the_loser_gets_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = LocalFiles::new(dir.path()).unwrap();
+    for i in 0..200 {
+        let (a, b) = (key(&format!("k{i}")), key(&format!("k{i}/b")));
+        let (f1, f2) = (files.clone(), files.clone());
+        let (a2, b2) = (a.clone(), b.clone());
+        let t1 = tokio::spawn(async move {
+            f1.upload(&a2, Bytes::from_static(b"1"), &ct("text/one"))
+                .await
+        });
+        let t2 = tokio::spawn(async move {
+            f2.upload(&b2, Bytes::from_static(b"2"), &ct("text/two"))
+                .await
+        });
+        let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
+        for r in [&r1, &r2] {
+            if let Err(e) = r {
+                assert_eq!(e.kind(), ErrorKind::InvalidInput, "{i}: {e:?}");
+            }
+        }
+        assert!(r1.is_ok() || r2.is_ok(), "{i}: both failed");
+        for (k, ok, bytes, t) in [
+            (&a, r1.is_ok(), b"1", "text/one"),
+            (&b, r2.is_ok(), b"2", "text/two"),
+        ] {
+            assert_eq!(files.exists(k).await.unwrap(), ok, "{i}: {k}");
+            if ok {
+                assert_eq!(
+                    files.download(k).await.unwrap().as_deref(),
+                    Some(&bytes[..])
+                );
+                assert_eq!(files.content_type(k).await.unwrap(), Some(ct(t)));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_uploads_of_one_key_never_pair_bytes_with_another_content_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = LocalFiles::new(dir.path()).unwrap();
+    for i in 0..200 {
+        let k = key(&format!("k{i}"));
+        let mut tasks = Vec::new();
+        for (bytes, t) in [(&b"1"[..], "text/one"), (&b"22"[..], "text/two")] {
+            let (f, k) = (files.clone(), k.clone());
+            tasks.push(tokio::spawn(async move {
+                f.upload(&k, Bytes::from_static(bytes), &ct(t)).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let bytes = files.download(&k).await.unwrap().unwrap();
+        let head = files.head(&k).await.unwrap().unwrap();
+        assert_eq!(head.size, bytes.len() as u64);
+        match files.content_type(&k).await.unwrap() {
+            None => assert_eq!(head.content_type, ContentType::octet_stream()),
+            Some(t) if t == ct("text/one") => assert_eq!(&bytes[..], b"1", "{i}"),
+            Some(t) if t == ct("text/two") => assert_eq!(&bytes[..], b"22", "{i}"),
+            Some(other) => panic!("{i}: {other}"),
+        }
+    }
 }
