@@ -5,7 +5,23 @@
 //!    single-message appends, and the ratio of the largest to the smallest median. A
 //!    backend whose append cost does not grow with the conversation has a ratio near 1.
 //!    The time of reading the last 20 messages is printed beside it.
-//! 2. The peak memory (VmHWM, Linux) of a streamed upload and a streamed download through
+//! 2. Appends per second and flushes per append: `LocalMessages` with one writer, with 16
+//!    concurrent writers (tasks of one process) on one conversation (they share flushes:
+//!    group commit), and with 16 writers on 16 conversations; the ratio of each to one
+//!    writer. Flushes are counted by the crate's own counter
+//!    ([`chatvault_local::fsync_count`]), around the measured appends only.
+//! 3. The first-page latency of a user's conversation listing (page of 20, median of 21
+//!    calls) at 10, 1,000, 10,000 and 100,000 conversations of that user, one message
+//!    each, for `MemoryMessages` and `LocalMessages`, with the ratio largest / smallest.
+//!    The local conversations are written with [`LocalMessages::import`] (bulk: one
+//!    `syncfs` instead of flushes per conversation), each size in its own store; the
+//!    first listing after an import rebuilds the listing index from the conversations,
+//!    which is timed and printed apart, then the measured calls follow.
+//!    `CHATVAULT_BENCH_LIST_MAX` caps the largest size (default 100,000);
+//!    `CHATVAULT_BENCH_LIST_DIR` puts these stores in another directory (for example a
+//!    tmpfs, where creating 100,000 conversation directories takes seconds instead of
+//!    minutes on a busy disk).
+//! 4. The peak memory (VmHWM, Linux) of a streamed upload and a streamed download through
 //!    `LocalFiles`, each in a fresh child process so that nothing else inflates the
 //!    figure. The bytes are generated as the stream is polled, never held whole.
 //!    `CHATVAULT_BENCH_FILE_MIB` sets the file size in MiB (default 1024).
@@ -21,9 +37,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chatvault_core::{
-    ByteStream, ConversationRecord, FilesBackend, MessageRange, MessagesBackend, NewMessage, Role,
+    ByteStream, ContentType, ConversationId, ConversationRecord, FilesBackend, ListOptions,
+    MessageRange, MessagesBackend, NewMessage, Role, StorageKey, StoredConversation, UserId,
 };
-use chatvault_local::{LocalFiles, LocalMessages};
+use chatvault_local::{LocalFiles, LocalMessages, fsync_count};
 use chatvault_memory::MemoryMessages;
 use futures_util::StreamExt;
 use futures_util::stream;
@@ -91,6 +108,92 @@ fn main() {
         );
     }
 
+    println!();
+    let rounds = if quick { 40 } else { 100 };
+    println!(
+        "== LocalMessages appends: 1 writer vs 16 concurrent writers ({rounds} appends each) =="
+    );
+    let local = LocalMessages::open(dir.path().join("writers")).unwrap();
+    let one = runtime.block_on(writers(&local, 1, false, rounds * 4));
+    let same = runtime.block_on(writers(&local, 16, false, rounds));
+    let spread = runtime.block_on(writers(&local, 16, true, rounds));
+    for (name, r) in [
+        ("1 writer", &one),
+        ("16 writers, one conversation", &same),
+        ("16 writers, 16 conversations", &spread),
+    ] {
+        println!(
+            "{name:<30} {:>9.0} appends/s  {:>5.3} flushes/append  ({:.2}x one writer)",
+            r.0,
+            r.1,
+            r.0 / one.0
+        );
+    }
+
+    println!();
+    let list_max: usize = std::env::var("CHATVAULT_BENCH_LIST_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 10_000 } else { 100_000 });
+    let list_sizes: Vec<usize> = [10, 1_000, 10_000, 100_000]
+        .into_iter()
+        .filter(|&n| n <= list_max)
+        .collect();
+    println!("== first page (20) of one user's conversations: median of 21 calls ==");
+    let mut list_ratios = Vec::new();
+    for name in ["memory", "local"] {
+        let mut medians = Vec::new();
+        for &n in &list_sizes {
+            let list_dir = std::env::var("CHATVAULT_BENCH_LIST_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| dir.path().to_owned());
+            let local = (name == "local").then(|| {
+                LocalMessages::open(list_dir.join(format!("chatvault-bench-list-{n}"))).unwrap()
+            });
+            let backend: Arc<dyn MessagesBackend> = match &local {
+                Some(local) => Arc::new(local.clone()),
+                None => Arc::new(MemoryMessages::new()),
+            };
+            let (fill, first, median) =
+                runtime.block_on(listing_latency(&backend, local.as_ref(), n));
+            if let Some(local) = local {
+                // 100,000 conversation directories take room: remove each store after use.
+                let _ = std::fs::remove_dir_all(local.root());
+            }
+            println!(
+                "{name:<8} {n:>9} conversations: first page {:>12}  (filled in {:.1} s, first listing {})",
+                fmt(median),
+                fill.as_secs_f64(),
+                fmt(first)
+            );
+            medians.push(median);
+        }
+        let smallest = medians.iter().min().copied().unwrap();
+        let largest = medians.iter().max().copied().unwrap();
+        // At 10 conversations the page holds 10, not 20: the same comparison between
+        // full pages only (1,000 conversations and more) is printed beside it.
+        let full: Vec<Duration> = list_sizes
+            .iter()
+            .zip(&medians)
+            .filter(|(n, _)| **n >= 1_000)
+            .map(|(_, m)| *m)
+            .collect();
+        let full_ratio = match (full.iter().min(), full.iter().max()) {
+            (Some(lo), Some(hi)) => format!("{:.2}", hi.as_secs_f64() / lo.as_secs_f64()),
+            _ => "n/a".into(),
+        };
+        list_ratios.push((
+            name,
+            largest.as_secs_f64() / smallest.as_secs_f64(),
+            full_ratio,
+        ));
+    }
+    for (name, ratio, full) in list_ratios {
+        println!(
+            "{name:<8} largest / smallest first-page median: {ratio:.2} (full pages only: {full})"
+        );
+    }
+
     let mib: u64 = std::env::var("CHATVAULT_BENCH_FILE_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -122,7 +225,7 @@ async fn append_latency(
     existing: u64,
     appends: usize,
 ) -> (Vec<Duration>, Vec<Duration>) {
-    let record = ConversationRecord::new(Some("bench".into()));
+    let record = ConversationRecord::new(Some(UserId::parse("bench").unwrap()));
     backend.create(&record).await.unwrap();
     let content = "a typical chat message of about a hundred bytes, give or take a few words here";
     let mut left = existing;
@@ -152,13 +255,126 @@ async fn append_latency(
         assert_eq!(page.items.len() as u64, 20.min(existing + i + 1));
     }
     let count = backend
-        .get_record(&record.id)
+        .head(&record.id)
         .await
         .unwrap()
         .unwrap()
+        .record
         .message_count;
     assert_eq!(count, existing + appends as u64);
     (append, read)
+}
+
+/// `writers` tasks each doing `appends` single-message appends, all on one conversation
+/// or each on its own; returns appends per second and flushes per append.
+async fn writers(
+    store: &LocalMessages,
+    writers: usize,
+    spread: bool,
+    appends: usize,
+) -> (f64, f64) {
+    let ids: Vec<ConversationId> = (0..if spread { writers } else { 1 })
+        .map(|_| ConversationId::new())
+        .collect();
+    for id in &ids {
+        let mut record = ConversationRecord::new(None);
+        record.id = id.clone();
+        store.create(&record).await.unwrap();
+        // Warm up: the first append writes the first checkpoint.
+        store
+            .append_messages(id, vec![NewMessage::new(Role::User, "warm-up")])
+            .await
+            .unwrap();
+    }
+    let flushes = fsync_count();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        let id = ids[w % ids.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..appends {
+                store
+                    .append_messages(&id, vec![NewMessage::new(Role::User, format!("w{w} {i}"))])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let total = (writers * appends) as f64;
+    let flushes = (fsync_count() - flushes) as f64;
+    let mut stored = 0;
+    for id in &ids {
+        stored += store.head(id).await.unwrap().unwrap().record.message_count - 1;
+    }
+    assert_eq!(stored, (writers * appends) as u64, "every append stored");
+    (total / elapsed.as_secs_f64(), flushes / total)
+}
+
+/// Fills a backend with `n` conversations of one user, one message each, and times the
+/// first page of that user's listing. Returns the fill time, the first listing's time
+/// (an index rebuild on local after the import) and the median of 21 timed listings.
+async fn listing_latency(
+    backend: &Arc<dyn MessagesBackend>,
+    local: Option<&LocalMessages>,
+    n: usize,
+) -> (Duration, Duration, Duration) {
+    let user = UserId::parse("lister").unwrap();
+    let base = chatvault_core::now();
+    let conversation = |i: usize| {
+        let mut record = ConversationRecord::new(Some(user.clone()));
+        record.created_at = base + chrono::Duration::microseconds(i as i64);
+        record.last_active = record.created_at;
+        let mut c = StoredConversation::new(record);
+        c.messages
+            .push(NewMessage::new(Role::User, "hello").into_message(1));
+        c.record.message_count = 1;
+        c.record.title = Some("hello".into());
+        c
+    };
+    let started = Instant::now();
+    if let Some(store) = local {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+            let batch = chunk.iter().map(|&i| conversation(i)).collect();
+            store.import(batch).await.unwrap();
+        }
+    } else {
+        for i in 0..n {
+            let c = conversation(i);
+            let mut record = c.record.clone();
+            record.message_count = 0;
+            record.title = None;
+            backend.create(&record).await.unwrap();
+            backend
+                .append_messages(&record.id, vec![NewMessage::new(Role::User, "hello")])
+                .await
+                .unwrap();
+        }
+    }
+    let fill = started.elapsed();
+    let options = ListOptions::new().limit(20);
+    let started = Instant::now();
+    let page = backend
+        .list_conversations(Some(&user), &options)
+        .await
+        .unwrap();
+    let first = started.elapsed();
+    assert_eq!(page.items.len(), n.min(20));
+    let mut samples = Vec::with_capacity(21);
+    for _ in 0..21 {
+        let started = Instant::now();
+        let page = backend
+            .list_conversations(Some(&user), &options)
+            .await
+            .unwrap();
+        samples.push(started.elapsed());
+        assert_eq!(page.items.len(), n.min(20));
+    }
+    (fill, first, stats(samples).median)
 }
 
 struct Stats {
@@ -224,12 +440,17 @@ fn child(mode: &str) {
         .unwrap();
     runtime.block_on(async move {
         let files = LocalFiles::new(Path::new(&dir)).unwrap();
-        let key = "bench/c/f/big.bin";
+        let key = StorageKey::parse("bench/c/f/big.bin").unwrap();
+        let key = &key;
         let baseline = peak_rss_kib();
         let started = Instant::now();
         let moved = match mode {
             "upload" => files
-                .upload_stream(key, generated(total), "application/octet-stream")
+                .upload_stream(
+                    key,
+                    generated(total),
+                    &ContentType::parse("application/octet-stream").unwrap(),
+                )
                 .await
                 .unwrap(),
             "download" => {

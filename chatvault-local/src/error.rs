@@ -20,7 +20,7 @@ pub(crate) const BACKEND: &str = "local";
 /// use chatvault_local::{IoError, LocalFiles};
 ///
 /// // A store cannot live under a plain file.
-/// let file = std::env::temp_dir().join(format!("chatvault-doc-{}", chatvault_core::new_id()));
+/// let file = std::env::temp_dir().join(format!("chatvault-doc-{}", chatvault_core::FileId::new()));
 /// std::fs::write(&file, b"not a directory").unwrap();
 /// let err = LocalFiles::new(file.join("store")).unwrap_err();
 /// assert!(!err.is_temporary());
@@ -66,8 +66,7 @@ impl std::error::Error for IoError {
 
 /// Stored data this crate cannot read: a damaged file, or one written by a newer release.
 ///
-/// The [`source`](std::error::Error::source) of the [`Error::Backend`] returned in that
-/// case. A torn *last* record of a message log (an append cut short by a crash) is not
+/// Reported as [`Error::Corrupt`] (its location is [`CorruptData::path`]). A torn *last* record of a message log (an append cut short by a crash) is not
 /// corruption: it is ignored and repaired silently.
 #[derive(Debug)]
 pub struct CorruptData {
@@ -129,14 +128,23 @@ fn is_transient(err: &io::Error) -> bool {
     )
 }
 
-/// Wraps an I/O error on `path` into a ChatVault error, temporary when a retry may help.
+/// Wraps an I/O error on `path` into a ChatVault error, temporary when a retry may help;
+/// a refusal by the operating system is [`Error::PermissionDenied`].
 pub(crate) fn io_error(action: &'static str, path: &Path, source: io::Error) -> Error {
     let temporary = is_transient(&source);
+    let denied = source.kind() == io::ErrorKind::PermissionDenied;
     let err = IoError {
         action,
         path: path.to_owned(),
         source,
     };
+    if denied {
+        return Error::PermissionDenied {
+            backend: BACKEND,
+            message: err.to_string(),
+            source: Some(Box::new(err)),
+        };
+    }
     if temporary {
         Error::temporary(BACKEND, err)
     } else {
@@ -144,14 +152,21 @@ pub(crate) fn io_error(action: &'static str, path: &Path, source: io::Error) -> 
     }
 }
 
-/// A ChatVault error for unreadable stored data.
+/// A ChatVault error for unreadable stored data: [`Error::Corrupt`], at the file's path.
 pub(crate) fn corrupt(err: CorruptData) -> Error {
-    Error::backend(BACKEND, err)
+    let message = match &err.source {
+        Some(source) => format!("{}: {source}", err.reason),
+        None => err.reason.clone(),
+    };
+    Error::corrupt(BACKEND, err.path.display().to_string(), message)
 }
 
 /// Whether `err` reports damaged stored data: a file that cannot be read
-/// ([`CorruptData`]) or one that is missing.
+/// ([`Error::Corrupt`]) or one that is missing.
 pub(crate) fn is_damage(err: &Error) -> bool {
+    if matches!(err, Error::Corrupt { .. }) {
+        return true;
+    }
     let Error::Backend { source, .. } = err else {
         return false;
     };

@@ -1,24 +1,36 @@
 //! [`LocalFiles`]: attachment bytes as files under a root directory.
 
+mod tree;
+
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use chatvault_core::{ByteStream, Error, FilesBackend, Result, async_trait, keys, new_id};
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use chatvault_core::{
+    ByteStream, ContentType, Error, ErrorKind, FilesBackend, FilesCapabilities, ObjectMeta, Result,
+    StorageKey, async_trait,
+};
 use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 
-use crate::error::{BACKEND, CorruptData, corrupt, io_at, io_error, io_kind};
-use crate::fsutil::{STALE_TEMP_AGE, TempPath, blocking, create_dir_all_durable, sweep, sync_dir};
+use crate::error::{BACKEND, CorruptData, corrupt, io_at, io_error};
+use crate::fsutil::{STALE_TEMP_AGE, blocking, create_dir_all_durable, unique_name};
+use tree::{Entry, Route, link_error};
 
 /// Chunk size of [`LocalFiles`]' streaming downloads.
 pub const DOWNLOAD_CHUNK: usize = 64 * 1024;
+
+/// Size of the writes of a streamed upload: incoming chunks are gathered into buffers of
+/// this size, so the cost per write is paid once per 4 MiB whatever the chunks' sizes.
+const WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Bytes kept as they are in `file://` URLs (as Python's `pathlib.Path.as_uri` does).
 const URL_SAFE: &AsciiSet = &NON_ALPHANUMERIC
@@ -30,10 +42,17 @@ const URL_SAFE: &AsciiSet = &NON_ALPHANUMERIC
 /// The format of the content-type files this release writes.
 const META_VERSION: u32 = 2;
 
+/// The largest content-type file read (they hold a few hundred bytes).
+const MAX_META_BYTES: u64 = 64 * 1024;
+
 /// How many times a rename into place is tried again after a concurrent upload or delete
 /// changed the directories on its way.
 const PLACE_ATTEMPTS: u32 = 20;
 
+/// The three trees under the root.
+const DATA: &str = "data";
+const META: &str = "meta";
+const TMP: &str = "tmp";
 /// The sidecar kept for each blob under `meta/`: its content type, and the identity of
 /// the data file it was written for.
 #[derive(Debug, Serialize, Deserialize)]
@@ -45,6 +64,34 @@ struct Meta {
     /// 1 had none, and is taken as it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     data: Option<DataIdentity>,
+    /// The inode number of this content-type file itself when it was written (Unix; since
+    /// 0.2, still format 2: earlier readers ignore it). A rename keeps it; a copy of the
+    /// store does not, and changes the data files' inodes (and, often, their modification
+    /// times) too. So when it differs, the store was copied, and the data file is
+    /// recognised by its size (and the content-type file by its `key`): a copied store
+    /// keeps its content types. (A crash
+    /// between an upload's two renames leaves the old content-type file in place, its
+    /// own inode unchanged: that case is still judged by the full identity.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    this: Option<u64>,
+    /// The key it was written for (since 0.2): a content-type file found under another
+    /// key (copied there by hand) counts for nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+/// The inode number of a file (Unix).
+fn inode(m: &fs::Metadata) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = m;
+        None
+    }
 }
 
 /// What tells one data file from another at the same path. A rename keeps all of it, so
@@ -62,13 +109,7 @@ struct DataIdentity {
 
 impl DataIdentity {
     fn of(m: &fs::Metadata) -> Self {
-        #[cfg(unix)]
-        let ino = {
-            use std::os::unix::fs::MetadataExt;
-            Some(m.ino())
-        };
-        #[cfg(not(unix))]
-        let ino = None;
+        let ino = inode(m);
         let modified_ns = m
             .modified()
             .ok()
@@ -85,8 +126,8 @@ impl DataIdentity {
 /// Attachment bytes stored as files under a root directory.
 ///
 /// A key `u/c/f/name.pdf` is the file `ROOT/data/u/c/f/name.pdf`; its content type is kept
-/// in `ROOT/meta/u/c/f/name.pdf`, a separate tree no key can reach. Keys are checked by
-/// [`keys::validate_key`], so none can leave `ROOT/data`. Writes are atomic (temp file in
+/// in `ROOT/meta/u/c/f/name.pdf`, a separate tree no key can reach. A [`StorageKey`] is a
+/// relative path of plain segments, so none can leave `ROOT/data`. Writes are atomic (temp file in
 /// `ROOT/tmp`, fsync, rename, fsync of the directory): a reader sees the old bytes or the
 /// new, and a failed or abandoned upload leaves nothing under its key.
 ///
@@ -94,12 +135,39 @@ impl DataIdentity {
 /// of the data file it was written for (inode, size and modification time) and counts
 /// only while that file is the key's data, so a content-type file left behind (by a
 /// crash, a failed upload or a race) is never taken for another upload's, never makes a
-/// data operation fail, and is removed by the next upload that needs its place.
+/// data operation fail, and is removed by the next upload that needs its place. In a
+/// copy of the store (where every inode differs; the content-type file knows its own
+/// inode, so it can tell) a data file is recognised by its key and size, so copies and
+/// restored backups keep their content types.
 ///
 /// Like a file system (and unlike S3), a key cannot be both a file and the "directory" of
 /// another key: with `a/b` stored, uploading `a` fails with [`Error::InvalidInput`], and
 /// the other way round, also when the two uploads run at the same time. Keys made by
-/// [`keys::storage_key`] always have four segments and never collide that way.
+/// [`keys::storage_key`](chatvault_core::keys::storage_key) always have four segments and never collide that way.
+///
+/// # Links are never followed
+///
+/// A symbolic link planted anywhere inside the store (in place of `data`, `meta` or
+/// `tmp`, of any directory on a key's way, or of a key's file), or a key's file that has
+/// other hard links, is never followed, written through, removed or replaced: every
+/// operation that meets one fails with [`Error::PermissionDenied`] naming the link's path
+/// (its source is an [`IoError`](crate::IoError) on that path).
+///
+/// This holds whatever changes in the tree while an operation runs, because no path
+/// inside the store is ever resolved by the operating system from its top: the store
+/// keeps an open handle of its root directory, and each operation opens every component
+/// relative to its parent's open handle, one name at a time, with links not followed
+/// (`openat` with `O_NOFOLLOW`, `O_DIRECTORY` on Unix, through [`cap_std`]). Files are
+/// created with `O_EXCL` (never through a link), removed with `unlinkat` and renamed with
+/// `renameat` relative to those handles (neither follows a link in its last component),
+/// and opened for reading with `O_NOFOLLOW | O_NONBLOCK` then checked with `fstat` (a
+/// plain file with one link; a planted FIFO cannot block). A link put in place of a
+/// directory after the walk opened it changes nothing: the walk holds the directory
+/// itself, not its name. The checks that tell a link from a missing entry
+/// (`fstatat` without following) only choose the error; they never decide what is
+/// opened. The one path resolved from outside is the root itself, given by the caller.
+/// URLs from [`signed_url`](FilesBackend::signed_url) are paths: whoever opens one later
+/// resolves it then, as for any path.
 ///
 /// Clones share the same store.
 #[derive(Clone, Debug)]
@@ -110,30 +178,28 @@ pub struct LocalFiles {
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
-    data: PathBuf,
-    meta: PathBuf,
-    tmp: PathBuf,
+    /// The root directory, open: every path inside the store is walked from it.
+    dir: Dir,
 }
 
 impl LocalFiles {
     /// Opens (creating it if needed) the store in directory `root`.
     ///
     /// Removes temporary files more than a day old (left by a process killed during an
-    /// upload).
+    /// upload). Fails with [`Error::PermissionDenied`] if `data`, `meta` or `tmp` under
+    /// the root is a link.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref();
         create_dir_all_durable(root)?;
         let root = fs::canonicalize(root).map_err(io_at("resolve", root))?;
-        let inner = Inner {
-            data: root.join("data"),
-            meta: root.join("meta"),
-            tmp: root.join("tmp"),
-            root,
-        };
-        for dir in [&inner.data, &inner.meta, &inner.tmp] {
-            create_dir_all_durable(dir)?;
+        let dir = Dir::open_ambient_dir(&root, ambient_authority())
+            .map_err(io_at("open directory", &root))?;
+        let inner = Inner { root, dir };
+        for tree in [DATA, META, TMP] {
+            let path = inner.root.join(tree);
+            tree::open_or_create_dir(&inner.dir, tree, &path)?;
         }
-        sweep(&inner.tmp, STALE_TEMP_AGE);
+        inner.sweep_temps(STALE_TEMP_AGE);
         Ok(LocalFiles {
             inner: Arc::new(inner),
         })
@@ -145,10 +211,8 @@ impl LocalFiles {
     }
 
     /// The file that holds (or would hold) the bytes of `key`.
-    ///
-    /// Fails with [`Error::InvalidInput`] for a key [`keys::validate_key`] rejects.
-    pub fn path_of(&self, key: &str) -> Result<PathBuf> {
-        self.inner.data_path(key)
+    pub fn path_of(&self, key: &StorageKey) -> PathBuf {
+        self.inner.root.join(DATA).join(key.as_str())
     }
 
     /// The content type stored with `key`, or `None` when the key does not exist.
@@ -159,44 +223,124 @@ impl LocalFiles {
     /// uploads of the same key raced and the last bytes and the last content type came
     /// from different ones. A content type is never reported for bytes it was not
     /// uploaded with.
-    pub async fn content_type(&self, key: &str) -> Result<Option<String>> {
+    ///
+    /// A content-type file that cannot be read is [`Error::Corrupt`] here (and
+    /// `application/octet-stream` in [`FilesBackend::head`], which never lets a damaged
+    /// side file hide the bytes).
+    pub async fn content_type(&self, key: &StorageKey) -> Result<Option<ContentType>> {
         let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || inner.content_type(&key)).await
+        let key = key.clone();
+        blocking(move || inner.content_type(key.as_str())).await
+    }
+}
+
+/// A file in `tmp/`, removed (through the directory handle, so never anywhere else) when
+/// dropped, unless it was renamed into place.
+#[derive(Debug)]
+struct TempFile {
+    dir: Dir,
+    name: String,
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    /// Creates a new, empty temp file whose name starts with `what`.
+    fn create(inner: &Inner, what: &str) -> Result<(TempFile, File)> {
+        let dir = inner.top(TMP)?;
+        let name = format!("{what}-{}", unique_name());
+        let path = inner.root.join(TMP).join(&name);
+        let file = tree::create_new(&dir, &name, &path)?;
+        let guard = TempFile {
+            dir,
+            name,
+            path,
+            armed: true,
+        };
+        Ok((guard, file))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: a leftover is removed by a later open's sweep of stale temps.
+            let _ = self.dir.remove_file(&self.name);
+        }
     }
 }
 
 /// Writes the content-type file for the data temp file whose metadata is `data`.
-fn write_meta(tmp: &Path, content_type: &str, data: &fs::Metadata) -> Result<TempPath> {
-    let guard = TempPath::new(tmp.to_owned());
+fn write_meta(
+    inner: &Inner,
+    key: &str,
+    content_type: &str,
+    data: &fs::Metadata,
+) -> Result<TempFile> {
+    let (guard, mut file) = TempFile::create(inner, "meta")?;
+    let this = file.metadata().map_err(io_at("stat", &guard.path))?;
     let body = serde_json::to_vec(&Meta {
         v: META_VERSION,
         content_type: content_type.to_owned(),
         data: Some(DataIdentity::of(data)),
+        this: inode(&this),
+        key: Some(key.to_owned()),
     })
     .map_err(|e| Error::backend(BACKEND, e))?;
-    let mut file = File::create(tmp).map_err(io_at("create", tmp))?;
-    file.write_all(&body).map_err(io_at("write", tmp))?;
-    file.sync_all().map_err(io_at("sync", tmp))?;
+    file.write_all(&body).map_err(io_at("write", &guard.path))?;
+    file.sync_all().map_err(io_at("sync", &guard.path))?;
     Ok(guard)
 }
 
 impl Inner {
-    fn data_path(&self, key: &str) -> Result<PathBuf> {
-        keys::validate_key(key)?;
-        Ok(self.data.join(key))
+    /// The top directory of one of the three trees, open.
+    fn top(&self, tree: &'static str) -> Result<Dir> {
+        let path = self.root.join(tree);
+        tree::open_dir(&self.dir, tree, &path)?.ok_or_else(|| {
+            io_error(
+                "open directory",
+                &path,
+                io::Error::from(io::ErrorKind::NotFound),
+            )
+        })
     }
 
-    fn meta_path(&self, key: &str) -> PathBuf {
-        self.meta.join(key)
+    /// The route to `key` (a valid [`StorageKey`]) in `tree`; `Ok(None)` when a directory
+    /// on its way is missing.
+    fn route<'k>(
+        &self,
+        tree: &'static str,
+        key: &'k str,
+        create: bool,
+    ) -> Result<Option<Route<'k>>> {
+        Route::walk(self.top(tree)?, &self.root.join(tree), key, create)
     }
 
-    fn temp(&self, what: &str) -> PathBuf {
-        self.tmp.join(format!("{what}-{}", new_id()))
+    /// Removes the entries of `tmp/` last modified more than `older_than` ago. Best
+    /// effort: errors are ignored; links are removed, never followed.
+    fn sweep_temps(&self, older_than: Duration) {
+        let Ok(dir) = self.top(TMP) else { return };
+        let Ok(entries) = dir.entries() else { return };
+        let now = SystemTime::now();
+        for entry in entries.flatten() {
+            let old_enough = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t.into_std()).ok())
+                .is_some_and(|age| age > older_than);
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if old_enough && dir.remove_file(&name).is_err() {
+                let _ = dir.remove_dir_all(&name);
+            }
+        }
     }
 
     /// Fails with `InvalidInput` when `key` cannot be stored because it, or one of its
-    /// prefixes, is on the wrong side of the file/directory divide.
+    /// prefixes, is on the wrong side of the file/directory divide, and with a link
+    /// error when a link is on its way.
     fn check_shape(&self, key: &str) -> Result<()> {
         let collides = |reason: String| {
             Err(Error::invalid_input(
@@ -204,23 +348,31 @@ impl Inner {
                 format!("{key:?}: {reason}"),
             ))
         };
-        let mut prefix = self.data.clone();
         let segments: Vec<&str> = key.split('/').collect();
+        let mut dir = self.top(DATA)?;
+        let mut path = self.root.join(DATA);
         for (i, segment) in segments.iter().enumerate() {
-            prefix.push(segment);
+            path.push(segment);
             let last = i + 1 == segments.len();
-            match fs::metadata(&prefix) {
-                Ok(m) if !last && m.is_file() => {
+            match tree::entry(&dir, segment, &path)? {
+                Entry::Link => return Err(link_error(&path)),
+                Entry::Missing => break,
+                Entry::File | Entry::Other if !last => {
                     return collides(format!(
                         "{:?} is a stored key, so it cannot be a prefix of another",
                         segments[..=i].join("/")
                     ));
                 }
-                Ok(m) if last && m.is_dir() && holds_a_key(&prefix) => {
-                    return collides("it is a prefix of other stored keys".into());
+                Entry::File | Entry::Other => {}
+                Entry::Dir => {
+                    let Some(sub) = tree::open_dir(&dir, segment, &path)? else {
+                        break;
+                    };
+                    if last && tree::holds_a_key(&sub) {
+                        return collides("it is a prefix of other stored keys".into());
+                    }
+                    dir = sub;
                 }
-                Ok(_) => {}
-                Err(_) => break,
             }
         }
         Ok(())
@@ -236,105 +388,121 @@ impl Inner {
     /// with the new type. (The other order would be as consistent; this one only ever
     /// writes in `meta/` for a key whose bytes are in place, which makes whatever
     /// occupies that place there garbage.)
-    fn place(&self, key: &str, data: TempPath, meta: TempPath) -> Result<()> {
-        let data_path = self.data_path(key)?;
-        let meta_path = self.meta_path(key);
-        let (mut data, mut meta) = (data, meta);
-        let mut attempts = 0;
-        loop {
-            self.check_shape(key)?;
-            let renamed = self.rename_data(&data_path, data.path());
-            let Err(err) = renamed else { break };
-            let kind = io_kind(&err);
-            // Failing because of the shape of the tree means a colliding key was stored
-            // meanwhile: the same answer as `check_shape`'s before the upload.
-            self.check_shape(key)?;
-            let raced = kind.is_some_and(|k| is_not_found_kind(k) || is_shape_kind(k));
-            if raced && attempts < PLACE_ATTEMPTS {
-                // A concurrent delete pruned a directory on the way, or the colliding
-                // key is gone again: try again.
-                attempts += 1;
-                continue;
-            }
-            prune_empty_parents(&data_path, &self.data);
-            if kind.is_some_and(is_shape_kind) {
-                return Err(Error::invalid_input(
-                    "storage key",
-                    format!("{key:?}: collides with keys being stored at the same time"),
-                ));
-            }
-            return Err(err);
+    fn place(&self, key: &str, mut data: TempFile, mut meta: TempFile) -> Result<()> {
+        // A link on the way to the content-type file fails the upload before its bytes
+        // are committed (one planted after this check fails it after: either way,
+        // nothing is written through the link).
+        if let Some(route) = self.route(META, key, false)?
+            && let Entry::Link = route.entry()?
+        {
+            return Err(link_error(&route.path()));
         }
-        data.disarm();
         let mut attempts = 0;
-        loop {
+        let data_route = loop {
+            self.check_shape(key)?;
+            let placed = self.rename_into(DATA, key, &data);
+            match placed {
+                Ok(route) => break route,
+                Err(err) => {
+                    // Failing because of the shape of the tree means a colliding key was
+                    // stored meanwhile: the same answer as `check_shape`'s before.
+                    self.check_shape(key)?;
+                    if tree::is_race(&err) && attempts < PLACE_ATTEMPTS {
+                        // A concurrent delete pruned a directory on the way, or the
+                        // colliding key is gone again: try again.
+                        attempts += 1;
+                        continue;
+                    }
+                    if let Ok(Some(route)) = self.route(DATA, key, false) {
+                        route.prune();
+                    }
+                    if tree::is_race(&err) {
+                        return Err(Error::invalid_input(
+                            "storage key",
+                            format!("{key:?}: collides with keys being stored at the same time"),
+                        ));
+                    }
+                    return Err(err);
+                }
+            }
+        };
+        data.armed = false;
+        let mut attempts = 0;
+        let meta_route = loop {
             // The bytes are in place: nothing in `meta/` may stand in the way of their
             // content type.
             self.clear_meta_place(key)?;
-            let placed = match meta_path.parent() {
-                Some(parent) => create_dir_all_durable(parent),
-                None => Ok(()),
-            }
-            .and_then(|()| {
-                fs::rename(meta.path(), &meta_path).map_err(io_at("rename into place", &meta_path))
-            });
-            match placed {
-                Ok(()) => break,
-                Err(e)
-                    if attempts < PLACE_ATTEMPTS
-                        && io_kind(&e)
-                            .is_some_and(|k| is_not_found_kind(k) || is_shape_kind(k)) =>
-                {
-                    attempts += 1;
-                }
+            match self.rename_into(META, key, &meta) {
+                Ok(route) => break route,
+                Err(e) if attempts < PLACE_ATTEMPTS && tree::is_race(&e) => attempts += 1,
                 Err(e) => return Err(e),
             }
-        }
-        meta.disarm();
-        for path in [&data_path, &meta_path] {
-            if let Some(parent) = path.parent() {
-                sync_dir(parent)?;
-            }
+        };
+        meta.armed = false;
+        for route in [&data_route, &meta_route] {
+            let path = route.path();
+            tree::sync(route.parent(), path.parent().unwrap_or(&path))?;
         }
         Ok(())
     }
 
-    /// Renames the data temp file `tmp` to `path`, creating its parents. A directory
-    /// holding no key at `path` (left by a crash between a delete and its pruning of
-    /// emptied directories) is removed first: `check_shape` has just passed.
-    fn rename_data(&self, path: &Path, tmp: &Path) -> Result<()> {
-        if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-            remove_empty_tree(path);
+    /// Renames the temp file `tmp` to `key` in `tree`, creating the directories on its
+    /// way. A directory holding no key in the key's place (left by a crash between a
+    /// delete and its pruning of emptied directories) is removed first (`check_shape`
+    /// has just passed). A link in the key's place is not replaced: link error.
+    fn rename_into<'k>(
+        &self,
+        tree: &'static str,
+        key: &'k str,
+        tmp: &TempFile,
+    ) -> Result<Route<'k>> {
+        let Some(route) = self.route(tree, key, true)? else {
+            return Err(io_error(
+                "create directory",
+                &self.root.join(tree).join(key),
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        };
+        match route.entry()? {
+            Entry::Link => return Err(link_error(&route.path())),
+            Entry::Dir => tree::remove_empty_tree(route.parent(), route.name()),
+            _ => {}
         }
-        if let Some(parent) = path.parent() {
-            create_dir_all_durable(parent)?;
-        }
-        fs::rename(tmp, path).map_err(io_at("rename into place", path))
+        tmp.dir
+            .rename(&tmp.name, route.parent(), route.name())
+            .map_err(|e| io_error("rename into place", &route.path(), e))?;
+        Ok(route)
     }
 
     /// Removes what occupies the place of `key`'s content-type file in `meta/`: a file
     /// on one of its prefixes, or a directory on the key itself. Called once the key's
     /// bytes are in place, when the data tree shows that all of it is garbage: no key
-    /// is a prefix of a stored key, nor has stored keys under it.
+    /// is a prefix of a stored key, nor has stored keys under it. A link is not removed:
+    /// link error.
     fn clear_meta_place(&self, key: &str) -> Result<()> {
         let segments: Vec<&str> = key.split('/').collect();
-        let mut path = self.meta.clone();
+        let mut dir = self.top(META)?;
+        let mut path = self.root.join(META);
         for (i, segment) in segments.iter().enumerate() {
             path.push(segment);
             let last = i + 1 == segments.len();
-            let Ok(m) = fs::symlink_metadata(&path) else {
-                break;
-            };
-            let removed = if !last && !m.is_dir() {
-                fs::remove_file(&path)
-            } else if last && m.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                continue;
+            let removed = match tree::entry(&dir, segment, &path)? {
+                Entry::Missing => break,
+                Entry::Link => return Err(link_error(&path)),
+                Entry::Dir if last => dir.remove_dir_all(segment),
+                Entry::Dir => match tree::open_dir(&dir, segment, &path)? {
+                    Some(sub) => {
+                        dir = sub;
+                        continue;
+                    }
+                    None => break,
+                },
+                Entry::File | Entry::Other if !last => dir.remove_file(segment),
+                Entry::File | Entry::Other => break,
             };
             match removed {
                 Ok(()) => {}
-                Err(e) if is_absent(&e) => {}
+                Err(e) if tree::is_absent(&e) => {}
                 Err(e) => return Err(io_error("remove", &path, e)),
             }
             break;
@@ -342,92 +510,76 @@ impl Inner {
         Ok(())
     }
 
-    fn upload(&self, key: &str, bytes: &[u8], content_type: &str) -> Result<()> {
-        self.data_path(key)?;
-        keys::validate_content_type(content_type)?;
-        self.check_shape(key)?;
-        let tmp = self.temp("data");
-        let data = TempPath::new(tmp.clone());
-        let mut file = File::create(&tmp).map_err(io_at("create", &tmp))?;
-        file.write_all(bytes).map_err(io_at("write", &tmp))?;
-        file.sync_all().map_err(io_at("sync", &tmp))?;
-        let written = file.metadata().map_err(io_at("stat", &tmp))?;
-        drop(file);
-        let meta = write_meta(&self.temp("meta"), content_type, &written)?;
-        self.place(key, data, meta)
-    }
-
     /// The blob file of `key` opened for reading, or `None`.
     fn open_blob(&self, key: &str) -> Result<Option<(File, PathBuf)>> {
-        let path = self.data_path(key)?;
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if is_absent(&e) => return Ok(None),
-            Err(e) => return Err(io_error("open", &path, e)),
-        };
-        let meta = file.metadata().map_err(io_at("stat", &path))?;
-        Ok(meta.is_file().then_some((file, path)))
-    }
-
-    fn download(&self, key: &str) -> Result<Option<Bytes>> {
-        let Some((mut file, path)) = self.open_blob(key)? else {
+        let Some(route) = self.route(DATA, key, false)? else {
             return Ok(None);
         };
-        let mut buf = Vec::new();
-        file.read_to_end(&mut buf).map_err(io_at("read", &path))?;
-        Ok(Some(Bytes::from(buf)))
+        let path = route.path();
+        Ok(tree::open_file(route.parent(), route.name(), &path)?.map(|f| (f, path)))
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        let path = self.data_path(key)?;
-        match fs::metadata(&path) {
-            Ok(m) => Ok(m.is_file()),
-            Err(e) if is_absent(&e) => Ok(false),
-            Err(e) => Err(io_error("stat", &path, e)),
+        let Some(route) = self.route(DATA, key, false)? else {
+            return Ok(false);
+        };
+        match route.entry()? {
+            Entry::File => Ok(true),
+            Entry::Link => Err(link_error(&route.path())),
+            Entry::Missing | Entry::Dir | Entry::Other => Ok(false),
         }
     }
 
     fn delete(&self, key: &str) -> Result<bool> {
-        if !self.exists(key)? {
+        let Some(data) = self.route(DATA, key, false)? else {
             return Ok(false);
+        };
+        match data.entry()? {
+            Entry::File => {}
+            Entry::Link => return Err(link_error(&data.path())),
+            Entry::Missing | Entry::Dir | Entry::Other => return Ok(false),
         }
-        let data_path = self.data_path(key)?;
-        match fs::remove_file(&data_path) {
+        // Links in the meta tree are refused before anything is removed.
+        let meta = self.route(META, key, false)?;
+        if let Some(meta) = &meta
+            && let Entry::Link = meta.entry()?
+        {
+            return Err(link_error(&meta.path()));
+        }
+        match data.parent().remove_file(data.name()) {
             Ok(()) => {}
-            Err(e) if is_absent(&e) => return Ok(false),
-            Err(e) => return Err(io_error("remove", &data_path, e)),
+            Err(e) if tree::is_absent(&e) => return Ok(false),
+            Err(e) => return Err(io_error("remove", &data.path(), e)),
         }
         // The key is gone. Its content-type file goes next, best effort: one left behind
         // names a data file that no longer exists, so it counts for nothing.
-        let meta_path = self.meta_path(key);
-        match fs::remove_file(&meta_path) {
-            Ok(()) => {}
-            Err(e) if is_absent(&e) => {}
-            Err(e) => tracing::warn!(
-                path = %meta_path.display(),
-                error = %e,
-                "could not remove the content-type file of a deleted key"
-            ),
+        if let Some(meta) = &meta {
+            match meta.parent().remove_file(meta.name()) {
+                Ok(()) => {}
+                Err(e) if tree::is_absent(&e) || e.kind() == io::ErrorKind::IsADirectory => {}
+                Err(e) => tracing::warn!(
+                    path = %meta.path().display(),
+                    error = %e,
+                    "could not remove the content-type file of a deleted key"
+                ),
+            }
+            meta.prune();
         }
-        for (path, top) in [(&data_path, &self.data), (&meta_path, &self.meta)] {
-            prune_empty_parents(path, top);
-        }
+        data.prune();
         Ok(true)
     }
 
-    fn content_type(&self, key: &str) -> Result<Option<String>> {
-        let data_path = self.data_path(key)?;
-        let data = match fs::metadata(&data_path) {
-            Ok(m) if m.is_file() => m,
-            Ok(_) => return Ok(None),
-            Err(e) if is_absent(&e) => return Ok(None),
-            Err(e) => return Err(io_error("stat", &data_path, e)),
+    /// The content type stored for the data file whose metadata is `data`, if it was
+    /// stored for that very file.
+    fn stored_type(&self, key: &str, data: &fs::Metadata) -> Result<Option<ContentType>> {
+        let Some(route) = self.route(META, key, false)? else {
+            return Ok(None);
         };
-        let path = self.meta_path(key);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if is_absent(&e) => return Ok(None),
-            Err(e) => return Err(io_error("read", &path, e)),
+        let path = route.path();
+        let Some((bytes, file)) =
+            tree::read_small(route.parent(), route.name(), &path, MAX_META_BYTES)?
+        else {
+            return Ok(None);
         };
         let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| {
             corrupt(CorruptData::with_source(
@@ -436,87 +588,239 @@ impl Inner {
                 e,
             ))
         })?;
-        let current = meta
-            .data
-            .is_none_or(|written_for| written_for == DataIdentity::of(&data));
-        Ok(current.then_some(meta.content_type))
-    }
-
-    fn file_url(&self, key: &str) -> Result<Option<String>> {
-        if !self.exists(key)? {
+        if meta
+            .key
+            .as_ref()
+            .is_some_and(|written_for| written_for != key)
+        {
             return Ok(None);
         }
-        let path = self.data_path(key)?;
-        Ok(Some(file_url(&path)))
+        let copied = meta.this.is_some_and(|ino| Some(ino) != inode(&file));
+        let current = meta.data.is_none_or(|written_for| {
+            if copied {
+                written_for.size == data.len()
+            } else {
+                written_for == DataIdentity::of(data)
+            }
+        });
+        if !current {
+            return Ok(None);
+        }
+        ContentType::parse(meta.content_type)
+            .map(Some)
+            .map_err(|e| corrupt(CorruptData::with_source(&path, "not a content type", e)))
+    }
+
+    fn content_type(&self, key: &str) -> Result<Option<ContentType>> {
+        let Some((data, path)) = self.open_blob(key)? else {
+            return Ok(None);
+        };
+        let data = data.metadata().map_err(io_at("stat", &path))?;
+        self.stored_type(key, &data)
+    }
+
+    fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        let Some((data, path)) = self.open_blob(key)? else {
+            return Ok(None);
+        };
+        let data = data.metadata().map_err(io_at("stat", &path))?;
+        let content_type = match self.stored_type(key, &data) {
+            Ok(Some(t)) => t,
+            Ok(None) => ContentType::octet_stream(),
+            Err(e) if e.kind() == ErrorKind::Corrupt => {
+                tracing::warn!(key, error = %e, "unreadable content-type file");
+                ContentType::octet_stream()
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Some(ObjectMeta {
+            size: data.len(),
+            content_type,
+        }))
+    }
+
+    fn file_url(&self, key: &str) -> Result<String> {
+        if !self.exists(key)? {
+            return Err(Error::NotFound {
+                kind: "file",
+                id: key.to_owned(),
+            });
+        }
+        Ok(file_url(&self.root.join(DATA).join(key)))
     }
 }
 
-/// Whether an error opening a key's file means "no such key" (missing, or a path through
-/// a file or onto a directory).
-fn is_absent(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory
-    )
+/// What a streamed upload's writer is sent.
+#[derive(Debug)]
+enum ToWriter {
+    /// Bytes gathered from the stream's chunks, to append to the file; the emptied
+    /// buffer goes back to the pool.
+    Buffer(Vec<u8>),
+    /// A chunk at least as large as a buffer, appended as it is.
+    Chunk(Bytes),
+    /// The stream ended: flush the file to disk.
+    Finish,
 }
 
-/// Whether an I/O error kind says the path (or a parent) is missing.
-fn is_not_found_kind(kind: io::ErrorKind) -> bool {
-    kind == io::ErrorKind::NotFound
+/// A data temp file being written by a streamed upload.
+///
+/// The stream's chunks are copied into buffers of [`WRITE_BUFFER`] bytes, and full
+/// buffers are queued (at most [`WRITE_QUEUE`]) to one writer on the blocking pool, which
+/// writes each with one `write` call and flushes the file to disk once at the end. So the
+/// stream (and whatever it computes as it is polled, such as a hash) runs beside the disk
+/// writes, the two wait for each other only when the queue is full or empty (not once per
+/// buffer), and the cost per write call is paid once per 4 MiB whatever the chunks' sizes
+/// (a stream of 1-byte chunks costs no more system calls than one of 4 MiB chunks).
+/// Buffers are reused. Every [`WRITEBACK_EVERY`] buffers the writer starts the disk writes of
+/// what it wrote since the last time, without waiting for them ([`start_writeback`]), so
+/// the disk works while the stream still arrives, the final fsync has little left to do,
+/// and the upload does not pile up dirty pages that the kernel would throttle it for. (An
+/// `fdatasync` there would also work, but on ext4 each one commits the journal, which
+/// waits for every other file's ordered data too.)
+///
+/// Memory: at most `WRITE_QUEUE + 2` buffers (24 MiB), plus one chunk when a single
+/// chunk is larger than a buffer (the caller holds it anyway).
+#[derive(Debug)]
+struct StreamWriter {
+    /// The queue to the writer.
+    queue: tokio::sync::mpsc::Sender<ToWriter>,
+    /// The writer: gives back the file's metadata once it is flushed.
+    writer: JoinHandle<io::Result<fs::Metadata>>,
+    /// Emptied buffers, given back by the writer.
+    pool: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    /// The buffer being filled.
+    buf: Vec<u8>,
+    path: PathBuf,
 }
 
-/// Whether an I/O error kind says a path met the wrong side of the file/directory divide:
-/// a file where a directory was needed, or the other way round.
-fn is_shape_kind(kind: io::ErrorKind) -> bool {
-    matches!(
-        kind,
-        io::ErrorKind::NotADirectory
-            | io::ErrorKind::IsADirectory
-            | io::ErrorKind::DirectoryNotEmpty
-            | io::ErrorKind::AlreadyExists
-    )
-}
+/// How many full buffers may wait for the writer.
+const WRITE_QUEUE: usize = 4;
+/// The writer starts the disk writes of what it wrote after this many buffers (16 MiB).
+const WRITEBACK_EVERY: usize = 4;
 
-/// Whether directory `dir` holds a key: anything but directories, at any depth. An
-/// unreadable directory is taken to hold one.
-fn holds_a_key(dir: &Path) -> bool {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => return !is_absent(&e),
-    };
-    entries.into_iter().any(|entry| match entry {
-        Ok(entry) => match entry.file_type() {
-            Ok(t) if t.is_dir() => holds_a_key(&entry.path()),
-            _ => true,
-        },
-        Err(_) => true,
-    })
-}
+impl StreamWriter {
+    /// Starts the writer of `file`.
+    fn new(file: File, path: PathBuf) -> Self {
+        let (queue, mut received) = tokio::sync::mpsc::channel(WRITE_QUEUE);
+        let pool: Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let give_back = Arc::clone(&pool);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            let (mut writes, mut written, mut advised) = (0usize, 0u64, 0u64);
+            loop {
+                let bytes = match received.blocking_recv() {
+                    Some(ToWriter::Buffer(mut buf)) => {
+                        file.write_all(&buf)?;
+                        let n = buf.len();
+                        buf.clear();
+                        give_back
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(buf);
+                        n
+                    }
+                    Some(ToWriter::Chunk(chunk)) => {
+                        file.write_all(&chunk)?;
+                        chunk.len()
+                    }
+                    Some(ToWriter::Finish) => break,
+                    // The upload was abandoned: its temp file is already removed.
+                    None => return Err(io::Error::other("the upload was abandoned")),
+                };
+                written += bytes as u64;
+                writes += 1;
+                if writes % WRITEBACK_EVERY == 0 {
+                    start_writeback(&file, advised, written);
+                    advised = written;
+                }
+            }
+            file.sync_all()?;
+            file.metadata()
+        });
+        StreamWriter {
+            queue,
+            writer,
+            pool,
+            buf: Vec::new(),
+            path,
+        }
+    }
 
-/// Removes a tree of empty directories, best effort (it stops at anything else).
-fn remove_empty_tree(dir: &Path) {
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_empty_tree(&entry.path());
+    /// Adds `chunk`, queueing buffers as they fill.
+    async fn push(&mut self, chunk: Bytes) -> Result<()> {
+        if self.buf.is_empty() && chunk.len() >= WRITE_BUFFER {
+            return self.send(ToWriter::Chunk(chunk)).await;
+        }
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            if self.buf.capacity() < WRITE_BUFFER {
+                let reused = self
+                    .pool
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pop();
+                self.buf = reused.unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER));
+            }
+            let n = rest.len().min(WRITE_BUFFER - self.buf.len());
+            self.buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if self.buf.len() == WRITE_BUFFER {
+                let full = std::mem::take(&mut self.buf);
+                self.send(ToWriter::Buffer(full)).await?;
             }
         }
+        Ok(())
     }
-    let _ = fs::remove_dir(dir);
+
+    /// Queues `message` to the writer.
+    async fn send(&mut self, message: ToWriter) -> Result<()> {
+        if self.queue.send(message).await.is_err() {
+            // The writer stopped: its error says why.
+            return Err(match self.join().await {
+                Err(e) => e,
+                Ok(_) => io_error(
+                    "write",
+                    &self.path,
+                    io::Error::other("the writer stopped early"),
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits for the writer.
+    async fn join(&mut self) -> Result<fs::Metadata> {
+        match (&mut self.writer).await {
+            Ok(done) => done.map_err(io_at("write", &self.path)),
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(Error::backend(BACKEND, join)),
+        }
+    }
+
+    /// Writes what is left, flushes the file to disk, and gives back its metadata.
+    async fn finish(mut self) -> Result<fs::Metadata> {
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf);
+            self.send(ToWriter::Buffer(last)).await?;
+        }
+        self.send(ToWriter::Finish).await?;
+        self.join().await
+    }
 }
 
-/// Removes the emptied directories above `path`, up to (not including) `top`.
-fn prune_empty_parents(path: &Path, top: &Path) {
-    let mut dir = path.parent();
-    while let Some(d) = dir {
-        if d == top || !d.starts_with(top) || fs::remove_dir(d).is_err() {
-            break;
+/// Starts writing `file`'s dirty pages to disk without waiting for them (Linux:
+/// `posix_fadvise(DONTNEED)` submits them for writeback and then drops the cached pages
+/// that are already clean). Elsewhere a no-op: the final fsync writes everything.
+fn start_writeback(file: &File, from: u64, to: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        // Only advice: a failure changes nothing that the final fsync does not do.
+        if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
+            let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
         }
-        if let Some(parent) = d.parent() {
-            let _ = sync_dir(parent);
-        }
-        dir = d.parent();
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, from, to);
 }
 
 /// `file://` URL of an absolute path, every byte but ASCII letters, digits, `-_.~`
@@ -550,82 +854,43 @@ fn file_url(path: &Path) -> String {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl FilesBackend for LocalFiles {
-    async fn upload(&self, key: &str, data: Bytes, content_type: &str) -> Result<()> {
-        let inner = Arc::clone(&self.inner);
-        let (key, content_type) = (key.to_owned(), content_type.to_owned());
-        blocking(move || inner.upload(&key, &data, &content_type)).await
+    /// Signed URLs (`file://` URLs, see [`signed_url`](Self::signed_url)), bounded memory,
+    /// no size limit but the disk's.
+    fn capabilities(&self) -> FilesCapabilities {
+        FilesCapabilities::full()
     }
 
-    async fn download(&self, key: &str) -> Result<Option<Bytes>> {
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || inner.download(&key)).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || inner.delete(&key)).await
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool> {
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || inner.exists(&key)).await
-    }
-
-    /// A `file://` URL of the blob's absolute path, or `None` when the key does not exist.
-    ///
-    /// A file URL carries no credentials and cannot expire: `expires_in` is ignored, and
-    /// so is `download_filename` (the file keeps its storage-key name). Only a process on
-    /// this machine with read access to the file can use it.
-    async fn signed_url(
-        &self,
-        key: &str,
-        expires_in: Duration,
-        download_filename: Option<&str>,
-    ) -> Result<Option<String>> {
-        let _ = (expires_in, download_filename);
-        let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        blocking(move || inner.file_url(&key)).await
-    }
-
-    /// Writes the chunks to a temp file as they arrive (memory stays at about one chunk),
-    /// then moves it into place. A failing stream, a failed write, or dropping the future
-    /// before it finishes leaves nothing under the key and removes the temp file.
+    /// Gathers the chunks into 4 MiB writes made on the blocking pool while the stream
+    /// is polled for the next ones (memory stays under 24 MiB, plus one chunk when a
+    /// single chunk is larger), flushes the file to disk once at the end, then moves it
+    /// into place. A failing stream, a failed write, or dropping the future before it
+    /// finishes leaves nothing under the key and removes the temp file.
     async fn upload_stream(
         &self,
-        key: &str,
+        key: &StorageKey,
         mut data: ByteStream,
-        content_type: &str,
+        content_type: &ContentType,
     ) -> Result<u64> {
-        self.inner.data_path(key)?;
-        keys::validate_content_type(content_type)?;
         // Fail before reading the stream if the key cannot be stored (a few stat calls).
-        self.inner.check_shape(key)?;
-        let tmp = self.inner.temp("data");
-        let guard = TempPath::new(tmp.clone());
+        self.inner.check_shape(key.as_str())?;
         // Created synchronously (one open call): were it created on the blocking pool, a
-        // future dropped meanwhile would remove the path before the file appeared.
-        let file = File::create(&tmp).map_err(io_at("create", &tmp))?;
-        let mut file = tokio::fs::File::from_std(file);
+        // future dropped meanwhile would remove the name before the file appeared.
+        let (guard, file) = TempFile::create(&self.inner, "data")?;
+        let mut writer = StreamWriter::new(file, guard.path.clone());
         let mut size = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(|source| Error::UploadStream { source })?;
-            file.write_all(&chunk).await.map_err(io_at("write", &tmp))?;
             size += chunk.len() as u64;
+            writer.push(chunk).await?;
         }
-        file.flush().await.map_err(io_at("write", &tmp))?;
-        file.sync_all().await.map_err(io_at("sync", &tmp))?;
-        let written = file.metadata().await.map_err(io_at("stat", &tmp))?;
-        drop(file);
+        let written = writer.finish().await?;
         let inner = Arc::clone(&self.inner);
-        let (key, content_type) = (key.to_owned(), content_type.to_owned());
+        let (key, content_type) = (key.clone(), content_type.clone());
         blocking(move || {
-            let meta = write_meta(&inner.temp("meta"), &content_type, &written)?;
-            inner.place(&key, guard, meta)
+            let meta = write_meta(&inner, key.as_str(), content_type.as_str(), &written)?;
+            inner.place(key.as_str(), guard, meta)
         })
         .await?;
         Ok(size)
@@ -634,14 +899,48 @@ impl FilesBackend for LocalFiles {
     /// Streams the file in chunks of [`DOWNLOAD_CHUNK`] bytes. The stream reads the file
     /// that was under the key when it was opened, even if the key is replaced or deleted
     /// meanwhile.
-    async fn download_stream(&self, key: &str) -> Result<Option<ByteStream>> {
+    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
         let inner = Arc::clone(&self.inner);
-        let key = key.to_owned();
-        let Some((file, path)) = blocking(move || inner.open_blob(&key)).await? else {
+        let key = key.clone();
+        let Some((file, path)) = blocking(move || inner.open_blob(key.as_str())).await? else {
             return Ok(None);
         };
         let stream = ReaderStream::with_capacity(tokio::fs::File::from_std(file), DOWNLOAD_CHUNK)
             .map(move |chunk| chunk.map_err(|e| io::Error::from(io_error("read", &path, e))));
         Ok(Some(stream.boxed()))
+    }
+
+    /// The file's size, and the content type it was uploaded with:
+    /// `application/octet-stream` when that is unknown (see
+    /// [`LocalFiles::content_type`] for when) or its file cannot be read.
+    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
+        let inner = Arc::clone(&self.inner);
+        let key = key.clone();
+        blocking(move || inner.head(key.as_str())).await
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<bool> {
+        let inner = Arc::clone(&self.inner);
+        let key = key.clone();
+        blocking(move || inner.delete(key.as_str())).await
+    }
+
+    /// A `file://` URL of the file's absolute path; [`Error::NotFound`] when nothing is
+    /// stored under `key`.
+    ///
+    /// A file URL carries no credentials and cannot expire: `expires_in` is ignored, and
+    /// so is `download_filename` (the file keeps its storage-key name). Only a process on
+    /// this machine with read access to the file can use it, and it resolves the path
+    /// when it opens it (links included: the store's guarantees end at the URL).
+    async fn signed_url(
+        &self,
+        key: &StorageKey,
+        expires_in: Duration,
+        download_filename: Option<&str>,
+    ) -> Result<String> {
+        let _ = (expires_in, download_filename);
+        let inner = Arc::clone(&self.inner);
+        let key = key.clone();
+        blocking(move || inner.file_url(key.as_str())).await
     }
 }

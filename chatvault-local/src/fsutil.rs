@@ -3,6 +3,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use chatvault_core::{Error, Result};
@@ -12,6 +13,28 @@ use crate::error::{BACKEND, io_at};
 /// Temporary entries older than this are removed when a store is opened: nothing
 /// legitimately keeps one that long, and younger ones may belong to another live process.
 pub(crate) const STALE_TEMP_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Every `fsync`/`fdatasync` issued through this module's helpers, process-wide.
+static FSYNCS: AtomicU64 = AtomicU64::new(0);
+
+/// How many file or directory flushes (`fsync`, `fdatasync`) this process's stores have
+/// issued through the crate's sync helpers so far.
+pub(crate) fn fsync_count() -> u64 {
+    FSYNCS.load(Ordering::Relaxed)
+}
+
+/// Flushes a file's data (and the metadata needed to read it back) to disk: the one
+/// counted place where message logs are synced.
+pub(crate) fn sync_data(file: &File, path: &Path) -> Result<()> {
+    FSYNCS.fetch_add(1, Ordering::Relaxed);
+    file.sync_data().map_err(io_at("sync", path))
+}
+
+/// Flushes a file's data and metadata to disk (counted like [`sync_data`]).
+pub(crate) fn sync_all(file: &File, path: &Path) -> Result<()> {
+    FSYNCS.fetch_add(1, Ordering::Relaxed);
+    file.sync_all().map_err(io_at("sync", path))
+}
 
 /// Runs blocking file-system work on tokio's blocking pool.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
@@ -32,6 +55,7 @@ where
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
+        FSYNCS.fetch_add(1, Ordering::Relaxed);
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io_at("sync directory", dir))?;
@@ -85,7 +109,7 @@ pub(crate) fn write_atomic(path: &Path, tmp: &Path, bytes: &[u8], sync_parent: b
         .open(tmp)
         .map_err(io_at("create", tmp))?;
     file.write_all(bytes).map_err(io_at("write", tmp))?;
-    file.sync_all().map_err(io_at("sync", tmp))?;
+    sync_all(&file, tmp)?;
     drop(file);
     fs::rename(tmp, path).map_err(io_at("rename into place", path))?;
     guard.disarm();
@@ -164,6 +188,57 @@ pub(crate) fn sweep(dir: &Path, older_than: Duration) {
             let _ = fs::remove_dir_all(&path);
         }
     }
+}
+
+/// Flushes every file in each of `dirs` and the directories themselves (all under
+/// `within`): one `syncfs` of `within`'s file system on Linux, a flush per file and per
+/// directory elsewhere.
+pub(crate) fn sync_tree<'a>(within: &Path, dirs: impl Iterator<Item = &'a Path>) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = dirs.count();
+        FSYNCS.fetch_add(1, Ordering::Relaxed);
+        let fd = File::open(within).map_err(io_at("open", within))?;
+        rustix::fs::syncfs(&fd).map_err(|e| io_at("sync file system of", within)(e.into()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = within;
+        for dir in dirs {
+            for entry in fs::read_dir(dir).map_err(io_at("list", dir))? {
+                let path = entry.map_err(io_at("list", dir))?.path();
+                if path.is_file() {
+                    let file = File::open(&path).map_err(io_at("open", &path))?;
+                    sync_all(&file, &path)?;
+                }
+            }
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// Replaces `path` with `bytes` through `tmp` and a rename, without flushing anything: for
+/// derived files (checkpoints, caches) that are verified when read and rebuilt when found
+/// missing or damaged, so that a crash may lose or tear them harmlessly.
+pub(crate) fn write_replace_unsynced(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<()> {
+    let mut guard = TempPath::new(tmp.to_owned());
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .map_err(io_at("create", tmp))?;
+    file.write_all(bytes).map_err(io_at("write", tmp))?;
+    drop(file);
+    fs::rename(tmp, path).map_err(io_at("rename into place", path))?;
+    guard.disarm();
+    Ok(())
+}
+
+/// A fresh unique name for a temporary file or directory (a UUID v7).
+pub(crate) fn unique_name() -> String {
+    chatvault_core::ConversationId::new().to_string()
 }
 
 /// Whether an I/O error says the path (or one of its parents) does not exist.

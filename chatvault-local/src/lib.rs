@@ -9,13 +9,15 @@
 //!
 //! ```text
 //! messages/                          LocalMessages::open(..)
-//!   FORMAT                           {"format":1,...}: layout version of the store
+//!   FORMAT                           {"format":2,...}: layout version of the store
 //!   conversations/<id>/              one directory per conversation (id percent-encoded)
+//!     log-<g>                        the truth: append-only log of framed records
+//!     header.json                    checkpoint: the state at a point of the log (derived)
+//!     index-<g>                      16 bytes per message: log offset, length, CRC (derived)
 //!     lock                           empty; locked shared by readers, exclusively by writers
-//!     header.json                    record + attachments + how much of the log they cover
-//!     log-<g>                        append-only message log, one framed record per append
-//!     index-<g>                      16 bytes per message: log offset, length, CRC-32
-//!   users/<user>/<id>.<incarnation>  empty: user index entries (user id percent-encoded)
+//!   index/                           the listing index (derived; see below)
+//!     snapshot  journal-<n>  lock
+//!   users/                           0.1's user index: no longer used, kept empty
 //!   tmp/  trash/                     conversations being created / deleted
 //! files/                             LocalFiles::new(..)
 //!   data/<key>                       the bytes of each key, as a plain file
@@ -25,67 +27,126 @@
 //! ```
 //!
 //! A log record is `"CVL1"`, the payload length (u32 LE), the CRC-32 of length and payload
-//! (u32 LE), then the payload: a JSON line `{"v":1,"at":...,"n":...}` (the record format
-//! version, the append's time, the message count) followed by one JSON line per message,
-//! exactly [`chatvault_core::Message`]'s JSON. An append of several messages is one record,
-//! so it is stored whole or not at all. `header.json` carries `"format":1` too. Conversation
-//! ids (already restricted by [`chatvault_core::keys::validate_id`]) and user ids are
-//! percent-encoded by [`chatvault_core::keys::encode_component`] before they become path
-//! segments, so no id can name a path outside the store.
+//! (u32 LE), then the payload, JSON lines. A message record is `{"v":1,"at":...,"n":...}`
+//! (the append's time and message count) followed by one line per message, exactly
+//! [`chatvault_core::Message`]'s JSON: an append of several messages is one record, stored
+//! whole or not at all. A state record is `{"v":2,"at":...,"n":1,"k":"state"}` followed by
+//! `{"record":...,"files":[...]}` (and `"deleting":true` once `begin_delete` marked it):
+//! the conversation's record and attachments as of that point. Creating, saving, updating,
+//! attaching, detaching and marking for deletion each write one. An edit record,
+//! `{"v":2,...,"k":"edit"}`, holds an updated message (its seq unchanged, its revision
+//! raised) and the record after the update. So the log alone says everything about a
+//! conversation; everything else is derived from it.
+//!
+//! `header.json` is `CVCP2 <CRC-32 of the JSON, hex>` and a line of JSON: the generation,
+//! how many log bytes it accounts for, the offset and CRC of the record ending there, and
+//! the record and attachments at that point. Conversation ids (already restricted by
+//! [`chatvault_core::ConversationId`]) are percent-encoded by
+//! [`chatvault_core::keys::encode_component`] before they become path segments, so no id
+//! can name a path outside the store.
+//!
+//! Stores written by chatvault-local 0.1 (format 1) are read: each conversation gets a
+//! state record (and a checkpoint) the first time it is opened, after its 0.1 header
+//! (the record's only copy there) was checked against its log. The `FORMAT` file is
+//! raised to 2 when such a store is opened, so that 0.1 no longer opens it.
+//!
+//! # Derived state is checked, never trusted
+//!
+//! - A checkpoint is believed only if its own CRC is right, its log generation is the
+//!   newest, and the record it names ends where it says with the CRC it says, with the
+//!   same message count (the seq of its last message) or the same state. Otherwise the log
+//!   is replayed from its start, record by record (each message's seq must be the next
+//!   one; each state record must count the messages before it). What a writer rewrites
+//!   afterwards is computed from the replay: no number from a checkpoint can drive a
+//!   truncation or a seq.
+//! - An index entry is used only if its message's CRC matches and its seq is the position
+//!   asked for; otherwise the log is read, and the index written again from it.
+//! - A lock file that was deleted is created again by the next operation.
+//! - The listing index is rebuilt from the conversations when it is missing, damaged, cut,
+//!   or from before a reboot (see below).
 //!
 //! # Costs
 //!
-//! - `append_messages` reads the header, writes one record at the end of the log and the
-//!   new messages' index entries, flushes both, and replaces the header: its cost does not
-//!   depend on how long the conversation is.
+//! - `append_messages` reads the checkpoint and the records after it (at most about 64
+//!   KiB), writes one record at the end of the log and flushes it: **one `fdatasync`**.
+//!   The new messages' index entries and, every 32 records or 64 KiB, a new checkpoint
+//!   are written without flushing (they are derived). Its cost does not depend on the
+//!   conversation's length. Concurrent appends to one conversation in one process share
+//!   that flush (group commit): the first waiter writes every waiting append's record,
+//!   each whole and in arrival order, and flushes once.
 //! - `messages(id, range)` reads the range's index entries and one contiguous span of the
 //!   log: O(window) whatever the conversation's length. A page holds at most
 //!   [`MAX_PAGE`] messages; longer ranges continue through `next_cursor`.
-//! - `update`, `add_file`, `remove_file` rewrite only the header, never the messages.
-//! - `list_conversations(Some(user), ..)` reads the headers of that user's conversations
-//!   (found through `users/`), `list_conversations(None, ..)` the headers of all of them;
-//!   neither reads any message. `get` and `save` read or write whole conversations.
+//! - `update`, `add_file`, `remove_file` append one state record (one flush).
+//! - `list_conversations` reads O(page) conversations, whatever their number: it walks the
+//!   listing index in order and reads each listed conversation's checkpoint (its summary
+//!   comes from the conversation itself). `get` and `save` read or write whole
+//!   conversations; `get_by_user` finds the user's conversations through the index.
+//! - `update_message` appends one edit record (one flush) and points the message's index
+//!   entry at the new version. Until a checkpoint covers it, readers replay the edit from
+//!   the log; a checkpoint that covers edits is written only after the index is flushed.
+//! - Appends are idempotent by message id: each process keeps a map from message id to
+//!   seq per conversation (up to 256 conversations), brought up to date from the log's
+//!   records it has not read yet, so a retried append finds what an earlier attempt (in
+//!   any process) stored. The first append to a conversation in a process reads its
+//!   whole log once to build that map.
+//! - `begin_delete` appends a state record marking the conversation; from then on it reads
+//!   as gone. `delete` renames the directory away as before. `search` is not supported.
+//! - [`LocalMessages::import`] stores many new conversations with one `syncfs`.
+//!
+//! # The listing index
+//!
+//! `index/snapshot` holds one line per conversation (id, user, last activity, archived),
+//! `index/journal-<n>` the changes since, one line each, written with a CRC. A change
+//! writes a *tentative* line before its commit point and a *confirmed* one after it, a
+//! delete one after its commit; none is flushed. Each process keeps the index in memory,
+//! ordered by (user, last activity, id) and for everyone, and reads the journal's new lines
+//! on each listing. A listing first reads the conversations of tentative lines (changes
+//! in progress or cut short by a crash), then reads every conversation it returns and
+//! corrects (and recomputes the page for) any line that disagrees. A killed process loses
+//! nothing it wrote (the page cache keeps it); a reboot may, so the snapshot records the
+//! boot id it was written under, and an index from another boot is rebuilt by reading every
+//! conversation once (as on systems without a boot id, once per process). The journal is
+//! folded into a new snapshot when it grows past 4 MiB and twice the snapshot.
 //!
 //! # Crash safety
 //!
 //! What survives a crash (a killed process, or a power cut on a file system that honours
 //! `fsync`):
 //!
-//! - An append that returned `Ok` is in the log, flushed. Its header write comes after;
-//!   if a crash falls between the two, the next read finds complete records past the
-//!   header's `log_len` and rolls them forward with exactly
-//!   [`ConversationRecord::apply_append`](chatvault_core::ConversationRecord::apply_append)'s
-//!   rules (the record stores the time it was applied with), so the result is the same as
-//!   if the header had been written. The next write stores the rolled-forward header.
-//! - A record cut short by a crash (incomplete, or failing its CRC) is the torn end of an
-//!   append that never returned: it is ignored by readers, never returned, and cut off by
-//!   the next write. Messages are never half-appended and seq never has a gap.
-//! - Header, content-type and attachment files are replaced atomically: written to a temp
-//!   file, flushed, renamed over the old one, and the directory flushed. Metadata updates
-//!   and attachment records are durable when they return.
+//! - An append, update or attachment change that returned `Ok` is a record in the log,
+//!   flushed. Checkpoints, index entries and listing lines are written after it and may be
+//!   lost or torn by a crash: they are checked when read and rebuilt from the log.
+//! - A record cut short by a crash (incomplete, or zeros where a power cut left the file
+//!   longer than its data) is the torn end of a write that never returned: it is ignored
+//!   by readers, never returned, and cut off by the next write. It is cut off only if
+//!   nothing acknowledged is there: no intact record after it, no checkpoint accounting for
+//!   it, no index entry pointing into it (entries are written only after their record was
+//!   flushed). A complete record failing its CRC, or bytes that are not a record, are
+//!   damage: reported as [`CorruptData`], never cut off.
+//! - Content-type and attachment files are replaced atomically: written to a temp file,
+//!   flushed, renamed over the old one, and the directory flushed.
 //! - An attachment's bytes are renamed into place first (the commit point), its
 //!   content-type file second. That file records the identity of the data file it was
 //!   written for (inode, size and modification time) and counts only while that file is
 //!   the key's data: a crash between the two renames leaves the new bytes with an unknown
 //!   content type, never the old bytes with the new one.
-//! - Creating a conversation builds its directory in `tmp/` and renames it into place;
-//!   deleting renames it to `trash/` (the commit point) before removing it. A crash leaves
-//!   either the whole conversation or none of it; leftovers in `trash/` are removed by the
-//!   next [`LocalMessages::open`], temp files older than a day too.
+//! - Creating a conversation builds its directory in `tmp/` (log flushed) and renames it
+//!   into place; a `save` writes a new log generation under a temporary name and renames
+//!   it into place; deleting renames the directory to `trash/` (the commit point) before
+//!   removing it. A crash leaves either the whole conversation or none of it; leftovers in
+//!   `trash/` are removed by the next [`LocalMessages::open`], temp files older than a day
+//!   too.
 //!
-//! Limits: data is only as durable as the disk's `fsync`; bytes damaged *inside* the log
+//! Limits: data is only as durable as the disk's `fsync`. Bytes damaged *inside* the log
 //! after they were written (bit rot, another program writing there) are reported as a
-//! [`CorruptData`] error, not repaired; a damaged index is detected by its CRCs and
-//! bypassed by reading the log (a missing index too). A damaged conversation is left out
-//! of listings (with a `tracing` warning) instead of failing them, reading it by id
-//! reports the error, and deleting it works. A crash can leave an unused user-index entry
-//! (harmless: entries are checked against the conversation's header), a content-type
-//! file or an empty directory without bytes (ignored: only the data tree says which keys
-//! exist, and the next upload that needs the place clears it), or, from a `save` cut short,
-//! a `log-<g+1>`/`index-<g+1>` pair the header never switched to (unused, overwritten by
-//! the next `save`). If the header cannot be written after an append's record was, the
-//! record is cut off again and the append fails; if even that cut fails (a dying disk),
-//! the record is rolled forward later.
+//! [`CorruptData`] error, not repaired. A damaged conversation is left out of listings
+//! (with a `tracing` warning) instead of failing them, reading it by id reports the error,
+//! and deleting it works. Zeros at the very end of a log, or a log cut short at a record
+//! boundary, cannot be told from a power cut's unflushed tail when the checkpoint and the
+//! index that would show otherwise are damaged too. A 0.1 header carries no checksum: a
+//! changed digit in its record (not its counts, which are checked) goes unnoticed until
+//! the conversation is upgraded.
 //!
 //! # Several threads and processes
 //!
@@ -98,7 +159,9 @@
 //! writer that was waiting for the lock notices that the lock file it holds is no longer
 //! the one at the conversation's path, and answers `NotFound` instead of writing into a
 //! deleted conversation. Creation is atomic too: of two processes creating the same id,
-//! one gets `AlreadyExists`.
+//! one gets `AlreadyExists`. A lock file deleted while a process holds it no longer
+//! excludes others (the next operation creates a new one): delete lock files only when no
+//! process uses the store, as after a crash.
 //!
 //! Lock files must be on a local file system: network file systems may not implement
 //! `flock` faithfully. On a case-insensitive file system two ids that differ only in case
@@ -115,6 +178,7 @@
 mod error;
 mod files;
 mod fsutil;
+mod listing;
 mod log;
 mod messages;
 
@@ -122,3 +186,11 @@ pub use error::{CorruptData, IoError};
 pub use files::{DOWNLOAD_CHUNK, LocalFiles};
 pub use log::MAX_RECORD_BYTES;
 pub use messages::{FORMAT_VERSION, LocalMessages, MAX_PAGE};
+
+/// How many flushes to disk (`fsync`, `fdatasync`, `syncfs`) this process's
+/// [`LocalMessages`] stores (and the helpers they share with [`LocalFiles`]) have issued
+/// so far. For benchmarks and tests: the difference across an operation is its flush
+/// count.
+pub fn fsync_count() -> u64 {
+    fsutil::fsync_count()
+}

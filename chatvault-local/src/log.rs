@@ -16,7 +16,8 @@
 
 use std::path::Path;
 
-use chatvault_core::{Error, Message, Result};
+use chatvault_core::{ConversationRecord, Error, FileAttachment, Message, Result};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -26,16 +27,18 @@ use crate::error::{CorruptData, corrupt};
 pub(crate) const MAGIC: [u8; 4] = *b"CVL1";
 /// Bytes before a frame's payload.
 pub(crate) const FRAME_HEADER: u64 = 12;
-/// The log record format this release writes and reads.
+/// The record format of message records (the only kind 0.1 wrote; still written as is).
 pub(crate) const RECORD_VERSION: u32 = 1;
+/// The record format of state records (`"k":"state"`), which 0.1 did not know.
+pub(crate) const STATE_VERSION: u32 = 2;
+/// The kind of a state record.
+const STATE_KIND: &str = "state";
+/// The kind of an edit record (a message updated in place).
+const EDIT_KIND: &str = "edit";
 /// The largest payload of one append (one record), in bytes.
 pub const MAX_RECORD_BYTES: u64 = 256 * 1024 * 1024;
 /// Bytes per index entry.
 pub(crate) const INDEX_ENTRY: u64 = 16;
-/// The fewest log bytes one message takes: its JSON line alone (`{"id":..,"seq":..,
-/// "role":..,"content":..,"created_at":..}`) is longer than this. A header that claims
-/// more messages than its log's length allows is damaged.
-pub(crate) const MIN_MESSAGE_BYTES: u64 = 16;
 
 /// The first line of a payload.
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,8 +47,30 @@ pub(crate) struct BatchMeta {
     pub(crate) v: u32,
     /// The time the append was applied with (`last_active` candidate).
     pub(crate) at: DateTime<Utc>,
-    /// How many message lines follow.
+    /// How many message lines follow (1 for a state record).
     pub(crate) n: u64,
+    /// The record's kind: absent for messages, `"state"` for a conversation's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) k: Option<String>,
+}
+
+/// The line of a state record: a conversation's record and attachments as of that point
+/// of its log. Every metadata change (create, update, attachments, a whole save) writes
+/// one, so the log alone says everything about a conversation.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StateLine {
+    pub(crate) record: ConversationRecord,
+    #[serde(default)]
+    pub(crate) files: Vec<FileAttachment>,
+    /// Marked by `begin_delete`: the conversation reads as gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) deleting: bool,
+}
+
+/// The record line of an edit record, after the updated message's line.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct EditRecord {
+    pub(crate) record: ConversationRecord,
 }
 
 /// Where one message's JSON lies in the log.
@@ -110,6 +135,7 @@ pub(crate) fn encode_frame(at: DateTime<Utc>, messages: &[Message]) -> Result<En
         v: RECORD_VERSION,
         at,
         n: messages.len() as u64,
+        k: None,
     };
     let mut payload = serde_json::to_vec(&meta).map_err(json)?;
     let mut spans = Vec::with_capacity(messages.len());
@@ -121,10 +147,90 @@ pub(crate) fn encode_frame(at: DateTime<Utc>, messages: &[Message]) -> Result<En
         let crc = crc32fast::hash(&payload[start..]);
         spans.push((FRAME_HEADER + start as u64, len as u32, crc));
     }
+    let bytes = frame(payload, "one append of messages (encoded)")?;
+    Ok(EncodedFrame { bytes, spans })
+}
+
+/// Encodes a state record: `record` and `files` as of time `at`.
+pub(crate) fn encode_state(
+    at: DateTime<Utc>,
+    record: &ConversationRecord,
+    files: &[FileAttachment],
+    deleting: bool,
+) -> Result<EncodedFrame> {
+    let json = |e: serde_json::Error| Error::backend(crate::error::BACKEND, e);
+    let meta = BatchMeta {
+        v: STATE_VERSION,
+        at,
+        n: 1,
+        k: Some(STATE_KIND.to_owned()),
+    };
+    let mut payload = serde_json::to_vec(&meta).map_err(json)?;
+    payload.push(b'\n');
+    #[derive(Serialize)]
+    struct Line<'a> {
+        record: &'a ConversationRecord,
+        files: &'a [FileAttachment],
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        deleting: bool,
+    }
+    serde_json::to_writer(
+        &mut payload,
+        &Line {
+            record,
+            files,
+            deleting,
+        },
+    )
+    .map_err(json)?;
+    let bytes = frame(payload, "a conversation's record and attachments (encoded)")?;
+    Ok(EncodedFrame {
+        bytes,
+        spans: Vec::new(),
+    })
+}
+
+/// Encodes an edit record: `message` (updated, with its seq) and the record after it.
+/// Its span points at the message's line, like a message record's.
+pub(crate) fn encode_edit(
+    at: DateTime<Utc>,
+    message: &Message,
+    record: &ConversationRecord,
+) -> Result<EncodedFrame> {
+    let json = |e: serde_json::Error| Error::backend(crate::error::BACKEND, e);
+    let meta = BatchMeta {
+        v: STATE_VERSION,
+        at,
+        n: 1,
+        k: Some(EDIT_KIND.to_owned()),
+    };
+    let mut payload = serde_json::to_vec(&meta).map_err(json)?;
+    payload.push(b'\n');
+    let start = payload.len();
+    serde_json::to_writer(&mut payload, message).map_err(json)?;
+    let len = payload.len() - start;
+    let crc = crc32fast::hash(&payload[start..]);
+    payload.push(b'\n');
+    serde_json::to_writer(
+        &mut payload,
+        &EditRecord {
+            record: record.clone(),
+        },
+    )
+    .map_err(json)?;
+    let bytes = frame(payload, "an updated message (encoded)")?;
+    Ok(EncodedFrame {
+        bytes,
+        spans: vec![(FRAME_HEADER + start as u64, len as u32, crc)],
+    })
+}
+
+/// Frames `payload`: magic, length, CRC, payload.
+fn frame(payload: Vec<u8>, what: &str) -> Result<Vec<u8>> {
     let size = payload.len() as u64;
     if size > MAX_RECORD_BYTES {
         return Err(Error::TooLarge {
-            what: "one append of messages (encoded)".into(),
+            what: what.into(),
             size,
             limit: MAX_RECORD_BYTES,
         });
@@ -135,17 +241,40 @@ pub(crate) fn encode_frame(at: DateTime<Utc>, messages: &[Message]) -> Result<En
     bytes.extend_from_slice(&len.to_le_bytes());
     bytes.extend_from_slice(&frame_crc(len, &payload).to_le_bytes());
     bytes.extend_from_slice(&payload);
-    Ok(EncodedFrame { bytes, spans })
+    Ok(bytes)
+}
+
+/// The CRC a frame's header carries (bytes 8..12), if `bytes` start with a frame header.
+pub(crate) fn header_crc(bytes: &[u8]) -> Option<(u32, u32)> {
+    let head = bytes.get(..FRAME_HEADER as usize)?;
+    if head[0..4] != MAGIC {
+        return None;
+    }
+    let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let crc = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    Some((len, crc))
 }
 
 /// A frame read back from a log.
 #[derive(Debug)]
 pub(crate) struct DecodedFrame {
     pub(crate) at: DateTime<Utc>,
-    pub(crate) messages: Vec<Message>,
-    pub(crate) entries: Vec<IndexEntry>,
+    pub(crate) body: Body,
+    /// The CRC in the frame's header.
+    pub(crate) crc: u32,
     /// Offset just past this frame.
     pub(crate) end: u64,
+}
+
+/// What a frame holds.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Appended messages, with where each one's JSON lies in the log.
+    Messages(Vec<Message>, Vec<IndexEntry>),
+    /// A conversation's state.
+    State(Box<StateLine>),
+    /// A message updated in place (its entry points at its line), and the record after.
+    Edit(Box<Message>, IndexEntry, Box<ConversationRecord>),
 }
 
 /// What is at an offset of a log.
@@ -153,30 +282,50 @@ pub(crate) struct DecodedFrame {
 pub(crate) enum FrameAt {
     /// A complete, checksummed frame.
     Valid(DecodedFrame),
-    /// An incomplete or damaged frame: the torn tail of an interrupted append.
+    /// What an interrupted write leaves: a frame cut short (a prefix of one), or zeros.
     Torn,
+    /// Bytes no write of this crate leaves: a complete frame failing its checksum, or
+    /// something else than a frame. Damage, never cut off.
+    Damaged,
 }
 
 /// Decodes the frame at `buf[pos..]`, where `buf` starts at log offset `base`.
 ///
-/// A frame that is cut short or fails its checksum is [`FrameAt::Torn`]; a checksummed
+/// A frame that is cut short (or zeros) is [`FrameAt::Torn`]; a complete one failing its
+/// checksum, or bytes that do not start a frame, are [`FrameAt::Damaged`]; a checksummed
 /// frame that does not parse, or has a newer record version, is an error: it is data this
 /// release must not throw away.
 pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Result<FrameAt> {
+    let rest = buf.get(pos..).unwrap_or_default();
     let Some(head) = buf.get(pos..pos + FRAME_HEADER as usize) else {
-        return Ok(FrameAt::Torn);
+        let n = rest.len().min(MAGIC.len());
+        return Ok(if rest[..n] == MAGIC[..n] || rest.iter().all(|&b| b == 0) {
+            FrameAt::Torn
+        } else {
+            FrameAt::Damaged
+        });
     };
     if head[0..4] != MAGIC {
-        return Ok(FrameAt::Torn);
+        return Ok(if rest.iter().all(|&b| b == 0) {
+            FrameAt::Torn
+        } else {
+            FrameAt::Damaged
+        });
     }
     let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     let crc = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
     let start = pos + FRAME_HEADER as usize;
     let Some(payload) = buf.get(start..start + len as usize) else {
-        return Ok(FrameAt::Torn);
+        // Cut short, unless what is there is a whole frame whose length field was
+        // damaged: its bytes up to the end check out against the frame's CRC.
+        let rest = buf.get(start..).unwrap_or_default();
+        return Ok(match u32::try_from(rest.len()) {
+            Ok(n) if !rest.is_empty() && frame_crc(n, rest) == crc => FrameAt::Damaged,
+            _ => FrameAt::Torn,
+        });
     };
     if frame_crc(len, payload) != crc {
-        return Ok(FrameAt::Torn);
+        return Ok(FrameAt::Damaged);
     }
     let offset = base + pos as u64;
     let bad = |reason: String| {
@@ -194,11 +343,67 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
             e,
         ))
     })?;
-    if meta.v != RECORD_VERSION {
-        return Err(bad(format!(
-            "record format version {} (this release reads {RECORD_VERSION})",
-            meta.v
-        )));
+    let end = base + (start + len as usize) as u64;
+    match (meta.v, meta.k.as_deref()) {
+        (RECORD_VERSION, None) => {}
+        (STATE_VERSION, Some(STATE_KIND)) => {
+            let line = lines.next().unwrap_or_default();
+            let state: StateLine = serde_json::from_slice(line).map_err(|e| {
+                corrupt(CorruptData::with_source(
+                    path,
+                    format!("record at byte {offset} holds an unreadable state"),
+                    e,
+                ))
+            })?;
+            if lines.next().is_some() || meta.n != 1 {
+                return Err(bad("a state record with more than one line".into()));
+            }
+            return Ok(FrameAt::Valid(DecodedFrame {
+                at: meta.at,
+                body: Body::State(Box::new(state)),
+                crc,
+                end,
+            }));
+        }
+        (STATE_VERSION, Some(EDIT_KIND)) => {
+            let line = lines.next().unwrap_or_default();
+            let message: Message = serde_json::from_slice(line).map_err(|e| {
+                corrupt(CorruptData::with_source(
+                    path,
+                    format!("record at byte {offset} holds an unreadable message"),
+                    e,
+                ))
+            })?;
+            let line_start = start + meta_line.len() + 1;
+            let entry = IndexEntry {
+                offset: base + line_start as u64,
+                len: line.len() as u32,
+                crc: crc32fast::hash(line),
+            };
+            let record: EditRecord = serde_json::from_slice(lines.next().unwrap_or_default())
+                .map_err(|e| {
+                    corrupt(CorruptData::with_source(
+                        path,
+                        format!("record at byte {offset} holds an unreadable record"),
+                        e,
+                    ))
+                })?;
+            if lines.next().is_some() || meta.n != 1 {
+                return Err(bad("an edit record with more than two lines".into()));
+            }
+            return Ok(FrameAt::Valid(DecodedFrame {
+                at: meta.at,
+                body: Body::Edit(Box::new(message), entry, Box::new(record.record)),
+                crc,
+                end,
+            }));
+        }
+        (v, k) => {
+            return Err(bad(format!(
+                "record format version {v}, kind {k:?} (this release reads {RECORD_VERSION} \
+                 and {STATE_VERSION} \"{STATE_KIND}\")"
+            )));
+        }
     }
     let mut messages = Vec::with_capacity(meta.n.min(1 << 20) as usize);
     let mut entries = Vec::with_capacity(messages.capacity());
@@ -228,9 +433,9 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
     }
     Ok(FrameAt::Valid(DecodedFrame {
         at: meta.at,
-        messages,
-        entries,
-        end: base + (start + len as usize) as u64,
+        body: Body::Messages(messages, entries),
+        crc,
+        end,
     }))
 }
 
@@ -258,11 +463,15 @@ mod tests {
         else {
             panic!("not valid")
         };
-        assert_eq!(d.messages, messages);
+        let Body::Messages(decoded, decoded_entries) = d.body else {
+            panic!("not messages")
+        };
+        assert_eq!(decoded, messages);
         assert_eq!(d.at, at);
         assert_eq!(d.end, log.len() as u64);
+        assert_eq!(header_crc(&frame.bytes).map(|(_, c)| c), Some(d.crc));
         let entries: Vec<_> = frame.entries(base).collect();
-        assert_eq!(entries, d.entries);
+        assert_eq!(entries, decoded_entries);
         for (e, m) in entries.iter().zip(&messages) {
             let bytes = &log[e.offset as usize..e.end().unwrap() as usize];
             assert_eq!(crc32fast::hash(bytes), e.crc);
@@ -272,14 +481,6 @@ mod tests {
             e.encode(&mut enc);
             assert_eq!(IndexEntry::decode(&enc), Some(*e));
         }
-    }
-
-    #[test]
-    fn the_smallest_message_takes_more_than_min_message_bytes() {
-        let mut m = NewMessage::new(Role::User, "").into_message(1);
-        m.id = "x".into();
-        let json = serde_json::to_vec(&m).unwrap();
-        assert!(json.len() as u64 > MIN_MESSAGE_BYTES, "{}", json.len());
     }
 
     #[test]
@@ -309,7 +510,12 @@ mod tests {
             let mut b = frame.bytes.clone();
             b[flip] ^= 0x40;
             let r = decode_frame(Path::new("log"), &b, 0, 0).unwrap();
-            assert!(matches!(r, FrameAt::Torn), "flip at {flip} accepted");
+            // Even a flip in the length field: the bytes still check out as a whole
+            // frame, so it is damage, not a torn end.
+            assert!(matches!(r, FrameAt::Damaged), "flip at {flip}: {r:?}");
         }
+        let zeros = vec![0u8; 40];
+        let r = decode_frame(Path::new("log"), &zeros, 0, 0).unwrap();
+        assert!(matches!(r, FrameAt::Torn), "zeros are a torn end");
     }
 }

@@ -1,39 +1,21 @@
-//! The whole ChatVault conformance suite against `LocalMessages` and `LocalFiles`, each on
-//! a fresh temporary directory.
-
-use std::sync::Arc;
+//! The ChatVault 0.2 conformance suite against `LocalMessages` and `LocalFiles`, each on a
+//! fresh temporary directory (kept for the test's life inside the backend value: the
+//! directory is leaked on purpose, under the system's temp dir).
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use chatvault_core::ChatVault;
-use chatvault_core::conformance::{
-    self, FilesCapabilities, MessagesCapabilities, VaultCapabilities,
-};
 use chatvault_local::{LocalFiles, LocalMessages};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn messages_suite() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let backend = LocalMessages::open(dir.path()).expect("open");
-    conformance::run_messages_suite(Arc::new(backend), MessagesCapabilities::full()).await;
+fn fresh_dir() -> std::path::PathBuf {
+    tempfile::tempdir().unwrap().keep()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn files_suite() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let backend = LocalFiles::new(dir.path()).expect("open");
-    conformance::run_files_suite(Arc::new(backend), FilesCapabilities::full()).await;
-    // Nothing left behind in the temp area by the suite's failed and finished uploads.
-    let tmp = std::fs::read_dir(dir.path().join("tmp"))
-        .expect("tmp dir")
-        .count();
-    assert_eq!(tmp, 0, "temp files left behind");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn vault_suite() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let vault = ChatVault::new(
-        LocalMessages::open(dir.path().join("messages")).expect("open messages"),
-        LocalFiles::new(dir.path().join("files")).expect("open files"),
-    );
-    conformance::run_vault_suite(vault, VaultCapabilities::full()).await;
-}
+chatvault_core::messages_backend_tests!(async { LocalMessages::open(fresh_dir()).unwrap() });
+chatvault_core::files_backend_tests!(async { LocalFiles::new(fresh_dir()).unwrap() });
+chatvault_core::vault_tests!(async {
+    let dir = fresh_dir();
+    ChatVault::new(
+        LocalMessages::open(dir.join("messages")).unwrap(),
+        LocalFiles::new(dir.join("files")).unwrap(),
+    )
+});
