@@ -64,9 +64,11 @@ struct WebServer {
 }
 
 impl WebServer {
-    fn start() -> Self {
+    /// The example with its data (LocalMessages + LocalFiles) under `data`.
+    fn start(data: &std::path::Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_web-example"))
             .env("CHATVAULT_ADDR", "127.0.0.1:0")
+            .env("CHATVAULT_DATA", data)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -168,14 +170,19 @@ async fn seed(base: &str) -> String {
 }
 
 /// The first thing a browser shows: the DOM after the app loaded and rendered, as
-/// `chromium --headless --dump-dom` prints it.
+/// `chromium --headless --dump-dom` prints it, from a server restarted on the data the
+/// first one stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_renders_a_users_conversation() {
     let Some(browser) = browser_or_skip("the_app_renders_a_users_conversation") else {
         return;
     };
-    let server = WebServer::start();
-    let trip = seed(&server.base).await;
+    let data = tempfile::tempdir().unwrap();
+    let first = WebServer::start(data.path());
+    let trip = seed(&first.base).await;
+    // Stored on disk: a restarted server shows the same.
+    drop(first);
+    let server = WebServer::start(data.path());
     let profile = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new(&browser)
         .args([
@@ -428,7 +435,8 @@ async fn a_person_uses_the_app() {
     let Some(browser) = browser_or_skip("a_person_uses_the_app") else {
         return;
     };
-    let server = WebServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let server = WebServer::start(data.path());
     let trip = seed(&server.base).await;
     let profile = tempfile::tempdir().unwrap();
     let (mut chrome, mut page) = open_browser(&browser, profile.path()).await;
