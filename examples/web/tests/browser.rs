@@ -9,7 +9,7 @@
 // Test support code outside #[test] fns: its unwraps are test assertions.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +24,12 @@ fn chromium() -> Result<PathBuf, String> {
     // CHROMIUM is what `eval "$(scripts/browser.sh env)"` sets.
     for var in ["CHATVAULT_CHROMIUM", "CHROMIUM"] {
         if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
-            return Ok(PathBuf::from(path));
+            let path = PathBuf::from(path);
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("{var}={} is not a file", path.display()))
+            };
         }
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -48,10 +53,14 @@ fn browser_or_skip(test: &str) -> Option<PathBuf> {
             if std::env::var("CHATVAULT_REQUIRE_BROWSER").as_deref() == Ok("1") {
                 panic!("{test}: CHATVAULT_REQUIRE_BROWSER=1 but {why}");
             }
-            eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-            eprintln!("!!! BROWSER TEST {test} DID NOT RUN: {why}");
-            eprintln!("!!! set CHATVAULT_REQUIRE_BROWSER=1 to make this a failure");
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+            // Straight to the process's stderr: the test harness captures eprintln!.
+            let notice = format!(
+                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                 !!! BROWSER TEST {test} DID NOT RUN: {why}\n\
+                 !!! set CHATVAULT_REQUIRE_BROWSER=1 to make this a failure\n\
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+            );
+            let _ = std::io::stderr().lock().write_all(notice.as_bytes());
             None
         }
     }
