@@ -10,6 +10,10 @@ use chatvault_core::conformance::{
     self, FilesCapabilities, MessagesCapabilities, VaultCapabilities,
 };
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dynamo_messages_conformance() {
     let messages = common::dynamo().await;
@@ -17,6 +21,10 @@ async fn dynamo_messages_conformance() {
     common::drop_table(&messages).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_files_conformance() {
     let files = common::s3().await;
@@ -24,6 +32,10 @@ async fn s3_files_conformance() {
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vault_conformance_over_dynamo_and_s3() {
     let messages = common::dynamo().await;

@@ -66,6 +66,10 @@ async fn item_count(backend: &DynamoMessages, id: &str) -> i32 {
         .count()
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_messages_over_two_megabytes_round_trip() {
     let (backend, requests) = common::dynamo_counted().await;
@@ -131,6 +135,10 @@ async fn five_thousand_messages_over_two_megabytes_round_trip() {
     common::drop_table(&backend).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_writers_times_one_hundred_lose_nothing() {
     let backend = Arc::new(common::dynamo().await);
@@ -203,6 +211,10 @@ async fn sixteen_writers_times_one_hundred_lose_nothing() {
     common::drop_table(&backend).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn metadata_and_times_survive_exactly() {
     let backend = common::dynamo().await;
@@ -287,6 +299,10 @@ async fn metadata_and_times_survive_exactly() {
     common::drop_table(&backend).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn dynamodb_limits_are_typed_errors_and_write_nothing() {
     let backend = common::dynamo().await;
@@ -365,6 +381,10 @@ async fn dynamodb_limits_are_typed_errors_and_write_nothing() {
     common::drop_table(&backend).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn pages_are_cut_at_one_megabyte_and_still_read_whole() {
     let backend = common::dynamo().await;
@@ -405,6 +425,10 @@ async fn pages_are_cut_at_one_megabyte_and_still_read_whole() {
     common::drop_table(&backend).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn listings_order_ties_by_id_and_page_through_them() {
     let backend = common::dynamo().await;
@@ -457,6 +481,10 @@ async fn listings_order_ties_by_id_and_page_through_them() {
     common::drop_table(&backend).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn delete_removes_every_item_and_save_removes_stale_ones() {
     let backend = common::dynamo().await;
@@ -513,6 +541,10 @@ async fn delete_removes_every_item_and_save_removes_stale_ones() {
     common::drop_table(&backend).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn create_table_is_idempotent_and_refuses_a_foreign_table() {
     let backend = common::dynamo().await;
@@ -583,6 +615,10 @@ async fn unreachable(endpoint: &str) -> DynamoMessages {
         .expect("build")
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn unreachable_endpoint_fails_within_bounded_time() {
     common::require_endpoint("AWS_ENDPOINT_URL_DYNAMODB");
@@ -635,6 +671,10 @@ async fn unreachable_endpoint_fails_within_bounded_time() {
     hold.abort();
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn writes_whose_answer_was_lost_are_applied_once() {
     let table = common::dynamo().await;

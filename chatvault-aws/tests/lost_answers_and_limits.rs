@@ -33,6 +33,10 @@ fn attachment(id: &str, filename: &str) -> FileAttachment {
 /// add_file (and update/remove_file/create) has no "did it commit?" check like append:
 /// when the SDK gives up after the write committed, the caller gets an error although the
 /// attachment is recorded; ChatVault::attach_file then deletes the bytes => dangling record.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn add_file_whose_lost_answer_committed_reports_success() {
     let table = common::dynamo().await;
@@ -52,6 +56,10 @@ async fn add_file_whose_lost_answer_committed_reports_success() {
     );
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn create_whose_lost_answer_committed_reports_success() {
     let table = common::dynamo().await;
@@ -70,6 +78,10 @@ async fn create_whose_lost_answer_committed_reports_success() {
 
 /// A conversation item grown near 400 KB by attachments: an append that sets the auto
 /// title pushes it over; what comes back?
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn append_that_would_overfill_the_conversation_item_is_too_large() {
     let table = common::dynamo().await;
@@ -155,6 +167,10 @@ async fn append_that_would_overfill_the_conversation_item_is_too_large() {
 }
 
 /// Archived conversations interleaved, all-users listing across the 8 shards, every limit.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn listing_everyone_filters_archived_across_pages_and_shards() {
     let table = common::dynamo().await;
@@ -206,6 +222,10 @@ async fn listing_everyone_filters_archived_across_pages_and_shards() {
 }
 
 /// messages() against the reference MessageRange::select for many windows.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn message_windows_match_the_reference_selection() {
     let table = common::dynamo().await;
@@ -253,6 +273,10 @@ async fn small_s3(threshold: usize) -> S3Files {
         .unwrap()
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_uploads_at_part_boundaries_round_trip() {
     const P: usize = chatvault_aws::MIN_PART_SIZE;
@@ -296,6 +320,10 @@ async fn multipart_uploads_at_part_boundaries_round_trip() {
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn presigned_file_names_survive_and_directories_are_not_files() {
     let files = common::s3().await;
@@ -334,6 +362,10 @@ async fn presigned_file_names_survive_and_directories_are_not_files() {
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn object_key_over_the_s3_limit_under_a_prefix_is_too_large() {
     let base = common::s3().await;
@@ -397,6 +429,10 @@ async fn object_key_over_the_s3_limit_under_a_prefix_is_too_large() {
 
 /// The same lost answer through ChatVault: attach_file fails, deletes the bytes, but the
 /// attachment stays recorded => a conversation with an attachment whose bytes are gone.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn vault_attach_whose_lost_answer_committed_leaves_no_dangling_attachment() {
     let table = common::dynamo().await;
@@ -487,16 +523,28 @@ async fn delete_racing_appenders_leaves_nothing(appenders: usize) {
     common::drop_table(&table).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_racing_one_tight_loop_appender_leaves_nothing() {
     delete_racing_appenders_leaves_nothing(1).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_racing_four_tight_loop_appenders_leaves_nothing() {
     delete_racing_appenders_leaves_nothing(4).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_tight_loop_appenders_all_succeed() {
     let table = common::dynamo().await;
@@ -647,6 +695,10 @@ fn title_patch(title: &str) -> chatvault_core::ConversationPatch {
 
 /// update and remove_file (the other users of the read-modify-write loop) recover a lost
 /// answer too, and answer with the record as stored.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn update_and_remove_file_whose_lost_answer_committed_report_success() {
     let table = common::dynamo().await;
@@ -682,6 +734,10 @@ async fn update_and_remove_file_whose_lost_answer_committed_report_success() {
 
 /// When the read that is to tell whether a write committed fails too, the error is
 /// temporary and says that the outcome is unknown.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn writes_whose_commit_cannot_be_checked_say_the_outcome_is_unknown() {
     let table = common::dynamo().await;
@@ -740,6 +796,10 @@ async fn writes_whose_commit_cannot_be_checked_say_the_outcome_is_unknown() {
 
 /// A transaction DynamoDB cancels for throttling is a temporary error and writes nothing;
 /// one cancelled for conflicts is retried, then a (temporary) Conflict.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
     let table = common::dynamo().await;
@@ -819,6 +879,10 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
 
 /// A delete interrupted after its tombstone leaves the conversation readable but not
 /// writable, and a second delete finishes it.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn interrupted_delete_leaves_the_conversation_readable_and_a_retry_finishes_it() {
     let table = common::dynamo().await;
@@ -886,6 +950,10 @@ async fn interrupted_delete_leaves_the_conversation_readable_and_a_retry_finishe
 
 /// A conversation item filled to 400 KB by its attachments can still be deleted (the
 /// tombstone has room), and an append to it is TooLarge before anything is written.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn a_conversation_item_full_of_attachments_refuses_appends_and_deletes() {
     let table = common::dynamo().await;
@@ -936,6 +1004,10 @@ async fn a_conversation_item_full_of_attachments_refuses_appends_and_deletes() {
     common::drop_table(&table).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn signed_url_under_one_second_is_invalid_input() {
     let files = common::s3().await;
@@ -971,6 +1043,10 @@ async fn signed_url_under_one_second_is_invalid_input() {
 /// The longest prefix the builder takes leaves room for the longest storage key
 /// `keys::storage_key` makes: it round-trips at exactly S3's 1,024 bytes. One byte more
 /// of prefix is refused when building.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn the_longest_prefix_fits_the_longest_storage_key() {
     let base = common::s3().await;

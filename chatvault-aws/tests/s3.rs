@@ -55,6 +55,10 @@ async fn etag(files: &S3Files, key: &str) -> String {
         .to_owned()
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn presigned_url_downloads_with_the_original_file_name() {
     let files = common::s3().await;
@@ -97,6 +101,10 @@ async fn presigned_url_downloads_with_the_original_file_name() {
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn tampered_and_expired_presigned_urls_are_refused() {
     let files = common::s3().await;
@@ -159,6 +167,10 @@ async fn tampered_and_expired_presigned_urls_are_refused() {
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn signed_url_expiry_limits_and_missing_keys() {
     let files = common::s3().await;
@@ -206,6 +218,10 @@ async fn signed_url_expiry_limits_and_missing_keys() {
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn fifty_mib_stream_goes_multipart_and_comes_back_identical() {
     let files = common::s3().await;
@@ -265,6 +281,10 @@ fn failing_after(good: u64) -> ByteStream {
     .boxed()
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn a_failure_mid_stream_aborts_the_multipart_upload() {
     let files = common::s3().await;
@@ -325,6 +345,10 @@ impl Intercept for FailSecondPart {
     }
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn a_failed_part_aborts_the_multipart_upload() {
     let plain = common::s3().await;
@@ -352,6 +376,10 @@ async fn a_failed_part_aborts_the_multipart_upload() {
     common::drop_bucket(&plain).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn a_dropped_upload_is_aborted_in_the_background() {
     let files = common::s3().await;
@@ -381,6 +409,10 @@ async fn a_dropped_upload_is_aborted_in_the_background() {
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn builder_settings_prefix_and_sizes() {
     let plain = common::s3().await;
@@ -458,6 +490,10 @@ async fn builder_settings_prefix_and_sizes() {
     common::drop_bucket(&plain).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn a_missing_bucket_is_an_error_not_a_missing_file() {
     common::require_endpoint("AWS_ENDPOINT_URL_S3");
@@ -495,6 +531,10 @@ async fn unreachable(endpoint: &str) -> S3Files {
         .expect("build")
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn unreachable_endpoint_fails_within_bounded_time() {
     common::require_endpoint("AWS_ENDPOINT_URL_S3");
@@ -580,6 +620,10 @@ impl Intercept for PartWatcher {
     }
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn multipart_memory_stays_near_one_part() {
     let plain = common::s3().await;
