@@ -688,20 +688,17 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
         .create(&record)
         .await
         .expect("a retried create is not AlreadyExists");
-    assert_eq!(
-        lost.remaining.load(std::sync::atomic::Ordering::SeqCst),
-        0,
-        "an answer was lost"
-    );
+    assert_eq!(lost.lost(), 1, "the create's answer was lost");
     let lost = common::LoseTransactionAnswers::new(1);
     let backend = common::with_lost_answers(&table, &lost, 3).await;
     let a = backend
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "once")])
         .await
         .expect("append");
-    assert_eq!(lost.remaining.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(lost.lost(), 1, "the append's answer was lost");
     assert_eq!(a.record.message_count, 1);
-    let renamed = common::with_lost_answers(&table, &common::LoseTransactionAnswers::new(1), 3)
+    let lost = common::LoseTransactionAnswers::new(1);
+    let renamed = common::with_lost_answers(&table, &lost, 3)
         .await
         .update(
             &record.id,
@@ -712,6 +709,7 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
         )
         .await
         .expect("a retried update");
+    assert_eq!(lost.lost(), 1, "the update's answer was lost");
     assert_eq!(renamed.version, a.record.version + 1, "applied once");
 
     // Without SDK retries, the SDK reports a 500; the backend looks whether the append
@@ -722,6 +720,7 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "twice?")])
         .await
         .expect("the append committed; the lost answer is recovered");
+    assert_eq!(lost.lost(), 1, "the append's answer was lost");
     assert_eq!(b.messages[0].seq, 2);
 
     let stored = read_all(&table, &record.id).await;

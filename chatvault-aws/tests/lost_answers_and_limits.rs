@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -30,9 +30,10 @@ fn attachment(id: &str, filename: &str) -> FileAttachment {
     }
 }
 
-/// add_file (and update/remove_file/create) has no "did it commit?" check like append:
-/// when the SDK gives up after the write committed, the caller gets an error although the
-/// attachment is recorded; ChatVault::attach_file then deletes the bytes => dangling record.
+/// When the SDK gives up on an add_file whose transaction committed (every answer is
+/// lost), the backend reads whether it committed and answers success: the caller (e.g.
+/// ChatVault::attach_file, which deletes the bytes on an error) never sees an error for
+/// an attachment that is recorded.
 #[cfg_attr(
     not(chatvault_aws_emulators),
     ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
@@ -48,11 +49,17 @@ async fn add_file_whose_lost_answer_committed_reports_success() {
         .add_file(&record.id, attachment("f1", "a.txt"))
         .await;
     let files = table.files(&record.id).await.unwrap();
-    let recorded = files.iter().any(|f| f.id == "f1");
     common::drop_table(&table).await;
     assert!(
-        result.is_ok() || !recorded,
-        "add_file answered {result:?} but the attachment IS recorded"
+        lost.lost() > 0,
+        "no answer was lost: the test proved nothing"
+    );
+    let answered = result.expect("the add_file committed: its lost answer is recovered");
+    assert_eq!(answered.file_count, 1);
+    assert_eq!(
+        files.iter().filter(|f| f.id == "f1").count(),
+        1,
+        "recorded exactly once: {files:?}"
     );
 }
 
@@ -67,12 +74,18 @@ async fn create_whose_lost_answer_committed_reports_success() {
     let lost = common::LoseTransactionAnswers::new(usize::MAX);
     let backend = common::with_lost_answers(&table, &lost, 1).await;
     let result = backend.create(&record).await;
-    let exists = table.get_record(&record.id).await.unwrap().is_some();
+    let stored = table.get_record(&record.id).await.unwrap();
     let again = table.create(&record).await;
     common::drop_table(&table).await;
     assert!(
-        result.is_ok() || !exists,
-        "create answered {result:?}, exists={exists}, retry={again:?}"
+        lost.lost() > 0,
+        "no answer was lost: the test proved nothing"
+    );
+    result.expect("the create committed: its lost answer is recovered");
+    assert_eq!(stored, Some(record.clone()), "stored as written");
+    assert!(
+        matches!(again, Err(Error::AlreadyExists { .. })),
+        "a second create of the same id: {again:?}"
     );
 }
 
@@ -88,9 +101,8 @@ async fn append_that_would_overfill_the_conversation_item_is_too_large() {
     let record = ConversationRecord::new(Some("u".into()));
     table.create(&record).await.unwrap();
     let mut i = 0;
-    let mut last_err = None;
     // Fill with attachments carrying big metadata until add_file refuses.
-    loop {
+    let refused = loop {
         let mut f = attachment(&format!("f{i}"), "a.txt");
         f.metadata.insert(
             "pad".into(),
@@ -98,16 +110,14 @@ async fn append_that_would_overfill_the_conversation_item_is_too_large() {
         );
         match table.add_file(&record.id, f).await {
             Ok(_) => i += 1,
-            Err(e) => {
-                last_err = Some(e);
-                break;
-            }
+            Err(e) => break e,
         }
-        if i > 2000 {
-            break;
-        }
-    }
-    eprintln!("files: {i}, refused with {last_err:?}");
+        assert!(i <= 2000, "2,000 attachments of 100+ bytes fit in 400 KB?");
+    };
+    assert!(
+        matches!(refused, Error::TooLarge { size, limit, .. } if size > limit),
+        "files: {i}, refused with {refused:?}"
+    );
     // Top up to within a few bytes of 400 KB.
     let mut pad = 3000usize;
     while pad > 0 {
@@ -148,22 +158,24 @@ async fn append_that_would_overfill_the_conversation_item_is_too_large() {
         )
         .await
         .unwrap();
-    eprintln!("metadata pad {lo}");
+    let before = table.get(&record.id).await.unwrap().unwrap();
+    // The item is within a byte of what update accepts: the append's auto-title (200+
+    // bytes) cannot fit.
     let err = table
         .append_messages(
             &record.id,
             vec![NewMessage::new(Role::User, "😀".repeat(60))],
         )
         .await;
-    eprintln!("append: {err:?}");
+    let after = table.get(&record.id).await.unwrap().unwrap();
     common::drop_table(&table).await;
     match err {
-        Ok(_) => {}
         Err(Error::TooLarge { size, limit, .. }) => {
             assert!(size > limit, "TooLarge with size {size} <= limit {limit}")
         }
-        Err(e) => panic!("unexpected {e:?}"),
+        other => panic!("metadata pad {lo}: expected TooLarge, got {other:?}"),
     }
+    assert_eq!(after, before, "nothing written");
 }
 
 /// Archived conversations interleaved, all-users listing across the 8 shards, every limit.
@@ -446,18 +458,20 @@ async fn vault_attach_whose_lost_answer_committed_leaves_no_dangling_attachment(
         .attach_file("a.txt", Bytes::from_static(b"hello"), "text/plain")
         .await;
     let again = vault.get_conversation(conv.id()).await.unwrap().unwrap();
-    let dangling: Vec<_> = again.files().iter().map(|f| f.id.clone()).collect();
-    let mut missing = 0;
+    let recorded: Vec<_> = again.files().iter().map(|f| f.id.clone()).collect();
+    let mut contents = Vec::new();
     for f in again.files() {
-        if again.file_content(&f.id).await.unwrap().is_none() {
-            missing += 1;
-        }
+        contents.push(again.file_content(&f.id).await.unwrap());
     }
     common::drop_table(&table).await;
     common::drop_bucket(&files).await;
-    assert!(
-        result.is_ok() || dangling.is_empty(),
-        "attach_file answered {result:?}; files now {dangling:?}, {missing} with no bytes"
+    assert_eq!(lost.lost(), 1, "the add_file's answer was lost");
+    let file = result.expect("the attachment committed: attach_file succeeds");
+    assert_eq!(recorded, vec![file.id.clone()]);
+    assert_eq!(
+        contents,
+        vec![Some(Bytes::from_static(b"hello"))],
+        "its bytes are there"
     );
 }
 
@@ -595,6 +609,8 @@ struct Doctored {
     doctoring: Doctoring,
     hit: Arc<AtomicBool>,
     blackout: Arc<AtomicBool>,
+    /// Responses to requests of `target` it doctored.
+    doctored: Arc<AtomicUsize>,
 }
 
 impl Doctored {
@@ -604,7 +620,13 @@ impl Doctored {
             doctoring,
             hit: Arc::new(AtomicBool::new(false)),
             blackout: Arc::new(AtomicBool::new(false)),
+            doctored: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// How many responses to requests of `target` it has doctored so far.
+    fn doctored(&self) -> usize {
+        self.doctored.load(SeqCst)
     }
 
     /// A backend on `table`'s table whose client is doctored, without SDK retries.
@@ -653,6 +675,9 @@ impl aws_sdk_dynamodb::config::Intercept for Doctored {
         _: &mut aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
         let response = context.response_mut();
+        if self.hit.load(SeqCst) {
+            self.doctored.fetch_add(1, SeqCst);
+        }
         match self.doctoring {
             Doctoring::Refuse(status, body) if self.hit.load(SeqCst) => {
                 *response.status_mut() = status.try_into()?;
@@ -715,6 +740,7 @@ async fn update_and_remove_file_whose_lost_answer_committed_report_success() {
         .update(&record.id, &title_patch("renamed"))
         .await
         .expect("the update committed; its lost answer is recovered");
+    assert_eq!(lost.lost(), 1, "the update's answer was lost");
     assert_eq!(renamed.title.as_deref(), Some("renamed"));
     assert_eq!(
         renamed,
@@ -726,6 +752,7 @@ async fn update_and_remove_file_whose_lost_answer_committed_report_success() {
         .await
         .expect("the removal committed; its lost answer is recovered")
         .expect("f1 was there");
+    assert_eq!(lost.lost(), 2, "the removal's answer was lost");
     assert_eq!(removed.file_count, 0);
     assert_eq!(removed.version, renamed.version + 1);
     assert!(table.files(&record.id).await.unwrap().is_empty());
@@ -743,7 +770,11 @@ async fn writes_whose_commit_cannot_be_checked_say_the_outcome_is_unknown() {
     let table = common::dynamo().await;
     let record = ConversationRecord::new(Some("u".into()));
     table.create(&record).await.unwrap();
-    let unknown = |what: &str, result: Result<(), Error>| {
+    let unknown = |what: &str, doctored: &Doctored, result: Result<(), Error>| {
+        assert!(
+            doctored.doctored() > 0,
+            "{what}: no answer was lost: the test proved nothing"
+        );
         let err = result.expect_err(what);
         assert!(err.is_temporary(), "{what}: {err:?}");
         assert!(
@@ -757,33 +788,41 @@ async fn writes_whose_commit_cannot_be_checked_say_the_outcome_is_unknown() {
             Doctoring::LoseAnswerThenFailEverything,
         )
     };
-    let backend = doctored().backend(&table, 5).await;
+    let d = doctored();
+    let backend = d.backend(&table, 5).await;
     unknown(
         "append",
+        &d,
         backend
             .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
             .await
             .map(drop),
     );
-    let backend = doctored().backend(&table, 5).await;
+    let d = doctored();
+    let backend = d.backend(&table, 5).await;
     unknown(
         "add_file",
+        &d,
         backend
             .add_file(&record.id, attachment("f1", "a.txt"))
             .await
             .map(drop),
     );
-    let backend = doctored().backend(&table, 5).await;
+    let d = doctored();
+    let backend = d.backend(&table, 5).await;
     unknown(
         "update",
+        &d,
         backend
             .update(&record.id, &title_patch("t"))
             .await
             .map(drop),
     );
-    let backend = doctored().backend(&table, 5).await;
+    let d = doctored();
+    let backend = d.backend(&table, 5).await;
     unknown(
         "create",
+        &d,
         backend.create(&ConversationRecord::new(None)).await,
     );
     // Each of them did commit (the answer was lost after DynamoDB carried it out).
@@ -805,12 +844,11 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
     let table = common::dynamo().await;
     let record = ConversationRecord::new(Some("u".into()));
     table.create(&record).await.unwrap();
-    let throttled = Doctored::new(
+    let throttling = Doctored::new(
         ".TransactWriteItems",
         Doctoring::Refuse(400, cancelled("ThrottlingError,None")),
-    )
-    .backend(&table, 5)
-    .await;
+    );
+    let throttled = throttling.backend(&table, 5).await;
     let temporary = |what: &str, result: Result<(), Error>| {
         let err = result.expect_err(what);
         assert!(err.is_temporary(), "{what}: {err:?}");
@@ -842,20 +880,27 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
     );
     let fresh = ConversationRecord::new(None);
     temporary("create", throttled.create(&fresh).await);
+    assert_eq!(
+        throttling.doctored(),
+        4,
+        "each of the 4 transactions was refused"
+    );
     let throughput = Doctored::new(
         ".TransactWriteItems",
         Doctoring::Refuse(400, cancelled("ProvisionedThroughputExceeded")),
-    )
-    .backend(&table, 5)
-    .await;
-    temporary("create (throughput)", throughput.create(&fresh).await);
+    );
+    let throughput_backend = throughput.backend(&table, 5).await;
+    temporary(
+        "create (throughput)",
+        throughput_backend.create(&fresh).await,
+    );
+    assert_eq!(throughput.doctored(), 1);
 
-    let conflicted = Doctored::new(
+    let conflicting = Doctored::new(
         ".TransactWriteItems",
         Doctoring::Refuse(400, cancelled("TransactionConflict,None")),
-    )
-    .backend(&table, 3)
-    .await;
+    );
+    let conflicted = conflicting.backend(&table, 3).await;
     let err = conflicted
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
         .await
@@ -864,8 +909,14 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
         matches!(err, Error::Conflict { .. }) && err.is_temporary(),
         "{err:?}"
     );
+    assert_eq!(
+        conflicting.doctored(),
+        3,
+        "each of the 3 attempts conflicted"
+    );
     let err = conflicted.create(&fresh).await.expect_err("conflicts");
     assert!(err.is_temporary(), "{err:?}");
+    assert_eq!(conflicting.doctored(), 4);
 
     // None of it was written.
     assert_eq!(
@@ -897,13 +948,13 @@ async fn interrupted_delete_leaves_the_conversation_readable_and_a_retry_finishe
         .await
         .unwrap();
 
-    let interrupted = Doctored::new(".BatchWriteItem", Doctoring::Refuse(500, "{}"))
-        .backend(&table, 5)
-        .await;
+    let interrupting = Doctored::new(".BatchWriteItem", Doctoring::Refuse(500, "{}"));
+    let interrupted = interrupting.backend(&table, 5).await;
     let err = interrupted
         .delete(&record.id)
         .await
         .expect_err("interrupted");
+    assert!(interrupting.doctored() > 0, "a BatchWriteItem was refused");
     assert!(err.is_temporary(), "{err:?}");
 
     // Readers still see it whole; writers find it gone.

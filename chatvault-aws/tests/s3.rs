@@ -322,9 +322,9 @@ async fn a_failure_mid_stream_aborts_the_multipart_upload() {
     common::drop_bucket(&files).await;
 }
 
-/// Fails every `UploadPart` request for part 2.
-#[derive(Debug)]
-struct FailSecondPart;
+/// Fails every `UploadPart` request for part 2, counting them.
+#[derive(Clone, Debug, Default)]
+struct FailSecondPart(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
 impl Intercept for FailSecondPart {
     fn name(&self) -> &'static str {
@@ -339,6 +339,7 @@ impl Intercept for FailSecondPart {
     ) -> Result<(), BoxError> {
         let uri = context.request().uri();
         if uri.contains("partNumber=2&") || uri.ends_with("partNumber=2") {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             return Err("injected failure of part 2".into());
         }
         Ok(())
@@ -352,9 +353,10 @@ impl Intercept for FailSecondPart {
 #[tokio::test]
 async fn a_failed_part_aborts_the_multipart_upload() {
     let plain = common::s3().await;
+    let failing = FailSecondPart::default();
     let config = aws_sdk_s3::config::Builder::from(&common::sdk_config().await)
         .force_path_style(true)
-        .interceptor(FailSecondPart)
+        .interceptor(failing.clone())
         .build();
     let files = S3Files::from_client(aws_sdk_s3::Client::from_conf(config), plain.bucket());
     let k = key("parts.bin");
@@ -363,6 +365,10 @@ async fn a_failed_part_aborts_the_multipart_upload() {
         .upload_stream(&k, stream, "application/octet-stream")
         .await
         .expect_err("part 2 fails");
+    assert!(
+        failing.0.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "part 2 was failed"
+    );
     assert!(
         matches!(err, Error::Backend { backend: "s3", .. }),
         "{err:?}"

@@ -313,9 +313,12 @@ impl chatvault_core::FilesBackend for NoFiles {
 
 /// Turns the responses of the first `n` `TransactWriteItems` requests into HTTP 500s,
 /// after DynamoDB has carried them out: the "it committed, but the answer was lost" case.
+/// [`lost`](Self::lost) counts the answers it dropped, so that a test can prove that its
+/// fault happened.
 #[derive(Clone, Debug)]
 pub(crate) struct LoseTransactionAnswers {
     pub(crate) remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     transaction: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -323,8 +326,14 @@ impl LoseTransactionAnswers {
     pub(crate) fn new(n: usize) -> Self {
         LoseTransactionAnswers {
             remaining: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(n)),
+            lost: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             transaction: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// How many answers it has dropped so far.
+    pub(crate) fn lost(&self) -> usize {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -361,6 +370,7 @@ impl aws_sdk_dynamodb::config::Intercept for LoseTransactionAnswers {
                 .is_ok()
         {
             *context.response_mut().status_mut() = 500.try_into()?;
+            self.lost.fetch_add(1, SeqCst);
         }
         Ok(())
     }
