@@ -135,10 +135,15 @@
 //!
 //! ### Costs and limits
 //!
-//! - **Append**: one `GetItem` plus one `TransactWriteItems` of `1 + n` writes (2 WCU per
-//!   KB each: transactions cost double), whatever the conversation's length. Concurrent
-//!   appends are serialised by a condition on the conversation's `version`; the loser
-//!   re-reads and retries with jittered backoff. Every conditional write (create, append,
+//! - **Append**: one `TransactWriteItems` of `1 + n` writes (2 WCU per KB each:
+//!   transactions cost double), whatever the conversation's length. The backend remembers
+//!   the conversations it last wrote or read (a bounded LRU map,
+//!   [`seen_cache_bytes`](DynamoMessagesBuilder::seen_cache_bytes)) and writes against
+//!   the version it knows; it reads the conversation item first (a `GetItem` more) only
+//!   for a conversation it has not seen. Concurrent appends are serialised by a condition
+//!   on the conversation's `version`; the loser gets the conversation as it is now with
+//!   the failure and retries at once from it (after a transaction conflict: jittered
+//!   backoff and a read). Every conditional write (create, append,
 //!   rename, archive, file changes) is a transaction, for its idempotency token: a write
 //!   the SDK retries after losing the answer is never applied twice. A message is
 //!   at most 400 KB as an item, an append at most [`MAX_APPEND_MESSAGES`] messages and
@@ -228,7 +233,8 @@ mod s3;
 mod sdk;
 
 pub use dynamo::{
-    DEFAULT_MAX_WRITE_ATTEMPTS, DynamoMessages, DynamoMessagesBuilder, MAX_APPEND_MESSAGES,
+    DEFAULT_MAX_WRITE_ATTEMPTS, DEFAULT_SEEN_CACHE_BYTES, DynamoMessages, DynamoMessagesBuilder,
+    MAX_APPEND_MESSAGES,
 };
 pub use s3::{
     DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, MAX_OBJECT_KEY_LEN, MAX_PART_SIZE, MAX_PARTS,

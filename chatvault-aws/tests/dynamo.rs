@@ -125,13 +125,14 @@ async fn five_thousand_messages_over_two_megabytes_round_trip() {
     assert_eq!(tail, sent[4_980..]);
     assert_eq!(requests.get(), 1);
 
-    // And an append costs the same as on a short conversation: GetItem + transaction.
+    // And an append costs the same as on a short conversation: one TransactWriteItems
+    // (the backend knows the version it wrote last).
     requests.reset();
     conversation
         .add_message(Role::User, "one more")
         .await
         .expect("append");
-    assert_eq!(requests.get(), 2, "append = GetItem + TransactWriteItems");
+    assert_eq!(requests.get(), 1, "append = one TransactWriteItems");
     common::drop_table(&backend).await;
 }
 
@@ -741,4 +742,147 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
     assert_eq!(now.version, renamed.version + 1);
     assert_eq!(item_count(&table, &record.id).await, 3);
     common::drop_table(&table).await;
+}
+
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
+#[tokio::test]
+async fn appends_take_one_request_and_recover_from_what_they_remember_being_stale() {
+    let (backend, requests) = common::dynamo_counted().await;
+    // Another process (another backend on the same table, with a memory of its own).
+    let other = DynamoMessages::from_client(backend.client().clone(), backend.table_name());
+    let record = new_conversation(&backend, Some("user-seen")).await;
+
+    // Steady state: one request per append, from the create on.
+    requests.reset();
+    for i in 0..5 {
+        backend
+            .append_messages(
+                &record.id,
+                vec![NewMessage::new(Role::User, format!("{i}"))],
+            )
+            .await
+            .expect("append");
+    }
+    assert_eq!(requests.get(), 5, "5 appends, 5 requests");
+
+    // Another writer moves the conversation on: the next append fails its condition,
+    // gets the conversation back with the failure, and retries: two requests, no read.
+    other
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "other")])
+        .await
+        .expect("other append");
+    requests.reset();
+    let a = backend
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "after other")])
+        .await
+        .expect("append after another writer");
+    assert_eq!(requests.get(), 2, "a failed and a retried transaction");
+    assert_eq!(a.messages[0].seq, 7);
+    assert_eq!(a.record.message_count, 7);
+
+    // A rename through the other backend, then an append here: the title survives.
+    other
+        .update(
+            &record.id,
+            &ConversationPatch {
+                title: Some("renamed elsewhere".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("rename");
+    let b = backend
+        .append_messages(
+            &record.id,
+            vec![NewMessage::new(Role::User, "after rename")],
+        )
+        .await
+        .expect("append after rename");
+    assert_eq!(b.record.title.as_deref(), Some("renamed elsewhere"));
+
+    // Deleted and created again under the same id, elsewhere, and brought to the same
+    // version and count as remembered here: the creation time tells them apart.
+    assert!(other.delete(&record.id).await.expect("delete"));
+    let mut again = ConversationRecord::new(Some("user-seen".into()));
+    again.id = record.id.clone();
+    other.create(&again).await.expect("create again");
+    for i in 0..8 {
+        other
+            .append_messages(
+                &again.id,
+                vec![NewMessage::new(Role::User, format!("new {i}"))],
+            )
+            .await
+            .expect("append to the new one");
+    }
+    other
+        .update(
+            &again.id,
+            &ConversationPatch {
+                title: Some("the new one".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("rename the new one");
+    let remembered = b.record;
+    let now = other
+        .get_record(&again.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (now.version, now.message_count),
+        (remembered.version, remembered.message_count),
+        "the new conversation is where the old one was remembered"
+    );
+    let c = backend
+        .append_messages(
+            &again.id,
+            vec![NewMessage::new(Role::User, "into the new one")],
+        )
+        .await
+        .expect("append to the recreated conversation");
+    assert_eq!(c.messages[0].seq, 9);
+    assert_eq!(c.record.created_at, again.created_at);
+    assert_eq!(c.record.title.as_deref(), Some("the new one"));
+    let all = read_all(&backend, &again.id).await;
+    assert_eq!(all.len(), 9);
+    assert_eq!(all[8].content, "into the new one");
+    assert_eq!(item_count(&backend, &again.id).await, 10);
+
+    // Deleted here: the memory goes with it, and appends find it gone.
+    assert!(backend.delete(&again.id).await.expect("delete"));
+    let gone = backend
+        .append_messages(&again.id, vec![NewMessage::new(Role::User, "late")])
+        .await;
+    assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
+    // Deleted elsewhere: the stale memory's transaction fails, and the append finds it
+    // gone too.
+    let third = new_conversation(&backend, None).await;
+    assert!(other.delete(&third.id).await.expect("delete elsewhere"));
+    let gone = backend
+        .append_messages(&third.id, vec![NewMessage::new(Role::User, "late")])
+        .await;
+    assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
+    assert_eq!(item_count(&backend, &third.id).await, 0);
+
+    // Without the memory, every append reads first.
+    let reading = DynamoMessages::builder(backend.table_name())
+        .client(backend.client().clone())
+        .seen_cache_bytes(0)
+        .build()
+        .await
+        .expect("build");
+    let fourth = new_conversation(&reading, None).await;
+    requests.reset();
+    reading
+        .append_messages(&fourth.id, vec![NewMessage::new(Role::User, "read first")])
+        .await
+        .expect("append");
+    assert_eq!(requests.get(), 2, "GetItem + TransactWriteItems");
+    common::drop_table(&backend).await;
 }

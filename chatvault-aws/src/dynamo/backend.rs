@@ -14,6 +14,7 @@ use chatvault_core::{
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::item::*;
+use super::seen::Seen;
 use super::writes::{Written, check_item_size, check_size, file_changes, size_or_sdk_error};
 use super::{BACKEND, DynamoMessages, GET_CONCURRENCY};
 use crate::sdk::sdk_error;
@@ -68,6 +69,7 @@ impl MessagesBackend for DynamoMessages {
                 _ => false,
             })
             .collect();
+        self.seen.forget(id);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -147,6 +149,7 @@ impl MessagesBackend for DynamoMessages {
         if keys::validate_id("conversation id", id).is_err() {
             return Ok(false);
         }
+        self.seen.forget(id);
         let Some(mut version) = self.tombstone(id).await? else {
             self.delete_message_items(id).await?;
             return Ok(false);
@@ -219,7 +222,13 @@ impl MessagesBackend for DynamoMessages {
             conversation_item_size(&item),
         )?;
         // What reads back if this create commits (times at the stored precision).
-        let (written, _) = decode_conversation(&item)?;
+        let (as_written, _) = decode_conversation(&item)?;
+        let files_size = attribute_size(&item, FILES);
+        let seen = Seen {
+            record: as_written.clone(),
+            files_size,
+            base_size: item_size(&item).saturating_sub(files_size),
+        };
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -245,9 +254,9 @@ impl MessagesBackend for DynamoMessages {
                     Ok(match self.read_item(&record.id).await? {
                         Some(item) => {
                             let (now, _) = decode_conversation(&item)?;
-                            now.created_at == written.created_at
-                                && now.user_id == written.user_id
-                                && now.version >= written.version
+                            now.created_at == as_written.created_at
+                                && now.user_id == as_written.user_id
+                                && now.version >= as_written.version
                         }
                         None => false,
                     })
@@ -255,7 +264,10 @@ impl MessagesBackend for DynamoMessages {
             )
             .await?;
         match written {
-            Written::Done => Ok(()),
+            Written::Done => {
+                self.seen.remember(seen);
+                Ok(())
+            }
             Written::Moved(_) => Err(Error::AlreadyExists {
                 kind: "conversation",
                 id: record.id.clone(),

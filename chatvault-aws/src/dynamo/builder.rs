@@ -1,5 +1,7 @@
 //! [`DynamoMessagesBuilder`]: every setting of a [`DynamoMessages`].
 
+use std::sync::Arc;
+
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -7,6 +9,7 @@ use aws_sdk_dynamodb::Client;
 use chatvault_core::{Error, Result};
 
 use super::DynamoMessages;
+use super::seen::SeenCache;
 use crate::sdk::{self, ClientSettings};
 
 /// Where a client for the builder comes from.
@@ -25,6 +28,7 @@ pub struct DynamoMessagesBuilder {
     pub(super) source: Source,
     pub(super) settings: ClientSettings,
     pub(super) max_write_attempts: u32,
+    pub(super) seen_cache_bytes: u64,
 }
 
 impl DynamoMessagesBuilder {
@@ -70,6 +74,20 @@ impl DynamoMessagesBuilder {
         self
     }
 
+    /// How many bytes of conversation records the backend keeps to append without
+    /// reading (default [`DEFAULT_SEEN_CACHE_BYTES`](crate::DEFAULT_SEEN_CACHE_BYTES); 0: none).
+    ///
+    /// The backend remembers, per conversation, the record it last wrote or read (the
+    /// least recently used are dropped first; attachment lists are not kept, only their
+    /// size). An append writes against that version in one `TransactWriteItems`; when
+    /// another writer moved the conversation on, the transaction's condition fails, and
+    /// DynamoDB returns the conversation as it is with the failure, so the retry needs no
+    /// read either. With 0, every append reads the conversation item first (two requests).
+    pub fn seen_cache_bytes(mut self, bytes: u64) -> Self {
+        self.seen_cache_bytes = bytes;
+        self
+    }
+
     /// Builds the backend. Fails with [`Error::InvalidInput`] for an empty table name or
     /// zero write attempts.
     pub async fn build(self) -> Result<DynamoMessages> {
@@ -100,6 +118,7 @@ impl DynamoMessagesBuilder {
             client: Client::from_conf(config.build()),
             table: self.table,
             max_write_attempts: self.max_write_attempts,
+            seen: Arc::new(SeenCache::new(self.seen_cache_bytes)),
         })
     }
 }

@@ -289,6 +289,12 @@ pub(crate) fn conversation_item_size(item: &Item) -> u64 {
     item_size(item) + TOMBSTONE_ROOM
 }
 
+/// The bytes one attribute (name and value) adds to an item; 0 when it is absent.
+pub(crate) fn attribute_size(item: &Item, name: &str) -> u64 {
+    item.get(name)
+        .map_or(0, |value| name.len() as u64 + value_size(value))
+}
+
 /// An upper bound of an item's size as DynamoDB counts it: attribute names plus values
 /// (strings in UTF-8 bytes, numbers at most 21 bytes, booleans 1 byte).
 pub(crate) fn item_size(item: &Item) -> u64 {

@@ -4,10 +4,12 @@ mod backend;
 mod builder;
 mod item;
 mod queries;
+mod seen;
 mod table;
 mod writes;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -16,6 +18,8 @@ use chatvault_core::Error;
 
 pub use builder::DynamoMessagesBuilder;
 use builder::Source;
+pub use seen::DEFAULT_SEEN_CACHE_BYTES;
+use seen::SeenCache;
 
 use crate::sdk::{self, ClientSettings, backoff};
 
@@ -46,10 +50,12 @@ const GET_CONCURRENCY: usize = 8;
 /// conversation ones (`get`, `save`, `delete`) costs the same however long the
 /// conversation is:
 ///
-/// - `append_messages`: one consistent `GetItem` of the conversation item, then one
-///   `TransactWriteItems` (the conversation item's update, conditional on its `version`,
-///   plus one `Put` per message, each conditional on the item not existing). A writer
-///   that lost a race re-reads and retries with jittered backoff, up to
+/// - `append_messages`: one `TransactWriteItems` (the conversation item's update,
+///   conditional on its `version` as this backend last saw it, plus one `Put` per
+///   message, each conditional on the item not existing); a consistent `GetItem` first
+///   only for a conversation this backend has not written or read yet (see
+///   [`seen_cache_bytes`](DynamoMessagesBuilder::seen_cache_bytes)). A writer that lost
+///   a race retries from the conversation as DynamoDB returned it with the failure, up to
 ///   [`max_write_attempts`](DynamoMessagesBuilder::max_write_attempts), then answers
 ///   [`Error::Conflict`]. At most [`MAX_APPEND_MESSAGES`] messages per call and 4 MB per
 ///   call (DynamoDB's transaction limits), each message at most 400 KB as an item: larger
@@ -97,6 +103,8 @@ pub struct DynamoMessages {
     client: Client,
     table: String,
     max_write_attempts: u32,
+    /// Conversations as last written or read, shared by clones.
+    seen: Arc<SeenCache>,
 }
 
 impl fmt::Debug for DynamoMessages {
@@ -104,6 +112,7 @@ impl fmt::Debug for DynamoMessages {
         f.debug_struct("DynamoMessages")
             .field("table", &self.table)
             .field("max_write_attempts", &self.max_write_attempts)
+            .field("seen", &self.seen)
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +136,7 @@ impl DynamoMessages {
             client,
             table: table.into(),
             max_write_attempts: DEFAULT_MAX_WRITE_ATTEMPTS,
+            seen: Arc::new(SeenCache::new(DEFAULT_SEEN_CACHE_BYTES)),
         }
     }
 
@@ -137,6 +147,7 @@ impl DynamoMessages {
             source: Source::Env,
             settings: ClientSettings::default(),
             max_write_attempts: DEFAULT_MAX_WRITE_ATTEMPTS,
+            seen_cache_bytes: DEFAULT_SEEN_CACHE_BYTES,
         }
     }
 

@@ -8,7 +8,7 @@ use chatvault_core::{
 };
 
 use super::item::*;
-use super::writes::writable;
+use super::seen::Seen;
 use super::{BACKEND, DynamoMessages};
 use crate::sdk::sdk_error;
 
@@ -54,10 +54,13 @@ impl DynamoMessages {
             // No such id can have been stored (create validates it).
             return Ok(None);
         }
-        self.read_item(id)
-            .await?
-            .map(|item| decode_conversation(&item))
-            .transpose()
+        let Some(item) = self.read_item(id).await? else {
+            self.seen.forget(id);
+            return Ok(None);
+        };
+        let (record, files) = decode_conversation(&item)?;
+        self.note(&item, &record);
+        Ok(Some((record, files)))
     }
 
     /// The conversation as a writer sees it: [`Error::NotFound`] when it is missing or
@@ -69,7 +72,18 @@ impl DynamoMessages {
         if keys::validate_id("conversation id", id).is_err() {
             return Err(Error::conversation_not_found(id));
         }
-        writable(id, self.read_item(id).await?)
+        let item = self.read_item(id).await?;
+        self.writable(id, item)
+    }
+
+    /// What an append needs of the conversation, read: [`Error::NotFound`] when it is
+    /// missing or being deleted.
+    pub(super) async fn read_seen(&self, id: &str) -> Result<Seen> {
+        if keys::validate_id("conversation id", id).is_err() {
+            return Err(Error::conversation_not_found(id));
+        }
+        let item = self.read_item(id).await?;
+        self.seen_writable(id, item)
     }
 
     pub(super) async fn require_conversation(

@@ -21,6 +21,7 @@ use chatvault_core::{
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::item::*;
+use super::seen::Seen;
 use super::{
     BACKEND, BATCH_ATTEMPTS, BATCH_CONCURRENCY, BATCH_WRITE_MAX, DynamoMessages,
     MAX_APPEND_MESSAGES,
@@ -82,24 +83,67 @@ fn outcome_unknown(
     Error::temporary(BACKEND, OutcomeUnknown { what, check, write })
 }
 
-/// The conversation and its attachments from a conversation item read by a writer: a
-/// missing item, or one carrying the tombstone of a deletion in progress, is
-/// [`Error::NotFound`].
-pub(super) fn writable(
-    id: &str,
-    item: Option<Item>,
-) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
-    match item {
-        Some(item) if !is_deleting(&item) => decode_conversation(&item),
-        _ => Err(Error::conversation_not_found(id)),
-    }
-}
-
 fn is_size_message(message: Option<&str>) -> bool {
     let message = message.unwrap_or_default().to_ascii_lowercase();
     message.contains("size") && message.contains("exceed")
 }
 impl DynamoMessages {
+    /// Remembers a conversation item just read (or forgets it when it is being deleted).
+    pub(super) fn note(&self, item: &Item, record: &ConversationRecord) {
+        if is_deleting(item) {
+            self.seen.forget(&record.id);
+            return;
+        }
+        let files_size = attribute_size(item, FILES);
+        self.seen.remember(Seen {
+            record: record.clone(),
+            files_size,
+            base_size: item_size(item).saturating_sub(files_size),
+        });
+    }
+
+    /// The conversation and its attachments from a conversation item read by a writer: a
+    /// missing item, or one carrying the tombstone of a deletion in progress, is
+    /// [`Error::NotFound`].
+    pub(super) fn writable(
+        &self,
+        id: &str,
+        item: Option<Item>,
+    ) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
+        match item {
+            Some(item) if !is_deleting(&item) => {
+                let (record, files) = decode_conversation(&item)?;
+                self.note(&item, &record);
+                Ok((record, files))
+            }
+            _ => {
+                self.seen.forget(id);
+                Err(Error::conversation_not_found(id))
+            }
+        }
+    }
+
+    /// [`writable`](Self::writable), as what an append needs: the record and sizes.
+    pub(super) fn seen_writable(&self, id: &str, item: Option<Item>) -> Result<Seen> {
+        match item {
+            Some(item) if !is_deleting(&item) => {
+                let (record, _) = decode_conversation(&item)?;
+                let files_size = attribute_size(&item, FILES);
+                let seen = Seen {
+                    record,
+                    files_size,
+                    base_size: item_size(&item).saturating_sub(files_size),
+                };
+                self.seen.remember(seen.clone());
+                Ok(seen)
+            }
+            _ => {
+                self.seen.forget(id);
+                Err(Error::conversation_not_found(id))
+            }
+        }
+    }
+
     /// Writes `requests` with `BatchWriteItem`, 25 at a time (a few batches at once),
     /// retrying unprocessed items with backoff.
     pub(super) async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
@@ -217,15 +261,23 @@ impl DynamoMessages {
     }
 
     /// The conversation item's update that `SET`s the given attributes if `version` is
-    /// still `expected` (returning the item as it is when it is not).
+    /// still `expected` and each attribute of `unchanged` still has its value (returning
+    /// the item as it is when not).
     pub(super) fn conditional_update(
         &self,
         id: &str,
         expected: u64,
+        unchanged: &[(&'static str, AttributeValue)],
         set: Vec<(&'static str, AttributeValue)>,
     ) -> Result<TransactWriteItem> {
         let mut names = HashMap::from([("#version".to_owned(), VERSION.to_owned())]);
         let mut values = HashMap::from([(":expected".to_owned(), n(expected))]);
+        let mut conditions = vec!["#version = :expected".to_owned()];
+        for (i, (name, value)) in unchanged.iter().enumerate() {
+            conditions.push(format!("#c{i} = :c{i}"));
+            names.insert(format!("#c{i}"), (*name).to_owned());
+            values.insert(format!(":c{i}"), value.clone());
+        }
         let mut assignments = Vec::with_capacity(set.len());
         for (i, (name, value)) in set.into_iter().enumerate() {
             if name == VERSION {
@@ -241,7 +293,7 @@ impl DynamoMessages {
             .table_name(&self.table)
             .set_key(Some(conversation_key(id)))
             .update_expression(format!("SET {}", assignments.join(", ")))
-            .condition_expression("#version = :expected")
+            .condition_expression(conditions.join(" AND "))
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -350,9 +402,16 @@ impl DynamoMessages {
         }
     }
 
-    /// `append_messages`: one transaction of the conversation item's update (conditional on
-    /// its `version`) and one conditional `Put` per message, retried from the
-    /// conversation's new state while other writers win.
+    /// `append_messages`: one transaction of the conversation item's update and one
+    /// conditional `Put` per message.
+    ///
+    /// The update is conditional on the conversation as this backend last saw it (its
+    /// `version`, `message_count` and `created_at`, remembered from the last write or read
+    /// of it, see [`SeenCache`](super::seen::SeenCache)), so that in the steady state an
+    /// append is one request. When another writer moved the conversation on (or it was
+    /// never seen), the condition fails and DynamoDB returns the conversation item as it
+    /// is with the failure: the retry starts from that state, without a read. The
+    /// conversation is read first only when this backend has not seen it.
     pub(super) async fn append(&self, id: &str, messages: Vec<NewMessage>) -> Result<Appended> {
         for m in &messages {
             keys::validate_id("message id", &m.id)?;
@@ -374,9 +433,12 @@ impl DynamoMessages {
                 limit: MAX_APPEND_MESSAGES as u64,
             });
         }
-        let (mut current, mut files) = self.read_writable(id).await?;
+        let mut current = match self.seen.get(id) {
+            Some(seen) => seen,
+            None => self.read_seen(id).await?,
+        };
         for attempt in 0..self.max_write_attempts {
-            let mut record = current.clone();
+            let mut record = current.record.clone();
             let stored = record.apply_append(messages.clone(), now());
             let mut set = vec![
                 (VERSION, n(record.version)),
@@ -384,13 +446,19 @@ impl DynamoMessages {
                 (LAST_ACTIVE, s(format_time(record.last_active))),
                 (ACTIVITY, s(activity(record.last_active, id))),
             ];
-            if record.title != current.title
+            if record.title != current.record.title
                 && let Some(title) = &record.title
             {
                 set.push((TITLE, s(title)));
             }
+            // Version, count and creation time: a conversation deleted and created again
+            // under the same id cannot pass for the one remembered.
+            let unchanged = [
+                (MESSAGE_COUNT, n(current.record.message_count)),
+                (CREATED_AT, s(format_time(current.record.created_at))),
+            ];
             let mut actions = Vec::with_capacity(stored.len() + 1);
-            actions.push(self.conditional_update(id, current.version, set)?);
+            actions.push(self.conditional_update(id, current.record.version, &unchanged, set)?);
             let mut total = 0;
             for m in &stored {
                 let item = message_item(id, m)?;
@@ -406,9 +474,16 @@ impl DynamoMessages {
             }
             // The conversation item counts too, whole: DynamoDB counts the item as it is
             // after the update, attachment list included.
+            let mut without_files = conversation_item(&record, &[])?;
+            without_files.remove(FILES);
+            let after = Seen {
+                record,
+                files_size: current.files_size,
+                base_size: item_size(&without_files),
+            };
             total += check_size(
                 || format!("conversation {id} as a DynamoDB item"),
-                conversation_item_size(&conversation_item(&record, &files)?),
+                after.item_size(),
             )?;
             let too_large = || Error::TooLarge {
                 what: format!(
@@ -442,20 +517,28 @@ impl DynamoMessages {
                 .await?;
             let latest = match written {
                 Written::Done => {
+                    let record = after.record.clone();
+                    self.seen.remember(after);
                     return Ok(Appended {
                         record,
                         messages: stored,
                     });
                 }
-                // Another writer moved the conversation on: start again from its new
-                // state (returned with the failure, or read again).
+                // Another writer moved the conversation on (or what was remembered is
+                // stale): start again from its new state, returned with the failure.
                 Written::Moved(item) => item,
                 Written::Conflicted => None,
             };
-            Self::pause(attempt).await;
-            (current, files) = match latest {
-                Some(item) => writable(id, Some(item))?,
-                None => writable(id, self.read_item(id).await?)?,
+            current = match latest {
+                // The conversation as it is now, returned with the failure: retry at once,
+                // on an equal footing with the writer that won (which knows the version it
+                // wrote). Sleeping first would make it stale again.
+                Some(item) => self.seen_writable(id, Some(item))?,
+                // A conflict (or no item returned): back off, then read.
+                None => {
+                    Self::pause(attempt).await;
+                    self.read_seen(id).await?
+                }
             };
         }
         Err(self.conflict(id, "append"))
@@ -480,7 +563,7 @@ impl DynamoMessages {
     ) -> Result<(ConversationRecord, Option<T>)> {
         let mut current = self.read_item(id).await?;
         for attempt in 0..self.max_write_attempts {
-            let (mut record, mut files) = writable(id, current)?;
+            let (mut record, mut files) = self.writable(id, current)?;
             let expected = record.version;
             let Some((set, out)) = change(&mut record, &mut files)? else {
                 return Ok((record, None));
@@ -490,11 +573,12 @@ impl DynamoMessages {
                 size,
                 limit: MAX_ITEM_SIZE,
             };
-            let size = conversation_item_size(&conversation_item(&record, &files)?);
+            let item = conversation_item(&record, &files)?;
+            let size = conversation_item_size(&item);
             if size > MAX_ITEM_SIZE {
                 return Err(too_large(size));
             }
-            let update = self.conditional_update(id, expected, set)?;
+            let update = self.conditional_update(id, expected, &[], set)?;
             let written = self
                 .conditional_write(
                     vec![update],
@@ -513,12 +597,17 @@ impl DynamoMessages {
                 )
                 .await?;
             current = match written {
-                Written::Done => return Ok((record, Some(out))),
+                Written::Done => {
+                    self.note(&item, &record);
+                    return Ok((record, Some(out)));
+                }
                 Written::Moved(Some(item)) => Some(item),
                 Written::Moved(None) | Written::Conflicted => None,
             };
-            Self::pause(attempt).await;
+            // As in `append`: the item returned with the failure is fresh, retry at once;
+            // after a conflict, back off and read.
             if current.is_none() {
+                Self::pause(attempt).await;
                 current = self.read_item(id).await?;
             }
         }
