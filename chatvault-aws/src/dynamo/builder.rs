@@ -68,7 +68,7 @@ impl DynamoMessagesBuilder {
     /// How many times a conditional write (append, update, file change, and each step of
     /// a delete that a transaction in flight conflicts with) is tried while concurrent
     /// writers keep winning, before [`Error::Conflict`] (default
-    /// [`DEFAULT_MAX_WRITE_ATTEMPTS`]; at least 1).
+    /// [`DEFAULT_MAX_WRITE_ATTEMPTS`](crate::DEFAULT_MAX_WRITE_ATTEMPTS); at least 1).
     pub fn max_write_attempts(mut self, attempts: u32) -> Self {
         self.max_write_attempts = attempts;
         self
