@@ -6,9 +6,14 @@
 #   2. cargo clippy (all targets, all features, -D warnings)
 #   3. cargo doc (RUSTDOCFLAGS="-D warnings")
 #   4. cargo build of every example, bench and binary
-#   5. start the AWS emulators (LocalStack S3 + DynamoDB Local, see scripts/emulators.sh);
+#   5. packaging: scripts/msrv.sh --quick (no crate uses a language feature newer than its
+#      rust-version), then `cargo package` of every published crate, verified (each packaged
+#      crate is unpacked and built on its own, as the registry would), offline: crates of this
+#      workspace that are not on the registry yet come from cargo's local overlay of the
+#      packages just made, so this needs nothing published
+#   6. start the AWS emulators (LocalStack S3 + DynamoDB Local, see scripts/emulators.sh);
 #      they are stopped again when this script exits, pass or fail
-#   6. cargo test --workspace --all-features [args] with CHATVAULT_REQUIRE_AWS=1, so the
+#   7. cargo test --workspace --all-features [args] with CHATVAULT_REQUIRE_AWS=1, so the
 #      AWS tests run against the emulators and are never skipped
 #
 # Extra arguments go to `cargo test`, e.g.
@@ -17,7 +22,7 @@
 # (with -p/--package, --workspace is left out so that only those packages are tested).
 #
 # Environment:
-#   CHATVAULT_SKIP_LINT=1   skip steps 1-4 (quick local iteration only; CI never sets it)
+#   CHATVAULT_SKIP_LINT=1   skip steps 1-5 (quick local iteration only; CI never sets it)
 #   CHATVAULT_S3_PORT, CHATVAULT_DYNAMODB_PORT, CHATVAULT_EMULATORS_CACHE:
 #                           see scripts/emulators.sh
 set -euo pipefail
@@ -32,22 +37,50 @@ step() {
 }
 
 if [[ ${CHATVAULT_SKIP_LINT:-0} == 1 ]]; then
-    echo "==> CHATVAULT_SKIP_LINT=1: skipping fmt, clippy, doc and example/bench builds"
+    echo "==> CHATVAULT_SKIP_LINT=1: skipping fmt, clippy, doc, example/bench builds and packaging"
 else
-    step 1/6 "cargo fmt --all -- --check"
+    step 1/7 "cargo fmt --all -- --check"
     cargo fmt --all -- --check
 
-    step 2/6 "cargo clippy --workspace --all-targets --all-features -- -D warnings"
+    step 2/7 "cargo clippy --workspace --all-targets --all-features -- -D warnings"
     cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-    step 3/6 'RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features'
+    step 3/7 'RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features'
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
-    step 4/6 "cargo build --workspace --all-features --examples --benches --bins"
+    step 4/7 "cargo build --workspace --all-features --examples --benches --bins"
     cargo build --workspace --all-features --examples --benches --bins
+
+    # Every package that is not `publish = false` (the examples and workspace-checks are),
+    # as "name version".
+    published=()
+    mapfile -t published_ids < <(cargo metadata --no-deps --format-version 1 --offline | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["publish"] != []:
+        print(p["name"], p["version"])')
+    [[ ${#published_ids[@]} -gt 0 ]] || { echo "test.sh: found no published crate to package" >&2; exit 1; }
+    for id in "${published_ids[@]}"; do published+=(-p "${id% *}"); done
+    step 5/7 "scripts/msrv.sh --quick; cargo package --offline --allow-dirty ${published[*]}"
+    bash "$ROOT/scripts/msrv.sh" --quick
+    # Cargo treats a registry crate as immutable, and the local overlay that stands in for
+    # the registry is one: with an unchanged version, it would reuse the copy of a workspace
+    # crate extracted (into $CARGO_HOME/registry/src/-<hash>/, where local registries go)
+    # and compiled by an earlier run, and verify the crates depending on it against that old
+    # code. So both are dropped first: the extracted copies, and the compiled units of the
+    # workspace crates in the packaging target dir (its own, so that this costs no rebuild
+    # of the other steps' crates; the dependencies in it stay cached between runs).
+    package_target=$ROOT/target/package-verify
+    for id in "${published_ids[@]}"; do
+        rm -rf "${CARGO_HOME:-$HOME/.cargo}/registry/src/"-*/"${id% *}-${id#* }" \
+            "$package_target"/debug/.fingerprint/"${id% *}"-*
+    done
+    # Verified (no --no-verify). --allow-dirty: the check is whether the crates package and
+    # build, not whether the tree is committed.
+    cargo package --offline --allow-dirty --target-dir "$package_target" "${published[@]}"
 fi
 
-step 5/6 "scripts/emulators.sh start (LocalStack S3, DynamoDB Local)"
+step 6/7 "scripts/emulators.sh start (LocalStack S3, DynamoDB Local)"
 trap 'echo; echo "==> scripts/emulators.sh stop"; bash "$ROOT/scripts/emulators.sh" stop || true' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -67,7 +100,7 @@ for arg in "$@"; do
     esac
 done
 
-step 6/6 "$(echo cargo test "${workspace_flag[@]}" --all-features "$@")"
+step 7/7 "$(echo cargo test "${workspace_flag[@]}" --all-features "$@")"
 echo "    AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB CHATVAULT_REQUIRE_AWS=1"
 cargo test "${workspace_flag[@]}" --all-features "$@"
 

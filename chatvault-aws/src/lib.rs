@@ -1,36 +1,4 @@
-//! # chatvault-aws
-//!
-//! ChatVault backends on AWS: [`DynamoMessages`] keeps conversations and messages in one
-//! DynamoDB table, [`S3Files`] keeps attachments in an S3 bucket (or any S3-compatible
-//! store). Both build from the AWS SDK's own configuration, take an explicit endpoint for
-//! LocalStack / DynamoDB Local, or accept a ready SDK client.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//!
-//! use chatvault_aws::{DynamoMessages, S3Files};
-//! use chatvault_core::{ChatVault, Role};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> chatvault_core::Result<()> {
-//! // Region, credentials and endpoints come from the SDK's configuration: the environment
-//! // (AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, ...), ~/.aws/config, or
-//! // the instance's role.
-//! let messages = DynamoMessages::from_env("chatvault").await;
-//! messages.create_table().await?; // idempotent; or provision the table with IaC
-//! let files = S3Files::from_env("my-chatvault-files").await;
-//! files.create_bucket_if_missing().await?;
-//!
-//! let vault = ChatVault::new(messages, files);
-//! let mut conversation = vault.create_conversation(Some("user-123")).await?;
-//! conversation.add_message(Role::User, "Hello!").await?;
-//! let file = conversation
-//!     .attach_file("résumé 2026.pdf", &b"%PDF-1.7 ..."[..], "application/pdf")
-//!     .await?;
-//! let url = conversation.file_url(&file.id, Duration::from_secs(600)).await?;
-//! println!("download: {}", url.expect("S3 signs URLs"));
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! With a shared [`aws_config::SdkConfig`], explicit endpoints, timeouts and retries:
 //!

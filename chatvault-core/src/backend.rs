@@ -1,10 +1,11 @@
-//! The two traits a storage backend implements.
+//! The two traits a storage backend implements, and what backends share.
 //!
-//! A backend author implements four required methods on each trait; every other method has
-//! a correct default built on those four. The defaults read and rewrite the whole
-//! conversation, and are not atomic against other writers: fine for a prototype, and the
-//! reason every first-party backend overrides them. The conformance suite
-//! (feature `conformance`) checks either way.
+//! Every operation the vault uses is a **required** method with documented atomicity:
+//! there is no provided fallback that reads and rewrites a whole conversation behind a
+//! backend author's back. A backend declares what it can do in its capabilities, which the
+//! vault and the conformance suite read. For a quick prototype over a store that can only
+//! save and load whole conversations, implement [`SimpleBackend`](crate::SimpleBackend)
+//! instead and wrap it in [`SimpleAdapter`](crate::SimpleAdapter).
 
 use std::fmt::Debug;
 use std::io;
@@ -15,10 +16,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, BoxStream, StreamExt};
 
 use crate::error::{Error, Result};
-use crate::keys;
+use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId};
+use crate::message::{MessageUpdate, MessageUpdated, NewMessage};
 use crate::model::{
-    Appended, ConversationPatch, ConversationRecord, ConversationSummary, FileAttachment,
-    ListCursor, ListOptions, Message, MessageRange, NewMessage, Page, StoredConversation, now,
+    Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
+    FileAttachment, ListCursor, ListOptions, Message, MessageRange, Page, SearchHit, SearchOptions,
     sort_for_listing,
 };
 
@@ -44,206 +46,229 @@ pub async fn collect_stream(mut stream: ByteStream) -> io::Result<Bytes> {
     Ok(buf.freeze())
 }
 
-/// Where conversations and their messages are kept.
+/// What a [`MessagesBackend`] can do, declared by the backend itself.
 ///
-/// Implement the four required methods (`save`, `get`, `get_by_user`, `delete`) and the
-/// rest works: the defaults check ids and inputs before they reach your methods (but
-/// `save`, `get` and `delete` are called with whatever ids the caller passed, so a backend
-/// that turns ids into paths or keys checks them with [`keys::validate_id`]). Override the provided methods to make them atomic and fast; every
-/// first-party backend does. Whatever you override must keep the semantics documented on
-/// each method; `chatvault_core::conformance` (feature `conformance`) checks them.
-///
-/// The trait is dyn-compatible: [`ChatVault`](crate::ChatVault) holds an
-/// `Arc<dyn MessagesBackend>`.
-#[async_trait]
-pub trait MessagesBackend: Send + Sync + Debug + 'static {
-    /// Stores the whole conversation, replacing any stored one with the same id.
-    async fn save(&self, conversation: &StoredConversation) -> Result<()>;
+/// The vault reads it (an operation the backend lacks is a clear
+/// [`Error::NotSupported`]; a message over `max_message_bytes` is refused with
+/// [`Error::TooLarge`] before anything is written), and so does the conformance suite.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MessagesCapabilities {
+    /// Concurrent appends to one conversation through this backend value never lose,
+    /// duplicate or reorder a message.
+    pub concurrent_appends: bool,
+    /// The same holds for writers in other processes (or machines) sharing the store.
+    pub multi_process: bool,
+    /// `list_conversations(None, ..)` lists every user's conversations.
+    pub list_all: bool,
+    /// [`MessagesBackend::search`] works.
+    pub search: bool,
+    /// The largest message (bytes of its JSON form) the backend stores, if lower than
+    /// [`MAX_MESSAGE_BYTES`](crate::message::MAX_MESSAGE_BYTES).
+    pub max_message_bytes: Option<u64>,
+    /// The most messages one append may carry, if limited.
+    pub max_append_messages: Option<usize>,
+}
 
-    /// The whole conversation with this id, or `None`.
-    async fn get(&self, id: &str) -> Result<Option<StoredConversation>>;
-
-    /// Every conversation of this user, whole, in any order.
-    async fn get_by_user(&self, user_id: &str) -> Result<Vec<StoredConversation>>;
-
-    /// Deletes the conversation and its messages (not its files' bytes: the vault deletes
-    /// those first). Returns whether it existed.
-    async fn delete(&self, id: &str) -> Result<bool>;
-
-    /// Stores a new, empty conversation.
-    ///
-    /// Fails with [`Error::AlreadyExists`] if the id is taken. The default checks with
-    /// `get` then `save`, which a concurrent creator of the same id can race.
-    async fn create(&self, record: &ConversationRecord) -> Result<()> {
-        record.validate()?;
-        if self.get(&record.id).await?.is_some() {
-            return Err(Error::AlreadyExists {
-                kind: "conversation",
-                id: record.id.clone(),
-            });
-        }
-        self.save(&StoredConversation::new(record.clone())).await
-    }
-
-    /// The conversation's record, without messages or files, or `None`.
-    async fn get_record(&self, id: &str) -> Result<Option<ConversationRecord>> {
-        Ok(self.get(id).await?.map(|c| c.record))
-    }
-
-    /// The conversation's record and its attachments, or `None`: what
-    /// [`ChatVault::get_conversation`](crate::ChatVault::get_conversation) needs, in one
-    /// read where the backend can. The default calls `get_record`, then `files`.
-    async fn get_record_with_files(
-        &self,
-        id: &str,
-    ) -> Result<Option<(ConversationRecord, Vec<FileAttachment>)>> {
-        let Some(record) = self.get_record(id).await? else {
-            return Ok(None);
-        };
-        match self.files(id).await {
-            Ok(files) => Ok(Some((record, files))),
-            // Deleted between the two reads.
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
+impl MessagesCapabilities {
+    /// Everything: atomic appends in and across processes, listing all users, search, no
+    /// limits below the core's.
+    pub fn full() -> Self {
+        MessagesCapabilities {
+            concurrent_appends: true,
+            multi_process: true,
+            list_all: true,
+            search: true,
+            max_message_bytes: None,
+            max_append_messages: None,
         }
     }
 
-    /// Appends messages at the end of the conversation, atomically.
-    ///
-    /// Assigns `seq` values after the current last one, updates `message_count`,
-    /// `last_active` and the auto-title, exactly as
-    /// [`ConversationRecord::apply_append`] defines. Either every message is stored or none.
-    /// Concurrent appends to one conversation must never lose, duplicate or reorder a
-    /// message. Fails with [`Error::NotFound`] when the conversation does not exist.
-    ///
-    /// First-party backends do this at a cost independent of the conversation's length;
-    /// the default rewrites the whole conversation and is not safe against concurrent
-    /// writers.
-    async fn append_messages(&self, id: &str, messages: Vec<NewMessage>) -> Result<Appended> {
-        validate_conversation_id(id)?;
-        for m in &messages {
-            keys::validate_id("message id", &m.id)?;
+    /// Nothing beyond the basics every backend must do.
+    pub fn basic() -> Self {
+        MessagesCapabilities {
+            concurrent_appends: false,
+            multi_process: false,
+            list_all: false,
+            search: false,
+            max_message_bytes: None,
+            max_append_messages: None,
         }
-        let mut conversation = self
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::conversation_not_found(id))?;
-        let stored = conversation.record.apply_append(messages, now());
-        conversation.messages.extend(stored.iter().cloned());
-        self.save(&conversation).await?;
-        Ok(Appended {
-            record: conversation.record,
-            messages: stored,
-        })
     }
 
-    /// A window of the conversation's messages, in ascending `seq` order.
-    ///
-    /// A backend may return fewer messages than the range's limit (a page-size cap of its
-    /// own); `next_cursor` is then `Some`, as it is whenever more messages lie beyond the
-    /// page in the range's direction. Fails with [`Error::NotFound`] when the conversation
-    /// does not exist.
-    async fn messages(&self, id: &str, range: &MessageRange) -> Result<Page<Message>> {
-        validate_conversation_id(id)?;
-        let conversation = self
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::conversation_not_found(id))?;
-        Ok(range.select(&conversation.messages))
+    /// Sets [`concurrent_appends`](Self::concurrent_appends).
+    pub fn with_concurrent_appends(mut self, yes: bool) -> Self {
+        self.concurrent_appends = yes;
+        self
     }
 
-    /// A page of conversation summaries, newest activity first (ties: id descending).
-    ///
-    /// `user_id: None` lists every user's conversations. Archived conversations are left
-    /// out unless `options.include_archived`. No messages are loaded by first-party
-    /// backends. The default supports only `Some(user)`, through `get_by_user`, and
-    /// answers [`Error::NotSupported`] for `None`.
-    async fn list_conversations(
-        &self,
-        user_id: Option<&str>,
-        options: &ListOptions,
-    ) -> Result<Page<ConversationSummary>> {
-        let Some(user_id) = user_id else {
-            return Err(Error::NotSupported {
-                backend: "this backend",
-                operation: "listing every user's conversations",
-            });
-        };
-        let summaries = self
-            .get_by_user(user_id)
-            .await?
-            .into_iter()
-            .map(|c| c.record.summary())
-            .collect();
-        paginate(summaries, options)
+    /// Sets [`multi_process`](Self::multi_process).
+    pub fn with_multi_process(mut self, yes: bool) -> Self {
+        self.multi_process = yes;
+        self
     }
 
-    /// Applies a metadata-only change (title, archived, metadata) and returns the new
-    /// record. Never rewrites messages in first-party backends. Fails with
-    /// [`Error::NotFound`] when the conversation does not exist.
-    async fn update(&self, id: &str, patch: &ConversationPatch) -> Result<ConversationRecord> {
-        validate_conversation_id(id)?;
-        patch.validate()?;
-        let mut conversation = self
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::conversation_not_found(id))?;
-        if conversation.record.apply_patch(patch) {
-            self.save(&conversation).await?;
-        }
-        Ok(conversation.record)
+    /// Sets [`list_all`](Self::list_all).
+    pub fn with_list_all(mut self, yes: bool) -> Self {
+        self.list_all = yes;
+        self
     }
 
-    /// The conversation's attachments, oldest first. Fails with [`Error::NotFound`] when
-    /// the conversation does not exist.
-    async fn files(&self, id: &str) -> Result<Vec<FileAttachment>> {
-        validate_conversation_id(id)?;
-        Ok(self
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::conversation_not_found(id))?
-            .files)
+    /// Sets [`search`](Self::search).
+    pub fn with_search(mut self, yes: bool) -> Self {
+        self.search = yes;
+        self
     }
 
-    /// Records an attachment whose bytes are already stored; returns the new record.
-    ///
-    /// Increments `file_count` and `version`, and moves `last_active` to the upload time
-    /// (never backwards). Fails with [`Error::AlreadyExists`] if the file id is taken and
-    /// [`Error::NotFound`] when the conversation does not exist.
-    async fn add_file(&self, id: &str, file: FileAttachment) -> Result<ConversationRecord> {
-        validate_conversation_id(id)?;
-        keys::validate_id("file id", &file.id)?;
-        let mut conversation = self
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::conversation_not_found(id))?;
-        apply_add_file(&mut conversation.record, &conversation.files, &file)?;
-        conversation.files.push(file);
-        self.save(&conversation).await?;
-        Ok(conversation.record)
+    /// Sets [`max_message_bytes`](Self::max_message_bytes).
+    pub fn with_max_message_bytes(mut self, limit: Option<u64>) -> Self {
+        self.max_message_bytes = limit;
+        self
     }
 
-    /// Removes an attachment's record (not its bytes). Returns the new conversation
-    /// record, or `None` if there was no such file. Fails with [`Error::NotFound`] when the
-    /// conversation does not exist.
-    async fn remove_file(&self, id: &str, file_id: &str) -> Result<Option<ConversationRecord>> {
-        validate_conversation_id(id)?;
-        let mut conversation = self
-            .get(id)
-            .await?
-            .ok_or_else(|| Error::conversation_not_found(id))?;
-        let Some(pos) = conversation.files.iter().position(|f| f.id == file_id) else {
-            return Ok(None);
-        };
-        conversation.files.remove(pos);
-        apply_remove_file(&mut conversation.record);
-        self.save(&conversation).await?;
-        Ok(Some(conversation.record))
+    /// Sets [`max_append_messages`](Self::max_append_messages).
+    pub fn with_max_append_messages(mut self, limit: Option<usize>) -> Self {
+        self.max_append_messages = limit;
+        self
     }
 }
 
-fn validate_conversation_id(id: &str) -> Result<()> {
-    keys::validate_id("conversation id", id)
+/// Where conversations and their messages are kept.
+///
+/// Every method is required. The vault validates what it passes (ids are valid by type;
+/// records, patches, messages and updates have passed their `validate`), but a backend
+/// must never let a value it is given escape its store or corrupt it. Each method says
+/// what must be atomic; `chatvault_core::conformance` (feature `conformance`) checks it.
+///
+/// A conversation that [`begin_delete`](Self::begin_delete) has marked reads as gone to
+/// every method but `begin_delete` and `delete`: `head` gives `None`, listings leave it
+/// out, and writes fail with [`Error::NotFound`]. Its id stays taken until `delete`.
+///
+/// The trait is dyn-compatible: [`ChatVault`](crate::ChatVault) holds an
+/// `Arc<dyn MessagesBackend>`. First-party implementations carry
+/// `#[deny(clippy::missing_trait_methods)]`, so none inherits a default by accident.
+#[async_trait]
+pub trait MessagesBackend: Send + Sync + Debug + 'static {
+    /// What this backend can do.
+    fn capabilities(&self) -> MessagesCapabilities;
+
+    /// Stores a new, empty conversation (its `message_count` and `file_count` are 0).
+    ///
+    /// Atomic: of two concurrent creates of one id, exactly one succeeds; the other, and
+    /// any create of a stored id, fails with [`Error::AlreadyExists`].
+    async fn create(&self, record: &ConversationRecord) -> Result<()>;
+
+    /// The conversation's record and attachments, read consistently in one call, or
+    /// `None`.
+    async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>>;
+
+    /// Appends messages at the end of the conversation, atomically and idempotently.
+    ///
+    /// Assigns `seq` values after the current last one and updates the record exactly as
+    /// [`ConversationRecord::apply_append`] defines, in the same atomic write: either every
+    /// message and the record change are stored, or nothing. Concurrent appends to one
+    /// conversation never lose, duplicate or reorder a message (within what
+    /// [`MessagesCapabilities::concurrent_appends`] and `multi_process` declare).
+    ///
+    /// Message ids are idempotency keys, decided by [`check_replay`](crate::message::check_replay):
+    /// when every message's id is already stored in this conversation with the same
+    /// content, the append stores nothing and returns the stored messages (with the current
+    /// record); an id stored with other content is [`Error::AlreadyExists`]. Fails with
+    /// [`Error::NotFound`] when the conversation does not exist. An empty `messages` stores
+    /// nothing and returns the record.
+    async fn append_messages(
+        &self,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended>;
+
+    /// Updates one message, atomically with the record, if it is still at
+    /// `expected_revision`.
+    ///
+    /// Applies [`ConversationRecord::apply_message_update`] to the record and the message
+    /// in one atomic write. Fails with [`Error::Conflict`] (nothing written) when the
+    /// message's revision is not `expected_revision`: of two writers updating from the same
+    /// revision, exactly one wins. [`Error::NotFound`] when the conversation or the message
+    /// does not exist.
+    async fn update_message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<MessageUpdated>;
+
+    /// A window of the conversation's messages, in ascending `seq` order.
+    ///
+    /// A backend may return fewer messages than the range's limit (a page of its own
+    /// natural size: for a range without a limit, as much as one cheap read holds);
+    /// `next_cursor` is then `Some`, as it is whenever more messages lie beyond the page in
+    /// the range's direction. Fails with [`Error::NotFound`] when the conversation does
+    /// not exist.
+    async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>>;
+
+    /// A page of conversation summaries, newest activity first (ties: id descending).
+    ///
+    /// `user_id: None` lists every user's conversations ([`Error::NotSupported`] unless
+    /// [`MessagesCapabilities::list_all`]). Archived conversations are left out unless
+    /// `options.include_archived`. Paging continues strictly after the cursor's position,
+    /// so a conversation created or made active while a client pages is never skipped or
+    /// repeated on later pages. [`paginate`] is the reference.
+    async fn list_conversations(
+        &self,
+        user_id: Option<&UserId>,
+        options: &ListOptions,
+    ) -> Result<Page<ConversationSummary>>;
+
+    /// Applies a metadata-only change (title, archived, metadata) atomically and returns
+    /// the new record ([`ConversationRecord::apply_patch`]). Never rewrites messages.
+    /// Fails with [`Error::NotFound`] when the conversation does not exist.
+    async fn update(
+        &self,
+        id: &ConversationId,
+        patch: &ConversationPatch,
+    ) -> Result<ConversationRecord>;
+
+    /// Records an attachment whose bytes are already stored; returns the new record.
+    ///
+    /// Atomically applies [`apply_add_file`]. Fails with [`Error::AlreadyExists`] if the
+    /// file id is taken and [`Error::NotFound`] when the conversation does not exist or is
+    /// being deleted (the vault then deletes the bytes it uploaded).
+    async fn add_file(
+        &self,
+        id: &ConversationId,
+        file: &FileAttachment,
+    ) -> Result<ConversationRecord>;
+
+    /// Removes an attachment's record (not its bytes). Returns the new record, or `None`
+    /// if there was no such file. Fails with [`Error::NotFound`] when the conversation does
+    /// not exist.
+    async fn remove_file(
+        &self,
+        id: &ConversationId,
+        file_id: &FileId,
+    ) -> Result<Option<ConversationRecord>>;
+
+    /// First step of deleting a conversation: marks it as being deleted, so that no
+    /// attachment can be added from now on, and returns its attachments (whose bytes the
+    /// vault deletes next). `None` when there is no such conversation. Calling it again on
+    /// a marked conversation returns the attachments again (a retried delete).
+    async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>>;
+
+    /// Removes the conversation, its messages and attachment records (not the bytes),
+    /// marked or not. Returns whether it existed. Retry-safe: an interrupted delete is
+    /// finished by calling it again.
+    async fn delete(&self, id: &ConversationId) -> Result<bool>;
+
+    /// Full-text search over the text of a user's messages, best matches first.
+    ///
+    /// [`Error::NotSupported`] unless [`MessagesCapabilities::search`].
+    async fn search(
+        &self,
+        user_id: &UserId,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Page<SearchHit>>;
 }
 
 /// Applies the record changes of [`MessagesBackend::add_file`]: checks that the file id is
@@ -256,7 +281,7 @@ pub fn apply_add_file(
     if existing.iter().any(|f| f.id == file.id) {
         return Err(Error::AlreadyExists {
             kind: "file",
-            id: file.id.clone(),
+            id: file.id.to_string(),
         });
     }
     record.file_count += 1;
@@ -274,7 +299,7 @@ pub fn apply_remove_file(record: &mut ConversationRecord) {
 /// Pages summaries held in memory: filters archived ones (unless asked), sorts them into
 /// listing order, continues after the cursor, and cuts at the limit.
 ///
-/// The reference listing semantics, used by the defaults and by in-memory backends.
+/// The reference listing semantics, used by in-memory backends and the simple adapter.
 pub fn paginate(
     mut summaries: Vec<ConversationSummary>,
     options: &ListOptions,
@@ -298,59 +323,161 @@ pub fn paginate(
     })
 }
 
-/// Where attachments' bytes are kept, by storage key.
+/// What a [`FilesBackend`] can do, declared by the backend itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FilesCapabilities {
+    /// [`FilesBackend::signed_url`] gives URLs (otherwise it answers
+    /// [`Error::NotSupported`]).
+    pub signed_urls: bool,
+    /// Streaming upload and download keep memory bounded whatever the file's size.
+    pub bounded_memory: bool,
+    /// The largest file stored, if limited.
+    pub max_file_bytes: Option<u64>,
+}
+
+impl FilesCapabilities {
+    /// Signed URLs, bounded memory, no size limit.
+    pub fn full() -> Self {
+        FilesCapabilities {
+            signed_urls: true,
+            bounded_memory: true,
+            max_file_bytes: None,
+        }
+    }
+
+    /// No signed URLs, files held in memory.
+    pub fn basic() -> Self {
+        FilesCapabilities {
+            signed_urls: false,
+            bounded_memory: false,
+            max_file_bytes: None,
+        }
+    }
+
+    /// Sets [`signed_urls`](Self::signed_urls).
+    pub fn with_signed_urls(mut self, yes: bool) -> Self {
+        self.signed_urls = yes;
+        self
+    }
+
+    /// Sets [`bounded_memory`](Self::bounded_memory).
+    pub fn with_bounded_memory(mut self, yes: bool) -> Self {
+        self.bounded_memory = yes;
+        self
+    }
+
+    /// Sets [`max_file_bytes`](Self::max_file_bytes).
+    pub fn with_max_file_bytes(mut self, limit: Option<u64>) -> Self {
+        self.max_file_bytes = limit;
+        self
+    }
+}
+
+/// What [`FilesBackend::head`] knows about stored bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Size in bytes.
+    pub size: u64,
+    /// The content type stored with them.
+    pub content_type: ContentType,
+}
+
+/// Where attachments' bytes are kept, by [`StorageKey`].
 ///
-/// Implement the four required methods and the rest works. Keys come from
-/// [`keys::storage_key`](crate::keys::storage_key); a backend that maps keys to paths must
-/// reject keys that fail [`keys::validate_key`](crate::keys::validate_key).
+/// Streaming upload and download are the primitives; [`FilesBackendExt`] builds the
+/// buffered conveniences (`upload`, `download`, `exists`) on them for every backend. Keys
+/// and content types arrive validated by their types: a backend stores the content type as
+/// given and returns it unchanged; it is safe to put in an HTTP header.
 #[async_trait]
 pub trait FilesBackend: Send + Sync + Debug + 'static {
-    /// Stores `data` under `key` with its content type, replacing what was there.
+    /// What this backend can do.
+    fn capabilities(&self) -> FilesCapabilities;
+
+    /// Stores a stream under `key` with its content type, replacing what was there;
+    /// returns the number of bytes stored.
     ///
-    /// A reader sees either the old bytes or the new, never a mix or a partial file.
-    async fn upload(&self, key: &str, data: Bytes, content_type: &str) -> Result<()>;
-
-    /// The bytes under `key`, or `None` when there are none.
-    async fn download(&self, key: &str) -> Result<Option<Bytes>>;
-
-    /// Deletes the bytes under `key`; returns whether they existed.
-    async fn delete(&self, key: &str) -> Result<bool>;
-
-    /// Whether bytes are stored under `key`.
-    async fn exists(&self, key: &str) -> Result<bool>;
-
-    /// A URL that fetches the bytes under `key` without further credentials for
-    /// `expires_in`, offering `download_filename` as the saved file's name. `None` when the
-    /// key does not exist or the backend has no such URLs (the default).
-    async fn signed_url(
+    /// A reader sees the old bytes or the new, never a mix or a partial file; nothing new
+    /// is left under `key` if the stream or the store fails part-way (a failing stream is
+    /// [`Error::UploadStream`]).
+    async fn upload_stream(
         &self,
-        key: &str,
-        expires_in: Duration,
-        download_filename: Option<&str>,
-    ) -> Result<Option<String>> {
-        let _ = (key, expires_in, download_filename);
-        Ok(None)
-    }
-
-    /// Stores a stream under `key`; returns the number of bytes stored.
-    ///
-    /// Nothing is left under `key` if the stream or the store fails part-way. The default
-    /// buffers the whole stream in memory, then calls `upload`; first-party backends keep
-    /// memory bounded whatever the size.
-    async fn upload_stream(&self, key: &str, data: ByteStream, content_type: &str) -> Result<u64> {
-        let bytes = collect_stream(data)
-            .await
-            .map_err(|source| Error::UploadStream { source })?;
-        let len = bytes.len() as u64;
-        self.upload(key, bytes, content_type).await?;
-        Ok(len)
-    }
+        key: &StorageKey,
+        data: ByteStream,
+        content_type: &ContentType,
+    ) -> Result<u64>;
 
     /// The bytes under `key` as a stream, or `None` when there are none.
+    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>>;
+
+    /// Size and content type of the bytes under `key`, or `None` when there are none.
+    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>>;
+
+    /// Deletes the bytes under `key`; returns whether they existed.
+    async fn delete(&self, key: &StorageKey) -> Result<bool>;
+
+    /// A URL that fetches the bytes under `key` without further credentials for
+    /// `expires_in`, offering `download_filename` as the saved file's name (RFC 6266).
     ///
-    /// The default downloads everything, then yields it as one chunk; first-party backends
-    /// stream with bounded memory.
-    async fn download_stream(&self, key: &str) -> Result<Option<ByteStream>> {
-        Ok(self.download(key).await?.map(bytes_stream))
+    /// [`Error::NotSupported`] when the backend has no such URLs (see
+    /// [`FilesCapabilities::signed_urls`]); [`Error::NotFound`] when nothing is stored
+    /// under `key`: the two answers are never confused.
+    async fn signed_url(
+        &self,
+        key: &StorageKey,
+        expires_in: Duration,
+        download_filename: Option<&str>,
+    ) -> Result<String>;
+}
+
+/// Buffered conveniences for callers, built on the [`FilesBackend`] primitives; every
+/// files backend (and `dyn FilesBackend`) has them.
+#[async_trait]
+pub trait FilesBackendExt: FilesBackend {
+    /// Stores `data` under `key` (through [`FilesBackend::upload_stream`]).
+    async fn upload(
+        &self,
+        key: &StorageKey,
+        data: Bytes,
+        content_type: &ContentType,
+    ) -> Result<u64> {
+        self.upload_stream(key, bytes_stream(data), content_type)
+            .await
     }
+
+    /// The whole of the bytes under `key`, or `None`.
+    async fn download(&self, key: &StorageKey) -> Result<Option<Bytes>> {
+        match self.download_stream(key).await? {
+            None => Ok(None),
+            Some(stream) => Ok(Some(collect_stream(stream).await.map_err(download_error)?)),
+        }
+    }
+
+    /// Whether bytes are stored under `key`.
+    async fn exists(&self, key: &StorageKey) -> Result<bool> {
+        Ok(self.head(key).await?.is_some())
+    }
+}
+
+impl<T: FilesBackend + ?Sized> FilesBackendExt for T {}
+
+/// Turns an error met while reading a download stream back into a [`crate::Error`].
+pub fn download_error(err: io::Error) -> Error {
+    if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        match err.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(inner)) => *inner,
+            Some(Err(other)) => Error::backend("files", other),
+            None => Error::backend("files", "download stream failed"),
+        }
+    } else {
+        Error::backend("files", err)
+    }
+}
+
+/// Boxes a stream of `Bytes` results into a [`ByteStream`].
+pub fn into_byte_stream<S>(stream: S) -> ByteStream
+where
+    S: futures_core::Stream<Item = io::Result<Bytes>> + Send + 'static,
+{
+    stream.boxed()
 }

@@ -8,6 +8,34 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// `Result<T, chatvault_core::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The class of an [`Error`], for matching without caring about the details.
+///
+/// New kinds may be added in later releases; match with a wildcard arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The conversation, message or file does not exist.
+    NotFound,
+    /// Something with this id already exists.
+    AlreadyExists,
+    /// A concurrent writer got there first; nothing was written.
+    Conflict,
+    /// An argument was rejected before anything was stored.
+    InvalidInput,
+    /// A value exceeds a limit of ChatVault or of the backend.
+    TooLarge,
+    /// The backend cannot do this at all (see its capabilities).
+    NotSupported,
+    /// The caller or the backend's credentials may not do this.
+    PermissionDenied,
+    /// Stored data failed a check.
+    Corrupt,
+    /// A write may or may not have been applied.
+    OutcomeUnknown,
+    /// The store behind the backend failed.
+    Backend,
+}
+
 /// Everything that can go wrong in ChatVault.
 ///
 /// The variants say *what kind* of failure happened, so callers can match on them; the
@@ -88,6 +116,50 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The caller may not do this, or the backend's store refused it (credentials,
+    /// permissions, a link inside a local store that would lead outside its root).
+    #[error("{backend}: permission denied: {message}")]
+    PermissionDenied {
+        /// The backend's name.
+        backend: &'static str,
+        /// What was refused, and why.
+        message: String,
+        /// The store's own error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// Stored data failed a check (checksum, format, an impossible value): what and where.
+    ///
+    /// Nothing was changed by the failing call. Not temporary: retrying reads the same
+    /// bytes.
+    #[error("{backend}: corrupt data at {location}: {message}")]
+    Corrupt {
+        /// The backend's name.
+        backend: &'static str,
+        /// Where: a file path, a table key, an object key.
+        location: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A write was sent but its answer was lost (a timeout, a dropped connection): it may
+    /// or may not have been applied.
+    ///
+    /// Not [temporary](Error::is_temporary): a blind retry of an append could store the
+    /// messages twice. The recovery is to retry with the same message ids, which
+    /// [idempotent appends](crate::MessagesBackend::append_messages) make safe, or to read back.
+    #[error("{backend}: the outcome of {operation} is unknown: {source}")]
+    OutcomeUnknown {
+        /// The backend's name.
+        backend: &'static str,
+        /// The operation whose outcome is unknown.
+        operation: &'static str,
+        /// Why it is unknown.
+        #[source]
+        source: BoxError,
+    },
+
     /// The store behind a backend failed (I/O, network, the service).
     #[error("{backend} backend error: {source}")]
     Backend {
@@ -136,10 +208,76 @@ impl Error {
         }
     }
 
+    /// A [`PermissionDenied`](Error::PermissionDenied) error without a source.
+    pub fn permission_denied(backend: &'static str, message: impl Into<String>) -> Self {
+        Error::PermissionDenied {
+            backend,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A [`Corrupt`](Error::Corrupt) error: what is wrong, and where.
+    pub fn corrupt(
+        backend: &'static str,
+        location: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Corrupt {
+            backend,
+            location: location.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An [`OutcomeUnknown`](Error::OutcomeUnknown) error for `operation`.
+    pub fn outcome_unknown(
+        backend: &'static str,
+        operation: &'static str,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::OutcomeUnknown {
+            backend,
+            operation,
+            source: source.into(),
+        }
+    }
+
+    /// A [`NotFound`](Error::NotFound) error for a message id.
+    pub fn message_not_found(id: impl Into<String>) -> Self {
+        Error::NotFound {
+            kind: "message",
+            id: id.into(),
+        }
+    }
+
+    /// A [`NotSupported`](Error::NotSupported) error.
+    pub fn not_supported(backend: &'static str, operation: &'static str) -> Self {
+        Error::NotSupported { backend, operation }
+    }
+
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::InvalidInput { .. } | Error::UploadStream { .. } => ErrorKind::InvalidInput,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::NotSupported { .. } => ErrorKind::NotSupported,
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::OutcomeUnknown { .. } => ErrorKind::OutcomeUnknown,
+            Error::Backend { .. } => ErrorKind::Backend,
+        }
+    }
+
     /// Whether retrying the failed call may succeed.
     ///
     /// True for [`Conflict`](Error::Conflict) and for [`Backend`](Error::Backend) errors
-    /// the backend marked as temporary; false for everything caused by the input.
+    /// the backend marked as temporary (nothing was written, a blind retry is safe); false
+    /// for everything caused by the input, and for
+    /// [`OutcomeUnknown`](Error::OutcomeUnknown), where a blind retry is not safe.
     pub fn is_temporary(&self) -> bool {
         match self {
             Error::Conflict { .. } => true,
@@ -156,11 +294,13 @@ impl Error {
 
 impl From<Error> for std::io::Error {
     fn from(err: Error) -> Self {
-        let kind = match &err {
-            Error::NotFound { .. } => std::io::ErrorKind::NotFound,
-            Error::AlreadyExists { .. } => std::io::ErrorKind::AlreadyExists,
-            Error::InvalidInput { .. } => std::io::ErrorKind::InvalidInput,
-            Error::NotSupported { .. } => std::io::ErrorKind::Unsupported,
+        let kind = match err.kind() {
+            ErrorKind::NotFound => std::io::ErrorKind::NotFound,
+            ErrorKind::AlreadyExists => std::io::ErrorKind::AlreadyExists,
+            ErrorKind::InvalidInput => std::io::ErrorKind::InvalidInput,
+            ErrorKind::NotSupported => std::io::ErrorKind::Unsupported,
+            ErrorKind::PermissionDenied => std::io::ErrorKind::PermissionDenied,
+            ErrorKind::Corrupt => std::io::ErrorKind::InvalidData,
             _ => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, err)
@@ -192,6 +332,21 @@ mod tests {
                 message: "m".into()
             }
             .is_temporary()
+        );
+    }
+
+    #[test]
+    fn outcome_unknown_is_not_temporary() {
+        let err = Error::outcome_unknown("dynamodb", "append", "timed out");
+        assert_eq!(err.kind(), ErrorKind::OutcomeUnknown);
+        assert!(!err.is_temporary());
+        assert_eq!(
+            Error::corrupt("local", "/x/log-1", "bad checksum").kind(),
+            ErrorKind::Corrupt
+        );
+        assert_eq!(
+            Error::permission_denied("local", "link").kind(),
+            ErrorKind::PermissionDenied
         );
     }
 

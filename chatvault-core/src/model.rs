@@ -10,7 +10,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+use crate::ids::{ContentType, ConversationId, FileId, StorageKey, UserId};
 use crate::keys;
+pub use crate::message::Message;
+use crate::message::{MAX_METADATA_BYTES, NewMessage, Usage, check_json_depth};
 
 /// Free-form JSON metadata: a JSON object.
 ///
@@ -21,11 +24,6 @@ pub type Metadata = serde_json::Map<String, serde_json::Value>;
 /// The current time, truncated to microseconds: the precision every backend keeps.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
-}
-
-/// A new time-ordered id (UUID v7, hyphenated).
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 /// Who wrote a message.
@@ -107,100 +105,17 @@ impl<'de> Deserialize<'de> for Role {
     }
 }
 
-/// A stored message.
-///
-/// JSON fields: `id`, `seq`, `role`, `content`, `created_at` (RFC 3339), `metadata`.
-/// Messages are ordered by `seq` (1, 2, 3, ... per conversation), never by time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    /// The message's id (UUID v7 unless the caller chose one).
-    pub id: String,
-    /// Position in the conversation: 1 for the first message, strictly increasing.
-    pub seq: u64,
-    /// Who wrote it.
-    pub role: Role,
-    /// The text.
-    pub content: String,
-    /// When it was created (microsecond precision).
-    pub created_at: DateTime<Utc>,
-    /// Free-form metadata (token counts, model name, tool call ids, ...).
-    #[serde(default)]
-    pub metadata: Metadata,
-}
-
-/// A message about to be appended: everything but its `seq`, which the backend assigns.
-///
-/// ```
-/// use chatvault_core::{NewMessage, Role};
-///
-/// let mut meta = serde_json::Map::new();
-/// meta.insert("tokens".into(), 12.into());
-/// let msg = NewMessage::new(Role::User, "Hello!").with_metadata(meta);
-/// assert_eq!(msg.metadata["tokens"], 12);
-/// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NewMessage {
-    /// The id the message will have.
-    pub id: String,
-    /// Who wrote it.
-    pub role: Role,
-    /// The text.
-    pub content: String,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// Free-form metadata.
-    #[serde(default)]
-    pub metadata: Metadata,
-}
-
-impl NewMessage {
-    /// A message with a fresh id, created now, with no metadata.
-    pub fn new(role: impl Into<Role>, content: impl Into<String>) -> Self {
-        NewMessage {
-            id: new_id(),
-            role: role.into(),
-            content: content.into(),
-            created_at: now(),
-            metadata: Metadata::new(),
-        }
-    }
-
-    /// Sets the metadata.
-    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
-        self.metadata = metadata;
-        self
-    }
-
-    /// Sets a caller-chosen id (checked by [`keys::validate_id`] when appended).
-    pub fn with_id(mut self, id: impl Into<String>) -> Self {
-        self.id = id.into();
-        self
-    }
-
-    /// The stored message this becomes at position `seq`.
-    pub fn into_message(self, seq: u64) -> Message {
-        Message {
-            id: self.id,
-            seq,
-            role: self.role,
-            content: self.content,
-            created_at: self.created_at,
-            metadata: self.metadata,
-        }
-    }
-}
-
 /// A conversation's record: everything about it except its messages and attachments.
 ///
 /// JSON fields: `id`, `user_id` (null when none), `title` (null until set or auto-titled),
 /// `created_at`, `last_active`, `archived`, `metadata`, `message_count`, `file_count`,
-/// `version`.
+/// `usage` (running totals), `version`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConversationRecord {
     /// The conversation's id.
-    pub id: String,
+    pub id: ConversationId,
     /// The user who owns it, if any.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// Its title: set by the caller, or from the first user message (see [`auto_title`]).
     pub title: Option<String>,
     /// When it was created.
@@ -219,6 +134,9 @@ pub struct ConversationRecord {
     /// How many attachments it holds.
     #[serde(default)]
     pub file_count: u64,
+    /// Token usage totals of its messages, kept with every append and message update.
+    #[serde(default)]
+    pub usage: Usage,
     /// Revision: starts at 1 and grows by one with every change, for optimistic
     /// concurrency in backends that need it.
     #[serde(default)]
@@ -227,10 +145,10 @@ pub struct ConversationRecord {
 
 impl ConversationRecord {
     /// A new, empty conversation record with a fresh id, created now.
-    pub fn new(user_id: Option<String>) -> Self {
+    pub fn new(user_id: Option<UserId>) -> Self {
         let now = now();
         ConversationRecord {
-            id: new_id(),
+            id: ConversationId::new(),
             user_id,
             title: None,
             created_at: now,
@@ -239,20 +157,17 @@ impl ConversationRecord {
             metadata: Metadata::new(),
             message_count: 0,
             file_count: 0,
+            usage: Usage::default(),
             version: 1,
         }
     }
 
-    /// Checks the ids, title and user id this record carries.
+    /// Checks the title and metadata this record carries (its ids are valid by type).
     pub fn validate(&self) -> Result<()> {
-        keys::validate_id("conversation id", &self.id)?;
-        if let Some(user) = &self.user_id {
-            keys::validate_user_id(user)?;
-        }
         if let Some(title) = &self.title {
             keys::validate_title(title)?;
         }
-        Ok(())
+        validate_metadata(&self.metadata)
     }
 
     /// The list-view summary of this record.
@@ -266,16 +181,17 @@ impl ConversationRecord {
             archived: self.archived,
             message_count: self.message_count,
             file_count: self.file_count,
+            usage: self.usage.clone(),
         }
     }
 
     /// Applies an append to this record and returns the stored messages.
     ///
     /// This is the one definition of what appending means, shared by every backend:
-    /// messages get `seq` values `message_count + 1 ..`; `message_count` grows;
-    /// `last_active` becomes `at` (never moving backwards); the title is set from the
-    /// first non-blank user message when the conversation has none yet; `version` grows
-    /// by one.
+    /// messages get `seq` values `message_count + 1 ..`; `message_count` grows; their
+    /// usage is added to the totals; `last_active` becomes `at` (never moving backwards);
+    /// the title is set from the first user message with visible text when the
+    /// conversation has none yet ([`auto_title`]); `version` grows by one.
     /// Roles are normalised as [`Role::from`] does (`Role::Other("User")` is stored as
     /// [`Role::User`]), so what is stored reads back the same from JSON.
     /// A backend calls it on the record it read, then writes the result atomically.
@@ -285,11 +201,11 @@ impl ConversationRecord {
             if let Role::Other(name) = &message.role {
                 message.role = Role::from(name.as_str());
             }
-            if self.title.is_none()
-                && message.role == Role::User
-                && !message.content.trim().is_empty()
-            {
-                self.title = Some(auto_title(&message.content));
+            if self.title.is_none() && message.role == Role::User {
+                self.title = auto_title(&message.content());
+            }
+            if let Some(usage) = &message.usage {
+                self.usage.add(usage);
             }
             self.message_count += 1;
             stored.push(message.into_message(self.message_count));
@@ -299,6 +215,26 @@ impl ConversationRecord {
             self.version += 1;
         }
         stored
+    }
+
+    /// Applies a message update to this record and to `message` (the stored one, at the
+    /// revision the caller expected): usage totals move by the difference, `version` grows,
+    /// `last_active` moves to `at` (never backwards). Shared by every backend.
+    pub fn apply_message_update(
+        &mut self,
+        message: &mut Message,
+        update: &crate::message::MessageUpdate,
+        at: DateTime<Utc>,
+    ) {
+        if let Some(usage) = &update.usage {
+            if let Some(old) = &message.usage {
+                self.usage.subtract(old);
+            }
+            self.usage.add(usage);
+        }
+        message.apply_update(update, at);
+        self.last_active = self.last_active.max(at);
+        self.version += 1;
     }
 
     /// Applies a metadata-only update; returns whether anything changed.
@@ -331,36 +267,102 @@ impl ConversationRecord {
     }
 }
 
-/// The auto-title of a conversation: the first 50 characters of its first user message,
-/// plus `"..."` when the message is longer.
+/// The auto-title of a conversation: its first user message's text as one clean line, cut
+/// at 50 grapheme clusters, plus `"..."` when longer; `None` when the text has nothing
+/// visible (the next user message is tried instead).
 ///
-/// Characters are Unicode scalar values, so a multibyte character is never split. Control
-/// characters (line breaks, tabs, NUL) become spaces, so a title is always one clean line
-/// that [`keys::validate_title`] accepts.
+/// Line and paragraph breaks (`\n`, U+2028, U+2029), tabs and other control characters
+/// become spaces, runs of white space fold into one, and invisible characters
+/// (zero-width spaces and joiners outside an emoji, byte-order marks, soft hyphens) are
+/// dropped. Cutting by grapheme cluster never splits an emoji sequence or an accent from
+/// its letter.
 ///
 /// ```
 /// use chatvault_core::auto_title;
 ///
-/// assert_eq!(auto_title("Hello!"), "Hello!");
-/// assert_eq!(auto_title(&"é".repeat(60)), format!("{}...", "é".repeat(50)));
+/// assert_eq!(auto_title("Hello!").as_deref(), Some("Hello!"));
+/// assert_eq!(auto_title("line one\u{2028}line two").as_deref(), Some("line one line two"));
+/// assert_eq!(auto_title("\u{200B} \n"), None);
+/// let family = "👨‍👩‍👧".repeat(60);
+/// assert_eq!(auto_title(&family), Some(format!("{}...", "👨‍👩‍👧".repeat(50))));
 /// ```
-pub fn auto_title(content: &str) -> String {
+pub fn auto_title(content: &str) -> Option<String> {
+    use unicode_segmentation::UnicodeSegmentation;
     const MAX: usize = 50;
-    let mut title: String = content
-        .chars()
-        .take(MAX)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if content.chars().nth(MAX).is_some() {
-        title.push_str("...");
+    let mut clean = String::with_capacity(content.len().min(1024));
+    let mut pending_space = false;
+    for g in content.graphemes(true) {
+        let mut visible = String::new();
+        let mut space = false;
+        for c in g.chars() {
+            if c.is_whitespace() || c.is_control() {
+                space = true;
+            } else if !is_invisible(c) || (g.chars().count() > 1 && c == '\u{200D}') {
+                visible.push(c);
+            }
+        }
+        if visible.is_empty() || visible.chars().all(is_combining_only) {
+            pending_space |= space;
+            continue;
+        }
+        if pending_space && !clean.is_empty() {
+            clean.push(' ');
+        }
+        pending_space = space;
+        clean.push_str(&visible);
+        // Enough to cut at MAX clusters and know whether more follows.
+        if clean.len() > 4 * 1024 {
+            break;
+        }
     }
-    title
+    if clean.is_empty() {
+        return None;
+    }
+    let clusters: Vec<&str> = clean.graphemes(true).collect();
+    if clusters.len() <= MAX {
+        return Some(clean);
+    }
+    let mut title: String = clusters[..MAX].concat();
+    title.truncate(title.trim_end().len());
+    title.push_str("...");
+    Some(title)
 }
 
-/// A conversation with all its messages and attachments: what the required
-/// [`MessagesBackend`](crate::MessagesBackend) methods `save` and `get` exchange.
+/// Characters that render as nothing on their own.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{E0000}'..='\u{E007F}')
+}
+
+/// Combining marks that would have nothing to combine with.
+fn is_combining_only(c: char) -> bool {
+    matches!(c, '\u{0300}'..='\u{036F}' | '\u{20D0}'..='\u{20FF}')
+}
+
+/// Checks conversation metadata: at most [`MAX_METADATA_BYTES`](crate::message::MAX_METADATA_BYTES)
+/// of JSON, nested at most [`MAX_JSON_DEPTH`](crate::message::MAX_JSON_DEPTH) levels.
+pub fn validate_metadata(metadata: &Metadata) -> Result<()> {
+    check_json_depth("metadata", metadata, 1)?;
+    let size = serde_json::to_vec(metadata)
+        .map_err(|e| Error::invalid_input("metadata", e.to_string()))?
+        .len();
+    if size > MAX_METADATA_BYTES {
+        return Err(Error::TooLarge {
+            what: "conversation metadata".into(),
+            size: size as u64,
+            limit: MAX_METADATA_BYTES as u64,
+        });
+    }
+    Ok(())
+}
+
+/// A conversation with all its messages and attachments: what a
+/// [`SimpleBackend`](crate::SimpleBackend) saves and loads whole.
 ///
-/// JSON fields: `record`, `messages`, `files`.
+/// JSON fields: `record`, `messages`, `files`, `deleting`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StoredConversation {
     /// The record.
@@ -371,6 +373,10 @@ pub struct StoredConversation {
     /// All attachments, oldest first.
     #[serde(default)]
     pub files: Vec<FileAttachment>,
+    /// Set by [`MessagesBackend::begin_delete`](crate::MessagesBackend::begin_delete): the
+    /// conversation is being deleted, and reads as gone.
+    #[serde(default)]
+    pub deleting: bool,
 }
 
 impl StoredConversation {
@@ -380,20 +386,93 @@ impl StoredConversation {
             record,
             messages: Vec::new(),
             files: Vec::new(),
+            deleting: false,
         }
     }
+}
+
+/// A conversation's record and its attachments: what
+/// [`MessagesBackend::head`](crate::MessagesBackend::head) reads in one call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConversationHead {
+    /// The record.
+    pub record: ConversationRecord,
+    /// Its attachments, oldest first.
+    pub files: Vec<FileAttachment>,
+}
+
+/// Options for [`MessagesBackend::search`](crate::MessagesBackend::search).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// At most this many hits per page (1..=[`ListOptions::MAX_LIMIT`]).
+    pub limit: usize,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Search archived conversations too.
+    pub include_archived: bool,
+}
+
+impl SearchOptions {
+    /// The first page of 20 hits, archived conversations excluded.
+    pub fn new() -> Self {
+        SearchOptions {
+            limit: 20,
+            cursor: None,
+            include_archived: false,
+        }
+    }
+
+    /// Sets the page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Continues after a previous page.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    /// Checks the limit.
+    pub fn validate(&self) -> Result<()> {
+        if self.limit == 0 || self.limit > ListOptions::MAX_LIMIT {
+            return Err(Error::invalid_input(
+                "limit",
+                format!("must be 1..={}, got {}", ListOptions::MAX_LIMIT, self.limit),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One message that matched a search, with its conversation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SearchHit {
+    /// The conversation the message belongs to.
+    pub conversation: ConversationSummary,
+    /// The message.
+    pub message: Message,
+    /// A short excerpt around the match, when the backend makes one.
+    pub snippet: Option<String>,
 }
 
 /// What a list view needs about a conversation, without its messages.
 ///
 /// JSON fields: `id`, `user_id`, `title`, `created_at`, `last_active`, `archived`,
-/// `message_count`, `file_count`.
+/// `message_count`, `file_count`, `usage`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationSummary {
     /// The conversation's id.
-    pub id: String,
+    pub id: ConversationId,
     /// Its owner, if any.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// Its title, if any.
     pub title: Option<String>,
     /// When it was created.
@@ -406,6 +485,9 @@ pub struct ConversationSummary {
     pub message_count: u64,
     /// How many attachments it holds.
     pub file_count: u64,
+    /// Token usage totals.
+    #[serde(default)]
+    pub usage: Usage,
 }
 
 /// A file attached to a conversation. The bytes live in the
@@ -416,17 +498,17 @@ pub struct ConversationSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FileAttachment {
     /// The attachment's id.
-    pub id: String,
+    pub id: FileId,
     /// The file name as the user gave it (used as the download name).
     pub filename: String,
     /// Its MIME type.
-    pub content_type: String,
+    pub content_type: ContentType,
     /// Its size in bytes.
     pub size: u64,
     /// SHA-256 of its bytes, lowercase hex.
     pub sha256: String,
     /// Where its bytes are in the files backend (see [`keys::storage_key`]).
-    pub storage_key: String,
+    pub storage_key: StorageKey,
     /// When it was attached.
     pub uploaded_at: DateTime<Utc>,
     /// Free-form metadata.
@@ -448,7 +530,7 @@ impl From<&Message> for HistoryEntry {
     fn from(m: &Message) -> Self {
         HistoryEntry {
             role: m.role.clone(),
-            content: m.content.clone(),
+            content: m.content(),
         }
     }
 }
@@ -471,6 +553,9 @@ impl ConversationPatch {
     pub fn validate(&self) -> Result<()> {
         if let Some(title) = &self.title {
             keys::validate_title(title)?;
+        }
+        if let Some(metadata) = &self.metadata {
+            validate_metadata(metadata)?;
         }
         Ok(())
     }
@@ -573,7 +658,7 @@ pub struct ListCursor {
     /// `last_active` of the last summary returned.
     pub last_active: DateTime<Utc>,
     /// `id` of the last summary returned.
-    pub id: String,
+    pub id: ConversationId,
 }
 
 impl ListCursor {
@@ -609,23 +694,20 @@ impl ListCursor {
             return Err(bad());
         }
         let last_active = DateTime::from_timestamp(secs, nanos).ok_or_else(bad)?;
-        keys::validate_id("cursor", id).map_err(|_| bad())?;
-        Ok(ListCursor {
-            last_active,
-            id: id.to_owned(),
-        })
+        let id = ConversationId::parse(id).map_err(|_| bad())?;
+        Ok(ListCursor { last_active, id })
     }
 
     /// Whether a conversation at (`last_active`, `id`) is listed strictly after this
     /// cursor, that is, belongs on a later page.
-    pub fn comes_after(&self, last_active: DateTime<Utc>, id: &str) -> bool {
-        (last_active, id) < (self.last_active, self.id.as_str())
+    pub fn comes_after(&self, last_active: DateTime<Utc>, id: &ConversationId) -> bool {
+        (last_active, id) < (self.last_active, &self.id)
     }
 }
 
 /// Sorts summaries into listing order (newest activity first, then id descending).
 pub fn sort_for_listing(items: &mut [ConversationSummary]) {
-    items.sort_by(|a, b| (b.last_active, b.id.as_str()).cmp(&(a.last_active, a.id.as_str())));
+    items.sort_by(|a, b| (b.last_active, &b.id).cmp(&(a.last_active, &a.id)));
 }
 
 /// Which messages of a conversation to read, by `seq`.
@@ -804,25 +886,62 @@ mod tests {
     }
 
     #[test]
-    fn auto_title_counts_characters() {
-        assert_eq!(auto_title(""), "");
+    fn auto_title_counts_grapheme_clusters() {
+        assert_eq!(auto_title(""), None);
         let exactly_50 = "a".repeat(50);
-        assert_eq!(auto_title(&exactly_50), exactly_50);
+        assert_eq!(auto_title(&exactly_50), Some(exactly_50));
         assert_eq!(
             auto_title(&"a".repeat(51)),
-            format!("{}...", "a".repeat(50))
+            Some(format!("{}...", "a".repeat(50)))
         );
-        let emoji = "👋🏽".repeat(40); // 80 chars, 4 bytes each
-        let t = auto_title(&emoji);
-        assert_eq!(t.chars().count(), 53);
-        assert!(t.ends_with("..."));
-        let mixed = format!("{}{}", "日本語".repeat(17), "x"); // 52 chars
-        assert_eq!(auto_title(&mixed).chars().count(), 53);
+        let emoji = "👋🏽".repeat(40); // 40 clusters of two scalars each
+        assert_eq!(auto_title(&emoji), Some(emoji.clone()));
+        let more = "👋🏽".repeat(60);
+        let t = auto_title(&more).unwrap();
+        assert_eq!(t, format!("{}...", "👋🏽".repeat(50)));
+        // An accent is never cut from its letter.
+        let accents = "e\u{301}".repeat(60);
+        assert_eq!(
+            auto_title(&accents),
+            Some(format!("{}...", "e\u{301}".repeat(50)))
+        );
+    }
+
+    #[test]
+    fn auto_titles_are_one_visible_line() {
+        assert_eq!(
+            auto_title("hi\0there\nfriend").as_deref(),
+            Some("hi there friend")
+        );
+        assert_eq!(
+            auto_title("one\u{2028}two\u{2029}three\r\n\tfour").as_deref(),
+            Some("one two three four")
+        );
+        assert_eq!(
+            auto_title("  lots   of\n\n space  ").as_deref(),
+            Some("lots of space")
+        );
+        for blank in [
+            "",
+            "   ",
+            "\u{200B}\u{200B}",
+            "\u{FEFF}\n\u{2028}",
+            "\u{301}",
+            "\u{E0041}",
+        ] {
+            assert_eq!(auto_title(blank), None, "{blank:?}");
+        }
+        assert_eq!(
+            auto_title("zero\u{200B}width").as_deref(),
+            Some("zerowidth")
+        );
+        // A zero-width joiner inside an emoji sequence is kept.
+        assert_eq!(auto_title("👨‍👩‍👧").as_deref(), Some("👨‍👩‍👧"));
     }
 
     #[test]
     fn append_assigns_seq_and_titles_from_first_user_message() {
-        let mut rec = ConversationRecord::new(Some("u".into()));
+        let mut rec = ConversationRecord::new(Some(UserId::parse("u").unwrap()));
         let at = rec.last_active + chrono::Duration::seconds(5);
         let out = rec.apply_append(
             vec![
@@ -847,23 +966,44 @@ mod tests {
     }
 
     #[test]
-    fn auto_titles_are_one_clean_line() {
-        assert_eq!(auto_title("hi\0there\nfriend"), "hi there friend");
+    fn blank_first_messages_do_not_block_the_title() {
         let mut rec = ConversationRecord::new(None);
         rec.apply_append(vec![NewMessage::new(Role::User, "a\0b")], now());
         rec.validate().expect("an auto-title always validates");
         let mut blank = ConversationRecord::new(None);
-        blank.apply_append(vec![NewMessage::new(Role::User, "  \n ")], now());
+        blank.apply_append(vec![NewMessage::new(Role::User, "  \n \u{200B}")], now());
         assert_eq!(blank.title, None, "a blank message gives no title");
         blank.apply_append(vec![NewMessage::new(Role::User, "real question")], now());
         assert_eq!(blank.title.as_deref(), Some("real question"));
     }
 
     #[test]
+    fn usage_totals_follow_appends_and_updates() {
+        use crate::message::{MessageUpdate, Usage};
+        let mut rec = ConversationRecord::new(None);
+        let mut out = rec.apply_append(
+            vec![
+                NewMessage::new(Role::Assistant, "a").with_usage(Usage::new("m", 10, 5)),
+                NewMessage::new(Role::Assistant, "b").with_usage(Usage::new("m", 1, 2)),
+            ],
+            now(),
+        );
+        assert_eq!((rec.usage.input_tokens, rec.usage.output_tokens), (11, 7));
+        assert_eq!(rec.usage.model, None);
+        let update = MessageUpdate {
+            usage: Some(Usage::new("m", 20, 30)),
+            ..Default::default()
+        };
+        rec.apply_message_update(&mut out[0], &update, now());
+        assert_eq!((rec.usage.input_tokens, rec.usage.output_tokens), (21, 32));
+        assert_eq!(out[0].revision, 2);
+    }
+
+    #[test]
     fn cursors_keep_sub_microsecond_order() {
         let t = |nanos| DateTime::from_timestamp(1_700_000_000, nanos).unwrap();
         let summary = |id: &str, nanos| ConversationSummary {
-            id: id.into(),
+            id: ConversationId::parse(id).unwrap(),
             user_id: None,
             title: None,
             created_at: t(nanos),
@@ -871,6 +1011,7 @@ mod tests {
             archived: false,
             message_count: 0,
             file_count: 0,
+            usage: Usage::default(),
         };
         // Same microsecond, different nanoseconds: listed a, then b.
         let all = vec![summary("b", 100), summary("a", 500)];
@@ -941,7 +1082,7 @@ mod tests {
     fn cursor_round_trips_and_rejects_garbage() {
         let c = ListCursor {
             last_active: now(),
-            id: new_id(),
+            id: ConversationId::new(),
         };
         assert_eq!(ListCursor::decode(&c.encode()).unwrap(), c);
         for bad in [

@@ -1,22 +1,24 @@
 //! [`ChatVault`] and the [`Conversation`] handle: what an application calls.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::backend::{ByteStream, FilesBackend, MessagesBackend};
+use crate::backend::{ByteStream, FilesBackend, FilesBackendExt, MessagesBackend, bytes_stream};
 use crate::error::{Error, Result};
+use crate::ids::{ContentType, ConversationId, FileId, MessageId, UserId};
 use crate::keys;
+use crate::message::{
+    MAX_MESSAGE_BYTES, MessageStatus, MessageUpdate, MessageUpdated, NewMessage, Part, Usage,
+    check_unique_ids,
+};
 use crate::model::{
     ConversationPatch, ConversationRecord, ConversationSummary, FileAttachment, HistoryEntry,
-    ListOptions, Message, MessageRange, Metadata, NewMessage, Page, Role, new_id, now,
+    ListOptions, Message, MessageRange, Metadata, Page, Role, SearchHit, SearchOptions, now,
 };
-
-/// How many messages [`Conversation::messages`] asks a backend for at a time.
-const READ_PAGE: usize = 1000;
 
 /// The entry point: a messages backend and a files backend.
 ///
@@ -29,7 +31,8 @@ const READ_PAGE: usize = 1000;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> chatvault_core::Result<()> {
 /// let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-/// let mut conversation = vault.create_conversation(Some("user-123")).await?;
+/// let user = "user-123".parse()?;
+/// let mut conversation = vault.create_conversation(Some(&user)).await?;
 /// conversation.add_message(Role::User, "Hello!").await?;
 /// conversation.add_message(Role::Assistant, "Hi there! How can I help you?").await?;
 ///
@@ -69,10 +72,10 @@ impl ChatVault {
     }
 
     /// Creates a conversation, optionally owned by a user.
-    pub async fn create_conversation(&self, user_id: Option<&str>) -> Result<Conversation> {
+    pub async fn create_conversation(&self, user_id: Option<&UserId>) -> Result<Conversation> {
         let mut builder = self.new_conversation();
         if let Some(user) = user_id {
-            builder = builder.user(user);
+            builder = builder.user(user.clone());
         }
         builder.create().await
     }
@@ -87,7 +90,7 @@ impl ChatVault {
     /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
     /// let conversation = vault
     ///     .new_conversation()
-    ///     .user("user-123")
+    ///     .user("user-123".parse()?)
     ///     .title("Trip planning")
     ///     .create()
     ///     .await?;
@@ -105,15 +108,14 @@ impl ChatVault {
     }
 
     /// The conversation with this id, or `None`.
-    pub async fn get_conversation(&self, id: &str) -> Result<Option<Conversation>> {
-        keys::validate_id("conversation id", id)?;
-        let Some((record, files)) = self.messages.get_record_with_files(id).await? else {
+    pub async fn get_conversation(&self, id: &ConversationId) -> Result<Option<Conversation>> {
+        let Some(head) = self.messages.head(id).await? else {
             return Ok(None);
         };
         Ok(Some(Conversation {
             vault: self.clone(),
-            record,
-            files,
+            record: head.record,
+            files: head.files,
         }))
     }
 
@@ -121,10 +123,9 @@ impl ChatVault {
     /// *or belongs to someone else*, so a web handler cannot leak another user's chat.
     pub async fn get_conversation_for_user(
         &self,
-        id: &str,
-        user_id: &str,
+        id: &ConversationId,
+        user_id: &UserId,
     ) -> Result<Option<Conversation>> {
-        keys::validate_user_id(user_id)?;
         Ok(self
             .get_conversation(id)
             .await?
@@ -134,14 +135,15 @@ impl ChatVault {
     /// A page of a user's conversations, newest activity first.
     ///
     /// ```
-    /// # use chatvault_core::{ChatVault, ListOptions};
+    /// # use chatvault_core::{ChatVault, ListOptions, UserId};
     /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> chatvault_core::Result<()> {
     /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+    /// let user: UserId = "user-123".parse()?;
     /// let mut options = ListOptions::new().limit(20);
     /// loop {
-    ///     let page = vault.list_conversations("user-123", &options).await?;
+    ///     let page = vault.list_conversations(&user, &options).await?;
     ///     for summary in &page.items {
     ///         println!("{} {:?}", summary.id, summary.title);
     ///     }
@@ -154,68 +156,147 @@ impl ChatVault {
     /// ```
     pub async fn list_conversations(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        keys::validate_user_id(user_id)?;
+        options.validate()?;
         self.messages
             .list_conversations(Some(user_id), options)
             .await
     }
 
     /// A page of every user's conversations, newest activity first.
+    ///
+    /// [`Error::NotSupported`] when the messages backend cannot list all users.
     pub async fn list_all_conversations(
         &self,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
+        options.validate()?;
+        if !self.messages.capabilities().list_all {
+            return Err(Error::not_supported(
+                "this messages backend",
+                "listing every user's conversations",
+            ));
+        }
         self.messages.list_conversations(None, options).await
     }
 
+    /// Full-text search over a user's messages, best matches first.
+    ///
+    /// [`Error::NotSupported`] when the messages backend has no search.
+    pub async fn search(
+        &self,
+        user_id: &UserId,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Page<SearchHit>> {
+        options.validate()?;
+        if query.trim().is_empty() {
+            return Err(Error::invalid_input("query", "must not be blank"));
+        }
+        if query.len() > 1024 {
+            return Err(Error::invalid_input(
+                "query",
+                format!("is {} bytes long; the limit is 1024", query.len()),
+            ));
+        }
+        if !self.messages.capabilities().search {
+            return Err(Error::not_supported("this messages backend", "search"));
+        }
+        let mut page = self.messages.search(user_id, query, options).await?;
+        let at = now();
+        for hit in &mut page.items {
+            settle(&mut hit.message, at);
+        }
+        Ok(page)
+    }
+
     /// Archives a conversation: it stays readable but leaves listings unless asked for.
-    pub async fn archive_conversation(&self, id: &str) -> Result<ConversationRecord> {
-        self.update(
-            id,
-            ConversationPatch {
-                archived: Some(true),
-                ..Default::default()
-            },
-        )
-        .await
+    pub async fn archive_conversation(&self, id: &ConversationId) -> Result<ConversationRecord> {
+        self.messages
+            .update(
+                id,
+                &ConversationPatch {
+                    archived: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
     }
 
     /// Brings an archived conversation back into listings.
-    pub async fn unarchive_conversation(&self, id: &str) -> Result<ConversationRecord> {
-        self.update(
-            id,
-            ConversationPatch {
-                archived: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
+    pub async fn unarchive_conversation(&self, id: &ConversationId) -> Result<ConversationRecord> {
+        self.messages
+            .update(
+                id,
+                &ConversationPatch {
+                    archived: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
     }
 
-    async fn update(&self, id: &str, patch: ConversationPatch) -> Result<ConversationRecord> {
-        keys::validate_id("conversation id", id)?;
-        self.messages.update(id, &patch).await
-    }
-
-    /// Deletes a conversation: first its attachments' bytes, then its record and messages.
+    /// Deletes a conversation and everything in it; returns whether it existed.
     ///
-    /// Returns whether the conversation existed. If it fails part-way, the record is still
-    /// there and calling it again finishes the job.
-    pub async fn delete_conversation(&self, id: &str) -> Result<bool> {
-        keys::validate_id("conversation id", id)?;
-        let files = match self.messages.files(id).await {
-            Ok(files) => files,
-            Err(e) if e.is_not_found() => return Ok(false),
-            Err(e) => return Err(e),
+    /// First the conversation is marked as being deleted, so no attachment can be added
+    /// any more ([`MessagesBackend::begin_delete`]); then its attachments' bytes are
+    /// deleted; then its record and messages. An attach racing the delete either lands
+    /// before the mark (its bytes are deleted here) or fails and deletes its own bytes:
+    /// no blob is left behind. If this fails part-way, calling it again finishes the job.
+    pub async fn delete_conversation(&self, id: &ConversationId) -> Result<bool> {
+        let Some(files) = self.messages.begin_delete(id).await? else {
+            return Ok(false);
         };
         for file in &files {
             self.files.delete(&file.storage_key).await?;
         }
-        self.messages.delete(id).await
+        self.messages.delete(id).await?;
+        Ok(true)
     }
+
+    /// Checks `messages` against the core's rules and the backend's declared limits.
+    fn check_append(&self, messages: &[NewMessage]) -> Result<()> {
+        check_unique_ids(messages)?;
+        let caps = self.messages.capabilities();
+        if let Some(max) = caps.max_append_messages
+            && messages.len() > max
+        {
+            return Err(Error::TooLarge {
+                what: "one append (messages)".into(),
+                size: messages.len() as u64,
+                limit: max as u64,
+            });
+        }
+        for m in messages {
+            let size = m.validate_sized()?;
+            self.check_message_size(&m.id, size)?;
+        }
+        Ok(())
+    }
+
+    fn check_message_size(&self, id: &MessageId, size: usize) -> Result<()> {
+        let limit = self
+            .messages
+            .capabilities()
+            .max_message_bytes
+            .unwrap_or(MAX_MESSAGE_BYTES as u64)
+            .min(MAX_MESSAGE_BYTES as u64);
+        if size as u64 > limit {
+            return Err(Error::TooLarge {
+                what: format!("message {id}"),
+                size: size as u64,
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Marks a stored in-progress message whose lease has run out as interrupted.
+fn settle(message: &mut Message, at: chrono::DateTime<chrono::Utc>) {
+    message.status = message.status_at(at);
 }
 
 /// A builder for a new conversation, from [`ChatVault::new_conversation`].
@@ -223,16 +304,16 @@ impl ChatVault {
 #[must_use = "call .create() to store the conversation"]
 pub struct NewConversation<'a> {
     vault: &'a ChatVault,
-    id: Option<String>,
-    user_id: Option<String>,
+    id: Option<ConversationId>,
+    user_id: Option<UserId>,
     title: Option<String>,
     metadata: Metadata,
 }
 
 impl NewConversation<'_> {
     /// The owning user.
-    pub fn user(mut self, user_id: impl Into<String>) -> Self {
-        self.user_id = Some(user_id.into());
+    pub fn user(mut self, user_id: UserId) -> Self {
+        self.user_id = Some(user_id);
         self
     }
 
@@ -249,8 +330,8 @@ impl NewConversation<'_> {
     }
 
     /// An id of your choosing (default: a new UUID v7).
-    pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.id = Some(id.into());
+    pub fn id(mut self, id: ConversationId) -> Self {
+        self.id = Some(id);
         self
     }
 
@@ -272,11 +353,13 @@ impl NewConversation<'_> {
     }
 }
 
-/// One conversation: read its messages, add to it, attach files.
+/// One conversation: read its messages, add to it, stream replies, attach files.
 ///
 /// The handle caches the conversation's record and attachment list, and keeps them up to
 /// date with its own changes; [`refresh`](Self::refresh) picks up other writers' changes.
-/// Messages are never cached: each read asks the backend, a page at a time.
+/// Messages are never cached: each read asks the backend, a page at a time. Messages read
+/// through the handle show a reply whose writer died as
+/// [`MessageStatus::Interrupted`] once its lease has run out.
 #[derive(Clone, Debug)]
 pub struct Conversation {
     vault: ChatVault,
@@ -286,13 +369,13 @@ pub struct Conversation {
 
 impl Conversation {
     /// The conversation's id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &ConversationId {
         &self.record.id
     }
 
     /// The owning user, if any.
-    pub fn user_id(&self) -> Option<&str> {
-        self.record.user_id.as_deref()
+    pub fn user_id(&self) -> Option<&UserId> {
+        self.record.user_id.as_ref()
     }
 
     /// The title, if any.
@@ -315,9 +398,19 @@ impl Conversation {
         self.record.message_count
     }
 
+    /// Token usage totals (as of the last change or refresh).
+    pub fn usage(&self) -> &Usage {
+        &self.record.usage
+    }
+
     /// The whole cached record.
     pub fn record(&self) -> &ConversationRecord {
         &self.record
+    }
+
+    /// The vault this conversation lives in.
+    pub fn vault(&self) -> &ChatVault {
+        &self.vault
     }
 
     /// The attachments, oldest first.
@@ -326,8 +419,8 @@ impl Conversation {
     }
 
     /// The attachment with this id.
-    pub fn file(&self, file_id: &str) -> Option<&FileAttachment> {
-        self.files.iter().find(|f| f.id == file_id)
+    pub fn file(&self, file_id: &FileId) -> Option<&FileAttachment> {
+        self.files.iter().find(|f| &f.id == file_id)
     }
 
     /// Reloads the record and the attachment list from the backend.
@@ -338,31 +431,34 @@ impl Conversation {
             .vault
             .get_conversation(&self.record.id)
             .await?
-            .ok_or_else(|| Error::conversation_not_found(&self.record.id))?;
+            .ok_or_else(|| Error::conversation_not_found(self.record.id.as_str()))?;
         *self = fresh;
         Ok(())
     }
 
-    /// Appends a message and returns it as stored.
+    /// Appends a text message and returns it as stored.
     pub async fn add_message(
         &mut self,
         role: impl Into<Role>,
-        content: impl Into<String>,
+        text: impl Into<String>,
     ) -> Result<Message> {
-        self.add_message_with_metadata(role, content, Metadata::new())
-            .await
+        self.add(NewMessage::new(role, text)).await
     }
 
-    /// Appends a message with metadata and returns it as stored.
+    /// Appends a text message with metadata and returns it as stored.
     pub async fn add_message_with_metadata(
         &mut self,
         role: impl Into<Role>,
-        content: impl Into<String>,
+        text: impl Into<String>,
         metadata: Metadata,
     ) -> Result<Message> {
-        let mut stored = self
-            .append(vec![NewMessage::new(role, content).with_metadata(metadata)])
-            .await?;
+        self.add(NewMessage::new(role, text).with_metadata(metadata))
+            .await
+    }
+
+    /// Appends one message (any parts) and returns it as stored.
+    pub async fn add(&mut self, message: NewMessage) -> Result<Message> {
+        let mut stored = self.append(vec![message]).await?;
         stored.pop().ok_or_else(|| {
             Error::backend(
                 "messages",
@@ -372,10 +468,12 @@ impl Conversation {
     }
 
     /// Appends several messages atomically (all or none) and returns them as stored.
+    ///
+    /// Idempotent by message id: after an [`Error::OutcomeUnknown`] (or any failure),
+    /// calling it again with the same messages (same ids) stores them at most once and
+    /// returns them as stored.
     pub async fn append(&mut self, messages: Vec<NewMessage>) -> Result<Vec<Message>> {
-        for m in &messages {
-            keys::validate_id("message id", &m.id)?;
-        }
+        self.vault.check_append(&messages)?;
         let appended = self
             .vault
             .messages
@@ -385,7 +483,62 @@ impl Conversation {
         Ok(appended.messages)
     }
 
-    /// Every message, in order (read from the backend a page at a time).
+    /// Updates a stored message if it is still at `expected_revision` (its
+    /// [`Message::revision`]); [`Error::Conflict`] when another writer updated it first.
+    pub async fn update_message(
+        &mut self,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<Message> {
+        let updated = self
+            .vault
+            .update_message(&self.record.id, message_id, expected_revision, update)
+            .await?;
+        self.record = updated.record;
+        Ok(updated.message)
+    }
+
+    /// Starts a streamed reply: stores an empty assistant message (status
+    /// [`MessageStatus::Pending`]) at its `seq` now, before the first token, and returns
+    /// the writer that fills it in.
+    ///
+    /// ```
+    /// use chatvault_core::{ChatVault, MessageStatus, ReplyOptions, Role, Usage};
+    /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> chatvault_core::Result<()> {
+    /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+    /// let mut chat = vault.create_conversation(None).await?;
+    /// chat.add_message(Role::User, "Count to three").await?;
+    /// let mut reply = chat.begin_reply(ReplyOptions::default()).await?;
+    /// for token in ["One", ", two", ", three."] {
+    ///     reply.push_text(token).await?; // checkpointed at a bounded rate, not per token
+    /// }
+    /// let message = reply.finish(Some(Usage::new("gpt-4o", 12, 5))).await?;
+    /// assert_eq!(message.content(), "One, two, three.");
+    /// assert_eq!(message.status, MessageStatus::Complete);
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin_reply(&mut self, options: ReplyOptions) -> Result<ReplyWriter> {
+        let lease = chrono::Duration::from_std(options.lease)
+            .map_err(|_| Error::invalid_input("lease", "is longer than a timestamp can hold"))?;
+        let message = NewMessage::with_parts(options.role.clone(), Vec::new())
+            .with_metadata(options.metadata.clone())
+            .with_status(MessageStatus::Pending, Some(now() + lease));
+        let stored = self.add(message).await?;
+        Ok(ReplyWriter {
+            vault: self.vault.clone(),
+            conversation_id: self.record.id.clone(),
+            message: stored,
+            dirty_bytes: 0,
+            dirty: false,
+            last_checkpoint: Instant::now(),
+            options,
+        })
+    }
+
+    /// Every message, in order, read from the backend in its natural pages.
     ///
     /// A backend whose pages stop moving forward (a cursor with an empty page, or one
     /// that does not advance) gets an error, not an endless loop.
@@ -393,7 +546,7 @@ impl Conversation {
         let mut out = Vec::new();
         let mut after = 0;
         loop {
-            let range = MessageRange::after(after).limit(READ_PAGE);
+            let range = MessageRange::after(after);
             let page = self.messages_page(&range).await?;
             let got = page.items.len();
             out.extend(page.items);
@@ -411,7 +564,12 @@ impl Conversation {
 
     /// One window of messages by `seq`; see [`MessageRange`].
     pub async fn messages_page(&self, range: &MessageRange) -> Result<Page<Message>> {
-        self.vault.messages.messages(&self.record.id, range).await
+        let mut page = self.vault.messages.messages(&self.record.id, range).await?;
+        let at = now();
+        for m in &mut page.items {
+            settle(m, at);
+        }
+        Ok(page)
     }
 
     /// The newest `n` messages, in order.
@@ -452,7 +610,8 @@ impl Conversation {
         Ok(out)
     }
 
-    /// The whole history in the form LLM APIs take: `[{"role": ..., "content": ...}]`.
+    /// The whole history as plain text entries: `[{"role": ..., "content": ...}]`, the
+    /// Python library's form (each message's text parts joined).
     pub async fn history(&self) -> Result<Vec<HistoryEntry>> {
         Ok(self
             .messages()
@@ -462,7 +621,7 @@ impl Conversation {
             .collect())
     }
 
-    /// The newest `n` messages in LLM form: a context window.
+    /// The newest `n` messages as plain text entries.
     pub async fn history_last(&self, n: usize) -> Result<Vec<HistoryEntry>> {
         Ok(self
             .last_messages(n)
@@ -508,7 +667,9 @@ impl Conversation {
         .await
     }
 
-    async fn patch(&mut self, patch: ConversationPatch) -> Result<()> {
+    /// Applies a metadata-only change (title, archived, metadata).
+    pub async fn patch(&mut self, patch: ConversationPatch) -> Result<()> {
+        patch.validate()?;
         self.record = self.vault.messages.update(&self.record.id, &patch).await?;
         Ok(())
     }
@@ -524,12 +685,7 @@ impl Conversation {
         data: impl Into<Bytes>,
         content_type: &str,
     ) -> Result<FileAttachment> {
-        let data = data.into();
-        let (file_id, key) = self.prepare_attachment(filename, content_type)?;
-        let sha256 = hex(&Sha256::digest(&data));
-        let size = data.len() as u64;
-        self.vault.files.upload(&key, data, content_type).await?;
-        self.record_attachment(file_id, key, filename, content_type, size, sha256)
+        self.attach_file_stream(filename, bytes_stream(data.into()), content_type)
             .await
     }
 
@@ -542,7 +698,10 @@ impl Conversation {
         data: ByteStream,
         content_type: &str,
     ) -> Result<FileAttachment> {
-        let (file_id, key) = self.prepare_attachment(filename, content_type)?;
+        keys::validate_filename(filename)?;
+        let content_type = ContentType::parse(content_type)?;
+        let file_id = FileId::new();
+        let key = keys::storage_key(self.user_id(), self.id(), &file_id, filename)?;
         let state = Arc::new(Mutex::new((Sha256::new(), 0u64)));
         let tap = Arc::clone(&state);
         let hashed: ByteStream = data
@@ -556,78 +715,52 @@ impl Conversation {
             .boxed();
         self.vault
             .files
-            .upload_stream(&key, hashed, content_type)
+            .upload_stream(&key, hashed, &content_type)
             .await?;
         let (hasher, size) = {
             let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::replace(&mut *guard, (Sha256::new(), 0))
         };
-        let sha256 = hex(&hasher.finalize());
-        self.record_attachment(file_id, key, filename, content_type, size, sha256)
-            .await
-    }
-
-    fn prepare_attachment(&self, filename: &str, content_type: &str) -> Result<(String, String)> {
-        keys::validate_filename(filename)?;
-        keys::validate_content_type(content_type)?;
-        let file_id = new_id();
-        let key = keys::storage_key(self.user_id(), self.id(), &file_id, filename)?;
-        Ok((file_id, key))
-    }
-
-    async fn record_attachment(
-        &mut self,
-        id: String,
-        storage_key: String,
-        filename: &str,
-        content_type: &str,
-        size: u64,
-        sha256: String,
-    ) -> Result<FileAttachment> {
         let file = FileAttachment {
-            id,
+            id: file_id,
             filename: filename.to_owned(),
-            content_type: content_type.to_owned(),
+            content_type,
             size,
-            sha256,
-            storage_key,
+            sha256: hex(&hasher.finalize()),
+            storage_key: key,
             uploaded_at: now(),
             metadata: Metadata::new(),
         };
-        match self
-            .vault
-            .messages
-            .add_file(&self.record.id, file.clone())
-            .await
-        {
+        self.record_attachment(file).await
+    }
+
+    async fn record_attachment(&mut self, file: FileAttachment) -> Result<FileAttachment> {
+        match self.vault.messages.add_file(&self.record.id, &file).await {
             Ok(record) => {
                 self.record = record;
                 self.files.push(file.clone());
                 Ok(file)
             }
-            // A temporary error may hide a write that committed (its answer was lost):
-            // look before deleting bytes that a stored attachment may point to.
-            Err(e) if e.is_temporary() => match self
-                .vault
-                .messages
-                .get_record_with_files(&self.record.id)
-                .await
-            {
-                Ok(Some((record, files))) if files.iter().any(|f| f.id == file.id) => {
-                    self.record = record;
-                    self.files = files;
-                    Ok(file)
+            // A temporary or unknown outcome may hide a write that committed (its answer
+            // was lost): look before deleting bytes that a stored attachment may point to.
+            Err(e) if e.is_temporary() || e.kind() == crate::ErrorKind::OutcomeUnknown => {
+                match self.vault.messages.head(&self.record.id).await {
+                    Ok(Some(head)) if head.files.iter().any(|f| f.id == file.id) => {
+                        self.record = head.record;
+                        self.files = head.files;
+                        Ok(file)
+                    }
+                    Ok(_) => {
+                        self.discard_bytes(&file).await;
+                        Err(e)
+                    }
+                    // Still unknown: keep the bytes (at worst an orphan, never a dangling
+                    // attachment) and report the original error.
+                    Err(_) => Err(e),
                 }
-                Ok(_) => {
-                    self.discard_bytes(&file.storage_key).await;
-                    Err(e)
-                }
-                // Still unknown: keep the bytes (at worst an orphan, never a dangling
-                // attachment) and report the original error.
-                Err(_) => Err(e),
-            },
+            }
             Err(e) => {
-                self.discard_bytes(&file.storage_key).await;
+                self.discard_bytes(&file).await;
                 Err(e)
             }
         }
@@ -635,39 +768,43 @@ impl Conversation {
 
     /// Best effort: the bytes must not outlive a failed attach. The caller gets the error
     /// that made the attach fail; an orphan is worth a warning.
-    async fn discard_bytes(&self, key: &str) {
-        if let Err(cleanup) = self.vault.files.delete(key).await {
+    async fn discard_bytes(&self, file: &FileAttachment) {
+        if let Err(cleanup) = self.vault.files.delete(&file.storage_key).await {
             tracing::warn!(
-                key = %key, error = %cleanup,
+                key = %file.storage_key, error = %cleanup,
                 "could not delete the bytes of a failed attachment; they are orphaned"
             );
         }
     }
 
-    fn require_file(&self, file_id: &str) -> Result<&FileAttachment> {
+    fn require_file(&self, file_id: &FileId) -> Result<&FileAttachment> {
         self.file(file_id).ok_or_else(|| Error::NotFound {
             kind: "file",
-            id: file_id.to_owned(),
+            id: file_id.to_string(),
         })
     }
 
     /// An attachment's bytes; `None` if the bytes are missing from the files backend.
     /// Fails with [`Error::NotFound`] for a file id this conversation does not have.
-    pub async fn file_content(&self, file_id: &str) -> Result<Option<Bytes>> {
+    pub async fn file_content(&self, file_id: &FileId) -> Result<Option<Bytes>> {
         let file = self.require_file(file_id)?;
         self.vault.files.download(&file.storage_key).await
     }
 
     /// An attachment's bytes as a stream (bounded memory in first-party backends).
-    pub async fn file_stream(&self, file_id: &str) -> Result<Option<ByteStream>> {
+    pub async fn file_stream(&self, file_id: &FileId) -> Result<Option<ByteStream>> {
         let file = self.require_file(file_id)?;
         self.vault.files.download_stream(&file.storage_key).await
     }
 
     /// A URL that downloads the attachment for `expires_in`, saved under its original
-    /// file name; `None` when the files backend has no such URLs.
-    pub async fn file_url(&self, file_id: &str, expires_in: Duration) -> Result<Option<String>> {
+    /// file name. [`Error::NotSupported`] when the files backend has no such URLs;
+    /// [`Error::NotFound`] when the attachment or its bytes are missing.
+    pub async fn file_url(&self, file_id: &FileId, expires_in: Duration) -> Result<String> {
         let file = self.require_file(file_id)?;
+        if !self.vault.files.capabilities().signed_urls {
+            return Err(Error::not_supported("this files backend", "signed URLs"));
+        }
         self.vault
             .files
             .signed_url(&file.storage_key, expires_in, Some(&file.filename))
@@ -678,7 +815,7 @@ impl Conversation {
     ///
     /// An attachment this handle has not seen yet (added through another handle) is
     /// looked up in the backend first.
-    pub async fn delete_file(&mut self, file_id: &str) -> Result<bool> {
+    pub async fn delete_file(&mut self, file_id: &FileId) -> Result<bool> {
         if self.file(file_id).is_none() {
             self.refresh().await?;
         }
@@ -691,7 +828,7 @@ impl Conversation {
             .messages
             .remove_file(&self.record.id, file_id)
             .await?;
-        self.files.retain(|f| f.id != file_id);
+        self.files.retain(|f| &f.id != file_id);
         match removed {
             Some(record) => {
                 self.record = record;
@@ -699,6 +836,229 @@ impl Conversation {
             }
             None => Ok(false),
         }
+    }
+}
+
+impl ChatVault {
+    /// Updates a stored message if it is still at `expected_revision`; see
+    /// [`Conversation::update_message`].
+    pub async fn update_message(
+        &self,
+        conversation_id: &ConversationId,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<MessageUpdated> {
+        update.validate()?;
+        if let Some(parts) = &update.parts {
+            let size = serde_json::to_vec(parts).map_or(usize::MAX, |v| v.len());
+            self.check_message_size(message_id, size)?;
+        }
+        let mut updated = self
+            .messages
+            .update_message(conversation_id, message_id, expected_revision, update)
+            .await?;
+        settle(&mut updated.message, now());
+        Ok(updated)
+    }
+}
+
+/// How a [`ReplyWriter`] stores a streamed reply.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ReplyOptions {
+    /// Checkpoint when this much time has passed since the last one (default 1 s)...
+    pub checkpoint_interval: Duration,
+    /// ... or when this many bytes of content arrived since (default 16 KiB).
+    pub checkpoint_bytes: usize,
+    /// How long a reply may go without a checkpoint before readers see it as interrupted
+    /// (default 30 s). Each checkpoint renews it; [`ReplyWriter::keep_alive`] renews it
+    /// without content (while a tool runs, say).
+    pub lease: Duration,
+    /// The reply's role (default assistant).
+    pub role: Role,
+    /// The reply's metadata.
+    pub metadata: Metadata,
+}
+
+impl Default for ReplyOptions {
+    fn default() -> Self {
+        ReplyOptions {
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_bytes: 16 * 1024,
+            lease: Duration::from_secs(30),
+            role: Role::Assistant,
+            metadata: Metadata::new(),
+        }
+    }
+}
+
+impl ReplyOptions {
+    /// Sets the checkpoint interval.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// Sets the checkpoint size.
+    pub fn checkpoint_bytes(mut self, bytes: usize) -> Self {
+        self.checkpoint_bytes = bytes;
+        self
+    }
+
+    /// Sets the lease.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets the metadata.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// Writes a streamed reply into its stored message: from
+/// [`Conversation::begin_reply`].
+///
+/// Deltas accumulate in memory and reach the backend at checkpoints, at most one per
+/// [`ReplyOptions::checkpoint_interval`] unless [`ReplyOptions::checkpoint_bytes`] arrive
+/// sooner: never one write per token. [`finish`](Self::finish) and [`fail`](Self::fail)
+/// write the final content and status atomically. Every write is conditioned on the
+/// revision this writer last wrote, so a second writer of the same message gets
+/// [`Error::Conflict`]. If the process dies, the stored message keeps the last checkpoint
+/// and reads as [`MessageStatus::Interrupted`] once the lease runs out; it never reads as
+/// complete.
+#[derive(Debug)]
+#[must_use = "a reply that is never finished reads as interrupted"]
+pub struct ReplyWriter {
+    vault: ChatVault,
+    conversation_id: ConversationId,
+    message: Message,
+    dirty_bytes: usize,
+    dirty: bool,
+    last_checkpoint: Instant,
+    options: ReplyOptions,
+}
+
+impl ReplyWriter {
+    /// The reply's message id.
+    pub fn message_id(&self) -> &MessageId {
+        &self.message.id
+    }
+
+    /// The reply as this writer has it (content not yet checkpointed included).
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// Adds text at the end of the reply; checkpoints when due.
+    pub async fn push_text(&mut self, delta: &str) -> Result<()> {
+        match self.message.parts.last_mut() {
+            Some(Part::Text { text }) => text.push_str(delta),
+            _ => self.message.parts.push(Part::text(delta)),
+        }
+        self.touched(delta.len()).await
+    }
+
+    /// Adds reasoning text at the end of the reply's reasoning; checkpoints when due.
+    pub async fn push_reasoning(&mut self, delta: &str) -> Result<()> {
+        match self.message.parts.last_mut() {
+            Some(Part::Reasoning(r)) => r.text.get_or_insert_with(String::new).push_str(delta),
+            _ => self.message.parts.push(Part::Reasoning(crate::Reasoning {
+                text: Some(delta.to_owned()),
+                ..Default::default()
+            })),
+        }
+        self.touched(delta.len()).await
+    }
+
+    /// Adds a whole part (a tool call, a reasoning block with its signature, a file);
+    /// checkpoints when due.
+    pub async fn push_part(&mut self, part: Part) -> Result<()> {
+        let size = serde_json::to_vec(&part).map_or(0, |v| v.len());
+        self.message.parts.push(part);
+        self.touched(size).await
+    }
+
+    async fn touched(&mut self, bytes: usize) -> Result<()> {
+        self.dirty = true;
+        self.dirty_bytes = self.dirty_bytes.saturating_add(bytes);
+        if self.dirty_bytes >= self.options.checkpoint_bytes
+            || self.last_checkpoint.elapsed() >= self.options.checkpoint_interval
+        {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
+        now() + chrono::Duration::from_std(self.options.lease).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Stores the content so far (status streaming) and renews the lease, now.
+    pub async fn checkpoint(&mut self) -> Result<()> {
+        let update = MessageUpdate {
+            parts: Some(self.message.parts.clone()),
+            status: Some(MessageStatus::Streaming),
+            lease_expires_at: Some(self.lease_end()),
+            ..Default::default()
+        };
+        self.write(update).await
+    }
+
+    /// Renews the lease without new content (a long tool call, a slow model).
+    pub async fn keep_alive(&mut self) -> Result<()> {
+        if self.dirty {
+            return self.checkpoint().await;
+        }
+        let update = MessageUpdate {
+            lease_expires_at: Some(self.lease_end()),
+            ..Default::default()
+        };
+        self.write(update).await
+    }
+
+    /// Stores the final content with status complete and the usage, atomically.
+    pub async fn finish(mut self, usage: Option<Usage>) -> Result<Message> {
+        let update = MessageUpdate {
+            parts: Some(self.message.parts.clone()),
+            status: Some(MessageStatus::Complete),
+            usage,
+            ..Default::default()
+        };
+        self.write(update).await?;
+        Ok(self.message)
+    }
+
+    /// Stores the content so far with status failed and the reason, atomically.
+    pub async fn fail(mut self, reason: impl Into<String>) -> Result<Message> {
+        let update = MessageUpdate {
+            parts: Some(self.message.parts.clone()),
+            status: Some(MessageStatus::Failed),
+            failure: Some(reason.into()),
+            ..Default::default()
+        };
+        self.write(update).await?;
+        Ok(self.message)
+    }
+
+    async fn write(&mut self, update: MessageUpdate) -> Result<()> {
+        let updated = self
+            .vault
+            .update_message(
+                &self.conversation_id,
+                &self.message.id,
+                self.message.revision,
+                &update,
+            )
+            .await?;
+        self.message = updated.message;
+        self.dirty = false;
+        self.dirty_bytes = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(())
     }
 }
 

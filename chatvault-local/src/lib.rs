@@ -1,45 +1,4 @@
-//! ChatVault backends on the local file system: [`LocalMessages`] and [`LocalFiles`].
-//!
-//! Conversations and attachments kept in plain directories on one machine: durable (every
-//! change is flushed to disk before it returns), crash-safe (a kill at any instant leaves
-//! every acknowledged message readable and nothing corrupt), and safe to share between
-//! threads, tasks and processes.
-//!
-//! ```
-//! use chatvault_core::{ChatVault, Role};
-//! use chatvault_local::{LocalFiles, LocalMessages};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> chatvault_core::Result<()> {
-//! let dir = std::env::temp_dir().join(format!("chatvault-doc-{}", chatvault_core::new_id()));
-//! let vault = ChatVault::new(
-//!     LocalMessages::open(dir.join("messages"))?,
-//!     LocalFiles::new(dir.join("files"))?,
-//! );
-//! let mut conversation = vault.create_conversation(Some("user-123")).await?;
-//! conversation.add_message(Role::User, "Hello!").await?;
-//! conversation.add_message(Role::Assistant, "Hi there! How can I help you?").await?;
-//! let file = conversation
-//!     .attach_file("notes.txt", &b"remember the milk"[..], "text/plain")
-//!     .await?;
-//! let id = conversation.id().to_owned();
-//! drop(vault);
-//!
-//! // Later, in another process: open the same directories and resume.
-//! let vault = ChatVault::new(
-//!     LocalMessages::open(dir.join("messages"))?,
-//!     LocalFiles::new(dir.join("files"))?,
-//! );
-//! let conversation = vault.get_conversation(&id).await?.expect("stored on disk");
-//! assert_eq!(conversation.title(), Some("Hello!"));
-//! assert_eq!(conversation.history().await?.len(), 2);
-//! assert_eq!(
-//!     conversation.file_content(&file.id).await?.as_deref(),
-//!     Some(&b"remember the milk"[..])
-//! );
-//! # std::fs::remove_dir_all(&dir).ok();
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 //!
 //! Both types do their file I/O on tokio's blocking pool (`spawn_blocking`), so they must
 //! be used inside a tokio runtime. A call waiting for a conversation's lock waits on a

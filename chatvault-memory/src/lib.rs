@@ -1,54 +1,42 @@
-//! In-memory ChatVault backends: [`MemoryMessages`] and [`MemoryFiles`].
-//!
-//! Nothing is written anywhere; everything is gone when the value is dropped. They are the
-//! reference behaviour of the two traits (they pass the whole conformance suite), safe to
-//! share between tasks and threads, with appends that cost the same however long the
-//! conversation is. Use them in tests and prototypes.
-//!
-//! ```
-//! use chatvault_core::{ChatVault, ListOptions, Role};
-//! use chatvault_memory::{MemoryFiles, MemoryMessages};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> chatvault_core::Result<()> {
-//! let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-//! let mut chat = vault.create_conversation(Some("user-123")).await?;
-//! chat.add_message(Role::User, "What is a vault?").await?;
-//! let page = vault.list_conversations("user-123", &ListOptions::new()).await?;
-//! assert_eq!(page.items[0].title.as_deref(), Some("What is a vault?"));
-//! # Ok(()) }
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chatvault_core::{
-    Appended, ConversationPatch, ConversationRecord, ConversationSummary, Error, FileAttachment,
-    FilesBackend, ListCursor, ListOptions, Message, MessageRange, MessagesBackend, NewMessage,
-    Page, Result, StoredConversation, apply_add_file, apply_remove_file, async_trait, keys, now,
+    Appended, ByteStream, ContentType, ConversationHead, ConversationId, ConversationPatch,
+    ConversationRecord, ConversationSummary, Error, FileAttachment, FileId, FilesBackend,
+    FilesCapabilities, ListCursor, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
+    MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
+    SearchHit, SearchOptions, StorageKey, UserId, apply_add_file, apply_remove_file, async_trait,
+    bytes_stream, check_replay, collect_stream, now, revision_conflict,
 };
 use chrono::{DateTime, Utc};
 
 /// Listing position: `(last_active, id)`; listings walk it in reverse.
-type Position = (DateTime<Utc>, String);
+type Position = (DateTime<Utc>, ConversationId);
 
 #[derive(Debug)]
 struct Entry {
     record: ConversationRecord,
     messages: Vec<Message>,
+    /// Message id -> index in `messages`: idempotent appends and updates in O(1).
+    by_id: HashMap<MessageId, usize>,
     files: Vec<FileAttachment>,
+    /// Marked by `begin_delete`: reads as gone.
+    deleting: bool,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    conversations: HashMap<String, Entry>,
+    conversations: HashMap<ConversationId, Entry>,
     /// Every conversation, in listing order (reversed).
     all: BTreeSet<Position>,
     /// Each user's conversations, in listing order (reversed).
-    by_user: HashMap<String, BTreeSet<Position>>,
+    by_user: HashMap<UserId, BTreeSet<Position>>,
 }
 
 fn position(record: &ConversationRecord) -> Position {
@@ -78,27 +66,37 @@ impl State {
         }
     }
 
-    fn entry_mut(&mut self, id: &str) -> Result<&mut Entry> {
-        self.conversations
-            .get_mut(id)
-            .ok_or_else(|| Error::conversation_not_found(id))
+    /// The live (not being deleted) conversation.
+    fn live(&self, id: &ConversationId) -> Result<&Entry> {
+        match self.conversations.get(id) {
+            Some(e) if !e.deleting => Ok(e),
+            _ => Err(Error::conversation_not_found(id.as_str())),
+        }
+    }
+
+    fn live_mut(&mut self, id: &ConversationId) -> Result<&mut Entry> {
+        match self.conversations.get_mut(id) {
+            Some(e) if !e.deleting => Ok(e),
+            _ => Err(Error::conversation_not_found(id.as_str())),
+        }
     }
 
     /// Replaces an entry's record, keeping the listing indexes in step.
-    fn set_record(&mut self, id: &str, record: ConversationRecord) -> Result<()> {
-        let old = self.entry_mut(id)?.record.clone();
+    fn set_record(&mut self, id: &ConversationId, record: ConversationRecord) -> Result<()> {
+        let old = self.live_mut(id)?.record.clone();
         if position(&old) != position(&record) {
             self.unindex(&old);
             self.index(&record);
         }
-        self.entry_mut(id)?.record = record;
+        self.live_mut(id)?.record = record;
         Ok(())
     }
 }
 
 /// Conversations held in memory.
 ///
-/// Appends are O(1) amortized; listings walk an ordered index, and never load messages.
+/// Appends are O(1) amortized; listings walk an ordered index, and never load messages;
+/// search is a case-insensitive substring scan of the user's messages (fine for tests).
 #[derive(Debug, Default)]
 pub struct MemoryMessages {
     state: Mutex<State>,
@@ -118,72 +116,19 @@ impl MemoryMessages {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl MessagesBackend for MemoryMessages {
-    async fn save(&self, conversation: &StoredConversation) -> Result<()> {
-        conversation.record.validate()?;
-        let mut state = self.lock();
-        let id = conversation.record.id.clone();
-        if let Some(old) = state.conversations.remove(&id) {
-            state.unindex(&old.record);
-        }
-        state.index(&conversation.record);
-        state.conversations.insert(
-            id,
-            Entry {
-                record: conversation.record.clone(),
-                messages: conversation.messages.clone(),
-                files: conversation.files.clone(),
-            },
-        );
-        Ok(())
-    }
-
-    async fn get(&self, id: &str) -> Result<Option<StoredConversation>> {
-        Ok(self
-            .lock()
-            .conversations
-            .get(id)
-            .map(|e| StoredConversation {
-                record: e.record.clone(),
-                messages: e.messages.clone(),
-                files: e.files.clone(),
-            }))
-    }
-
-    async fn get_by_user(&self, user_id: &str) -> Result<Vec<StoredConversation>> {
-        let state = self.lock();
-        let Some(ids) = state.by_user.get(user_id) else {
-            return Ok(Vec::new());
-        };
-        Ok(ids
-            .iter()
-            .filter_map(|(_, id)| state.conversations.get(id))
-            .map(|e| StoredConversation {
-                record: e.record.clone(),
-                messages: e.messages.clone(),
-                files: e.files.clone(),
-            })
-            .collect())
-    }
-
-    async fn delete(&self, id: &str) -> Result<bool> {
-        let mut state = self.lock();
-        match state.conversations.remove(id) {
-            Some(entry) => {
-                state.unindex(&entry.record);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+    fn capabilities(&self) -> MessagesCapabilities {
+        // One process by nature: "multi_process" has no other process to share with.
+        MessagesCapabilities::full().with_multi_process(false)
     }
 
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
-        record.validate()?;
         let mut state = self.lock();
         if state.conversations.contains_key(&record.id) {
             return Err(Error::AlreadyExists {
                 kind: "conversation",
-                id: record.id.clone(),
+                id: record.id.to_string(),
             });
         }
         state.index(record);
@@ -192,54 +137,87 @@ impl MessagesBackend for MemoryMessages {
             Entry {
                 record: record.clone(),
                 messages: Vec::new(),
+                by_id: HashMap::new(),
                 files: Vec::new(),
+                deleting: false,
             },
         );
         Ok(())
     }
 
-    async fn get_record(&self, id: &str) -> Result<Option<ConversationRecord>> {
-        Ok(self.lock().conversations.get(id).map(|e| e.record.clone()))
+    async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
+        Ok(self.lock().live(id).ok().map(|e| ConversationHead {
+            record: e.record.clone(),
+            files: e.files.clone(),
+        }))
     }
 
-    async fn get_record_with_files(
+    async fn append_messages(
         &self,
-        id: &str,
-    ) -> Result<Option<(ConversationRecord, Vec<FileAttachment>)>> {
-        Ok(self
-            .lock()
-            .conversations
-            .get(id)
-            .map(|e| (e.record.clone(), e.files.clone())))
-    }
-
-    async fn append_messages(&self, id: &str, messages: Vec<NewMessage>) -> Result<Appended> {
-        for m in &messages {
-            keys::validate_id("message id", &m.id)?;
-        }
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
         let mut state = self.lock();
-        let mut record = state.entry_mut(id)?.record.clone();
+        let entry = state.live(id)?;
+        let stored = messages
+            .iter()
+            .map(|m| entry.by_id.get(&m.id).map(|&i| entry.messages[i].clone()))
+            .collect();
+        if let Some(replayed) = check_replay(&messages, stored)? {
+            return Ok(Appended {
+                record: entry.record.clone(),
+                messages: replayed,
+            });
+        }
+        let mut record = entry.record.clone();
         let stored = record.apply_append(messages, now());
         state.set_record(id, record.clone())?;
-        state.entry_mut(id)?.messages.extend(stored.iter().cloned());
+        let entry = state.live_mut(id)?;
+        for m in &stored {
+            entry.by_id.insert(m.id.clone(), entry.messages.len());
+            entry.messages.push(m.clone());
+        }
         Ok(Appended {
             record,
             messages: stored,
         })
     }
 
-    async fn messages(&self, id: &str, range: &MessageRange) -> Result<Page<Message>> {
-        let state = self.lock();
-        let entry = state
-            .conversations
-            .get(id)
-            .ok_or_else(|| Error::conversation_not_found(id))?;
-        Ok(range.select(&entry.messages))
+    async fn update_message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<MessageUpdated> {
+        let mut state = self.lock();
+        let entry = state.live(id)?;
+        let index = *entry
+            .by_id
+            .get(message_id)
+            .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
+        let mut message = entry.messages[index].clone();
+        if message.revision != expected_revision {
+            return Err(revision_conflict(
+                message_id,
+                expected_revision,
+                message.revision,
+            ));
+        }
+        let mut record = entry.record.clone();
+        record.apply_message_update(&mut message, update, now());
+        state.set_record(id, record.clone())?;
+        state.live_mut(id)?.messages[index] = message.clone();
+        Ok(MessageUpdated { record, message })
+    }
+
+    async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
+        Ok(range.select(&self.lock().live(id)?.messages))
     }
 
     async fn list_conversations(
         &self,
-        user_id: Option<&str>,
+        user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
         let cursor = options.validate()?;
@@ -259,7 +237,7 @@ impl MessagesBackend for MemoryMessages {
         let mut items = Vec::with_capacity(options.limit.min(index.len()));
         let mut more = false;
         for (_, id) in candidates {
-            let Some(entry) = state.conversations.get(id) else {
+            let Ok(entry) = state.live(id) else {
                 continue;
             };
             if entry.record.archived && !options.include_archived {
@@ -279,39 +257,41 @@ impl MessagesBackend for MemoryMessages {
         Ok(Page { items, next_cursor })
     }
 
-    async fn update(&self, id: &str, patch: &ConversationPatch) -> Result<ConversationRecord> {
-        patch.validate()?;
+    async fn update(
+        &self,
+        id: &ConversationId,
+        patch: &ConversationPatch,
+    ) -> Result<ConversationRecord> {
         let mut state = self.lock();
-        let mut record = state.entry_mut(id)?.record.clone();
+        let mut record = state.live(id)?.record.clone();
         if record.apply_patch(patch) {
             state.set_record(id, record.clone())?;
         }
         Ok(record)
     }
 
-    async fn files(&self, id: &str) -> Result<Vec<FileAttachment>> {
-        let state = self.lock();
-        state
-            .conversations
-            .get(id)
-            .map(|e| e.files.clone())
-            .ok_or_else(|| Error::conversation_not_found(id))
-    }
-
-    async fn add_file(&self, id: &str, file: FileAttachment) -> Result<ConversationRecord> {
+    async fn add_file(
+        &self,
+        id: &ConversationId,
+        file: &FileAttachment,
+    ) -> Result<ConversationRecord> {
         let mut state = self.lock();
-        let entry = state.entry_mut(id)?;
+        let entry = state.live_mut(id)?;
         let mut record = entry.record.clone();
-        apply_add_file(&mut record, &entry.files, &file)?;
-        entry.files.push(file);
+        apply_add_file(&mut record, &entry.files, file)?;
+        entry.files.push(file.clone());
         state.set_record(id, record.clone())?;
         Ok(record)
     }
 
-    async fn remove_file(&self, id: &str, file_id: &str) -> Result<Option<ConversationRecord>> {
+    async fn remove_file(
+        &self,
+        id: &ConversationId,
+        file_id: &FileId,
+    ) -> Result<Option<ConversationRecord>> {
         let mut state = self.lock();
-        let entry = state.entry_mut(id)?;
-        let Some(pos) = entry.files.iter().position(|f| f.id == file_id) else {
+        let entry = state.live_mut(id)?;
+        let Some(pos) = entry.files.iter().position(|f| &f.id == file_id) else {
             return Ok(None);
         };
         entry.files.remove(pos);
@@ -320,15 +300,81 @@ impl MessagesBackend for MemoryMessages {
         state.set_record(id, record.clone())?;
         Ok(Some(record))
     }
+
+    async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
+        let mut state = self.lock();
+        Ok(state.conversations.get_mut(id).map(|entry| {
+            entry.deleting = true;
+            entry.files.clone()
+        }))
+    }
+
+    async fn delete(&self, id: &ConversationId) -> Result<bool> {
+        let mut state = self.lock();
+        match state.conversations.remove(id) {
+            Some(entry) => {
+                state.unindex(&entry.record);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn search(
+        &self,
+        user_id: &UserId,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Page<SearchHit>> {
+        options.validate()?;
+        let skip: usize = match &options.cursor {
+            None => 0,
+            Some(c) => c.parse().map_err(|_| {
+                Error::invalid_input("cursor", format!("not a search cursor: {c:?}"))
+            })?,
+        };
+        let needle = query.to_lowercase();
+        let state = self.lock();
+        let Some(index) = state.by_user.get(user_id) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        // Newest conversations first, newest messages first within each.
+        let mut hits = index
+            .iter()
+            .rev()
+            .filter_map(|(_, id)| state.live(id).ok())
+            .filter(|e| options.include_archived || !e.record.archived)
+            .flat_map(|e| {
+                e.messages
+                    .iter()
+                    .rev()
+                    .filter(|m| m.content().to_lowercase().contains(&needle))
+                    .map(move |m| (e, m))
+            })
+            .skip(skip);
+        let mut items = Vec::new();
+        for (entry, message) in hits.by_ref().take(options.limit) {
+            items.push(SearchHit {
+                conversation: entry.record.summary(),
+                message: message.clone(),
+                snippet: None,
+            });
+        }
+        let next_cursor = hits.next().map(|_| (skip + items.len()).to_string());
+        Ok(Page { items, next_cursor })
+    }
 }
 
 /// Attachment bytes held in memory, with their content types.
 ///
-/// Has no signed URLs (`signed_url` answers `None`). Streaming uploads are buffered: the
-/// bytes end up in memory anyway.
+/// Has no signed URLs (`signed_url` answers [`Error::NotSupported`]). Streaming uploads
+/// are buffered: the bytes end up in memory anyway.
 #[derive(Debug, Default)]
 pub struct MemoryFiles {
-    blobs: Mutex<HashMap<String, (Bytes, String)>>,
+    blobs: Mutex<HashMap<StorageKey, (Bytes, ContentType)>>,
 }
 
 impl MemoryFiles {
@@ -337,38 +383,67 @@ impl MemoryFiles {
         Self::default()
     }
 
-    /// The content type stored with `key`.
-    pub fn content_type(&self, key: &str) -> Option<String> {
-        self.lock().get(key).map(|(_, ct)| ct.clone())
+    /// How many keys hold bytes (for tests that check nothing is left behind).
+    pub fn len(&self) -> usize {
+        self.lock().len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (Bytes, String)>> {
+    /// Whether no bytes are stored.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<StorageKey, (Bytes, ContentType)>> {
         self.blobs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl FilesBackend for MemoryFiles {
-    async fn upload(&self, key: &str, data: Bytes, content_type: &str) -> Result<()> {
-        keys::validate_key(key)?;
-        keys::validate_content_type(content_type)?;
+    fn capabilities(&self) -> FilesCapabilities {
+        FilesCapabilities::basic()
+    }
+
+    async fn upload_stream(
+        &self,
+        key: &StorageKey,
+        data: ByteStream,
+        content_type: &ContentType,
+    ) -> Result<u64> {
+        let bytes = collect_stream(data)
+            .await
+            .map_err(|source| Error::UploadStream { source })?;
+        let len = bytes.len() as u64;
         self.lock()
-            .insert(key.to_owned(), (data, content_type.to_owned()));
-        Ok(())
+            .insert(key.clone(), (bytes, content_type.clone()));
+        Ok(len)
     }
 
-    async fn download(&self, key: &str) -> Result<Option<Bytes>> {
-        keys::validate_key(key)?;
-        Ok(self.lock().get(key).map(|(data, _)| data.clone()))
+    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
+        Ok(self
+            .lock()
+            .get(key)
+            .map(|(data, _)| bytes_stream(data.clone())))
     }
 
-    async fn delete(&self, key: &str) -> Result<bool> {
-        keys::validate_key(key)?;
+    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
+        Ok(self.lock().get(key).map(|(data, ct)| ObjectMeta {
+            size: data.len() as u64,
+            content_type: ct.clone(),
+        }))
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<bool> {
         Ok(self.lock().remove(key).is_some())
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
-        keys::validate_key(key)?;
-        Ok(self.lock().contains_key(key))
+    async fn signed_url(
+        &self,
+        _key: &StorageKey,
+        _expires_in: Duration,
+        _download_filename: Option<&str>,
+    ) -> Result<String> {
+        Err(Error::not_supported("memory", "signed URLs"))
     }
 }

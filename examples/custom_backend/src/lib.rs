@@ -1,13 +1,22 @@
-//! A ChatVault backend written the way a third-party crate would write one: only the four
-//! required methods of each trait, everything else left to the defaults.
+//! A ChatVault backend written the way a third-party crate would start one: the quickest
+//! path to something that works, checked by the conformance suite.
 //!
-//! - [`JsonDirMessages`] keeps each conversation as one JSON file in a directory.
-//! - [`MapFiles`] keeps attachments in a `HashMap`.
+//! - [`JsonDirMessages`] keeps each conversation as one JSON file in a directory. It
+//!   implements the four-method [`SimpleBackend`] (the Python library's shape: save, get,
+//!   get by user, delete a whole conversation), and [`SimpleAdapter`] turns it into a full
+//!   `MessagesBackend`: atomic within one process (one lock), not across processes, and
+//!   every append rewrites the conversation's file. Its capabilities say exactly that, and
+//!   the suite holds it to them.
+//! - [`MapFiles`] keeps attachments in a `HashMap`: the five [`FilesBackend`] primitives,
+//!   with `upload`/`download`/`exists` coming from [`FilesBackendExt`] for free.
 //!
-//! `tests/conformance.rs` runs ChatVault's conformance suite against them with
-//! `MessagesCapabilities::minimal()`: the default methods rewrite the whole conversation
-//! and are not atomic across concurrent writers, so that check is left out, as is listing
-//! every user's conversations (the required methods cannot do it).
+//! The path to a production backend: implement `MessagesBackend` directly, one method at a
+//! time, each with your store's own atomic write (a conditional put, a transaction, a file
+//! lock), using core's shared rules (`ConversationRecord::apply_append`, `check_replay`,
+//! `apply_add_file`, `paginate`) so the semantics stay identical; then declare the
+//! stronger capabilities and let the suite check them.
+//!
+//! [`FilesBackendExt`]: chatvault_core::FilesBackendExt
 
 #![forbid(unsafe_code)]
 
@@ -16,10 +25,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use chatvault_core::{
-    Error, FilesBackend, MessagesBackend, Result, StoredConversation, async_trait, keys,
+    ByteStream, ContentType, ConversationId, Error, FilesBackend, FilesCapabilities, ObjectMeta,
+    Result, SimpleBackend, StorageKey, StoredConversation, UserId, async_trait, bytes_stream,
+    collect_stream,
 };
+
+pub use chatvault_core::SimpleAdapter;
 
 /// Conversations as JSON files, `<dir>/<conversation id>.json`.
 #[derive(Debug)]
@@ -35,10 +50,10 @@ impl JsonDirMessages {
         Ok(JsonDirMessages { dir })
     }
 
-    fn path(&self, id: &str) -> Result<PathBuf> {
-        // Ids become file names: let core's rules make sure they are harmless ones.
-        keys::validate_id("conversation id", id)?;
-        Ok(self.dir.join(format!("{id}.json")))
+    /// The conversation's file. A `ConversationId` is ASCII letters, digits and `-_.:@`,
+    /// never `.` or `..`: a harmless file name by construction.
+    fn path(&self, id: &ConversationId) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
     }
 }
 
@@ -50,17 +65,16 @@ async fn read_json(path: &Path) -> Result<Option<StoredConversation>> {
     match tokio::fs::read(path).await {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| Error::backend("json-dir", e)),
+            .map_err(|e| Error::corrupt("json-dir", path.display().to_string(), e.to_string())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_error(e)),
     }
 }
 
 #[async_trait]
-impl MessagesBackend for JsonDirMessages {
+impl SimpleBackend for JsonDirMessages {
     async fn save(&self, conversation: &StoredConversation) -> Result<()> {
-        conversation.record.validate()?;
-        let path = self.path(&conversation.record.id)?;
+        let path = self.path(&conversation.record.id);
         let json = serde_json::to_vec(conversation).map_err(|e| Error::backend("json-dir", e))?;
         // Write aside, then rename: a reader never sees half a file.
         let tmp = path.with_extension("json.tmp");
@@ -68,18 +82,18 @@ impl MessagesBackend for JsonDirMessages {
         tokio::fs::rename(&tmp, &path).await.map_err(io_error)
     }
 
-    async fn get(&self, id: &str) -> Result<Option<StoredConversation>> {
-        read_json(&self.path(id)?).await
+    async fn get(&self, id: &ConversationId) -> Result<Option<StoredConversation>> {
+        read_json(&self.path(id)).await
     }
 
-    async fn get_by_user(&self, user_id: &str) -> Result<Vec<StoredConversation>> {
+    async fn get_by_user(&self, user_id: &UserId) -> Result<Vec<StoredConversation>> {
         let mut out = Vec::new();
         let mut entries = tokio::fs::read_dir(&self.dir).await.map_err(io_error)?;
         while let Some(entry) = entries.next_entry().await.map_err(io_error)? {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "json")
                 && let Some(c) = read_json(&path).await?
-                && c.record.user_id.as_deref() == Some(user_id)
+                && c.record.user_id.as_ref() == Some(user_id)
             {
                 out.push(c);
             }
@@ -87,8 +101,8 @@ impl MessagesBackend for JsonDirMessages {
         Ok(out)
     }
 
-    async fn delete(&self, id: &str) -> Result<bool> {
-        match tokio::fs::remove_file(self.path(id)?).await {
+    async fn delete(&self, id: &ConversationId) -> Result<bool> {
+        match tokio::fs::remove_file(self.path(id)).await {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io_error(e)),
@@ -99,7 +113,7 @@ impl MessagesBackend for JsonDirMessages {
 /// Attachments in a `HashMap` (bytes and content type by key).
 #[derive(Debug, Default)]
 pub struct MapFiles {
-    blobs: Mutex<HashMap<String, (Bytes, String)>>,
+    blobs: Mutex<HashMap<StorageKey, (Bytes, ContentType)>>,
 }
 
 impl MapFiles {
@@ -108,7 +122,7 @@ impl MapFiles {
         Self::default()
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, (Bytes, String)>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<StorageKey, (Bytes, ContentType)>) -> T) -> T {
         let mut guard = self
             .blobs
             .lock()
@@ -119,25 +133,48 @@ impl MapFiles {
 
 #[async_trait]
 impl FilesBackend for MapFiles {
-    async fn upload(&self, key: &str, data: Bytes, content_type: &str) -> Result<()> {
-        keys::validate_key(key)?;
-        keys::validate_content_type(content_type)?;
-        self.with(|m| m.insert(key.to_owned(), (data, content_type.to_owned())));
-        Ok(())
+    fn capabilities(&self) -> FilesCapabilities {
+        // Files are held in memory, and there are no URLs to hand out.
+        FilesCapabilities::basic()
     }
 
-    async fn download(&self, key: &str) -> Result<Option<Bytes>> {
-        keys::validate_key(key)?;
-        Ok(self.with(|m| m.get(key).map(|(data, _)| data.clone())))
+    async fn upload_stream(
+        &self,
+        key: &StorageKey,
+        data: ByteStream,
+        content_type: &ContentType,
+    ) -> Result<u64> {
+        let bytes = collect_stream(data)
+            .await
+            .map_err(|source| Error::UploadStream { source })?;
+        let len = bytes.len() as u64;
+        self.with(|m| m.insert(key.clone(), (bytes, content_type.clone())));
+        Ok(len)
     }
 
-    async fn delete(&self, key: &str) -> Result<bool> {
-        keys::validate_key(key)?;
+    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
+        Ok(self.with(|m| m.get(key).map(|(data, _)| bytes_stream(data.clone()))))
+    }
+
+    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
+        Ok(self.with(|m| {
+            m.get(key).map(|(data, ct)| ObjectMeta {
+                size: data.len() as u64,
+                content_type: ct.clone(),
+            })
+        }))
+    }
+
+    async fn delete(&self, key: &StorageKey) -> Result<bool> {
         Ok(self.with(|m| m.remove(key).is_some()))
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
-        keys::validate_key(key)?;
-        Ok(self.with(|m| m.contains_key(key)))
+    async fn signed_url(
+        &self,
+        _key: &StorageKey,
+        _expires_in: Duration,
+        _download_filename: Option<&str>,
+    ) -> Result<String> {
+        Err(Error::not_supported("map files", "signed URLs"))
     }
 }

@@ -2,20 +2,27 @@
 //!
 //! Run with `cargo run -p custom-backend-example`.
 
-use chatvault_core::{ChatVault, ListOptions, Role};
-use custom_backend_example::{JsonDirMessages, MapFiles};
+use chatvault_core::{ChatVault, ListOptions, Role, UserId};
+use custom_backend_example::{JsonDirMessages, MapFiles, SimpleAdapter};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("chatvault-custom-{}", std::process::id()));
-    let vault = ChatVault::new(JsonDirMessages::new(&dir)?, MapFiles::new());
+    let vault = ChatVault::new(
+        SimpleAdapter::new(JsonDirMessages::new(&dir)?),
+        MapFiles::new(),
+    );
 
-    let mut conversation = vault.create_conversation(Some("user-123")).await?;
+    let user: UserId = "user-123".parse()?;
+    let mut conversation = vault.create_conversation(Some(&user)).await?;
     conversation
         .add_message(Role::User, "Does a custom backend need much code?")
         .await?;
     conversation
-        .add_message(Role::Assistant, "Four methods per trait.")
+        .add_message(
+            Role::Assistant,
+            "Four methods for messages (through SimpleAdapter), five for files.",
+        )
         .await?;
     conversation
         .attach_file(
@@ -25,9 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
 
-    let page = vault
-        .list_conversations("user-123", &ListOptions::new())
-        .await?;
+    let page = vault.list_conversations(&user, &ListOptions::new()).await?;
     for summary in &page.items {
         println!(
             "{} {:?}: {} messages, {} files",

@@ -1,33 +1,40 @@
-//! The parts of ChatVault's conformance suite that a backend with only the required
-//! methods can pass: everything but concurrent appends and listing every user's
-//! conversations.
+//! ChatVault's conformance suite against the example backend, with the capabilities it
+//! declares: `SimpleAdapter` promises atomic appends within one process and nothing more
+//! (no listing of every user, no search), `MapFiles` has no signed URLs. The suite checks
+//! those refusals too.
 
-use std::sync::Arc;
+//!
+//! Every append through `SimpleAdapter` rewrites the whole conversation file, so the sizes
+//! are smaller than the suite's defaults (which the built-in backends run).
 
-use chatvault_core::ChatVault;
-use chatvault_core::conformance::{
-    self, FilesCapabilities, MessagesCapabilities, VaultCapabilities,
-};
-use custom_backend_example::{JsonDirMessages, MapFiles};
+use chatvault_core::conformance::SuiteConfig;
+use chatvault_core::{ChatVault, ConversationId};
+use custom_backend_example::{JsonDirMessages, MapFiles, SimpleAdapter};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_suite() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let messages = JsonDirMessages::new(dir.path()).expect("open");
-    conformance::run_messages_suite(Arc::new(messages), MessagesCapabilities::minimal()).await;
+/// A fresh store in its own directory under cargo's temporary directory for tests.
+fn fresh_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("custom-backend")
+        .join(ConversationId::new().as_str())
 }
 
-#[tokio::test]
-async fn files_suite() {
-    conformance::run_files_suite(Arc::new(MapFiles::new()), FilesCapabilities::minimal()).await;
+fn config() -> SuiteConfig {
+    SuiteConfig::default()
+        .concurrent_appends(4, 25)
+        .long_conversation(200)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vault_suite() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let vault = ChatVault::new(
-        JsonDirMessages::new(dir.path()).expect("open"),
-        MapFiles::new(),
-    );
-    conformance::run_vault_suite(vault, VaultCapabilities::minimal()).await;
-}
+chatvault_core::messages_backend_tests!(
+    async { SimpleAdapter::new(JsonDirMessages::new(fresh_dir()).expect("open")) },
+    config()
+);
+chatvault_core::files_backend_tests!(async { MapFiles::new() });
+chatvault_core::vault_tests!(
+    async {
+        ChatVault::new(
+            SimpleAdapter::new(JsonDirMessages::new(fresh_dir()).expect("open")),
+            MapFiles::new(),
+        )
+    },
+    config()
+);

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chatvault_core::{ChatVault, ListOptions, Role};
+use chatvault_core::{ChatVault, ListOptions, Role, UserId};
 use chatvault_local::{LocalFiles, LocalMessages};
 
 #[tokio::main]
@@ -17,10 +17,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         LocalFiles::new(data.join("files"))?,
     );
 
+    // Ids are checked once, when parsed.
+    let user: UserId = "user-123".parse()?;
+
     // Conversations from earlier runs are still there.
-    let earlier = vault
-        .list_conversations("user-123", &ListOptions::new())
-        .await?;
+    let earlier = vault.list_conversations(&user, &ListOptions::new()).await?;
     println!(
         "user-123 has {} conversation(s) from earlier runs",
         earlier.items.len()
@@ -33,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Create a conversation
-    let mut conversation = vault.create_conversation(Some("user-123")).await?;
+    let mut conversation = vault.create_conversation(Some(&user)).await?;
 
     // Add messages
     conversation.add_message(Role::User, "Hello!").await?;
@@ -54,19 +55,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("the conversation was just stored")?;
 
     println!("\nresumed {} {:?}", conversation.id(), conversation.title());
-    for message in conversation.history().await? {
-        println!("  {}: {}", message.role, message.content);
+    for message in conversation.messages().await? {
+        println!("  {}: {}", message.role, message.content());
     }
     for file in conversation.files() {
         let url = conversation
             .file_url(&file.id, Duration::from_secs(3600))
             .await?;
         println!(
-            "  file {} ({} bytes, {}): {}",
-            file.filename,
-            file.size,
-            file.content_type,
-            url.unwrap_or_default()
+            "  file {} ({} bytes, {}): {url}",
+            file.filename, file.size, file.content_type
         );
     }
     Ok(())

@@ -1,0 +1,359 @@
+//! Stored history in and out of LLM provider formats, repaired for replay and cut to a
+//! context window.
+//!
+//! A conversation's messages are lists of typed [`Part`]s (see [`crate::message`]). This
+//! module turns them into the request shapes of three APIs, and provider shapes back into
+//! messages to store:
+//!
+//! | module | API | writes | reads |
+//! |---|---|---|---|
+//! | [`openai`] | OpenAI Chat Completions `messages` | [`openai::to_messages`] | [`openai::from_messages`] |
+//! | [`responses`] | OpenAI Responses `input` items | [`responses::to_input_items`] | [`responses::from_input_items`] |
+//! | [`anthropic`] | Anthropic Messages `system` + `messages` | [`anthropic::to_request`] | [`anthropic::from_request`] |
+//!
+//! Each module also reads a response's token usage (`usage_from_response`) into a
+//! [`Usage`](crate::Usage) for [`ReplyWriter::finish`](crate::ReplyWriter::finish).
+//!
+//! Readers return [`NewMessage`]s, ready for [`Conversation::append`]; writers take
+//! anything that is a [`ChatMessage`] (stored [`Message`]s, [`NewMessage`]s, or the
+//! [`ReplayMessage`]s that history preparation makes). Provider JSON is
+//! [`serde_json::Value`], so it goes straight into any HTTP client's body.
+//!
+//! # Preparing history for a request
+//!
+//! Stored history is not always what a provider accepts: a reply whose writer died leaves
+//! a tool call with no result (OpenAI and Anthropic then reject every later request), a
+//! reply may have stopped half way, attachments live in the files backend. Preparing the
+//! history for a request takes four steps, each usable on its own:
+//!
+//! 1. [`repair`] fixes what providers reject, by the rules in
+//!    [`replay`]: missing tool results become synthetic error results, interrupted and
+//!    failed replies keep their checkpointed content with a marker, orphaned tool results
+//!    become text. It never drops a complete message.
+//! 2. [`select_window`] keeps the newest history that fits a
+//!    token budget: system messages pinned, a tool call and its results kept or left out
+//!    together, whole messages only. [`ApproxCounter`] is a cheap
+//!    default; with the `tiktoken` feature, `TiktokenCounter` counts OpenAI tokens exactly.
+//! 3. [`resolve_files`] turns attachment parts into URLs or base64
+//!    `data:` URLs through the files backend ([`FileMode`]); external URLs pass through.
+//! 4. A writer turns the result into the provider's JSON.
+//!
+//! [`Conversation::prepare_history`] does steps 1-3 for a stored conversation.
+//!
+//! ```
+//! use chatvault_core::llm::{self, FileMode, HistoryOptions};
+//! use chatvault_core::{ChatVault, NewMessage, Part, ReplyOptions, Role};
+//! use chatvault_memory::{MemoryFiles, MemoryMessages};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> chatvault_core::Result<()> {
+//! let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+//! let mut chat = vault.create_conversation(None).await?;
+//! chat.add_message(Role::System, "You are terse.").await?;
+//! chat.add_message(Role::User, "Weather in Oslo?").await?;
+//! // The model asks for a tool, then the process dies before the tool answers.
+//! let mut reply = chat.begin_reply(ReplyOptions::default()).await?;
+//! reply
+//!     .push_part(Part::tool_call("call_1", "weather", serde_json::json!({"city": "Oslo"})))
+//!     .await?;
+//! reply.finish(None).await?;
+//!
+//! let history = chat.prepare_history(&HistoryOptions::new(FileMode::Base64)).await?;
+//! let openai = llm::openai::to_messages(&history)?;
+//! // The dangling call got a synthetic error result, so the request is valid.
+//! assert_eq!(openai[3]["role"], "tool");
+//! assert_eq!(openai[3]["tool_call_id"], "call_1");
+//!
+//! let anthropic = llm::anthropic::to_request(&history)?;
+//! assert_eq!(anthropic.system, Some(serde_json::json!("You are terse.")));
+//! assert_eq!(anthropic.messages[2]["content"][0]["type"], "tool_result");
+//! # Ok(()) }
+//! ```
+//!
+//! # Provider data with no typed part
+//!
+//! What a reader meets that has no typed [`Part`] is kept as a [`Part::Provider`] whose
+//! `provider` names the API ([`OPENAI_CHAT`], [`OPENAI`] for the Responses API,
+//! [`ANTHROPIC`]), whose `kind` is the JSON's `type`, and whose `data` is the JSON exactly.
+//! Only the writer of the same API writes it back (verbatim); the others leave it out. This
+//! is also how OpenAI reasoning items are kept: they carry an item id and encrypted content
+//! that only the Responses API reads, so they are `Part::Provider { provider: "openai",
+//! kind: "reasoning", .. }`, replayed exactly to the Responses API and left out elsewhere.
+//! [`Part::Reasoning`] is Anthropic's thinking (text with its signature) and redacted
+//! thinking; a reasoning part without a signature (as [`ReplyWriter::push_reasoning`]
+//! makes) is for display only and no writer sends it.
+//!
+//! [`Conversation::append`]: crate::Conversation::append
+//! [`Conversation::prepare_history`]: crate::Conversation::prepare_history
+//! [`ReplyWriter::push_reasoning`]: crate::ReplyWriter::push_reasoning
+
+pub mod anthropic;
+pub mod context;
+mod conversation;
+pub mod files;
+pub mod openai;
+pub mod replay;
+pub mod responses;
+
+#[cfg(feature = "tiktoken")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tiktoken")))]
+pub use context::TiktokenCounter;
+pub use context::{ApproxCounter, TokenCounter, Window, select_window};
+pub use conversation::HistoryOptions;
+pub use files::{FileMode, resolve_files};
+pub use replay::{ReplayOptions, repair};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::ids::{ContentType, MessageId};
+use crate::message::{Message, NewMessage, Part};
+use crate::model::Role;
+
+/// The `provider` of [`Part::Provider`]s that hold OpenAI Responses API items or content
+/// parts.
+pub const OPENAI: &str = "openai";
+/// The `provider` of [`Part::Provider`]s that hold OpenAI Chat Completions content parts
+/// (and an assistant's `refusal`).
+pub const OPENAI_CHAT: &str = "openai.chat";
+/// The `provider` of [`Part::Provider`]s that hold Anthropic Messages content blocks.
+pub const ANTHROPIC: &str = "anthropic";
+
+/// Anything the writers can convert: a role and its parts.
+pub trait ChatMessage {
+    /// Who wrote it.
+    fn role(&self) -> &Role;
+    /// The content, in order.
+    fn parts(&self) -> &[Part];
+}
+
+impl ChatMessage for Message {
+    fn role(&self) -> &Role {
+        &self.role
+    }
+    fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+}
+
+impl ChatMessage for NewMessage {
+    fn role(&self) -> &Role {
+        &self.role
+    }
+    fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+}
+
+impl<M: ChatMessage + ?Sized> ChatMessage for &M {
+    fn role(&self) -> &Role {
+        (**self).role()
+    }
+    fn parts(&self) -> &[Part] {
+        (**self).parts()
+    }
+}
+
+/// A message prepared for a request: what [`repair`] and [`resolve_files`] produce.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayMessage {
+    /// Who wrote it.
+    pub role: Role,
+    /// The content to send.
+    pub parts: Vec<Part>,
+    /// The stored message it comes from; `None` for one that repair made (a synthetic
+    /// tool result, or the text of orphaned tool results).
+    pub source: Option<MessageId>,
+}
+
+impl ReplayMessage {
+    /// A prepared message made of `parts`, from no stored message.
+    pub fn new(role: impl Into<Role>, parts: Vec<Part>) -> Self {
+        ReplayMessage {
+            role: role.into(),
+            parts,
+            source: None,
+        }
+    }
+}
+
+impl ChatMessage for ReplayMessage {
+    fn role(&self) -> &Role {
+        &self.role
+    }
+    fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+}
+
+impl From<&Message> for ReplayMessage {
+    fn from(m: &Message) -> Self {
+        ReplayMessage {
+            role: m.role.clone(),
+            parts: m.parts.clone(),
+            source: Some(m.id.clone()),
+        }
+    }
+}
+
+/// Whether `role` is an instruction role (`system`, or OpenAI's `developer`).
+pub(crate) fn is_instruction(role: &Role) -> bool {
+    match role {
+        Role::System => true,
+        Role::Other(name) => name == "developer",
+        _ => false,
+    }
+}
+
+/// `data:{media_type};base64,{...}` for `bytes`.
+pub(crate) fn data_url(media_type: &str, bytes: &[u8]) -> String {
+    format!(
+        "data:{media_type};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// The media type and base64 payload of a `data:...;base64,...` URL.
+pub(crate) fn split_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, payload) = rest.split_once(',')?;
+    let media = meta.strip_suffix(";base64")?;
+    Some((media, payload))
+}
+
+/// The bytes of a base64 `data:` URL.
+pub(crate) fn decode_data_url(url: &str) -> Result<Vec<u8>> {
+    let (_, payload) = split_data_url(url)
+        .ok_or_else(|| Error::invalid_input("file part", "is not a base64 data: URL"))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .map_err(|e| Error::invalid_input("file part", format!("bad base64 in data: URL: {e}")))
+}
+
+/// The media type a `data:` URL declares, when it is a valid content type.
+pub(crate) fn data_url_media_type(url: &str) -> Option<ContentType> {
+    let (media, _) = split_data_url(url)?;
+    ContentType::parse(media).ok()
+}
+
+/// Tool-call arguments as the JSON string OpenAI sends: compact JSON of the value; a
+/// string argument that is not itself JSON (a model's malformed output, kept as a string
+/// when read) is written back as it was.
+pub(crate) fn arguments_to_string(arguments: &Value) -> String {
+    match arguments {
+        Value::String(s) if serde_json::from_str::<Value>(s).is_err() => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Tool-call arguments read from OpenAI's JSON string: parsed, or kept as a string when
+/// the model's output is not JSON.
+pub(crate) fn arguments_from_str(arguments: &str) -> Value {
+    serde_json::from_str(arguments).unwrap_or_else(|_| Value::String(arguments.to_owned()))
+}
+
+/// The unsigned integer at a JSON path, 0 when absent.
+pub(crate) fn count_at(value: &Value, path: &[&str]) -> u64 {
+    let mut v = value;
+    for key in path {
+        v = &v[*key];
+    }
+    v.as_u64().unwrap_or(0)
+}
+
+/// The usage of a response body with a `usage` object and a `model`.
+pub(crate) fn usage_of(
+    response: &Value,
+    read: impl Fn(&Value) -> crate::message::Usage,
+) -> Option<crate::message::Usage> {
+    let usage = response.get("usage").filter(|u| u.is_object())?;
+    let mut out = read(usage);
+    out.model = response
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some(out)
+}
+
+/// The string at `value[key]`, or an [`Error::InvalidInput`] naming `what`.
+pub(crate) fn str_field<'a>(value: &'a Value, key: &str, what: &'static str) -> Result<&'a str> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid_input(what, format!("needs a string {key:?}")))
+}
+
+/// A provider part holding `data` exactly.
+pub(crate) fn provider_part(provider: &str, data: &Value) -> Part {
+    let kind = data
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .to_owned();
+    Part::Provider(crate::message::ProviderPart {
+        provider: provider.to_owned(),
+        kind,
+        data: data.clone(),
+    })
+}
+
+/// The JSON `type` of a provider object, for error messages.
+pub(crate) fn type_of(value: &Value) -> &str {
+    value.get("type").and_then(Value::as_str).unwrap_or("?")
+}
+
+/// A guess at whether a file part is an image, from its media type or URL.
+pub(crate) fn is_image(media_type: Option<&ContentType>, url: &str) -> bool {
+    if let Some(m) = media_type {
+        return m.as_str().starts_with("image/");
+    }
+    if let Some(m) = data_url_media_type(url) {
+        return m.as_str().starts_with("image/");
+    }
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(url)
+        .to_ascii_lowercase();
+    [".png", ".jpg", ".jpeg", ".gif", ".webp"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_urls() {
+        let url = data_url("image/png", b"\x89PNG");
+        assert_eq!(url, "data:image/png;base64,iVBORw==");
+        assert_eq!(split_data_url(&url), Some(("image/png", "iVBORw==")));
+        assert_eq!(decode_data_url(&url).unwrap(), b"\x89PNG");
+        assert_eq!(data_url_media_type(&url).unwrap().as_str(), "image/png");
+        assert_eq!(split_data_url("data:text/plain,hello"), None);
+        assert!(decode_data_url("https://example.com/a.png").is_err());
+        assert!(decode_data_url("data:image/png;base64,@@@").is_err());
+    }
+
+    #[test]
+    fn arguments() {
+        let v = serde_json::json!({"city": "Oslo", "days": 3});
+        let s = arguments_to_string(&v);
+        assert_eq!(s, r#"{"city":"Oslo","days":3}"#);
+        assert_eq!(arguments_from_str(&s), v);
+        // Not JSON: kept as the string, written back unchanged.
+        assert_eq!(arguments_from_str("{oops"), Value::String("{oops".into()));
+        assert_eq!(arguments_to_string(&Value::String("{oops".into())), "{oops");
+    }
+
+    #[test]
+    fn image_guess() {
+        assert!(is_image(None, "https://x.test/a.PNG?sig=1"));
+        assert!(!is_image(None, "https://x.test/a.pdf"));
+        assert!(is_image(None, "data:image/gif;base64,R0lG"));
+        let pdf = ContentType::parse("application/pdf").unwrap();
+        assert!(!is_image(Some(&pdf), "https://x.test/a.png"));
+    }
+}
