@@ -26,8 +26,15 @@ use crate::sdk::{self, ClientSettings, backoff};
 pub(crate) const BACKEND: &str = "dynamodb";
 
 /// The most messages one `append_messages` call takes: a DynamoDB transaction holds at
-/// most 100 writes, and one of them is the conversation item.
-pub const MAX_APPEND_MESSAGES: usize = 99;
+/// most 100 writes: the conversation item, and for each message its item and its id
+/// marker.
+pub const MAX_APPEND_MESSAGES: usize = 49;
+
+/// The largest message `DynamoMessages` stores, in bytes of its JSON form (what
+/// [`MessagesCapabilities::max_message_bytes`](chatvault_core::MessagesCapabilities)
+/// declares): a message is one item of at most DynamoDB's 400 KB, which also holds its
+/// keys and attribute names.
+pub const MAX_MESSAGE_BYTES: u64 = 400 * 1024 - 1024;
 
 /// The default of [`DynamoMessagesBuilder::max_write_attempts`].
 pub const DEFAULT_MAX_WRITE_ATTEMPTS: u32 = 50;
@@ -40,8 +47,6 @@ const BATCH_WRITE_MAX: usize = 25;
 const BATCH_ATTEMPTS: u32 = 10;
 /// BatchWriteItem calls in flight at once (`save`, `delete`).
 const BATCH_CONCURRENCY: usize = 4;
-/// Conversations read at once by `get_by_user`.
-const GET_CONCURRENCY: usize = 8;
 
 /// Conversations and their messages in one DynamoDB table.
 ///
@@ -165,7 +170,7 @@ impl DynamoMessages {
         tokio::time::sleep(backoff(attempt, BACKOFF_BASE, BACKOFF_CAP)).await;
     }
 
-    fn conflict(&self, id: &str, what: &str) -> Error {
+    fn conflict(&self, id: &chatvault_core::ConversationId, what: &str) -> Error {
         Error::Conflict {
             message: format!(
                 "{what} on conversation {id}: concurrent writers won {} attempts in a row",

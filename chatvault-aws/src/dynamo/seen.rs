@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
-use chatvault_core::ConversationRecord;
+use chatvault_core::{ConversationId, ConversationRecord};
 use lru::LruCache;
 
 use super::item::TOMBSTONE_ROOM;
@@ -44,7 +44,7 @@ pub(super) struct SeenCache {
 }
 
 struct Inner {
-    entries: LruCache<String, Seen>,
+    entries: LruCache<ConversationId, Seen>,
     bytes: u64,
 }
 
@@ -78,7 +78,7 @@ impl SeenCache {
     }
 
     /// The conversation as last seen, if remembered.
-    pub(super) fn get(&self, id: &str) -> Option<Seen> {
+    pub(super) fn get(&self, id: &ConversationId) -> Option<Seen> {
         self.lock().entries.get(id).cloned()
     }
 
@@ -112,7 +112,7 @@ impl SeenCache {
     }
 
     /// Forgets a conversation (deleted, replaced, or gone).
-    pub(super) fn forget(&self, id: &str) {
+    pub(super) fn forget(&self, id: &ConversationId) {
         let mut inner = self.lock();
         if let Some(old) = inner.entries.pop(id) {
             inner.bytes -= old.cost();
@@ -126,7 +126,7 @@ mod tests {
 
     fn seen(id: &str, version: u64, base_size: u64) -> Seen {
         let mut record = ConversationRecord::new(None);
-        record.id = id.into();
+        record.id = ConversationId::parse(id).expect("id");
         record.version = version;
         Seen {
             record,
@@ -143,25 +143,26 @@ mod tests {
         let mut a2 = a3.clone();
         a2.record.version = 2;
         cache.remember(a2);
-        assert_eq!(cache.get("a").map(|s| s.record.version), Some(3));
+        let id = |s: &str| ConversationId::parse(s).expect("id");
+        assert_eq!(cache.get(&id("a")).map(|s| s.record.version), Some(3));
         // A conversation of the same id created anew replaces it, whatever its version.
         let fresh = seen("a", 1, 1000);
         cache.remember(fresh);
-        assert_eq!(cache.get("a").map(|s| s.record.version), Some(1));
+        assert_eq!(cache.get(&id("a")).map(|s| s.record.version), Some(1));
         // Over budget: the least recently used go first.
         for i in 0..8 {
             cache.remember(seen(&format!("c{i}"), 1, 1000));
         }
-        assert!(cache.get("a").is_none());
-        assert!(cache.get("c7").is_some());
+        assert!(cache.get(&id("a")).is_none());
+        assert!(cache.get(&id("c7")).is_some());
         assert!(cache.lock().bytes <= 8 * (1000 + ENTRY_OVERHEAD));
-        cache.forget("c7");
-        assert!(cache.get("c7").is_none());
+        cache.forget(&id("c7"));
+        assert!(cache.get(&id("c7")).is_none());
         // Entries over an eighth of the budget are not kept; a budget of 0 keeps nothing.
         cache.remember(seen("big", 1, 2000));
-        assert!(cache.get("big").is_none());
+        assert!(cache.get(&id("big")).is_none());
         let none = SeenCache::new(0);
         none.remember(seen("a", 1, 1));
-        assert!(none.get("a").is_none());
+        assert!(none.get(&id("a")).is_none());
     }
 }

@@ -294,20 +294,39 @@ pub(crate) struct NoFiles;
 
 #[chatvault_core::async_trait]
 impl chatvault_core::FilesBackend for NoFiles {
-    async fn upload(&self, _: &str, _: bytes::Bytes, _: &str) -> chatvault_core::Result<()> {
-        Err(chatvault_core::Error::NotSupported {
-            backend: "none",
-            operation: "upload",
-        })
+    fn capabilities(&self) -> chatvault_core::FilesCapabilities {
+        chatvault_core::FilesCapabilities::basic()
     }
-    async fn download(&self, _: &str) -> chatvault_core::Result<Option<bytes::Bytes>> {
+    async fn upload_stream(
+        &self,
+        _: &chatvault_core::StorageKey,
+        _: chatvault_core::ByteStream,
+        _: &chatvault_core::ContentType,
+    ) -> chatvault_core::Result<u64> {
+        Err(chatvault_core::Error::not_supported("none", "upload"))
+    }
+    async fn download_stream(
+        &self,
+        _: &chatvault_core::StorageKey,
+    ) -> chatvault_core::Result<Option<chatvault_core::ByteStream>> {
         Ok(None)
     }
-    async fn delete(&self, _: &str) -> chatvault_core::Result<bool> {
+    async fn head(
+        &self,
+        _: &chatvault_core::StorageKey,
+    ) -> chatvault_core::Result<Option<chatvault_core::ObjectMeta>> {
+        Ok(None)
+    }
+    async fn delete(&self, _: &chatvault_core::StorageKey) -> chatvault_core::Result<bool> {
         Ok(false)
     }
-    async fn exists(&self, _: &str) -> chatvault_core::Result<bool> {
-        Ok(false)
+    async fn signed_url(
+        &self,
+        _: &chatvault_core::StorageKey,
+        _: std::time::Duration,
+        _: Option<&str>,
+    ) -> chatvault_core::Result<String> {
+        Err(chatvault_core::Error::not_supported("none", "signed_url"))
     }
 }
 
