@@ -302,9 +302,13 @@ async fn multipart_uploads_at_part_boundaries_round_trip() {
         (3 * P, 3 * P),
         (P + 1, 1),
     ] {
-        let key = keys::storage_key(None, "c", &chatvault_core::new_id(), "x.bin").unwrap();
+        let key = keys::storage_key(None, "c", &chatvault_core::FileId::new(), "x.bin").unwrap();
         let n = files
-            .upload_stream(&key, chunked(total, chunk), "application/octet-stream")
+            .upload_stream(
+                &key,
+                chunked(total, chunk),
+                &common::ct("application/octet-stream"),
+            )
             .await
             .unwrap();
         assert_eq!(n, total as u64);
@@ -316,14 +320,14 @@ async fn multipart_uploads_at_part_boundaries_round_trip() {
     let zero = small_s3(0).await;
     let key = keys::storage_key(None, "c", "f0", "x.bin").unwrap();
     assert_eq!(
-        zero.upload_stream(&key, chunked(0, 1), "text/plain")
+        zero.upload_stream(&key, chunked(0, 1), &common::ct("text/plain"))
             .await
             .unwrap(),
         0
     );
     assert_eq!(zero.download(&key).await.unwrap().unwrap().len(), 0);
     assert_eq!(
-        zero.upload_stream(&key, chunked(1, 1), "text/plain")
+        zero.upload_stream(&key, chunked(1, 1), &common::ct("text/plain"))
             .await
             .unwrap(),
         1
@@ -341,7 +345,7 @@ async fn presigned_file_names_survive_and_directories_are_not_files() {
     let files = common::s3().await;
     let key = keys::storage_key(None, "c", "f1", "x.bin").unwrap();
     files
-        .upload(&key, Bytes::from_static(b"hi"), "text/plain")
+        .upload(&key, Bytes::from_static(b"hi"), &common::ct("text/plain"))
         .await
         .unwrap();
     let long = "😀".repeat(256);
@@ -396,7 +400,7 @@ async fn object_key_over_the_s3_limit_under_a_prefix_is_too_large() {
     );
     assert!(keys::validate_key(&key).is_ok());
     let r = files
-        .upload(&key, Bytes::from_static(b"x"), "text/plain")
+        .upload(&key, Bytes::from_static(b"x"), &common::ct("text/plain"))
         .await;
     eprintln!(
         "upload with object key of {} bytes: {r:?}",
@@ -433,7 +437,9 @@ async fn object_key_over_the_s3_limit_under_a_prefix_is_too_large() {
         Err(Error::TooLarge { .. })
     ));
     assert!(matches!(
-        files.upload_stream(&key, chunked(1, 1), "text/plain").await,
+        files
+            .upload_stream(&key, chunked(1, 1), &common::ct("text/plain"))
+            .await,
         Err(Error::TooLarge { .. })
     ));
     common::drop_bucket(&base).await;
@@ -1064,7 +1070,7 @@ async fn signed_url_under_one_second_is_invalid_input() {
     let files = common::s3().await;
     let key = keys::storage_key(None, "c", "f1", "x.txt").unwrap();
     files
-        .upload(&key, Bytes::from_static(b"hi"), "text/plain")
+        .upload(&key, Bytes::from_static(b"hi"), &common::ct("text/plain"))
         .await
         .unwrap();
     for expires_in in [Duration::from_millis(1), Duration::from_millis(999)] {
@@ -1142,7 +1148,11 @@ async fn the_longest_prefix_fits_the_longest_storage_key() {
         chatvault_aws::MAX_OBJECT_KEY_LEN
     );
     files
-        .upload(&key, Bytes::from_static(b"longest"), "text/plain")
+        .upload(
+            &key,
+            Bytes::from_static(b"longest"),
+            &common::ct("text/plain"),
+        )
         .await
         .expect("the longest key fits");
     assert_eq!(

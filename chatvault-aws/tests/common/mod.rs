@@ -411,3 +411,18 @@ pub(crate) async fn with_lost_answers(
         table.table_name(),
     )
 }
+
+/// A content type for tests.
+pub(crate) fn ct(text: &str) -> chatvault_core::ContentType {
+    chatvault_core::ContentType::parse(text).expect("a valid content type")
+}
+
+/// A user id for tests.
+pub(crate) fn uid(text: &str) -> chatvault_core::UserId {
+    chatvault_core::UserId::parse(text).expect("a valid user id")
+}
+
+/// A storage key for tests.
+pub(crate) fn skey(text: &str) -> chatvault_core::StorageKey {
+    chatvault_core::StorageKey::parse(text).expect("a valid storage key")
+}
