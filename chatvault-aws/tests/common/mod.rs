@@ -426,3 +426,44 @@ pub(crate) fn uid(text: &str) -> chatvault_core::UserId {
 pub(crate) fn skey(text: &str) -> chatvault_core::StorageKey {
     chatvault_core::StorageKey::parse(text).expect("a valid storage key")
 }
+
+/// A conversation's record, attachments and every message (following the backend's
+/// pages), or `None`.
+pub(crate) async fn whole(
+    backend: &DynamoMessages,
+    id: &chatvault_core::ConversationId,
+) -> Option<chatvault_core::StoredConversation> {
+    use chatvault_core::MessagesBackend;
+    let head = backend.head(id).await.expect("head")?;
+    let mut messages = Vec::new();
+    let mut range = chatvault_core::MessageRange::all();
+    loop {
+        let page = backend.messages(id, &range).await.expect("messages");
+        messages.extend(page.items);
+        match page.next_cursor {
+            Some(c) => range = range.continue_from(&c).expect("cursor"),
+            None => {
+                return Some(chatvault_core::StoredConversation {
+                    record: head.record,
+                    messages,
+                    files: head.files,
+                    deleting: false,
+                });
+            }
+        }
+    }
+}
+
+/// A conversation's attachments (none when it is gone).
+pub(crate) async fn files(
+    backend: &DynamoMessages,
+    id: &chatvault_core::ConversationId,
+) -> Vec<chatvault_core::FileAttachment> {
+    use chatvault_core::MessagesBackend;
+    backend
+        .head(id)
+        .await
+        .expect("head")
+        .map(|h| h.files)
+        .unwrap_or_default()
+}
