@@ -194,7 +194,7 @@ async fn conversation_with(
     backend.create(&record).await?;
     let mut k = 0;
     while k < messages {
-        let n = (messages - k).min(50);
+        let n = (messages - k).min(40);
         backend
             .append_messages(&record.id, (k..k + n).map(message).collect())
             .await?;
