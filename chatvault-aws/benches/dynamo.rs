@@ -140,12 +140,16 @@ impl Seed {
     }
 
     /// The seed's `save`: one `PutItem` of the whole conversation.
-    async fn save(&self, id: &str, messages: &[SeedMessage]) -> Result<(), Box<dyn Error>> {
+    async fn save(
+        &self,
+        id: &chatvault_core::ConversationId,
+        messages: &[SeedMessage],
+    ) -> Result<(), Box<dyn Error>> {
         let now = chatvault_core::now().timestamp().to_string();
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("conversation_id", AttributeValue::S(id.to_owned()))
+            .item("conversation_id", AttributeValue::S(id.to_string()))
             .item("user_id", AttributeValue::S("bench-user".into()))
             .item("title", AttributeValue::S("bench".into()))
             .item(
@@ -161,12 +165,15 @@ impl Seed {
     }
 
     /// The seed's `get`: one `GetItem`, then the messages parsed.
-    async fn get(&self, id: &str) -> Result<Vec<SeedMessage>, Box<dyn Error>> {
+    async fn get(
+        &self,
+        id: &chatvault_core::ConversationId,
+    ) -> Result<Vec<SeedMessage>, Box<dyn Error>> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("conversation_id", AttributeValue::S(id.to_owned()))
+            .key("conversation_id", AttributeValue::S(id.to_string()))
             .send()
             .await?;
         let item = out.item.ok_or("seed conversation missing")?;
@@ -190,7 +197,7 @@ async fn conversation_with(
     backend: &DynamoMessages,
     messages: usize,
 ) -> Result<ConversationRecord, Box<dyn Error>> {
-    let record = ConversationRecord::new(Some("bench-user".into()));
+    let record = ConversationRecord::new(Some(common::uid("bench-user")));
     backend.create(&record).await?;
     let mut k = 0;
     while k < messages {
@@ -245,7 +252,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let long = conversation_with(&backend, LONG).await?;
     let load = conversation_with(&backend, LOAD).await?;
     let seed_ten = seed_messages(10);
-    let seed_load_id = chatvault_core::new_id();
+    let seed_load_id = chatvault_core::ConversationId::new();
     seed.save(&seed_load_id, &seed_messages(LOAD)).await?;
     println!(
         "setup: {SAMPLES} conversations of 10 messages, one of {LONG}, one of {LOAD}, and the seed's ({:.1} s)",
