@@ -50,7 +50,7 @@ pub const MAX_PREFIX_LEN: usize = MAX_OBJECT_KEY_LEN - MAX_STORAGE_KEY_LEN - 1;
 /// Attachment bytes in an S3 bucket, or in any S3-compatible store (LocalStack, MinIO,
 /// Cloudflare R2, Ceph, ...).
 ///
-/// - Keys are [`keys::validate_key`]-checked, then stored under an optional prefix (at
+/// - Keys (valid by their type, [`StorageKey`]) are stored under an optional prefix (at
 ///   most [`MAX_PREFIX_LEN`] bytes, so that every key [`keys::storage_key`] makes fits);
 ///   a key that does not fit S3's [`MAX_OBJECT_KEY_LEN`] under the prefix is refused with
 ///   [`Error::TooLarge`] before any request.
@@ -687,7 +687,7 @@ impl S3FilesBuilder {
 
     /// Stores every key under this prefix (e.g. `"tenant-a"` stores `u/c/f/name` as
     /// `tenant-a/u/c/f/name`). It must itself be a valid storage key
-    /// ([`keys::validate_key`]) of at most [`MAX_PREFIX_LEN`] bytes, so that every key
+    /// (a valid [`StorageKey`]) of at most [`MAX_PREFIX_LEN`] bytes, so that every key
     /// [`keys::storage_key`] makes fits S3's 1,024 bytes under it; a trailing `/` is
     /// optional.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
