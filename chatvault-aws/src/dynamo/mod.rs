@@ -45,19 +45,20 @@ const BACKOFF_CAP: Duration = Duration::from_millis(250);
 const BATCH_WRITE_MAX: usize = 25;
 /// Attempts at writing a batch's `UnprocessedItems`.
 const BATCH_ATTEMPTS: u32 = 10;
-/// BatchWriteItem calls in flight at once (`save`, `delete`).
+/// BatchWriteItem calls in flight at once (`delete`).
 const BATCH_CONCURRENCY: usize = 4;
 
 /// Conversations and their messages in one DynamoDB table.
 ///
-/// One item per message and one item per conversation (see the crate docs for the exact
-/// layout), so a conversation has no size limit, and every operation but the whole-
-/// conversation ones (`get`, `save`, `delete`) costs the same however long the
-/// conversation is:
+/// One item per message (and its id marker) and one item per conversation (see the crate
+/// docs for the exact layout), so a conversation has no size limit, and every operation
+/// but `delete` costs the same however long the conversation is:
 ///
 /// - `append_messages`: one `TransactWriteItems` (the conversation item's update,
-///   conditional on its `version` as this backend last saw it, plus one `Put` per
-///   message, each conditional on the item not existing); a consistent `GetItem` first
+///   conditional on its `version` as this backend last saw it, plus for each message a
+///   `Put` of its item and of its id marker, each conditional on the item not existing:
+///   an existing marker makes the append a retry, answered with the stored messages or
+///   [`Error::AlreadyExists`]); a consistent `GetItem` first
 ///   only for a conversation this backend has not written or read yet (see
 ///   [`seen_cache_bytes`](DynamoMessagesBuilder::seen_cache_bytes)). A writer that lost
 ///   a race retries from the conversation as DynamoDB returned it with the failure, up to
@@ -66,20 +67,27 @@ const BATCH_CONCURRENCY: usize = 4;
 ///   call (DynamoDB's transaction limits), each message at most 400 KB as an item: larger
 ///   appends are refused with [`Error::TooLarge`] before anything is written (split them
 ///   into several calls if they need not be atomic).
+/// - `update_message`: the message read through its id marker, then one
+///   `TransactWriteItems` of the message item (conditional on its revision:
+///   [`Error::Conflict`] when another writer moved it on) and the conversation item (usage
+///   totals, version).
 /// - `messages`: one consistent `Query` on the key range of the window (a backend page is
-///   cut at DynamoDB's 1 MB, with `next_cursor` set); an empty window costs a `GetItem`
-///   more, to tell an empty range from a missing conversation.
+///   cut at DynamoDB's 1 MB, with `next_cursor` set); from the start of the conversation
+///   the `Query` begins at the conversation item (is it there, not being deleted?),
+///   otherwise a `GetItem` of it runs alongside.
 /// - `list_conversations`: a `Query` of a GSI, newest activity first.
 /// - `update`, `add_file`, `remove_file`: `GetItem`, then an update of the conversation
 ///   item conditional on `version` (retried like appends), never touching the message
 ///   items.
 /// - `create`: a put conditional on the id being free ([`Error::AlreadyExists`]).
-/// - `delete`: first marks the conversation item as being deleted (a tombstone and a new
-///   `version`), which makes every later append or change fail with [`Error::NotFound`],
-///   even one that read the conversation before; then deletes the message items; then the
-///   conversation item. However busy the conversation, the delete cannot be starved, and
-///   no message item outlives it. Interrupted, it leaves the conversation readable (not
-///   writable), and calling it again finishes the job.
+/// - `begin_delete`, and the first step of `delete`: marks the conversation item as being
+///   deleted (a tombstone and a new `version`, and no `activity`, so listings leave it
+///   out), which makes every later append or change fail with [`Error::NotFound`], even
+///   one that read the conversation before, and every read see no conversation; then
+///   `delete` deletes the message items and markers, then the conversation item. However
+///   busy the conversation, the delete cannot be starved, and no message item outlives
+///   it. Interrupted, it leaves the conversation marked, and calling it again finishes
+///   the job.
 ///
 /// Every conditional write is sent as a `TransactWriteItems`, even a single one, for its
 /// idempotency token: when the SDK retries a write whose answer was lost (a timeout, a
@@ -89,7 +97,8 @@ const BATCH_CONCURRENCY: usize = 4;
 /// conversation there as written; `update`, `add_file`, `remove_file`: does the
 /// conversation, at the version written or later, hold the change), and answers success
 /// when it did, so a caller never has to guess. When that read fails too, the answer is
-/// a temporary error saying that the outcome is unknown. A transaction DynamoDB cancels
+/// [`Error::OutcomeUnknown`] (not temporary: retry an append with the same message ids,
+/// which the id markers make safe). A transaction DynamoDB cancels
 /// for throttling is a temporary error too; nothing of it was written. (Transactional
 /// writes cost 2 WCU per KB instead of 1.)
 ///
