@@ -885,3 +885,49 @@ async fn appends_take_one_request_and_recover_from_what_they_remember_being_stal
     assert_eq!(requests.get(), 2, "GetItem + TransactWriteItems");
     common::drop_table(&backend).await;
 }
+
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
+#[tokio::test]
+async fn undecodable_items_are_corrupt_with_their_key() {
+    let backend = common::dynamo().await;
+    let record = new_conversation(&backend, Some("user-corrupt")).await;
+    backend
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "fine")])
+        .await
+        .expect("append");
+    let damage = |sk: &'static str, attribute: &'static str, value: &'static str| {
+        backend
+            .client()
+            .update_item()
+            .table_name(backend.table_name())
+            .key("pk", AttributeValue::S(record.id.to_string()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .update_expression("SET #a = :v")
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":v", AttributeValue::S(value.to_owned()))
+            .send()
+    };
+    damage("m#00000000000000000001", "parts", "not json")
+        .await
+        .expect("damage the message");
+    let err = backend
+        .messages(&record.id, &MessageRange::all())
+        .await
+        .expect_err("undecodable message");
+    assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err:?}");
+    assert!(
+        err.to_string().contains("m#00000000000000000001") && err.to_string().contains("parts"),
+        "says where and what: {err}"
+    );
+    damage("#conversation", "created_at", "yesterday")
+        .await
+        .expect("damage the conversation");
+    let err = backend.head(&record.id).await.expect_err("undecodable");
+    assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err:?}");
+    assert!(err.to_string().contains("yesterday"), "{err}");
+    assert!(!err.is_temporary());
+    common::drop_table(&backend).await;
+}

@@ -1211,3 +1211,114 @@ async fn the_longest_prefix_fits_the_longest_storage_key() {
     assert!(files.delete(&key).await.unwrap());
     common::drop_bucket(&base).await;
 }
+
+/// The documented recovery from `OutcomeUnknown`: retry the append with the same message
+/// ids. The append had committed although its answer was lost: the retry (from another
+/// process, or from the same backend) stores nothing new and returns the stored
+/// messages; the same ids with other content, or a batch only partly stored, are
+/// AlreadyExists.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
+#[tokio::test]
+async fn retrying_an_append_whose_outcome_is_unknown_stores_it_once() {
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(Some(common::uid("u")));
+    table.create(&record).await.unwrap();
+    let losing = Doctored::new(
+        ".TransactWriteItems",
+        Doctoring::LoseAnswerThenFailEverything,
+    );
+    let lossy = losing.backend(&table, 5).await;
+    let batch = vec![
+        NewMessage::new(Role::User, "one"),
+        NewMessage::new(Role::Assistant, "two"),
+    ];
+    let err = lossy
+        .append_messages(&record.id, batch.clone())
+        .await
+        .expect_err("the answer was lost and cannot be checked");
+    assert!(losing.doctored() > 0, "no answer was lost");
+    assert_eq!(err.kind(), ErrorKind::OutcomeUnknown, "{err:?}");
+
+    // Another process retries with the same ids.
+    let other = DynamoMessages::from_client(table.client().clone(), table.table_name());
+    let again = other
+        .append_messages(&record.id, batch.clone())
+        .await
+        .expect("the retry answers with the stored messages");
+    let ids = |ms: &[chatvault_core::Message]| ms.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&again.messages),
+        batch.iter().map(|m| m.id.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        again.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(again.record.message_count, 2);
+    // And this backend, whose memory of the conversation is stale, too.
+    let third = table
+        .append_messages(&record.id, batch.clone())
+        .await
+        .expect("a second retry");
+    assert_eq!(third.messages, again.messages);
+    let stored = common::whole(&table, &record.id).await.unwrap();
+    assert_eq!(stored.messages, again.messages, "stored once");
+    assert_eq!(stored.record.version, 2, "one append");
+
+    // The same id with other content, and a batch only partly stored: AlreadyExists.
+    let mut changed = batch[0].clone();
+    changed.parts = vec![chatvault_core::Part::text("something else")];
+    let err = table
+        .append_messages(&record.id, vec![changed])
+        .await
+        .expect_err("other content");
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    let mixed = vec![batch[0].clone(), NewMessage::new(Role::User, "new")];
+    let err = table
+        .append_messages(&record.id, mixed)
+        .await
+        .expect_err("partly stored");
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    let after = common::whole(&table, &record.id).await.unwrap();
+    assert_eq!(after.messages, stored.messages, "nothing more stored");
+    assert_eq!(after.record, stored.record);
+    common::drop_table(&table).await;
+}
+
+/// Credentials the service refuses are PermissionDenied, not a generic backend error
+/// (DynamoDB Local refuses access keys that are not alphanumeric).
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
+#[tokio::test]
+async fn refused_credentials_are_permission_denied() {
+    let table = common::dynamo().await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&common::sdk_config().await)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "not-a-valid-key!",
+            "secret",
+            None,
+            None,
+            "chatvault-tests",
+        ))
+        .build();
+    let refused = DynamoMessages::from_client(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        table.table_name(),
+    );
+    let err = refused
+        .head(&ConversationId::new())
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err:?}");
+    assert!(!err.is_temporary());
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the SDK's error is kept"
+    );
+    common::drop_table(&table).await;
+}
