@@ -241,10 +241,6 @@ async fn load_objects(files: &S3Files) -> Vec<S3Object> {
     objects
 }
 
-#[cfg_attr(
-    not(chatvault_aws_emulators),
-    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
-)]
 /// Every message of a conversation, following the backend's pages.
 async fn all_messages(messages: &DynamoMessages, id: &ConversationId) -> Vec<Message> {
     let mut out = Vec::new();
@@ -259,6 +255,10 @@ async fn all_messages(messages: &DynamoMessages, id: &ConversationId) -> Vec<Mes
     }
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn v0_1_items_read_back_exactly() {
     let messages = common::dynamo().await;
