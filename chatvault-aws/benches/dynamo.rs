@@ -1,10 +1,18 @@
-//! What `DynamoMessages` costs on DynamoDB Local, printed as figures:
+//! What `DynamoMessages` costs on DynamoDB Local, next to the seed's layout, measured in
+//! the same run on the same emulator:
 //!
-//! - the median time of one append to a conversation of 10 messages and to one of 5,000,
-//!   and their ratio (an append's cost must not grow with the conversation);
-//! - the HTTP requests an append sends;
-//! - the HTTP requests (and time) `Conversation::messages()` needs to load a
-//!   5,000-message conversation.
+//! - **the seed**: the Python chatvault 0.1.0 README's `DynamoMessages`: one item per
+//!   conversation (hash key `conversation_id`, and the GSI on `user_id` its `get_by_user`
+//!   needs) whose `messages` attribute is the JSON list of every message; `save` is one `PutItem` of the whole item, `get` one `GetItem`. The
+//!   benchmark writes that table itself.
+//! - **append**: HTTP requests per append (counted by an SDK interceptor on each client)
+//!   and the median latency of one append to a conversation of 10 messages and to one of
+//!   5,000, next to the seed's append at 10 messages (serialize the 10 messages, one
+//!   `PutItem`), with the ratios;
+//! - **load**: the median time to load a whole conversation of 2,000 messages (one
+//!   `messages` call for every message: one `Query` page of up to 1 MB), next to the seed's
+//!   `GetItem` of the same 2,000 messages (and parsing them), with the ratio; and the
+//!   requests `Conversation::messages()` takes through the vault.
 //!
 //! Needs the emulators' environment:
 //!
@@ -21,32 +29,179 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
+};
 use chatvault_aws::DynamoMessages;
-use chatvault_core::{ChatVault, ConversationRecord, MessagesBackend, NewMessage, Role};
+use chatvault_core::{
+    ChatVault, ConversationRecord, MessageRange, MessagesBackend, NewMessage, Role,
+};
+use serde::{Deserialize, Serialize};
 
 /// Samples per median.
-const SAMPLES: usize = 40;
-/// Messages of the long conversation.
+const SAMPLES: usize = 60;
+/// Messages of the long conversation (appends).
 const LONG: usize = 5_000;
+/// Messages of the conversation loaded whole (the most the seed's 400 KB item holds of
+/// these messages is a little over 2,000).
+const LOAD: usize = 2_000;
+/// Loads per median.
+const LOADS: usize = 15;
 
-fn message(k: usize) -> NewMessage {
-    let role = if k.is_multiple_of(2) {
+fn text(k: usize) -> String {
+    format!("message {k}: {}", "lorem ipsum ".repeat(4))
+}
+
+fn role(k: usize) -> Role {
+    if k.is_multiple_of(2) {
         Role::User
     } else {
         Role::Assistant
-    };
-    NewMessage::new(role, format!("message {k}: {}", "lorem ipsum ".repeat(36)))
+    }
+}
+
+fn message(k: usize) -> NewMessage {
+    NewMessage::new(role(k), text(k))
+}
+
+/// A message as the seed's `Message.to_dict()` keeps it.
+#[derive(Serialize, Deserialize)]
+struct SeedMessage {
+    role: String,
+    content: String,
+    timestamp: String,
+    metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+fn seed_messages(count: usize) -> Vec<SeedMessage> {
+    (0..count)
+        .map(|k| SeedMessage {
+            role: role(k).as_str().to_owned(),
+            content: text(k),
+            timestamp: chatvault_core::now().to_rfc3339(),
+            metadata: serde_json::Map::new(),
+        })
+        .collect()
+}
+
+/// The seed's table: hash key `conversation_id`.
+struct Seed {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Seed {
+    async fn create(client: aws_sdk_dynamodb::Client) -> Result<Self, Box<dyn Error>> {
+        let table = common::unique_name("seed");
+        client
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("conversation_id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("user_id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("conversation_id")
+                    .key_type(KeyType::Hash)
+                    .build()?,
+            )
+            // The README's `get_by_user` "requires a GSI on user_id"; it reads only the
+            // keys from it (the lightest projection, so the seed is not slowed).
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name("user_id-index")
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("user_id")
+                            .key_type(KeyType::Hash)
+                            .build()?,
+                    )
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()?,
+            )
+            .send()
+            .await?;
+        Ok(Seed { client, table })
+    }
+
+    /// The seed's `save`: one `PutItem` of the whole conversation.
+    async fn save(
+        &self,
+        id: &chatvault_core::ConversationId,
+        messages: &[SeedMessage],
+    ) -> Result<(), Box<dyn Error>> {
+        let now = chatvault_core::now().timestamp().to_string();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("conversation_id", AttributeValue::S(id.to_string()))
+            .item("user_id", AttributeValue::S("bench-user".into()))
+            .item("title", AttributeValue::S("bench".into()))
+            .item(
+                "messages",
+                AttributeValue::S(serde_json::to_string(messages)?),
+            )
+            .item("files", AttributeValue::S("[]".into()))
+            .item("created_at", AttributeValue::N(now.clone()))
+            .item("last_active", AttributeValue::N(now))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// The seed's `get`: one `GetItem`, then the messages parsed.
+    async fn get(
+        &self,
+        id: &chatvault_core::ConversationId,
+    ) -> Result<Vec<SeedMessage>, Box<dyn Error>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("conversation_id", AttributeValue::S(id.to_string()))
+            .send()
+            .await?;
+        let item = out.item.ok_or("seed conversation missing")?;
+        let Some(AttributeValue::S(messages)) = item.get("messages") else {
+            return Err("seed item without messages".into());
+        };
+        Ok(serde_json::from_str(messages)?)
+    }
+
+    async fn drop(&self) -> Result<(), Box<dyn Error>> {
+        self.client
+            .delete_table()
+            .table_name(&self.table)
+            .send()
+            .await?;
+        Ok(())
+    }
 }
 
 async fn conversation_with(
     backend: &DynamoMessages,
     messages: usize,
 ) -> Result<ConversationRecord, Box<dyn Error>> {
-    let record = ConversationRecord::new(Some("bench-user".into()));
+    let record = ConversationRecord::new(Some(common::uid("bench-user")));
     backend.create(&record).await?;
     let mut k = 0;
     while k < messages {
-        let n = (messages - k).min(50);
+        let n = (messages - k).min(40);
         backend
             .append_messages(&record.id, (k..k + n).map(message).collect())
             .await?;
@@ -64,62 +219,60 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// How many times faster `ours` is than `seed` (1.00: as fast; above: faster).
+fn speed(seed: Duration, ours: Duration) -> f64 {
+    seed.as_secs_f64() / ours.as_secs_f64()
+}
+
 async fn run() -> Result<(), Box<dyn Error>> {
     let (backend, requests) = common::dynamo_counted().await;
+    let seed_requests = common::RequestCounter::default();
+    let seed_client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&common::sdk_config().await)
+            .interceptor(seed_requests.clone())
+            .build(),
+    );
+    let seed = Seed::create(seed_client).await?;
     println!(
-        "chatvault-aws DynamoMessages on {} (table {})",
+        "chatvault-aws DynamoMessages vs the seed's one-item layout, on {} (tables {}, {})",
         std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
             .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
             .unwrap_or_default(),
-        backend.table_name()
+        backend.table_name(),
+        seed.table
     );
 
-    // One conversation of 10 messages per sample, so that each append lands on exactly 10.
+    // One conversation of 10 messages per sample, so that each append lands on exactly
+    // 10; the same for the seed.
+    let started = Instant::now();
     let mut short = Vec::with_capacity(SAMPLES);
     for _ in 0..SAMPLES {
         short.push(conversation_with(&backend, 10).await?);
     }
-    let started = Instant::now();
     let long = conversation_with(&backend, LONG).await?;
+    let load = conversation_with(&backend, LOAD).await?;
+    let seed_ten = seed_messages(10);
+    let seed_load_id = chatvault_core::ConversationId::new();
+    seed.save(&seed_load_id, &seed_messages(LOAD)).await?;
     println!(
-        "setup: {SAMPLES} conversations of 10 messages, one of {LONG} ({:.1} s)",
+        "setup: {SAMPLES} conversations of 10 messages, one of {LONG}, one of {LOAD}, and the seed's ({:.1} s)",
         started.elapsed().as_secs_f64()
     );
 
     // Warm up connections and the emulator.
     for r in short.iter().take(3) {
-        backend.append_messages(&r.id, vec![message(0)]).await?;
+        backend.append_messages(&r.id, vec![message(10)]).await?;
+        seed.save(&r.id, &seed_ten).await?;
     }
-    let mut short = short.split_off(3);
-    short.truncate(SAMPLES - 3);
+    let short = &short[3..];
 
-    let vault = ChatVault::from_arcs(Arc::new(backend.clone()), Arc::new(common::NoFiles));
-    let conversation = vault
-        .get_conversation(&long.id)
-        .await?
-        .ok_or("the long conversation is gone")?;
-    let mut loads = Vec::new();
-    let mut load_requests = 0;
-    let mut count = 0;
-    for _ in 0..5 {
-        requests.reset();
-        let t = Instant::now();
-        let messages = conversation.messages().await?;
-        loads.push(t.elapsed());
-        load_requests = requests.get();
-        count = messages.len();
-    }
-    println!();
-    println!("load the whole conversation with Conversation::messages():");
-    println!("  messages:           {count}");
-    println!("  HTTP requests:      {load_requests}");
-    println!("  time (median of 5): {}", ms(median(loads)));
-
+    // Appends, interleaved so that all three see the same machine load.
     let mut at_10 = Vec::new();
     let mut at_long = Vec::new();
+    let mut seed_10 = Vec::new();
     requests.reset();
-    for r in &short {
-        // Interleaved, so that both see the same machine load.
+    seed_requests.reset();
+    for r in short {
         let t = Instant::now();
         backend.append_messages(&r.id, vec![message(10)]).await?;
         at_10.push(t.elapsed());
@@ -128,18 +281,97 @@ async fn run() -> Result<(), Box<dyn Error>> {
             .append_messages(&long.id, vec![message(LONG)])
             .await?;
         at_long.push(t.elapsed());
+        let t = Instant::now();
+        seed.save(&r.id, &seed_ten).await?;
+        seed_10.push(t.elapsed());
     }
     let per_append = requests.get() as f64 / (2 * short.len()) as f64;
-    let (m10, mlong) = (median(at_10), median(at_long));
+    let seed_per_append = seed_requests.get() as f64 / short.len() as f64;
+    let (m10, mlong, mseed) = (median(at_10), median(at_long), median(seed_10));
     println!();
     println!("append one message (median of {}):", short.len());
-    println!("  at 10 existing messages:    {}", ms(m10));
-    println!("  at 5,000 existing messages: {}", ms(mlong));
     println!(
-        "  ratio 5,000 / 10:          {:.2}",
+        "  seed, PutItem of a 10-message item:  {} ({seed_per_append:.2} requests)",
+        ms(mseed)
+    );
+    println!(
+        "  chatvault at 10 messages:            {} ({per_append:.2} requests per append, counted)",
+        ms(m10)
+    );
+    println!("  chatvault at {LONG} messages:          {}", ms(mlong));
+    println!(
+        "  speed vs the seed at 10 messages:    {:.2}x (seed time / chatvault time)",
+        speed(mseed, m10)
+    );
+    println!(
+        "  speed vs the seed, {LONG} vs 10 msgs:  {:.2}x (the seed cannot hold {LONG} such messages in one 400 KB item)",
+        speed(mseed, mlong)
+    );
+    println!(
+        "  chatvault {LONG} / 10 messages:        {:.2} (time ratio: flat in length)",
         mlong.as_secs_f64() / m10.as_secs_f64()
     );
-    println!("  HTTP requests per append:   {per_append:.2} (GetItem + TransactWriteItems)");
+
+    // Loads of the whole 2,000-message conversation, interleaved with the seed's.
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut load_requests = 0;
+    let mut loaded = 0;
+    let mut seed_loaded = 0;
+    for _ in 0..LOADS {
+        requests.reset();
+        let t = Instant::now();
+        let page = backend.messages(&load.id, &MessageRange::all()).await?;
+        ours.push(t.elapsed());
+        load_requests = requests.get();
+        loaded = page.items.len();
+        if page.next_cursor.is_some() {
+            return Err("a 2,000-message conversation did not fit one page".into());
+        }
+        let t = Instant::now();
+        seed_loaded = seed.get(&seed_load_id).await?.len();
+        theirs.push(t.elapsed());
+    }
+    let (mours, mtheirs) = (median(ours), median(theirs));
+    if loaded != LOAD || seed_loaded != LOAD {
+        return Err(format!("loaded {loaded} and {seed_loaded} messages, not {LOAD}").into());
+    }
+    println!();
+    println!("load a whole {LOAD}-message conversation (median of {LOADS}):");
+    println!("  seed, GetItem + parse:                {}", ms(mtheirs));
+    println!(
+        "  chatvault, messages(all):             {} ({load_requests} request{})",
+        ms(mours),
+        if load_requests == 1 { "" } else { "s" }
+    );
+    println!(
+        "  chatvault time / seed time:           {:.2} (speed {:.2}x)",
+        mours.as_secs_f64() / mtheirs.as_secs_f64(),
+        speed(mtheirs, mours)
+    );
+
+    // Through the vault, whose reads page as chatvault-core decides.
+    let vault = ChatVault::from_arcs(Arc::new(backend.clone()), Arc::new(common::NoFiles));
+    let conversation = vault
+        .get_conversation(&load.id)
+        .await?
+        .ok_or("the conversation is gone")?;
+    let mut through_vault = Vec::new();
+    let mut vault_requests = 0;
+    for _ in 0..5 {
+        requests.reset();
+        let t = Instant::now();
+        let all = conversation.messages().await?;
+        through_vault.push(t.elapsed());
+        vault_requests = requests.get();
+        if all.len() != LOAD {
+            return Err("Conversation::messages() did not return every message".into());
+        }
+    }
+    println!(
+        "  Conversation::messages() (vault):     {} ({vault_requests} requests: the vault's page size)",
+        ms(median(through_vault))
+    );
 
     requests.reset();
     let t = Instant::now();
@@ -153,6 +385,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     );
 
     common::drop_table(&backend).await;
+    seed.drop().await?;
     Ok(())
 }
 

@@ -13,7 +13,10 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{BucketLocationConstraint, CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
-use chatvault_core::{ByteStream, Error, FilesBackend, Result, async_trait, keys};
+use chatvault_core::{
+    ByteStream, ContentType, Error, FilesBackend, FilesCapabilities, ObjectMeta, Result,
+    StorageKey, async_trait, keys,
+};
 use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -47,7 +50,7 @@ pub const MAX_PREFIX_LEN: usize = MAX_OBJECT_KEY_LEN - MAX_STORAGE_KEY_LEN - 1;
 /// Attachment bytes in an S3 bucket, or in any S3-compatible store (LocalStack, MinIO,
 /// Cloudflare R2, Ceph, ...).
 ///
-/// - Keys are [`keys::validate_key`]-checked, then stored under an optional prefix (at
+/// - Keys (valid by their type, [`StorageKey`]) are stored under an optional prefix (at
 ///   most [`MAX_PREFIX_LEN`] bytes, so that every key [`keys::storage_key`] makes fits);
 ///   a key that does not fit S3's [`MAX_OBJECT_KEY_LEN`] under the prefix is refused with
 ///   [`Error::TooLarge`] before any request.
@@ -177,7 +180,7 @@ impl S3Files {
     }
 
     /// The object key of a storage key: the prefix, then the key.
-    pub fn object_key(&self, key: &str) -> String {
+    pub fn object_key(&self, key: &StorageKey) -> String {
         format!("{}{key}", self.prefix)
     }
 
@@ -213,10 +216,10 @@ impl S3Files {
         }
     }
 
-    /// The object key of a storage key given to a [`FilesBackend`] method: checked with
-    /// [`keys::validate_key`], and within S3's [`MAX_OBJECT_KEY_LEN`] under the prefix.
-    fn checked_object_key(&self, key: &str) -> Result<String> {
-        keys::validate_key(key)?;
+    /// The object key of a storage key given to a [`FilesBackend`] method, checked to be
+    /// within S3's [`MAX_OBJECT_KEY_LEN`] under the prefix (the key itself is valid by its
+    /// type).
+    fn checked_object_key(&self, key: &StorageKey) -> Result<String> {
         let object_key = self.object_key(key);
         if object_key.len() > MAX_OBJECT_KEY_LEN {
             return Err(Error::TooLarge {
@@ -246,7 +249,7 @@ impl S3Files {
 
     async fn get_object(
         &self,
-        key: &str,
+        key: &StorageKey,
     ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>> {
         let object_key = self.checked_object_key(key)?;
         match self
@@ -449,27 +452,19 @@ impl Drop for AbortGuard {
 }
 
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl FilesBackend for S3Files {
-    async fn upload(&self, key: &str, data: Bytes, content_type: &str) -> Result<()> {
-        let object_key = self.checked_object_key(key)?;
-        keys::validate_content_type(content_type)?;
-        self.put_object(&object_key, data, content_type).await
+    /// Signed URLs (presigned `GetObject`), bounded memory (about one part buffered), and
+    /// at most [`MAX_PARTS`] parts of [`part_size`](S3Files::part_size) per file.
+    fn capabilities(&self) -> FilesCapabilities {
+        FilesCapabilities::full()
+            .with_max_file_bytes(Some(self.part_size as u64 * MAX_PARTS as u64))
     }
 
-    async fn download(&self, key: &str) -> Result<Option<Bytes>> {
-        let Some(out) = self.get_object(key).await? else {
-            return Ok(None);
-        };
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| Error::temporary(BACKEND, e))?;
-        Ok(Some(bytes.into_bytes()))
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        if !self.exists(key).await? {
+    /// `HeadObject` first (S3's `DeleteObject` answers the same whether or not the key
+    /// existed), then `DeleteObject`.
+    async fn delete(&self, key: &StorageKey) -> Result<bool> {
+        if self.head(key).await?.is_none() {
             return Ok(false);
         }
         self.client
@@ -482,34 +477,47 @@ impl FilesBackend for S3Files {
         Ok(true)
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
+    /// `HeadObject`: the size and the content type stored with the object.
+    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
         let object_key = self.checked_object_key(key)?;
-        match self
+        let out = match self
             .client
             .head_object()
             .bucket(&self.bucket)
-            .key(object_key)
+            .key(&object_key)
             .send()
             .await
         {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
-            Err(e) => Err(sdk_error(BACKEND, e)),
-        }
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
+            Err(e) => return Err(sdk_error(BACKEND, e)),
+        };
+        let corrupt =
+            |what: String| Error::corrupt(BACKEND, format!("object {object_key:?}"), what);
+        let size = out
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| corrupt("HeadObject gave no size".to_owned()))?;
+        let content_type = match out.content_type() {
+            None => ContentType::octet_stream(),
+            Some(text) => ContentType::parse(text)
+                .map_err(|e| corrupt(format!("its content type is not valid: {e}")))?,
+        };
+        Ok(Some(ObjectMeta { size, content_type }))
     }
 
     /// A presigned `GetObject` URL, valid for `expires_in` (at least 1 second, since
     /// SigV4 counts whole seconds, and at most [`MAX_PRESIGNED_EXPIRY`]: 7 days), whose
     /// response carries
     /// `Content-Disposition: attachment` with `download_filename` (see
-    /// [`content_disposition`]). `None` when nothing is stored under `key` (checked with
-    /// `HeadObject`).
+    /// [`content_disposition`]). [`Error::NotFound`] when nothing is stored under `key`
+    /// (checked with `HeadObject`).
     async fn signed_url(
         &self,
-        key: &str,
+        key: &StorageKey,
         expires_in: Duration,
         download_filename: Option<&str>,
-    ) -> Result<Option<String>> {
+    ) -> Result<String> {
         let object_key = self.checked_object_key(key)?;
         if expires_in < Duration::from_secs(1) {
             return Err(Error::invalid_input(
@@ -529,8 +537,11 @@ impl FilesBackend for S3Files {
                 ),
             ));
         }
-        if !self.exists(key).await? {
-            return Ok(None);
+        if self.head(key).await?.is_none() {
+            return Err(Error::NotFound {
+                kind: "file",
+                id: key.to_string(),
+            });
         }
         let presigning = PresigningConfig::expires_in(expires_in)
             .map_err(|e| Error::invalid_input("expires_in", e.to_string()))?;
@@ -546,7 +557,7 @@ impl FilesBackend for S3Files {
             .presigned(presigning)
             .await
             .map_err(|e| sdk_error(BACKEND, e))?;
-        Ok(Some(presigned.uri().to_owned()))
+        Ok(presigned.uri().to_owned())
     }
 
     /// Streams of up to [`multipart_threshold`](S3Files::multipart_threshold) bytes go in
@@ -554,12 +565,12 @@ impl FilesBackend for S3Files {
     /// memory, aborted on any failure.
     async fn upload_stream(
         &self,
-        key: &str,
+        key: &StorageKey,
         mut data: ByteStream,
-        content_type: &str,
+        content_type: &ContentType,
     ) -> Result<u64> {
         let object_key = self.checked_object_key(key)?;
-        keys::validate_content_type(content_type)?;
+        let content_type = content_type.as_str();
         let mut buf = BytesMut::new();
         while buf.len() <= self.multipart_threshold {
             match data.next().await {
@@ -579,7 +590,7 @@ impl FilesBackend for S3Files {
 
     /// The object's body as it arrives, chunk by chunk. A failure part-way arrives as an
     /// `io::Error` wrapping a [`chatvault_core::Error`].
-    async fn download_stream(&self, key: &str) -> Result<Option<ByteStream>> {
+    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
         let Some(out) = self.get_object(key).await? else {
             return Ok(None);
         };
@@ -676,7 +687,7 @@ impl S3FilesBuilder {
 
     /// Stores every key under this prefix (e.g. `"tenant-a"` stores `u/c/f/name` as
     /// `tenant-a/u/c/f/name`). It must itself be a valid storage key
-    /// ([`keys::validate_key`]) of at most [`MAX_PREFIX_LEN`] bytes, so that every key
+    /// (a valid [`StorageKey`]) of at most [`MAX_PREFIX_LEN`] bytes, so that every key
     /// [`keys::storage_key`] makes fits S3's 1,024 bytes under it; a trailing `/` is
     /// optional.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -729,7 +740,7 @@ impl S3FilesBuilder {
         let prefix = match self.prefix.as_deref().map(|p| p.trim_end_matches('/')) {
             None | Some("") => String::new(),
             Some(p) => {
-                keys::validate_key(p).map_err(|_| {
+                StorageKey::parse(p).map_err(|_| {
                     Error::invalid_input(
                         "prefix",
                         format!("{p:?} is not a relative path of plain segments"),

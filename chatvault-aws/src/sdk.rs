@@ -55,11 +55,50 @@ pub(crate) fn is_temporary<E: ProvideErrorMetadata>(err: &SdkError<E, HttpRespon
     }
 }
 
-/// Wraps an SDK error, keeping it as the source.
+/// Error codes (S3 and DynamoDB) that mean the credentials or their permissions were
+/// refused.
+const DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "MissingAuthenticationToken",
+    "MissingAuthenticationTokenException",
+];
+
+/// Whether an SDK error is the service refusing the caller (its code, or HTTP 403).
+pub(crate) fn is_denied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(service) => {
+            service.raw().status().as_u16() == 403
+                || err.code().is_some_and(|code| DENIED_CODES.contains(&code))
+        }
+        _ => false,
+    }
+}
+
+/// Wraps an SDK error, keeping it as the source: [`Error::PermissionDenied`] when the
+/// service refused the credentials or their permissions, else a backend error, temporary
+/// when a retry may succeed.
 pub(crate) fn sdk_error<E>(backend: &'static str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
+    if is_denied(&err) {
+        return Error::PermissionDenied {
+            backend,
+            message: format!(
+                "{} refused the request: {}",
+                backend,
+                err.code().unwrap_or("HTTP 403")
+            ),
+            source: Some(Box::new(err)),
+        };
+    }
     Error::Backend {
         backend,
         temporary: is_temporary(&err),

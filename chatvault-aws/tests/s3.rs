@@ -13,16 +13,18 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use bytes::Bytes;
 use chatvault_aws::{S3Files, content_disposition};
-use chatvault_core::{ByteStream, Error, FilesBackend, keys};
+use chatvault_core::{
+    ByteStream, ConversationId, Error, FileId, FilesBackend, FilesBackendExt, StorageKey, keys,
+};
 use futures_util::StreamExt;
 
 const MIB: u64 = 1024 * 1024;
 
-fn key(name: &str) -> String {
+fn key(name: &str) -> StorageKey {
     keys::storage_key(
-        Some("user-s3"),
-        &chatvault_core::new_id(),
-        &chatvault_core::new_id(),
+        Some(&common::uid("user-s3")),
+        &ConversationId::new(),
+        &FileId::new(),
         name,
     )
     .expect("valid key")
@@ -40,7 +42,7 @@ async fn uploads_in_progress(files: &S3Files) -> usize {
         .len()
 }
 
-async fn etag(files: &S3Files, key: &str) -> String {
+async fn etag(files: &S3Files, key: &StorageKey) -> String {
     files
         .client()
         .head_object()
@@ -55,6 +57,10 @@ async fn etag(files: &S3Files, key: &str) -> String {
         .to_owned()
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn presigned_url_downloads_with_the_original_file_name() {
     let files = common::s3().await;
@@ -62,14 +68,13 @@ async fn presigned_url_downloads_with_the_original_file_name() {
         let key = key(name);
         let data = Bytes::from(format!("contents of {name}"));
         files
-            .upload(&key, data.clone(), "application/pdf")
+            .upload(&key, data.clone(), &common::ct("application/pdf"))
             .await
             .expect("upload");
         let url = files
             .signed_url(&key, Duration::from_secs(300), Some(name))
             .await
-            .expect("signed_url")
-            .expect("exists");
+            .expect("signed_url");
         let response = common::http_get(&url).await;
         assert_eq!(response.status, 200, "{name}: {response:?}");
         assert_eq!(response.body, data.as_ref());
@@ -83,40 +88,56 @@ async fn presigned_url_downloads_with_the_original_file_name() {
     // Without a download name: no Content-Disposition.
     let key = key("x.bin");
     files
-        .upload(&key, Bytes::from_static(b"x"), "application/octet-stream")
+        .upload(
+            &key,
+            Bytes::from_static(b"x"),
+            &common::ct("application/octet-stream"),
+        )
         .await
         .expect("upload");
     let url = files
         .signed_url(&key, Duration::from_secs(60), None)
         .await
-        .expect("signed_url")
-        .expect("exists");
+        .expect("signed_url");
     let response = common::http_get(&url).await;
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-disposition"), None);
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn tampered_and_expired_presigned_urls_are_refused() {
     let files = common::s3().await;
-    let conversation = chatvault_core::new_id();
-    let file = chatvault_core::new_id();
-    let secret =
-        keys::storage_key(Some("user-s3"), &conversation, &file, "secret.txt").expect("valid key");
-    let other =
-        keys::storage_key(Some("user-s3"), &conversation, &file, "other.txt").expect("valid key");
+    let conversation = ConversationId::new();
+    let file = chatvault_core::FileId::new();
+    let secret = keys::storage_key(
+        Some(&common::uid("user-s3")),
+        &conversation,
+        &file,
+        "secret.txt",
+    )
+    .expect("valid key");
+    let other = keys::storage_key(
+        Some(&common::uid("user-s3")),
+        &conversation,
+        &file,
+        "other.txt",
+    )
+    .expect("valid key");
     for k in [&secret, &other] {
         files
-            .upload(k, Bytes::from_static(b"secret"), "text/plain")
+            .upload(k, Bytes::from_static(b"secret"), &common::ct("text/plain"))
             .await
             .expect("upload");
     }
     let url = files
         .signed_url(&secret, Duration::from_secs(300), Some("download-name.txt"))
         .await
-        .expect("signed_url")
-        .expect("exists");
+        .expect("signed_url");
     assert_eq!(
         common::http_get(&url).await.status,
         200,
@@ -152,19 +173,22 @@ async fn tampered_and_expired_presigned_urls_are_refused() {
     let short = files
         .signed_url(&secret, Duration::from_secs(1), None)
         .await
-        .expect("signed_url")
-        .expect("exists");
+        .expect("signed_url");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(common::http_get(&short).await.status, 403, "expired URL");
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn signed_url_expiry_limits_and_missing_keys() {
     let files = common::s3().await;
     let k = key("a.txt");
     files
-        .upload(&k, Bytes::from_static(b"a"), "text/plain")
+        .upload(&k, Bytes::from_static(b"a"), &common::ct("text/plain"))
         .await
         .expect("upload");
     assert!(matches!(
@@ -188,31 +212,35 @@ async fn signed_url_expiry_limits_and_missing_keys() {
             .signed_url(&k, Duration::from_secs(604_800), None)
             .await
             .expect("7 days is the limit")
-            .is_some()
+            .contains("X-Amz-Expires=604800")
     );
-    assert_eq!(
-        files
-            .signed_url(&key("missing.txt"), Duration::from_secs(60), Some("m.txt"))
-            .await
-            .expect("signed_url"),
-        None
+    // A missing key is NotFound, never a URL (and never "not supported").
+    let missing = files
+        .signed_url(&key("missing.txt"), Duration::from_secs(60), Some("m.txt"))
+        .await;
+    assert!(
+        matches!(missing, Err(Error::NotFound { kind: "file", .. })),
+        "{missing:?}"
     );
+    // A hostile key cannot even be made.
     assert!(matches!(
-        files
-            .signed_url("../x", Duration::from_secs(60), None)
-            .await,
+        StorageKey::parse("../x"),
         Err(Error::InvalidInput { .. })
     ));
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn fifty_mib_stream_goes_multipart_and_comes_back_identical() {
     let files = common::s3().await;
     let k = key("big.bin");
     let (stream, expected) = chatvault_core::conformance::generated_stream(50 * MIB, 7);
     let stored = files
-        .upload_stream(&k, stream, "application/octet-stream")
+        .upload_stream(&k, stream, &common::ct("application/octet-stream"))
         .await
         .expect("upload_stream");
     assert_eq!(stored, 50 * MIB);
@@ -236,7 +264,7 @@ async fn fifty_mib_stream_goes_multipart_and_comes_back_identical() {
     let small = key("small.bin");
     let (stream, expected) = chatvault_core::conformance::generated_stream(8 * MIB, 8);
     files
-        .upload_stream(&small, stream, "application/octet-stream")
+        .upload_stream(&small, stream, &common::ct("application/octet-stream"))
         .await
         .expect("upload_stream");
     assert!(!etag(&files, &small).await.contains('-'));
@@ -265,12 +293,20 @@ fn failing_after(good: u64) -> ByteStream {
     .boxed()
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn a_failure_mid_stream_aborts_the_multipart_upload() {
     let files = common::s3().await;
     let k = key("half.bin");
     match files
-        .upload_stream(&k, failing_after(20 * MIB), "application/octet-stream")
+        .upload_stream(
+            &k,
+            failing_after(20 * MIB),
+            &common::ct("application/octet-stream"),
+        )
         .await
     {
         Err(Error::UploadStream { .. }) => {}
@@ -285,12 +321,12 @@ async fn a_failure_mid_stream_aborts_the_multipart_upload() {
 
     // An older object under the key survives a failed multipart overwrite.
     files
-        .upload(&k, Bytes::from_static(b"old"), "text/plain")
+        .upload(&k, Bytes::from_static(b"old"), &common::ct("text/plain"))
         .await
         .expect("upload");
     assert!(
         files
-            .upload_stream(&k, failing_after(12 * MIB), "text/plain")
+            .upload_stream(&k, failing_after(12 * MIB), &common::ct("text/plain"))
             .await
             .is_err()
     );
@@ -302,9 +338,9 @@ async fn a_failure_mid_stream_aborts_the_multipart_upload() {
     common::drop_bucket(&files).await;
 }
 
-/// Fails every `UploadPart` request for part 2.
-#[derive(Debug)]
-struct FailSecondPart;
+/// Fails every `UploadPart` request for part 2, counting them.
+#[derive(Clone, Debug, Default)]
+struct FailSecondPart(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
 impl Intercept for FailSecondPart {
     fn name(&self) -> &'static str {
@@ -319,26 +355,36 @@ impl Intercept for FailSecondPart {
     ) -> Result<(), BoxError> {
         let uri = context.request().uri();
         if uri.contains("partNumber=2&") || uri.ends_with("partNumber=2") {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             return Err("injected failure of part 2".into());
         }
         Ok(())
     }
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn a_failed_part_aborts_the_multipart_upload() {
     let plain = common::s3().await;
+    let failing = FailSecondPart::default();
     let config = aws_sdk_s3::config::Builder::from(&common::sdk_config().await)
         .force_path_style(true)
-        .interceptor(FailSecondPart)
+        .interceptor(failing.clone())
         .build();
     let files = S3Files::from_client(aws_sdk_s3::Client::from_conf(config), plain.bucket());
     let k = key("parts.bin");
     let (stream, _) = chatvault_core::conformance::generated_stream(20 * MIB, 3);
     let err = files
-        .upload_stream(&k, stream, "application/octet-stream")
+        .upload_stream(&k, stream, &common::ct("application/octet-stream"))
         .await
         .expect_err("part 2 fails");
+    assert!(
+        failing.0.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "part 2 was failed"
+    );
     assert!(
         matches!(err, Error::Backend { backend: "s3", .. }),
         "{err:?}"
@@ -352,6 +398,10 @@ async fn a_failed_part_aborts_the_multipart_upload() {
     common::drop_bucket(&plain).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn a_dropped_upload_is_aborted_in_the_background() {
     let files = common::s3().await;
@@ -361,7 +411,8 @@ async fn a_dropped_upload_is_aborted_in_the_background() {
         futures_util::stream::iter((0..12).map(|_| Ok(Bytes::from(vec![2u8; MIB as usize]))))
             .chain(futures_util::stream::pending())
             .boxed();
-    let upload = files.upload_stream(&k, hanging, "application/octet-stream");
+    let octets = common::ct("application/octet-stream");
+    let upload = files.upload_stream(&k, hanging, &octets);
     assert!(
         tokio::time::timeout(Duration::from_secs(3), upload)
             .await
@@ -381,6 +432,10 @@ async fn a_dropped_upload_is_aborted_in_the_background() {
     common::drop_bucket(&files).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn builder_settings_prefix_and_sizes() {
     let plain = common::s3().await;
@@ -397,7 +452,7 @@ async fn builder_settings_prefix_and_sizes() {
     assert_eq!(files.prefix(), "tenant-a/chats/");
     let k = key("in prefix.txt");
     files
-        .upload(&k, Bytes::from_static(b"p"), "text/plain")
+        .upload(&k, Bytes::from_static(b"p"), &common::ct("text/plain"))
         .await
         .expect("upload");
     assert!(files.exists(&k).await.expect("exists"));
@@ -407,7 +462,7 @@ async fn builder_settings_prefix_and_sizes() {
     );
     assert!(
         plain
-            .exists(&format!("tenant-a/chats/{k}"))
+            .exists(&common::skey(&format!("tenant-a/chats/{k}")))
             .await
             .expect("exists")
     );
@@ -415,7 +470,7 @@ async fn builder_settings_prefix_and_sizes() {
     let big = key("parts.bin");
     let (stream, expected) = chatvault_core::conformance::generated_stream(11 * MIB, 9);
     files
-        .upload_stream(&big, stream, "application/octet-stream")
+        .upload_stream(&big, stream, &common::ct("application/octet-stream"))
         .await
         .expect("upload_stream");
     let tag = etag(&files, &big).await;
@@ -458,6 +513,10 @@ async fn builder_settings_prefix_and_sizes() {
     common::drop_bucket(&plain).await;
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn a_missing_bucket_is_an_error_not_a_missing_file() {
     common::require_endpoint("AWS_ENDPOINT_URL_S3");
@@ -467,8 +526,9 @@ async fn a_missing_bucket_is_an_error_not_a_missing_file() {
     for result in [
         files.download(&k).await.map(|_| ()),
         files
-            .upload(&k, Bytes::from_static(b"x"), "text/plain")
-            .await,
+            .upload(&k, Bytes::from_static(b"x"), &common::ct("text/plain"))
+            .await
+            .map(|_| ()),
         files.download_stream(&k).await.map(|_| ()),
     ] {
         match result {
@@ -495,6 +555,10 @@ async fn unreachable(endpoint: &str) -> S3Files {
         .expect("build")
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn unreachable_endpoint_fails_within_bounded_time() {
     common::require_endpoint("AWS_ENDPOINT_URL_S3");
@@ -523,7 +587,7 @@ async fn unreachable_endpoint_fails_within_bounded_time() {
     let (stream, _) = chatvault_core::conformance::generated_stream(10 * MIB, 1);
     assert!(
         files
-            .upload_stream(&k, stream, "application/octet-stream")
+            .upload_stream(&k, stream, &common::ct("application/octet-stream"))
             .await
             .is_err()
     );
@@ -580,6 +644,10 @@ impl Intercept for PartWatcher {
     }
 }
 
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
 #[tokio::test]
 async fn multipart_memory_stays_near_one_part() {
     let plain = common::s3().await;
@@ -600,7 +668,7 @@ async fn multipart_memory_stays_near_one_part() {
         .boxed();
     let k = key("watched.bin");
     files
-        .upload_stream(&k, counted, "application/octet-stream")
+        .upload_stream(&k, counted, &common::ct("application/octet-stream"))
         .await
         .expect("upload_stream");
     let seen = watcher.seen.lock().expect("not poisoned").clone();

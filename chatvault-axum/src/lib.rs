@@ -147,7 +147,8 @@ impl ChatVaultApi {
     }
 
     /// Answer `GET .../content` with a redirect (307) to the files backend's signed URL
-    /// when it has them, instead of streaming the bytes through this server (default off).
+    /// when it has `http(s)://` ones (S3), instead of streaming the bytes through this
+    /// server (default off). Other backends' downloads are streamed either way.
     pub fn redirect_downloads(mut self, yes: bool) -> Self {
         self.redirect_downloads = yes;
         self

@@ -833,11 +833,31 @@ async fn file_content(
     Path((id, file_id)): Path<(ConversationId, FileId)>,
 ) -> ApiResult<Response> {
     let conversation = state.owned(&user, &id).await?;
-    if state.0.redirect_downloads && state.0.vault.files_backend().capabilities().signed_urls {
-        let url = conversation.file_url(&file_id, state.0.url_ttl).await?;
+    if state.0.redirect_downloads
+        && let Some(url) = backend_url(&state, &conversation, &file_id, state.0.url_ttl).await?
+    {
         return Ok(Redirect::temporary(&url).into_response());
     }
     stream_file(&conversation, &file_id).await
+}
+
+/// The files backend's own signed URL for a file, when it has them and they are web URLs
+/// (`http://`, `https://`): a `file://` URL (LocalFiles) is useless to a browser, so for
+/// those the router's own signed route is used instead.
+async fn backend_url(
+    state: &ApiState,
+    conversation: &Conversation,
+    file_id: &FileId,
+    ttl: Duration,
+) -> ApiResult<Option<String>> {
+    if !state.0.vault.files_backend().capabilities().signed_urls {
+        return Ok(None);
+    }
+    let url = conversation.file_url(file_id, ttl).await?;
+    let scheme = url
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    Ok(matches!(scheme.as_deref(), Some("http" | "https")).then_some(url))
 }
 
 /// The path the router is mounted under: the request's original path minus the path the
@@ -851,8 +871,9 @@ fn mount_prefix(original: &Uri, seen: &Uri) -> String {
 }
 
 /// A download link that works without the caller's credentials until it expires: the
-/// files backend's signed URL when it has them, otherwise this router's signed download
-/// route (a path on this server, HMAC-signed).
+/// files backend's signed URL when it has `http(s)://` ones (S3), otherwise this router's
+/// signed download route (a path on this server, HMAC-signed): for memory, and for
+/// LocalFiles, whose `file://` URLs a browser cannot use.
 #[utoipa::path(
     get, path = "/conversations/{id}/files/{file_id}/url", tag = "files",
     params(
@@ -891,8 +912,7 @@ async fn file_url(
     }
     let expires_at = chatvault_core::now()
         + chrono::Duration::from_std(ttl).map_err(|_| ApiError::bad_request("bad expires_in"))?;
-    if state.0.vault.files_backend().capabilities().signed_urls {
-        let url = conversation.file_url(&file_id, ttl).await?;
+    if let Some(url) = backend_url(&state, &conversation, &file_id, ttl).await? {
         return Ok(Json(FileUrl { url, expires_at }));
     }
     let expires = expires_at.timestamp();

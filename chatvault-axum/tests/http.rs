@@ -1347,7 +1347,7 @@ async fn bad_input_is_never_a_500() {
 async fn backends_with_signed_urls_give_theirs_and_can_redirect() {
     for redirect in [false, true] {
         let s = start_with(Options {
-            signed_urls: true,
+            signed_urls: Some("https"),
             redirect,
             ..Options::default()
         })
@@ -1483,4 +1483,57 @@ async fn an_extractor_of_the_app_can_be_the_identity() {
         Some(chatvault_axum::BuildError::ShortSigningKey)
     );
     server.abort();
+}
+
+#[tokio::test]
+async fn file_urls_of_a_local_store_are_replaced_by_the_signed_route() {
+    // LocalFiles' signed URLs are file:// URLs, useless to a browser.
+    let s = start_with(Options {
+        signed_urls: Some("file"),
+        redirect: true,
+        ..Options::default()
+    })
+    .await;
+    let c = s.create("alice", "local").await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let file: Value = s
+        .upload("alice", &id, "a.txt", "text/plain", b"local bytes".to_vec())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fid = file["id"].as_str().unwrap();
+    let link: Value = s
+        .get("alice", &format!("/conversations/{id}/files/{fid}/url"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{PREFIX}/downloads/{id}/{fid}?")),
+        "{url}"
+    );
+    let res = s
+        .client
+        .get(format!("{}{url}", s.origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"local bytes");
+    // No redirect to a file:// URL either: the bytes are streamed.
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = no_follow
+        .get(s.url(&format!("/conversations/{id}/files/{fid}/content")))
+        .header("x-user", "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"local bytes");
 }

@@ -33,6 +33,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 const CHILD_ENV: &str = "CHATVAULT_AXUM_MEMORY_CHILD";
+const TEST_NAME: &str = "upload_of_1_gib_keeps_server_memory_bounded";
 const GIB: u64 = 1024 * 1024 * 1024;
 const MIB: u64 = 1024 * 1024;
 const CHUNK: usize = 64 * 1024;
@@ -113,18 +114,42 @@ fn main() {
         child_server();
         return;
     }
+    // The libtest conventions test runners rely on: `--list`, and name filters.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        println!("{TEST_NAME}: test");
+        return;
+    }
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let exact = args.iter().any(|a| a == "--exact");
+    // `--ignored` runs only ignored tests, and this one is not ignored.
+    let selected = !args.iter().any(|a| a == "--ignored")
+        && (filters.is_empty()
+            || filters.iter().any(|f| {
+                if exact {
+                    *f == TEST_NAME
+                } else {
+                    TEST_NAME.contains(f.as_str())
+                }
+            }));
+    if !selected {
+        println!(
+            "\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out; finished in 0.00s\n"
+        );
+        return;
+    }
     println!("\nrunning 1 test");
     let started = Instant::now();
     match std::panic::catch_unwind(parent) {
         Ok(()) => {
-            println!("test upload_of_1_gib_keeps_server_memory_bounded ... ok");
+            println!("test {TEST_NAME} ... ok");
             println!(
                 "\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",
                 started.elapsed().as_secs_f64()
             );
         }
         Err(_) => {
-            println!("test upload_of_1_gib_keeps_server_memory_bounded ... FAILED");
+            println!("test {TEST_NAME} ... FAILED");
             println!(
                 "\ntest result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\n"
             );

@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use chatvault_core::{ConversationRecord, Error, FileAttachment, Message, Result};
+use chatvault_core::{ConversationRecord, Error, FileAttachment, Message, MessageId, Result};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -277,6 +277,41 @@ pub(crate) enum Body {
     Edit(Box<Message>, IndexEntry, Box<ConversationRecord>),
 }
 
+/// The `(id, seq)` of each message the intact frame at `buf[pos..]` appends, read without
+/// decoding the messages whole (for the map of message ids), and the log offset just past
+/// the frame (`buf` starts at log offset `base`). Empty for state and edit records; `None`
+/// when no intact, readable frame is there.
+pub(crate) fn frame_ids(buf: &[u8], pos: usize, base: u64) -> Option<(Vec<(MessageId, u64)>, u64)> {
+    #[derive(Deserialize)]
+    struct IdSeq {
+        id: MessageId,
+        seq: u64,
+    }
+    let head = buf.get(pos..pos + FRAME_HEADER as usize)?;
+    if head[0..4] != MAGIC {
+        return None;
+    }
+    let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let crc = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    let start = pos + FRAME_HEADER as usize;
+    let payload = buf.get(start..start + len as usize)?;
+    if frame_crc(len, payload) != crc {
+        return None;
+    }
+    let end = base + (start + len as usize) as u64;
+    let mut lines = payload.split(|&b| b == b'\n');
+    let meta: BatchMeta = serde_json::from_slice(lines.next()?).ok()?;
+    if meta.k.is_some() {
+        return Some((Vec::new(), end));
+    }
+    let mut out = Vec::with_capacity(meta.n.min(1 << 20) as usize);
+    for line in lines {
+        let m: IdSeq = serde_json::from_slice(line).ok()?;
+        out.push((m.id, m.seq));
+    }
+    Some((out, end))
+}
+
 /// What is at an offset of a log.
 #[derive(Debug)]
 pub(crate) enum FrameAt {
@@ -472,6 +507,10 @@ mod tests {
         assert_eq!(header_crc(&frame.bytes).map(|(_, c)| c), Some(d.crc));
         let entries: Vec<_> = frame.entries(base).collect();
         assert_eq!(entries, decoded_entries);
+        let (ids, end) = frame_ids(&log, base as usize, 0).unwrap();
+        assert_eq!(end, log.len() as u64);
+        let want: Vec<_> = messages.iter().map(|m| (m.id.clone(), m.seq)).collect();
+        assert_eq!(ids, want);
         for (e, m) in entries.iter().zip(&messages) {
             let bytes = &log[e.offset as usize..e.end().unwrap() as usize];
             assert_eq!(crc32fast::hash(bytes), e.crc);

@@ -25,7 +25,7 @@ use crate::fsutil::{
 use crate::listing::{Claim, Found, Listing};
 use crate::log::{
     Body, DecodedFrame, EncodedFrame, FRAME_HEADER, FrameAt, INDEX_ENTRY, IndexEntry, MAGIC,
-    decode_frame, encode_edit, encode_frame, encode_state, header_crc,
+    decode_frame, encode_edit, encode_frame, encode_state, frame_ids, header_crc,
 };
 
 /// The most messages one [`MessagesBackend::messages`] call returns; a longer range gets
@@ -1828,15 +1828,11 @@ impl Store {
         let mut out = Vec::new();
         let mut pos = 0usize;
         while pos < buf.len() {
-            match decode_frame(path, &buf, pos, from) {
-                Ok(FrameAt::Valid(frame)) => {
-                    if let Body::Messages(messages, _) = frame.body {
-                        out.extend(messages.into_iter().map(|m| (m.id, m.seq)));
-                    }
-                    pos = (frame.end - from) as usize;
-                }
-                Ok(FrameAt::Torn | FrameAt::Damaged) | Err(_) => return Ok(None),
-            }
+            let Some((ids, end)) = frame_ids(&buf, pos, from) else {
+                return Ok(None);
+            };
+            out.extend(ids);
+            pos = (end - from) as usize;
         }
         Ok(Some(out))
     }

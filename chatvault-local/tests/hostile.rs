@@ -582,7 +582,7 @@ mod links {
         flipper.join().unwrap();
         let flips = flips.load(Ordering::Relaxed);
         eprintln!("{flips} links planted; {link_errors} link errors, {successes} successes");
-        assert!(flips > 100, "the link was barely planted");
+        assert!(flips > 0, "the link was never planted");
         assert!(link_errors > 0, "no operation ever met the link");
         assert!(successes > 0, "no operation ever succeeded");
         assert_eq!(snapshot(&s.sandbox, &s.store), before, "outside changed");

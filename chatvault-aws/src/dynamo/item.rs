@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_core::{
-    ConversationRecord, ConversationSummary, Error, FileAttachment, Message, Metadata, Result, Role,
+    ConversationId, ConversationRecord, ConversationSummary, Error, FileAttachment, Message,
+    MessageId, MessageStatus, Metadata, Part, Result, Role, Usage, UserId,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -21,10 +22,17 @@ pub(crate) const SK: &str = "sk";
 pub(crate) const CONVERSATION_SK: &str = "#conversation";
 /// Prefix of message items' sort keys.
 pub(crate) const MESSAGE_PREFIX: &str = "m#";
+/// Prefix of the id-marker items' sort keys: `mid#` + message id, holding the message's
+/// `seq`. Sorts after every message item (`"m#" < "mid#"`), so a `Query` from the
+/// conversation item through the message items never meets a marker.
+pub(crate) const MARKER_PREFIX: &str = "mid#";
 
 pub(crate) const FORMAT: &str = "format";
-/// The format version written to conversation items.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+/// The format version written to conversation items: 2 since chatvault-aws 0.2 (message
+/// parts, status, revision, usage; id markers). Items of format 1 (0.1) read unchanged; an
+/// append or message update moves a conversation to format 2, which 0.1 refuses to read
+/// (rather than misread its messages).
+pub(crate) const FORMAT_VERSION: u64 = 2;
 pub(crate) const USER_ID: &str = "user_id";
 pub(crate) const TITLE: &str = "title";
 pub(crate) const CREATED_AT: &str = "created_at";
@@ -43,7 +51,17 @@ pub(crate) const DELETING: &str = "deleting";
 pub(crate) const SEQ: &str = "seq";
 pub(crate) const ID: &str = "id";
 pub(crate) const ROLE: &str = "role";
+/// 0.1 message items: the text.
 pub(crate) const CONTENT: &str = "content";
+/// Format 2 message items: the parts as JSON.
+pub(crate) const PARTS: &str = "parts";
+pub(crate) const STATUS: &str = "status";
+pub(crate) const REVISION: &str = "revision";
+pub(crate) const UPDATED_AT: &str = "updated_at";
+/// Usage as JSON: a message's, or a conversation's totals.
+pub(crate) const USAGE: &str = "usage";
+pub(crate) const FAILURE: &str = "failure";
+pub(crate) const LEASE_EXPIRES_AT: &str = "lease_expires_at";
 
 /// GSI listing one user's conversations: `user_id` (HASH), `activity` (RANGE).
 pub(crate) const BY_USER_INDEX: &str = "by_user";
@@ -52,7 +70,8 @@ pub(crate) const BY_ACTIVITY_INDEX: &str = "by_activity";
 /// How many partitions of [`BY_ACTIVITY_INDEX`] conversations are spread over.
 pub(crate) const LIST_SHARDS: u32 = 8;
 
-/// Non-key attributes both GSIs project (a summary needs nothing else).
+/// Non-key attributes both GSIs project (a summary needs nothing else but `usage`, which
+/// tables created by 0.1 do not project: listings read it when it is there).
 pub(crate) const SUMMARY_ATTRIBUTES: &[&str] = &[
     TITLE,
     CREATED_AT,
@@ -60,6 +79,7 @@ pub(crate) const SUMMARY_ATTRIBUTES: &[&str] = &[
     ARCHIVED,
     MESSAGE_COUNT,
     FILE_COUNT,
+    USAGE,
 ];
 
 /// DynamoDB's item size limit: 400 KB.
@@ -79,23 +99,26 @@ pub(crate) fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn parse_time(item: &Item, s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| corrupt(format!("bad time {s:?}: {e}")))
+        .map_err(|e| corrupt(item, format!("bad time {s:?}: {e}")))
 }
 
 /// The GSI sort key: `{last_active}#{id}`. Both parts compare as UTF-8 bytes, as
 /// DynamoDB compares strings, and the time has a fixed width, so descending key order is
 /// (last_active, id) descending: the listing order.
-pub(crate) fn activity(last_active: DateTime<Utc>, id: &str) -> String {
+pub(crate) fn activity(last_active: DateTime<Utc>, id: &ConversationId) -> String {
     format!("{}#{id}", format_time(last_active))
 }
 
 /// The `by_activity` partition of a conversation: `all#0` .. `all#7`, by a stable hash
 /// (FNV-1a) of its id.
-pub(crate) fn list_shard(id: &str) -> String {
-    format!("all#{}", fnv1a(id.as_bytes()) % u64::from(LIST_SHARDS))
+pub(crate) fn list_shard(id: &ConversationId) -> String {
+    format!(
+        "all#{}",
+        fnv1a(id.as_str().as_bytes()) % u64::from(LIST_SHARDS)
+    )
 }
 
 pub(crate) fn shard_name(n: u32) -> String {
@@ -111,10 +134,16 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-pub(crate) fn corrupt(what: impl Into<String>) -> Error {
-    Error::backend(
+/// The [`Error::Corrupt`] of an item that cannot be decoded: where (its key) and what.
+pub(crate) fn corrupt(item: &Item, what: impl Into<String>) -> Error {
+    let part = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        _ => "?".to_owned(),
+    };
+    Error::corrupt(
         BACKEND,
-        format!("unreadable item in the table: {}", what.into()),
+        format!("item pk={:?} sk={:?}", part(PK), part(SK)),
+        what,
     )
 }
 
@@ -126,22 +155,27 @@ pub(crate) fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-pub(crate) fn key(id: &str, sk: impl Into<String>) -> Item {
-    HashMap::from([(PK.to_owned(), s(id)), (SK.to_owned(), s(sk))])
+pub(crate) fn key(id: &ConversationId, sk: impl Into<String>) -> Item {
+    HashMap::from([(PK.to_owned(), s(id.as_str())), (SK.to_owned(), s(sk))])
 }
 
-pub(crate) fn conversation_key(id: &str) -> Item {
+pub(crate) fn conversation_key(id: &ConversationId) -> Item {
     key(id, CONVERSATION_SK)
+}
+
+/// The sort key of the id marker of message `id`.
+pub(crate) fn marker_sk(id: &MessageId) -> String {
+    format!("{MARKER_PREFIX}{id}")
 }
 
 pub(crate) fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::backend(BACKEND, e))
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
-        _ => Err(corrupt(format!("string attribute {name:?} missing"))),
+        _ => Err(corrupt(item, format!("string attribute {name:?} missing"))),
     }
 }
 
@@ -149,7 +183,7 @@ fn get_opt_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>> {
     match item.get(name) {
         None | Some(AttributeValue::Null(_)) => Ok(None),
         Some(AttributeValue::S(v)) => Ok(Some(v)),
-        Some(_) => Err(corrupt(format!("attribute {name:?} is not a string"))),
+        Some(_) => Err(corrupt(item, format!("attribute {name:?} is not a string"))),
     }
 }
 
@@ -157,8 +191,15 @@ pub(crate) fn get_n(item: &Item, name: &str) -> Result<u64> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v
             .parse()
-            .map_err(|_| corrupt(format!("attribute {name:?} = {v:?} is not a u64"))),
-        _ => Err(corrupt(format!("number attribute {name:?} missing"))),
+            .map_err(|_| corrupt(item, format!("attribute {name:?} = {v:?} is not a u64"))),
+        _ => Err(corrupt(item, format!("number attribute {name:?} missing"))),
+    }
+}
+
+fn get_opt_n(item: &Item, name: &str) -> Result<Option<u64>> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(_) => get_n(item, name).map(Some),
     }
 }
 
@@ -166,16 +207,45 @@ fn get_bool(item: &Item, name: &str) -> Result<bool> {
     match item.get(name) {
         None => Ok(false),
         Some(AttributeValue::Bool(b)) => Ok(*b),
-        Some(_) => Err(corrupt(format!("attribute {name:?} is not a boolean"))),
+        Some(_) => Err(corrupt(
+            item,
+            format!("attribute {name:?} is not a boolean"),
+        )),
     }
 }
 
+/// A JSON attribute (S), decoded; `None` when absent.
+fn get_json<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Result<Option<T>> {
+    get_opt_s(item, name)?
+        .map(|text| {
+            serde_json::from_str(text)
+                .map_err(|e| corrupt(item, format!("attribute {name:?} is not valid: {e}")))
+        })
+        .transpose()
+}
+
 fn get_metadata(item: &Item) -> Result<Metadata> {
-    match get_opt_s(item, METADATA)? {
-        None => Ok(Metadata::new()),
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| corrupt(format!("metadata is not a JSON object: {e}"))),
-    }
+    Ok(get_json(item, METADATA)?.unwrap_or_default())
+}
+
+fn get_time(item: &Item, name: &str) -> Result<DateTime<Utc>> {
+    parse_time(item, get_s(item, name)?)
+}
+
+fn get_opt_time(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>> {
+    get_opt_s(item, name)?
+        .map(|t| parse_time(item, t))
+        .transpose()
+}
+
+fn get_conversation_id(item: &Item) -> Result<ConversationId> {
+    ConversationId::parse(get_s(item, PK)?).map_err(|e| corrupt(item, e.to_string()))
+}
+
+fn get_user_id(item: &Item) -> Result<Option<UserId>> {
+    get_opt_s(item, USER_ID)?
+        .map(|u| UserId::parse(u).map_err(|e| corrupt(item, e.to_string())))
+        .transpose()
 }
 
 /// The conversation item of `record` with its attachments.
@@ -186,7 +256,7 @@ pub(crate) fn conversation_item(
     let mut item = conversation_key(&record.id);
     item.insert(FORMAT.into(), n(FORMAT_VERSION));
     if let Some(user) = &record.user_id {
-        item.insert(USER_ID.into(), s(user));
+        item.insert(USER_ID.into(), s(user.as_str()));
     }
     if let Some(title) = &record.title {
         item.insert(TITLE.into(), s(title));
@@ -200,6 +270,9 @@ pub(crate) fn conversation_item(
     item.insert(MESSAGE_COUNT.into(), n(record.message_count));
     item.insert(FILE_COUNT.into(), n(record.file_count));
     item.insert(VERSION.into(), n(record.version));
+    if record.usage != Usage::default() {
+        item.insert(USAGE.into(), s(json(&record.usage)?));
+    }
     item.insert(FILES.into(), s(json(files)?));
     Ok(item)
 }
@@ -210,27 +283,27 @@ pub(crate) fn decode_conversation(
 ) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
     let format = get_n(item, FORMAT)?;
     if format > FORMAT_VERSION {
-        return Err(corrupt(format!(
-            "conversation item of format {format}, written by a newer chatvault-aws; this one reads up to {FORMAT_VERSION}"
-        )));
+        return Err(corrupt(
+            item,
+            format!(
+                "conversation item of format {format}, written by a newer chatvault-aws; this one reads up to {FORMAT_VERSION}"
+            ),
+        ));
     }
     let record = ConversationRecord {
-        id: get_s(item, PK)?.to_owned(),
-        user_id: get_opt_s(item, USER_ID)?.map(str::to_owned),
+        id: get_conversation_id(item)?,
+        user_id: get_user_id(item)?,
         title: get_opt_s(item, TITLE)?.map(str::to_owned),
-        created_at: parse_time(get_s(item, CREATED_AT)?)?,
-        last_active: parse_time(get_s(item, LAST_ACTIVE)?)?,
+        created_at: get_time(item, CREATED_AT)?,
+        last_active: get_time(item, LAST_ACTIVE)?,
         archived: get_bool(item, ARCHIVED)?,
         metadata: get_metadata(item)?,
         message_count: get_n(item, MESSAGE_COUNT)?,
         file_count: get_n(item, FILE_COUNT)?,
+        usage: get_json(item, USAGE)?.unwrap_or_default(),
         version: get_n(item, VERSION)?,
     };
-    let files = match get_opt_s(item, FILES)? {
-        None => Vec::new(),
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| corrupt(format!("files is not a JSON list of attachments: {e}")))?,
-    };
+    let files = get_json(item, FILES)?.unwrap_or_default();
     Ok((record, files))
 }
 
@@ -242,40 +315,103 @@ pub(crate) fn is_deleting(item: &Item) -> bool {
 /// A summary from a GSI item (the projected attributes) or a whole conversation item.
 pub(crate) fn decode_summary(item: &Item) -> Result<ConversationSummary> {
     Ok(ConversationSummary {
-        id: get_s(item, PK)?.to_owned(),
-        user_id: get_opt_s(item, USER_ID)?.map(str::to_owned),
+        id: get_conversation_id(item)?,
+        user_id: get_user_id(item)?,
         title: get_opt_s(item, TITLE)?.map(str::to_owned),
-        created_at: parse_time(get_s(item, CREATED_AT)?)?,
-        last_active: parse_time(get_s(item, LAST_ACTIVE)?)?,
+        created_at: get_time(item, CREATED_AT)?,
+        last_active: get_time(item, LAST_ACTIVE)?,
         archived: get_bool(item, ARCHIVED)?,
         message_count: get_n(item, MESSAGE_COUNT)?,
         file_count: get_n(item, FILE_COUNT)?,
+        usage: get_json(item, USAGE)?.unwrap_or_default(),
     })
 }
 
-/// The item of one message.
-pub(crate) fn message_item(conversation_id: &str, message: &Message) -> Result<Item> {
+/// The item of one message (format 2): its parts as JSON; status, revision and the
+/// optional fields only when they say something.
+pub(crate) fn message_item(conversation_id: &ConversationId, message: &Message) -> Result<Item> {
     let mut item = key(conversation_id, message_sk(message.seq));
     item.insert(SEQ.into(), n(message.seq));
-    item.insert(ID.into(), s(&message.id));
+    item.insert(ID.into(), s(message.id.as_str()));
     item.insert(ROLE.into(), s(message.role.as_str()));
-    item.insert(CONTENT.into(), s(&message.content));
+    item.insert(PARTS.into(), s(json(&message.parts)?));
     item.insert(CREATED_AT.into(), s(format_time(message.created_at)));
-    if !message.metadata.is_empty() {
-        item.insert(METADATA.into(), s(json(&message.metadata)?));
-    }
+    item.insert(REVISION.into(), n(message.revision));
+    item.extend(message_fields(message)?);
     Ok(item)
 }
 
+/// The attributes of a message that an update may change, but `parts` and `revision`:
+/// `(name, Some(value))` to set, `(name, None)` to remove.
+pub(crate) fn message_fields(message: &Message) -> Result<Vec<(String, AttributeValue)>> {
+    Ok(optional_message_fields(message)?
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name.to_owned(), v)))
+        .collect())
+}
+
+/// Every optional attribute of a message item, set or not.
+pub(crate) fn optional_message_fields(
+    message: &Message,
+) -> Result<Vec<(&'static str, Option<AttributeValue>)>> {
+    let status = serde_json::to_value(message.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .ok_or_else(|| Error::backend(BACKEND, "a message status without a name"))?;
+    Ok(vec![
+        (
+            STATUS,
+            (message.status != MessageStatus::Complete).then(|| s(status)),
+        ),
+        (
+            METADATA,
+            (!message.metadata.is_empty())
+                .then(|| json(&message.metadata))
+                .transpose()?
+                .map(s),
+        ),
+        (USAGE, message.usage.as_ref().map(json).transpose()?.map(s)),
+        (UPDATED_AT, message.updated_at.map(|t| s(format_time(t)))),
+        (FAILURE, message.failure.as_ref().map(s)),
+        (
+            LEASE_EXPIRES_AT,
+            message.lease_expires_at.map(|t| s(format_time(t))),
+        ),
+    ])
+}
+
+/// A message from its item: format 2 (`parts`), or 0.1 (`content`: one text part).
 pub(crate) fn decode_message(item: &Item) -> Result<Message> {
+    let parts = match get_json::<Vec<Part>>(item, PARTS)? {
+        Some(parts) => parts,
+        None => vec![Part::text(get_s(item, CONTENT)?)],
+    };
+    let status = match get_opt_s(item, STATUS)? {
+        None => MessageStatus::Complete,
+        Some(name) => serde_json::from_value(serde_json::Value::String(name.to_owned()))
+            .map_err(|e| corrupt(item, format!("status {name:?}: {e}")))?,
+    };
     Ok(Message {
-        id: get_s(item, ID)?.to_owned(),
+        id: MessageId::parse(get_s(item, ID)?).map_err(|e| corrupt(item, e.to_string()))?,
         seq: get_n(item, SEQ)?,
         role: Role::from(get_s(item, ROLE)?),
-        content: get_s(item, CONTENT)?.to_owned(),
-        created_at: parse_time(get_s(item, CREATED_AT)?)?,
+        parts,
+        status,
+        created_at: get_time(item, CREATED_AT)?,
+        updated_at: get_opt_time(item, UPDATED_AT)?,
+        revision: get_opt_n(item, REVISION)?.unwrap_or(1),
         metadata: get_metadata(item)?,
+        usage: get_json(item, USAGE)?,
+        failure: get_opt_s(item, FAILURE)?.map(str::to_owned),
+        lease_expires_at: get_opt_time(item, LEASE_EXPIRES_AT)?,
     })
+}
+
+/// The id marker of a message: `seq`.
+pub(crate) fn marker_item(conversation_id: &ConversationId, message: &Message) -> Item {
+    let mut item = key(conversation_id, marker_sk(&message.id));
+    item.insert(SEQ.into(), n(message.seq));
+    item
 }
 
 /// Room every conversation item keeps free for the tombstone `delete` adds to it
@@ -287,6 +423,12 @@ pub(crate) const TOMBSTONE_ROOM: u64 = 16;
 /// [`TOMBSTONE_ROOM`].
 pub(crate) fn conversation_item_size(item: &Item) -> u64 {
     item_size(item) + TOMBSTONE_ROOM
+}
+
+/// The bytes one attribute (name and value) adds to an item; 0 when it is absent.
+pub(crate) fn attribute_size(item: &Item, name: &str) -> u64 {
+    item.get(name)
+        .map_or(0, |value| name.len() as u64 + value_size(value))
 }
 
 /// An upper bound of an item's size as DynamoDB counts it: attribute names plus values
@@ -345,7 +487,7 @@ mod tests {
         assert_eq!(fa, "2023-11-14T22:13:20.000000Z");
         assert_eq!(fa.len(), fb.len());
         assert!(fa < fb && fb < fc);
-        assert_eq!(parse_time(&fb).expect("parses"), b);
+        assert_eq!(parse_time(&Item::new(), &fb).expect("parses"), b);
     }
 
     #[test]
@@ -363,24 +505,29 @@ mod tests {
             (t, "zz"),
         ];
         let mut by_key = entries.clone();
-        by_key.sort_by_key(|(time, id)| std::cmp::Reverse(activity(*time, id)));
+        by_key.sort_by_key(|(time, id)| {
+            std::cmp::Reverse(activity(*time, &ConversationId::parse(*id).expect("id")))
+        });
         entries.sort_by(|a, b| b.cmp(a));
         assert_eq!(by_key, entries);
     }
 
     #[test]
     fn shards_are_stable_and_spread() {
-        assert_eq!(list_shard("abc"), list_shard("abc"));
+        let abc = ConversationId::parse("abc").expect("id");
+        assert_eq!(list_shard(&abc), list_shard(&abc));
         let mut seen = std::collections::HashSet::new();
         for i in 0..200 {
-            seen.insert(list_shard(&format!("conversation-{i}")));
+            seen.insert(list_shard(
+                &ConversationId::parse(format!("conversation-{i}")).expect("id"),
+            ));
         }
         assert_eq!(seen.len(), LIST_SHARDS as usize);
     }
 
     #[test]
     fn conversation_items_round_trip() {
-        let mut record = ConversationRecord::new(Some("user-1".into()));
+        let mut record = ConversationRecord::new(Some(UserId::parse("user-1").expect("user")));
         record.title = Some("Ünïcode title".into());
         record.metadata.insert(
             "x".into(),
@@ -388,13 +535,15 @@ mod tests {
         );
         record.message_count = 7;
         record.archived = true;
+        record.usage = Usage::new("m", 3, 4);
+        record.usage.model = None;
         let files = vec![FileAttachment {
-            id: "f1".into(),
+            id: chatvault_core::FileId::parse("f1").expect("id"),
             filename: "a b.pdf".into(),
-            content_type: "application/pdf".into(),
+            content_type: chatvault_core::ContentType::parse("application/pdf").expect("type"),
             size: 3,
             sha256: "00".into(),
-            storage_key: "u/c/f1/a%20b.pdf".into(),
+            storage_key: chatvault_core::StorageKey::parse("u/c/f1/a%20b.pdf").expect("key"),
             uploaded_at: chatvault_core::now(),
             metadata: Metadata::new(),
         }];
@@ -407,17 +556,37 @@ mod tests {
 
     #[test]
     fn message_items_round_trip() {
+        let c1 = ConversationId::parse("c1").expect("id");
         let mut meta = Metadata::new();
         meta.insert("tiny".into(), serde_json::json!(1e-300));
-        let m = NewMessage::new(Role::from("critic"), "hi")
-            .with_metadata(meta)
-            .into_message(3);
-        let item = message_item("c1", &m).expect("encodes");
+        let m = NewMessage::with_parts(
+            Role::from("critic"),
+            vec![
+                Part::text("hi"),
+                Part::tool_call("c", "f", serde_json::json!({"n": 9007199254740993u64})),
+            ],
+        )
+        .with_metadata(meta)
+        .with_usage(Usage::new("gpt", 1, 2))
+        .with_status(MessageStatus::Streaming, Some(chatvault_core::now()))
+        .into_message(3);
+        let item = message_item(&c1, &m).expect("encodes");
         assert_eq!(decode_message(&item).expect("decodes"), m);
         let plain = NewMessage::new(Role::User, "x").into_message(1);
-        let item = message_item("c1", &plain).expect("encodes");
-        assert!(!item.contains_key(METADATA));
+        let item = message_item(&c1, &plain).expect("encodes");
+        assert!(!item.contains_key(METADATA) && !item.contains_key(STATUS));
         assert_eq!(decode_message(&item).expect("decodes"), plain);
+        // A 0.1 item: `content`, no parts, no revision.
+        let mut old = item.clone();
+        old.remove(PARTS);
+        old.remove(REVISION);
+        old.insert(CONTENT.into(), s("x"));
+        assert_eq!(decode_message(&old).expect("decodes"), plain);
+        // Undecodable: Corrupt, naming the item.
+        old.insert(PARTS.into(), s("not json"));
+        let err = decode_message(&old).expect_err("corrupt");
+        assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("m#00000000000000000001"), "{err}");
     }
 
     #[test]

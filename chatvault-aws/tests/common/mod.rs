@@ -38,10 +38,19 @@ pub(crate) fn missing_endpoint(service_env: &str) -> Option<String> {
     }
 }
 
-/// Fails the test (never skips it) when the service's endpoint is not configured.
+/// Fails the test when the service's endpoint is not configured.
+///
+/// Without the endpoints, the build script compiles every AWS test as ignored (with the
+/// reason), so plain `cargo test` reports them as not run. A test only gets here without
+/// an endpoint when it was built to run: under `CHATVAULT_REQUIRE_AWS=1` (the test
+/// command), or as a test binary built with the endpoints and run without them. Either
+/// way it must fail, never pass without having run.
 pub(crate) fn require_endpoint(service_env: &str) {
     if let Some(message) = missing_endpoint(service_env) {
-        panic!("{message}");
+        if env_set("CHATVAULT_REQUIRE_AWS") {
+            panic!("CHATVAULT_REQUIRE_AWS=1 requires the AWS tests to run, but {message}");
+        }
+        panic!("this test was built to run against the AWS emulators, but {message}");
     }
 }
 
@@ -285,28 +294,50 @@ pub(crate) struct NoFiles;
 
 #[chatvault_core::async_trait]
 impl chatvault_core::FilesBackend for NoFiles {
-    async fn upload(&self, _: &str, _: bytes::Bytes, _: &str) -> chatvault_core::Result<()> {
-        Err(chatvault_core::Error::NotSupported {
-            backend: "none",
-            operation: "upload",
-        })
+    fn capabilities(&self) -> chatvault_core::FilesCapabilities {
+        chatvault_core::FilesCapabilities::basic()
     }
-    async fn download(&self, _: &str) -> chatvault_core::Result<Option<bytes::Bytes>> {
+    async fn upload_stream(
+        &self,
+        _: &chatvault_core::StorageKey,
+        _: chatvault_core::ByteStream,
+        _: &chatvault_core::ContentType,
+    ) -> chatvault_core::Result<u64> {
+        Err(chatvault_core::Error::not_supported("none", "upload"))
+    }
+    async fn download_stream(
+        &self,
+        _: &chatvault_core::StorageKey,
+    ) -> chatvault_core::Result<Option<chatvault_core::ByteStream>> {
         Ok(None)
     }
-    async fn delete(&self, _: &str) -> chatvault_core::Result<bool> {
+    async fn head(
+        &self,
+        _: &chatvault_core::StorageKey,
+    ) -> chatvault_core::Result<Option<chatvault_core::ObjectMeta>> {
+        Ok(None)
+    }
+    async fn delete(&self, _: &chatvault_core::StorageKey) -> chatvault_core::Result<bool> {
         Ok(false)
     }
-    async fn exists(&self, _: &str) -> chatvault_core::Result<bool> {
-        Ok(false)
+    async fn signed_url(
+        &self,
+        _: &chatvault_core::StorageKey,
+        _: std::time::Duration,
+        _: Option<&str>,
+    ) -> chatvault_core::Result<String> {
+        Err(chatvault_core::Error::not_supported("none", "signed_url"))
     }
 }
 
 /// Turns the responses of the first `n` `TransactWriteItems` requests into HTTP 500s,
 /// after DynamoDB has carried them out: the "it committed, but the answer was lost" case.
+/// [`lost`](Self::lost) counts the answers it dropped, so that a test can prove that its
+/// fault happened.
 #[derive(Clone, Debug)]
 pub(crate) struct LoseTransactionAnswers {
     pub(crate) remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     transaction: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -314,8 +345,14 @@ impl LoseTransactionAnswers {
     pub(crate) fn new(n: usize) -> Self {
         LoseTransactionAnswers {
             remaining: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(n)),
+            lost: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             transaction: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// How many answers it has dropped so far.
+    pub(crate) fn lost(&self) -> usize {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -352,6 +389,7 @@ impl aws_sdk_dynamodb::config::Intercept for LoseTransactionAnswers {
                 .is_ok()
         {
             *context.response_mut().status_mut() = 500.try_into()?;
+            self.lost.fetch_add(1, SeqCst);
         }
         Ok(())
     }
@@ -372,4 +410,60 @@ pub(crate) async fn with_lost_answers(
         aws_sdk_dynamodb::Client::from_conf(config),
         table.table_name(),
     )
+}
+
+/// A content type for tests.
+pub(crate) fn ct(text: &str) -> chatvault_core::ContentType {
+    chatvault_core::ContentType::parse(text).expect("a valid content type")
+}
+
+/// A user id for tests.
+pub(crate) fn uid(text: &str) -> chatvault_core::UserId {
+    chatvault_core::UserId::parse(text).expect("a valid user id")
+}
+
+/// A storage key for tests.
+pub(crate) fn skey(text: &str) -> chatvault_core::StorageKey {
+    chatvault_core::StorageKey::parse(text).expect("a valid storage key")
+}
+
+/// A conversation's record, attachments and every message (following the backend's
+/// pages), or `None`.
+pub(crate) async fn whole(
+    backend: &DynamoMessages,
+    id: &chatvault_core::ConversationId,
+) -> Option<chatvault_core::StoredConversation> {
+    use chatvault_core::MessagesBackend;
+    let head = backend.head(id).await.expect("head")?;
+    let mut messages = Vec::new();
+    let mut range = chatvault_core::MessageRange::all();
+    loop {
+        let page = backend.messages(id, &range).await.expect("messages");
+        messages.extend(page.items);
+        match page.next_cursor {
+            Some(c) => range = range.continue_from(&c).expect("cursor"),
+            None => {
+                return Some(chatvault_core::StoredConversation {
+                    record: head.record,
+                    messages,
+                    files: head.files,
+                    deleting: false,
+                });
+            }
+        }
+    }
+}
+
+/// A conversation's attachments (none when it is gone).
+pub(crate) async fn files(
+    backend: &DynamoMessages,
+    id: &chatvault_core::ConversationId,
+) -> Vec<chatvault_core::FileAttachment> {
+    use chatvault_core::MessagesBackend;
+    backend
+        .head(id)
+        .await
+        .expect("head")
+        .map(|h| h.files)
+        .unwrap_or_default()
 }

@@ -148,9 +148,10 @@ impl MessagesBackend for Faulty {
     }
 }
 
-/// MemoryFiles that also has signed URLs (of a made-up host), like S3.
+/// MemoryFiles that also has signed URLs: `https://files.invalid/...` like S3, or
+/// `file:///...` like LocalFiles.
 #[derive(Debug)]
-pub struct SignedFiles(pub Arc<MemoryFiles>);
+pub struct SignedFiles(pub Arc<MemoryFiles>, pub &'static str);
 
 #[async_trait]
 impl FilesBackend for SignedFiles {
@@ -186,8 +187,12 @@ impl FilesBackend for SignedFiles {
                 id: key.to_string(),
             });
         }
+        let base = match self.1 {
+            "file" => "file:///var/lib/store",
+            _ => "https://files.invalid",
+        };
         Ok(format!(
-            "https://files.invalid/{key}?expires_in={}&name={}",
+            "{base}/{key}?expires_in={}&name={}",
             expires_in.as_secs(),
             download_filename.unwrap_or("")
         ))
@@ -215,8 +220,8 @@ impl Drop for Server {
 pub struct Options {
     pub max_upload_bytes: u64,
     pub search: bool,
-    /// The files backend has signed URLs.
-    pub signed_urls: bool,
+    /// The files backend has signed URLs of this scheme (`https` or `file`).
+    pub signed_urls: Option<&'static str>,
     /// `redirect_downloads(true)`.
     pub redirect: bool,
 }
@@ -226,7 +231,7 @@ impl Default for Options {
         Options {
             max_upload_bytes: 10 * 1024 * 1024,
             search: true,
-            signed_urls: false,
+            signed_urls: None,
             redirect: false,
         }
     }
@@ -239,10 +244,9 @@ pub async fn start() -> Server {
 pub async fn start_with(options: Options) -> Server {
     let messages = Arc::new(Faulty::new(options.search));
     let files = Arc::new(MemoryFiles::new());
-    let files_backend: Arc<dyn FilesBackend> = if options.signed_urls {
-        Arc::new(SignedFiles(files.clone()))
-    } else {
-        files.clone()
+    let files_backend: Arc<dyn FilesBackend> = match options.signed_urls {
+        Some(scheme) => Arc::new(SignedFiles(files.clone(), scheme)),
+        None => files.clone(),
     };
     let vault = ChatVault::from_arcs(messages.clone(), files_backend);
     let api = ChatVaultApi::new(vault.clone())

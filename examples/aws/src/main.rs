@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use chatvault_aws::{DynamoMessages, S3Files};
-use chatvault_core::{ChatVault, ListOptions, Role};
+use chatvault_core::{ChatVault, ListOptions, Role, UserId};
 
 fn set(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.trim().is_empty())
@@ -71,7 +71,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let vault = ChatVault::new(messages, files);
 
     // Create a conversation and add a message
-    let mut conversation = vault.create_conversation(Some("user-123")).await?;
+    let user: UserId = "user-123".parse()?;
+    let mut conversation = vault.create_conversation(Some(&user)).await?;
     conversation.add_message(Role::User, "Hello!").await?;
     conversation
         .add_message(Role::Assistant, "Hi there! How can I help you?")
@@ -92,7 +93,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         "\nconversation {} {:?} of {}",
         conversation.id(),
         conversation.title(),
-        conversation.user_id().unwrap_or("nobody")
+        conversation.user_id().map_or("nobody", UserId::as_str)
     );
     println!("history:");
     for entry in conversation.history().await? {
@@ -104,17 +105,13 @@ async fn run() -> Result<(), Box<dyn Error>> {
             "  {} ({}, {} bytes, sha256 {})",
             file.filename, file.content_type, file.size, file.sha256
         );
-        if let Some(url) = conversation
+        let url = conversation
             .file_url(&file.id, Duration::from_secs(3600))
-            .await?
-        {
-            println!("  download for an hour: {url}");
-        }
+            .await?;
+        println!("  download for an hour: {url}");
     }
 
-    let listed = vault
-        .list_conversations("user-123", &ListOptions::new())
-        .await?;
+    let listed = vault.list_conversations(&user, &ListOptions::new()).await?;
     println!(
         "\nuser-123 has {} conversation(s) in {table}",
         listed.items.len()

@@ -13,13 +13,19 @@
 //!   resolver trusts that cookie (or an `x-demo-user` header). A real app plugs its own
 //!   authentication into [`chatvault_axum::ChatVaultApi::identity`] instead.
 //!
-//! Settings (environment): `CHATVAULT_ADDR` (default `127.0.0.1:3000`; port 0 picks a free
-//! one), `CHATVAULT_MAX_UPLOAD_MB` (default 100). Conversations are kept in memory while
-//! the server runs.
+//! Storage: the quick start's local backends, `LocalMessages` and `LocalFiles`, under
+//! `CHATVAULT_DATA` (default `./chatvault-data`): conversations survive a restart, and the
+//! quick start's data shows up here too (signed in as `user-123`).
+//!
+//! Settings (environment): `CHATVAULT_DATA`, `CHATVAULT_ADDR` (default `127.0.0.1:3000`;
+//! port 0 picks a free one), `CHATVAULT_MAX_UPLOAD_MB` (default 100),
+//! `CHATVAULT_SIGNING_KEY` (at least 32 bytes: download links then survive a restart;
+//! without it a random key is made at start).
 
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use axum::Router;
 use axum::http::request::Parts;
@@ -28,7 +34,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use chatvault_axum::ChatVaultApi;
 use chatvault_core::{ChatVault, UserId};
-use chatvault_memory::{MemoryFiles, MemoryMessages};
+use chatvault_local::{LocalFiles, LocalMessages};
 
 /// The demo sign-in cookie.
 const COOKIE: &str = "chatvault_demo_user";
@@ -113,14 +119,21 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// The whole app: the API under `/api`, the demo sign-in, the page.
-fn app(vault: ChatVault, max_upload_bytes: u64) -> Result<Router, chatvault_axum::BuildError> {
-    let api = ChatVaultApi::new(vault)
+fn app(
+    vault: ChatVault,
+    max_upload_bytes: u64,
+    signing_key: Option<Vec<u8>>,
+) -> Result<Router, chatvault_axum::BuildError> {
+    let mut api = ChatVaultApi::new(vault)
         .identity(|parts: &Parts| {
             let user = demo_user(&parts.headers);
             async move { user }
         })
-        .max_upload_bytes(max_upload_bytes)
-        .into_router()?;
+        .max_upload_bytes(max_upload_bytes);
+    if let Some(key) = signing_key {
+        api = api.signing_key(key);
+    }
+    let api = api.into_router()?;
     Ok(Router::new()
         .nest("/api", api)
         .route("/demo/login", post(login))
@@ -146,11 +159,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(v) => v.parse()?,
         Err(_) => 100,
     };
-    let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-    let app = app(vault, max_upload_mb * 1024 * 1024)?;
+    let data = std::env::var_os("CHATVAULT_DATA")
+        .map_or_else(|| PathBuf::from("chatvault-data"), PathBuf::from);
+    let vault = ChatVault::new(
+        LocalMessages::open(data.join("messages"))?,
+        LocalFiles::new(data.join("files"))?,
+    );
+    let signing_key = std::env::var("CHATVAULT_SIGNING_KEY")
+        .ok()
+        .map(String::into_bytes);
+    let app = app(vault, max_upload_mb * 1024 * 1024, signing_key)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    println!("(in-memory storage: conversations last while the server runs)");
+    println!("data in {}", data.display());
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

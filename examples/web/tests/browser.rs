@@ -9,7 +9,7 @@
 // Test support code outside #[test] fns: its unwraps are test assertions.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,7 +24,12 @@ fn chromium() -> Result<PathBuf, String> {
     // CHROMIUM is what `eval "$(scripts/browser.sh env)"` sets.
     for var in ["CHATVAULT_CHROMIUM", "CHROMIUM"] {
         if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
-            return Ok(PathBuf::from(path));
+            let path = PathBuf::from(path);
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("{var}={} is not a file", path.display()))
+            };
         }
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -48,10 +53,14 @@ fn browser_or_skip(test: &str) -> Option<PathBuf> {
             if std::env::var("CHATVAULT_REQUIRE_BROWSER").as_deref() == Ok("1") {
                 panic!("{test}: CHATVAULT_REQUIRE_BROWSER=1 but {why}");
             }
-            eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-            eprintln!("!!! BROWSER TEST {test} DID NOT RUN: {why}");
-            eprintln!("!!! set CHATVAULT_REQUIRE_BROWSER=1 to make this a failure");
-            eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+            // Straight to the process's stderr: the test harness captures eprintln!.
+            let notice = format!(
+                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                 !!! BROWSER TEST {test} DID NOT RUN: {why}\n\
+                 !!! set CHATVAULT_REQUIRE_BROWSER=1 to make this a failure\n\
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+            );
+            let _ = std::io::stderr().lock().write_all(notice.as_bytes());
             None
         }
     }
@@ -64,9 +73,11 @@ struct WebServer {
 }
 
 impl WebServer {
-    fn start() -> Self {
+    /// The example with its data (LocalMessages + LocalFiles) under `data`.
+    fn start(data: &std::path::Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_web-example"))
             .env("CHATVAULT_ADDR", "127.0.0.1:0")
+            .env("CHATVAULT_DATA", data)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -168,14 +179,19 @@ async fn seed(base: &str) -> String {
 }
 
 /// The first thing a browser shows: the DOM after the app loaded and rendered, as
-/// `chromium --headless --dump-dom` prints it.
+/// `chromium --headless --dump-dom` prints it, from a server restarted on the data the
+/// first one stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_renders_a_users_conversation() {
     let Some(browser) = browser_or_skip("the_app_renders_a_users_conversation") else {
         return;
     };
-    let server = WebServer::start();
-    let trip = seed(&server.base).await;
+    let data = tempfile::tempdir().unwrap();
+    let first = WebServer::start(data.path());
+    let trip = seed(&first.base).await;
+    // Stored on disk: a restarted server shows the same.
+    drop(first);
+    let server = WebServer::start(data.path());
     let profile = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new(&browser)
         .args([
@@ -428,7 +444,8 @@ async fn a_person_uses_the_app() {
     let Some(browser) = browser_or_skip("a_person_uses_the_app") else {
         return;
     };
-    let server = WebServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let server = WebServer::start(data.path());
     let trip = seed(&server.base).await;
     let profile = tempfile::tempdir().unwrap();
     let (mut chrome, mut page) = open_browser(&browser, profile.path()).await;

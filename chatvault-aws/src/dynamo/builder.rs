@@ -1,0 +1,124 @@
+//! [`DynamoMessagesBuilder`]: every setting of a [`DynamoMessages`].
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use chatvault_core::{Error, Result};
+
+use super::DynamoMessages;
+use super::seen::SeenCache;
+use crate::sdk::{self, ClientSettings};
+
+/// Where a client for the builder comes from.
+#[derive(Clone, Debug)]
+pub(super) enum Source {
+    Env,
+    Sdk(Box<SdkConfig>),
+    Client(Box<Client>),
+}
+
+/// Builds a [`DynamoMessages`]; from [`DynamoMessages::builder`].
+#[derive(Clone, Debug)]
+#[must_use = "call .build().await"]
+pub struct DynamoMessagesBuilder {
+    pub(super) table: String,
+    pub(super) source: Source,
+    pub(super) settings: ClientSettings,
+    pub(super) max_write_attempts: u32,
+    pub(super) seen_cache_bytes: u64,
+}
+
+impl DynamoMessagesBuilder {
+    /// Starts from a loaded SDK configuration (default: loaded from the environment at
+    /// [`build`](Self::build)).
+    pub fn sdk_config(mut self, sdk: &SdkConfig) -> Self {
+        self.source = Source::Sdk(Box::new(sdk.clone()));
+        self
+    }
+
+    /// Starts from a ready client's configuration; the settings below are applied on top.
+    pub fn client(mut self, client: Client) -> Self {
+        self.source = Source::Client(Box::new(client));
+        self
+    }
+
+    /// Sends requests to this endpoint (DynamoDB Local: `http://localhost:8000`).
+    pub fn endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.settings.endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Timeouts of the SDK client, e.g.
+    /// `TimeoutConfig::builder().connect_timeout(Duration::from_secs(1)).operation_timeout(Duration::from_secs(10)).build()`.
+    pub fn timeout_config(mut self, timeouts: TimeoutConfig) -> Self {
+        self.settings.timeout_config = Some(timeouts);
+        self
+    }
+
+    /// Retries of the SDK client (throttling, 5xx, connection errors), e.g.
+    /// `RetryConfig::standard().with_max_attempts(2)`.
+    pub fn retry_config(mut self, retries: RetryConfig) -> Self {
+        self.settings.retry_config = Some(retries);
+        self
+    }
+
+    /// How many times a conditional write (append, update, file change, and each step of
+    /// a delete that a transaction in flight conflicts with) is tried while concurrent
+    /// writers keep winning, before [`Error::Conflict`] (default
+    /// [`DEFAULT_MAX_WRITE_ATTEMPTS`](crate::DEFAULT_MAX_WRITE_ATTEMPTS); at least 1).
+    pub fn max_write_attempts(mut self, attempts: u32) -> Self {
+        self.max_write_attempts = attempts;
+        self
+    }
+
+    /// How many bytes of conversation records the backend keeps to append without
+    /// reading (default [`DEFAULT_SEEN_CACHE_BYTES`](crate::DEFAULT_SEEN_CACHE_BYTES); 0: none).
+    ///
+    /// The backend remembers, per conversation, the record it last wrote or read (the
+    /// least recently used are dropped first; attachment lists are not kept, only their
+    /// size). An append writes against that version in one `TransactWriteItems`; when
+    /// another writer moved the conversation on, the transaction's condition fails, and
+    /// DynamoDB returns the conversation as it is with the failure, so the retry needs no
+    /// read either. With 0, every append reads the conversation item first (two requests).
+    pub fn seen_cache_bytes(mut self, bytes: u64) -> Self {
+        self.seen_cache_bytes = bytes;
+        self
+    }
+
+    /// Builds the backend. Fails with [`Error::InvalidInput`] for an empty table name or
+    /// zero write attempts.
+    pub async fn build(self) -> Result<DynamoMessages> {
+        if self.table.is_empty() {
+            return Err(Error::invalid_input("table", "must not be empty"));
+        }
+        if self.max_write_attempts == 0 {
+            return Err(Error::invalid_input(
+                "max_write_attempts",
+                "must be at least 1",
+            ));
+        }
+        let mut config = match self.source {
+            Source::Env => aws_sdk_dynamodb::config::Builder::from(&sdk::load_sdk_config().await),
+            Source::Sdk(sdk) => aws_sdk_dynamodb::config::Builder::from(&*sdk),
+            Source::Client(client) => client.config().to_builder(),
+        };
+        if let Some(url) = self.settings.endpoint_url {
+            config = config.endpoint_url(url);
+        }
+        if let Some(timeouts) = self.settings.timeout_config {
+            config = config.timeout_config(timeouts);
+        }
+        if let Some(retries) = self.settings.retry_config {
+            config = config.retry_config(retries);
+        }
+        Ok(DynamoMessages {
+            client: Client::from_conf(config.build()),
+            table: self.table,
+            max_write_attempts: self.max_write_attempts,
+            seen: Arc::new(SeenCache::new(self.seen_cache_bytes)),
+        })
+    }
+}

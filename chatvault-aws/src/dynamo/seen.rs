@@ -1,0 +1,168 @@
+//! What the backend remembers of the conversations it last wrote or read, so that an
+//! append can write against the version it knows without reading it first.
+
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+
+use chatvault_core::{ConversationId, ConversationRecord};
+use lru::LruCache;
+
+use super::item::TOMBSTONE_ROOM;
+
+/// The default of [`DynamoMessagesBuilder::seen_cache_bytes`](super::DynamoMessagesBuilder::seen_cache_bytes).
+pub const DEFAULT_SEEN_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Bytes an entry costs beyond its record's item size (key, map slot, struct).
+const ENTRY_OVERHEAD: u64 = 128;
+
+/// A conversation as the backend last saw it: enough to append to it without a read.
+#[derive(Clone, Debug)]
+pub(super) struct Seen {
+    pub(super) record: ConversationRecord,
+    /// Bytes the `files` attribute (its name and JSON) adds to the conversation item.
+    pub(super) files_size: u64,
+    /// Bytes of the conversation item without `files`.
+    pub(super) base_size: u64,
+}
+
+impl Seen {
+    /// The size the conversation item counts against DynamoDB's 400 KB.
+    pub(super) fn item_size(&self) -> u64 {
+        self.base_size + self.files_size + TOMBSTONE_ROOM
+    }
+
+    fn cost(&self) -> u64 {
+        self.base_size + ENTRY_OVERHEAD
+    }
+}
+
+/// A least-recently-used map from conversation id to [`Seen`], bounded by the bytes its
+/// records take (attachment lists are not kept, only their size).
+pub(super) struct SeenCache {
+    budget: u64,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    entries: LruCache<ConversationId, Seen>,
+    bytes: u64,
+}
+
+impl fmt::Debug for SeenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("SeenCache")
+            .field("budget", &self.budget)
+            .field("bytes", &inner.bytes)
+            .field("entries", &inner.entries.len())
+            .finish()
+    }
+}
+
+impl SeenCache {
+    /// A cache of at most `budget` bytes; 0 keeps nothing.
+    pub(super) fn new(budget: u64) -> Self {
+        SeenCache {
+            budget,
+            inner: Mutex::new(Inner {
+                entries: LruCache::unbounded(),
+                bytes: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The map is consistent after every statement: a panic elsewhere cannot leave it
+        // half-updated.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The conversation as last seen, if remembered.
+    pub(super) fn get(&self, id: &ConversationId) -> Option<Seen> {
+        self.lock().entries.get(id).cloned()
+    }
+
+    /// Remembers `seen`, unless what is remembered of the same conversation (same
+    /// creation time) is of a later version. An entry over an eighth of the budget is
+    /// not kept.
+    pub(super) fn remember(&self, seen: Seen) {
+        let mut inner = self.lock();
+        let id = &seen.record.id;
+        if let Some(old) = inner.entries.peek(id)
+            && old.record.created_at == seen.record.created_at
+            && old.record.version > seen.record.version
+        {
+            return;
+        }
+        if let Some(old) = inner.entries.pop(id) {
+            inner.bytes -= old.cost();
+        }
+        let cost = seen.cost();
+        if cost > self.budget / 8 {
+            return;
+        }
+        inner.bytes += cost;
+        inner.entries.put(id.clone(), seen);
+        while inner.bytes > self.budget {
+            match inner.entries.pop_lru() {
+                Some((_, old)) => inner.bytes -= old.cost(),
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets a conversation (deleted, replaced, or gone).
+    pub(super) fn forget(&self, id: &ConversationId) {
+        let mut inner = self.lock();
+        if let Some(old) = inner.entries.pop(id) {
+            inner.bytes -= old.cost();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(id: &str, version: u64, base_size: u64) -> Seen {
+        let mut record = ConversationRecord::new(None);
+        record.id = ConversationId::parse(id).expect("id");
+        record.version = version;
+        Seen {
+            record,
+            files_size: 0,
+            base_size,
+        }
+    }
+
+    #[test]
+    fn keeps_the_latest_version_within_its_budget() {
+        let cache = SeenCache::new(8 * (1000 + ENTRY_OVERHEAD));
+        let a3 = seen("a", 3, 1000);
+        cache.remember(a3.clone());
+        let mut a2 = a3.clone();
+        a2.record.version = 2;
+        cache.remember(a2);
+        let id = |s: &str| ConversationId::parse(s).expect("id");
+        assert_eq!(cache.get(&id("a")).map(|s| s.record.version), Some(3));
+        // A conversation of the same id created anew replaces it, whatever its version.
+        let fresh = seen("a", 1, 1000);
+        cache.remember(fresh);
+        assert_eq!(cache.get(&id("a")).map(|s| s.record.version), Some(1));
+        // Over budget: the least recently used go first.
+        for i in 0..8 {
+            cache.remember(seen(&format!("c{i}"), 1, 1000));
+        }
+        assert!(cache.get(&id("a")).is_none());
+        assert!(cache.get(&id("c7")).is_some());
+        assert!(cache.lock().bytes <= 8 * (1000 + ENTRY_OVERHEAD));
+        cache.forget(&id("c7"));
+        assert!(cache.get(&id("c7")).is_none());
+        // Entries over an eighth of the budget are not kept; a budget of 0 keeps nothing.
+        cache.remember(seen("big", 1, 2000));
+        assert!(cache.get(&id("big")).is_none());
+        let none = SeenCache::new(0);
+        none.remember(seen("a", 1, 1));
+        assert!(none.get(&id("a")).is_none());
+    }
+}
