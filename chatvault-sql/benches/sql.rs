@@ -10,6 +10,8 @@
 //!    through the backend in appends of 1,000 messages (one transaction each); 50 untimed
 //!    appends warm each backend up first, and the timed appends go to the conversations
 //!    in turn (10, 1,000, 100,000, 10, ...) so that a busy moment weighs on every size.
+//!    Then the time of one search (first page of 20) over those messages, for a word in one
+//!    message and for a word in all of them.
 //! 2. The time to list one user's 1,000 conversations, 50 to a page (20 pages, following
 //!    `next_cursor`), and one 1,000-item page.
 //!
@@ -22,7 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatvault_core::{
-    ConversationId, ConversationRecord, ListOptions, MessagesBackend, NewMessage, Role, UserId,
+    ConversationId, ConversationRecord, ListOptions, MessagesBackend, NewMessage, Role,
+    SearchOptions, UserId,
 };
 use chatvault_memory::MemoryMessages;
 use chatvault_sql::{PostgresMessages, SqliteMessages};
@@ -144,6 +147,28 @@ async fn run(sizes: &[u64], appends: usize) {
             sizes[0],
             hi.as_secs_f64() / lo.as_secs_f64()
         );
+        // Search the user who owns all those messages: a rare word (one hit) and a word in
+        // every message (the best 20 of them all, ranked).
+        let largest = sizes.last().unwrap() - 1;
+        for (what, query) in [
+            ("rare word", format!("{largest}")),
+            ("word in every message", "filler".to_owned()),
+        ] {
+            let user = UserId::parse("bench-user").unwrap();
+            let start = Instant::now();
+            let hits = backend
+                .search(&user, &query, &SearchOptions::new().limit(20))
+                .await;
+            let took = start.elapsed();
+            match hits {
+                Ok(hits) => println!(
+                    "{name:<9} search, {what} ({} hits on the first page): {}",
+                    hits.items.len(),
+                    fmt(took)
+                ),
+                Err(e) => println!("{name:<9} search, {what}: {e}"),
+            }
+        }
     }
 
     const CONVERSATIONS: usize = 1_000;

@@ -12,6 +12,8 @@ use chatvault_core::{
     async_trait, check_replay, now, revision_conflict,
 };
 use chrono::{DateTime, Utc};
+#[cfg(test)]
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -70,12 +72,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
 /// Version 1 of the SQLite schema (also printed in the crate docs).
 pub(crate) const SCHEMA_V1: &str = include_str!("sql/sqlite_v1.sql");
 
+/// The full-text match drives the query: `CROSS JOIN` fixes SQLite's join order (left
+/// to right), which otherwise may walk the user's conversations and probe the FTS index
+/// once per message (minutes, not milliseconds, on a large conversation).
 const SEARCH: &str = concat!(
     "SELECT m.body, snippet(chatvault_messages_fts, 0, '', '', '…', 16), ",
     record_columns_c!(),
     " FROM chatvault_messages_fts f \
-     JOIN chatvault_messages m ON m.row_id = f.rowid \
-     JOIN chatvault_conversations c ON c.id = m.conversation_id \
+     CROSS JOIN chatvault_messages m ON m.row_id = f.rowid \
+     CROSS JOIN chatvault_conversations c ON c.id = m.conversation_id \
      WHERE chatvault_messages_fts MATCH $1 AND c.user_id = $2 AND NOT c.deleting \
      AND ($3 OR NOT c.archived) \
      ORDER BY f.rank, m.conversation_id, m.seq LIMIT $4 OFFSET $5"
@@ -285,3 +290,37 @@ async fn begin_migration(pool: &SqlitePool) -> Result<Transaction<'static, Db>> 
 }
 
 messages_backend!(SqliteMessages);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap
+    use super::*;
+
+    /// The full-text match must drive the search (see [`SEARCH`]): SQLite would otherwise
+    /// probe the FTS index once per message of the user's conversations.
+    #[tokio::test]
+    async fn search_is_driven_by_the_full_text_index() {
+        let b = SqliteMessages::connect("sqlite::memory:").await.unwrap();
+        let user = UserId::parse("u").unwrap();
+        let record = ConversationRecord::new(Some(user.clone()));
+        b.create(&record).await.unwrap();
+        let batch = (0..200)
+            .map(|i| NewMessage::new(chatvault_core::Role::User, format!("filler {i}")))
+            .collect();
+        b.append_messages(&record.id, batch).await.unwrap();
+        let plan = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {SEARCH}")))
+            .bind("\"filler\"")
+            .bind(user.as_str())
+            .bind(false)
+            .bind(21_i64)
+            .bind(0_i64)
+            .fetch_all(b.pool())
+            .await
+            .unwrap();
+        let steps: Vec<String> = plan.iter().map(|row| sqlx::Row::get(row, 3)).collect();
+        assert!(
+            steps[0].starts_with("SCAN f VIRTUAL TABLE"),
+            "the plan starts elsewhere: {steps:?}"
+        );
+    }
+}
