@@ -10,7 +10,8 @@
 #            is left running)
 #   stop     stop the server, whether or not `start` completed; fine if nothing runs
 #   status   print the state; exit 0 only if the server accepts connections
-#   env      print `export DATABASE_URL=...`: eval "$(scripts/postgres.sh env)"
+#   env      print `export DATABASE_URL=... CHATVAULT_POSTGRES_URL=...` (the same URL):
+#            eval "$(scripts/postgres.sh env)"
 #
 # Environment:
 #   CHATVAULT_PG_PORT  TCP port on 127.0.0.1 (default 55432)
@@ -238,7 +239,9 @@ cmd_status() {
 database_url() { echo "postgres://$PGUSER_NAME@127.0.0.1:$PORT/$DB"; }
 
 cmd_env() {
-    echo "export DATABASE_URL=$(database_url)"
+    # DATABASE_URL is the usual name (sqlx, psql tools); CHATVAULT_POSTGRES_URL is the one
+    # chatvault-sql's PostgreSQL tests read.
+    echo "export DATABASE_URL=$(database_url) CHATVAULT_POSTGRES_URL=$(database_url)"
 }
 
 usage() {

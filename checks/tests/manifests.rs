@@ -352,9 +352,15 @@ fn every_published_crate_has_a_readme_that_is_its_crate_docs_and_lists_its_featu
             None => problems.push(format!("{crate_name}: no library target")),
             Some(src) => {
                 let text = std::fs::read_to_string(src).unwrap_or_default();
-                let include = format!("#![doc = include_str!(\"../{readme_name}\")]");
-                if text.lines().next().map(str::trim) != Some(include.as_str()) {
-                    problems.push(format!("{crate_name}: {src} must start with `{include}`"));
+                // `#![doc = include_str!("../README.md")]`, or, for a README whose example
+                // needs a feature, `#![cfg_attr(feature = "..", doc = include_str!(..))]`.
+                let include = format!("doc = include_str!(\"../{readme_name}\")");
+                let first = text.lines().next().map(str::trim).unwrap_or_default();
+                if !(first.starts_with("#![") && first.contains(&include)) {
+                    problems.push(format!(
+                        "{crate_name}: {src} must start with `#![{include}]` (or a \
+                         `#![cfg_attr(feature = \"..\", {include})]`)"
+                    ));
                 }
             }
         }
