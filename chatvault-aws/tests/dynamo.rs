@@ -153,8 +153,18 @@ async fn sixteen_writers_times_one_hundred_lose_nothing() {
     let backend = Arc::new(common::dynamo().await);
     let record = new_conversation(&backend, Some("user-race")).await;
     let conflicts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Four backend values with their own caches, as four processes would have: writers
+    // sharing one take turns in-process, the four contend through DynamoDB's conditions.
+    let instances: Vec<Arc<DynamoMessages>> = (0..4)
+        .map(|_| {
+            Arc::new(DynamoMessages::from_client(
+                backend.client().clone(),
+                backend.table_name(),
+            ))
+        })
+        .collect();
     let writers = (0..16).map(|w| {
-        let backend = Arc::clone(&backend);
+        let backend = Arc::clone(&instances[w % 4]);
         let id = record.id.clone();
         let conflicts = Arc::clone(&conflicts);
         tokio::spawn(async move {

@@ -119,6 +119,7 @@ impl DynamoMessagesBuilder {
             table: self.table,
             max_write_attempts: self.max_write_attempts,
             seen: Arc::new(SeenCache::new(self.seen_cache_bytes)),
+            turns: Arc::default(),
         })
     }
 }

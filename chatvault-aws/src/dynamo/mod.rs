@@ -6,6 +6,7 @@ mod item;
 mod queries;
 mod seen;
 mod table;
+mod turns;
 mod writes;
 
 use std::fmt;
@@ -119,6 +120,8 @@ pub struct DynamoMessages {
     max_write_attempts: u32,
     /// Conversations as last written or read, shared by clones.
     seen: Arc<SeenCache>,
+    /// Appends from this process to one conversation take turns, shared by clones.
+    turns: Arc<turns::Turns>,
 }
 
 impl fmt::Debug for DynamoMessages {
@@ -151,6 +154,7 @@ impl DynamoMessages {
             table: table.into(),
             max_write_attempts: DEFAULT_MAX_WRITE_ATTEMPTS,
             seen: Arc::new(SeenCache::new(DEFAULT_SEEN_CACHE_BYTES)),
+            turns: Arc::default(),
         }
     }
 

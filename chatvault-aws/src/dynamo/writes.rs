@@ -463,6 +463,8 @@ impl DynamoMessages {
             operation: "append_messages",
             id,
         };
+        // Writers in this process take turns (see `turns`); other processes contend below.
+        let _turn = self.turns.take(id).await;
         let mut current = match self.seen.get(id) {
             Some(seen) => seen,
             None => self.read_seen(id).await?,
