@@ -4,7 +4,8 @@
 //! 1. The time of one append after 10, 1,000 and 100,000 existing messages, for
 //!    `SqliteMessages` (a temporary file), `PostgresMessages` (when
 //!    `CHATVAULT_POSTGRES_URL` is set; a fresh schema, dropped afterwards) and
-//!    `MemoryMessages` as the reference: median, mean and p95 over 200 single-message
+//!    `MemoryMessages` as the reference and `LocalMessages` (a temporary directory) beside
+//!    them: median, mean and p95 over 200 single-message
 //!    appends, and the ratio of the largest median to the smallest. An append whose cost
 //!    does not grow with the conversation has a ratio near 1. Conversations are filled
 //!    through the backend in appends of 1,000 messages (one transaction each); 50 untimed
@@ -27,6 +28,7 @@ use chatvault_core::{
     ConversationId, ConversationRecord, ListOptions, MessagesBackend, NewMessage, Role,
     SearchOptions, UserId,
 };
+use chatvault_local::LocalMessages;
 use chatvault_memory::MemoryMessages;
 use chatvault_sql::{PostgresMessages, SqliteMessages};
 use sqlx::{AssertSqlSafe, Executor, PgPool};
@@ -60,8 +62,10 @@ async fn run(sizes: &[u64], appends: usize) {
     let dir = tempfile::tempdir().unwrap();
     let sqlite_url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let sqlite = SqliteMessages::connect(&sqlite_url).await.unwrap();
+    let local = LocalMessages::open(dir.path().join("local")).unwrap();
     let mut backends: Vec<(&str, Arc<dyn MessagesBackend>)> = vec![
         ("memory", Arc::new(MemoryMessages::new())),
+        ("local", Arc::new(local)),
         ("sqlite", Arc::new(sqlite)),
     ];
     let mut pg_schema = None;
