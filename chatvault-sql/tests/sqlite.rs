@@ -258,11 +258,12 @@ async fn two_processes_append_to_one_file() {
     }
     let head = b.head(&c.id).await.unwrap().unwrap();
     assert_eq!(head.record.message_count, (3 * CHILD_APPENDS) as u64);
-    // The writers really overlapped: the stored order switches between processes often.
+    // The writers really overlapped: three processes one after the other switch twice; any
+    // more switches means their appends interleaved (how often depends on the machine).
     let tags: Vec<String> = all.iter().map(|m| m.content()[..2].to_owned()).collect();
     let switches = tags.windows(2).filter(|w| w[0] != w[1]).count();
     assert!(
-        switches >= 20,
+        switches > 2,
         "only {switches} switches between processes: no overlap"
     );
 }
