@@ -18,7 +18,6 @@ use chatvault_core::{
     StorageKey, async_trait, keys,
 };
 use futures_util::StreamExt;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::sdk::{self, ClientSettings, sdk_error};
 
@@ -798,27 +797,10 @@ impl S3FilesBuilder {
     }
 }
 
-/// RFC 5987 `attr-char`: what stays unencoded in `filename*`.
-const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'!')
-    .remove(b'#')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'+')
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'^')
-    .remove(b'_')
-    .remove(b'`')
-    .remove(b'|')
-    .remove(b'~');
-
 /// The `Content-Disposition` value that makes a browser save a download as `filename`
-/// (RFC 6266, with the RFC 5987 `filename*` form for non-ASCII names):
-/// `attachment; filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>`.
-///
-/// The quoted fallback, for old clients, replaces each non-ASCII or control character,
-/// `"`, `\`, `%` and `/` with `_`; `filename*` keeps the name exactly.
+/// (RFC 6266, with the RFC 5987 `filename*` form for non-ASCII names): core's
+/// [`keys::content_disposition`](chatvault_core::keys::content_disposition), the one rule
+/// every backend and the HTTP API use, re-exported here for 0.1 callers.
 ///
 /// ```
 /// use chatvault_aws::content_disposition;
@@ -828,20 +810,7 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
 ///     r#"attachment; filename="r_sum_ 2026.pdf"; filename*=UTF-8''r%C3%A9sum%C3%A9%202026.pdf"#
 /// );
 /// ```
-pub fn content_disposition(filename: &str) -> String {
-    let fallback: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() && !matches!(c, '"' | '\\' | '%' | '/') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded = utf8_percent_encode(filename, ATTR_CHAR);
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
-}
+pub use chatvault_core::keys::content_disposition;
 
 #[cfg(test)]
 mod tests {
