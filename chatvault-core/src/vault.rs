@@ -269,29 +269,32 @@ impl ChatVault {
                 limit: max as u64,
             });
         }
+        let limit = message_limit(&caps);
         for m in messages {
             let size = m.validate_sized()?;
-            self.check_message_size(&m.id, size)?;
+            check_message_size(&m.id, size, limit)?;
         }
         Ok(())
     }
+}
 
-    fn check_message_size(&self, id: &MessageId, size: usize) -> Result<()> {
-        let limit = self
-            .messages
-            .capabilities()
-            .max_message_bytes
-            .unwrap_or(MAX_MESSAGE_BYTES as u64)
-            .min(MAX_MESSAGE_BYTES as u64);
-        if size as u64 > limit {
-            return Err(Error::TooLarge {
-                what: format!("message {id}"),
-                size: size as u64,
-                limit,
-            });
-        }
-        Ok(())
+/// The largest message the backend with these capabilities stores, in bytes of JSON.
+fn message_limit(caps: &crate::backend::MessagesCapabilities) -> u64 {
+    caps.max_message_bytes
+        .unwrap_or(MAX_MESSAGE_BYTES as u64)
+        .min(MAX_MESSAGE_BYTES as u64)
+}
+
+/// [`Error::TooLarge`] when a message of `size` bytes exceeds `limit`.
+fn check_message_size(id: &MessageId, size: usize, limit: u64) -> Result<()> {
+    if size as u64 > limit {
+        return Err(Error::TooLarge {
+            what: format!("message {id}"),
+            size: size as u64,
+            limit,
+        });
     }
+    Ok(())
 }
 
 /// Marks a stored in-progress message whose lease has run out as interrupted.
@@ -852,7 +855,11 @@ impl ChatVault {
         update.validate()?;
         if let Some(parts) = &update.parts {
             let size = serde_json::to_vec(parts).map_or(usize::MAX, |v| v.len());
-            self.check_message_size(message_id, size)?;
+            check_message_size(
+                message_id,
+                size,
+                message_limit(&self.messages.capabilities()),
+            )?;
         }
         let mut updated = self
             .messages
