@@ -735,3 +735,43 @@ async fn racing_uploads_of_one_key_never_pair_bytes_with_another_content_type() 
         }
     }
 }
+
+/// Uploads and deletes of keys sharing their first directories, from several threads:
+/// each delete prunes the directories it emptied while other uploads create them again.
+/// Every operation succeeds (the walk tells a directory removed or created meanwhile from
+/// one it cannot open), and nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_and_deletes_sharing_directories_never_fail_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = std::sync::Arc::new(LocalFiles::new(dir.path()).unwrap());
+    let tasks = (0..6)
+        .map(|t| {
+            let files = std::sync::Arc::clone(&files);
+            tokio::spawn(async move {
+                for i in 0..300 {
+                    let k = key(&format!("user/conversation/t{t}-{i}.txt"));
+                    files
+                        .upload(&k, Bytes::from(format!("{t} {i}")), &ct("text/plain"))
+                        .await
+                        .unwrap_or_else(|e| panic!("upload {k}: {e} ({e:?})"));
+                    assert!(
+                        files
+                            .delete(&k)
+                            .await
+                            .unwrap_or_else(|e| panic!("delete {k}: {e} ({e:?})"))
+                    );
+                }
+            })
+        })
+        .collect::<Vec<_>>();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for tree in ["data", "meta"] {
+        assert_eq!(
+            count_entries(&dir.path().join(tree)),
+            0,
+            "{tree}/ is empty again"
+        );
+    }
+}

@@ -97,17 +97,31 @@ pub(super) fn is_absent(e: &io::Error) -> bool {
 /// Opens the directory `name` in `dir`, not following a link.
 ///
 /// `Ok(None)` when there is none (missing, or not a directory); a link is [`link_error`].
+///
+/// The open and the look that explains its failure are two steps: a concurrent upload
+/// may create the directory between them (the open found nothing, the look finds a
+/// directory). That answer is looked at again, a bounded number of times, rather than
+/// taken for a directory that cannot be opened.
 pub(super) fn open_dir(dir: &Dir, name: &str, path: &Path) -> Result<Option<Dir>> {
-    match dir.open_dir_nofollow(name) {
-        Ok(d) => Ok(Some(d)),
-        Err(e) => match entry(dir, name, path)? {
-            Entry::Link => Err(link_error(path)),
-            Entry::Missing | Entry::File | Entry::Other => Ok(None),
-            // A directory that could not be opened (permissions).
-            Entry::Dir => Err(io_error("open directory", path, e)),
-        },
+    let mut attempts = 0;
+    loop {
+        match dir.open_dir_nofollow(name) {
+            Ok(d) => return Ok(Some(d)),
+            Err(e) => match entry(dir, name, path)? {
+                Entry::Link => return Err(link_error(path)),
+                Entry::Missing | Entry::File | Entry::Other => return Ok(None),
+                // Missing when opened, a directory when looked at: created meanwhile.
+                Entry::Dir if is_absent(&e) && attempts < RECREATED_ATTEMPTS => attempts += 1,
+                // A directory that could not be opened (permissions).
+                Entry::Dir => return Err(io_error("open directory", path, e)),
+            },
+        }
     }
 }
+
+/// How many times [`open_dir`] opens a directory again that appeared while it looked
+/// for why the open failed.
+const RECREATED_ATTEMPTS: u32 = 20;
 
 /// Opens the directory `name` in `dir`, creating it (and flushing `dir`) when missing.
 ///
