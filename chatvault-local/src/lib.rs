@@ -80,7 +80,8 @@
 //! - `update`, `add_file`, `remove_file` append one state record (one flush).
 //! - `list_conversations` reads O(page) conversations, whatever their number: it walks the
 //!   listing index in order and reads each listed conversation's checkpoint (its summary
-//!   comes from the conversation itself). `get` and `save` read or write whole
+//!   comes from the conversation itself). A process's first listing also lists the
+//!   `conversations/` directory once (names only) to find conversations the index lost. `get` and `save` read or write whole
 //!   conversations; `get_by_user` finds the user's conversations through the index.
 //! - `update_message` appends one edit record (one flush) and points the message's index
 //!   entry at the new version. Until a checkpoint covers it, readers replay the edit from
@@ -106,8 +107,12 @@
 //! corrects (and recomputes the page for) any line that disagrees. A killed process loses
 //! nothing it wrote (the page cache keeps it); a reboot may, so the snapshot records the
 //! boot id it was written under, and an index from another boot is rebuilt by reading every
-//! conversation once (as on systems without a boot id, once per process). The journal is
-//! folded into a new snapshot when it grows past 4 MiB and twice the snapshot.
+//! conversation once (as on systems without a boot id, once per process). The snapshot's
+//! first line carries its claim count and CRC: a snapshot cut or altered is rebuilt. A
+//! journal cut at a line boundary cannot show it: so whenever a process loads the index
+//! from its files, it lists `conversations/` and reads (and enters) each conversation the
+//! index has no line for. The journal is folded into a new snapshot when it grows past 4
+//! MiB and twice the snapshot.
 //!
 //! # Crash safety
 //!

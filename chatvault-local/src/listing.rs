@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! index/lock          flock: shared while a claim is written, exclusive while rewriting
-//! index/snapshot      {"v":1,"boot":..,"journal":g}, then one claim line per conversation
+//! index/snapshot      {"v":2,"boot":..,"journal":g,"claims":n,"crc":..}, then n claim lines
 //! index/journal-<g>   claims written since the snapshot, one line each (O_APPEND)
 //! index/rebuild       present when a writer could not record a claim: rebuild
 //! ```
@@ -21,6 +21,10 @@
 //!   by a crash) by reading that conversation;
 //! - every conversation a page returns is read (its summary comes from its own files), and
 //!   an entry that disagrees is corrected and the page recomputed;
+//! - when a process loads the index from its files, every conversation directory without
+//!   an entry is read and entered (a journal cut at a line boundary looks complete: its
+//!   lost claims cost reads, never a conversation's place in listings); the snapshot
+//!   carries its claim count and checksum, so a cut or altered snapshot is rebuilt;
 //! - the snapshot records the boot id of the machine it was written under: after a reboot
 //!   (where unflushed writes may have been lost) the index is rebuilt from the
 //!   conversations, as it is when a file is missing, a line is damaged, or a writer left
@@ -170,12 +174,36 @@ pub(crate) enum Found {
     Damaged,
 }
 
+/// The conversations the index is derived from: what it asks the store.
+pub(crate) trait Source {
+    /// What is stored under `id` now.
+    fn found(&self, id: &str) -> Result<Found>;
+    /// Whether a conversation directory `id` exists (without reading it).
+    fn exists(&self, id: &str) -> Result<bool>;
+    /// Every conversation, read from its own files (for a rebuild).
+    fn found_all(&self) -> Result<Vec<Found>>;
+    /// The id of every conversation directory, from its name (read from its record only
+    /// where the name is a shortened one).
+    fn ids(&self) -> Result<Vec<String>>;
+}
+
+/// The version of the snapshot's layout written by this release. Version 1 (0.2's
+/// development builds) had no claim count or checksum: it is rebuilt, never trusted.
+const SNAPSHOT_VERSION: u32 = 2;
+
 /// The first line of the snapshot.
 #[derive(Debug, Serialize, Deserialize)]
 struct SnapshotHead {
     v: u32,
     boot: Option<String>,
     journal: u64,
+    /// How many claim lines follow.
+    #[serde(default)]
+    claims: u64,
+    /// The CRC-32 of everything after this line: a snapshot cut at a line boundary, or
+    /// with a line changed into another valid one, is not trusted.
+    #[serde(default)]
+    crc: u32,
 }
 
 /// The boot id of the running system (Linux), which changes with every reboot.
@@ -451,9 +479,16 @@ impl Listing {
     }
 
     /// Loads the index from its files, or rebuilds it; then reads the journal's new lines.
-    fn refresh(&self, mem: &mut Mem, load_all: &dyn Fn() -> Result<Vec<Found>>) -> Result<()> {
+    ///
+    /// When the index is loaded from its files (a process's first use, or after another
+    /// process compacted it), every conversation directory it has no entry for is made a
+    /// suspect, read by the next [`settle`](Self::settle): claims lost to damage of the
+    /// index's files (a journal cut at a line boundary looks complete) cost a read of the
+    /// conversations they were about, never their place in listings. That costs one
+    /// directory listing of the store per load, no file reads when nothing is missing.
+    fn refresh(&self, mem: &mut Mem, source: &dyn Source) -> Result<()> {
         if self.dir.join(REBUILD).exists() {
-            return self.rebuild(mem, load_all);
+            return self.rebuild(mem, source);
         }
         let live = mem.loaded
             && mem
@@ -461,10 +496,17 @@ impl Listing {
                 .as_ref()
                 .is_some_and(|f| still_linked(f, &self.dir.join(journal_name(mem.generation))));
         if !live && !self.load(mem)? {
-            return self.rebuild(mem, load_all);
+            return self.rebuild(mem, source);
         }
         if !self.catch_up(mem)? {
-            return self.rebuild(mem, load_all);
+            return self.rebuild(mem, source);
+        }
+        if !live {
+            for id in source.ids()? {
+                if !mem.entries.contains_key(&id) {
+                    mem.suspects.insert(id);
+                }
+            }
         }
         if mem.offset > COMPACT_BYTES.max(2 * mem.snapshot_bytes) {
             self.compact(mem)?;
@@ -487,7 +529,12 @@ impl Listing {
             return Ok(false);
         };
         let boot = boot_id();
-        if head.v != 1 || boot.is_none() || head.boot != boot {
+        if head.v != SNAPSHOT_VERSION || boot.is_none() || head.boot != boot {
+            return Ok(false);
+        }
+        let body = &bytes[nl + 1..];
+        let lines = body.iter().filter(|&&b| b == b'\n').count() as u64;
+        if crc32fast::hash(body) != head.crc || lines != head.claims {
             return Ok(false);
         }
         let journal_path = self.dir.join(journal_name(head.journal));
@@ -497,7 +544,6 @@ impl Listing {
             Err(e) => return Err(io_error("open", &journal_path, e)),
         };
         let mut fresh = Mem::default();
-        let body = &bytes[nl + 1..];
         if fresh.apply_lines(body) != Some(body.len()) {
             return Ok(false);
         }
@@ -546,16 +592,20 @@ impl Listing {
             .truncate(true)
             .open(&journal_path)
             .map_err(io_at("create", &journal_path))?;
+        let mut body = Vec::new();
+        for claim in mem.entries.values() {
+            body.extend_from_slice(&claim.line()?);
+        }
         let head = SnapshotHead {
-            v: 1,
+            v: SNAPSHOT_VERSION,
             boot: boot_id(),
             journal: next,
+            claims: mem.entries.len() as u64,
+            crc: crc32fast::hash(&body),
         };
         let mut bytes = serde_json::to_vec(&head).map_err(|e| Error::backend(BACKEND, e))?;
         bytes.push(b'\n');
-        for claim in mem.entries.values() {
-            bytes.extend_from_slice(&claim.line()?);
-        }
+        bytes.extend_from_slice(&body);
         write_replace_unsynced(
             &self.dir.join(SNAPSHOT),
             &self.dir.join(SNAPSHOT_TMP),
@@ -593,7 +643,7 @@ impl Listing {
     }
 
     /// Rebuilds the index from the conversations themselves.
-    fn rebuild(&self, mem: &mut Mem, load_all: &dyn Fn() -> Result<Vec<Found>>) -> Result<()> {
+    fn rebuild(&self, mem: &mut Mem, source: &dyn Source) -> Result<()> {
         tracing::info!(index = %self.dir.display(), "rebuilding the listing index");
         let lock = open_lock(&self.dir)?;
         let lock_path = self.dir.join(LOCK);
@@ -615,7 +665,7 @@ impl Listing {
             let len = file.metadata().map_err(io_at("stat", &path))?.len();
             (generation, len)
         };
-        let found = load_all()?;
+        let found = source.found_all()?;
         let _guard = FlockGuard::new(&lock, true, &lock_path)?;
         let path = self.dir.join(journal_name(generation));
         let mut journal = match File::open(&path) {
@@ -659,10 +709,10 @@ impl Listing {
     }
 
     /// Reads every tentative claim's conversation and settles its entry.
-    fn settle(&self, mem: &mut Mem, load: &dyn Fn(&str) -> Result<Found>) -> Result<()> {
+    fn settle(&self, mem: &mut Mem, source: &dyn Source) -> Result<()> {
         let suspects: Vec<String> = mem.suspects.iter().cloned().collect();
         for id in suspects {
-            self.verify(mem, &id, load(&id)?);
+            self.verify(mem, &id, source.found(&id)?);
         }
         Ok(())
     }
@@ -676,6 +726,12 @@ impl Listing {
                     return false;
                 }
                 Claim::confirmed(r)
+            }
+            // Nothing to correct: a directory that is no conversation (a suspect only
+            // because it had no entry).
+            Found::Missing if entry.is_none() => {
+                mem.suspects.remove(id);
+                return false;
             }
             Found::Missing => Claim::deleted(id),
             // Left in place (and out of pages): its files may be repaired.
@@ -695,15 +751,13 @@ impl Listing {
         &self,
         user: Option<&str>,
         options: &ListOptions,
-        load: &dyn Fn(&str) -> Result<Found>,
-        exists: &dyn Fn(&str) -> Result<bool>,
-        load_all: &dyn Fn() -> Result<Vec<Found>>,
+        source: &dyn Source,
     ) -> Result<Page<ConversationSummary>> {
         let cursor = options.validate()?;
         let mut mem = self.mem.lock().map_err(|_| poisoned())?;
         let mem = &mut *mem;
-        self.refresh(mem, load_all)?;
-        self.settle(mem, load)?;
+        self.refresh(mem, source)?;
+        self.settle(mem, source)?;
         let after = cursor
             .as_ref()
             .map(|c: &ListCursor| key(c.last_active, c.id.as_str()));
@@ -741,14 +795,14 @@ impl Listing {
             // conversation directory must exist, which is checked without reading it.
             let probe = (candidates.len() > options.limit).then(|| candidates.pop());
             if let Some(Some(id)) = &probe
-                && !exists(id)?
+                && !source.exists(id)?
             {
                 self.verify(mem, id, Found::Missing);
                 continue 'restart;
             }
             let mut items = Vec::with_capacity(candidates.len() + 1);
             for id in candidates {
-                match load(&id)? {
+                match source.found(&id)? {
                     Found::Record(record) => {
                         let agrees = mem.entries.get(&id).is_some_and(|e| e.agrees_with(&record));
                         if !agrees {
@@ -783,16 +837,11 @@ impl Listing {
     }
 
     /// The ids of every conversation of `user`, newest activity first.
-    pub(crate) fn ids_of(
-        &self,
-        user: &str,
-        load: &dyn Fn(&str) -> Result<Found>,
-        load_all: &dyn Fn() -> Result<Vec<Found>>,
-    ) -> Result<Vec<String>> {
+    pub(crate) fn ids_of(&self, user: &str, source: &dyn Source) -> Result<Vec<String>> {
         let mut mem = self.mem.lock().map_err(|_| poisoned())?;
         let mem = &mut *mem;
-        self.refresh(mem, load_all)?;
-        self.settle(mem, load)?;
+        self.refresh(mem, source)?;
+        self.settle(mem, source)?;
         Ok(mem
             .by_user
             .get(user)

@@ -22,7 +22,7 @@ use crate::fsutil::{
     STALE_TEMP_AGE, TempPath, blocking, create_dir_all_durable, is_not_found, same_file, sweep,
     sync_all, sync_data, sync_dir, sync_tree, unique_name, write_atomic, write_replace_unsynced,
 };
-use crate::listing::{Claim, Found, Listing};
+use crate::listing::{Claim, Found, Listing, Source};
 use crate::log::{
     Body, DecodedFrame, EncodedFrame, FRAME_HEADER, FrameAt, INDEX_ENTRY, IndexEntry, MAGIC,
     decode_frame, encode_edit, encode_frame, encode_state, frame_ids, header_crc,
@@ -1657,66 +1657,12 @@ impl Store {
         }))
     }
 
-    /// What the listing index needs to know about conversation `id`.
-    fn found(&self, id: &str) -> Result<Found> {
-        if ConversationId::parse(id).is_err() {
-            return Ok(Found::Missing);
-        }
-        match self.live(id, Mode::Shared) {
-            Ok(Some((_, view))) => Ok(Found::Record(Box::new(view.record))),
-            Ok(None) => Ok(Found::Missing),
-            Err(e) if is_damage(&e) => {
-                tracing::warn!(conversation = id, error = %e, "damaged conversation");
-                Ok(Found::Damaged)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Every conversation's record, read from the conversations themselves.
-    fn found_all(&self) -> Result<Vec<Found>> {
-        let entries =
-            fs::read_dir(&self.conversations).map_err(io_at("list", &self.conversations))?;
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_at("list", &self.conversations))?;
-            // Only directories are conversations: a stray file (`.DS_Store`) is not.
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let dir = entry.path();
-            let Some(_lock) = self.lock(&dir, Mode::Shared)? else {
-                continue;
-            };
-            match Self::load(&dir, None) {
-                Ok(Some(view)) if !view.deleting => {
-                    out.push(Found::Record(Box::new(view.record)));
-                }
-                Ok(_) => {}
-                Err(e) if is_damage(&e) => {
-                    tracing::warn!(conversation = %dir.display(), error = %e, "damaged conversation");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
-    }
-
     fn list(&self, user: Option<&str>, options: &ListOptions) -> Result<Page<ConversationSummary>> {
-        let exists = |id: &str| {
-            let dir = self.conv_dir(id);
-            Ok(dir.join(HEADER).exists() || !log_generations(&dir)?.is_empty())
-        };
-        self.index
-            .page(user, options, &|id| self.found(id), &exists, &|| {
-                self.found_all()
-            })
+        self.index.page(user, options, self)
     }
 
     fn get_by_user(&self, user: &str) -> Result<Vec<StoredConversation>> {
-        let ids = self
-            .index
-            .ids_of(user, &|id| self.found(id), &|| self.found_all())?;
+        let ids = self.index.ids_of(user, self)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             match self.get(&id) {
@@ -2349,5 +2295,90 @@ impl MessagesBackend for LocalMessages {
         _options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
         Err(Error::not_supported(BACKEND, "search"))
+    }
+}
+
+/// What the listing index reads of the conversations themselves.
+impl Source for Store {
+    fn found(&self, id: &str) -> Result<Found> {
+        if ConversationId::parse(id).is_err() {
+            return Ok(Found::Missing);
+        }
+        match self.live(id, Mode::Shared) {
+            Ok(Some((_, view))) => Ok(Found::Record(Box::new(view.record))),
+            Ok(None) => Ok(Found::Missing),
+            Err(e) if is_damage(&e) => {
+                tracing::warn!(conversation = id, error = %e, "damaged conversation");
+                Ok(Found::Damaged)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn found_all(&self) -> Result<Vec<Found>> {
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            let dir = self.conv_dir(&id);
+            let Some(_lock) = self.lock(&dir, Mode::Shared)? else {
+                continue;
+            };
+            match Self::load(&dir, None) {
+                Ok(Some(view)) if !view.deleting => {
+                    out.push(Found::Record(Box::new(view.record)));
+                }
+                Ok(_) => {}
+                Err(e) if is_damage(&e) => {
+                    tracing::warn!(conversation = %dir.display(), error = %e, "damaged conversation");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    fn exists(&self, id: &str) -> Result<bool> {
+        let dir = self.conv_dir(id);
+        Ok(dir.join(HEADER).exists() || !log_generations(&dir)?.is_empty())
+    }
+
+    fn ids(&self) -> Result<Vec<String>> {
+        let entries =
+            fs::read_dir(&self.conversations).map_err(io_at("list", &self.conversations))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_at("list", &self.conversations))?;
+            // Only directories are conversations: a stray file (`.DS_Store`) is not.
+            if entry.file_type().is_ok_and(|t| t.is_dir())
+                && let Some(name) = entry.file_name().to_str()
+                && let Some(id) = self.id_of_dir(name)?
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// The id of the conversation in directory `name`: its decoded name, or (for a name
+    /// shortened with a hash) the id in its record. `None` for a directory that is no
+    /// conversation's, or whose record cannot be read.
+    fn id_of_dir(&self, name: &str) -> Result<Option<String>> {
+        if !name.contains('~') {
+            let decoded = percent_encoding::percent_decode_str(name).decode_utf8();
+            return Ok(decoded
+                .ok()
+                .map(|id| id.into_owned())
+                .filter(|id| Self::dir_name(id) == name));
+        }
+        let dir = self.conversations.join(name);
+        let Some(_lock) = self.lock(&dir, Mode::Shared)? else {
+            return Ok(None);
+        };
+        match Self::load(&dir, None) {
+            Ok(view) => Ok(view.map(|v| v.record.id.to_string())),
+            Err(e) if is_damage(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

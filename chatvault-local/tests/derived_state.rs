@@ -442,6 +442,83 @@ async fn a_deleted_or_damaged_listing_index_is_rebuilt() {
     let _ = &want_u2;
 }
 
+/// Class 3: a file of the listing index cut at a line boundary looks complete: a snapshot
+/// reduced to its head line, a journal without its last claims, a snapshot of the
+/// development layout (no claim count, no checksum). No conversation falls out of
+/// listings, in a process that opens the store afterwards. (Found by the damage fuzzer:
+/// a snapshot cut right after its head line hid every conversation.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_file_cut_at_a_line_boundary_hides_no_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index");
+    let store = LocalMessages::open(dir.path()).unwrap();
+    new_conv(&store, "a", Some("u")).await;
+    new_conv(&store, "b", Some("u")).await;
+    // The first listing writes the snapshot; "c" is then only in the journal.
+    assert_eq!(listing(&store, Some("u")).await, ["b", "a"]);
+    new_conv(&store, "c", Some("u")).await;
+    let want = ["c", "b", "a"];
+    assert_eq!(listing(&store, Some("u")).await, want);
+    let journal = || {
+        fs::read_dir(&index)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("journal-")
+            })
+            .unwrap()
+    };
+    let head_len = |bytes: &[u8]| bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+
+    // The snapshot cut after its head line: a valid head, no claims.
+    let snapshot = index.join("snapshot");
+    let bytes = fs::read(&snapshot).unwrap();
+    assert!(bytes.len() > head_len(&bytes), "the snapshot holds claims");
+    fs::write(&snapshot, &bytes[..head_len(&bytes)]).unwrap();
+    let reopened = LocalMessages::open(dir.path()).unwrap();
+    assert_eq!(listing(&reopened, Some("u")).await, want, "snapshot cut");
+    assert_eq!(reopened.get_by_user(&uid("u")).await.unwrap().len(), 3);
+
+    // The journal cut to nothing (a line boundary) after "d" was created: only its claims
+    // knew "d".
+    new_conv(&store, "d", Some("u")).await;
+    let want = ["d", "c", "b", "a"];
+    assert_eq!(listing(&store, Some("u")).await, want);
+    let path = journal();
+    assert!(
+        !fs::read(&path).unwrap().is_empty(),
+        "d's claims are in the journal"
+    );
+    fs::write(&path, b"").unwrap();
+    let reopened = LocalMessages::open(dir.path()).unwrap();
+    assert_eq!(listing(&reopened, Some("u")).await, want, "journal cut");
+    // The process that had read the journal keeps what it read.
+    assert_eq!(listing(&store, Some("u")).await, want);
+
+    // A snapshot in the development layout (version 1): rebuilt, not trusted.
+    let bytes = fs::read(&snapshot).unwrap();
+    let head: serde_json::Value = serde_json::from_slice(&bytes[..head_len(&bytes) - 1]).unwrap();
+    let old_head = serde_json::json!({"v": 1, "boot": head["boot"], "journal": head["journal"]});
+    let mut old = serde_json::to_vec(&old_head).unwrap();
+    old.push(b'\n');
+    fs::write(&snapshot, old).unwrap();
+    let reopened = LocalMessages::open(dir.path()).unwrap();
+    assert_eq!(
+        listing(&reopened, Some("u")).await,
+        want,
+        "version 1 snapshot"
+    );
+    let rewritten = fs::read(&snapshot).unwrap();
+    let head: serde_json::Value =
+        serde_json::from_slice(&rewritten[..head_len(&rewritten) - 1]).unwrap();
+    assert_eq!(head["v"], 2, "rebuilt in this release's layout");
+    assert_eq!(head["claims"], 4);
+}
+
 /// Nested `depth` levels: `{"k": {"k": ... 1}}`.
 fn nested(depth: usize) -> Value {
     let mut v = json!(1);
