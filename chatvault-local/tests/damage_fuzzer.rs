@@ -34,7 +34,7 @@ use chatvault_core::{
 use chatvault_local::LocalMessages;
 use proptest::prelude::*;
 
-const CASES: u32 = 64;
+const CASES: u32 = 256;
 const CONVERSATIONS: [&str; 2] = ["a", "b"];
 
 #[derive(Clone, Debug)]
