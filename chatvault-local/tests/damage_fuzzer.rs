@@ -1,15 +1,16 @@
 //! Issue 8, item 9: a bounded-time damage fuzzer for `LocalMessages`.
 //!
 //! A proptest state machine in all but name: each case runs a random sequence of
-//! operations (appends, conversation updates, message updates, attachments) on a few
-//! conversations, with random damage
+//! operations (appends, conversation updates, message updates, attachments, creations and
+//! deletions) on a few conversations, with random damage
 //! to the store's files between them, and after every damage opens the store afresh and
 //! checks it against a model of what was acknowledged:
 //!
 //! - every call returns a value or a typed error, never panics;
 //! - a conversation reads back with every acknowledged message, exactly, in seq order
 //!   1..n, or reports a `Corrupt` error (damage it cannot repair and will not hide);
-//! - a conversation that reads back is listed;
+//! - a conversation that reads back is listed; a deleted one neither reads back nor is
+//!   listed, and its id can be created again;
 //! - the next append gets seq n + 1.
 //!
 //! Damage: to derived and housekeeping files (checkpoints, indexes, lock files, the
@@ -35,7 +36,11 @@ use chatvault_local::LocalMessages;
 use proptest::prelude::*;
 
 const CASES: u32 = 256;
-const CONVERSATIONS: [&str; 2] = ["a", "b"];
+/// The conversations a case may touch: the first two exist from the start, the others
+/// are created (and any is deleted, and created again) by the steps.
+const CONVERSATIONS: [&str; 4] = ["a", "b", "c", "d"];
+/// How many of [`CONVERSATIONS`] exist when a case starts.
+const INITIAL: usize = 2;
 
 #[derive(Clone, Debug)]
 enum Target {
@@ -66,6 +71,14 @@ enum Step {
     AddFile {
         conv: usize,
     },
+    /// `create` (of a conversation that may exist, or was deleted).
+    Create {
+        conv: usize,
+    },
+    /// `begin_delete` then `delete`.
+    Delete {
+        conv: usize,
+    },
     Damage {
         conv: usize,
         target: Target,
@@ -89,12 +102,15 @@ fn target() -> impl Strategy<Value = Target> {
 }
 
 fn step() -> impl Strategy<Value = Step> {
+    let n = CONVERSATIONS.len();
     prop_oneof![
-        3 => (0..2usize, 1..4usize).prop_map(|(conv, n)| Step::Append { conv, n }),
-        1 => (0..2usize).prop_map(|conv| Step::Update { conv }),
-        2 => (0..2usize, any::<usize>()).prop_map(|(conv, pick)| Step::Edit { conv, pick }),
-        1 => (0..2usize).prop_map(|conv| Step::AddFile { conv }),
-        3 => (0..2usize, target(), any::<u8>(), any::<u16>(), 1..=255u8).prop_map(
+        3 => (0..n, 1..4usize).prop_map(|(conv, n)| Step::Append { conv, n }),
+        1 => (0..n).prop_map(|conv| Step::Update { conv }),
+        2 => (0..n, any::<usize>()).prop_map(|(conv, pick)| Step::Edit { conv, pick }),
+        1 => (0..n).prop_map(|conv| Step::AddFile { conv }),
+        1 => (0..n).prop_map(|conv| Step::Create { conv }),
+        1 => (0..n).prop_map(|conv| Step::Delete { conv }),
+        3 => (0..n, target(), any::<u8>(), any::<u16>(), 1..=255u8).prop_map(
             |(conv, target, how, at, byte)| Step::Damage { conv, target, how, at, byte }
         ),
     ]
@@ -102,6 +118,10 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn is_corrupt(err: &chatvault_core::Error) -> bool {
     err.kind() == chatvault_core::ErrorKind::Corrupt
+}
+
+fn is_not_found(err: &chatvault_core::Error) -> bool {
+    err.kind() == chatvault_core::ErrorKind::NotFound
 }
 
 fn cid(id: &str) -> ConversationId {
@@ -115,9 +135,23 @@ fn uid(id: &str) -> UserId {
 /// What was acknowledged of one conversation.
 #[derive(Debug, Default)]
 struct Model {
+    /// Created and not deleted since.
+    exists: bool,
     messages: Vec<Message>,
     /// Found damaged (a typed error): no longer checked for content.
     corrupt: bool,
+}
+
+impl Model {
+    /// Checks the error of a write to this conversation: `NotFound` when it does not
+    /// exist, else `Corrupt` (after which it is no longer modelled).
+    fn failed(&mut self, what: &str, e: &chatvault_core::Error, log: &[String]) {
+        if !self.exists && is_not_found(e) {
+            return;
+        }
+        assert!(is_corrupt(e), "{what}: untyped error {e}\n{log:#?}");
+        self.corrupt = true;
+    }
 }
 
 fn file_of(root: &Path, conv: &str, target: &Target) -> Option<PathBuf> {
@@ -240,6 +274,18 @@ async fn check(root: &Path, models: &mut [Model], log: &[String]) {
         if model.corrupt {
             continue;
         }
+        if !model.exists {
+            match store.get(&cid(conv)).await {
+                Ok(None) => {}
+                Ok(Some(_)) => panic!("{conv}: a deleted conversation came back\n{log:#?}"),
+                Err(e) => panic!("{conv}: reading a deleted conversation: {e}\n{log:#?}"),
+            }
+            assert!(
+                !listed.iter().any(|id| id == conv),
+                "{conv}: deleted but listed\n{log:#?}"
+            );
+            continue;
+        }
         match store.get(&cid(conv)).await {
             Ok(Some(c)) => {
                 assert_eq!(c.messages, model.messages, "{conv}: messages\n{log:#?}");
@@ -267,10 +313,14 @@ async fn run(steps: Vec<Step>) {
     let root = dir.path();
     let store = LocalMessages::open(root).unwrap();
     let mut models: Vec<Model> = CONVERSATIONS.iter().map(|_| Model::default()).collect();
-    for conv in CONVERSATIONS {
+    let record = |conv: &str| {
         let mut record = ConversationRecord::new(Some(uid("u")));
         record.id = cid(conv);
-        store.create(&record).await.unwrap();
+        record
+    };
+    for (conv, model) in CONVERSATIONS.iter().zip(&mut models).take(INITIAL) {
+        store.create(&record(conv)).await.unwrap();
+        model.exists = true;
     }
     let mut log = Vec::new();
     for (i, step) in steps.into_iter().enumerate() {
@@ -286,6 +336,9 @@ async fn run(steps: Vec<Step>) {
                 {
                     // A conversation found damaged is no longer modelled.
                     Ok(_) if models[conv].corrupt => {}
+                    Ok(_) if !models[conv].exists => {
+                        panic!("append to a deleted conversation succeeded\n{log:#?}")
+                    }
                     Ok(appended) => {
                         let model = &mut models[conv];
                         let first = model.messages.len() as u64 + 1;
@@ -297,10 +350,7 @@ async fn run(steps: Vec<Step>) {
                         );
                         model.messages.extend(appended.messages);
                     }
-                    Err(e) => {
-                        assert!(is_corrupt(&e), "append: untyped error {e}\n{log:#?}");
-                        models[conv].corrupt = true;
-                    }
+                    Err(e) => models[conv].failed("append", &e, &log),
                 }
             }
             Step::Update { conv } => {
@@ -309,13 +359,12 @@ async fn run(steps: Vec<Step>) {
                     ..Default::default()
                 };
                 if let Err(e) = store.update(&cid(CONVERSATIONS[conv]), &patch).await {
-                    assert!(is_corrupt(&e), "update: untyped error {e}\n{log:#?}");
-                    models[conv].corrupt = true;
+                    models[conv].failed("update", &e, &log);
                 }
             }
             Step::Edit { conv, pick } => {
                 let model = &models[conv];
-                if model.corrupt || model.messages.is_empty() {
+                if model.corrupt || !model.exists || model.messages.is_empty() {
                     continue;
                 }
                 let k = pick % model.messages.len();
@@ -338,13 +387,7 @@ async fn run(steps: Vec<Step>) {
                         assert_eq!(updated.message.revision, target.revision + 1, "{log:#?}");
                         models[conv].messages[k] = updated.message;
                     }
-                    Err(e) => {
-                        assert!(
-                            is_corrupt(&e),
-                            "update_message: untyped error {e}\n{log:#?}"
-                        );
-                        models[conv].corrupt = true;
-                    }
+                    Err(e) => models[conv].failed("update_message", &e, &log),
                 }
             }
             Step::AddFile { conv } => {
@@ -352,8 +395,51 @@ async fn run(steps: Vec<Step>) {
                     .add_file(&cid(CONVERSATIONS[conv]), &attachment(i))
                     .await
                 {
-                    assert!(is_corrupt(&e), "add_file: untyped error {e}\n{log:#?}");
-                    models[conv].corrupt = true;
+                    models[conv].failed("add_file", &e, &log);
+                }
+            }
+            Step::Create { conv } => {
+                let model = &mut models[conv];
+                match store.create(&record(CONVERSATIONS[conv])).await {
+                    Ok(()) if model.exists && !model.corrupt => {
+                        panic!("created a conversation that exists\n{log:#?}")
+                    }
+                    Ok(()) => {
+                        *model = Model {
+                            exists: true,
+                            ..Model::default()
+                        }
+                    }
+                    Err(e) if e.kind() == chatvault_core::ErrorKind::AlreadyExists => {
+                        assert!(
+                            model.exists,
+                            "create of a deleted conversation's id: {e}\n{log:#?}"
+                        );
+                    }
+                    Err(e) => {
+                        assert!(is_corrupt(&e), "create: untyped error {e}\n{log:#?}");
+                        model.corrupt = true;
+                    }
+                }
+            }
+            Step::Delete { conv } => {
+                let id = cid(CONVERSATIONS[conv]);
+                let model = &mut models[conv];
+                let deleted = match store.begin_delete(&id).await {
+                    Ok(Some(_)) => store.delete(&id).await.map(|_| true),
+                    Ok(None) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                match deleted {
+                    Ok(true) => *model = Model::default(),
+                    Ok(false) => assert!(
+                        !model.exists || model.corrupt,
+                        "delete did not find an existing conversation\n{log:#?}"
+                    ),
+                    Err(e) => {
+                        assert!(is_corrupt(&e), "delete: untyped error {e}\n{log:#?}");
+                        model.corrupt = true;
+                    }
                 }
             }
             Step::Damage {
