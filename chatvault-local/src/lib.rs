@@ -90,7 +90,8 @@
 //!   seq per conversation (up to 256 conversations), brought up to date from the log's
 //!   records it has not read yet, so a retried append finds what an earlier attempt (in
 //!   any process) stored. The first append to a conversation in a process reads its
-//!   whole log once to build that map.
+//!   whole log once to build that map, 4 MiB at a time (one record at a time when a record
+//!   is larger), so its memory does not grow with the log.
 //! - `begin_delete` appends a state record marking the conversation; from then on it reads
 //!   as gone. `delete` renames the directory away as before. `search` is not supported.
 //! - [`LocalMessages::import`] stores many new conversations with one `syncfs`.

@@ -277,6 +277,17 @@ pub(crate) enum Body {
     Edit(Box<Message>, IndexEntry, Box<ConversationRecord>),
 }
 
+/// The length (header included) of the frame whose header starts `buf`; `None` when
+/// `buf` does not start with a frame header.
+pub(crate) fn frame_len(buf: &[u8]) -> Option<u64> {
+    let head = buf.get(..FRAME_HEADER as usize)?;
+    if head[0..4] != MAGIC {
+        return None;
+    }
+    let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    Some(FRAME_HEADER + u64::from(len))
+}
+
 /// The `(id, seq)` of each message the intact frame at `buf[pos..]` appends, read without
 /// decoding the messages whole (for the map of message ids), and the log offset just past
 /// the frame (`buf` starts at log offset `base`). Empty for state and edit records; `None`
@@ -287,11 +298,8 @@ pub(crate) fn frame_ids(buf: &[u8], pos: usize, base: u64) -> Option<(Vec<(Messa
         id: MessageId,
         seq: u64,
     }
+    let len = u32::try_from(frame_len(buf.get(pos..)?)? - FRAME_HEADER).ok()?;
     let head = buf.get(pos..pos + FRAME_HEADER as usize)?;
-    if head[0..4] != MAGIC {
-        return None;
-    }
-    let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     let crc = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
     let start = pos + FRAME_HEADER as usize;
     let payload = buf.get(start..start + len as usize)?;

@@ -25,7 +25,7 @@ use crate::fsutil::{
 use crate::listing::{Claim, Found, Listing, Source};
 use crate::log::{
     Body, DecodedFrame, EncodedFrame, FRAME_HEADER, FrameAt, INDEX_ENTRY, IndexEntry, MAGIC,
-    decode_frame, encode_edit, encode_frame, encode_state, frame_ids, header_crc,
+    decode_frame, encode_edit, encode_frame, encode_state, frame_ids, frame_len, header_crc,
 };
 
 /// The most messages one [`MessagesBackend::messages`] call returns; a longer range gets
@@ -162,6 +162,8 @@ struct Store {
 
 /// At most this many conversations' id maps are kept.
 const MAX_ID_CACHES: usize = 256;
+/// The most log bytes read at once to build an id map (more only for one larger record).
+const ID_WINDOW: u64 = 4 << 20;
 
 /// The message ids of one conversation's log, as far as this process has read it.
 #[derive(Debug, Default)]
@@ -1764,21 +1766,41 @@ impl Store {
 
     /// The `(id, seq)` of every message appended in `from..to` of a log; `None` when
     /// `from` does not start a run of intact records up to `to`.
+    ///
+    /// Reads windows of [`ID_WINDOW`] bytes (one record at a time when a record is
+    /// larger), so memory stays bounded whatever the log's length.
     fn ids_in(
         log: &mut File,
         path: &Path,
         from: u64,
         to: u64,
     ) -> Result<Option<Vec<(MessageId, u64)>>> {
-        let buf = read_at(log, path, from, to - from)?;
         let mut out = Vec::new();
-        let mut pos = 0usize;
-        while pos < buf.len() {
-            let Some((ids, end)) = frame_ids(&buf, pos, from) else {
-                return Ok(None);
+        let mut at = from;
+        while at < to {
+            let mut want = (to - at).min(ID_WINDOW);
+            let buf = loop {
+                let buf = read_at(log, path, at, want)?;
+                // The window's first record must fit: its header says how long it is.
+                match frame_len(&buf) {
+                    Some(len) if len <= want => break buf,
+                    Some(len) if len <= to - at => want = len,
+                    _ => return Ok(None),
+                }
             };
-            out.extend(ids);
-            pos = (end - from) as usize;
+            let mut pos = 0usize;
+            while pos < buf.len() {
+                // A record cut by the window's end is read again at the next window.
+                if frame_len(&buf[pos..]).is_none_or(|len| len > (buf.len() - pos) as u64) {
+                    break;
+                }
+                let Some((ids, end)) = frame_ids(&buf, pos, at) else {
+                    return Ok(None);
+                };
+                out.extend(ids);
+                pos = (end - at) as usize;
+            }
+            at += pos as u64;
         }
         Ok(Some(out))
     }

@@ -742,3 +742,74 @@ fn a_newer_store_format_is_refused() {
     let err = LocalMessages::open(dir.path()).unwrap_err();
     assert!(err.to_string().contains("newer"), "{err}");
 }
+
+/// A process's first append to a conversation builds its map of message ids from the log
+/// a window at a time: a log several windows long, with a record larger than a window,
+/// still answers retries of any of its messages (in a process that never wrote them)
+/// with the stored messages, and stores no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_recognised_in_a_new_process_whatever_the_log_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalMessages::open(dir.path()).unwrap();
+    new_conv(&store, "long", None).await;
+    let text = |k: usize| format!("{k:04} {}", "x".repeat(700 * 1024));
+    let mut sent = Vec::new();
+    for k in 0..8 {
+        let m = msg(text(k));
+        store
+            .append_messages(&cid("long"), vec![m.clone()])
+            .await
+            .unwrap();
+        sent.push(m);
+    }
+    // One record of 5.4 MB: larger than a window.
+    let big: Vec<NewMessage> = (8..14)
+        .map(|k| msg(format!("{k:04} {}", "y".repeat(900 * 1024))))
+        .collect();
+    store
+        .append_messages(&cid("long"), big.clone())
+        .await
+        .unwrap();
+    sent.extend(big);
+    for k in 14..18 {
+        let m = msg(text(k));
+        store
+            .append_messages(&cid("long"), vec![m.clone()])
+            .await
+            .unwrap();
+        sent.push(m);
+    }
+    let log_len: u64 = fs::read_dir(conv_dir(dir.path(), "long"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_str().unwrap().starts_with("log-"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        log_len > 12 << 20,
+        "the log spans several 4 MiB windows ({log_len} bytes)"
+    );
+
+    for (pick, message) in sent.iter().enumerate() {
+        // A new store value: nothing of the id map written above is known to it.
+        let fresh = LocalMessages::open(dir.path()).unwrap();
+        let again = fresh
+            .append_messages(&cid("long"), vec![message.clone()])
+            .await
+            .unwrap();
+        assert_eq!(again.messages.len(), 1);
+        assert_eq!(again.messages[0].id, message.id, "message {pick}");
+        assert_eq!(
+            again.messages[0].seq,
+            pick as u64 + 1,
+            "message {pick}'s seq"
+        );
+        assert_eq!(again.record.message_count, 18, "no duplicate stored");
+    }
+    let fresh = LocalMessages::open(dir.path()).unwrap();
+    let next = fresh
+        .append_messages(&cid("long"), vec![msg("new")])
+        .await
+        .unwrap();
+    assert_eq!(next.messages[0].seq, 19);
+}
