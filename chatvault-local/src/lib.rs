@@ -90,8 +90,10 @@
 //!   seq per conversation (up to 256 conversations), brought up to date from the log's
 //!   records it has not read yet, so a retried append finds what an earlier attempt (in
 //!   any process) stored. The first append to a conversation in a process reads its
-//!   whole log once to build that map, 4 MiB at a time (one record at a time when a record
-//!   is larger), so its memory does not grow with the log.
+//!   whole log once to build that map.
+//! - Whatever reads a log from its start (that map; a replay when a checkpoint is missing
+//!   or damaged, or a conversation written by 0.1) reads it 4 MiB at a time (one record at
+//!   a time when a record is larger), so memory does not grow with the log's length.
 //! - `begin_delete` appends a state record marking the conversation; from then on it reads
 //!   as gone. `delete` renames the directory away as before. `search` is not supported.
 //! - [`LocalMessages::import`] stores many new conversations with one `syncfs`.

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -162,8 +163,9 @@ struct Store {
 
 /// At most this many conversations' id maps are kept.
 const MAX_ID_CACHES: usize = 256;
-/// The most log bytes read at once to build an id map (more only for one larger record).
-const ID_WINDOW: u64 = 4 << 20;
+/// The most log bytes read at once by a replay or an id map's build (more only for one
+/// larger record, or damage: see [`for_each_window`]).
+const LOG_WINDOW: u64 = 4 << 20;
 
 /// The message ids of one conversation's log, as far as this process has read it.
 #[derive(Debug, Default)]
@@ -407,6 +409,57 @@ fn read_at(file: &mut File, path: &Path, offset: u64, len: u64) -> Result<Vec<u8
     Ok(buf)
 }
 
+/// Reads `from..to` of a log in windows of about [`LOG_WINDOW`] bytes and passes each to
+/// `visit` with its log offset, until `visit` says to stop.
+///
+/// A window holds whole records only: one cut by the window's end starts the next
+/// window, and a record larger than a window gets a window of its own. Only bytes that
+/// are no record a header can delimit (a record whose length runs past `to`, or no record
+/// header at all: a torn write, or damage) get a window running to `to`, so that what
+/// follows them is seen with them. Memory stays bounded by the largest record, whatever
+/// the log's length.
+fn for_each_window(
+    log: &mut File,
+    path: &Path,
+    from: u64,
+    to: u64,
+    mut visit: impl FnMut(&[u8], u64) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let mut at = from;
+    while at < to {
+        let mut want = (to - at).min(LOG_WINDOW);
+        let buf = loop {
+            let buf = read_at(log, path, at, want)?;
+            match frame_len(&buf) {
+                Some(len) if len <= want => break buf,
+                Some(len) if len <= to - at => want = len,
+                // The rest of the log at once: the visitor tells a torn tail from damage.
+                _ if want < to - at => want = to - at,
+                _ => break buf,
+            }
+        };
+        let reaches_end = at + buf.len() as u64 == to;
+        // The whole records the window holds.
+        let mut whole = 0usize;
+        while let Some(len) = frame_len(&buf[whole..]) {
+            match usize::try_from(len) {
+                Ok(len) if len <= buf.len() - whole => whole += len,
+                _ => break,
+            }
+        }
+        let window = if reaches_end || whole == 0 {
+            &buf[..]
+        } else {
+            &buf[..whole]
+        };
+        if visit(window, at)?.is_break() {
+            return Ok(());
+        }
+        at += window.len() as u64;
+    }
+    Ok(())
+}
+
 fn write_at(file: &mut File, path: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
     file.seek(SeekFrom::Start(offset))
         .and_then(|_| file.write_all(bytes))
@@ -499,27 +552,36 @@ impl<'a> Scan<'a> {
         if to <= from {
             return self.check_unacknowledged(to);
         }
-        let buf = read_at(log, self.path, from, to - from)?;
-        let mut pos = 0usize;
-        while pos < buf.len() {
-            match decode_frame(self.path, &buf, pos, from)? {
-                FrameAt::Torn => {
-                    check_torn(self.path, &buf, pos, from)?;
-                    self.check_unacknowledged(from + pos as u64)?;
-                    break;
-                }
-                FrameAt::Damaged => {
-                    return Err(damaged(
-                        self.path,
-                        format!("damaged record at byte {}", from + pos as u64),
-                    ));
-                }
-                FrameAt::Valid(frame) => {
-                    let end = frame.end;
-                    self.apply(frame, from + pos as u64)?;
-                    pos = (end - from) as usize;
+        let path = self.path;
+        let mut torn = None;
+        for_each_window(log, path, from, to, |buf, base| {
+            let mut pos = 0usize;
+            while pos < buf.len() {
+                match decode_frame(path, buf, pos, base)? {
+                    FrameAt::Torn => {
+                        torn = Some(base + pos as u64);
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    FrameAt::Damaged => {
+                        return Err(damaged(
+                            path,
+                            format!("damaged record at byte {}", base + pos as u64),
+                        ));
+                    }
+                    FrameAt::Valid(frame) => {
+                        let end = frame.end;
+                        self.apply(frame, base + pos as u64)?;
+                        pos = (end - base) as usize;
+                    }
                 }
             }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        if let Some(at) = torn {
+            // A torn write ends a log: anything intact after it is damage, not a tail.
+            let rest = read_at(log, path, at, to - at)?;
+            check_torn(path, &rest, 0, at)?;
+            self.check_unacknowledged(at)?;
         }
         Ok(())
     }
@@ -1767,8 +1829,7 @@ impl Store {
     /// The `(id, seq)` of every message appended in `from..to` of a log; `None` when
     /// `from` does not start a run of intact records up to `to`.
     ///
-    /// Reads windows of [`ID_WINDOW`] bytes (one record at a time when a record is
-    /// larger), so memory stays bounded whatever the log's length.
+    /// Reads the log a window at a time ([`for_each_window`]).
     fn ids_in(
         log: &mut File,
         path: &Path,
@@ -1776,33 +1837,20 @@ impl Store {
         to: u64,
     ) -> Result<Option<Vec<(MessageId, u64)>>> {
         let mut out = Vec::new();
-        let mut at = from;
-        while at < to {
-            let mut want = (to - at).min(ID_WINDOW);
-            let buf = loop {
-                let buf = read_at(log, path, at, want)?;
-                // The window's first record must fit: its header says how long it is.
-                match frame_len(&buf) {
-                    Some(len) if len <= want => break buf,
-                    Some(len) if len <= to - at => want = len,
-                    _ => return Ok(None),
-                }
-            };
+        let mut intact = true;
+        for_each_window(log, path, from, to, |buf, base| {
             let mut pos = 0usize;
             while pos < buf.len() {
-                // A record cut by the window's end is read again at the next window.
-                if frame_len(&buf[pos..]).is_none_or(|len| len > (buf.len() - pos) as u64) {
-                    break;
-                }
-                let Some((ids, end)) = frame_ids(&buf, pos, at) else {
-                    return Ok(None);
+                let Some((ids, end)) = frame_ids(buf, pos, base) else {
+                    intact = false;
+                    return Ok(ControlFlow::Break(()));
                 };
                 out.extend(ids);
-                pos = (end - at) as usize;
+                pos = (end - base) as usize;
             }
-            at += pos as u64;
-        }
-        Ok(Some(out))
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(intact.then_some(out))
     }
 
     /// The stored messages with `ids` in a locked conversation (`None` for ids it does not

@@ -743,21 +743,17 @@ fn a_newer_store_format_is_refused() {
     assert!(err.to_string().contains("newer"), "{err}");
 }
 
-/// A process's first append to a conversation builds its map of message ids from the log
-/// a window at a time: a log several windows long, with a record larger than a window,
-/// still answers retries of any of its messages (in a process that never wrote them)
-/// with the stored messages, and stores no duplicate.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retries_are_recognised_in_a_new_process_whatever_the_log_length() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalMessages::open(dir.path()).unwrap();
-    new_conv(&store, "long", None).await;
+/// Conversation `id` with 18 messages in 13 records, 14 MB of log: records of 700 KB
+/// that windows of 4 MiB cut, and one of 5.4 MB, larger than a window. Returns what was
+/// sent.
+async fn long_log(store: &LocalMessages, id: &str) -> Vec<NewMessage> {
+    new_conv(store, id, None).await;
     let text = |k: usize| format!("{k:04} {}", "x".repeat(700 * 1024));
     let mut sent = Vec::new();
     for k in 0..8 {
         let m = msg(text(k));
         store
-            .append_messages(&cid("long"), vec![m.clone()])
+            .append_messages(&cid(id), vec![m.clone()])
             .await
             .unwrap();
         sent.push(m);
@@ -766,25 +762,39 @@ async fn retries_are_recognised_in_a_new_process_whatever_the_log_length() {
     let big: Vec<NewMessage> = (8..14)
         .map(|k| msg(format!("{k:04} {}", "y".repeat(900 * 1024))))
         .collect();
-    store
-        .append_messages(&cid("long"), big.clone())
-        .await
-        .unwrap();
+    store.append_messages(&cid(id), big.clone()).await.unwrap();
     sent.extend(big);
     for k in 14..18 {
         let m = msg(text(k));
         store
-            .append_messages(&cid("long"), vec![m.clone()])
+            .append_messages(&cid(id), vec![m.clone()])
             .await
             .unwrap();
         sent.push(m);
     }
-    let log_len: u64 = fs::read_dir(conv_dir(dir.path(), "long"))
+    sent
+}
+
+/// The bytes of conversation `id`'s log files.
+fn log_len(root: &Path, id: &str) -> u64 {
+    fs::read_dir(conv_dir(root, id))
         .unwrap()
         .map(|e| e.unwrap())
         .filter(|e| e.file_name().to_str().unwrap().starts_with("log-"))
         .map(|e| e.metadata().unwrap().len())
-        .sum();
+        .sum()
+}
+
+/// A process's first append to a conversation builds its map of message ids from the log
+/// a window at a time: a log several windows long, with a record larger than a window,
+/// still answers retries of any of its messages (in a process that never wrote them)
+/// with the stored messages, and stores no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_recognised_in_a_new_process_whatever_the_log_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalMessages::open(dir.path()).unwrap();
+    let sent = long_log(&store, "long").await;
+    let log_len = log_len(dir.path(), "long");
     assert!(
         log_len > 12 << 20,
         "the log spans several 4 MiB windows ({log_len} bytes)"
@@ -812,4 +822,59 @@ async fn retries_are_recognised_in_a_new_process_whatever_the_log_length() {
         .await
         .unwrap();
     assert_eq!(next.messages[0].seq, 19);
+}
+
+/// A log replayed whole (its checkpoint and index gone) is read a window at a time: every
+/// message of a 14 MB log comes back, records cut by a window's end and one larger than
+/// a window included; damage in a later window is reported, never cut off; a torn
+/// record at the end is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_log_is_replayed_a_window_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalMessages::open(dir.path()).unwrap();
+    let sent = long_log(&store, "long").await;
+    let want = all_messages(&store, "long").await;
+    assert_eq!(want.len(), sent.len());
+    let cdir = conv_dir(dir.path(), "long");
+    let derived = || {
+        for entry in fs::read_dir(&cdir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name == "header.json" || name.starts_with("index-") {
+                fs::remove_file(cdir.join(name)).unwrap();
+            }
+        }
+    };
+    derived();
+    let fresh = LocalMessages::open(dir.path()).unwrap();
+    assert_eq!(all_messages(&fresh, "long").await, want, "replayed whole");
+
+    // A torn record at the end: the first half of a copy of the log's first record.
+    let log = fs::read_dir(&cdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("log-"))
+        .unwrap();
+    let bytes = fs::read(&log).unwrap();
+    let first = 12 + u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    let mut torn = bytes.clone();
+    torn.extend_from_slice(&bytes[..first / 2]);
+    fs::write(&log, &torn).unwrap();
+    derived();
+    let fresh = LocalMessages::open(dir.path()).unwrap();
+    assert_eq!(
+        all_messages(&fresh, "long").await,
+        want,
+        "torn tail ignored"
+    );
+
+    // A flipped byte in the middle of the log (in the third window): damage, reported.
+    let mut damaged = bytes.clone();
+    let middle = 9 << 20;
+    damaged[middle] ^= 0x5a;
+    fs::write(&log, &damaged).unwrap();
+    derived();
+    let fresh = LocalMessages::open(dir.path()).unwrap();
+    let err = fresh.get(&cid("long")).await.unwrap_err();
+    assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err}");
+    assert_eq!(fs::read(&log).unwrap(), damaged, "nothing cut off");
 }
