@@ -519,6 +519,42 @@ async fn an_index_file_cut_at_a_line_boundary_hides_no_conversation() {
     assert_eq!(head["claims"], 4);
 }
 
+/// A conversation whose directory name is shortened (its id encodes to more than a path
+/// segment holds) is still found when the index lost its line: its id comes from its
+/// record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_index_line_of_a_shortened_directory_name_is_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = dir.path().join("index");
+    let store = LocalMessages::open(dir.path()).unwrap();
+    new_conv(&store, "a", Some("u")).await;
+    assert_eq!(listing(&store, Some("u")).await, ["a"]);
+    let long = "x:".repeat(64);
+    new_conv(&store, &long, Some("u")).await;
+    let names: Vec<String> = fs::read_dir(dir.path().join("conversations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.contains('~')),
+        "the long id's directory name is shortened: {names:?}"
+    );
+    for entry in fs::read_dir(&index).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("journal-")
+        {
+            fs::write(&path, b"").unwrap();
+        }
+    }
+    let reopened = LocalMessages::open(dir.path()).unwrap();
+    assert_eq!(listing(&reopened, Some("u")).await, [long.as_str(), "a"]);
+}
+
 /// Nested `depth` levels: `{"k": {"k": ... 1}}`.
 fn nested(depth: usize) -> Value {
     let mut v = json!(1);
