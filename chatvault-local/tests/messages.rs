@@ -775,14 +775,13 @@ async fn long_log(store: &LocalMessages, id: &str) -> Vec<NewMessage> {
     sent
 }
 
-/// The bytes of conversation `id`'s log files.
-fn log_len(root: &Path, id: &str) -> u64 {
+/// Conversation `id`'s log file (its only generation).
+fn log_file(root: &Path, id: &str) -> PathBuf {
     fs::read_dir(conv_dir(root, id))
         .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_str().unwrap().starts_with("log-"))
-        .map(|e| e.metadata().unwrap().len())
-        .sum()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("log-"))
+        .unwrap()
 }
 
 /// A process's first append to a conversation builds its map of message ids from the log
@@ -794,7 +793,7 @@ async fn retries_are_recognised_in_a_new_process_whatever_the_log_length() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalMessages::open(dir.path()).unwrap();
     let sent = long_log(&store, "long").await;
-    let log_len = log_len(dir.path(), "long");
+    let log_len = fs::metadata(log_file(dir.path(), "long")).unwrap().len();
     assert!(
         log_len > 12 << 20,
         "the log spans several 4 MiB windows ({log_len} bytes)"
@@ -849,11 +848,7 @@ async fn a_long_log_is_replayed_a_window_at_a_time() {
     assert_eq!(all_messages(&fresh, "long").await, want, "replayed whole");
 
     // A torn record at the end: the first half of a copy of the log's first record.
-    let log = fs::read_dir(&cdir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("log-"))
-        .unwrap();
+    let log = log_file(dir.path(), "long");
     let bytes = fs::read(&log).unwrap();
     let first = 12 + u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
     let mut torn = bytes.clone();
