@@ -145,6 +145,41 @@ macro_rules! messages_backend {
             parse_message(BACKEND, &format!("a message of conversation {id}"), &body)
         }
 
+        /// Runs the invoking module's `SEARCH` with `text` as its match expression: the
+        /// page of `user_id`'s hits after `offset`.
+        async fn search_page(
+            pool: &sqlx::Pool<Db>,
+            text: String,
+            user_id: &UserId,
+            options: &SearchOptions,
+            offset: i64,
+        ) -> Result<Page<SearchHit>> {
+            let limit = to_i64("limit", options.limit as u64 + 1)?;
+            let rows = sqlx::query(SEARCH)
+                .bind(text)
+                .bind(user_id.as_str())
+                .bind(options.include_archived)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| db_error(BACKEND, e))?;
+            let more = rows.len() > options.limit;
+            let mut items = Vec::with_capacity(rows.len().min(options.limit));
+            for row in rows.iter().take(options.limit) {
+                let conversation = record_at(row, 2)?;
+                let message = message_at(row, 0, &conversation.id)?;
+                let snippet: String = col(row, 1)?;
+                items.push(SearchHit {
+                    conversation: conversation.summary(),
+                    message,
+                    snippet: Some(snippet),
+                });
+            }
+            let next_cursor = search_next_cursor(offset, items.len(), more);
+            Ok(Page { items, next_cursor })
+        }
+
         fn read_error(err: sqlx::Error) -> Error {
             db_error(BACKEND, err)
         }

@@ -206,30 +206,7 @@ impl SqliteMessages {
                 next_cursor: None,
             });
         };
-        let limit = to_i64("limit", options.limit as u64 + 1)?;
-        let rows = sqlx::query(SEARCH)
-            .bind(fts)
-            .bind(user_id.as_str())
-            .bind(options.include_archived)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error(BACKEND, e))?;
-        let more = rows.len() > options.limit;
-        let mut items = Vec::with_capacity(rows.len().min(options.limit));
-        for row in rows.iter().take(options.limit) {
-            let conversation = record_at(row, 2)?;
-            let message = message_at(row, 0, &conversation.id)?;
-            let snippet: String = col(row, 1)?;
-            items.push(SearchHit {
-                conversation: conversation.summary(),
-                message,
-                snippet: Some(snippet),
-            });
-        }
-        let next_cursor = search_next_cursor(offset, items.len(), more);
-        Ok(Page { items, next_cursor })
+        search_page(&self.pool, fts, user_id, options, offset).await
     }
 }
 
