@@ -556,7 +556,11 @@ async fn racing_uploads_of_a_key_and_a_longer_key_wedge_neither() {
                 .await
         });
         let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
-        assert!(r1.is_ok() || r2.is_ok(), "{i}: both failed");
+        // `k` and `k/b` cannot both be stored: exactly one wins, the other is refused.
+        assert!(r1.is_ok() != r2.is_ok(), "{i}: {r1:?} and {r2:?}");
+        for e in [&r1, &r2].into_iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{i}: {e:?}");
+        }
         files.delete(&a).await.unwrap();
         files.delete(&b).await.unwrap();
         // Both keys are free again: each must be storable.
@@ -691,7 +695,10 @@ async fn of_racing_uploads_of_colliding_keys_the_loser_gets_invalid_input() {
                 assert_eq!(e.kind(), ErrorKind::InvalidInput, "{i}: {e:?}");
             }
         }
-        assert!(r1.is_ok() || r2.is_ok(), "{i}: both failed");
+        assert!(
+            r1.is_ok() != r2.is_ok(),
+            "{i}: exactly one wins: {r1:?} and {r2:?}"
+        );
         for (k, ok, bytes, t) in [
             (&a, r1.is_ok(), b"1", "text/one"),
             (&b, r2.is_ok(), b"2", "text/two"),
