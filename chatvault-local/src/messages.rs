@@ -2387,8 +2387,8 @@ impl Source for Store {
 
     fn found_all(&self) -> Result<Vec<Found>> {
         let mut out = Vec::new();
-        for id in self.ids()? {
-            let dir = self.conv_dir(&id);
+        for name in self.dir_names()? {
+            let dir = self.conversations.join(name);
             let Some(_lock) = self.lock(&dir, Mode::Shared)? else {
                 continue;
             };
@@ -2412,16 +2412,9 @@ impl Source for Store {
     }
 
     fn ids(&self) -> Result<Vec<String>> {
-        let entries =
-            fs::read_dir(&self.conversations).map_err(io_at("list", &self.conversations))?;
         let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_at("list", &self.conversations))?;
-            // Only directories are conversations: a stray file (`.DS_Store`) is not.
-            if entry.file_type().is_ok_and(|t| t.is_dir())
-                && let Some(name) = entry.file_name().to_str()
-                && let Some(id) = self.id_of_dir(name)?
-            {
+        for name in self.dir_names()? {
+            if let Some(id) = self.id_of_dir(&name)? {
                 out.push(id);
             }
         }
@@ -2430,6 +2423,23 @@ impl Source for Store {
 }
 
 impl Store {
+    /// The names of the directories in `conversations/` (a stray file, such as
+    /// `.DS_Store`, is no conversation).
+    fn dir_names(&self) -> Result<Vec<String>> {
+        let entries =
+            fs::read_dir(&self.conversations).map_err(io_at("list", &self.conversations))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_at("list", &self.conversations))?;
+            if entry.file_type().is_ok_and(|t| t.is_dir())
+                && let Some(name) = entry.file_name().to_str()
+            {
+                out.push(name.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
     /// The id of the conversation in directory `name`: its decoded name, or (for a name
     /// shortened with a hash) the id in its record. `None` for a directory that is no
     /// conversation's, or whose record cannot be read.
