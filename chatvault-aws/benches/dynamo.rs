@@ -46,6 +46,9 @@ const LONG: usize = 5_000;
 /// Messages of the conversation loaded whole (the most the seed's 400 KB item holds of
 /// these messages is a little over 2,000).
 const LOAD: usize = 2_000;
+/// Messages the conversation item's tail holds before an append seals it (the layout's
+/// `TAIL_MAX_MESSAGES`, for these small messages).
+const TAIL: usize = 48;
 /// Loads per median.
 const LOADS: usize = 15;
 
@@ -215,6 +218,10 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+fn mean(samples: &[Duration]) -> Duration {
+    samples.iter().sum::<Duration>() / u32::try_from(samples.len().max(1)).unwrap_or(u32::MAX)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -287,6 +294,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     }
     let per_append = requests.get() as f64 / (2 * short.len()) as f64;
     let seed_per_append = seed_requests.get() as f64 / short.len() as f64;
+    let (a10, along, aseed) = (mean(&at_10), mean(&at_long), mean(&seed_10));
     let (m10, mlong, mseed) = (median(at_10), median(at_long), median(seed_10));
     println!();
     println!("append one message (median of {}):", short.len());
@@ -310,6 +318,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
     println!(
         "  chatvault {LONG} / 10 messages:        {:.2} (time ratio: flat in length)",
         mlong.as_secs_f64() / m10.as_secs_f64()
+    );
+    println!(
+        "  means (with the appends that seal the tail, one in {TAIL} at {LONG}): seed {}, chatvault at 10 {}, at {LONG} {}; speed vs the seed {:.2}x / {:.2}x",
+        ms(aseed),
+        ms(a10),
+        ms(along),
+        speed(aseed, a10),
+        speed(aseed, along)
     );
 
     // Loads of the whole 2,000-message conversation, interleaved with the seed's.

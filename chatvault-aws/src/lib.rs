@@ -87,7 +87,7 @@
 //!
 //! | attribute | type | holds |
 //! |---|---|---|
-//! | `format` | N | layout version: `2` since 0.2 (an append or message update moves a 0.1 conversation, `1`, to `2`; 0.1 refuses to read format 2 rather than misread it) |
+//! | `format` | N | layout version: `2` since 0.2 (the first write of messages moves a 0.1 conversation, `1`, to `2`, after giving its message items id markers; 0.1 refuses to read format 2 rather than misread it) |
 //! | `user_id` | S | owner; absent when none (so the conversation is not in `by_user`) |
 //! | `title` | S | absent until set or auto-titled |
 //! | `created_at`, `last_active` | S | RFC 3339, UTC, exactly 6 fractional digits (`2026-01-02T03:04:05.123456Z`): fixed width, so string order is time order |
@@ -98,50 +98,68 @@
 //! | `message_count`, `file_count`, `version` | N | `version` grows with every change: the optimistic-concurrency check |
 //! | `usage` | S | token usage totals as JSON; absent while zero |
 //! | `files` | S | the attachments' records, as a JSON list |
+//! | `tail` | L of S | the most recent messages (at most 48, and 48 KiB), each as its JSON form without its default fields, in `seq` order; absent when empty |
+//! | `sealed_max_id` | S | the greatest id (in DynamoDB's string order) of the sealed messages; absent while none is sealed |
 //! | `deleting` | BOOL | only while the conversation is being deleted (`begin_delete`, or the first step of `delete`): a tombstone that makes every write fail with `NotFound` and every read see no conversation; `activity` is removed with it, which takes the conversation out of both indexes |
 //!
-//! **One item per message** (`pk` = conversation id, `sk` = `m#` + `seq` zero-padded to
-//! 20 digits, e.g. `m#00000000000000000042`, so that string order is `seq` order for every
-//! `u64`): `seq` N, `id` S, `role` S, `parts` S (the parts as JSON), `created_at` S,
-//! `revision` N; and only when they say something: `status` S (absent: complete),
-//! `metadata` S, `usage` S (JSON), `updated_at` S, `failure` S, `lease_expires_at` S.
-//! Message items written by 0.1 hold `content` S instead of `parts` and no `revision`:
-//! they read as one text part at revision 1, and an update rewrites them in the new form.
+//! **Chunk items** (`pk` = conversation id, `sk` = `m#` + the `seq` of the chunk's last
+//! message zero-padded to 20 digits, e.g. `m#00000000000000000042`, so that string order
+//! is `seq` order for every `u64`): `first_seq` N, `revision` N (grows with every
+//! rewrite: the condition of message updates), and `messages` S, the JSON array of a run
+//! of consecutive messages (at most 256 KiB of them, or one larger message). The append
+//! that would grow the tail past its bounds seals it: the tail's messages move into a
+//! chunk item in the same transaction. A 2,000-message conversation is about 40 items.
 //!
-//! **One id marker per message** (`sk` = `mid#` + message id; `seq` N): what makes
-//! appends idempotent. It is put in the same transaction as its message, only if absent;
-//! when it exists, the append is a retry (or reuses an id) and is decided by the stored
-//! message. `mid#` sorts after every `m#` key, so message ranges never meet markers.
-//! Messages stored by 0.1 have no marker: re-appending one of their ids is not
-//! recognised as a retry.
+//! **Message items written by 0.1** have the same keys as a chunk of one message:
+//! `seq` N, `id` S, `role` S, `content` S, `created_at` S, and optional `metadata` S.
+//! They read as one text part at revision 1, and an update rewrites them with `parts` S
+//! and `revision` N. Chunks follow them once the conversation takes new writes.
 //!
-//! ### Costs and limits
+//! **One id marker per sealed message** (`sk` = `mid#` + message id; `seq` N), put in the
+//! transaction that seals the message (for a 0.1 conversation, before its first new
+//! write). It finds a sealed message by id (`update_message`, a retried append).
+//! `mid#` sorts after every `m#` key, so message ranges never meet markers.
 //!
-//! - **Append**: one `TransactWriteItems` of `1 + 2n` writes (the conversation item, and
-//!   each message's item and id marker; 2 WCU per KB each: transactions cost double),
-//!   whatever the conversation's length. The backend remembers
-//!   the conversations it last wrote or read (a bounded LRU map,
-//!   [`seen_cache_bytes`](DynamoMessagesBuilder::seen_cache_bytes)) and writes against
+//! //! ### Costs and limits
+//!
+//! - **Append**: one `UpdateItem` of the conversation item that adds the messages to the
+//!   tail (`list_append`), conditional on the conversation's `version`, `message_count`
+//!   and `created_at`; once in 48 messages (or when the tail would pass 48 KiB, or the
+//!   item 400 KB), one `TransactWriteItems` instead, which also seals the tail into a
+//!   chunk item with an id marker per sealed message (2 WCU per KB: transactions cost
+//!   double). Whatever the conversation's length. The backend remembers the
+//!   conversations it last wrote or read, tail included (a bounded LRU map,
+//!   [`seen_cache_bytes`](DynamoMessagesBuilder::seen_cache_bytes)), and writes against
 //!   the version it knows; it reads the conversation item first (a `GetItem` more) only
-//!   for a conversation it has not seen. Concurrent appends are serialised by a condition
-//!   on the conversation's `version`; the loser gets the conversation as it is now with
-//!   the failure and retries at once from it (after a transaction conflict: jittered
-//!   backoff and a read). Every conditional write (create, append,
-//!   rename, archive, file changes) is a transaction, for its idempotency token: a write
-//!   the SDK retries after losing the answer is never applied twice. When the SDK gives
-//!   up with the outcome unknown and reading whether the write committed fails too, the
-//!   answer is `Error::OutcomeUnknown` (not temporary): retry the append with the same
-//!   message ids. A message is at most [`MAX_MESSAGE_BYTES`] (one 400 KB item), an append
-//!   at most [`MAX_APPEND_MESSAGES`] messages and 4 MB: larger appends are refused with
+//!   for a conversation it has not seen. Concurrent appends are serialised by the
+//!   condition; the loser gets the conversation as it is now with the failure and
+//!   retries at once from it (after a transaction conflict: jittered backoff and a read).
+//!   Idempotency: an append's message ids are looked up first in the tail it writes
+//!   against and, for an id that sorts at or before `sealed_max_id` (not the UUID v7 ids
+//!   the vault makes, unless clocks disagree), through its id marker (a `GetItem` more);
+//!   an id already stored makes the append a retry, decided by the stored message. A
+//!   write the SDK retries after losing the answer is never applied twice: a retried
+//!   `UpdateItem` fails its condition and finds its messages in the tail that comes back
+//!   with the failure; transactions (create, seal, rename, archive, file changes) carry
+//!   an idempotency token. When the SDK gives up with the outcome unknown and reading
+//!   whether the write committed fails too, the answer is `Error::OutcomeUnknown` (not
+//!   temporary): retry the append with the same message ids. A message is at most
+//!   [`MAX_MESSAGE_BYTES`] (a chunk of one, in a 400 KB item), an append at most
+//!   [`MAX_APPEND_MESSAGES`] messages and 4 MB: larger appends are refused with
 //!   [`Error::TooLarge`](chatvault_core::Error), nothing written. There is no limit on a
 //!   conversation's length.
-//! - **Updating a message** (`update_message`): a `GetItem` of its id marker and one of
-//!   the message, then one `TransactWriteItems` of the message (conditional on its
-//!   revision) and the conversation item (usage totals, version).
-//! - **Reading messages**: one `Query` per page of up to 1 MB (about 2,000 messages of
-//!   400 bytes). A page from the start of the conversation begins at the conversation
-//!   item, so it also tells whether the conversation is there: one request; any other
-//!   page is a `Query` and, at the same time, a `GetItem` of the conversation item.
+//! - **Updating a message** (`update_message`): in the tail, one `UpdateItem` of the
+//!   conversation item (the entry, usage totals, version; a tail the update would take
+//!   past 400 KB is sealed first); sealed, a `GetItem` of its id marker and a `Query` of
+//!   its chunk, then one `TransactWriteItems` of the chunk (conditional on its revision;
+//!   split in two or more when the message no longer fits it) and the conversation item.
+//! - **Reading messages**: messages are numbered without gaps, so a window is a key range
+//!   known in advance: one `Query` of the chunk items holding it, cut at DynamoDB's 1 MB
+//!   pages (about 4,000 short messages). A window from the start begins at the
+//!   conversation item (is it there, and its tail): one request; any other forward
+//!   window is a `Query` and, at the same time, a `GetItem` of the conversation item. The
+//!   last messages (`MessageRange::last`) are a `GetItem`, whose tail often holds them,
+//!   and a `Query` for the rest.
 //! - **A user's conversations** (`by_user`): one `Query` per page; archived conversations
 //!   are read and filtered out unless asked for, so a user with many archived ones costs
 //!   more to list.
@@ -150,9 +168,9 @@
 //!   table's write rate at one partition's 1,000 writes/s; a listing page costs 8 `Query`
 //!   requests (one per partition, run concurrently, merged). Every conversation-item write
 //!   (append, file change, rename) also writes both GSIs: 3 writes instead of 1.
-//! - **The conversation item** holds the attachment list, so a conversation holds about
-//!   1,000 attachments (400 KB) at most; adding more, or an append or change that would
-//!   take the item over 400 KB, fails with `TooLarge`.
+//! - **The conversation item** holds the attachment list and the tail, so a conversation
+//!   holds about 1,000 attachments (400 KB) at most; adding more, or a change that would
+//!   take the item over 400 KB, fails with `TooLarge` (an append seals the tail instead).
 //! - **Delete**: `begin_delete` (and the first step of `delete`) is an `UpdateItem` that
 //!   puts a tombstone on the conversation item (from then on every append and change fails
 //!   with `NotFound`, so concurrent writers cannot starve the delete, and no attachment can

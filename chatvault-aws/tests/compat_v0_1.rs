@@ -419,6 +419,38 @@ async fn v0_1_items_read_back_exactly() {
     assert_eq!(back[0].content(), "edited after the upgrade");
     assert_eq!(back[0].revision, 2);
     assert_eq!(&expected_message(&back[1]), &long.messages[1]);
+    // The first write of messages gave each 0.1 message item an id marker, so a 0.1
+    // message id sent again is recognised: the same message is a replay, other content
+    // AlreadyExists.
+    let layout = common::layout(&messages, &long_id).await;
+    assert_eq!(
+        (layout.legacy as u64, layout.markers as u64, layout.tail),
+        (long.message_count, long.message_count, 1),
+        "{layout:?}"
+    );
+    let second = &back[1];
+    let mut again = NewMessage::with_parts(second.role.clone(), second.parts.clone())
+        .with_metadata(second.metadata.clone());
+    again.id = second.id.clone();
+    let replayed = messages
+        .append_messages(&long_id, vec![again.clone()])
+        .await
+        .expect("a replay of a 0.1 message");
+    assert_eq!(replayed.messages, vec![second.clone()]);
+    again.parts = vec![Part::text("other content")];
+    let err = messages
+        .append_messages(&long_id, vec![again])
+        .await
+        .expect_err("other content under a 0.1 id");
+    assert!(
+        matches!(err, chatvault_core::Error::AlreadyExists { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        all_messages(&messages, &long_id).await.len() as u64,
+        long.message_count + 1,
+        "nothing more stored"
+    );
 
     common::drop_table(&messages).await;
     common::drop_bucket(&files).await;

@@ -127,20 +127,29 @@ async fn five_thousand_messages_over_two_megabytes_round_trip() {
     );
     println!("5,000 messages ({total_bytes} bytes of content): {used} requests, {elapsed:?}");
 
-    // The tail of a long conversation: one Query (and the conversation item's GetItem).
+    // The last messages of a long conversation: the conversation item's GetItem, whose
+    // tail holds them when it holds 20 or more, and otherwise one Query for the rest.
+    let in_tail = common::layout(&backend, conversation.id()).await.tail;
     requests.reset();
-    let tail = resumed.last_messages(20).await.expect("last 20");
-    assert_eq!(tail, sent[4_980..]);
-    assert_eq!(requests.get(), 2);
+    let last = resumed.last_messages(20).await.expect("last 20");
+    assert_eq!(last, sent[4_980..]);
+    assert_eq!(
+        requests.get(),
+        if in_tail >= 20 { 1 } else { 2 },
+        "{in_tail} in the tail"
+    );
+    let last = resumed.last_messages(60).await.expect("last 60");
+    assert_eq!(last, sent[4_940..], "beyond the tail");
 
-    // And an append costs the same as on a short conversation: one TransactWriteItems
-    // (the backend knows the version it wrote last).
+    // And an append costs the same as on a short conversation: one UpdateItem, or one
+    // TransactWriteItems when it seals the tail (the backend knows the version it wrote
+    // last).
     requests.reset();
     conversation
         .add_message(Role::User, "one more")
         .await
         .expect("append");
-    assert_eq!(requests.get(), 1, "append = one TransactWriteItems");
+    assert_eq!(requests.get(), 1, "append = one request");
     common::drop_table(&backend).await;
 }
 
@@ -223,10 +232,13 @@ async fn sixteen_writers_times_one_hundred_lose_nothing() {
         .expect("exists");
     assert_eq!(record.message_count, 1_600);
     assert_eq!(record.version, 1 + 1_600);
+    // Every message once: sealed in a chunk with its id marker, or in the tail.
+    let layout = common::layout(&backend, &record.id).await;
+    assert_eq!(layout.chunked + layout.tail, 1_600, "{layout:?}");
+    assert_eq!(layout.markers, layout.chunked, "{layout:?}");
     assert_eq!(
-        item_count(&backend, &record.id).await,
-        1 + 2 * 1_600,
-        "the conversation, 1,600 messages and their id markers"
+        (layout.legacy, layout.items),
+        (0, 1 + layout.chunks + layout.markers)
     );
     println!(
         "1,600 appends from 16 writers; {} gave up with Conflict and were retried",
@@ -521,11 +533,12 @@ async fn delete_removes_every_item_and_marker() {
             .await
             .expect("append");
     }
-    assert_eq!(
-        item_count(&backend, &record.id).await,
-        1 + 2 * 180,
-        "the conversation, 180 messages and their id markers"
-    );
+    // 180 messages: sealed into chunks with a marker each, the rest in the tail.
+    let layout = common::layout(&backend, &record.id).await;
+    assert_eq!(layout.chunked + layout.tail, 180, "{layout:?}");
+    assert_eq!(layout.markers, layout.chunked, "{layout:?}");
+    assert!(layout.chunks >= 2 && layout.tail <= 48, "{layout:?}");
+    assert_eq!(layout.items, 1 + layout.chunks + layout.markers);
 
     assert!(backend.delete(&record.id).await.expect("delete"));
     assert_eq!(
@@ -692,7 +705,7 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
 
     // The SDK retries a transaction whose answer it lost with the same idempotency token:
     // DynamoDB answers success without applying it again.
-    let lost = common::LoseTransactionAnswers::new(1);
+    let lost = common::LoseWriteAnswers::new(1);
     let backend = common::with_lost_answers(&table, &lost, 3).await;
     let record = ConversationRecord::new(Some(common::uid("user-lost")));
     backend
@@ -700,7 +713,9 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
         .await
         .expect("a retried create is not AlreadyExists");
     assert_eq!(lost.lost(), 1, "the create's answer was lost");
-    let lost = common::LoseTransactionAnswers::new(1);
+    // An append to the tail is one UpdateItem: the SDK's retry fails its condition, and
+    // the backend finds its own messages in the tail that came back with the failure.
+    let lost = common::LoseWriteAnswers::updates(1);
     let backend = common::with_lost_answers(&table, &lost, 3).await;
     let a = backend
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "once")])
@@ -708,7 +723,7 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
         .expect("append");
     assert_eq!(lost.lost(), 1, "the append's answer was lost");
     assert_eq!(a.record.message_count, 1);
-    let lost = common::LoseTransactionAnswers::new(1);
+    let lost = common::LoseWriteAnswers::new(1);
     let renamed = common::with_lost_answers(&table, &lost, 3)
         .await
         .update(
@@ -725,7 +740,7 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
 
     // Without SDK retries, the SDK reports a 500; the backend looks whether the append
     // committed before answering, so that the caller does not send it again.
-    let lost = common::LoseTransactionAnswers::new(usize::MAX);
+    let lost = common::LoseWriteAnswers::updates(usize::MAX);
     let backend = common::with_lost_answers(&table, &lost, 1).await;
     let b = backend
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "twice?")])
@@ -748,7 +763,60 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
         .expect("exists");
     assert_eq!(now.message_count, 2);
     assert_eq!(now.version, renamed.version + 1);
-    assert_eq!(item_count(&table, &record.id).await, 1 + 2 * 2);
+    assert_eq!(item_count(&table, &record.id).await, 1);
+
+    // The append that seals a full tail is a transaction: lost with SDK retries (the
+    // token makes the retry a no-op), and lost for good (the backend finds the first
+    // message, now sealed, through its id marker).
+    table
+        .append_messages(
+            &record.id,
+            (0..46)
+                .map(|i| NewMessage::new(Role::User, format!("fill {i}")))
+                .collect(),
+        )
+        .await
+        .expect("fill the tail");
+    assert_eq!(common::layout(&table, &record.id).await.tail, 48);
+    let lost = common::LoseWriteAnswers::new(1);
+    let sealing = common::with_lost_answers(&table, &lost, 3).await;
+    let c = sealing
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "seals")])
+        .await
+        .expect("a retried sealing append");
+    assert_eq!((lost.lost(), c.messages[0].seq), (1, 49));
+    let layout = common::layout(&table, &record.id).await;
+    assert_eq!(
+        (layout.chunks, layout.chunked, layout.markers, layout.tail),
+        (1, 48, 48, 1),
+        "the 48 messages of the tail sealed once, the new one the new tail"
+    );
+    table
+        .append_messages(
+            &record.id,
+            (0..47)
+                .map(|i| NewMessage::new(Role::User, format!("more {i}")))
+                .collect(),
+        )
+        .await
+        .expect("fill the tail again");
+    let lost = common::LoseWriteAnswers::new(usize::MAX);
+    let sealing = common::with_lost_answers(&table, &lost, 1).await;
+    let sealed_first = NewMessage::new(Role::User, "sealed at once");
+    let d = sealing
+        .append_messages(&record.id, vec![sealed_first.clone()])
+        .await
+        .expect("the sealing append committed; the lost answer is recovered");
+    assert_eq!((lost.lost(), d.messages[0].seq), (1, 97));
+    // And a retry of it, from a backend that never saw the conversation, is a replay.
+    let replayed = DynamoMessages::from_client(table.client().clone(), table.table_name())
+        .append_messages(&record.id, vec![sealed_first])
+        .await
+        .expect("replay");
+    assert_eq!(replayed.messages, d.messages);
+    let all = read_all(&table, &record.id).await;
+    assert_eq!(all.len(), 97);
+    assert!(all.iter().enumerate().all(|(i, m)| m.seq == i as u64 + 1));
     common::drop_table(&table).await;
 }
 
@@ -861,7 +929,9 @@ async fn appends_take_one_request_and_recover_from_what_they_remember_being_stal
     let all = read_all(&backend, &again.id).await;
     assert_eq!(all.len(), 9);
     assert_eq!(all[8].content(), "into the new one");
-    assert_eq!(item_count(&backend, &again.id).await, 1 + 2 * 9);
+    // Nine messages: all in the conversation item's tail, nothing sealed.
+    let layout = common::layout(&backend, &again.id).await;
+    assert_eq!((layout.tail, layout.items), (9, 1), "{layout:?}");
 
     // Deleted here: the memory goes with it, and appends find it gone.
     assert!(backend.delete(&again.id).await.expect("delete"));
@@ -908,6 +978,19 @@ async fn undecodable_items_are_corrupt_with_their_key() {
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "fine")])
         .await
         .expect("append");
+    // 48 more: the first message is sealed into a chunk item (key m#...1), these make
+    // the tail.
+    backend
+        .append_messages(
+            &record.id,
+            (0..48)
+                .map(|i| NewMessage::new(Role::User, format!("{i}")))
+                .collect(),
+        )
+        .await
+        .expect("append");
+    let layout = common::layout(&backend, &record.id).await;
+    assert_eq!((layout.chunked, layout.tail), (1, 48), "{layout:?}");
     let damage = |sk: &'static str, attribute: &'static str, value: &'static str| {
         backend
             .client()
@@ -920,16 +1003,44 @@ async fn undecodable_items_are_corrupt_with_their_key() {
             .expression_attribute_values(":v", AttributeValue::S(value.to_owned()))
             .send()
     };
-    damage("m#00000000000000000001", "parts", "not json")
+    // A tail entry that is not a message.
+    backend
+        .client()
+        .update_item()
+        .table_name(backend.table_name())
+        .key("pk", AttributeValue::S(record.id.to_string()))
+        .key("sk", AttributeValue::S("#conversation".to_owned()))
+        .update_expression("SET #t[3] = :v")
+        .expression_attribute_names("#t", "tail")
+        .expression_attribute_values(":v", AttributeValue::S("not json".to_owned()))
+        .send()
         .await
-        .expect("damage the message");
+        .expect("damage the tail");
     let err = backend
-        .messages(&record.id, &MessageRange::all())
+        .messages(&record.id, &MessageRange::last(5))
         .await
-        .expect_err("undecodable message");
+        .expect_err("undecodable tail");
     assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err:?}");
     assert!(
-        err.to_string().contains("m#00000000000000000001") && err.to_string().contains("parts"),
+        err.to_string().contains("#conversation") && err.to_string().contains("tail"),
+        "says where and what: {err}"
+    );
+    damage("m#00000000000000000001", "messages", "not json")
+        .await
+        .expect("damage the chunk");
+    let err = backend
+        .messages(
+            &record.id,
+            &MessageRange::After {
+                after: 0,
+                limit: Some(1),
+            },
+        )
+        .await
+        .expect_err("undecodable chunk");
+    assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err:?}");
+    assert!(
+        err.to_string().contains("m#00000000000000000001") && err.to_string().contains("messages"),
         "says where and what: {err}"
     );
     damage("#conversation", "created_at", "yesterday")
@@ -939,5 +1050,105 @@ async fn undecodable_items_are_corrupt_with_their_key() {
     assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err:?}");
     assert!(err.to_string().contains("yesterday"), "{err}");
     assert!(!err.is_temporary());
+    common::drop_table(&backend).await;
+}
+
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
+#[tokio::test]
+async fn sealed_messages_are_recognised_updated_and_split() {
+    let backend = common::dynamo().await;
+    let record = new_conversation(&backend, None).await;
+    // Ids that sort backwards: every append's ids sort before the sealed ones, so each
+    // append looks its ids up through their markers.
+    let sent: Vec<NewMessage> = (0..100)
+        .map(|k| {
+            let mut m = NewMessage::new(Role::User, format!("m{k}"));
+            m.id = chatvault_core::MessageId::parse(format!("z{:04}", 9999 - k)).expect("id");
+            m
+        })
+        .collect();
+    for batch in sent.chunks(10) {
+        backend
+            .append_messages(&record.id, batch.to_vec())
+            .await
+            .expect("append");
+    }
+    let layout = common::layout(&backend, &record.id).await;
+    assert!(layout.chunks >= 2, "{layout:?}");
+    assert_eq!(layout.markers, layout.chunked);
+    assert_eq!(layout.chunked + layout.tail, 100);
+
+    // Each batch sent again is a replay, sealed or not, from a backend that never saw
+    // the conversation too; other content under a sealed id is AlreadyExists.
+    let fresh = DynamoMessages::from_client(backend.client().clone(), backend.table_name());
+    for (b, batch) in sent.chunks(10).enumerate() {
+        let replayed = fresh
+            .append_messages(&record.id, batch.to_vec())
+            .await
+            .expect("replay");
+        let seqs: Vec<u64> = replayed.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(
+            seqs,
+            (b as u64 * 10 + 1..=b as u64 * 10 + 10).collect::<Vec<_>>()
+        );
+    }
+    let mut changed = sent[3].clone();
+    changed.parts = vec![chatvault_core::Part::text("other")];
+    let err = fresh
+        .append_messages(&record.id, vec![changed])
+        .await
+        .expect_err("other content under a sealed id");
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+
+    // A sealed message is updated in its chunk; an update from its old revision
+    // conflicts.
+    let edit = |text: String| chatvault_core::MessageUpdate {
+        parts: Some(vec![chatvault_core::Part::text(text)]),
+        ..Default::default()
+    };
+    let updated = backend
+        .update_message(&record.id, &sent[3].id, 1, &edit("edited".into()))
+        .await
+        .expect("update a sealed message");
+    assert_eq!((updated.message.seq, updated.message.revision), (4, 2));
+    let err = fresh
+        .update_message(&record.id, &sent[3].id, 1, &edit("late".into()))
+        .await
+        .expect_err("revision moved on");
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    // Grown past what its chunk item holds: the chunk is split.
+    let big = "x".repeat(300 * 1024);
+    fresh
+        .update_message(&record.id, &sent[3].id, 2, &edit(big.clone()))
+        .await
+        .expect("grow a sealed message");
+    let split = common::layout(&backend, &record.id).await;
+    assert!(split.chunks > layout.chunks, "{split:?} after {layout:?}");
+    assert_eq!(split.chunked, layout.chunked);
+    // A message of the tail grown past what the conversation item holds: the tail is
+    // sealed first.
+    let huge = "y".repeat(398 * 1024);
+    backend
+        .update_message(&record.id, &sent[99].id, 1, &edit(huge.clone()))
+        .await
+        .expect("grow a message of the tail");
+    let sealed = common::layout(&backend, &record.id).await;
+    assert_eq!((sealed.tail, sealed.markers), (0, 100), "{sealed:?}");
+
+    let all = read_all(&backend, &record.id).await;
+    assert_eq!(all.len(), 100);
+    assert!(all.iter().enumerate().all(|(i, m)| m.seq == i as u64 + 1));
+    assert_eq!((all[3].content(), all[3].revision), (big.clone(), 3));
+    assert_eq!((all[99].content(), all[99].revision), (huge, 2));
+    assert_eq!(all[4].content(), "m4");
+    // And appends go on after it all.
+    let more = backend
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "after")])
+        .await
+        .expect("append");
+    assert_eq!(more.messages[0].seq, 101);
     common::drop_table(&backend).await;
 }

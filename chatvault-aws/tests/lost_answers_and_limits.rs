@@ -46,7 +46,7 @@ async fn add_file_whose_lost_answer_committed_reports_success() {
     let table = common::dynamo().await;
     let record = ConversationRecord::new(Some(common::uid("u")));
     table.create(&record).await.unwrap();
-    let lost = common::LoseTransactionAnswers::new(usize::MAX);
+    let lost = common::LoseWriteAnswers::new(usize::MAX);
     let backend = common::with_lost_answers(&table, &lost, 1).await;
     let result = backend
         .add_file(&record.id, &attachment("f1", "a.txt"))
@@ -74,7 +74,7 @@ async fn add_file_whose_lost_answer_committed_reports_success() {
 async fn create_whose_lost_answer_committed_reports_success() {
     let table = common::dynamo().await;
     let record = ConversationRecord::new(Some(common::uid("u")));
-    let lost = common::LoseTransactionAnswers::new(usize::MAX);
+    let lost = common::LoseWriteAnswers::new(usize::MAX);
     let backend = common::with_lost_answers(&table, &lost, 1).await;
     let result = backend.create(&record).await;
     let stored = table.head(&record.id).await.unwrap().map(|h| h.record);
@@ -249,15 +249,40 @@ async fn message_windows_match_the_reference_selection() {
     let table = common::dynamo().await;
     let record = ConversationRecord::new(None);
     table.create(&record).await.unwrap();
-    let batch: Vec<NewMessage> = (0..7)
-        .map(|i| NewMessage::new(Role::User, format!("{i}")))
-        .collect();
-    table.append_messages(&record.id, batch).await.unwrap();
+    // 7, 45 and 45 messages: two chunk items (1-7, 8-52) and a tail (53-97).
+    for n in [7, 45, 45] {
+        let batch: Vec<NewMessage> = (0..n)
+            .map(|i| NewMessage::new(Role::User, format!("{i}")))
+            .collect();
+        table.append_messages(&record.id, batch).await.unwrap();
+    }
+    let layout = common::layout(&table, &record.id).await;
+    assert_eq!(
+        (layout.chunks, layout.chunked, layout.tail),
+        (2, 52, 45),
+        "{layout:?}"
+    );
     let all = common::whole(&table, &record.id).await.unwrap().messages;
+    assert_eq!(all.len(), 97);
     let mut ranges = Vec::new();
-    for a in [0u64, 1, 3, 6, 7, 8, u64::MAX - 1, u64::MAX] {
+    for a in [
+        0u64,
+        1,
+        3,
+        6,
+        7,
+        8,
+        51,
+        52,
+        53,
+        96,
+        97,
+        98,
+        u64::MAX - 1,
+        u64::MAX,
+    ] {
         ranges.push(MessageRange::after(a));
-        for l in [0usize, 1, 2, 6, 7, 8, usize::MAX] {
+        for l in [0usize, 1, 2, 6, 7, 8, 45, 46, usize::MAX] {
             ranges.push(MessageRange::after(a).limit(l));
             ranges.push(MessageRange::before(a).limit(l));
             ranges.push(MessageRange::last(l));
@@ -478,7 +503,7 @@ async fn object_key_over_the_s3_limit_under_a_prefix_is_too_large() {
 async fn vault_attach_whose_lost_answer_committed_leaves_no_dangling_attachment() {
     let table = common::dynamo().await;
     let files = common::s3().await;
-    let lost = common::LoseTransactionAnswers::new(0);
+    let lost = common::LoseWriteAnswers::new(0);
     let backend = common::with_lost_answers(&table, &lost, 1).await;
     let vault = chatvault_core::ChatVault::new(backend, files.clone());
     let mut conv = vault
@@ -765,7 +790,7 @@ async fn update_and_remove_file_whose_lost_answer_committed_report_success() {
         .add_file(&record.id, &attachment("f1", "a.txt"))
         .await
         .unwrap();
-    let lost = common::LoseTransactionAnswers::new(usize::MAX);
+    let lost = common::LoseWriteAnswers::new(usize::MAX);
     let backend = common::with_lost_answers(&table, &lost, 1).await;
 
     let renamed = backend
@@ -824,7 +849,8 @@ async fn writes_whose_commit_cannot_be_checked_say_the_outcome_is_unknown() {
             Doctoring::LoseAnswerThenFailEverything,
         )
     };
-    let d = doctored();
+    // An append to the tail is one UpdateItem.
+    let d = Doctored::new(".UpdateItem", Doctoring::LoseAnswerThenFailEverything);
     let backend = d.backend(&table, 5).await;
     unknown(
         "append",
@@ -894,13 +920,6 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
         );
     };
     temporary(
-        "append",
-        throttled
-            .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
-            .await
-            .map(drop),
-    );
-    temporary(
         "add_file",
         throttled
             .add_file(&record.id, &attachment("f1", "a.txt"))
@@ -918,9 +937,27 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
     temporary("create", throttled.create(&fresh).await);
     assert_eq!(
         throttling.doctored(),
-        4,
-        "each of the 4 transactions was refused"
+        3,
+        "each of the 3 transactions was refused"
     );
+    // An append to the tail is an UpdateItem: throttled, it is temporary too.
+    let update_throttling = Doctored::new(
+        ".UpdateItem",
+        Doctoring::Refuse(
+            400,
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"doctored"}"#,
+        ),
+    );
+    temporary(
+        "append",
+        update_throttling
+            .backend(&table, 5)
+            .await
+            .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
+            .await
+            .map(drop),
+    );
+    assert_eq!(update_throttling.doctored(), 1, "the append was refused");
     let throughput = Doctored::new(
         ".TransactWriteItems",
         Doctoring::Refuse(400, cancelled("ProvisionedThroughputExceeded")),
@@ -938,7 +975,7 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
     );
     let conflicted = conflicting.backend(&table, 3).await;
     let err = conflicted
-        .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
+        .update(&record.id, &title_patch("t"))
         .await
         .expect_err("conflicts every time");
     assert!(
@@ -953,6 +990,30 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
     let err = conflicted.create(&fresh).await.expect_err("conflicts");
     assert!(err.is_temporary(), "{err:?}");
     assert_eq!(conflicting.doctored(), 4);
+    // An append to the tail meets a transaction in flight on the conversation item
+    // (DynamoDB, not DynamoDB Local): retried, then a temporary Conflict.
+    let update_conflicting = Doctored::new(
+        ".UpdateItem",
+        Doctoring::Refuse(
+            400,
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"doctored"}"#,
+        ),
+    );
+    let err = update_conflicting
+        .backend(&table, 3)
+        .await
+        .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
+        .await
+        .expect_err("conflicts every time");
+    assert!(
+        matches!(err, Error::Conflict { .. }) && err.is_temporary(),
+        "{err:?}"
+    );
+    assert_eq!(
+        update_conflicting.doctored(),
+        3,
+        "each of the 3 attempts conflicted"
+    );
 
     // None of it was written.
     assert_eq!(
@@ -975,10 +1036,15 @@ async fn interrupted_delete_leaves_the_conversation_marked_and_a_retry_finishes_
     let table = common::dynamo().await;
     let record = ConversationRecord::new(Some(common::uid("u")));
     table.create(&record).await.unwrap();
-    let batch: Vec<NewMessage> = (0..30)
-        .map(|i| NewMessage::new(Role::User, format!("{i}")))
-        .collect();
-    table.append_messages(&record.id, batch).await.unwrap();
+    // Two appends of 30: the second seals the first 30 into a chunk item with their id
+    // markers, which the delete removes with BatchWriteItem.
+    for _ in 0..2 {
+        let batch: Vec<NewMessage> = (0..30)
+            .map(|i| NewMessage::new(Role::User, format!("{i}")))
+            .collect();
+        table.append_messages(&record.id, batch).await.unwrap();
+    }
+    assert_eq!(common::layout(&table, &record.id).await.markers, 30);
     table
         .add_file(&record.id, &attachment("f1", "a.txt"))
         .await
@@ -1226,10 +1292,8 @@ async fn retrying_an_append_whose_outcome_is_unknown_stores_it_once() {
     let table = common::dynamo().await;
     let record = ConversationRecord::new(Some(common::uid("u")));
     table.create(&record).await.unwrap();
-    let losing = Doctored::new(
-        ".TransactWriteItems",
-        Doctoring::LoseAnswerThenFailEverything,
-    );
+    // An append to the tail is one UpdateItem.
+    let losing = Doctored::new(".UpdateItem", Doctoring::LoseAnswerThenFailEverything);
     let lossy = losing.backend(&table, 5).await;
     let batch = vec![
         NewMessage::new(Role::User, "one"),

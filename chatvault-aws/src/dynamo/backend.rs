@@ -45,12 +45,7 @@ impl MessagesBackend for DynamoMessages {
         )?;
         // What reads back if this create commits (times at the stored precision).
         let (as_written, _) = decode_conversation(&item)?;
-        let files_size = attribute_size(&item, FILES);
-        let seen = Seen {
-            record: as_written.clone(),
-            files_size,
-            base_size: item_size(&item).saturating_sub(files_size),
-        };
+        let (seen, _) = Seen::from_item(&item)?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -92,7 +87,7 @@ impl MessagesBackend for DynamoMessages {
                 self.seen.remember(seen);
                 Ok(())
             }
-            Written::Moved(_) | Written::Other(_) => Err(Error::AlreadyExists {
+            Written::Moved(_) | Written::Other => Err(Error::AlreadyExists {
                 kind: "conversation",
                 id: record.id.to_string(),
             }),

@@ -20,7 +20,9 @@ pub(crate) const PK: &str = "pk";
 pub(crate) const SK: &str = "sk";
 /// Sort key of the conversation item.
 pub(crate) const CONVERSATION_SK: &str = "#conversation";
-/// Prefix of message items' sort keys.
+/// Prefix of the sort keys of the items that hold sealed messages: `m#` and the last
+/// `seq` the item holds (see [`message_sk`]). A chunk item holds a run of messages; an
+/// item written by 0.1 holds one.
 pub(crate) const MESSAGE_PREFIX: &str = "m#";
 /// Prefix of the id-marker items' sort keys: `mid#` + message id, holding the message's
 /// `seq`. Sorts after every message item (`"m#" < "mid#"`), so a `Query` from the
@@ -28,11 +30,26 @@ pub(crate) const MESSAGE_PREFIX: &str = "m#";
 pub(crate) const MARKER_PREFIX: &str = "mid#";
 
 pub(crate) const FORMAT: &str = "format";
-/// The format version written to conversation items: 2 since chatvault-aws 0.2 (message
-/// parts, status, revision, usage; id markers). Items of format 1 (0.1) read unchanged; an
-/// append or message update moves a conversation to format 2, which 0.1 refuses to read
-/// (rather than misread its messages).
+/// The format version written to conversation items: 2 since chatvault-aws 0.2 (the
+/// recent messages in the conversation item's [`TAIL`], older ones sealed into chunk
+/// items, id markers for sealed messages; message parts, status, revision, usage). Items
+/// of format 1 (0.1, one item per message) read unchanged; the first write of messages
+/// indexes them (id markers) and moves the conversation to format 2, which 0.1 refuses to
+/// read (rather than misread its messages).
 pub(crate) const FORMAT_VERSION: u64 = 2;
+/// L of S, on the conversation item: the most recent messages, each as its JSON form, in
+/// `seq` order. An append adds to it (`list_append`); when it would grow past its bounds
+/// it is sealed into a chunk item.
+pub(crate) const TAIL: &str = "tail";
+/// S, on the conversation item: the greatest message id (as DynamoDB orders strings) of
+/// the sealed messages (every message not in the tail); absent while none is sealed.
+/// Ids that sort after it cannot be sealed ones, which spares an append the read of their
+/// id markers.
+pub(crate) const SEALED_MAX_ID: &str = "sealed_max_id";
+/// S, on chunk items: the JSON array of the chunk's messages, in `seq` order.
+pub(crate) const MESSAGES: &str = "messages";
+/// N, on chunk items: the `seq` of the chunk's first message.
+pub(crate) const FIRST_SEQ: &str = "first_seq";
 pub(crate) const USER_ID: &str = "user_id";
 pub(crate) const TITLE: &str = "title";
 pub(crate) const CREATED_AT: &str = "created_at";
@@ -84,6 +101,8 @@ pub(crate) const SUMMARY_ATTRIBUTES: &[&str] = &[
 
 /// DynamoDB's item size limit: 400 KB.
 pub(crate) const MAX_ITEM_SIZE: u64 = 400 * 1024;
+/// DynamoDB's limit on the actions of one transaction.
+pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
 /// DynamoDB's limit on a transaction's total item size: 4 MB.
 pub(crate) const MAX_TRANSACTION_SIZE: u64 = 4 * 1024 * 1024;
 
@@ -327,8 +346,9 @@ pub(crate) fn decode_summary(item: &Item) -> Result<ConversationSummary> {
     })
 }
 
-/// The item of one message (format 2): its parts as JSON; status, revision and the
-/// optional fields only when they say something.
+/// The item of one message with its parts as JSON, as 0.1 laid messages out (one item
+/// each); 0.2 writes chunk items, and reads these.
+#[cfg(test)]
 pub(crate) fn message_item(conversation_id: &ConversationId, message: &Message) -> Result<Item> {
     let mut item = key(conversation_id, message_sk(message.seq));
     item.insert(SEQ.into(), n(message.seq));
@@ -343,6 +363,7 @@ pub(crate) fn message_item(conversation_id: &ConversationId, message: &Message) 
 
 /// The attributes of a message that an update may change, but `parts` and `revision`:
 /// `(name, Some(value))` to set, `(name, None)` to remove.
+#[cfg(test)]
 pub(crate) fn message_fields(message: &Message) -> Result<Vec<(String, AttributeValue)>> {
     Ok(optional_message_fields(message)?
         .into_iter()
@@ -407,10 +428,14 @@ pub(crate) fn decode_message(item: &Item) -> Result<Message> {
     })
 }
 
-/// The id marker of a message: `seq`.
-pub(crate) fn marker_item(conversation_id: &ConversationId, message: &Message) -> Item {
-    let mut item = key(conversation_id, marker_sk(&message.id));
-    item.insert(SEQ.into(), n(message.seq));
+/// The id marker of message `message_id`: its `seq`.
+pub(crate) fn marker_item(
+    conversation_id: &ConversationId,
+    message_id: &MessageId,
+    seq: u64,
+) -> Item {
+    let mut item = key(conversation_id, marker_sk(message_id));
+    item.insert(SEQ.into(), n(seq));
     item
 }
 

@@ -2,6 +2,7 @@
 
 mod backend;
 mod builder;
+mod chunks;
 mod item;
 mod queries;
 mod seen;
@@ -26,15 +27,15 @@ use crate::sdk::{self, ClientSettings, backoff};
 
 pub(crate) const BACKEND: &str = "dynamodb";
 
-/// The most messages one `append_messages` call takes: a DynamoDB transaction holds at
-/// most 100 writes: the conversation item, and for each message its item and its id
-/// marker.
+/// The most messages one `append_messages` call takes: an append may seal the tail with
+/// it in one DynamoDB transaction (at most 100 writes: the conversation item, the chunk
+/// items, and an id marker for each sealed message).
 pub const MAX_APPEND_MESSAGES: usize = 49;
 
 /// The largest message `DynamoMessages` stores, in bytes of its JSON form (what
 /// [`MessagesCapabilities::max_message_bytes`](chatvault_core::MessagesCapabilities)
-/// declares): a message is one item of at most DynamoDB's 400 KB, which also holds its
-/// keys and attribute names.
+/// declares): sealed, a message may be a chunk item of its own, of at most DynamoDB's
+/// 400 KB, which also holds its keys and attribute names.
 pub const MAX_MESSAGE_BYTES: u64 = 400 * 1024 - 1024;
 
 /// The default of [`DynamoMessagesBuilder::max_write_attempts`].
@@ -51,57 +52,61 @@ const BATCH_CONCURRENCY: usize = 4;
 
 /// Conversations and their messages in one DynamoDB table.
 ///
-/// One item per message (and its id marker) and one item per conversation (see the crate
-/// docs for the exact layout), so a conversation has no size limit, and every operation
-/// but `delete` costs the same however long the conversation is:
+/// A conversation item that carries the most recent messages (its tail), and chunk items
+/// of older messages sealed from it, a run each (see the crate docs for the exact layout),
+/// so a conversation has no size limit, a whole conversation is read in few items, and
+/// every operation but `delete` costs the same however long the conversation is:
 ///
-/// - `append_messages`: one `TransactWriteItems` (the conversation item's update,
-///   conditional on its `version` as this backend last saw it, plus for each message a
-///   `Put` of its item and of its id marker, each conditional on the item not existing:
-///   an existing marker makes the append a retry, answered with the stored messages or
-///   [`Error::AlreadyExists`]); a consistent `GetItem` first
-///   only for a conversation this backend has not written or read yet (see
+/// - `append_messages`: one `UpdateItem` of the conversation item, adding the messages to
+///   its tail, conditional on its `version` as this backend last saw it; once in 48
+///   messages, one `TransactWriteItems` that also seals the tail into a chunk item (with
+///   an id marker for each sealed message). Message ids are looked up first (in the tail
+///   written against, and through the id markers of ids that sort at or before the
+///   sealed ones): ids already stored make the append a retry, answered with the stored
+///   messages or [`Error::AlreadyExists`]. A consistent `GetItem` first only for a
+///   conversation this backend has not written or read yet (see
 ///   [`seen_cache_bytes`](DynamoMessagesBuilder::seen_cache_bytes)). A writer that lost
 ///   a race retries from the conversation as DynamoDB returned it with the failure, up to
 ///   [`max_write_attempts`](DynamoMessagesBuilder::max_write_attempts), then answers
 ///   [`Error::Conflict`]. At most [`MAX_APPEND_MESSAGES`] messages per call and 4 MB per
-///   call (DynamoDB's transaction limits), each message at most 400 KB as an item: larger
-///   appends are refused with [`Error::TooLarge`] before anything is written (split them
-///   into several calls if they need not be atomic).
-/// - `update_message`: the message read through its id marker, then one
-///   `TransactWriteItems` of the message item (conditional on its revision:
-///   [`Error::Conflict`] when another writer moved it on) and the conversation item (usage
-///   totals, version).
-/// - `messages`: one consistent `Query` on the key range of the window (a backend page is
-///   cut at DynamoDB's 1 MB, with `next_cursor` set); from the start of the conversation
-///   the `Query` begins at the conversation item (is it there, not being deleted?),
-///   otherwise a `GetItem` of it runs alongside.
+///   call (DynamoDB's transaction limits), each message at most [`MAX_MESSAGE_BYTES`]:
+///   larger appends are refused with [`Error::TooLarge`] before anything is written (split
+///   them into several calls if they need not be atomic).
+/// - `update_message`: a message of the tail is one `UpdateItem` of the conversation item
+///   (conditional on its version); a sealed one is found through its id marker and
+///   rewritten in its chunk in one `TransactWriteItems` with the conversation item
+///   (conditional on the chunk's revision; [`Error::Conflict`] when another writer moved
+///   the message on).
+/// - `messages`: one consistent `Query` of the chunk items of the window (a backend page
+///   is cut at DynamoDB's 1 MB, with `next_cursor` set); from the start of the
+///   conversation the `Query` begins at the conversation item (is it there, not being
+///   deleted, and its tail), otherwise a `GetItem` of it runs alongside. The last
+///   messages read the conversation item first: its tail often holds them.
 /// - `list_conversations`: a `Query` of a GSI, newest activity first.
 /// - `update`, `add_file`, `remove_file`: `GetItem`, then an update of the conversation
-///   item conditional on `version` (retried like appends), never touching the message
-///   items.
+///   item conditional on `version` (retried like appends), never touching the chunks.
 /// - `create`: a put conditional on the id being free ([`Error::AlreadyExists`]).
 /// - `begin_delete`, and the first step of `delete`: marks the conversation item as being
 ///   deleted (a tombstone and a new `version`, and no `activity`, so listings leave it
 ///   out), which makes every later append or change fail with [`Error::NotFound`], even
 ///   one that read the conversation before, and every read see no conversation; then
-///   `delete` deletes the message items and markers, then the conversation item. However
+///   `delete` deletes the chunk items and markers, then the conversation item. However
 ///   busy the conversation, the delete cannot be starved, and no message item outlives
 ///   it. Interrupted, it leaves the conversation marked, and calling it again finishes
 ///   the job.
 ///
-/// Every conditional write is sent as a `TransactWriteItems`, even a single one, for its
-/// idempotency token: when the SDK retries a write whose answer was lost (a timeout, a
-/// 5xx), DynamoDB recognises the token and does not apply it twice. When the SDK gives up
-/// on a write with a temporary error, the backend reads whether it committed before
-/// answering (`append_messages`: is its first message stored; `create`: is the
+/// Lost answers: when the SDK retries a transaction whose answer was lost (a timeout, a
+/// 5xx), its idempotency token makes DynamoDB answer success without applying it twice;
+/// a retried `UpdateItem` fails its condition instead, and the append or update finds its
+/// own change in the conversation item that comes back with the failure. When the SDK
+/// gives up on a write with a temporary error, the backend reads whether it committed
+/// before answering (`append_messages`: is its first message stored; `create`: is the
 /// conversation there as written; `update`, `add_file`, `remove_file`: does the
 /// conversation, at the version written or later, hold the change), and answers success
 /// when it did, so a caller never has to guess. When that read fails too, the answer is
 /// [`Error::OutcomeUnknown`] (not temporary: retry an append with the same message ids,
-/// which the id markers make safe). A transaction DynamoDB cancels
-/// for throttling is a temporary error too; nothing of it was written. (Transactional
-/// writes cost 2 WCU per KB instead of 1.)
+/// which the id lookup makes safe). A transaction DynamoDB cancels for throttling is a
+/// temporary error too; nothing of it was written.
 ///
 /// ```no_run
 /// use chatvault_aws::DynamoMessages;

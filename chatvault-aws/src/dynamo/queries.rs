@@ -1,15 +1,26 @@
 //! The read path: the conversation item, messages (by range and by id) and GSI listings.
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chatvault_core::{
     ConversationId, ConversationRecord, ConversationSummary, Error, FileAttachment, Message,
     MessageId, MessageRange, Page, Result,
 };
 
+use super::chunks::{MAX_CHUNK_MESSAGES, decode_stored, decode_tail};
 use super::item::*;
 use super::seen::Seen;
 use super::{BACKEND, DynamoMessages};
+
+/// Reads of a window before giving up on other writers sealing under it.
+const READ_ATTEMPTS: u32 = 8;
+
+/// A sealed message's item as read: its messages, and where the message is among them.
+pub(super) struct SealedLocation {
+    pub(super) item: Item,
+    pub(super) messages: Vec<Message>,
+    pub(super) index: usize,
+}
 use crate::sdk::sdk_error;
 
 impl DynamoMessages {
@@ -32,64 +43,138 @@ impl DynamoMessages {
         self.get(conversation_key(id)).await
     }
 
-    /// Whether an append of `stored` committed: its first message is in the table.
+    /// Whether a write of `stored` committed: its first message is stored, at its `seq`.
     pub(super) async fn committed(&self, id: &ConversationId, stored: &[Message]) -> Result<bool> {
         let Some(first) = stored.first() else {
             return Ok(false);
         };
         Ok(self
-            .get(key(id, message_sk(first.seq)))
+            .message_by_id(id, &first.id)
             .await?
-            .is_some_and(|item| decode_message(&item).is_ok_and(|m| m.id == first.id)))
+            .is_some_and(|m| m.seq == first.seq))
     }
 
-    /// The message stored under `message_id` in the conversation, through its id marker
-    /// (two reads); for a message stored by 0.1, which has no marker, by a filtered
-    /// `Query` of the conversation's messages.
+    /// The message stored under `message_id` in the conversation now: in the tail (the
+    /// conversation item, read first, so that a message sealed meanwhile is found by its
+    /// marker), or sealed.
     pub(super) async fn message_by_id(
         &self,
         id: &ConversationId,
         message_id: &MessageId,
     ) -> Result<Option<Message>> {
-        if let Some(marker) = self.get(key(id, marker_sk(message_id))).await? {
-            let seq = get_n(&marker, SEQ)?;
-            return match self.get(key(id, message_sk(seq))).await? {
-                Some(item) => {
-                    let message = decode_message(&item)?;
-                    if &message.id != message_id {
-                        return Err(corrupt(
-                            &marker,
-                            format!(
-                                "the marker points at seq {seq}, which holds message {}",
-                                message.id
-                            ),
-                        ));
-                    }
-                    Ok(Some(message))
-                }
-                // Being deleted: the markers and messages go item by item.
-                None => Ok(None),
-            };
+        let Some(item) = self.read_item(id).await? else {
+            return Ok(None);
+        };
+        let (tail, _) = decode_tail(&item)?;
+        if let Some(found) = tail.into_iter().find(|m| &m.id == message_id) {
+            return Ok(Some(found));
         }
+        self.sealed_message(id, message_id).await
+    }
+
+    /// A sealed message, through its id marker (two reads); `None` when it has no marker.
+    pub(super) async fn sealed_message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        Ok(self
+            .sealed_location(id, message_id)
+            .await?
+            .map(|mut l| l.messages.swap_remove(l.index)))
+    }
+
+    /// The item holding a sealed message (found through its id marker), as read.
+    pub(super) async fn sealed_location(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<SealedLocation>> {
+        let Some(marker) = self.get(key(id, marker_sk(message_id))).await? else {
+            return Ok(None);
+        };
+        let seq = get_n(&marker, SEQ)?;
+        let out = self
+            .query_partition(id)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_values(":low", s(message_sk(seq)))
+            .expression_attribute_values(
+                ":high",
+                s(message_sk(seq.saturating_add(MAX_CHUNK_MESSAGES))),
+            )
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| sdk_error(BACKEND, e))?;
+        // None: being deleted (the markers and items go item by item).
+        let Some(item) = out.items.and_then(|mut items| items.pop()) else {
+            return Ok(None);
+        };
+        let messages = decode_stored(&item)?;
+        let Some(index) = messages.iter().position(|m| m.seq == seq) else {
+            return Ok(None);
+        };
+        if &messages[index].id != message_id {
+            return Err(corrupt(
+                &marker,
+                format!(
+                    "the marker points at seq {seq}, which holds message {}",
+                    messages[index].id
+                ),
+            ));
+        }
+        Ok(Some(SealedLocation {
+            item,
+            messages,
+            index,
+        }))
+    }
+
+    /// The id markers a conversation written by 0.1 lacks (one per message item), as
+    /// writes, and the greatest of its message ids.
+    pub(super) async fn legacy_markers(
+        &self,
+        id: &ConversationId,
+    ) -> Result<(Vec<WriteRequest>, Option<MessageId>)> {
+        let mut markers = Vec::new();
+        let mut max: Option<MessageId> = None;
         let mut start = None;
         loop {
             let page = self
                 .query_partition(id)
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
-                .filter_expression("#id = :id")
+                .projection_expression("#pk, #sk, #id, #seq")
                 .expression_attribute_names("#id", ID)
+                .expression_attribute_names("#seq", SEQ)
                 .expression_attribute_values(":m", s(MESSAGE_PREFIX))
-                .expression_attribute_values(":id", s(message_id.as_str()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| sdk_error(BACKEND, e))?;
-            if let Some(item) = page.items().first() {
-                return decode_message(item).map(Some);
+            for item in page.items() {
+                let message_id =
+                    MessageId::parse(get_s(item, ID)?).map_err(|e| corrupt(item, e.to_string()))?;
+                let marker = marker_item(id, &message_id, get_n(item, SEQ)?);
+                markers.push(
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(marker))
+                                .build()
+                                .map_err(|e| Error::backend(BACKEND, e))?,
+                        )
+                        .build(),
+                );
+                if max
+                    .as_ref()
+                    .is_none_or(|m| m.as_str() < message_id.as_str())
+                {
+                    max = Some(message_id);
+                }
             }
             match page.last_evaluated_key {
                 Some(key) => start = Some(key),
-                None => return Ok(None),
+                None => return Ok((markers, max)),
             }
         }
     }
@@ -160,17 +245,21 @@ impl DynamoMessages {
     /// `messages`: a window of the conversation's messages, [`Error::NotFound`] when it is
     /// missing or being deleted.
     ///
-    /// A window from the start (`after` 0, as a whole-conversation read begins) is one
-    /// `Query` from the conversation item on: the conversation item comes first (is it
-    /// there, and not being deleted?), then the messages, up to DynamoDB's 1 MB page. Any
-    /// other window is a `Query` of its key range and, at the same time, a `GetItem` of the
-    /// conversation item.
+    /// Messages are numbered 1, 2, 3, ... without gaps, so a window is a range of `seq`
+    /// known before reading. A forward window is one `Query` of the items holding its
+    /// range (chunks and 0.1 message items, cut at DynamoDB's 1 MB page), from the
+    /// conversation item on when it starts at the beginning (is it there, not being
+    /// deleted, and what is its tail?), and otherwise with a `GetItem` of the conversation
+    /// item at the same time. A backward window reads the conversation item first (its
+    /// tail often holds the whole window), then, when needed, the items below the tail.
+    ///
+    /// A seal running between two reads can show a message in both (it is kept once) or,
+    /// for the two reads sent together, in neither: the window is then read again.
     pub(super) async fn read_messages(
         &self,
         id: &ConversationId,
         range: &MessageRange,
     ) -> Result<Page<Message>> {
-        let gone = || Error::conversation_not_found(id.as_str());
         let Some(window) = Window::of(range) else {
             // Nothing to read but whether the conversation is there.
             return match self.read_item(id).await? {
@@ -178,96 +267,236 @@ impl DynamoMessages {
                     items: Vec::new(),
                     next_cursor: None,
                 }),
-                _ => Err(gone()),
+                _ => Err(Error::conversation_not_found(id.as_str())),
             };
         };
-        if window.forward && window.low == 1 {
-            let (head, page) = self.query_window(id, &window, true).await?;
-            return match head {
-                Some(item) if !is_deleting(&item) => Ok(page),
-                _ => Err(gone()),
+        for _ in 0..READ_ATTEMPTS {
+            let page = if window.forward {
+                self.read_forward(id, &window).await?
+            } else {
+                self.read_backward(id, &window).await?
             };
+            if let Some(page) = page {
+                return Ok(page);
+            }
         }
-        let ((_, page), item) = futures_util::future::try_join(
-            self.query_window(id, &window, false),
-            self.read_item(id),
-        )
-        .await?;
+        Err(Error::temporary(
+            BACKEND,
+            format!(
+                "messages of conversation {id}: sealed by other writers while being read, {READ_ATTEMPTS} times in a row"
+            ),
+        ))
+    }
+
+    /// The conversation item of a read, remembered: [`Error::NotFound`] when it is
+    /// missing or being deleted.
+    fn head_of(&self, id: &ConversationId, item: Option<Item>) -> Result<Seen> {
         match item {
-            Some(item) if !is_deleting(&item) => Ok(page),
-            _ => Err(gone()),
+            Some(item) if !is_deleting(&item) => {
+                let (seen, _) = Seen::from_item(&item)?;
+                self.seen.remember(seen.clone());
+                Ok(seen)
+            }
+            _ => Err(Error::conversation_not_found(id.as_str())),
         }
     }
 
-    /// Queries a window's key range (from the conversation item on, when `with_head`) and
-    /// pages the result; returns the conversation item too when it was read.
-    async fn query_window(
+    /// One page of the items under `m#` keys from `low` to `high`, in `forward` order
+    /// (from the conversation item on when `low` is its key), after `start`.
+    async fn query_items(
+        &self,
+        id: &ConversationId,
+        low: &str,
+        high: &str,
+        forward: bool,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let out = self
+            .query_partition(id)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_values(":low", s(low))
+            .expression_attribute_values(":high", s(high))
+            .scan_index_forward(forward)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| sdk_error(BACKEND, e))?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+    }
+
+    /// A forward window; `None` when a seal ran between its reads.
+    async fn read_forward(
         &self,
         id: &ConversationId,
         window: &Window,
-        with_head: bool,
-    ) -> Result<(Option<Item>, Page<Message>)> {
-        let low = if with_head {
+    ) -> Result<Option<Page<Message>>> {
+        let low = window.low;
+        let high = match window.limit {
+            Some(limit) => low
+                .saturating_add(limit as u64)
+                .saturating_sub(1)
+                .min(window.high),
+            None => window.high,
+        };
+        let with_head = low <= 1;
+        let low_key = if with_head {
             CONVERSATION_SK.to_owned()
         } else {
-            message_sk(window.low)
+            message_sk(low)
         };
-        // One more than asked for tells whether more lie beyond (and one for the head).
-        let query_limit = window.limit.map(|l| {
-            i32::try_from(l.saturating_add(1 + usize::from(with_head))).unwrap_or(i32::MAX)
-        });
-        let mut head = None;
-        let mut start = None;
-        loop {
-            let out = self
-                .query_partition(id)
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
-                .expression_attribute_values(":low", s(&low))
-                .expression_attribute_values(":high", s(message_sk(window.high)))
-                .scan_index_forward(window.forward)
-                .set_limit(query_limit)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(BACKEND, e))?;
-            let mut items = Vec::with_capacity(out.items().len());
-            for item in out.items() {
+        // The item holding `high` has a key at most a chunk's length after it.
+        let high_key = message_sk(high.saturating_add(MAX_CHUNK_MESSAGES));
+        let first = self.query_items(id, &low_key, &high_key, true, None);
+        let ((mut items, mut next), mut head) = if with_head {
+            (first.await?, None)
+        } else {
+            let (page, head) = futures_util::future::try_join(first, self.read_item(id)).await?;
+            (page, head)
+        };
+        let mut messages = Vec::new();
+        let cut = loop {
+            for item in items {
                 if matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk == CONVERSATION_SK) {
-                    head = Some(item.clone());
+                    head = Some(item);
                 } else {
-                    items.push(decode_message(item)?);
+                    messages.extend(
+                        decode_stored(&item)?
+                            .into_iter()
+                            .filter(|m| (low..=high).contains(&m.seq)),
+                    );
                 }
             }
-            if items.is_empty() {
-                if let Some(key) = out.last_evaluated_key {
-                    start = Some(key);
-                    continue;
+            match next {
+                Some(start) if messages.is_empty() => {
+                    (items, next) = self
+                        .query_items(id, &low_key, &high_key, true, Some(start))
+                        .await?;
                 }
-                return Ok((
-                    head,
-                    Page {
-                        items,
-                        next_cursor: None,
-                    },
-                ));
+                Some(_) => break true,
+                None => break false,
             }
-            let mut more = out.last_evaluated_key.is_some();
-            if let Some(limit) = window.limit
-                && items.len() > limit
-            {
-                items.truncate(limit);
-                more = true;
-            }
-            if !window.forward {
-                items.reverse();
-            }
-            let next_cursor = match (more, window.forward) {
-                (false, _) => None,
-                (true, true) => items.last().map(|m| m.seq.to_string()),
-                (true, false) => items.first().map(|m| m.seq.to_string()),
-            };
-            return Ok((head, Page { items, next_cursor }));
+        };
+        let head = self.head_of(id, head)?;
+        if !cut {
+            messages.extend(
+                head.tail
+                    .iter()
+                    .filter(|m| (low..=high).contains(&m.seq))
+                    .cloned(),
+            );
         }
+        messages.sort_by_key(|m| m.seq);
+        messages.dedup_by_key(|m| m.seq);
+        let count = head
+            .record
+            .message_count
+            .max(messages.last().map_or(0, |m| m.seq));
+        // Whole from `low` on, and (unless the page was cut) up to the window's end.
+        let contiguous = messages
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.seq == low + i as u64);
+        let complete = cut
+            || messages
+                .last()
+                .map_or(low > high.min(count), |m| m.seq == high.min(count));
+        if !contiguous || !complete {
+            return Ok(None);
+        }
+        let next_cursor = messages
+            .last()
+            .filter(|m| cut || m.seq < window.high.min(count))
+            .map(|m| m.seq.to_string());
+        Ok(Some(Page {
+            items: messages,
+            next_cursor,
+        }))
+    }
+
+    /// A backward window; `None` when what was read does not add up (a seal between the
+    /// reads).
+    async fn read_backward(
+        &self,
+        id: &ConversationId,
+        window: &Window,
+    ) -> Result<Option<Page<Message>>> {
+        let head = self.read_item(id).await?;
+        let head = self.head_of(id, head)?;
+        let count = head
+            .record
+            .message_count
+            .max(head.tail.last().map_or(0, |m| m.seq));
+        let top = window.high.min(count);
+        let limit = window.limit.unwrap_or(usize::MAX).max(1) as u64;
+        if top == 0 {
+            return Ok(Some(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            }));
+        }
+        let bottom = top.saturating_sub(limit - 1).max(1);
+        let mut messages: Vec<Message> = head
+            .tail
+            .iter()
+            .filter(|m| (bottom..=top).contains(&m.seq))
+            .cloned()
+            .collect();
+        let sealed_top = head
+            .tail
+            .first()
+            .map_or(top, |m| m.seq.saturating_sub(1))
+            .min(top);
+        // Where what was read is whole from, when the page was cut.
+        let mut whole_from = bottom;
+        if sealed_top >= bottom {
+            let low_key = message_sk(bottom);
+            let high_key = message_sk(sealed_top.saturating_add(MAX_CHUNK_MESSAGES));
+            let mut start = None;
+            let mut found = 0;
+            loop {
+                let (items, next) = self
+                    .query_items(id, &low_key, &high_key, false, start)
+                    .await?;
+                let mut lowest = None;
+                for item in items {
+                    let stored = decode_stored(&item)?;
+                    lowest = stored.first().map(|m| m.seq);
+                    let before = messages.len();
+                    messages.extend(
+                        stored
+                            .into_iter()
+                            .filter(|m| (bottom..=top).contains(&m.seq)),
+                    );
+                    found += messages.len() - before;
+                }
+                match next {
+                    Some(key) if found == 0 => start = Some(key),
+                    Some(_) => {
+                        whole_from = lowest.map_or(bottom, |l| l.max(bottom));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        messages.sort_by_key(|m| m.seq);
+        messages.dedup_by_key(|m| m.seq);
+        messages.retain(|m| m.seq >= whole_from);
+        let contiguous = messages
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.seq == whole_from + i as u64);
+        if !contiguous || messages.last().map(|m| m.seq) != Some(top) {
+            return Ok(None);
+        }
+        let next_cursor = messages
+            .first()
+            .filter(|m| m.seq > 1)
+            .map(|m| m.seq.to_string());
+        Ok(Some(Page {
+            items: messages,
+            next_cursor,
+        }))
     }
 
     /// Up to `want` summaries of one GSI partition, newest activity first, strictly after

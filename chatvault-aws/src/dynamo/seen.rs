@@ -4,10 +4,16 @@
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
-use chatvault_core::{ConversationId, ConversationRecord};
+use chatvault_core::{
+    ConversationId, ConversationRecord, FileAttachment, Message, MessageId, Result,
+};
 use lru::LruCache;
 
-use super::item::TOMBSTONE_ROOM;
+use super::chunks::{decode_sealed_max, decode_tail, tail_attribute_size};
+use super::item::{
+    FILES, FORMAT, Item, TAIL, TOMBSTONE_ROOM, attribute_size, decode_conversation, get_n,
+    item_size,
+};
 
 /// The default of [`DynamoMessagesBuilder::seen_cache_bytes`](super::DynamoMessagesBuilder::seen_cache_bytes).
 pub const DEFAULT_SEEN_CACHE_BYTES: u64 = 4 * 1024 * 1024;
@@ -21,18 +27,47 @@ pub(super) struct Seen {
     pub(super) record: ConversationRecord,
     /// Bytes the `files` attribute (its name and JSON) adds to the conversation item.
     pub(super) files_size: u64,
-    /// Bytes of the conversation item without `files`.
+    /// Bytes of the conversation item without `files` and `tail`.
     pub(super) base_size: u64,
+    /// The messages in the conversation item's tail, in `seq` order.
+    pub(super) tail: Vec<Message>,
+    /// Bytes of the tail's entries (see [`tail_attribute_size`]).
+    pub(super) tail_size: u64,
+    /// The greatest id of the sealed messages, if any is sealed.
+    pub(super) sealed_max: Option<MessageId>,
+    /// A conversation written by 0.1 (format 1) with messages: its message items have no
+    /// id markers yet, which the next write of messages adds first.
+    pub(super) legacy: bool,
 }
 
 impl Seen {
+    /// A conversation item, decoded; with its attachments.
+    pub(super) fn from_item(item: &Item) -> Result<(Seen, Vec<FileAttachment>)> {
+        let (record, files) = decode_conversation(item)?;
+        let (tail, tail_size) = decode_tail(item)?;
+        let files_size = attribute_size(item, FILES);
+        let legacy = get_n(item, FORMAT)? < 2 && record.message_count > 0;
+        let seen = Seen {
+            base_size: item_size(item)
+                .saturating_sub(files_size)
+                .saturating_sub(attribute_size(item, TAIL)),
+            record,
+            files_size,
+            tail,
+            tail_size,
+            sealed_max: decode_sealed_max(item)?,
+            legacy,
+        };
+        Ok((seen, files))
+    }
+
     /// The size the conversation item counts against DynamoDB's 400 KB.
     pub(super) fn item_size(&self) -> u64 {
-        self.base_size + self.files_size + TOMBSTONE_ROOM
+        self.base_size + self.files_size + tail_attribute_size(self.tail_size) + TOMBSTONE_ROOM
     }
 
     fn cost(&self) -> u64 {
-        self.base_size + ENTRY_OVERHEAD
+        self.base_size + 2 * self.tail_size + ENTRY_OVERHEAD
     }
 }
 
@@ -132,6 +167,10 @@ mod tests {
             record,
             files_size: 0,
             base_size,
+            tail: Vec::new(),
+            tail_size: 0,
+            sealed_max: None,
+            legacy: false,
         }
     }
 

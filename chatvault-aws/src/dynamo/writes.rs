@@ -11,17 +11,24 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update, WriteRequest,
 };
 use chatvault_core::{
-    Appended, ConversationId, ConversationRecord, Error, FileAttachment, MessageId, MessageUpdate,
-    MessageUpdated, NewMessage, Result, check_replay, check_unique_ids, now, revision_conflict,
+    Appended, ConversationId, ConversationRecord, Error, FileAttachment, Message, MessageId,
+    MessageUpdate, MessageUpdated, NewMessage, Result, check_replay, check_unique_ids, now,
+    revision_conflict,
 };
 use futures_util::{StreamExt, TryStreamExt};
 
+use super::chunks::{
+    Encoded, TAIL_MAX_BYTES, TAIL_MAX_MESSAGES, chunk_item, is_chunk, pack, tail_attribute_size,
+    tail_entries,
+};
 use super::item::*;
+use super::queries::SealedLocation;
 use super::seen::Seen;
 use super::{
     BACKEND, BATCH_ATTEMPTS, BATCH_CONCURRENCY, BATCH_WRITE_MAX, DynamoMessages,
@@ -54,7 +61,7 @@ struct LostAnswer {
     /// The error of the read that was to tell whether the write committed.
     check: Error,
     /// The write's own error.
-    write: Box<SdkError<TransactWriteItemsError, HttpResponse>>,
+    write: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl fmt::Display for LostAnswer {
@@ -63,7 +70,7 @@ impl fmt::Display for LostAnswer {
             f,
             "{}: the write's answer was lost ({}) and reading whether it committed failed ({}); retry with the same message ids, or read the conversation first",
             self.what,
-            aws_sdk_dynamodb::error::DisplayErrorContext(&*self.write),
+            DisplayChain(&*self.write),
             self.check
         )
     }
@@ -72,6 +79,21 @@ impl fmt::Display for LostAnswer {
 impl std::error::Error for LostAnswer {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.write)
+    }
+}
+
+/// An error and its sources, on one line.
+struct DisplayChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
     }
 }
 
@@ -94,61 +116,124 @@ impl fmt::Display for Op<'_> {
     }
 }
 
-impl DynamoMessages {
-    /// Remembers a conversation item just read (or forgets it when it is being deleted).
-    pub(super) fn note(&self, item: &Item, record: &ConversationRecord) {
-        if is_deleting(item) {
-            self.seen.forget(&record.id);
-            return;
+/// What a write does to the conversation item's tail.
+pub(super) enum TailChange {
+    /// Adds entries at its end.
+    Append(Vec<AttributeValue>),
+    /// Replaces it; with no entries, removes it.
+    Replace(Vec<AttributeValue>),
+    /// Replaces entry `.0`.
+    Entry(usize, AttributeValue),
+}
+
+/// An update of the conversation item: `SET`s `set` (and changes the tail) if `version`
+/// is still `expected` and each attribute of `unchanged` still has its value.
+pub(super) struct ConvUpdate {
+    pub(super) expected: u64,
+    pub(super) unchanged: Vec<(&'static str, AttributeValue)>,
+    pub(super) set: Vec<(&'static str, AttributeValue)>,
+    pub(super) tail: Option<TailChange>,
+}
+
+/// The expressions of a [`ConvUpdate`].
+struct Expressions {
+    update: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl ConvUpdate {
+    fn expressions(self) -> Expressions {
+        let mut names = HashMap::from([("#version".to_owned(), VERSION.to_owned())]);
+        let mut values = HashMap::from([(":expected".to_owned(), n(self.expected))]);
+        let mut conditions = vec!["#version = :expected".to_owned()];
+        for (i, (name, value)) in self.unchanged.into_iter().enumerate() {
+            conditions.push(format!("#c{i} = :c{i}"));
+            names.insert(format!("#c{i}"), name.to_owned());
+            values.insert(format!(":c{i}"), value);
         }
-        let files_size = attribute_size(item, FILES);
-        self.seen.remember(Seen {
-            record: record.clone(),
-            files_size,
-            base_size: item_size(item).saturating_sub(files_size),
-        });
+        let mut assignments = Vec::with_capacity(self.set.len() + 1);
+        for (i, (name, value)) in self.set.into_iter().enumerate() {
+            if name == VERSION {
+                assignments.push("#version = :new_version".to_owned());
+                values.insert(":new_version".to_owned(), value);
+            } else {
+                assignments.push(format!("#a{i} = :v{i}"));
+                names.insert(format!("#a{i}"), name.to_owned());
+                values.insert(format!(":v{i}"), value);
+            }
+        }
+        let mut removes = Vec::new();
+        if let Some(change) = self.tail {
+            names.insert("#tail".to_owned(), TAIL.to_owned());
+            match change {
+                TailChange::Append(entries) => {
+                    assignments
+                        .push("#tail = list_append(if_not_exists(#tail, :no_tail), :tail)".into());
+                    values.insert(":no_tail".to_owned(), AttributeValue::L(Vec::new()));
+                    values.insert(":tail".to_owned(), AttributeValue::L(entries));
+                }
+                TailChange::Replace(entries) if entries.is_empty() => {
+                    removes.push("#tail".to_owned());
+                }
+                TailChange::Replace(entries) => {
+                    assignments.push("#tail = :tail".into());
+                    values.insert(":tail".to_owned(), AttributeValue::L(entries));
+                }
+                TailChange::Entry(index, entry) => {
+                    assignments.push(format!("#tail[{index}] = :tail"));
+                    values.insert(":tail".to_owned(), entry);
+                }
+            }
+        }
+        let mut update = format!("SET {}", assignments.join(", "));
+        if !removes.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        Expressions {
+            update,
+            condition: conditions.join(" AND "),
+            names,
+            values,
+        }
+    }
+}
+
+impl DynamoMessages {
+    /// The conversation item read by a writer, decoded and remembered: a missing item, or
+    /// one carrying the tombstone of a deletion in progress, is [`Error::NotFound`].
+    pub(super) fn seen_with_files(
+        &self,
+        id: &ConversationId,
+        item: Option<Item>,
+    ) -> Result<(Seen, Vec<FileAttachment>)> {
+        match item {
+            Some(item) if !is_deleting(&item) => {
+                let (seen, files) = Seen::from_item(&item)?;
+                self.seen.remember(seen.clone());
+                Ok((seen, files))
+            }
+            _ => {
+                self.seen.forget(id);
+                Err(Error::conversation_not_found(id.as_str()))
+            }
+        }
     }
 
-    /// The conversation and its attachments from a conversation item read by a writer: a
-    /// missing item, or one carrying the tombstone of a deletion in progress, is
-    /// [`Error::NotFound`].
+    /// [`seen_with_files`](Self::seen_with_files), as a reader of the record sees it.
     pub(super) fn writable(
         &self,
         id: &ConversationId,
         item: Option<Item>,
     ) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
-        match item {
-            Some(item) if !is_deleting(&item) => {
-                let (record, files) = decode_conversation(&item)?;
-                self.note(&item, &record);
-                Ok((record, files))
-            }
-            _ => {
-                self.seen.forget(id);
-                Err(Error::conversation_not_found(id.as_str()))
-            }
-        }
+        let (seen, files) = self.seen_with_files(id, item)?;
+        Ok((seen.record, files))
     }
 
-    /// [`writable`](Self::writable), as what an append needs: the record and sizes.
+    /// [`seen_with_files`](Self::seen_with_files), as what a write of messages needs.
     pub(super) fn seen_writable(&self, id: &ConversationId, item: Option<Item>) -> Result<Seen> {
-        match item {
-            Some(item) if !is_deleting(&item) => {
-                let (record, _) = decode_conversation(&item)?;
-                let files_size = attribute_size(&item, FILES);
-                let seen = Seen {
-                    record,
-                    files_size,
-                    base_size: item_size(&item).saturating_sub(files_size),
-                };
-                self.seen.remember(seen.clone());
-                Ok(seen)
-            }
-            _ => {
-                self.seen.forget(id);
-                Err(Error::conversation_not_found(id.as_str()))
-            }
-        }
+        Ok(self.seen_with_files(id, item)?.0)
     }
 
     /// Writes `requests` with `BatchWriteItem`, 25 at a time (a few batches at once),
@@ -261,7 +346,7 @@ impl DynamoMessages {
 
     /// The conversation item's update that `SET`s the given attributes if `version` is
     /// still `expected` and each attribute of `unchanged` still has its value (returning
-    /// the item as it is when not).
+    /// the item as it is when not), as a transaction's action.
     pub(super) fn conditional_update(
         &self,
         id: &ConversationId,
@@ -269,36 +354,45 @@ impl DynamoMessages {
         unchanged: &[(&'static str, AttributeValue)],
         set: Vec<(&'static str, AttributeValue)>,
     ) -> Result<TransactWriteItem> {
-        let mut names = HashMap::from([("#version".to_owned(), VERSION.to_owned())]);
-        let mut values = HashMap::from([(":expected".to_owned(), n(expected))]);
-        let mut conditions = vec!["#version = :expected".to_owned()];
-        for (i, (name, value)) in unchanged.iter().enumerate() {
-            conditions.push(format!("#c{i} = :c{i}"));
-            names.insert(format!("#c{i}"), (*name).to_owned());
-            values.insert(format!(":c{i}"), value.clone());
-        }
-        let mut assignments = Vec::with_capacity(set.len());
-        for (i, (name, value)) in set.into_iter().enumerate() {
-            if name == VERSION {
-                assignments.push("#version = :new_version".to_owned());
-                values.insert(":new_version".to_owned(), value);
-            } else {
-                assignments.push(format!("#a{i} = :v{i}"));
-                names.insert(format!("#a{i}"), name.to_owned());
-                values.insert(format!(":v{i}"), value);
-            }
-        }
+        self.update_action(
+            id,
+            ConvUpdate {
+                expected,
+                unchanged: unchanged.to_vec(),
+                set,
+                tail: None,
+            },
+        )
+    }
+
+    /// `update` as a transaction's action.
+    fn update_action(&self, id: &ConversationId, update: ConvUpdate) -> Result<TransactWriteItem> {
+        let e = update.expressions();
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(conversation_key(id)))
-            .update_expression(format!("SET {}", assignments.join(", ")))
-            .condition_expression(conditions.join(" AND "))
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .update_expression(e.update)
+            .condition_expression(e.condition)
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| Error::backend(BACKEND, e))?;
         Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// `update` as one `UpdateItem` request.
+    fn update_request(&self, id: &ConversationId, update: ConvUpdate) -> UpdateItemFluentBuilder {
+        let e = update.expressions();
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(conversation_key(id)))
+            .update_expression(e.update)
+            .condition_expression(e.condition)
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
     }
 
     /// A `Put` of `item` if nothing is stored under its key.
@@ -314,13 +408,25 @@ impl DynamoMessages {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// A `Put` of `item`, whatever is stored under its key (id markers: a marker only
+    /// ever holds its message's `seq`).
+    fn put(&self, item: Item) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// Sends one `TransactWriteItems` and sorts out why it failed.
     ///
-    /// Every conditional write goes through a transaction, even a single one, for its
-    /// idempotency token: the SDK sends the same token when it retries after a timeout or
-    /// a 5xx, and DynamoDB answers such a retry of a transaction that did commit with
+    /// Conditional writes of the record go through a transaction, even a single one, for
+    /// its idempotency token: the SDK sends the same token when it retries after a timeout
+    /// or a 5xx, and DynamoDB answers such a retry of a transaction that did commit with
     /// success, where a retried `UpdateItem` would fail its condition (and look like a
-    /// lost race) or apply twice.
+    /// lost race). Appends to the tail and updates of a message in it, which can recognise
+    /// their own change, are `UpdateItem`s instead (see `conditional_update_item`).
     async fn transact(&self, actions: Vec<TransactWriteItem>) -> std::result::Result<(), TxError> {
         let err = match self
             .client
@@ -377,7 +483,7 @@ impl DynamoMessages {
     /// - committed: [`Written::Done`];
     /// - the condition of action 0 (the conversation item, or the item being created)
     ///   failed: [`Written::Moved`], with that item as it is now when DynamoDB returned it;
-    /// - the condition of another action failed: [`Written::Other`] with its index;
+    /// - the condition of another action failed: [`Written::Other`];
     /// - a concurrent transaction on the same items (DynamoDB, not DynamoDB Local):
     ///   [`Written::Conflicted`]; nothing was written;
     /// - an item over 400 KB, or the transaction over 4 MB: `too_large()`;
@@ -400,42 +506,98 @@ impl DynamoMessages {
         match self.transact(actions).await {
             Ok(()) => Ok(Written::Done),
             Err(TxError::Condition { index: 0, item }) => Ok(Written::Moved(item)),
-            Err(TxError::Condition { index, .. }) => Ok(Written::Other(index)),
+            Err(TxError::Condition { .. }) => Ok(Written::Other),
             Err(TxError::Conflict) => Ok(Written::Conflicted),
             Err(TxError::TooLarge) => Err(too_large()),
             Err(TxError::Throttled(e)) => Err(Error::temporary(BACKEND, *e)),
-            Err(TxError::Sdk(e)) if sdk::is_temporary(&e) => match committed().await {
-                Ok(true) => Ok(Written::Done),
-                Ok(false) => Err(sdk_error(BACKEND, *e)),
-                Err(check) => Err(Error::outcome_unknown(
-                    BACKEND,
-                    op.operation,
-                    LostAnswer {
-                        what: op.to_string(),
-                        check,
-                        write: e,
-                    },
-                )),
-            },
+            Err(TxError::Sdk(e)) if sdk::is_temporary(&e) => Self::recover(op, *e, committed).await,
             Err(TxError::Sdk(e)) => Err(sdk_error(BACKEND, *e)),
         }
     }
 
-    /// `append_messages`: one transaction of the conversation item's update, and for each
-    /// message a conditional `Put` of its item and of its id marker.
+    /// The answer to a write the SDK gave up on with a temporary error (its answer may
+    /// have been lost after it committed): `committed()` reads whether it did.
+    async fn recover<E, Check>(
+        op: Op<'_>,
+        err: SdkError<E, HttpResponse>,
+        committed: impl FnOnce() -> Check,
+    ) -> Result<Written>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        Check: Future<Output = Result<bool>>,
+    {
+        match committed().await {
+            Ok(true) => Ok(Written::Done),
+            Ok(false) => Err(sdk_error(BACKEND, err)),
+            Err(check) => Err(Error::outcome_unknown(
+                BACKEND,
+                op.operation,
+                LostAnswer {
+                    what: op.to_string(),
+                    check,
+                    write: Box::new(err),
+                },
+            )),
+        }
+    }
+
+    /// [`conditional_write`](Self::conditional_write) of one conversation item update sent
+    /// as an `UpdateItem`, which costs half a transaction's write units and on DynamoDB
+    /// Local half its time. It has no idempotency token: a retry the SDK sends after a
+    /// lost answer of an update that committed fails its condition, and comes back as
+    /// [`Written::Moved`] with the item as it is, which shows the change; the callers
+    /// (appends and message updates) recognise their own change there. Failures map as in
+    /// `conditional_write`.
+    async fn conditional_update_item<Check>(
+        &self,
+        op: Op<'_>,
+        request: UpdateItemFluentBuilder,
+        too_large: impl FnOnce() -> Error,
+        committed: impl FnOnce() -> Check,
+    ) -> Result<Written>
+    where
+        Check: Future<Output = Result<bool>>,
+    {
+        let err = match request.send().await {
+            Ok(_) => return Ok(Written::Done),
+            Err(err) => err,
+        };
+        match err.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                return Ok(Written::Moved(failed.item().cloned()));
+            }
+            Some(UpdateItemError::TransactionConflictException(_)) => {
+                return Ok(Written::Conflicted);
+            }
+            _ => {}
+        }
+        if err.code() == Some("ValidationException") && is_size_message(err.message()) {
+            return Err(too_large());
+        }
+        if sdk::is_temporary(&err) {
+            return Self::recover(op, err, committed).await;
+        }
+        Err(sdk_error(BACKEND, err))
+    }
+
+    /// `append_messages`, on the layout of [`chunks`](super::chunks).
     ///
-    /// The update is conditional on the conversation as this backend last saw it (its
-    /// `version`, `message_count` and `created_at`, remembered from the last write or read
-    /// of it, see [`SeenCache`](super::seen::SeenCache)), so that in the steady state an
-    /// append is one request. When another writer moved the conversation on (or it was
-    /// never seen), the condition fails and DynamoDB returns the conversation item as it
-    /// is with the failure: the retry starts from that state, without a read. The
-    /// conversation is read first only when this backend has not seen it.
+    /// Written against the conversation as this backend last saw it (its `version`,
+    /// `message_count`, `created_at` and tail, remembered from the last write or read of
+    /// it, see [`SeenCache`](super::seen::SeenCache)), so that in the steady state an
+    /// append is one request: an `UpdateItem` that adds the messages to the tail, or, once
+    /// in [`TAIL_MAX_MESSAGES`] messages, a `TransactWriteItems` that seals the tail into a
+    /// chunk item. When another writer moved the conversation on (or it was never seen),
+    /// the condition fails and DynamoDB returns the conversation item as it is with the
+    /// failure: the retry starts from that state, without a read. The conversation is read
+    /// first only when this backend has not seen it.
     ///
-    /// Idempotency: each message's id marker (`mid#` + id) is put only if absent, in the
-    /// same transaction. When one exists, the message ids were stored before: their
-    /// messages are read and [`check_replay`] decides (the stored messages, or
-    /// [`Error::AlreadyExists`]). A retry after a lost answer is therefore safe.
+    /// Idempotency: before writing, each message id is looked up in the tail and, when it
+    /// sorts at or before the greatest sealed id (never, for the UUID v7 ids the vault
+    /// makes, unless clocks disagree), through its id marker; [`check_replay`] decides on
+    /// what is found (the stored messages, or [`Error::AlreadyExists`]). What is looked at
+    /// is the state the write is conditional on: an id stored meanwhile fails the write,
+    /// and the retry finds it. A retry after a lost answer is therefore safe.
     pub(super) async fn append(
         &self,
         id: &ConversationId,
@@ -452,7 +614,7 @@ impl DynamoMessages {
         if messages.len() > MAX_APPEND_MESSAGES {
             return Err(Error::TooLarge {
                 what: format!(
-                    "one append of {} messages (a DynamoDB transaction holds 100 writes: the conversation, and a message and its id marker for each message)",
+                    "one append of {} messages (an append may seal the tail with it in one DynamoDB transaction, which holds 100 writes)",
                     messages.len()
                 ),
                 size: messages.len() as u64,
@@ -470,8 +632,25 @@ impl DynamoMessages {
             None => self.read_seen(id).await?,
         };
         for attempt in 0..self.max_write_attempts {
+            if current.legacy {
+                current = self.index_legacy(op, current).await?;
+            }
+            if let Some(replayed) = self.stored_already(id, &current, &messages).await? {
+                return Ok(replayed);
+            }
             let mut record = current.record.clone();
             let stored = record.apply_append(messages.clone(), now());
+            let encoded = stored
+                .iter()
+                .cloned()
+                .map(Encoded::new)
+                .collect::<Result<Vec<_>>>()?;
+            for e in &encoded {
+                check_item_size(
+                    || format!("message {} as a DynamoDB item", e.message.id),
+                    &chunk_item(id, std::slice::from_ref(e), 1)?,
+                )?;
+            }
             let mut set = vec![
                 (VERSION, n(record.version)),
                 (FORMAT, n(FORMAT_VERSION)),
@@ -485,57 +664,94 @@ impl DynamoMessages {
             {
                 set.push((TITLE, s(title)));
             }
-            // Version, count and creation time: a conversation deleted and created again
-            // under the same id cannot pass for the one remembered.
-            let unchanged = [
-                (MESSAGE_COUNT, n(current.record.message_count)),
-                (CREATED_AT, s(format_time(current.record.created_at))),
-            ];
-            let mut actions = Vec::with_capacity(2 * stored.len() + 1);
-            actions.push(self.conditional_update(id, current.record.version, &unchanged, set)?);
-            let mut total = 0;
-            for m in &stored {
-                let item = message_item(id, m)?;
-                total += check_item_size(|| format!("message {} as a DynamoDB item", m.id), &item)?;
-                actions.push(self.put_new(item)?);
-                let marker = marker_item(id, m);
-                total += item_size(&marker);
-                actions.push(self.put_new(marker)?);
-            }
-            // The conversation item counts too, whole: DynamoDB counts the item as it is
-            // after the update, attachment list included.
-            let mut without_files = conversation_item(&record, &[])?;
-            without_files.remove(FILES);
-            let after = Seen {
-                record,
-                files_size: current.files_size,
-                base_size: item_size(&without_files),
+            let added: u64 = encoded.iter().map(Encoded::size).sum();
+            let base_size = base_size(&record, current.sealed_max.as_ref())?;
+            let fits = |count: usize, bytes: u64| {
+                count <= TAIL_MAX_MESSAGES
+                    && bytes <= TAIL_MAX_BYTES
+                    && base_size + current.files_size + tail_attribute_size(bytes) + TOMBSTONE_ROOM
+                        <= MAX_ITEM_SIZE
             };
-            total += check_size(
-                || format!("conversation {id} as a DynamoDB item"),
-                after.item_size(),
-            )?;
-            let too_large = || Error::TooLarge {
-                what: format!(
-                    "one append of {} messages (a DynamoDB transaction holds 4 MB)",
-                    stored.len()
-                ),
-                size: total,
-                limit: MAX_TRANSACTION_SIZE,
+            let (written, after) = if fits(
+                current.tail.len() + encoded.len(),
+                current.tail_size + added,
+            ) {
+                // The steady state: the messages join the tail.
+                let mut tail = current.tail.clone();
+                tail.extend(stored.iter().cloned());
+                let after = Seen {
+                    record,
+                    files_size: current.files_size,
+                    base_size,
+                    tail,
+                    tail_size: current.tail_size + added,
+                    sealed_max: current.sealed_max.clone(),
+                    legacy: false,
+                };
+                let request = self.update_request(
+                    id,
+                    ConvUpdate {
+                        expected: current.record.version,
+                        unchanged: unchanged(&current.record),
+                        set,
+                        tail: Some(TailChange::Append(tail_entries(&encoded))),
+                    },
+                );
+                let size = after.item_size();
+                let written = self
+                    .conditional_update_item(
+                        op,
+                        request,
+                        || too_large_conversation(id, size),
+                        // The answer may have been lost after the update committed: is its
+                        // first message stored?
+                        || self.committed(id, &stored),
+                    )
+                    .await?;
+                (written, after)
+            } else {
+                // The tail is full: it is sealed into a chunk, and the messages make the new
+                // tail (or are sealed with it, when they would not fit a tail of their own).
+                let alone = fits(encoded.len(), added);
+                let mut sealed = current
+                    .tail
+                    .iter()
+                    .cloned()
+                    .map(Encoded::new)
+                    .collect::<Result<Vec<_>>>()?;
+                let tail = if alone {
+                    encoded
+                } else {
+                    sealed.extend(encoded);
+                    Vec::new()
+                };
+                let (actions, after, total) =
+                    self.sealing(id, &current, record, set, sealed, tail)?;
+                if actions.len() > MAX_TRANSACTION_ITEMS || total > MAX_TRANSACTION_SIZE {
+                    if !alone && !current.tail.is_empty() {
+                        // Too much for one transaction: the tail is sealed on its own first.
+                        current = self.seal_tail(op, &current, attempt).await?;
+                        continue;
+                    }
+                    return Err(Error::TooLarge {
+                        what: format!(
+                            "one append of {} messages (a DynamoDB transaction holds 4 MB and 100 writes)",
+                            stored.len()
+                        ),
+                        size: total,
+                        limit: MAX_TRANSACTION_SIZE,
+                    });
+                }
+                let written = self
+                    .conditional_write(
+                        op,
+                        actions,
+                        || too_large_conversation(id, total),
+                        || self.committed(id, &stored),
+                    )
+                    .await?;
+                (written, after)
             };
-            if total > MAX_TRANSACTION_SIZE {
-                return Err(too_large());
-            }
-            let written = self
-                .conditional_write(
-                    op,
-                    actions,
-                    too_large,
-                    // The answer may have been lost after the transaction committed: is
-                    // its first message stored?
-                    || self.committed(id, &stored),
-                )
-                .await?;
             let latest = match written {
                 Written::Done => {
                     let record = after.record.clone();
@@ -548,24 +764,7 @@ impl DynamoMessages {
                 // Another writer moved the conversation on (or what was remembered is
                 // stale): start again from its new state, returned with the failure.
                 Written::Moved(item) => item,
-                // An id marker exists: these ids were stored before.
-                Written::Other(index) if index % 2 == 0 => {
-                    if let Some(appended) = self.replay(id, &messages).await? {
-                        return Ok(appended);
-                    }
-                    // The markers went away in between (a delete): start again.
-                    None
-                }
-                Written::Other(index) => {
-                    return Err(Error::corrupt(
-                        BACKEND,
-                        format!(
-                            "item pk={id:?} sk={:?}",
-                            message_sk(stored[(index - 1) / 2].seq)
-                        ),
-                        "a message item exists beyond the conversation's message_count",
-                    ));
-                }
+                Written::Other => return Err(chunk_exists(id)),
                 Written::Conflicted => None,
             };
             current = match latest {
@@ -583,35 +782,191 @@ impl DynamoMessages {
         Err(self.conflict(id, "append"))
     }
 
-    /// A retried append: the messages stored under `messages`' ids, judged by
-    /// [`check_replay`], with the conversation's current record. `None` when none of the
-    /// ids is stored (any more).
-    async fn replay(
+    /// A retried append: the messages already stored under `messages`' ids in `current`
+    /// (its tail, and the id markers of ids that may be sealed), judged by
+    /// [`check_replay`], with `current`'s record. `None` when none of the ids is stored.
+    async fn stored_already(
         &self,
         id: &ConversationId,
+        current: &Seen,
         messages: &[NewMessage],
     ) -> Result<Option<Appended>> {
-        let stored = futures_util::future::try_join_all(
-            messages.iter().map(|m| self.message_by_id(id, &m.id)),
-        )
-        .await?;
-        match check_replay(messages, stored)? {
-            None => Ok(None),
-            Some(replayed) => {
-                let (record, _) = self.read_writable(id).await?;
-                Ok(Some(Appended {
-                    record,
-                    messages: replayed,
-                }))
+        let lookups = messages.iter().map(|m| async move {
+            if let Some(found) = current.tail.iter().find(|t| t.id == m.id) {
+                return Ok(Some(found.clone()));
+            }
+            match &current.sealed_max {
+                Some(max) if m.id.as_str() <= max.as_str() => self.sealed_message(id, &m.id).await,
+                _ => Ok(None),
+            }
+        });
+        let stored = futures_util::future::try_join_all(lookups).await?;
+        Ok(check_replay(messages, stored)?.map(|messages| Appended {
+            record: current.record.clone(),
+            messages,
+        }))
+    }
+
+    /// The transaction that seals `sealed` (messages in `seq` order, following those
+    /// sealed before) into chunk items with an id marker each, leaves `tail` in the
+    /// conversation item, and sets `set` on it (the record written is `record`), against
+    /// `current`. Returns its actions, the conversation as it will be, and the
+    /// transaction's size.
+    fn sealing(
+        &self,
+        id: &ConversationId,
+        current: &Seen,
+        record: ConversationRecord,
+        mut set: Vec<(&'static str, AttributeValue)>,
+        sealed: Vec<Encoded>,
+        tail: Vec<Encoded>,
+    ) -> Result<(Vec<TransactWriteItem>, Seen, u64)> {
+        let sealed_max = sealed
+            .iter()
+            .map(|m| &m.message.id)
+            .chain(current.sealed_max.as_ref())
+            .max_by(|a, b| a.as_str().cmp(b.as_str()))
+            .cloned();
+        if let Some(max) = &sealed_max {
+            set.push((SEALED_MAX_ID, s(max.as_str())));
+        }
+        let after = Seen {
+            base_size: base_size(&record, sealed_max.as_ref())?,
+            record,
+            files_size: current.files_size,
+            tail_size: tail.iter().map(Encoded::size).sum(),
+            tail: tail.iter().map(|e| e.message.clone()).collect(),
+            sealed_max,
+            legacy: false,
+        };
+        let mut total = after.item_size();
+        let mut actions = vec![self.update_action(
+            id,
+            ConvUpdate {
+                expected: current.record.version,
+                unchanged: unchanged(&current.record),
+                set,
+                tail: Some(TailChange::Replace(tail_entries(&tail))),
+            },
+        )?];
+        let mut markers = Vec::with_capacity(sealed.len());
+        for run in pack(sealed) {
+            let item = chunk_item(id, &run, 1)?;
+            total += item_size(&item);
+            actions.push(self.put_new(item)?);
+            for m in &run {
+                let marker = marker_item(id, &m.message.id, m.message.seq);
+                total += item_size(&marker);
+                markers.push(self.put(marker)?);
+            }
+        }
+        actions.extend(markers);
+        Ok((actions, after, total))
+    }
+
+    /// Seals the tail on its own (a write of the layout only: the record moves to a new
+    /// version and nothing else), for an append or a message update that cannot do it in
+    /// its own transaction. Returns the conversation as it is after.
+    async fn seal_tail(&self, op: Op<'_>, current: &Seen, attempt: u32) -> Result<Seen> {
+        let id = op.id;
+        let mut record = current.record.clone();
+        record.version += 1;
+        let set = vec![(VERSION, n(record.version)), (FORMAT, n(FORMAT_VERSION))];
+        let sealed = current
+            .tail
+            .iter()
+            .cloned()
+            .map(Encoded::new)
+            .collect::<Result<Vec<_>>>()?;
+        let (actions, after, total) = self.sealing(id, current, record, set, sealed, Vec::new())?;
+        let written = self
+            .conditional_write(
+                op,
+                actions,
+                || too_large_conversation(id, total),
+                // Nothing the caller asked for was written: let it try again.
+                || async { Ok(false) },
+            )
+            .await?;
+        match written {
+            Written::Done => {
+                self.seen.remember(after.clone());
+                Ok(after)
+            }
+            Written::Moved(Some(item)) => self.seen_writable(id, Some(item)),
+            Written::Other => Err(chunk_exists(id)),
+            Written::Moved(None) | Written::Conflicted => {
+                Self::pause(attempt).await;
+                self.read_seen(id).await
             }
         }
     }
 
-    /// `update_message`: reads the message (through its id marker) and the conversation,
-    /// then one transaction of the message item's update (conditional on its revision)
-    /// and the conversation item's (usage totals, version, activity; conditional on its
-    /// version). Retried while other writers move the conversation on; a changed revision
-    /// is [`Error::Conflict`].
+    /// Gives the message items of a conversation written by 0.1 their id markers, and the
+    /// conversation its greatest sealed id and format 2, before its first write of
+    /// messages: one read of every message item's id, once per conversation. Returns the
+    /// conversation as it is after.
+    async fn index_legacy(&self, op: Op<'_>, mut current: Seen) -> Result<Seen> {
+        let id = op.id;
+        for attempt in 0..self.max_write_attempts {
+            if !current.legacy {
+                return Ok(current);
+            }
+            let (markers, max) = self.legacy_markers(id).await?;
+            self.batch_write(markers).await?;
+            let mut set = vec![(FORMAT, n(FORMAT_VERSION))];
+            if let Some(max) = &max {
+                set.push((SEALED_MAX_ID, s(max.as_str())));
+            }
+            let request = self.update_request(
+                id,
+                ConvUpdate {
+                    expected: current.record.version,
+                    unchanged: vec![(FORMAT, n(1))],
+                    set,
+                    tail: None,
+                },
+            );
+            let size = current.item_size() + 64;
+            let written = self
+                .conditional_update_item(
+                    op,
+                    request,
+                    || too_large_conversation(id, size),
+                    || async {
+                        Ok(self
+                            .read_item(id)
+                            .await?
+                            .is_some_and(|item| get_n(&item, FORMAT).is_ok_and(|f| f >= 2)))
+                    },
+                )
+                .await?;
+            current = match written {
+                Written::Done => {
+                    let mut after = current;
+                    after.legacy = false;
+                    after.base_size = base_size(&after.record, max.as_ref())?;
+                    after.sealed_max = max;
+                    self.seen.remember(after.clone());
+                    after
+                }
+                Written::Moved(Some(item)) => self.seen_writable(id, Some(item))?,
+                Written::Moved(None) | Written::Other | Written::Conflicted => {
+                    Self::pause(attempt).await;
+                    self.read_seen(id).await?
+                }
+            };
+        }
+        Err(self.conflict(id, op.operation))
+    }
+
+    /// `update_message`: the message is found in the tail (as remembered, or as read) or,
+    /// sealed, through its id marker. In the tail: one `UpdateItem` of the conversation
+    /// item (the entry, usage totals, version, activity; conditional on its version). In a
+    /// chunk (or a 0.1 message item): one transaction of that item's rewrite (conditional on
+    /// its revision; a chunk that the update makes too large is split) and the conversation
+    /// item's update. Retried while other writers move the conversation on; a changed
+    /// revision is [`Error::Conflict`].
     pub(super) async fn update_one_message(
         &self,
         id: &ConversationId,
@@ -623,17 +978,39 @@ impl DynamoMessages {
             operation: "update_message",
             id,
         };
-        let mut current = match self.seen.get(id) {
-            Some(seen) => seen,
-            None => self.read_seen(id).await?,
+        // Whether `current` was read (or returned by DynamoDB) in this call, rather than
+        // remembered: a remembered tail may be behind.
+        let (mut current, mut fresh) = match self.seen.get(id) {
+            Some(seen) => (seen, false),
+            None => (self.read_seen(id).await?, true),
         };
         for attempt in 0..self.max_write_attempts {
-            let Some(mut message) = self.message_by_id(id, message_id).await? else {
-                // Gone with its conversation, or never there.
-                self.read_seen(id).await?;
-                return Err(Error::message_not_found(message_id.as_str()));
+            if current.legacy {
+                current = self.index_legacy(op, current).await?;
+            }
+            let in_tail = current.tail.iter().position(|m| &m.id == message_id);
+            let location = match in_tail {
+                Some(_) => None,
+                None => self.sealed_location(id, message_id).await?,
+            };
+            let mut message = match (in_tail, &location) {
+                (Some(index), _) => current.tail[index].clone(),
+                (None, Some(location)) => location.messages[location.index].clone(),
+                (None, None) if fresh => {
+                    // Gone with its conversation, or never there.
+                    self.read_seen(id).await?;
+                    return Err(Error::message_not_found(message_id.as_str()));
+                }
+                (None, None) => {
+                    (current, fresh) = (self.read_seen(id).await?, true);
+                    continue;
+                }
             };
             if message.revision != expected_revision {
+                if in_tail.is_some() && !fresh {
+                    (current, fresh) = (self.read_seen(id).await?, true);
+                    continue;
+                }
                 return Err(revision_conflict(
                     message_id,
                     expected_revision,
@@ -642,49 +1019,6 @@ impl DynamoMessages {
             }
             let mut record = current.record.clone();
             record.apply_message_update(&mut message, update, now());
-
-            // The message item: every changeable attribute set or removed.
-            let mut names = HashMap::from([
-                ("#rev".to_owned(), REVISION.to_owned()),
-                ("#parts".to_owned(), PARTS.to_owned()),
-                ("#content".to_owned(), CONTENT.to_owned()),
-            ]);
-            let mut values = HashMap::from([
-                (":expected".to_owned(), n(expected_revision)),
-                (":rev".to_owned(), n(message.revision)),
-                (":parts".to_owned(), s(json(&message.parts)?)),
-            ]);
-            let mut sets = vec!["#rev = :rev".to_owned(), "#parts = :parts".to_owned()];
-            let mut removes = vec!["#content".to_owned()];
-            for (i, (name, value)) in optional_message_fields(&message)?.into_iter().enumerate() {
-                names.insert(format!("#f{i}"), name.to_owned());
-                match value {
-                    Some(value) => {
-                        sets.push(format!("#f{i} = :f{i}"));
-                        values.insert(format!(":f{i}"), value);
-                    }
-                    None => removes.push(format!("#f{i}")),
-                }
-            }
-            // 0.1 items carry no revision: theirs is 1.
-            let condition = if expected_revision == 1 {
-                "attribute_exists(#parts) AND #rev = :expected OR attribute_not_exists(#rev) AND attribute_exists(#content)"
-            } else {
-                "#rev = :expected"
-            };
-            let message_update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(id, message_sk(message.seq))))
-                .update_expression(format!(
-                    "SET {} REMOVE {}",
-                    sets.join(", "),
-                    removes.join(", ")
-                ))
-                .condition_expression(condition)
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .build()
-                .map_err(|e| Error::backend(BACKEND, e))?;
             let set = vec![
                 (VERSION, n(record.version)),
                 (FORMAT, n(FORMAT_VERSION)),
@@ -692,44 +1026,69 @@ impl DynamoMessages {
                 (ACTIVITY, s(activity(record.last_active, id))),
                 (USAGE, s(json(&record.usage)?)),
             ];
-            let unchanged = [(CREATED_AT, s(format_time(current.record.created_at)))];
-            let actions = vec![
-                self.conditional_update(id, current.record.version, &unchanged, set)?,
-                TransactWriteItem::builder().update(message_update).build(),
-            ];
-            let size = check_item_size(
-                || format!("message {message_id} as a DynamoDB item after the update"),
-                &message_item(id, &message)?,
-            )?;
-            let mut without_files = conversation_item(&record, &[])?;
-            without_files.remove(FILES);
-            let after = Seen {
+            let entry = Encoded::new(message.clone())?;
+            let mut after = Seen {
+                base_size: base_size(&record, current.sealed_max.as_ref())?,
                 record,
-                files_size: current.files_size,
-                base_size: item_size(&without_files),
+                ..current.clone()
             };
-            check_size(
-                || format!("conversation {id} as a DynamoDB item"),
-                after.item_size(),
-            )?;
-            let written = self
-                .conditional_write(
-                    op,
-                    actions,
-                    || Error::TooLarge {
-                        what: format!("message {message_id} as a DynamoDB item after the update"),
-                        size,
-                        limit: MAX_ITEM_SIZE,
-                    },
-                    // Lost answer: is the message at the new revision, as written?
-                    || async {
-                        Ok(self
-                            .message_by_id(id, message_id)
-                            .await?
-                            .is_some_and(|now| now == message))
-                    },
-                )
-                .await?;
+            // Lost answer: is the message at the new revision, as written?
+            let committed = || async {
+                Ok(self
+                    .message_by_id(id, message_id)
+                    .await?
+                    .is_some_and(|now| now == message))
+            };
+            let written = match (in_tail, location) {
+                (Some(index), _) => {
+                    after.tail_size = after.tail_size
+                        - Encoded::new(after.tail[index].clone())?.size()
+                        + entry.size();
+                    after.tail[index] = message.clone();
+                    if after.item_size() > MAX_ITEM_SIZE {
+                        // The tail no longer fits the conversation item: sealed first, the
+                        // message is updated in its chunk.
+                        current = self.seal_tail(op, &current, attempt).await?;
+                        fresh = true;
+                        continue;
+                    }
+                    let size = after.item_size();
+                    let request = self.update_request(
+                        id,
+                        ConvUpdate {
+                            expected: current.record.version,
+                            unchanged: unchanged(&current.record),
+                            set,
+                            tail: Some(TailChange::Entry(index, s(entry.json))),
+                        },
+                    );
+                    self.conditional_update_item(
+                        op,
+                        request,
+                        || too_large_conversation(id, size),
+                        committed,
+                    )
+                    .await?
+                }
+                (None, Some(location)) => {
+                    let mut actions = vec![self.conditional_update(
+                        id,
+                        current.record.version,
+                        &unchanged(&current.record),
+                        set,
+                    )?];
+                    actions.extend(self.rewrite_sealed(id, location, &message)?);
+                    let size = after.item_size();
+                    self.conditional_write(
+                        op,
+                        actions,
+                        || too_large_conversation(id, size),
+                        committed,
+                    )
+                    .await?
+                }
+                (None, None) => continue,
+            };
             let latest = match written {
                 Written::Done => {
                     let record = after.record.clone();
@@ -737,9 +1096,8 @@ impl DynamoMessages {
                     return Ok(MessageUpdated { record, message });
                 }
                 Written::Moved(item) => item,
-                // The message's revision moved on since it was read: read it again.
-                Written::Other(_) => None,
-                Written::Conflicted => None,
+                // The message's item moved on since it was read: read it again.
+                Written::Other | Written::Conflicted => None,
             };
             current = match latest {
                 Some(item) => self.seen_writable(id, Some(item))?,
@@ -748,8 +1106,115 @@ impl DynamoMessages {
                     self.read_seen(id).await?
                 }
             };
+            fresh = true;
         }
         Err(self.conflict(id, "update_message"))
+    }
+
+    /// The actions that store `message` (updated) in its sealed item: a chunk rewritten
+    /// (split into several when it no longer fits one item), conditional on the chunk's
+    /// revision; or a 0.1 message item updated, conditional on the message's revision.
+    fn rewrite_sealed(
+        &self,
+        id: &ConversationId,
+        location: SealedLocation,
+        message: &Message,
+    ) -> Result<Vec<TransactWriteItem>> {
+        let SealedLocation {
+            item,
+            mut messages,
+            index,
+        } = location;
+        let expected_revision = messages[index].revision;
+        if !is_chunk(&item) {
+            return Ok(vec![self.legacy_message_update(
+                id,
+                message,
+                expected_revision,
+            )?]);
+        }
+        let revision = get_n(&item, REVISION)?;
+        messages[index] = message.clone();
+        let runs = pack(
+            messages
+                .into_iter()
+                .map(Encoded::new)
+                .collect::<Result<Vec<_>>>()?,
+        );
+        let last = runs.len() - 1;
+        let mut actions = Vec::with_capacity(runs.len());
+        for (k, run) in runs.iter().enumerate() {
+            if k < last {
+                actions.push(self.put_new(chunk_item(id, run, 1)?)?);
+                continue;
+            }
+            let chunk = chunk_item(id, run, revision + 1)?;
+            check_item_size(
+                || format!("message {} as a DynamoDB item", message.id),
+                &chunk,
+            )?;
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(chunk))
+                .condition_expression("#rev = :rev")
+                .expression_attribute_names("#rev", REVISION)
+                .expression_attribute_values(":rev", n(revision))
+                .build()
+                .map_err(|e| Error::backend(BACKEND, e))?;
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+        Ok(actions)
+    }
+
+    /// The update of a message item written by 0.1: every changeable attribute set or
+    /// removed, conditional on its revision (0.1 items carry none: theirs is 1).
+    fn legacy_message_update(
+        &self,
+        id: &ConversationId,
+        message: &Message,
+        expected_revision: u64,
+    ) -> Result<TransactWriteItem> {
+        let mut names = HashMap::from([
+            ("#rev".to_owned(), REVISION.to_owned()),
+            ("#parts".to_owned(), PARTS.to_owned()),
+            ("#content".to_owned(), CONTENT.to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (":expected".to_owned(), n(expected_revision)),
+            (":rev".to_owned(), n(message.revision)),
+            (":parts".to_owned(), s(json(&message.parts)?)),
+        ]);
+        let mut sets = vec!["#rev = :rev".to_owned(), "#parts = :parts".to_owned()];
+        let mut removes = vec!["#content".to_owned()];
+        for (i, (name, value)) in optional_message_fields(message)?.into_iter().enumerate() {
+            names.insert(format!("#f{i}"), name.to_owned());
+            match value {
+                Some(value) => {
+                    sets.push(format!("#f{i} = :f{i}"));
+                    values.insert(format!(":f{i}"), value);
+                }
+                None => removes.push(format!("#f{i}")),
+            }
+        }
+        let condition = if expected_revision == 1 {
+            "attribute_exists(#parts) AND #rev = :expected OR attribute_not_exists(#rev) AND attribute_exists(#content)"
+        } else {
+            "#rev = :expected"
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(id, message_sk(message.seq))))
+            .update_expression(format!(
+                "SET {} REMOVE {}",
+                sets.join(", "),
+                removes.join(", ")
+            ))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// The read-modify-write loop of `update`, `add_file` and `remove_file`:
@@ -771,7 +1236,8 @@ impl DynamoMessages {
         let id = op.id;
         let mut current = self.read_item(id).await?;
         for attempt in 0..self.max_write_attempts {
-            let (mut record, mut files) = self.writable(id, current)?;
+            let (seen, mut files) = self.seen_with_files(id, current)?;
+            let mut record = seen.record.clone();
             let expected = record.version;
             let Some((set, out)) = change(&mut record, &mut files)? else {
                 return Ok((record, None));
@@ -785,7 +1251,14 @@ impl DynamoMessages {
                 limit: MAX_ITEM_SIZE,
             };
             let item = conversation_item(&record, &files)?;
-            let size = conversation_item_size(&item);
+            let files_size = attribute_size(&item, FILES);
+            let after = Seen {
+                base_size: base_size(&record, seen.sealed_max.as_ref())?,
+                files_size,
+                record: record.clone(),
+                ..seen
+            };
+            let size = after.item_size();
             if size > MAX_ITEM_SIZE {
                 return Err(too_large(size));
             }
@@ -808,11 +1281,11 @@ impl DynamoMessages {
                 .await?;
             current = match written {
                 Written::Done => {
-                    self.note(&item, &record);
+                    self.seen.remember(after);
                     return Ok((record, Some(out)));
                 }
                 Written::Moved(Some(item)) => Some(item),
-                Written::Moved(None) | Written::Other(_) | Written::Conflicted => None,
+                Written::Moved(None) | Written::Other | Written::Conflicted => None,
             };
             // As in `append`: the item returned with the failure is fresh, retry at once;
             // after a conflict, back off and read.
@@ -823,6 +1296,44 @@ impl DynamoMessages {
         }
         Err(self.conflict(id, op.operation))
     }
+}
+
+/// What a write of messages is conditional on besides the version: the count and the
+/// creation time, so that a conversation deleted and created again under the same id
+/// cannot pass for the one remembered.
+fn unchanged(record: &ConversationRecord) -> Vec<(&'static str, AttributeValue)> {
+    vec![
+        (MESSAGE_COUNT, n(record.message_count)),
+        (CREATED_AT, s(format_time(record.created_at))),
+    ]
+}
+
+/// The bytes of the conversation item of `record` without `files` and `tail`.
+fn base_size(record: &ConversationRecord, sealed_max: Option<&MessageId>) -> Result<u64> {
+    let mut item = conversation_item(record, &[])?;
+    item.remove(FILES);
+    if let Some(max) = sealed_max {
+        item.insert(SEALED_MAX_ID.into(), s(max.as_str()));
+    }
+    Ok(item_size(&item))
+}
+
+fn too_large_conversation(id: &ConversationId, size: u64) -> Error {
+    Error::TooLarge {
+        what: format!("conversation {id} as a DynamoDB item"),
+        size,
+        limit: MAX_ITEM_SIZE,
+    }
+}
+
+/// A chunk item already under the key a seal or a split writes: the conversation's items
+/// disagree with its record.
+fn chunk_exists(id: &ConversationId) -> Error {
+    Error::corrupt(
+        BACKEND,
+        format!("conversation {id}"),
+        "a chunk item exists beyond the conversation's sealed messages",
+    )
 }
 
 pub(super) fn check_item_size(what: impl FnOnce() -> String, item: &Item) -> Result<u64> {
@@ -862,8 +1373,8 @@ pub(super) enum Written {
     /// The condition on the first action's item failed: another writer moved it on (or,
     /// for a create, it exists). Holds that item as it is now when DynamoDB returned it.
     Moved(Option<Item>),
-    /// The condition of action `.0` (not the first) failed.
-    Other(usize),
+    /// The condition of another action (not the first) failed.
+    Other,
     /// A concurrent transaction touched the same items; nothing was written.
     Conflicted,
 }

@@ -330,23 +330,38 @@ impl chatvault_core::FilesBackend for NoFiles {
     }
 }
 
-/// Turns the responses of the first `n` `TransactWriteItems` requests into HTTP 500s,
-/// after DynamoDB has carried them out: the "it committed, but the answer was lost" case.
+/// Turns the responses of the first `n` write requests of one kind (`TransactWriteItems`,
+/// or with [`updates`](Self::updates) `UpdateItem`) into HTTP 500s, after DynamoDB has
+/// carried them out: the "it committed, but the answer was lost" case.
 /// [`lost`](Self::lost) counts the answers it dropped, so that a test can prove that its
 /// fault happened.
 #[derive(Clone, Debug)]
-pub(crate) struct LoseTransactionAnswers {
+pub(crate) struct LoseWriteAnswers {
     pub(crate) remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     lost: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     transaction: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The end of the `x-amz-target` header of the requests it loses answers of.
+    target: &'static str,
 }
 
-impl LoseTransactionAnswers {
+impl LoseWriteAnswers {
+    /// Loses the answers of the first `n` `TransactWriteItems`.
     pub(crate) fn new(n: usize) -> Self {
-        LoseTransactionAnswers {
+        Self::of(n, ".TransactWriteItems")
+    }
+
+    /// Loses the answers of the first `n` `UpdateItem`s (appends to the tail, updates of
+    /// a message in it).
+    pub(crate) fn updates(n: usize) -> Self {
+        Self::of(n, ".UpdateItem")
+    }
+
+    fn of(n: usize, target: &'static str) -> Self {
+        LoseWriteAnswers {
             remaining: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(n)),
             lost: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             transaction: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            target,
         }
     }
 
@@ -356,9 +371,9 @@ impl LoseTransactionAnswers {
     }
 }
 
-impl aws_sdk_dynamodb::config::Intercept for LoseTransactionAnswers {
+impl aws_sdk_dynamodb::config::Intercept for LoseWriteAnswers {
     fn name(&self) -> &'static str {
-        "LoseTransactionAnswers"
+        "LoseWriteAnswers"
     }
 
     fn read_before_transmit(
@@ -369,7 +384,7 @@ impl aws_sdk_dynamodb::config::Intercept for LoseTransactionAnswers {
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
         let target = context.request().headers().get("x-amz-target");
         self.transaction.store(
-            target.is_some_and(|t| t.ends_with(".TransactWriteItems")),
+            target.is_some_and(|t| t.ends_with(self.target)),
             std::sync::atomic::Ordering::SeqCst,
         );
         Ok(())
@@ -399,7 +414,7 @@ impl aws_sdk_dynamodb::config::Intercept for LoseTransactionAnswers {
 /// `attempts` SDK attempts per request.
 pub(crate) async fn with_lost_answers(
     table: &chatvault_aws::DynamoMessages,
-    lost: &LoseTransactionAnswers,
+    lost: &LoseWriteAnswers,
     attempts: u32,
 ) -> chatvault_aws::DynamoMessages {
     let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
@@ -466,4 +481,68 @@ pub(crate) async fn files(
         .expect("head")
         .map(|h| h.files)
         .unwrap_or_default()
+}
+
+/// What one conversation's partition holds, read from the raw items.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Messages in the conversation item's tail.
+    pub(crate) tail: usize,
+    /// Chunk items (sealed runs of messages).
+    pub(crate) chunks: usize,
+    /// Messages in chunk items.
+    pub(crate) chunked: usize,
+    /// One-message items written by 0.1.
+    pub(crate) legacy: usize,
+    /// Id markers.
+    pub(crate) markers: usize,
+    /// Every item, the conversation item included.
+    pub(crate) items: usize,
+}
+
+/// The [`Layout`] of conversation `id`, from a consistent `Query` of its partition.
+pub(crate) async fn layout(
+    backend: &DynamoMessages,
+    id: &chatvault_core::ConversationId,
+) -> Layout {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut layout = Layout::default();
+    let mut start = None;
+    loop {
+        let page = backend
+            .client()
+            .query()
+            .table_name(backend.table_name())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(id.to_string()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("layout query");
+        for item in page.items() {
+            layout.items += 1;
+            let Some(AttributeValue::S(sk)) = item.get("sk") else {
+                panic!("an item without a sort key: {item:?}");
+            };
+            if sk == "#conversation" {
+                if let Some(AttributeValue::L(tail)) = item.get("tail") {
+                    layout.tail = tail.len();
+                }
+            } else if sk.starts_with("mid#") {
+                layout.markers += 1;
+            } else if let Some(AttributeValue::S(messages)) = item.get("messages") {
+                let run: Vec<serde_json::Value> =
+                    serde_json::from_str(messages).expect("a chunk holds a JSON array");
+                layout.chunks += 1;
+                layout.chunked += run.len();
+            } else {
+                layout.legacy += 1;
+            }
+        }
+        match page.last_evaluated_key {
+            Some(key) => start = Some(key),
+            None => return layout,
+        }
+    }
 }

@@ -1,0 +1,336 @@
+//! Where messages live (format 2): the most recent ones in the conversation item's
+//! [`TAIL`], the older ones sealed, a run at a time, into chunk items.
+//!
+//! - An append adds its messages to the tail with one conditional `UpdateItem`
+//!   (`list_append`), as long as the tail stays within [`TAIL_MAX_MESSAGES`] and
+//!   [`TAIL_MAX_BYTES`] and the conversation item within 400 KB.
+//! - The append that would overflow it seals: one `TransactWriteItems` puts the tail (and
+//!   the new messages, when they do not fit a tail of their own) into chunk items of at
+//!   most [`CHUNK_MAX_BYTES`] of messages, puts an id marker for each sealed message, and
+//!   leaves the new messages in the tail.
+//! - A chunk item's sort key is `m#` and its last `seq`, the key a 0.1 message item has
+//!   for its own `seq`: both sort in `seq` order, so a `Query` of a key range reads a
+//!   window of either, and a conversation written by 0.1 goes on with chunks after its
+//!   message items.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chatvault_core::{ConversationId, Error, Message, MessageId, MessageStatus, Result};
+use chrono::{DateTime, Utc};
+
+use super::MAX_APPEND_MESSAGES;
+use super::item::*;
+
+/// The most messages the tail holds.
+pub(crate) const TAIL_MAX_MESSAGES: usize = 48;
+/// The most bytes of messages (their JSON forms) the tail holds.
+pub(crate) const TAIL_MAX_BYTES: u64 = 48 * 1024;
+/// Chunk items are packed with up to this many bytes of messages; a larger message gets
+/// a chunk of its own (a message is at most [`MAX_MESSAGE_BYTES`](crate::MAX_MESSAGE_BYTES)).
+pub(crate) const CHUNK_MAX_BYTES: u64 = 256 * 1024;
+/// The most messages a chunk item holds: a whole tail and a whole append sealed together.
+/// A chunk holding `seq` has a key at most this far after `seq`.
+pub(crate) const MAX_CHUNK_MESSAGES: u64 = (TAIL_MAX_MESSAGES + MAX_APPEND_MESSAGES) as u64;
+
+/// A message with its JSON form (what the tail and chunk items store).
+#[derive(Clone, Debug)]
+pub(crate) struct Encoded {
+    pub(crate) message: Message,
+    pub(crate) json: String,
+}
+
+/// A message's JSON form as the tail and chunks store it: the stable JSON form of
+/// [`Message`] without the fields that hold their default (which `Message`'s reader fills
+/// in), a third smaller than the whole form for a plain text message, which makes loads
+/// and appends cheaper.
+#[derive(serde::Serialize)]
+struct Compact<'a> {
+    id: &'a MessageId,
+    seq: u64,
+    role: &'a chatvault_core::Role,
+    parts: &'a [chatvault_core::Part],
+    #[serde(skip_serializing_if = "is_complete")]
+    status: MessageStatus,
+    created_at: &'a DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<&'a DateTime<Utc>>,
+    #[serde(skip_serializing_if = "is_one")]
+    revision: u64,
+    #[serde(skip_serializing_if = "chatvault_core::Metadata::is_empty")]
+    metadata: &'a chatvault_core::Metadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'a chatvault_core::Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_expires_at: Option<&'a DateTime<Utc>>,
+}
+
+fn is_complete(status: &MessageStatus) -> bool {
+    *status == MessageStatus::Complete
+}
+
+fn is_one(revision: &u64) -> bool {
+    *revision == 1
+}
+
+impl Encoded {
+    pub(crate) fn new(message: Message) -> Result<Self> {
+        let json = json(&Compact {
+            id: &message.id,
+            seq: message.seq,
+            role: &message.role,
+            parts: &message.parts,
+            status: message.status,
+            created_at: &message.created_at,
+            updated_at: message.updated_at.as_ref(),
+            revision: message.revision,
+            metadata: &message.metadata,
+            usage: message.usage.as_ref(),
+            failure: message.failure.as_deref(),
+            lease_expires_at: message.lease_expires_at.as_ref(),
+        })?;
+        Ok(Encoded { message, json })
+    }
+
+    /// The bytes it adds to a list attribute.
+    pub(crate) fn size(&self) -> u64 {
+        1 + self.json.len() as u64
+    }
+}
+
+/// The bytes the tail attribute takes with `entries_size` bytes of entries (0 when empty:
+/// an empty tail is removed).
+pub(crate) fn tail_attribute_size(entries_size: u64) -> u64 {
+    if entries_size == 0 {
+        0
+    } else {
+        TAIL.len() as u64 + 3 + entries_size
+    }
+}
+
+/// The entries of the tail attribute holding `messages`.
+pub(crate) fn tail_entries<'a>(
+    messages: impl IntoIterator<Item = &'a Encoded>,
+) -> Vec<AttributeValue> {
+    messages.into_iter().map(|e| s(e.json.clone())).collect()
+}
+
+/// The tail of a conversation item (empty when it has none), and the bytes of its
+/// entries.
+pub(crate) fn decode_tail(item: &Item) -> Result<(Vec<Message>, u64)> {
+    let list = match item.get(TAIL) {
+        None => return Ok((Vec::new(), 0)),
+        Some(AttributeValue::L(list)) => list,
+        Some(_) => return Err(corrupt(item, "attribute \"tail\" is not a list")),
+    };
+    let mut out: Vec<Message> = Vec::with_capacity(list.len());
+    let mut size = 0;
+    for value in list {
+        let AttributeValue::S(text) = value else {
+            return Err(corrupt(item, "an entry of \"tail\" is not a string"));
+        };
+        let message: Message = serde_json::from_str(text)
+            .map_err(|e| corrupt(item, format!("an entry of \"tail\" is not a message: {e}")))?;
+        if let Some(last) = out.last()
+            && message.seq != last.seq + 1
+        {
+            return Err(corrupt(
+                item,
+                format!(
+                    "\"tail\" holds seq {} after seq {}: not consecutive",
+                    message.seq, last.seq
+                ),
+            ));
+        }
+        size += 1 + text.len() as u64;
+        out.push(message);
+    }
+    Ok((out, size))
+}
+
+/// The greatest id of the conversation's sealed messages, when any is sealed.
+pub(crate) fn decode_sealed_max(item: &Item) -> Result<Option<MessageId>> {
+    match item.get(SEALED_MAX_ID) {
+        None => Ok(None),
+        Some(_) => MessageId::parse(get_s(item, SEALED_MAX_ID)?)
+            .map(Some)
+            .map_err(|e| corrupt(item, e.to_string())),
+    }
+}
+
+/// Packs messages (in `seq` order) into runs for chunk items: each run at most
+/// [`CHUNK_MAX_BYTES`] of JSON, but a larger message alone.
+pub(crate) fn pack(messages: Vec<Encoded>) -> Vec<Vec<Encoded>> {
+    let mut runs: Vec<Vec<Encoded>> = Vec::new();
+    let mut bytes = 0;
+    for m in messages {
+        let size = m.size();
+        match runs.last_mut() {
+            Some(run) if bytes + size <= CHUNK_MAX_BYTES => {
+                bytes += size;
+                run.push(m);
+            }
+            _ => {
+                bytes = size;
+                runs.push(vec![m]);
+            }
+        }
+    }
+    runs
+}
+
+/// The chunk item of a run of messages (consecutive, in `seq` order, not empty), at chunk
+/// revision `revision`.
+pub(crate) fn chunk_item(id: &ConversationId, run: &[Encoded], revision: u64) -> Result<Item> {
+    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        return Err(Error::backend(
+            super::BACKEND,
+            "a chunk item of no messages was asked for",
+        ));
+    };
+    let mut body = String::with_capacity(run.iter().map(|m| m.json.len() + 1).sum::<usize>() + 1);
+    body.push('[');
+    for (i, m) in run.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&m.json);
+    }
+    body.push(']');
+    let mut item = key(id, message_sk(last.message.seq));
+    item.insert(FIRST_SEQ.into(), n(first.message.seq));
+    item.insert(REVISION.into(), n(revision));
+    item.insert(MESSAGES.into(), s(body));
+    Ok(item)
+}
+
+/// Whether an item holding messages is a chunk (rather than a 0.1 message item).
+pub(crate) fn is_chunk(item: &Item) -> bool {
+    item.contains_key(MESSAGES)
+}
+
+/// The messages of an item under `m#`: a chunk's run, or a 0.1 item's one message.
+pub(crate) fn decode_stored(item: &Item) -> Result<Vec<Message>> {
+    if !is_chunk(item) {
+        return Ok(vec![decode_message(item)?]);
+    }
+    let first = get_n(item, FIRST_SEQ)?;
+    let messages: Vec<Message> = serde_json::from_str(get_s(item, MESSAGES)?)
+        .map_err(|e| corrupt(item, format!("attribute \"messages\" is not valid: {e}")))?;
+    let consecutive = messages
+        .iter()
+        .enumerate()
+        .all(|(i, m)| Some(m.seq) == first.checked_add(i as u64));
+    let keyed = messages
+        .last()
+        .is_some_and(|m| get_s(item, SK).is_ok_and(|sk| sk == message_sk(m.seq)));
+    if !consecutive || !keyed {
+        return Err(corrupt(
+            item,
+            format!("the chunk's messages are not the consecutive run from seq {first} to its key"),
+        ));
+    }
+    Ok(messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatvault_core::{NewMessage, Role};
+
+    fn encoded(seq: u64, text_len: usize) -> Encoded {
+        Encoded::new(NewMessage::new(Role::User, "x".repeat(text_len)).into_message(seq))
+            .expect("encodes")
+    }
+
+    #[test]
+    fn packing_keeps_order_and_bounds_runs() {
+        let messages: Vec<Encoded> = (1..=10)
+            .map(|seq| encoded(seq, if seq == 4 { 300 * 1024 } else { 60 * 1024 }))
+            .collect();
+        let runs = pack(messages);
+        let seqs: Vec<Vec<u64>> = runs
+            .iter()
+            .map(|r| r.iter().map(|m| m.message.seq).collect())
+            .collect();
+        assert_eq!(
+            seqs,
+            [vec![1, 2, 3], vec![4], vec![5, 6, 7, 8], vec![9, 10]]
+        );
+        for run in &runs {
+            let bytes: u64 = run.iter().map(Encoded::size).sum();
+            assert!(run.len() == 1 || bytes <= CHUNK_MAX_BYTES, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn chunks_round_trip_and_refuse_a_broken_run() {
+        let c = ConversationId::parse("c1").expect("id");
+        let run: Vec<Encoded> = (5..=7).map(|seq| encoded(seq, 10)).collect();
+        let item = chunk_item(&c, &run, 1).expect("item");
+        assert_eq!(get_s(&item, SK).expect("sk"), message_sk(7));
+        let back = decode_stored(&item).expect("decodes");
+        assert_eq!(
+            back,
+            run.iter().map(|m| m.message.clone()).collect::<Vec<_>>()
+        );
+        let mut moved = item.clone();
+        moved.insert(FIRST_SEQ.into(), n(4));
+        let err = decode_stored(&moved).expect_err("not consecutive from 4");
+        assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err}");
+        let mut rekeyed = item;
+        rekeyed.insert(SK.into(), s(message_sk(8)));
+        assert!(decode_stored(&rekeyed).is_err());
+    }
+
+    #[test]
+    fn the_compact_form_reads_back_exactly() {
+        use chatvault_core::{Metadata, Part, Usage};
+        let plain = NewMessage::new(Role::User, "hi").into_message(1);
+        let mut meta = Metadata::new();
+        meta.insert("big".into(), serde_json::json!(u64::MAX));
+        let mut full = NewMessage::with_parts(
+            Role::from("critic"),
+            vec![
+                Part::text("a"),
+                Part::tool_call("c", "f", serde_json::json!({"n": 1})),
+            ],
+        )
+        .with_metadata(meta)
+        .with_usage(Usage::new("m", 1, 2))
+        .with_status(MessageStatus::Streaming, Some(chatvault_core::now()))
+        .into_message(2);
+        full.revision = 7;
+        full.updated_at = Some(chatvault_core::now());
+        full.failure = Some("why".into());
+        for m in [plain.clone(), full] {
+            let e = Encoded::new(m.clone()).expect("encodes");
+            let back: Message = serde_json::from_str(&e.json).expect("decodes");
+            assert_eq!(back, m);
+        }
+        let whole = serde_json::to_string(&plain).expect("json").len();
+        let compact = Encoded::new(plain).expect("encodes").json.len();
+        assert!(compact * 4 < whole * 3, "{compact} of {whole} bytes");
+    }
+
+    #[test]
+    fn tails_decode_in_order_only() {
+        let c = ConversationId::parse("c1").expect("id");
+        let entries: Vec<Encoded> = (3..=5).map(|seq| encoded(seq, 10)).collect();
+        let mut item = conversation_key(&c);
+        item.insert(TAIL.into(), AttributeValue::L(tail_entries(&entries)));
+        let (tail, size) = decode_tail(&item).expect("decodes");
+        assert_eq!(tail.len(), 3);
+        assert_eq!(size, entries.iter().map(Encoded::size).sum::<u64>());
+        assert_eq!(
+            tail_attribute_size(size),
+            attribute_size(&item, TAIL),
+            "the size the layout counts is the size DynamoDB counts"
+        );
+        item.insert(
+            TAIL.into(),
+            AttributeValue::L(tail_entries([&entries[0], &entries[2]])),
+        );
+        assert!(decode_tail(&item).is_err());
+    }
+}
