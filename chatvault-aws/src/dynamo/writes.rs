@@ -767,17 +767,7 @@ impl DynamoMessages {
                 Written::Other => return Err(chunk_exists(id)),
                 Written::Conflicted => None,
             };
-            current = match latest {
-                // The conversation as it is now, returned with the failure: retry at once,
-                // on an equal footing with the writer that won (which knows the version it
-                // wrote). Sleeping first would make it stale again.
-                Some(item) => self.seen_writable(id, Some(item))?,
-                // A conflict (or no item returned): back off, then read.
-                None => {
-                    Self::pause(attempt).await;
-                    self.read_seen(id).await?
-                }
-            };
+            current = self.retry_from(id, latest, attempt).await?;
         }
         Err(self.conflict(id, "append"))
     }
@@ -893,9 +883,25 @@ impl DynamoMessages {
                 self.seen.remember(after.clone());
                 Ok(after)
             }
-            Written::Moved(Some(item)) => self.seen_writable(id, Some(item)),
+            Written::Moved(item) => self.retry_from(id, item, attempt).await,
             Written::Other => Err(chunk_exists(id)),
-            Written::Moved(None) | Written::Conflicted => {
+            Written::Conflicted => self.retry_from(id, None, attempt).await,
+        }
+    }
+
+    /// The conversation to write against again after a failed write: `latest`, as
+    /// DynamoDB returned it with the failure, at once (on an equal footing with the writer
+    /// that won, which knows the version it wrote: sleeping first would make it stale
+    /// again); or, after a conflict (or with no item returned), read after a backoff.
+    async fn retry_from(
+        &self,
+        id: &ConversationId,
+        latest: Option<Item>,
+        attempt: u32,
+    ) -> Result<Seen> {
+        match latest {
+            Some(item) => self.seen_writable(id, Some(item)),
+            None => {
                 Self::pause(attempt).await;
                 self.read_seen(id).await
             }
@@ -950,11 +956,8 @@ impl DynamoMessages {
                     self.seen.remember(after.clone());
                     after
                 }
-                Written::Moved(Some(item)) => self.seen_writable(id, Some(item))?,
-                Written::Moved(None) | Written::Other | Written::Conflicted => {
-                    Self::pause(attempt).await;
-                    self.read_seen(id).await?
-                }
+                Written::Moved(item) => self.retry_from(id, item, attempt).await?,
+                Written::Other | Written::Conflicted => self.retry_from(id, None, attempt).await?,
             };
         }
         Err(self.conflict(id, op.operation))
@@ -1099,13 +1102,7 @@ impl DynamoMessages {
                 // The message's item moved on since it was read: read it again.
                 Written::Other | Written::Conflicted => None,
             };
-            current = match latest {
-                Some(item) => self.seen_writable(id, Some(item))?,
-                None => {
-                    Self::pause(attempt).await;
-                    self.read_seen(id).await?
-                }
-            };
+            current = self.retry_from(id, latest, attempt).await?;
             fresh = true;
         }
         Err(self.conflict(id, "update_message"))
