@@ -122,9 +122,10 @@
 //!
 //! //! ### Costs and limits
 //!
-//! - **Append**: one `UpdateItem` of the conversation item that adds the messages to the
-//!   tail (`list_append`), conditional on the conversation's `version`, `message_count`
-//!   and `created_at`; once in 48 messages (or when the tail would pass 48 KiB, or the
+//! - **Append**: one `PutItem` of the conversation item with the messages added to its
+//!   tail, conditional on the conversation's `version`, `message_count` and
+//!   `created_at` (the backend knows the whole item at that version, attachment list
+//!   included); once in 48 messages (or when the tail would pass 48 KiB, or the
 //!   item 400 KB), one `TransactWriteItems` instead, which also seals the tail into a
 //!   chunk item with an id marker per sealed message (2 WCU per KB: transactions cost
 //!   double). Whatever the conversation's length. The backend remembers the
@@ -139,7 +140,7 @@
 //!   the vault makes, unless clocks disagree), through its id marker (a `GetItem` more);
 //!   an id already stored makes the append a retry, decided by the stored message. A
 //!   write the SDK retries after losing the answer is never applied twice: a retried
-//!   `UpdateItem` fails its condition and finds its messages in the tail that comes back
+//!   `PutItem` fails its condition and finds its messages in the tail that comes back
 //!   with the failure; transactions (create, seal, rename, archive, file changes) carry
 //!   an idempotency token. When the SDK gives up with the outcome unknown and reading
 //!   whether the write committed fails too, the answer is `Error::OutcomeUnknown` (not

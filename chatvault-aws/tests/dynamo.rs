@@ -713,9 +713,10 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
         .await
         .expect("a retried create is not AlreadyExists");
     assert_eq!(lost.lost(), 1, "the create's answer was lost");
-    // An append to the tail is one UpdateItem: the SDK's retry fails its condition, and
-    // the backend finds its own messages in the tail that came back with the failure.
-    let lost = common::LoseWriteAnswers::updates(1);
+    // An append to the tail is one conditional PutItem: the SDK's retry fails its
+    // condition, and the backend finds its own messages in the tail that came back with
+    // the failure.
+    let lost = common::LoseWriteAnswers::puts(1);
     let backend = common::with_lost_answers(&table, &lost, 3).await;
     let a = backend
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "once")])
@@ -740,7 +741,7 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
 
     // Without SDK retries, the SDK reports a 500; the backend looks whether the append
     // committed before answering, so that the caller does not send it again.
-    let lost = common::LoseWriteAnswers::updates(usize::MAX);
+    let lost = common::LoseWriteAnswers::puts(usize::MAX);
     let backend = common::with_lost_answers(&table, &lost, 1).await;
     let b = backend
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "twice?")])
@@ -764,6 +765,41 @@ async fn writes_whose_answer_was_lost_are_applied_once() {
     assert_eq!(now.message_count, 2);
     assert_eq!(now.version, renamed.version + 1);
     assert_eq!(item_count(&table, &record.id).await, 1);
+
+    // An update of a message in the tail is one UpdateItem: its SDK retry fails the
+    // condition too, and the backend finds its update in the tail that came back.
+    let edit = |text: &str| chatvault_core::MessageUpdate {
+        parts: Some(vec![chatvault_core::Part::text(text)]),
+        ..Default::default()
+    };
+    let lost = common::LoseWriteAnswers::updates(1);
+    let updated = common::with_lost_answers(&table, &lost, 3)
+        .await
+        .update_message(&record.id, &b.messages[0].id, 1, &edit("edited"))
+        .await
+        .expect("a retried update is not a Conflict");
+    assert_eq!((lost.lost(), updated.message.revision), (1, 2));
+    let lost = common::LoseWriteAnswers::updates(usize::MAX);
+    let again = common::with_lost_answers(&table, &lost, 1)
+        .await
+        .update_message(&record.id, &b.messages[0].id, 2, &edit("edited again"))
+        .await
+        .expect("the update committed; the lost answer is recovered");
+    assert_eq!((lost.lost(), again.message.revision), (1, 3));
+    let stored = read_all(&table, &record.id).await;
+    assert_eq!(
+        (stored[1].content(), stored[1].revision),
+        ("edited again".into(), 3)
+    );
+    assert_eq!(
+        table
+            .head(&record.id)
+            .await
+            .expect("head")
+            .map(|h| h.record.version),
+        Some(now.version + 2),
+        "each update applied once"
+    );
 
     // The append that seals a full tail is a transaction: lost with SDK retries (the
     // token makes the retry a no-op), and lost for good (the backend finds the first

@@ -849,8 +849,8 @@ async fn writes_whose_commit_cannot_be_checked_say_the_outcome_is_unknown() {
             Doctoring::LoseAnswerThenFailEverything,
         )
     };
-    // An append to the tail is one UpdateItem.
-    let d = Doctored::new(".UpdateItem", Doctoring::LoseAnswerThenFailEverything);
+    // An append to the tail is one conditional PutItem.
+    let d = Doctored::new(".PutItem", Doctoring::LoseAnswerThenFailEverything);
     let backend = d.backend(&table, 5).await;
     unknown(
         "append",
@@ -940,9 +940,9 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
         3,
         "each of the 3 transactions was refused"
     );
-    // An append to the tail is an UpdateItem: throttled, it is temporary too.
+    // An append to the tail is a PutItem: throttled, it is temporary too.
     let update_throttling = Doctored::new(
-        ".UpdateItem",
+        ".PutItem",
         Doctoring::Refuse(
             400,
             r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"doctored"}"#,
@@ -993,7 +993,7 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
     // An append to the tail meets a transaction in flight on the conversation item
     // (DynamoDB, not DynamoDB Local): retried, then a temporary Conflict.
     let update_conflicting = Doctored::new(
-        ".UpdateItem",
+        ".PutItem",
         Doctoring::Refuse(
             400,
             r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"doctored"}"#,
@@ -1292,8 +1292,8 @@ async fn retrying_an_append_whose_outcome_is_unknown_stores_it_once() {
     let table = common::dynamo().await;
     let record = ConversationRecord::new(Some(common::uid("u")));
     table.create(&record).await.unwrap();
-    // An append to the tail is one UpdateItem.
-    let losing = Doctored::new(".UpdateItem", Doctoring::LoseAnswerThenFailEverything);
+    // An append to the tail is one conditional PutItem.
+    let losing = Doctored::new(".PutItem", Doctoring::LoseAnswerThenFailEverything);
     let lossy = losing.backend(&table, 5).await;
     let batch = vec![
         NewMessage::new(Role::User, "one"),

@@ -1,8 +1,8 @@
 //! Where messages live (format 2): the most recent ones in the conversation item's
 //! [`TAIL`], the older ones sealed, a run at a time, into chunk items.
 //!
-//! - An append adds its messages to the tail with one conditional `UpdateItem`
-//!   (`list_append`), as long as the tail stays within [`TAIL_MAX_MESSAGES`] and
+//! - An append adds its messages to the tail with one conditional `PutItem` of the
+//!   conversation item, as long as the tail stays within [`TAIL_MAX_MESSAGES`] and
 //!   [`TAIL_MAX_BYTES`] and the conversation item within 400 KB.
 //! - The append that would overflow it seals: one `TransactWriteItems` puts the tail (and
 //!   the new messages, when they do not fit a tail of their own) into chunk items of at
@@ -117,13 +117,13 @@ pub(crate) fn tail_entries<'a>(
 
 /// The tail of a conversation item (empty when it has none), and the bytes of its
 /// entries.
-pub(crate) fn decode_tail(item: &Item) -> Result<(Vec<Message>, u64)> {
+pub(crate) fn decode_tail(item: &Item) -> Result<(Vec<Encoded>, u64)> {
     let list = match item.get(TAIL) {
         None => return Ok((Vec::new(), 0)),
         Some(AttributeValue::L(list)) => list,
         Some(_) => return Err(corrupt(item, "attribute \"tail\" is not a list")),
     };
-    let mut out: Vec<Message> = Vec::with_capacity(list.len());
+    let mut out: Vec<Encoded> = Vec::with_capacity(list.len());
     let mut size = 0;
     for value in list {
         let AttributeValue::S(text) = value else {
@@ -132,18 +132,21 @@ pub(crate) fn decode_tail(item: &Item) -> Result<(Vec<Message>, u64)> {
         let message: Message = serde_json::from_str(text)
             .map_err(|e| corrupt(item, format!("an entry of \"tail\" is not a message: {e}")))?;
         if let Some(last) = out.last()
-            && message.seq != last.seq + 1
+            && message.seq != last.message.seq + 1
         {
             return Err(corrupt(
                 item,
                 format!(
                     "\"tail\" holds seq {} after seq {}: not consecutive",
-                    message.seq, last.seq
+                    message.seq, last.message.seq
                 ),
             ));
         }
         size += 1 + text.len() as u64;
-        out.push(message);
+        out.push(Encoded {
+            message,
+            json: text.clone(),
+        });
     }
     Ok((out, size))
 }

@@ -38,7 +38,7 @@ pub(crate) const FORMAT: &str = "format";
 /// read (rather than misread its messages).
 pub(crate) const FORMAT_VERSION: u64 = 2;
 /// L of S, on the conversation item: the most recent messages, each as its JSON form, in
-/// `seq` order. An append adds to it (`list_append`); when it would grow past its bounds
+/// `seq` order. An append adds to it; when it would grow past its bounds
 /// it is sealed into a chunk item.
 pub(crate) const TAIL: &str = "tail";
 /// S, on the conversation item: the greatest message id (as DynamoDB orders strings) of

@@ -57,10 +57,10 @@ const BATCH_CONCURRENCY: usize = 4;
 /// so a conversation has no size limit, a whole conversation is read in few items, and
 /// every operation but `delete` costs the same however long the conversation is:
 ///
-/// - `append_messages`: one `UpdateItem` of the conversation item, adding the messages to
-///   its tail, conditional on its `version` as this backend last saw it; once in 48
-///   messages, one `TransactWriteItems` that also seals the tail into a chunk item (with
-///   an id marker for each sealed message). Message ids are looked up first (in the tail
+/// - `append_messages`: one `PutItem` of the conversation item with the messages added to
+///   its tail, conditional on its `version` as this backend last saw it (and knew whole);
+///   once in 48 messages, one `TransactWriteItems` that also seals the tail into a chunk
+///   item (with an id marker for each sealed message). Message ids are looked up first (in the tail
 ///   written against, and through the id markers of ids that sort at or before the
 ///   sealed ones): ids already stored make the append a retry, answered with the stored
 ///   messages or [`Error::AlreadyExists`]. A consistent `GetItem` first only for a
@@ -97,10 +97,10 @@ const BATCH_CONCURRENCY: usize = 4;
 ///
 /// Lost answers: when the SDK retries a transaction whose answer was lost (a timeout, a
 /// 5xx), its idempotency token makes DynamoDB answer success without applying it twice;
-/// a retried `UpdateItem` fails its condition instead, and the append or update finds its
-/// own change in the conversation item that comes back with the failure. When the SDK
-/// gives up on a write with a temporary error, the backend reads whether it committed
-/// before answering (`append_messages`: is its first message stored; `create`: is the
+/// a retried `PutItem` or `UpdateItem` fails its condition instead, and the append or
+/// update finds its own change in the conversation item that comes back with the
+/// failure. When the SDK gives up on a write with a temporary error, the backend reads
+/// whether it committed before answering (`append_messages`: is its first message stored; `create`: is the
 /// conversation there as written; `update`, `add_file`, `remove_file`: does the
 /// conversation, at the version written or later, hold the change), and answers success
 /// when it did, so a caller never has to guess. When that read fails too, the answer is

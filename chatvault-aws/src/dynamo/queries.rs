@@ -66,8 +66,8 @@ impl DynamoMessages {
             return Ok(None);
         };
         let (tail, _) = decode_tail(&item)?;
-        if let Some(found) = tail.into_iter().find(|m| &m.id == message_id) {
-            return Ok(Some(found));
+        if let Some(found) = tail.into_iter().find(|e| &e.message.id == message_id) {
+            return Ok(Some(found.message));
         }
         self.sealed_message(id, message_id).await
     }
@@ -381,6 +381,7 @@ impl DynamoMessages {
             messages.extend(
                 head.tail
                     .iter()
+                    .map(|e| &e.message)
                     .filter(|m| (low..=high).contains(&m.seq))
                     .cloned(),
             );
@@ -425,7 +426,7 @@ impl DynamoMessages {
         let count = head
             .record
             .message_count
-            .max(head.tail.last().map_or(0, |m| m.seq));
+            .max(head.tail.last().map_or(0, |e| e.message.seq));
         let top = window.high.min(count);
         let limit = window.limit.unwrap_or(usize::MAX).max(1) as u64;
         if top == 0 {
@@ -438,13 +439,14 @@ impl DynamoMessages {
         let mut messages: Vec<Message> = head
             .tail
             .iter()
+            .map(|e| &e.message)
             .filter(|m| (bottom..=top).contains(&m.seq))
             .cloned()
             .collect();
         let sealed_top = head
             .tail
             .first()
-            .map_or(top, |m| m.seq.saturating_sub(1))
+            .map_or(top, |e| e.message.seq.saturating_sub(1))
             .min(top);
         // Where what was read is whole from, when the page was cut.
         let mut whole_from = bottom;

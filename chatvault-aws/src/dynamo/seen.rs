@@ -4,14 +4,12 @@
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
-use chatvault_core::{
-    ConversationId, ConversationRecord, FileAttachment, Message, MessageId, Result,
-};
+use chatvault_core::{ConversationId, ConversationRecord, FileAttachment, MessageId, Result};
 use lru::LruCache;
 
-use super::chunks::{decode_sealed_max, decode_tail, tail_attribute_size};
+use super::chunks::{Encoded, decode_sealed_max, decode_tail, tail_attribute_size};
 use super::item::{
-    FILES, FORMAT, Item, TAIL, TOMBSTONE_ROOM, attribute_size, decode_conversation, get_n,
+    FILES, FORMAT, Item, TAIL, TOMBSTONE_ROOM, attribute_size, decode_conversation, get_n, get_s,
     item_size,
 };
 
@@ -29,8 +27,10 @@ pub(super) struct Seen {
     pub(super) files_size: u64,
     /// Bytes of the conversation item without `files` and `tail`.
     pub(super) base_size: u64,
-    /// The messages in the conversation item's tail, in `seq` order.
-    pub(super) tail: Vec<Message>,
+    /// The messages in the conversation item's tail, in `seq` order, with their JSON.
+    pub(super) tail: Vec<Encoded>,
+    /// The `files` attribute's JSON (the attachment list), as stored.
+    pub(super) files_json: String,
     /// Bytes of the tail's entries (see [`tail_attribute_size`]).
     pub(super) tail_size: u64,
     /// The greatest id of the sealed messages, if any is sealed.
@@ -47,7 +47,12 @@ impl Seen {
         let (tail, tail_size) = decode_tail(item)?;
         let files_size = attribute_size(item, FILES);
         let legacy = get_n(item, FORMAT)? < 2 && record.message_count > 0;
+        let files_json = match item.get(FILES) {
+            Some(_) => get_s(item, FILES)?.to_owned(),
+            None => "[]".to_owned(),
+        };
         let seen = Seen {
+            files_json,
             base_size: item_size(item)
                 .saturating_sub(files_size)
                 .saturating_sub(attribute_size(item, TAIL)),
@@ -67,7 +72,7 @@ impl Seen {
     }
 
     fn cost(&self) -> u64 {
-        self.base_size + 2 * self.tail_size + ENTRY_OVERHEAD
+        self.base_size + 2 * self.tail_size + self.files_json.len() as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -168,6 +173,7 @@ mod tests {
             files_size: 0,
             base_size,
             tail: Vec::new(),
+            files_json: String::new(),
             tail_size: 0,
             sealed_max: None,
             legacy: false,

@@ -331,7 +331,7 @@ impl chatvault_core::FilesBackend for NoFiles {
 }
 
 /// Turns the responses of the first `n` write requests of one kind (`TransactWriteItems`,
-/// or with [`updates`](Self::updates) `UpdateItem`) into HTTP 500s, after DynamoDB has
+/// [`puts`](Self::puts) `PutItem`, [`updates`](Self::updates) `UpdateItem`) into HTTP 500s, after DynamoDB has
 /// carried them out: the "it committed, but the answer was lost" case.
 /// [`lost`](Self::lost) counts the answers it dropped, so that a test can prove that its
 /// fault happened.
@@ -350,8 +350,13 @@ impl LoseWriteAnswers {
         Self::of(n, ".TransactWriteItems")
     }
 
-    /// Loses the answers of the first `n` `UpdateItem`s (appends to the tail, updates of
-    /// a message in it).
+    /// Loses the answers of the first `n` `PutItem`s (appends to the tail).
+    pub(crate) fn puts(n: usize) -> Self {
+        Self::of(n, ".PutItem")
+    }
+
+    /// Loses the answers of the first `n` `UpdateItem`s (updates of a message in the
+    /// tail).
     pub(crate) fn updates(n: usize) -> Self {
         Self::of(n, ".UpdateItem")
     }
