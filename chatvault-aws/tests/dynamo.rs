@@ -1188,3 +1188,90 @@ async fn sealed_messages_are_recognised_updated_and_split() {
     assert_eq!(more.messages[0].seq, 101);
     common::drop_table(&backend).await;
 }
+
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_in_four_processes_seal_while_readers_read_whole_windows() {
+    let table = common::dynamo().await;
+    let record = new_conversation(&table, None).await;
+    // Four backends with memories of their own: four processes, which contend through
+    // DynamoDB's conditions only, and seal the tail in turn.
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let backend = DynamoMessages::from_client(table.client().clone(), table.table_name());
+            let id = record.id.clone();
+            tokio::spawn(async move {
+                let mut sent = Vec::new();
+                for i in 0..40u64 {
+                    let batch: Vec<NewMessage> = (0..1 + (i + w) % 3)
+                        .map(|k| NewMessage::new(Role::User, format!("{w}/{i}/{k}")))
+                        .collect();
+                    // Conflict (starved by the others) is temporary and nothing was
+                    // written: the retry, with the same ids, is what the docs prescribe.
+                    let stored = loop {
+                        match backend.append_messages(&id, batch.clone()).await {
+                            Ok(appended) => break appended.messages,
+                            Err(Error::Conflict { .. }) => continue,
+                            Err(e) => panic!("writer {w}: {e:?}"),
+                        }
+                    };
+                    sent.extend(stored.into_iter().map(|m| (m.id, m.seq)));
+                }
+                sent
+            })
+        })
+        .collect();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2u64)
+        .map(|r| {
+            let backend = DynamoMessages::from_client(table.client().clone(), table.table_name());
+            let id = record.id.clone();
+            let done = Arc::clone(&done);
+            tokio::spawn(async move {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) || reads < 10 {
+                    let range = match reads % 3 {
+                        0 => MessageRange::last(30),
+                        1 => MessageRange::after(reads % 50).limit(40),
+                        _ => MessageRange::all(),
+                    };
+                    let page = backend.messages(&id, &range).await.expect("read");
+                    let seqs: Vec<u64> = page.items.iter().map(|m| m.seq).collect();
+                    assert!(
+                        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+                        "reader {r}: a window with a gap or a repeat: {seqs:?}"
+                    );
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let mut sent = Vec::new();
+    for w in writers {
+        sent.extend(w.await.expect("writer"));
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    for r in readers {
+        assert!(r.await.expect("reader") >= 10);
+    }
+    let all = read_all(&table, &record.id).await;
+    assert_eq!(all.len(), sent.len(), "every message once");
+    let stored: HashMap<_, _> = all.iter().map(|m| (m.id.clone(), m.seq)).collect();
+    for (id, seq) in &sent {
+        assert_eq!(
+            stored.get(id),
+            Some(seq),
+            "{id} at the seq its append answered"
+        );
+    }
+    assert!(all.iter().enumerate().all(|(i, m)| m.seq == i as u64 + 1));
+    let layout = common::layout(&table, &record.id).await;
+    assert_eq!(layout.chunked + layout.tail, all.len(), "{layout:?}");
+    assert_eq!(layout.markers, layout.chunked, "{layout:?}");
+    assert!(layout.chunks >= 2, "the tail was sealed: {layout:?}");
+    common::drop_table(&table).await;
+}
