@@ -1,10 +1,11 @@
 //! [`ChatVault`] and the [`Conversation`] handle: what an application calls.
 
-use std::sync::{Arc, Mutex, PoisonError};
+mod hashing;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::backend::{ByteStream, FilesBackend, FilesBackendExt, MessagesBackend, bytes_stream};
@@ -19,6 +20,7 @@ use crate::model::{
     ConversationPatch, ConversationRecord, ConversationSummary, FileAttachment, HistoryEntry,
     ListOptions, Message, MessageRange, Metadata, Page, Role, SearchHit, SearchOptions, now,
 };
+use hashing::StreamHash;
 
 /// The entry point: a messages backend and a files backend.
 ///
@@ -694,7 +696,8 @@ impl Conversation {
 
     /// Attaches a file from a stream, with memory bounded by the files backend's streaming.
     ///
-    /// The size and SHA-256 are computed as the bytes pass through.
+    /// The size and SHA-256 are computed as the bytes pass through: past the first MiB,
+    /// on a thread of its own, beside the upload (at most 8 MiB behind it).
     pub async fn attach_file_stream(
         &mut self,
         filename: &str,
@@ -705,31 +708,31 @@ impl Conversation {
         let content_type = ContentType::parse(content_type)?;
         let file_id = FileId::new();
         let key = keys::storage_key(self.user_id(), self.id(), &file_id, filename)?;
-        let state = Arc::new(Mutex::new((Sha256::new(), 0u64)));
-        let tap = Arc::clone(&state);
-        let hashed: ByteStream = data
-            .inspect(move |chunk| {
-                if let Ok(bytes) = chunk {
-                    let mut guard = tap.lock().unwrap_or_else(PoisonError::into_inner);
-                    guard.0.update(bytes);
-                    guard.1 += bytes.len() as u64;
-                }
-            })
-            .boxed();
+        let (hashed, hash) = StreamHash::tap(data);
         self.vault
             .files
             .upload_stream(&key, hashed, &content_type)
             .await?;
-        let (hasher, size) = {
-            let mut guard = state.lock().unwrap_or_else(PoisonError::into_inner);
-            std::mem::replace(&mut *guard, (Sha256::new(), 0))
+        let Some((sha256, size)) = hash.finish().await else {
+            // The hashing thread died (it cannot, short of a panic): the bytes are stored
+            // but their digest is unknown, so they must not be attached.
+            if let Err(cleanup) = self.vault.files.delete(&key).await {
+                tracing::warn!(
+                    key = %key, error = %cleanup,
+                    "could not delete the bytes of a failed attachment; they are orphaned"
+                );
+            }
+            return Err(Error::backend(
+                "chatvault",
+                "the SHA-256 of the attachment could not be computed",
+            ));
         };
         let file = FileAttachment {
             id: file_id,
             filename: filename.to_owned(),
             content_type,
             size,
-            sha256: hex(&hasher.finalize()),
+            sha256,
             storage_key: key,
             uploaded_at: now(),
             metadata: Metadata::new(),
