@@ -1,5 +1,6 @@
 //! [`LocalFiles`]: attachment bytes as files under a root directory.
 
+mod stream;
 mod tree;
 
 use std::fs::{self, File};
@@ -8,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use chatvault_core::{
@@ -18,19 +18,15 @@ use chatvault_core::{
 use futures_util::StreamExt;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 
 use crate::error::{BACKEND, CorruptData, corrupt, io_at, io_error};
 use crate::fsutil::{STALE_TEMP_AGE, blocking, create_dir_all_durable, unique_name};
+use stream::{DirectIo, StreamWriter};
 use tree::{Entry, Route, link_error};
 
 /// Chunk size of [`LocalFiles`]' streaming downloads.
 pub const DOWNLOAD_CHUNK: usize = 64 * 1024;
-
-/// Size of the writes of a streamed upload: incoming chunks are gathered into buffers of
-/// this size, so the cost per write is paid once per 4 MiB whatever the chunks' sizes.
-const WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Bytes kept as they are in `file://` URLs (as Python's `pathlib.Path.as_uri` does).
 const URL_SAFE: &AsciiSet = &NON_ALPHANUMERIC
@@ -180,6 +176,8 @@ struct Inner {
     root: PathBuf,
     /// The root directory, open: every path inside the store is walked from it.
     dir: Dir,
+    /// Whether streamed uploads try direct I/O.
+    direct_io: DirectIo,
 }
 
 impl LocalFiles {
@@ -189,12 +187,20 @@ impl LocalFiles {
     /// upload). Fails with [`Error::PermissionDenied`] if `data`, `meta` or `tmp` under
     /// the root is a link.
     pub fn new(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref();
+        Self::open(root.as_ref(), DirectIo::Try)
+    }
+
+    /// [`LocalFiles::new`], with streamed uploads' direct I/O as `direct_io` says.
+    fn open(root: &Path, direct_io: DirectIo) -> Result<Self> {
         create_dir_all_durable(root)?;
         let root = fs::canonicalize(root).map_err(io_at("resolve", root))?;
         let dir = Dir::open_ambient_dir(&root, ambient_authority())
             .map_err(io_at("open directory", &root))?;
-        let inner = Inner { root, dir };
+        let inner = Inner {
+            root,
+            dir,
+            direct_io,
+        };
         for tree in [DATA, META, TMP] {
             let path = inner.root.join(tree);
             tree::open_or_create_dir(&inner.dir, tree, &path)?;
@@ -650,179 +656,6 @@ impl Inner {
     }
 }
 
-/// What a streamed upload's writer is sent.
-#[derive(Debug)]
-enum ToWriter {
-    /// Bytes gathered from the stream's chunks, to append to the file; the emptied
-    /// buffer goes back to the pool.
-    Buffer(Vec<u8>),
-    /// A chunk at least as large as a buffer, appended as it is.
-    Chunk(Bytes),
-    /// The stream ended: flush the file to disk.
-    Finish,
-}
-
-/// A data temp file being written by a streamed upload.
-///
-/// The stream's chunks are copied into buffers of [`WRITE_BUFFER`] bytes, and full
-/// buffers are queued (at most [`WRITE_QUEUE`]) to one writer on the blocking pool, which
-/// writes each with one `write` call and flushes the file to disk once at the end. So the
-/// stream (and whatever it computes as it is polled, such as a hash) runs beside the disk
-/// writes, the two wait for each other only when the queue is full or empty (not once per
-/// buffer), and the cost per write call is paid once per 4 MiB whatever the chunks' sizes
-/// (a stream of 1-byte chunks costs no more system calls than one of 4 MiB chunks).
-/// Buffers are reused. Every [`WRITEBACK_EVERY`] buffers the writer starts the disk writes of
-/// what it wrote since the last time, without waiting for them ([`start_writeback`]), so
-/// the disk works while the stream still arrives, the final fsync has little left to do,
-/// and the upload does not pile up dirty pages that the kernel would throttle it for. (An
-/// `fdatasync` there would also work, but on ext4 each one commits the journal, which
-/// waits for every other file's ordered data too.)
-///
-/// Memory: at most `WRITE_QUEUE + 2` buffers (24 MiB), plus one chunk when a single
-/// chunk is larger than a buffer (the caller holds it anyway).
-#[derive(Debug)]
-struct StreamWriter {
-    /// The queue to the writer.
-    queue: tokio::sync::mpsc::Sender<ToWriter>,
-    /// The writer: gives back the file's metadata once it is flushed.
-    writer: JoinHandle<io::Result<fs::Metadata>>,
-    /// Emptied buffers, given back by the writer.
-    pool: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-    /// The buffer being filled.
-    buf: Vec<u8>,
-    path: PathBuf,
-}
-
-/// How many full buffers may wait for the writer.
-const WRITE_QUEUE: usize = 4;
-/// The writer starts the disk writes of what it wrote after this many buffers (16 MiB).
-const WRITEBACK_EVERY: usize = 4;
-
-impl StreamWriter {
-    /// Starts the writer of `file`.
-    fn new(file: File, path: PathBuf) -> Self {
-        let (queue, mut received) = tokio::sync::mpsc::channel(WRITE_QUEUE);
-        let pool: Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Arc::default();
-        let give_back = Arc::clone(&pool);
-        let writer = tokio::task::spawn_blocking(move || {
-            let mut file = file;
-            let (mut writes, mut written, mut advised) = (0usize, 0u64, 0u64);
-            loop {
-                let bytes = match received.blocking_recv() {
-                    Some(ToWriter::Buffer(mut buf)) => {
-                        file.write_all(&buf)?;
-                        let n = buf.len();
-                        buf.clear();
-                        give_back
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(buf);
-                        n
-                    }
-                    Some(ToWriter::Chunk(chunk)) => {
-                        file.write_all(&chunk)?;
-                        chunk.len()
-                    }
-                    Some(ToWriter::Finish) => break,
-                    // The upload was abandoned: its temp file is already removed.
-                    None => return Err(io::Error::other("the upload was abandoned")),
-                };
-                written += bytes as u64;
-                writes += 1;
-                if writes % WRITEBACK_EVERY == 0 {
-                    start_writeback(&file, advised, written);
-                    advised = written;
-                }
-            }
-            file.sync_all()?;
-            file.metadata()
-        });
-        StreamWriter {
-            queue,
-            writer,
-            pool,
-            buf: Vec::new(),
-            path,
-        }
-    }
-
-    /// Adds `chunk`, queueing buffers as they fill.
-    async fn push(&mut self, chunk: Bytes) -> Result<()> {
-        if self.buf.is_empty() && chunk.len() >= WRITE_BUFFER {
-            return self.send(ToWriter::Chunk(chunk)).await;
-        }
-        let mut rest = &chunk[..];
-        while !rest.is_empty() {
-            if self.buf.capacity() < WRITE_BUFFER {
-                let reused = self
-                    .pool
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .pop();
-                self.buf = reused.unwrap_or_else(|| Vec::with_capacity(WRITE_BUFFER));
-            }
-            let n = rest.len().min(WRITE_BUFFER - self.buf.len());
-            self.buf.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            if self.buf.len() == WRITE_BUFFER {
-                let full = std::mem::take(&mut self.buf);
-                self.send(ToWriter::Buffer(full)).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Queues `message` to the writer.
-    async fn send(&mut self, message: ToWriter) -> Result<()> {
-        if self.queue.send(message).await.is_err() {
-            // The writer stopped: its error says why.
-            return Err(match self.join().await {
-                Err(e) => e,
-                Ok(_) => io_error(
-                    "write",
-                    &self.path,
-                    io::Error::other("the writer stopped early"),
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    /// Waits for the writer.
-    async fn join(&mut self) -> Result<fs::Metadata> {
-        match (&mut self.writer).await {
-            Ok(done) => done.map_err(io_at("write", &self.path)),
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(join) => Err(Error::backend(BACKEND, join)),
-        }
-    }
-
-    /// Writes what is left, flushes the file to disk, and gives back its metadata.
-    async fn finish(mut self) -> Result<fs::Metadata> {
-        if !self.buf.is_empty() {
-            let last = std::mem::take(&mut self.buf);
-            self.send(ToWriter::Buffer(last)).await?;
-        }
-        self.send(ToWriter::Finish).await?;
-        self.join().await
-    }
-}
-
-/// Starts writing `file`'s dirty pages to disk without waiting for them (Linux:
-/// `posix_fadvise(DONTNEED)` submits them for writeback and then drops the cached pages
-/// that are already clean). Elsewhere a no-op: the final fsync writes everything.
-fn start_writeback(file: &File, from: u64, to: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        // Only advice: a failure changes nothing that the final fsync does not do.
-        if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
-            let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, from, to);
-}
-
 /// `file://` URL of an absolute path, every byte but ASCII letters, digits, `-_.~`
 /// percent-encoded in each segment.
 fn file_url(path: &Path) -> String {
@@ -862,10 +695,11 @@ impl FilesBackend for LocalFiles {
         FilesCapabilities::full()
     }
 
-    /// Gathers the chunks into 4 MiB writes made on the blocking pool while the stream
-    /// is polled for the next ones (memory stays under 24 MiB, plus one chunk when a
-    /// single chunk is larger), flushes the file to disk once at the end, then moves it
-    /// into place. A failing stream, a failed write, or dropping the future before it
+    /// Gathers the chunks into 8 MiB writes made on the blocking pool while the stream
+    /// is polled for the next ones (memory stays under 32 MiB, plus one chunk when a
+    /// single chunk is larger and direct I/O is off), with direct I/O (Linux: `O_DIRECT`,
+    /// no copy into the page cache) where the file system takes it, flushes the file to
+    /// disk once at the end, then moves it into place. A failing stream, a failed write, or dropping the future before it
     /// finishes leaves nothing under the key and removes the temp file.
     async fn upload_stream(
         &self,
@@ -878,7 +712,7 @@ impl FilesBackend for LocalFiles {
         // Created synchronously (one open call): were it created on the blocking pool, a
         // future dropped meanwhile would remove the name before the file appeared.
         let (guard, file) = TempFile::create(&self.inner, "data")?;
-        let mut writer = StreamWriter::new(file, guard.path.clone());
+        let mut writer = StreamWriter::new(file, guard.path.clone(), self.inner.direct_io);
         let mut size = 0u64;
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(|source| Error::UploadStream { source })?;
@@ -886,6 +720,8 @@ impl FilesBackend for LocalFiles {
             writer.push(chunk).await?;
         }
         let written = writer.finish().await?;
+        tracing::trace!(key = %key, size, direct = written.direct, "upload written");
+        let written = written.meta;
         let inner = Arc::clone(&self.inner);
         let (key, content_type) = (key.clone(), content_type.clone());
         blocking(move || {
@@ -942,5 +778,52 @@ impl FilesBackend for LocalFiles {
         let inner = Arc::clone(&self.inner);
         let key = key.clone();
         blocking(move || inner.file_url(key.as_str())).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use chatvault_core::collect_stream;
+
+    /// A store whose file system refuses direct I/O as `direct_io` says still stores every
+    /// byte, durably placed under its key.
+    #[tokio::test]
+    async fn uploads_where_direct_io_is_refused_store_every_byte() {
+        let data: Vec<u8> = (0..20 * 1024 * 1024 + 123)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for direct_io in [
+            DirectIo::Try,
+            DirectIo::RefuseFlag,
+            DirectIo::RefuseWritesAfter(0),
+            DirectIo::RefuseWritesAfter(8 * 1024 * 1024),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let files = LocalFiles::open(dir.path(), direct_io).unwrap();
+            let key = StorageKey::parse("u/c/f/big.bin").unwrap();
+            let chunks: Vec<_> = data
+                .chunks(100_000)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let size = files
+                .upload_stream(
+                    &key,
+                    futures_util::stream::iter(chunks).boxed(),
+                    &ContentType::parse("application/pdf").unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(size, data.len() as u64);
+            let stored = collect_stream(files.download_stream(&key).await.unwrap().unwrap())
+                .await
+                .unwrap();
+            assert!(stored == data, "{direct_io:?}");
+            let head = files.head(&key).await.unwrap().unwrap();
+            assert_eq!(head.content_type.as_str(), "application/pdf");
+            assert_eq!(fs::read_dir(dir.path().join(TMP)).unwrap().count(), 0);
+        }
     }
 }

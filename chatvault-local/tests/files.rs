@@ -332,14 +332,15 @@ async fn a_key_cannot_be_both_a_file_and_a_directory() {
 async fn chunks_of_every_size_are_stored_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let files = LocalFiles::new(dir.path()).unwrap();
-    // A first chunk larger than a whole 4 MiB buffer (written as it is), tiny chunks,
-    // empty ones, medium ones, one larger than a buffer arriving into a partly filled
-    // one, and enough of them to fill several buffers.
-    let mut sizes = vec![5 * 1024 * 1024 + 3];
+    // A first chunk larger than a whole 8 MiB buffer (written as it is without direct
+    // I/O, copied into buffers with it), tiny chunks, empty ones, medium ones, one larger
+    // than a buffer arriving into a partly filled one, and enough of them to fill several
+    // buffers.
+    let mut sizes = vec![9 * 1024 * 1024 + 3];
     for i in 0..3000 {
         sizes.push(i % 97);
     }
-    sizes.extend([0, 16 * 1024 - 1, 16 * 1024, 20_000, 9 * 1024 * 1024 + 7]);
+    sizes.extend([0, 16 * 1024 - 1, 16 * 1024, 20_000, 17 * 1024 * 1024 + 7]);
     for i in 0..200 {
         sizes.push(if i % 3 == 0 { 1 } else { 64 * 1024 + i });
     }
