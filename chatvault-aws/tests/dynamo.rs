@@ -1275,3 +1275,40 @@ async fn writers_in_four_processes_seal_while_readers_read_whole_windows() {
     assert!(layout.chunks >= 2, "the tail was sealed: {layout:?}");
     common::drop_table(&table).await;
 }
+
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
+#[tokio::test]
+async fn a_retry_into_a_conversation_created_again_elsewhere_is_stored_not_replayed() {
+    let backend = common::dynamo().await;
+    let other = DynamoMessages::from_client(backend.client().clone(), backend.table_name());
+    let record = new_conversation(&backend, None).await;
+    let first = NewMessage::new(Role::User, "first");
+    backend
+        .append_messages(&record.id, vec![first.clone()])
+        .await
+        .expect("append");
+    // Deleted and created again elsewhere: this backend still remembers `first` in the
+    // old conversation's tail.
+    assert!(other.delete(&record.id).await.expect("delete"));
+    let mut again = ConversationRecord::new(None);
+    again.id = record.id.clone();
+    other.create(&again).await.expect("create again");
+    let retried = backend
+        .append_messages(&record.id, vec![first.clone()])
+        .await
+        .expect("append to the new conversation");
+    assert_eq!(retried.messages[0].seq, 1);
+    assert_eq!(retried.record.created_at, again.created_at);
+    assert_eq!(retried.record.message_count, 1);
+    let stored = read_all(&other, &record.id).await;
+    assert_eq!(
+        stored.len(),
+        1,
+        "stored in the new conversation, not taken for a replay"
+    );
+    assert_eq!(stored[0].id, first.id);
+    common::drop_table(&backend).await;
+}

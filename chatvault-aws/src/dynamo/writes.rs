@@ -707,16 +707,26 @@ impl DynamoMessages {
         };
         // Writers in this process take turns (see `turns`); other processes contend below.
         let _turn = self.turns.take(id).await;
-        let mut current = match self.seen.get(id) {
-            Some(seen) => seen,
-            None => self.read_seen(id).await?,
+        // Whether `current` was read (or returned by DynamoDB) in this call, rather than
+        // remembered: a write is conditional on what it says, but a replay answers from
+        // it alone, so a replay is decided on a state read now (the remembered one may be
+        // of a conversation since deleted and created again).
+        let (mut current, mut fresh) = match self.seen.get(id) {
+            Some(seen) => (seen, false),
+            None => (self.read_seen(id).await?, true),
         };
         for attempt in 0..self.max_write_attempts {
             if current.legacy {
                 current = self.index_legacy(op, current).await?;
             }
-            if let Some(replayed) = self.stored_already(id, &current, &messages).await? {
-                return Ok(replayed);
+            match self.stored_already(id, &current, &messages).await {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(Error::AlreadyExists { .. }) if !fresh => {
+                    (current, fresh) = (self.read_seen(id).await?, true);
+                    continue;
+                }
+                Ok(Some(replayed)) => return Ok(replayed),
+                Err(e) => return Err(e),
             }
             let mut record = current.record.clone();
             let stored = record.apply_append(messages.clone(), now());
@@ -837,7 +847,7 @@ impl DynamoMessages {
                 Written::Other => return Err(chunk_exists(id)),
                 Written::Conflicted => None,
             };
-            current = self.retry_from(id, latest, attempt).await?;
+            (current, fresh) = (self.retry_from(id, latest, attempt).await?, true);
         }
         Err(self.conflict(id, "append"))
     }
