@@ -11,6 +11,7 @@ use super::chunks::{MAX_CHUNK_MESSAGES, decode_stored, decode_tail};
 use super::item::*;
 use super::seen::Seen;
 use super::{BACKEND, DynamoMessages};
+use crate::sdk::sdk_error;
 
 /// Reads of a window before giving up on other writers sealing under it.
 const READ_ATTEMPTS: u32 = 8;
@@ -21,7 +22,6 @@ pub(super) struct SealedLocation {
     pub(super) messages: Vec<Message>,
     pub(super) index: usize,
 }
-use crate::sdk::sdk_error;
 
 impl DynamoMessages {
     /// One item, read consistently.
@@ -288,19 +288,6 @@ impl DynamoMessages {
         ))
     }
 
-    /// The conversation item of a read, remembered: [`Error::NotFound`] when it is
-    /// missing or being deleted.
-    fn head_of(&self, id: &ConversationId, item: Option<Item>) -> Result<Seen> {
-        match item {
-            Some(item) if !is_deleting(&item) => {
-                let (seen, _) = Seen::from_item(&item)?;
-                self.seen.remember(seen.clone());
-                Ok(seen)
-            }
-            _ => Err(Error::conversation_not_found(id.as_str())),
-        }
-    }
-
     /// One page of the items under `m#` keys from `low` to `high`, in `forward` order
     /// (from the conversation item on when `low` is its key), after `start`.
     async fn query_items(
@@ -376,7 +363,7 @@ impl DynamoMessages {
                 None => break false,
             }
         };
-        let head = self.head_of(id, head)?;
+        let head = self.seen_writable(id, head)?;
         if !cut {
             messages.extend(
                 head.tail
@@ -422,7 +409,7 @@ impl DynamoMessages {
         window: &Window,
     ) -> Result<Option<Page<Message>>> {
         let head = self.read_item(id).await?;
-        let head = self.head_of(id, head)?;
+        let head = self.seen_writable(id, head)?;
         let count = head
             .record
             .message_count

@@ -72,7 +72,7 @@ impl fmt::Display for LostAnswer {
             f,
             "{}: the write's answer was lost ({}) and reading whether it committed failed ({}); retry with the same message ids, or read the conversation first",
             self.what,
-            DisplayChain(&*self.write),
+            aws_sdk_dynamodb::error::DisplayErrorContext(&*self.write),
             self.check
         )
     }
@@ -81,21 +81,6 @@ impl fmt::Display for LostAnswer {
 impl std::error::Error for LostAnswer {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.write)
-    }
-}
-
-/// An error and its sources, on one line.
-struct DisplayChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for DisplayChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(e) = source {
-            write!(f, ": {e}")?;
-            source = e.source();
-        }
-        Ok(())
     }
 }
 
@@ -630,16 +615,18 @@ impl DynamoMessages {
         Err(sdk_error(BACKEND, err))
     }
 
-    /// The whole conversation item as `after` describes it, put if the item is still as
-    /// `current` was (its version, count and creation time).
-    fn conversation_put(&self, current: &Seen, after: &Seen) -> Result<PutItemFluentBuilder> {
-        let mut item = conversation_item(&after.record, &[])?;
+    /// The whole conversation item as `after` describes it (`base`: its item without
+    /// `files` and `tail`), put if the item is still as `current` was (its version, count
+    /// and creation time).
+    fn conversation_put(
+        &self,
+        current: &Seen,
+        mut item: Item,
+        after: &Seen,
+    ) -> Result<PutItemFluentBuilder> {
         item.insert(FILES.into(), s(after.files_json.clone()));
         if !after.tail.is_empty() {
             item.insert(TAIL.into(), AttributeValue::L(tail_entries(&after.tail)));
-        }
-        if let Some(max) = &after.sealed_max {
-            item.insert(SEALED_MAX_ID.into(), s(max.as_str()));
         }
         let mut names = HashMap::new();
         let mut values = HashMap::new();
@@ -742,21 +729,9 @@ impl DynamoMessages {
                     &chunk_item(id, std::slice::from_ref(e), 1)?,
                 )?;
             }
-            let mut set = vec![
-                (VERSION, n(record.version)),
-                (FORMAT, n(FORMAT_VERSION)),
-                (MESSAGE_COUNT, n(record.message_count)),
-                (LAST_ACTIVE, s(format_time(record.last_active))),
-                (ACTIVITY, s(activity(record.last_active, id))),
-                (USAGE, s(json(&record.usage)?)),
-            ];
-            if record.title != current.record.title
-                && let Some(title) = &record.title
-            {
-                set.push((TITLE, s(title)));
-            }
             let added: u64 = encoded.iter().map(Encoded::size).sum();
-            let base_size = base_size(&record, current.sealed_max.as_ref())?;
+            let base = base_item(&record, current.sealed_max.as_ref())?;
+            let base_size = item_size(&base);
             let fits = |count: usize, bytes: u64| {
                 count <= TAIL_MAX_MESSAGES
                     && bytes <= TAIL_MAX_BYTES
@@ -782,7 +757,7 @@ impl DynamoMessages {
                     sealed_max: current.sealed_max.clone(),
                     legacy: false,
                 };
-                let request = self.conversation_put(&current, &after)?;
+                let request = self.conversation_put(&current, base, &after)?;
                 let size = after.item_size();
                 let written = self
                     .conditional_put_item(
@@ -798,6 +773,19 @@ impl DynamoMessages {
             } else {
                 // The tail is full: it is sealed into a chunk, and the messages make the new
                 // tail (or are sealed with it, when they would not fit a tail of their own).
+                let mut set = vec![
+                    (VERSION, n(record.version)),
+                    (FORMAT, n(FORMAT_VERSION)),
+                    (MESSAGE_COUNT, n(record.message_count)),
+                    (LAST_ACTIVE, s(format_time(record.last_active))),
+                    (ACTIVITY, s(activity(record.last_active, id))),
+                    (USAGE, s(json(&record.usage)?)),
+                ];
+                if record.title != current.record.title
+                    && let Some(title) = &record.title
+                {
+                    set.push((TITLE, s(title)));
+                }
                 let alone = fits(encoded.len(), added);
                 let mut sealed = current.tail.clone();
                 let tail = if alone {
@@ -1068,29 +1056,33 @@ impl DynamoMessages {
             if current.legacy {
                 current = self.index_legacy(op, current).await?;
             }
-            let in_tail = current
+            let found = match current
                 .tail
                 .iter()
-                .position(|e| &e.message.id == message_id);
-            let location = match in_tail {
-                Some(_) => None,
-                None => self.sealed_location(id, message_id).await?,
+                .position(|e| &e.message.id == message_id)
+            {
+                Some(index) => Found::Tail(index),
+                None => match self.sealed_location(id, message_id).await? {
+                    Some(location) => Found::Sealed(location),
+                    None if fresh => {
+                        // Gone with its conversation, or never there.
+                        self.read_seen(id).await?;
+                        return Err(Error::message_not_found(message_id.as_str()));
+                    }
+                    // Perhaps appended since this backend last saw the conversation.
+                    None => {
+                        (current, fresh) = (self.read_seen(id).await?, true);
+                        continue;
+                    }
+                },
             };
-            let mut message = match (in_tail, &location) {
-                (Some(index), _) => current.tail[index].message.clone(),
-                (None, Some(location)) => location.messages[location.index].clone(),
-                (None, None) if fresh => {
-                    // Gone with its conversation, or never there.
-                    self.read_seen(id).await?;
-                    return Err(Error::message_not_found(message_id.as_str()));
-                }
-                (None, None) => {
-                    (current, fresh) = (self.read_seen(id).await?, true);
-                    continue;
-                }
+            let mut message = match &found {
+                Found::Tail(index) => current.tail[*index].message.clone(),
+                Found::Sealed(location) => location.messages[location.index].clone(),
             };
+            let in_tail = matches!(found, Found::Tail(_));
             if message.revision != expected_revision {
-                if in_tail.is_some() && !fresh {
+                if in_tail && !fresh {
                     (current, fresh) = (self.read_seen(id).await?, true);
                     continue;
                 }
@@ -1122,8 +1114,8 @@ impl DynamoMessages {
                     .await?
                     .is_some_and(|now| now == message))
             };
-            let written = match (in_tail, location) {
-                (Some(index), _) => {
+            let written = match found {
+                Found::Tail(index) => {
                     after.tail_size = after.tail_size - after.tail[index].size() + entry.size();
                     after.tail[index] = entry.clone();
                     if after.item_size() > MAX_ITEM_SIZE {
@@ -1151,7 +1143,7 @@ impl DynamoMessages {
                     )
                     .await?
                 }
-                (None, Some(location)) => {
+                Found::Sealed(location) => {
                     let mut actions = vec![self.conditional_update(
                         id,
                         current.record.version,
@@ -1168,7 +1160,6 @@ impl DynamoMessages {
                     )
                     .await?
                 }
-                (None, None) => continue,
             };
             let latest = match written {
                 Written::Done => {
@@ -1179,7 +1170,7 @@ impl DynamoMessages {
                 // A retry the SDK sent after losing the answer of this very update fails
                 // its condition: the update is there, in the tail that came back.
                 Written::Moved(Some(item))
-                    if in_tail.is_some()
+                    if in_tail
                         && !is_deleting(&item)
                         && decode_tail(&item)?.0.iter().any(|e| e.message == message) =>
                 {
@@ -1387,6 +1378,14 @@ impl DynamoMessages {
     }
 }
 
+/// Where `update_message` found the message.
+enum Found {
+    /// At this index of the tail.
+    Tail(usize),
+    /// In a sealed item.
+    Sealed(SealedLocation),
+}
+
 /// What a write of messages is conditional on besides the version: the count and the
 /// creation time, so that a conversation deleted and created again under the same id
 /// cannot pass for the one remembered.
@@ -1397,14 +1396,19 @@ fn unchanged(record: &ConversationRecord) -> Vec<(&'static str, AttributeValue)>
     ]
 }
 
-/// The bytes of the conversation item of `record` without `files` and `tail`.
-fn base_size(record: &ConversationRecord, sealed_max: Option<&MessageId>) -> Result<u64> {
+/// The conversation item of `record` without `files` and `tail`.
+fn base_item(record: &ConversationRecord, sealed_max: Option<&MessageId>) -> Result<Item> {
     let mut item = conversation_item(record, &[])?;
     item.remove(FILES);
     if let Some(max) = sealed_max {
         item.insert(SEALED_MAX_ID.into(), s(max.as_str()));
     }
-    Ok(item_size(&item))
+    Ok(item)
+}
+
+/// The bytes of [`base_item`].
+fn base_size(record: &ConversationRecord, sealed_max: Option<&MessageId>) -> Result<u64> {
+    Ok(item_size(&base_item(record, sealed_max)?))
 }
 
 fn too_large_conversation(id: &ConversationId, size: u64) -> Error {
