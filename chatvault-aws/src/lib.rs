@@ -98,7 +98,7 @@
 //! | `message_count`, `file_count`, `version` | N | `version` grows with every change: the optimistic-concurrency check |
 //! | `usage` | S | token usage totals as JSON; absent while zero |
 //! | `files` | S | the attachments' records, as a JSON list |
-//! | `tail` | L of S | the most recent messages (at most 48, and 48 KiB), each as its JSON form without its default fields, in `seq` order; absent when empty |
+//! | `tail` | L of S | the most recent messages (at most 48, and 48 KiB), each as its JSON form without its default fields (a message of one text part keeps it as `content`, the 0.1 form), in `seq` order; absent when empty |
 //! | `sealed_max_id` | S | the greatest id (in DynamoDB's string order) of the sealed messages; absent while none is sealed |
 //! | `deleting` | BOOL | only while the conversation is being deleted (`begin_delete`, or the first step of `delete`): a tombstone that makes every write fail with `NotFound` and every read see no conversation; `activity` is removed with it, which takes the conversation out of both indexes |
 //!
@@ -106,7 +106,8 @@
 //! message zero-padded to 20 digits, e.g. `m#00000000000000000042`, so that string order
 //! is `seq` order for every `u64`): `first_seq` N, `revision` N (grows with every
 //! rewrite: the condition of message updates), and `messages` S, the JSON array of a run
-//! of consecutive messages (at most 256 KiB of them, or one larger message). The append
+//! of consecutive messages in the form the tail keeps them (at most 256 KiB of them, or
+//! one larger message). The append
 //! that would grow the tail past its bounds seals it: the tail's messages move into a
 //! chunk item in the same transaction. A 2,000-message conversation is about 40 items.
 //!
