@@ -80,7 +80,8 @@ const BATCH_CONCURRENCY: usize = 4;
 /// - `messages`: one consistent `Query` of the chunk items of the window (a backend page
 ///   is cut at DynamoDB's 1 MB, with `next_cursor` set); from the start of the
 ///   conversation the `Query` begins at the conversation item (is it there, not being
-///   deleted, and its tail), otherwise a `GetItem` of it runs alongside. The last
+///   deleted, and its tail), otherwise a `GetItem` of it runs alongside. A page of 8
+///   items or more is decoded on two threads (half on Tokio's blocking pool). The last
 ///   messages read the conversation item first: its tail often holds them.
 /// - `list_conversations`: a `Query` of a GSI, newest activity first.
 /// - `update`, `add_file`, `remove_file`: `GetItem`, then an update of the conversation

@@ -16,6 +16,33 @@ use crate::sdk::sdk_error;
 /// Reads of a window before giving up on other writers sealing under it.
 const READ_ATTEMPTS: u32 = 8;
 
+/// Items of messages from which a page is decoded on two threads (about 380 messages in
+/// full chunks); smaller pages decode faster than a thread hand-off.
+const PARALLEL_DECODE_ITEMS: usize = 8;
+
+/// The messages of each of `items` (see [`decode_stored`]), in the items' order.
+///
+/// Decoding is the client's part of a long read (about 1 µs a message, near a third of a
+/// 2,000-message load on DynamoDB Local), so a page of many items is decoded on two
+/// threads: the later half on Tokio's blocking pool while this task decodes the first.
+/// Outside a Tokio runtime everything is decoded here.
+async fn decode_items(mut items: Vec<Item>) -> Result<Vec<Vec<Message>>> {
+    let handle = match tokio::runtime::Handle::try_current() {
+        Ok(handle) if items.len() >= PARALLEL_DECODE_ITEMS => handle,
+        _ => return items.iter().map(decode_stored).collect(),
+    };
+    let later = items.split_off(items.len() / 2);
+    #[cfg(test)]
+    tests::HAND_OFFS.with(|n| n.set(n.get() + 1));
+    let later =
+        handle.spawn_blocking(move || later.iter().map(decode_stored).collect::<Result<Vec<_>>>());
+    let first = items.iter().map(decode_stored).collect::<Result<Vec<_>>>();
+    let later = later.await.map_err(|e| Error::backend(BACKEND, e))?;
+    let mut decoded = first?;
+    decoded.extend(later?);
+    Ok(decoded)
+}
+
 /// A sealed message's item as read: its messages, and where the message is among them.
 pub(super) struct SealedLocation {
     pub(super) item: Item,
@@ -342,17 +369,21 @@ impl DynamoMessages {
         };
         let mut messages = Vec::new();
         let cut = loop {
+            let mut stored = Vec::with_capacity(items.len());
             for item in items {
                 if matches!(item.get(SK), Some(AttributeValue::S(sk)) if sk == CONVERSATION_SK) {
                     head = Some(item);
                 } else {
-                    messages.extend(
-                        decode_stored(&item)?
-                            .into_iter()
-                            .filter(|m| (low..=high).contains(&m.seq)),
-                    );
+                    stored.push(item);
                 }
             }
+            messages.extend(
+                decode_items(stored)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| (low..=high).contains(&m.seq)),
+            );
             match next {
                 Some(start) if messages.is_empty() => {
                     (items, next) = self
@@ -447,8 +478,7 @@ impl DynamoMessages {
                     .query_items(id, &low_key, &high_key, false, start)
                     .await?;
                 let mut lowest = None;
-                for item in items {
-                    let stored = decode_stored(&item)?;
+                for stored in decode_items(items).await? {
                     lowest = stored.first().map(|m| m.seq);
                     let before = messages.len();
                     messages.extend(
@@ -582,6 +612,103 @@ impl Window {
                     limit: Some(limit),
                 })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dynamo::chunks::{Encoded, chunk_item};
+    use chatvault_core::{NewMessage, Part, Role};
+
+    thread_local! {
+        /// Pages `decode_items` handed half of to the blocking pool, on this thread.
+        pub(super) static HAND_OFFS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// `count` chunk items of 3 messages each, seq 1 on; every other message a tool call.
+    fn chunks(count: u64) -> Vec<Item> {
+        let id = ConversationId::parse("c1").expect("id");
+        (0..count)
+            .map(|c| {
+                let run: Vec<Encoded> = (c * 3 + 1..=c * 3 + 3)
+                    .map(|seq| {
+                        let message = if seq % 2 == 0 {
+                            NewMessage::new(Role::User, format!("text {seq}"))
+                        } else {
+                            NewMessage::with_parts(
+                                Role::Assistant,
+                                vec![Part::tool_call(
+                                    format!("call {seq}"),
+                                    "f",
+                                    serde_json::json!(seq),
+                                )],
+                            )
+                        };
+                        Encoded::new(message.into_message(seq)).expect("encodes")
+                    })
+                    .collect();
+                chunk_item(&id, &run, 1).expect("chunk")
+            })
+            .collect()
+    }
+
+    fn seqs(decoded: &[Vec<Message>]) -> Vec<u64> {
+        decoded.iter().flatten().map(|m| m.seq).collect()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn pages_decode_in_order_on_two_threads_or_one() {
+        let expected = |items: usize| -> Vec<u64> { (1..=3 * items as u64).collect() };
+        for count in [0, 1, PARALLEL_DECODE_ITEMS - 1, PARALLEL_DECODE_ITEMS, 21] {
+            let items = chunks(count as u64);
+            // In a runtime: on two threads from PARALLEL_DECODE_ITEMS items on.
+            let before = HAND_OFFS.with(std::cell::Cell::get);
+            let decoded = runtime()
+                .block_on(decode_items(items.clone()))
+                .expect("decodes");
+            let handed_off = HAND_OFFS.with(std::cell::Cell::get) - before;
+            assert_eq!(
+                handed_off,
+                usize::from(count >= PARALLEL_DECODE_ITEMS),
+                "{count}"
+            );
+            assert_eq!(decoded.len(), count);
+            assert_eq!(seqs(&decoded), expected(count));
+            let one_by_one: Vec<Vec<Message>> = items
+                .iter()
+                .map(|i| decode_stored(i).expect("decodes"))
+                .collect();
+            assert_eq!(decoded, one_by_one);
+            // Outside one: all here, the same result.
+            let here = futures_util::FutureExt::now_or_never(decode_items(items))
+                .expect("ready at once outside a runtime")
+                .expect("decodes");
+            assert_eq!(here, one_by_one);
+        }
+    }
+
+    #[test]
+    fn a_damaged_item_in_either_half_is_corrupt_with_its_key() {
+        for damaged in [1, 15] {
+            let mut items = chunks(20);
+            items[damaged].insert(MESSAGES.into(), s("not json"));
+            let key = get_s(&items[damaged], SK).expect("key").to_owned();
+            let before = HAND_OFFS.with(std::cell::Cell::get);
+            let err = runtime()
+                .block_on(decode_items(items))
+                .expect_err("damaged");
+            assert_eq!(HAND_OFFS.with(std::cell::Cell::get) - before, 1);
+            assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err:?}");
+            assert!(err.to_string().contains(&key), "{key} in: {err}");
         }
     }
 }
