@@ -3,12 +3,16 @@
 //!
 //! - **the seed**: the Python chatvault 0.1.0 README's `DynamoMessages`: one item per
 //!   conversation (hash key `conversation_id`, and the GSI on `user_id` its `get_by_user`
-//!   needs) whose `messages` attribute is the JSON list of every message; `save` is one `PutItem` of the whole item, `get` one `GetItem`. The
-//!   benchmark writes that table itself.
+//!   needs) whose `messages` attribute is the JSON list of every message; `save` is one
+//!   `PutItem` of the whole item, `get` one `GetItem`. The benchmark writes that table
+//!   itself.
 //! - **append**: HTTP requests per append (counted by an SDK interceptor on each client)
 //!   and the median latency of one append to a conversation of 10 messages and to one of
 //!   5,000, next to the seed's append at 10 messages (serialize the 10 messages, one
-//!   `PutItem`), with the ratios;
+//!   `PutItem`), with the ratios; and the seed's same `PutItem` made conditional on the
+//!   item's `last_active` (the check an append must make so that concurrent writers lose
+//!   nothing, which the seed does not make): what the condition alone costs on the
+//!   emulator;
 //! - **load**: the median time to load a whole conversation of 2,000 messages (one
 //!   `messages` call for every message: one `Query` page of up to 1 MB), next to the seed's
 //!   `GetItem` of the same 2,000 messages (and parsing them), with the ratio; and the
@@ -40,7 +44,7 @@ use chatvault_core::{
 use serde::{Deserialize, Serialize};
 
 /// Samples per median.
-const SAMPLES: usize = 60;
+const SAMPLES: usize = 100;
 /// Messages of the long conversation (appends).
 const LONG: usize = 5_000;
 /// Messages of the conversation loaded whole (the most the seed's 400 KB item holds of
@@ -142,14 +146,19 @@ impl Seed {
         Ok(Seed { client, table })
     }
 
-    /// The seed's `save`: one `PutItem` of the whole conversation.
+    /// The seed's `save`: one `PutItem` of the whole conversation. With `expect`, the put
+    /// is conditional on the item's `last_active` still being `expect` (the seed's item has
+    /// no version; this is the same check ChatVault's append makes, on the seed's own
+    /// item, to measure what the condition costs). Returns the `last_active` written.
     async fn save(
         &self,
         id: &chatvault_core::ConversationId,
         messages: &[SeedMessage],
-    ) -> Result<(), Box<dyn Error>> {
-        let now = chatvault_core::now().timestamp().to_string();
-        self.client
+        expect: Option<&str>,
+    ) -> Result<String, Box<dyn Error>> {
+        let now = chatvault_core::now().timestamp_micros().to_string();
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("conversation_id", AttributeValue::S(id.to_string()))
@@ -161,10 +170,15 @@ impl Seed {
             )
             .item("files", AttributeValue::S("[]".into()))
             .item("created_at", AttributeValue::N(now.clone()))
-            .item("last_active", AttributeValue::N(now))
-            .send()
-            .await?;
-        Ok(())
+            .item("last_active", AttributeValue::N(now.clone()));
+        if let Some(expect) = expect {
+            put = put
+                .condition_expression("#last_active = :expect")
+                .expression_attribute_names("#last_active", "last_active")
+                .expression_attribute_values(":expect", AttributeValue::N(expect.to_owned()));
+        }
+        put.send().await?;
+        Ok(now)
     }
 
     /// The seed's `get`: one `GetItem`, then the messages parsed.
@@ -260,7 +274,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let load = conversation_with(&backend, LOAD).await?;
     let seed_ten = seed_messages(10);
     let seed_load_id = chatvault_core::ConversationId::new();
-    seed.save(&seed_load_id, &seed_messages(LOAD)).await?;
+    seed.save(&seed_load_id, &seed_messages(LOAD), None).await?;
     println!(
         "setup: {SAMPLES} conversations of 10 messages, one of {LONG}, one of {LOAD}, and the seed's ({:.1} s)",
         started.elapsed().as_secs_f64()
@@ -269,7 +283,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // Warm up connections and the emulator.
     for r in short.iter().take(3) {
         backend.append_messages(&r.id, vec![message(10)]).await?;
-        seed.save(&r.id, &seed_ten).await?;
+        seed.save(&r.id, &seed_ten, None).await?;
     }
     let short = &short[3..];
 
@@ -277,6 +291,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let mut at_10 = Vec::new();
     let mut at_long = Vec::new();
     let mut seed_10 = Vec::new();
+    let mut seed_conditional = Vec::new();
     requests.reset();
     seed_requests.reset();
     for r in short {
@@ -289,13 +304,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
             .await?;
         at_long.push(t.elapsed());
         let t = Instant::now();
-        seed.save(&r.id, &seed_ten).await?;
+        let written = seed.save(&r.id, &seed_ten, None).await?;
         seed_10.push(t.elapsed());
+        let t = Instant::now();
+        seed.save(&r.id, &seed_ten, Some(&written)).await?;
+        seed_conditional.push(t.elapsed());
     }
     let per_append = requests.get() as f64 / (2 * short.len()) as f64;
-    let seed_per_append = seed_requests.get() as f64 / short.len() as f64;
+    let seed_per_append = seed_requests.get() as f64 / (2 * short.len()) as f64;
     let (a10, along, aseed) = (mean(&at_10), mean(&at_long), mean(&seed_10));
     let (m10, mlong, mseed) = (median(at_10), median(at_long), median(seed_10));
+    let mseed_conditional = median(seed_conditional);
     println!();
     println!("append one message (median of {}):", short.len());
     println!(
@@ -308,8 +327,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
     );
     println!("  chatvault at {LONG} messages:          {}", ms(mlong));
     println!(
+        "  seed's PutItem made conditional:      {} (on the item's last_active: what the condition costs)",
+        ms(mseed_conditional)
+    );
+    println!(
         "  speed vs the seed at 10 messages:    {:.2}x (seed time / chatvault time)",
         speed(mseed, m10)
+    );
+    println!(
+        "  conditional seed vs the seed:         {:.2}x; chatvault at 10 vs the conditional seed: {:.2}x",
+        speed(mseed, mseed_conditional),
+        speed(mseed_conditional, m10)
     );
     println!(
         "  speed vs the seed, {LONG} vs 10 msgs:  {:.2}x (the seed cannot hold {LONG} such messages in one 400 KB item)",
