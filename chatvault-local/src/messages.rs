@@ -163,6 +163,10 @@ struct Store {
 
 /// At most this many conversations' id maps are kept.
 const MAX_ID_CACHES: usize = 256;
+/// At most this many message ids are kept in all the id maps together (about 90 bytes
+/// each, so about 90 MiB), whatever the conversations' lengths: past it, the maps of the
+/// other conversations are dropped, and read again from their logs when next needed.
+const MAX_IDS: usize = 1 << 20;
 /// The most log bytes read at once by a replay or an id map's build (more only for one
 /// larger record, or damage: see [`for_each_window`]).
 const LOG_WINDOW: u64 = 4 << 20;
@@ -175,6 +179,15 @@ struct IdCache {
     /// Log bytes read.
     end: u64,
     seqs: HashMap<MessageId, u64>,
+}
+
+/// Keeps the id maps within `max_maps` conversations and `max_ids` ids in all: past
+/// either, every map but `keep`'s (the one in use) is dropped.
+fn trim_id_maps(maps: &mut HashMap<String, IdCache>, keep: &str, max_maps: usize, max_ids: usize) {
+    let ids: usize = maps.values().map(|m| m.seqs.len()).sum();
+    if maps.len() > max_maps || ids > max_ids {
+        maps.retain(|id, _| id == keep);
+    }
 }
 
 /// The appends waiting for one conversation: the first waiter commits everyone's.
@@ -1797,9 +1810,6 @@ impl Store {
         let meta = fs::metadata(&log_path).map_err(io_at("stat", &log_path))?;
         let identity = (view.generation, file_identity(&meta));
         let mut caches = self.ids.lock().map_err(|_| poisoned())?;
-        if caches.len() > MAX_ID_CACHES && !caches.contains_key(id) {
-            caches.clear();
-        }
         let cache = caches.entry(id.to_owned()).or_default();
         if cache.log != identity || cache.end > view.valid_end {
             *cache = IdCache {
@@ -1823,7 +1833,9 @@ impl Store {
             cache.seqs.extend(found);
             cache.end = view.valid_end;
         }
-        Ok(ids.iter().map(|m| cache.seqs.get(*m).copied()).collect())
+        let seqs = ids.iter().map(|m| cache.seqs.get(*m).copied()).collect();
+        trim_id_maps(&mut caches, id, MAX_ID_CACHES, MAX_IDS);
+        Ok(seqs)
     }
 
     /// The `(id, seq)` of every message appended in `from..to` of a log; `None` when
@@ -2460,5 +2472,46 @@ impl Store {
             Err(e) if is_damage(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(ids: usize) -> IdCache {
+        IdCache {
+            seqs: (1..=ids as u64)
+                .map(|seq| (MessageId::new(), seq))
+                .collect(),
+            ..IdCache::default()
+        }
+    }
+
+    #[test]
+    fn id_maps_stay_within_their_bounds_and_keep_the_one_in_use() {
+        let mut maps: HashMap<String, IdCache> = HashMap::new();
+        for c in ["a", "b", "c"] {
+            maps.insert(c.to_owned(), map(10));
+            trim_id_maps(&mut maps, c, 3, 30);
+        }
+        assert_eq!(maps.len(), 3, "within both bounds: all kept");
+        // One id too many: only the map in use is left.
+        if let Some(m) = maps.get_mut("b") {
+            m.seqs.insert(MessageId::new(), 11);
+        }
+        trim_id_maps(&mut maps, "b", 3, 30);
+        assert_eq!(maps.keys().collect::<Vec<_>>(), ["b"]);
+        // One map too many: the same.
+        for c in ["c", "d", "e"] {
+            maps.insert(c.to_owned(), map(1));
+        }
+        trim_id_maps(&mut maps, "e", 3, 30);
+        assert_eq!(maps.keys().collect::<Vec<_>>(), ["e"]);
+        // The map in use is kept even when it alone is over the bound.
+        maps.insert("big".to_owned(), map(40));
+        trim_id_maps(&mut maps, "big", 3, 30);
+        assert_eq!(maps.keys().collect::<Vec<_>>(), ["big"]);
+        assert_eq!(maps["big"].seqs.len(), 40);
     }
 }
