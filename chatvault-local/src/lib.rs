@@ -88,8 +88,8 @@
 //!   the log; a checkpoint that covers edits is written only after the index is flushed.
 //! - Appends are idempotent by message id: each process keeps a map from message id to
 //!   seq per conversation (up to 256 conversations and 2^20 ids in all, about 90 MiB;
-//!   past either, the maps of the other conversations are dropped and read again when
-//!   needed), brought up to date from the log's
+//!   past either, the least recently used maps are dropped and read again when needed),
+//!   brought up to date from the log's
 //!   records it has not read yet, so a retried append finds what an earlier attempt (in
 //!   any process) stored. The first append to a conversation in a process reads its
 //!   whole log once to build that map.

@@ -16,6 +16,7 @@ use chatvault_core::{
     Page, Result, SearchHit, SearchOptions, StoredConversation, UserId, apply_add_file,
     apply_remove_file, async_trait, check_replay, now, revision_conflict,
 };
+use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BACKEND, CorruptData, corrupt, io_at, io_error, is_damage};
@@ -157,15 +158,16 @@ struct Store {
     index: Listing,
     /// Appends waiting for a conversation's group commit, by conversation id.
     queues: Mutex<HashMap<String, Arc<Queue>>>,
-    /// Message id -> seq maps of recently written conversations (idempotent appends).
-    ids: Mutex<HashMap<String, IdCache>>,
+    /// Message id -> seq maps of recently written conversations (idempotent appends), the
+    /// least recently used first out.
+    ids: Mutex<LruCache<String, IdCache>>,
 }
 
 /// At most this many conversations' id maps are kept.
 const MAX_ID_CACHES: usize = 256;
 /// At most this many message ids are kept in all the id maps together (about 90 bytes
-/// each, so about 90 MiB), whatever the conversations' lengths: past it, the maps of the
-/// other conversations are dropped, and read again from their logs when next needed.
+/// each, so about 90 MiB), whatever the conversations' lengths: past it, the least
+/// recently used maps are dropped, and read again from their logs when next needed.
 const MAX_IDS: usize = 1 << 20;
 /// The most log bytes read at once by a replay or an id map's build (more only for one
 /// larger record, or damage: see [`for_each_window`]).
@@ -181,12 +183,16 @@ struct IdCache {
     seqs: HashMap<MessageId, u64>,
 }
 
-/// Keeps the id maps within `max_maps` conversations and `max_ids` ids in all: past
-/// either, every map but `keep`'s (the one in use) is dropped.
-fn trim_id_maps(maps: &mut HashMap<String, IdCache>, keep: &str, max_maps: usize, max_ids: usize) {
-    let ids: usize = maps.values().map(|m| m.seqs.len()).sum();
-    if maps.len() > max_maps || ids > max_ids {
-        maps.retain(|id, _| id == keep);
+/// Keeps the id maps within `max_maps` conversations and `max_ids` ids in all, dropping
+/// the least recently used first; the most recently used (the one in use) is kept even
+/// when it alone is over.
+fn trim_id_maps(maps: &mut LruCache<String, IdCache>, max_maps: usize, max_ids: usize) {
+    let mut ids: usize = maps.iter().map(|(_, m)| m.seqs.len()).sum();
+    while maps.len() > 1 && (maps.len() > max_maps || ids > max_ids) {
+        match maps.pop_lru() {
+            Some((_, dropped)) => ids -= dropped.seqs.len(),
+            None => break,
+        }
     }
 }
 
@@ -235,7 +241,7 @@ impl LocalMessages {
             trash: root.join("trash"),
             index: Listing::new(root.join("index"))?,
             queues: Mutex::new(HashMap::new()),
-            ids: Mutex::new(HashMap::new()),
+            ids: Mutex::new(LruCache::unbounded()),
             root,
         };
         // `users/` held 0.1's user index, which the listing index replaces; it is still
@@ -1810,7 +1816,7 @@ impl Store {
         let meta = fs::metadata(&log_path).map_err(io_at("stat", &log_path))?;
         let identity = (view.generation, file_identity(&meta));
         let mut caches = self.ids.lock().map_err(|_| poisoned())?;
-        let cache = caches.entry(id.to_owned()).or_default();
+        let cache = caches.get_or_insert_mut(id.to_owned(), IdCache::default);
         if cache.log != identity || cache.end > view.valid_end {
             *cache = IdCache {
                 log: identity,
@@ -1834,7 +1840,7 @@ impl Store {
             cache.end = view.valid_end;
         }
         let seqs = ids.iter().map(|m| cache.seqs.get(*m).copied()).collect();
-        trim_id_maps(&mut caches, id, MAX_ID_CACHES, MAX_IDS);
+        trim_id_maps(&mut caches, MAX_ID_CACHES, MAX_IDS);
         Ok(seqs)
     }
 
@@ -1920,14 +1926,14 @@ impl Store {
                     .extend(messages.iter().map(|m| (m.id.clone(), m.seq)));
                 cache.end = view.valid_end;
             } else {
-                caches.remove(id);
+                caches.pop(id);
             }
         }
     }
 
     fn forget_ids(&self, id: &str) {
         if let Ok(mut caches) = self.ids.lock() {
-            caches.remove(id);
+            caches.pop(id);
         }
     }
 
@@ -2489,29 +2495,35 @@ mod tests {
     }
 
     #[test]
-    fn id_maps_stay_within_their_bounds_and_keep_the_one_in_use() {
-        let mut maps: HashMap<String, IdCache> = HashMap::new();
+    fn id_maps_stay_within_their_bounds_dropping_the_least_recently_used() {
+        let mut maps: LruCache<String, IdCache> = LruCache::unbounded();
+        let keys = |maps: &LruCache<String, IdCache>| {
+            let mut keys: Vec<String> = maps.iter().map(|(k, _)| k.clone()).collect();
+            keys.sort();
+            keys
+        };
         for c in ["a", "b", "c"] {
-            maps.insert(c.to_owned(), map(10));
-            trim_id_maps(&mut maps, c, 3, 30);
+            maps.put(c.to_owned(), map(10));
+            trim_id_maps(&mut maps, 3, 30);
         }
-        assert_eq!(maps.len(), 3, "within both bounds: all kept");
-        // One id too many: only the map in use is left.
+        assert_eq!(keys(&maps), ["a", "b", "c"], "within both bounds: all kept");
+        // "a" is used again; "b" grows by one id, one too many: the least recently used
+        // ("c") goes, and only it.
+        maps.get_mut("a");
         if let Some(m) = maps.get_mut("b") {
             m.seqs.insert(MessageId::new(), 11);
         }
-        trim_id_maps(&mut maps, "b", 3, 30);
-        assert_eq!(maps.keys().collect::<Vec<_>>(), ["b"]);
-        // One map too many: the same.
-        for c in ["c", "d", "e"] {
-            maps.insert(c.to_owned(), map(1));
-        }
-        trim_id_maps(&mut maps, "e", 3, 30);
-        assert_eq!(maps.keys().collect::<Vec<_>>(), ["e"]);
+        trim_id_maps(&mut maps, 3, 30);
+        assert_eq!(keys(&maps), ["a", "b"]);
+        // A fourth map: one map too many, the least recently used ("a") goes.
+        maps.put("d".to_owned(), map(1));
+        maps.put("e".to_owned(), map(1));
+        trim_id_maps(&mut maps, 3, 30);
+        assert_eq!(keys(&maps), ["b", "d", "e"]);
         // The map in use is kept even when it alone is over the bound.
-        maps.insert("big".to_owned(), map(40));
-        trim_id_maps(&mut maps, "big", 3, 30);
-        assert_eq!(maps.keys().collect::<Vec<_>>(), ["big"]);
-        assert_eq!(maps["big"].seqs.len(), 40);
+        maps.put("big".to_owned(), map(40));
+        trim_id_maps(&mut maps, 3, 30);
+        assert_eq!(keys(&maps), ["big"]);
+        assert_eq!(maps.peek("big").map(|m| m.seqs.len()), Some(40));
     }
 }
