@@ -699,8 +699,9 @@ impl FilesBackend for LocalFiles {
     /// is polled for the next ones (memory stays under 32 MiB, plus one chunk when a
     /// single chunk is larger and direct I/O is off), with direct I/O (Linux: `O_DIRECT`,
     /// no copy into the page cache) where the file system takes it, flushes the file to
-    /// disk once at the end, then moves it into place. A failing stream, a failed write, or dropping the future before it
-    /// finishes leaves nothing under the key and removes the temp file.
+    /// disk once at the end, then moves it into place. A failing stream, a failed write,
+    /// or dropping the future before it finishes leaves nothing under the key and removes
+    /// the temp file.
     async fn upload_stream(
         &self,
         key: &StorageKey,
