@@ -125,16 +125,14 @@ pub(crate) fn tail_entries<'a>(
     messages.into_iter().map(|e| s(e.json.clone())).collect()
 }
 
-/// The tail of a conversation item (empty when it has none), and the bytes of its
-/// entries.
-pub(crate) fn decode_tail(item: &Item) -> Result<(Vec<Encoded>, u64)> {
+/// The tail of a conversation item (empty when it has none).
+pub(crate) fn decode_tail(item: &Item) -> Result<Vec<Encoded>> {
     let list = match item.get(TAIL) {
-        None => return Ok((Vec::new(), 0)),
+        None => return Ok(Vec::new()),
         Some(AttributeValue::L(list)) => list,
         Some(_) => return Err(corrupt(item, "attribute \"tail\" is not a list")),
     };
     let mut out: Vec<Encoded> = Vec::with_capacity(list.len());
-    let mut size = 0;
     for value in list {
         let AttributeValue::S(text) = value else {
             return Err(corrupt(item, "an entry of \"tail\" is not a string"));
@@ -152,13 +150,12 @@ pub(crate) fn decode_tail(item: &Item) -> Result<(Vec<Encoded>, u64)> {
                 ),
             ));
         }
-        size += 1 + text.len() as u64;
         out.push(Encoded {
             message,
             json: text.clone(),
         });
     }
-    Ok((out, size))
+    Ok(out)
 }
 
 /// The greatest id of the conversation's sealed messages, when any is sealed.
@@ -344,8 +341,9 @@ mod tests {
         let entries: Vec<Encoded> = (3..=5).map(|seq| encoded(seq, 10)).collect();
         let mut item = conversation_key(&c);
         item.insert(TAIL.into(), AttributeValue::L(tail_entries(&entries)));
-        let (tail, size) = decode_tail(&item).expect("decodes");
+        let tail = decode_tail(&item).expect("decodes");
         assert_eq!(tail.len(), 3);
+        let size: u64 = tail.iter().map(Encoded::size).sum();
         assert_eq!(size, entries.iter().map(Encoded::size).sum::<u64>());
         assert_eq!(
             tail_attribute_size(size),

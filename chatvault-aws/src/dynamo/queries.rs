@@ -92,7 +92,7 @@ impl DynamoMessages {
         let Some(item) = self.read_item(id).await? else {
             return Ok(None);
         };
-        let (tail, _) = decode_tail(&item)?;
+        let tail = decode_tail(&item)?;
         if let Some(found) = tail.into_iter().find(|e| &e.message.id == message_id) {
             return Ok(Some(found.message));
         }

@@ -23,16 +23,12 @@ const ENTRY_OVERHEAD: u64 = 128;
 #[derive(Clone, Debug)]
 pub(super) struct Seen {
     pub(super) record: ConversationRecord,
-    /// Bytes the `files` attribute (its name and JSON) adds to the conversation item.
-    pub(super) files_size: u64,
     /// Bytes of the conversation item without `files` and `tail`.
     pub(super) base_size: u64,
     /// The messages in the conversation item's tail, in `seq` order, with their JSON.
     pub(super) tail: Vec<Encoded>,
     /// The `files` attribute's JSON (the attachment list), as stored.
     pub(super) files_json: String,
-    /// Bytes of the tail's entries (see [`tail_attribute_size`]).
-    pub(super) tail_size: u64,
     /// The greatest id of the sealed messages, if any is sealed.
     pub(super) sealed_max: Option<MessageId>,
     /// A conversation written by 0.1 (format 1) with messages: its message items have no
@@ -44,7 +40,7 @@ impl Seen {
     /// A conversation item, decoded; with its attachments.
     pub(super) fn from_item(item: &Item) -> Result<(Seen, Vec<FileAttachment>)> {
         let (record, files) = decode_conversation(item)?;
-        let (tail, tail_size) = decode_tail(item)?;
+        let tail = decode_tail(item)?;
         let files_size = attribute_size(item, FILES);
         let legacy = get_n(item, FORMAT)? < 2 && record.message_count > 0;
         let files_json = match item.get(FILES) {
@@ -57,22 +53,36 @@ impl Seen {
                 .saturating_sub(files_size)
                 .saturating_sub(attribute_size(item, TAIL)),
             record,
-            files_size,
             tail,
-            tail_size,
             sealed_max: decode_sealed_max(item)?,
             legacy,
         };
         Ok((seen, files))
     }
 
+    /// Bytes the `files` attribute (its name and JSON) adds to the conversation item.
+    pub(super) fn files_size(&self) -> u64 {
+        (FILES.len() + self.files_json.len()) as u64
+    }
+
     /// The size the conversation item counts against DynamoDB's 400 KB.
     pub(super) fn item_size(&self) -> u64 {
-        self.base_size + self.files_size + tail_attribute_size(self.tail_size) + TOMBSTONE_ROOM
+        self.item_size_with(self.base_size, self.tail_size())
+    }
+
+    /// Bytes of the tail's entries (see [`tail_attribute_size`]).
+    pub(super) fn tail_size(&self) -> u64 {
+        self.tail.iter().map(Encoded::size).sum()
+    }
+
+    /// [`item_size`](Self::item_size) with another base (`base_size`) and a tail of
+    /// `tail_size` bytes of entries.
+    pub(super) fn item_size_with(&self, base_size: u64, tail_size: u64) -> u64 {
+        base_size + self.files_size() + tail_attribute_size(tail_size) + TOMBSTONE_ROOM
     }
 
     fn cost(&self) -> u64 {
-        self.base_size + 2 * self.tail_size + self.files_json.len() as u64 + ENTRY_OVERHEAD
+        self.base_size + 2 * self.tail_size() + self.files_json.len() as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -170,11 +180,9 @@ mod tests {
         record.version = version;
         Seen {
             record,
-            files_size: 0,
             base_size,
             tail: Vec::new(),
             files_json: String::new(),
-            tail_size: 0,
             sealed_max: None,
             legacy: false,
         }

@@ -27,7 +27,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::chunks::{
     Encoded, TAIL_MAX_BYTES, TAIL_MAX_MESSAGES, chunk_item, decode_tail, is_chunk, pack,
-    tail_attribute_size, tail_entries,
+    tail_entries,
 };
 use super::item::*;
 use super::queries::SealedLocation;
@@ -173,6 +173,33 @@ impl ConvUpdate {
         }
     }
 }
+
+/// The service errors of a single conditional write (`UpdateItem`, `PutItem`) that say
+/// what became of it.
+trait SingleWriteError: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static {
+    /// A failed condition ([`Written::Moved`], with the item as it is) or a conflict with
+    /// a transaction; `None` for any other error.
+    fn written(&self) -> Option<Written>;
+}
+
+/// The same for each error enum: the SDK gives every operation its own.
+macro_rules! single_write_errors {
+    ($($error:ident),+) => {$(
+        impl SingleWriteError for $error {
+            fn written(&self) -> Option<Written> {
+                match self {
+                    $error::ConditionalCheckFailedException(failed) => {
+                        Some(Written::Moved(failed.item().cloned()))
+                    }
+                    $error::TransactionConflictException(_) => Some(Written::Conflicted),
+                    _ => None,
+                }
+            }
+        }
+    )+};
+}
+
+single_write_errors!(UpdateItemError, PutItemError);
 
 /// The condition that the conversation item's `version` is still `expected` and each
 /// attribute of `unchanged` still has its value (names and values added to the maps).
@@ -420,7 +447,7 @@ impl DynamoMessages {
     /// success, where a retried `UpdateItem` would fail its condition (and look like a
     /// lost race). Appends to the tail (`PutItem`) and updates of a message in it
     /// (`UpdateItem`), which recognise their own change, are single writes instead (see
-    /// `conditional_update_item`).
+    /// `single_write`).
     async fn transact(&self, actions: Vec<TransactWriteItem>) -> std::result::Result<(), TxError> {
         let err = match self
             .client
@@ -535,75 +562,33 @@ impl DynamoMessages {
         }
     }
 
-    /// [`conditional_write`](Self::conditional_write) of one conversation item update sent
-    /// as an `UpdateItem`, which costs half a transaction's write units and on DynamoDB
-    /// Local half its time. It has no idempotency token: a retry the SDK sends after a
-    /// lost answer of an update that committed fails its condition, and comes back as
-    /// [`Written::Moved`] with the item as it is, which shows the change; the callers
-    /// (message updates, and the indexing of a 0.1 conversation) recognise their own
+    /// [`conditional_write`](Self::conditional_write) of one conversation item write that
+    /// is not a transaction: an `UpdateItem` (a message of the tail updated, or a 0.1
+    /// conversation indexed), which costs half a transaction's write units and on
+    /// DynamoDB Local half its time; or a `PutItem` of the whole item (an append to the
+    /// tail: on DynamoDB Local about a fifth quicker than the same change as an
+    /// `UpdateItem`; the same write units, which DynamoDB counts on the whole item for
+    /// both). `sent` is the request's outcome.
+    ///
+    /// Such a write has no idempotency token: a retry the SDK sends after a lost answer of
+    /// a write that committed fails its condition, and comes back as [`Written::Moved`]
+    /// with the item as it is, which shows the change; the callers recognise their own
     /// change there. Failures map as in `conditional_write`.
-    async fn conditional_update_item<Check>(
-        &self,
-        op: Op<'_>,
-        request: UpdateItemFluentBuilder,
-        too_large: impl FnOnce() -> Error,
-        committed: impl FnOnce() -> Check,
-    ) -> Result<Written>
-    where
-        Check: Future<Output = Result<bool>>,
-    {
-        let classify = |e: &UpdateItemError| match e {
-            UpdateItemError::ConditionalCheckFailedException(failed) => {
-                Some(Written::Moved(failed.item().cloned()))
-            }
-            UpdateItemError::TransactionConflictException(_) => Some(Written::Conflicted),
-            _ => None,
-        };
-        Self::single_write(op, request.send().await, classify, too_large, committed).await
-    }
-
-    /// [`conditional_update_item`](Self::conditional_update_item) for a whole conversation
-    /// item sent as a conditional `PutItem` (an append to the tail: on DynamoDB Local
-    /// about a fifth quicker than the same change as an `UpdateItem`; the same write
-    /// units, which DynamoDB counts on the whole item for both).
-    async fn conditional_put_item<Check>(
-        &self,
-        op: Op<'_>,
-        request: PutItemFluentBuilder,
-        too_large: impl FnOnce() -> Error,
-        committed: impl FnOnce() -> Check,
-    ) -> Result<Written>
-    where
-        Check: Future<Output = Result<bool>>,
-    {
-        let classify = |e: &PutItemError| match e {
-            PutItemError::ConditionalCheckFailedException(failed) => {
-                Some(Written::Moved(failed.item().cloned()))
-            }
-            PutItemError::TransactionConflictException(_) => Some(Written::Conflicted),
-            _ => None,
-        };
-        Self::single_write(op, request.send().await, classify, too_large, committed).await
-    }
-
-    /// What became of one conditional write request that is not a transaction: `classify`
-    /// names the service errors that say something (a failed condition, a conflict).
     async fn single_write<O, E, Check>(
         op: Op<'_>,
         sent: std::result::Result<O, SdkError<E, HttpResponse>>,
-        classify: impl FnOnce(&E) -> Option<Written>,
         too_large: impl FnOnce() -> Error,
         committed: impl FnOnce() -> Check,
     ) -> Result<Written>
     where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        E: SingleWriteError,
         Check: Future<Output = Result<bool>>,
     {
         let err = match sent {
             Ok(_) => return Ok(Written::Done),
             Err(err) => err,
         };
-        if let Some(written) = err.as_service_error().and_then(classify) {
+        if let Some(written) = err.as_service_error().and_then(SingleWriteError::written) {
             return Ok(written);
         }
         if err.code() == Some("ValidationException") && is_size_message(err.message()) {
@@ -735,12 +720,11 @@ impl DynamoMessages {
             let fits = |count: usize, bytes: u64| {
                 count <= TAIL_MAX_MESSAGES
                     && bytes <= TAIL_MAX_BYTES
-                    && base_size + current.files_size + tail_attribute_size(bytes) + TOMBSTONE_ROOM
-                        <= MAX_ITEM_SIZE
+                    && current.item_size_with(base_size, bytes) <= MAX_ITEM_SIZE
             };
             let (written, after) = if fits(
                 current.tail.len() + encoded.len(),
-                current.tail_size + added,
+                current.tail_size() + added,
             ) {
                 // The steady state: the messages join the tail, in one conditional put of
                 // the whole conversation item (what this backend knows of it, at the
@@ -749,26 +733,23 @@ impl DynamoMessages {
                 tail.extend(encoded.iter().cloned());
                 let after = Seen {
                     record,
-                    files_size: current.files_size,
                     files_json: current.files_json.clone(),
                     base_size,
                     tail,
-                    tail_size: current.tail_size + added,
                     sealed_max: current.sealed_max.clone(),
                     legacy: false,
                 };
                 let request = self.conversation_put(&current, base, &after)?;
                 let size = after.item_size();
-                let written = self
-                    .conditional_put_item(
-                        op,
-                        request,
-                        || too_large_conversation(id, size),
-                        // The answer may have been lost after the put committed: is its
-                        // first message stored?
-                        || self.committed(id, &stored),
-                    )
-                    .await?;
+                let written = Self::single_write(
+                    op,
+                    request.send().await,
+                    || too_large_conversation(id, size),
+                    // The answer may have been lost after the put committed: is its
+                    // first message stored?
+                    || self.committed(id, &stored),
+                )
+                .await?;
                 (written, after)
             } else {
                 // The tail is full: it is sealed into a chunk, and the messages make the new
@@ -892,9 +873,7 @@ impl DynamoMessages {
         let after = Seen {
             base_size: base_size(&record, sealed_max.as_ref())?,
             record,
-            files_size: current.files_size,
             files_json: current.files_json.clone(),
-            tail_size: tail.iter().map(Encoded::size).sum(),
             tail: tail.clone(),
             sealed_max,
             legacy: false,
@@ -999,19 +978,18 @@ impl DynamoMessages {
                 },
             );
             let size = current.item_size() + 64;
-            let written = self
-                .conditional_update_item(
-                    op,
-                    request,
-                    || too_large_conversation(id, size),
-                    || async {
-                        Ok(self
-                            .read_item(id)
-                            .await?
-                            .is_some_and(|item| get_n(&item, FORMAT).is_ok_and(|f| f >= 2)))
-                    },
-                )
-                .await?;
+            let written = Self::single_write(
+                op,
+                request.send().await,
+                || too_large_conversation(id, size),
+                || async {
+                    Ok(self
+                        .read_item(id)
+                        .await?
+                        .is_some_and(|item| get_n(&item, FORMAT).is_ok_and(|f| f >= 2)))
+                },
+            )
+            .await?;
             current = match written {
                 Written::Done => {
                     let mut after = current;
@@ -1116,7 +1094,6 @@ impl DynamoMessages {
             };
             let written = match found {
                 Found::Tail(index) => {
-                    after.tail_size = after.tail_size - after.tail[index].size() + entry.size();
                     after.tail[index] = entry.clone();
                     if after.item_size() > MAX_ITEM_SIZE {
                         // The tail no longer fits the conversation item: sealed first, the
@@ -1135,9 +1112,9 @@ impl DynamoMessages {
                             tail: Some(TailChange::Entry(index, s(entry.json))),
                         },
                     );
-                    self.conditional_update_item(
+                    Self::single_write(
                         op,
-                        request,
+                        request.send().await,
                         || too_large_conversation(id, size),
                         committed,
                     )
@@ -1172,7 +1149,7 @@ impl DynamoMessages {
                 Written::Moved(Some(item))
                     if in_tail
                         && !is_deleting(&item)
-                        && decode_tail(&item)?.0.iter().any(|e| e.message == message) =>
+                        && decode_tail(&item)?.iter().any(|e| e.message == message) =>
                 {
                     let now = self.seen_writable(id, Some(item))?;
                     return Ok(MessageUpdated {
@@ -1329,12 +1306,9 @@ impl DynamoMessages {
                 size,
                 limit: MAX_ITEM_SIZE,
             };
-            let item = conversation_item(&record, &files)?;
-            let files_size = attribute_size(&item, FILES);
             let after = Seen {
                 base_size: base_size(&record, seen.sealed_max.as_ref())?,
-                files_size,
-                files_json: get_s(&item, FILES)?.to_owned(),
+                files_json: json(&files)?,
                 record: record.clone(),
                 ..seen
             };
