@@ -1,17 +1,24 @@
 //! [`Conversation::prepare_history`]: repair, window and file resolution in one call.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
 use super::{
-    ApproxCounter, FileMode, ReplayMessage, ReplayOptions, TokenCounter, repair, resolve_files,
-    select_window,
+    ApproxCounter, FileMode, ReplayMessage, ReplayOptions, TokenCounter, is_instruction, repair,
+    resolve_files, select_window,
 };
 use crate::error::Result;
+use crate::message::{Message, Part};
+use crate::model::MessageRange;
 use crate::vault::Conversation;
 
-/// What [`Conversation::prepare_history`] does: how files are sent, the repair texts, and
-/// an optional token budget.
+/// Messages asked for per read of the instructions that open a conversation
+/// ([`HistoryOptions::recent`]).
+const OPENING_PAGE: usize = 16;
+
+/// What [`Conversation::prepare_history`] does: how files are sent, the repair texts, an
+/// optional token budget, and optionally how much of a long history is read.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct HistoryOptions {
@@ -24,6 +31,9 @@ pub struct HistoryOptions {
     pub budget: Option<usize>,
     /// The counter for the budget ([`ApproxCounter`] unless set).
     pub counter: Arc<dyn TokenCounter>,
+    /// Read only the newest this many messages (and the instructions that open the
+    /// conversation); `None` reads every message. See [`recent`](Self::recent).
+    pub recent: Option<usize>,
 }
 
 impl fmt::Debug for HistoryOptions {
@@ -32,6 +42,7 @@ impl fmt::Debug for HistoryOptions {
             .field("files", &self.files)
             .field("replay", &self.replay)
             .field("budget", &self.budget)
+            .field("recent", &self.recent)
             .finish_non_exhaustive()
     }
 }
@@ -44,6 +55,7 @@ impl HistoryOptions {
             replay: ReplayOptions::default(),
             budget: None,
             counter: Arc::new(ApproxCounter),
+            recent: None,
         }
     }
 
@@ -59,6 +71,28 @@ impl HistoryOptions {
         self.replay = replay;
         self
     }
+
+    /// Reads only the newest `n` messages, plus the run of instructions (`system` or
+    /// `developer` messages) that opens the conversation, instead of every message: what
+    /// `prepare_history` reads no longer grows with the conversation's length.
+    ///
+    /// Without it, every message is read, so that every instruction, wherever it is, is
+    /// pinned in the window (see [`select_window`]). With it:
+    ///
+    /// - instructions between the opening run and the newest `n` are not read, so not
+    ///   sent;
+    /// - a message of the newest `n` that holds only tool results whose calls are older is
+    ///   left out with them (a result is never sent without its call);
+    /// - with a budget, the window is chosen among what was read: pick `n` larger than the
+    ///   most messages the budget can hold (at most the budget divided by
+    ///   [`TokenCounter::message_overhead`]), or the window may end before the budget
+    ///   does.
+    ///
+    /// `recent(0)` reads the opening instructions alone.
+    pub fn recent(mut self, n: usize) -> Self {
+        self.recent = Some(n);
+        self
+    }
 }
 
 impl Conversation {
@@ -68,13 +102,64 @@ impl Conversation {
     /// read, [repaired](super::replay), cut to the budget if one is set
     /// ([`select_window`]), and attachments resolved ([`resolve_files`]).
     ///
-    /// Files are resolved after the window, so left-out attachments are never read.
+    /// Files are resolved after the window, so left-out attachments are never read. With
+    /// [`HistoryOptions::recent`], only the newest messages and the opening instructions
+    /// are read.
     pub async fn prepare_history(&self, options: &HistoryOptions) -> Result<Vec<ReplayMessage>> {
-        let messages = self.messages().await?;
+        let messages = match options.recent {
+            Some(n) => self.recent_messages(n).await?,
+            None => self.messages().await?,
+        };
         let mut history = repair(&messages, &options.replay);
         if let Some(budget) = options.budget {
             history = select_window(&history, budget, options.counter.as_ref()).apply(&history);
         }
         resolve_files(self, history, options.files).await
+    }
+
+    /// The newest `n` messages, after the instructions that open the conversation (read
+    /// [`OPENING_PAGE`] at a time until the first other message), without the messages
+    /// that only answer calls older than the newest `n`.
+    async fn recent_messages(&self, n: usize) -> Result<Vec<Message>> {
+        let mut newest = self.last_messages(n).await?;
+        // The first seq of the newest n; every message when nothing came back (none stored,
+        // or n = 0).
+        let first = newest.first().map_or(u64::MAX, |m| m.seq);
+        if first <= 1 {
+            return Ok(newest);
+        }
+        // Results whose calls are older than the newest n: left out with them.
+        let calls: HashSet<String> = newest
+            .iter()
+            .flat_map(|m| &m.parts)
+            .filter_map(|p| match p {
+                Part::ToolCall(c) => Some(c.id.clone()),
+                _ => None,
+            })
+            .collect();
+        newest.retain(|m| {
+            let answers_unread =
+                |p: &Part| matches!(p, Part::ToolResult(r) if !calls.contains(&r.call_id));
+            m.parts.is_empty() || !m.parts.iter().all(answers_unread)
+        });
+        let mut out = Vec::new();
+        let mut after = 0;
+        'opening: loop {
+            let range = MessageRange::after(after).limit(OPENING_PAGE);
+            let page = self.messages_page(&range).await?;
+            let got = page.items.len();
+            for m in page.items {
+                if m.seq >= first || !is_instruction(&m.role) {
+                    break 'opening;
+                }
+                after = m.seq;
+                out.push(m);
+            }
+            if got == 0 || page.next_cursor.is_none() {
+                break;
+            }
+        }
+        out.append(&mut newest);
+        Ok(out)
     }
 }

@@ -111,8 +111,14 @@ fn get_weather(arguments: &Value) -> String {
     json!({"city": city, "temperature_c": temperature, "sky": sky}).to_string()
 }
 
+/// The newest history within 16,000 tokens. Every message costs at least
+/// `ApproxCounter`'s 4 tokens of overhead, so the window never holds more than 4,000:
+/// reading the newest 4,000 (and the opening system message) is enough, however long the
+/// conversation grows.
 fn history_options() -> HistoryOptions {
-    HistoryOptions::new(FileMode::Base64).budget(16_000, ApproxCounter)
+    HistoryOptions::new(FileMode::Base64)
+        .budget(16_000, ApproxCounter)
+        .recent(4_000)
 }
 
 /// Runs the agent loop until the model answers without a tool call. With `crash`, the
