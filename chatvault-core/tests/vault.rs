@@ -377,17 +377,23 @@ async fn get_conversation_for_user_is_owner_scoped() {
     );
 }
 
+/// `user` for even `i`, `assistant` for odd: the turns of a chat.
+fn alternating(i: usize) -> Role {
+    if i.is_multiple_of(2) {
+        Role::User
+    } else {
+        Role::Assistant
+    }
+}
+
 #[tokio::test]
 async fn history_windows_and_stale_handles() {
     let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
     let mut c = vault.create_conversation(None).await.unwrap();
     for i in 0..30 {
-        let role = if i % 2 == 0 {
-            Role::User
-        } else {
-            Role::Assistant
-        };
-        c.add_message(role, format!("turn {i}")).await.unwrap();
+        c.add_message(alternating(i), format!("turn {i}"))
+            .await
+            .unwrap();
     }
     let last = c.last_messages(4).await.unwrap();
     assert_eq!(
@@ -419,13 +425,21 @@ async fn history_windows_and_stale_handles() {
     );
 }
 
-#[tokio::test]
-async fn reads_follow_short_pages_and_refuse_stalled_ones() {
-    let (vault, _) = hooked(Hooked {
-        page_cap: Some(3),
+/// A new conversation on a backend whose pages hold at most `cap` messages.
+async fn paged(cap: usize) -> (chatvault_core::Conversation, Arc<Hooked>) {
+    let (vault, backend) = hooked(Hooked {
+        page_cap: Some(cap),
         ..Default::default()
     });
-    let mut c = vault.create_conversation(None).await.unwrap();
+    (
+        vault.create_conversation(None).await.expect("create"),
+        backend,
+    )
+}
+
+#[tokio::test]
+async fn reads_follow_short_pages_and_refuse_stalled_ones() {
+    let (mut c, _) = paged(3).await;
     let batch = (0..10)
         .map(|i| NewMessage::new(Role::User, format!("m{i}")))
         .collect();
@@ -476,14 +490,18 @@ fn shape(history: &[chatvault_core::llm::ReplayMessage]) -> Vec<String> {
         .collect()
 }
 
+/// The [`shape`] of what `prepare_history` prepares with `options`.
+async fn prepared(
+    c: &chatvault_core::Conversation,
+    options: &chatvault_core::llm::HistoryOptions,
+) -> Vec<String> {
+    shape(&c.prepare_history(options).await.expect("prepare_history"))
+}
+
 #[tokio::test]
 async fn recent_history_reads_the_opening_instructions_and_the_newest_messages_only() {
     use chatvault_core::llm::{ApproxCounter, FileMode, HistoryOptions};
-    let (vault, backend) = hooked(Hooked {
-        page_cap: Some(5),
-        ..Default::default()
-    });
-    let mut c = vault.create_conversation(None).await.unwrap();
+    let (mut c, backend) = paged(5).await;
     c.add_message(Role::System, "be brief").await.unwrap();
     c.add_message(Role::Other("developer".into()), "answer in English")
         .await
@@ -499,12 +517,9 @@ async fn recent_history_reads_the_opening_instructions_and_the_newest_messages_o
         .await
         .unwrap();
     for i in 1..1000 {
-        let role = if i % 2 == 0 {
-            Role::User
-        } else {
-            Role::Assistant
-        };
-        c.add_message(role, format!("m{i}")).await.unwrap();
+        c.add_message(alternating(i), format!("m{i}"))
+            .await
+            .unwrap();
     }
     // A tool call and its result, the late result of the call c0, then two more
     // messages: 1,009 in all.
@@ -527,21 +542,19 @@ async fn recent_history_reads_the_opening_instructions_and_the_newest_messages_o
         .await
         .unwrap();
 
+    // The opening instructions, then the newest messages from the tool call on.
+    let from_the_call = [
+        "system: be brief",
+        "developer: answer in English",
+        "assistant: call c1",
+        "tool: result c1",
+        "user: thanks",
+        "assistant: you're welcome",
+    ];
     backend.read.store(0, Ordering::SeqCst);
-    let history = c
-        .prepare_history(&HistoryOptions::new(FileMode::Base64).recent(5))
-        .await
-        .unwrap();
     assert_eq!(
-        shape(&history),
-        [
-            "system: be brief",
-            "developer: answer in English",
-            "assistant: call c1",
-            "tool: result c1",
-            "user: thanks",
-            "assistant: you're welcome",
-        ],
+        prepared(&c, &HistoryOptions::new(FileMode::Base64).recent(5)).await,
+        from_the_call,
         "the opening instructions, then the newest 5 but the result of c0, whose call is \
          older; the later instruction is not read"
     );
@@ -550,12 +563,8 @@ async fn recent_history_reads_the_opening_instructions_and_the_newest_messages_o
     assert_eq!(backend.read.load(Ordering::SeqCst), 5 + 5);
 
     // The newest 4 start with the result of c1, whose call is older: left out too.
-    let history = c
-        .prepare_history(&HistoryOptions::new(FileMode::Base64).recent(4))
-        .await
-        .unwrap();
     assert_eq!(
-        shape(&history),
+        prepared(&c, &HistoryOptions::new(FileMode::Base64).recent(4)).await,
         [
             "system: be brief",
             "developer: answer in English",
@@ -568,9 +577,8 @@ async fn recent_history_reads_the_opening_instructions_and_the_newest_messages_o
     // the later instruction too (11 tokens), and the tool call's group (18) no longer
     // fits the 60: 8 + 12 + 11 pinned, 11 + 7 for the last two messages.
     let budget = HistoryOptions::new(FileMode::Base64).budget(60, ApproxCounter);
-    let whole = c.prepare_history(&budget).await.unwrap();
     assert_eq!(
-        shape(&whole),
+        prepared(&c, &budget).await,
         [
             "system: be brief",
             "developer: answer in English",
@@ -579,53 +587,36 @@ async fn recent_history_reads_the_opening_instructions_and_the_newest_messages_o
             "assistant: you're welcome",
         ]
     );
-    let recent = c.prepare_history(&budget.clone().recent(50)).await.unwrap();
     assert_eq!(
-        shape(&recent),
-        [
-            "system: be brief",
-            "developer: answer in English",
-            "assistant: call c1",
-            "tool: result c1",
-            "user: thanks",
-            "assistant: you're welcome",
-        ]
+        prepared(&c, &budget.clone().recent(50)).await,
+        from_the_call
     );
 
     // recent(0): the opening instructions alone; more than there are: every message.
-    let history = c
-        .prepare_history(&HistoryOptions::new(FileMode::Base64).recent(0))
-        .await
-        .unwrap();
     assert_eq!(
-        shape(&history),
+        prepared(&c, &HistoryOptions::new(FileMode::Base64).recent(0)).await,
         ["system: be brief", "developer: answer in English"]
     );
     let all = HistoryOptions::new(FileMode::Base64);
     assert_eq!(
-        shape(&c.prepare_history(&all.clone().recent(5000)).await.unwrap()),
-        shape(&c.prepare_history(&all).await.unwrap())
+        prepared(&c, &all.clone().recent(5000)).await,
+        prepared(&c, &all).await
     );
 }
 
 #[tokio::test]
 async fn recent_history_of_a_conversation_that_is_all_instructions_or_empty() {
     use chatvault_core::llm::{FileMode, HistoryOptions};
-    let (vault, backend) = hooked(Hooked {
-        page_cap: Some(5),
-        ..Default::default()
-    });
-    let mut c = vault.create_conversation(None).await.unwrap();
+    let (mut c, backend) = paged(5).await;
     let options = HistoryOptions::new(FileMode::Base64).recent(2);
-    assert!(c.prepare_history(&options).await.unwrap().is_empty());
+    assert!(prepared(&c, &options).await.is_empty());
     // 40 instructions: the opening run is read page after page, up to the newest 2.
     for i in 0..40 {
         c.add_message(Role::System, format!("s{i}")).await.unwrap();
     }
     backend.read.store(0, Ordering::SeqCst);
-    let history = c.prepare_history(&options).await.unwrap();
     let expected: Vec<String> = (0..40).map(|i| format!("system: s{i}")).collect();
-    assert_eq!(shape(&history), expected);
+    assert_eq!(prepared(&c, &options).await, expected);
     // 2 newest, then pages of 5 from the start until the page that reaches them.
     assert_eq!(backend.read.load(Ordering::SeqCst), 2 + 40);
 }
