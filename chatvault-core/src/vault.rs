@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::{ByteStream, FilesBackend, FilesBackendExt, MessagesBackend, bytes_stream};
 use crate::error::{Error, Result};
-use crate::ids::{ContentType, ConversationId, FileId, MessageId, UserId};
+use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId};
 use crate::keys;
 use crate::message::{
     MAX_MESSAGE_BYTES, MessageStatus, MessageUpdate, MessageUpdated, NewMessage, Part, Usage,
@@ -716,12 +716,7 @@ impl Conversation {
         let Some((sha256, size)) = hash.finish().await else {
             // The hashing thread died (it cannot, short of a panic): the bytes are stored
             // but their digest is unknown, so they must not be attached.
-            if let Err(cleanup) = self.vault.files.delete(&key).await {
-                tracing::warn!(
-                    key = %key, error = %cleanup,
-                    "could not delete the bytes of a failed attachment; they are orphaned"
-                );
-            }
+            self.discard_bytes(&key).await;
             return Err(Error::backend(
                 "chatvault",
                 "the SHA-256 of the attachment could not be computed",
@@ -757,7 +752,7 @@ impl Conversation {
                         Ok(file)
                     }
                     Ok(_) => {
-                        self.discard_bytes(&file).await;
+                        self.discard_bytes(&file.storage_key).await;
                         Err(e)
                     }
                     // Still unknown: keep the bytes (at worst an orphan, never a dangling
@@ -766,7 +761,7 @@ impl Conversation {
                 }
             }
             Err(e) => {
-                self.discard_bytes(&file).await;
+                self.discard_bytes(&file.storage_key).await;
                 Err(e)
             }
         }
@@ -774,10 +769,10 @@ impl Conversation {
 
     /// Best effort: the bytes must not outlive a failed attach. The caller gets the error
     /// that made the attach fail; an orphan is worth a warning.
-    async fn discard_bytes(&self, file: &FileAttachment) {
-        if let Err(cleanup) = self.vault.files.delete(&file.storage_key).await {
+    async fn discard_bytes(&self, key: &StorageKey) {
+        if let Err(cleanup) = self.vault.files.delete(key).await {
             tracing::warn!(
-                key = %file.storage_key, error = %cleanup,
+                key = %key, error = %cleanup,
                 "could not delete the bytes of a failed attachment; they are orphaned"
             );
         }
