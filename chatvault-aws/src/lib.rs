@@ -107,9 +107,9 @@
 //! is `seq` order for every `u64`): `first_seq` N, `revision` N (grows with every
 //! rewrite: the condition of message updates), and `messages` S, the JSON array of a run
 //! of consecutive messages in the form the tail keeps them (at most 256 KiB of them, or
-//! one larger message). The append
-//! that would grow the tail past its bounds seals it: the tail's messages move into a
-//! chunk item in the same transaction. A 2,000-message conversation is about 40 items.
+//! one larger message). The append that would grow the tail past its bounds seals it:
+//! the tail's messages move into a chunk item in the same transaction. A 2,000-message
+//! conversation is about 40 items.
 //!
 //! **Message items written by 0.1** have the same keys as a chunk of one message:
 //! `seq` N, `id` S, `role` S, `content` S, `created_at` S, and optional `metadata` S.

@@ -941,7 +941,7 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
         "each of the 3 transactions was refused"
     );
     // An append to the tail is a PutItem: throttled, it is temporary too.
-    let update_throttling = Doctored::new(
+    let append_throttling = Doctored::new(
         ".PutItem",
         Doctoring::Refuse(
             400,
@@ -950,14 +950,14 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
     );
     temporary(
         "append",
-        update_throttling
+        append_throttling
             .backend(&table, 5)
             .await
             .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
             .await
             .map(drop),
     );
-    assert_eq!(update_throttling.doctored(), 1, "the append was refused");
+    assert_eq!(append_throttling.doctored(), 1, "the append was refused");
     let throughput = Doctored::new(
         ".TransactWriteItems",
         Doctoring::Refuse(400, cancelled("ProvisionedThroughputExceeded")),
@@ -992,14 +992,14 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
     assert_eq!(conflicting.doctored(), 4);
     // An append to the tail meets a transaction in flight on the conversation item
     // (DynamoDB, not DynamoDB Local): retried, then a temporary Conflict.
-    let update_conflicting = Doctored::new(
+    let append_conflicting = Doctored::new(
         ".PutItem",
         Doctoring::Refuse(
             400,
             r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"doctored"}"#,
         ),
     );
-    let err = update_conflicting
+    let err = append_conflicting
         .backend(&table, 3)
         .await
         .append_messages(&record.id, vec![NewMessage::new(Role::User, "hi")])
@@ -1010,7 +1010,7 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
         "{err:?}"
     );
     assert_eq!(
-        update_conflicting.doctored(),
+        append_conflicting.doctored(),
         3,
         "each of the 3 attempts conflicted"
     );

@@ -89,10 +89,9 @@
 //! - Appends are idempotent by message id: each process keeps a map from message id to
 //!   seq per conversation (up to 256 conversations and 2^20 ids in all, about 90 MiB;
 //!   past either, the least recently used maps are dropped and read again when needed),
-//!   brought up to date from the log's
-//!   records it has not read yet, so a retried append finds what an earlier attempt (in
-//!   any process) stored. The first append to a conversation in a process reads its
-//!   whole log once to build that map.
+//!   brought up to date from the log's records it has not read yet, so a retried append
+//!   finds what an earlier attempt (in any process) stored. The first append to a
+//!   conversation in a process reads its whole log once to build that map.
 //! - Whatever reads a log from its start (that map; a replay when a checkpoint is missing
 //!   or damaged, or a conversation written by 0.1) reads it 4 MiB at a time (one record at
 //!   a time when a record is larger), so memory does not grow with the log's length.

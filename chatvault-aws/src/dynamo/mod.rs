@@ -57,21 +57,21 @@ const BATCH_CONCURRENCY: usize = 4;
 /// so a conversation has no size limit, a whole conversation is read in few items, and
 /// every operation but `delete` costs the same however long the conversation is:
 ///
-/// - `append_messages`: one `PutItem` of the conversation item with the messages added to
-///   its tail, conditional on its `version` as this backend last saw it (and knew whole);
-///   once in 48 messages, one `TransactWriteItems` that also seals the tail into a chunk
-///   item (with an id marker for each sealed message). Message ids are looked up first (in the tail
-///   written against, and through the id markers of ids that sort at or before the
-///   sealed ones): ids already stored make the append a retry, answered with the stored
-///   messages or [`Error::AlreadyExists`]. A consistent `GetItem` first only for a
-///   conversation this backend has not written or read yet (see
+/// - `append_messages`: one `PutItem` of the conversation item with the messages added
+///   to its tail, conditional on its `version` as this backend last saw it (and knew
+///   whole); once in 48 messages, one `TransactWriteItems` that also seals the tail into
+///   a chunk item (with an id marker for each sealed message). Message ids are looked up
+///   first (in the tail written against, and through the id markers of ids that sort at
+///   or before the sealed ones): ids already stored make the append a retry, answered
+///   with the stored messages or [`Error::AlreadyExists`]. A consistent `GetItem` first
+///   only for a conversation this backend has not written or read yet (see
 ///   [`seen_cache_bytes`](DynamoMessagesBuilder::seen_cache_bytes)). A writer that lost
-///   a race retries from the conversation as DynamoDB returned it with the failure, up to
-///   [`max_write_attempts`](DynamoMessagesBuilder::max_write_attempts), then answers
+///   a race retries from the conversation as DynamoDB returned it with the failure, up
+///   to [`max_write_attempts`](DynamoMessagesBuilder::max_write_attempts), then answers
 ///   [`Error::Conflict`]. At most [`MAX_APPEND_MESSAGES`] messages per call and 4 MB per
 ///   call (DynamoDB's transaction limits), each message at most [`MAX_MESSAGE_BYTES`]:
-///   larger appends are refused with [`Error::TooLarge`] before anything is written (split
-///   them into several calls if they need not be atomic).
+///   larger appends are refused with [`Error::TooLarge`] before anything is written
+///   (split them into several calls if they need not be atomic).
 /// - `update_message`: a message of the tail is one `UpdateItem` of the conversation item
 ///   (conditional on its version); a sealed one is found through its id marker and
 ///   rewritten in its chunk in one `TransactWriteItems` with the conversation item
@@ -101,13 +101,13 @@ const BATCH_CONCURRENCY: usize = 4;
 /// a retried `PutItem` or `UpdateItem` fails its condition instead, and the append or
 /// update finds its own change in the conversation item that comes back with the
 /// failure. When the SDK gives up on a write with a temporary error, the backend reads
-/// whether it committed before answering (`append_messages`: is its first message stored; `create`: is the
-/// conversation there as written; `update`, `add_file`, `remove_file`: does the
-/// conversation, at the version written or later, hold the change), and answers success
-/// when it did, so a caller never has to guess. When that read fails too, the answer is
-/// [`Error::OutcomeUnknown`] (not temporary: retry an append with the same message ids,
-/// which the id lookup makes safe). A transaction DynamoDB cancels for throttling is a
-/// temporary error too; nothing of it was written.
+/// whether it committed before answering (`append_messages`: is its first message
+/// stored; `create`: is the conversation there as written; `update`, `add_file`,
+/// `remove_file`: does the conversation, at the version written or later, hold the
+/// change), and answers success when it did, so a caller never has to guess. When that
+/// read fails too, the answer is [`Error::OutcomeUnknown`] (not temporary: retry an
+/// append with the same message ids, which the id lookup makes safe). A transaction
+/// DynamoDB cancels for throttling is a temporary error too; nothing of it was written.
 ///
 /// ```no_run
 /// use chatvault_aws::DynamoMessages;

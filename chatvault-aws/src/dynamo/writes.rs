@@ -637,13 +637,13 @@ impl DynamoMessages {
     /// Written against the conversation as this backend last saw it (its `version`,
     /// `message_count`, `created_at` and tail, remembered from the last write or read of
     /// it, see [`SeenCache`](super::seen::SeenCache)), so that in the steady state an
-    /// append is one request: a `PutItem` of the conversation item with the messages added
-    /// to the tail, or, once
-    /// in [`TAIL_MAX_MESSAGES`] messages, a `TransactWriteItems` that seals the tail into a
-    /// chunk item. When another writer moved the conversation on (or it was never seen),
-    /// the condition fails and DynamoDB returns the conversation item as it is with the
-    /// failure: the retry starts from that state, without a read. The conversation is read
-    /// first only when this backend has not seen it.
+    /// append is one request: a `PutItem` of the conversation item with the messages
+    /// added to the tail, or, once in [`TAIL_MAX_MESSAGES`] messages, a
+    /// `TransactWriteItems` that seals the tail into a chunk item. When another writer
+    /// moved the conversation on (or it was never seen), the condition fails and
+    /// DynamoDB returns the conversation item as it is with the failure: the retry
+    /// starts from that state, without a read. The conversation is read first only when
+    /// this backend has not seen it.
     ///
     /// Idempotency: before writing, each message id is looked up in the tail and, when it
     /// sorts at or before the greatest sealed id (never, for the UUID v7 ids the vault

@@ -330,11 +330,11 @@ impl chatvault_core::FilesBackend for NoFiles {
     }
 }
 
-/// Turns the responses of the first `n` write requests of one kind (`TransactWriteItems`,
-/// [`puts`](Self::puts) `PutItem`, [`updates`](Self::updates) `UpdateItem`) into HTTP 500s, after DynamoDB has
-/// carried them out: the "it committed, but the answer was lost" case.
-/// [`lost`](Self::lost) counts the answers it dropped, so that a test can prove that its
-/// fault happened.
+/// Turns the responses of the first `n` write requests of one kind
+/// (`TransactWriteItems`, [`puts`](Self::puts) `PutItem`, [`updates`](Self::updates)
+/// `UpdateItem`) into HTTP 500s, after DynamoDB has carried them out: the "it committed,
+/// but the answer was lost" case. [`lost`](Self::lost) counts the answers it dropped, so
+/// that a test can prove that its fault happened.
 #[derive(Clone, Debug)]
 pub(crate) struct LoseWriteAnswers {
     pub(crate) remaining: std::sync::Arc<std::sync::atomic::AtomicUsize>,
