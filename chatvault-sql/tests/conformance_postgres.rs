@@ -1,15 +1,18 @@
 //! The core's whole conformance suite (messages and vault checks) against
 //! `PostgresMessages`, each check in a fresh schema.
 //!
-//! Compiled when `CHATVAULT_POSTGRES_URL` is set at build time (see `build.rs`);
-//! otherwise `postgres_conformance_not_run` says so (and fails under
-//! `CHATVAULT_REQUIRE_POSTGRES=1`).
+//! Compiled when the tests are built to run against a server (`CHATVAULT_POSTGRES_URL`
+//! or `CHATVAULT_REQUIRE_POSTGRES=1` set at build time: the build script's
+//! `chatvault_postgres_server` cfg). Otherwise the suite is not compiled (the core's macros
+//! generate plain `#[test]`s, which cannot be marked ignored), and
+//! `conformance_suite_needs_postgres` stands in for it, listed as ignored with the reason
+//! (run, it fails saying what is missing).
 #![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
 
-#[cfg(chatvault_postgres_url)]
+#[cfg(chatvault_postgres_server)]
 mod suite {
     use chatvault_core::ChatVault;
     use chatvault_memory::MemoryFiles;
@@ -18,10 +21,7 @@ mod suite {
     use crate::common::pg::{schema_pool, server_url};
 
     async fn fresh() -> PostgresMessages {
-        let url = server_url().expect(
-            "CHATVAULT_POSTGRES_URL was set when these tests were built but is not set now",
-        );
-        let (pool, _schema) = schema_pool(&url).await;
+        let (pool, _schema) = schema_pool(&server_url()).await;
         PostgresMessages::from_pool(pool).await.unwrap()
     }
 
@@ -29,13 +29,11 @@ mod suite {
     chatvault_core::vault_tests!(async { ChatVault::new(fresh().await, MemoryFiles::new()) });
 }
 
-#[cfg(not(chatvault_postgres_url))]
+#[cfg(not(chatvault_postgres_server))]
 #[test]
-fn postgres_conformance_not_run() {
-    // Prints why (or panics under CHATVAULT_REQUIRE_POSTGRES=1).
-    assert!(common::pg::server_url().is_none());
-    eprintln!(
-        "*** The PostgreSQL conformance suite was NOT COMPILED: CHATVAULT_POSTGRES_URL was \
-         not set when the tests were built ***"
-    );
+#[ignore = "needs PostgreSQL: CHATVAULT_POSTGRES_URL was not set when the tests were built; the conformance suite's checks are not compiled; run ./scripts/test.sh, or scripts/postgres.sh start && eval \"$(scripts/postgres.sh env)\" first"]
+fn conformance_suite_needs_postgres() {
+    // Fails saying what is missing; past it, the URL is set now but was not at build time.
+    common::pg::server_url();
+    panic!("CHATVAULT_POSTGRES_URL is set now, but the tests were built without it: rebuild");
 }

@@ -14,11 +14,11 @@ use chatvault_sql::SqliteMessages;
 use common::Backend;
 use tempfile::TempDir;
 
-async fn setup() -> Option<(Backend, TempDir)> {
+async fn setup() -> (Backend, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("chat.db").display());
     let backend = SqliteMessages::connect(&url).await.unwrap();
-    Some((Arc::new(backend), dir))
+    (Arc::new(backend), dir)
 }
 
 all_checks!(setup);

@@ -20,26 +20,30 @@ pub mod pg;
 pub type Backend = Arc<dyn MessagesBackend>;
 
 /// Generates one `#[tokio::test]` per check; `$setup` is an async fn returning
-/// `Option<(Backend, guard)>` (`None`: the database is not available, and the setup has
-/// said so loudly).
+/// `(Backend, guard)` (it fails the test when the database is not available). The
+/// attributes in brackets go on every test, e.g. an `ignore` with the reason when the
+/// database was not configured at build time.
 #[macro_export]
 macro_rules! sql_backend_tests {
-    ($setup:path; $($check:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $check() {
-                let Some((backend, _guard)) = $setup().await else { return };
-                common::$check(backend).await;
-            }
-        )+
+    ($setup:path, $attrs:tt; $($check:ident),+ $(,)?) => {
+        $(sql_backend_tests!(@one $setup, $attrs, $check);)+
+    };
+    (@one $setup:path, [$(#[$attr:meta])*], $check:ident) => {
+        $(#[$attr])*
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $check() {
+            let (backend, _guard) = $setup().await;
+            common::$check(backend).await;
+        }
     };
 }
 
-/// Every check, for `sql_backend_tests!`.
+/// Every check, for `sql_backend_tests!`: `all_checks!(setup)`, or
+/// `all_checks!(setup, #[attribute]...)` to put attributes on every test.
 #[macro_export]
 macro_rules! all_checks {
-    ($setup:path) => {
-        sql_backend_tests!($setup;
+    ($setup:path $(, #[$attr:meta])* $(,)?) => {
+        sql_backend_tests!($setup, [$(#[$attr])*];
             create_and_head,
             append_assigns_seq_and_updates_the_record,
             appends_are_idempotent_by_message_id,
