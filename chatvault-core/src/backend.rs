@@ -262,7 +262,11 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
 
     /// Full-text search over the text of a user's messages, best matches first.
     ///
-    /// [`Error::NotSupported`] unless [`MessagesCapabilities::search`].
+    /// [`Error::NotSupported`] unless [`MessagesCapabilities::search`]. A backend that
+    /// searches first applies [`SearchQuery::parse`](crate::SearchQuery::parse) to `query`
+    /// and returns its [`Error::InvalidInput`]; every query it accepts is answered with a
+    /// page (perhaps empty), its characters searched for as text, never as the store's
+    /// query syntax: no query is a [`Error::Backend`] error.
     async fn search(
         &self,
         user_id: &UserId,

@@ -11,7 +11,7 @@
 //! - **Full**: implement [`MessagesBackend`] directly. Every method is required and says
 //!   what must be atomic; shared rules ([`ConversationRecord::apply_append`],
 //!   [`ConversationRecord::apply_message_update`], [`check_replay`], [`apply_add_file`],
-//!   [`paginate`]) keep every backend's semantics identical.
+//!   [`paginate`], [`SearchQuery::parse`]) keep every backend's semantics identical.
 //!
 //! Then run the conformance suite from your crate's tests (feature `conformance`); see the
 //! `conformance` module.
@@ -42,6 +42,8 @@ pub mod keys;
 pub mod llm;
 pub mod message;
 mod model;
+mod role;
+mod search;
 pub mod simple;
 mod vault;
 
@@ -67,5 +69,6 @@ pub use model::{
     Role, SearchHit, SearchOptions, StoredConversation, auto_title, now, sort_for_listing,
     validate_metadata,
 };
+pub use search::SearchQuery;
 pub use simple::{SimpleAdapter, SimpleBackend, revision_conflict};
 pub use vault::{ChatVault, Conversation, NewConversation, ReplyOptions, ReplyWriter, sha256_hex};

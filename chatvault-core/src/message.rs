@@ -666,13 +666,15 @@ impl NewMessage {
                     && self.status == stored.status))
     }
 
-    /// Checks what the message would store: JSON depth, size, part count and part fields.
+    /// Checks what the message would store: its role ([`Role::validate`]), JSON depth,
+    /// size, part count and part fields.
     pub fn validate(&self) -> Result<()> {
         self.validate_sized().map(|_| ())
     }
 
     /// [`validate`](Self::validate), returning the size of the message's JSON form.
     pub(crate) fn validate_sized(&self) -> Result<usize> {
+        self.role.validate()?;
         if self.parts.len() > MAX_PARTS {
             return Err(Error::TooLarge {
                 what: format!("message {} (parts)", self.id),

@@ -4,16 +4,15 @@
 //! Every type here is `serde`-serializable; the JSON field names are part of the stable
 //! format and are listed on each type.
 
-use std::fmt;
-
 use chrono::{DateTime, SubsecRound, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{ContentType, ConversationId, FileId, StorageKey, UserId};
 use crate::keys;
 pub use crate::message::Message;
 use crate::message::{MAX_METADATA_BYTES, NewMessage, Usage, check_json_depth};
+pub use crate::role::Role;
 
 /// Free-form JSON metadata: a JSON object.
 ///
@@ -24,85 +23,6 @@ pub type Metadata = serde_json::Map<String, serde_json::Value>;
 /// The current time, truncated to microseconds: the precision every backend keeps.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
-}
-
-/// Who wrote a message.
-///
-/// The four well-known roles have variants; any other role string is kept as
-/// [`Role::Other`]. On the wire a role is a plain string: the known roles in lowercase
-/// (`"user"`), others exactly as given.
-///
-/// ```
-/// use chatvault_core::Role;
-///
-/// assert_eq!(Role::from("user"), Role::User);
-/// assert_eq!(Role::from("Assistant"), Role::Assistant); // known names are case-insensitive
-/// assert_eq!(Role::from("critic").as_str(), "critic");
-/// assert_eq!(serde_json::to_string(&Role::Tool).unwrap(), "\"tool\"");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Instructions to the model (`"system"`).
-    System,
-    /// The person chatting (`"user"`).
-    User,
-    /// The model (`"assistant"`).
-    Assistant,
-    /// A tool's output (`"tool"`).
-    Tool,
-    /// Any other role, kept as given. Build it with `Role::from`, which maps the
-    /// well-known names to their variants.
-    Other(String),
-}
-
-impl Role {
-    /// The role as it is stored.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-            Role::Tool => "tool",
-            Role::Other(s) => s,
-        }
-    }
-}
-
-impl From<&str> for Role {
-    fn from(s: &str) -> Self {
-        match s.to_ascii_lowercase().as_str() {
-            "system" => Role::System,
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            "tool" => Role::Tool,
-            _ => Role::Other(s.to_owned()),
-        }
-    }
-}
-
-impl From<String> for Role {
-    fn from(s: String) -> Self {
-        Role::from(s.as_str())
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Role {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Role {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        Ok(Role::from(s))
-    }
 }
 
 /// A conversation's record: everything about it except its messages and attachments.

@@ -20,6 +20,7 @@ use crate::model::{
     ConversationPatch, ConversationRecord, ConversationSummary, FileAttachment, HistoryEntry,
     ListOptions, Message, MessageRange, Metadata, Page, Role, SearchHit, SearchOptions, now,
 };
+use crate::search::SearchQuery;
 use hashing::StreamHash;
 
 /// The entry point: a messages backend and a files backend.
@@ -186,6 +187,8 @@ impl ChatVault {
 
     /// Full-text search over a user's messages, best matches first.
     ///
+    /// [`Error::InvalidInput`] for a query [`SearchQuery::parse`] refuses (blank, over
+    /// 1024 bytes, control characters); every other query is searched for as plain words.
     /// [`Error::NotSupported`] when the messages backend has no search.
     pub async fn search(
         &self,
@@ -194,15 +197,7 @@ impl ChatVault {
         options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
         options.validate()?;
-        if query.trim().is_empty() {
-            return Err(Error::invalid_input("query", "must not be blank"));
-        }
-        if query.len() > 1024 {
-            return Err(Error::invalid_input(
-                "query",
-                format!("is {} bytes long; the limit is 1024", query.len()),
-            ));
-        }
+        SearchQuery::parse(query)?;
         if !self.messages.capabilities().search {
             return Err(Error::not_supported("this messages backend", "search"));
         }

@@ -77,3 +77,63 @@ fn auto_titles_always_validate() {
             .unwrap_or_else(|e| panic!("the title of {text:?} does not validate: {e}"));
     }
 }
+
+/// The core's role rule (1..=64 bytes, not blank, no control characters) holds on every
+/// path into a vault: a text message, an append of parts, a batch (refused whole), a
+/// streamed reply. Each refusal is InvalidInput naming the role, and nothing is stored.
+#[tokio::test]
+async fn roles_the_core_refuses_are_invalid_input_on_every_path() {
+    use chatvault_core::{ErrorKind, Part, ReplyOptions};
+
+    let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+    let mut c = vault.create_conversation(None).await.unwrap();
+    let too_long = "r".repeat(Role::MAX_BYTES + 1);
+    let refused = |result: chatvault_core::Result<_>, what: &str| match result {
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{what}: {e}");
+            assert!(e.to_string().starts_with("invalid role"), "{what}: {e}");
+        }
+        Ok(stored) => panic!("{what}: stored {stored:?}"),
+    };
+    for bad in [
+        "",
+        "   ",
+        "\u{3000}",
+        "critic\n",
+        "a\0b",
+        "\u{1B}[0m",
+        too_long.as_str(),
+    ] {
+        let role = Role::from(bad);
+        refused(c.add_message(role.clone(), "hi").await.map(|_| ()), bad);
+        refused(
+            c.add(NewMessage::with_parts(role.clone(), vec![Part::text("hi")]))
+                .await
+                .map(|_| ()),
+            bad,
+        );
+        refused(
+            c.append(vec![
+                NewMessage::new(Role::User, "fine"),
+                NewMessage::new(role.clone(), "hi"),
+            ])
+            .await
+            .map(|_| ()),
+            bad,
+        );
+        let mut options = ReplyOptions::default();
+        options.role = role;
+        refused(c.begin_reply(options).await.map(|_| ()), bad);
+        refused(Role::parse(bad).map(|_| ()), bad);
+    }
+    c.refresh().await.unwrap();
+    assert_eq!(c.message_count(), 0, "a refused message was stored");
+    assert!(c.messages().await.unwrap().is_empty());
+
+    // The longest role and one with inner spaces and Unicode are stored as given.
+    let longest = "é".repeat(Role::MAX_BYTES / 2);
+    for good in [longest.as_str(), "code reviewer", "Narrator-ü"] {
+        let stored = c.add_message(Role::from(good), "hi").await.unwrap();
+        assert_eq!(stored.role.as_str(), good);
+    }
+}
