@@ -16,8 +16,8 @@ use chatvault_core::{
     ConversationPatch, ConversationRecord, ConversationSummary, Error, FileAttachment, FileId,
     FilesBackend, FilesCapabilities, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
     MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
-    SearchHit, SearchOptions, SimpleAdapter, SimpleBackend, StorageKey, UserId, apply_add_file,
-    async_trait, bytes_stream, check_replay, collect_stream, now,
+    SearchHit, SearchOptions, SearchQuery, SimpleAdapter, SimpleBackend, StorageKey, UserId,
+    apply_add_file, async_trait, bytes_stream, check_replay, collect_stream, now,
 };
 use chatvault_memory::MemoryFiles;
 use common::MapStore;
@@ -613,6 +613,12 @@ async fn the_unbroken_base_passes_the_same_checks() {
 enum MemFault {
     /// search: also returns the hits of every other user it has seen.
     LeakySearch,
+    /// search: hands the query to a query language as it is (SQLite's FTS5 before the fix):
+    /// a NUL or an unbalanced double quote is a Backend error.
+    QuerySyntax,
+    /// search: answers every query, also those the core's rule refuses (blank, control
+    /// characters, over the length limit) with a page.
+    LaxQueries,
     /// Declares no search, but answers every search with an empty page.
     SilentNoSearch,
     /// Declares no list_all, but lists nothing instead of refusing.
@@ -787,6 +793,16 @@ impl MessagesBackend for BrokenMemory {
                 items: Vec::new(),
                 next_cursor: None,
             }),
+            MemFault::QuerySyntax if query.contains('\0') => {
+                Err(Error::backend("test", "unterminated string"))
+            }
+            MemFault::QuerySyntax if query.matches('"').count() % 2 == 1 => {
+                Err(Error::backend("test", "fts5: syntax error near \""))
+            }
+            MemFault::LaxQueries if SearchQuery::parse(query).is_err() => Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            }),
             MemFault::LeakySearch => {
                 let users = self.users.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let own = self.inner.search(user_id, query, options).await?;
@@ -832,6 +848,58 @@ async fn dishonest_capabilities_and_leaks_fail_the_capability_checks() {
         || -> Arc<dyn MessagesBackend> { Arc::new(chatvault_memory::MemoryMessages::new()) };
     messages::search(honest(), c.clone()).await;
     messages::list_all_conversations(honest(), c).await;
+}
+
+/// A search that errs on query syntax fails both query checks (the fixed list and the
+/// property test), and so does one that answers queries the core refuses; both pass the
+/// plain search check, which never sends such a query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn searches_that_misanswer_queries_fail_the_query_checks() {
+    let c = config();
+    for (fault, expected) in [
+        (MemFault::QuerySyntax, "got a Backend error"),
+        (
+            MemFault::LaxQueries,
+            "expected an InvalidInput error (the rule refuses it), got a page",
+        ),
+    ] {
+        must_fail(
+            &format!("search_answers_nasty_queries ({fault:?})"),
+            messages::search_answers_nasty_queries(BrokenMemory::arc(fault), c.clone()),
+            expected,
+        )
+        .await;
+        must_fail(
+            &format!("search_answers_arbitrary_queries ({fault:?})"),
+            messages::search_answers_arbitrary_queries(BrokenMemory::arc(fault), c.clone()),
+            expected,
+        )
+        .await;
+        must_pass(messages::search(BrokenMemory::arc(fault), c.clone())).await;
+    }
+    // Declared absent but answering: the query checks want NotSupported.
+    let silent = || BrokenMemory::arc(MemFault::SilentNoSearch);
+    must_fail(
+        "search_answers_nasty_queries (declared absent, answers anyway)",
+        messages::search_answers_nasty_queries(silent(), c.clone()),
+        "expected a NotSupported error",
+    )
+    .await;
+    must_fail(
+        "search_answers_arbitrary_queries (declared absent, answers anyway)",
+        messages::search_answers_arbitrary_queries(silent(), c.clone()),
+        "expected a NotSupported error",
+    )
+    .await;
+    // The honest in-memory backend passes them; the simple adapter (no search) too.
+    let honest =
+        || -> Arc<dyn MessagesBackend> { Arc::new(chatvault_memory::MemoryMessages::new()) };
+    messages::search_answers_nasty_queries(honest(), c.clone()).await;
+    messages::search_answers_arbitrary_queries(honest(), c.clone()).await;
+    let adapter =
+        || -> Arc<dyn MessagesBackend> { Arc::new(SimpleAdapter::new(MapStore::default())) };
+    messages::search_answers_nasty_queries(adapter(), c.clone()).await;
+    messages::search_answers_arbitrary_queries(adapter(), c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

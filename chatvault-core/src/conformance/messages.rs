@@ -24,9 +24,13 @@ use crate::message::{
 };
 use crate::model::{
     ConversationPatch, ConversationRecord, FileAttachment, ListOptions, Message, MessageRange,
-    Role, SearchOptions, auto_title, now, validate_metadata,
+    Role, auto_title, now, validate_metadata,
 };
 use crate::vault::sha256_hex;
+
+pub use super::search::{
+    nasty_queries, search, search_answers_arbitrary_queries, search_answers_nasty_queries,
+};
 
 /// 193 arbitrary bytes (ending in 0x00 0xFF 0xFE) in base64, as providers send reasoning
 /// signatures: `+`, `/` and `=` padding included.
@@ -1697,134 +1701,4 @@ pub async fn accepted_values_read_back(backend: Arc<dyn MessagesBackend>, _confi
         updated,
         "the patched record reads back"
     );
-}
-
-/// With `search`: a user's search finds a word in text parts of their messages only (never
-/// another user's), best matches first in pages that neither skip nor repeat, leaves archived
-/// conversations out unless asked, and finds nothing for an absent word. Without: every
-/// search is NotSupported.
-pub async fn search(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
-    let b = backend.as_ref();
-    let alice = fresh_user("alice");
-    let word = format!("quokka{}", uuid::Uuid::now_v7().simple());
-    if !b.capabilities().search {
-        assert_kind(
-            b.search(&alice, &word, &SearchOptions::new()).await,
-            ErrorKind::NotSupported,
-            "search without the search capability",
-        );
-        return;
-    }
-    let mallory = fresh_user("mallory");
-    let c1 = new_conversation(b, Some(&alice)).await;
-    let c2 = new_conversation(b, Some(&alice)).await;
-    let theirs = new_conversation(b, Some(&mallory)).await;
-    let mut expected = HashSet::new();
-    for (conversation, texts) in [
-        (
-            &c1,
-            vec![
-                format!("I saw a {word} today"),
-                "nothing here".into(),
-                format!("{word}!"),
-            ],
-        ),
-        (
-            &c2,
-            vec![
-                format!("Another {word} story"),
-                format!("and a {word} again"),
-            ],
-        ),
-    ] {
-        let batch: Vec<NewMessage> = texts.into_iter().map(user_msg).collect();
-        let a = ok(b.append_messages(&conversation.id, batch).await, "append");
-        expected.extend(
-            a.messages
-                .iter()
-                .filter(|m| m.content().contains(&word))
-                .map(|m| m.id.clone()),
-        );
-    }
-    ok(
-        b.append_messages(&theirs.id, vec![user_msg(format!("mallory's {word}"))])
-            .await,
-        "append",
-    );
-
-    let mut options = SearchOptions::new().limit(2);
-    let mut found = Vec::new();
-    for _ in 0..100 {
-        let page = ok(b.search(&alice, &word, &options).await, "search");
-        assert!(page.items.len() <= 2, "a search page longer than its limit");
-        for hit in &page.items {
-            assert_eq!(
-                hit.conversation.user_id.as_ref(),
-                Some(&alice),
-                "a search must never return another user's message"
-            );
-            assert!(
-                hit.message.content().to_lowercase().contains(&word),
-                "a hit must contain the word: {:?}",
-                hit.message.content()
-            );
-        }
-        let empty = page.items.is_empty();
-        found.extend(page.items.into_iter().map(|h| h.message.id));
-        match page.next_cursor {
-            Some(c) => {
-                assert!(!empty, "a search page with a cursor must not be empty");
-                options = options.cursor(c);
-            }
-            None => break,
-        }
-    }
-    let unique: HashSet<MessageId> = found.iter().cloned().collect();
-    assert_eq!(unique.len(), found.len(), "search pages repeated a hit");
-    assert_eq!(
-        unique, expected,
-        "search must find each of alice's 4 messages with the word"
-    );
-
-    let m = ok(
-        b.search(&mallory, &word, &SearchOptions::new()).await,
-        "search",
-    );
-    assert_eq!(m.items.len(), 1, "mallory finds only her own message");
-    assert_eq!(m.items[0].conversation.id, theirs.id);
-
-    ok(
-        b.update(
-            &c2.id,
-            &ConversationPatch {
-                archived: Some(true),
-                ..Default::default()
-            },
-        )
-        .await,
-        "archive",
-    );
-    let active = ok(
-        b.search(&alice, &word, &SearchOptions::new()).await,
-        "search",
-    );
-    assert!(
-        active.items.iter().all(|h| h.conversation.id == c1.id),
-        "archived conversations are left out of a search unless asked"
-    );
-    assert_eq!(active.items.len(), 2);
-    let mut with_archived = SearchOptions::new();
-    with_archived.include_archived = true;
-    let all = ok(b.search(&alice, &word, &with_archived).await, "search");
-    assert_eq!(all.items.len(), 4, "include_archived finds them again");
-    let nothing = ok(
-        b.search(
-            &alice,
-            &format!("absent{}", uuid::Uuid::now_v7().simple()),
-            &SearchOptions::new(),
-        )
-        .await,
-        "search for an absent word",
-    );
-    assert!(nothing.items.is_empty() && !nothing.has_more());
 }

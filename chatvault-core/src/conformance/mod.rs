@@ -52,7 +52,10 @@
 //! [`FilesCapabilities`](crate::FilesCapabilities)) decide what is checked: a capability a
 //! backend declares is held to the full rule; one it lacks is held to the documented
 //! refusal ([`Error::NotSupported`](crate::Error::NotSupported) for search, listing every
-//! user and signed URLs) or, for `concurrent_appends`, to the sequential rule. Checks create
+//! user and signed URLs) or, for `concurrent_appends`, to the sequential rule. Every search
+//! query, whatever it holds, must give what [`SearchQuery::parse`](crate::SearchQuery::parse)
+//! decides: results, or [`Error::InvalidInput`](crate::Error::InvalidInput), never another
+//! error (a fixed list of nasty queries, then a property test over arbitrary strings). Checks create
 //! their own conversations under fresh ids and user ids, so a backend over a shared store
 //! (a table, a bucket) can run them; `list_all_conversations` only looks for its own.
 //! `multi_process` cannot be checked from one process: test it in the backend's own tests.
@@ -62,6 +65,7 @@
 
 use std::fmt;
 
+mod search;
 mod util;
 
 pub mod files;
@@ -98,11 +102,14 @@ pub struct SuiteConfig {
     pub large_arguments_bytes: usize,
     /// Tasks attaching files while another deletes the conversation.
     pub racing_attachers: usize,
+    /// Arbitrary query strings each searching backend is asked in
+    /// [`search_answers_arbitrary_queries`](messages::search_answers_arbitrary_queries).
+    pub search_cases: u32,
 }
 
 impl Default for SuiteConfig {
     /// 16 writers x 200 appends, a 2,000-message conversation, 200 KB tool arguments,
-    /// 8 racing attachers.
+    /// 8 racing attachers, 64 arbitrary search queries.
     fn default() -> Self {
         SuiteConfig {
             concurrent_writers: 16,
@@ -111,6 +118,7 @@ impl Default for SuiteConfig {
             large_file_bytes: None,
             large_arguments_bytes: 200 * 1024,
             racing_attachers: 8,
+            search_cases: 64,
         }
     }
 }
@@ -144,6 +152,12 @@ impl SuiteConfig {
     /// Sets how many tasks attach files while the conversation is deleted.
     pub fn racing_attachers(mut self, tasks: usize) -> Self {
         self.racing_attachers = tasks.max(1);
+        self
+    }
+
+    /// Sets how many arbitrary query strings the search property check tries.
+    pub fn search_cases(mut self, cases: u32) -> Self {
+        self.search_cases = cases.max(1);
         self
     }
 }
@@ -191,6 +205,8 @@ macro_rules! messages_backend_tests {
             message_fields_round_trip,
             accepted_values_read_back,
             search,
+            search_answers_nasty_queries,
+            search_answers_arbitrary_queries,
         );
     };
 }
