@@ -11,8 +11,8 @@ use chatvault_core::{
     ConversationRecord, ConversationSummary, Error, FileAttachment, FileId, FilesBackend,
     FilesCapabilities, ListCursor, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
     MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
-    SearchHit, SearchOptions, StorageKey, UserId, apply_add_file, apply_remove_file, async_trait,
-    bytes_stream, check_replay, collect_stream, now, revision_conflict,
+    SearchHit, SearchOptions, SearchQuery, StorageKey, UserId, apply_add_file, apply_remove_file,
+    async_trait, bytes_stream, check_replay, collect_stream, now, revision_conflict,
 };
 use chrono::{DateTime, Utc};
 
@@ -327,13 +327,14 @@ impl MessagesBackend for MemoryMessages {
         options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
         options.validate()?;
+        let query = SearchQuery::parse(query)?;
         let skip: usize = match &options.cursor {
             None => 0,
             Some(c) => c.parse().map_err(|_| {
                 Error::invalid_input("cursor", format!("not a search cursor: {c:?}"))
             })?,
         };
-        let needle = query.to_lowercase();
+        let needle = query.as_str().to_lowercase();
         let state = self.lock();
         let Some(index) = state.by_user.get(user_id) else {
             return Ok(Page {

@@ -4,7 +4,7 @@
 
 use chatvault_core::{
     ConversationId, ConversationRecord, ConversationSummary, Error, Message, Result, SearchOptions,
-    UserId,
+    SearchQuery, UserId,
 };
 use chrono::{DateTime, Utc};
 
@@ -143,17 +143,18 @@ pub(crate) fn search_next_cursor(offset: i64, returned: usize, more: bool) -> Op
     more.then(|| (offset + returned as i64).to_string())
 }
 
-/// The words of a search query, as FTS5 phrases that must all appear: every
-/// white-space-separated word is quoted (so that no character of the query is FTS5
-/// syntax), and the phrases are joined by spaces (FTS5's implicit AND). `None` when the
-/// query has no word.
+/// The words of a search query, as FTS5 phrases that must all appear: every word
+/// ([`SearchQuery::terms`]) is an FTS5 string literal (in double quotes, its own double
+/// quotes doubled), so that no character of the query is FTS5 syntax, and the phrases are
+/// joined by spaces (FTS5's implicit AND). The query's rule keeps NUL out, which would end
+/// FTS5's parse of a literal early ("unterminated string").
 #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
-pub(crate) fn fts5_query(query: &str) -> Option<String> {
+pub(crate) fn fts5_query(query: &SearchQuery) -> String {
     let phrases: Vec<String> = query
-        .split_whitespace()
+        .terms()
         .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
         .collect();
-    (!phrases.is_empty()).then(|| phrases.join(" "))
+    phrases.join(" ")
 }
 
 /// Maps a driver error met while reading, or while writing inside a transaction that is
@@ -208,14 +209,11 @@ mod tests {
 
     #[test]
     fn fts5_queries_quote_every_word() {
-        assert_eq!(fts5_query("  "), None);
+        let fts = |q: &str| fts5_query(&SearchQuery::parse(q).expect("a valid query"));
+        assert_eq!(fts("hello\tworld "), "\"hello\" \"world\"");
         assert_eq!(
-            fts5_query("hello world").as_deref(),
-            Some("\"hello\" \"world\"")
-        );
-        assert_eq!(
-            fts5_query("say \"hi\" OR NEAR(x) *").as_deref(),
-            Some("\"say\" \"\"\"hi\"\"\" \"OR\" \"NEAR(x)\" \"*\"")
+            fts("say \"hi\" OR NEAR(x) *"),
+            "\"say\" \"\"\"hi\"\"\" \"OR\" \"NEAR(x)\" \"*\""
         );
     }
 

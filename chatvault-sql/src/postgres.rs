@@ -4,8 +4,8 @@ use chatvault_core::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
     ConversationSummary, Error, FileAttachment, FileId, ListCursor, ListOptions, Message,
     MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities,
-    NewMessage, Page, Result, SearchHit, SearchOptions, UserId, apply_add_file, apply_remove_file,
-    async_trait, check_replay, now, revision_conflict,
+    NewMessage, Page, Result, SearchHit, SearchOptions, SearchQuery, UserId, apply_add_file,
+    apply_remove_file, async_trait, check_replay, now, revision_conflict,
 };
 use chrono::{DateTime, Utc};
 use std::str::FromStr;
@@ -148,9 +148,12 @@ impl PostgresMessages {
         options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
         let offset = search_offset(options)?;
+        // The rule refuses NUL, which PostgreSQL's TEXT cannot hold; the query is bound as
+        // a parameter of plainto_tsquery, which reads it as plain words.
+        let query = SearchQuery::parse(query)?;
         search_page(
             &self.pool,
-            query.replace('\0', " "),
+            query.as_str().to_owned(),
             user_id,
             options,
             offset,

@@ -8,8 +8,8 @@ use chatvault_core::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
     ConversationSummary, Error, FileAttachment, FileId, ListCursor, ListOptions, Message,
     MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities,
-    NewMessage, Page, Result, SearchHit, SearchOptions, UserId, apply_add_file, apply_remove_file,
-    async_trait, check_replay, now, revision_conflict,
+    NewMessage, Page, Result, SearchHit, SearchOptions, SearchQuery, UserId, apply_add_file,
+    apply_remove_file, async_trait, check_replay, now, revision_conflict,
 };
 use chrono::{DateTime, Utc};
 #[cfg(test)]
@@ -200,13 +200,8 @@ impl SqliteMessages {
         options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
         let offset = search_offset(options)?;
-        let Some(fts) = fts5_query(query) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next_cursor: None,
-            });
-        };
-        search_page(&self.pool, fts, user_id, options, offset).await
+        let query = SearchQuery::parse(query)?;
+        search_page(&self.pool, fts5_query(&query), user_id, options, offset).await
     }
 }
 
