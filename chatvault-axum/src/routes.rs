@@ -492,12 +492,8 @@ async fn add_message(
     Path(id): Path<ConversationId>,
     JsonBody(body): JsonBody<AddMessage>,
 ) -> ApiResult<(StatusCode, Json<MessageView>)> {
-    let role = Role::from(body.role.as_deref().unwrap_or("user"));
-    if role.as_str().trim().is_empty() || role.as_str().len() > 64 {
-        return Err(ApiError::bad_request(
-            "invalid role: must be 1..=64 bytes, not blank",
-        ));
-    }
+    // The core's rule (Role::validate): a 400 problem before the conversation is looked up.
+    let role = Role::parse(body.role.as_deref().unwrap_or("user"))?;
     let mut message = match (body.text, body.parts) {
         (Some(text), None) => NewMessage::new(role, text),
         (None, Some(parts)) => NewMessage::with_parts(role, parts),
