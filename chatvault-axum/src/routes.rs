@@ -12,8 +12,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Json, Router};
 use chatvault_core::{
-    ChatVault, Conversation, ConversationId, ConversationPatch, FileId, ListOptions, Message,
-    MessageRange, NewMessage, Part, Role, SearchOptions, UserId, keys,
+    ChatVault, Conversation, ConversationId, ConversationPatch, FileAttachment, FileId,
+    ListOptions, Message, MessageRange, NewMessage, Part, Role, SearchOptions, UserId, keys,
 };
 use futures_util::Stream;
 use utoipa::OpenApi;
@@ -664,7 +664,8 @@ async fn list_files(
 }
 
 /// Uploads one file (multipart part `file`), streamed to the files backend. The filename
-/// and content type are the part's. Over the upload limit: 413, and nothing is stored.
+/// and content type are the part's. Over the upload limit: 413. Any answer but 201
+/// leaves nothing stored.
 #[utoipa::path(
     post, path = "/conversations/{id}/files", tag = "files",
     params(("id" = String, Path, description = "Conversation id")),
@@ -685,29 +686,32 @@ async fn upload_file(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<FileView>)> {
     let mut conversation = state.owned(&user, &id).await?;
-    let mut multipart = upload::open(&headers, body)?;
-    let mut stored = None;
-    while let Some(field) = upload::next_field(&mut multipart).await? {
-        match field.name() {
-            Some("file") if stored.is_none() => {
-                stored =
-                    Some(upload::attach(&mut conversation, field, state.upload_limit()).await?);
-            }
-            Some("file") => {
-                return Err(ApiError::bad_request(
-                    "one file per upload; send the next in another request",
-                ));
-            }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unexpected form field {:?}; an upload has one part named \"file\"",
-                    other.unwrap_or("")
-                )));
-            }
-        }
-    }
-    let file = stored.ok_or_else(|| ApiError::bad_request("no part named \"file\""))?;
+    let mut form = upload::Form::open(&headers, body)?;
+    let field = match form.next().await? {
+        Some(field) if field.name() == Some("file") => field,
+        Some(field) => return Err(not_the_file_part(field.name())),
+        None => return Err(ApiError::bad_request("no part named \"file\"")),
+    };
+    // The file is recorded only once the form has ended after it.
+    let check: upload::FollowCheck = Box::new(|next| match next {
+        None => Ok(()),
+        Some("file") => Err(ApiError::bad_request(
+            "one file per upload; send the next in another request",
+        )),
+        Some(other) => Err(not_the_file_part(Some(other))),
+    });
+    let file = form
+        .attach(&mut conversation, field, state.upload_limit(), check)
+        .await?;
     Ok((StatusCode::CREATED, Json(file.into())))
+}
+
+/// 400 for a part of an upload other than its `file` part.
+fn not_the_file_part(name: Option<&str>) -> ApiError {
+    ApiError::bad_request(format!(
+        "unexpected form field {:?}; an upload has one part named \"file\"",
+        name.unwrap_or("")
+    ))
 }
 
 /// One attachment's record.
@@ -970,8 +974,8 @@ const MAX_SHORT_FIELD: usize = keys::MAX_TITLE_LEN;
 /// caller's, uploads the `file` parts (streamed), and adds the user's `message` with a
 /// file part for each upload. Text fields must come before the files.
 ///
-/// Not atomic: if an upload fails, the conversation (when new) and the files uploaded
-/// before it stay, and no message is added.
+/// Any answer but 201 leaves nothing of the turn stored: no new conversation, no file,
+/// no message (except a 504, whose message may have been stored).
 #[utoipa::path(
     post, path = "/chat", tag = "chat",
     request_body(content = ChatForm, content_type = "multipart/form-data"),
@@ -989,98 +993,154 @@ async fn chat(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<ChatResult>)> {
-    let mut multipart = upload::open(&headers, body)?;
-    let mut conversation_id: Option<ConversationId> = None;
-    let mut title: Option<String> = None;
-    let mut text: Option<String> = None;
-    let mut conversation: Option<Conversation> = None;
-    let mut created = false;
-    let mut files = Vec::new();
-    while let Some(field) = upload::next_field(&mut multipart).await? {
+    let mut form = upload::Form::open(&headers, body)?;
+    let mut turn = Turn::default();
+    match take_turn(&state, &user, &mut form, &mut turn).await {
+        Ok(result) => Ok((StatusCode::CREATED, Json(result))),
+        Err(error) => {
+            turn.undo(&state).await;
+            Err(error)
+        }
+    }
+}
+
+/// What a chat turn has read and stored so far.
+#[derive(Default)]
+struct Turn {
+    conversation_id: Option<ConversationId>,
+    title: Option<String>,
+    text: Option<String>,
+    conversation: Option<Conversation>,
+    /// The conversation was created by this turn.
+    created: bool,
+    files: Vec<FileAttachment>,
+    /// The message may have been stored (its outcome is unknown): its files stay.
+    keep: bool,
+}
+
+impl Turn {
+    /// The turn's conversation: the caller's one named by `conversation_id`, or a new
+    /// one, made when first needed.
+    async fn conversation(
+        &mut self,
+        state: &ApiState,
+        user: &UserId,
+    ) -> ApiResult<&mut Conversation> {
+        let conversation = match (self.conversation.take(), &self.conversation_id) {
+            (Some(c), _) => c,
+            (None, Some(id)) => state.owned(user, id).await?,
+            (None, None) => {
+                let mut builder = state.0.vault.new_conversation().user(user.clone());
+                if let Some(title) = self.title.take() {
+                    builder = builder.title(title);
+                }
+                let c = builder.create().await?;
+                self.created = true;
+                c
+            }
+        };
+        Ok(self.conversation.insert(conversation))
+    }
+
+    /// Removes what the turn stored (best effort: a failure is logged).
+    async fn undo(self, state: &ApiState) {
+        let Some(mut conversation) = self.conversation else {
+            return;
+        };
+        if self.created {
+            if let Err(error) = state.0.vault.delete_conversation(conversation.id()).await {
+                tracing::warn!(
+                    conversation = %conversation.id(), %error,
+                    "could not delete the conversation of a refused chat turn"
+                );
+            }
+        } else if !self.keep {
+            upload::discard(&mut conversation, &self.files).await;
+        }
+    }
+}
+
+/// Reads the form of a chat turn and stores it, keeping in `turn` what it stored.
+async fn take_turn(
+    state: &ApiState,
+    user: &UserId,
+    form: &mut upload::Form,
+    turn: &mut Turn,
+) -> ApiResult<ChatResult> {
+    while let Some(field) = form.next().await? {
         let name = field.name().unwrap_or("").to_owned();
         match name.as_str() {
-            "conversation_id" | "title" if conversation.is_some() => {
-                return Err(ApiError::bad_request(format!(
-                    "the form field {name:?} must come before the files"
-                )));
+            "conversation_id" | "title" if turn.conversation.is_some() => {
+                return Err(chat_field_error(Some(&name), true));
             }
             "conversation_id" => {
                 let raw = upload::read_text(field, &name, MAX_SHORT_FIELD).await?;
-                conversation_id = Some(raw.parse()?);
+                turn.conversation_id = Some(raw.parse()?);
             }
-            "title" => title = Some(upload::read_text(field, &name, MAX_SHORT_FIELD).await?),
+            "title" => turn.title = Some(upload::read_text(field, &name, MAX_SHORT_FIELD).await?),
             "message" => {
-                text = Some(
-                    upload::read_text(field, &name, chatvault_core::message::MAX_MESSAGE_BYTES)
-                        .await?,
-                );
+                let limit = chatvault_core::message::MAX_MESSAGE_BYTES;
+                turn.text = Some(upload::read_text(field, &name, limit).await?);
             }
             "file" => {
-                if conversation.is_none() {
-                    let (c, new) =
-                        chat_conversation(&state, &user, conversation_id.as_ref(), title.take())
-                            .await?;
-                    conversation = Some(c);
-                    created = new;
-                }
-                if let Some(c) = conversation.as_mut() {
-                    files.push(upload::attach(c, field, state.upload_limit()).await?);
-                }
+                // The file is recorded only once the part after it is one that may follow.
+                let has_text = turn.text.is_some();
+                let check: upload::FollowCheck = Box::new(move |next| match next {
+                    Some("file" | "message") => Ok(()),
+                    None if has_text => Ok(()),
+                    other => Err(chat_field_error(other, true)),
+                });
+                let limit = state.upload_limit();
+                let conversation = turn.conversation(state, user).await?;
+                let file = form.attach(conversation, field, limit, check).await?;
+                turn.files.push(file);
             }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unexpected form field {other:?}; expected conversation_id, title, message, file"
-                )));
-            }
+            other => return Err(chat_field_error(Some(other), false)),
         }
     }
-    let text = text.ok_or_else(|| ApiError::bad_request("the form has no \"message\" field"))?;
-    let mut conversation = match conversation {
-        Some(c) => c,
-        None => {
-            let (c, new) =
-                chat_conversation(&state, &user, conversation_id.as_ref(), title).await?;
-            created = new;
-            c
-        }
-    };
+    let text = turn
+        .text
+        .take()
+        .ok_or_else(|| chat_field_error(None, false))?;
     let mut parts = vec![Part::text(text)];
-    for file in &files {
+    for file in &turn.files {
         let mut part = Part::attachment(file.id.clone(), Some(file.content_type.clone()));
         if let Part::File(f) = &mut part {
             f.filename = Some(file.filename.clone());
         }
         parts.push(part);
     }
-    let message = conversation
+    let conversation = turn.conversation(state, user).await?;
+    let message = match conversation
         .add(NewMessage::with_parts(Role::User, parts))
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(ChatResult {
-            conversation: conversation.record().clone().into(),
-            message: message.into(),
-            files: files.into_iter().map(FileView::from).collect(),
-            created,
-        }),
-    ))
+        .await
+    {
+        Ok(message) => message,
+        Err(error) => {
+            turn.keep = error.kind() == chatvault_core::ErrorKind::OutcomeUnknown;
+            return Err(error.into());
+        }
+    };
+    Ok(ChatResult {
+        conversation: conversation.record().clone().into(),
+        message: message.into(),
+        files: turn.files.iter().cloned().map(FileView::from).collect(),
+        created: turn.created,
+    })
 }
 
-/// The conversation of a chat turn: the caller's named one, or a new one.
-async fn chat_conversation(
-    state: &ApiState,
-    user: &UserId,
-    id: Option<&ConversationId>,
-    title: Option<String>,
-) -> ApiResult<(Conversation, bool)> {
-    if let Some(id) = id {
-        return Ok((state.owned(user, id).await?, false));
+/// 400 for a part of a chat form that does not belong where it is (`None`: the form
+/// ended without a message).
+fn chat_field_error(name: Option<&str>, after_files: bool) -> ApiError {
+    match name {
+        None => ApiError::bad_request("the form has no \"message\" field"),
+        Some(name @ ("conversation_id" | "title")) if after_files => ApiError::bad_request(
+            format!("the form field {name:?} must come before the files"),
+        ),
+        Some(other) => ApiError::bad_request(format!(
+            "unexpected form field {other:?}; expected conversation_id, title, message, file"
+        )),
     }
-    let mut builder = state.0.vault.new_conversation().user(user.clone());
-    if let Some(title) = title {
-        builder = builder.title(title);
-    }
-    Ok((builder.create().await?, true))
 }
 
 /// Full-text search over the caller's messages; 501 when the messages backend has none.

@@ -23,12 +23,13 @@ pub const PREFIX: &str = "/api/v1";
 /// Makes the error a faulty backend answers with.
 pub type Fault = fn() -> Error;
 
-/// MemoryMessages that fails its next call with an injected error, and can hide its
-/// search capability.
+/// MemoryMessages that fails its next call (or its next call of one method) with an
+/// injected error, and can hide its search capability.
 #[derive(Debug)]
 pub struct Faulty {
     inner: MemoryMessages,
-    fault: Mutex<Option<Fault>>,
+    /// The fault, and the method it waits for (`None`: any).
+    fault: Mutex<Option<(Option<&'static str>, Fault)>>,
     search: bool,
     faults_raised: Mutex<u32>,
 }
@@ -45,7 +46,12 @@ impl Faulty {
 
     /// The next backend call fails with `fault()`.
     pub fn fail_next(&self, fault: Fault) {
-        *self.fault.lock().unwrap() = Some(fault);
+        *self.fault.lock().unwrap() = Some((None, fault));
+    }
+
+    /// The next call of the trait method `method` fails with `fault()`.
+    pub fn fail_next_call_of(&self, method: &'static str, fault: Fault) {
+        *self.fault.lock().unwrap() = Some((Some(method), fault));
     }
 
     /// How many injected faults were raised so far.
@@ -53,13 +59,15 @@ impl Faulty {
         *self.faults_raised.lock().unwrap()
     }
 
-    fn check(&self) -> Result<()> {
-        match self.fault.lock().unwrap().take() {
-            Some(fault) => {
+    fn check(&self, method: &'static str) -> Result<()> {
+        let mut armed = self.fault.lock().unwrap();
+        match *armed {
+            Some((target, fault)) if target.is_none_or(|t| t == method) => {
+                *armed = None;
                 *self.faults_raised.lock().unwrap() += 1;
                 Err(fault())
             }
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 }
@@ -70,15 +78,15 @@ impl MessagesBackend for Faulty {
         self.inner.capabilities().with_search(self.search)
     }
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
-        self.check()?;
+        self.check("create")?;
         self.inner.create(record).await
     }
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        self.check()?;
+        self.check("head")?;
         self.inner.head(id).await
     }
     async fn append_messages(&self, id: &ConversationId, m: Vec<NewMessage>) -> Result<Appended> {
-        self.check()?;
+        self.check("append_messages")?;
         self.inner.append_messages(id, m).await
     }
     async fn update_message(
@@ -88,13 +96,13 @@ impl MessagesBackend for Faulty {
         expected_revision: u64,
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
-        self.check()?;
+        self.check("update_message")?;
         self.inner
             .update_message(id, message_id, expected_revision, update)
             .await
     }
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        self.check()?;
+        self.check("messages")?;
         self.inner.messages(id, range).await
     }
     async fn list_conversations(
@@ -102,7 +110,7 @@ impl MessagesBackend for Faulty {
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        self.check()?;
+        self.check("list_conversations")?;
         self.inner.list_conversations(user_id, options).await
     }
     async fn update(
@@ -110,7 +118,7 @@ impl MessagesBackend for Faulty {
         id: &ConversationId,
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
-        self.check()?;
+        self.check("update")?;
         self.inner.update(id, patch).await
     }
     async fn add_file(
@@ -118,7 +126,7 @@ impl MessagesBackend for Faulty {
         id: &ConversationId,
         file: &FileAttachment,
     ) -> Result<ConversationRecord> {
-        self.check()?;
+        self.check("add_file")?;
         self.inner.add_file(id, file).await
     }
     async fn remove_file(
@@ -126,15 +134,15 @@ impl MessagesBackend for Faulty {
         id: &ConversationId,
         file_id: &FileId,
     ) -> Result<Option<ConversationRecord>> {
-        self.check()?;
+        self.check("remove_file")?;
         self.inner.remove_file(id, file_id).await
     }
     async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        self.check()?;
+        self.check("begin_delete")?;
         self.inner.begin_delete(id).await
     }
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        self.check()?;
+        self.check("delete")?;
         self.inner.delete(id).await
     }
     async fn search(
@@ -143,7 +151,7 @@ impl MessagesBackend for Faulty {
         query: &str,
         options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
-        self.check()?;
+        self.check("search")?;
         self.inner.search(user_id, query, options).await
     }
 }
