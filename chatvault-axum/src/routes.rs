@@ -193,6 +193,7 @@ pub(crate) fn build(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .fallback(crate::error::no_route)
         .method_not_allowed_fallback(crate::error::wrong_method)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn(crate::early::guard))
         .with_state(state);
     (router, doc)
 }
