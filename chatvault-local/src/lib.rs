@@ -133,6 +133,11 @@
 //!   it, no index entry pointing into it (entries are written only after their record was
 //!   flushed). A complete record failing its CRC, or bytes that are not a record, are
 //!   damage: reported as [`CorruptData`], never cut off.
+//! - A log that ends early, torn or exactly between two records, while a derived file
+//!   shows more was acknowledged (a checkpoint accounting for more bytes; an index entry of
+//!   a replayed message, of the last message or of the next position pointing past the
+//!   log's end; after a torn record, any index entry doing so) reads as [`CorruptData`]:
+//!   never as the shorter conversation, and no later append reuses an acknowledged seq.
 //! - Content-type and attachment files are replaced atomically: written to a temp file,
 //!   flushed, renamed over the old one, and the directory flushed.
 //! - An attachment's bytes are renamed into place first (the commit point), its
@@ -153,7 +158,11 @@
 //! (with a `tracing` warning) instead of failing them, reading it by id reports the error,
 //! and deleting it works. Zeros at the very end of a log, or a log cut short at a record
 //! boundary, cannot be told from a power cut's unflushed tail when the checkpoint and the
-//! index that would show otherwise are damaged too. A 0.1 header carries no checksum: a
+//! index that would show otherwise are damaged too; nor can a cut exactly at the start of
+//! an update of an older message (one before the checkpoint's last), whose index entry is
+//! the only sign of it and is read only when that message is. Index entries no writer
+//! could have written (empty, or longer than a record) are damage to the index, bypassed
+//! for the log. A 0.1 header carries no checksum: a
 //! changed digit in its record (not its counts, which are checked) goes unnoticed until
 //! the conversation is upgraded.
 //!

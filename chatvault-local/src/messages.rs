@@ -27,7 +27,8 @@ use crate::fsutil::{
 use crate::listing::{Claim, Found, Listing, Source};
 use crate::log::{
     Body, DecodedFrame, EncodedFrame, FRAME_HEADER, FrameAt, INDEX_ENTRY, IndexEntry, MAGIC,
-    decode_frame, encode_edit, encode_frame, encode_state, frame_ids, frame_len, header_crc,
+    MAX_RECORD_BYTES, decode_frame, encode_edit, encode_frame, encode_state, frame_ids, frame_len,
+    header_crc,
 };
 
 /// The most messages one [`MessagesBackend::messages`] call returns; a longer range gets
@@ -57,6 +58,8 @@ const HEADER_TMP: &str = "header.json.tmp";
 const LOCK: &str = "lock";
 /// The first bytes of a checkpoint, followed by the CRC-32 of its JSON in hex and `\n`.
 const CHECKPOINT_MAGIC: &[u8] = b"CVCP2 ";
+/// Index bytes read at a time when the index is checked against the log.
+const INDEX_WINDOW: u64 = 64 << 10;
 
 fn log_name(generation: u64) -> String {
     format!("log-{generation}")
@@ -569,7 +572,7 @@ impl<'a> Scan<'a> {
     /// followed by intact records is damage, reported, never cut off.
     fn run(&mut self, log: &mut File, from: u64, to: u64) -> Result<()> {
         if to <= from {
-            return self.check_unacknowledged(to);
+            return self.check_unacknowledged(to, false);
         }
         let path = self.path;
         let mut torn = None;
@@ -600,16 +603,22 @@ impl<'a> Scan<'a> {
             // A torn write ends a log: anything intact after it is damage, not a tail.
             let rest = read_at(log, path, at, to - at)?;
             check_torn(path, &rest, 0, at)?;
-            self.check_unacknowledged(at)?;
         }
-        Ok(())
+        // Whether the log ends at a torn record or at a record boundary, it must not end
+        // before what derived files show was acknowledged: a log cut exactly between two
+        // records looks complete on its own.
+        self.check_unacknowledged(self.valid_end, torn.is_some())
     }
 
     /// The log's valid records end at `end` (a torn record or the file's end follows):
-    /// fails if acknowledged records were there, that is, if `end` is before the bytes a
-    /// checkpoint accounted for, or the index has an entry for the next message inside
-    /// the bytes that follow (entries are written only after their record was flushed).
-    fn check_unacknowledged(&self, end: u64) -> Result<()> {
+    /// fails if acknowledged records were there. Derived files are written only after the
+    /// records they describe were flushed, so none may describe more than the log holds:
+    /// `end` must not be before the bytes a checkpoint accounted for, and no index entry
+    /// of the replayed messages, of the last message (a streamed reply's newest
+    /// checkpoint) or of the next position may point past `end`. After a torn record
+    /// (a crash, or a cut inside a record: rare) every entry is checked, so that an
+    /// update of an older message whose record was cut shows too.
+    fn check_unacknowledged(&self, end: u64, torn: bool) -> Result<()> {
         if end < self.acknowledged {
             return Err(damaged(
                 self.path,
@@ -622,29 +631,52 @@ impl<'a> Scan<'a> {
         let Some(index_path) = &self.index else {
             return Ok(());
         };
-        let Some(offset) = self.count.checked_mul(INDEX_ENTRY) else {
+        let first = if torn {
+            0
+        } else {
+            self.start_count.min(self.count.saturating_sub(1))
+        };
+        let Some(offset) = first.checked_mul(INDEX_ENTRY) else {
             return Ok(());
         };
         let Ok(mut index) = File::open(index_path) else {
             return Ok(());
         };
-        let mut raw = [0u8; INDEX_ENTRY as usize];
-        let read = index
-            .seek(SeekFrom::Start(offset))
-            .and_then(|_| index.read_exact(&mut raw));
-        if read.is_ok()
-            && let Some(entry) = IndexEntry::decode(&raw)
-            && entry.len > 0
-            && entry.offset >= end
-        {
-            return Err(damaged(
-                self.path,
-                format!(
-                    "the record of message {} (at byte {}) was acknowledged and is damaged",
-                    self.count + 1,
-                    entry.offset
-                ),
-            ));
+        // Entries of positions `first + 1 ..= count + 1`, as far as the index has them,
+        // read a window at a time.
+        let mut left = (self.count - first + 1).saturating_mul(INDEX_ENTRY);
+        if index.seek(SeekFrom::Start(offset)).is_err() {
+            return Ok(());
+        }
+        let mut seq = first + 1;
+        let mut raw = Vec::new();
+        while left > 0 {
+            raw.clear();
+            let window = left.min(INDEX_WINDOW);
+            match (&mut index).take(window).read_to_end(&mut raw) {
+                Ok(read) if read > 0 => left -= read as u64,
+                _ => break,
+            }
+            for raw in raw.chunks_exact(INDEX_ENTRY as usize) {
+                if let Some(entry) = IndexEntry::decode(raw)
+                    && shows_a_record_after(&entry, end)
+                {
+                    let what = if seq > self.count {
+                        "was acknowledged"
+                    } else {
+                        "has an acknowledged version"
+                    };
+                    return Err(damaged(
+                        self.path,
+                        format!(
+                            "message {seq} {what} at byte {} of the log, whose intact \
+                             records end at byte {end}",
+                            entry.offset
+                        ),
+                    ));
+                }
+                seq += 1;
+            }
         }
         Ok(())
     }
@@ -723,6 +755,17 @@ impl<'a> Scan<'a> {
         self.frames += 1;
         Ok(())
     }
+}
+
+/// Whether an index entry describes a message line in a record that starts at or after
+/// `end`: a record the log no longer holds. Entries no writer could have written (empty,
+/// longer than a record, past the largest file offset) are damage to the index itself,
+/// which reads bypass; they prove nothing about the log.
+fn shows_a_record_after(entry: &IndexEntry, end: u64) -> bool {
+    entry.len > 0
+        && u64::from(entry.len) <= MAX_RECORD_BYTES
+        && entry.end().is_some_and(|e| e <= i64::MAX as u64)
+        && entry.offset >= end.saturating_add(FRAME_HEADER)
 }
 
 /// After a torn record at `buf[pos..]`: fails when an intact record follows (damage in
