@@ -9,6 +9,9 @@
 //! - every call returns a value or a typed error, never panics;
 //! - a conversation reads back with every acknowledged message, exactly, in seq order
 //!   1..n, or reports a `Corrupt` error (damage it cannot repair and will not hide);
+//! - a conversation once found `Corrupt` is still checked after every later step: it may
+//!   stay `Corrupt` or recover exactly, never read back wrong or partial data, and a write
+//!   that succeeds on it must continue its acknowledged seqs;
 //! - a conversation that reads back is listed; a deleted one neither reads back nor is
 //!   listed, and its id can be created again;
 //! - the next append gets seq n + 1.
@@ -138,13 +141,14 @@ struct Model {
     /// Created and not deleted since.
     exists: bool,
     messages: Vec<Message>,
-    /// Found damaged (a typed error): no longer checked for content.
+    /// Found damaged (a typed error) at some point: it may stay damaged, or recover
+    /// exactly; it is checked like any other.
     corrupt: bool,
 }
 
 impl Model {
     /// Checks the error of a write to this conversation: `NotFound` when it does not
-    /// exist, else `Corrupt` (after which it is no longer modelled).
+    /// exist, else `Corrupt` (the write stored nothing; the model stays as it was).
     fn failed(&mut self, what: &str, e: &chatvault_core::Error, log: &[String]) {
         if !self.exists && is_not_found(e) {
             return;
@@ -271,9 +275,6 @@ async fn check(root: &Path, models: &mut [Model], log: &[String]) {
         Err(e) => panic!("listing failed: {e}\n{log:#?}"),
     };
     for (conv, model) in CONVERSATIONS.iter().zip(models.iter_mut()) {
-        if model.corrupt {
-            continue;
-        }
         if !model.exists {
             match store.get(&cid(conv)).await {
                 Ok(None) => {}
@@ -334,8 +335,6 @@ async fn run(steps: Vec<Step>) {
                     .append_messages(&cid(CONVERSATIONS[conv]), messages)
                     .await
                 {
-                    // A conversation found damaged is no longer modelled.
-                    Ok(_) if models[conv].corrupt => {}
                     Ok(_) if !models[conv].exists => {
                         panic!("append to a deleted conversation succeeded\n{log:#?}")
                     }
@@ -364,7 +363,7 @@ async fn run(steps: Vec<Step>) {
             }
             Step::Edit { conv, pick } => {
                 let model = &models[conv];
-                if model.corrupt || !model.exists || model.messages.is_empty() {
+                if !model.exists || model.messages.is_empty() {
                     continue;
                 }
                 let k = pick % model.messages.len();
