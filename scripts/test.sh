@@ -8,8 +8,10 @@
 #      scripts/emulators.sh), PostgreSQL (scripts/postgres.sh), headless Chromium
 #      (scripts/browser.sh). They are stopped again when this script exits, pass or fail; one
 #      that cannot start fails the command, saying which and why. Started before the builds:
-#      chatvault-aws and chatvault-sql compile their server tests in when the endpoints are
-#      set, so clippy and doc see the same code the tests run.
+#      chatvault-aws, chatvault-sql and the web example decide when they are built whether
+#      their server tests run (without the server's endpoint, URL or browser they are
+#      compiled as ignored, with the reason; CHATVAULT_REQUIRE_*=1 compiles them to run), so
+#      clippy and doc see the same code the tests run.
 #   3. cargo clippy (all targets, all features, -D warnings)
 #   4. cargo doc (RUSTDOCFLAGS="-D warnings")
 #   5. cargo build of every example, bench and binary
@@ -20,7 +22,7 @@
 #      packages just made, so this needs nothing published
 #   7. cargo test --workspace --all-features [args] with CHATVAULT_REQUIRE_AWS=1,
 #      CHATVAULT_REQUIRE_POSTGRES=1 and CHATVAULT_REQUIRE_BROWSER=1, so the server tests run
-#      and are never skipped
+#      and are never ignored: a missing server fails them
 #
 # Extra arguments go to `cargo test`, e.g.
 #   ./scripts/test.sh -p chatvault-core
