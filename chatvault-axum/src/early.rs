@@ -10,10 +10,10 @@
 //! 1. reads on, for a short while, what is left of the body (at most
 //!    [`DRAIN_BYTES`], for at most [`DRAIN_WAIT`]): when that reaches its end, the
 //!    connection stays usable and the response goes out unchanged;
-//! 2. otherwise announces the close (`Connection: close`), and after the response's own
-//!    bytes keeps reading and discarding the request body for at most [`LINGER`] before
-//!    the response ends (it is sent chunked, so the client has the whole answer first),
-//!    so that a client still sending sees the answer rather than a reset.
+//! 2. otherwise announces the close (`Connection: close`) and, beside the response, keeps
+//!    reading and discarding the request body for at most [`LINGER`] before the
+//!    connection closes, so that a client still sending has the whole answer rather than
+//!    a reset.
 //!
 //! A request that expects `100-continue` whose body was never read has not been sent by
 //! the client: it gets `Connection: close` and is not read at all.
@@ -37,7 +37,7 @@ pub(crate) const DRAIN_BYTES: usize = 256 * 1024;
 /// How long the rest of an unread body may take to arrive before the response.
 pub(crate) const DRAIN_WAIT: Duration = Duration::from_millis(50);
 
-/// How long, after the response's own bytes, the rest of the body is read and discarded.
+/// How long, after the response, the rest of the body is read and discarded.
 pub(crate) const LINGER: Duration = Duration::from_secs(1);
 
 /// The middleware: see the module documentation.
@@ -69,17 +69,12 @@ pub(crate) async fn guard(request: Request, next: Next) -> Response {
     if drain(&mut stream, DRAIN_BYTES, DRAIN_WAIT).await {
         return response;
     }
-    let (parts, body) = closing(response).into_parts();
-    let lingering = body.into_data_stream().chain(
-        futures_util::stream::once(async move {
-            drain(&mut stream, usize::MAX, LINGER).await;
-        })
-        // It sends nothing: only the time it takes.
-        .filter_map(|()| std::future::ready(None::<Result<Bytes, axum::Error>>)),
-    );
-    let mut response = Response::from_parts(parts, Body::from_stream(lingering));
-    response.headers_mut().remove(header::CONTENT_LENGTH);
-    response
+    // While the rest of the body is held, hyper keeps the connection open and reads it;
+    // the response goes out whole at once.
+    tokio::spawn(async move {
+        drain(&mut stream, usize::MAX, LINGER).await;
+    });
+    closing(response)
 }
 
 /// `response` with `Connection: close`.
