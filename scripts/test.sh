@@ -15,12 +15,18 @@
 #   3. cargo clippy (all targets, all features, -D warnings)
 #   4. cargo doc (RUSTDOCFLAGS="-D warnings")
 #   5. cargo build of every example, bench and binary
-#   6. packaging: scripts/msrv.sh --quick (no crate uses a language feature newer than its
+#   6. every feature on its own (scripts/features.sh): each published crate checked with each
+#      of its features alone (`cargo check -p CRATE --no-default-features --features F`, only
+#      that crate's dependencies resolved) and, for a crate with more than one feature, its
+#      doctests with the defaults and with each feature alone, so that an app enabling only
+#      the feature it needs builds, and every example says which feature it needs
+#   7. packaging: scripts/msrv.sh --quick (no crate uses a language feature newer than its
 #      rust-version), then `cargo package` of every published crate, verified (each packaged
 #      crate is unpacked and built on its own, as the registry would), offline: crates of this
 #      workspace that are not on the registry yet come from cargo's local overlay of the
-#      packages just made, so this needs nothing published
-#   7. cargo test --workspace --all-features [args] with CHATVAULT_REQUIRE_AWS=1,
+#      packages just made, so this needs nothing published (this also builds every crate on
+#      its own with its default features)
+#   8. cargo test --workspace --all-features [args] with CHATVAULT_REQUIRE_AWS=1,
 #      CHATVAULT_REQUIRE_POSTGRES=1 and CHATVAULT_REQUIRE_BROWSER=1, so the server tests run
 #      and are never ignored: a missing server fails them
 #
@@ -30,7 +36,7 @@
 # (with -p/--package, --workspace is left out so that only those packages are tested).
 #
 # Environment:
-#   CHATVAULT_SKIP_LINT=1   skip steps 1 and 3-6 (quick local iteration only; CI never sets it)
+#   CHATVAULT_SKIP_LINT=1   skip steps 1 and 3-7 (quick local iteration only; CI never sets it)
 #   CHATVAULT_S3_PORT, CHATVAULT_DYNAMODB_PORT, CHATVAULT_EMULATORS_CACHE:
 #                           see scripts/emulators.sh
 #   CHATVAULT_PG_PORT, CHATVAULT_PG_DIR: see scripts/postgres.sh
@@ -46,7 +52,7 @@ step() {
 }
 
 servers_up() {
-    step 2/7 "servers: scripts/emulators.sh start (LocalStack S3, DynamoDB Local); scripts/postgres.sh start; scripts/browser.sh install"
+    step 2/8 "servers: scripts/emulators.sh start (LocalStack S3, DynamoDB Local); scripts/postgres.sh start; scripts/browser.sh install"
     trap 'echo; echo "==> stopping the servers"; bash "$ROOT/scripts/emulators.sh" stop || true; bash "$ROOT/scripts/postgres.sh" stop || true' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
@@ -71,22 +77,25 @@ servers_up() {
 }
 
 if [[ ${CHATVAULT_SKIP_LINT:-0} == 1 ]]; then
-    echo "==> CHATVAULT_SKIP_LINT=1: skipping fmt, clippy, doc, example/bench builds and packaging"
+    echo "==> CHATVAULT_SKIP_LINT=1: skipping fmt, clippy, doc, example/bench builds, feature checks and packaging"
     servers_up
 else
-    step 1/7 "cargo fmt --all -- --check"
+    step 1/8 "cargo fmt --all -- --check"
     cargo fmt --all -- --check
 
     servers_up
 
-    step 3/7 "cargo clippy --workspace --all-targets --all-features -- -D warnings"
+    step 3/8 "cargo clippy --workspace --all-targets --all-features -- -D warnings"
     cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-    step 4/7 'RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features'
+    step 4/8 'RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features'
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features
 
-    step 5/7 "cargo build --workspace --all-features --examples --benches --bins"
+    step 5/8 "cargo build --workspace --all-features --examples --benches --bins"
     cargo build --workspace --all-features --examples --benches --bins
+
+    step 6/8 "scripts/features.sh: each published crate with each feature alone (check; doctests)"
+    bash "$ROOT/scripts/features.sh"
 
     # Every package that is not `publish = false` (the examples and workspace-checks are),
     # as "name version".
@@ -98,7 +107,7 @@ for p in json.load(sys.stdin)["packages"]:
         print(p["name"], p["version"])')
     [[ ${#published_ids[@]} -gt 0 ]] || { echo "test.sh: found no published crate to package" >&2; exit 1; }
     for id in "${published_ids[@]}"; do published+=(-p "${id% *}"); done
-    step 6/7 "scripts/msrv.sh --quick; cargo package --offline --allow-dirty ${published[*]}"
+    step 7/8 "scripts/msrv.sh --quick; cargo package --offline --allow-dirty ${published[*]}"
     bash "$ROOT/scripts/msrv.sh" --quick
     # Cargo treats a registry crate as immutable, and the local overlay that stands in for
     # the registry is one: with an unchanged version, it would reuse the copy of a workspace
@@ -126,7 +135,7 @@ for arg in "$@"; do
     esac
 done
 
-step 7/7 "$(echo cargo test "${workspace_flag[@]}" --all-features "$@")"
+step 8/8 "$(echo cargo test "${workspace_flag[@]}" --all-features "$@")"
 echo "    AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB CHATVAULT_POSTGRES_URL=$CHATVAULT_POSTGRES_URL"
 echo "    CHATVAULT_REQUIRE_AWS=1 CHATVAULT_REQUIRE_POSTGRES=1 CHATVAULT_REQUIRE_BROWSER=1"
 cargo test "${workspace_flag[@]}" --all-features "$@"
@@ -135,5 +144,5 @@ echo
 if [[ ${CHATVAULT_SKIP_LINT:-0} == 1 ]]; then
     echo "==> test.sh: all tests passed (lint steps skipped: CHATVAULT_SKIP_LINT=1) in $((SECONDS - STARTED_AT)) s"
 else
-    echo "==> test.sh: fmt, clippy, doc, builds and all tests passed in $((SECONDS - STARTED_AT)) s"
+    echo "==> test.sh: fmt, clippy, doc, builds, features, packaging and all tests passed in $((SECONDS - STARTED_AT)) s"
 fi
