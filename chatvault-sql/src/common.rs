@@ -1,6 +1,5 @@
-//! What the SQLite and PostgreSQL backends share: value conversions, error mapping, search
-//! cursors, and the one implementation of `MessagesBackend` (the [`messages_backend!`]
-//! macro), instantiated once per database over that database's SQL dialect.
+//! Values and errors both databases map the same way: value conversions, error mapping,
+//! paging and search cursors.
 
 use chatvault_core::{
     ConversationId, ConversationRecord, ConversationSummary, Error, Message, Result, SearchOptions,
@@ -14,7 +13,7 @@ pub(crate) const MESSAGE_PAGE: u64 = 500;
 
 /// One schema migration: its version, a description, and the SQL (several statements).
 #[derive(Debug)]
-pub(crate) struct Migration {
+pub struct Migration {
     pub(crate) version: i64,
     pub(crate) description: &'static str,
     pub(crate) sql: &'static str,
@@ -122,6 +121,14 @@ pub(crate) fn search_text(message: &Message) -> String {
 /// The role as stored in the informational `role` column.
 pub(crate) fn role_column(message: &Message) -> String {
     message.role.as_str().replace('\0', " ")
+}
+
+/// The first `limit` of `items` read with one more than `limit` asked for, and whether
+/// that one more was there (another page follows).
+pub(crate) fn overfetched<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    (items, more)
 }
 
 /// The offset a search page starts at, from its cursor (the decimal offset this crate

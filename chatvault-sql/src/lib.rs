@@ -59,13 +59,15 @@
 // Without a database feature there is nothing to instantiate the shared code for.
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(unused))]
 
-#[macro_use]
 mod backend;
 mod common;
+mod dialect;
+mod messages;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod statements;
 
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -73,6 +75,9 @@ pub use postgres::{PostgresMessages, SEARCH_INDEXED_CHARS};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteMessages;
+
+pub use dialect::Dialect;
+pub use messages::SqlMessages;
 
 /// The database schema, for DBAs: what the migrations create (version 1).
 ///

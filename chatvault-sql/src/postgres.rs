@@ -1,69 +1,41 @@
-//! [`PostgresMessages`]: conversations in PostgreSQL.
+//! [`PostgresMessages`]: conversations in PostgreSQL: [`SqlMessages`] over
+//! [`Postgres`]'s [`Dialect`].
 
-use chatvault_core::{
-    Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
-    ConversationSummary, Error, FileAttachment, FileId, ListCursor, ListOptions, Message,
-    MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities,
-    NewMessage, Page, Result, SearchHit, SearchOptions, SearchQuery, UserId, apply_add_file,
-    apply_remove_file, async_trait, check_replay, now, revision_conflict,
-};
-use chrono::{DateTime, Utc};
 use std::str::FromStr;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use chatvault_core::{
+    ConversationId, Error, Message, MessagesCapabilities, NewMessage, Result, SearchQuery,
+};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Postgres, Transaction};
 
 use crate::common::{
-    MESSAGE_PAGE, Migration, RawRecord, commit_error, db_error, parse_json, parse_message,
-    role_column, search_next_cursor, search_offset, search_text, to_i64, to_json, to_u64,
+    Migration, db_error, parse_message, role_column, search_text, to_i64, to_json,
 };
+use crate::dialect::{Dialect, Sealed};
+use crate::messages::{SqlMessages, read_error};
+use crate::statements::{record_columns, record_columns_c};
 
-const BACKEND: &str = "postgres";
-type Db = Postgres;
-type DbRow = PgRow;
-/// Timestamps are `TIMESTAMPTZ` (microsecond precision).
-type Ts = DateTime<Utc>;
-
-fn enc_ts(t: DateTime<Utc>) -> Ts {
-    t
-}
-
-fn dec_ts(t: Ts) -> Result<DateTime<Utc>> {
-    Ok(t)
-}
-
-/// The conversation row, locked until the transaction ends: writers to one conversation
-/// take turns, writers to different conversations do not wait for each other.
-const SELECT_LIVE_LOCKED: &str = concat!(
-    "SELECT ",
-    record_columns!(),
-    " FROM chatvault_conversations WHERE id = $1 AND NOT deleting FOR UPDATE"
-);
-const SELECT_ANY_LOCKED: &str = "SELECT 1 FROM chatvault_conversations WHERE id = $1 FOR UPDATE";
+/// Conversations in a PostgreSQL database: one row per conversation, one per message
+/// (with a `tsvector` column and a GIN index for search), one per attachment.
+///
+/// Every write is one transaction that first locks the conversation's row
+/// (`SELECT ... FOR UPDATE`), so writers to one conversation take turns, from any number
+/// of processes, and writers to different conversations run in parallel. See the
+/// [crate docs](crate) for the schema.
+pub type PostgresMessages = SqlMessages<Postgres>;
 
 /// A fixed key for `pg_advisory_xact_lock`, so that concurrent migrators take turns
 /// ("chatvault" in ASCII, truncated to 63 bits).
 const MIGRATION_LOCK_KEY: i64 = 0x6368_6174_7661_756c;
-
-const MIGRATIONS_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS chatvault_migrations (
-    version BIGINT PRIMARY KEY,
-    description TEXT NOT NULL,
-    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-)";
-
-/// The schema, one migration per version. Never edit a released migration: add one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "conversations, messages with tsvector search, attachments",
-    sql: SCHEMA_V1,
-}];
 
 /// How much of a message's text the search index covers: PostgreSQL refuses a
 /// `tsvector` over 1 MB, which a message near the 8 MiB limit could otherwise reach.
 pub const SEARCH_INDEXED_CHARS: usize = 100_000;
 
 /// Version 1 of the PostgreSQL schema (also printed in the crate docs).
-pub(crate) const SCHEMA_V1: &str = include_str!("sql/postgres_v1.sql");
+const SCHEMA_V1: &str = include_str!("sql/postgres_v1.sql");
 
 const SEARCH: &str = concat!(
     "SELECT m.body, ts_headline('simple'::regconfig, left(m.text, 100000), q, \
@@ -77,19 +49,17 @@ const SEARCH: &str = concat!(
      ORDER BY ts_rank(m.search, q) DESC, m.conversation_id, m.seq LIMIT $4 OFFSET $5"
 );
 
-/// Conversations in a PostgreSQL database: one row per conversation, one per message
-/// (with a `tsvector` column and a GIN index for search), one per attachment.
-///
-/// Every write is one transaction that first locks the conversation's row
-/// (`SELECT ... FOR UPDATE`), so writers to one conversation take turns, from any number
-/// of processes, and writers to different conversations run in parallel. See the
-/// [crate docs](crate) for the schema.
-#[derive(Debug, Clone)]
-pub struct PostgresMessages {
-    pool: PgPool,
-}
+/// One unique-index probe per wanted id (a plain `message_id = ANY($2)` lets the planner
+/// scan the whole conversation when it is large).
+const SELECT_MESSAGES_BY_IDS: &str = "SELECT (SELECT m.body FROM chatvault_messages m \
+    WHERE m.conversation_id = $1 AND m.message_id = wanted.id) \
+    FROM UNNEST($2::TEXT[]) WITH ORDINALITY AS wanted(id, n) ORDER BY wanted.n";
+const INSERT_MESSAGES: &str = "INSERT INTO chatvault_messages \
+    (conversation_id, seq, message_id, role, revision, created_at, updated_at, text, body) \
+    SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], \
+    $6::TIMESTAMPTZ[], $7::TIMESTAMPTZ[], $8::TEXT[], $9::TEXT[])";
 
-impl PostgresMessages {
+impl SqlMessages<Postgres> {
     /// Connects to `url` (`postgres://user:password@host:port/database`) with a pool of
     /// up to 10 connections, and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -110,151 +80,179 @@ impl PostgresMessages {
             .max_connections(10)
             .connect_with(options)
             .await
-            .map_err(|e| db_error(BACKEND, e))?;
+            .map_err(|e| db_error(Postgres::BACKEND, e))?;
         Self::from_pool(pool).await
     }
 
     /// Uses an existing pool, and brings the schema up to date ([`migrate`](Self::migrate)).
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        let backend = PostgresMessages { pool };
+        let backend = SqlMessages { pool, local: () };
         backend.migrate().await?;
         Ok(backend)
     }
+}
 
-    fn capabilities_impl(&self) -> MessagesCapabilities {
+impl Sealed for Postgres {}
+
+impl Dialect for Postgres {
+    const BACKEND: &'static str = "postgres";
+
+    /// `TIMESTAMPTZ` (microsecond precision).
+    type Ts = DateTime<Utc>;
+
+    fn enc_ts(t: DateTime<Utc>) -> DateTime<Utc> {
+        t
+    }
+
+    fn dec_ts(t: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        Ok(t)
+    }
+
+    /// PostgreSQL needs nothing besides the pool.
+    type Local = ();
+    type WriteGuard = ();
+
+    /// The conversation row, locked until the transaction ends: writers to one
+    /// conversation take turns, writers to different conversations do not wait for each
+    /// other.
+    const SELECT_LIVE_LOCKED: &'static str = concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM chatvault_conversations WHERE id = $1 AND NOT deleting FOR UPDATE"
+    );
+    const SELECT_ANY_LOCKED: &'static str =
+        "SELECT 1 FROM chatvault_conversations WHERE id = $1 FOR UPDATE";
+    const SEARCH: &'static str = SEARCH;
+
+    const MIGRATIONS_TABLE_SQL: &'static str = "CREATE TABLE IF NOT EXISTS chatvault_migrations (
+    version BIGINT PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)";
+
+    const MIGRATIONS: &'static [Migration] = &[Migration {
+        version: 1,
+        description: "conversations, messages with tsvector search, attachments",
+        sql: SCHEMA_V1,
+    }];
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn capabilities(_local: &()) -> MessagesCapabilities {
         MessagesCapabilities::full()
+    }
+
+    /// The query itself: it is bound as a parameter of `plainto_tsquery`, which reads it
+    /// as plain words (the query's rule refuses NUL, which PostgreSQL's `TEXT` cannot
+    /// hold).
+    fn match_expression(query: &SearchQuery) -> String {
+        query.as_str().to_owned()
     }
 
     /// A write transaction (the conversation row is locked by the statements that read
     /// it). The `()` stands for SQLite's in-process writer turn, which PostgreSQL needs
     /// not.
-    async fn begin_write(&self) -> Result<(Transaction<'static, Db>, ())> {
-        let tx = self.pool.begin().await.map_err(|e| db_error(BACKEND, e))?;
+    async fn begin_write(
+        pool: &PgPool,
+        _local: &(),
+    ) -> Result<(Transaction<'static, Postgres>, ())> {
+        let tx = pool.begin().await.map_err(read_error::<Postgres>)?;
         Ok((tx, ()))
     }
 
     /// A read-only transaction whose statements all see one snapshot.
-    async fn begin_read(&self) -> Result<Transaction<'static, Db>> {
-        self.pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    async fn begin_read(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+        pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
-            .map_err(|e| db_error(BACKEND, e))
+            .map_err(read_error::<Postgres>)
     }
 
-    async fn search_impl(
-        &self,
-        user_id: &UserId,
-        query: &str,
-        options: &SearchOptions,
-    ) -> Result<Page<SearchHit>> {
-        let offset = search_offset(options)?;
-        // The rule refuses NUL, which PostgreSQL's TEXT cannot hold; the query is bound as
-        // a parameter of plainto_tsquery, which reads it as plain words.
-        let query = SearchQuery::parse(query)?;
-        search_page(
-            &self.pool,
-            query.as_str().to_owned(),
-            user_id,
-            options,
-            offset,
-        )
-        .await
+    /// Holds an advisory lock, so that concurrent migrators take turns.
+    async fn begin_migration(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = pool.begin().await.map_err(read_error::<Postgres>)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .map_err(read_error::<Postgres>)?;
+        Ok(tx)
+    }
+
+    /// One query for all of them.
+    async fn stored_messages(
+        tx: &mut Transaction<'static, Postgres>,
+        id: &ConversationId,
+        messages: &[NewMessage],
+    ) -> Result<Vec<Option<Message>>> {
+        let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+        let rows = sqlx::query(SELECT_MESSAGES_BY_IDS)
+            .bind(id.as_str())
+            .bind(&ids)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(read_error::<Postgres>)?;
+        rows.iter()
+            .map(|row| {
+                PostgresMessages::col::<Option<String>>(row, 0)?
+                    .map(|body| {
+                        parse_message(
+                            Self::BACKEND,
+                            &format!("a message of conversation {id}"),
+                            &body,
+                        )
+                    })
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// One statement, columns as arrays.
+    async fn insert_messages(
+        tx: &mut Transaction<'static, Postgres>,
+        id: &ConversationId,
+        messages: &[Message],
+    ) -> Result<()> {
+        let n = messages.len();
+        let (mut seq, mut mid, mut role, mut revision) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut created, mut updated, mut text, mut body) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for m in messages {
+            seq.push(to_i64("seq", m.seq)?);
+            mid.push(m.id.as_str());
+            role.push(role_column(m));
+            revision.push(to_i64("revision", m.revision)?);
+            created.push(m.created_at);
+            updated.push(m.updated_at);
+            text.push(search_text(m));
+            body.push(to_json(Self::BACKEND, m)?);
+        }
+        sqlx::query(INSERT_MESSAGES)
+            .bind(id.as_str())
+            .bind(seq)
+            .bind(mid)
+            .bind(role)
+            .bind(revision)
+            .bind(created)
+            .bind(updated)
+            .bind(text)
+            .bind(body)
+            .execute(&mut **tx)
+            .await
+            .map_err(read_error::<Postgres>)?;
+        Ok(())
     }
 }
-
-/// One unique-index probe per wanted id (a plain `message_id = ANY($2)` lets the planner
-/// scan the whole conversation when it is large).
-const SELECT_MESSAGES_BY_IDS: &str = "SELECT (SELECT m.body FROM chatvault_messages m \
-    WHERE m.conversation_id = $1 AND m.message_id = wanted.id) \
-    FROM UNNEST($2::TEXT[]) WITH ORDINALITY AS wanted(id, n) ORDER BY wanted.n";
-const INSERT_MESSAGES: &str = "INSERT INTO chatvault_messages \
-    (conversation_id, seq, message_id, role, revision, created_at, updated_at, text, body) \
-    SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], \
-    $6::TIMESTAMPTZ[], $7::TIMESTAMPTZ[], $8::TEXT[], $9::TEXT[])";
-
-/// The messages already stored under the ids of `messages` (for `check_replay`), in
-/// their order, in one query.
-async fn stored_messages(
-    tx: &mut Transaction<'static, Db>,
-    id: &ConversationId,
-    messages: &[NewMessage],
-) -> Result<Vec<Option<Message>>> {
-    let ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
-    let rows = sqlx::query(SELECT_MESSAGES_BY_IDS)
-        .bind(id.as_str())
-        .bind(&ids)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(read_error)?;
-    rows.iter()
-        .map(|row| {
-            col::<Option<String>>(row, 0)?
-                .map(|body| {
-                    parse_message(BACKEND, &format!("a message of conversation {id}"), &body)
-                })
-                .transpose()
-        })
-        .collect()
-}
-
-/// Inserts appended messages in one statement (columns as arrays).
-async fn insert_messages(
-    tx: &mut Transaction<'static, Db>,
-    id: &ConversationId,
-    messages: &[Message],
-) -> Result<()> {
-    let n = messages.len();
-    let (mut seq, mut mid, mut role, mut revision) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut created, mut updated, mut text, mut body) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for m in messages {
-        seq.push(to_i64("seq", m.seq)?);
-        mid.push(m.id.as_str());
-        role.push(role_column(m));
-        revision.push(to_i64("revision", m.revision)?);
-        created.push(m.created_at);
-        updated.push(m.updated_at);
-        text.push(search_text(m));
-        body.push(to_json(BACKEND, m)?);
-    }
-    sqlx::query(INSERT_MESSAGES)
-        .bind(id.as_str())
-        .bind(seq)
-        .bind(mid)
-        .bind(role)
-        .bind(revision)
-        .bind(created)
-        .bind(updated)
-        .bind(text)
-        .bind(body)
-        .execute(&mut **tx)
-        .await
-        .map_err(read_error)?;
-    Ok(())
-}
-
-/// Begins the migration transaction, holding an advisory lock so that concurrent
-/// migrators take turns.
-async fn begin_migration(pool: &PgPool) -> Result<Transaction<'static, Db>> {
-    let mut tx = pool.begin().await.map_err(|e| db_error(BACKEND, e))?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(MIGRATION_LOCK_KEY)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db_error(BACKEND, e))?;
-    Ok(tx)
-}
-
-messages_backend!(PostgresMessages);
 
 #[cfg(test)]
 mod tests {

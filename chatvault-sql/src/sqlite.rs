@@ -1,76 +1,41 @@
-//! [`SqliteMessages`]: conversations in one SQLite file.
+//! [`SqliteMessages`]: conversations in one SQLite file: [`SqlMessages`] over
+//! [`Sqlite`]'s [`Dialect`].
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chatvault_core::{
-    Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
-    ConversationSummary, Error, FileAttachment, FileId, ListCursor, ListOptions, Message,
-    MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities,
-    NewMessage, Page, Result, SearchHit, SearchOptions, SearchQuery, UserId, apply_add_file,
-    apply_remove_file, async_trait, check_replay, now, revision_conflict,
+    ConversationId, Error, Message, MessagesCapabilities, NewMessage, Result, SearchQuery,
 };
 use chrono::{DateTime, Utc};
-#[cfg(test)]
-use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::common::{
-    MESSAGE_PAGE, Migration, RawRecord, commit_error, db_error, fts5_query, parse_json,
-    parse_message, role_column, search_next_cursor, search_offset, search_text, to_i64, to_json,
-    to_u64,
-};
+use crate::common::{Migration, db_error, fts5_query, role_column, search_text, to_i64, to_json};
+use crate::dialect::{Dialect, Sealed};
+use crate::messages::{SqlMessages, read_error};
+use crate::statements::{SELECT_LIVE, SELECT_MESSAGE_BY_ID, record_columns_c};
 
-const BACKEND: &str = "sqlite";
-type Db = Sqlite;
-type DbRow = SqliteRow;
-/// Timestamps are stored as microseconds since the Unix epoch (UTC), an `INTEGER`.
-type Ts = i64;
-
-fn enc_ts(t: DateTime<Utc>) -> Ts {
-    t.timestamp_micros()
-}
-
-fn dec_ts(micros: Ts) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(micros).ok_or_else(|| {
-        Error::corrupt(
-            BACKEND,
-            "a timestamp column",
-            format!("{micros} µs is out of range"),
-        )
-    })
-}
-
-/// SQLite serializes writers itself (`BEGIN IMMEDIATE` takes the write lock at once, so the
-/// conversation row read next cannot change before the commit).
-const SELECT_LIVE_LOCKED: &str = SELECT_LIVE;
-const SELECT_ANY_LOCKED: &str = "SELECT 1 FROM chatvault_conversations WHERE id = $1";
+/// Conversations in a SQLite database: one row per conversation, one per message, one
+/// per attachment, with an FTS5 index over message text.
+///
+/// Writers take SQLite's write lock at once (`BEGIN IMMEDIATE`) and wait up to 30 s
+/// (`busy_timeout`) for another process's; within one process they queue on an async
+/// mutex first, so they never spin on the busy handler. The database runs in WAL mode, so
+/// readers never wait for writers. See the [crate docs](crate) for the schema.
+pub type SqliteMessages = SqlMessages<Sqlite>;
 
 /// How long a writer waits for another process's write lock before failing with a
 /// temporary error.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-const MIGRATIONS_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS chatvault_migrations (
-    version INTEGER PRIMARY KEY NOT NULL,
-    description TEXT NOT NULL,
-    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-)";
-
-/// The schema, one migration per version. Never edit a released migration: add one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "conversations, messages with FTS5 search, attachments",
-    sql: SCHEMA_V1,
-}];
-
 /// Version 1 of the SQLite schema (also printed in the crate docs).
-pub(crate) const SCHEMA_V1: &str = include_str!("sql/sqlite_v1.sql");
+const SCHEMA_V1: &str = include_str!("sql/sqlite_v1.sql");
 
 /// The full-text match drives the query: `CROSS JOIN` fixes SQLite's join order (left
 /// to right), which otherwise may walk the user's conversations and probe the FTS index
@@ -86,23 +51,20 @@ const SEARCH: &str = concat!(
      ORDER BY f.rank, m.conversation_id, m.seq LIMIT $4 OFFSET $5"
 );
 
-/// Conversations in a SQLite database: one row per conversation, one per message, one
-/// per attachment, with an FTS5 index over message text.
-///
-/// Writers take SQLite's write lock at once (`BEGIN IMMEDIATE`) and wait up to 30 s
-/// (`busy_timeout`) for another process's; within one process they queue on an async
-/// mutex first, so they never spin on the busy handler. The database runs in WAL mode, so
-/// readers never wait for writers. See the [crate docs](crate) for the schema.
+const INSERT_MESSAGE: &str = "INSERT INTO chatvault_messages \
+    (conversation_id, seq, message_id, role, revision, created_at, updated_at, text, body) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// What a [`SqliteMessages`] holds besides its pool.
 #[derive(Debug, Clone)]
-pub struct SqliteMessages {
-    pool: SqlitePool,
+pub struct SqliteLocal {
     /// Serializes this value's (and its clones') writers before they reach SQLite.
     writer: Arc<Mutex<()>>,
     /// The database has no file (in memory): no other process shares it.
     in_memory: bool,
 }
 
-impl SqliteMessages {
+impl SqlMessages<Sqlite> {
     /// Opens (creating it if missing) the database at `url` and brings its schema up to
     /// date.
     ///
@@ -147,7 +109,7 @@ impl SqliteMessages {
         }
         .connect_with(options)
         .await
-        .map_err(|e| db_error(BACKEND, e))?;
+        .map_err(|e| db_error(Sqlite::BACKEND, e))?;
         Self::from_pool(pool).await
     }
 
@@ -163,110 +125,154 @@ impl SqliteMessages {
             sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
                 .fetch_optional(&pool)
                 .await
-                .map_err(|e| db_error(BACKEND, e))?;
-        let backend = SqliteMessages {
+                .map_err(|e| db_error(Sqlite::BACKEND, e))?;
+        let backend = SqlMessages {
             pool,
-            writer: Arc::new(Mutex::new(())),
-            in_memory: file.is_none_or(|f| f.is_empty()),
+            local: SqliteLocal {
+                writer: Arc::new(Mutex::new(())),
+                in_memory: file.is_none_or(|f| f.is_empty()),
+            },
         };
         backend.migrate().await?;
         Ok(backend)
     }
+}
 
-    fn capabilities_impl(&self) -> MessagesCapabilities {
-        MessagesCapabilities::full().with_multi_process(!self.in_memory)
+impl Sealed for Sqlite {}
+
+impl Dialect for Sqlite {
+    const BACKEND: &'static str = "sqlite";
+
+    /// Microseconds since the Unix epoch (UTC), an `INTEGER`.
+    type Ts = i64;
+
+    fn enc_ts(t: DateTime<Utc>) -> i64 {
+        t.timestamp_micros()
+    }
+
+    fn dec_ts(micros: i64) -> Result<DateTime<Utc>> {
+        DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+            Error::corrupt(
+                Self::BACKEND,
+                "a timestamp column",
+                format!("{micros} µs is out of range"),
+            )
+        })
+    }
+
+    type Local = SqliteLocal;
+    type WriteGuard = OwnedMutexGuard<()>;
+
+    /// SQLite serializes writers itself (`BEGIN IMMEDIATE` takes the write lock at once, so
+    /// the conversation row read next cannot change before the commit).
+    const SELECT_LIVE_LOCKED: &'static str = SELECT_LIVE;
+    const SELECT_ANY_LOCKED: &'static str = "SELECT 1 FROM chatvault_conversations WHERE id = $1";
+    const SEARCH: &'static str = SEARCH;
+
+    const MIGRATIONS_TABLE_SQL: &'static str = "CREATE TABLE IF NOT EXISTS chatvault_migrations (
+    version INTEGER PRIMARY KEY NOT NULL,
+    description TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+)";
+
+    const MIGRATIONS: &'static [Migration] = &[Migration {
+        version: 1,
+        description: "conversations, messages with FTS5 search, attachments",
+        sql: SCHEMA_V1,
+    }];
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    /// An in-memory database is single-process.
+    fn capabilities(local: &SqliteLocal) -> MessagesCapabilities {
+        MessagesCapabilities::full().with_multi_process(!local.in_memory)
+    }
+
+    /// Every word as an FTS5 phrase ([`fts5_query`]).
+    fn match_expression(query: &SearchQuery) -> String {
+        fts5_query(query)
     }
 
     /// A write transaction holding SQLite's write lock, and this process's writer turn.
-    async fn begin_write(&self) -> Result<(Transaction<'static, Db>, OwnedMutexGuard<()>)> {
-        let guard = Arc::clone(&self.writer).lock_owned().await;
-        let tx = self
-            .pool
+    async fn begin_write(
+        pool: &SqlitePool,
+        local: &SqliteLocal,
+    ) -> Result<(Transaction<'static, Sqlite>, OwnedMutexGuard<()>)> {
+        let guard = Arc::clone(&local.writer).lock_owned().await;
+        let tx = pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(|e| db_error(BACKEND, e))?;
+            .map_err(read_error::<Sqlite>)?;
         Ok((tx, guard))
     }
 
     /// A read transaction: in WAL mode its reads see one snapshot.
-    async fn begin_read(&self) -> Result<Transaction<'static, Db>> {
-        self.pool.begin().await.map_err(|e| db_error(BACKEND, e))
+    async fn begin_read(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+        pool.begin().await.map_err(read_error::<Sqlite>)
     }
 
-    async fn search_impl(
-        &self,
-        user_id: &UserId,
-        query: &str,
-        options: &SearchOptions,
-    ) -> Result<Page<SearchHit>> {
-        let offset = search_offset(options)?;
-        let query = SearchQuery::parse(query)?;
-        search_page(&self.pool, fts5_query(&query), user_id, options, offset).await
-    }
-}
-
-const INSERT_MESSAGE: &str = "INSERT INTO chatvault_messages \
-    (conversation_id, seq, message_id, role, revision, created_at, updated_at, text, body) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
-/// The messages already stored under the ids of `messages` (for `check_replay`): one
-/// indexed lookup each (statements are cheap in process).
-async fn stored_messages(
-    tx: &mut Transaction<'static, Db>,
-    id: &ConversationId,
-    messages: &[NewMessage],
-) -> Result<Vec<Option<Message>>> {
-    let mut stored = Vec::with_capacity(messages.len());
-    for m in messages {
-        let row = sqlx::query(SELECT_MESSAGE_BY_ID)
-            .bind(id.as_str())
-            .bind(m.id.as_str())
-            .fetch_optional(&mut **tx)
+    /// `BEGIN IMMEDIATE` makes concurrent migrators take turns.
+    async fn begin_migration(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
+        pool.begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(read_error)?;
-        stored.push(row.map(|row| message_at(&row, 0, id)).transpose()?);
+            .map_err(read_error::<Sqlite>)
     }
-    Ok(stored)
-}
 
-/// Inserts appended messages, one statement each.
-async fn insert_messages(
-    tx: &mut Transaction<'static, Db>,
-    id: &ConversationId,
-    messages: &[Message],
-) -> Result<()> {
-    for m in messages {
-        sqlx::query(INSERT_MESSAGE)
-            .bind(id.as_str())
-            .bind(to_i64("seq", m.seq)?)
-            .bind(m.id.as_str())
-            .bind(role_column(m))
-            .bind(to_i64("revision", m.revision)?)
-            .bind(enc_ts(m.created_at))
-            .bind(m.updated_at.map(enc_ts))
-            .bind(search_text(m))
-            .bind(to_json(BACKEND, m)?)
-            .execute(&mut **tx)
-            .await
-            .map_err(read_error)?;
+    /// One indexed lookup per message (statements are cheap in process).
+    async fn stored_messages(
+        tx: &mut Transaction<'static, Sqlite>,
+        id: &ConversationId,
+        messages: &[NewMessage],
+    ) -> Result<Vec<Option<Message>>> {
+        let mut stored = Vec::with_capacity(messages.len());
+        for m in messages {
+            let row = sqlx::query(SELECT_MESSAGE_BY_ID)
+                .bind(id.as_str())
+                .bind(m.id.as_str())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(read_error::<Sqlite>)?;
+            stored.push(
+                row.map(|row| SqliteMessages::message_at(&row, 0, id))
+                    .transpose()?,
+            );
+        }
+        Ok(stored)
     }
-    Ok(())
-}
 
-/// Begins the migration transaction: `BEGIN IMMEDIATE` makes concurrent migrators take
-/// turns.
-async fn begin_migration(pool: &SqlitePool) -> Result<Transaction<'static, Db>> {
-    pool.begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(|e| db_error(BACKEND, e))
+    /// One statement per message.
+    async fn insert_messages(
+        tx: &mut Transaction<'static, Sqlite>,
+        id: &ConversationId,
+        messages: &[Message],
+    ) -> Result<()> {
+        for m in messages {
+            sqlx::query(INSERT_MESSAGE)
+                .bind(id.as_str())
+                .bind(to_i64("seq", m.seq)?)
+                .bind(m.id.as_str())
+                .bind(role_column(m))
+                .bind(to_i64("revision", m.revision)?)
+                .bind(Self::enc_ts(m.created_at))
+                .bind(m.updated_at.map(Self::enc_ts))
+                .bind(search_text(m))
+                .bind(to_json(Self::BACKEND, m)?)
+                .execute(&mut **tx)
+                .await
+                .map_err(read_error::<Sqlite>)?;
+        }
+        Ok(())
+    }
 }
-
-messages_backend!(SqliteMessages);
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // tests may unwrap
     use super::*;
+    use chatvault_core::{ConversationRecord, MessagesBackend, UserId};
+    use sqlx::AssertSqlSafe;
 
     /// The full-text match must drive the search (see [`SEARCH`]): SQLite would otherwise
     /// probe the FTS index once per message of the user's conversations.

@@ -1,0 +1,287 @@
+//! [`SqlMessages`]: the one backend over SQL, generic over the database's
+//! [`Dialect`]; its [`MessagesBackend`](chatvault_core::MessagesBackend) impl is in
+//! `backend.rs`, the statements in `statements.rs`.
+
+use std::fmt;
+
+use chatvault_core::{
+    ConversationId, ConversationRecord, Error, FileAttachment, Message, Page, Result, SearchHit,
+    SearchOptions, UserId,
+};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, Pool, Row as _, Transaction, Type};
+
+use crate::common::{
+    RawRecord, commit_error, db_error, overfetched, parse_json, parse_message, search_next_cursor,
+    to_i64, to_json,
+};
+use crate::dialect::Dialect;
+use crate::statements::{INSERT_MIGRATION, SELECT_FILES, SELECT_SCHEMA_VERSION, UPDATE_COUNTERS};
+
+/// Conversations in a SQL database `D`: one row per conversation, one per message, one
+/// per attachment, with a full-text index over message text. Use it through its aliases
+/// [`SqliteMessages`](crate::SqliteMessages) and
+/// [`PostgresMessages`](crate::PostgresMessages), which document their databases.
+pub struct SqlMessages<D: Dialect> {
+    pub(crate) pool: Pool<D>,
+    /// What the database needs besides the pool (SQLite: the in-process writer turn).
+    pub(crate) local: D::Local,
+}
+
+impl<D: Dialect> Clone for SqlMessages<D> {
+    fn clone(&self) -> Self {
+        SqlMessages {
+            pool: self.pool.clone(),
+            local: self.local.clone(),
+        }
+    }
+}
+
+impl<D: Dialect> fmt::Debug for SqlMessages<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlMessages")
+            .field("backend", &D::BACKEND)
+            .field("pool", &self.pool)
+            .field("local", &self.local)
+            .finish()
+    }
+}
+
+impl<D: Dialect> SqlMessages<D> {
+    /// The connection pool this backend uses.
+    pub fn pool(&self) -> &Pool<D> {
+        &self.pool
+    }
+}
+
+/// The part of the backend that runs statements: it needs the database to encode and
+/// decode the column types this crate uses (`TEXT`, `BIGINT`, `BOOLEAN`, timestamps),
+/// which both databases do. Rust does not carry these bounds from the trait to its users,
+/// so this block and the `MessagesBackend` impl state them.
+impl<D: Dialect> SqlMessages<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    usize: ColumnIndex<D::Row>,
+    for<'q> &'q str: Encode<'q, D> + Type<D>,
+    for<'q> Option<&'q str>: Encode<'q, D>,
+    for<'q> Option<D::Ts>: Encode<'q, D>,
+    for<'q> String: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
+    for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
+{
+    /// Creates the schema, or brings it up to date, recording each applied migration in
+    /// the `chatvault_migrations` table. Safe to run concurrently from several processes
+    /// (they serialize on a lock); a schema newer than this library is refused.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut tx = D::begin_migration(&self.pool).await?;
+        sqlx::raw_sql(D::MIGRATIONS_TABLE_SQL)
+            .execute(&mut *tx)
+            .await
+            .map_err(read_error::<D>)?;
+        let current: Option<i64> = sqlx::query_scalar(SELECT_SCHEMA_VERSION)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(read_error::<D>)?;
+        let current = current.unwrap_or(0);
+        let latest = D::MIGRATIONS.last().map_or(0, |m| m.version);
+        if current > latest {
+            return Err(Error::backend(
+                D::BACKEND,
+                format!(
+                    "the database schema is at version {current}, newer than the \
+                     {latest} this chatvault-sql knows; upgrade chatvault-sql"
+                ),
+            ));
+        }
+        for migration in D::MIGRATIONS.iter().filter(|m| m.version > current) {
+            tracing::info!(
+                backend = D::BACKEND,
+                version = migration.version,
+                description = migration.description,
+                "applying schema migration"
+            );
+            sqlx::raw_sql(migration.sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(read_error::<D>)?;
+            sqlx::query(INSERT_MIGRATION)
+                .bind(migration.version)
+                .bind(migration.description)
+                .execute(&mut *tx)
+                .await
+                .map_err(read_error::<D>)?;
+        }
+        commit(tx, "migrate").await
+    }
+
+    /// The schema version recorded in `chatvault_migrations` (0 before the first
+    /// migration).
+    pub async fn schema_version(&self) -> Result<i64> {
+        let version: Option<i64> = sqlx::query_scalar(SELECT_SCHEMA_VERSION)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(read_error::<D>)?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Reads column `i`; a value of the wrong type is corrupt data.
+    pub(crate) fn col<'r, T>(row: &'r D::Row, i: usize) -> Result<T>
+    where
+        T: Decode<'r, D> + Type<D>,
+    {
+        row.try_get(i).map_err(|e| {
+            Error::corrupt(
+                D::BACKEND,
+                format!("column {i} of a stored row"),
+                e.to_string(),
+            )
+        })
+    }
+
+    /// The conversation columns of `summary_columns!` (and, when `full`, of
+    /// `record_columns!`) starting at column `at`.
+    pub(crate) fn raw_at(row: &D::Row, at: usize, full: bool) -> Result<RawRecord> {
+        Ok(RawRecord {
+            id: Self::col(row, at)?,
+            user_id: Self::col(row, at + 1)?,
+            title: Self::col(row, at + 2)?,
+            created_at: D::dec_ts(Self::col::<D::Ts>(row, at + 3)?)?,
+            last_active: D::dec_ts(Self::col::<D::Ts>(row, at + 4)?)?,
+            archived: Self::col(row, at + 5)?,
+            message_count: Self::col(row, at + 6)?,
+            file_count: Self::col(row, at + 7)?,
+            usage: Self::col(row, at + 8)?,
+            metadata: if full {
+                Some(Self::col(row, at + 9)?)
+            } else {
+                None
+            },
+            version: if full { Self::col(row, at + 10)? } else { 0 },
+        })
+    }
+
+    /// The full record whose columns start at column `at`.
+    pub(crate) fn record_at(row: &D::Row, at: usize) -> Result<ConversationRecord> {
+        Self::raw_at(row, at, true)?.into_record(D::BACKEND)
+    }
+
+    /// The message whose `body` is column `at`, of conversation `id`.
+    pub(crate) fn message_at(row: &D::Row, at: usize, id: &ConversationId) -> Result<Message> {
+        let body: String = Self::col(row, at)?;
+        parse_message(
+            D::BACKEND,
+            &format!("a message of conversation {id}"),
+            &body,
+        )
+    }
+
+    /// Runs the dialect's `SEARCH` with `text` as its match expression: the page of
+    /// `user_id`'s hits after `offset`.
+    pub(crate) async fn search_page(
+        &self,
+        text: String,
+        user_id: &UserId,
+        options: &SearchOptions,
+        offset: i64,
+    ) -> Result<Page<SearchHit>> {
+        let limit = to_i64("limit", options.limit as u64 + 1)?;
+        let rows = sqlx::query(D::SEARCH)
+            .bind(text)
+            .bind(user_id.as_str())
+            .bind(options.include_archived)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(read_error::<D>)?;
+        let (rows, more) = overfetched(rows, options.limit);
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let conversation = Self::record_at(row, 2)?;
+            let message = Self::message_at(row, 0, &conversation.id)?;
+            let snippet: String = Self::col(row, 1)?;
+            items.push(SearchHit {
+                conversation: conversation.summary(),
+                message,
+                snippet: Some(snippet),
+            });
+        }
+        let next_cursor = search_next_cursor(offset, items.len(), more);
+        Ok(Page { items, next_cursor })
+    }
+
+    /// The conversation's record, locked against other writers until the transaction
+    /// ends; [`Error::NotFound`] when it does not exist or is being deleted.
+    pub(crate) async fn lock_live(
+        tx: &mut Transaction<'static, D>,
+        id: &ConversationId,
+    ) -> Result<ConversationRecord> {
+        let row = sqlx::query(D::SELECT_LIVE_LOCKED)
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(read_error::<D>)?;
+        match row {
+            Some(row) => Self::record_at(&row, 0),
+            None => Err(Error::conversation_not_found(id.as_str())),
+        }
+    }
+
+    /// Writes the columns an append, a message update or a file change moves.
+    pub(crate) async fn write_counters(
+        tx: &mut Transaction<'static, D>,
+        record: &ConversationRecord,
+    ) -> Result<()> {
+        sqlx::query(UPDATE_COUNTERS)
+            .bind(record.id.as_str())
+            .bind(record.title.as_deref())
+            .bind(D::enc_ts(record.last_active))
+            .bind(to_i64("message_count", record.message_count)?)
+            .bind(to_i64("file_count", record.file_count)?)
+            .bind(to_json(D::BACKEND, &record.usage)?)
+            .bind(to_i64("version", record.version)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(read_error::<D>)?;
+        Ok(())
+    }
+
+    /// The conversation's attachment records, in upload order.
+    pub(crate) async fn files_in(
+        tx: &mut Transaction<'static, D>,
+        id: &ConversationId,
+    ) -> Result<Vec<FileAttachment>> {
+        let rows = sqlx::query(SELECT_FILES)
+            .bind(id.as_str())
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(read_error::<D>)?;
+        let location = format!("an attachment of conversation {id}");
+        rows.iter()
+            .map(|row| parse_json(D::BACKEND, &location, &Self::col::<String>(row, 0)?))
+            .collect()
+    }
+}
+
+/// Maps a driver error met while reading, or while writing inside a transaction that is
+/// not yet committed (so nothing was written).
+pub(crate) fn read_error<D: Dialect>(err: sqlx::Error) -> Error {
+    db_error(D::BACKEND, err)
+}
+
+/// Commits `operation`'s transaction (see [`commit_error`] for what a failure means).
+pub(crate) async fn commit<D: Dialect>(
+    tx: Transaction<'static, D>,
+    operation: &'static str,
+) -> Result<()> {
+    tx.commit()
+        .await
+        .map_err(|e| commit_error(D::BACKEND, operation, e))
+}
+
+/// Ends a transaction that wrote nothing. The answer is known already, so a failure here
+/// (a connection lost at this moment, which ends the transaction anyway) is only logged.
+pub(crate) async fn rollback<D: Dialect>(tx: Transaction<'static, D>) {
+    if let Err(e) = tx.rollback().await {
+        tracing::debug!(backend = D::BACKEND, error = %e, "rollback of a read-only transaction failed");
+    }
+}

@@ -1,0 +1,114 @@
+//! The SQL statements both databases run: plain SQL that SQLite and PostgreSQL both
+//! accept (`$N` parameters, `ON CONFLICT`, row-value comparisons). What differs per
+//! database is a [`Dialect`](crate::Dialect) item.
+
+/// The columns of a conversation summary, in the order
+/// `SqlMessages::raw_at` reads them.
+macro_rules! summary_columns {
+    () => {
+        "id, user_id, title, created_at, last_active, archived, message_count, file_count, usage"
+    };
+}
+
+/// The columns of a full record: the summary's, then `metadata` and `version`.
+macro_rules! record_columns {
+    () => {
+        concat!(
+            $crate::statements::summary_columns!(),
+            ", metadata, version"
+        )
+    };
+}
+
+/// The columns of a full record, qualified by the table alias `c`.
+macro_rules! record_columns_c {
+    () => {
+        "c.id, c.user_id, c.title, c.created_at, c.last_active, c.archived, c.message_count, \
+         c.file_count, c.usage, c.metadata, c.version"
+    };
+}
+
+#[cfg_attr(not(feature = "postgres"), allow(unused_imports))]
+pub(crate) use record_columns;
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(unused_imports)
+)]
+pub(crate) use record_columns_c;
+pub(crate) use summary_columns;
+
+/// The live conversation's record (`$1`: the id).
+pub(crate) const SELECT_LIVE: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM chatvault_conversations WHERE id = $1 AND NOT deleting"
+);
+pub(crate) const SELECT_COUNT_LIVE: &str =
+    "SELECT message_count FROM chatvault_conversations WHERE id = $1 AND NOT deleting";
+pub(crate) const INSERT_CONVERSATION: &str = "INSERT INTO chatvault_conversations \
+    (id, user_id, title, created_at, last_active, archived, metadata, message_count, \
+     file_count, usage, version, deleting) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE) \
+    ON CONFLICT (id) DO NOTHING";
+pub(crate) const UPDATE_COUNTERS: &str = "UPDATE chatvault_conversations SET title = $2, \
+    last_active = $3, message_count = $4, file_count = $5, usage = $6, version = $7 \
+    WHERE id = $1";
+pub(crate) const UPDATE_PATCH: &str = "UPDATE chatvault_conversations SET title = $2, \
+    archived = $3, metadata = $4, version = $5 WHERE id = $1";
+pub(crate) const MARK_DELETING: &str =
+    "UPDATE chatvault_conversations SET deleting = TRUE WHERE id = $1";
+pub(crate) const DELETE_MESSAGES: &str =
+    "DELETE FROM chatvault_messages WHERE conversation_id = $1";
+pub(crate) const DELETE_ATTACHMENTS: &str =
+    "DELETE FROM chatvault_attachments WHERE conversation_id = $1";
+pub(crate) const DELETE_CONVERSATION: &str = "DELETE FROM chatvault_conversations WHERE id = $1";
+pub(crate) const SELECT_MESSAGE_BY_ID: &str = "SELECT body FROM chatvault_messages \
+    WHERE conversation_id = $1 AND message_id = $2";
+pub(crate) const SELECT_MESSAGES: &str = "SELECT body FROM chatvault_messages \
+    WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq";
+pub(crate) const UPDATE_MESSAGE: &str = "UPDATE chatvault_messages SET role = $3, \
+    revision = $4, updated_at = $5, text = $6, body = $7 \
+    WHERE conversation_id = $1 AND message_id = $2";
+pub(crate) const SELECT_FILES: &str = "SELECT body FROM chatvault_attachments \
+    WHERE conversation_id = $1 ORDER BY position, file_id";
+pub(crate) const SELECT_FILE: &str = "SELECT body FROM chatvault_attachments \
+    WHERE conversation_id = $1 AND file_id = $2";
+pub(crate) const INSERT_FILE: &str = "INSERT INTO chatvault_attachments \
+    (conversation_id, file_id, position, filename, content_type, size, storage_key, \
+     uploaded_at, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(crate) const DELETE_FILE: &str =
+    "DELETE FROM chatvault_attachments WHERE conversation_id = $1 AND file_id = $2";
+pub(crate) const SELECT_SCHEMA_VERSION: &str = "SELECT MAX(version) FROM chatvault_migrations";
+pub(crate) const INSERT_MIGRATION: &str =
+    "INSERT INTO chatvault_migrations (version, description) VALUES ($1, $2)";
+
+/// A user's conversations, newest first (`$1` user, `$2` include archived, `$3` limit).
+pub(crate) const LIST_USER: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    " FROM chatvault_conversations WHERE user_id = $1 AND NOT deleting \
+     AND ($2 OR NOT archived) ORDER BY last_active DESC, id DESC LIMIT $3"
+);
+/// [`LIST_USER`] after a cursor (`$4` last_active, `$5` id).
+pub(crate) const LIST_USER_AFTER: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    " FROM chatvault_conversations WHERE user_id = $1 AND NOT deleting \
+     AND ($2 OR NOT archived) AND (last_active, id) < ($4, $5) \
+     ORDER BY last_active DESC, id DESC LIMIT $3"
+);
+/// Every user's conversations, newest first (`$1` include archived, `$2` limit).
+pub(crate) const LIST_ALL: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    " FROM chatvault_conversations WHERE NOT deleting \
+     AND ($1 OR NOT archived) ORDER BY last_active DESC, id DESC LIMIT $2"
+);
+/// [`LIST_ALL`] after a cursor (`$3` last_active, `$4` id).
+pub(crate) const LIST_ALL_AFTER: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    " FROM chatvault_conversations WHERE NOT deleting \
+     AND ($1 OR NOT archived) AND (last_active, id) < ($3, $4) \
+     ORDER BY last_active DESC, id DESC LIMIT $2"
+);
