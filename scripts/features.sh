@@ -13,7 +13,7 @@
 #      turns something on fails here. This is `cargo hack --each-feature --no-dev-deps check`
 #      without cargo-hack, whose --no-dev-deps rewrites every Cargo.toml of the working tree
 #      while it runs.
-#   2. For a crate with more than one feature, its doctests (the README included as its crate
+#   2. For a library with more than one feature, its doctests (the README included as its crate
 #      docs, and every doc comment) with the defaults and with each feature alone:
 #      `cargo test -p CRATE --doc --no-default-features --features F`. An example that needs
 #      a feature must say so (`#[cfg(feature = "..")]` in the example) to pass.
@@ -47,7 +47,9 @@ for p in packages:
     alone = [["--no-default-features", "--features", f] for f in named if [f] != default]
     for flags in ([["--no-default-features"]] if default else []) + alone:
         print(" ".join(["check", "-p", p["name"], *flags]))
-    if len(named) > 1:
+    # Doctests are a library'"'"'s (a binary-only crate has none).
+    has_lib = any("lib" in t["kind"] or "proc-macro" in t["kind"] for t in p["targets"])
+    if has_lib and len(named) > 1:
         for flags in [[]] + alone:
             print(" ".join(["test", "-p", p["name"], "--doc", *flags]))
 ' "$@")
