@@ -161,6 +161,20 @@ pub(crate) fn corrupt(err: CorruptData) -> Error {
     Error::corrupt(BACKEND, err.path.display().to_string(), message)
 }
 
+/// A [`CorruptData`] error for `path`.
+pub(crate) fn damaged(path: &Path, reason: impl Into<String>) -> Error {
+    corrupt(CorruptData::new(path, reason))
+}
+
+/// The error of an operation that found a lock poisoned: a thread panicked holding an
+/// append queue (or an id map).
+pub(crate) fn poisoned() -> Error {
+    Error::backend(
+        BACKEND,
+        io::Error::other("a thread panicked holding an append queue"),
+    )
+}
+
 /// Whether `err` reports damaged stored data: a file that cannot be read
 /// ([`Error::Corrupt`]) or one that is missing.
 pub(crate) fn is_damage(err: &Error) -> bool {

@@ -1,14 +1,14 @@
 //! Small file-system helpers shared by both backends.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use chatvault_core::{Error, Result};
 
-use crate::error::{BACKEND, io_at};
+use crate::error::{BACKEND, CorruptData, corrupt, io_at};
 
 /// Temporary entries older than this are removed when a store is opened: nothing
 /// legitimately keeps one that long, and younger ones may belong to another live process.
@@ -244,4 +244,41 @@ pub(crate) fn unique_name() -> String {
 /// Whether an I/O error says the path (or one of its parents) does not exist.
 pub(crate) fn is_not_found(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound
+}
+
+/// Whether an error opening a conversation's file means there is no conversation there:
+/// the path is missing, or runs through a file (a stray file in `conversations/`).
+pub(crate) fn is_absent(e: &io::Error) -> bool {
+    is_not_found(e) || e.kind() == io::ErrorKind::NotADirectory
+}
+
+/// Opens `path` for reading and writing.
+pub(crate) fn open_rw(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_at("open", path))
+}
+
+/// Reads `len` bytes at `offset` of `file` (damage when `len` cannot be held).
+pub(crate) fn read_at(file: &mut File, path: &Path, offset: u64, len: u64) -> Result<Vec<u8>> {
+    let len = usize::try_from(len).map_err(|_| {
+        corrupt(CorruptData::new(
+            path,
+            format!("a read of {len} bytes is too large"),
+        ))
+    })?;
+    let mut buf = vec![0; len];
+    file.seek(SeekFrom::Start(offset))
+        .and_then(|_| file.read_exact(&mut buf))
+        .map_err(io_at("read", path))?;
+    Ok(buf)
+}
+
+/// Writes `bytes` at `offset` of `file`.
+pub(crate) fn write_at(file: &mut File, path: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
+    file.seek(SeekFrom::Start(offset))
+        .and_then(|_| file.write_all(bytes))
+        .map_err(io_at("write", path))
 }

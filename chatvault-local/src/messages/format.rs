@@ -1,0 +1,191 @@
+//! The file format of a conversation store beside the log records (those are in
+//! [`crate::log`]): the `FORMAT` file, `header.json` (a checkpoint, or 0.1's header) and
+//! the names of the files in a conversation's directory.
+
+use std::fs;
+use std::path::Path;
+
+use chatvault_core::{ConversationRecord, Error, FileAttachment, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BACKEND, CorruptData, corrupt, damaged, io_error};
+use crate::fsutil::{is_absent, is_not_found, unique_name, write_atomic};
+
+/// The on-disk layout version this release writes (in `FORMAT` and every checkpoint).
+///
+/// Version 1 (chatvault-local 0.1) is read, and upgraded conversation by conversation the
+/// first time each is opened.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The layout chatvault-local 0.1 wrote.
+pub(crate) const LEGACY_FORMAT: u32 = 1;
+
+const FORMAT_FILE: &str = "FORMAT";
+pub(crate) const HEADER: &str = "header.json";
+pub(crate) const HEADER_TMP: &str = "header.json.tmp";
+/// The first bytes of a checkpoint, followed by the CRC-32 of its JSON in hex and `\n`.
+const CHECKPOINT_MAGIC: &[u8] = b"CVCP2 ";
+
+/// The name of log generation `generation`.
+pub(crate) fn log_name(generation: u64) -> String {
+    format!("log-{generation}")
+}
+
+/// The name of the seq index of log generation `generation`.
+pub(crate) fn index_name(generation: u64) -> String {
+    format!("index-{generation}")
+}
+
+/// `header.json`: a checkpoint of a conversation's state at a point of its log, so that
+/// readers need not replay the whole log. Derived data: written without flushing, checked
+/// (its own CRC, and the CRC of the log record it says ends at `log_len`) every time it is
+/// read, and rebuilt from the log when it does not check out.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Checkpoint {
+    pub(crate) format: u32,
+    /// Which `log-N` / `index-N` pair holds the conversation.
+    pub(crate) generation: u64,
+    /// Bytes of the log the checkpoint accounts for.
+    pub(crate) log_len: u64,
+    /// Offset and header CRC of the record that ends at `log_len` (none when it is 0).
+    pub(crate) last_frame: Option<(u64, u32)>,
+    pub(crate) record: ConversationRecord,
+    #[serde(default)]
+    pub(crate) files: Vec<FileAttachment>,
+    /// Marked by `begin_delete`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) deleting: bool,
+}
+
+impl Checkpoint {
+    /// `header.json`'s bytes: the magic, the CRC of the JSON in hex, the JSON.
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        let json = serde_json::to_vec(self).map_err(|e| Error::backend(BACKEND, e))?;
+        let mut out = CHECKPOINT_MAGIC.to_vec();
+        out.extend_from_slice(format!("{:08x}\n", crc32fast::hash(&json)).as_bytes());
+        out.extend_from_slice(&json);
+        Ok(out)
+    }
+
+    /// The checkpoint in `bytes`; `None` unless they are one, intact.
+    fn decode(bytes: &[u8]) -> Option<Checkpoint> {
+        let rest = bytes.strip_prefix(CHECKPOINT_MAGIC)?;
+        let (crc, json) = (rest.get(..8)?, rest.get(9..)?);
+        if rest.get(8) != Some(&b'\n') {
+            return None;
+        }
+        let crc = u32::from_str_radix(std::str::from_utf8(crc).ok()?, 16).ok()?;
+        if crc32fast::hash(json) != crc {
+            return None;
+        }
+        serde_json::from_slice(json).ok()
+    }
+}
+
+/// `header.json` as chatvault-local 0.1 wrote it: the record's only copy.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LegacyHeader {
+    pub(crate) format: u32,
+    pub(crate) generation: u64,
+    pub(crate) log_len: u64,
+    pub(crate) log_messages: u64,
+    pub(crate) record: ConversationRecord,
+    #[serde(default)]
+    pub(crate) files: Vec<FileAttachment>,
+}
+
+/// What `header.json` turned out to be.
+#[derive(Debug)]
+pub(crate) enum HeaderRead {
+    /// There is none.
+    Missing,
+    /// Neither an intact checkpoint nor an 0.1 header.
+    Damaged,
+    /// 0.1's header.
+    Legacy(Box<LegacyHeader>),
+    /// An intact checkpoint.
+    Checkpoint(Box<Checkpoint>),
+}
+
+/// The `FORMAT` file.
+#[derive(Serialize, Deserialize)]
+struct FormatFile {
+    format: u32,
+    layout: String,
+}
+
+impl HeaderRead {
+    /// Reads `header.json` in conversation directory `dir`.
+    pub(crate) fn read(dir: &Path) -> Result<HeaderRead> {
+        let path = dir.join(HEADER);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if is_absent(&e) => return Ok(HeaderRead::Missing),
+            Err(e) => return Err(io_error("read", &path, e)),
+        };
+        if bytes.starts_with(CHECKPOINT_MAGIC) {
+            return Ok(match Checkpoint::decode(&bytes) {
+                Some(cp) if cp.format <= FORMAT_VERSION => HeaderRead::Checkpoint(Box::new(cp)),
+                Some(cp) => {
+                    return Err(damaged(
+                        &path,
+                        format!(
+                            "format {} is newer than this release's {FORMAT_VERSION}",
+                            cp.format
+                        ),
+                    ));
+                }
+                None => HeaderRead::Damaged,
+            });
+        }
+        match serde_json::from_slice::<LegacyHeader>(&bytes) {
+            Ok(h) if h.format == LEGACY_FORMAT => Ok(HeaderRead::Legacy(Box::new(h))),
+            Ok(h) if h.format > FORMAT_VERSION => Err(damaged(
+                &path,
+                format!(
+                    "format {} is newer than this release's {FORMAT_VERSION}",
+                    h.format
+                ),
+            )),
+            _ => Ok(HeaderRead::Damaged),
+        }
+    }
+}
+
+/// Checks the `FORMAT` file in `root` (writing it, through a temp file in `tmp`, when it
+/// is missing or 0.1's): fails if the store was written by a newer release.
+pub(crate) fn check_format(root: &Path, tmp: &Path) -> Result<()> {
+    let path = root.join(FORMAT_FILE);
+    let write = || {
+        let body = serde_json::to_vec_pretty(&FormatFile {
+            format: FORMAT_VERSION,
+            layout: "chatvault-local messages".into(),
+        })
+        .map_err(|e| Error::backend(BACKEND, e))?;
+        let tmp = tmp.join(format!("format-{}", unique_name()));
+        write_atomic(&path, &tmp, &body, true)
+    };
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let f: FormatFile = serde_json::from_slice(&bytes)
+                .map_err(|e| corrupt(CorruptData::with_source(&path, "not a format file", e)))?;
+            if f.format > FORMAT_VERSION {
+                return Err(corrupt(CorruptData::new(
+                    &path,
+                    format!(
+                        "store format {} is newer than this release's {FORMAT_VERSION}",
+                        f.format
+                    ),
+                )));
+            }
+            // An 0.1 store: its conversations are upgraded as they are opened, and
+            // 0.1 must not open it any more.
+            if f.format < FORMAT_VERSION {
+                write()?;
+            }
+            Ok(())
+        }
+        Err(e) if is_not_found(&e) => write(),
+        Err(e) => Err(io_error("read", &path, e)),
+    }
+}

@@ -1,0 +1,320 @@
+//! Whole-conversation operations: create, get, save (a new log generation), import,
+//! delete.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+use chatvault_core::{ConversationId, ConversationRecord, Error, Result, StoredConversation};
+
+use super::conversation::ConversationLog;
+use super::conversation::lock::{Mode, lock_dir};
+use super::conversation::scan::log_generations;
+use super::format::{Checkpoint, FORMAT_VERSION, HEADER, HEADER_TMP, index_name, log_name};
+use super::store::Store;
+use crate::error::{damaged, io_at, io_error, is_damage};
+use crate::fsutil::{TempPath, sync_all, sync_dir, sync_tree, unique_name, write_replace_unsynced};
+use crate::listing::Claim;
+use crate::log::{encode_frame, encode_state, header_crc};
+
+/// Messages per log record when a whole conversation is written.
+const SAVE_BATCH: usize = 1000;
+
+/// Encodes a whole conversation as a log: its messages, then a state record (whose
+/// `message_count` the replay checks against them). Returns the log's bytes, its
+/// index's bytes, and the checkpoint of generation `generation` over it.
+///
+/// Fails with `InvalidInput` unless the messages have seq 1, 2, 3, ... and the
+/// record counts them: what is written must read back.
+fn encode_whole(
+    conversation: &StoredConversation,
+    generation: u64,
+) -> Result<(Vec<u8>, Vec<u8>, Checkpoint)> {
+    let record = &conversation.record;
+    if conversation.messages.len() as u64 != record.message_count
+        || conversation
+            .messages
+            .iter()
+            .zip(1u64..)
+            .any(|(m, seq)| m.seq != seq)
+    {
+        return Err(Error::invalid_input(
+            "conversation",
+            "its messages must have seq 1, 2, 3, ... and its message_count must be \
+             their number",
+        ));
+    }
+    let mut log = Vec::new();
+    let mut index = Vec::new();
+    for chunk in conversation.messages.chunks(SAVE_BATCH) {
+        let frame = encode_frame(record.last_active, chunk)?;
+        for e in frame.entries(log.len() as u64) {
+            e.encode(&mut index);
+        }
+        log.extend_from_slice(&frame.bytes);
+    }
+    let state = encode_state(
+        record.last_active,
+        record,
+        &conversation.files,
+        conversation.deleting,
+    )?;
+    let last_frame = header_crc(&state.bytes).map(|(_, crc)| (log.len() as u64, crc));
+    log.extend_from_slice(&state.bytes);
+    let cp = Checkpoint {
+        format: FORMAT_VERSION,
+        generation,
+        log_len: log.len() as u64,
+        last_frame,
+        record: record.clone(),
+        files: conversation.files.clone(),
+        deleting: conversation.deleting,
+    };
+    Ok((log, index, cp))
+}
+
+/// Writes a whole conversation as generation `generation` in `dir`, its log under the
+/// name `log_file` (flushed when `flush`), its index and checkpoint (never flushed).
+///
+/// In a `private` directory (one being built in `tmp/`) the checkpoint is written in
+/// place, and a bulk import (`flush` off) leaves the index out: both are derived, the
+/// first read writes them.
+fn write_whole(
+    dir: &Path,
+    generation: u64,
+    conversation: &StoredConversation,
+    log_file: &str,
+    flush: bool,
+    private: bool,
+) -> Result<()> {
+    let (log, index, cp) = encode_whole(conversation, generation)?;
+    let log_path = dir.join(log_file);
+    let mut guard = TempPath::new(log_path.clone());
+    let mut file = File::create(&log_path).map_err(io_at("create", &log_path))?;
+    file.write_all(&log).map_err(io_at("write", &log_path))?;
+    if flush {
+        sync_all(&file, &log_path)?;
+    }
+    if flush && !index.is_empty() {
+        let index_path = dir.join(index_name(generation));
+        fs::write(&index_path, &index).map_err(io_at("write", &index_path))?;
+    }
+    let checkpoint = cp.encode()?;
+    if private {
+        let path = dir.join(HEADER);
+        fs::write(&path, &checkpoint).map_err(io_at("write", &path))?;
+    } else {
+        write_replace_unsynced(&dir.join(HEADER), &dir.join(HEADER_TMP), &checkpoint)?;
+    }
+    guard.disarm();
+    Ok(())
+}
+
+impl Store {
+    /// Builds a conversation directory in `tmp/`, flushed unless `flush` is off (a bulk
+    /// import flushes everything at once). Its lock file is created by the first lock.
+    fn build_dir(&self, conversation: &StoredConversation, flush: bool) -> Result<TempPath> {
+        let tmp = TempPath::new(self.tmp.join(unique_name()));
+        fs::create_dir(tmp.path()).map_err(io_at("create directory", tmp.path()))?;
+        write_whole(tmp.path(), 1, conversation, &log_name(1), flush, true)?;
+        if flush {
+            sync_dir(tmp.path())?;
+        }
+        Ok(tmp)
+    }
+
+    /// Builds a conversation directory in `tmp/` and renames it into place. Returns
+    /// `false` (and leaves nothing behind) when the id is taken.
+    fn install_new(&self, conversation: &StoredConversation) -> Result<bool> {
+        let record = &conversation.record;
+        let dir = self.conv_dir(&record.id);
+        if dir.join(HEADER).exists() || !log_generations(&dir)?.is_empty() {
+            return Ok(false);
+        }
+        let tmp = self.build_dir(conversation, true)?;
+        self.index.record(&Claim::tentative(record))?;
+        match fs::rename(tmp.path(), &dir) {
+            Ok(()) => {
+                let mut tmp = tmp;
+                tmp.disarm();
+                sync_dir(&self.conversations)?;
+                self.index.record_after_commit(&Claim::confirmed(record));
+                Ok(true)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(io_error("rename into place", &dir, e)),
+        }
+    }
+
+    /// Stores many new conversations with one flush of everything (see
+    /// [`LocalMessages::import`](super::LocalMessages::import)).
+    pub(crate) fn import(&self, conversations: Vec<StoredConversation>) -> Result<u64> {
+        let mut built = Vec::with_capacity(conversations.len());
+        for conversation in &conversations {
+            conversation.record.validate()?;
+            built.push(self.build_dir(conversation, false)?);
+        }
+        // Everything written is flushed before anything is renamed into place.
+        sync_tree(&self.tmp, built.iter().map(TempPath::path))?;
+        let mut stored = 0;
+        let outcome = (|| {
+            for (mut tmp, conversation) in built.into_iter().zip(&conversations) {
+                let record = &conversation.record;
+                let dir = self.conv_dir(&record.id);
+                if dir.join(HEADER).exists() || !log_generations(&dir)?.is_empty() {
+                    return Err(Error::AlreadyExists {
+                        kind: "conversation",
+                        id: record.id.to_string(),
+                    });
+                }
+                fs::rename(tmp.path(), &dir).map_err(|e| match e.kind() {
+                    io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty => {
+                        Error::AlreadyExists {
+                            kind: "conversation",
+                            id: record.id.to_string(),
+                        }
+                    }
+                    _ => io_error("rename into place", &dir, e),
+                })?;
+                tmp.disarm();
+                stored += 1;
+            }
+            Ok(())
+        })();
+        sync_dir(&self.conversations)?;
+        // Claims for this many conversations are cheaper rebuilt than written one by one.
+        self.index.invalidate()?;
+        outcome.map(|()| stored)
+    }
+
+    /// Replaces a locked conversation whole: a new log generation written under a
+    /// temporary name, then renamed into place (the commit point), then the old
+    /// generation's removal.
+    fn replace_locked(&self, dir: &Path, conversation: &StoredConversation) -> Result<()> {
+        let generation = log_generations(dir)?
+            .into_iter()
+            .max()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| damaged(&dir.join(HEADER), "its log generation overflows"))?;
+        let log_path = dir.join(log_name(generation));
+        let tmp_log = dir.join(format!("{}.tmp", log_name(generation)));
+        write_whole(
+            dir,
+            generation,
+            conversation,
+            &format!("{}.tmp", log_name(generation)),
+            true,
+            false,
+        )?;
+        self.index.record(&Claim::tentative(&conversation.record))?;
+        fs::rename(&tmp_log, &log_path).map_err(io_at("rename into place", &log_path))?;
+        sync_dir(dir)?;
+        self.index
+            .record_after_commit(&Claim::confirmed(&conversation.record));
+        for g in log_generations(dir)? {
+            if g < generation {
+                let _ = fs::remove_file(dir.join(log_name(g)));
+                let _ = fs::remove_file(dir.join(index_name(g)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a whole conversation, replacing any with its id.
+    pub(crate) fn save(&self, conversation: &StoredConversation) -> Result<()> {
+        let record = &conversation.record;
+        record.validate()?;
+        let dir = self.conv_dir(&record.id);
+        for _ in 0..100 {
+            match lock_dir(&dir, Mode::Exclusive)? {
+                Some(_lock) => {
+                    match ConversationLog::load(&dir, None) {
+                        Ok(Some(view)) if view.record.id != record.id => {
+                            return Err(Error::AlreadyExists {
+                                kind: "conversation directory (ids differing only in case)",
+                                id: view.record.id.to_string(),
+                            });
+                        }
+                        // A damaged conversation is replaced all the same.
+                        Ok(_) => {}
+                        Err(e) if is_damage(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                    return self.replace_locked(&dir, conversation);
+                }
+                None => {
+                    if self.install_new(conversation)? {
+                        return Ok(());
+                    }
+                    // Created by someone else meanwhile: replace it.
+                }
+            }
+        }
+        Err(Error::Conflict {
+            message: format!("conversation {} kept being created and deleted", record.id),
+        })
+    }
+
+    /// Creates a conversation; `AlreadyExists` when its id is taken.
+    pub(crate) fn create(&self, record: &ConversationRecord) -> Result<()> {
+        record.validate()?;
+        if self.install_new(&StoredConversation::new(record.clone()))? {
+            Ok(())
+        } else {
+            Err(Error::AlreadyExists {
+                kind: "conversation",
+                id: record.id.to_string(),
+            })
+        }
+    }
+
+    /// A whole conversation; `None` when it does not exist or is being deleted.
+    pub(crate) fn get(&self, id: &ConversationId) -> Result<Option<StoredConversation>> {
+        let Some((_lock, view)) = self.live(id, Mode::Shared)? else {
+            return Ok(None);
+        };
+        let messages = view.all_messages()?;
+        Ok(Some(StoredConversation {
+            record: view.record,
+            messages,
+            files: view.files,
+            deleting: false,
+        }))
+    }
+
+    /// Deletes a conversation (damaged or not); `false` when there was none.
+    pub(crate) fn delete(&self, id: &ConversationId) -> Result<bool> {
+        let dir = self.conv_dir(id);
+        let Some(lock) = lock_dir(&dir, Mode::Exclusive)? else {
+            return Ok(false);
+        };
+        // A damaged conversation is deleted all the same: the id names its directory.
+        match ConversationLog::load(&dir, None) {
+            Ok(Some(view)) if view.record.id != *id => return Ok(false),
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(false),
+            Err(e) if is_damage(&e) => {
+                tracing::warn!(conversation = %id, error = %e, "deleting a damaged conversation");
+            }
+            Err(e) => return Err(e),
+        }
+        let trash = self.trash.join(unique_name());
+        // The rename is the commit point: from here the conversation does not exist, and
+        // an appender waiting for the lock finds the lock file gone.
+        fs::rename(&dir, &trash).map_err(io_at("move to trash", &dir))?;
+        sync_dir(&self.conversations)?;
+        self.index.record_after_commit(&Claim::deleted(id.as_str()));
+        self.ids.forget(id);
+        drop(lock);
+        let _ = fs::remove_dir_all(&trash);
+        Ok(true)
+    }
+}
