@@ -39,7 +39,6 @@ mod backend;
 mod error;
 pub mod ids;
 pub mod keys;
-pub mod llm;
 pub mod message;
 mod model;
 mod role;

@@ -18,8 +18,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chatvault_core::llm::{self, ApproxCounter, FileMode, HistoryOptions};
 use chatvault_core::{ChatVault, Conversation, NewMessage, Part, ReplyOptions, Role, UserId};
+use chatvault_llm::{self as llm, ApproxCounter, FileMode, HistoryOptions, PrepareHistory};
 use chatvault_local::{LocalFiles, LocalMessages};
 use serde_json::{Value, json};
 

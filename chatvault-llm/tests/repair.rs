@@ -7,11 +7,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chatvault_core::llm::{
-    self, FileMode, HistoryOptions, ReplayMessage, ReplayOptions, anthropic, openai, repair,
-};
 use chatvault_core::{
     ChatVault, Message, MessageStatus, NewMessage, Part, ReplyOptions, Role, ToolResult, now,
+};
+use chatvault_llm::{
+    self as llm, FileMode, HistoryOptions, PrepareHistory, ReplayMessage, ReplayOptions, anthropic,
+    openai, repair,
 };
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 use proptest::prelude::*;

@@ -1,8 +1,9 @@
-//! Stored history in and out of LLM provider formats, repaired for replay and cut to a
-//! context window.
+#![doc = include_str!("../README.md")]
 //!
-//! A conversation's messages are lists of typed [`Part`]s (see [`crate::message`]). This
-//! module turns them into the request shapes of three APIs, and provider shapes back into
+//! ## The modules
+//!
+//! A conversation's messages are lists of typed [`Part`]s (see [`chatvault_core::message`]).
+//! This crate turns them into the request shapes of three APIs, and provider shapes back into
 //! messages to store:
 //!
 //! | module | API | writes | reads |
@@ -12,14 +13,14 @@
 //! | [`anthropic`] | Anthropic Messages `system` + `messages` | [`anthropic::to_request`] | [`anthropic::from_request`] |
 //!
 //! Each module also reads a response's token usage (`usage_from_response`) into a
-//! [`Usage`](crate::Usage) for [`ReplyWriter::finish`](crate::ReplyWriter::finish).
+//! [`Usage`](chatvault_core::Usage) for [`ReplyWriter::finish`](chatvault_core::ReplyWriter::finish).
 //!
 //! Readers return [`NewMessage`]s, ready for [`Conversation::append`]; writers take
 //! anything that is a [`ChatMessage`] (stored [`Message`]s, [`NewMessage`]s, or the
 //! [`ReplayMessage`]s that history preparation makes). Provider JSON is
 //! [`serde_json::Value`], so it goes straight into any HTTP client's body.
 //!
-//! # Preparing history for a request
+//! ## Preparing history for a request
 //!
 //! Stored history is not always what a provider accepts: a reply whose writer died leaves
 //! a tool call with no result (OpenAI and Anthropic then reject every later request), a
@@ -38,10 +39,10 @@
 //!    `data:` URLs through the files backend ([`FileMode`]); external URLs pass through.
 //! 4. A writer turns the result into the provider's JSON.
 //!
-//! [`Conversation::prepare_history`] does steps 1-3 for a stored conversation.
+//! [`PrepareHistory::prepare_history`] does steps 1-3 for a stored conversation.
 //!
 //! ```
-//! use chatvault_core::llm::{self, FileMode, HistoryOptions};
+//! use chatvault_llm::{self as llm, FileMode, HistoryOptions, PrepareHistory};
 //! use chatvault_core::{ChatVault, NewMessage, Part, ReplyOptions, Role};
 //! use chatvault_memory::{MemoryFiles, MemoryMessages};
 //!
@@ -70,7 +71,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Provider data with no typed part
+//! ## Provider data with no typed part
 //!
 //! What a reader meets that has no typed [`Part`] is kept as a [`Part::Provider`] whose
 //! `provider` names the API ([`OPENAI_CHAT`], [`OPENAI`] for the Responses API,
@@ -83,9 +84,11 @@
 //! thinking; a reasoning part without a signature (as [`ReplyWriter::push_reasoning`]
 //! makes) is for display only and no writer sends it.
 //!
-//! [`Conversation::append`]: crate::Conversation::append
-//! [`Conversation::prepare_history`]: crate::Conversation::prepare_history
-//! [`ReplyWriter::push_reasoning`]: crate::ReplyWriter::push_reasoning
+//! [`Conversation::append`]: chatvault_core::Conversation::append
+//! [`ReplyWriter::push_reasoning`]: chatvault_core::ReplyWriter::push_reasoning
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod anthropic;
 pub mod context;
@@ -99,17 +102,17 @@ pub mod responses;
 #[cfg_attr(docsrs, doc(cfg(feature = "tiktoken")))]
 pub use context::TiktokenCounter;
 pub use context::{ApproxCounter, TokenCounter, Window, select_window};
-pub use conversation::HistoryOptions;
+pub use conversation::{HistoryOptions, PrepareHistory};
 pub use files::{FileMode, resolve_files};
 pub use replay::{ReplayOptions, repair};
 
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::ids::{ContentType, MessageId};
-use crate::message::{Message, NewMessage, Part};
-use crate::model::Role;
+use chatvault_core::Role;
+use chatvault_core::ids::{ContentType, MessageId};
+use chatvault_core::message::{Message, NewMessage, Part};
+use chatvault_core::{Error, Result};
 
 /// The `provider` of [`Part::Provider`]s that hold OpenAI Responses API items or content
 /// parts.
@@ -265,8 +268,8 @@ pub(crate) fn count_at(value: &Value, path: &[&str]) -> u64 {
 /// The usage of a response body with a `usage` object and a `model`.
 pub(crate) fn usage_of(
     response: &Value,
-    read: impl Fn(&Value) -> crate::message::Usage,
-) -> Option<crate::message::Usage> {
+    read: impl Fn(&Value) -> chatvault_core::message::Usage,
+) -> Option<chatvault_core::message::Usage> {
     let usage = response.get("usage").filter(|u| u.is_object())?;
     let mut out = read(usage);
     out.model = response
@@ -291,7 +294,7 @@ pub(crate) fn provider_part(provider: &str, data: &Value) -> Part {
         .and_then(Value::as_str)
         .unwrap_or("unknown")
         .to_owned();
-    Part::Provider(crate::message::ProviderPart {
+    Part::Provider(chatvault_core::message::ProviderPart {
         provider: provider.to_owned(),
         kind,
         data: data.clone(),

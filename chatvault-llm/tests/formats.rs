@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-use chatvault_core::llm::{self, ANTHROPIC, OPENAI, OPENAI_CHAT, anthropic, openai, responses};
 use chatvault_core::{
     ChatVault, ContentType, ErrorKind, FileId, FilePart, FileSource, Message, NewMessage, Part,
     ProviderPart, Reasoning, Role, ToolResult,
 };
+use chatvault_llm::{self as llm, ANTHROPIC, OPENAI, OPENAI_CHAT, anthropic, openai, responses};
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 use serde_json::{Value, json};
 

@@ -39,7 +39,7 @@
 //!   of tool results and system blocks.
 //!
 //! ```
-//! use chatvault_core::llm::anthropic;
+//! use chatvault_llm::anthropic;
 //! use serde_json::json;
 //!
 //! let messages = vec![
@@ -66,10 +66,12 @@ use super::{
     ANTHROPIC, ChatMessage, count_at, data_url, decode_data_url, is_image, is_instruction,
     provider_part, split_data_url, str_field, type_of, usage_of,
 };
-use crate::error::{Error, Result};
-use crate::ids::ContentType;
-use crate::message::{FilePart, FileSource, NewMessage, Part, Reasoning, ToolResult, Usage};
-use crate::model::Role;
+use chatvault_core::Role;
+use chatvault_core::ids::ContentType;
+use chatvault_core::message::{
+    FilePart, FileSource, NewMessage, Part, Reasoning, ToolResult, Usage,
+};
+use chatvault_core::{Error, Result};
 
 /// The parts of a Messages API request that hold the conversation.
 #[derive(Clone, Debug, PartialEq)]
@@ -273,7 +275,7 @@ fn write_file(file: &FilePart) -> Result<Value> {
 /// in `output_tokens`). `None` when the body has no usage.
 ///
 /// ```
-/// use chatvault_core::llm::anthropic;
+/// use chatvault_llm::anthropic;
 /// let response = serde_json::json!({"model": "claude-sonnet-4-5", "usage": {
 ///     "input_tokens": 25, "output_tokens": 80,
 ///     "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 200}});
@@ -400,7 +402,9 @@ fn read_file(block: &Value, image: bool) -> Result<Option<Part>> {
     }
     let filename = match object.get("title") {
         None => None,
-        Some(Value::String(t)) if crate::keys::validate_filename(t).is_ok() => Some(t.clone()),
+        Some(Value::String(t)) if chatvault_core::keys::validate_filename(t).is_ok() => {
+            Some(t.clone())
+        }
         Some(_) => return Ok(None),
     };
     let Some(source) = object.get("source") else {

@@ -21,7 +21,7 @@
 //! calls; then the window is always a valid request.
 //!
 //! ```
-//! use chatvault_core::llm::{ApproxCounter, ReplayMessage, select_window};
+//! use chatvault_llm::{ApproxCounter, ReplayMessage, select_window};
 //! use chatvault_core::{Part, Role};
 //! use serde_json::json;
 //!
@@ -42,7 +42,7 @@
 use std::collections::HashMap;
 
 use super::ChatMessage;
-use crate::message::{FilePart, Part};
+use chatvault_core::message::{FilePart, Part};
 
 /// Counts tokens for [`select_window`].
 ///
@@ -87,6 +87,8 @@ pub trait TokenCounter: Send + Sync {
             Part::Reasoning(r) => r.text.as_deref().map_or(0, |t| self.count_text(t)),
             Part::Provider(p) => self.count_text(&p.data.to_string()),
             Part::Unknown(v) => self.count_text(&v.to_string()),
+            // A part kind newer than this crate: counted as its stored JSON.
+            other => serde_json::to_string(other).map_or(0, |json| self.count_text(&json)),
         }
     }
 
@@ -124,7 +126,7 @@ impl TokenCounter for ApproxCounter {
 /// published counting recipe says.
 ///
 /// ```
-/// use chatvault_core::llm::{TiktokenCounter, TokenCounter};
+/// use chatvault_llm::{TiktokenCounter, TokenCounter};
 ///
 /// let counter = TiktokenCounter::o200k_base();
 /// assert_eq!(counter.count_text("hello world"), 2);
@@ -168,19 +170,20 @@ impl TiktokenCounter {
     }
 
     /// The encoding of an OpenAI model by name (`"gpt-4o"`, `"gpt-4o-2024-08-06"`, ...);
-    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a model tiktoken-rs does not
+    /// [`Error::InvalidInput`](chatvault_core::Error::InvalidInput) for a model tiktoken-rs does not
     /// know.
-    pub fn for_model(model: &str) -> crate::Result<Self> {
+    pub fn for_model(model: &str) -> chatvault_core::Result<Self> {
         use tiktoken_rs::tokenizer::{Tokenizer, get_tokenizer};
         match get_tokenizer(model) {
             Some(Tokenizer::O200kBase) => Ok(Self::o200k_base()),
             Some(Tokenizer::Cl100kBase) => Ok(Self::cl100k_base()),
             Some(other) => {
-                let bpe = tiktoken_rs::bpe_for_tokenizer(other)
-                    .map_err(|e| crate::Error::invalid_input("model", format!("{model:?}: {e}")))?;
+                let bpe = tiktoken_rs::bpe_for_tokenizer(other).map_err(|e| {
+                    chatvault_core::Error::invalid_input("model", format!("{model:?}: {e}"))
+                })?;
                 Ok(TiktokenCounter { bpe, name: "other" })
             }
-            None => Err(crate::Error::invalid_input(
+            None => Err(chatvault_core::Error::invalid_input(
                 "model",
                 format!("tiktoken-rs knows no encoding for {model:?}"),
             )),

@@ -35,7 +35,7 @@
 //! writer died reads as interrupted once its lease has run out.
 //!
 //! ```
-//! use chatvault_core::llm::{ReplayOptions, repair};
+//! use chatvault_llm::{ReplayOptions, repair};
 //! use chatvault_core::{MessageStatus, NewMessage, Part, Role};
 //! use serde_json::json;
 //!
@@ -61,8 +61,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::ReplayMessage;
-use crate::message::{Message, MessageStatus, Part, ToolResult};
-use crate::model::{Role, now};
+use chatvault_core::message::{Message, MessageStatus, Part, ToolResult};
+use chatvault_core::{Role, now};
 
 /// What [`repair`] writes where it repairs; see the [module docs](self).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,7 +220,7 @@ pub fn repair(messages: &[Message], options: &ReplayOptions) -> Vec<ReplayMessag
 }
 
 fn orphan_text(result: &ToolResult) -> String {
-    let text = crate::message::text_of(&result.content);
+    let text = chatvault_core::message::text_of(&result.content);
     if result.is_error {
         format!("[Error from tool call {}: {text}]", result.call_id)
     } else {

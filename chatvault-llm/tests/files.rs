@@ -6,11 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatvault_core::llm::{self, FileMode, HistoryOptions, ReplayMessage, resolve_files};
 use chatvault_core::{
     ByteStream, ChatVault, ContentType, ErrorKind, FilePart, FileSource, FilesBackend,
     FilesCapabilities, NewMessage, ObjectMeta, Part, Result, Role, StorageKey, ToolResult,
     async_trait,
+};
+use chatvault_llm::{
+    self as llm, FileMode, HistoryOptions, PrepareHistory, ReplayMessage, resolve_files,
 };
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 

@@ -27,7 +27,7 @@
 //! (written as `"auto"`).
 //!
 //! ```
-//! use chatvault_core::llm::responses;
+//! use chatvault_llm::responses;
 //! use serde_json::json;
 //!
 //! let items = vec![
@@ -48,10 +48,10 @@ use super::{
     ChatMessage, OPENAI, arguments_from_str, arguments_to_string, count_at, data_url_media_type,
     is_image, is_instruction, provider_part, str_field, type_of, usage_of,
 };
-use crate::error::{Error, Result};
-use crate::ids::ContentType;
-use crate::message::{FilePart, FileSource, NewMessage, Part, ToolResult, Usage};
-use crate::model::Role;
+use chatvault_core::Role;
+use chatvault_core::ids::ContentType;
+use chatvault_core::message::{FilePart, FileSource, NewMessage, Part, ToolResult, Usage};
+use chatvault_core::{Error, Result};
 
 /// Content part types (as opposed to items) of the Responses API.
 const CONTENT_KINDS: [&str; 6] = [
@@ -232,7 +232,7 @@ fn write_file(file: &FilePart) -> Result<Value> {
 /// when the body has no usage.
 ///
 /// ```
-/// use chatvault_core::llm::responses;
+/// use chatvault_llm::responses;
 /// let response = serde_json::json!({"model": "o4-mini", "output": [], "usage": {
 ///     "input_tokens": 300, "output_tokens": 900, "total_tokens": 1200,
 ///     "input_tokens_details": {"cached_tokens": 0},

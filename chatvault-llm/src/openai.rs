@@ -39,7 +39,7 @@
 //!   keys.
 //!
 //! ```
-//! use chatvault_core::llm::openai;
+//! use chatvault_llm::openai;
 //! use serde_json::json;
 //!
 //! let wire = vec![
@@ -62,10 +62,12 @@ use super::{
     data_url_media_type, is_image, is_instruction, provider_part, split_data_url, str_field,
     type_of, usage_of,
 };
-use crate::error::{Error, Result};
-use crate::ids::ContentType;
-use crate::message::{FilePart, FileSource, NewMessage, Part, ProviderPart, ToolResult, Usage};
-use crate::model::Role;
+use chatvault_core::Role;
+use chatvault_core::ids::ContentType;
+use chatvault_core::message::{
+    FilePart, FileSource, NewMessage, Part, ProviderPart, ToolResult, Usage,
+};
+use chatvault_core::{Error, Result};
 
 /// Writes `messages` as Chat Completions `messages`. See the [module docs](self) for the
 /// rules.
@@ -304,7 +306,7 @@ fn audio_media_type(format: &str) -> String {
 /// `completion_tokens_details.reasoning_tokens`. `None` when the body has no usage.
 ///
 /// ```
-/// use chatvault_core::llm::openai;
+/// use chatvault_llm::openai;
 /// let response = serde_json::json!({"model": "gpt-4o-2024-08-06", "usage": {
 ///     "prompt_tokens": 120, "completion_tokens": 18, "total_tokens": 138,
 ///     "prompt_tokens_details": {"cached_tokens": 64},

@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-use chatvault_core::llm::{
-    ApproxCounter, ChatMessage, FileMode, HistoryOptions, ReplayMessage, TokenCounter,
-    select_window,
-};
 use chatvault_core::{ChatVault, NewMessage, Part, Role};
+use chatvault_llm::{
+    ApproxCounter, ChatMessage, FileMode, HistoryOptions, PrepareHistory, ReplayMessage,
+    TokenCounter, select_window,
+};
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 use proptest::prelude::*;
 use serde_json::json;
@@ -220,7 +220,7 @@ async fn prepare_history_applies_the_budget_after_repair() {
 #[cfg(feature = "tiktoken")]
 mod tiktoken {
     use super::*;
-    use chatvault_core::llm::TiktokenCounter;
+    use chatvault_llm::TiktokenCounter;
 
     #[test]
     fn counts_match_openai_encodings() {

@@ -1,23 +1,24 @@
-//! [`Conversation::prepare_history`]: repair, window and file resolution in one call.
+//! [`PrepareHistory::prepare_history`]: repair, window and file resolution in one call.
 
 use std::collections::HashSet;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use super::{
     ApproxCounter, FileMode, ReplayMessage, ReplayOptions, TokenCounter, is_instruction, repair,
     resolve_files, select_window,
 };
-use crate::error::Result;
-use crate::message::{Message, Part};
-use crate::model::MessageRange;
-use crate::vault::Conversation;
+use chatvault_core::Conversation;
+use chatvault_core::MessageRange;
+use chatvault_core::Result;
+use chatvault_core::message::{Message, Part};
 
 /// Messages asked for per read of the instructions that open a conversation
 /// ([`HistoryOptions::recent`]).
 const OPENING_PAGE: usize = 16;
 
-/// What [`Conversation::prepare_history`] does: how files are sent, the repair texts, an
+/// What [`PrepareHistory::prepare_history`] does: how files are sent, the repair texts, an
 /// optional token budget, and optionally how much of a long history is read.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -95,19 +96,36 @@ impl HistoryOptions {
     }
 }
 
-impl Conversation {
+/// History preparation on a stored conversation: [`prepare_history`](Self::prepare_history)
+/// on a [`Conversation`] handle (`use chatvault_llm::PrepareHistory;`).
+///
+/// Sealed: implemented for [`Conversation`] only.
+pub trait PrepareHistory: sealed::Sealed {
     /// The conversation's history, ready for a provider's writer
-    /// ([`llm::openai::to_messages`](super::openai::to_messages),
-    /// [`llm::anthropic::to_request`](super::anthropic::to_request), ...): every message
-    /// read, [repaired](super::replay), cut to the budget if one is set
+    /// ([`openai::to_messages`](crate::openai::to_messages),
+    /// [`anthropic::to_request`](crate::anthropic::to_request), ...): every message
+    /// read, [repaired](crate::replay), cut to the budget if one is set
     /// ([`select_window`]), and attachments resolved ([`resolve_files`]).
     ///
     /// Files are resolved after the window, so left-out attachments are never read. With
     /// [`HistoryOptions::recent`], only the newest messages and the opening instructions
     /// are read.
-    pub async fn prepare_history(&self, options: &HistoryOptions) -> Result<Vec<ReplayMessage>> {
+    fn prepare_history(
+        &self,
+        options: &HistoryOptions,
+    ) -> impl Future<Output = Result<Vec<ReplayMessage>>> + Send;
+}
+
+mod sealed {
+    /// Keeps [`PrepareHistory`](super::PrepareHistory) to the types of this crate.
+    pub trait Sealed {}
+    impl Sealed for chatvault_core::Conversation {}
+}
+
+impl PrepareHistory for Conversation {
+    async fn prepare_history(&self, options: &HistoryOptions) -> Result<Vec<ReplayMessage>> {
         let messages = match options.recent {
-            Some(n) => self.recent_messages(n).await?,
+            Some(n) => recent_messages(self, n).await?,
             None => self.messages().await?,
         };
         let mut history = repair(&messages, &options.replay);
@@ -116,50 +134,50 @@ impl Conversation {
         }
         resolve_files(self, history, options.files).await
     }
+}
 
-    /// The newest `n` messages, after the instructions that open the conversation (read
-    /// [`OPENING_PAGE`] at a time until the first other message), without the messages
-    /// that only answer calls older than the newest `n`.
-    async fn recent_messages(&self, n: usize) -> Result<Vec<Message>> {
-        let mut newest = self.last_messages(n).await?;
-        // The first seq of the newest n; every message when nothing came back (none stored,
-        // or n = 0).
-        let first = newest.first().map_or(u64::MAX, |m| m.seq);
-        if first <= 1 {
-            return Ok(newest);
-        }
-        // Results whose calls are older than the newest n: left out with them.
-        let calls: HashSet<String> = newest
-            .iter()
-            .flat_map(|m| &m.parts)
-            .filter_map(|p| match p {
-                Part::ToolCall(c) => Some(c.id.clone()),
-                _ => None,
-            })
-            .collect();
-        newest.retain(|m| {
-            let answers_unread =
-                |p: &Part| matches!(p, Part::ToolResult(r) if !calls.contains(&r.call_id));
-            m.parts.is_empty() || !m.parts.iter().all(answers_unread)
-        });
-        let mut out = Vec::new();
-        let mut after = 0;
-        'opening: loop {
-            let range = MessageRange::after(after).limit(OPENING_PAGE);
-            let page = self.messages_page(&range).await?;
-            let got = page.items.len();
-            for m in page.items {
-                if m.seq >= first || !is_instruction(&m.role) {
-                    break 'opening;
-                }
-                after = m.seq;
-                out.push(m);
-            }
-            if got == 0 || page.next_cursor.is_none() {
-                break;
-            }
-        }
-        out.append(&mut newest);
-        Ok(out)
+/// The newest `n` messages of `conversation`, after the instructions that open it (read
+/// [`OPENING_PAGE`] at a time until the first other message), without the messages that
+/// only answer calls older than the newest `n`.
+async fn recent_messages(conversation: &Conversation, n: usize) -> Result<Vec<Message>> {
+    let mut newest = conversation.last_messages(n).await?;
+    // The first seq of the newest n; every message when nothing came back (none stored,
+    // or n = 0).
+    let first = newest.first().map_or(u64::MAX, |m| m.seq);
+    if first <= 1 {
+        return Ok(newest);
     }
+    // Results whose calls are older than the newest n: left out with them.
+    let calls: HashSet<String> = newest
+        .iter()
+        .flat_map(|m| &m.parts)
+        .filter_map(|p| match p {
+            Part::ToolCall(c) => Some(c.id.clone()),
+            _ => None,
+        })
+        .collect();
+    newest.retain(|m| {
+        let answers_unread =
+            |p: &Part| matches!(p, Part::ToolResult(r) if !calls.contains(&r.call_id));
+        m.parts.is_empty() || !m.parts.iter().all(answers_unread)
+    });
+    let mut out = Vec::new();
+    let mut after = 0;
+    'opening: loop {
+        let range = MessageRange::after(after).limit(OPENING_PAGE);
+        let page = conversation.messages_page(&range).await?;
+        let got = page.items.len();
+        for m in page.items {
+            if m.seq >= first || !is_instruction(&m.role) {
+                break 'opening;
+            }
+            after = m.seq;
+            out.push(m);
+        }
+        if got == 0 || page.next_cursor.is_none() {
+            break;
+        }
+    }
+    out.append(&mut newest);
+    Ok(out)
 }

@@ -19,10 +19,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::{ReplayMessage, data_url};
-use crate::error::{Error, ErrorKind, Result};
-use crate::ids::FileId;
-use crate::message::{FilePart, FileSource, Part};
-use crate::vault::Conversation;
+use chatvault_core::Conversation;
+use chatvault_core::ids::FileId;
+use chatvault_core::message::{FilePart, FileSource, Part};
+use chatvault_core::{Error, ErrorKind, Result};
 
 /// The largest attachment [`FileMode::Base64`] inlines, in bytes (32 MiB: Anthropic's
 /// whole-request limit; OpenAI's per-file limits are lower still).
@@ -47,7 +47,7 @@ pub enum FileMode {
 /// as `mode` says; see the [module docs](self).
 ///
 /// ```
-/// use chatvault_core::llm::{FileMode, ReplayMessage, resolve_files};
+/// use chatvault_llm::{FileMode, ReplayMessage, resolve_files};
 /// use chatvault_core::{ChatVault, FileSource, Part, Role};
 /// use chatvault_memory::{MemoryFiles, MemoryMessages};
 ///
