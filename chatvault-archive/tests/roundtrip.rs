@@ -1,0 +1,196 @@
+//! Export -> import -> export through every embedded backend, tar archives, idempotent
+//! imports, format versions.
+
+mod common;
+
+use chatvault_archive::{
+    ArchiveError, ArchiveReader, ArchiveWriter, ImportOptions, Scope, import, no_progress,
+};
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_to_local_to_sqlite_keeps_every_conversation_file_and_blob() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = memory();
+    fill(&original).await;
+    let a1 = export_dir(&original, &tmp.path().join("a1")).await;
+    assert_eq!(a1.manifest().counts.conversations, 5);
+    assert_eq!(a1.manifest().counts.messages, 4 + 1_234 + 1 + 1);
+    assert_eq!(a1.manifest().counts.attachments, 3);
+    assert_eq!(
+        a1.manifest().counts.blobs,
+        2,
+        "the shared bytes are stored once"
+    );
+
+    let local_store = local(&tmp.path().join("local"));
+    let report = import(&a1, &local_store, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(report.conversations_created, 5);
+    assert_eq!(report.messages_added, 1_240);
+    assert_eq!(report.files_added, 3);
+    let a2 = export_dir(&local_store, &tmp.path().join("a2")).await;
+
+    let sqlite_store = sqlite(&tmp.path().join("sqlite")).await;
+    import(&a2, &sqlite_store, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    let a3 = export_dir(&sqlite_store, &tmp.path().join("a3")).await;
+
+    let f1 = conversation_files(&tmp.path().join("a1"));
+    let f2 = conversation_files(&tmp.path().join("a2"));
+    let f3 = conversation_files(&tmp.path().join("a3"));
+    assert_eq!(f1.len(), 5);
+    assert_eq!(f1, f2, "memory -> local changed a conversation file");
+    assert_eq!(f2, f3, "local -> sqlite changed a conversation file");
+    assert_eq!(blobs(&a1), blobs(&a2));
+    assert_eq!(blobs(&a2), blobs(&a3));
+    // Message lines are byte-identical: every file but line 1 is compared raw above; the
+    // manifests agree on every conversation file's message count too.
+    assert_eq!(a1.manifest().counts, a3.manifest().counts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_the_same_archive_twice_adds_nothing_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = memory();
+    fill(&original).await;
+    let archive = export_dir(&original, &tmp.path().join("a")).await;
+    let dst = local(&tmp.path().join("dst"));
+    let first = import(&archive, &dst, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    assert!(!first.added_nothing());
+    let dry = import(
+        &archive,
+        &dst,
+        &ImportOptions::default().dry_run(true),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert!(dry.added_nothing(), "{dry:?}");
+    let second = import(&archive, &dst, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    assert!(second.added_nothing(), "{second:?}");
+    assert_eq!(second.conversations_present, 5);
+    assert_eq!(second.messages_present, 1_240);
+    assert_eq!(second.files_present, 3);
+    assert_eq!(second.bytes_uploaded, 0);
+    let again = export_dir(&dst, &tmp.path().join("again")).await;
+    assert_eq!(again.manifest().counts, archive.manifest().counts);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_into_an_empty_store_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = memory();
+    fill(&original).await;
+    let archive = export_dir(&original, &tmp.path().join("a")).await;
+    let dst = memory();
+    let dry = import(
+        &archive,
+        &dst,
+        &ImportOptions::default().dry_run(true),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.conversations_created, 5);
+    assert_eq!(dry.messages_added, 1_240);
+    let empty = export_dir(&dst, &tmp.path().join("empty")).await;
+    assert_eq!(empty.manifest().counts.conversations, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tar_archive_holds_what_a_directory_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = memory();
+    fill(&original).await;
+    let dir = export_dir(&original, &tmp.path().join("dir")).await;
+    let tar_path = tmp.path().join("a.tar");
+    let writer = ArchiveWriter::create_tar(&tar_path).unwrap();
+    chatvault_archive::export(&original, Scope::All, writer, &no_progress)
+        .await
+        .unwrap();
+    let tar = ArchiveReader::open(&tar_path).unwrap();
+    assert_eq!(tar.manifest().files, dir.manifest().files);
+    assert!(chatvault_archive::verify_archive(&tar, &no_progress).is_clean());
+    let dst = memory();
+    import(&tar, &dst, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    export_dir(&dst, &tmp.path().join("back")).await;
+    assert_eq!(
+        conversation_files(&tmp.path().join("dir")),
+        conversation_files(&tmp.path().join("back"))
+    );
+    // Never written over.
+    let again = ArchiveWriter::create_tar(&tar_path).unwrap_err();
+    assert!(
+        matches!(again, ArchiveError::DestinationExists(_)),
+        "{again}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_major_version_is_refused_and_a_newer_minor_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = memory();
+    fill(&original).await;
+    let dir = tmp.path().join("a");
+    export_dir(&original, &dir).await;
+    let manifest_path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path).unwrap();
+    std::fs::write(&manifest_path, text.replace("\"1.0\"", "\"1.7\"")).unwrap();
+    let minor = ArchiveReader::open(&dir).unwrap();
+    assert_eq!(minor.manifest().format, "1.7");
+    std::fs::write(&manifest_path, text.replace("\"1.0\"", "\"2.0\"")).unwrap();
+    let err = ArchiveReader::open(&dir).unwrap_err();
+    match &err {
+        ArchiveError::NewerFormat { found, supported } => {
+            assert_eq!((found.as_str(), supported.as_str()), ("2.0", "1.0"));
+        }
+        other => panic!("expected NewerFormat, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("newer than this release reads"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_owner_and_one_conversation_export_only_theirs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = memory();
+    fill(&original).await;
+    let writer = ArchiveWriter::create_dir(&tmp.path().join("bob")).unwrap();
+    let bob = Scope::Owner("bob@example.com".parse().unwrap());
+    let manifest = chatvault_archive::export(&original, bob, writer, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(manifest.counts.conversations, 2);
+    assert_eq!(manifest.counts.messages, 1_234);
+    let reader = ArchiveReader::open(&tmp.path().join("bob")).unwrap();
+    let first = reader
+        .manifest()
+        .conversation_files()
+        .next()
+        .unwrap()
+        .to_owned();
+    let id = reader
+        .conversation(&first, 10)
+        .unwrap()
+        .head()
+        .record
+        .id
+        .clone();
+    let writer = ArchiveWriter::create_dir(&tmp.path().join("one")).unwrap();
+    let manifest =
+        chatvault_archive::export(&original, Scope::Conversation(id), writer, &no_progress)
+            .await
+            .unwrap();
+    assert_eq!(manifest.counts.conversations, 1);
+}
