@@ -112,12 +112,105 @@ pub(crate) async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
-/// Settings the builders of both backends take, applied on top of a base configuration.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct ClientSettings {
+/// Where a builder's client comes from.
+#[derive(Clone, Debug)]
+pub(crate) enum Source<C> {
+    /// The SDK's own configuration, loaded at `build`.
+    Env,
+    /// A loaded configuration.
+    Sdk(Box<SdkConfig>),
+    /// A ready client's configuration.
+    Client(Box<C>),
+}
+
+/// Settings the builders of both backends take: where the client's configuration comes
+/// from, and what is applied on top of it.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientSettings<C> {
+    pub(crate) source: Source<C>,
     pub(crate) endpoint_url: Option<String>,
     pub(crate) timeout_config: Option<TimeoutConfig>,
     pub(crate) retry_config: Option<RetryConfig>,
+}
+
+impl<C> Default for ClientSettings<C> {
+    fn default() -> Self {
+        ClientSettings {
+            source: Source::Env,
+            endpoint_url: None,
+            timeout_config: None,
+            retry_config: None,
+        }
+    }
+}
+
+/// A service's configuration builder, as [`ClientSettings::config`] makes it.
+pub(crate) trait ServiceConfig: Sized {
+    /// The service's client.
+    type Client;
+    /// Starts from a loaded SDK configuration.
+    fn from_sdk(sdk: &SdkConfig) -> Self;
+    /// Starts from a ready client's configuration.
+    fn from_client(client: &Self::Client) -> Self;
+    /// Applies the endpoint, timeouts and retries that are set.
+    fn apply(
+        self,
+        endpoint: Option<String>,
+        t: Option<TimeoutConfig>,
+        r: Option<RetryConfig>,
+    ) -> Self;
+}
+
+/// [`ServiceConfig`] for a service crate's `config::Builder`.
+macro_rules! service_config {
+    ($service:ident) => {
+        impl ServiceConfig for $service::config::Builder {
+            type Client = $service::Client;
+            fn from_sdk(sdk: &SdkConfig) -> Self {
+                Self::from(sdk)
+            }
+            fn from_client(client: &Self::Client) -> Self {
+                client.config().to_builder()
+            }
+            fn apply(
+                mut self,
+                endpoint: Option<String>,
+                timeouts: Option<TimeoutConfig>,
+                retries: Option<RetryConfig>,
+            ) -> Self {
+                if let Some(url) = endpoint {
+                    self = self.endpoint_url(url);
+                }
+                if let Some(timeouts) = timeouts {
+                    self = self.timeout_config(timeouts);
+                }
+                if let Some(retries) = retries {
+                    self = self.retry_config(retries);
+                }
+                self
+            }
+        }
+    };
+}
+
+service_config!(aws_sdk_dynamodb);
+service_config!(aws_sdk_s3);
+
+impl<C> ClientSettings<C> {
+    /// The service's configuration builder, from the source with the settings applied;
+    /// with the SDK configuration it started from (none for a client's).
+    pub(crate) async fn config<B: ServiceConfig<Client = C>>(self) -> (B, Option<SdkConfig>) {
+        let (config, sdk) = match self.source {
+            Source::Env => {
+                let sdk = load_sdk_config().await;
+                (B::from_sdk(&sdk), Some(sdk))
+            }
+            Source::Sdk(sdk) => (B::from_sdk(&sdk), Some(*sdk)),
+            Source::Client(client) => (B::from_client(&client), None),
+        };
+        let config = config.apply(self.endpoint_url, self.timeout_config, self.retry_config);
+        (config, sdk)
+    }
 }
 
 /// Whether the environment or `sdk` names an endpoint for the service whose

@@ -1,7 +1,5 @@
 //! [`DynamoMessagesBuilder`]: every setting of a [`DynamoMessages`].
 
-use std::sync::Arc;
-
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -9,24 +7,15 @@ use aws_sdk_dynamodb::Client;
 use chatvault_core::{Error, Result};
 
 use super::DynamoMessages;
-use super::seen::SeenCache;
-use crate::sdk::{self, ClientSettings};
-
-/// Where a client for the builder comes from.
-#[derive(Clone, Debug)]
-pub(super) enum Source {
-    Env,
-    Sdk(Box<SdkConfig>),
-    Client(Box<Client>),
-}
+use super::table::Table;
+use crate::sdk::{ClientSettings, Source};
 
 /// Builds a [`DynamoMessages`]; from [`DynamoMessages::builder`].
 #[derive(Clone, Debug)]
 #[must_use = "call .build().await"]
 pub struct DynamoMessagesBuilder {
     pub(super) table: String,
-    pub(super) source: Source,
-    pub(super) settings: ClientSettings,
+    pub(super) settings: ClientSettings<Client>,
     pub(super) max_write_attempts: u32,
     pub(super) seen_cache_bytes: u64,
 }
@@ -35,13 +24,13 @@ impl DynamoMessagesBuilder {
     /// Starts from a loaded SDK configuration (default: loaded from the environment at
     /// [`build`](Self::build)).
     pub fn sdk_config(mut self, sdk: &SdkConfig) -> Self {
-        self.source = Source::Sdk(Box::new(sdk.clone()));
+        self.settings.source = Source::Sdk(Box::new(sdk.clone()));
         self
     }
 
     /// Starts from a ready client's configuration; the settings below are applied on top.
     pub fn client(mut self, client: Client) -> Self {
-        self.source = Source::Client(Box::new(client));
+        self.settings.source = Source::Client(Box::new(client));
         self
     }
 
@@ -100,26 +89,17 @@ impl DynamoMessagesBuilder {
                 "must be at least 1",
             ));
         }
-        let mut config = match self.source {
-            Source::Env => aws_sdk_dynamodb::config::Builder::from(&sdk::load_sdk_config().await),
-            Source::Sdk(sdk) => aws_sdk_dynamodb::config::Builder::from(&*sdk),
-            Source::Client(client) => client.config().to_builder(),
-        };
-        if let Some(url) = self.settings.endpoint_url {
-            config = config.endpoint_url(url);
-        }
-        if let Some(timeouts) = self.settings.timeout_config {
-            config = config.timeout_config(timeouts);
-        }
-        if let Some(retries) = self.settings.retry_config {
-            config = config.retry_config(retries);
-        }
+        let (config, _) = self
+            .settings
+            .config::<aws_sdk_dynamodb::config::Builder>()
+            .await;
         Ok(DynamoMessages {
-            client: Client::from_conf(config.build()),
-            table: self.table,
-            max_write_attempts: self.max_write_attempts,
-            seen: Arc::new(SeenCache::new(self.seen_cache_bytes)),
-            turns: Arc::default(),
+            table: Table::new(
+                Client::from_conf(config.build()),
+                self.table,
+                self.max_write_attempts,
+                self.seen_cache_bytes,
+            ),
         })
     }
 }

@@ -2,53 +2,28 @@
 
 mod backend;
 mod builder;
-mod chunks;
-mod item;
-mod queries;
+mod layout;
+mod limits;
+mod read;
+mod schema;
 mod seen;
 mod table;
 mod turns;
-mod writes;
+mod write;
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
+#[cfg(doc)]
 use chatvault_core::Error;
 
 pub use builder::DynamoMessagesBuilder;
-use builder::Source;
+pub use limits::{DEFAULT_MAX_WRITE_ATTEMPTS, MAX_APPEND_MESSAGES, MAX_MESSAGE_BYTES};
 pub use seen::DEFAULT_SEEN_CACHE_BYTES;
-use seen::SeenCache;
+use table::Table;
 
-use crate::sdk::{self, ClientSettings, backoff};
-
-pub(crate) const BACKEND: &str = "dynamodb";
-
-/// The most messages one `append_messages` call takes: an append may seal the tail with
-/// it in one DynamoDB transaction (at most 100 writes: the conversation item, the chunk
-/// items, and an id marker for each sealed message).
-pub const MAX_APPEND_MESSAGES: usize = 49;
-
-/// The largest message `DynamoMessages` stores, in bytes of its JSON form (what
-/// [`MessagesCapabilities::max_message_bytes`](chatvault_core::MessagesCapabilities)
-/// declares): sealed, a message may be a chunk item of its own, of at most DynamoDB's
-/// 400 KB, which also holds its keys and attribute names.
-pub const MAX_MESSAGE_BYTES: u64 = 400 * 1024 - 1024;
-
-/// The default of [`DynamoMessagesBuilder::max_write_attempts`].
-pub const DEFAULT_MAX_WRITE_ATTEMPTS: u32 = 50;
-
-const BACKOFF_BASE: Duration = Duration::from_millis(5);
-const BACKOFF_CAP: Duration = Duration::from_millis(250);
-/// BatchWriteItem takes at most 25 requests.
-const BATCH_WRITE_MAX: usize = 25;
-/// Attempts at writing a batch's `UnprocessedItems`.
-const BATCH_ATTEMPTS: u32 = 10;
-/// BatchWriteItem calls in flight at once (`delete`).
-const BATCH_CONCURRENCY: usize = 4;
+use crate::sdk::{self, ClientSettings};
 
 /// Conversations and their messages in one DynamoDB table.
 ///
@@ -121,24 +96,15 @@ const BATCH_CONCURRENCY: usize = 4;
 /// ```
 #[derive(Clone)]
 pub struct DynamoMessages {
-    client: Client,
-    table: String,
-    max_write_attempts: u32,
-    /// Conversations as last written or read, shared by clones.
-    seen: Arc<SeenCache>,
-    /// Appends from this process to one conversation take turns, shared by clones.
-    turns: Arc<turns::Turns>,
+    table: Table,
 }
 
 impl fmt::Debug for DynamoMessages {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DynamoMessages")
-            .field("table", &self.table)
-            .field("max_write_attempts", &self.max_write_attempts)
-            .field("seen", &self.seen)
-            .finish_non_exhaustive()
+        self.table.fmt(f)
     }
 }
+
 impl DynamoMessages {
     /// Conversations in `table`, with a client built from the SDK's own configuration
     /// (environment, `~/.aws/config`, instance metadata; `AWS_ENDPOINT_URL_DYNAMODB` or
@@ -156,11 +122,12 @@ impl DynamoMessages {
     /// Conversations in `table`, through a ready client, used as it is.
     pub fn from_client(client: Client, table: impl Into<String>) -> Self {
         DynamoMessages {
-            client,
-            table: table.into(),
-            max_write_attempts: DEFAULT_MAX_WRITE_ATTEMPTS,
-            seen: Arc::new(SeenCache::new(DEFAULT_SEEN_CACHE_BYTES)),
-            turns: Arc::default(),
+            table: Table::new(
+                client,
+                table.into(),
+                DEFAULT_MAX_WRITE_ATTEMPTS,
+                DEFAULT_SEEN_CACHE_BYTES,
+            ),
         }
     }
 
@@ -168,7 +135,6 @@ impl DynamoMessages {
     pub fn builder(table: impl Into<String>) -> DynamoMessagesBuilder {
         DynamoMessagesBuilder {
             table: table.into(),
-            source: Source::Env,
             settings: ClientSettings::default(),
             max_write_attempts: DEFAULT_MAX_WRITE_ATTEMPTS,
             seen_cache_bytes: DEFAULT_SEEN_CACHE_BYTES,
@@ -177,24 +143,11 @@ impl DynamoMessages {
 
     /// The SDK client.
     pub fn client(&self) -> &Client {
-        &self.client
+        &self.table.client
     }
 
     /// The table's name.
     pub fn table_name(&self) -> &str {
-        &self.table
-    }
-
-    async fn pause(attempt: u32) {
-        tokio::time::sleep(backoff(attempt, BACKOFF_BASE, BACKOFF_CAP)).await;
-    }
-
-    fn conflict(&self, id: &chatvault_core::ConversationId, what: &str) -> Error {
-        Error::Conflict {
-            message: format!(
-                "{what} on conversation {id}: concurrent writers won {} attempts in a row",
-                self.max_write_attempts
-            ),
-        }
+        &self.table.name
     }
 }

@@ -7,8 +7,8 @@ use std::sync::{Mutex, PoisonError};
 use chatvault_core::{ConversationId, ConversationRecord, FileAttachment, MessageId, Result};
 use lru::LruCache;
 
-use super::chunks::{Encoded, decode_sealed_max, decode_tail, tail_attribute_size};
-use super::item::{
+use super::layout::chunks::{Encoded, decode_sealed_max, decode_tail, tail_attribute_size};
+use super::layout::item::{
     FILES, FORMAT, Item, TAIL, TOMBSTONE_ROOM, attribute_size, decode_conversation, get_n, get_s,
     item_size,
 };

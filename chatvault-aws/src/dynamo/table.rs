@@ -1,159 +1,101 @@
-//! Creating the table and checking its shape.
+//! [`Table`]: what every read and write of the backend works with: the client, the
+//! table's name and settings, and the state shared by clones of the backend.
 
-use std::time::{Duration, Instant};
+use std::fmt;
+use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TableDescription, TableStatus,
-};
-use chatvault_core::{Error, Result};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use chatvault_core::{ConversationId, Error, Result};
 
-use super::item::{
-    ACTIVITY, BY_ACTIVITY_INDEX, BY_USER_INDEX, LIST_SHARD, PK, SK, SUMMARY_ATTRIBUTES, USER_ID,
-};
-use super::{BACKEND, DynamoMessages};
-use crate::sdk::sdk_error;
+use super::layout::item::{Item, PK, SK, conversation_key, s};
+use super::limits::{BACKEND, BACKOFF_BASE, BACKOFF_CAP};
+use super::seen::SeenCache;
+use super::turns::Turns;
+use crate::sdk::{backoff, sdk_error};
 
-/// How long `create_table` waits for the table and its indexes to become ACTIVE.
-const ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
-
-fn build_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::backend(BACKEND, e)
+/// The table and the backend's state: the parts under `read/` and `write/` take it.
+#[derive(Clone)]
+pub(crate) struct Table {
+    pub(crate) client: Client,
+    pub(crate) name: String,
+    pub(crate) max_write_attempts: u32,
+    /// Conversations as last written or read, shared by clones.
+    pub(crate) seen: Arc<SeenCache>,
+    /// Appends from this process to one conversation take turns, shared by clones.
+    pub(crate) turns: Arc<Turns>,
 }
 
-fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()
-        .map_err(build_error)
-}
-
-fn string_attribute(name: &str) -> Result<AttributeDefinition> {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .map_err(build_error)
-}
-
-fn index(name: &str, hash: &str, extra: &[&str]) -> Result<GlobalSecondaryIndex> {
-    let mut projection = Projection::builder().projection_type(ProjectionType::Include);
-    for attribute in extra.iter().chain(SUMMARY_ATTRIBUTES) {
-        projection = projection.non_key_attributes(*attribute);
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DynamoMessages")
+            .field("table", &self.name)
+            .field("max_write_attempts", &self.max_write_attempts)
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
     }
-    GlobalSecondaryIndex::builder()
-        .index_name(name)
-        .key_schema(key(hash, KeyType::Hash)?)
-        .key_schema(key(ACTIVITY, KeyType::Range)?)
-        .projection(projection.build())
-        .build()
-        .map_err(build_error)
 }
 
-fn has_keys(schema: &[KeySchemaElement], hash: &str, range: &str) -> bool {
-    let find = |kind: KeyType| {
-        schema
-            .iter()
-            .find(|k| k.key_type() == &kind)
-            .map(|k| k.attribute_name())
-    };
-    find(KeyType::Hash) == Some(hash) && find(KeyType::Range) == Some(range)
-}
-
-impl DynamoMessages {
-    /// Creates the table with its two GSIs (on-demand capacity) unless it exists, and
-    /// waits until the table and its indexes are ACTIVE.
-    ///
-    /// Idempotent: an existing table is accepted if its key schema and indexes are the
-    /// ones described in the crate docs; one of another shape is refused with
-    /// [`Error::InvalidInput`]. Meant for tests, examples and first runs; production
-    /// tables are usually provisioned with infrastructure code from the same definition.
-    pub async fn create_table(&self) -> Result<()> {
-        let created = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(string_attribute(PK)?)
-            .attribute_definitions(string_attribute(SK)?)
-            .attribute_definitions(string_attribute(USER_ID)?)
-            .attribute_definitions(string_attribute(LIST_SHARD)?)
-            .attribute_definitions(string_attribute(ACTIVITY)?)
-            .key_schema(key(PK, KeyType::Hash)?)
-            .key_schema(key(SK, KeyType::Range)?)
-            .global_secondary_indexes(index(BY_USER_INDEX, USER_ID, &[])?)
-            .global_secondary_indexes(index(BY_ACTIVITY_INDEX, LIST_SHARD, &[USER_ID])?)
-            .send()
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_in_use_exception()) => {}
-            Err(e) => return Err(sdk_error(BACKEND, e)),
-        }
-        let table = self.wait_until_active().await?;
-        check_shape(&self.table, &table)
-    }
-
-    async fn wait_until_active(&self) -> Result<TableDescription> {
-        let started = Instant::now();
-        loop {
-            let described = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|e| sdk_error(BACKEND, e))?;
-            if let Some(table) = described.table {
-                let table_active = table.table_status() == Some(&TableStatus::Active);
-                let indexes_active = table
-                    .global_secondary_indexes()
-                    .iter()
-                    .all(|i| i.index_status() == Some(&IndexStatus::Active));
-                if table_active && indexes_active {
-                    return Ok(table);
-                }
-            }
-            if started.elapsed() > ACTIVE_TIMEOUT {
-                return Err(Error::temporary(
-                    BACKEND,
-                    format!(
-                        "table {} is not ACTIVE after {} s",
-                        self.table,
-                        ACTIVE_TIMEOUT.as_secs()
-                    ),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+impl Table {
+    /// The table `name` through `client`, with a seen cache of `seen_cache_bytes`.
+    pub(crate) fn new(
+        client: Client,
+        name: String,
+        max_write_attempts: u32,
+        seen_cache_bytes: u64,
+    ) -> Self {
+        Table {
+            client,
+            name,
+            max_write_attempts,
+            seen: Arc::new(SeenCache::new(seen_cache_bytes)),
+            turns: Arc::default(),
         }
     }
-}
 
-fn check_shape(name: &str, table: &TableDescription) -> Result<()> {
-    let wrong = |what: &str| {
-        Err(Error::invalid_input(
-            "table",
-            format!(
-                "{name} exists but {what}; see the chatvault-aws docs for the table definition"
+    /// Sleeps before try `attempt + 1` of a write that lost a race.
+    pub(crate) async fn pause(attempt: u32) {
+        tokio::time::sleep(backoff(attempt, BACKOFF_BASE, BACKOFF_CAP)).await;
+    }
+
+    /// The error of a write that lost `max_write_attempts` races in a row.
+    pub(crate) fn conflict(&self, id: &ConversationId, what: &str) -> Error {
+        Error::Conflict {
+            message: format!(
+                "{what} on conversation {id}: concurrent writers won {} attempts in a row",
+                self.max_write_attempts
             ),
-        ))
-    };
-    if !has_keys(table.key_schema(), PK, SK) {
-        return wrong("its key schema is not pk (HASH, S) + sk (RANGE, S)");
-    }
-    for (index, hash) in [(BY_USER_INDEX, USER_ID), (BY_ACTIVITY_INDEX, LIST_SHARD)] {
-        let found = table
-            .global_secondary_indexes()
-            .iter()
-            .find(|i| i.index_name() == Some(index));
-        match found {
-            Some(i) if has_keys(i.key_schema(), hash, ACTIVITY) => {}
-            Some(_) => return wrong(&format!("its index {index} is not {hash} + {ACTIVITY}")),
-            None => return wrong(&format!("it has no index {index}")),
         }
     }
-    Ok(())
+
+    /// One item, read consistently.
+    pub(crate) async fn get(&self, key: Item) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(BACKEND, e))?;
+        Ok(out.item)
+    }
+
+    /// The conversation item, read consistently.
+    pub(crate) async fn read_item(&self, id: &ConversationId) -> Result<Option<Item>> {
+        self.get(conversation_key(id)).await
+    }
+
+    /// A strongly consistent `Query` on one conversation's partition, with `#pk = :pk`
+    /// bound and `#sk` named; the caller adds the key condition and the rest.
+    pub(crate) fn query_partition(&self, id: &ConversationId) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.name)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(id.as_str()))
+            .consistent_read(true)
+    }
 }

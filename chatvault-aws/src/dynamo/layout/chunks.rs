@@ -17,8 +17,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_core::{ConversationId, Error, Message, MessageId, MessageStatus, Part, Result};
 use chrono::{DateTime, Utc};
 
-use super::MAX_APPEND_MESSAGES;
 use super::item::*;
+use crate::dynamo::limits::MAX_APPEND_MESSAGES;
 
 /// The most messages the tail holds.
 pub(crate) const TAIL_MAX_MESSAGES: usize = 48;
@@ -194,7 +194,7 @@ pub(crate) fn pack(messages: Vec<Encoded>) -> Vec<Vec<Encoded>> {
 pub(crate) fn chunk_item(id: &ConversationId, run: &[Encoded], revision: u64) -> Result<Item> {
     let (Some(first), Some(last)) = (run.first(), run.last()) else {
         return Err(Error::backend(
-            super::BACKEND,
+            crate::dynamo::limits::BACKEND,
             "a chunk item of no messages was asked for",
         ));
     };

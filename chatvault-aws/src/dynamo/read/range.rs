@@ -1,16 +1,12 @@
-//! The read path: the conversation item, messages (by range and by id) and GSI listings.
+//! `messages`: a window of a conversation's messages, read from its chunks and its tail.
 
-use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use chatvault_core::{
-    ConversationId, ConversationRecord, ConversationSummary, Error, FileAttachment, Message,
-    MessageId, MessageRange, Page, Result,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chatvault_core::{ConversationId, Error, Message, MessageRange, Page, Result};
 
-use super::chunks::{MAX_CHUNK_MESSAGES, decode_stored, decode_tail};
-use super::item::*;
-use super::seen::Seen;
-use super::{BACKEND, DynamoMessages};
+use crate::dynamo::layout::chunks::{MAX_CHUNK_MESSAGES, decode_stored};
+use crate::dynamo::layout::item::*;
+use crate::dynamo::limits::BACKEND;
+use crate::dynamo::table::Table;
 use crate::sdk::sdk_error;
 
 /// Reads of a window before giving up on other writers sealing under it.
@@ -43,232 +39,7 @@ async fn decode_items(mut items: Vec<Item>) -> Result<Vec<Vec<Message>>> {
     Ok(decoded)
 }
 
-/// A sealed message's item as read: its messages, and where the message is among them.
-pub(super) struct SealedLocation {
-    pub(super) item: Item,
-    pub(super) messages: Vec<Message>,
-    pub(super) index: usize,
-}
-
-impl DynamoMessages {
-    /// One item, read consistently.
-    async fn get(&self, key: Item) -> Result<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error(BACKEND, e))?;
-        Ok(out.item)
-    }
-
-    /// The conversation item, read consistently.
-    pub(super) async fn read_item(&self, id: &ConversationId) -> Result<Option<Item>> {
-        self.get(conversation_key(id)).await
-    }
-
-    /// Whether a write of `stored` committed: its first message is stored, at its `seq`.
-    pub(super) async fn committed(&self, id: &ConversationId, stored: &[Message]) -> Result<bool> {
-        let Some(first) = stored.first() else {
-            return Ok(false);
-        };
-        Ok(self
-            .message_by_id(id, &first.id)
-            .await?
-            .is_some_and(|m| m.seq == first.seq))
-    }
-
-    /// The message stored under `message_id` in the conversation now: in the tail (the
-    /// conversation item, read first, so that a message sealed meanwhile is found by its
-    /// marker), or sealed.
-    pub(super) async fn message_by_id(
-        &self,
-        id: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<Option<Message>> {
-        let Some(item) = self.read_item(id).await? else {
-            return Ok(None);
-        };
-        let tail = decode_tail(&item)?;
-        if let Some(found) = tail.into_iter().find(|e| &e.message.id == message_id) {
-            return Ok(Some(found.message));
-        }
-        self.sealed_message(id, message_id).await
-    }
-
-    /// A sealed message, through its id marker (two reads); `None` when it has no marker.
-    pub(super) async fn sealed_message(
-        &self,
-        id: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<Option<Message>> {
-        Ok(self
-            .sealed_location(id, message_id)
-            .await?
-            .map(|mut l| l.messages.swap_remove(l.index)))
-    }
-
-    /// The item holding a sealed message (found through its id marker), as read.
-    pub(super) async fn sealed_location(
-        &self,
-        id: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<Option<SealedLocation>> {
-        let Some(marker) = self.get(key(id, marker_sk(message_id))).await? else {
-            return Ok(None);
-        };
-        let seq = get_n(&marker, SEQ)?;
-        let out = self
-            .query_partition(id)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
-            .expression_attribute_values(":low", s(message_sk(seq)))
-            .expression_attribute_values(
-                ":high",
-                s(message_sk(seq.saturating_add(MAX_CHUNK_MESSAGES))),
-            )
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| sdk_error(BACKEND, e))?;
-        // None: being deleted (the markers and items go item by item).
-        let Some(item) = out.items.and_then(|mut items| items.pop()) else {
-            return Ok(None);
-        };
-        let messages = decode_stored(&item)?;
-        let Some(index) = messages.iter().position(|m| m.seq == seq) else {
-            return Ok(None);
-        };
-        if &messages[index].id != message_id {
-            return Err(corrupt(
-                &marker,
-                format!(
-                    "the marker points at seq {seq}, which holds message {}",
-                    messages[index].id
-                ),
-            ));
-        }
-        Ok(Some(SealedLocation {
-            item,
-            messages,
-            index,
-        }))
-    }
-
-    /// The id markers a conversation written by 0.1 lacks (one per message item), as
-    /// writes, and the greatest of its message ids.
-    pub(super) async fn legacy_markers(
-        &self,
-        id: &ConversationId,
-    ) -> Result<(Vec<WriteRequest>, Option<MessageId>)> {
-        let mut markers = Vec::new();
-        let mut max: Option<MessageId> = None;
-        let mut start = None;
-        loop {
-            let page = self
-                .query_partition(id)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
-                .projection_expression("#pk, #sk, #id, #seq")
-                .expression_attribute_names("#id", ID)
-                .expression_attribute_names("#seq", SEQ)
-                .expression_attribute_values(":m", s(MESSAGE_PREFIX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(BACKEND, e))?;
-            for item in page.items() {
-                let message_id =
-                    MessageId::parse(get_s(item, ID)?).map_err(|e| corrupt(item, e.to_string()))?;
-                let marker = marker_item(id, &message_id, get_n(item, SEQ)?);
-                markers.push(
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(marker))
-                                .build()
-                                .map_err(|e| Error::backend(BACKEND, e))?,
-                        )
-                        .build(),
-                );
-                if max
-                    .as_ref()
-                    .is_none_or(|m| m.as_str() < message_id.as_str())
-                {
-                    max = Some(message_id);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok((markers, max)),
-            }
-        }
-    }
-
-    /// The conversation's record and attachments, `None` when it is missing or being
-    /// deleted.
-    pub(super) async fn read_head(
-        &self,
-        id: &ConversationId,
-    ) -> Result<Option<(ConversationRecord, Vec<FileAttachment>)>> {
-        match self.read_writable(id).await {
-            Ok(head) => Ok(Some(head)),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The conversation as a writer sees it: [`Error::NotFound`] when it is missing or
-    /// being deleted.
-    pub(super) async fn read_writable(
-        &self,
-        id: &ConversationId,
-    ) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
-        let item = self.read_item(id).await?;
-        self.writable(id, item)
-    }
-
-    /// What an append needs of the conversation, read: [`Error::NotFound`] when it is
-    /// missing or being deleted.
-    pub(super) async fn read_seen(&self, id: &ConversationId) -> Result<Seen> {
-        let item = self.read_item(id).await?;
-        self.seen_writable(id, item)
-    }
-
-    /// A strongly consistent `Query` on one conversation's partition, with `#pk = :pk`
-    /// bound and `#sk` named; the caller adds the key condition and the rest.
-    pub(super) fn query_partition(&self, id: &ConversationId) -> QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(id.as_str()))
-            .consistent_read(true)
-    }
-
-    /// The keys of every item under a conversation's partition key.
-    pub(super) async fn all_keys(&self, id: &ConversationId) -> Result<Vec<Item>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .query_partition(id)
-                .key_condition_expression("#pk = :pk")
-                .projection_expression("#pk, #sk")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(BACKEND, e))?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(out),
-            }
-        }
-    }
-
+impl Table {
     /// `messages`: a window of the conversation's messages, [`Error::NotFound`] when it is
     /// missing or being deleted.
     ///
@@ -282,7 +53,7 @@ impl DynamoMessages {
     ///
     /// A seal running between two reads can show a message in both (it is kept once) or,
     /// for the two reads sent together, in neither: the window is then read again.
-    pub(super) async fn read_messages(
+    pub(crate) async fn read_messages(
         &self,
         id: &ConversationId,
         range: &MessageRange,
@@ -517,58 +288,6 @@ impl DynamoMessages {
             next_cursor,
         }))
     }
-
-    /// Up to `want` summaries of one GSI partition, newest activity first, strictly after
-    /// `after` (an activity key).
-    pub(super) async fn query_index(
-        &self,
-        index: &'static str,
-        hash_attribute: &'static str,
-        hash_value: String,
-        after: Option<&str>,
-        include_archived: bool,
-        want: usize,
-    ) -> Result<Vec<(String, ConversationSummary)>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .expression_attribute_names("#h", hash_attribute)
-                .expression_attribute_values(":h", s(hash_value.clone()))
-                .scan_index_forward(false)
-                .limit(i32::try_from(want.clamp(1, 1000)).unwrap_or(1000))
-                .set_exclusive_start_key(start);
-            query = match after {
-                Some(after) => query
-                    .key_condition_expression("#h = :h AND #act < :after")
-                    .expression_attribute_names("#act", ACTIVITY)
-                    .expression_attribute_values(":after", s(after)),
-                None => query.key_condition_expression("#h = :h"),
-            };
-            if !include_archived {
-                query = query
-                    .filter_expression("#archived = :false")
-                    .expression_attribute_names("#archived", ARCHIVED)
-                    .expression_attribute_values(":false", AttributeValue::Bool(false));
-            }
-            let page = query.send().await.map_err(|e| sdk_error(BACKEND, e))?;
-            for item in page.items() {
-                let summary = decode_summary(item)?;
-                out.push((activity(summary.last_active, &summary.id), summary));
-                if out.len() >= want {
-                    return Ok(out);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(out),
-            }
-        }
-    }
 }
 
 /// The key range of a [`MessageRange`]: `seq` from `low` to `high`, read forward or
@@ -619,7 +338,7 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dynamo::chunks::{Encoded, chunk_item};
+    use crate::dynamo::layout::chunks::{Encoded, chunk_item};
     use chatvault_core::{NewMessage, Part, Role};
 
     thread_local! {

@@ -9,7 +9,7 @@ use chatvault_core::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::BACKEND;
+use crate::dynamo::limits::BACKEND;
 
 /// An item as the SDK holds it.
 pub(crate) type Item = HashMap<String, AttributeValue>;

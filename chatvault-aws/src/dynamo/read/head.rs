@@ -1,0 +1,83 @@
+//! The conversation item as readers and writers see it: decoded, remembered, and
+//! [`Error::NotFound`] when it is missing or being deleted.
+
+use chatvault_core::{
+    ConversationHead, ConversationId, ConversationRecord, Error, FileAttachment, Result,
+};
+
+use crate::dynamo::layout::item::{Item, is_deleting};
+use crate::dynamo::seen::Seen;
+use crate::dynamo::table::Table;
+
+impl Table {
+    /// The conversation item read by a writer, decoded and remembered: a missing item, or
+    /// one carrying the tombstone of a deletion in progress, is [`Error::NotFound`].
+    pub(crate) fn seen_with_files(
+        &self,
+        id: &ConversationId,
+        item: Option<Item>,
+    ) -> Result<(Seen, Vec<FileAttachment>)> {
+        match item {
+            Some(item) if !is_deleting(&item) => {
+                let (seen, files) = Seen::from_item(&item)?;
+                self.seen.remember(seen.clone());
+                Ok((seen, files))
+            }
+            _ => {
+                self.seen.forget(id);
+                Err(Error::conversation_not_found(id.as_str()))
+            }
+        }
+    }
+
+    /// [`seen_with_files`](Self::seen_with_files), as a reader of the record sees it.
+    pub(crate) fn writable(
+        &self,
+        id: &ConversationId,
+        item: Option<Item>,
+    ) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
+        let (seen, files) = self.seen_with_files(id, item)?;
+        Ok((seen.record, files))
+    }
+
+    /// [`seen_with_files`](Self::seen_with_files), as what a write of messages needs.
+    pub(crate) fn seen_writable(&self, id: &ConversationId, item: Option<Item>) -> Result<Seen> {
+        Ok(self.seen_with_files(id, item)?.0)
+    }
+
+    /// `head`: the conversation's record and attachments (one consistent `GetItem`),
+    /// `None` when it is missing or being deleted.
+    pub(crate) async fn read_head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
+        match self.read_writable(id).await {
+            Ok((record, files)) => Ok(Some(ConversationHead { record, files })),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The conversation as a writer sees it: [`Error::NotFound`] when it is missing or
+    /// being deleted.
+    pub(crate) async fn read_writable(
+        &self,
+        id: &ConversationId,
+    ) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
+        let item = self.read_item(id).await?;
+        self.writable(id, item)
+    }
+
+    /// What an append needs of the conversation, read: [`Error::NotFound`] when it is
+    /// missing or being deleted.
+    pub(crate) async fn read_seen(&self, id: &ConversationId) -> Result<Seen> {
+        let item = self.read_item(id).await?;
+        self.seen_writable(id, item)
+    }
+
+    /// The conversation as this backend last saw it, or read now when it has not seen
+    /// it; with whether it was read now.
+    pub(crate) async fn seen_or_read(&self, id: &ConversationId) -> Result<(Seen, bool)> {
+        match self.seen.get(id) {
+            Some(seen) => Ok((seen, false)),
+            None => Ok((self.read_seen(id).await?, true)),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Messages found by id (in the tail, or through their id markers), and the keys of a
+//! conversation's partition.
+
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use chatvault_core::{ConversationId, Error, Message, MessageId, Result};
+
+use crate::dynamo::layout::chunks::{MAX_CHUNK_MESSAGES, decode_stored, decode_tail};
+use crate::dynamo::layout::item::*;
+use crate::dynamo::limits::BACKEND;
+use crate::dynamo::table::Table;
+use crate::sdk::sdk_error;
+
+/// A sealed message's item as read: its messages, and where the message is among them.
+pub(crate) struct SealedLocation {
+    pub(crate) item: Item,
+    pub(crate) messages: Vec<Message>,
+    pub(crate) index: usize,
+}
+
+impl Table {
+    /// Whether a write of `stored` committed: its first message is stored, at its `seq`.
+    pub(crate) async fn committed(&self, id: &ConversationId, stored: &[Message]) -> Result<bool> {
+        let Some(first) = stored.first() else {
+            return Ok(false);
+        };
+        Ok(self
+            .message_by_id(id, &first.id)
+            .await?
+            .is_some_and(|m| m.seq == first.seq))
+    }
+
+    /// The message stored under `message_id` in the conversation now: in the tail (the
+    /// conversation item, read first, so that a message sealed meanwhile is found by its
+    /// marker), or sealed.
+    pub(crate) async fn message_by_id(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        let Some(item) = self.read_item(id).await? else {
+            return Ok(None);
+        };
+        let tail = decode_tail(&item)?;
+        if let Some(found) = tail.into_iter().find(|e| &e.message.id == message_id) {
+            return Ok(Some(found.message));
+        }
+        self.sealed_message(id, message_id).await
+    }
+
+    /// A sealed message, through its id marker (two reads); `None` when it has no marker.
+    pub(crate) async fn sealed_message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        Ok(self
+            .sealed_location(id, message_id)
+            .await?
+            .map(|mut l| l.messages.swap_remove(l.index)))
+    }
+
+    /// The item holding a sealed message (found through its id marker), as read.
+    pub(crate) async fn sealed_location(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<SealedLocation>> {
+        let Some(marker) = self.get(key(id, marker_sk(message_id))).await? else {
+            return Ok(None);
+        };
+        let seq = get_n(&marker, SEQ)?;
+        let out = self
+            .query_partition(id)
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+            .expression_attribute_values(":low", s(message_sk(seq)))
+            .expression_attribute_values(
+                ":high",
+                s(message_sk(seq.saturating_add(MAX_CHUNK_MESSAGES))),
+            )
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| sdk_error(BACKEND, e))?;
+        // None: being deleted (the markers and items go item by item).
+        let Some(item) = out.items.and_then(|mut items| items.pop()) else {
+            return Ok(None);
+        };
+        let messages = decode_stored(&item)?;
+        let Some(index) = messages.iter().position(|m| m.seq == seq) else {
+            return Ok(None);
+        };
+        if &messages[index].id != message_id {
+            return Err(corrupt(
+                &marker,
+                format!(
+                    "the marker points at seq {seq}, which holds message {}",
+                    messages[index].id
+                ),
+            ));
+        }
+        Ok(Some(SealedLocation {
+            item,
+            messages,
+            index,
+        }))
+    }
+
+    /// The id markers a conversation written by 0.1 lacks (one per message item), as
+    /// writes, and the greatest of its message ids.
+    pub(crate) async fn legacy_markers(
+        &self,
+        id: &ConversationId,
+    ) -> Result<(Vec<WriteRequest>, Option<MessageId>)> {
+        let mut markers = Vec::new();
+        let mut max: Option<MessageId> = None;
+        let mut start = None;
+        loop {
+            let page = self
+                .query_partition(id)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
+                .projection_expression("#pk, #sk, #id, #seq")
+                .expression_attribute_names("#id", ID)
+                .expression_attribute_names("#seq", SEQ)
+                .expression_attribute_values(":m", s(MESSAGE_PREFIX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error(BACKEND, e))?;
+            for item in page.items() {
+                let message_id =
+                    MessageId::parse(get_s(item, ID)?).map_err(|e| corrupt(item, e.to_string()))?;
+                let marker = marker_item(id, &message_id, get_n(item, SEQ)?);
+                markers.push(
+                    WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(marker))
+                                .build()
+                                .map_err(|e| Error::backend(BACKEND, e))?,
+                        )
+                        .build(),
+                );
+                if max
+                    .as_ref()
+                    .is_none_or(|m| m.as_str() < message_id.as_str())
+                {
+                    max = Some(message_id);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok((markers, max)),
+            }
+        }
+    }
+
+    /// The keys of every item under a conversation's partition key.
+    pub(crate) async fn all_keys(&self, id: &ConversationId) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .query_partition(id)
+                .key_condition_expression("#pk = :pk")
+                .projection_expression("#pk, #sk")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error(BACKEND, e))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(out),
+            }
+        }
+    }
+}

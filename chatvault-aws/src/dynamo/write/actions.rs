@@ -1,0 +1,311 @@
+//! The requests every write is made of: the conditional update of the conversation
+//! item ([`ConvUpdate`]), puts of new items, and the sizes and errors they check.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use chatvault_core::{
+    ConversationId, ConversationRecord, Error, FileAttachment, MessageId, Result,
+};
+
+use crate::dynamo::layout::item::*;
+use crate::dynamo::limits::BACKEND;
+use crate::dynamo::table::Table;
+
+/// What a transaction is, for its error messages: the operation (as
+/// [`Error::OutcomeUnknown`] names it) and on what.
+#[derive(Clone, Copy)]
+pub(crate) struct Op<'a> {
+    pub(crate) operation: &'static str,
+    pub(crate) id: &'a ConversationId,
+}
+
+impl fmt::Display for Op<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on conversation {}", self.operation, self.id)
+    }
+}
+
+/// Attributes a write sets on the conversation item, with their values.
+pub(crate) type Attributes = Vec<(&'static str, AttributeValue)>;
+
+/// What a write does to the conversation item's tail.
+#[derive(Debug)]
+pub(crate) enum TailChange {
+    /// Replaces it; with no entries, removes it.
+    Replace(Vec<AttributeValue>),
+    /// Replaces entry `.0`.
+    Entry(usize, AttributeValue),
+}
+
+/// An update of the conversation item: `SET`s `set` (and changes the tail) if `version`
+/// is still `expected` and each attribute of `unchanged` still has its value.
+#[derive(Debug)]
+pub(crate) struct ConvUpdate {
+    pub(crate) expected: u64,
+    pub(crate) unchanged: Vec<(&'static str, AttributeValue)>,
+    pub(crate) set: Vec<(&'static str, AttributeValue)>,
+    pub(crate) tail: Option<TailChange>,
+}
+
+/// The expressions of a [`ConvUpdate`].
+struct Expressions {
+    update: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl ConvUpdate {
+    fn expressions(self) -> Expressions {
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let condition = condition(self.expected, self.unchanged, &mut names, &mut values);
+        let mut assignments = Vec::with_capacity(self.set.len() + 1);
+        for (i, (name, value)) in self.set.into_iter().enumerate() {
+            if name == VERSION {
+                assignments.push("#version = :new_version".to_owned());
+                values.insert(":new_version".to_owned(), value);
+            } else {
+                assignments.push(format!("#a{i} = :v{i}"));
+                names.insert(format!("#a{i}"), name.to_owned());
+                values.insert(format!(":v{i}"), value);
+            }
+        }
+        let mut removes = Vec::new();
+        if let Some(change) = self.tail {
+            names.insert("#tail".to_owned(), TAIL.to_owned());
+            match change {
+                TailChange::Replace(entries) if entries.is_empty() => {
+                    removes.push("#tail".to_owned());
+                }
+                TailChange::Replace(entries) => {
+                    assignments.push("#tail = :tail".into());
+                    values.insert(":tail".to_owned(), AttributeValue::L(entries));
+                }
+                TailChange::Entry(index, entry) => {
+                    assignments.push(format!("#tail[{index}] = :tail"));
+                    values.insert(":tail".to_owned(), entry);
+                }
+            }
+        }
+        let mut update = format!("SET {}", assignments.join(", "));
+        if !removes.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        Expressions {
+            update,
+            condition,
+            names,
+            values,
+        }
+    }
+}
+
+/// The condition that the conversation item's `version` is still `expected` and each
+/// attribute of `unchanged` still has its value (names and values added to the maps).
+fn condition(
+    expected: u64,
+    unchanged: Vec<(&'static str, AttributeValue)>,
+    names: &mut HashMap<String, String>,
+    values: &mut HashMap<String, AttributeValue>,
+) -> String {
+    names.insert("#version".to_owned(), VERSION.to_owned());
+    values.insert(":expected".to_owned(), n(expected));
+    let mut conditions = vec!["#version = :expected".to_owned()];
+    for (i, (name, value)) in unchanged.into_iter().enumerate() {
+        conditions.push(format!("#c{i} = :c{i}"));
+        names.insert(format!("#c{i}"), name.to_owned());
+        values.insert(format!(":c{i}"), value);
+    }
+    conditions.join(" AND ")
+}
+
+impl Table {
+    /// The conversation item's update that `SET`s the given attributes if `version` is
+    /// still `expected` and each attribute of `unchanged` still has its value (returning
+    /// the item as it is when not), as a transaction's action.
+    pub(crate) fn conditional_update(
+        &self,
+        id: &ConversationId,
+        expected: u64,
+        unchanged: &[(&'static str, AttributeValue)],
+        set: Vec<(&'static str, AttributeValue)>,
+    ) -> Result<TransactWriteItem> {
+        self.update_action(
+            id,
+            ConvUpdate {
+                expected,
+                unchanged: unchanged.to_vec(),
+                set,
+                tail: None,
+            },
+        )
+    }
+
+    /// `update` as a transaction's action.
+    pub(crate) fn update_action(
+        &self,
+        id: &ConversationId,
+        update: ConvUpdate,
+    ) -> Result<TransactWriteItem> {
+        let e = update.expressions();
+        let update = Update::builder()
+            .table_name(&self.name)
+            .set_key(Some(conversation_key(id)))
+            .update_expression(e.update)
+            .condition_expression(e.condition)
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// `update` as one `UpdateItem` request.
+    pub(crate) fn update_request(
+        &self,
+        id: &ConversationId,
+        update: ConvUpdate,
+    ) -> UpdateItemFluentBuilder {
+        let e = update.expressions();
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(conversation_key(id)))
+            .update_expression(e.update)
+            .condition_expression(e.condition)
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    /// A `Put` of `item` if nothing is stored under its key.
+    pub(crate) fn put_new(&self, item: Item) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A `Put` of `item`, whatever is stored under its key (id markers: a marker only
+    /// ever holds its message's `seq`).
+    pub(crate) fn put(&self, item: Item) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// `item` (a whole conversation item) put if the conversation item is still as
+    /// `current` was (its version, count and creation time).
+    pub(crate) fn conversation_put(
+        &self,
+        current: &ConversationRecord,
+        item: Item,
+    ) -> PutItemFluentBuilder {
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let condition = condition(current.version, unchanged(current), &mut names, &mut values);
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+}
+
+/// What a write of messages is conditional on besides the version: the count and the
+/// creation time, so that a conversation deleted and created again under the same id
+/// cannot pass for the one remembered.
+pub(crate) fn unchanged(record: &ConversationRecord) -> Vec<(&'static str, AttributeValue)> {
+    vec![
+        (MESSAGE_COUNT, n(record.message_count)),
+        (CREATED_AT, s(format_time(record.created_at))),
+    ]
+}
+
+/// The conversation item of `record` without `files` and `tail`.
+pub(crate) fn base_item(
+    record: &ConversationRecord,
+    sealed_max: Option<&MessageId>,
+) -> Result<Item> {
+    let mut item = conversation_item(record, &[])?;
+    item.remove(FILES);
+    if let Some(max) = sealed_max {
+        item.insert(SEALED_MAX_ID.into(), s(max.as_str()));
+    }
+    Ok(item)
+}
+
+/// The bytes of [`base_item`].
+pub(crate) fn base_size(
+    record: &ConversationRecord,
+    sealed_max: Option<&MessageId>,
+) -> Result<u64> {
+    Ok(item_size(&base_item(record, sealed_max)?))
+}
+
+pub(crate) fn too_large_conversation(id: &ConversationId, size: u64) -> Error {
+    Error::TooLarge {
+        what: format!("conversation {id} as a DynamoDB item"),
+        size,
+        limit: MAX_ITEM_SIZE,
+    }
+}
+
+/// A chunk item already under the key a seal or a split writes: the conversation's items
+/// disagree with its record.
+pub(crate) fn chunk_exists(id: &ConversationId) -> Error {
+    Error::corrupt(
+        BACKEND,
+        format!("conversation {id}"),
+        "a chunk item exists beyond the conversation's sealed messages",
+    )
+}
+
+pub(crate) fn check_item_size(what: impl FnOnce() -> String, item: &Item) -> Result<u64> {
+    check_size(what, item_size(item))
+}
+
+/// `size` if it is within DynamoDB's item limit, else [`Error::TooLarge`] for `what`.
+pub(crate) fn check_size(what: impl FnOnce() -> String, size: u64) -> Result<u64> {
+    if size > MAX_ITEM_SIZE {
+        return Err(Error::TooLarge {
+            what: what(),
+            size,
+            limit: MAX_ITEM_SIZE,
+        });
+    }
+    Ok(size)
+}
+
+/// The attributes an attachment change sets.
+pub(crate) fn file_changes(
+    record: &ConversationRecord,
+    files: &[FileAttachment],
+) -> Result<Vec<(&'static str, AttributeValue)>> {
+    Ok(vec![
+        (VERSION, n(record.version)),
+        (FILES, s(json(files)?)),
+        (FILE_COUNT, n(record.file_count)),
+        (LAST_ACTIVE, s(format_time(record.last_active))),
+        (ACTIVITY, s(activity(record.last_active, &record.id))),
+    ])
+}

@@ -1,0 +1,174 @@
+//! `append_messages`: a short loop that sends what [`plan_append`] decides, and retries
+//! from the conversation as DynamoDB returns it when another writer wins.
+
+use chatvault_core::{
+    Appended, ConversationId, Error, Message, NewMessage, Result, check_replay, check_unique_ids,
+    now,
+};
+
+use super::actions::{Op, chunk_exists, too_large_conversation};
+use super::outcome::Written;
+use super::plan::{Sealing, Step, check_append_count, plan_append};
+use crate::dynamo::layout::item::Item;
+use crate::dynamo::seen::Seen;
+use crate::dynamo::table::Table;
+
+impl Table {
+    /// `append_messages`, on the layout of [`chunks`](crate::dynamo::layout::chunks).
+    ///
+    /// Written against the conversation as this backend last saw it (its `version`,
+    /// `message_count`, `created_at` and tail, remembered from the last write or read of
+    /// it, see [`SeenCache`](crate::dynamo::seen::SeenCache)), so that in the steady state an
+    /// append is one request: a `PutItem` of the conversation item with the messages
+    /// added to the tail, or, once in [`TAIL_MAX_MESSAGES`](crate::dynamo::layout::chunks::TAIL_MAX_MESSAGES) messages, a
+    /// `TransactWriteItems` that seals the tail into a chunk item. When another writer
+    /// moved the conversation on (or it was never seen), the condition fails and
+    /// DynamoDB returns the conversation item as it is with the failure: the retry
+    /// starts from that state, without a read. The conversation is read first only when
+    /// this backend has not seen it.
+    ///
+    /// Idempotency: before writing, each message id is looked up in the tail and, when it
+    /// sorts at or before the greatest sealed id (never, for the UUID v7 ids the vault
+    /// makes, unless clocks disagree), through its id marker; [`check_replay`] decides on
+    /// what is found (the stored messages, or [`Error::AlreadyExists`]). What is looked at
+    /// is the state the write is conditional on: an id stored meanwhile fails the write,
+    /// and the retry finds it. A retry after a lost answer is therefore safe.
+    pub(crate) async fn append(
+        &self,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        check_unique_ids(&messages)?;
+        if messages.is_empty() {
+            let (record, _) = self.read_writable(id).await?;
+            return Ok(Appended {
+                record,
+                messages: Vec::new(),
+            });
+        }
+        check_append_count(messages.len())?;
+        let op = Op {
+            operation: "append_messages",
+            id,
+        };
+        // Writers in this process take turns (see `turns`); other processes contend below.
+        let _turn = self.turns.take(id).await;
+        // Whether `current` was read (or returned by DynamoDB) in this call, rather than
+        // remembered: a write is conditional on what it says, but a replay answers from
+        // it alone, so a replay is decided on a state read now (the remembered one may be
+        // of a conversation since deleted and created again).
+        let (mut current, mut fresh) = self.seen_or_read(id).await?;
+        for attempt in 0..self.max_write_attempts {
+            if current.legacy {
+                current = self.index_legacy(op, current).await?;
+            }
+            match self.stored_already(id, &current, &messages).await {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(Error::AlreadyExists { .. }) if !fresh => {
+                    (current, fresh) = (self.read_seen(id).await?, true);
+                    continue;
+                }
+                Ok(Some(replayed)) => return Ok(replayed),
+                Err(e) => return Err(e),
+            }
+            let plan = plan_append(id, &current, messages.clone(), now())?;
+            let (written, after) = match plan.step {
+                Step::PutTail { item, after } => {
+                    let written = self.put_tail(op, &current, item, &after, &plan.stored);
+                    (written.await?, after)
+                }
+                Step::Seal(sealing) => self.seal_with(op, sealing, &plan.stored).await?,
+                Step::SealTailFirst => {
+                    // Too much for one transaction: the tail is sealed on its own first.
+                    current = self.seal_tail(op, &current, attempt).await?;
+                    continue;
+                }
+            };
+            let latest = match written {
+                Written::Done => {
+                    let record = after.record.clone();
+                    self.seen.remember(after);
+                    return Ok(Appended {
+                        record,
+                        messages: plan.stored,
+                    });
+                }
+                // Another writer moved the conversation on (or what was remembered is
+                // stale): start again from its new state, returned with the failure.
+                Written::Moved(item) => item,
+                Written::Other => return Err(chunk_exists(id)),
+                Written::Conflicted => None,
+            };
+            (current, fresh) = (self.retry_from(id, latest, attempt).await?, true);
+        }
+        Err(self.conflict(id, "append"))
+    }
+
+    /// Sends [`Step::PutTail`]: `item`, the whole conversation item as `after` describes
+    /// it, put if the conversation is still as `current` was.
+    async fn put_tail(
+        &self,
+        op: Op<'_>,
+        current: &Seen,
+        item: Item,
+        after: &Seen,
+        stored: &[Message],
+    ) -> Result<Written> {
+        let request = self.conversation_put(&current.record, item);
+        let size = after.item_size();
+        Self::single_write(
+            op,
+            request.send().await,
+            || too_large_conversation(op.id, size),
+            // The answer may have been lost after the put committed: is its first
+            // message stored?
+            || self.committed(op.id, stored),
+        )
+        .await
+    }
+
+    /// Sends [`Step::Seal`]; returns what became of it and the conversation as it is
+    /// once it is written.
+    async fn seal_with(
+        &self,
+        op: Op<'_>,
+        sealing: Sealing,
+        stored: &[Message],
+    ) -> Result<(Written, Seen)> {
+        let (actions, after, total) = self.sealing_actions(op.id, sealing)?;
+        let written = self
+            .conditional_write(
+                op,
+                actions,
+                || too_large_conversation(op.id, total),
+                || self.committed(op.id, stored),
+            )
+            .await?;
+        Ok((written, after))
+    }
+
+    /// A retried append: the messages already stored under `messages`' ids in `current`
+    /// (its tail, and the id markers of ids that may be sealed), judged by
+    /// [`check_replay`], with `current`'s record. `None` when none of the ids is stored.
+    async fn stored_already(
+        &self,
+        id: &ConversationId,
+        current: &Seen,
+        messages: &[NewMessage],
+    ) -> Result<Option<Appended>> {
+        let lookups = messages.iter().map(|m| async move {
+            if let Some(found) = current.tail.iter().find(|t| t.message.id == m.id) {
+                return Ok(Some(found.message.clone()));
+            }
+            match &current.sealed_max {
+                Some(max) if m.id.as_str() <= max.as_str() => self.sealed_message(id, &m.id).await,
+                _ => Ok(None),
+            }
+        });
+        let stored = futures_util::future::try_join_all(lookups).await?;
+        Ok(check_replay(messages, stored)?.map(|messages| Appended {
+            record: current.record.clone(),
+            messages,
+        }))
+    }
+}

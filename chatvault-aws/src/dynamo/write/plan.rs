@@ -1,0 +1,397 @@
+//! What an append writes, decided without DynamoDB: the messages join the tail, or the
+//! tail is sealed into chunk items, or the append is too large. [`plan_append`] and
+//! [`plan_sealing`] only compute items; [`append`](super::append) sends them.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chatvault_core::{ConversationId, ConversationRecord, Error, Message, NewMessage, Result};
+use chrono::{DateTime, Utc};
+
+use super::actions::{ConvUpdate, TailChange, base_item, base_size, check_item_size, unchanged};
+use crate::dynamo::layout::chunks::{
+    Encoded, TAIL_MAX_BYTES, TAIL_MAX_MESSAGES, chunk_item, pack, tail_entries,
+};
+use crate::dynamo::layout::item::*;
+use crate::dynamo::limits::MAX_APPEND_MESSAGES;
+use crate::dynamo::seen::Seen;
+
+/// An append, planned against the conversation as `current` describes it.
+#[derive(Debug)]
+pub(crate) struct AppendPlan {
+    /// The messages as they will be stored (numbered, timestamped).
+    pub(crate) stored: Vec<Message>,
+    /// What to write.
+    pub(crate) step: Step,
+}
+
+/// The one write an append plan sends.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// The steady state: the messages join the tail, in one conditional put of the whole
+    /// conversation item `item` (what this backend knows of it, at the version the
+    /// condition names, is all of it). The conversation is `after` once it is written.
+    PutTail { item: Item, after: Seen },
+    /// The tail is full: it is sealed into chunk items, in one transaction, and the
+    /// messages make the new tail (or are sealed with it, when they would not fit a tail
+    /// of their own).
+    Seal(Sealing),
+    /// Too much for one transaction with the tail: the tail is sealed on its own first,
+    /// then the append is planned again.
+    SealTailFirst,
+}
+
+/// A transaction that seals messages into chunk items (with an id marker each) and
+/// updates the conversation item: `update` first (its condition is action 0's), then
+/// `chunks`, then `markers`.
+#[derive(Debug)]
+pub(crate) struct Sealing {
+    pub(crate) update: ConvUpdate,
+    /// Chunk items, each put only if nothing is stored under its key.
+    pub(crate) chunks: Vec<Item>,
+    /// Id markers, put whatever is stored under their key.
+    pub(crate) markers: Vec<Item>,
+    /// The conversation as it will be.
+    pub(crate) after: Seen,
+    /// The transaction's size in bytes.
+    pub(crate) total: u64,
+}
+
+impl Sealing {
+    /// The transaction's number of actions.
+    pub(crate) fn actions(&self) -> usize {
+        1 + self.chunks.len() + self.markers.len()
+    }
+
+    /// Whether the transaction is within DynamoDB's 100 actions and 4 MB.
+    fn fits_one_transaction(&self) -> bool {
+        self.actions() <= MAX_TRANSACTION_ITEMS && self.total <= MAX_TRANSACTION_SIZE
+    }
+}
+
+/// Plans an append of `messages` (at most [`MAX_APPEND_MESSAGES`], ids checked before)
+/// at time `at` to the conversation as `current` describes it.
+///
+/// [`Error::TooLarge`] when a message would not fit a chunk item of its own, or the
+/// messages would not fit one transaction even with the tail sealed first.
+pub(crate) fn plan_append(
+    id: &ConversationId,
+    current: &Seen,
+    messages: Vec<NewMessage>,
+    at: DateTime<Utc>,
+) -> Result<AppendPlan> {
+    let mut record = current.record.clone();
+    let stored = record.apply_append(messages, at);
+    let encoded = stored
+        .iter()
+        .cloned()
+        .map(Encoded::new)
+        .collect::<Result<Vec<_>>>()?;
+    for e in &encoded {
+        check_item_size(
+            || format!("message {} as a DynamoDB item", e.message.id),
+            &chunk_item(id, std::slice::from_ref(e), 1)?,
+        )?;
+    }
+    let added: u64 = encoded.iter().map(Encoded::size).sum();
+    let base = base_item(&record, current.sealed_max.as_ref())?;
+    let base_size = item_size(&base);
+    let fits = |count: usize, bytes: u64| {
+        count <= TAIL_MAX_MESSAGES
+            && bytes <= TAIL_MAX_BYTES
+            && current.item_size_with(base_size, bytes) <= MAX_ITEM_SIZE
+    };
+    if fits(
+        current.tail.len() + encoded.len(),
+        current.tail_size() + added,
+    ) {
+        let mut tail = current.tail.clone();
+        tail.extend(encoded);
+        let after = Seen {
+            record,
+            files_json: current.files_json.clone(),
+            base_size,
+            tail,
+            sealed_max: current.sealed_max.clone(),
+            legacy: false,
+        };
+        let item = whole_item(base, &after);
+        let step = Step::PutTail { item, after };
+        return Ok(AppendPlan { stored, step });
+    }
+    let set = sealing_attributes(id, current, &record)?;
+    let alone = fits(encoded.len(), added);
+    let mut sealed = current.tail.clone();
+    let tail = if alone {
+        encoded
+    } else {
+        sealed.extend(encoded);
+        Vec::new()
+    };
+    let sealing = plan_sealing(id, current, record, set, sealed, tail)?;
+    let step = if sealing.fits_one_transaction() {
+        Step::Seal(sealing)
+    } else if !alone && !current.tail.is_empty() {
+        Step::SealTailFirst
+    } else {
+        return Err(Error::TooLarge {
+            what: format!(
+                "one append of {} messages (a DynamoDB transaction holds 4 MB and 100 writes)",
+                stored.len()
+            ),
+            size: sealing.total,
+            limit: MAX_TRANSACTION_SIZE,
+        });
+    };
+    Ok(AppendPlan { stored, step })
+}
+
+/// The conversation item `base` (without `files` and `tail`) with those of `after`.
+fn whole_item(mut item: Item, after: &Seen) -> Item {
+    item.insert(FILES.into(), s(after.files_json.clone()));
+    if !after.tail.is_empty() {
+        item.insert(TAIL.into(), AttributeValue::L(tail_entries(&after.tail)));
+    }
+    item
+}
+
+/// The attributes of the conversation item that an append which seals sets: what
+/// `record` (the record after the append) changed of `current`'s.
+fn sealing_attributes(
+    id: &ConversationId,
+    current: &Seen,
+    record: &ConversationRecord,
+) -> Result<Vec<(&'static str, AttributeValue)>> {
+    let mut set = vec![
+        (VERSION, n(record.version)),
+        (FORMAT, n(FORMAT_VERSION)),
+        (MESSAGE_COUNT, n(record.message_count)),
+        (LAST_ACTIVE, s(format_time(record.last_active))),
+        (ACTIVITY, s(activity(record.last_active, id))),
+        (USAGE, s(json(&record.usage)?)),
+    ];
+    if record.title != current.record.title
+        && let Some(title) = &record.title
+    {
+        set.push((TITLE, s(title)));
+    }
+    Ok(set)
+}
+
+/// The transaction that seals `sealed` (messages in `seq` order, following those
+/// sealed before) into chunk items with an id marker each, leaves `tail` in the
+/// conversation item, and sets `set` on it (the record written is `record`), against
+/// `current`.
+pub(crate) fn plan_sealing(
+    id: &ConversationId,
+    current: &Seen,
+    record: ConversationRecord,
+    mut set: Vec<(&'static str, AttributeValue)>,
+    sealed: Vec<Encoded>,
+    tail: Vec<Encoded>,
+) -> Result<Sealing> {
+    let sealed_max = sealed
+        .iter()
+        .map(|m| &m.message.id)
+        .chain(current.sealed_max.as_ref())
+        .max_by(|a, b| a.as_str().cmp(b.as_str()))
+        .cloned();
+    if let Some(max) = &sealed_max {
+        set.push((SEALED_MAX_ID, s(max.as_str())));
+    }
+    let after = Seen {
+        base_size: base_size(&record, sealed_max.as_ref())?,
+        record,
+        files_json: current.files_json.clone(),
+        tail: tail.clone(),
+        sealed_max,
+        legacy: false,
+    };
+    let mut total = after.item_size();
+    let update = ConvUpdate {
+        expected: current.record.version,
+        unchanged: unchanged(&current.record),
+        set,
+        tail: Some(TailChange::Replace(tail_entries(&tail))),
+    };
+    let mut chunks = Vec::new();
+    let mut markers = Vec::with_capacity(sealed.len());
+    for run in pack(sealed) {
+        let item = chunk_item(id, &run, 1)?;
+        total += item_size(&item);
+        chunks.push(item);
+        for m in &run {
+            let marker = marker_item(id, &m.message.id, m.message.seq);
+            total += item_size(&marker);
+            markers.push(marker);
+        }
+    }
+    Ok(Sealing {
+        update,
+        chunks,
+        markers,
+        after,
+        total,
+    })
+}
+
+/// Seals the tail on its own (a write of the layout only: the record moves to a new
+/// version and nothing else).
+pub(crate) fn plan_seal_tail(id: &ConversationId, current: &Seen) -> Result<Sealing> {
+    let mut record = current.record.clone();
+    record.version += 1;
+    let set = vec![(VERSION, n(record.version)), (FORMAT, n(FORMAT_VERSION))];
+    plan_sealing(id, current, record, set, current.tail.clone(), Vec::new())
+}
+
+/// [`Error::TooLarge`] when an append of `count` messages is more than one transaction
+/// that seals the tail with them holds.
+pub(crate) fn check_append_count(count: usize) -> Result<()> {
+    if count > MAX_APPEND_MESSAGES {
+        return Err(Error::TooLarge {
+            what: format!(
+                "one append of {count} messages (an append may seal the tail with it in one DynamoDB transaction, which holds 100 writes)"
+            ),
+            size: count as u64,
+            limit: MAX_APPEND_MESSAGES as u64,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chatvault_core::{ErrorKind, Role};
+
+    use super::*;
+    use crate::dynamo::layout::chunks::{decode_stored, decode_tail};
+
+    fn id() -> ConversationId {
+        ConversationId::parse("c1").expect("id")
+    }
+
+    /// A new conversation, as decoded from its item.
+    fn created() -> Seen {
+        let mut record = ConversationRecord::new(None);
+        record.id = id();
+        let item = conversation_item(&record, &[]).expect("item");
+        Seen::from_item(&item).expect("decodes").0
+    }
+
+    fn texts(count: usize, bytes: usize) -> Vec<NewMessage> {
+        (0..count)
+            .map(|i| NewMessage::new(Role::User, format!("{i} {}", "x".repeat(bytes))))
+            .collect()
+    }
+
+    fn plan(current: &Seen, messages: Vec<NewMessage>) -> Result<AppendPlan> {
+        // Whole seconds: the times survive the item's precision unchanged.
+        let at = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        plan_append(&id(), current, messages, at)
+    }
+
+    /// `current` after appends of `count` small messages, each joining the tail.
+    fn with_tail(count: usize) -> Seen {
+        let mut current = created();
+        for _ in 0..count {
+            match plan(&current, texts(1, 10)).expect("plans").step {
+                Step::PutTail { after, .. } => current = after,
+                other => panic!("expected the tail, got {other:?}"),
+            }
+        }
+        current
+    }
+
+    #[test]
+    fn a_few_messages_join_the_tail_in_the_item_put() {
+        let current = created();
+        let plan = plan(&current, texts(3, 10)).expect("plans");
+        assert_eq!(
+            plan.stored.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        let Step::PutTail { item, after } = plan.step else {
+            panic!("expected the tail, got {:?}", plan.step);
+        };
+        // The item put is the conversation as `after` says it will be.
+        let (written, _) = Seen::from_item(&item).expect("decodes");
+        assert_eq!(written.record, after.record);
+        assert_eq!(written.item_size(), after.item_size());
+        assert_eq!(get_n(&item, MESSAGE_COUNT).expect("count"), 3);
+        let tail = decode_tail(&item).expect("tail");
+        assert_eq!(
+            tail.iter().map(|e| &e.message).collect::<Vec<_>>(),
+            plan.stored.iter().collect::<Vec<_>>()
+        );
+        assert!(after.record.version > current.record.version);
+        assert!(after.sealed_max.is_none());
+    }
+
+    #[test]
+    fn a_full_tail_is_sealed_into_chunks_with_a_marker_each() {
+        let current = with_tail(TAIL_MAX_MESSAGES);
+        assert_eq!(current.tail.len(), TAIL_MAX_MESSAGES);
+        let plan = plan(&current, texts(2, 10)).expect("plans");
+        let Step::Seal(sealing) = plan.step else {
+            panic!("expected a seal, got {:?}", plan.step);
+        };
+        let sealed: Vec<Message> = sealing
+            .chunks
+            .iter()
+            .flat_map(|c| decode_stored(c).expect("chunk decodes"))
+            .collect();
+        assert_eq!(
+            sealed.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            (1..=TAIL_MAX_MESSAGES as u64).collect::<Vec<_>>()
+        );
+        assert_eq!(sealing.markers.len(), TAIL_MAX_MESSAGES);
+        assert_eq!(
+            sealing.actions(),
+            1 + sealing.chunks.len() + TAIL_MAX_MESSAGES
+        );
+        // The new messages make the new tail; the condition is the version read.
+        assert_eq!(sealing.after.tail.len(), 2);
+        assert_eq!(sealing.after.tail[0].message, plan.stored[0]);
+        assert_eq!(sealing.update.expected, current.record.version);
+        let max = sealed.iter().map(|m| m.id.as_str()).max().expect("sealed");
+        assert_eq!(
+            sealing.after.sealed_max.as_ref().map(|m| m.as_str()),
+            Some(max)
+        );
+        assert!(
+            sealing
+                .update
+                .set
+                .iter()
+                .any(|(name, value)| *name == SEALED_MAX_ID && *value == s(max))
+        );
+        let sizes: u64 = sealing
+            .chunks
+            .iter()
+            .chain(&sealing.markers)
+            .map(item_size)
+            .sum();
+        assert_eq!(sealing.total, sealing.after.item_size() + sizes);
+    }
+
+    #[test]
+    fn a_message_too_large_for_an_item_is_refused() {
+        let err = plan(&created(), texts(1, MAX_ITEM_SIZE as usize)).expect_err("too large");
+        assert_eq!(err.kind(), ErrorKind::TooLarge, "{err:?}");
+    }
+
+    #[test]
+    fn more_than_one_transaction_holds_seals_the_tail_first_or_is_refused() {
+        // 20 messages of 300 KB: 6 MB, over a transaction's 4 MB.
+        let big = texts(20, 300 * 1024);
+        let step = plan(&with_tail(3), big.clone()).expect("plans").step;
+        assert!(matches!(step, Step::SealTailFirst), "{step:?}");
+        let err = plan(&created(), big).expect_err("too large");
+        assert_eq!(err.kind(), ErrorKind::TooLarge, "{err:?}");
+    }
+
+    #[test]
+    fn an_append_holds_at_most_max_append_messages() {
+        assert!(check_append_count(MAX_APPEND_MESSAGES).is_ok());
+        let err = check_append_count(MAX_APPEND_MESSAGES + 1).expect_err("too many");
+        assert_eq!(err.kind(), ErrorKind::TooLarge, "{err:?}");
+    }
+}
