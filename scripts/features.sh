@@ -13,10 +13,11 @@
 #      turns something on fails here. This is `cargo hack --each-feature --no-dev-deps check`
 #      without cargo-hack, whose --no-dev-deps rewrites every Cargo.toml of the working tree
 #      while it runs.
-#   2. For a library with more than one feature, its doctests (the README included as its crate
-#      docs, and every doc comment) with the defaults and with each feature alone:
-#      `cargo test -p CRATE --doc --no-default-features --features F`. An example that needs
-#      a feature must say so (`#[cfg(feature = "..")]` in the example) to pass.
+#   2. For a library with features, its doctests (the README included as its crate docs, and
+#      every doc comment) with the defaults and, when it has more than one feature, with each
+#      feature alone: `cargo test -p CRATE --doc --no-default-features --features F` (the
+#      test step runs them with all features). An example that needs a feature must say so
+#      (`#[cfg(feature = "..")]` in the example) to pass.
 # The defaults of every crate on its own are built by test.sh's packaging step (the verified
 # `cargo package` builds each crate alone with its default features), so they are not
 # repeated here.
@@ -47,10 +48,13 @@ for p in packages:
     alone = [["--no-default-features", "--features", f] for f in named if [f] != default]
     for flags in ([["--no-default-features"]] if default else []) + alone:
         print(" ".join(["check", "-p", p["name"], *flags]))
-    # Doctests are a library'"'"'s (a binary-only crate has none).
+    # Doctests are a library'"'"'s (a binary-only crate has none). test.sh'"'"'s test step runs
+    # them with every feature: here with the defaults, and with each feature alone unless
+    # that is every feature.
     has_lib = any("lib" in t["kind"] or "proc-macro" in t["kind"] for t in p["targets"])
-    if has_lib and len(named) > 1:
-        for flags in [[]] + alone:
+    if has_lib and named:
+        doc_runs = ([] if sorted(default) == named else [[]]) + (alone if len(named) > 1 else [])
+        for flags in doc_runs:
             print(" ".join(["test", "-p", p["name"], "--doc", *flags]))
 ' "$@")
 runs=()

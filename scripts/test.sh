@@ -17,9 +17,9 @@
 #   5. cargo build of every example, bench and binary
 #   6. every feature on its own (scripts/features.sh): each published crate checked with each
 #      of its features alone (`cargo check -p CRATE --no-default-features --features F`, only
-#      that crate's dependencies resolved) and, for a crate with more than one feature, its
-#      doctests with the defaults and with each feature alone, so that an app enabling only
-#      the feature it needs builds, and every example says which feature it needs
+#      that crate's dependencies resolved) and, for a library with features, its doctests
+#      with the defaults (and with each feature alone when it has several), so that an app
+#      enabling only the feature it needs builds, and every example says which it needs
 #   7. packaging: scripts/msrv.sh --quick (no crate uses a language feature newer than its
 #      rust-version), then `cargo package` of every published crate, verified (each packaged
 #      crate is unpacked and built on its own, as the registry would), offline: crates of this
