@@ -245,14 +245,15 @@ mod dynamo;
 mod s3;
 mod sdk;
 
+pub use dynamo::builder::DynamoMessagesBuilder;
 pub use dynamo::{
-    DEFAULT_MAX_WRITE_ATTEMPTS, DEFAULT_SEEN_CACHE_BYTES, DynamoMessages, DynamoMessagesBuilder,
-    MAX_APPEND_MESSAGES, MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_WRITE_ATTEMPTS, DEFAULT_SEEN_CACHE_BYTES, DynamoMessages, MAX_APPEND_MESSAGES,
+    MAX_MESSAGE_BYTES,
 };
+pub use s3::builder::S3FilesBuilder;
 pub use s3::{
     DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, MAX_OBJECT_KEY_LEN, MAX_PART_SIZE, MAX_PARTS,
-    MAX_PREFIX_LEN, MAX_PRESIGNED_EXPIRY, MIN_PART_SIZE, S3Files, S3FilesBuilder,
-    content_disposition,
+    MAX_PREFIX_LEN, MAX_PRESIGNED_EXPIRY, MIN_PART_SIZE, S3Files, content_disposition,
 };
 
 /// The AWS SDK crates this one is built on, for building clients and configurations of

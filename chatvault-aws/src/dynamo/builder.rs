@@ -7,8 +7,22 @@ use aws_sdk_dynamodb::Client;
 use chatvault_core::{Error, Result};
 
 use super::DynamoMessages;
+use super::limits::DEFAULT_MAX_WRITE_ATTEMPTS;
+use super::seen::DEFAULT_SEEN_CACHE_BYTES;
 use super::table::Table;
 use crate::sdk::{ClientSettings, Source};
+
+impl DynamoMessages {
+    /// A builder for every other setting: endpoint, timeouts, retries, write attempts.
+    pub fn builder(table: impl Into<String>) -> DynamoMessagesBuilder {
+        DynamoMessagesBuilder {
+            table: table.into(),
+            settings: ClientSettings::default(),
+            max_write_attempts: DEFAULT_MAX_WRITE_ATTEMPTS,
+            seen_cache_bytes: DEFAULT_SEEN_CACHE_BYTES,
+        }
+    }
+}
 
 /// Builds a [`DynamoMessages`]; from [`DynamoMessages::builder`].
 #[derive(Clone, Debug)]

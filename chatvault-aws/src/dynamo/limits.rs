@@ -15,7 +15,7 @@ pub const MAX_APPEND_MESSAGES: usize = 49;
 /// 400 KB, which also holds its keys and attribute names.
 pub const MAX_MESSAGE_BYTES: u64 = 400 * 1024 - 1024;
 
-/// The default of [`DynamoMessagesBuilder::max_write_attempts`](super::DynamoMessagesBuilder::max_write_attempts).
+/// The default of [`DynamoMessagesBuilder::max_write_attempts`](crate::DynamoMessagesBuilder::max_write_attempts).
 pub const DEFAULT_MAX_WRITE_ATTEMPTS: u32 = 50;
 
 pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(5);

@@ -1,7 +1,7 @@
 //! [`DynamoMessages`]: conversations and messages in one DynamoDB table.
 
 mod backend;
-mod builder;
+pub(crate) mod builder;
 mod layout;
 mod limits;
 mod read;
@@ -18,12 +18,11 @@ use aws_sdk_dynamodb::Client;
 #[cfg(doc)]
 use chatvault_core::Error;
 
-pub use builder::DynamoMessagesBuilder;
 pub use limits::{DEFAULT_MAX_WRITE_ATTEMPTS, MAX_APPEND_MESSAGES, MAX_MESSAGE_BYTES};
 pub use seen::DEFAULT_SEEN_CACHE_BYTES;
 use table::Table;
 
-use crate::sdk::{self, ClientSettings};
+use crate::sdk;
 
 /// Conversations and their messages in one DynamoDB table.
 ///
@@ -40,9 +39,9 @@ use crate::sdk::{self, ClientSettings};
 ///   or before the sealed ones): ids already stored make the append a retry, answered
 ///   with the stored messages or [`Error::AlreadyExists`]. A consistent `GetItem` first
 ///   only for a conversation this backend has not written or read yet (see
-///   [`seen_cache_bytes`](DynamoMessagesBuilder::seen_cache_bytes)). A writer that lost
+///   [`seen_cache_bytes`](crate::DynamoMessagesBuilder::seen_cache_bytes)). A writer that lost
 ///   a race retries from the conversation as DynamoDB returned it with the failure, up
-///   to [`max_write_attempts`](DynamoMessagesBuilder::max_write_attempts), then answers
+///   to [`max_write_attempts`](crate::DynamoMessagesBuilder::max_write_attempts), then answers
 ///   [`Error::Conflict`]. At most [`MAX_APPEND_MESSAGES`] messages per call and 4 MB per
 ///   call (DynamoDB's transaction limits), each message at most [`MAX_MESSAGE_BYTES`]:
 ///   larger appends are refused with [`Error::TooLarge`] before anything is written
@@ -128,16 +127,6 @@ impl DynamoMessages {
                 DEFAULT_MAX_WRITE_ATTEMPTS,
                 DEFAULT_SEEN_CACHE_BYTES,
             ),
-        }
-    }
-
-    /// A builder for every other setting: endpoint, timeouts, retries, write attempts.
-    pub fn builder(table: impl Into<String>) -> DynamoMessagesBuilder {
-        DynamoMessagesBuilder {
-            table: table.into(),
-            settings: ClientSettings::default(),
-            max_write_attempts: DEFAULT_MAX_WRITE_ATTEMPTS,
-            seen_cache_bytes: DEFAULT_SEEN_CACHE_BYTES,
         }
     }
 

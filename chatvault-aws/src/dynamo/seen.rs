@@ -13,7 +13,7 @@ use super::layout::item::{
     item_size,
 };
 
-/// The default of [`DynamoMessagesBuilder::seen_cache_bytes`](super::DynamoMessagesBuilder::seen_cache_bytes).
+/// The default of [`DynamoMessagesBuilder::seen_cache_bytes`](crate::DynamoMessagesBuilder::seen_cache_bytes).
 pub const DEFAULT_SEEN_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Bytes an entry costs beyond its record's item size (key, map slot, struct).

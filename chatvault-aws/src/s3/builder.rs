@@ -15,6 +15,22 @@ use super::{
 };
 use crate::sdk::{self, ClientSettings, Source};
 
+impl S3Files {
+    /// A builder for every other setting: endpoint, path style, timeouts, retries,
+    /// checksums, key prefix, multipart sizes.
+    pub fn builder(bucket: impl Into<String>) -> S3FilesBuilder {
+        S3FilesBuilder {
+            bucket: bucket.into(),
+            settings: ClientSettings::default(),
+            force_path_style: None,
+            checksums_when_required: false,
+            prefix: None,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+}
+
 /// Builds an [`S3Files`]; from [`S3Files::builder`].
 #[derive(Clone, Debug)]
 #[must_use = "call .build().await"]
@@ -29,19 +45,6 @@ pub struct S3FilesBuilder {
 }
 
 impl S3FilesBuilder {
-    /// The builder of [`S3Files::builder`].
-    pub(super) fn new(bucket: String) -> Self {
-        S3FilesBuilder {
-            bucket,
-            settings: ClientSettings::default(),
-            force_path_style: None,
-            checksums_when_required: false,
-            prefix: None,
-            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
-            part_size: DEFAULT_PART_SIZE,
-        }
-    }
-
     /// Starts from a loaded SDK configuration (default: loaded from the environment at
     /// [`build`](Self::build)).
     pub fn sdk_config(mut self, sdk: &SdkConfig) -> Self {

@@ -1,7 +1,7 @@
 //! [`S3Files`]: attachments in an S3 bucket (or any S3-compatible store).
 
 mod backend;
-mod builder;
+pub(crate) mod builder;
 mod upload;
 mod urls;
 
@@ -14,8 +14,6 @@ use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::BucketLocationConstraint;
 use bytes::Bytes;
 use chatvault_core::{Error, Result, StorageKey, keys};
-
-pub use builder::S3FilesBuilder;
 
 use crate::sdk::{self, sdk_error};
 
@@ -39,7 +37,7 @@ pub const MAX_OBJECT_KEY_LEN: usize = 1024;
 /// [`keys::MAX_SEGMENT_LEN`] bytes, a file name of at most [`keys::MAX_KEY_FILENAME_LEN`],
 /// and three `/`.
 const MAX_STORAGE_KEY_LEN: usize = 3 * keys::MAX_SEGMENT_LEN + keys::MAX_KEY_FILENAME_LEN + 3;
-/// The longest key prefix [`S3FilesBuilder::prefix`] takes, in bytes, without its trailing
+/// The longest key prefix [`S3FilesBuilder::prefix`](crate::S3FilesBuilder::prefix) takes, in bytes, without its trailing
 /// `/`: with it, every key [`keys::storage_key`] makes still fits S3's
 /// [`MAX_OBJECT_KEY_LEN`].
 pub const MAX_PREFIX_LEN: usize = MAX_OBJECT_KEY_LEN - MAX_STORAGE_KEY_LEN - 1;
@@ -134,12 +132,6 @@ impl S3Files {
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             part_size: DEFAULT_PART_SIZE,
         }
-    }
-
-    /// A builder for every other setting: endpoint, path style, timeouts, retries,
-    /// checksums, key prefix, multipart sizes.
-    pub fn builder(bucket: impl Into<String>) -> S3FilesBuilder {
-        S3FilesBuilder::new(bucket.into())
     }
 
     /// The SDK client.
