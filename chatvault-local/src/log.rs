@@ -370,7 +370,23 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
     if frame_crc(len, payload) != crc {
         return Ok(FrameAt::Damaged);
     }
-    let offset = base + pos as u64;
+    let (at, body) = decode_body(path, payload, base + pos as u64, base + start as u64)?;
+    Ok(FrameAt::Valid(DecodedFrame {
+        at,
+        body,
+        crc,
+        end: base + (start + len as usize) as u64,
+    }))
+}
+
+/// The time and body of the checksummed payload of the record at log offset `offset`,
+/// whose payload starts at log offset `payload_at`.
+fn decode_body(
+    path: &Path,
+    payload: &[u8],
+    offset: u64,
+    payload_at: u64,
+) -> Result<(DateTime<Utc>, Body)> {
     let bad = |reason: String| {
         corrupt(CorruptData::new(
             path,
@@ -386,7 +402,6 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
             e,
         ))
     })?;
-    let end = base + (start + len as usize) as u64;
     match (meta.v, meta.k.as_deref()) {
         (RECORD_VERSION, None) => {}
         (STATE_VERSION, Some(STATE_KIND)) => {
@@ -401,12 +416,7 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
             if lines.next().is_some() || meta.n != 1 {
                 return Err(bad("a state record with more than one line".into()));
             }
-            return Ok(FrameAt::Valid(DecodedFrame {
-                at: meta.at,
-                body: Body::State(Box::new(state)),
-                crc,
-                end,
-            }));
+            return Ok((meta.at, Body::State(Box::new(state))));
         }
         (STATE_VERSION, Some(EDIT_KIND)) => {
             let line = lines.next().unwrap_or_default();
@@ -417,9 +427,8 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
                     e,
                 ))
             })?;
-            let line_start = start + meta_line.len() + 1;
             let entry = IndexEntry {
-                offset: base + line_start as u64,
+                offset: payload_at + meta_line.len() as u64 + 1,
                 len: line.len() as u32,
                 crc: crc32fast::hash(line),
             };
@@ -434,12 +443,8 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
             if lines.next().is_some() || meta.n != 1 {
                 return Err(bad("an edit record with more than two lines".into()));
             }
-            return Ok(FrameAt::Valid(DecodedFrame {
-                at: meta.at,
-                body: Body::Edit(Box::new(message), entry, Box::new(record.record)),
-                crc,
-                end,
-            }));
+            let body = Body::Edit(Box::new(message), entry, Box::new(record.record));
+            return Ok((meta.at, body));
         }
         (v, k) => {
             return Err(bad(format!(
@@ -450,7 +455,7 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
     }
     let mut messages = Vec::with_capacity(meta.n.min(1 << 20) as usize);
     let mut entries = Vec::with_capacity(messages.capacity());
-    let mut line_start = start + meta_line.len() + 1;
+    let mut line_start = payload_at + meta_line.len() as u64 + 1;
     for line in lines {
         let message: Message = serde_json::from_slice(line).map_err(|e| {
             corrupt(CorruptData::with_source(
@@ -461,11 +466,11 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
         })?;
         messages.push(message);
         entries.push(IndexEntry {
-            offset: base + line_start as u64,
+            offset: line_start,
             len: line.len() as u32,
             crc: crc32fast::hash(line),
         });
-        line_start += line.len() + 1;
+        line_start += line.len() as u64 + 1;
     }
     if messages.len() as u64 != meta.n {
         return Err(bad(format!(
@@ -474,12 +479,7 @@ pub(crate) fn decode_frame(path: &Path, buf: &[u8], pos: usize, base: u64) -> Re
             messages.len()
         )));
     }
-    Ok(FrameAt::Valid(DecodedFrame {
-        at: meta.at,
-        body: Body::Messages(messages, entries),
-        crc,
-        end,
-    }))
+    Ok((meta.at, Body::Messages(messages, entries)))
 }
 
 #[cfg(test)]
