@@ -1,0 +1,303 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod aws;
+mod error;
+mod moving;
+mod nofiles;
+mod output;
+mod read;
+mod url;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chatvault_archive::Scope;
+use chatvault_core::{ConversationId, UserId};
+use clap::{Args, Parser, Subcommand};
+
+pub use error::{
+    CliError, EXIT_DAMAGE, EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Result,
+};
+pub use url::{Open, StoreUrl, open_store};
+
+/// The `chatvault` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chatvault",
+    version,
+    about = "Look at, export, import, copy and verify ChatVault stores."
+)]
+#[command(
+    after_help = "Exit codes: 0 done (verify: clean), 1 failure, 2 usage error, \
+                        3 store unreachable, 4 damage found."
+)]
+pub struct Cli {
+    /// The store: memory:, local:DIR, sqlite:FILE[?files=DIR],
+    /// postgres://..[?files=DIR], dynamodb://TABLE?bucket=..&region=..
+    #[arg(long, global = true, env = "CHATVAULT_STORE")]
+    pub store: Option<String>,
+    /// More log output on standard error (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Which conversations an export or copy covers (default: all).
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// Only this owner's conversations.
+    #[arg(long, conflicts_with = "conversation")]
+    pub owner: Option<String>,
+    /// Only this conversation.
+    #[arg(long)]
+    pub conversation: Option<String>,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Counts: conversations, messages, attachments, bytes, owners.
+    Stat {
+        /// Only this owner's conversations.
+        #[arg(long)]
+        owner: Option<String>,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A page of conversations, newest activity first.
+    Ls {
+        /// Only this owner's (default: every owner's).
+        #[arg(long)]
+        owner: Option<String>,
+        /// How many.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        /// Continue after this cursor (printed on standard error after a full page).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Include archived conversations.
+        #[arg(long)]
+        archived: bool,
+        /// JSON Lines: one conversation summary per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One conversation: its record, attachments and messages.
+    Show {
+        /// The conversation's id.
+        id: String,
+        /// Only the last N messages.
+        #[arg(short = 'n', long)]
+        last: Option<usize>,
+        /// JSON Lines: the head, then one message per line (the archive's form).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Writes an archive: a directory, a .tar file, or `-` (a tar on standard output).
+    Export {
+        /// Which conversations.
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Where (a new or empty directory, a new PATH.tar, or -); default
+        /// chatvault-export-TIME.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Imports an archive (directory or .tar) into the store; adds only what is missing.
+    Import {
+        /// The archive.
+        archive: PathBuf,
+        /// Only say what would be added.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Copies conversations from store SRC to store DST (URLs); resumable.
+    Copy {
+        /// The source store's URL.
+        src: String,
+        /// The destination store's URL.
+        dst: String,
+        /// Which conversations.
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Only say what would be added.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Reads everything and checks it; exit code 4 when anything is damaged.
+    Verify {
+        /// Also read every attachment's bytes and check their SHA-256.
+        #[arg(long)]
+        read_blobs: bool,
+        /// Verify this archive instead of the store.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses the command line, runs it, and returns the exit code (printing any error).
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chatvault: cannot start: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chatvault: {e}");
+            e.exit()
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHATVAULT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Stat { owner, json } => {
+            let owner = owner.as_deref().map(parse_user).transpose()?;
+            let store = store(cli.store.as_deref(), Open::Existing).await?;
+            read::stat(&store, owner, json).await
+        }
+        Command::Ls {
+            owner,
+            limit,
+            cursor,
+            archived,
+            json,
+        } => {
+            let owner = owner.as_deref().map(parse_user).transpose()?;
+            let store = store(cli.store.as_deref(), Open::Existing).await?;
+            read::ls(&store, owner.as_ref(), limit, cursor, archived, json).await
+        }
+        Command::Show { id, last, json } => {
+            let id = parse_conversation(&id)?;
+            let store = store(cli.store.as_deref(), Open::Existing).await?;
+            read::show(&store, &id, last, json).await
+        }
+        Command::Export { scope, output } => {
+            let scope = parse_scope(&scope)?;
+            let store = store(cli.store.as_deref(), Open::Existing).await?;
+            let to = output.unwrap_or_else(moving::default_export_path);
+            moving::export(&store, scope, &to, quiet).await
+        }
+        Command::Import { archive, dry_run } => {
+            // The archive first: an unreadable one leaves the store untouched (not even
+            // created).
+            let archive = moving::open_archive(&archive)?;
+            let mode = if dry_run {
+                Open::Existing
+            } else {
+                Open::Create
+            };
+            let store = store(cli.store.as_deref(), mode).await?;
+            moving::import(&archive, &store, dry_run, quiet).await
+        }
+        Command::Copy {
+            src,
+            dst,
+            scope,
+            dry_run,
+        } => {
+            let scope = parse_scope(&scope)?;
+            let (src_url, dst_url) = (StoreUrl::parse(&src)?, StoreUrl::parse(&dst)?);
+            if src_url == dst_url {
+                return Err(CliError::Usage("SRC and DST are the same store".into()));
+            }
+            let src = open_store(&src_url, Open::Existing).await?;
+            let mode = if dry_run {
+                Open::Existing
+            } else {
+                Open::Create
+            };
+            let dst = open_store(&dst_url, mode).await?;
+            moving::copy(&src, &dst, scope, dry_run, quiet).await
+        }
+        Command::Verify {
+            read_blobs,
+            archive,
+            json,
+        } => match archive {
+            Some(path) => {
+                let archive = moving::open_archive(&path)?;
+                moving::verify(
+                    moving::VerifyTarget::Archive(&archive),
+                    read_blobs,
+                    json,
+                    quiet,
+                )
+                .await
+            }
+            None => {
+                let store = store(cli.store.as_deref(), Open::Existing).await?;
+                moving::verify(moving::VerifyTarget::Store(&store), read_blobs, json, quiet).await
+            }
+        },
+    }
+}
+
+async fn store(url: Option<&str>, mode: Open) -> Result<chatvault_archive::Store> {
+    let url = url.ok_or_else(|| {
+        CliError::Usage("no store: give --store URL or set CHATVAULT_STORE".into())
+    })?;
+    open_store(&StoreUrl::parse(url)?, mode).await
+}
+
+fn parse_user(s: &str) -> Result<UserId> {
+    s.parse()
+        .map_err(|e| CliError::Usage(format!("bad owner {s:?}: {e}")))
+}
+
+fn parse_conversation(s: &str) -> Result<ConversationId> {
+    ConversationId::parse(s).map_err(|e| CliError::Usage(format!("bad conversation id {s:?}: {e}")))
+}
+
+fn parse_scope(args: &ScopeArgs) -> Result<Scope> {
+    Ok(match (&args.owner, &args.conversation) {
+        (Some(owner), _) => Scope::Owner(parse_user(owner)?),
+        (None, Some(id)) => Scope::Conversation(parse_conversation(id)?),
+        (None, None) => Scope::All,
+    })
+}

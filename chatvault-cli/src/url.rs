@@ -1,0 +1,330 @@
+//! Store URLs: which backends a `--store` names, and opening them.
+
+use std::path::{Path, PathBuf};
+
+use chatvault_archive::Store;
+use chatvault_local::{LocalFiles, LocalMessages};
+use chatvault_memory::{MemoryFiles, MemoryMessages};
+
+use crate::error::{CliError, Result};
+use crate::nofiles::NoFiles;
+
+/// A parsed store URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreUrl {
+    /// `memory:`: an empty in-memory store that lives as long as the command (for tests).
+    Memory,
+    /// `local:DIR`: `LocalMessages` in `DIR/messages`, `LocalFiles` in `DIR/files`.
+    Local(PathBuf),
+    /// `sqlite:FILE[?files=DIR]`: `SqliteMessages` in `FILE`, attachments in `LocalFiles`
+    /// in `DIR` (default `FILE.files`).
+    Sqlite {
+        /// The database file.
+        file: PathBuf,
+        /// The attachments' directory.
+        files: PathBuf,
+    },
+    /// `postgres://..[?..&files=DIR]`: `PostgresMessages`; attachments in `LocalFiles` in
+    /// `DIR` when given (without it, attachments cannot be written).
+    Postgres {
+        /// The connection URL, `files` removed.
+        url: String,
+        /// The attachments' directory, if any.
+        files: Option<PathBuf>,
+    },
+    /// `dynamodb://TABLE?bucket=B[&region=R]`: `DynamoMessages` in table `TABLE`,
+    /// `S3Files` in bucket `B`, with the standard AWS environment (credentials, endpoint).
+    Dynamo {
+        /// The DynamoDB table.
+        table: String,
+        /// The S3 bucket.
+        bucket: String,
+        /// The AWS region, if not from the environment.
+        region: Option<String>,
+    },
+}
+
+impl StoreUrl {
+    /// Parses a store URL; a bad one is [`CliError::Usage`] saying which forms exist.
+    pub fn parse(url: &str) -> Result<Self> {
+        let usage = |why: &str| {
+            CliError::Usage(format!(
+                "bad store URL {url:?}: {why}; use memory:, local:DIR, sqlite:FILE, \
+                 postgres://.. or dynamodb://TABLE?bucket=..&region=.."
+            ))
+        };
+        if url == "memory:" {
+            return Ok(StoreUrl::Memory);
+        }
+        if let Some(dir) = url.strip_prefix("local:") {
+            if dir.is_empty() {
+                return Err(usage("local: needs a directory"));
+            }
+            return Ok(StoreUrl::Local(PathBuf::from(dir)));
+        }
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let (file, files) = split_files(rest);
+            let file = file.as_str();
+            if file.is_empty() {
+                return Err(usage("sqlite: needs a file"));
+            }
+            let file = PathBuf::from(file);
+            let files = files.unwrap_or_else(|| PathBuf::from(format!("{}.files", file.display())));
+            return Ok(StoreUrl::Sqlite { file, files });
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let (url, files) = split_files(url);
+            return Ok(StoreUrl::Postgres { url, files });
+        }
+        if let Some(rest) = url.strip_prefix("dynamodb://") {
+            return parse_dynamo(rest).map_err(|why| usage(&why));
+        }
+        Err(usage("unknown scheme"))
+    }
+
+    /// The URL as shown in messages: a PostgreSQL password is hidden.
+    pub fn display(&self) -> String {
+        match self {
+            StoreUrl::Memory => "memory:".to_owned(),
+            StoreUrl::Local(dir) => format!("local:{}", dir.display()),
+            StoreUrl::Sqlite { file, .. } => format!("sqlite:{}", file.display()),
+            StoreUrl::Postgres { url, .. } => hide_password(url),
+            StoreUrl::Dynamo { table, bucket, .. } => format!("dynamodb://{table}?bucket={bucket}"),
+        }
+    }
+}
+
+/// Splits a `files=DIR` parameter off a URL's query; the other parameters stay.
+fn split_files(url: &str) -> (String, Option<PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut files = None;
+    let mut kept = Vec::new();
+    for kv in query.split('&') {
+        match kv.strip_prefix("files=") {
+            Some(dir) => files = Some(PathBuf::from(dir)),
+            None => kept.push(kv),
+        }
+    }
+    if kept.is_empty() {
+        (base.to_owned(), files)
+    } else {
+        (format!("{base}?{}", kept.join("&")), files)
+    }
+}
+
+fn parse_dynamo(rest: &str) -> std::result::Result<StoreUrl, String> {
+    let (table, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if table.is_empty() {
+        return Err("dynamodb:// needs a table name".into());
+    }
+    let mut bucket = None;
+    let mut region = None;
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        match kv.split_once('=') {
+            Some(("bucket", v)) if !v.is_empty() => bucket = Some(v.to_owned()),
+            Some(("region", v)) if !v.is_empty() => region = Some(v.to_owned()),
+            _ => return Err(format!("unknown parameter {kv:?} (bucket=, region=)")),
+        }
+    }
+    let bucket = bucket.ok_or("dynamodb:// needs ?bucket=BUCKET for the attachments")?;
+    Ok(StoreUrl::Dynamo {
+        table: table.to_owned(),
+        bucket,
+        region,
+    })
+}
+
+fn hide_password(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if scheme < at => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Whether to create a store that does not exist yet (a destination), or to refuse
+/// (a source: reading must not create anything).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Open {
+    /// Read an existing store; a missing one is [`CliError::Unreachable`].
+    Existing,
+    /// Create the store if it does not exist.
+    Create,
+}
+
+/// Opens the store `url` names.
+pub async fn open_store(url: &StoreUrl, mode: Open) -> Result<Store> {
+    let unreachable = |source: chatvault_core::Error| CliError::Unreachable {
+        url: url.display(),
+        source,
+    };
+    let missing = |path: &Path| {
+        unreachable(chatvault_core::Error::NotFound {
+            kind: "store",
+            id: path.display().to_string(),
+        })
+    };
+    match url {
+        StoreUrl::Memory => Ok(Store::new(MemoryMessages::new(), MemoryFiles::new())),
+        StoreUrl::Local(dir) => {
+            if mode == Open::Existing && !dir.join("messages").is_dir() {
+                return Err(missing(dir));
+            }
+            let messages = LocalMessages::open(dir.join("messages")).map_err(unreachable)?;
+            let files = LocalFiles::new(dir.join("files")).map_err(unreachable)?;
+            Ok(Store::new(messages, files))
+        }
+        StoreUrl::Sqlite { file, files } => {
+            if mode == Open::Existing && !file.is_file() {
+                return Err(missing(file));
+            }
+            let messages = open_sqlite(file).await.map_err(unreachable)?;
+            Ok(Store {
+                messages,
+                files: local_files(files, mode).map_err(unreachable)?,
+            })
+        }
+        StoreUrl::Postgres { url: pg, files } => {
+            let messages = open_postgres(pg).await.map_err(unreachable)?;
+            let files = match files {
+                Some(dir) => local_files(dir, mode).map_err(unreachable)?,
+                None => std::sync::Arc::new(NoFiles),
+            };
+            Ok(Store { messages, files })
+        }
+        StoreUrl::Dynamo {
+            table,
+            bucket,
+            region,
+        } => crate::aws::open(table, bucket, region.as_deref(), mode == Open::Create)
+            .await
+            .map_err(unreachable),
+    }
+}
+
+type Files = std::sync::Arc<dyn chatvault_core::FilesBackend>;
+
+/// `LocalFiles` in `dir`; for a source whose directory does not exist, a files backend
+/// that holds nothing (reading creates no directory).
+fn local_files(dir: &Path, mode: Open) -> chatvault_core::Result<Files> {
+    if mode == Open::Existing && !dir.is_dir() {
+        return Ok(std::sync::Arc::new(NoFiles));
+    }
+    Ok(std::sync::Arc::new(LocalFiles::new(dir)?))
+}
+
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(
+    file: &Path,
+) -> chatvault_core::Result<std::sync::Arc<dyn chatvault_core::MessagesBackend>> {
+    let url = format!("sqlite://{}", file.display());
+    Ok(std::sync::Arc::new(
+        chatvault_sql::SqliteMessages::connect(&url).await?,
+    ))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn open_sqlite(
+    _: &Path,
+) -> chatvault_core::Result<std::sync::Arc<dyn chatvault_core::MessagesBackend>> {
+    Err(not_built("sqlite"))
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(
+    url: &str,
+) -> chatvault_core::Result<std::sync::Arc<dyn chatvault_core::MessagesBackend>> {
+    Ok(std::sync::Arc::new(
+        chatvault_sql::PostgresMessages::connect(url).await?,
+    ))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(
+    _: &str,
+) -> chatvault_core::Result<std::sync::Arc<dyn chatvault_core::MessagesBackend>> {
+    Err(not_built("postgres"))
+}
+
+/// The error for a backend this binary was built without.
+#[cfg_attr(
+    all(feature = "sqlite", feature = "postgres", feature = "aws"),
+    allow(dead_code)
+)]
+pub(crate) fn not_built(feature: &'static str) -> chatvault_core::Error {
+    chatvault_core::Error::not_supported(
+        "this chatvault build",
+        match feature {
+            "sqlite" => "sqlite: stores (built without the `sqlite` feature)",
+            "postgres" => "postgres:// stores (built without the `postgres` feature)",
+            _ => "dynamodb:// stores (built without the `aws` feature)",
+        },
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_form_parses() {
+        assert_eq!(StoreUrl::parse("memory:").unwrap(), StoreUrl::Memory);
+        assert_eq!(
+            StoreUrl::parse("local:./data").unwrap(),
+            StoreUrl::Local("./data".into())
+        );
+        assert_eq!(
+            StoreUrl::parse("sqlite:///tmp/a.db?files=/srv/f").unwrap(),
+            StoreUrl::Sqlite {
+                file: "/tmp/a.db".into(),
+                files: "/srv/f".into()
+            }
+        );
+        assert_eq!(
+            StoreUrl::parse("postgres://u:secret@h/db?sslmode=require&files=/f").unwrap(),
+            StoreUrl::Postgres {
+                url: "postgres://u:secret@h/db?sslmode=require".into(),
+                files: Some("/f".into())
+            }
+        );
+        assert_eq!(
+            StoreUrl::parse("dynamodb://Chats?bucket=b&region=eu-north-1").unwrap(),
+            StoreUrl::Dynamo {
+                table: "Chats".into(),
+                bucket: "b".into(),
+                region: Some("eu-north-1".into())
+            }
+        );
+    }
+
+    #[test]
+    fn bad_forms_are_usage_errors_that_say_why() {
+        for (url, why) in [
+            ("local:", "needs a directory"),
+            ("sqlite:", "needs a file"),
+            ("dynamodb://T", "bucket"),
+            ("dynamodb://T?bucket=b&colour=red", "unknown parameter"),
+            ("mysql://x", "unknown scheme"),
+        ] {
+            let err = StoreUrl::parse(url).unwrap_err();
+            assert!(matches!(err, CliError::Usage(_)), "{url}");
+            assert!(err.to_string().contains(why), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_password_is_never_shown() {
+        let url = StoreUrl::parse("postgres://me:hunter2@db.example/app").unwrap();
+        assert_eq!(url.display(), "postgres://me:***@db.example/app");
+    }
+}

@@ -1,0 +1,284 @@
+//! The `chatvault` binary driven as a user would.
+#![allow(clippy::unwrap_used)] // test helpers may unwrap
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use chatvault_core::{ChatVault, Role};
+use chatvault_local::{LocalFiles, LocalMessages};
+
+fn chatvault() -> Command {
+    let mut cmd = Command::cargo_bin("chatvault").unwrap();
+    cmd.env_remove("CHATVAULT_STORE")
+        .env_remove("CHATVAULT_LOG");
+    cmd
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A local store with two owners' conversations and one attachment.
+fn make_store(dir: &Path) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let vault = ChatVault::new(
+            LocalMessages::open(dir.join("messages")).unwrap(),
+            LocalFiles::new(dir.join("files")).unwrap(),
+        );
+        for (owner, n) in [("alice", 3), ("bob", 2)] {
+            let user = owner.parse().unwrap();
+            let mut c = vault.create_conversation(Some(&user)).await.unwrap();
+            for i in 0..n {
+                c.add_message(Role::User, format!("{owner} says {i}"))
+                    .await
+                    .unwrap();
+            }
+            if owner == "alice" {
+                c.attach_file("a.bin", vec![1u8; 5_000], "application/octet-stream")
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    format!("local:{}", dir.display())
+}
+
+fn entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn a_bad_url_is_a_usage_error_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = chatvault()
+        .current_dir(tmp.path())
+        .args(["--store", "ftp://nowhere", "stat"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bad store URL \"ftp://nowhere\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("local:DIR"),
+        "names the forms: {}",
+        stderr(&out)
+    );
+    let out = chatvault()
+        .current_dir(tmp.path())
+        .arg("stat")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("CHATVAULT_STORE"), "{}", stderr(&out));
+    let out = chatvault().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(entries(tmp.path()), 0);
+}
+
+#[test]
+fn a_missing_store_is_unreachable_and_is_not_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope");
+    for args in [vec!["stat"], vec!["verify"], vec!["ls"]] {
+        let out = chatvault()
+            .env("CHATVAULT_STORE", format!("local:{}", missing.display()))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("cannot open store"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let db = tmp.path().join("none.db");
+    let out = chatvault()
+        .args(["--store", &format!("sqlite:{}", db.display()), "stat"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(entries(tmp.path()), 0, "nothing was created");
+}
+
+#[test]
+fn an_unreadable_archive_is_damage_and_the_store_is_not_touched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let garbage = tmp.path().join("garbage.tar");
+    std::fs::write(&garbage, vec![0x5a; 3000]).unwrap();
+    let dst = tmp.path().join("dst");
+    let out = chatvault()
+        .args(["--store", &format!("local:{}", dst.display()), "import"])
+        .arg(&garbage)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a readable archive"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dst.exists(), "the destination store was created");
+
+    let empty_dir = tmp.path().join("empty");
+    std::fs::create_dir(&empty_dir).unwrap();
+    let out = chatvault()
+        .args(["--store", &format!("local:{}", dst.display()), "import"])
+        .arg(&empty_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no manifest.json"),
+        "{}",
+        stderr(&out)
+    );
+    let out = chatvault()
+        .args(["--store", "memory:", "import", "/no/such/archive"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!dst.exists());
+}
+
+#[test]
+fn stat_ls_show_export_import_copy_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = make_store(&tmp.path().join("src"));
+    let out = chatvault()
+        .args(["--store", &src, "stat", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stat: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(stat["conversations"], 2);
+    assert_eq!(stat["messages"], 5);
+    assert_eq!(stat["attachment_bytes"], 5_000);
+    assert_eq!(stat["owners"], 2);
+
+    let out = chatvault()
+        .args(["--store", &src, "ls", "--owner", "alice", "--json"])
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    let id = lines[0]["id"].as_str().unwrap().to_owned();
+    let out = chatvault()
+        .args(["--store", &src, "show", &id, "-n", "2"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("[2] user: alice says 1") && text.contains("[3] user: alice says 2"),
+        "{text}"
+    );
+    assert!(!text.contains("[1] "), "only the last 2: {text}");
+
+    let archive = tmp.path().join("backup.tar");
+    let out = chatvault()
+        .args(["--store", &src, "export", "-o"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("exported 2 conversations, 5 messages"),
+        "{}",
+        stderr(&out)
+    );
+
+    let db = format!("sqlite:{}", tmp.path().join("app.db").display());
+    let out = chatvault()
+        .args(["--store", &db, "import"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("added 2 conversations"),
+        "{}",
+        stderr(&out)
+    );
+    let out = chatvault()
+        .args(["--store", &db, "import"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing to add"), "{}", stderr(&out));
+
+    let db2 = format!("sqlite:{}", tmp.path().join("copy.db").display());
+    let out = chatvault().args(["copy", &src, &db2]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = chatvault().args(["copy", &src, &db2]).output().unwrap();
+    assert!(stderr(&out).contains("nothing to add"), "{}", stderr(&out));
+
+    let out = chatvault()
+        .args(["--store", &db2, "verify", "--read-blobs", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        (report["clean"].as_bool(), report["messages"].as_u64()),
+        (Some(true), Some(5))
+    );
+
+    // Damage: one attachment's bytes changed.
+    let files_dir = tmp.path().join("copy.db.files");
+    let blob = find_file(&files_dir.join("data")).expect("an attachment file");
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    let out = chatvault()
+        .args(["--store", &db2, "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "same size: only --read-blobs sees it"
+    );
+    let out = chatvault()
+        .args(["--store", &db2, "verify", "--read-blobs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
+    assert!(stdout(&out).contains("DAMAGE"), "{}", stdout(&out));
+    let out = chatvault()
+        .args(["verify", "--archive"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+fn find_file(dir: &Path) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_file() {
+            return Some(path);
+        }
+        if let Some(found) = find_file(&path) {
+            return Some(found);
+        }
+    }
+    None
+}
