@@ -168,7 +168,7 @@ pub(super) async fn get_message(
     params(SearchQuery),
     responses(
         (status = 200, description = "Hits, best first", body = SearchPage),
-        (status = 400, description = "Blank or too long a query", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A query that is blank, over 1024 bytes, or holds a control character (other than tab, CR, LF)", body = Problem, content_type = "application/problem+json"),
         NoIdentity,
         (status = 501, description = "The messages backend has no search", body = Problem, content_type = "application/problem+json"),
     )
