@@ -31,7 +31,7 @@ impl Table {
     }
 
     /// [`seen_with_files`](Self::seen_with_files), as a reader of the record sees it.
-    pub(crate) fn writable(
+    fn writable(
         &self,
         id: &ConversationId,
         item: Option<Item>,

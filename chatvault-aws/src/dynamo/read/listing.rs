@@ -63,7 +63,7 @@ impl Table {
 
     /// Up to `want` summaries of one GSI partition, newest activity first, strictly after
     /// `after` (an activity key).
-    pub(crate) async fn query_index(
+    async fn query_index(
         &self,
         index: &'static str,
         hash_attribute: &'static str,

@@ -142,7 +142,7 @@ impl Table {
 
     /// Deletes every item under the conversation's key but the conversation item
     /// (messages and id markers). Idempotent.
-    pub(crate) async fn delete_message_items(&self, id: &ConversationId) -> Result<()> {
+    async fn delete_message_items(&self, id: &ConversationId) -> Result<()> {
         let deletes = self
             .all_keys(id)
             .await?
@@ -199,7 +199,7 @@ impl Table {
         }
     }
 
-    pub(crate) fn delete_request(key: Item) -> Result<WriteRequest> {
+    fn delete_request(key: Item) -> Result<WriteRequest> {
         Ok(WriteRequest::builder()
             .delete_request(
                 DeleteRequest::builder()

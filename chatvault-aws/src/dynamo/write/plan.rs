@@ -180,7 +180,7 @@ fn sealing_attributes(
 /// sealed before) into chunk items with an id marker each, leaves `tail` in the
 /// conversation item, and sets `set` on it (the record written is `record`), against
 /// `current`.
-pub(crate) fn plan_sealing(
+fn plan_sealing(
     id: &ConversationId,
     current: &Seen,
     record: ConversationRecord,

@@ -175,7 +175,7 @@ impl Table {
     /// When the write's answer was lost, the conversation is read again: if its version
     /// is at least the one written and `holds` says it carries the change, the write
     /// committed.
-    pub(crate) async fn modify<T>(
+    async fn modify<T>(
         &self,
         op: Op<'_>,
         mut change: impl FnMut(
