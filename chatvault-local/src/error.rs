@@ -66,8 +66,9 @@ impl std::error::Error for IoError {
 
 /// Stored data this crate cannot read: a damaged file, or one written by a newer release.
 ///
-/// Reported as [`Error::Corrupt`] (its location is [`CorruptData::path`]). A torn *last* record of a message log (an append cut short by a crash) is not
-/// corruption: it is ignored and repaired silently.
+/// Reported as [`Error::Corrupt`] (its location is [`CorruptData::path`]). A torn *last*
+/// record of a message log (an append cut short by a crash) is not corruption: it is
+/// ignored and repaired silently.
 #[derive(Debug)]
 pub struct CorruptData {
     path: PathBuf,

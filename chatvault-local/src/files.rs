@@ -47,49 +47,21 @@ const TMP: &str = "tmp";
 
 /// Attachment bytes stored as files under a root directory.
 ///
-/// A key `u/c/f/name.pdf` is the file `ROOT/data/u/c/f/name.pdf`; its content type is kept
-/// in `ROOT/meta/u/c/f/name.pdf`, a separate tree no key can reach. A [`StorageKey`] is a
-/// relative path of plain segments, so none can leave `ROOT/data`. Writes are atomic (temp file in
-/// `ROOT/tmp`, fsync, rename, fsync of the directory): a reader sees the old bytes or the
-/// new, and a failed or abandoned upload leaves nothing under its key.
-///
-/// The data tree alone says which keys exist. A content-type file records the identity
-/// of the data file it was written for (inode, size and modification time) and counts
-/// only while that file is the key's data, so a content-type file left behind (by a
-/// crash, a failed upload or a race) is never taken for another upload's, never makes a
-/// data operation fail, and is removed by the next upload that needs its place. In a
-/// copy of the store (where every inode differs; the content-type file knows its own
-/// inode, so it can tell) a data file is recognised by its key and size, so copies and
-/// restored backups keep their content types.
+/// A key `u/c/f/name.pdf` is the file `ROOT/data/u/c/f/name.pdf`, its content type kept
+/// apart in `ROOT/meta/`. Writes are atomic: a reader sees the old bytes or the new, and
+/// a failed or abandoned upload leaves nothing under its key.
 ///
 /// Like a file system (and unlike S3), a key cannot be both a file and the "directory" of
 /// another key: with `a/b` stored, uploading `a` fails with [`Error::InvalidInput`], and
 /// the other way round, also when the two uploads run at the same time. Keys made by
-/// [`keys::storage_key`](chatvault_core::keys::storage_key) always have four segments and never collide that way.
+/// [`keys::storage_key`](chatvault_core::keys::storage_key) always have four segments
+/// and never collide that way.
 ///
-/// # Links are never followed
-///
-/// A symbolic link planted anywhere inside the store (in place of `data`, `meta` or
-/// `tmp`, of any directory on a key's way, or of a key's file), or a key's file that has
-/// other hard links, is never followed, written through, removed or replaced: every
-/// operation that meets one fails with [`Error::PermissionDenied`] naming the link's path
-/// (its source is an [`IoError`](crate::IoError) on that path).
-///
-/// This holds whatever changes in the tree while an operation runs, because no path
-/// inside the store is ever resolved by the operating system from its top: the store
-/// keeps an open handle of its root directory, and each operation opens every component
-/// relative to its parent's open handle, one name at a time, with links not followed
-/// (`openat` with `O_NOFOLLOW`, `O_DIRECTORY` on Unix, through [`cap_std`]). Files are
-/// created with `O_EXCL` (never through a link), removed with `unlinkat` and renamed with
-/// `renameat` relative to those handles (neither follows a link in its last component),
-/// and opened for reading with `O_NOFOLLOW | O_NONBLOCK` then checked with `fstat` (a
-/// plain file with one link; a planted FIFO cannot block). A link put in place of a
-/// directory after the walk opened it changes nothing: the walk holds the directory
-/// itself, not its name. The checks that tell a link from a missing entry
-/// (`fstatat` without following) only choose the error; they never decide what is
-/// opened. The one path resolved from outside is the root itself, given by the caller.
-/// URLs from [`signed_url`](FilesBackend::signed_url) are paths: whoever opens one later
-/// resolves it then, as for any path.
+/// A symbolic link, or a key's file with other hard links, planted anywhere inside the
+/// store is never followed, written through, removed or replaced: an operation that meets
+/// one fails with [`Error::PermissionDenied`] naming the link's path (its source is an
+/// [`IoError`](crate::IoError) on that path). The [crate documentation](crate#attachments-on-disk)
+/// has the layout and how each of these guarantees is kept.
 ///
 /// Clones share the same store.
 #[derive(Clone, Debug)]

@@ -4,7 +4,7 @@
 //! [`whole`] (whole-conversation operations), [`changes`] (changes to one conversation),
 //! [`group`] (group commit), [`ids`] (message id maps), [`conversation`] (one
 //! conversation's log: open, replay, commit, index, checkpoint, 0.1 upgrade, repair),
-//! [`format`] (the files beside the log records), and [`backend`] (the trait impl).
+//! [`format`](mod@format) (the files beside the log records), and [`backend`] (the trait impl).
 
 mod backend;
 mod changes;

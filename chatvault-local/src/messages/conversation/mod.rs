@@ -131,7 +131,7 @@ impl Pending {
     }
 }
 
-/// Fails with [`CorruptData`] when `record`'s counters cannot take `new_messages` more
+/// Fails with [`CorruptData`](crate::CorruptData) when `record`'s counters cannot take `new_messages` more
 /// messages, one more file and one more version: only damaged data holds such numbers,
 /// and the record rules must never overflow on them.
 pub(crate) fn check_headroom(
