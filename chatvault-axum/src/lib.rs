@@ -4,6 +4,7 @@
 mod early;
 mod error;
 mod identity;
+mod openai;
 mod routes;
 mod signing;
 mod upload;
@@ -165,6 +166,16 @@ impl ChatVaultApi {
     pub fn into_router(self) -> Result<Router, BuildError> {
         let (router, _) = self.into_parts()?;
         Ok(router)
+    }
+
+    /// The OpenAI Conversations API router (`/conversations`, `/conversations/{id}/items`,
+    /// in the shapes of OpenAI's API, for its SDKs) over the same vault and identity: mount
+    /// it under `/v1` (or any prefix) and point an SDK's `base_url` at it. See the README,
+    /// "Use it as an OpenAI Conversations server". Only the identity is used of the
+    /// settings.
+    pub fn into_openai_router(self) -> Result<Router, BuildError> {
+        let identity = self.identity.ok_or(BuildError::NoIdentity)?;
+        Ok(openai::build(self.vault, identity))
     }
 
     /// The router and the OpenAPI document it serves at `/openapi.json`.
