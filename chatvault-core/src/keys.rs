@@ -99,7 +99,7 @@ pub fn encode_component(raw: &str, max_len: usize) -> String {
         encoded.replace_range(..1, &format!("%{first:02X}"));
     }
     if encoded.len() > max_len {
-        let digest = crate::vault::sha256_hex(raw.as_bytes());
+        let digest = crate::digest::sha256_hex(raw.as_bytes());
         let mut cut = max_len - 33;
         // Do not cut inside a "%XX" escape.
         if let Some(pct) = encoded[..cut].rfind('%')

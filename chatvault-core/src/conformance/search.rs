@@ -14,9 +14,9 @@ use super::util::{assert_kind, fresh_user, new_conversation, ok};
 use crate::backend::MessagesBackend;
 use crate::error::ErrorKind;
 use crate::ids::{ConversationId, MessageId, UserId};
-use crate::message::NewMessage;
+use crate::model::NewMessage;
+use crate::model::SearchQuery;
 use crate::model::{ConversationPatch, Role, SearchOptions};
-use crate::search::SearchQuery;
 
 fn user_msg(text: impl Into<String>) -> NewMessage {
     NewMessage::new(Role::User, text)

@@ -255,7 +255,7 @@ pub fn generated_stream(len: u64, seed: u64) -> (ByteStream, String) {
     for i in 0..chunks {
         hasher.update(chunk(seed, i, size_of(i)));
     }
-    let expected = crate::vault::hex(&hasher.finalize());
+    let expected = crate::digest::hex(&hasher.finalize());
     let stream = stream::iter(0..chunks)
         .map(move |i| Ok::<_, io::Error>(chunk(seed, i, size_of(i))))
         .boxed();
@@ -276,7 +276,7 @@ pub async fn stream_sha256(mut stream: ByteStream) -> (u64, String) {
         len += chunk.len() as u64;
         hasher.update(&chunk);
     }
-    (len, crate::vault::hex(&hasher.finalize()))
+    (len, crate::digest::hex(&hasher.finalize()))
 }
 
 /// A stream that yields `good` bytes, then fails.

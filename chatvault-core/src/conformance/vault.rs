@@ -19,11 +19,12 @@ use super::util::{
     stream_sha256,
 };
 use crate::backend::{FilesBackend, FilesBackendExt};
+use crate::digest::sha256_hex;
 use crate::error::ErrorKind;
 use crate::ids::FileId;
-use crate::message::{MAX_METADATA_BYTES, MessageStatus, MessageUpdate, NewMessage, Part, Usage};
 use crate::model::{ConversationSummary, ListOptions, Metadata, Page, Role};
-use crate::vault::{ChatVault, Conversation, ReplyOptions, sha256_hex};
+use crate::model::{MAX_METADATA_BYTES, MessageStatus, MessageUpdate, NewMessage, Part, Usage};
+use crate::vault::{ChatVault, Conversation, ReplyOptions};
 
 async fn reread(vault: &ChatVault, c: &Conversation) -> Conversation {
     match ok(vault.get_conversation(c.id()).await, "get_conversation") {
@@ -253,7 +254,7 @@ pub async fn refused_messages_store_nothing(vault: ChatVault, _config: SuiteConf
         );
     }
     let (_, conversation_too_deep) =
-        depth_limit(|v| crate::validate_metadata(&metadata_with(v.clone())).is_ok());
+        depth_limit(|v| crate::model::validate_metadata(&metadata_with(v.clone())).is_ok());
     assert_kind(
         c.set_metadata(metadata_with(conversation_too_deep.clone()))
             .await,
@@ -330,7 +331,7 @@ pub async fn largest_accepted_message_reads_back(vault: ChatVault, _config: Suit
         "blob".into(),
         "ü".repeat((MAX_METADATA_BYTES - 64) / 2).into(),
     );
-    assert!(crate::validate_metadata(&big).is_ok());
+    assert!(crate::model::validate_metadata(&big).is_ok());
     ok(
         c.set_metadata(big.clone()).await,
         "set the largest accepted metadata",

@@ -144,7 +144,7 @@ impl StreamHash {
             }
             How::Finished => return None,
         };
-        Some((super::hex(&hasher.finalize()), size))
+        Some((crate::digest::hex(&hasher.finalize()), size))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Hashing> {
@@ -242,7 +242,7 @@ mod tests {
             assert!(drain(stream).await == data);
             assert!(!on_a_thread(&hash), "{len} bytes");
             let (digest, size) = hash.finish().await.unwrap();
-            assert_eq!(digest, crate::sha256_hex(&data));
+            assert_eq!(digest, crate::digest::sha256_hex(&data));
             assert_eq!(size, len as u64);
         }
     }
@@ -257,7 +257,11 @@ mod tests {
             assert!(drain(stream).await == data);
             assert!(on_a_thread(&hash), "chunks of {chunk}");
             let (digest, size) = hash.finish().await.unwrap();
-            assert_eq!(digest, crate::sha256_hex(&data), "chunks of {chunk}");
+            assert_eq!(
+                digest,
+                crate::digest::sha256_hex(&data),
+                "chunks of {chunk}"
+            );
             assert_eq!(size, data.len() as u64);
         }
     }
@@ -273,7 +277,7 @@ mod tests {
             seen.extend_from_slice(&stream.next().await.unwrap().unwrap());
         }
         let (digest, size) = hash.finish().await.unwrap();
-        assert_eq!(digest, crate::sha256_hex(&seen));
+        assert_eq!(digest, crate::digest::sha256_hex(&seen));
         assert_eq!(size, seen.len() as u64);
         // Chunks still read are passed on, unhashed.
         assert!(stream.next().await.unwrap().is_ok());

@@ -1,313 +1,27 @@
-//! [`ChatVault`] and the [`Conversation`] handle: what an application calls.
+//! The handle on one stored conversation.
 
-mod hashing;
-
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
-use crate::backend::{ByteStream, FilesBackend, FilesBackendExt, MessagesBackend, bytes_stream};
+use super::chat_vault::{ChatVault, settle, stalled};
+use super::hashing::StreamHash;
+use super::reply::{ReplyOptions, ReplyWriter};
+use crate::backend::{ByteStream, FilesBackendExt, bytes_stream};
 use crate::error::{Error, Result};
 use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId};
 use crate::keys;
-use crate::message::{
-    MAX_MESSAGE_BYTES, MessageStatus, MessageUpdate, MessageUpdated, NewMessage, Part, Usage,
-    check_unique_ids,
-};
-use crate::model::{
-    ConversationPatch, ConversationRecord, ConversationSummary, FileAttachment, HistoryEntry,
-    ListOptions, Message, MessageRange, Metadata, Page, Role, SearchHit, SearchOptions, now,
-};
-use crate::search::SearchQuery;
-use hashing::StreamHash;
-
-/// The entry point: a messages backend and a files backend.
-///
-/// Cheap to clone (two `Arc`s); share one across tasks.
-///
-/// ```
-/// use chatvault_core::{ChatVault, Role};
-/// use chatvault_memory::{MemoryFiles, MemoryMessages};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> chatvault_core::Result<()> {
-/// let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-/// let user = "user-123".parse()?;
-/// let mut conversation = vault.create_conversation(Some(&user)).await?;
-/// conversation.add_message(Role::User, "Hello!").await?;
-/// conversation.add_message(Role::Assistant, "Hi there! How can I help you?").await?;
-///
-/// let resumed = vault.get_conversation(conversation.id()).await?.expect("stored");
-/// assert_eq!(resumed.title(), Some("Hello!"));
-/// assert_eq!(resumed.history().await?.len(), 2);
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug)]
-pub struct ChatVault {
-    messages: Arc<dyn MessagesBackend>,
-    files: Arc<dyn FilesBackend>,
-}
-
-impl ChatVault {
-    /// A vault over these two backends.
-    pub fn new(messages: impl MessagesBackend, files: impl FilesBackend) -> Self {
-        ChatVault {
-            messages: Arc::new(messages),
-            files: Arc::new(files),
-        }
-    }
-
-    /// A vault over backends that are already shared.
-    pub fn from_arcs(messages: Arc<dyn MessagesBackend>, files: Arc<dyn FilesBackend>) -> Self {
-        ChatVault { messages, files }
-    }
-
-    /// The messages backend.
-    pub fn messages_backend(&self) -> &Arc<dyn MessagesBackend> {
-        &self.messages
-    }
-
-    /// The files backend.
-    pub fn files_backend(&self) -> &Arc<dyn FilesBackend> {
-        &self.files
-    }
-
-    /// Creates a conversation, optionally owned by a user.
-    pub async fn create_conversation(&self, user_id: Option<&UserId>) -> Result<Conversation> {
-        let mut builder = self.new_conversation();
-        if let Some(user) = user_id {
-            builder = builder.user(user.clone());
-        }
-        builder.create().await
-    }
-
-    /// A builder for a conversation with a title, metadata or an id of your choosing.
-    ///
-    /// ```
-    /// # use chatvault_core::ChatVault;
-    /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> chatvault_core::Result<()> {
-    /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-    /// let conversation = vault
-    ///     .new_conversation()
-    ///     .user("user-123".parse()?)
-    ///     .title("Trip planning")
-    ///     .create()
-    ///     .await?;
-    /// assert_eq!(conversation.title(), Some("Trip planning"));
-    /// # Ok(()) }
-    /// ```
-    pub fn new_conversation(&self) -> NewConversation<'_> {
-        NewConversation {
-            vault: self,
-            id: None,
-            user_id: None,
-            title: None,
-            metadata: Metadata::new(),
-        }
-    }
-
-    /// The conversation with this id, or `None`.
-    pub async fn get_conversation(&self, id: &ConversationId) -> Result<Option<Conversation>> {
-        let Some(head) = self.messages.head(id).await? else {
-            return Ok(None);
-        };
-        Ok(Some(Conversation {
-            vault: self.clone(),
-            record: head.record,
-            files: head.files,
-        }))
-    }
-
-    /// The conversation with this id if `user_id` owns it; `None` if it does not exist
-    /// *or belongs to someone else*, so a web handler cannot leak another user's chat.
-    pub async fn get_conversation_for_user(
-        &self,
-        id: &ConversationId,
-        user_id: &UserId,
-    ) -> Result<Option<Conversation>> {
-        Ok(self
-            .get_conversation(id)
-            .await?
-            .filter(|c| c.user_id() == Some(user_id)))
-    }
-
-    /// A page of a user's conversations, newest activity first.
-    ///
-    /// ```
-    /// # use chatvault_core::{ChatVault, ListOptions, UserId};
-    /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> chatvault_core::Result<()> {
-    /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-    /// let user: UserId = "user-123".parse()?;
-    /// let mut options = ListOptions::new().limit(20);
-    /// loop {
-    ///     let page = vault.list_conversations(&user, &options).await?;
-    ///     for summary in &page.items {
-    ///         println!("{} {:?}", summary.id, summary.title);
-    ///     }
-    ///     match page.next_cursor {
-    ///         Some(cursor) => options = options.cursor(cursor),
-    ///         None => break,
-    ///     }
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn list_conversations(
-        &self,
-        user_id: &UserId,
-        options: &ListOptions,
-    ) -> Result<Page<ConversationSummary>> {
-        options.validate()?;
-        self.messages
-            .list_conversations(Some(user_id), options)
-            .await
-    }
-
-    /// A page of every user's conversations, newest activity first.
-    ///
-    /// [`Error::NotSupported`] when the messages backend cannot list all users.
-    pub async fn list_all_conversations(
-        &self,
-        options: &ListOptions,
-    ) -> Result<Page<ConversationSummary>> {
-        options.validate()?;
-        if !self.messages.capabilities().list_all {
-            return Err(Error::not_supported(
-                "this messages backend",
-                "listing every user's conversations",
-            ));
-        }
-        self.messages.list_conversations(None, options).await
-    }
-
-    /// Full-text search over a user's messages, best matches first.
-    ///
-    /// [`Error::InvalidInput`] for a query [`SearchQuery::parse`] refuses (blank, over
-    /// 1024 bytes, control characters); every other query is searched for as plain words.
-    /// [`Error::NotSupported`] when the messages backend has no search.
-    pub async fn search(
-        &self,
-        user_id: &UserId,
-        query: &str,
-        options: &SearchOptions,
-    ) -> Result<Page<SearchHit>> {
-        options.validate()?;
-        SearchQuery::parse(query)?;
-        if !self.messages.capabilities().search {
-            return Err(Error::not_supported("this messages backend", "search"));
-        }
-        let mut page = self.messages.search(user_id, query, options).await?;
-        let at = now();
-        for hit in &mut page.items {
-            settle(&mut hit.message, at);
-        }
-        Ok(page)
-    }
-
-    /// Archives a conversation: it stays readable but leaves listings unless asked for.
-    pub async fn archive_conversation(&self, id: &ConversationId) -> Result<ConversationRecord> {
-        self.messages
-            .update(
-                id,
-                &ConversationPatch {
-                    archived: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-    }
-
-    /// Brings an archived conversation back into listings.
-    pub async fn unarchive_conversation(&self, id: &ConversationId) -> Result<ConversationRecord> {
-        self.messages
-            .update(
-                id,
-                &ConversationPatch {
-                    archived: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-    }
-
-    /// Deletes a conversation and everything in it; returns whether it existed.
-    ///
-    /// First the conversation is marked as being deleted, so no attachment can be added
-    /// any more ([`MessagesBackend::begin_delete`]); then its attachments' bytes are
-    /// deleted; then its record and messages. An attach racing the delete either lands
-    /// before the mark (its bytes are deleted here) or fails and deletes its own bytes:
-    /// no blob is left behind. If this fails part-way, calling it again finishes the job.
-    pub async fn delete_conversation(&self, id: &ConversationId) -> Result<bool> {
-        let Some(files) = self.messages.begin_delete(id).await? else {
-            return Ok(false);
-        };
-        for file in &files {
-            self.files.delete(&file.storage_key).await?;
-        }
-        self.messages.delete(id).await?;
-        Ok(true)
-    }
-
-    /// Checks `messages` against the core's rules and the backend's declared limits.
-    fn check_append(&self, messages: &[NewMessage]) -> Result<()> {
-        check_unique_ids(messages)?;
-        let caps = self.messages.capabilities();
-        if let Some(max) = caps.max_append_messages
-            && messages.len() > max
-        {
-            return Err(Error::TooLarge {
-                what: "one append (messages)".into(),
-                size: messages.len() as u64,
-                limit: max as u64,
-            });
-        }
-        let limit = message_limit(&caps);
-        for m in messages {
-            let size = m.validate_sized()?;
-            check_message_size(&m.id, size, limit)?;
-        }
-        Ok(())
-    }
-}
-
-/// The largest message the backend with these capabilities stores, in bytes of JSON.
-fn message_limit(caps: &crate::backend::MessagesCapabilities) -> u64 {
-    caps.max_message_bytes
-        .unwrap_or(MAX_MESSAGE_BYTES as u64)
-        .min(MAX_MESSAGE_BYTES as u64)
-}
-
-/// [`Error::TooLarge`] when a message of `size` bytes exceeds `limit`.
-fn check_message_size(id: &MessageId, size: usize, limit: u64) -> Result<()> {
-    if size as u64 > limit {
-        return Err(Error::TooLarge {
-            what: format!("message {id}"),
-            size: size as u64,
-            limit,
-        });
-    }
-    Ok(())
-}
-
-/// Marks a stored in-progress message whose lease has run out as interrupted.
-fn settle(message: &mut Message, at: chrono::DateTime<chrono::Utc>) {
-    message.status = message.status_at(at);
-}
+use crate::model::*;
 
 /// A builder for a new conversation, from [`ChatVault::new_conversation`].
 #[derive(Debug)]
 #[must_use = "call .create() to store the conversation"]
 pub struct NewConversation<'a> {
-    vault: &'a ChatVault,
-    id: Option<ConversationId>,
-    user_id: Option<UserId>,
-    title: Option<String>,
-    metadata: Metadata,
+    pub(super) vault: &'a ChatVault,
+    pub(super) id: Option<ConversationId>,
+    pub(super) user_id: Option<UserId>,
+    pub(super) title: Option<String>,
+    pub(super) metadata: Metadata,
 }
 
 impl NewConversation<'_> {
@@ -362,9 +76,9 @@ impl NewConversation<'_> {
 /// [`MessageStatus::Interrupted`] once its lease has run out.
 #[derive(Clone, Debug)]
 pub struct Conversation {
-    vault: ChatVault,
-    record: ConversationRecord,
-    files: Vec<FileAttachment>,
+    pub(super) vault: ChatVault,
+    pub(super) record: ConversationRecord,
+    pub(super) files: Vec<FileAttachment>,
 }
 
 impl Conversation {
@@ -836,250 +550,64 @@ impl Conversation {
 }
 
 impl ChatVault {
-    /// Updates a stored message if it is still at `expected_revision`; see
-    /// [`Conversation::update_message`].
-    pub async fn update_message(
-        &self,
-        conversation_id: &ConversationId,
-        message_id: &MessageId,
-        expected_revision: u64,
-        update: &MessageUpdate,
-    ) -> Result<MessageUpdated> {
-        update.validate()?;
-        if let Some(parts) = &update.parts {
-            let size = serde_json::to_vec(parts).map_or(usize::MAX, |v| v.len());
-            check_message_size(
-                message_id,
-                size,
-                message_limit(&self.messages.capabilities()),
-            )?;
+    /// Creates a conversation, optionally owned by a user.
+    pub async fn create_conversation(&self, user_id: Option<&UserId>) -> Result<Conversation> {
+        let mut builder = self.new_conversation();
+        if let Some(user) = user_id {
+            builder = builder.user(user.clone());
         }
-        let mut updated = self
-            .messages
-            .update_message(conversation_id, message_id, expected_revision, update)
-            .await?;
-        settle(&mut updated.message, now());
-        Ok(updated)
+        builder.create().await
     }
-}
 
-/// How a [`ReplyWriter`] stores a streamed reply.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct ReplyOptions {
-    /// Checkpoint when this much time has passed since the last one (default 1 s)...
-    pub checkpoint_interval: Duration,
-    /// ... or when this many bytes of content arrived since (default 16 KiB).
-    pub checkpoint_bytes: usize,
-    /// How long a reply may go without a checkpoint before readers see it as interrupted
-    /// (default 30 s). Each checkpoint renews it; [`ReplyWriter::keep_alive`] renews it
-    /// without content (while a tool runs, say).
-    pub lease: Duration,
-    /// The reply's role (default assistant).
-    pub role: Role,
-    /// The reply's metadata.
-    pub metadata: Metadata,
-}
-
-impl Default for ReplyOptions {
-    fn default() -> Self {
-        ReplyOptions {
-            checkpoint_interval: Duration::from_secs(1),
-            checkpoint_bytes: 16 * 1024,
-            lease: Duration::from_secs(30),
-            role: Role::Assistant,
+    /// A builder for a conversation with a title, metadata or an id of your choosing.
+    ///
+    /// ```
+    /// # use chatvault_core::ChatVault;
+    /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> chatvault_core::Result<()> {
+    /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+    /// let conversation = vault
+    ///     .new_conversation()
+    ///     .user("user-123".parse()?)
+    ///     .title("Trip planning")
+    ///     .create()
+    ///     .await?;
+    /// assert_eq!(conversation.title(), Some("Trip planning"));
+    /// # Ok(()) }
+    /// ```
+    pub fn new_conversation(&self) -> NewConversation<'_> {
+        NewConversation {
+            vault: self,
+            id: None,
+            user_id: None,
+            title: None,
             metadata: Metadata::new(),
         }
     }
-}
 
-impl ReplyOptions {
-    /// Sets the checkpoint interval.
-    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
-        self.checkpoint_interval = interval;
-        self
-    }
-
-    /// Sets the checkpoint size.
-    pub fn checkpoint_bytes(mut self, bytes: usize) -> Self {
-        self.checkpoint_bytes = bytes;
-        self
-    }
-
-    /// Sets the lease.
-    pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// Sets the metadata.
-    pub fn metadata(mut self, metadata: Metadata) -> Self {
-        self.metadata = metadata;
-        self
-    }
-}
-
-/// Writes a streamed reply into its stored message: from
-/// [`Conversation::begin_reply`].
-///
-/// Deltas accumulate in memory and reach the backend at checkpoints, at most one per
-/// [`ReplyOptions::checkpoint_interval`] unless [`ReplyOptions::checkpoint_bytes`] arrive
-/// sooner: never one write per token. [`finish`](Self::finish) and [`fail`](Self::fail)
-/// write the final content and status atomically. Every write is conditioned on the
-/// revision this writer last wrote, so a second writer of the same message gets
-/// [`Error::Conflict`]. If the process dies, the stored message keeps the last checkpoint
-/// and reads as [`MessageStatus::Interrupted`] once the lease runs out; it never reads as
-/// complete.
-#[derive(Debug)]
-#[must_use = "a reply that is never finished reads as interrupted"]
-pub struct ReplyWriter {
-    vault: ChatVault,
-    conversation_id: ConversationId,
-    message: Message,
-    dirty_bytes: usize,
-    dirty: bool,
-    last_checkpoint: Instant,
-    options: ReplyOptions,
-}
-
-impl ReplyWriter {
-    /// The reply's message id.
-    pub fn message_id(&self) -> &MessageId {
-        &self.message.id
-    }
-
-    /// The reply as this writer has it (content not yet checkpointed included).
-    pub fn message(&self) -> &Message {
-        &self.message
-    }
-
-    /// Adds text at the end of the reply; checkpoints when due.
-    pub async fn push_text(&mut self, delta: &str) -> Result<()> {
-        match self.message.parts.last_mut() {
-            Some(Part::Text { text }) => text.push_str(delta),
-            _ => self.message.parts.push(Part::text(delta)),
-        }
-        self.touched(delta.len()).await
-    }
-
-    /// Adds reasoning text at the end of the reply's reasoning; checkpoints when due.
-    pub async fn push_reasoning(&mut self, delta: &str) -> Result<()> {
-        match self.message.parts.last_mut() {
-            Some(Part::Reasoning(r)) => r.text.get_or_insert_with(String::new).push_str(delta),
-            _ => self.message.parts.push(Part::Reasoning(crate::Reasoning {
-                text: Some(delta.to_owned()),
-                ..Default::default()
-            })),
-        }
-        self.touched(delta.len()).await
-    }
-
-    /// Adds a whole part (a tool call, a reasoning block with its signature, a file);
-    /// checkpoints when due.
-    pub async fn push_part(&mut self, part: Part) -> Result<()> {
-        let size = serde_json::to_vec(&part).map_or(0, |v| v.len());
-        self.message.parts.push(part);
-        self.touched(size).await
-    }
-
-    async fn touched(&mut self, bytes: usize) -> Result<()> {
-        self.dirty = true;
-        self.dirty_bytes = self.dirty_bytes.saturating_add(bytes);
-        if self.dirty_bytes >= self.options.checkpoint_bytes
-            || self.last_checkpoint.elapsed() >= self.options.checkpoint_interval
-        {
-            self.checkpoint().await?;
-        }
-        Ok(())
-    }
-
-    fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
-        now() + chrono::Duration::from_std(self.options.lease).unwrap_or(chrono::Duration::MAX)
-    }
-
-    /// Stores the content so far (status streaming) and renews the lease, now.
-    pub async fn checkpoint(&mut self) -> Result<()> {
-        let update = MessageUpdate {
-            parts: Some(self.message.parts.clone()),
-            status: Some(MessageStatus::Streaming),
-            lease_expires_at: Some(self.lease_end()),
-            ..Default::default()
+    /// The conversation with this id, or `None`.
+    pub async fn get_conversation(&self, id: &ConversationId) -> Result<Option<Conversation>> {
+        let Some(head) = self.messages.head(id).await? else {
+            return Ok(None);
         };
-        self.write(update).await
+        Ok(Some(Conversation {
+            vault: self.clone(),
+            record: head.record,
+            files: head.files,
+        }))
     }
 
-    /// Renews the lease without new content (a long tool call, a slow model).
-    pub async fn keep_alive(&mut self) -> Result<()> {
-        if self.dirty {
-            return self.checkpoint().await;
-        }
-        let update = MessageUpdate {
-            lease_expires_at: Some(self.lease_end()),
-            ..Default::default()
-        };
-        self.write(update).await
+    /// The conversation with this id if `user_id` owns it; `None` if it does not exist
+    /// *or belongs to someone else*, so a web handler cannot leak another user's chat.
+    pub async fn get_conversation_for_user(
+        &self,
+        id: &ConversationId,
+        user_id: &UserId,
+    ) -> Result<Option<Conversation>> {
+        Ok(self
+            .get_conversation(id)
+            .await?
+            .filter(|c| c.user_id() == Some(user_id)))
     }
-
-    /// Stores the final content with status complete and the usage, atomically.
-    pub async fn finish(mut self, usage: Option<Usage>) -> Result<Message> {
-        let update = MessageUpdate {
-            parts: Some(self.message.parts.clone()),
-            status: Some(MessageStatus::Complete),
-            usage,
-            ..Default::default()
-        };
-        self.write(update).await?;
-        Ok(self.message)
-    }
-
-    /// Stores the content so far with status failed and the reason, atomically.
-    pub async fn fail(mut self, reason: impl Into<String>) -> Result<Message> {
-        let update = MessageUpdate {
-            parts: Some(self.message.parts.clone()),
-            status: Some(MessageStatus::Failed),
-            failure: Some(reason.into()),
-            ..Default::default()
-        };
-        self.write(update).await?;
-        Ok(self.message)
-    }
-
-    async fn write(&mut self, update: MessageUpdate) -> Result<()> {
-        let updated = self
-            .vault
-            .update_message(
-                &self.conversation_id,
-                &self.message.id,
-                self.message.revision,
-                &update,
-            )
-            .await?;
-        self.message = updated.message;
-        self.dirty = false;
-        self.dirty_bytes = 0;
-        self.last_checkpoint = Instant::now();
-        Ok(())
-    }
-}
-
-/// The error for a messages backend whose pages do not move on.
-fn stalled(cursor: &str) -> Error {
-    Error::backend(
-        "messages",
-        format!("a page ended with cursor {cursor:?} but did not move past the previous one"),
-    )
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// SHA-256 of `data` as lowercase hex, the form of [`FileAttachment::sha256`].
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
 }

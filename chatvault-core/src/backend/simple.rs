@@ -73,16 +73,15 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-use crate::backend::{
-    MessagesBackend, MessagesCapabilities, apply_add_file, apply_remove_file, paginate,
-};
+use super::capabilities::MessagesCapabilities;
+use super::rules::{apply_add_file, apply_remove_file, check_replay, paginate, revision_conflict};
+use super::traits::MessagesBackend;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, FileId, MessageId, UserId};
-use crate::message::{MessageUpdate, MessageUpdated, NewMessage, check_replay};
 use crate::model::{
     Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
-    FileAttachment, ListOptions, Message, MessageRange, Page, SearchHit, SearchOptions,
-    StoredConversation, now,
+    FileAttachment, ListOptions, Message, MessageRange, MessageUpdate, MessageUpdated, NewMessage,
+    Page, SearchHit, SearchOptions, StoredConversation, now,
 };
 
 /// A store that saves and loads whole conversations: the Python library's backend shape.
@@ -318,14 +317,5 @@ impl<B: SimpleBackend> MessagesBackend for SimpleAdapter<B> {
         _options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
         Err(Error::not_supported("simple adapter", "search"))
-    }
-}
-
-/// The [`Error::Conflict`] of an update from a stale revision.
-pub fn revision_conflict(message_id: &MessageId, expected: u64, actual: u64) -> Error {
-    Error::Conflict {
-        message: format!(
-            "message {message_id} is at revision {actual}, not {expected}: another writer updated it"
-        ),
     }
 }

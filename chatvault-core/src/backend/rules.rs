@@ -1,0 +1,174 @@
+//! The rules every backend applies, in one place so that every backend's semantics are
+//! identical: the record changes of an append, a message update and an attachment, the
+//! idempotent-append rule, the revision conflict, and in-memory listing.
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::ids::MessageId;
+use crate::model::{
+    ConversationRecord, ConversationSummary, FileAttachment, ListCursor, ListOptions, Message,
+    NewMessage, Page, Role, auto_title, sort_for_listing,
+};
+
+/// Applies the record changes of
+/// [`MessagesBackend::add_file`](crate::MessagesBackend::add_file): checks that the file id
+/// is new among `existing`, then bumps `file_count`, `version` and `last_active`.
+pub fn apply_add_file(
+    record: &mut ConversationRecord,
+    existing: &[FileAttachment],
+    file: &FileAttachment,
+) -> Result<()> {
+    if existing.iter().any(|f| f.id == file.id) {
+        return Err(Error::AlreadyExists {
+            kind: "file",
+            id: file.id.to_string(),
+        });
+    }
+    record.file_count += 1;
+    record.version += 1;
+    record.last_active = record.last_active.max(file.uploaded_at);
+    Ok(())
+}
+
+/// Applies the record changes of
+/// [`MessagesBackend::remove_file`](crate::MessagesBackend::remove_file).
+pub fn apply_remove_file(record: &mut ConversationRecord) {
+    record.file_count = record.file_count.saturating_sub(1);
+    record.version += 1;
+}
+
+/// Pages summaries held in memory: filters archived ones (unless asked), sorts them into
+/// listing order, continues after the cursor, and cuts at the limit.
+///
+/// The reference listing semantics, used by in-memory backends and the simple adapter.
+pub fn paginate(
+    mut summaries: Vec<ConversationSummary>,
+    options: &ListOptions,
+) -> Result<Page<ConversationSummary>> {
+    let cursor = options.validate()?;
+    summaries.retain(|s| options.include_archived || !s.archived);
+    if let Some(cursor) = &cursor {
+        summaries.retain(|s| cursor.comes_after(s.last_active, &s.id));
+    }
+    sort_for_listing(&mut summaries);
+    let more = summaries.len() > options.limit;
+    summaries.truncate(options.limit);
+    let next_cursor = if more {
+        summaries.last().map(|s| ListCursor::after(s).encode())
+    } else {
+        None
+    };
+    Ok(Page {
+        items: summaries,
+        next_cursor,
+    })
+}
+
+/// Decides what an append does with messages whose ids may already be stored: the one
+/// rule of idempotent appends, shared by every backend.
+///
+/// `stored[i]` is the message already stored under `new[i].id` in this conversation, if
+/// any. Returns `Ok(None)` when none is stored (append them), `Ok(Some(messages))` when all
+/// are, unchanged (a retry: answer with the stored messages, store nothing), and
+/// [`Error::AlreadyExists`] when some ids are taken by different content or only part of
+/// the batch is stored. Duplicate ids within `new` are [`Error::InvalidInput`].
+pub fn check_replay(
+    new: &[NewMessage],
+    stored: Vec<Option<Message>>,
+) -> Result<Option<Vec<Message>>> {
+    check_unique_ids(new)?;
+    if stored.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(new.len());
+    for (n, s) in new.iter().zip(stored) {
+        match s {
+            Some(s) if n.is_stored_as(&s) => out.push(s),
+            _ => {
+                return Err(Error::AlreadyExists {
+                    kind: "message",
+                    id: n.id.to_string(),
+                });
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Fails with [`Error::InvalidInput`] when two of `messages` share an id.
+pub fn check_unique_ids(messages: &[NewMessage]) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(messages.len());
+    for m in messages {
+        if !seen.insert(&m.id) {
+            return Err(Error::invalid_input(
+                "message id",
+                format!("{} appears twice in one append", m.id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The [`Error::Conflict`] of an update from a stale revision.
+pub fn revision_conflict(message_id: &MessageId, expected: u64, actual: u64) -> Error {
+    Error::Conflict {
+        message: format!(
+            "message {message_id} is at revision {actual}, not {expected}: another writer updated it"
+        ),
+    }
+}
+
+impl ConversationRecord {
+    /// Applies an append to this record and returns the stored messages.
+    ///
+    /// This is the one definition of what appending means, shared by every backend:
+    /// messages get `seq` values `message_count + 1 ..`; `message_count` grows; their
+    /// usage is added to the totals; `last_active` becomes `at` (never moving backwards);
+    /// the title is set from the first user message with visible text when the
+    /// conversation has none yet ([`auto_title`]); `version` grows by one.
+    /// Roles are normalised as [`Role::from`] does (`Role::Other("User")` is stored as
+    /// [`Role::User`]), so what is stored reads back the same from JSON.
+    /// A backend calls it on the record it read, then writes the result atomically.
+    pub fn apply_append(&mut self, messages: Vec<NewMessage>, at: DateTime<Utc>) -> Vec<Message> {
+        let mut stored = Vec::with_capacity(messages.len());
+        for mut message in messages {
+            if let Role::Other(name) = &message.role {
+                message.role = Role::from(name.as_str());
+            }
+            if self.title.is_none() && message.role == Role::User {
+                self.title = auto_title(&message.content());
+            }
+            if let Some(usage) = &message.usage {
+                self.usage.add(usage);
+            }
+            self.message_count += 1;
+            stored.push(message.into_message(self.message_count));
+        }
+        if !stored.is_empty() {
+            self.last_active = self.last_active.max(at);
+            self.version += 1;
+        }
+        stored
+    }
+
+    /// Applies a message update to this record and to `message` (the stored one, at the
+    /// revision the caller expected): usage totals move by the difference, `version` grows,
+    /// `last_active` moves to `at` (never backwards). Shared by every backend.
+    pub fn apply_message_update(
+        &mut self,
+        message: &mut Message,
+        update: &crate::message::MessageUpdate,
+        at: DateTime<Utc>,
+    ) {
+        if let Some(usage) = &update.usage {
+            if let Some(old) = &message.usage {
+                self.usage.subtract(old);
+            }
+            self.usage.add(usage);
+        }
+        message.apply_update(update, at);
+        self.last_active = self.last_active.max(at);
+        self.version += 1;
+    }
+}

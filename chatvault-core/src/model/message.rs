@@ -1,0 +1,516 @@
+//! Messages: typed content parts, status, usage, and the write types backends exchange.
+//!
+//! # The stored JSON form (stable)
+//!
+//! A message is an object with `id`, `seq`, `role`, `parts`, `status`, `created_at`,
+//! `updated_at` (null until updated), `revision`, `metadata`, `usage` (null when none),
+//! `failure` (null unless failed) and `lease_expires_at` (null unless streaming). Each part
+//! is an object with a `type`:
+//!
+//! ```json
+//! {"type": "text", "text": "Hello!"}
+//! {"type": "file", "file_id": "0190...", "media_type": "application/pdf", "filename": "a.pdf"}
+//! {"type": "file", "url": "https://example.com/cat.png", "media_type": "image/png"}
+//! {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Oslo"}}
+//! {"type": "tool_result", "call_id": "call_1", "content": [{"type": "text", "text": "4°C"}], "is_error": false}
+//! {"type": "reasoning", "text": "Let me think...", "signature": "EqQBCkgI...", "redacted": false}
+//! {"type": "provider", "provider": "openai", "kind": "web_search_call", "data": {"id": "ws_1"}}
+//! ```
+//!
+//! A part whose `type` a release does not know (written by a later one) is kept as
+//! [`Part::Unknown`] with its JSON exactly, and written back unchanged. Messages written by
+//! 0.1 releases (`"content": "text"`, no `parts`) read as one text part.
+//!
+//! Every value that comes back from a backend is what was written: reasoning signatures and
+//! provider data byte-exact, numbers in tool arguments and metadata exactly.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::basics::{
+    MAX_JSON_DEPTH, MAX_MESSAGE_BYTES, MAX_PARTS, Metadata, Usage, check_json_depth,
+    check_value_depth, now,
+};
+use super::part::{FileSource, Part, ToolCall, ToolResult};
+use super::role::Role;
+use crate::error::{Error, Result};
+use crate::ids::MessageId;
+
+/// Where a message is in its life.
+///
+/// Messages added whole are [`Complete`](MessageStatus::Complete). A streamed reply is
+/// stored [`Streaming`](MessageStatus::Streaming) before its first token and ends
+/// [`Complete`](MessageStatus::Complete) or [`Failed`](MessageStatus::Failed); one whose
+/// writer died reads as [`Interrupted`](MessageStatus::Interrupted) once its lease expires
+/// (see [`Message::status_at`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MessageStatus {
+    /// Stored before any content (a reply about to stream).
+    Pending,
+    /// Content is arriving; what is stored is the last checkpoint.
+    Streaming,
+    /// Whole.
+    #[default]
+    Complete,
+    /// Its writer stopped before finishing; the content is the last checkpoint.
+    Interrupted,
+    /// Its writer reported a failure (see [`Message::failure`]).
+    Failed,
+}
+
+impl MessageStatus {
+    /// Whether the message is still being written (pending or streaming).
+    pub fn is_in_progress(self) -> bool {
+        matches!(self, MessageStatus::Pending | MessageStatus::Streaming)
+    }
+}
+
+/// A stored message.
+///
+/// Messages are ordered by `seq` (1, 2, 3, ... per conversation), never by time. See the
+/// [module docs](crate::message) for the JSON form.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Message {
+    /// The message's id (UUID v7 unless the caller chose one).
+    pub id: MessageId,
+    /// Position in the conversation: 1 for the first message, strictly increasing.
+    pub seq: u64,
+    /// Who wrote it.
+    pub role: Role,
+    /// The content, in order.
+    pub parts: Vec<Part>,
+    /// Where it is in its life (stored value; see [`status_at`](Self::status_at)).
+    pub status: MessageStatus,
+    /// When it was created (microsecond precision).
+    pub created_at: DateTime<Utc>,
+    /// When it was last updated, if ever.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Starts at 1, grows by one with every update: what
+    /// [`MessagesBackend::update_message`](crate::MessagesBackend::update_message) checks.
+    pub revision: u64,
+    /// Free-form metadata.
+    pub metadata: Metadata,
+    /// Token usage of the model call that produced it.
+    pub usage: Option<Usage>,
+    /// Why it failed, when its status is [`MessageStatus::Failed`].
+    pub failure: Option<String>,
+    /// While in progress: when the writer's lease ends. A message still in progress after
+    /// this reads as [`MessageStatus::Interrupted`].
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct MessageWire {
+    id: MessageId,
+    seq: u64,
+    role: Role,
+    #[serde(default)]
+    parts: Option<Vec<Part>>,
+    /// 0.1 releases stored plain text here.
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    status: MessageStatus,
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    updated_at: Option<DateTime<Utc>>,
+    #[serde(default = "one")]
+    revision: u64,
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    failure: Option<String>,
+    #[serde(default)]
+    lease_expires_at: Option<DateTime<Utc>>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let w = MessageWire::deserialize(deserializer)?;
+        let parts = match (w.parts, w.content) {
+            (Some(parts), _) => parts,
+            (None, Some(text)) => vec![Part::Text { text }],
+            (None, None) => Vec::new(),
+        };
+        Ok(Message {
+            id: w.id,
+            seq: w.seq,
+            role: w.role,
+            parts,
+            status: w.status,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            revision: w.revision,
+            metadata: w.metadata,
+            usage: w.usage,
+            failure: w.failure,
+            lease_expires_at: w.lease_expires_at,
+        })
+    }
+}
+
+impl Message {
+    /// The text view: the message's text parts joined (no separator), other parts left out.
+    pub fn content(&self) -> String {
+        text_of(&self.parts)
+    }
+
+    /// The status as a reader should see it at `now`: a message still in progress whose
+    /// lease has expired (or that has none) is [`MessageStatus::Interrupted`].
+    pub fn status_at(&self, now: DateTime<Utc>) -> MessageStatus {
+        if self.status.is_in_progress() && self.lease_expires_at.is_none_or(|lease| lease <= now) {
+            MessageStatus::Interrupted
+        } else {
+            self.status
+        }
+    }
+
+    /// The tool calls in this message.
+    pub fn tool_calls(&self) -> impl Iterator<Item = &ToolCall> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::ToolCall(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// The tool results in this message.
+    pub fn tool_results(&self) -> impl Iterator<Item = &ToolResult> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::ToolResult(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// Applies `update` (which the caller has validated) and bumps `revision`.
+    pub fn apply_update(&mut self, update: &MessageUpdate, at: DateTime<Utc>) {
+        if let Some(parts) = &update.parts {
+            self.parts = parts.clone();
+        }
+        if let Some(status) = update.status {
+            self.status = status;
+            if !status.is_in_progress() {
+                self.lease_expires_at = None;
+            }
+        }
+        if let Some(lease) = update.lease_expires_at {
+            self.lease_expires_at = Some(lease);
+        }
+        if let Some(usage) = &update.usage {
+            self.usage = Some(usage.clone());
+        }
+        if let Some(metadata) = &update.metadata {
+            self.metadata = metadata.clone();
+        }
+        if let Some(failure) = &update.failure {
+            self.failure = Some(failure.clone());
+        }
+        self.updated_at = Some(self.updated_at.map_or(at, |u| u.max(at)));
+        self.revision += 1;
+    }
+}
+
+/// The text of `parts`: text parts joined, others left out.
+pub fn text_of(parts: &[Part]) -> String {
+    let mut out = String::new();
+    for part in parts {
+        if let Part::Text { text } = part {
+            out.push_str(text);
+        }
+    }
+    out
+}
+
+/// A message about to be appended: everything but its `seq`, which the backend assigns.
+///
+/// ```
+/// use chatvault_core::{NewMessage, Part, Role, Usage};
+///
+/// let question = NewMessage::new(Role::User, "Weather in Oslo?");
+/// let answer = NewMessage::with_parts(
+///     Role::Assistant,
+///     vec![Part::tool_call("call_1", "get_weather", serde_json::json!({"city": "Oslo"}))],
+/// )
+/// .with_usage(Usage::new("gpt-4o", 120, 18));
+/// assert_eq!(question.content(), "Weather in Oslo?");
+/// assert_eq!(answer.parts[0].kind(), "tool_call");
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewMessage {
+    /// The id the message will have: the idempotency key of the append.
+    pub id: MessageId,
+    /// Who wrote it.
+    pub role: Role,
+    /// The content.
+    pub parts: Vec<Part>,
+    /// Its status ([`MessageStatus::Complete`] unless streaming).
+    #[serde(default)]
+    pub status: MessageStatus,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Free-form metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Token usage.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// While in progress: when the writer's lease ends.
+    #[serde(default)]
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+impl NewMessage {
+    /// A text message with a fresh id, created now, with no metadata.
+    pub fn new(role: impl Into<Role>, text: impl Into<String>) -> Self {
+        Self::with_parts(role, vec![Part::text(text)])
+    }
+
+    /// A message made of `parts`, with a fresh id, created now.
+    pub fn with_parts(role: impl Into<Role>, parts: Vec<Part>) -> Self {
+        NewMessage {
+            id: MessageId::new(),
+            role: role.into(),
+            parts,
+            status: MessageStatus::Complete,
+            created_at: now(),
+            metadata: Metadata::new(),
+            usage: None,
+            lease_expires_at: None,
+        }
+    }
+
+    /// Sets the metadata.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Sets a caller-chosen id.
+    pub fn with_id(mut self, id: MessageId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Sets the usage.
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// Sets the status (and, for an in-progress one, its lease).
+    pub fn with_status(
+        mut self,
+        status: MessageStatus,
+        lease_expires_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        self.status = status;
+        self.lease_expires_at = lease_expires_at;
+        self
+    }
+
+    /// The text view (see [`Message::content`]).
+    pub fn content(&self) -> String {
+        text_of(&self.parts)
+    }
+
+    /// The stored message this becomes at position `seq`.
+    pub fn into_message(self, seq: u64) -> Message {
+        Message {
+            id: self.id,
+            seq,
+            role: self.role,
+            parts: self.parts,
+            status: self.status,
+            created_at: self.created_at,
+            updated_at: None,
+            revision: 1,
+            metadata: self.metadata,
+            usage: self.usage,
+            failure: None,
+            lease_expires_at: self.lease_expires_at,
+        }
+    }
+
+    /// Whether `stored` is this message as an earlier append stored it (same id, role,
+    /// parts, status, metadata and usage; `seq` and times are the backend's; a stored
+    /// message updated since only needs the same id and role): what makes a retried append
+    /// idempotent.
+    pub fn is_stored_as(&self, stored: &Message) -> bool {
+        self.id == stored.id
+            && Role::from(self.role.as_str()) == stored.role
+            // Updated since (a streamed reply that went on): the append itself happened.
+            && (stored.revision > 1
+                || (self.parts == stored.parts
+                    && self.metadata == stored.metadata
+                    && self.usage == stored.usage
+                    && self.status == stored.status))
+    }
+
+    /// Checks what the message would store: its role ([`Role::validate`]), JSON depth,
+    /// size, part count and part fields.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_sized().map(|_| ())
+    }
+
+    /// [`validate`](Self::validate), returning the size of the message's JSON form.
+    pub(crate) fn validate_sized(&self) -> Result<usize> {
+        self.role.validate()?;
+        if self.parts.len() > MAX_PARTS {
+            return Err(Error::TooLarge {
+                what: format!("message {} (parts)", self.id),
+                size: self.parts.len() as u64,
+                limit: MAX_PARTS as u64,
+            });
+        }
+        validate_parts(&self.parts, 1)?;
+        check_json_depth("metadata", &self.metadata, 1)?;
+        if let Some(usage) = &self.usage
+            && let Some(model) = &usage.model
+        {
+            check_len("usage.model", model, 256)?;
+        }
+        let size = self.json_len();
+        if size > MAX_MESSAGE_BYTES {
+            return Err(Error::TooLarge {
+                what: format!("message {}", self.id),
+                size: size as u64,
+                limit: MAX_MESSAGE_BYTES as u64,
+            });
+        }
+        Ok(size)
+    }
+
+    /// The size of the message's JSON form in bytes (what backends' limits count).
+    pub fn json_len(&self) -> usize {
+        serde_json::to_vec(self).map_or(usize::MAX, |v| v.len())
+    }
+}
+
+/// A change to a stored message, applied atomically and only if the message is still at
+/// the revision the writer last saw. Fields left `None` are kept.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageUpdate {
+    /// New content, replacing the old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<Part>>,
+    /// A new status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MessageStatus>,
+    /// New usage; the conversation's totals move by the difference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// New metadata, replacing the old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// Why the message failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// A new lease end for an in-progress message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+impl MessageUpdate {
+    /// Checks what the update would store (as [`NewMessage::validate`] does).
+    pub fn validate(&self) -> Result<()> {
+        if let Some(parts) = &self.parts {
+            if parts.len() > MAX_PARTS {
+                return Err(Error::TooLarge {
+                    what: "message update (parts)".into(),
+                    size: parts.len() as u64,
+                    limit: MAX_PARTS as u64,
+                });
+            }
+            validate_parts(parts, 1)?;
+        }
+        if let Some(metadata) = &self.metadata {
+            check_json_depth("metadata", metadata, 1)?;
+        }
+        if let Some(failure) = &self.failure {
+            check_len("failure", failure, 64 * 1024)?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of [`MessagesBackend::update_message`](crate::MessagesBackend::update_message).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessageUpdated {
+    /// The conversation's record after the update (usage totals, version).
+    pub record: crate::model::ConversationRecord,
+    /// The message as stored now.
+    pub message: Message,
+}
+
+fn check_len(field: &'static str, value: &str, max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::invalid_input(
+            field,
+            format!("is {} bytes long; the limit is {max}", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_parts(parts: &[Part], depth: usize) -> Result<()> {
+    if depth > MAX_JSON_DEPTH / 2 {
+        return Err(Error::invalid_input(
+            "parts",
+            format!(
+                "tool results nest deeper than {} levels",
+                MAX_JSON_DEPTH / 2
+            ),
+        ));
+    }
+    for part in parts {
+        match part {
+            Part::Text { .. } => {}
+            Part::File(f) => {
+                if let FileSource::Url { url } = &f.source
+                    && url.is_empty()
+                {
+                    return Err(Error::invalid_input("file part", "the URL is empty"));
+                }
+                if let Some(name) = &f.filename {
+                    crate::keys::validate_filename(name)?;
+                }
+            }
+            Part::ToolCall(c) => {
+                if c.id.is_empty() || c.name.is_empty() {
+                    return Err(Error::invalid_input(
+                        "tool call",
+                        "id and name must not be empty",
+                    ));
+                }
+                check_len("tool call id", &c.id, 256)?;
+                check_len("tool call name", &c.name, 256)?;
+                check_value_depth("tool call arguments", &c.arguments, depth + 1)?;
+            }
+            Part::ToolResult(r) => {
+                if r.call_id.is_empty() {
+                    return Err(Error::invalid_input(
+                        "tool result",
+                        "call_id must not be empty",
+                    ));
+                }
+                check_len("tool result call_id", &r.call_id, 256)?;
+                validate_parts(&r.content, depth + 1)?;
+            }
+            Part::Reasoning(_) => {}
+            Part::Provider(p) => {
+                check_len("provider", &p.provider, 256)?;
+                check_len("provider kind", &p.kind, 256)?;
+                check_value_depth("provider data", &p.data, depth + 1)?;
+            }
+            Part::Unknown(v) => check_value_depth("part", v, depth)?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! The data model: conversations, messages, attachments, and the page and range types
+//! the backends exchange.
+//!
+//! Every type here is `serde`-serializable; the JSON field names are part of the stable
+//! format and are listed on each type.
+
+mod basics;
+mod conversation;
+pub(crate) mod message;
+mod page;
+mod part;
+mod role;
+mod search;
+#[cfg(test)]
+mod tests;
+
+pub use basics::{
+    MAX_JSON_DEPTH, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_PARTS, Metadata, Usage, now,
+    validate_metadata,
+};
+pub use conversation::{
+    ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary, FileAttachment,
+    HistoryEntry, StoredConversation, auto_title,
+};
+pub use message::{Message, MessageStatus, MessageUpdate, MessageUpdated, NewMessage};
+pub use page::{
+    Appended, ListCursor, ListOptions, MessageRange, Page, SearchHit, SearchOptions,
+    sort_for_listing,
+};
+pub use part::{FilePart, FileSource, Part, ProviderPart, Reasoning, ToolCall, ToolResult};
+pub use role::Role;
+pub use search::SearchQuery;

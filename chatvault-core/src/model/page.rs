@@ -1,0 +1,382 @@
+//! Pages, listing and search options, message ranges: what the backends exchange when
+//! they read part of something.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::conversation::{ConversationRecord, ConversationSummary};
+use super::message::Message;
+use crate::error::{Error, Result};
+use crate::ids::ConversationId;
+
+/// Options for [`MessagesBackend::search`](crate::MessagesBackend::search).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// At most this many hits per page (1..=[`ListOptions::MAX_LIMIT`]).
+    pub limit: usize,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Search archived conversations too.
+    pub include_archived: bool,
+}
+
+impl SearchOptions {
+    /// The first page of 20 hits, archived conversations excluded.
+    pub fn new() -> Self {
+        SearchOptions {
+            limit: 20,
+            cursor: None,
+            include_archived: false,
+        }
+    }
+
+    /// Sets the page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Continues after a previous page.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    /// Checks the limit.
+    pub fn validate(&self) -> Result<()> {
+        if self.limit == 0 || self.limit > ListOptions::MAX_LIMIT {
+            return Err(Error::invalid_input(
+                "limit",
+                format!("must be 1..={}, got {}", ListOptions::MAX_LIMIT, self.limit),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One message that matched a search, with its conversation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SearchHit {
+    /// The conversation the message belongs to.
+    pub conversation: ConversationSummary,
+    /// The message.
+    pub message: Message,
+    /// A short excerpt around the match, when the backend makes one.
+    pub snippet: Option<String>,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Pass this back (in [`ListOptions::cursor`] or [`MessageRange`]) for the next
+    /// page; `None` when there is none.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Whether there are more items after this page.
+    pub fn has_more(&self) -> bool {
+        self.next_cursor.is_some()
+    }
+}
+
+/// Options for listing conversations.
+///
+/// ```
+/// use chatvault_core::ListOptions;
+///
+/// let first = ListOptions::new().limit(20).include_archived(true);
+/// assert_eq!(first.limit, 20);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListOptions {
+    /// At most this many summaries per page (1..=[`ListOptions::MAX_LIMIT`]).
+    pub limit: usize,
+    /// The `next_cursor` of the previous page; `None` for the first page.
+    pub cursor: Option<String>,
+    /// Include archived conversations.
+    pub include_archived: bool,
+}
+
+impl ListOptions {
+    /// The default page size.
+    pub const DEFAULT_LIMIT: usize = 50;
+    /// The largest page size.
+    pub const MAX_LIMIT: usize = 1000;
+
+    /// The first page, [`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT) items, archived excluded.
+    pub fn new() -> Self {
+        ListOptions {
+            limit: Self::DEFAULT_LIMIT,
+            cursor: None,
+            include_archived: false,
+        }
+    }
+
+    /// Sets the page size.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Continues after a previous page.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    /// Includes archived conversations.
+    pub fn include_archived(mut self, include: bool) -> Self {
+        self.include_archived = include;
+        self
+    }
+
+    /// Checks the limit and decodes the cursor.
+    pub fn validate(&self) -> Result<Option<ListCursor>> {
+        if self.limit == 0 || self.limit > Self::MAX_LIMIT {
+            return Err(Error::invalid_input(
+                "limit",
+                format!("must be 1..={}, got {}", Self::MAX_LIMIT, self.limit),
+            ));
+        }
+        self.cursor.as_deref().map(ListCursor::decode).transpose()
+    }
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The position in a conversation listing, which is ordered by `last_active`
+/// descending, then `id` descending.
+///
+/// Encoded as an opaque string in [`Page::next_cursor`]. A listing continues strictly
+/// after the cursor's position, so a conversation created while a client pages through
+/// (which sorts first) never shifts the later pages: nothing is skipped or repeated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListCursor {
+    /// `last_active` of the last summary returned.
+    pub last_active: DateTime<Utc>,
+    /// `id` of the last summary returned.
+    pub id: ConversationId,
+}
+
+impl ListCursor {
+    /// The cursor after `summary`.
+    pub fn after(summary: &ConversationSummary) -> Self {
+        ListCursor {
+            last_active: summary.last_active,
+            id: summary.id.clone(),
+        }
+    }
+
+    /// The opaque string form. It keeps `last_active` to the nanosecond, so a cursor
+    /// sorts exactly where its conversation does.
+    pub fn encode(&self) -> String {
+        format!(
+            "v1.{}.{}.{}",
+            self.last_active.timestamp(),
+            self.last_active.timestamp_subsec_nanos(),
+            self.id
+        )
+    }
+
+    /// Parses [`encode`](Self::encode)'s output.
+    pub fn decode(s: &str) -> Result<Self> {
+        let bad =
+            || Error::invalid_input("cursor", format!("not a cursor this library made: {s:?}"));
+        let rest = s.strip_prefix("v1.").ok_or_else(bad)?;
+        let (secs, rest) = rest.split_once('.').ok_or_else(bad)?;
+        let (nanos, id) = rest.split_once('.').ok_or_else(bad)?;
+        let secs: i64 = secs.parse().map_err(|_| bad())?;
+        let nanos: u32 = nanos.parse().map_err(|_| bad())?;
+        if nanos >= 1_000_000_000 {
+            return Err(bad());
+        }
+        let last_active = DateTime::from_timestamp(secs, nanos).ok_or_else(bad)?;
+        let id = ConversationId::parse(id).map_err(|_| bad())?;
+        Ok(ListCursor { last_active, id })
+    }
+
+    /// Whether a conversation at (`last_active`, `id`) is listed strictly after this
+    /// cursor, that is, belongs on a later page.
+    pub fn comes_after(&self, last_active: DateTime<Utc>, id: &ConversationId) -> bool {
+        (last_active, id) < (self.last_active, &self.id)
+    }
+}
+
+/// Sorts summaries into listing order (newest activity first, then id descending).
+pub fn sort_for_listing(items: &mut [ConversationSummary]) {
+    items.sort_by(|a, b| (b.last_active, &b.id).cmp(&(a.last_active, &a.id)));
+}
+
+/// Which messages of a conversation to read, by `seq`.
+///
+/// Results are always in ascending `seq` order.
+///
+/// ```
+/// use chatvault_core::MessageRange;
+///
+/// let everything = MessageRange::all();
+/// let next_page = MessageRange::after(200).limit(100); // seq 201..=300
+/// let tail = MessageRange::last(10);                    // the newest 10
+/// let older = MessageRange::before(51).limit(50);       // seq 1..=50
+/// # let _ = (everything, next_page, tail, older);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageRange {
+    /// Messages with `seq > after`, oldest first, at most `limit` of them.
+    After {
+        /// Exclusive lower bound (0 for the start).
+        after: u64,
+        /// At most this many; `None` for no limit.
+        limit: Option<usize>,
+    },
+    /// The newest `limit` messages with `seq < before` (`None`: the end), returned
+    /// in ascending order.
+    Before {
+        /// Exclusive upper bound; `None` for the end of the conversation.
+        before: Option<u64>,
+        /// At most this many.
+        limit: usize,
+    },
+}
+
+impl MessageRange {
+    /// Every message.
+    pub fn all() -> Self {
+        MessageRange::After {
+            after: 0,
+            limit: None,
+        }
+    }
+
+    /// Messages after `seq` (exclusive).
+    pub fn after(seq: u64) -> Self {
+        MessageRange::After {
+            after: seq,
+            limit: None,
+        }
+    }
+
+    /// Messages before `seq` (exclusive); set how many with [`limit`](Self::limit).
+    pub fn before(seq: u64) -> Self {
+        MessageRange::Before {
+            before: Some(seq),
+            limit: usize::MAX,
+        }
+    }
+
+    /// The newest `n` messages.
+    pub fn last(n: usize) -> Self {
+        MessageRange::Before {
+            before: None,
+            limit: n,
+        }
+    }
+
+    /// Caps how many messages are returned.
+    pub fn limit(self, n: usize) -> Self {
+        match self {
+            MessageRange::After { after, .. } => MessageRange::After {
+                after,
+                limit: Some(n),
+            },
+            MessageRange::Before { before, .. } => MessageRange::Before { before, limit: n },
+        }
+    }
+
+    /// The range continuing in the same direction from a page's `next_cursor`.
+    pub fn continue_from(&self, cursor: &str) -> Result<Self> {
+        let seq: u64 = cursor.parse().map_err(|_| {
+            Error::invalid_input("cursor", format!("not a message cursor: {cursor:?}"))
+        })?;
+        Ok(match self {
+            MessageRange::After { limit, .. } => MessageRange::After {
+                after: seq,
+                limit: *limit,
+            },
+            MessageRange::Before { limit, .. } => MessageRange::Before {
+                before: Some(seq),
+                limit: *limit,
+            },
+        })
+    }
+
+    /// The seq bounds `(first, last)`, inclusive, that this range selects in a
+    /// conversation of `count` messages; `None` when it selects nothing. Whether more
+    /// messages lie beyond them is [`next_cursor`](Self::next_cursor)'s answer.
+    ///
+    /// Backends that store messages by `seq` use this to turn a range into a key range.
+    pub fn resolve(&self, count: u64) -> Option<(u64, u64)> {
+        match *self {
+            MessageRange::After { after, limit } => {
+                let first = after.checked_add(1)?;
+                if first > count {
+                    return None;
+                }
+                let last = match limit {
+                    Some(0) => return None,
+                    Some(n) => count.min(first.saturating_add(n as u64 - 1)),
+                    None => count,
+                };
+                Some((first, last))
+            }
+            MessageRange::Before { before, limit } => {
+                let last = match before {
+                    Some(b) => b.saturating_sub(1).min(count),
+                    None => count,
+                };
+                if last == 0 || limit == 0 {
+                    return None;
+                }
+                let first = last.saturating_sub(limit as u64 - 1).max(1);
+                Some((first, last))
+            }
+        }
+    }
+
+    /// The `next_cursor` for a page that returned seq `first..=last` of this range
+    /// (before any backend-side truncation): `Some` when more messages lie beyond.
+    pub fn next_cursor(&self, first: u64, last: u64, count: u64) -> Option<String> {
+        match self {
+            MessageRange::After { .. } => (last < count).then(|| last.to_string()),
+            MessageRange::Before { .. } => (first > 1).then(|| first.to_string()),
+        }
+    }
+
+    /// Selects this range from messages held in `seq` order with seq `1..=len`
+    /// (the reference implementation used by in-memory backends and the defaults).
+    pub fn select(&self, messages: &[Message]) -> Page<Message> {
+        let count = messages.len() as u64;
+        match self.resolve(count) {
+            None => Page {
+                items: Vec::new(),
+                next_cursor: None,
+            },
+            Some((first, last)) => Page {
+                items: messages[(first - 1) as usize..last as usize].to_vec(),
+                next_cursor: self.next_cursor(first, last, count),
+            },
+        }
+    }
+}
+
+/// The result of [`MessagesBackend::append_messages`](crate::MessagesBackend::append_messages).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Appended {
+    /// The conversation's record after the append.
+    pub record: ConversationRecord,
+    /// The messages as stored, with their `seq`.
+    pub messages: Vec<Message>,
+}

@@ -1,0 +1,259 @@
+//! The [`ChatVault`]: the two backends, and what an application does across
+//! conversations (listing, search, archive, delete).
+use std::sync::Arc;
+
+use crate::backend::{FilesBackend, MessagesBackend, check_unique_ids};
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, MessageId, UserId};
+use crate::model::*;
+
+/// The entry point: a messages backend and a files backend.
+///
+/// Cheap to clone (two `Arc`s); share one across tasks.
+///
+/// ```
+/// use chatvault_core::{ChatVault, Role};
+/// use chatvault_memory::{MemoryFiles, MemoryMessages};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> chatvault_core::Result<()> {
+/// let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+/// let user = "user-123".parse()?;
+/// let mut conversation = vault.create_conversation(Some(&user)).await?;
+/// conversation.add_message(Role::User, "Hello!").await?;
+/// conversation.add_message(Role::Assistant, "Hi there! How can I help you?").await?;
+///
+/// let resumed = vault.get_conversation(conversation.id()).await?.expect("stored");
+/// assert_eq!(resumed.title(), Some("Hello!"));
+/// assert_eq!(resumed.history().await?.len(), 2);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct ChatVault {
+    pub(super) messages: Arc<dyn MessagesBackend>,
+    pub(super) files: Arc<dyn FilesBackend>,
+}
+
+impl ChatVault {
+    /// A vault over these two backends.
+    pub fn new(messages: impl MessagesBackend, files: impl FilesBackend) -> Self {
+        ChatVault {
+            messages: Arc::new(messages),
+            files: Arc::new(files),
+        }
+    }
+
+    /// A vault over backends that are already shared.
+    pub fn from_arcs(messages: Arc<dyn MessagesBackend>, files: Arc<dyn FilesBackend>) -> Self {
+        ChatVault { messages, files }
+    }
+
+    /// The messages backend.
+    pub fn messages_backend(&self) -> &Arc<dyn MessagesBackend> {
+        &self.messages
+    }
+
+    /// The files backend.
+    pub fn files_backend(&self) -> &Arc<dyn FilesBackend> {
+        &self.files
+    }
+
+    /// A page of a user's conversations, newest activity first.
+    ///
+    /// ```
+    /// # use chatvault_core::{ChatVault, ListOptions, UserId};
+    /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> chatvault_core::Result<()> {
+    /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+    /// let user: UserId = "user-123".parse()?;
+    /// let mut options = ListOptions::new().limit(20);
+    /// loop {
+    ///     let page = vault.list_conversations(&user, &options).await?;
+    ///     for summary in &page.items {
+    ///         println!("{} {:?}", summary.id, summary.title);
+    ///     }
+    ///     match page.next_cursor {
+    ///         Some(cursor) => options = options.cursor(cursor),
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_conversations(
+        &self,
+        user_id: &UserId,
+        options: &ListOptions,
+    ) -> Result<Page<ConversationSummary>> {
+        options.validate()?;
+        self.messages
+            .list_conversations(Some(user_id), options)
+            .await
+    }
+
+    /// A page of every user's conversations, newest activity first.
+    ///
+    /// [`Error::NotSupported`] when the messages backend cannot list all users.
+    pub async fn list_all_conversations(
+        &self,
+        options: &ListOptions,
+    ) -> Result<Page<ConversationSummary>> {
+        options.validate()?;
+        if !self.messages.capabilities().list_all {
+            return Err(Error::not_supported(
+                "this messages backend",
+                "listing every user's conversations",
+            ));
+        }
+        self.messages.list_conversations(None, options).await
+    }
+
+    /// Full-text search over a user's messages, best matches first.
+    ///
+    /// [`Error::InvalidInput`] for a query [`SearchQuery::parse`] refuses (blank, over
+    /// 1024 bytes, control characters); every other query is searched for as plain words.
+    /// [`Error::NotSupported`] when the messages backend has no search.
+    pub async fn search(
+        &self,
+        user_id: &UserId,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Page<SearchHit>> {
+        options.validate()?;
+        SearchQuery::parse(query)?;
+        if !self.messages.capabilities().search {
+            return Err(Error::not_supported("this messages backend", "search"));
+        }
+        let mut page = self.messages.search(user_id, query, options).await?;
+        let at = now();
+        for hit in &mut page.items {
+            settle(&mut hit.message, at);
+        }
+        Ok(page)
+    }
+
+    /// Archives a conversation: it stays readable but leaves listings unless asked for.
+    pub async fn archive_conversation(&self, id: &ConversationId) -> Result<ConversationRecord> {
+        self.messages
+            .update(
+                id,
+                &ConversationPatch {
+                    archived: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+    }
+
+    /// Brings an archived conversation back into listings.
+    pub async fn unarchive_conversation(&self, id: &ConversationId) -> Result<ConversationRecord> {
+        self.messages
+            .update(
+                id,
+                &ConversationPatch {
+                    archived: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+    }
+
+    /// Deletes a conversation and everything in it; returns whether it existed.
+    ///
+    /// First the conversation is marked as being deleted, so no attachment can be added
+    /// any more ([`MessagesBackend::begin_delete`]); then its attachments' bytes are
+    /// deleted; then its record and messages. An attach racing the delete either lands
+    /// before the mark (its bytes are deleted here) or fails and deletes its own bytes:
+    /// no blob is left behind. If this fails part-way, calling it again finishes the job.
+    pub async fn delete_conversation(&self, id: &ConversationId) -> Result<bool> {
+        let Some(files) = self.messages.begin_delete(id).await? else {
+            return Ok(false);
+        };
+        for file in &files {
+            self.files.delete(&file.storage_key).await?;
+        }
+        self.messages.delete(id).await?;
+        Ok(true)
+    }
+
+    /// Checks `messages` against the core's rules and the backend's declared limits.
+    pub(super) fn check_append(&self, messages: &[NewMessage]) -> Result<()> {
+        check_unique_ids(messages)?;
+        let caps = self.messages.capabilities();
+        if let Some(max) = caps.max_append_messages
+            && messages.len() > max
+        {
+            return Err(Error::TooLarge {
+                what: "one append (messages)".into(),
+                size: messages.len() as u64,
+                limit: max as u64,
+            });
+        }
+        let limit = message_limit(&caps);
+        for m in messages {
+            let size = m.validate_sized()?;
+            check_message_size(&m.id, size, limit)?;
+        }
+        Ok(())
+    }
+}
+
+impl ChatVault {
+    /// Updates a stored message if it is still at `expected_revision`; see
+    /// [`Conversation::update_message`](crate::Conversation::update_message).
+    pub async fn update_message(
+        &self,
+        conversation_id: &ConversationId,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<MessageUpdated> {
+        update.validate()?;
+        if let Some(parts) = &update.parts {
+            let size = serde_json::to_vec(parts).map_or(usize::MAX, |v| v.len());
+            check_message_size(
+                message_id,
+                size,
+                message_limit(&self.messages.capabilities()),
+            )?;
+        }
+        let mut updated = self
+            .messages
+            .update_message(conversation_id, message_id, expected_revision, update)
+            .await?;
+        settle(&mut updated.message, now());
+        Ok(updated)
+    }
+}
+
+/// The largest message the backend with these capabilities stores, in bytes of JSON.
+fn message_limit(caps: &crate::backend::MessagesCapabilities) -> u64 {
+    caps.max_message_bytes
+        .unwrap_or(MAX_MESSAGE_BYTES as u64)
+        .min(MAX_MESSAGE_BYTES as u64)
+}
+
+/// [`Error::TooLarge`] when a message of `size` bytes exceeds `limit`.
+fn check_message_size(id: &MessageId, size: usize, limit: u64) -> Result<()> {
+    if size as u64 > limit {
+        return Err(Error::TooLarge {
+            what: format!("message {id}"),
+            size: size as u64,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Marks a stored in-progress message whose lease has run out as interrupted.
+pub(super) fn settle(message: &mut Message, at: chrono::DateTime<chrono::Utc>) {
+    message.status = message.status_at(at);
+}
+
+/// The error for a messages backend whose pages do not move on.
+pub(super) fn stalled(cursor: &str) -> Error {
+    Error::backend(
+        "messages",
+        format!("a page ended with cursor {cursor:?} but did not move past the previous one"),
+    )
+}

@@ -1,0 +1,207 @@
+//! A streamed reply: stored before its first token, checkpointed, finished atomically.
+
+use std::time::{Duration, Instant};
+
+use super::chat_vault::ChatVault;
+use crate::error::Result;
+use crate::ids::{ConversationId, MessageId};
+use crate::model::*;
+
+/// How a [`ReplyWriter`] stores a streamed reply.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ReplyOptions {
+    /// Checkpoint when this much time has passed since the last one (default 1 s)...
+    pub checkpoint_interval: Duration,
+    /// ... or when this many bytes of content arrived since (default 16 KiB).
+    pub checkpoint_bytes: usize,
+    /// How long a reply may go without a checkpoint before readers see it as interrupted
+    /// (default 30 s). Each checkpoint renews it; [`ReplyWriter::keep_alive`] renews it
+    /// without content (while a tool runs, say).
+    pub lease: Duration,
+    /// The reply's role (default assistant).
+    pub role: Role,
+    /// The reply's metadata.
+    pub metadata: Metadata,
+}
+
+impl Default for ReplyOptions {
+    fn default() -> Self {
+        ReplyOptions {
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_bytes: 16 * 1024,
+            lease: Duration::from_secs(30),
+            role: Role::Assistant,
+            metadata: Metadata::new(),
+        }
+    }
+}
+
+impl ReplyOptions {
+    /// Sets the checkpoint interval.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// Sets the checkpoint size.
+    pub fn checkpoint_bytes(mut self, bytes: usize) -> Self {
+        self.checkpoint_bytes = bytes;
+        self
+    }
+
+    /// Sets the lease.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets the metadata.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// Writes a streamed reply into its stored message: from
+/// [`Conversation::begin_reply`](crate::Conversation::begin_reply).
+///
+/// Deltas accumulate in memory and reach the backend at checkpoints, at most one per
+/// [`ReplyOptions::checkpoint_interval`] unless [`ReplyOptions::checkpoint_bytes`] arrive
+/// sooner: never one write per token. [`finish`](Self::finish) and [`fail`](Self::fail)
+/// write the final content and status atomically. Every write is conditioned on the
+/// revision this writer last wrote, so a second writer of the same message gets
+/// [`Error::Conflict`](crate::Error::Conflict). If the process dies, the stored message
+/// keeps the last checkpoint and reads as [`MessageStatus::Interrupted`] once the lease
+/// runs out; it never reads as complete.
+#[derive(Debug)]
+#[must_use = "a reply that is never finished reads as interrupted"]
+pub struct ReplyWriter {
+    pub(super) vault: ChatVault,
+    pub(super) conversation_id: ConversationId,
+    pub(super) message: Message,
+    pub(super) dirty_bytes: usize,
+    pub(super) dirty: bool,
+    pub(super) last_checkpoint: Instant,
+    pub(super) options: ReplyOptions,
+}
+
+impl ReplyWriter {
+    /// The reply's message id.
+    pub fn message_id(&self) -> &MessageId {
+        &self.message.id
+    }
+
+    /// The reply as this writer has it (content not yet checkpointed included).
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// Adds text at the end of the reply; checkpoints when due.
+    pub async fn push_text(&mut self, delta: &str) -> Result<()> {
+        match self.message.parts.last_mut() {
+            Some(Part::Text { text }) => text.push_str(delta),
+            _ => self.message.parts.push(Part::text(delta)),
+        }
+        self.touched(delta.len()).await
+    }
+
+    /// Adds reasoning text at the end of the reply's reasoning; checkpoints when due.
+    pub async fn push_reasoning(&mut self, delta: &str) -> Result<()> {
+        match self.message.parts.last_mut() {
+            Some(Part::Reasoning(r)) => r.text.get_or_insert_with(String::new).push_str(delta),
+            _ => self.message.parts.push(Part::Reasoning(crate::Reasoning {
+                text: Some(delta.to_owned()),
+                ..Default::default()
+            })),
+        }
+        self.touched(delta.len()).await
+    }
+
+    /// Adds a whole part (a tool call, a reasoning block with its signature, a file);
+    /// checkpoints when due.
+    pub async fn push_part(&mut self, part: Part) -> Result<()> {
+        let size = serde_json::to_vec(&part).map_or(0, |v| v.len());
+        self.message.parts.push(part);
+        self.touched(size).await
+    }
+
+    async fn touched(&mut self, bytes: usize) -> Result<()> {
+        self.dirty = true;
+        self.dirty_bytes = self.dirty_bytes.saturating_add(bytes);
+        if self.dirty_bytes >= self.options.checkpoint_bytes
+            || self.last_checkpoint.elapsed() >= self.options.checkpoint_interval
+        {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
+        now() + chrono::Duration::from_std(self.options.lease).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Stores the content so far (status streaming) and renews the lease, now.
+    pub async fn checkpoint(&mut self) -> Result<()> {
+        let update = MessageUpdate {
+            parts: Some(self.message.parts.clone()),
+            status: Some(MessageStatus::Streaming),
+            lease_expires_at: Some(self.lease_end()),
+            ..Default::default()
+        };
+        self.write(update).await
+    }
+
+    /// Renews the lease without new content (a long tool call, a slow model).
+    pub async fn keep_alive(&mut self) -> Result<()> {
+        if self.dirty {
+            return self.checkpoint().await;
+        }
+        let update = MessageUpdate {
+            lease_expires_at: Some(self.lease_end()),
+            ..Default::default()
+        };
+        self.write(update).await
+    }
+
+    /// Stores the final content with status complete and the usage, atomically.
+    pub async fn finish(mut self, usage: Option<Usage>) -> Result<Message> {
+        let update = MessageUpdate {
+            parts: Some(self.message.parts.clone()),
+            status: Some(MessageStatus::Complete),
+            usage,
+            ..Default::default()
+        };
+        self.write(update).await?;
+        Ok(self.message)
+    }
+
+    /// Stores the content so far with status failed and the reason, atomically.
+    pub async fn fail(mut self, reason: impl Into<String>) -> Result<Message> {
+        let update = MessageUpdate {
+            parts: Some(self.message.parts.clone()),
+            status: Some(MessageStatus::Failed),
+            failure: Some(reason.into()),
+            ..Default::default()
+        };
+        self.write(update).await?;
+        Ok(self.message)
+    }
+
+    async fn write(&mut self, update: MessageUpdate) -> Result<()> {
+        let updated = self
+            .vault
+            .update_message(
+                &self.conversation_id,
+                &self.message.id,
+                self.message.revision,
+                &update,
+            )
+            .await?;
+        self.message = updated.message;
+        self.dirty = false;
+        self.dirty_bytes = 0;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+}
