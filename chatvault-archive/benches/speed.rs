@@ -1,0 +1,204 @@
+//! Throughput of copy, export, import and verify on a generated store.
+//!
+//! `cargo bench -p chatvault-archive --bench speed` (sizes: `CONVERSATIONS`, default
+//! 1,000, and `MESSAGES` per conversation, default 100). Prints messages/s for each step
+//! and the process's peak resident memory after each (Linux `VmHWM`).
+#![allow(clippy::unwrap_used)] // a benchmark may unwrap: any failure is fatal anyway
+
+use std::time::Instant;
+
+use chatvault_archive::{
+    ArchiveReader, ArchiveWriter, ImportOptions, Scope, Store, copy, export, import, no_progress,
+    verify_archive, verify_store,
+};
+use chatvault_core::{ConversationRecord, NewMessage, Role, StoredConversation, UserId};
+use chatvault_local::{LocalFiles, LocalMessages};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn peak_rss_mib() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or("?".into(), |kb| format!("{:.0} MiB", kb as f64 / 1024.0))
+}
+
+fn report(step: &str, messages: u64, started: Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{step:<28} {messages:>9} messages in {secs:>7.2} s = {:>9.0} messages/s   peak RSS {}",
+        messages as f64 / secs,
+        peak_rss_mib()
+    );
+}
+
+async fn fill(messages: &LocalMessages, conversations: usize, per: usize) {
+    let users: Vec<UserId> = (0..10)
+        .map(|u| format!("user-{u}").parse().unwrap())
+        .collect();
+    let mut batch = Vec::new();
+    for c in 0..conversations {
+        let mut record = ConversationRecord::new(Some(users[c % users.len()].clone()));
+        let news = (0..per)
+            .map(|i| {
+                let role = if i % 2 == 0 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                };
+                NewMessage::new(
+                    role,
+                    format!(
+                        "message {i} of conversation {c}: {}",
+                        "lorem ipsum ".repeat(8)
+                    ),
+                )
+            })
+            .collect();
+        let stored = record.apply_append(news, chatvault_core::now());
+        let mut conversation = StoredConversation::new(record);
+        conversation.messages = stored;
+        batch.push(conversation);
+        if batch.len() == 100 {
+            messages.import(std::mem::take(&mut batch)).await.unwrap();
+        }
+    }
+    messages.import(batch).await.unwrap();
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let conversations = env("CONVERSATIONS", 1_000);
+    let per = env("MESSAGES", 100);
+    let total = (conversations * per) as u64;
+    let tmp = tempfile::tempdir().unwrap();
+    println!(
+        "{conversations} conversations x {per} messages, in {}",
+        tmp.path().display()
+    );
+
+    let local_messages = LocalMessages::open(tmp.path().join("local/messages")).unwrap();
+    fill(&local_messages, conversations, per).await;
+    let local = Store::new(
+        local_messages,
+        LocalFiles::new(tmp.path().join("local/files")).unwrap(),
+    );
+    println!("generated; peak RSS {}", peak_rss_mib());
+
+    // The destination's own bound: create + one append per conversation, nothing read.
+    let url = format!("sqlite://{}", tmp.path().join("baseline.db").display());
+    let baseline = chatvault_sql::SqliteMessages::connect(&url).await.unwrap();
+    let t = Instant::now();
+    for c in 0..conversations {
+        use chatvault_core::MessagesBackend;
+        let record = ConversationRecord::new(None);
+        baseline.create(&record).await.unwrap();
+        let news = (0..per)
+            .map(|i| {
+                NewMessage::new(
+                    Role::User,
+                    format!("message {i} of {c}: {}", "lorem ipsum ".repeat(8)),
+                )
+            })
+            .collect();
+        baseline.append_messages(&record.id, news).await.unwrap();
+    }
+    report("baseline: sqlite writes only", total, t);
+
+    let url = format!("sqlite://{}", tmp.path().join("copy.db").display());
+    let sqlite = Store::new(
+        chatvault_sql::SqliteMessages::connect(&url).await.unwrap(),
+        LocalFiles::new(tmp.path().join("copy.files")).unwrap(),
+    );
+    let t = Instant::now();
+    let r = copy(
+        &local,
+        &sqlite,
+        Scope::All,
+        &ImportOptions::default(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.messages_added, total);
+    report("copy local -> sqlite", total, t);
+
+    let t = Instant::now();
+    let r = copy(
+        &local,
+        &sqlite,
+        Scope::All,
+        &ImportOptions::default(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert!(r.added_nothing());
+    report("copy again (nothing to add)", total, t);
+
+    let t = Instant::now();
+    let dir = tmp.path().join("archive");
+    let m = export(
+        &local,
+        Scope::All,
+        ArchiveWriter::create_dir(&dir).unwrap(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(m.counts.messages, total);
+    report("export local -> directory", total, t);
+
+    let t = Instant::now();
+    let m = export(
+        &sqlite,
+        Scope::All,
+        ArchiveWriter::create_tar(&tmp.path().join("a.tar")).unwrap(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(m.counts.messages, total);
+    report("export sqlite -> .tar", total, t);
+
+    let t = Instant::now();
+    let v = verify_store(&local, Scope::All, true, &no_progress)
+        .await
+        .unwrap();
+    assert!(v.is_clean() && v.messages == total);
+    report("verify local store", total, t);
+
+    let t = Instant::now();
+    let v = verify_store(&sqlite, Scope::All, true, &no_progress)
+        .await
+        .unwrap();
+    assert!(v.is_clean() && v.messages == total);
+    report("verify sqlite store", total, t);
+
+    let archive = ArchiveReader::open(&dir).unwrap();
+    let t = Instant::now();
+    let v = verify_archive(&archive, &no_progress);
+    assert!(v.is_clean() && v.messages == total);
+    report("verify archive", total, t);
+
+    let url = format!("sqlite://{}", tmp.path().join("import.db").display());
+    let dst = Store::new(
+        chatvault_sql::SqliteMessages::connect(&url).await.unwrap(),
+        LocalFiles::new(tmp.path().join("import.files")).unwrap(),
+    );
+    let t = Instant::now();
+    let r = import(&archive, &dst, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(r.messages_added, total);
+    report("import archive -> sqlite", total, t);
+}
