@@ -25,11 +25,11 @@ impl MessagesBackend for DynamoMessages {
             .with_max_append_messages(Some(MAX_APPEND_MESSAGES))
     }
 
-    /// A transaction of one conditional put (see the type's docs). When the SDK gives up
-    /// with a temporary error, the item is read back: if it is the conversation written
-    /// (same creation time and owner, at least the version written), the create
-    /// committed and the answer is `Ok`; if that read fails, the error says that the
-    /// outcome is unknown.
+    /// A transaction of one conditional put (see the crate docs' costs). When the SDK
+    /// gives up with a temporary error, the item is read back: if it is the conversation
+    /// written (same creation time and owner, at least the version written), the
+    /// create committed and the answer is `Ok`; if that read fails, the error says that
+    /// the outcome is unknown.
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
         self.table.create(record).await
     }

@@ -26,62 +26,25 @@ use crate::sdk;
 
 /// Conversations and their messages in one DynamoDB table.
 ///
-/// A conversation item that carries the most recent messages (its tail), and chunk items
-/// of older messages sealed from it, a run each (see the crate docs for the exact layout),
-/// so a conversation has no size limit, a whole conversation is read in few items, and
-/// every operation but `delete` costs the same however long the conversation is:
+/// A conversation item carries the most recent messages (its tail); older messages are
+/// sealed from it into chunk items, so a conversation has no size limit and every
+/// operation but `delete` costs the same however long the conversation is. The crate
+/// docs give the [table's layout](crate#the-dynamodb-table) and the
+/// [requests of each operation](crate#costs-and-limits).
 ///
-/// - `append_messages`: one `PutItem` of the conversation item with the messages added
-///   to its tail, conditional on its `version` as this backend last saw it (and knew
-///   whole); once in 48 messages, one `TransactWriteItems` that also seals the tail into
-///   a chunk item (with an id marker for each sealed message). Message ids are looked up
-///   first (in the tail written against, and through the id markers of ids that sort at
-///   or before the sealed ones): ids already stored make the append a retry, answered
-///   with the stored messages or [`Error::AlreadyExists`]. A consistent `GetItem` first
-///   only for a conversation this backend has not written or read yet (see
-///   [`seen_cache_bytes`](crate::DynamoMessagesBuilder::seen_cache_bytes)). A writer that lost
-///   a race retries from the conversation as DynamoDB returned it with the failure, up
-///   to [`max_write_attempts`](crate::DynamoMessagesBuilder::max_write_attempts), then answers
-///   [`Error::Conflict`]. At most [`MAX_APPEND_MESSAGES`] messages per call and 4 MB per
-///   call (DynamoDB's transaction limits), each message at most [`MAX_MESSAGE_BYTES`]:
-///   larger appends are refused with [`Error::TooLarge`] before anything is written
-///   (split them into several calls if they need not be atomic).
-/// - `update_message`: a message of the tail is one `UpdateItem` of the conversation item
-///   (conditional on its version); a sealed one is found through its id marker and
-///   rewritten in its chunk in one `TransactWriteItems` with the conversation item
-///   (conditional on the chunk's revision; [`Error::Conflict`] when another writer moved
-///   the message on).
-/// - `messages`: one consistent `Query` of the chunk items of the window (a backend page
-///   is cut at DynamoDB's 1 MB, with `next_cursor` set); from the start of the
-///   conversation the `Query` begins at the conversation item (is it there, not being
-///   deleted, and its tail), otherwise a `GetItem` of it runs alongside. A page of 8
-///   items or more is decoded on two threads (half on Tokio's blocking pool). The last
-///   messages read the conversation item first: its tail often holds them.
-/// - `list_conversations`: a `Query` of a GSI, newest activity first.
-/// - `update`, `add_file`, `remove_file`: `GetItem`, then an update of the conversation
-///   item conditional on `version` (retried like appends), never touching the chunks.
-/// - `create`: a put conditional on the id being free ([`Error::AlreadyExists`]).
-/// - `begin_delete`, and the first step of `delete`: marks the conversation item as being
-///   deleted (a tombstone and a new `version`, and no `activity`, so listings leave it
-///   out), which makes every later append or change fail with [`Error::NotFound`], even
-///   one that read the conversation before, and every read see no conversation; then
-///   `delete` deletes the chunk items and markers, then the conversation item. However
-///   busy the conversation, the delete cannot be starved, and no message item outlives
-///   it. Interrupted, it leaves the conversation marked, and calling it again finishes
-///   the job.
-///
-/// Lost answers: when the SDK retries a transaction whose answer was lost (a timeout, a
-/// 5xx), its idempotency token makes DynamoDB answer success without applying it twice;
-/// a retried `PutItem` or `UpdateItem` fails its condition instead, and the append or
-/// update finds its own change in the conversation item that comes back with the
-/// failure. When the SDK gives up on a write with a temporary error, the backend reads
-/// whether it committed before answering (`append_messages`: is its first message
-/// stored; `create`: is the conversation there as written; `update`, `add_file`,
-/// `remove_file`: does the conversation, at the version written or later, hold the
-/// change), and answers success when it did, so a caller never has to guess. When that
-/// read fails too, the answer is [`Error::OutcomeUnknown`] (not temporary: retry an
-/// append with the same message ids, which the id lookup makes safe). A transaction
-/// DynamoDB cancels for throttling is a temporary error too; nothing of it was written.
+/// - Appends are atomic, ordered under any number of writers, and idempotent by message
+///   id: ids already stored make the append a retry, answered with the stored messages
+///   or [`Error::AlreadyExists`]. At most [`MAX_APPEND_MESSAGES`] messages and 4 MB per
+///   call, each message at most [`MAX_MESSAGE_BYTES`]: larger appends are refused with
+///   [`Error::TooLarge`] before anything is written.
+/// - A write that keeps losing races to other writers answers [`Error::Conflict`] after
+///   [`max_write_attempts`](crate::DynamoMessagesBuilder::max_write_attempts); so does
+///   `update_message` when another writer moved the message on.
+/// - A write whose answer was lost is checked before it is reported: success when it
+///   committed, and [`Error::OutcomeUnknown`] (not temporary) only when that check
+///   fails too. Retry an append with the same message ids.
+/// - `begin_delete` makes every later write fail with [`Error::NotFound`] and every read
+///   see no conversation; an interrupted `delete` is finished by calling it again.
 ///
 /// ```no_run
 /// use chatvault_aws::DynamoMessages;

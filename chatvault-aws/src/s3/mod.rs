@@ -196,9 +196,9 @@ impl S3Files {
         }
     }
 
-    /// The object key of a storage key given to a [`FilesBackend`] method, checked to be
-    /// within S3's [`MAX_OBJECT_KEY_LEN`] under the prefix (the key itself is valid by its
-    /// type).
+    /// The object key of a storage key given to a
+    /// [`FilesBackend`](chatvault_core::FilesBackend) method, checked to be within S3's
+    /// [`MAX_OBJECT_KEY_LEN`] under the prefix (the key itself is valid by its type).
     fn checked_object_key(&self, key: &StorageKey) -> Result<String> {
         let object_key = self.object_key(key);
         if object_key.len() > MAX_OBJECT_KEY_LEN {

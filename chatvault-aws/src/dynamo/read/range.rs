@@ -18,9 +18,9 @@ const PARALLEL_DECODE_ITEMS: usize = 8;
 
 /// The messages of each of `items` (see [`decode_stored`]), in the items' order.
 ///
-/// Decoding is the client's part of a long read (about 1 µs a message, near a third of a
-/// 2,000-message load on DynamoDB Local), so a page of many items is decoded on two
-/// threads: the later half on Tokio's blocking pool while this task decodes the first.
+/// Decoding is the client's part of a long read (the README has its measured share), so
+/// a page of many items is decoded on two threads: the later half on Tokio's blocking
+/// pool while this task decodes the first.
 /// Outside a Tokio runtime everything is decoded here.
 async fn decode_items(mut items: Vec<Item>) -> Result<Vec<Vec<Message>>> {
     let handle = match tokio::runtime::Handle::try_current() {

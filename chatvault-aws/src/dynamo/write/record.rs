@@ -15,11 +15,11 @@ use crate::dynamo::seen::Seen;
 use crate::dynamo::table::Table;
 
 impl Table {
-    /// A transaction of one conditional put (see the type's docs). When the SDK gives up
-    /// with a temporary error, the item is read back: if it is the conversation written
-    /// (same creation time and owner, at least the version written), the create
-    /// committed and the answer is `Ok`; if that read fails, the error says that the
-    /// outcome is unknown.
+    /// A transaction of one conditional put (see the crate docs' costs). When the SDK
+    /// gives up with a temporary error, the item is read back: if it is the conversation
+    /// written (same creation time and owner, at least the version written), the
+    /// create committed and the answer is `Ok`; if that read fails, the error says that
+    /// the outcome is unknown.
     pub(crate) async fn create(&self, record: &ConversationRecord) -> Result<()> {
         let item = conversation_item(record, &[])?;
         let size = check_size(
