@@ -115,67 +115,7 @@ pub async fn odd_keys_round_trip_without_aliasing(
 ) {
     let b = backend.as_ref();
     let root = format!("conformance-{}", uuid::Uuid::now_v7());
-    let long_a = "a".repeat(255);
-    let long_b = format!("{}b", "a".repeat(254));
-    let long_c = format!("{}c", "a".repeat(254));
-    let long_unicode = "é".repeat(127);
-    let near_limit = [
-        &"x".repeat(200)[..],
-        &"y".repeat(200),
-        &"z".repeat(200),
-        &"w".repeat(200),
-    ]
-    .join("/");
-    let segments: Vec<String> = vec![
-        "plain.txt".into(),
-        "Plain.txt".into(),
-        "PLAIN.TXT".into(),
-        "A.txt".into(),
-        "a.txt".into(),
-        "%41.txt".into(),
-        "%2541.txt".into(),
-        "100%.txt".into(),
-        "%%".into(),
-        "%2F".into(),
-        "with space.txt".into(),
-        "with%20space.txt".into(),
-        " leading space".into(),
-        "trailing space ".into(),
-        "trailing dot.".into(),
-        "trailing dot".into(),
-        "aux".into(),
-        "CON.txt".into(),
-        "nul".into(),
-        "\u{e9}.txt".into(),
-        "e\u{301}.txt".into(),
-        "日本語 ✓ 👨‍👩‍👧.txt".into(),
-        "~tilde#hash?query&x=1=".into(),
-        "ß".into(),
-        "SS".into(),
-        "ss".into(),
-        long_a,
-        long_b,
-        long_c,
-        long_unicode,
-        "nested/dir/file.txt".into(),
-        "nested/dir/File.txt".into(),
-        near_limit,
-    ];
-    let mut keys = Vec::new();
-    for (i, segment) in segments.iter().enumerate() {
-        let raw = format!("{root}/{segment}");
-        let key = match StorageKey::parse(raw.as_str()) {
-            Ok(k) => k,
-            Err(e) => panic!("the suite's odd key {raw:?} must be a valid StorageKey: {e}"),
-        };
-        let content_type: ContentType = if i % 2 == 0 {
-            parse("text/plain; charset=utf-8")
-        } else {
-            parse("application/vnd.odd+json")
-        };
-        let data = Bytes::from(format!("{i}:{segment}").repeat(i + 1));
-        keys.push((key, data, content_type));
-    }
+    let keys = odd_keys(&root);
     for (key, data, content_type) in &keys {
         let n = ok(
             b.upload(key, data.clone(), content_type).await,
@@ -219,6 +159,77 @@ pub async fn odd_keys_round_trip_without_aliasing(
     }
     let missing = ok(StorageKey::parse(format!("{root}/never stored")), "key");
     assert_eq!(ok(b.download(&missing).await, "download"), None);
+}
+
+/// The odd key segments (see [`odd_keys_round_trip_without_aliasing`]).
+fn odd_segments() -> Vec<String> {
+    let long_a = "a".repeat(255);
+    let long_b = format!("{}b", "a".repeat(254));
+    let long_c = format!("{}c", "a".repeat(254));
+    let long_unicode = "é".repeat(127);
+    let near_limit = [
+        &"x".repeat(200)[..],
+        &"y".repeat(200),
+        &"z".repeat(200),
+        &"w".repeat(200),
+    ]
+    .join("/");
+    vec![
+        "plain.txt".into(),
+        "Plain.txt".into(),
+        "PLAIN.TXT".into(),
+        "A.txt".into(),
+        "a.txt".into(),
+        "%41.txt".into(),
+        "%2541.txt".into(),
+        "100%.txt".into(),
+        "%%".into(),
+        "%2F".into(),
+        "with space.txt".into(),
+        "with%20space.txt".into(),
+        " leading space".into(),
+        "trailing space ".into(),
+        "trailing dot.".into(),
+        "trailing dot".into(),
+        "aux".into(),
+        "CON.txt".into(),
+        "nul".into(),
+        "\u{e9}.txt".into(),
+        "e\u{301}.txt".into(),
+        "日本語 ✓ 👨‍👩‍👧.txt".into(),
+        "~tilde#hash?query&x=1=".into(),
+        "ß".into(),
+        "SS".into(),
+        "ss".into(),
+        long_a,
+        long_b,
+        long_c,
+        long_unicode,
+        "nested/dir/file.txt".into(),
+        "nested/dir/File.txt".into(),
+        near_limit,
+    ]
+}
+
+/// Each odd segment as a key under `root`, with its own bytes and content type.
+fn odd_keys(root: &str) -> Vec<(StorageKey, Bytes, ContentType)> {
+    let segments = odd_segments();
+    let mut keys = Vec::new();
+    for (i, segment) in segments.iter().enumerate() {
+        let raw = format!("{root}/{segment}");
+        let key = match StorageKey::parse(raw.as_str()) {
+            Ok(k) => k,
+            Err(e) => panic!("the suite's odd key {raw:?} must be a valid StorageKey: {e}"),
+        };
+        let content_type: ContentType = if i % 2 == 0 {
+            parse("text/plain; charset=utf-8")
+        } else {
+            parse("application/vnd.odd+json")
+        };
+        let data = Bytes::from(format!("{i}:{segment}").repeat(i + 1));
+        keys.push((key, data, content_type));
+    }
+    keys
 }
 
 /// A stream that fails part-way fails the upload and stores nothing, and leaves an older

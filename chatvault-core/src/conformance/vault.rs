@@ -21,8 +21,10 @@ use super::util::{
 use crate::backend::{FilesBackend, FilesBackendExt};
 use crate::digest::sha256_hex;
 use crate::error::ErrorKind;
-use crate::ids::FileId;
-use crate::model::{ConversationSummary, ListOptions, Metadata, Page, Role};
+use crate::ids::{ConversationId, FileId, UserId};
+use crate::model::{
+    ConversationSummary, FileAttachment, ListOptions, Message, Metadata, Page, Role,
+};
 use crate::model::{MAX_METADATA_BYTES, MessageStatus, MessageUpdate, NewMessage, Part, Usage};
 use crate::vault::{ChatVault, Conversation, ReplyOptions};
 
@@ -83,9 +85,38 @@ pub async fn quick_start_flow(vault: ChatVault, _config: SuiteConfig) {
     );
     assert_eq!(file.size, pdf.len() as u64);
     assert_eq!(file.sha256, sha256_hex(&pdf));
+    quick_start_resumed(&vault, &conversation, &user, &meta, &file, pdf).await;
+    assert!(
+        ok(
+            vault.get_conversation(&crate::ConversationId::new()).await,
+            "get"
+        )
+        .is_none(),
+        "an unknown id is no conversation"
+    );
+    let listed = ok(
+        vault.list_conversations(&user, &ListOptions::new()).await,
+        "list",
+    );
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].id, *conversation.id());
+    assert_eq!(
+        listed.items[0].usage.output_tokens, 5,
+        "the list view shows usage totals"
+    );
+}
 
-    let resumed = reread(&vault, &conversation).await;
-    assert_eq!(resumed.user_id(), Some(&user));
+/// The quick start's conversation read again: its record, history, messages and file.
+async fn quick_start_resumed(
+    vault: &ChatVault,
+    conversation: &Conversation,
+    user: &UserId,
+    meta: &Metadata,
+    file: &FileAttachment,
+    pdf: Bytes,
+) {
+    let resumed = reread(vault, conversation).await;
+    assert_eq!(resumed.user_id(), Some(user));
     assert_eq!(resumed.title(), Some("Hello!"));
     assert_eq!(resumed.message_count(), 4);
     assert_eq!(resumed.record().file_count, 1);
@@ -104,7 +135,7 @@ pub async fn quick_start_flow(vault: ChatVault, _config: SuiteConfig) {
         ]))
     );
     let messages = ok(resumed.messages().await, "messages");
-    assert_eq!(messages[1].metadata, meta);
+    assert_eq!(messages[1].metadata, *meta);
     assert_eq!(messages[3].status, MessageStatus::Complete);
     assert_eq!(messages[3].usage, Some(Usage::new("gpt-4o", 12, 5)));
     assert_eq!(resumed.files(), &[file.clone()][..]);
@@ -116,24 +147,6 @@ pub async fn quick_start_flow(vault: ChatVault, _config: SuiteConfig) {
         resumed.file_content(&FileId::new()).await,
         ErrorKind::NotFound,
         "file_content of an unknown file id",
-    );
-    assert!(
-        ok(
-            vault.get_conversation(&crate::ConversationId::new()).await,
-            "get"
-        )
-        .is_none(),
-        "an unknown id is no conversation"
-    );
-    let listed = ok(
-        vault.list_conversations(&user, &ListOptions::new()).await,
-        "list",
-    );
-    assert_eq!(listed.items.len(), 1);
-    assert_eq!(listed.items[0].id, *conversation.id());
-    assert_eq!(
-        listed.items[0].usage.output_tokens, 5,
-        "the list view shows usage totals"
     );
 }
 
@@ -176,6 +189,35 @@ pub async fn refused_messages_store_nothing(vault: ChatVault, _config: SuiteConf
     let before_record = reread(&vault, &c).await.record().clone();
     let before = ok(c.messages().await, "messages");
 
+    refused_messages(&vault, &mut c, &reply, limit).await;
+    refused_conversation_metadata(&vault, &mut c, &user).await;
+
+    assert_eq!(
+        reread(&vault, &c).await.record(),
+        &before_record,
+        "refused writes must leave the record unchanged"
+    );
+    assert_eq!(
+        ok(c.messages().await, "messages"),
+        before,
+        "and the messages"
+    );
+    let listed = ok(
+        vault
+            .list_conversations(&user, &ListOptions::new().include_archived(true))
+            .await,
+        "list",
+    );
+    assert_eq!(
+        listed.items.len(),
+        1,
+        "a refused create stores no conversation"
+    );
+}
+
+/// Messages, batches and message updates the core refuses (too deep, over the backend's
+/// limits) are refused through `c`.
+async fn refused_messages(vault: &ChatVault, c: &mut Conversation, reply: &Message, limit: usize) {
     let (_, too_deep) = depth_limit(|v| {
         NewMessage::new(Role::User, "x")
             .with_metadata(metadata_with(v.clone()))
@@ -253,6 +295,11 @@ pub async fn refused_messages_store_nothing(vault: ChatVault, _config: SuiteConf
             "an append over the backend's max_append_messages",
         );
     }
+}
+
+/// Conversation metadata the core refuses (too deep, too large) is refused, on an update
+/// and on a create.
+async fn refused_conversation_metadata(vault: &ChatVault, c: &mut Conversation, user: &UserId) {
     let (_, conversation_too_deep) =
         depth_limit(|v| crate::model::validate_metadata(&metadata_with(v.clone())).is_ok());
     assert_kind(
@@ -278,28 +325,6 @@ pub async fn refused_messages_store_nothing(vault: ChatVault, _config: SuiteConf
         c.set_metadata(huge).await,
         ErrorKind::TooLarge,
         "conversation metadata over MAX_METADATA_BYTES",
-    );
-
-    assert_eq!(
-        reread(&vault, &c).await.record(),
-        &before_record,
-        "refused writes must leave the record unchanged"
-    );
-    assert_eq!(
-        ok(c.messages().await, "messages"),
-        before,
-        "and the messages"
-    );
-    let listed = ok(
-        vault
-            .list_conversations(&user, &ListOptions::new().include_archived(true))
-            .await,
-        "list",
-    );
-    assert_eq!(
-        listed.items.len(),
-        1,
-        "a refused create stores no conversation"
     );
 }
 
@@ -364,43 +389,11 @@ pub async fn delete_racing_attach_leaves_no_bytes(vault: ChatVault, config: Suit
     let deleted = Arc::new(AtomicBool::new(false));
     let handles = (0..attachers)
         .map(|t| {
-            let mut c = conversation.clone();
+            let c = conversation.clone();
             let attached = Arc::clone(&attached);
             let stop = Arc::clone(&stop.0);
             let deleted = Arc::clone(&deleted);
-            tokio::spawn(async move {
-                let mut after_delete = 0;
-                for i in 0..10_000 {
-                    if stop.load(Ordering::SeqCst) {
-                        return false;
-                    }
-                    // Once the deletion has returned, the next attach must be refused; a
-                    // few more tries allow for this task's attach already under way. A
-                    // backend that keeps accepting attachments (one that brought the
-                    // conversation back) is failed here, not after 10,000 attaches.
-                    if deleted.load(Ordering::SeqCst) {
-                        after_delete += 1;
-                        if after_delete > ATTACHES_AFTER_DELETE {
-                            return false;
-                        }
-                    }
-                    let data = Bytes::from(format!("task {t} file {i}"));
-                    match c
-                        .attach_file(&format!("f{t}-{i}.txt"), data, "text/plain")
-                        .await
-                    {
-                        Ok(_) => {
-                            attached.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Err(e) if e.kind() == ErrorKind::NotFound => return true,
-                        Err(e) => {
-                            panic!("an attach racing a delete failed with {:?}: {e}", e.kind())
-                        }
-                    }
-                    tokio::task::yield_now().await;
-                }
-                false
-            })
+            tokio::spawn(attach_until_refused(c, t, attached, stop, deleted))
         })
         .collect::<Vec<_>>();
     let deleter = {
@@ -408,17 +401,13 @@ pub async fn delete_racing_attach_leaves_no_bytes(vault: ChatVault, config: Suit
         let id = conversation.id().clone();
         let attached = Arc::clone(&attached);
         let deleted = Arc::clone(&deleted);
-        tokio::spawn(async move {
-            let mut waited = 0;
-            while attached.load(Ordering::SeqCst) < 2 * attachers {
-                assert!(waited < 30_000, "the attachers made no progress in 30 s");
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                waited += 1;
-            }
-            let found = ok(racing.delete_conversation(&id).await, "delete_conversation");
-            deleted.store(true, Ordering::SeqCst);
-            found
-        })
+        tokio::spawn(delete_after_attaches(
+            racing,
+            id,
+            attached,
+            2 * attachers,
+            deleted,
+        ))
     };
     let deleted = join(vec![deleter]).await;
     assert_eq!(deleted, vec![true], "the deletion found the conversation");
@@ -449,6 +438,68 @@ pub async fn delete_racing_attach_leaves_no_bytes(vault: ChatVault, config: Suit
          (within {ATTACHES_AFTER_DELETE} attaches of the deletion's return)"
     );
     assert!(ok(vault.get_conversation(conversation.id()).await, "get").is_none());
+}
+
+/// One attacher of [`delete_racing_attach_leaves_no_bytes`]: attaches files until one is
+/// refused with NotFound (true), or it is stopped or gave up (false).
+async fn attach_until_refused(
+    mut c: Conversation,
+    t: usize,
+    attached: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    deleted: Arc<AtomicBool>,
+) -> bool {
+    let mut after_delete = 0;
+    for i in 0..10_000 {
+        if stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        // Once the deletion has returned, the next attach must be refused; a
+        // few more tries allow for this task's attach already under way. A
+        // backend that keeps accepting attachments (one that brought the
+        // conversation back) is failed here, not after 10,000 attaches.
+        if deleted.load(Ordering::SeqCst) {
+            after_delete += 1;
+            if after_delete > ATTACHES_AFTER_DELETE {
+                return false;
+            }
+        }
+        let data = Bytes::from(format!("task {t} file {i}"));
+        match c
+            .attach_file(&format!("f{t}-{i}.txt"), data, "text/plain")
+            .await
+        {
+            Ok(_) => {
+                attached.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => return true,
+            Err(e) => {
+                panic!("an attach racing a delete failed with {:?}: {e}", e.kind())
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    false
+}
+
+/// The deleter of [`delete_racing_attach_leaves_no_bytes`]: once `attaches` files are
+/// attached, deletes the conversation, sets `deleted`, and returns whether it was found.
+async fn delete_after_attaches(
+    racing: ChatVault,
+    id: ConversationId,
+    attached: Arc<AtomicUsize>,
+    attaches: usize,
+    deleted: Arc<AtomicBool>,
+) -> bool {
+    let mut waited = 0;
+    while attached.load(Ordering::SeqCst) < attaches {
+        assert!(waited < 30_000, "the attachers made no progress in 30 s");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        waited += 1;
+    }
+    let found = ok(racing.delete_conversation(&id).await, "delete_conversation");
+    deleted.store(true, Ordering::SeqCst);
+    found
 }
 
 /// How many attaches an attacher of [`delete_racing_attach_leaves_no_bytes`] may still

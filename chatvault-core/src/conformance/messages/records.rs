@@ -11,7 +11,7 @@ use crate::conformance::util::{
     ok,
 };
 use crate::error::{ErrorKind, Result};
-use crate::ids::{ConversationId, FileId, MessageId};
+use crate::ids::{ConversationId, FileId, MessageId, UserId};
 use crate::model::{ConversationPatch, ConversationRecord, MessageRange};
 use crate::model::{MessageStatus, MessageUpdate};
 
@@ -265,68 +265,8 @@ pub async fn begin_delete_then_delete(backend: Arc<dyn MessagesBackend>, _config
         Some(vec![f1.clone(), f2.clone()]),
         "begin_delete returns the files"
     );
-    assert_eq!(
-        ok(b.head(&record.id).await, "head"),
-        None,
-        "a marked conversation has no head"
-    );
-    let listed = list_everything(b, Some(&user), true, 10).await;
-    assert_eq!(
-        listed.iter().map(|s| &s.id).collect::<Vec<_>>(),
-        vec![&keep.id],
-        "a marked conversation leaves listings"
-    );
-    if b.capabilities().list_all {
-        let all = list_everything(b, None, true, 1000).await;
-        assert!(all.iter().all(|s| s.id != record.id), "and the list of all");
-    }
-    assert_kind(
-        b.append_messages(&record.id, vec![user_msg("x")]).await,
-        ErrorKind::NotFound,
-        "append to a marked conversation",
-    );
-    assert_kind(
-        b.add_file(&record.id, &attachment(Some(&user), &record.id, "late.pdf"))
-            .await,
-        ErrorKind::NotFound,
-        "add_file to a marked conversation",
-    );
-    assert_kind(
-        b.update(
-            &record.id,
-            &ConversationPatch {
-                title: Some("t".into()),
-                ..Default::default()
-            },
-        )
-        .await,
-        ErrorKind::NotFound,
-        "update of a marked conversation",
-    );
-    assert_kind(
-        b.update_message(
-            &record.id,
-            &appended.messages[0].id,
-            1,
-            &MessageUpdate {
-                status: Some(MessageStatus::Failed),
-                ..Default::default()
-            },
-        )
-        .await,
-        ErrorKind::NotFound,
-        "update_message in a marked conversation",
-    );
-    assert_kind(
-        b.remove_file(&record.id, &f1.id).await,
-        ErrorKind::NotFound,
-        "remove_file of a marked conversation",
-    );
-    assert_kind(
-        b.messages(&record.id, &MessageRange::all()).await,
-        ErrorKind::NotFound,
-        "messages of a marked conversation",
-    );
+    marked_reads_as_gone(b, &user, &record.id, &keep.id).await;
+    marked_refuses_writes(b, &user, &record.id, &appended.messages[0].id, &f1.id).await;
     let mut taken = ConversationRecord::new(None);
     taken.id = record.id.clone();
     assert_kind(
@@ -356,33 +296,113 @@ pub async fn begin_delete_then_delete(backend: Arc<dyn MessagesBackend>, _config
         ok(b.head(&keep.id).await, "head").is_some(),
         "others are untouched"
     );
+    delete_unmarked_frees_the_id(b, &user, &keep.id).await;
+}
 
-    // Deleting without marking first works too, and frees the id.
-    ok(
-        b.append_messages(&keep.id, vec![user_msg("soon gone")])
+/// A marked conversation has no head and leaves the listings (the user's: only `keep`).
+async fn marked_reads_as_gone(
+    b: &dyn MessagesBackend,
+    user: &UserId,
+    marked: &ConversationId,
+    keep: &ConversationId,
+) {
+    assert_eq!(
+        ok(b.head(marked).await, "head"),
+        None,
+        "a marked conversation has no head"
+    );
+    let listed = list_everything(b, Some(user), true, 10).await;
+    assert_eq!(
+        listed.iter().map(|s| &s.id).collect::<Vec<_>>(),
+        vec![keep],
+        "a marked conversation leaves listings"
+    );
+    if b.capabilities().list_all {
+        let all = list_everything(b, None, true, 1000).await;
+        assert!(all.iter().all(|s| &s.id != marked), "and the list of all");
+    }
+}
+
+/// Every write to a marked conversation, and reading its messages, is NotFound.
+async fn marked_refuses_writes(
+    b: &dyn MessagesBackend,
+    user: &UserId,
+    marked: &ConversationId,
+    message: &MessageId,
+    file: &FileId,
+) {
+    assert_kind(
+        b.append_messages(marked, vec![user_msg("x")]).await,
+        ErrorKind::NotFound,
+        "append to a marked conversation",
+    );
+    assert_kind(
+        b.add_file(marked, &attachment(Some(user), marked, "late.pdf"))
             .await,
+        ErrorKind::NotFound,
+        "add_file to a marked conversation",
+    );
+    assert_kind(
+        b.update(
+            marked,
+            &ConversationPatch {
+                title: Some("t".into()),
+                ..Default::default()
+            },
+        )
+        .await,
+        ErrorKind::NotFound,
+        "update of a marked conversation",
+    );
+    assert_kind(
+        b.update_message(
+            marked,
+            message,
+            1,
+            &MessageUpdate {
+                status: Some(MessageStatus::Failed),
+                ..Default::default()
+            },
+        )
+        .await,
+        ErrorKind::NotFound,
+        "update_message in a marked conversation",
+    );
+    assert_kind(
+        b.remove_file(marked, file).await,
+        ErrorKind::NotFound,
+        "remove_file of a marked conversation",
+    );
+    assert_kind(
+        b.messages(marked, &MessageRange::all()).await,
+        ErrorKind::NotFound,
+        "messages of a marked conversation",
+    );
+}
+
+/// Deleting without marking first works too, and frees the id.
+async fn delete_unmarked_frees_the_id(b: &dyn MessagesBackend, user: &UserId, id: &ConversationId) {
+    ok(
+        b.append_messages(id, vec![user_msg("soon gone")]).await,
         "append",
     );
-    assert!(ok(
-        b.delete(&keep.id).await,
-        "delete an unmarked conversation"
-    ));
-    assert_eq!(ok(b.head(&keep.id).await, "head"), None);
-    assert!(list_everything(b, Some(&user), true, 10).await.is_empty());
+    assert!(ok(b.delete(id).await, "delete an unmarked conversation"));
+    assert_eq!(ok(b.head(id).await, "head"), None);
+    assert!(list_everything(b, Some(user), true, 10).await.is_empty());
     assert_kind(
-        b.append_messages(&keep.id, vec![user_msg("x")]).await,
+        b.append_messages(id, vec![user_msg("x")]).await,
         ErrorKind::NotFound,
         "append after delete",
     );
     let mut reused = ConversationRecord::new(Some(user.clone()));
-    reused.id = keep.id.clone();
+    reused.id = id.clone();
     ok(
         b.create(&reused).await,
         "create with the id of a deleted conversation",
     );
-    assert_eq!(head_record(b, &keep.id).await, reused);
+    assert_eq!(head_record(b, id).await, reused);
     assert!(
-        all_messages(b, &keep.id).await.is_empty(),
+        all_messages(b, id).await.is_empty(),
         "a new conversation under a deleted one's id has none of its messages"
     );
 }

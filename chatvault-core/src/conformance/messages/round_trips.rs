@@ -26,6 +26,42 @@ pub async fn every_part_kind_round_trips(backend: Arc<dyn MessagesBackend>, conf
     let b = backend.as_ref();
     let limit = message_limit(b);
     let record = new_conversation(b, None).await;
+    let everything = NewMessage::with_parts(Role::Assistant, every_part_kind());
+    accepted(&everything, limit);
+    let large = large_arguments_message(config.large_arguments_bytes, limit);
+    accepted(&large, limit);
+    let result = NewMessage::with_parts(
+        Role::Tool,
+        vec![Part::tool_result("call_big", "written", false)],
+    );
+
+    let appended = ok(
+        b.append_messages(
+            &record.id,
+            vec![everything.clone(), large.clone(), result.clone()],
+        )
+        .await,
+        "append every part kind",
+    );
+    let read = all_messages(b, &record.id).await;
+    assert_eq!(read, appended.messages, "read back as returned");
+    for (sent, got) in [&everything, &large, &result].into_iter().zip(&read) {
+        for (i, (s, g)) in sent.parts.iter().zip(&got.parts).enumerate() {
+            assert_eq!(g, s, "part {i} ({}) changed on the way", s.kind());
+        }
+        assert_eq!(
+            got.parts.len(),
+            sent.parts.len(),
+            "parts were lost or added"
+        );
+        assert_eq!(got.role, sent.role);
+    }
+}
+
+/// One part of every kind: text, unicode, a file by attachment and by URL (also a `data:`
+/// URL), a tool call with exact numbers, a nested tool result, reasoning with a byte-exact
+/// signature (and redacted), provider data, and a part kind from a later release.
+fn every_part_kind() -> Vec<Part> {
     let unknown: Part = match serde_json::from_value(serde_json::json!({
         "type": "hologram", "frames": [1, 2.5, null, 18446744073709551615u64], "x": {"y": "z ✓"}
     })) {
@@ -36,7 +72,7 @@ pub async fn every_part_kind_round_trips(backend: Arc<dyn MessagesBackend>, conf
         matches!(unknown, Part::Unknown(_)),
         "the suite's unknown part must be unknown"
     );
-    let parts = vec![
+    vec![
         Part::text("plain"),
         Part::text(
             "日本語, Ελληνικά, עברית, 👨‍👩‍👧, e\u{301}, \u{202E}rtl\u{202C}, \"quotes\" \\ \n\t",
@@ -90,16 +126,15 @@ pub async fn every_part_kind_round_trips(backend: Arc<dyn MessagesBackend>, conf
             data: serde_json::json!({"id": "ws_1", "score": 0.30000000000000004, "big": -9223372036854775808i64}),
         }),
         unknown,
-    ];
-    let everything = NewMessage::with_parts(Role::Assistant, parts.clone());
-    accepted(&everything, limit);
+    ]
+}
 
+/// An assistant message with one tool call whose arguments are `configured` bytes long, at
+/// most the backend's `limit` minus a margin.
+fn large_arguments_message(configured: usize, limit: usize) -> NewMessage {
     // Large tool arguments: the configured size, or the backend's limit minus a margin.
     let margin = 16 * 1024;
-    let size = config
-        .large_arguments_bytes
-        .min(limit.saturating_sub(margin))
-        .max(1);
+    let size = configured.min(limit.saturating_sub(margin)).max(1);
     let blob: String = "0123456789abcdefghijklmnopqrstuvwxyzé✓"
         .chars()
         .cycle()
@@ -108,41 +143,14 @@ pub async fn every_part_kind_round_trips(backend: Arc<dyn MessagesBackend>, conf
             (*len <= size).then_some(c)
         })
         .collect();
-    let large = NewMessage::with_parts(
+    NewMessage::with_parts(
         Role::Assistant,
         vec![Part::tool_call(
             "call_big",
             "write_file",
             serde_json::json!({"content": blob, "n": 1}),
         )],
-    );
-    accepted(&large, limit);
-    let result = NewMessage::with_parts(
-        Role::Tool,
-        vec![Part::tool_result("call_big", "written", false)],
-    );
-
-    let appended = ok(
-        b.append_messages(
-            &record.id,
-            vec![everything.clone(), large.clone(), result.clone()],
-        )
-        .await,
-        "append every part kind",
-    );
-    let read = all_messages(b, &record.id).await;
-    assert_eq!(read, appended.messages, "read back as returned");
-    for (sent, got) in [&everything, &large, &result].into_iter().zip(&read) {
-        for (i, (s, g)) in sent.parts.iter().zip(&got.parts).enumerate() {
-            assert_eq!(g, s, "part {i} ({}) changed on the way", s.kind());
-        }
-        assert_eq!(
-            got.parts.len(),
-            sent.parts.len(),
-            "parts were lost or added"
-        );
-        assert_eq!(got.role, sent.role);
-    }
+    )
 }
 
 /// Status, lease, usage (every count and the model), metadata, role and creation time

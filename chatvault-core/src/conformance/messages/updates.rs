@@ -9,8 +9,10 @@ use crate::conformance::util::{
     all_messages, assert_kind, exact_metadata, join, new_conversation, ok,
 };
 use crate::error::ErrorKind;
-use crate::ids::MessageId;
-use crate::model::{MessageStatus, MessageUpdate, NewMessage, Part, Usage};
+use crate::ids::{ConversationId, MessageId};
+use crate::model::{
+    Appended, Message, MessageStatus, MessageUpdate, MessageUpdated, NewMessage, Part, Usage,
+};
 use crate::model::{Role, now};
 
 /// `update_message` is versioned: from the right revision it applies the update (revision
@@ -24,10 +26,47 @@ pub async fn update_message_is_versioned(backend: Arc<dyn MessagesBackend>, _con
     let pending = NewMessage::with_parts(Role::Assistant, Vec::new())
         .with_status(MessageStatus::Pending, Some(lease))
         .with_usage(Usage::new("model-a", 10, 5));
+    let appended = append_pending_and_other(b, &record.id, &pending).await;
+    let checkpoint = MessageUpdate {
+        parts: Some(vec![Part::text("Hel")]),
+        status: Some(MessageStatus::Streaming),
+        lease_expires_at: Some(lease + chrono::Duration::seconds(30)),
+        ..Default::default()
+    };
+    let first = update_checkpoint(b, &record.id, &pending, &appended, &checkpoint).await;
+    let finish = MessageUpdate {
+        parts: Some(vec![Part::text("Hello!")]),
+        status: Some(MessageStatus::Complete),
+        usage: Some(Usage::new("model-a", 100, 50)),
+        metadata: Some(exact_metadata()),
+        ..Default::default()
+    };
+    let (done, read) = update_finish(b, &record.id, &pending.id, &first, &finish).await;
+    stale_updates_write_nothing(b, &record.id, &pending.id, &done, &read).await;
+    mark_failed_keeps_usage(b, &record.id, &pending.id, &done, &finish).await;
+
+    assert_kind(
+        b.update_message(&record.id, &MessageId::new(), 1, &checkpoint)
+            .await,
+        ErrorKind::NotFound,
+        "update of a message that does not exist",
+    );
+    assert_eq!(
+        head_record(b, &record.id).await.message_count,
+        2,
+        "and it creates none"
+    );
+}
+
+/// Appends `pending` and one finished message; checks the usage totals and revision 1.
+async fn append_pending_and_other(
+    b: &dyn MessagesBackend,
+    id: &ConversationId,
+    pending: &NewMessage,
+) -> Appended {
     let other = NewMessage::new(Role::Assistant, "done").with_usage(Usage::new("model-b", 1, 2));
     let appended = ok(
-        b.append_messages(&record.id, vec![pending.clone(), other])
-            .await,
+        b.append_messages(id, vec![pending.clone(), other]).await,
         "append",
     );
     assert_eq!(
@@ -37,16 +76,19 @@ pub async fn update_message_is_versioned(backend: Arc<dyn MessagesBackend>, _con
     assert_eq!(appended.record.usage.output_tokens, 7);
     let stored = &appended.messages[0];
     assert_eq!(stored.revision, 1, "a new message is at revision 1");
+    appended
+}
 
-    let checkpoint = MessageUpdate {
-        parts: Some(vec![Part::text("Hel")]),
-        status: Some(MessageStatus::Streaming),
-        lease_expires_at: Some(lease + chrono::Duration::seconds(30)),
-        ..Default::default()
-    };
+/// The streaming checkpoint from revision 1: the revision grows, fields left None are kept.
+async fn update_checkpoint(
+    b: &dyn MessagesBackend,
+    id: &ConversationId,
+    pending: &NewMessage,
+    appended: &Appended,
+    checkpoint: &MessageUpdate,
+) -> MessageUpdated {
     let first = ok(
-        b.update_message(&record.id, &pending.id, 1, &checkpoint)
-            .await,
+        b.update_message(id, &pending.id, 1, checkpoint).await,
         "update from revision 1",
     );
     assert_eq!(first.message.revision, 2, "the revision grows by one");
@@ -63,16 +105,21 @@ pub async fn update_message_is_versioned(backend: Arc<dyn MessagesBackend>, _con
         first.record.version > appended.record.version,
         "the record version grows"
     );
+    first
+}
 
-    let finish = MessageUpdate {
-        parts: Some(vec![Part::text("Hello!")]),
-        status: Some(MessageStatus::Complete),
-        usage: Some(Usage::new("model-a", 100, 50)),
-        metadata: Some(exact_metadata()),
-        ..Default::default()
-    };
+/// The finishing update from revision 2: the lease ends, the usage totals move by the
+/// difference, and the record and message are stored as returned (also returns the
+/// messages read back).
+async fn update_finish(
+    b: &dyn MessagesBackend,
+    id: &ConversationId,
+    message_id: &MessageId,
+    first: &MessageUpdated,
+    finish: &MessageUpdate,
+) -> (MessageUpdated, Vec<Message>) {
     let done = ok(
-        b.update_message(&record.id, &pending.id, 2, &finish).await,
+        b.update_message(id, message_id, 2, finish).await,
         "update from revision 2",
     );
     assert_eq!(done.message.revision, 3);
@@ -93,18 +140,28 @@ pub async fn update_message_is_versioned(backend: Arc<dyn MessagesBackend>, _con
     );
     assert!(done.record.version > first.record.version);
     assert_eq!(
-        head_record(b, &record.id).await,
+        head_record(b, id).await,
         done.record,
         "the record is stored as returned"
     );
-    let read = all_messages(b, &record.id).await;
+    let read = all_messages(b, id).await;
     assert_eq!(read[0], done.message, "the message is stored as returned");
+    (done, read)
+}
 
+/// Updates from revisions that are not the stored one (3) are Conflict and write nothing.
+async fn stale_updates_write_nothing(
+    b: &dyn MessagesBackend,
+    id: &ConversationId,
+    message_id: &MessageId,
+    done: &MessageUpdated,
+    read: &[Message],
+) {
     for stale in [1, 2, 4, 99] {
         assert_kind(
             b.update_message(
-                &record.id,
-                &pending.id,
+                id,
+                message_id,
                 stale,
                 &MessageUpdate {
                     status: Some(MessageStatus::Failed),
@@ -118,21 +175,26 @@ pub async fn update_message_is_versioned(backend: Arc<dyn MessagesBackend>, _con
             "update from a revision that is not the stored one",
         );
     }
+    assert_eq!(all_messages(b, id).await, read, "a Conflict writes nothing");
     assert_eq!(
-        all_messages(b, &record.id).await,
-        read,
-        "a Conflict writes nothing"
-    );
-    assert_eq!(
-        head_record(b, &record.id).await,
+        head_record(b, id).await,
         done.record,
         "nor changes the record"
     );
+}
 
+/// Marking the message failed from revision 3 keeps its usage and the totals.
+async fn mark_failed_keeps_usage(
+    b: &dyn MessagesBackend,
+    id: &ConversationId,
+    message_id: &MessageId,
+    done: &MessageUpdated,
+    finish: &MessageUpdate,
+) {
     let failed = ok(
         b.update_message(
-            &record.id,
-            &pending.id,
+            id,
+            message_id,
             3,
             &MessageUpdate {
                 status: Some(MessageStatus::Failed),
@@ -154,18 +216,6 @@ pub async fn update_message_is_versioned(backend: Arc<dyn MessagesBackend>, _con
     assert_eq!(
         failed.record.usage, done.record.usage,
         "totals unchanged when usage is not given"
-    );
-
-    assert_kind(
-        b.update_message(&record.id, &MessageId::new(), 1, &checkpoint)
-            .await,
-        ErrorKind::NotFound,
-        "update of a message that does not exist",
-    );
-    assert_eq!(
-        head_record(b, &record.id).await.message_count,
-        2,
-        "and it creates none"
     );
 }
 
