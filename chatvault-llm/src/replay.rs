@@ -109,8 +109,46 @@ impl ReplayOptions {
 /// Repairs stored history (in `seq` order) into what providers accept, by the rules in
 /// the [module docs](self).
 pub fn repair(messages: &[Message], options: &ReplayOptions) -> Vec<ReplayMessage> {
+    let kept = keep_with_markers(messages, options);
+    let mut placement = ResultPlacement::of(&kept);
+    let mut out = Vec::with_capacity(kept.len() + 4);
+    for (i, mut m) in kept.into_iter().enumerate() {
+        let had_parts = !m.parts.is_empty();
+        placement.rewrite(i, &mut m);
+        let calls: Vec<String> = if m.role == Role::Assistant {
+            m.parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::ToolCall(c) => Some(c.id.clone()),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if had_parts && !m.parts.is_empty() {
+            out.push(m);
+        }
+        if !calls.is_empty() {
+            let results = calls
+                .into_iter()
+                .map(|id| {
+                    Part::ToolResult(placement.answers.remove(&id).unwrap_or_else(|| ToolResult {
+                        call_id: id,
+                        content: vec![Part::text(options.missing_result.clone())],
+                        is_error: true,
+                    }))
+                })
+                .collect();
+            out.push(ReplayMessage::new(Role::Tool, results));
+        }
+    }
+    out
+}
+
+/// Rules 2, 3 and 6: which messages, with which parts (markers added), as of now.
+fn keep_with_markers(messages: &[Message], options: &ReplayOptions) -> Vec<ReplayMessage> {
     let at = now();
-    // Rules 2, 3 and 6: which messages, with which parts.
     let mut kept: Vec<ReplayMessage> = Vec::with_capacity(messages.len());
     for message in messages {
         if message.parts.is_empty() {
@@ -133,45 +171,63 @@ pub fn repair(messages: &[Message], options: &ReplayOptions) -> Vec<ReplayMessag
         }
         kept.push(replay);
     }
+    kept
+}
 
-    // Rule 4: where each call is, and which result answers it.
-    let mut call_at: HashMap<String, usize> = HashMap::new();
-    for (i, m) in kept.iter().enumerate() {
-        if m.role == Role::Assistant {
-            for part in &m.parts {
-                if let Part::ToolCall(c) = part {
-                    call_at.entry(c.id.clone()).or_insert(i);
+/// Rules 4 and 5: which result answers each call (moved after it), and which results are
+/// orphans (turned into text in place); parts are named by (message, part) index.
+struct ResultPlacement {
+    /// The first result stored after its call, by call id.
+    answers: HashMap<String, ToolResult>,
+    /// Results that move to follow their call.
+    moved: HashSet<(usize, usize)>,
+    /// Results with no earlier call, or a second result for a call.
+    orphans: HashSet<(usize, usize)>,
+}
+
+impl ResultPlacement {
+    fn of(kept: &[ReplayMessage]) -> Self {
+        let mut call_at: HashMap<String, usize> = HashMap::new();
+        for (i, m) in kept.iter().enumerate() {
+            if m.role == Role::Assistant {
+                for part in &m.parts {
+                    if let Part::ToolCall(c) = part {
+                        call_at.entry(c.id.clone()).or_insert(i);
+                    }
                 }
             }
         }
-    }
-    let mut answers: HashMap<String, ToolResult> = HashMap::new();
-    let mut orphans: HashSet<(usize, usize)> = HashSet::new();
-    let mut moved: HashSet<(usize, usize)> = HashSet::new();
-    for (i, m) in kept.iter().enumerate() {
-        for (j, part) in m.parts.iter().enumerate() {
-            if let Part::ToolResult(r) = part {
-                let answers_a_call = call_at.get(&r.call_id).is_some_and(|&c| c < i);
-                if answers_a_call && !answers.contains_key(&r.call_id) {
-                    answers.insert(r.call_id.clone(), r.clone());
-                    moved.insert((i, j));
-                } else {
-                    orphans.insert((i, j));
+        let mut placement = ResultPlacement {
+            answers: HashMap::new(),
+            moved: HashSet::new(),
+            orphans: HashSet::new(),
+        };
+        for (i, m) in kept.iter().enumerate() {
+            for (j, part) in m.parts.iter().enumerate() {
+                if let Part::ToolResult(r) = part {
+                    let answers_a_call = call_at.get(&r.call_id).is_some_and(|&c| c < i);
+                    if answers_a_call && !placement.answers.contains_key(&r.call_id) {
+                        placement.answers.insert(r.call_id.clone(), r.clone());
+                        placement.moved.insert((i, j));
+                    } else {
+                        placement.orphans.insert((i, j));
+                    }
                 }
             }
         }
+        placement
     }
 
-    let mut out = Vec::with_capacity(kept.len() + 4);
-    for (i, mut m) in kept.into_iter().enumerate() {
-        let had_parts = !m.parts.is_empty();
+    /// Message `i` without its moved results, its orphans as text (a tool message left
+    /// with no result becomes a user message).
+    fn rewrite(&self, i: usize, m: &mut ReplayMessage) {
         let mut parts = Vec::with_capacity(m.parts.len());
         let mut turned_to_text = false;
         for (j, part) in std::mem::take(&mut m.parts).into_iter().enumerate() {
-            if moved.contains(&(i, j)) {
+            if self.moved.contains(&(i, j)) {
                 continue;
             }
-            if orphans.contains(&(i, j))
+            if self.orphans.contains(&(i, j))
                 && let Part::ToolResult(r) = part
             {
                 parts.push(Part::text(orphan_text(&r)));
@@ -188,35 +244,7 @@ pub fn repair(messages: &[Message], options: &ReplayOptions) -> Vec<ReplayMessag
         {
             m.role = Role::User;
         }
-        let calls: Vec<String> = if m.role == Role::Assistant {
-            m.parts
-                .iter()
-                .filter_map(|p| match p {
-                    Part::ToolCall(c) => Some(c.id.clone()),
-                    _ => None,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if had_parts && !m.parts.is_empty() {
-            out.push(m);
-        }
-        if !calls.is_empty() {
-            let results = calls
-                .into_iter()
-                .map(|id| {
-                    Part::ToolResult(answers.remove(&id).unwrap_or_else(|| ToolResult {
-                        call_id: id,
-                        content: vec![Part::text(options.missing_result.clone())],
-                        is_error: true,
-                    }))
-                })
-                .collect();
-            out.push(ReplayMessage::new(Role::Tool, results));
-        }
     }
-    out
 }
 
 fn orphan_text(result: &ToolResult) -> String {
