@@ -23,7 +23,7 @@ use crate::statements::{record_columns, record_columns_c};
 /// Every write is one transaction that first locks the conversation's row
 /// (`SELECT ... FOR UPDATE`), so writers to one conversation take turns, from any number
 /// of processes, and writers to different conversations run in parallel. See the
-/// [crate docs](crate) for the schema.
+/// [`schema`](crate::schema) page for the tables.
 pub type PostgresMessages = SqlMessages<Postgres>;
 
 /// A fixed key for `pg_advisory_xact_lock`, so that concurrent migrators take turns

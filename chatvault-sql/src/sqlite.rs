@@ -27,7 +27,7 @@ use crate::statements::{SELECT_LIVE, SELECT_MESSAGE_BY_ID, record_columns_c};
 /// Writers take SQLite's write lock at once (`BEGIN IMMEDIATE`) and wait up to 30 s
 /// (`busy_timeout`) for another process's; within one process they queue on an async
 /// mutex first, so they never spin on the busy handler. The database runs in WAL mode, so
-/// readers never wait for writers. See the [crate docs](crate) for the schema.
+/// readers never wait for writers. See the [`schema`](crate::schema) page for the tables.
 pub type SqliteMessages = SqlMessages<Sqlite>;
 
 /// How long a writer waits for another process's write lock before failing with a
