@@ -88,9 +88,9 @@ impl ConversationIds {
                 Scope::All => None,
                 Scope::Owner(user) => Some(user),
             };
-            let mut options = ListOptions::new().limit(LIST_PAGE).include_archived(true);
+            let mut options = ListOptions::new().limit(LIST_PAGE)?.include_archived(true);
             if let Some(cursor) = self.cursor.take() {
-                options = options.cursor(cursor);
+                options = options.cursor(&cursor)?;
             }
             let page = self
                 .store

@@ -326,7 +326,10 @@ async fn v0_1_items_read_back_exactly() {
         let all = messages
             .list_conversations(
                 Some(&user),
-                &ListOptions::new().limit(100).include_archived(true),
+                &ListOptions::new()
+                    .limit(100)
+                    .unwrap()
+                    .include_archived(true),
             )
             .await
             .unwrap();
@@ -339,7 +342,7 @@ async fn v0_1_items_read_back_exactly() {
             "{user}"
         );
         let live = messages
-            .list_conversations(Some(&user), &ListOptions::new().limit(100))
+            .list_conversations(Some(&user), &ListOptions::new().limit(100).unwrap())
             .await
             .unwrap();
         let want: Vec<&String> = ids

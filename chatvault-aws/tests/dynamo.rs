@@ -496,7 +496,7 @@ async fn listings_order_ties_by_id_and_page_through_them() {
     let owner = common::uid(user);
     for user_id in [Some(&owner), None] {
         for limit in [1, 2, 3, 100] {
-            let mut options = ListOptions::new().limit(limit);
+            let mut options = ListOptions::new().limit(limit).unwrap();
             let mut got = Vec::new();
             loop {
                 let page = backend
@@ -506,7 +506,7 @@ async fn listings_order_ties_by_id_and_page_through_them() {
                 assert!(page.items.len() <= limit);
                 got.extend(page.items.into_iter().map(|s| s.id));
                 match page.next_cursor {
-                    Some(c) => options = options.cursor(c),
+                    Some(c) => options = options.cursor(&c).unwrap(),
                     None => break,
                 }
             }

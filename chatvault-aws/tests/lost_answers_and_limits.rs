@@ -205,7 +205,7 @@ async fn listing_everyone_filters_archived_across_pages_and_shards() {
     expected.sort_by(|a, b| b.cmp(a));
     let expected: Vec<ConversationId> = expected.into_iter().map(|(_, id)| id).collect();
     for limit in [1, 2, 3, 5, 13, 1000] {
-        let mut options = ListOptions::new().limit(limit);
+        let mut options = ListOptions::new().limit(limit).unwrap();
         let mut got = Vec::new();
         let mut pages = 0;
         loop {
@@ -217,7 +217,7 @@ async fn listing_everyone_filters_archived_across_pages_and_shards() {
             );
             got.extend(page.items.into_iter().map(|s| s.id));
             match page.next_cursor {
-                Some(c) => options = options.cursor(c),
+                Some(c) => options = options.cursor(&c).unwrap(),
                 None => break,
             }
         }
@@ -227,7 +227,7 @@ async fn listing_everyone_filters_archived_across_pages_and_shards() {
     let page = table
         .list_conversations(
             Some(&common::uid("user#0")),
-            &ListOptions::new().limit(1000),
+            &ListOptions::new().limit(1000).unwrap(),
         )
         .await
         .unwrap();

@@ -73,9 +73,9 @@ pub(crate) async fn ls(
     archived: bool,
     json: bool,
 ) -> Result<()> {
-    let mut options = ListOptions::new().limit(limit).include_archived(archived);
-    if let Some(cursor) = cursor {
-        options = options.cursor(cursor);
+    let mut options = ListOptions::new().limit(limit)?.include_archived(archived);
+    if let Some(cursor) = &cursor {
+        options = options.cursor(cursor)?;
     }
     let page = store.messages.list_conversations(owner, &options).await?;
     for s in &page.items {

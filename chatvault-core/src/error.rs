@@ -256,6 +256,12 @@ impl Error {
         Error::NotSupported { backend, operation }
     }
 
+    /// The [`NotSupported`](Error::NotSupported) error of a backend without full-text
+    /// search: what its [`MessagesBackend::search`](crate::MessagesBackend::search) answers.
+    pub fn search_not_supported(backend: &'static str) -> Self {
+        Error::not_supported(backend, "search")
+    }
+
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

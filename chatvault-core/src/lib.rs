@@ -33,7 +33,6 @@ pub use backend::{
     ByteStream, FilesBackend, FilesBackendExt, FilesCapabilities, MessagesBackend,
     MessagesCapabilities, ObjectMeta, apply_add_file, apply_remove_file, bytes_stream,
     check_replay, check_unique_ids, collect_stream, download_error, into_byte_stream, paginate,
-    revision_conflict,
 };
 pub use backend::{SimpleAdapter, SimpleBackend};
 pub use digest::sha256_hex;
@@ -42,8 +41,9 @@ pub use ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId
 pub use model::{
     Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
     FileAttachment, FilePart, FileSource, HistoryEntry, ListCursor, ListOptions, Message,
-    MessageRange, MessageStatus, MessageUpdate, MessageUpdated, Metadata, NewMessage, Page, Part,
-    ProviderPart, Reasoning, Role, SearchHit, SearchOptions, SearchQuery, StoredConversation,
-    ToolCall, ToolResult, Usage, auto_title, now, sort_for_listing, validate_metadata,
+    MessageRange, MessageStatus, MessageUpdate, MessageUpdated, Metadata, NewMessage, Page,
+    PageLimit, Part, ProviderPart, Reasoning, Role, SearchCursor, SearchHit, SearchOptions,
+    SearchQuery, StoredConversation, ToolCall, ToolResult, Usage, auto_title, now,
+    sort_for_listing, validate_metadata,
 };
 pub use vault::{ChatVault, Conversation, NewConversation, ReplyOptions, ReplyWriter};

@@ -31,13 +31,10 @@ fn summary(id: &str, nanos: u32) -> ConversationSummary {
 #[test]
 fn cursors_keep_nanoseconds() {
     let all = vec![summary("b", 100), summary("a", 500)];
-    let p1 = paginate(all.clone(), &ListOptions::new().limit(1)).unwrap();
+    let one = ListOptions::new().limit(1).unwrap();
+    let p1 = paginate(all.clone(), &one).unwrap();
     assert_eq!(p1.items[0].id, "a");
-    let p2 = paginate(
-        all,
-        &ListOptions::new().limit(1).cursor(p1.next_cursor.unwrap()),
-    )
-    .unwrap();
+    let p2 = paginate(all, &one.cursor(&p1.next_cursor.unwrap()).unwrap()).unwrap();
     assert_eq!(p2.items.len(), 1, "b was skipped");
     assert_eq!(p2.items[0].id, "b");
     assert_eq!(p2.next_cursor, None);

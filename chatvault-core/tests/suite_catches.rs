@@ -811,7 +811,7 @@ impl MessagesBackend for BrokenMemory {
                     items.extend(self.inner.search(other, query, options).await?.items);
                 }
                 items.extend(own.items);
-                items.truncate(options.limit);
+                items.truncate(options.limit.get());
                 Ok(Page {
                     items,
                     next_cursor: own.next_cursor,

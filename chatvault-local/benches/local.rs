@@ -356,7 +356,7 @@ async fn listing_latency(
         }
     }
     let fill = started.elapsed();
-    let options = ListOptions::new().limit(20);
+    let options = ListOptions::new().limit(20).unwrap();
     let started = Instant::now();
     let page = backend
         .list_conversations(Some(&user), &options)

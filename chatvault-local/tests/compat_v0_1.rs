@@ -70,7 +70,7 @@ fn cid(id: &str) -> ConversationId {
 async fn listing_ids(store: &LocalMessages, user: Option<&str>) -> Vec<String> {
     let user = user.map(|u| UserId::parse(u).unwrap());
     let mut out = Vec::new();
-    let mut options = ListOptions::new().limit(2).include_archived(true);
+    let mut options = ListOptions::new().limit(2).unwrap().include_archived(true);
     loop {
         let page = store
             .list_conversations(user.as_ref(), &options)
@@ -78,7 +78,7 @@ async fn listing_ids(store: &LocalMessages, user: Option<&str>) -> Vec<String> {
             .unwrap();
         out.extend(page.items.iter().map(|s| s.id.to_string()));
         match page.next_cursor {
-            Some(c) => options = options.cursor(c),
+            Some(c) => options = options.cursor(&c).unwrap(),
             None => return out,
         }
     }

@@ -307,13 +307,13 @@ async fn every_operation_racing_on_three_ids_fails_only_with_not_found_or_alread
     }
     // Per-user listings agree with the headers.
     let all = store
-        .list_conversations(None, &ListOptions::new().limit(100))
+        .list_conversations(None, &ListOptions::new().limit(100).unwrap())
         .await
         .unwrap();
     for c in &all.items {
         let u = c.user_id.as_ref().unwrap();
         let mine = store
-            .list_conversations(Some(u), &ListOptions::new().limit(100))
+            .list_conversations(Some(u), &ListOptions::new().limit(100).unwrap())
             .await
             .unwrap();
         assert!(

@@ -308,7 +308,7 @@ async fn a_deleted_lock_file_is_recreated() {
 
 async fn listing(store: &LocalMessages, user: Option<&str>) -> Vec<String> {
     let mut out = Vec::new();
-    let mut options = ListOptions::new().limit(2).include_archived(true);
+    let mut options = ListOptions::new().limit(2).unwrap().include_archived(true);
     loop {
         let user = user.map(uid);
         let page = store
@@ -317,7 +317,7 @@ async fn listing(store: &LocalMessages, user: Option<&str>) -> Vec<String> {
             .unwrap();
         out.extend(page.items.into_iter().map(|s| s.id.to_string()));
         match page.next_cursor {
-            Some(c) => options = options.cursor(c),
+            Some(c) => options = options.cursor(&c).unwrap(),
             None => return out,
         }
     }

@@ -11,8 +11,8 @@ use chatvault_core::{
     ConversationRecord, ConversationSummary, Error, FileAttachment, FileId, FilesBackend,
     FilesCapabilities, ListCursor, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
     MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
-    SearchHit, SearchOptions, SearchQuery, StorageKey, UserId, apply_add_file, apply_remove_file,
-    async_trait, bytes_stream, check_replay, collect_stream, now, revision_conflict,
+    SearchCursor, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId, apply_add_file,
+    apply_remove_file, async_trait, bytes_stream, check_replay, collect_stream, now,
 };
 use chrono::{DateTime, Utc};
 
@@ -197,13 +197,7 @@ impl MessagesBackend for MemoryMessages {
             .get(message_id)
             .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
         let mut message = entry.messages[index].clone();
-        if message.revision != expected_revision {
-            return Err(revision_conflict(
-                message_id,
-                expected_revision,
-                message.revision,
-            ));
-        }
+        message.expect_revision(expected_revision)?;
         let mut record = entry.record.clone();
         record.apply_message_update(&mut message, update, now());
         state.set_record(id, record.clone())?;
@@ -220,41 +214,29 @@ impl MessagesBackend for MemoryMessages {
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        let cursor = options.validate()?;
         let state = self.lock();
         let empty = BTreeSet::new();
         let index = match user_id {
             Some(user) => state.by_user.get(user).unwrap_or(&empty),
             None => &state.all,
         };
-        let upper = cursor
+        let upper = options
+            .cursor
             .as_ref()
             .map(|c: &ListCursor| (c.last_active, c.id.clone()));
         let candidates: Box<dyn Iterator<Item = &Position>> = match upper {
             Some(upper) => Box::new(index.range(..upper).rev()),
             None => Box::new(index.iter().rev()),
         };
-        let mut items = Vec::with_capacity(options.limit.min(index.len()));
-        let mut more = false;
-        for (_, id) in candidates {
-            let Ok(entry) = state.live(id) else {
-                continue;
-            };
-            if entry.record.archived && !options.include_archived {
-                continue;
-            }
-            if items.len() == options.limit {
-                more = true;
-                break;
-            }
-            items.push(entry.record.summary());
-        }
-        let next_cursor = if more {
-            items.last().map(|s| ListCursor::after(s).encode())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = candidates
+            .filter_map(|(_, id)| state.live(id).ok())
+            .filter(|entry| options.include_archived || !entry.record.archived)
+            .take(options.limit.get() + 1)
+            .map(|entry| entry.record.summary())
+            .collect();
+        Ok(Page::from_overfetch(items, options.limit, |s| {
+            ListCursor::after(s).encode()
+        }))
     }
 
     async fn update(
@@ -326,14 +308,8 @@ impl MessagesBackend for MemoryMessages {
         query: &str,
         options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
-        options.validate()?;
         let query = SearchQuery::parse(query)?;
-        let skip: usize = match &options.cursor {
-            None => 0,
-            Some(c) => c.parse().map_err(|_| {
-                Error::invalid_input("cursor", format!("not a search cursor: {c:?}"))
-            })?,
-        };
+        let skip = options.cursor.map_or(0, |c| c.offset() as usize);
         let needle = query.as_str().to_lowercase();
         let state = self.lock();
         let Some(index) = state.by_user.get(user_id) else {
@@ -343,7 +319,7 @@ impl MessagesBackend for MemoryMessages {
             });
         };
         // Newest conversations first, newest messages first within each.
-        let mut hits = index
+        let hits = index
             .iter()
             .rev()
             .filter_map(|(_, id)| state.live(id).ok())
@@ -355,17 +331,16 @@ impl MessagesBackend for MemoryMessages {
                     .filter(|m| m.content().to_lowercase().contains(&needle))
                     .map(move |m| (e, m))
             })
-            .skip(skip);
-        let mut items = Vec::new();
-        for (entry, message) in hits.by_ref().take(options.limit) {
-            items.push(SearchHit {
+            .skip(skip)
+            .take(options.limit.get() + 1)
+            .map(|(entry, message)| SearchHit {
                 conversation: entry.record.summary(),
                 message: message.clone(),
                 snippet: None,
-            });
-        }
-        let next_cursor = hits.next().map(|_| (skip + items.len()).to_string());
-        Ok(Page { items, next_cursor })
+            })
+            .collect();
+        let next = SearchCursor::at(skip + options.limit.get());
+        Ok(Page::from_overfetch(hits, options.limit, |_| next.encode()))
     }
 }
 

@@ -161,7 +161,7 @@ async fn run(sizes: &[u64], appends: usize) {
             let user = UserId::parse("bench-user").unwrap();
             let start = Instant::now();
             let hits = backend
-                .search(&user, &query, &SearchOptions::new().limit(20))
+                .search(&user, &query, &SearchOptions::new().limit(20).unwrap())
                 .await;
             let took = start.elapsed();
             match hits {
@@ -192,7 +192,7 @@ async fn run(sizes: &[u64], appends: usize) {
         }
         let create = start.elapsed();
         let start = Instant::now();
-        let mut options = ListOptions::new().limit(50);
+        let mut options = ListOptions::new().limit(50).unwrap();
         let mut seen = 0;
         loop {
             let page = backend
@@ -201,7 +201,7 @@ async fn run(sizes: &[u64], appends: usize) {
                 .unwrap();
             seen += page.items.len();
             match page.next_cursor {
-                Some(cursor) => options = options.cursor(cursor),
+                Some(cursor) => options = options.cursor(&cursor).unwrap(),
                 None => break,
             }
         }
@@ -209,7 +209,7 @@ async fn run(sizes: &[u64], appends: usize) {
         assert_eq!(seen, CONVERSATIONS);
         let start = Instant::now();
         let one = backend
-            .list_conversations(Some(&user), &ListOptions::new().limit(1_000))
+            .list_conversations(Some(&user), &ListOptions::new().limit(1_000).unwrap())
             .await
             .unwrap();
         let single = start.elapsed();

@@ -5,14 +5,11 @@ use chatvault_core::{
     ConversationSummary, Error, FileAttachment, FileId, ListCursor, ListOptions, Message,
     MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities,
     NewMessage, Page, Result, SearchHit, SearchOptions, SearchQuery, UserId, apply_add_file,
-    apply_remove_file, async_trait, check_replay, now, revision_conflict,
+    apply_remove_file, async_trait, check_replay, now,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
 
-use crate::common::{
-    MESSAGE_PAGE, overfetched, parse_json, role_column, search_offset, search_text, to_i64,
-    to_json, to_u64,
-};
+use crate::common::{MESSAGE_PAGE, parse_json, role_column, search_text, to_i64, to_json, to_u64};
 use crate::dialect::Dialect;
 use crate::messages::{SqlMessages, commit, read_error, rollback};
 use crate::statements::{
@@ -139,13 +136,9 @@ where
             return Err(Error::message_not_found(message_id.as_str()));
         };
         let mut message = Self::message_at(&row, 0, id)?;
-        if message.revision != expected_revision {
+        if let Err(e) = message.expect_revision(expected_revision) {
             rollback(tx).await;
-            return Err(revision_conflict(
-                message_id,
-                expected_revision,
-                message.revision,
-            ));
+            return Err(e);
         }
         record.apply_message_update(&mut message, update, now());
         sqlx::query(UPDATE_MESSAGE)
@@ -209,11 +202,9 @@ where
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        let cursor = options.validate()?;
-        let limit = i64::try_from(options.limit + 1)
-            .map_err(|_| Error::invalid_input("limit", "too large"))?;
+        let limit = to_i64("limit", options.limit.get() as u64 + 1)?;
         let include = options.include_archived;
-        let query = match (user_id, &cursor) {
+        let query = match (user_id, &options.cursor) {
             (Some(user), None) => sqlx::query(LIST_USER)
                 .bind(user.as_str())
                 .bind(include)
@@ -236,13 +227,9 @@ where
             .iter()
             .map(|row| Self::raw_at(row, 0, false)?.into_summary(D::BACKEND))
             .collect::<Result<Vec<_>>>()?;
-        let (items, more) = overfetched(items, options.limit);
-        let next_cursor = if more {
-            items.last().map(|s| ListCursor::after(s).encode())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetch(items, options.limit, |s| {
+            ListCursor::after(s).encode()
+        }))
     }
 
     async fn update(
@@ -376,9 +363,8 @@ where
         query: &str,
         options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
-        let offset = search_offset(options)?;
         let query = SearchQuery::parse(query)?;
-        self.search_page(D::match_expression(&query), user_id, options, offset)
+        self.search_page(D::match_expression(&query), user_id, options)
             .await
     }
 }

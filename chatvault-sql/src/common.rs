@@ -2,8 +2,8 @@
 //! paging and search cursors.
 
 use chatvault_core::{
-    ConversationId, ConversationRecord, ConversationSummary, Error, Message, Result, SearchOptions,
-    SearchQuery, UserId,
+    ConversationId, ConversationRecord, ConversationSummary, Error, Message, Result, SearchQuery,
+    UserId,
 };
 use chrono::{DateTime, Utc};
 
@@ -123,33 +123,6 @@ pub(crate) fn role_column(message: &Message) -> String {
     message.role.as_str().replace('\0', " ")
 }
 
-/// The first `limit` of `items` read with one more than `limit` asked for, and whether
-/// that one more was there (another page follows).
-pub(crate) fn overfetched<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
-    let more = items.len() > limit;
-    items.truncate(limit);
-    (items, more)
-}
-
-/// The offset a search page starts at, from its cursor (the decimal offset this crate
-/// wrote as `next_cursor`).
-pub(crate) fn search_offset(options: &SearchOptions) -> Result<i64> {
-    options.validate()?;
-    match &options.cursor {
-        None => Ok(0),
-        Some(c) => c
-            .parse::<u32>()
-            .map(i64::from)
-            .map_err(|_| Error::invalid_input("cursor", format!("not a search cursor: {c:?}"))),
-    }
-}
-
-/// The cursor after a search page starting at `offset` that returned `returned` hits,
-/// when more follow.
-pub(crate) fn search_next_cursor(offset: i64, returned: usize, more: bool) -> Option<String> {
-    more.then(|| (offset + returned as i64).to_string())
-}
-
 /// The words of a search query, as FTS5 phrases that must all appear: every word
 /// ([`SearchQuery::terms`]) is an FTS5 string literal (in double quotes, its own double
 /// quotes doubled), so that no character of the query is FTS5 syntax, and the phrases are
@@ -222,18 +195,6 @@ mod tests {
             fts("say \"hi\" OR NEAR(x) *"),
             "\"say\" \"\"\"hi\"\"\" \"OR\" \"NEAR(x)\" \"*\""
         );
-    }
-
-    #[test]
-    fn search_cursors_are_offsets() {
-        let o = SearchOptions::new();
-        assert_eq!(search_offset(&o).unwrap(), 0);
-        assert_eq!(search_offset(&o.clone().cursor("40")).unwrap(), 40);
-        for bad in ["", "-1", "x", "99999999999"] {
-            assert!(search_offset(&o.clone().cursor(bad)).is_err(), "{bad:?}");
-        }
-        assert_eq!(search_next_cursor(40, 20, true).as_deref(), Some("60"));
-        assert_eq!(search_next_cursor(40, 20, false), None);
     }
 
     #[test]

@@ -5,14 +5,13 @@
 use std::fmt;
 
 use chatvault_core::{
-    ConversationId, ConversationRecord, Error, FileAttachment, Message, Page, Result, SearchHit,
-    SearchOptions, UserId,
+    ConversationId, ConversationRecord, Error, FileAttachment, Message, Page, Result, SearchCursor,
+    SearchHit, SearchOptions, UserId,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Pool, Row as _, Transaction, Type};
 
 use crate::common::{
-    RawRecord, commit_error, db_error, overfetched, parse_json, parse_message, search_next_cursor,
-    to_i64, to_json,
+    RawRecord, commit_error, db_error, parse_json, parse_message, to_i64, to_json,
 };
 use crate::dialect::Dialect;
 use crate::statements::{INSERT_MIGRATION, SELECT_FILES, SELECT_SCHEMA_VERSION, UPDATE_COUNTERS};
@@ -181,9 +180,9 @@ where
         text: String,
         user_id: &UserId,
         options: &SearchOptions,
-        offset: i64,
     ) -> Result<Page<SearchHit>> {
-        let limit = to_i64("limit", options.limit as u64 + 1)?;
+        let offset = i64::from(options.cursor.map_or(0, SearchCursor::offset));
+        let limit = to_i64("limit", options.limit.get() as u64 + 1)?;
         let rows = sqlx::query(D::SEARCH)
             .bind(text)
             .bind(user_id.as_str())
@@ -193,9 +192,10 @@ where
             .fetch_all(&self.pool)
             .await
             .map_err(read_error::<D>)?;
-        let (rows, more) = overfetched(rows, options.limit);
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
+        let next = SearchCursor::at(offset as usize + options.limit.get());
+        let rows = Page::from_overfetch(rows, options.limit, |_| next.encode());
+        let mut items = Vec::with_capacity(rows.items.len());
+        for row in &rows.items {
             let conversation = Self::record_at(row, 2)?;
             let message = Self::message_at(row, 0, &conversation.id)?;
             let snippet: String = Self::col(row, 1)?;
@@ -205,8 +205,10 @@ where
                 snippet: Some(snippet),
             });
         }
-        let next_cursor = search_next_cursor(offset, items.len(), more);
-        Ok(Page { items, next_cursor })
+        Ok(Page {
+            items,
+            next_cursor: rows.next_cursor,
+        })
     }
 
     /// The conversation's record, locked against other writers until the transaction

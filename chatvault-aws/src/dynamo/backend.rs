@@ -131,6 +131,6 @@ impl MessagesBackend for DynamoMessages {
         _query: &str,
         _options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
-        Err(Error::not_supported(BACKEND, "search"))
+        Err(Error::search_not_supported(BACKEND))
     }
 }

@@ -28,10 +28,10 @@ pub(super) async fn list_conversations(
     Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<ConversationList>> {
     let mut options = ListOptions::new()
-        .limit(query.limit.unwrap_or(ListOptions::DEFAULT_LIMIT))
+        .limit(query.limit.unwrap_or(ListOptions::DEFAULT_LIMIT))?
         .include_archived(query.include_archived.unwrap_or(false));
-    if let Some(cursor) = query.cursor {
-        options = options.cursor(cursor);
+    if let Some(cursor) = &query.cursor {
+        options = options.cursor(cursor)?;
     }
     let page = state.0.vault.list_conversations(&user, &options).await?;
     let current = match &query.current {

@@ -178,10 +178,11 @@ pub(super) async fn search(
     Caller(user): Caller,
     Query(query): Query<SearchQuery>,
 ) -> ApiResult<Json<SearchPage>> {
-    let mut options = SearchOptions::new().limit(query.limit.unwrap_or(20));
-    options.include_archived = query.include_archived.unwrap_or(false);
-    if let Some(cursor) = query.cursor {
-        options = options.cursor(cursor);
+    let mut options = SearchOptions::new()
+        .limit(query.limit.unwrap_or(SearchOptions::DEFAULT_LIMIT))?
+        .include_archived(query.include_archived.unwrap_or(false));
+    if let Some(cursor) = &query.cursor {
+        options = options.cursor(cursor)?;
     }
     let page = state.0.vault.search(&user, &query.q, &options).await?;
     Ok(Json(SearchPage {

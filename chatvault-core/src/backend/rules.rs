@@ -5,7 +5,6 @@
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::ids::MessageId;
 use crate::model::{
     ConversationRecord, ConversationSummary, FileAttachment, ListCursor, ListOptions, Message,
     NewMessage, Page, Role, auto_title, sort_for_listing,
@@ -46,23 +45,14 @@ pub fn paginate(
     mut summaries: Vec<ConversationSummary>,
     options: &ListOptions,
 ) -> Result<Page<ConversationSummary>> {
-    let cursor = options.validate()?;
     summaries.retain(|s| options.include_archived || !s.archived);
-    if let Some(cursor) = &cursor {
+    if let Some(cursor) = &options.cursor {
         summaries.retain(|s| cursor.comes_after(s.last_active, &s.id));
     }
     sort_for_listing(&mut summaries);
-    let more = summaries.len() > options.limit;
-    summaries.truncate(options.limit);
-    let next_cursor = if more {
-        summaries.last().map(|s| ListCursor::after(s).encode())
-    } else {
-        None
-    };
-    Ok(Page {
-        items: summaries,
-        next_cursor,
-    })
+    Ok(Page::from_overfetch(summaries, options.limit, |s| {
+        ListCursor::after(s).encode()
+    }))
 }
 
 /// Decides what an append does with messages whose ids may already be stored: the one
@@ -97,6 +87,12 @@ pub fn check_replay(
 }
 
 /// Fails with [`Error::InvalidInput`] when two of `messages` share an id.
+///
+/// The vault applies it before a backend sees a batch, so that the answer comes before
+/// any I/O. Backends apply it again (through [`check_replay`]) on purpose: the trait is
+/// public and some callers reach a backend directly (the conformance suite,
+/// `chatvault-archive`'s restore), and a batch holding one id twice would store two
+/// messages under one id, which no later read could tell apart.
 pub fn check_unique_ids(messages: &[NewMessage]) -> Result<()> {
     let mut seen = std::collections::HashSet::with_capacity(messages.len());
     for m in messages {
@@ -108,15 +104,6 @@ pub fn check_unique_ids(messages: &[NewMessage]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The [`Error::Conflict`] of an update from a stale revision.
-pub fn revision_conflict(message_id: &MessageId, expected: u64, actual: u64) -> Error {
-    Error::Conflict {
-        message: format!(
-            "message {message_id} is at revision {actual}, not {expected}: another writer updated it"
-        ),
-    }
 }
 
 impl ConversationRecord {

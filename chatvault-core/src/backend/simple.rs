@@ -74,7 +74,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::capabilities::MessagesCapabilities;
-use super::rules::{apply_add_file, apply_remove_file, check_replay, paginate, revision_conflict};
+use super::rules::{apply_add_file, apply_remove_file, check_replay, paginate};
 use super::traits::MessagesBackend;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, FileId, MessageId, UserId};
@@ -207,13 +207,7 @@ impl<B: SimpleBackend> MessagesBackend for SimpleAdapter<B> {
             .iter_mut()
             .find(|m| &m.id == message_id)
             .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
-        if message.revision != expected_revision {
-            return Err(revision_conflict(
-                message_id,
-                expected_revision,
-                message.revision,
-            ));
-        }
+        message.expect_revision(expected_revision)?;
         record.apply_message_update(message, update, now());
         let out = MessageUpdated {
             record: record.clone(),
@@ -316,6 +310,6 @@ impl<B: SimpleBackend> MessagesBackend for SimpleAdapter<B> {
         _query: &str,
         _options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
-        Err(Error::not_supported("simple adapter", "search"))
+        Err(Error::search_not_supported("simple adapter"))
     }
 }

@@ -75,7 +75,7 @@ pub async fn search(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
         "append",
     );
 
-    let mut options = SearchOptions::new().limit(2);
+    let mut options = ok(SearchOptions::new().limit(2), "limit");
     let mut found = Vec::new();
     for _ in 0..100 {
         let page = ok(b.search(&alice, &word, &options).await, "search");
@@ -97,7 +97,7 @@ pub async fn search(backend: Arc<dyn MessagesBackend>, _config: SuiteConfig) {
         match page.next_cursor {
             Some(c) => {
                 assert!(!empty, "a search page with a cursor must not be empty");
-                options = options.cursor(c);
+                options = ok(options.cursor(&c), "cursor");
             }
             None => break,
         }

@@ -168,9 +168,8 @@ pub(crate) async fn list_everything(
     include_archived: bool,
     limit: usize,
 ) -> Vec<ConversationSummary> {
-    let mut options = ListOptions::new()
-        .limit(limit)
-        .include_archived(include_archived);
+    let mut options =
+        ok(ListOptions::new().limit(limit), "limit").include_archived(include_archived);
     let mut out = Vec::new();
     for _ in 0..100_000 {
         let page = ok(
@@ -186,7 +185,7 @@ pub(crate) async fn list_everything(
                     !empty,
                     "a listing page with a next_cursor must not be empty"
                 );
-                options = options.cursor(c);
+                options = ok(options.cursor(&c), "cursor");
             }
             None => return out,
         }

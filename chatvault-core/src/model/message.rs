@@ -189,6 +189,21 @@ impl Message {
         })
     }
 
+    /// Checks that this message is still at `expected` revision: otherwise
+    /// [`Error::Conflict`] (another writer updated it). What every backend's
+    /// [`update_message`](crate::MessagesBackend::update_message) checks first.
+    pub fn expect_revision(&self, expected: u64) -> Result<()> {
+        if self.revision != expected {
+            return Err(Error::Conflict {
+                message: format!(
+                    "message {} is at revision {}, not {expected}: another writer updated it",
+                    self.id, self.revision
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Applies `update` (which the caller has validated) and bumps `revision`.
     pub fn apply_update(&mut self, update: &MessageUpdate, at: DateTime<Utc>) {
         if let Some(parts) = &update.parts {

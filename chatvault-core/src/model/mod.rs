@@ -7,6 +7,7 @@
 mod basics;
 mod conversation;
 pub(crate) mod message;
+mod options;
 mod page;
 mod part;
 mod role;
@@ -23,10 +24,8 @@ pub use conversation::{
     HistoryEntry, StoredConversation, auto_title,
 };
 pub use message::{Message, MessageStatus, MessageUpdate, MessageUpdated, NewMessage};
-pub use page::{
-    Appended, ListCursor, ListOptions, MessageRange, Page, SearchHit, SearchOptions,
-    sort_for_listing,
-};
+pub use options::{ListCursor, ListOptions, PageLimit, SearchCursor, SearchOptions};
+pub use page::{Appended, MessageRange, Page, SearchHit, sort_for_listing};
 pub use part::{FilePart, FileSource, Part, ProviderPart, Reasoning, ToolCall, ToolResult};
 pub use role::Role;
 pub use search::SearchQuery;

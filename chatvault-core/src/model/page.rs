@@ -1,64 +1,12 @@
 //! Pages, listing and search options, message ranges: what the backends exchange when
 //! they read part of something.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::conversation::{ConversationRecord, ConversationSummary};
 use super::message::Message;
+use super::options::PageLimit;
 use crate::error::{Error, Result};
-use crate::ids::ConversationId;
-
-/// Options for [`MessagesBackend::search`](crate::MessagesBackend::search).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SearchOptions {
-    /// At most this many hits per page (1..=[`ListOptions::MAX_LIMIT`]).
-    pub limit: usize,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Search archived conversations too.
-    pub include_archived: bool,
-}
-
-impl SearchOptions {
-    /// The first page of 20 hits, archived conversations excluded.
-    pub fn new() -> Self {
-        SearchOptions {
-            limit: 20,
-            cursor: None,
-            include_archived: false,
-        }
-    }
-
-    /// Sets the page size.
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = limit;
-        self
-    }
-
-    /// Continues after a previous page.
-    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
-        self.cursor = Some(cursor.into());
-        self
-    }
-
-    /// Checks the limit.
-    pub fn validate(&self) -> Result<()> {
-        if self.limit == 0 || self.limit > ListOptions::MAX_LIMIT {
-            return Err(Error::invalid_input(
-                "limit",
-                format!("must be 1..={}, got {}", ListOptions::MAX_LIMIT, self.limit),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Default for SearchOptions {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// One message that matched a search, with its conversation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -76,8 +24,8 @@ pub struct SearchHit {
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,
-    /// Pass this back (in [`ListOptions::cursor`] or [`MessageRange`]) for the next
-    /// page; `None` when there is none.
+    /// Pass this back (in [`ListOptions::cursor`](super::ListOptions::cursor) or
+    /// [`MessageRange`]) for the next page; `None` when there is none.
     pub next_cursor: Option<String>,
 }
 
@@ -86,132 +34,19 @@ impl<T> Page<T> {
     pub fn has_more(&self) -> bool {
         self.next_cursor.is_some()
     }
-}
 
-/// Options for listing conversations.
-///
-/// ```
-/// use chatvault_core::ListOptions;
-///
-/// let first = ListOptions::new().limit(20).include_archived(true);
-/// assert_eq!(first.limit, 20);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListOptions {
-    /// At most this many summaries per page (1..=[`ListOptions::MAX_LIMIT`]).
-    pub limit: usize,
-    /// The `next_cursor` of the previous page; `None` for the first page.
-    pub cursor: Option<String>,
-    /// Include archived conversations.
-    pub include_archived: bool,
-}
-
-impl ListOptions {
-    /// The default page size.
-    pub const DEFAULT_LIMIT: usize = 50;
-    /// The largest page size.
-    pub const MAX_LIMIT: usize = 1000;
-
-    /// The first page, [`DEFAULT_LIMIT`](Self::DEFAULT_LIMIT) items, archived excluded.
-    pub fn new() -> Self {
-        ListOptions {
-            limit: Self::DEFAULT_LIMIT,
-            cursor: None,
-            include_archived: false,
-        }
-    }
-
-    /// Sets the page size.
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = limit;
-        self
-    }
-
-    /// Continues after a previous page.
-    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
-        self.cursor = Some(cursor.into());
-        self
-    }
-
-    /// Includes archived conversations.
-    pub fn include_archived(mut self, include: bool) -> Self {
-        self.include_archived = include;
-        self
-    }
-
-    /// Checks the limit and decodes the cursor.
-    pub fn validate(&self) -> Result<Option<ListCursor>> {
-        if self.limit == 0 || self.limit > Self::MAX_LIMIT {
-            return Err(Error::invalid_input(
-                "limit",
-                format!("must be 1..={}, got {}", Self::MAX_LIMIT, self.limit),
-            ));
-        }
-        self.cursor.as_deref().map(ListCursor::decode).transpose()
-    }
-}
-
-impl Default for ListOptions {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The position in a conversation listing, which is ordered by `last_active`
-/// descending, then `id` descending.
-///
-/// Encoded as an opaque string in [`Page::next_cursor`]. A listing continues strictly
-/// after the cursor's position, so a conversation created while a client pages through
-/// (which sorts first) never shifts the later pages: nothing is skipped or repeated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListCursor {
-    /// `last_active` of the last summary returned.
-    pub last_active: DateTime<Utc>,
-    /// `id` of the last summary returned.
-    pub id: ConversationId,
-}
-
-impl ListCursor {
-    /// The cursor after `summary`.
-    pub fn after(summary: &ConversationSummary) -> Self {
-        ListCursor {
-            last_active: summary.last_active,
-            id: summary.id.clone(),
-        }
-    }
-
-    /// The opaque string form. It keeps `last_active` to the nanosecond, so a cursor
-    /// sorts exactly where its conversation does.
-    pub fn encode(&self) -> String {
-        format!(
-            "v1.{}.{}.{}",
-            self.last_active.timestamp(),
-            self.last_active.timestamp_subsec_nanos(),
-            self.id
-        )
-    }
-
-    /// Parses [`encode`](Self::encode)'s output.
-    pub fn decode(s: &str) -> Result<Self> {
-        let bad =
-            || Error::invalid_input("cursor", format!("not a cursor this library made: {s:?}"));
-        let rest = s.strip_prefix("v1.").ok_or_else(bad)?;
-        let (secs, rest) = rest.split_once('.').ok_or_else(bad)?;
-        let (nanos, id) = rest.split_once('.').ok_or_else(bad)?;
-        let secs: i64 = secs.parse().map_err(|_| bad())?;
-        let nanos: u32 = nanos.parse().map_err(|_| bad())?;
-        if nanos >= 1_000_000_000 {
-            return Err(bad());
-        }
-        let last_active = DateTime::from_timestamp(secs, nanos).ok_or_else(bad)?;
-        let id = ConversationId::parse(id).map_err(|_| bad())?;
-        Ok(ListCursor { last_active, id })
-    }
-
-    /// Whether a conversation at (`last_active`, `id`) is listed strictly after this
-    /// cursor, that is, belongs on a later page.
-    pub fn comes_after(&self, last_active: DateTime<Utc>, id: &ConversationId) -> bool {
-        (last_active, id) < (self.last_active, &self.id)
+    /// The page of `items` read with one more than `limit` asked for: the first `limit`
+    /// of them, and when that one more was there, a `next_cursor` made by `cursor` from
+    /// the last item kept.
+    pub fn from_overfetch(
+        mut items: Vec<T>,
+        limit: PageLimit,
+        cursor: impl FnOnce(&T) -> String,
+    ) -> Self {
+        let more = items.len() > limit.get();
+        items.truncate(limit.get());
+        let next_cursor = if more { items.last().map(cursor) } else { None };
+        Page { items, next_cursor }
     }
 }
 

@@ -147,9 +147,12 @@ fn cursors_keep_sub_microsecond_order() {
     };
     // Same microsecond, different nanoseconds: listed a, then b.
     let all = vec![summary("b", 100), summary("a", 500)];
-    let p1 = crate::backend::paginate(all.clone(), &ListOptions::new().limit(1)).unwrap();
+    let p1 = crate::backend::paginate(all.clone(), &ListOptions::new().limit(1).unwrap()).unwrap();
     assert_eq!(p1.items[0].id, "a");
-    let next = ListOptions::new().limit(1).cursor(p1.next_cursor.unwrap());
+    let next = ListOptions::new()
+        .limit(1)
+        .and_then(|o| o.cursor(&p1.next_cursor.unwrap()))
+        .unwrap();
     let p2 = crate::backend::paginate(all, &next).unwrap();
     assert_eq!(
         p2.items.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),

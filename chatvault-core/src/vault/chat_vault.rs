@@ -67,14 +67,14 @@ impl ChatVault {
     /// # async fn main() -> chatvault_core::Result<()> {
     /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
     /// let user: UserId = "user-123".parse()?;
-    /// let mut options = ListOptions::new().limit(20);
+    /// let mut options = ListOptions::new().limit(20)?;
     /// loop {
     ///     let page = vault.list_conversations(&user, &options).await?;
     ///     for summary in &page.items {
     ///         println!("{} {:?}", summary.id, summary.title);
     ///     }
     ///     match page.next_cursor {
-    ///         Some(cursor) => options = options.cursor(cursor),
+    ///         Some(cursor) => options = options.cursor(&cursor)?,
     ///         None => break,
     ///     }
     /// }
@@ -85,7 +85,6 @@ impl ChatVault {
         user_id: &UserId,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        options.validate()?;
         self.messages
             .list_conversations(Some(user_id), options)
             .await
@@ -98,7 +97,6 @@ impl ChatVault {
         &self,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        options.validate()?;
         if !self.messages.capabilities().list_all {
             return Err(Error::not_supported(
                 "this messages backend",
@@ -119,7 +117,6 @@ impl ChatVault {
         query: &str,
         options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
-        options.validate()?;
         SearchQuery::parse(query)?;
         if !self.messages.capabilities().search {
             return Err(Error::not_supported("this messages backend", "search"));

@@ -641,12 +641,13 @@ impl Listing {
         options: &ListOptions,
         source: &dyn Source,
     ) -> Result<Page<ConversationSummary>> {
-        let cursor = options.validate()?;
+        let limit = options.limit.get();
         let mut mem = self.mem.lock().map_err(|_| poisoned())?;
         let mem = &mut *mem;
         self.refresh(mem, source)?;
         self.settle(mem, source)?;
-        let after = cursor
+        let after = options
+            .cursor
             .as_ref()
             .map(|c: &ListCursor| key(c.last_active, c.id.as_str()));
         'restart: for _ in 0..MAX_RESTARTS {
@@ -666,7 +667,7 @@ impl Listing {
                 Some(k) => set.range((Bound::Excluded(k.clone()), Bound::Unbounded)),
                 None => set.range::<Key, _>(..),
             };
-            let mut candidates = Vec::with_capacity(options.limit + 1);
+            let mut candidates = Vec::with_capacity(limit + 1);
             for (_, Reverse(id)) in range {
                 let Some(entry) = mem.entries.get(id) else {
                     continue;
@@ -675,13 +676,13 @@ impl Listing {
                     continue;
                 }
                 candidates.push(id.clone());
-                if candidates.len() > options.limit {
+                if candidates.len() > limit {
                     break;
                 }
             }
             // The entry after the page only says whether there is a next page: its
             // conversation directory must exist, which is checked without reading it.
-            let probe = (candidates.len() > options.limit).then(|| candidates.pop());
+            let probe = (candidates.len() > limit).then(|| candidates.pop());
             if let Some(Some(id)) = &probe
                 && !source.exists(id)?
             {

@@ -62,7 +62,6 @@ impl MessagesBackend for LocalMessages {
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        options.validate()?;
         let user = user_id.map(UserId::to_string);
         let options = options.clone();
         self.run(move |s| s.list(user.as_deref(), &options)).await
@@ -114,6 +113,6 @@ impl MessagesBackend for LocalMessages {
         _query: &str,
         _options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
-        Err(Error::not_supported(BACKEND, "search"))
+        Err(Error::search_not_supported(BACKEND))
     }
 }

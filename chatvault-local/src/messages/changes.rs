@@ -9,7 +9,6 @@ use chatvault_core::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord, Error,
     FileAttachment, FileId, Message, MessageId, MessageRange, MessageUpdate, MessageUpdated,
     NewMessage, Page, Result, apply_add_file, apply_remove_file, check_replay, now,
-    revision_conflict,
 };
 
 use super::conversation::lock::Mode;
@@ -153,13 +152,7 @@ impl Store {
             .pop()
             .flatten()
             .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
-        if message.revision != expected_revision {
-            return Err(revision_conflict(
-                message_id,
-                expected_revision,
-                message.revision,
-            ));
-        }
+        message.expect_revision(expected_revision)?;
         check_headroom(&view.record, 0, &view.dir().join(HEADER))?;
         let before = view.record.clone();
         let at = now();

@@ -414,7 +414,7 @@ pub async fn list_pages_newest_first_without_skips(b: Backend) {
     .await
     .unwrap();
     let mut seen = Vec::new();
-    let mut options = ListOptions::new().limit(2);
+    let mut options = ListOptions::new().limit(2).unwrap();
     let mut first = true;
     loop {
         let page = b.list_conversations(Some(&u), &options).await.unwrap();
@@ -428,7 +428,7 @@ pub async fn list_pages_newest_first_without_skips(b: Backend) {
         }
         seen.extend(page.items.iter().map(|s| s.id.clone()));
         match page.next_cursor {
-            Some(c) => options = options.cursor(c),
+            Some(c) => options = options.cursor(&c).unwrap(),
             None => break,
         }
     }
@@ -450,10 +450,8 @@ pub async fn list_pages_newest_first_without_skips(b: Backend) {
             .items
             .is_empty()
     );
-    let bad = b
-        .list_conversations(Some(&u), &ListOptions::new().cursor("nonsense"))
-        .await
-        .unwrap_err();
+    // A bad cursor is refused when the options are built, before any backend sees it.
+    let bad = ListOptions::new().cursor("nonsense").unwrap_err();
     assert_eq!(bad.kind(), ErrorKind::InvalidInput);
 }
 
@@ -463,13 +461,13 @@ pub async fn list_all_users(b: Backend) {
     let a = new_conversation(&b, Some(&u1)).await;
     let c = new_conversation(&b, Some(&u2)).await;
     let d = new_conversation(&b, None).await;
-    let mut options = ListOptions::new().limit(1000);
+    let mut options = ListOptions::new().limit(1000).unwrap();
     let mut all = Vec::new();
     loop {
         let page = b.list_conversations(None, &options).await.unwrap();
         all.extend(page.items);
         match page.next_cursor {
-            Some(cursor) => options = options.cursor(cursor),
+            Some(cursor) => options = options.cursor(&cursor).unwrap(),
             None => break,
         }
     }
@@ -843,14 +841,14 @@ pub async fn search_pages_and_follows_updates(b: Backend) {
         .map(|i| text(Role::User, &format!("needle number {i}")))
         .collect();
     let out = b.append_messages(&c.id, batch).await.unwrap();
-    let mut options = SearchOptions::new().limit(10);
+    let mut options = SearchOptions::new().limit(10).unwrap();
     let mut seen = Vec::new();
     loop {
         let page = b.search(&u, "needle", &options).await.unwrap();
         assert!(page.items.len() <= 10);
         seen.extend(page.items.iter().map(|h| h.message.seq));
         match page.next_cursor {
-            Some(cursor) => options = options.cursor(cursor),
+            Some(cursor) => options = options.cursor(&cursor).unwrap(),
             None => break,
         }
     }
@@ -872,19 +870,14 @@ pub async fn search_pages_and_follows_updates(b: Backend) {
     assert_eq!(hits.items.len(), 1);
     assert_eq!(hits.items[0].message.revision, 2);
     let needles = b
-        .search(&u, "needle", &SearchOptions::new().limit(100))
+        .search(&u, "needle", &SearchOptions::new().limit(100).unwrap())
         .await
         .unwrap();
     assert_eq!(needles.items.len(), 24);
-    let bad = b
-        .search(&u, "needle", &SearchOptions::new().cursor("x"))
-        .await
-        .unwrap_err();
+    // A bad cursor or limit is refused when the options are built.
+    let bad = SearchOptions::new().cursor("x").unwrap_err();
     assert_eq!(bad.kind(), ErrorKind::InvalidInput);
-    let bad = b
-        .search(&u, "needle", &SearchOptions::new().limit(0))
-        .await
-        .unwrap_err();
+    let bad = SearchOptions::new().limit(0).unwrap_err();
     assert_eq!(bad.kind(), ErrorKind::InvalidInput);
 }
 

@@ -16,9 +16,11 @@ impl Table {
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        let cursor = options.validate()?;
-        let after = cursor.map(|c| activity(c.last_active, &c.id));
-        let want = options.limit + 1;
+        let after = options
+            .cursor
+            .as_ref()
+            .map(|c| activity(c.last_active, &c.id));
+        let want = options.limit.get() + 1;
         let mut found = match user_id {
             Some(user) => {
                 self.query_index(
@@ -50,15 +52,10 @@ impl Table {
             }
         };
         found.sort_by(|a, b| b.0.cmp(&a.0));
-        let more = found.len() > options.limit;
-        found.truncate(options.limit);
         let items: Vec<ConversationSummary> = found.into_iter().map(|(_, s)| s).collect();
-        let next_cursor = if more {
-            items.last().map(|s| ListCursor::after(s).encode())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        Ok(Page::from_overfetch(items, options.limit, |s| {
+            ListCursor::after(s).encode()
+        }))
     }
 
     /// Up to `want` summaries of one GSI partition, newest activity first, strictly after

@@ -8,7 +8,6 @@ use std::future::Future;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chatvault_core::{
     ConversationId, Error, Message, MessageId, MessageUpdate, MessageUpdated, Result, now,
-    revision_conflict,
 };
 
 use super::actions::{
@@ -108,16 +107,12 @@ impl Table {
             };
             let mut message = found.message(&current);
             let in_tail = matches!(found, Found::Tail(_));
-            if message.revision != expected_revision {
+            if let Err(conflict) = message.expect_revision(expected_revision) {
                 if in_tail && !fresh {
                     (current, fresh) = (self.read_seen(id).await?, true);
                     continue;
                 }
-                return Err(revision_conflict(
-                    message_id,
-                    expected_revision,
-                    message.revision,
-                ));
+                return Err(conflict);
             }
             let (set, entry, mut after) = updated(id, &current, &mut message, update)?;
             // Lost answer: is the message at the new revision, as written?

@@ -106,14 +106,14 @@ pub async fn listing_pages_survive_concurrent_creation(
             })
         })
         .collect();
-    let mut options = ListOptions::new().limit(2);
+    let mut options = ok(ListOptions::new().limit(2), "limit");
     let mut seen = Vec::new();
     loop {
         let page = ok(b.list_conversations(Some(&user), &options).await, "list");
         seen.extend(page.items);
         new_conversation(b, Some(&user)).await;
         match page.next_cursor {
-            Some(c) => options = options.cursor(c),
+            Some(c) => options = ok(options.cursor(&c), "cursor"),
             None => break,
         }
     }
