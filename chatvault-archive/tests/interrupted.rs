@@ -55,13 +55,14 @@ impl MessagesBackend for FaultyMessages {
     async fn head(&self, id: &ConversationId) -> chatvault_core::Result<Option<ConversationHead>> {
         self.0.head(id).await
     }
-    async fn append_messages(
+    async fn append_messages_as(
         &self,
+        owner: Option<&chatvault_core::UserId>,
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> chatvault_core::Result<Appended> {
         self.1.spend()?;
-        self.0.append_messages(id, messages).await
+        self.0.append_messages_as(owner, id, messages).await
     }
     async fn update_message(
         &self,

@@ -1312,3 +1312,75 @@ async fn a_retry_into_a_conversation_created_again_elsewhere_is_stored_not_repla
     assert_eq!(stored[0].id, first.id);
     common::drop_table(&backend).await;
 }
+
+/// An owner-checked append (what the HTTP API sends) is one request too: the owner is
+/// checked on the state the write is conditional on. A conversation deleted and created
+/// again elsewhere for another owner is refused from its new state, never from what was
+/// remembered.
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
+#[tokio::test]
+async fn owner_checked_appends_take_one_request() {
+    let (backend, requests) = common::dynamo_counted().await;
+    let other = DynamoMessages::from_client(backend.client().clone(), backend.table_name());
+    let (alice, bob) = (common::uid("owner-alice"), common::uid("owner-bob"));
+    let record = new_conversation(&backend, Some("owner-alice")).await;
+    requests.reset();
+    for i in 0..5 {
+        backend
+            .append_messages_as(
+                Some(&alice),
+                &record.id,
+                vec![NewMessage::new(Role::User, format!("{i}"))],
+            )
+            .await
+            .expect("the owner's append");
+    }
+    assert_eq!(requests.get(), 5, "5 owner-checked appends, 5 requests");
+    requests.reset();
+    let refused = backend
+        .append_messages_as(
+            Some(&bob),
+            &record.id,
+            vec![NewMessage::new(Role::User, "x")],
+        )
+        .await
+        .expect_err("someone else's conversation");
+    assert_eq!(refused.kind(), chatvault_core::ErrorKind::NotFound);
+    assert_eq!(
+        requests.get(),
+        1,
+        "refused after reading the state it remembered"
+    );
+
+    // Deleted and created again for bob, elsewhere: alice's append is refused (its
+    // condition fails and the new state says bob), bob's goes through.
+    assert!(other.delete(&record.id).await.expect("delete"));
+    let mut again = ConversationRecord::new(Some(bob.clone()));
+    again.id = record.id.clone();
+    other.create(&again).await.expect("create again");
+    let refused = backend
+        .append_messages_as(
+            Some(&alice),
+            &record.id,
+            vec![NewMessage::new(Role::User, "y")],
+        )
+        .await
+        .expect_err("no longer alice's");
+    assert_eq!(refused.kind(), chatvault_core::ErrorKind::NotFound);
+    let stored = backend
+        .append_messages_as(
+            Some(&bob),
+            &record.id,
+            vec![NewMessage::new(Role::User, "z")],
+        )
+        .await
+        .expect("bob's append");
+    assert_eq!(stored.messages[0].seq, 1);
+    assert_eq!(
+        stored.record.message_count, 1,
+        "nothing of alice's refused appends"
+    );
+}

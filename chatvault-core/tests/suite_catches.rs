@@ -40,6 +40,9 @@ enum Fault {
     AttachWhileDeleting,
     /// messages: a `Before` range ignores its limit.
     IgnoresRangeLimit,
+    /// append_messages_as: appends whatever the owner (as a read-then-write check that
+    /// was forgotten).
+    IgnoresOwner,
 }
 
 /// SimpleAdapter over a MapStore (which passes the suite), with one fault.
@@ -86,10 +89,19 @@ impl MessagesBackend for BrokenMessages {
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
+        self.append_messages_as(None, id, messages).await
+    }
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
         let racy = match self.fault {
             Fault::RacyAppend => true,
             Fault::NonIdempotentAppend => false,
-            _ => return self.adapter.append_messages(id, messages).await,
+            Fault::IgnoresOwner => return self.adapter.append_messages(id, messages).await,
+            _ => return self.adapter.append_messages_as(owner, id, messages).await,
         };
         let _guard = if racy {
             None
@@ -100,6 +112,7 @@ impl MessagesBackend for BrokenMessages {
             Some(c) if !c.deleting => c,
             _ => return Err(Error::conversation_not_found(id.as_str())),
         };
+        chatvault_core::backend::check_owner(&c.record, owner)?;
         if racy {
             let stored = messages
                 .iter()
@@ -456,6 +469,28 @@ async fn a_skipping_listing_fails_the_listing_checks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_append_that_ignores_the_owner_fails_the_owner_check() {
+    let c = config();
+    must_fail(
+        "append_checks_the_owner",
+        messages::append_checks_the_owner(BrokenMessages::arc(Fault::IgnoresOwner), c.clone()),
+        "expected a NotFound error, got Ok",
+    )
+    .await;
+    must_pass(messages::idempotent_appends(
+        BrokenMessages::arc(Fault::IgnoresOwner),
+        c.clone(),
+    ))
+    .await;
+    // The faultless adapter passes it.
+    must_pass(messages::append_checks_the_owner(
+        BrokenMessages::arc(Fault::IgnoresRangeLimit),
+        c,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_update_that_ignores_the_revision_fails_the_versioning_checks() {
     let c = config();
     must_fail(
@@ -698,6 +733,14 @@ impl MessagesBackend for BrokenMemory {
     async fn append_messages(
         &self,
         id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        self.append_messages_as(None, id, messages).await
+    }
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
         mut messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         if self.fault == MemFault::MillisecondTimes {
@@ -713,7 +756,7 @@ impl MessagesBackend for BrokenMemory {
                 *m = serde_json::from_value(v).map_err(|e| Error::backend("test", e))?;
             }
         }
-        self.inner.append_messages(id, messages).await
+        self.inner.append_messages_as(owner, id, messages).await
     }
     async fn update_message(
         &self,

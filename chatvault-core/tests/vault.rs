@@ -55,8 +55,20 @@ impl MessagesBackend for Hooked {
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
         self.inner.head(id).await
     }
-    async fn append_messages(&self, id: &ConversationId, m: Vec<NewMessage>) -> Result<Appended> {
-        self.inner.append_messages(id, m).await
+    async fn append_messages(
+        &self,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        self.append_messages_as(None, id, messages).await
+    }
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        m: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        self.inner.append_messages_as(owner, id, m).await
     }
     async fn update_message(
         &self,

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use chatvault_core::backend::check_owner;
 use chatvault_core::{
     Appended, ByteStream, ContentType, ConversationHead, ConversationId, ConversationPatch,
     ConversationRecord, ConversationSummary, Error, FileAttachment, FileId, FilesBackend,
@@ -157,8 +158,18 @@ impl MessagesBackend for MemoryMessages {
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
+        self.append_messages_as(None, id, messages).await
+    }
+
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
         let mut state = self.lock();
         let entry = state.live(id)?;
+        check_owner(&entry.record, owner)?;
         let stored = messages
             .iter()
             .map(|m| entry.by_id.get(&m.id).map(|&i| entry.messages[i].clone()))

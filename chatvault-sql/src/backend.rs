@@ -1,5 +1,6 @@
 //! The one implementation of [`MessagesBackend`] over SQL, for every [`Dialect`].
 
+use chatvault_core::backend::check_owner;
 use chatvault_core::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
     ConversationSummary, Error, FileAttachment, FileId, ListCursor, ListOptions, Message,
@@ -89,8 +90,21 @@ where
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
+        self.append_messages_as(None, id, messages).await
+    }
+
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
         let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
         let mut record = Self::lock_live(&mut tx, id).await?;
+        if let Err(e) = check_owner(&record, owner) {
+            rollback(tx).await;
+            return Err(e);
+        }
         if messages.is_empty() {
             rollback(tx).await;
             return Ok(Appended {

@@ -44,7 +44,17 @@ impl MessagesBackend for DynamoMessages {
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
-        self.table.append(id, messages).await
+        self.append_messages_as(None, id, messages).await
+    }
+
+    /// One request in the steady state, owner checked or not (see `Table::append`).
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        self.table.append(owner, id, messages).await
     }
 
     async fn update_message(

@@ -119,8 +119,14 @@ pub(super) async fn add_message(
     if let Some(usage) = body.usage {
         message = message.with_usage(usage.into());
     }
-    let mut conversation = state.owned(&user, &id).await?;
-    let stored = conversation.add(message).await?;
+    // One backend write: the owner is checked inside it, not by a read before it.
+    let appended = state.0.vault.append_as(&user, &id, vec![message]).await?;
+    let stored = appended.messages.into_iter().next().ok_or_else(|| {
+        ApiError::from(chatvault_core::Error::backend(
+            "messages",
+            "append_messages returned no message for one appended",
+        ))
+    })?;
     Ok((StatusCode::CREATED, Json(stored.into())))
 }
 

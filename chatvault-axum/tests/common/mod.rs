@@ -32,6 +32,8 @@ pub struct Faulty {
     fault: Mutex<Option<(Option<&'static str>, Fault)>>,
     search: bool,
     faults_raised: Mutex<u32>,
+    /// The trait methods called so far, in order.
+    calls: Mutex<Vec<&'static str>>,
 }
 
 impl Faulty {
@@ -41,6 +43,7 @@ impl Faulty {
             fault: Mutex::new(None),
             search,
             faults_raised: Mutex::new(0),
+            calls: Mutex::new(Vec::new()),
         }
     }
 
@@ -59,7 +62,14 @@ impl Faulty {
         *self.faults_raised.lock().unwrap()
     }
 
+    /// The trait methods called since the last call of this, in order.
+    #[allow(dead_code)] // not every test binary counts calls
+    pub fn take_calls(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
     fn check(&self, method: &'static str) -> Result<()> {
+        self.calls.lock().unwrap().push(method);
         let mut armed = self.fault.lock().unwrap();
         match *armed {
             Some((target, fault)) if target.is_none_or(|t| t == method) => {
@@ -85,9 +95,14 @@ impl MessagesBackend for Faulty {
         self.check("head")?;
         self.inner.head(id).await
     }
-    async fn append_messages(&self, id: &ConversationId, m: Vec<NewMessage>) -> Result<Appended> {
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        m: Vec<NewMessage>,
+    ) -> Result<Appended> {
         self.check("append_messages")?;
-        self.inner.append_messages(id, m).await
+        self.inner.append_messages_as(owner, id, m).await
     }
     async fn update_message(
         &self,

@@ -19,7 +19,7 @@ mod traits;
 
 pub use capabilities::{FilesCapabilities, MessagesCapabilities, ObjectMeta};
 pub use rules::{
-    apply_add_file, apply_remove_file, check_replay, check_unique_ids, paginate,
+    apply_add_file, apply_remove_file, check_owner, check_replay, check_unique_ids, paginate,
 };
 pub use simple::{SimpleAdapter, SimpleBackend};
 pub use stream::{ByteStream, bytes_stream, collect_stream, download_error, into_byte_stream};

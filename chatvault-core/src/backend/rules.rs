@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+use crate::ids::UserId;
 use crate::model::{
     ConversationRecord, ConversationSummary, FileAttachment, ListCursor, ListOptions, Message,
     NewMessage, Page, Role, auto_title, sort_for_listing,
@@ -157,5 +158,17 @@ impl ConversationRecord {
         message.apply_update(update, at);
         self.last_active = self.last_active.max(at);
         self.version += 1;
+    }
+}
+
+/// The owner check of [`MessagesBackend::append_messages_as`](super::MessagesBackend::append_messages_as):
+/// with `owner` given, `record` must belong to that user; otherwise
+/// [`Error::NotFound`] for the conversation, as if it did not exist.
+pub fn check_owner(record: &ConversationRecord, owner: Option<&UserId>) -> Result<()> {
+    match owner {
+        Some(owner) if record.user_id.as_ref() != Some(owner) => {
+            Err(Error::conversation_not_found(record.id.as_str()))
+        }
+        _ => Ok(()),
     }
 }

@@ -74,7 +74,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::capabilities::MessagesCapabilities;
-use super::rules::{apply_add_file, apply_remove_file, check_replay, paginate};
+use super::rules::{apply_add_file, apply_remove_file, check_owner, check_replay, paginate};
 use super::traits::MessagesBackend;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, FileId, MessageId, UserId};
@@ -170,8 +170,18 @@ impl<B: SimpleBackend> MessagesBackend for SimpleAdapter<B> {
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
+        self.append_messages_as(None, id, messages).await
+    }
+
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
         let _guard = self.lock.lock().await;
         let mut conversation = self.live(id).await?;
+        check_owner(&conversation.record, owner)?;
         let stored = messages
             .iter()
             .map(|m| conversation.messages.iter().find(|s| s.id == m.id).cloned())

@@ -62,11 +62,28 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists). Fails with
     /// [`Error::NotFound`](crate::Error::NotFound) when the conversation does not exist. An
     /// empty `messages` stores nothing and returns the record.
+    ///
+    /// `owner`: when given, the conversation must belong to that user
+    /// ([`ConversationRecord::user_id`]), checked in the same atomic write as the append,
+    /// not by a read before it, so an owner-checked append costs what an append costs.
+    /// Someone else's conversation, or one without an owner, is
+    /// [`Error::NotFound`](crate::Error::NotFound) with nothing stored: the answer for a
+    /// conversation that does not exist. The rule is [`check_owner`](super::check_owner).
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended>;
+
+    /// [`append_messages_as`](Self::append_messages_as) without an owner check.
     async fn append_messages(
         &self,
         id: &ConversationId,
         messages: Vec<NewMessage>,
-    ) -> Result<Appended>;
+    ) -> Result<Appended> {
+        self.append_messages_as(None, id, messages).await
+    }
 
     /// Updates one message, atomically with the record, if it is still at
     /// `expected_revision`.

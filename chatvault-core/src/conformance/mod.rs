@@ -199,6 +199,7 @@ macro_rules! messages_backend_tests {
             concurrent_appends,
             idempotent_appends,
             concurrent_retries_store_once,
+            append_checks_the_owner,
             update_message_is_versioned,
             racing_updates_one_wins,
             every_part_kind_round_trips,

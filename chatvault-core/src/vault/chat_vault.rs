@@ -196,6 +196,24 @@ impl ChatVault {
 }
 
 impl ChatVault {
+    /// Appends `messages` to `user`'s conversation `id` without reading it first: the
+    /// owner is checked in the backend's write
+    /// ([`MessagesBackend::append_messages_as`]), so this costs one append. What a server
+    /// answering for a signed-in user calls; [`Error::NotFound`] for another user's
+    /// conversation (nothing stored), as for a missing one. Atomic and idempotent by
+    /// message id like [`Conversation::append`](crate::Conversation::append).
+    pub async fn append_as(
+        &self,
+        user: &UserId,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        self.check_append(&messages)?;
+        self.messages
+            .append_messages_as(Some(user), id, messages)
+            .await
+    }
+
     /// Updates a stored message if it is still at `expected_revision`; see
     /// [`Conversation::update_message`](crate::Conversation::update_message).
     pub async fn update_message(

@@ -33,8 +33,18 @@ impl MessagesBackend for LocalMessages {
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
-        let id = id.clone();
-        self.run(move |s| s.append(&id, messages)).await
+        self.append_messages_as(None, id, messages).await
+    }
+
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        let (owner, id) = (owner.cloned(), id.clone());
+        self.run(move |s| s.append(owner.as_ref(), &id, messages))
+            .await
     }
 
     async fn update_message(

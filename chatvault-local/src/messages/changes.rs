@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::io;
 
+use chatvault_core::UserId;
+use chatvault_core::backend::check_owner;
 use chatvault_core::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord, Error,
     FileAttachment, FileId, Message, MessageId, MessageRange, MessageUpdate, MessageUpdated,
@@ -24,18 +26,22 @@ impl Store {
     /// beside it (see [`append_batch`](Self::append_batch)).
     pub(crate) fn append(
         &self,
+        owner: Option<&UserId>,
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         if messages.is_empty() {
             let (_lock, view) = self.require(id, Mode::Shared)?;
+            check_owner(&view.record, owner)?;
             return Ok(Appended {
                 record: view.record,
                 messages: Vec::new(),
             });
         }
         self.appends
-            .submit(id, messages, |batch| self.append_batch(id, batch))
+            .submit(id, (owner.cloned(), messages), |batch| {
+                self.append_batch(id, batch)
+            })
     }
 
     /// Commits a batch of appends to one conversation with one flush: one record per
@@ -45,7 +51,7 @@ impl Store {
     fn append_batch(
         &self,
         id: &ConversationId,
-        batch: Vec<Vec<NewMessage>>,
+        batch: Vec<(Option<UserId>, Vec<NewMessage>)>,
     ) -> Vec<Result<Appended>> {
         let n = batch.len();
         let (_lock, mut view) = match self.require(id, Mode::Exclusive) {
@@ -60,8 +66,9 @@ impl Store {
         let mut pending = Vec::new();
         let mut new_messages: Vec<Message> = Vec::new();
         let mut in_batch: HashMap<MessageId, Message> = HashMap::new();
-        for messages in batch {
+        for (owner, messages) in batch {
             let stored = (|| {
+                check_owner(&view.record, owner.as_ref())?;
                 let ids: Vec<&MessageId> = messages.iter().map(|m| &m.id).collect();
                 let from_log = self.ids.stored(id, &view, &ids)?;
                 let stored = ids

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chatvault_core::keys::{MAX_SEGMENT_LEN, encode_component};
 use chatvault_core::{
     Appended, ConversationId, ConversationSummary, Error, ListOptions, NewMessage, Page, Result,
-    StoredConversation,
+    StoredConversation, UserId,
 };
 
 use super::conversation::ConversationLog;
@@ -30,7 +30,7 @@ pub(crate) struct Store {
     pub(crate) trash: PathBuf,
     pub(crate) index: Listing,
     /// Appends waiting for a conversation's group commit.
-    pub(crate) appends: GroupCommit<ConversationId, Vec<NewMessage>, Appended>,
+    pub(crate) appends: GroupCommit<ConversationId, (Option<UserId>, Vec<NewMessage>), Appended>,
     /// Message id -> seq maps of recently written conversations (idempotent appends).
     pub(crate) ids: IdMaps,
 }

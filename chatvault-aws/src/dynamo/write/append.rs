@@ -1,9 +1,10 @@
 //! `append_messages`: a short loop that sends what [`plan_append`] decides, and retries
 //! from the conversation as DynamoDB returns it when another writer wins.
 
+use chatvault_core::backend::check_owner;
 use chatvault_core::{
-    Appended, ConversationId, Error, Message, NewMessage, Result, check_replay, check_unique_ids,
-    now,
+    Appended, ConversationId, Error, Message, NewMessage, Result, UserId, check_replay,
+    check_unique_ids, now,
 };
 
 use super::actions::{Op, chunk_exists, too_large_conversation};
@@ -33,14 +34,21 @@ impl Table {
     /// what is found (the stored messages, or [`Error::AlreadyExists`]). What is looked at
     /// is the state the write is conditional on: an id stored meanwhile fails the write,
     /// and the retry finds it. A retry after a lost answer is therefore safe.
+    ///
+    /// The owner check ([`check_owner`]) is made on the state the write is conditional on:
+    /// a conversation's owner never changes, and the condition holds only for the
+    /// conversation that state describes (not one deleted and created again since), so
+    /// it costs no request. A refusal is answered only from a state read in this call.
     pub(crate) async fn append(
         &self,
+        owner: Option<&UserId>,
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         check_unique_ids(&messages)?;
         if messages.is_empty() {
             let (record, _) = self.read_writable(id).await?;
+            check_owner(&record, owner)?;
             return Ok(Appended {
                 record,
                 messages: Vec::new(),
@@ -61,6 +69,13 @@ impl Table {
         for attempt in 0..self.max_write_attempts {
             if current.legacy {
                 current = self.index_legacy(op, current).await?;
+            }
+            if let Err(e) = check_owner(&current.record, owner) {
+                if fresh {
+                    return Err(e);
+                }
+                (current, fresh) = (self.read_seen(id).await?, true);
+                continue;
             }
             match self.stored_already(id, &current, &messages).await {
                 Ok(None) => {}

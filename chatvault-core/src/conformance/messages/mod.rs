@@ -5,6 +5,7 @@
 mod appends;
 mod common;
 mod listing;
+mod owner;
 mod ranges;
 mod records;
 mod round_trips;
@@ -21,6 +22,7 @@ pub use listing::{
     list_all_conversations, list_user_conversations, listing_pages_survive_concurrent_creation,
     listing_ties_break_by_id,
 };
+pub use owner::append_checks_the_owner;
 pub use ranges::{long_conversation, message_ranges_and_cursors, natural_pages_cover_everything};
 pub use records::{
     begin_delete_then_delete, create_and_read_back, file_records,
