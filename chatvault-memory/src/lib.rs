@@ -245,9 +245,7 @@ impl MessagesBackend for MemoryMessages {
             .take(options.limit.get() + 1)
             .map(|entry| entry.record.summary())
             .collect();
-        Ok(Page::from_overfetch(items, options.limit, |s| {
-            ListCursor::after(s).encode()
-        }))
+        Ok(Page::of_listing(items, options.limit))
     }
 
     async fn update(

@@ -3,10 +3,10 @@
 use chatvault_core::backend::check_owner;
 use chatvault_core::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
-    ConversationSummary, Error, FileAttachment, FileId, ListCursor, ListOptions, Message,
-    MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities,
-    NewMessage, Page, Result, SearchHit, SearchOptions, SearchQuery, UserId, apply_add_file,
-    apply_remove_file, async_trait, check_replay, now,
+    ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
+    MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,
+    Page, Result, SearchHit, SearchOptions, SearchQuery, UserId, apply_add_file, apply_remove_file,
+    async_trait, check_replay, now,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
 
@@ -241,9 +241,7 @@ where
             .iter()
             .map(|row| Self::raw_at(row, 0, false)?.into_summary(D::BACKEND))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(items, options.limit, |s| {
-            ListCursor::after(s).encode()
-        }))
+        Ok(Page::of_listing(items, options.limit))
     }
 
     async fn update(

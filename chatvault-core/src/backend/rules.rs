@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::model::{
-    ConversationRecord, ConversationSummary, FileAttachment, ListCursor, ListOptions, Message,
-    NewMessage, Page, Role, auto_title, sort_for_listing,
+    ConversationRecord, ConversationSummary, FileAttachment, ListOptions, Message, NewMessage,
+    Page, Role, auto_title, sort_for_listing,
 };
 
 /// Applies the record changes of
@@ -51,9 +51,7 @@ pub fn paginate(
         summaries.retain(|s| cursor.comes_after(s.last_active, &s.id));
     }
     sort_for_listing(&mut summaries);
-    Ok(Page::from_overfetch(summaries, options.limit, |s| {
-        ListCursor::after(s).encode()
-    }))
+    Ok(Page::of_listing(summaries, options.limit))
 }
 
 /// Decides what an append does with messages whose ids may already be stored: the one

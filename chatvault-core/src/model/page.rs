@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::conversation::{ConversationRecord, ConversationSummary};
 use super::message::Message;
-use super::options::PageLimit;
+use super::options::{ListCursor, PageLimit};
 use crate::error::{Error, Result};
 
 /// One message that matched a search, with its conversation.
@@ -47,6 +47,15 @@ impl<T> Page<T> {
         items.truncate(limit.get());
         let next_cursor = if more { items.last().map(cursor) } else { None };
         Page { items, next_cursor }
+    }
+}
+
+impl Page<ConversationSummary> {
+    /// A listing page from summaries in listing order, read with one more than `limit`
+    /// asked for: [`from_overfetch`](Page::from_overfetch) with a [`ListCursor`] after the
+    /// last summary kept.
+    pub fn of_listing(items: Vec<ConversationSummary>, limit: PageLimit) -> Self {
+        Page::from_overfetch(items, limit, |s| ListCursor::after(s).encode())
     }
 }
 

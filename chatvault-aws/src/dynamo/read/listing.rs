@@ -1,7 +1,7 @@
 //! `list_conversations`: summaries from the two listing indexes, newest activity first.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chatvault_core::{ConversationSummary, ListCursor, ListOptions, Page, Result, UserId};
+use chatvault_core::{ConversationSummary, ListOptions, Page, Result, UserId};
 
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;
@@ -53,9 +53,7 @@ impl Table {
         };
         found.sort_by(|a, b| b.0.cmp(&a.0));
         let items: Vec<ConversationSummary> = found.into_iter().map(|(_, s)| s).collect();
-        Ok(Page::from_overfetch(items, options.limit, |s| {
-            ListCursor::after(s).encode()
-        }))
+        Ok(Page::of_listing(items, options.limit))
     }
 
     /// Up to `want` summaries of one GSI partition, newest activity first, strictly after
