@@ -126,6 +126,14 @@ impl Manifest {
         serde_json::from_slice(bytes).map_err(|e| ArchiveError::malformed(MANIFEST, e))
     }
 
+    /// The conversation files with their checksums, in path order.
+    pub fn conversation_entries(&self) -> impl Iterator<Item = (&str, &FileEntry)> {
+        self.files
+            .iter()
+            .filter(|(p, _)| p.starts_with("conversations/"))
+            .map(|(p, e)| (p.as_str(), e))
+    }
+
     /// The paths of the conversation files, in path order.
     pub fn conversation_files(&self) -> impl Iterator<Item = &str> {
         self.files

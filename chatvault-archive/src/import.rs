@@ -1,7 +1,8 @@
 //! Streaming import of an archive into a store, and store-to-store copy.
 
-use crate::error::Result;
+use crate::error::{ArchiveError, Result};
 use crate::export::MESSAGE_PAGE;
+use crate::format::{FileEntry, hash_reader};
 use crate::progress::{OnProgress, Progress};
 use crate::reader::ArchiveReader;
 use crate::restore::{ImportReport, Source, restore};
@@ -33,6 +34,9 @@ impl ImportOptions {
 /// unless the destination holds bytes of that size under the key. So importing the same
 /// archive twice adds nothing the second time ([`ImportReport::added_nothing`]), and an
 /// import cut short finishes when run again. Memory holds one message page.
+///
+/// Each conversation file's SHA-256 is checked against the manifest before anything of it
+/// is written ([`ArchiveError::Checksum`]); blobs are checked as they stream.
 pub async fn import(
     archive: &ArchiveReader,
     dst: &Store,
@@ -44,7 +48,9 @@ pub async fn import(
         total_conversations: Some(archive.manifest().counts.conversations),
         ..Progress::default()
     };
-    for rel in archive.manifest().conversation_files() {
+    for (rel, entry) in archive.manifest().conversation_entries() {
+        // The file's checksum first, so a damaged conversation writes nothing.
+        check_file(archive, rel, entry)?;
         let conversation = archive.conversation(rel, MESSAGE_PAGE)?;
         let head = conversation.head().clone();
         let source = Source::Archive(archive, Box::new(conversation));
@@ -55,6 +61,20 @@ pub async fn import(
         on_progress(&progress);
     }
     Ok(report)
+}
+
+/// Fails with [`ArchiveError::Checksum`] unless the file's bytes are the manifest's.
+fn check_file(archive: &ArchiveReader, rel: &str, entry: &FileEntry) -> Result<()> {
+    let found =
+        hash_reader(archive.open_file(rel)?).map_err(|e| ArchiveError::malformed(rel, e))?;
+    if &found != entry {
+        return Err(ArchiveError::Checksum {
+            file: rel.to_owned(),
+            expected: format!("sha256 {} ({} bytes)", entry.sha256, entry.size),
+            found: format!("sha256 {} ({} bytes)", found.sha256, found.size),
+        });
+    }
+    Ok(())
 }
 
 /// Copies the conversations of `scope` from `src` to `dst`, with [`import`]'s rules: it

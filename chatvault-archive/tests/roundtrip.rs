@@ -194,3 +194,36 @@ async fn one_owner_and_one_conversation_export_only_theirs() {
             .unwrap();
     assert_eq!(manifest.counts.conversations, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_conversation_file_is_refused_before_anything_of_it_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = memory();
+    fill(&original).await;
+    let dir = tmp.path().join("a");
+    let archive = export_dir(&original, &dir).await;
+    let rel = archive
+        .manifest()
+        .conversation_files()
+        .next()
+        .unwrap()
+        .to_owned();
+    let id = archive
+        .conversation(&rel, 1)
+        .unwrap()
+        .head()
+        .record
+        .id
+        .clone();
+    let text = std::fs::read_to_string(dir.join(&rel)).unwrap();
+    let damaged = text.replacen("\"seq\":1", "\"seq\":1 ", 1);
+    assert_ne!(damaged, text, "the damage was not applied");
+    std::fs::write(dir.join(&rel), damaged).unwrap();
+    let dst = memory();
+    let err = import(&archive, &dst, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ArchiveError::Checksum { .. }), "{err}");
+    assert!(err.to_string().contains(&rel), "{err}");
+    assert!(dst.messages.head(&id).await.unwrap().is_none());
+}

@@ -39,7 +39,11 @@ pub(crate) async fn export(store: &Store, scope: Scope, to: &Path, quiet: bool) 
         c.attachments,
         c.blobs,
         c.blob_bytes,
-        to.display()
+        if to == Path::new("-") {
+            "standard output".to_owned()
+        } else {
+            to.display().to_string()
+        }
     );
     Ok(())
 }
