@@ -11,7 +11,8 @@ use chatvault_archive::{
     ArchiveReader, ArchiveWriter, ImportOptions, Scope, Store, copy, export, import, no_progress,
     verify_archive, verify_store,
 };
-use chatvault_core::{ConversationRecord, NewMessage, Role, StoredConversation, UserId};
+use chatvault_core::backend::StoredConversation;
+use chatvault_core::{ConversationRecord, NewMessage, Role, UserId};
 use chatvault_local::{LocalFiles, LocalMessages};
 
 fn env(name: &str, default: usize) -> usize {
@@ -64,7 +65,7 @@ async fn fill(messages: &LocalMessages, conversations: usize, per: usize) {
                 )
             })
             .collect();
-        let stored = record.apply_append(news, chatvault_core::now());
+        let stored = record.apply_append(news, chatvault_core::backend::now());
         let mut conversation = StoredConversation::new(record);
         conversation.messages = stored;
         batch.push(conversation);

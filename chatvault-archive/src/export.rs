@@ -2,7 +2,8 @@
 
 use std::io::Write;
 
-use chatvault_core::{ConversationHead, ConversationId, Error, MessageRange, download_error};
+use chatvault_core::backend::{ConversationHead, download_error};
+use chatvault_core::{ConversationId, Error, MessageRange};
 use futures_util::StreamExt;
 
 use crate::error::{ArchiveError, Result, io_at};

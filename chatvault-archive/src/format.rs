@@ -107,7 +107,7 @@ impl Manifest {
         Manifest {
             format: FORMAT_VERSION.to_string(),
             producer: format!("chatvault-archive {}", env!("CARGO_PKG_VERSION")),
-            created_at: chatvault_core::now(),
+            created_at: chatvault_core::backend::now(),
             counts: Counts::default(),
             files: BTreeMap::new(),
         }

@@ -5,7 +5,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use chatvault_core::{ByteStream, ConversationHead, Message};
+use chatvault_core::backend::ConversationHead;
+use chatvault_core::{ByteStream, Message};
 use futures_util::StreamExt;
 
 use crate::error::{ArchiveError, Result, io_at};

@@ -1,9 +1,10 @@
 //! Writing one conversation into a destination store, idempotently: what import and copy
 //! share.
 
+use chatvault_core::backend::ConversationHead;
 use chatvault_core::{
-    ByteStream, ConversationHead, ConversationId, ConversationRecord, Error, FileAttachment,
-    Message, MessageRange, MessageUpdate, NewMessage, Usage,
+    ByteStream, ConversationId, ConversationRecord, Error, FileAttachment, Message, MessageRange,
+    MessageUpdate, NewMessage, Usage,
 };
 
 use crate::error::{ArchiveError, Result};

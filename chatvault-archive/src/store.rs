@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use chatvault_core::{
-    ConversationId, FilesBackend, ListOptions, MessagesBackend, MessagesCapabilities, UserId,
-};
+use chatvault_core::backend::MessagesCapabilities;
+use chatvault_core::{ConversationId, FilesBackend, ListOptions, MessagesBackend, UserId};
 
 use crate::error::Result;
 

@@ -1,6 +1,7 @@
 //! Checking a store or an archive: everything read, every checksum compared.
 
-use chatvault_core::{ConversationHead, ConversationId, MessageRange, download_error};
+use chatvault_core::backend::{ConversationHead, download_error};
+use chatvault_core::{ConversationId, MessageRange};
 
 use crate::blobs::digest;
 use crate::error::{ArchiveError, Result};

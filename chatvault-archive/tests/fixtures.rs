@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chatvault_archive::{ArchiveReader, ImportOptions, import, no_progress, verify_archive};
-use chatvault_core::{
-    ChatVault, ConversationId, FilesBackendExt, MessageId, NewMessage, Part, Role, Usage, UserId,
-};
+use chatvault_core::backend::FilesBackendExt;
+use chatvault_core::{ChatVault, ConversationId, MessageId, NewMessage, Part, Role, Usage, UserId};
 use common::*;
 
 fn fixture(version: &str) -> PathBuf {

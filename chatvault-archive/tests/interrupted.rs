@@ -10,12 +10,14 @@ use std::time::Duration;
 use chatvault_archive::{
     ArchiveError, ImportOptions, Scope, Store, copy, no_progress, verify_archive, verify_store,
 };
+use chatvault_core::backend::{
+    ConversationHead, FilesCapabilities, MessagesCapabilities, ObjectMeta, async_trait,
+};
 use chatvault_core::{
-    Appended, ByteStream, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
-    ConversationSummary, Error, FileAttachment, FileId, FilesBackend, FilesCapabilities,
-    ListOptions, Message, MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend,
-    MessagesCapabilities, NewMessage, ObjectMeta, Page, SearchHit, SearchOptions, StorageKey,
-    UserId, async_trait,
+    Appended, ByteStream, ConversationId, ConversationPatch, ConversationRecord,
+    ConversationSummary, Error, FileAttachment, FileId, FilesBackend, ListOptions, Message,
+    MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, NewMessage, Page,
+    SearchHit, SearchOptions, StorageKey, UserId,
 };
 use common::*;
 

@@ -90,7 +90,7 @@ fn seed_messages(count: usize) -> Vec<SeedMessage> {
         .map(|k| SeedMessage {
             role: role(k).as_str().to_owned(),
             content: text(k),
-            timestamp: chatvault_core::now().to_rfc3339(),
+            timestamp: chatvault_core::backend::now().to_rfc3339(),
             metadata: serde_json::Map::new(),
         })
         .collect()
@@ -182,7 +182,9 @@ impl Seed {
         messages: &[SeedMessage],
         expect: Option<&str>,
     ) -> Result<String, Box<dyn Error>> {
-        let now = chatvault_core::now().timestamp_micros().to_string();
+        let now = chatvault_core::backend::now()
+            .timestamp_micros()
+            .to_string();
         let put = match place {
             Place::Seed => self
                 .client

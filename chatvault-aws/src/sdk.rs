@@ -8,7 +8,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use chatvault_core::Error;
+use chatvault_core::backend::Error;
 
 /// Error codes (S3 and DynamoDB) that mean "try again later".
 const TEMPORARY_CODES: &[&str] = &[

@@ -23,9 +23,10 @@ use std::path::PathBuf;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chatvault_aws::{DynamoMessages, S3Files};
+use chatvault_core::backend::ConversationHead;
 use chatvault_core::{
-    ChatVault, ConversationHead, ConversationId, FileAttachment, FileId, ListOptions, Message,
-    MessageRange, MessagesBackend, Metadata, NewMessage, Part, Role, UserId,
+    ChatVault, ConversationId, FileAttachment, FileId, ListOptions, Message, MessageRange,
+    MessagesBackend, Metadata, NewMessage, Part, Role, UserId,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};

@@ -473,7 +473,7 @@ async fn pages_are_cut_at_one_megabyte_and_still_read_whole() {
 async fn listings_order_ties_by_id_and_page_through_them() {
     let backend = common::dynamo().await;
     let user = "user-ties";
-    let at = chatvault_core::now();
+    let at = chatvault_core::backend::now();
     // Same last_active for many ids of different lengths and characters.
     let ids = [
         "a", "b", "ab", "B", "a-1", "a.1", "a:1", "a@1", "zz", "Z", "0", "9", "a_1", "aa",

@@ -11,10 +11,10 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use bytes::Bytes;
 use chatvault_aws::{DynamoMessages, S3Files, content_disposition};
+use chatvault_core::backend::FilesBackendExt;
 use chatvault_core::{
     ByteStream, ConversationId, ConversationRecord, Error, ErrorKind, FileAttachment, FileId,
-    FilesBackend, FilesBackendExt, ListOptions, MessageRange, MessagesBackend, Metadata,
-    NewMessage, Role, keys,
+    FilesBackend, ListOptions, MessageRange, MessagesBackend, Metadata, NewMessage, Role, keys,
 };
 use futures_util::StreamExt;
 
@@ -28,7 +28,7 @@ fn attachment(id: &str, filename: &str) -> FileAttachment {
         content_type: common::ct("text/plain"),
         size: 1,
         sha256: "00".into(),
-        uploaded_at: chatvault_core::now(),
+        uploaded_at: chatvault_core::backend::now(),
         metadata: Metadata::new(),
     }
 }
@@ -189,7 +189,7 @@ async fn append_that_would_overfill_the_conversation_item_is_too_large() {
 #[tokio::test]
 async fn listing_everyone_filters_archived_across_pages_and_shards() {
     let table = common::dynamo().await;
-    let at = chatvault_core::now();
+    let at = chatvault_core::backend::now();
     let mut expected = Vec::new();
     for i in 0..40u32 {
         let mut r = ConversationRecord::new(Some(common::uid(&format!("user#{}", i % 3))));

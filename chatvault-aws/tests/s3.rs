@@ -13,9 +13,8 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use bytes::Bytes;
 use chatvault_aws::{S3Files, content_disposition};
-use chatvault_core::{
-    ByteStream, ConversationId, Error, FileId, FilesBackend, FilesBackendExt, StorageKey, keys,
-};
+use chatvault_core::backend::FilesBackendExt;
+use chatvault_core::{ByteStream, ConversationId, Error, FileId, FilesBackend, StorageKey, keys};
 use futures_util::StreamExt;
 
 const MIB: u64 = 1024 * 1024;

@@ -204,7 +204,7 @@ async fn a_chat_turn_refused_after_a_file_stores_nothing() {
                 "{f}{}{}",
                 text(
                     "message",
-                    &"m".repeat(chatvault_core::message::MAX_MESSAGE_BYTES + 1)
+                    &"m".repeat(chatvault_core::MAX_MESSAGE_BYTES + 1)
                 ),
                 end()
             ),

@@ -24,10 +24,8 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderName;
 use bytes::Bytes;
 use chatvault_axum::{ChatVaultApi, HeaderIdentity};
-use chatvault_core::{
-    ByteStream, ChatVault, ContentType, Error, FilesBackend, FilesCapabilities, ObjectMeta, Result,
-    StorageKey, async_trait,
-};
+use chatvault_core::backend::{FilesCapabilities, ObjectMeta, async_trait};
+use chatvault_core::{ByteStream, ChatVault, ContentType, Error, FilesBackend, Result, StorageKey};
 use chatvault_memory::MemoryMessages;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};

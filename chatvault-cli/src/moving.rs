@@ -190,6 +190,6 @@ fn print_verify(r: &VerifyReport, json: bool) -> Result<()> {
 pub(crate) fn default_export_path() -> PathBuf {
     PathBuf::from(format!(
         "chatvault-export-{}",
-        chatvault_core::now().format("%Y%m%dT%H%M%S")
+        chatvault_core::backend::now().format("%Y%m%dT%H%M%S")
     ))
 }

@@ -2,10 +2,8 @@
 
 use std::time::Duration;
 
-use chatvault_core::{
-    ByteStream, ContentType, Error, FilesBackend, FilesCapabilities, ObjectMeta, Result,
-    StorageKey, async_trait,
-};
+use chatvault_core::backend::{FilesCapabilities, ObjectMeta, async_trait};
+use chatvault_core::{ByteStream, ContentType, Error, FilesBackend, Result, StorageKey};
 
 /// Holds nothing and stores nothing: reads find no bytes, writes fail with
 /// [`Error::NotSupported`] (saying to give the store a `files=DIR`). Used for a

@@ -4,8 +4,9 @@
 
 mod common;
 
+use chatvault_core::backend::{MessagesCapabilities, SimpleAdapter};
 use chatvault_core::conformance::SuiteConfig;
-use chatvault_core::{ChatVault, MessagesBackend, MessagesCapabilities, SimpleAdapter};
+use chatvault_core::{ChatVault, MessagesBackend};
 use chatvault_memory::MemoryFiles;
 use common::MapStore;
 

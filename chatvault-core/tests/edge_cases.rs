@@ -1,9 +1,10 @@
 //! Edge cases found in review of 0.1, kept as regression tests: cursor precision, roles
 //! spelled by hand, auto-titles that must validate.
 
+use chatvault_core::backend::{now, paginate};
 use chatvault_core::{
     ChatVault, ConversationId, ConversationRecord, ConversationSummary, ListOptions, NewMessage,
-    Role, Usage, now, paginate,
+    Role, Usage,
 };
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 use chrono::{TimeZone, Utc};

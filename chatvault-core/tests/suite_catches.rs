@@ -10,14 +10,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chatvault_core::backend::{
+    ConversationHead, FilesCapabilities, MessagesCapabilities, ObjectMeta, SimpleAdapter,
+    SimpleBackend, apply_add_file, async_trait, bytes_stream, check_replay, collect_stream, now,
+};
 use chatvault_core::conformance::{SuiteConfig, files, messages, vault};
 use chatvault_core::{
-    Appended, ByteStream, ChatVault, ContentType, ConversationHead, ConversationId,
-    ConversationPatch, ConversationRecord, ConversationSummary, Error, FileAttachment, FileId,
-    FilesBackend, FilesCapabilities, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
-    MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
-    SearchHit, SearchOptions, SearchQuery, SimpleAdapter, SimpleBackend, StorageKey, UserId,
-    apply_add_file, async_trait, bytes_stream, check_replay, collect_stream, now,
+    Appended, ByteStream, ChatVault, ContentType, ConversationId, ConversationPatch,
+    ConversationRecord, ConversationSummary, Error, FileAttachment, FileId, FilesBackend,
+    ListOptions, Message, MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend,
+    NewMessage, Page, Result, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId,
 };
 use chatvault_memory::MemoryFiles;
 use common::MapStore;

@@ -9,14 +9,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use chatvault_core::backend::{
+    ConversationHead, FilesBackendExt, FilesCapabilities, MessagesCapabilities, ObjectMeta,
+    async_trait,
+};
 use chatvault_core::conformance::RecordingFiles;
 use chatvault_core::{
-    Appended, ByteStream, ChatVault, ContentType, ConversationHead, ConversationId,
-    ConversationPatch, ConversationRecord, ConversationSummary, Error, ErrorKind, FileAttachment,
-    FileId, FilesBackend, FilesBackendExt, FilesCapabilities, ListOptions, Message, MessageId,
-    MessageRange, MessageStatus, MessageUpdate, MessageUpdated, MessagesBackend,
-    MessagesCapabilities, NewMessage, ObjectMeta, Page, Part, ReplyOptions, Result, Role,
-    SearchHit, SearchOptions, StorageKey, Usage, UserId, async_trait,
+    Appended, ByteStream, ChatVault, ContentType, ConversationId, ConversationPatch,
+    ConversationRecord, ConversationSummary, Error, ErrorKind, FileAttachment, FileId,
+    FilesBackend, ListOptions, Message, MessageId, MessageRange, MessageStatus, MessageUpdate,
+    MessageUpdated, MessagesBackend, NewMessage, Page, Part, ReplyOptions, Result, Role, SearchHit,
+    SearchOptions, StorageKey, Usage, UserId,
 };
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 
@@ -242,7 +245,7 @@ async fn a_failed_attach_deletes_its_bytes() {
     let err = c
         .attach_file_stream(
             "b.txt",
-            chatvault_core::bytes_stream(Bytes::from_static(b"more")),
+            chatvault_core::backend::bytes_stream(Bytes::from_static(b"more")),
             "text/plain",
         )
         .await

@@ -68,10 +68,8 @@ use super::{
 };
 use chatvault_core::Role;
 use chatvault_core::ids::ContentType;
-use chatvault_core::message::{
-    FilePart, FileSource, NewMessage, Part, Reasoning, ToolResult, Usage,
-};
 use chatvault_core::{Error, Result};
+use chatvault_core::{FilePart, FileSource, NewMessage, Part, Reasoning, ToolResult, Usage};
 
 /// The parts of a Messages API request that hold the conversation.
 #[derive(Clone, Debug, PartialEq)]

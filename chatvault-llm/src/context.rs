@@ -42,7 +42,7 @@
 use std::collections::HashMap;
 
 use super::ChatMessage;
-use chatvault_core::message::{FilePart, Part};
+use chatvault_core::{FilePart, Part};
 
 /// Counts tokens for [`select_window`].
 ///

@@ -12,7 +12,7 @@ use super::{
 use chatvault_core::Conversation;
 use chatvault_core::MessageRange;
 use chatvault_core::Result;
-use chatvault_core::message::{Message, Part};
+use chatvault_core::{Message, Part};
 
 /// Messages asked for per read of the instructions that open a conversation
 /// ([`HistoryOptions::recent`]).

@@ -21,8 +21,8 @@ use std::time::Duration;
 use super::{ReplayMessage, data_url};
 use chatvault_core::Conversation;
 use chatvault_core::ids::FileId;
-use chatvault_core::message::{FilePart, FileSource, Part};
 use chatvault_core::{Error, ErrorKind, Result};
+use chatvault_core::{FilePart, FileSource, Part};
 
 /// The largest attachment [`FileMode::Base64`] inlines, in bytes (32 MiB: Anthropic's
 /// whole-request limit; OpenAI's per-file limits are lower still).

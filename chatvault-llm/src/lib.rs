@@ -26,8 +26,8 @@ use serde_json::Value;
 
 use chatvault_core::Role;
 use chatvault_core::ids::{ContentType, MessageId};
-use chatvault_core::message::{Message, NewMessage, Part};
 use chatvault_core::{Error, Result};
+use chatvault_core::{Message, NewMessage, Part};
 
 /// The `provider` of [`Part::Provider`]s that hold OpenAI Responses API items or content
 /// parts.
@@ -183,8 +183,8 @@ pub(crate) fn count_at(value: &Value, path: &[&str]) -> u64 {
 /// The usage of a response body with a `usage` object and a `model`.
 pub(crate) fn usage_of(
     response: &Value,
-    read: impl Fn(&Value) -> chatvault_core::message::Usage,
-) -> Option<chatvault_core::message::Usage> {
+    read: impl Fn(&Value) -> chatvault_core::Usage,
+) -> Option<chatvault_core::Usage> {
     let usage = response.get("usage").filter(|u| u.is_object())?;
     let mut out = read(usage);
     out.model = response
@@ -209,7 +209,7 @@ pub(crate) fn provider_part(provider: &str, data: &Value) -> Part {
         .and_then(Value::as_str)
         .unwrap_or("unknown")
         .to_owned();
-    Part::Provider(chatvault_core::message::ProviderPart {
+    Part::Provider(chatvault_core::ProviderPart {
         provider: provider.to_owned(),
         kind,
         data: data.clone(),

@@ -64,10 +64,8 @@ use super::{
 };
 use chatvault_core::Role;
 use chatvault_core::ids::ContentType;
-use chatvault_core::message::{
-    FilePart, FileSource, NewMessage, Part, ProviderPart, ToolResult, Usage,
-};
 use chatvault_core::{Error, Result};
+use chatvault_core::{FilePart, FileSource, NewMessage, Part, ProviderPart, ToolResult, Usage};
 
 /// Writes `messages` as Chat Completions `messages`. See the [module docs](self) for the
 /// rules.

@@ -61,8 +61,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::ReplayMessage;
-use chatvault_core::message::{Message, MessageStatus, Part, ToolResult};
-use chatvault_core::{Role, now};
+use chatvault_core::Role;
+use chatvault_core::backend::now;
+use chatvault_core::{Message, MessageStatus, Part, ToolResult};
 
 /// What [`repair`] writes where it repairs; see the [module docs](self).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,7 +249,7 @@ impl ResultPlacement {
 }
 
 fn orphan_text(result: &ToolResult) -> String {
-    let text = chatvault_core::message::text_of(&result.content);
+    let text = chatvault_core::text_of(&result.content);
     if result.is_error {
         format!("[Error from tool call {}: {text}]", result.call_id)
     } else {

@@ -50,8 +50,8 @@ use super::{
 };
 use chatvault_core::Role;
 use chatvault_core::ids::ContentType;
-use chatvault_core::message::{FilePart, FileSource, NewMessage, Part, ToolResult, Usage};
 use chatvault_core::{Error, Result};
+use chatvault_core::{FilePart, FileSource, NewMessage, Part, ToolResult, Usage};
 
 /// Content part types (as opposed to items) of the Responses API.
 const CONTENT_KINDS: [&str; 6] = [

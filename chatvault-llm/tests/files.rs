@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chatvault_core::backend::{FilesCapabilities, ObjectMeta, async_trait};
 use chatvault_core::{
-    ByteStream, ChatVault, ContentType, ErrorKind, FilePart, FileSource, FilesBackend,
-    FilesCapabilities, NewMessage, ObjectMeta, Part, Result, Role, StorageKey, ToolResult,
-    async_trait,
+    ByteStream, ChatVault, ContentType, ErrorKind, FilePart, FileSource, FilesBackend, NewMessage,
+    Part, Result, Role, StorageKey, ToolResult,
 };
 use chatvault_llm::{
     self as llm, FileMode, HistoryOptions, PrepareHistory, ReplayMessage, resolve_files,

@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use chatvault_core::backend::{ConversationHead, MessagesCapabilities, async_trait};
 use chatvault_core::{
-    Appended, ChatVault, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
+    Appended, ChatVault, ConversationId, ConversationPatch, ConversationRecord,
     ConversationSummary, FileAttachment, FileId, ListOptions, Message, MessageId, MessageRange,
-    MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, Page, Part,
-    Result, Role, SearchHit, SearchOptions, UserId, async_trait,
+    MessageUpdate, MessageUpdated, MessagesBackend, NewMessage, Page, Part, Result, Role,
+    SearchHit, SearchOptions, UserId,
 };
 use chatvault_llm::{ApproxCounter, FileMode, HistoryOptions, PrepareHistory, ReplayMessage};
 use chatvault_memory::{MemoryFiles, MemoryMessages};

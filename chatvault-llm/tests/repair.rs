@@ -7,8 +7,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use chatvault_core::backend::now;
 use chatvault_core::{
-    ChatVault, Message, MessageStatus, NewMessage, Part, ReplyOptions, Role, ToolResult, now,
+    ChatVault, Message, MessageStatus, NewMessage, Part, ReplyOptions, Role, ToolResult,
 };
 use chatvault_llm::{
     self as llm, FileMode, HistoryOptions, PrepareHistory, ReplayMessage, ReplayOptions, anthropic,

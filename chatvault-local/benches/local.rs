@@ -36,9 +36,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use chatvault_core::backend::StoredConversation;
 use chatvault_core::{
     ByteStream, ContentType, ConversationId, ConversationRecord, FilesBackend, ListOptions,
-    MessageRange, MessagesBackend, NewMessage, Role, StorageKey, StoredConversation, UserId,
+    MessageRange, MessagesBackend, NewMessage, Role, StorageKey, UserId,
 };
 use chatvault_local::{LocalFiles, LocalMessages, fsync_count};
 use chatvault_memory::MemoryMessages;
@@ -324,7 +325,7 @@ async fn listing_latency(
     n: usize,
 ) -> (Duration, Duration, Duration) {
     let user = UserId::parse("lister").unwrap();
-    let base = chatvault_core::now();
+    let base = chatvault_core::backend::now();
     let conversation = |i: usize| {
         let mut record = ConversationRecord::new(Some(user.clone()));
         record.created_at = base + chrono::Duration::microseconds(i as i64);

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use chatvault_core::Error;
+use chatvault_core::backend::Error;
 
 /// The backend name in [`Error::Backend`].
 pub(crate) const BACKEND: &str = "local";

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
-use chatvault_core::{
+use chatvault_core::backend::{
     ByteStream, ContentType, Error, ErrorKind, FilesBackend, FilesCapabilities, ObjectMeta, Result,
     StorageKey, async_trait,
 };
@@ -685,7 +685,7 @@ impl FilesBackend for LocalFiles {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use chatvault_core::collect_stream;
+    use chatvault_core::backend::collect_stream;
 
     /// A store whose file system refuses direct I/O as `direct_io` says still stores every
     /// byte, durably placed under its key.

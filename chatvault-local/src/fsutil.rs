@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use chatvault_core::{Error, Result};
+use chatvault_core::backend::{Error, Result};
 
 use crate::error::{BACKEND, CorruptData, corrupt, io_at};
 

@@ -16,7 +16,9 @@
 
 use std::path::Path;
 
-use chatvault_core::{ConversationRecord, Error, FileAttachment, Message, MessageId, Result};
+use chatvault_core::backend::{
+    ConversationRecord, Error, FileAttachment, Message, MessageId, Result,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -486,7 +488,7 @@ fn decode_body(
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-    use chatvault_core::{NewMessage, Role, now};
+    use chatvault_core::backend::{NewMessage, Role, now};
 
     fn msgs(n: u64) -> Vec<Message> {
         (1..=n)

@@ -27,9 +27,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use chatvault_core::backend::{FilesBackendExt, StoredConversation};
 use chatvault_core::{
-    ConversationId, FilesBackendExt, ListOptions, MessageRange, MessagesBackend, NewMessage, Role,
-    StorageKey, StoredConversation, UserId,
+    ConversationId, ListOptions, MessageRange, MessagesBackend, NewMessage, Role, StorageKey,
+    UserId,
 };
 use chatvault_local::{LocalFiles, LocalMessages};
 use serde::Deserialize;

@@ -244,7 +244,8 @@ async fn collect(b: &dyn MessagesBackend, id: &str, r: MessageRange) -> Vec<Vec<
 /// Stress (hunting): every operation racing on 3 ids; only NotFound/AlreadyExists allowed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_operation_racing_on_three_ids_fails_only_with_not_found_or_already_exists() {
-    use chatvault_core::{ConversationPatch, Error, StoredConversation};
+    use chatvault_core::backend::StoredConversation;
+    use chatvault_core::{ConversationPatch, Error};
     let dir = tempfile::tempdir().unwrap();
     let store = LocalMessages::open(dir.path()).unwrap();
     let mut tasks = Vec::new();
@@ -466,7 +467,7 @@ async fn counters_at_their_maximum_in_a_checkpoint_are_not_believed() {
     record.id = cid("c");
     let s = store.clone();
     let saved = tokio::spawn(async move {
-        s.save(&chatvault_core::StoredConversation::new(record))
+        s.save(&chatvault_core::backend::StoredConversation::new(record))
             .await
     })
     .await

@@ -259,7 +259,7 @@ fn attachment(n: usize) -> FileAttachment {
         size: 1,
         sha256: "0".repeat(64),
         storage_key: StorageKey::parse(format!("u/c/f{n}/f{n}.txt")).unwrap(),
-        uploaded_at: chatvault_core::now(),
+        uploaded_at: chatvault_core::backend::now(),
         metadata: Metadata::new(),
     }
 }

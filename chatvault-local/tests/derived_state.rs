@@ -8,10 +8,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use chatvault_core::backend::StoredConversation;
 use chatvault_core::{ContentType, ConversationId, FileId, StorageKey, UserId};
 use chatvault_core::{
     ConversationPatch, ConversationRecord, FileAttachment, ListOptions, MessageRange,
-    MessagesBackend, Metadata, NewMessage, Role, StoredConversation,
+    MessagesBackend, Metadata, NewMessage, Role,
 };
 use chatvault_local::LocalMessages;
 use serde_json::{Value, json};
@@ -46,7 +47,7 @@ fn attachment(id: &str) -> FileAttachment {
         size: 1,
         sha256: "0".repeat(64),
         storage_key: StorageKey::parse(format!("_/c/{id}/{id}.txt")).unwrap(),
-        uploaded_at: chatvault_core::now(),
+        uploaded_at: chatvault_core::backend::now(),
         metadata: Metadata::new(),
     }
 }
@@ -578,11 +579,11 @@ async fn metadata_nested_as_deep_as_the_core_accepts_reads_back() {
         meta
     };
     let deepest = (1..200)
-        .take_while(|&d| chatvault_core::validate_metadata(&meta_of(d)).is_ok())
+        .take_while(|&d| chatvault_core::backend::validate_metadata(&meta_of(d)).is_ok())
         .last()
         .unwrap();
     assert!(
-        deepest + 2 >= chatvault_core::message::MAX_JSON_DEPTH,
+        deepest + 2 >= chatvault_core::MAX_JSON_DEPTH,
         "the core accepts {deepest}"
     );
     let meta = meta_of(deepest);

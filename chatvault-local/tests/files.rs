@@ -7,10 +7,8 @@ use std::fs;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatvault_core::{
-    ByteStream, ContentType, Error, ErrorKind, FilesBackend, FilesBackendExt, StorageKey,
-    collect_stream,
-};
+use chatvault_core::backend::{FilesBackendExt, collect_stream};
+use chatvault_core::{ByteStream, ContentType, Error, ErrorKind, FilesBackend, StorageKey};
 use chatvault_local::{DOWNLOAD_CHUNK, LocalFiles};
 use futures_util::StreamExt;
 use futures_util::stream;

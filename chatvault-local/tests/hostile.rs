@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use chatvault_core::backend::{FilesBackendExt, bytes_stream};
 use chatvault_core::{
-    ChatVault, ContentType, ConversationId, ConversationRecord, Error, FilesBackend,
-    FilesBackendExt, ListOptions, MessageRange, MessagesBackend, NewMessage, Result, Role,
-    StorageKey, UserId, bytes_stream, keys,
+    ChatVault, ContentType, ConversationId, ConversationRecord, Error, FilesBackend, ListOptions,
+    MessageRange, MessagesBackend, NewMessage, Result, Role, StorageKey, UserId, keys,
 };
 use chatvault_local::{LocalFiles, LocalMessages};
 use proptest::prelude::*;
@@ -214,10 +214,8 @@ mod links {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use chatvault_core::{
-        ContentType, ErrorKind, FilesBackend, FilesBackendExt, Result, StorageKey, bytes_stream,
-        collect_stream,
-    };
+    use chatvault_core::backend::{FilesBackendExt, bytes_stream, collect_stream};
+    use chatvault_core::{ContentType, ErrorKind, FilesBackend, Result, StorageKey};
     use chatvault_local::LocalFiles;
 
     const KEY: &str = "u/c/f/name.bin";

@@ -7,9 +7,10 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use chatvault_core::backend::StoredConversation;
 use chatvault_core::{
     ConversationPatch, ConversationRecord, Error, ListOptions, MessageRange, MessagesBackend,
-    Metadata, NewMessage, Role, StoredConversation,
+    Metadata, NewMessage, Role,
 };
 use chatvault_local::{LocalMessages, MAX_PAGE};
 
@@ -95,7 +96,7 @@ async fn a_new_instance_reads_back_everything_exactly() {
             size: 3,
             sha256: "00".repeat(32),
             storage_key: chatvault_core::StorageKey::parse("k").unwrap(),
-            uploaded_at: chatvault_core::now(),
+            uploaded_at: chatvault_core::backend::now(),
             metadata: metadata.clone(),
         };
         store.add_file(&cid("conv-1"), &file).await.unwrap();

@@ -127,7 +127,7 @@ async fn a_reply_killed_mid_stream_keeps_its_checkpoint_and_reads_interrupted() 
         .expect("a streaming reply has a lease");
 
     // After the lease, readers see it as interrupted (never complete).
-    let wait = (lease_end - chatvault_core::now())
+    let wait = (lease_end - chatvault_core::backend::now())
         .to_std()
         .unwrap_or_default()
         + Duration::from_millis(50);

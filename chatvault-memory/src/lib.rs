@@ -6,14 +6,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatvault_core::backend::check_owner;
-use chatvault_core::{
+use chatvault_core::backend::{
     Appended, ByteStream, ContentType, ConversationHead, ConversationId, ConversationPatch,
     ConversationRecord, ConversationSummary, Error, FileAttachment, FileId, FilesBackend,
     FilesCapabilities, ListCursor, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
     MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
     SearchCursor, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId, apply_add_file,
-    apply_remove_file, async_trait, bytes_stream, check_replay, collect_stream, now,
+    apply_remove_file, async_trait, bytes_stream, check_owner, check_replay, collect_stream, now,
 };
 use chrono::{DateTime, Utc};
 

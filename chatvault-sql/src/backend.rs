@@ -1,12 +1,11 @@
 //! The one implementation of [`MessagesBackend`] over SQL, for every [`Dialect`].
 
-use chatvault_core::backend::check_owner;
-use chatvault_core::{
+use chatvault_core::backend::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
     ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
     MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,
     Page, Result, SearchHit, SearchOptions, SearchQuery, UserId, apply_add_file, apply_remove_file,
-    async_trait, check_replay, now,
+    async_trait, check_owner, check_replay, now,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
 

@@ -1,7 +1,7 @@
 //! Values and errors both databases map the same way: value conversions, error mapping,
 //! paging and search cursors.
 
-use chatvault_core::{
+use chatvault_core::backend::{
     ConversationId, ConversationRecord, ConversationSummary, Error, Message, Result, SearchQuery,
     UserId,
 };
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn lost_commit_answers_are_outcome_unknown() {
-        use chatvault_core::ErrorKind;
+        use chatvault_core::backend::ErrorKind;
         let io = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert_eq!(
             commit_error("b", "append", io()).kind(),

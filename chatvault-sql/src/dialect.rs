@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 use std::future::Future;
 
-use chatvault_core::{
+use chatvault_core::backend::{
     ConversationId, Message, MessagesCapabilities, NewMessage, Result, SearchQuery,
 };
 use chrono::{DateTime, Utc};
@@ -107,7 +107,7 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>> + Sealed {
     ) -> impl Future<Output = Result<Transaction<'static, Self>>> + Send;
 
     /// The messages already stored under the ids of `messages`, in their order (for
-    /// [`check_replay`](chatvault_core::check_replay)).
+    /// [`check_replay`](chatvault_core::backend::check_replay)).
     #[doc(hidden)]
     fn stored_messages(
         tx: &mut Transaction<'static, Self>,

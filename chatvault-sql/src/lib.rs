@@ -4,7 +4,7 @@
 #![doc = include_str!("../docs/migrations.md")]
 //! # Capabilities
 //!
-//! Both declare [`MessagesCapabilities::full`](chatvault_core::MessagesCapabilities::full):
+//! Both declare [`MessagesCapabilities::full`](chatvault_core::backend::MessagesCapabilities::full):
 //! concurrent and multi-process appends, listing all users, search, no size limit below
 //! the core's 8 MiB per message. An in-memory SQLite database (`sqlite::memory:`) is
 //! single-process.

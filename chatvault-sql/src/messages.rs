@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use chatvault_core::{
+use chatvault_core::backend::{
     ConversationId, ConversationRecord, Error, FileAttachment, Message, Page, Result, SearchCursor,
     SearchHit, SearchOptions, UserId,
 };

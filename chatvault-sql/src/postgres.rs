@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use chatvault_core::{
+use chatvault_core::backend::{
     ConversationId, Error, Message, MessagesCapabilities, NewMessage, Result, SearchQuery,
 };
 use chrono::{DateTime, Utc};

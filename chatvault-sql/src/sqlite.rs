@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatvault_core::{
+use chatvault_core::backend::{
     ConversationId, Error, Message, MessagesCapabilities, NewMessage, Result, SearchQuery,
 };
 use chrono::{DateTime, Utc};
@@ -271,7 +271,7 @@ impl Dialect for Sqlite {
 mod tests {
     #![allow(clippy::unwrap_used)] // tests may unwrap
     use super::*;
-    use chatvault_core::{ConversationRecord, MessagesBackend, UserId};
+    use chatvault_core::backend::{ConversationRecord, MessagesBackend, UserId};
     use sqlx::AssertSqlSafe;
 
     /// The full-text match must drive the search (see [`SEARCH`]): SQLite would otherwise

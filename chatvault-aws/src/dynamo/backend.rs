@@ -1,7 +1,7 @@
 //! The [`MessagesBackend`] implementation: one call per method into the parts under
 //! `read/` and `write/`.
 
-use chatvault_core::{
+use chatvault_core::backend::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
     ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
     MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,

@@ -4,7 +4,7 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
-use chatvault_core::{Error, Result};
+use chatvault_core::backend::{Error, Result};
 
 use super::DynamoMessages;
 use super::limits::DEFAULT_MAX_WRITE_ATTEMPTS;

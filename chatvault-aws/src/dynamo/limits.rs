@@ -10,7 +10,7 @@ pub(crate) const BACKEND: &str = "dynamodb";
 pub const MAX_APPEND_MESSAGES: usize = 49;
 
 /// The largest message `DynamoMessages` stores, in bytes of its JSON form (what
-/// [`MessagesCapabilities::max_message_bytes`](chatvault_core::MessagesCapabilities)
+/// [`MessagesCapabilities::max_message_bytes`](chatvault_core::backend::MessagesCapabilities)
 /// declares): sealed, a message may be a chunk item of its own, of at most DynamoDB's
 /// 400 KB, which also holds its keys and attribute names.
 pub const MAX_MESSAGE_BYTES: u64 = 400 * 1024 - 1024;

@@ -16,7 +16,7 @@ use std::fmt;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 #[cfg(doc)]
-use chatvault_core::Error;
+use chatvault_core::backend::Error;
 
 pub use limits::{DEFAULT_MAX_WRITE_ATTEMPTS, MAX_APPEND_MESSAGES, MAX_MESSAGE_BYTES};
 pub use seen::DEFAULT_SEEN_CACHE_BYTES;

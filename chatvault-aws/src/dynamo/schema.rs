@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
     Projection, ProjectionType, ScalarAttributeType, TableDescription, TableStatus,
 };
-use chatvault_core::{Error, Result};
+use chatvault_core::backend::{Error, Result};
 
 use super::DynamoMessages;
 use super::layout::item::{

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
-use chatvault_core::{ConversationId, ConversationRecord, FileAttachment, MessageId, Result};
+use chatvault_core::backend::{
+    ConversationId, ConversationRecord, FileAttachment, MessageId, Result,
+};
 use lru::LruCache;
 
 use super::layout::chunks::{Encoded, decode_sealed_max, decode_tail, tail_attribute_size};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use chatvault_core::{ConversationId, Error, Result};
+use chatvault_core::backend::{ConversationId, Error, Result};
 
 use super::layout::item::{Item, PK, SK, conversation_key, s};
 use super::limits::{BACKEND, BACKOFF_BASE, BACKOFF_CAP};

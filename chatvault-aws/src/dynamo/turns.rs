@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use chatvault_core::ConversationId;
+use chatvault_core::backend::ConversationId;
 use tokio::sync::{Mutex as FairMutex, OwnedMutexGuard};
 
 /// Prune entries nobody holds once the map grows past this many.

@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use chatvault_core::{
+use chatvault_core::backend::{
     ByteStream, ContentType, Error, FilesBackend, FilesCapabilities, ObjectMeta, Result,
     StorageKey, async_trait,
 };

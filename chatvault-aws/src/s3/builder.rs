@@ -5,9 +5,9 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use chatvault_core::backend::{Error, Result, StorageKey};
 #[cfg(doc)]
 use chatvault_core::keys;
-use chatvault_core::{Error, Result, StorageKey};
 
 use super::{
     DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, MAX_OBJECT_KEY_LEN, MAX_PART_SIZE,

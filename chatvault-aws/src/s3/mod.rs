@@ -13,7 +13,8 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::BucketLocationConstraint;
 use bytes::Bytes;
-use chatvault_core::{Error, Result, StorageKey, keys};
+use chatvault_core::backend::{Error, Result, StorageKey};
+use chatvault_core::keys;
 
 use crate::sdk::{self, sdk_error};
 

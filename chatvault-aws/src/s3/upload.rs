@@ -5,7 +5,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
-use chatvault_core::{ByteStream, ContentType, Error, Result, StorageKey};
+use chatvault_core::backend::{ByteStream, ContentType, Error, Result, StorageKey};
 use futures_util::StreamExt;
 
 use super::{BACKEND, MAX_PARTS, S3Files};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
-use chatvault_core::{Error, FilesBackend, Result, StorageKey};
+use chatvault_core::backend::{Error, FilesBackend, Result, StorageKey};
 
 use super::{BACKEND, MAX_PRESIGNED_EXPIRY, S3Files, content_disposition};
 use crate::sdk::sdk_error;

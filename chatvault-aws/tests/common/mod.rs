@@ -292,10 +292,10 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 #[derive(Debug)]
 pub(crate) struct NoFiles;
 
-#[chatvault_core::async_trait]
+#[chatvault_core::backend::async_trait]
 impl chatvault_core::FilesBackend for NoFiles {
-    fn capabilities(&self) -> chatvault_core::FilesCapabilities {
-        chatvault_core::FilesCapabilities::basic()
+    fn capabilities(&self) -> chatvault_core::backend::FilesCapabilities {
+        chatvault_core::backend::FilesCapabilities::basic()
     }
     async fn upload_stream(
         &self,
@@ -314,7 +314,7 @@ impl chatvault_core::FilesBackend for NoFiles {
     async fn head(
         &self,
         _: &chatvault_core::StorageKey,
-    ) -> chatvault_core::Result<Option<chatvault_core::ObjectMeta>> {
+    ) -> chatvault_core::Result<Option<chatvault_core::backend::ObjectMeta>> {
         Ok(None)
     }
     async fn delete(&self, _: &chatvault_core::StorageKey) -> chatvault_core::Result<bool> {
@@ -452,7 +452,7 @@ pub(crate) fn skey(text: &str) -> chatvault_core::StorageKey {
 pub(crate) async fn whole(
     backend: &DynamoMessages,
     id: &chatvault_core::ConversationId,
-) -> Option<chatvault_core::StoredConversation> {
+) -> Option<chatvault_core::backend::StoredConversation> {
     use chatvault_core::MessagesBackend;
     let head = backend.head(id).await.expect("head")?;
     let mut messages = Vec::new();
@@ -463,7 +463,7 @@ pub(crate) async fn whole(
         match page.next_cursor {
             Some(c) => range = range.continue_from(&c).expect("cursor"),
             None => {
-                return Some(chatvault_core::StoredConversation {
+                return Some(chatvault_core::backend::StoredConversation {
                     record: head.record,
                     messages,
                     files: head.files,

@@ -125,7 +125,7 @@ async fn take_turn(
             }
             "title" => turn.title = Some(upload::read_text(field, &name, MAX_SHORT_FIELD).await?),
             "message" => {
-                let limit = chatvault_core::message::MAX_MESSAGE_BYTES;
+                let limit = chatvault_core::MAX_MESSAGE_BYTES;
                 turn.text = Some(upload::read_text(field, &name, limit).await?);
             }
             "file" => {

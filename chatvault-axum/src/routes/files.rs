@@ -289,7 +289,7 @@ pub(super) async fn file_url(
     if conversation.file(&file_id).is_none() {
         return Err(file_not_found(&file_id));
     }
-    let expires_at = chatvault_core::now()
+    let expires_at = chatvault_core::backend::now()
         + chrono::Duration::from_std(ttl).map_err(|_| ApiError::bad_request("bad expires_in"))?;
     if let Some(url) = backend_url(&state, &conversation, &file_id, ttl).await? {
         return Ok(Json(FileUrl { url, expires_at }));
@@ -332,7 +332,7 @@ pub(super) async fn signed_download(
             "this download link's signature is not valid",
         ));
     }
-    if query.expires < chatvault_core::now().timestamp() {
+    if query.expires < chatvault_core::backend::now().timestamp() {
         return Err(ApiError::forbidden("this download link has expired"));
     }
     let conversation = state

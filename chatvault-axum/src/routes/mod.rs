@@ -23,7 +23,7 @@ use crate::identity::IdentityResolver;
 use crate::signing::Signer;
 
 /// The largest JSON body accepted: a message at the core's size limit, plus room.
-const MAX_JSON_BODY: usize = chatvault_core::message::MAX_MESSAGE_BYTES + 1024 * 1024;
+const MAX_JSON_BODY: usize = chatvault_core::MAX_MESSAGE_BYTES + 1024 * 1024;
 
 /// The router's settings, shared by every handler.
 pub(crate) struct Settings {

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use axum::http::HeaderName;
 use chatvault_axum::{ChatVaultApi, HeaderIdentity};
+use chatvault_core::backend::{
+    ConversationHead, FilesCapabilities, MessagesCapabilities, ObjectMeta, async_trait,
+};
 use chatvault_core::{
-    Appended, ByteStream, ChatVault, ContentType, ConversationHead, ConversationId,
-    ConversationPatch, ConversationRecord, ConversationSummary, Error, FileAttachment, FileId,
-    FilesBackend, FilesCapabilities, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
-    MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
-    SearchHit, SearchOptions, StorageKey, UserId, async_trait,
+    Appended, ByteStream, ChatVault, ContentType, ConversationId, ConversationPatch,
+    ConversationRecord, ConversationSummary, Error, FileAttachment, FileId, FilesBackend,
+    ListOptions, Message, MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend,
+    NewMessage, Page, Result, SearchHit, SearchOptions, StorageKey, UserId,
 };
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 use serde_json::Value;

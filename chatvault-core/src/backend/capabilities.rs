@@ -22,7 +22,7 @@ pub struct MessagesCapabilities {
     /// [`MessagesBackend::search`](crate::MessagesBackend::search) works.
     pub search: bool,
     /// The largest message (bytes of its JSON form) the backend stores, if lower than
-    /// [`MAX_MESSAGE_BYTES`](crate::message::MAX_MESSAGE_BYTES).
+    /// [`MAX_MESSAGE_BYTES`](crate::MAX_MESSAGE_BYTES).
     pub max_message_bytes: Option<u64>,
     /// The most messages one append may carry, if limited.
     pub max_append_messages: Option<usize>,

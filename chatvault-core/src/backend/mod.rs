@@ -30,8 +30,9 @@ pub use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey,
 pub use crate::model::{
     Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
     FileAttachment, FilePart, FileSource, ListCursor, ListOptions, Message, MessageRange,
-    MessageStatus, MessageUpdate, MessageUpdated, Metadata, NewMessage, Page, Part, ProviderPart,
-    Reasoning, Role, SearchHit, SearchOptions, SearchQuery, StoredConversation, ToolCall,
-    ToolResult, Usage, now, sort_for_listing,
+    MessageStatus, MessageUpdate, MessageUpdated, Metadata, NewMessage, Page, PageLimit, Part,
+    ProviderPart, Reasoning, Role, SearchCursor, SearchHit, SearchOptions, SearchQuery,
+    StoredConversation, ToolCall, ToolResult, Usage, auto_title, now, sort_for_listing,
+    validate_metadata,
 };
 pub use async_trait::async_trait;

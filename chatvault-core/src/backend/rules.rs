@@ -144,7 +144,7 @@ impl ConversationRecord {
     pub fn apply_message_update(
         &mut self,
         message: &mut Message,
-        update: &crate::message::MessageUpdate,
+        update: &crate::model::MessageUpdate,
         at: DateTime<Utc>,
     ) {
         if let Some(usage) = &update.usage {

@@ -26,10 +26,11 @@
 //! use std::collections::HashMap;
 //! use std::sync::Mutex;
 //!
-//! use chatvault_core::{
-//!     async_trait, ChatVault, ConversationId, Result, Role, SimpleAdapter, SimpleBackend,
-//!     StoredConversation, UserId,
+//! use chatvault_core::backend::{
+//!     ConversationId, Result, SimpleAdapter, SimpleBackend, StoredConversation, UserId,
+//!     async_trait,
 //! };
+//! use chatvault_core::{ChatVault, Role};
 //! # use chatvault_memory::MemoryFiles;
 //!
 //! /// Conversations in a HashMap: the smallest possible backend.
@@ -87,7 +88,7 @@ use crate::model::{
 /// A store that saves and loads whole conversations: the Python library's backend shape.
 ///
 /// Wrap it in [`SimpleAdapter`] to use it as a [`MessagesBackend`]; see the
-/// [module docs](crate::simple) for what that guarantees.
+/// [module docs](crate::backend::simple) for what that guarantees.
 #[async_trait]
 pub trait SimpleBackend: Send + Sync + Debug + 'static {
     /// Stores the whole conversation, replacing any stored one with the same id.
@@ -104,7 +105,7 @@ pub trait SimpleBackend: Send + Sync + Debug + 'static {
 }
 
 /// A [`MessagesBackend`] over a [`SimpleBackend`]: atomic within this value (one lock for
-/// every operation), not across processes. See the [module docs](crate::simple).
+/// every operation), not across processes. See the [module docs](crate::backend::simple).
 #[derive(Debug)]
 pub struct SimpleAdapter<B> {
     inner: B,

@@ -55,7 +55,7 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// conversation never lose, duplicate or reorder a message (within what
     /// [`MessagesCapabilities::concurrent_appends`] and `multi_process` declare).
     ///
-    /// Message ids are idempotency keys, decided by [`check_replay`](crate::check_replay):
+    /// Message ids are idempotency keys, decided by [`check_replay`](crate::backend::check_replay):
     /// when every message's id is already stored in this conversation with the same
     /// content, the append stores nothing and returns the stored messages (with the current
     /// record); an id stored with other content is
@@ -118,7 +118,7 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// [`MessagesCapabilities::list_all`]). Archived conversations are left out unless
     /// `options.include_archived`. Paging continues strictly after the cursor's position,
     /// so a conversation created or made active while a client pages is never skipped or
-    /// repeated on later pages. [`paginate`](crate::paginate) is the reference.
+    /// repeated on later pages. [`paginate`](crate::backend::paginate) is the reference.
     async fn list_conversations(
         &self,
         user_id: Option<&UserId>,
@@ -136,7 +136,7 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
 
     /// Records an attachment whose bytes are already stored; returns the new record.
     ///
-    /// Atomically applies [`apply_add_file`](crate::apply_add_file). Fails with
+    /// Atomically applies [`apply_add_file`](crate::backend::apply_add_file). Fails with
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) if the file id is taken and
     /// [`Error::NotFound`](crate::Error::NotFound) when the conversation does not exist or
     /// is being deleted (the vault then deletes the bytes it uploaded).

@@ -48,8 +48,8 @@
 //! own tests run it against deliberately broken backends.
 //!
 //! The backend's declared capabilities
-//! ([`MessagesCapabilities`](crate::MessagesCapabilities),
-//! [`FilesCapabilities`](crate::FilesCapabilities)) decide what is checked: a capability a
+//! ([`MessagesCapabilities`](crate::backend::MessagesCapabilities),
+//! [`FilesCapabilities`](crate::backend::FilesCapabilities)) decide what is checked: a capability a
 //! backend declares is held to the full rule; one it lacks is held to the documented
 //! refusal ([`Error::NotSupported`](crate::Error::NotSupported) for search, listing every
 //! user and signed URLs) or, for `concurrent_appends`, to the sequential rule. Every search

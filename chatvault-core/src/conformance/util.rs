@@ -114,7 +114,7 @@ pub(crate) async fn new_conversation(
 
 /// The largest message the backend declares it stores (never above the core's limit).
 pub(crate) fn message_limit(backend: &dyn MessagesBackend) -> usize {
-    let core = crate::message::MAX_MESSAGE_BYTES;
+    let core = crate::model::MAX_MESSAGE_BYTES;
     backend
         .capabilities()
         .max_message_bytes

@@ -12,7 +12,7 @@ pub const MAX_JSON_DEPTH: usize = 64;
 
 /// The largest message ChatVault accepts, in bytes of its JSON form. A backend may declare
 /// a lower limit in its capabilities
-/// ([`MessagesCapabilities::max_message_bytes`](crate::MessagesCapabilities)).
+/// ([`MessagesCapabilities::max_message_bytes`](crate::backend::MessagesCapabilities)).
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// The largest metadata object accepted on a conversation, in bytes of its JSON form.
@@ -32,8 +32,8 @@ pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// Checks conversation metadata: at most [`MAX_METADATA_BYTES`](crate::message::MAX_METADATA_BYTES)
-/// of JSON, nested at most [`MAX_JSON_DEPTH`](crate::message::MAX_JSON_DEPTH) levels.
+/// Checks conversation metadata: at most [`MAX_METADATA_BYTES`](crate::MAX_METADATA_BYTES)
+/// of JSON, nested at most [`MAX_JSON_DEPTH`](crate::MAX_JSON_DEPTH) levels.
 pub fn validate_metadata(metadata: &Metadata) -> Result<()> {
     check_json_depth("metadata", metadata, 1)?;
     let size = serde_json::to_vec(metadata)

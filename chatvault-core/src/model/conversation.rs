@@ -131,7 +131,7 @@ impl ConversationRecord {
 /// its letter.
 ///
 /// ```
-/// use chatvault_core::auto_title;
+/// use chatvault_core::backend::auto_title;
 ///
 /// assert_eq!(auto_title("Hello!").as_deref(), Some("Hello!"));
 /// assert_eq!(auto_title("line one\u{2028}line two").as_deref(), Some("line one line two"));
@@ -196,7 +196,7 @@ fn is_combining_only(c: char) -> bool {
 }
 
 /// A conversation with all its messages and attachments: what a
-/// [`SimpleBackend`](crate::SimpleBackend) saves and loads whole.
+/// [`SimpleBackend`](crate::backend::SimpleBackend) saves and loads whole.
 ///
 /// JSON fields: `record`, `messages`, `files`, `deleting`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,28 +1,4 @@
 //! Messages: typed content parts, status, usage, and the write types backends exchange.
-//!
-//! # The stored JSON form (stable)
-//!
-//! A message is an object with `id`, `seq`, `role`, `parts`, `status`, `created_at`,
-//! `updated_at` (null until updated), `revision`, `metadata`, `usage` (null when none),
-//! `failure` (null unless failed) and `lease_expires_at` (null unless streaming). Each part
-//! is an object with a `type`:
-//!
-//! ```json
-//! {"type": "text", "text": "Hello!"}
-//! {"type": "file", "file_id": "0190...", "media_type": "application/pdf", "filename": "a.pdf"}
-//! {"type": "file", "url": "https://example.com/cat.png", "media_type": "image/png"}
-//! {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Oslo"}}
-//! {"type": "tool_result", "call_id": "call_1", "content": [{"type": "text", "text": "4°C"}], "is_error": false}
-//! {"type": "reasoning", "text": "Let me think...", "signature": "EqQBCkgI...", "redacted": false}
-//! {"type": "provider", "provider": "openai", "kind": "web_search_call", "data": {"id": "ws_1"}}
-//! ```
-//!
-//! A part whose `type` a release does not know (written by a later one) is kept as
-//! [`Part::Unknown`] with its JSON exactly, and written back unchanged. Messages written by
-//! 0.1 releases (`"content": "text"`, no `parts`) read as one text part.
-//!
-//! Every value that comes back from a backend is what was written: reasoning signatures and
-//! provider data byte-exact, numbers in tool arguments and metadata exactly.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -69,8 +45,9 @@ impl MessageStatus {
 
 /// A stored message.
 ///
-/// Messages are ordered by `seq` (1, 2, 3, ... per conversation), never by time. See the
-/// [module docs](crate::message) for the JSON form.
+/// Messages are ordered by `seq` (1, 2, 3, ... per conversation), never by time.
+///
+#[doc = include_str!("../../docs/message-json.md")]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Message {
     /// The message's id (UUID v7 unless the caller chose one).

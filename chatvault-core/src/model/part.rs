@@ -7,7 +7,7 @@ use crate::ids::{ContentType, FileId};
 
 /// One piece of a message's content.
 ///
-/// See the [module docs](crate::message) for the JSON form of each kind.
+/// See [`Message`](crate::Message) for the JSON form of each kind.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Part {

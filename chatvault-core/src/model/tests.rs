@@ -111,7 +111,7 @@ fn blank_first_messages_do_not_block_the_title() {
 
 #[test]
 fn usage_totals_follow_appends_and_updates() {
-    use crate::message::{MessageUpdate, Usage};
+    use crate::model::{MessageUpdate, Usage};
     let mut rec = ConversationRecord::new(None);
     let mut out = rec.apply_append(
         vec![

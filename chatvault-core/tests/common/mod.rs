@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use chatvault_core::{
-    ConversationId, Result, SimpleBackend, StoredConversation, UserId, async_trait,
-};
+use chatvault_core::backend::{SimpleBackend, StoredConversation, async_trait};
+use chatvault_core::{ConversationId, Result, UserId};
 
 /// Whole conversations in a HashMap, as the `simple` module's docs show.
 #[derive(Debug, Default)]

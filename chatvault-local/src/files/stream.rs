@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use chatvault_core::{Error, Result};
+use chatvault_core::backend::{Error, Result};
 use tokio::task::JoinHandle;
 
 use crate::error::{BACKEND, io_at, io_error};

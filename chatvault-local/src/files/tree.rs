@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::fs::{Dir, Metadata, OpenOptions};
-use chatvault_core::{Error, Result};
+use chatvault_core::backend::{Error, Result};
 
 use crate::error::{io_error, io_kind};
 

@@ -1,7 +1,7 @@
 //! What the listing index says about a conversation ([`Claim`]), and what it asks the
 //! store ([`Source`]).
 
-use chatvault_core::{ConversationRecord, Error, Result};
+use chatvault_core::backend::{ConversationRecord, Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

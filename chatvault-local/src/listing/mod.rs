@@ -44,7 +44,7 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use chatvault_core::{ConversationSummary, Error, ListCursor, ListOptions, Page, Result};
+use chatvault_core::backend::{ConversationSummary, Error, ListCursor, ListOptions, Page, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,6 @@
 //! The [`MessagesBackend`] impl: one call into the store per method, on the blocking pool.
 
-use chatvault_core::{
+use chatvault_core::backend::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
     ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
     MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,

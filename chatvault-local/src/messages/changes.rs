@@ -5,12 +5,11 @@
 use std::collections::HashMap;
 use std::io;
 
-use chatvault_core::UserId;
-use chatvault_core::backend::check_owner;
-use chatvault_core::{
+use chatvault_core::backend::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord, Error,
     FileAttachment, FileId, Message, MessageId, MessageRange, MessageUpdate, MessageUpdated,
-    NewMessage, Page, Result, apply_add_file, apply_remove_file, check_replay, now,
+    NewMessage, Page, Result, UserId, apply_add_file, apply_remove_file, check_owner, check_replay,
+    now,
 };
 
 use super::conversation::lock::Mode;

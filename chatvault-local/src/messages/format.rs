@@ -5,7 +5,7 @@
 use std::fs;
 use std::path::Path;
 
-use chatvault_core::{ConversationRecord, Error, FileAttachment, Result};
+use chatvault_core::backend::{ConversationRecord, Error, FileAttachment, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BACKEND, CorruptData, corrupt, damaged, io_error};

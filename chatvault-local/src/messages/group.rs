@@ -7,7 +7,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Condvar, Mutex};
 
-use chatvault_core::{Error, Result};
+use chatvault_core::backend::{Error, Result};
 
 use crate::error::{BACKEND, poisoned};
 

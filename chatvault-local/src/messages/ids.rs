@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Mutex;
 
-use chatvault_core::{ConversationId, Message, MessageId, Result};
+use chatvault_core::backend::{ConversationId, Message, MessageId, Result};
 use lru::LruCache;
 
 use super::conversation::ConversationLog;

@@ -18,7 +18,7 @@ mod whole;
 use std::path::Path;
 use std::sync::Arc;
 
-use chatvault_core::{ConversationId, Result, StoredConversation, UserId};
+use chatvault_core::backend::{ConversationId, Result, StoredConversation, UserId};
 
 use crate::fsutil::blocking;
 use store::Store;

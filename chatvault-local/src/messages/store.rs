@@ -4,11 +4,11 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use chatvault_core::keys::{MAX_SEGMENT_LEN, encode_component};
-use chatvault_core::{
+use chatvault_core::backend::{
     Appended, ConversationId, ConversationSummary, Error, ListOptions, NewMessage, Page, Result,
     StoredConversation, UserId,
 };
+use chatvault_core::keys::{MAX_SEGMENT_LEN, encode_component};
 
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};

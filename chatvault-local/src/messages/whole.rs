@@ -5,7 +5,9 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
-use chatvault_core::{ConversationId, ConversationRecord, Error, Result, StoredConversation};
+use chatvault_core::backend::{
+    ConversationId, ConversationRecord, Error, Result, StoredConversation,
+};
 
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};

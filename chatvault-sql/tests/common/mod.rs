@@ -6,11 +6,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use chatvault_core::backend::now;
 use chatvault_core::{
     ChatVault, ContentType, ConversationId, ConversationPatch, ConversationRecord, ErrorKind,
     FileAttachment, FileId, ListOptions, Message, MessageId, MessageRange, MessageStatus,
     MessageUpdate, MessagesBackend, Metadata, NewMessage, Part, Role, SearchOptions, Usage, UserId,
-    keys, now,
+    keys,
 };
 use chatvault_memory::MemoryFiles;
 
@@ -441,7 +442,7 @@ pub async fn list_pages_newest_first_without_skips(b: Backend) {
         .unwrap();
     assert_eq!(with_archived.items.len(), 8);
     let mut sorted = with_archived.items.clone();
-    chatvault_core::sort_for_listing(&mut sorted);
+    chatvault_core::backend::sort_for_listing(&mut sorted);
     assert_eq!(with_archived.items, sorted, "listing order");
     assert!(
         b.list_conversations(Some(&user()), &ListOptions::new())
@@ -475,7 +476,7 @@ pub async fn list_all_users(b: Backend) {
         assert_eq!(all.iter().filter(|s| &s.id == id).count(), 1);
     }
     let mut sorted = all.clone();
-    chatvault_core::sort_for_listing(&mut sorted);
+    chatvault_core::backend::sort_for_listing(&mut sorted);
     assert_eq!(all, sorted);
 }
 

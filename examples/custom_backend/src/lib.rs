@@ -16,7 +16,7 @@
 //! `apply_add_file`, `paginate`) so the semantics stay identical; then declare the
 //! stronger capabilities and let the suite check them.
 //!
-//! [`FilesBackendExt`]: chatvault_core::FilesBackendExt
+//! [`FilesBackendExt`]: chatvault_core::backend::FilesBackendExt
 
 #![forbid(unsafe_code)]
 
@@ -28,13 +28,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatvault_core::{
+use chatvault_core::backend::{
     ByteStream, ContentType, ConversationId, Error, FilesBackend, FilesCapabilities, ObjectMeta,
     Result, SimpleBackend, StorageKey, StoredConversation, UserId, async_trait, bytes_stream,
     collect_stream,
 };
 
-pub use chatvault_core::SimpleAdapter;
+pub use chatvault_core::backend::SimpleAdapter;
 
 /// Conversations as JSON files, `<dir>/<conversation id>.json`.
 #[derive(Debug)]

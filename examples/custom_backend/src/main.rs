@@ -2,7 +2,8 @@
 //!
 //! Run with `cargo run -p custom-backend-example`.
 
-use chatvault_core::{ChatVault, ListOptions, Role, UserId};
+use chatvault_core::ChatVault;
+use chatvault_core::backend::{ListOptions, Role, UserId};
 use custom_backend_example::{JsonDirMessages, MapFiles, SimpleAdapter};
 
 #[tokio::main]

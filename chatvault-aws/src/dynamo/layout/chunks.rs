@@ -14,7 +14,9 @@
 //!   message items.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chatvault_core::{ConversationId, Error, Message, MessageId, MessageStatus, Part, Result};
+use chatvault_core::backend::{
+    ConversationId, Error, Message, MessageId, MessageStatus, Part, Result,
+};
 use chrono::{DateTime, Utc};
 
 use super::item::*;
@@ -246,7 +248,7 @@ pub(crate) fn decode_stored(item: &Item) -> Result<Vec<Message>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chatvault_core::{NewMessage, Role};
+    use chatvault_core::backend::{NewMessage, Role};
 
     fn encoded(seq: u64, text_len: usize) -> Encoded {
         Encoded::new(NewMessage::new(Role::User, "x".repeat(text_len)).into_message(seq))
@@ -295,7 +297,7 @@ mod tests {
 
     #[test]
     fn the_compact_form_reads_back_exactly() {
-        use chatvault_core::{Metadata, Usage};
+        use chatvault_core::backend::{Metadata, Usage};
         let plain = NewMessage::new(Role::User, "hi").into_message(1);
         let mut meta = Metadata::new();
         meta.insert("big".into(), serde_json::json!(u64::MAX));
@@ -308,10 +310,13 @@ mod tests {
         )
         .with_metadata(meta)
         .with_usage(Usage::new("m", 1, 2))
-        .with_status(MessageStatus::Streaming, Some(chatvault_core::now()))
+        .with_status(
+            MessageStatus::Streaming,
+            Some(chatvault_core::backend::now()),
+        )
         .into_message(2);
         full.revision = 7;
-        full.updated_at = Some(chatvault_core::now());
+        full.updated_at = Some(chatvault_core::backend::now());
         full.failure = Some("why".into());
         let with_parts =
             |parts: Vec<Part>| NewMessage::with_parts(Role::Tool, parts).into_message(3);

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chatvault_core::{
+use chatvault_core::backend::{
     ConversationId, ConversationRecord, ConversationSummary, Error, FileAttachment, Message,
     MessageId, MessageStatus, Metadata, Part, Result, Role, Usage, UserId,
 };
@@ -488,7 +488,7 @@ fn value_size(value: &AttributeValue) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chatvault_core::NewMessage;
+    use chatvault_core::backend::NewMessage;
 
     #[test]
     fn message_sort_keys_sort_by_seq() {
@@ -569,7 +569,7 @@ mod tests {
             size: 3,
             sha256: "00".into(),
             storage_key: chatvault_core::StorageKey::parse("u/c/f1/a%20b.pdf").expect("key"),
-            uploaded_at: chatvault_core::now(),
+            uploaded_at: chatvault_core::backend::now(),
             metadata: Metadata::new(),
         }];
         let item = conversation_item(&record, &files).expect("encodes");
@@ -593,7 +593,10 @@ mod tests {
         )
         .with_metadata(meta)
         .with_usage(Usage::new("gpt", 1, 2))
-        .with_status(MessageStatus::Streaming, Some(chatvault_core::now()))
+        .with_status(
+            MessageStatus::Streaming,
+            Some(chatvault_core::backend::now()),
+        )
         .into_message(3);
         let item = message_item(&c1, &m).expect("encodes");
         assert_eq!(decode_message(&item).expect("decodes"), m);

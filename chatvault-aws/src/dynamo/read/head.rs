@@ -1,7 +1,7 @@
 //! The conversation item as readers and writers see it: decoded, remembered, and
 //! [`Error::NotFound`] when it is missing or being deleted.
 
-use chatvault_core::{
+use chatvault_core::backend::{
     ConversationHead, ConversationId, ConversationRecord, Error, FileAttachment, Result,
 };
 

@@ -1,7 +1,7 @@
 //! `list_conversations`: summaries from the two listing indexes, newest activity first.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chatvault_core::{ConversationSummary, ListOptions, Page, Result, UserId};
+use chatvault_core::backend::{ConversationSummary, ListOptions, Page, Result, UserId};
 
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;

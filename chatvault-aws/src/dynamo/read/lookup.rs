@@ -2,7 +2,7 @@
 //! conversation's partition.
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use chatvault_core::{ConversationId, Error, Message, MessageId, Result};
+use chatvault_core::backend::{ConversationId, Error, Message, MessageId, Result};
 
 use crate::dynamo::layout::chunks::{MAX_CHUNK_MESSAGES, decode_stored, decode_tail};
 use crate::dynamo::layout::item::*;

@@ -1,7 +1,7 @@
 //! `messages`: a window of a conversation's messages, read from its chunks and its tail.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chatvault_core::{ConversationId, Error, Message, MessageRange, Page, Result};
+use chatvault_core::backend::{ConversationId, Error, Message, MessageRange, Page, Result};
 
 use crate::dynamo::layout::chunks::{MAX_CHUNK_MESSAGES, decode_stored};
 use crate::dynamo::layout::item::*;
@@ -339,7 +339,7 @@ impl Window {
 mod tests {
     use super::*;
     use crate::dynamo::layout::chunks::{Encoded, chunk_item};
-    use chatvault_core::{NewMessage, Part, Role};
+    use chatvault_core::backend::{NewMessage, Part, Role};
 
     thread_local! {
         /// Pages `decode_items` handed half of to the blocking pool, on this thread.

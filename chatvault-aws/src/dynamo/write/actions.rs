@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
-use chatvault_core::{
+use chatvault_core::backend::{
     ConversationId, ConversationRecord, Error, FileAttachment, MessageId, Result,
 };
 

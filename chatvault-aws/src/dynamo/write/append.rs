@@ -1,10 +1,9 @@
 //! `append_messages`: a short loop that sends what [`plan_append`] decides, and retries
 //! from the conversation as DynamoDB returns it when another writer wins.
 
-use chatvault_core::backend::check_owner;
-use chatvault_core::{
-    Appended, ConversationId, Error, Message, NewMessage, Result, UserId, check_replay,
-    check_unique_ids, now,
+use chatvault_core::backend::{
+    Appended, ConversationId, Error, Message, NewMessage, Result, UserId, check_owner,
+    check_replay, check_unique_ids, now,
 };
 
 use super::actions::{Op, chunk_exists, too_large_conversation};

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
-use chatvault_core::{ConversationId, Error, FileAttachment, Result};
+use chatvault_core::backend::{ConversationId, Error, FileAttachment, Result};
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::dynamo::layout::item::*;

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use chatvault_core::{ConversationId, Error, Result};
+use chatvault_core::backend::{ConversationId, Error, Result};
 
 use super::actions::Op;
 use crate::dynamo::layout::item::Item;

@@ -3,7 +3,9 @@
 //! [`plan_sealing`] only compute items; [`append`](super::append) sends them.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chatvault_core::{ConversationId, ConversationRecord, Error, Message, NewMessage, Result};
+use chatvault_core::backend::{
+    ConversationId, ConversationRecord, Error, Message, NewMessage, Result,
+};
 use chrono::{DateTime, Utc};
 
 use super::actions::{ConvUpdate, TailChange, base_item, base_size, check_item_size, unchanged};
@@ -259,7 +261,7 @@ pub(crate) fn check_append_count(count: usize) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use chatvault_core::{ErrorKind, Role};
+    use chatvault_core::backend::{ErrorKind, Role};
 
     use super::*;
     use crate::dynamo::layout::chunks::{decode_stored, decode_tail};

@@ -2,7 +2,7 @@
 //! `update`, `add_file` and `remove_file`.
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
-use chatvault_core::{
+use chatvault_core::backend::{
     ConversationId, ConversationPatch, ConversationRecord, Error, FileAttachment, FileId, Result,
     apply_add_file, apply_remove_file,
 };

@@ -3,7 +3,7 @@
 //! written by 0.1 its id markers.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use chatvault_core::{ConversationId, Result};
+use chatvault_core::backend::{ConversationId, Result};
 
 use super::actions::{ConvUpdate, Op, base_size, chunk_exists, too_large_conversation};
 use super::outcome::Written;

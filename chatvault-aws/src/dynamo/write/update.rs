@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::future::Future;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use chatvault_core::{
+use chatvault_core::backend::{
     ConversationId, Error, Message, MessageId, MessageUpdate, MessageUpdated, Result, now,
 };
 

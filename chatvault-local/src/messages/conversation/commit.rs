@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 
-use chatvault_core::Result;
+use chatvault_core::backend::Result;
 
 use super::{CHECKPOINT_BYTES, CHECKPOINT_FRAMES, ConversationLog, Pending};
 use crate::error::{damaged, io_at};

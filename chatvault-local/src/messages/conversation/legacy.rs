@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use chatvault_core::Result;
+use chatvault_core::backend::Result;
 
 use super::scan::Scan;
 use super::{ConversationLog, Pending};

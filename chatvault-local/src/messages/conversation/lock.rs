@@ -4,7 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::Path;
 
-use chatvault_core::Result;
+use chatvault_core::backend::Result;
 
 use crate::error::{io_at, io_error};
 use crate::fsutil::{is_absent, same_file};

@@ -14,7 +14,7 @@ pub(crate) mod scan;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chatvault_core::{ConversationRecord, FileAttachment, Message, Result};
+use chatvault_core::backend::{ConversationRecord, FileAttachment, Message, Result};
 
 use super::format::{index_name, log_name};
 use crate::error::damaged;

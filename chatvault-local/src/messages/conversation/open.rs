@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use chatvault_core::{ConversationId, Message, Result};
+use chatvault_core::backend::{ConversationId, Message, Result};
 
 use super::scan::{Scan, log_generations};
 use super::{CHECKPOINT_FRAMES, ConversationLog, check_headroom};

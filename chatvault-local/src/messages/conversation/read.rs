@@ -3,7 +3,7 @@
 
 use std::fs::File;
 
-use chatvault_core::{Message, Result};
+use chatvault_core::backend::{Message, Result};
 
 use super::scan::Scan;
 use super::{ConversationLog, MAX_PAGE};

@@ -1,6 +1,6 @@
 //! The one write a read may make: repairing a derived file it found damaged.
 
-use chatvault_core::Message;
+use chatvault_core::backend::Message;
 
 use super::ConversationLog;
 use crate::log::IndexEntry;

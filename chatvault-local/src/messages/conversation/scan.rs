@@ -7,7 +7,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use chatvault_core::{ConversationRecord, FileAttachment, Message, NewMessage, Result};
+use chatvault_core::backend::{ConversationRecord, FileAttachment, Message, NewMessage, Result};
 
 use super::{ConversationLog, check_headroom};
 use crate::error::{damaged, io_at, io_error};
