@@ -11,6 +11,7 @@ use chatvault_archive::{
     ArchiveReader, ArchiveWriter, ImportOptions, Scope, Store, copy, export, import, no_progress,
     verify_archive, verify_store,
 };
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::backend::StoredConversation;
 use chatvault_core::{ConversationRecord, NewMessage, Role, UserId};
 use chatvault_local::{LocalFiles, LocalMessages};

@@ -1,7 +1,7 @@
 //! Writing one conversation into a destination store, idempotently: what import and copy
 //! share.
 
-use chatvault_core::backend::ConversationHead;
+use chatvault_core::backend::{ConversationHead, MessagesBackendExt};
 use chatvault_core::{
     ByteStream, ConversationId, ConversationRecord, Error, FileAttachment, Message, MessageRange,
     MessageUpdate, NewMessage, Usage,

@@ -40,6 +40,7 @@ use aws_sdk_dynamodb::types::{
     KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use chatvault_aws::DynamoMessages;
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ChatVault, ConversationRecord, MessageRange, MessagesBackend, NewMessage, Role,
 };

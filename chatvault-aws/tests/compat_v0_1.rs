@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chatvault_aws::{DynamoMessages, S3Files};
 use chatvault_core::backend::ConversationHead;
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ChatVault, ConversationId, FileAttachment, FileId, ListOptions, Message, MessageRange,
     MessagesBackend, Metadata, NewMessage, Part, Role, UserId,

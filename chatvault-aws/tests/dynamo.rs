@@ -11,6 +11,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_aws::{DynamoMessages, MAX_APPEND_MESSAGES};
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ChatVault, ConversationId, ConversationPatch, ConversationRecord, Error, ListOptions, Message,
     MessageRange, MessagesBackend, Metadata, NewMessage, Role,

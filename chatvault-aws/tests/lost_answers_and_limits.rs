@@ -12,6 +12,7 @@ use aws_config::retry::RetryConfig;
 use bytes::Bytes;
 use chatvault_aws::{DynamoMessages, S3Files, content_disposition};
 use chatvault_core::backend::FilesBackendExt;
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ByteStream, ConversationId, ConversationRecord, Error, ErrorKind, FileAttachment, FileId,
     FilesBackend, ListOptions, MessageRange, MessagesBackend, Metadata, NewMessage, Role, keys,

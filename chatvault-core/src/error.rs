@@ -148,7 +148,7 @@ pub enum Error {
     ///
     /// Not [temporary](Error::is_temporary): a blind retry of an append could store the
     /// messages twice. The recovery is to retry with the same message ids, which
-    /// [idempotent appends](crate::MessagesBackend::append_messages) make safe, or to read back.
+    /// [idempotent appends](crate::MessagesBackend::append_messages_as) make safe, or to read back.
     #[error("{backend}: the outcome of {operation} is unknown: {source}")]
     OutcomeUnknown {
         /// The backend's name.

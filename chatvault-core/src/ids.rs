@@ -180,7 +180,7 @@ uuid_id!(ConversationId);
 
 string_newtype!(
     /// A message's id: unique within its conversation, and the idempotency key of an
-    /// append (see [`MessagesBackend::append_messages`](crate::MessagesBackend::append_messages)).
+    /// append (see [`MessagesBackend::append_messages_as`](crate::MessagesBackend::append_messages_as)).
     MessageId,
     "message id",
     check_id

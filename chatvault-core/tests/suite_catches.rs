@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::backend::{
     ConversationHead, FilesCapabilities, MessagesCapabilities, ObjectMeta, SimpleAdapter,
     SimpleBackend, apply_add_file, async_trait, bytes_stream, check_replay, collect_stream, now,
@@ -86,13 +87,6 @@ impl MessagesBackend for BrokenMessages {
         self.adapter.head(id).await
     }
 
-    async fn append_messages(
-        &self,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.append_messages_as(None, id, messages).await
-    }
     async fn append_messages_as(
         &self,
         owner: Option<&UserId>,
@@ -731,13 +725,6 @@ impl MessagesBackend for BrokenMemory {
     }
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
         self.inner.head(id).await
-    }
-    async fn append_messages(
-        &self,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.append_messages_as(None, id, messages).await
     }
     async fn append_messages_as(
         &self,

@@ -39,13 +39,6 @@ impl MessagesBackend for Paged {
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
         self.inner.head(id).await
     }
-    async fn append_messages(
-        &self,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.append_messages_as(None, id, messages).await
-    }
     async fn append_messages_as(
         &self,
         owner: Option<&UserId>,

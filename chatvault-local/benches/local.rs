@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::backend::StoredConversation;
 use chatvault_core::{
     ByteStream, ContentType, ConversationId, ConversationRecord, FilesBackend, ListOptions,

@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::backend::{FilesBackendExt, StoredConversation};
 use chatvault_core::{
     ConversationId, ListOptions, MessageRange, MessagesBackend, NewMessage, Role, StorageKey,

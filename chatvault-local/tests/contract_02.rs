@@ -8,6 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ConversationId, ConversationRecord, ErrorKind, ListOptions, MessageRange, MessageUpdate,
     MessagesBackend, NewMessage, Part, Role, UserId,

@@ -6,6 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ConversationRecord, ListOptions, MessageRange, MessagesBackend, NewMessage, Role,
 };

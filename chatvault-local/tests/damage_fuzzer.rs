@@ -30,6 +30,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{ContentType, ConversationId, FileId, StorageKey, UserId};
 use chatvault_core::{
     ConversationPatch, ConversationRecord, FileAttachment, ListOptions, Message, MessageUpdate,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::backend::{FilesBackendExt, bytes_stream};
 use chatvault_core::{
     ChatVault, ContentType, ConversationId, ConversationRecord, Error, FilesBackend, ListOptions,

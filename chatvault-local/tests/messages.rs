@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::backend::StoredConversation;
 use chatvault_core::{
     ConversationPatch, ConversationRecord, Error, ListOptions, MessageRange, MessagesBackend,

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ConversationRecord, Message, MessageRange, MessagesBackend, NewMessage, Role,
 };

@@ -13,6 +13,7 @@
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ConversationId, ConversationRecord, ErrorKind, ListOptions, Message, MessageRange,
     MessageStatus, MessageUpdate, MessagesBackend, NewMessage, Part, Role, UserId,

@@ -152,14 +152,6 @@ impl MessagesBackend for MemoryMessages {
         }))
     }
 
-    async fn append_messages(
-        &self,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.append_messages_as(None, id, messages).await
-    }
-
     async fn append_messages_as(
         &self,
         owner: Option<&UserId>,

@@ -24,6 +24,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ConversationId, ConversationRecord, ListOptions, MessagesBackend, NewMessage, Role,
     SearchOptions, UserId,

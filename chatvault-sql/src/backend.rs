@@ -84,14 +84,6 @@ where
         Ok(head)
     }
 
-    async fn append_messages(
-        &self,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.append_messages_as(None, id, messages).await
-    }
-
     async fn append_messages_as(
         &self,
         owner: Option<&UserId>,

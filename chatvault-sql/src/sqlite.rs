@@ -271,7 +271,9 @@ impl Dialect for Sqlite {
 mod tests {
     #![allow(clippy::unwrap_used)] // tests may unwrap
     use super::*;
-    use chatvault_core::backend::{ConversationRecord, MessagesBackend, UserId};
+    use chatvault_core::backend::{
+        ConversationRecord, MessagesBackend, MessagesBackendExt, UserId,
+    };
     use sqlx::AssertSqlSafe;
 
     /// The full-text match must drive the search (see [`SEARCH`]): SQLite would otherwise

@@ -11,6 +11,7 @@ mod common;
 
 use std::sync::Arc;
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ConversationRecord, ErrorKind, ListOptions, MessageRange, MessagesBackend, NewMessage, Role,
 };

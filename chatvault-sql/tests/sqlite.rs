@@ -7,6 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ConversationRecord, ErrorKind, MessageRange, MessagesBackend, NewMessage, Role,
 };

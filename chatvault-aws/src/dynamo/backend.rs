@@ -39,14 +39,6 @@ impl MessagesBackend for DynamoMessages {
         self.table.read_head(id).await
     }
 
-    async fn append_messages(
-        &self,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.append_messages_as(None, id, messages).await
-    }
-
     /// One request in the steady state, owner checked or not (see `Table::append`).
     async fn append_messages_as(
         &self,

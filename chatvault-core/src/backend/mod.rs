@@ -23,7 +23,7 @@ pub use rules::{
 };
 pub use simple::{SimpleAdapter, SimpleBackend};
 pub use stream::{ByteStream, bytes_stream, collect_stream, download_error, into_byte_stream};
-pub use traits::{FilesBackend, FilesBackendExt, MessagesBackend};
+pub use traits::{FilesBackend, FilesBackendExt, MessagesBackend, MessagesBackendExt};
 
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId};

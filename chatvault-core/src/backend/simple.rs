@@ -166,14 +166,6 @@ impl<B: SimpleBackend> MessagesBackend for SimpleAdapter<B> {
         })
     }
 
-    async fn append_messages(
-        &self,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.append_messages_as(None, id, messages).await
-    }
-
     async fn append_messages_as(
         &self,
         owner: Option<&UserId>,

@@ -76,15 +76,6 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
         messages: Vec<NewMessage>,
     ) -> Result<Appended>;
 
-    /// [`append_messages_as`](Self::append_messages_as) without an owner check.
-    async fn append_messages(
-        &self,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.append_messages_as(None, id, messages).await
-    }
-
     /// Updates one message, atomically with the record, if it is still at
     /// `expected_revision`.
     ///
@@ -230,6 +221,22 @@ pub trait FilesBackend: Send + Sync + Debug + 'static {
         download_filename: Option<&str>,
     ) -> Result<String>;
 }
+
+/// Conveniences for callers, built on the [`MessagesBackend`] methods; every messages
+/// backend (and `dyn MessagesBackend`) has them.
+#[async_trait]
+pub trait MessagesBackendExt: MessagesBackend {
+    /// [`append_messages_as`](MessagesBackend::append_messages_as) without an owner check.
+    async fn append_messages(
+        &self,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        self.append_messages_as(None, id, messages).await
+    }
+}
+
+impl<T: MessagesBackend + ?Sized> MessagesBackendExt for T {}
 
 /// Buffered conveniences for callers, built on the [`FilesBackend`] primitives; every
 /// files backend (and `dyn FilesBackend`) has them.

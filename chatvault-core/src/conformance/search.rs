@@ -12,6 +12,7 @@ use tokio::runtime::Handle;
 use super::SuiteConfig;
 use super::util::{assert_kind, fresh_user, new_conversation, ok};
 use crate::backend::MessagesBackend;
+use crate::backend::MessagesBackendExt;
 use crate::error::ErrorKind;
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::model::NewMessage;

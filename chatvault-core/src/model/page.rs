@@ -216,7 +216,7 @@ impl MessageRange {
     }
 }
 
-/// The result of [`MessagesBackend::append_messages`](crate::MessagesBackend::append_messages).
+/// The result of [`MessagesBackend::append_messages_as`](crate::MessagesBackend::append_messages_as).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Appended {
     /// The conversation's record after the append.

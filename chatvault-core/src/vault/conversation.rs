@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::chat_vault::{ChatVault, settle, stalled};
 use super::hashing::StreamHash;
 use super::reply::{ReplyOptions, ReplyWriter};
+use crate::backend::MessagesBackendExt;
 use crate::backend::{ByteStream, FilesBackendExt, bytes_stream};
 use crate::error::{Error, Result};
 use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId};

@@ -28,14 +28,6 @@ impl MessagesBackend for LocalMessages {
         self.run(move |s| s.head(&id)).await
     }
 
-    async fn append_messages(
-        &self,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.append_messages_as(None, id, messages).await
-    }
-
     async fn append_messages_as(
         &self,
         owner: Option<&UserId>,

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::backend::now;
 use chatvault_core::{
     ChatVault, ContentType, ConversationId, ConversationPatch, ConversationRecord, ErrorKind,

@@ -7,6 +7,7 @@ use futures_util::lock::Mutex as AsyncMutex;
 
 use super::common::{head_record, user_msg};
 use crate::backend::MessagesBackend;
+use crate::backend::MessagesBackendExt;
 use crate::conformance::SuiteConfig;
 use crate::conformance::util::{
     all_messages, assert_kind, assert_seqs, exact_metadata, fresh_user, join, metadata_with,

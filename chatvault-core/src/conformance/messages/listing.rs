@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::common::user_msg;
 use crate::backend::MessagesBackend;
+use crate::backend::MessagesBackendExt;
 use crate::conformance::SuiteConfig;
 use crate::conformance::util::{
     assert_kind, assert_listing_order, fresh_user, join, list_everything, new_conversation, ok,

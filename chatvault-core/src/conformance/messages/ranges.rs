@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::common::{head_record, user_msg};
 use crate::backend::MessagesBackend;
+use crate::backend::MessagesBackendExt;
 use crate::conformance::SuiteConfig;
 use crate::conformance::util::{all_messages, assert_seqs, batch_size, new_conversation, ok};
 use crate::ids::ConversationId;

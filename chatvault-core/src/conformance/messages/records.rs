@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::common::{attachment, head_record, user_msg};
 use crate::backend::MessagesBackend;
+use crate::backend::MessagesBackendExt;
 use crate::conformance::SuiteConfig;
 use crate::conformance::util::{
     all_messages, assert_kind, exact_metadata, fresh_user, join, list_everything, new_conversation,

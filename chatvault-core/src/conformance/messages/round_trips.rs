@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::common::{SIGNATURE, accepted, head_record, user_msg};
 use crate::backend::MessagesBackend;
+use crate::backend::MessagesBackendExt;
 use crate::conformance::SuiteConfig;
 use crate::conformance::util::{
     all_messages, depth_limit, exact_metadata, fresh_user, message_limit, metadata_with,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::common::head_record;
 use crate::backend::MessagesBackend;
+use crate::backend::MessagesBackendExt;
 use crate::conformance::SuiteConfig;
 use crate::conformance::util::{
     all_messages, assert_kind, exact_metadata, join, new_conversation, ok,
