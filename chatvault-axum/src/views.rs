@@ -181,6 +181,13 @@ impl From<FileAttachment> for FileView {
     }
 }
 
+impl FileView {
+    /// The views of `files`, in their order.
+    pub(crate) fn all(files: &[FileAttachment]) -> Vec<FileView> {
+        files.iter().cloned().map(FileView::from).collect()
+    }
+}
+
 /// Where a message is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

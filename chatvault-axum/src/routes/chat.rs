@@ -170,7 +170,7 @@ async fn take_turn(
     Ok(ChatResult {
         conversation: conversation.record().clone().into(),
         message: message.into(),
-        files: turn.files.iter().cloned().map(FileView::from).collect(),
+        files: FileView::all(&turn.files),
         created: turn.created,
     })
 }

@@ -100,12 +100,7 @@ pub(super) async fn get_conversation(
     let conversation = state.owned(&user, &id).await?;
     Ok(Json(ConversationDetail {
         conversation: conversation.record().clone().into(),
-        files: conversation
-            .files()
-            .iter()
-            .cloned()
-            .map(FileView::from)
-            .collect(),
+        files: FileView::all(conversation.files()),
     }))
 }
 

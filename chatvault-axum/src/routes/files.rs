@@ -32,14 +32,7 @@ pub(super) async fn list_files(
     Path(id): Path<ConversationId>,
 ) -> ApiResult<Json<Vec<FileView>>> {
     let conversation = state.owned(&user, &id).await?;
-    Ok(Json(
-        conversation
-            .files()
-            .iter()
-            .cloned()
-            .map(FileView::from)
-            .collect(),
-    ))
+    Ok(Json(FileView::all(conversation.files())))
 }
 
 /// Uploads one file (multipart part `file`), streamed to the files backend. The filename
