@@ -16,10 +16,12 @@
 #   CHATVAULT_REDIS_PORT     TCP port on 127.0.0.1 (default 56379)
 #   CHATVAULT_REDIS_DIR      state dir: data/, redis.conf, redis.pid, redis.log
 #                            (default <repo>/.chatvault-servers/redis)
-#   CHATVAULT_REDIS_PERSIST  none | rdb | everysec | always (default everysec): the
-#                            persistence setting the server starts with (AOF with that
-#                            fsync policy, RDB snapshots, or nothing); see
+#   CHATVAULT_REDIS_PERSIST  none | rdb | everysec | always (default none): the
+#                            persistence setting the server starts with (nothing, RDB
+#                            snapshots, or AOF with that fsync policy); see
 #                            chatvault-redis/README.md, "Durability". Applies at start.
+#                            With none (a throwaway server for tests) the data dir is
+#                            emptied at start, so nothing of an earlier run is loaded.
 #
 # The server has no password: it listens only on 127.0.0.1 (protected mode off for that
 # address). Debian's package may start its own server on 6379; ours does not need it, and
@@ -30,7 +32,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 PORT=${CHATVAULT_REDIS_PORT:-56379}
 STATE_DIR=${CHATVAULT_REDIS_DIR:-$REPO_ROOT/.chatvault-servers/redis}
-PERSIST=${CHATVAULT_REDIS_PERSIST:-everysec}
+PERSIST=${CHATVAULT_REDIS_PERSIST:-none}
 
 log() { echo "redis.sh: $*" >&2; }
 die() {
@@ -124,6 +126,10 @@ cmd_start() {
             die "port $PORT on 127.0.0.1 is taken by another process; set CHATVAULT_REDIS_PORT to a free port"
         fi
         write_conf
+        if [[ $PERSIST == none ]]; then
+            # Nothing is to be kept: no snapshot or log of an earlier run gets loaded.
+            rm -rf "${DATA:?}"/* 2>/dev/null || true
+        fi
         : >"$LOG"
         log "starting Redis on 127.0.0.1:$PORT (data $DATA, persistence $PERSIST, log $LOG)"
         if ! redis-server "$CONF" >/dev/null; then

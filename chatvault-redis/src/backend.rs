@@ -1,0 +1,112 @@
+//! The [`MessagesBackend`] implementation: one call per method.
+
+use chatvault_core::backend::{
+    Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
+    ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
+    MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,
+    Page, Result, SearchHit, SearchOptions, UserId, async_trait,
+};
+
+use crate::conn::BACKEND;
+use crate::messages::RedisMessages;
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl MessagesBackend for RedisMessages {
+    fn capabilities(&self) -> MessagesCapabilities {
+        // No full-text search (plain Redis has none); listing every user's conversations
+        // as the builder says.
+        MessagesCapabilities::full()
+            .with_search(false)
+            .with_list_all(self.inner.list_all)
+    }
+
+    async fn create(&self, record: &ConversationRecord) -> Result<()> {
+        self.create_conversation(record).await
+    }
+
+    async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
+        self.read_head(id).await
+    }
+
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        self.append(owner, id, messages).await
+    }
+
+    async fn update_message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<MessageUpdated> {
+        self.update_one(id, message_id, expected_revision, update)
+            .await
+    }
+
+    async fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        self.read_message(id, message_id).await
+    }
+
+    async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
+        self.read_messages(id, range).await
+    }
+
+    async fn list_conversations(
+        &self,
+        user_id: Option<&UserId>,
+        options: &ListOptions,
+    ) -> Result<Page<ConversationSummary>> {
+        self.list(user_id, options).await
+    }
+
+    async fn update(
+        &self,
+        id: &ConversationId,
+        patch: &ConversationPatch,
+    ) -> Result<ConversationRecord> {
+        self.patch(id, patch).await
+    }
+
+    async fn add_file(
+        &self,
+        id: &ConversationId,
+        file: &FileAttachment,
+    ) -> Result<ConversationRecord> {
+        self.attach(id, file).await
+    }
+
+    async fn remove_file(
+        &self,
+        id: &ConversationId,
+        file_id: &FileId,
+    ) -> Result<Option<ConversationRecord>> {
+        self.detach(id, file_id).await
+    }
+
+    async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
+        self.mark_deleting(id).await
+    }
+
+    async fn delete(&self, id: &ConversationId) -> Result<bool> {
+        self.remove(id).await
+    }
+
+    async fn search(
+        &self,
+        _user_id: &UserId,
+        _query: &str,
+        _options: &SearchOptions,
+    ) -> Result<Page<SearchHit>> {
+        Err(Error::search_not_supported(BACKEND))
+    }
+}

@@ -1,0 +1,344 @@
+//! The one way a conversation changes: read (or recall) it, decide the change with the
+//! core's rules, and send the decision in one script that writes it only if the
+//! conversation is still as it was read. A refused decision is made again from the state
+//! the refusal carries.
+
+use chatvault_core::backend::{
+    ConversationId, ConversationRecord, Error, FileAttachment, Message, MessageId, Result,
+};
+use futures_util::future::join_all;
+use redis::cmd;
+
+use crate::conn::{BACKEND, read_error, write_error};
+use crate::layout::{self, FORMAT, Keys, from_json, score, to_json};
+use crate::messages::RedisMessages;
+use crate::scripts::{COMMIT, LOAD};
+use crate::state::Known;
+
+/// How many refused decisions a write makes again before it gives up with
+/// [`Error::Conflict`]. Writers of one process take turns, so only writers of other
+/// processes cause refusals.
+const MAX_ATTEMPTS: usize = 100;
+
+/// A conversation as read for a decision, with the stored messages asked for.
+#[derive(Debug)]
+pub(crate) struct Seen<'a> {
+    /// The conversation at its write token.
+    pub(crate) known: &'a Known,
+    /// The stored message of each id asked for, in order.
+    pub(crate) found: &'a [Option<Message>],
+}
+
+/// What a write decided to store.
+#[derive(Debug)]
+pub(crate) struct Change {
+    /// The new record.
+    pub(crate) record: ConversationRecord,
+    /// The new attachment list, if it changed.
+    pub(crate) files: Option<Vec<FileAttachment>>,
+    /// Messages to store at their `seq`.
+    pub(crate) messages: Vec<Message>,
+    /// Whether the messages are new (their ids are indexed, and must not be stored yet).
+    pub(crate) new_messages: bool,
+}
+
+/// A decision: answer without writing, or write a change and then answer.
+#[derive(Debug)]
+pub(crate) enum Decision<T> {
+    /// Nothing to write.
+    Answer(T),
+    /// Write this, then answer.
+    Write(Box<Change>, T),
+}
+
+/// How a write ended.
+#[derive(Debug)]
+pub(crate) enum Outcome<T> {
+    /// Decided and, for a change, written.
+    Done(T),
+    /// Some of the new messages' ids were already stored: nothing was written. The record
+    /// and the stored message of each new message's id (in order) as they are now.
+    Replayed(Box<ConversationRecord>, Vec<Option<Message>>),
+}
+
+/// The server's answer to a decision.
+enum Reply {
+    Written,
+    Gone,
+    Stale(Known),
+    Replay(ConversationRecord, Vec<Option<Message>>),
+}
+
+/// A fresh write token: no two writes ever use the same one.
+fn new_token() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+impl RedisMessages {
+    /// Changes conversation `id` as `decide` says, from its state now and the stored
+    /// messages of `lookups`. [`Error::NotFound`] when the conversation does not exist or
+    /// is being deleted.
+    ///
+    /// `decide` may run several times (once per refused attempt). Only a change is ever
+    /// decided from a recalled state: an answer or an error decided from it is decided
+    /// again from a fresh read.
+    pub(crate) async fn change<T>(
+        &self,
+        id: &ConversationId,
+        lookups: &[MessageId],
+        mut decide: impl FnMut(Seen<'_>) -> Result<Decision<T>>,
+    ) -> Result<Outcome<T>> {
+        let slots = &self.inner.slots;
+        let mut turn = slots.turn(id).await;
+        let mut next = match &*turn {
+            Some(known) if lookups.is_empty() && slots.keeps() => Some((known.clone(), None)),
+            _ => None,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let (known, found) = match next.take() {
+                Some(state) => state,
+                None => match self.load(id, lookups).await? {
+                    Some((known, found)) => (known, Some(found)),
+                    None => {
+                        *turn = None;
+                        return Err(Error::conversation_not_found(id.as_str()));
+                    }
+                },
+            };
+            let fresh = found.is_some();
+            let found = found.unwrap_or_default();
+            let decision = decide(Seen {
+                known: &known,
+                found: &found,
+            });
+            let (change, answer) = match decision {
+                Ok(Decision::Write(change, answer)) => (change, answer),
+                _ if !fresh => continue,
+                Ok(Decision::Answer(answer)) => {
+                    *turn = slots.keeps().then_some(known);
+                    return Ok(Outcome::Done(answer));
+                }
+                Err(e) => return Err(e),
+            };
+            let token = new_token();
+            match self.commit(id, &known, &change, &token).await? {
+                Reply::Written => {
+                    self.move_in_listings(&known.record, &change.record).await;
+                    *turn = slots.keeps().then(|| Known {
+                        token,
+                        files: change.files.unwrap_or(known.files),
+                        record: change.record,
+                    });
+                    return Ok(Outcome::Done(answer));
+                }
+                Reply::Gone => {
+                    *turn = None;
+                    return Err(Error::conversation_not_found(id.as_str()));
+                }
+                Reply::Stale(now) => {
+                    if lookups.is_empty() {
+                        next = Some((now, Some(Vec::new())));
+                    }
+                }
+                Reply::Replay(record, found) => {
+                    *turn = None;
+                    return Ok(Outcome::Replayed(Box::new(record), found));
+                }
+            }
+        }
+        Err(Error::Conflict {
+            message: format!(
+                "conversation {id} changed {MAX_ATTEMPTS} times while this write was decided"
+            ),
+        })
+    }
+
+    /// Reads conversation `id` for a decision, with the stored messages of `lookups`;
+    /// `None` when there is no such live conversation.
+    pub(crate) async fn load(
+        &self,
+        id: &ConversationId,
+        lookups: &[MessageId],
+    ) -> Result<Option<(Known, Vec<Option<Message>>)>> {
+        let keys = &self.inner.keys;
+        let mut invocation = LOAD.prepare_invoke();
+        for key in keys.conversation_keys(id) {
+            invocation.key(key);
+        }
+        for m in lookups {
+            invocation.arg(m.as_str());
+        }
+        let mut conn = self.inner.conn.clone();
+        let reply: Vec<Vec<u8>> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(read_error)?;
+        let location = keys.conversation(id);
+        let mut reply = reply.into_iter();
+        match reply.next().as_deref() {
+            Some(b"gone") => return Ok(None),
+            Some(b"ok") => {}
+            _ => return Err(unexpected(&location)),
+        }
+        let (Some(token), Some(record), Some(files), Some(format)) =
+            (reply.next(), reply.next(), reply.next(), reply.next())
+        else {
+            return Err(unexpected(&location));
+        };
+        layout::check_format(&location, Some(&format))?;
+        let known = decode_known(&location, token, &record, &files)?;
+        let found = reply
+            .map(|m| message_or_none(keys, id, &m))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some((known, found)))
+    }
+
+    /// Sends a decision made at `known`'s token, to be written under `token`.
+    async fn commit(
+        &self,
+        id: &ConversationId,
+        known: &Known,
+        change: &Change,
+        token: &str,
+    ) -> Result<Reply> {
+        let keys = &self.inner.keys;
+        let mut invocation = COMMIT.prepare_invoke();
+        for key in keys.conversation_keys(id) {
+            invocation.key(key);
+        }
+        let moved = known.record.last_active != change.record.last_active;
+        if !self.inner.conn.is_cluster() && moved {
+            for key in self.listing_keys(&change.record) {
+                invocation.key(key);
+            }
+        }
+        invocation
+            .arg(&known.token)
+            .arg(token)
+            .arg(to_json(&change.record)?)
+            .arg(match &change.files {
+                Some(files) => to_json(files)?,
+                None => String::new(),
+            })
+            .arg(if moved {
+                score(change.record.last_active).to_string()
+            } else {
+                String::new()
+            })
+            .arg(id.as_str());
+        if change.new_messages {
+            invocation.arg(change.messages.len());
+            for m in &change.messages {
+                invocation.arg(m.id.as_str());
+            }
+        } else {
+            invocation.arg(0);
+        }
+        invocation.arg(change.messages.len());
+        for m in &change.messages {
+            invocation.arg(m.seq).arg(to_json(m)?);
+            invocation.arg(if change.new_messages {
+                m.id.as_str()
+            } else {
+                ""
+            });
+        }
+        let mut conn = self.inner.conn.clone();
+        let reply: Vec<Vec<u8>> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(write_error("write"))?;
+        let location = keys.conversation(id);
+        let mut reply = reply.into_iter();
+        match reply.next().as_deref() {
+            Some(b"ok" | b"done") => Ok(Reply::Written),
+            Some(b"gone") => Ok(Reply::Gone),
+            Some(b"stale") => match (reply.next(), reply.next(), reply.next()) {
+                (Some(token), Some(record), Some(files)) => Ok(Reply::Stale(decode_known(
+                    &location, token, &record, &files,
+                )?)),
+                _ => Err(unexpected(&location)),
+            },
+            Some(b"replay") => {
+                let (Some(_token), Some(record)) = (reply.next(), reply.next()) else {
+                    return Err(unexpected(&location));
+                };
+                let record = from_json(&location, &record)?;
+                let found = reply
+                    .map(|m| message_or_none(keys, id, &m))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Reply::Replay(record, found))
+            }
+            _ => Err(unexpected(&location)),
+        }
+    }
+
+    /// The listing indexes `record` belongs in: its owner's, and every conversation's
+    /// when this backend lists all.
+    pub(crate) fn listing_keys(&self, record: &ConversationRecord) -> Vec<String> {
+        let keys = &self.inner.keys;
+        let mut out = Vec::with_capacity(2);
+        if let Some(user) = &record.user_id {
+            out.push(keys.owner_index(user));
+        }
+        if self.inner.list_all {
+            out.push(keys.all_index());
+        }
+        out
+    }
+
+    /// In a cluster, moves a written conversation in its listings (on one server the
+    /// write's script did). The listings are an index, not the record: a failure here is
+    /// logged, and the next write of the conversation moves it.
+    async fn move_in_listings(&self, before: &ConversationRecord, after: &ConversationRecord) {
+        if !self.inner.conn.is_cluster() || before.last_active == after.last_active {
+            return;
+        }
+        let at = score(after.last_active);
+        let sends = self.listing_keys(after).into_iter().map(|key| {
+            let mut conn = self.inner.conn.clone();
+            let id = after.id.clone();
+            async move {
+                let added: redis::RedisResult<i64> = cmd("ZADD")
+                    .arg(&key)
+                    .arg("GT")
+                    .arg(at)
+                    .arg(id.as_str())
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(e) = added {
+                    tracing::warn!(%key, conversation = %id, error = %e, "listing index not moved");
+                }
+            }
+        });
+        join_all(sends).await;
+    }
+}
+
+/// A conversation's state from the fields of its hash.
+fn decode_known(location: &str, token: Vec<u8>, record: &[u8], files: &[u8]) -> Result<Known> {
+    let token = String::from_utf8(token)
+        .map_err(|_| Error::corrupt(BACKEND, location, "the write token is not text"))?;
+    Ok(Known {
+        token,
+        record: from_json(location, record)?,
+        files: from_json(location, files)?,
+    })
+}
+
+/// A stored message's JSON, or `None` for `''`.
+fn message_or_none(keys: &Keys, id: &ConversationId, json: &[u8]) -> Result<Option<Message>> {
+    if json.is_empty() {
+        return Ok(None);
+    }
+    from_json(&keys.messages(id), json).map(Some)
+}
+
+/// A script's answer this release does not know.
+fn unexpected(location: &str) -> Error {
+    Error::corrupt(
+        BACKEND,
+        location,
+        format!("unexpected answer from a script of format {FORMAT}"),
+    )
+}

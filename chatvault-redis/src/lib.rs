@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+//!
+#![doc = include_str!("../docs/layout.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod backend;
+mod commit;
+mod conn;
+mod layout;
+mod messages;
+mod read;
+mod scripts;
+mod state;
+mod stream;
+mod write;
+
+pub use messages::{RedisMessages, RedisMessagesBuilder};
+pub use stream::{ChunkOffset, MAX_WAIT, RedisReplyStream, ReplyChunk, ReplyEvent, ReplyReader};

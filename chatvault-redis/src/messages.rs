@@ -1,0 +1,162 @@
+//! [`RedisMessages`]: the constructor and its settings.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatvault_core::backend::{Error, Result};
+use redis::Client;
+use redis::cluster::ClusterClient;
+
+use crate::conn::{Conn, Source};
+use crate::layout::Keys;
+use crate::state::Slots;
+
+/// Conversations in Redis or Valkey, one server or a cluster.
+///
+/// Every conversation is a few keys that share its hash slot (its record and attachments
+/// in a hash, its messages in a hash by `seq`, its message ids in a hash to `seq`), and
+/// every write to it is one Lua script that checks the state it was decided from, so
+/// writers in any number of processes never lose, duplicate or reorder a message. Each
+/// owner's conversations are listed from a sorted set by last activity. See the
+/// [crate docs](crate) for the layout, the costs and what a crash can lose.
+///
+/// Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct RedisMessages {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// What clones share.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) conn: Conn,
+    pub(crate) source: Source,
+    pub(crate) keys: Keys,
+    pub(crate) slots: Slots,
+    pub(crate) list_all: bool,
+    pub(crate) response_timeout: Duration,
+}
+
+impl fmt::Debug for RedisMessages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisMessages")
+            .field("cluster", &self.inner.conn.is_cluster())
+            .field("prefix", &self.inner.keys.prefix())
+            .field("list_all", &self.inner.list_all)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisMessages {
+    /// Connects to one server with the default settings: `redis://[user:password@]host[:port][/db]`
+    /// (`rediss://` for TLS needs one of the `redis` crate's TLS features in your app).
+    ///
+    /// [`Error::InvalidInput`] for a URL that is not one; a server that cannot be reached
+    /// is a temporary [`Error::Backend`].
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::builder(url).build().await
+    }
+
+    /// Settings for one server at `url` (see [`connect`](Self::connect)).
+    pub fn builder(url: &str) -> RedisMessagesBuilder {
+        RedisMessagesBuilder::new(Client::open(url).map(Source::Single))
+    }
+
+    /// Settings for a Redis Cluster, reached through any of `nodes` (URLs as for
+    /// [`connect`](Self::connect)).
+    pub fn cluster_builder<S: AsRef<str>>(nodes: &[S]) -> RedisMessagesBuilder {
+        let nodes: Vec<&str> = nodes.iter().map(AsRef::as_ref).collect();
+        RedisMessagesBuilder::new(ClusterClient::new(nodes).map(|c| Source::Cluster(Box::new(c))))
+    }
+
+    /// The prefix of every key this backend writes.
+    pub fn prefix(&self) -> &str {
+        self.inner.keys.prefix()
+    }
+}
+
+/// Settings of a [`RedisMessages`]; [`build`](Self::build) connects.
+#[must_use]
+pub struct RedisMessagesBuilder {
+    source: std::result::Result<Source, redis::RedisError>,
+    prefix: String,
+    list_all: bool,
+    cached_conversations: usize,
+    response_timeout: Duration,
+}
+
+impl fmt::Debug for RedisMessagesBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisMessagesBuilder")
+            .field("prefix", &self.prefix)
+            .field("list_all", &self.list_all)
+            .field("cached_conversations", &self.cached_conversations)
+            .field("response_timeout", &self.response_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisMessagesBuilder {
+    fn new(source: std::result::Result<Source, redis::RedisError>) -> Self {
+        RedisMessagesBuilder {
+            source,
+            prefix: "chatvault".into(),
+            list_all: true,
+            cached_conversations: 10_000,
+            response_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The prefix of every key (default `chatvault`): 1 to 64 ASCII letters, digits, `-`
+    /// `_` `.` `:`. Two backends with different prefixes share a server without seeing
+    /// each other.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Whether to keep the index of every conversation that
+    /// `list_conversations(None, ..)` reads (default `true`). It is one sorted set, so in a
+    /// cluster every write of last activity goes to the one node that holds it: turn it
+    /// off when no one lists every user's conversations, and the capability says so.
+    pub fn list_all(mut self, yes: bool) -> Self {
+        self.list_all = yes;
+        self
+    }
+
+    /// How many conversations' last written state this process keeps (default 10,000),
+    /// so that its next append to one of them goes out without a read first. 0 keeps
+    /// none: every write reads first.
+    pub fn cached_conversations(mut self, count: usize) -> Self {
+        self.cached_conversations = count;
+        self
+    }
+
+    /// How long one request may wait for its answer (default 10 s). A write whose answer
+    /// does not come in time is [`Error::OutcomeUnknown`].
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Connects. [`Error::InvalidInput`] for a bad URL or prefix; a server that cannot
+    /// be reached is a temporary [`Error::Backend`].
+    pub async fn build(self) -> Result<RedisMessages> {
+        let keys = Keys::new(&self.prefix)?;
+        let source = self
+            .source
+            .map_err(|e| Error::invalid_input("redis url", e.to_string()))?;
+        let conn = source.connect(self.response_timeout).await?;
+        Ok(RedisMessages {
+            inner: Arc::new(Inner {
+                conn,
+                source,
+                keys,
+                slots: Slots::new(self.cached_conversations),
+                list_all: self.list_all,
+                response_timeout: self.response_timeout,
+            }),
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! The Lua scripts: each runs atomically on the server, touching one conversation's keys
+//! (one hash slot), and holds no rule of the model. What to write is decided in Rust by
+//! the core's shared rules; a script only checks that the conversation is still at the
+//! write token the decision was made from, and writes what it is given.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Reads a conversation for a decision: its write token, record, attachments and format,
+/// and the stored messages of the ids in `ARGV` (`''` for none).
+///
+/// `KEYS`: conversation, messages, message ids. Returns `{'gone'}` when there is no such
+/// live conversation, else `{'ok', token, record, files, format, message...}`.
+pub(crate) static LOAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local st = redis.call('HMGET', KEYS[1], 'w', 'del', 'rec', 'files', 'fmt')
+if not st[1] or st[2] then return {'gone'} end
+local out = {'ok', st[1], st[3] or '', st[4] or '', st[5] or ''}
+for i = 1, #ARGV do
+  local seq = redis.call('HGET', KEYS[3], ARGV[i])
+  out[#out + 1] = (seq and redis.call('HGET', KEYS[2], seq)) or ''
+end
+return out
+",
+    )
+});
+
+/// Writes a decision made at write token `ARGV[1]`, replacing the token with `ARGV[2]`.
+///
+/// `KEYS`: conversation, messages, message ids, then the listing indexes to move (only
+/// on one server: in a cluster they live in other slots and the caller moves them).
+/// `ARGV`: expected token, new token, record JSON (`''`: unchanged), files JSON (`''`:
+/// unchanged), listing score (`''`: unchanged), conversation id, `g` guard ids (message
+/// ids that must not be stored yet), `g` ids, `k` messages to write, then `k` triples
+/// (seq, JSON, id to index or `''`).
+///
+/// Returns `{'gone'}` (no such live conversation), `{'done'}` (the token is already the
+/// new one: this very write was applied, and its answer lost), `{'stale', token, record,
+/// files}` (another write came first: decide again from these), `{'replay', token,
+/// record, message...}` (a guard id is stored: the stored messages of every guard id, `''`
+/// for none; nothing written) or `{'ok'}`.
+pub(crate) static COMMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local st = redis.call('HMGET', KEYS[1], 'w', 'del')
+if not st[1] or st[2] then return {'gone'} end
+if st[1] == ARGV[2] then return {'done'} end
+if st[1] ~= ARGV[1] then
+  local now = redis.call('HMGET', KEYS[1], 'rec', 'files')
+  return {'stale', st[1], now[1] or '', now[2] or ''}
+end
+local g = tonumber(ARGV[7])
+local hit = false
+local found = {}
+for i = 1, g do
+  local seq = redis.call('HGET', KEYS[3], ARGV[7 + i])
+  if seq then
+    hit = true
+    found[i] = redis.call('HGET', KEYS[2], seq) or ''
+  else
+    found[i] = ''
+  end
+end
+if hit then
+  local out = {'replay', st[1], redis.call('HGET', KEYS[1], 'rec') or ''}
+  for i = 1, g do out[#out + 1] = found[i] end
+  return out
+end
+local at = 8 + g
+local k = tonumber(ARGV[at])
+for i = 0, k - 1 do
+  local seq = ARGV[at + 1 + 3 * i]
+  redis.call('HSET', KEYS[2], seq, ARGV[at + 2 + 3 * i])
+  local id = ARGV[at + 3 + 3 * i]
+  if id ~= '' then redis.call('HSET', KEYS[3], id, seq) end
+end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'rec', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'files', ARGV[4]) end
+redis.call('HSET', KEYS[1], 'w', ARGV[2])
+if ARGV[5] ~= '' then
+  for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 'GT', ARGV[5], ARGV[6]) end
+end
+return {'ok'}
+",
+    )
+});
+
+/// Creates a conversation unless its id is taken.
+///
+/// `KEYS`: conversation, then the listing indexes to add it to (one server only).
+/// `ARGV`: token, record JSON, format, listing score, conversation id. Returns `'ok'`
+/// (created, or this very create was applied before and its answer lost) or `'exists'`.
+pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local w = redis.call('HGET', KEYS[1], 'w')
+if w then
+  if w == ARGV[1] then return 'ok' end
+  return 'exists'
+end
+redis.call('HSET', KEYS[1], 'fmt', ARGV[3], 'rec', ARGV[2], 'files', '[]', 'w', ARGV[1])
+for i = 2, #KEYS do redis.call('ZADD', KEYS[i], 'NX', ARGV[4], ARGV[5]) end
+return 'ok'
+",
+    )
+});
+
+/// Marks a conversation as being deleted and returns its attachments' JSON (`false`
+/// when there is no such conversation). `KEYS`: conversation. `ARGV`: a new token (so a
+/// decision made before the mark is never written).
+pub(crate) static BEGIN_DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'del', '1', 'w', ARGV[1])
+return redis.call('HGET', KEYS[1], 'files') or '[]'
+",
+    )
+});

@@ -1,0 +1,74 @@
+//! What this process last wrote to each recently written conversation, and the turn its
+//! writers take.
+//!
+//! A write decides from the conversation as it was at a write token and sends the
+//! decision with that token; the server refuses it when the token has changed. Kept here,
+//! the last written state lets the next write from this process go out without reading
+//! first (one round trip), and writers of this process take turns on a conversation, so
+//! that they never refuse one another. A stale entry (another process wrote since) costs
+//! one refused attempt, which answers with the current state. Nothing here is trusted for
+//! an answer that writes nothing: such answers are decided again from a fresh read.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chatvault_core::backend::{ConversationId, ConversationRecord, FileAttachment};
+use lru::LruCache;
+use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard};
+
+/// A conversation as of one write token.
+#[derive(Clone, Debug)]
+pub(crate) struct Known {
+    /// The write token it is at.
+    pub(crate) token: String,
+    /// Its record.
+    pub(crate) record: ConversationRecord,
+    /// Its attachments, oldest first.
+    pub(crate) files: Vec<FileAttachment>,
+}
+
+/// One conversation's slot: the writers' turn, and what the last of them left.
+pub(crate) type Slot = Arc<TurnLock<Option<Known>>>;
+
+/// The slots of the most recently written conversations.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    slots: Mutex<LruCache<ConversationId, Slot>>,
+    keeps: bool,
+}
+
+impl Slots {
+    /// Room for `capacity` conversations; with 0, writers still take turns (in the
+    /// slots of the last 1,000) but no state is kept.
+    pub(crate) fn new(capacity: usize) -> Self {
+        let keeps = capacity > 0;
+        let capacity = NonZeroUsize::new(capacity)
+            .unwrap_or(NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN));
+        Slots {
+            slots: Mutex::new(LruCache::new(capacity)),
+            keeps,
+        }
+    }
+
+    /// Whether a written state is kept for the next write.
+    pub(crate) fn keeps(&self) -> bool {
+        self.keeps
+    }
+
+    /// Waits for `id`'s turn and holds it until the guard is dropped.
+    ///
+    /// A slot pushed out of the cache while held only means that a later writer may go
+    /// at the same time as its holder: the server's token check still keeps them apart.
+    pub(crate) async fn turn(&self, id: &ConversationId) -> OwnedMutexGuard<Option<Known>> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(slots.get_or_insert(id.clone(), || Arc::new(TurnLock::new(None))))
+        };
+        slot.lock_owned().await
+    }
+
+    /// Forgets `id` (deleted or being deleted).
+    pub(crate) async fn forget(&self, id: &ConversationId) {
+        *self.turn(id).await = None;
+    }
+}

@@ -1,0 +1,304 @@
+//! The writes: each decides with the core's rules ([`chatvault_core::backend`]) and goes
+//! through [`RedisMessages::change`], except create and delete, which make or remove the
+//! keys.
+
+use chatvault_core::backend::{
+    Appended, ConversationId, ConversationPatch, ConversationRecord, Error, FileAttachment, FileId,
+    MessageId, MessageUpdate, MessageUpdated, NewMessage, Result, UserId, apply_add_file,
+    apply_remove_file, check_owner, check_replay, now,
+};
+use futures_util::future::try_join_all;
+use redis::cmd;
+
+use crate::commit::{Change, Decision, Outcome};
+use crate::conn::{BACKEND, read_error, write_error};
+use crate::layout::{F_RECORD, FORMAT, from_json, score, to_json};
+use crate::messages::RedisMessages;
+use crate::scripts::{BEGIN_DELETE, CREATE};
+
+impl RedisMessages {
+    /// [`MessagesBackend::create`](chatvault_core::MessagesBackend::create): one script
+    /// (in a cluster, the listing entries go first: an entry whose conversation does not
+    /// exist is skipped by listings).
+    pub(crate) async fn create_conversation(&self, record: &ConversationRecord) -> Result<()> {
+        let keys = &self.inner.keys;
+        let cluster = self.inner.conn.is_cluster();
+        let at = score(record.last_active);
+        if cluster {
+            let adds = self.listing_keys(record).into_iter().map(|key| {
+                let mut conn = self.inner.conn.clone();
+                async move {
+                    cmd("ZADD")
+                        .arg(key)
+                        .arg("NX")
+                        .arg(at)
+                        .arg(record.id.as_str())
+                        .query_async::<i64>(&mut conn)
+                        .await
+                }
+            });
+            try_join_all(adds).await.map_err(write_error("create"))?;
+        }
+        let mut invocation = CREATE.prepare_invoke();
+        invocation.key(keys.conversation(&record.id));
+        if !cluster {
+            for key in self.listing_keys(record) {
+                invocation.key(key);
+            }
+        }
+        let token = uuid::Uuid::now_v7().simple().to_string();
+        invocation
+            .arg(token)
+            .arg(to_json(record)?)
+            .arg(FORMAT)
+            .arg(at)
+            .arg(record.id.as_str());
+        let mut conn = self.inner.conn.clone();
+        let reply: String = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(write_error("create"))?;
+        match reply.as_str() {
+            "ok" => Ok(()),
+            _ => Err(Error::AlreadyExists {
+                kind: "conversation",
+                id: record.id.to_string(),
+            }),
+        }
+    }
+
+    /// [`MessagesBackend::append_messages_as`](chatvault_core::MessagesBackend::append_messages_as):
+    /// [`ConversationRecord::apply_append`] decides, one script writes (and refuses ids
+    /// already stored, which [`check_replay`] then judges).
+    pub(crate) async fn append(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        messages: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        chatvault_core::backend::check_unique_ids(&messages)?;
+        let outcome = self
+            .change(id, &[], |seen| {
+                let mut record = seen.known.record.clone();
+                check_owner(&record, owner)?;
+                if messages.is_empty() {
+                    return Ok(Decision::Answer(Appended {
+                        record,
+                        messages: Vec::new(),
+                    }));
+                }
+                let stored = record.apply_append(messages.clone(), now())?;
+                let change = Change {
+                    record: record.clone(),
+                    files: None,
+                    messages: stored.clone(),
+                    new_messages: true,
+                };
+                Ok(Decision::Write(
+                    Box::new(change),
+                    Appended {
+                        record,
+                        messages: stored,
+                    },
+                ))
+            })
+            .await?;
+        match outcome {
+            Outcome::Done(appended) => Ok(appended),
+            Outcome::Replayed(record, found) => {
+                check_owner(&record, owner)?;
+                match check_replay(&messages, found)? {
+                    Some(messages) => Ok(Appended {
+                        record: *record,
+                        messages,
+                    }),
+                    None => Err(Error::corrupt(
+                        BACKEND,
+                        self.inner.keys.message_ids(id),
+                        "a message id was reported stored, and is not",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// [`MessagesBackend::update_message`](chatvault_core::MessagesBackend::update_message):
+    /// [`ConversationRecord::apply_message_update`] decides on the message read with the
+    /// record.
+    pub(crate) async fn update_one(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<MessageUpdated> {
+        let lookups = [message_id.clone()];
+        let outcome = self
+            .change(id, &lookups, |seen| {
+                let Some(Some(stored)) = seen.found.first() else {
+                    return Err(Error::message_not_found(message_id.as_str()));
+                };
+                let mut message = stored.clone();
+                message.expect_revision(expected_revision)?;
+                let mut record = seen.known.record.clone();
+                record.apply_message_update(&mut message, update, now());
+                let change = Change {
+                    record: record.clone(),
+                    files: None,
+                    messages: vec![message.clone()],
+                    new_messages: false,
+                };
+                Ok(Decision::Write(
+                    Box::new(change),
+                    MessageUpdated { record, message },
+                ))
+            })
+            .await?;
+        done(outcome, id)
+    }
+
+    /// [`MessagesBackend::update`](chatvault_core::MessagesBackend::update):
+    /// [`ConversationRecord::apply_patch`] decides.
+    pub(crate) async fn patch(
+        &self,
+        id: &ConversationId,
+        patch: &ConversationPatch,
+    ) -> Result<ConversationRecord> {
+        let outcome = self
+            .change(id, &[], |seen| {
+                let mut record = seen.known.record.clone();
+                if !record.apply_patch(patch)? {
+                    return Ok(Decision::Answer(record));
+                }
+                Ok(Decision::Write(record_change(&record, None), record))
+            })
+            .await?;
+        done(outcome, id)
+    }
+
+    /// [`MessagesBackend::add_file`](chatvault_core::MessagesBackend::add_file):
+    /// [`apply_add_file`] decides.
+    pub(crate) async fn attach(
+        &self,
+        id: &ConversationId,
+        file: &FileAttachment,
+    ) -> Result<ConversationRecord> {
+        let outcome = self
+            .change(id, &[], |seen| {
+                let mut record = seen.known.record.clone();
+                let mut files = seen.known.files.clone();
+                apply_add_file(&mut record, &files, file)?;
+                files.push(file.clone());
+                Ok(Decision::Write(record_change(&record, Some(files)), record))
+            })
+            .await?;
+        done(outcome, id)
+    }
+
+    /// [`MessagesBackend::remove_file`](chatvault_core::MessagesBackend::remove_file):
+    /// [`apply_remove_file`] decides.
+    pub(crate) async fn detach(
+        &self,
+        id: &ConversationId,
+        file_id: &FileId,
+    ) -> Result<Option<ConversationRecord>> {
+        let outcome = self
+            .change(id, &[], |seen| {
+                let mut files = seen.known.files.clone();
+                let Some(at) = files.iter().position(|f| &f.id == file_id) else {
+                    return Ok(Decision::Answer(None));
+                };
+                files.remove(at);
+                let mut record = seen.known.record.clone();
+                apply_remove_file(&mut record);
+                Ok(Decision::Write(
+                    record_change(&record, Some(files)),
+                    Some(record),
+                ))
+            })
+            .await?;
+        done(outcome, id)
+    }
+
+    /// [`MessagesBackend::begin_delete`](chatvault_core::MessagesBackend::begin_delete):
+    /// one script marks the conversation and returns its attachments.
+    pub(crate) async fn mark_deleting(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<Vec<FileAttachment>>> {
+        let mut invocation = BEGIN_DELETE.prepare_invoke();
+        invocation
+            .key(self.inner.keys.conversation(id))
+            .arg(uuid::Uuid::now_v7().simple().to_string());
+        let mut conn = self.inner.conn.clone();
+        let files: Option<Vec<u8>> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(write_error("begin_delete"))?;
+        self.inner.slots.forget(id).await;
+        files
+            .map(|json| from_json(&self.inner.keys.conversation(id), &json))
+            .transpose()
+    }
+
+    /// [`MessagesBackend::delete`](chatvault_core::MessagesBackend::delete): the listing
+    /// entries go first (a conversation left out of listings is what an interrupted delete
+    /// may leave, and the retried delete removes it), then one `DEL` of its keys.
+    pub(crate) async fn remove(&self, id: &ConversationId) -> Result<bool> {
+        let keys = &self.inner.keys;
+        let location = keys.conversation(id);
+        let mut conn = self.inner.conn.clone();
+        let record: Option<Vec<u8>> = cmd("HGET")
+            .arg(&location)
+            .arg(F_RECORD)
+            .query_async(&mut conn)
+            .await
+            .map_err(read_error)?;
+        if let Some(json) = record {
+            // A record that cannot be read still goes: its listing entries are skipped
+            // by listings, as entries of deleted conversations are.
+            if let Ok(record) = from_json::<ConversationRecord>(&location, &json) {
+                let removes = self.listing_keys(&record).into_iter().map(|key| {
+                    let mut conn = self.inner.conn.clone();
+                    async move {
+                        cmd("ZREM")
+                            .arg(key)
+                            .arg(id.as_str())
+                            .query_async::<i64>(&mut conn)
+                            .await
+                    }
+                });
+                try_join_all(removes).await.map_err(write_error("delete"))?;
+            }
+        }
+        let removed: i64 = cmd("DEL")
+            .arg(keys.conversation_keys(id).as_slice())
+            .query_async(&mut conn)
+            .await
+            .map_err(write_error("delete"))?;
+        self.inner.slots.forget(id).await;
+        Ok(removed > 0)
+    }
+}
+
+/// A change of the record (and maybe the attachments) alone.
+fn record_change(record: &ConversationRecord, files: Option<Vec<FileAttachment>>) -> Box<Change> {
+    Box::new(Change {
+        record: record.clone(),
+        files,
+        messages: Vec::new(),
+        new_messages: false,
+    })
+}
+
+/// The answer of a write that stores no new message (so is never a replay).
+fn done<T>(outcome: Outcome<T>, id: &ConversationId) -> Result<T> {
+    match outcome {
+        Outcome::Done(answer) => Ok(answer),
+        Outcome::Replayed(..) => Err(Error::corrupt(
+            BACKEND,
+            id.as_str(),
+            "a write without new messages was answered as a replay",
+        )),
+    }
+}

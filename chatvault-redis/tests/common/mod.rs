@@ -1,0 +1,42 @@
+//! What the Redis tests share: the server's URL and a backend under a fresh key prefix.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use chatvault_redis::RedisMessages;
+
+/// The reason the tests are ignored when built without a server.
+pub const NEEDS_REDIS: &str = "needs Redis: CHATVAULT_REDIS_URL was not set when the tests were built; run ./scripts/test.sh, or scripts/redis.sh start && eval \"$(scripts/redis.sh env)\" first";
+
+/// `CHATVAULT_REDIS_URL`; panics saying what is missing.
+pub fn server_url() -> String {
+    match std::env::var("CHATVAULT_REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "CHATVAULT_REDIS_URL is not set: start a server with scripts/redis.sh start, then eval \"$(scripts/redis.sh env)\""
+        ),
+    }
+}
+
+/// A key prefix no other test uses, so tests share the server without seeing each other.
+pub fn fresh_prefix() -> String {
+    format!("cvtest-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A backend under a fresh prefix.
+pub async fn fresh() -> RedisMessages {
+    RedisMessages::builder(&server_url())
+        .prefix(fresh_prefix())
+        .build()
+        .await
+        .expect("connect to CHATVAULT_REDIS_URL")
+}
+
+/// A second backend value (another process, as far as the backend can tell: its own
+/// connection and its own recalled state) over the same keys as `of`.
+pub async fn another(of: &RedisMessages) -> RedisMessages {
+    RedisMessages::builder(&server_url())
+        .prefix(of.prefix())
+        .build()
+        .await
+        .expect("connect to CHATVAULT_REDIS_URL")
+}
