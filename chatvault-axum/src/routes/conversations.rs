@@ -128,6 +128,7 @@ pub(super) async fn patch_conversation(
             title: body.title,
             metadata: body.metadata,
             archived: body.archived,
+            ..ConversationPatch::default()
         })
         .await?;
     Ok(Json(conversation.record().clone().into()))

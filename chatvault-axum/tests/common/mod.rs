@@ -118,6 +118,14 @@ impl MessagesBackend for Faulty {
             .update_message(id, message_id, expected_revision, update)
             .await
     }
+    async fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        self.check("message")?;
+        self.inner.message(id, message_id).await
+    }
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
         self.check("messages")?;
         self.inner.messages(id, range).await
