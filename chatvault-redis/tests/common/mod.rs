@@ -4,9 +4,6 @@
 
 use chatvault_redis::RedisMessages;
 
-/// The reason the tests are ignored when built without a server.
-pub const NEEDS_REDIS: &str = "needs Redis: CHATVAULT_REDIS_URL was not set when the tests were built; run ./scripts/test.sh, or scripts/redis.sh start && eval \"$(scripts/redis.sh env)\" first";
-
 /// `CHATVAULT_REDIS_URL`; panics saying what is missing.
 pub fn server_url() -> String {
     match std::env::var("CHATVAULT_REDIS_URL") {
