@@ -5,15 +5,15 @@
 #   1. cargo fmt --check
 #   2. the servers the tests need, installed where missing and started on their own ports and
 #      data directories: the AWS emulators (LocalStack S3 + DynamoDB Local,
-#      scripts/emulators.sh), PostgreSQL (scripts/postgres.sh), headless Chromium
-#      (scripts/browser.sh), and the official OpenAI Python clients in a virtual environment
-#      (scripts/openai-clients.sh). They are stopped again when this script exits, pass or
-#      fail; one that cannot start fails the command, saying which and why. Started before
-#      the builds: chatvault-aws, chatvault-sql, chatvault-axum and the web example decide
-#      when they are built whether their server tests run (without the server's endpoint,
-#      URL, browser or clients they are compiled as ignored, with the reason;
-#      CHATVAULT_REQUIRE_*=1 compiles them to run), so clippy and doc see the same code the
-#      tests run.
+#      scripts/emulators.sh), PostgreSQL (scripts/postgres.sh), Redis (scripts/redis.sh),
+#      headless Chromium (scripts/browser.sh), and the official OpenAI Python clients in a
+#      virtual environment (scripts/openai-clients.sh). They are stopped again when this
+#      script exits, pass or fail; one that cannot start fails the command, saying which and
+#      why. Started before the builds: chatvault-aws, chatvault-sql, chatvault-redis,
+#      chatvault-axum and the web example decide when they are built whether their server
+#      tests run (without the server's endpoint, URL, browser or clients they are compiled as
+#      ignored, with the reason; CHATVAULT_REQUIRE_*=1 compiles them to run), so clippy and
+#      doc see the same code the tests run.
 #   3. cargo clippy (all targets, all features, -D warnings)
 #   4. cargo doc (RUSTDOCFLAGS="-D warnings")
 #   5. cargo build of every example, bench and binary
@@ -29,7 +29,7 @@
 #      packages just made, so this needs nothing published (this also builds every crate on
 #      its own with its default features)
 #   8. cargo test --workspace --all-features [args] with CHATVAULT_REQUIRE_AWS=1,
-#      CHATVAULT_REQUIRE_POSTGRES=1, CHATVAULT_REQUIRE_BROWSER=1 and
+#      CHATVAULT_REQUIRE_POSTGRES=1, CHATVAULT_REQUIRE_REDIS=1, CHATVAULT_REQUIRE_BROWSER=1 and
 #      CHATVAULT_REQUIRE_OPENAI_CLIENTS=1, so the server tests run and are never ignored: a
 #      missing server fails them
 #
@@ -43,6 +43,7 @@
 #   CHATVAULT_S3_PORT, CHATVAULT_DYNAMODB_PORT, CHATVAULT_EMULATORS_CACHE:
 #                           see scripts/emulators.sh
 #   CHATVAULT_PG_PORT, CHATVAULT_PG_DIR: see scripts/postgres.sh
+#   CHATVAULT_REDIS_PORT, CHATVAULT_REDIS_DIR: see scripts/redis.sh
 #   CHATVAULT_OPENAI_VENV:  see scripts/openai-clients.sh
 set -euo pipefail
 
@@ -56,8 +57,8 @@ step() {
 }
 
 servers_up() {
-    step 2/8 "servers: scripts/emulators.sh start (LocalStack S3, DynamoDB Local); scripts/postgres.sh start; scripts/browser.sh install; scripts/openai-clients.sh install"
-    trap 'echo; echo "==> stopping the servers"; bash "$ROOT/scripts/emulators.sh" stop || true; bash "$ROOT/scripts/postgres.sh" stop || true' EXIT
+    step 2/8 "servers: scripts/emulators.sh start (LocalStack S3, DynamoDB Local); scripts/postgres.sh start; scripts/redis.sh start; scripts/browser.sh install; scripts/openai-clients.sh install"
+    trap 'echo; echo "==> stopping the servers"; bash "$ROOT/scripts/emulators.sh" stop || true; bash "$ROOT/scripts/postgres.sh" stop || true; bash "$ROOT/scripts/redis.sh" stop || true' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
     if ! bash "$ROOT/scripts/emulators.sh" start; then
@@ -70,6 +71,11 @@ servers_up() {
         exit 1
     fi
     eval "$(bash "$ROOT/scripts/postgres.sh" env)"
+    if ! bash "$ROOT/scripts/redis.sh" start; then
+        echo "test.sh: Redis did not start (see above); the Redis tests cannot run." >&2
+        exit 1
+    fi
+    eval "$(bash "$ROOT/scripts/redis.sh" env)"
     if ! bash "$ROOT/scripts/browser.sh" install >/dev/null; then
         echo "test.sh: headless Chromium could not be installed (see above); the browser tests cannot run." >&2
         exit 1
@@ -82,6 +88,7 @@ servers_up() {
     eval "$(bash "$ROOT/scripts/openai-clients.sh" env)"
     export CHATVAULT_REQUIRE_AWS=1
     export CHATVAULT_POSTGRES_URL=$DATABASE_URL CHATVAULT_REQUIRE_POSTGRES=1
+    export CHATVAULT_REDIS_URL CHATVAULT_REQUIRE_REDIS=1
     export CHATVAULT_REQUIRE_BROWSER=1
     export CHATVAULT_REQUIRE_OPENAI_CLIENTS=1
 }
@@ -146,8 +153,8 @@ for arg in "$@"; do
 done
 
 step 8/8 "$(echo cargo test "${workspace_flag[@]}" --all-features "$@")"
-echo "    AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB CHATVAULT_POSTGRES_URL=$CHATVAULT_POSTGRES_URL"
-echo "    CHATVAULT_REQUIRE_AWS=1 CHATVAULT_REQUIRE_POSTGRES=1 CHATVAULT_REQUIRE_BROWSER=1 CHATVAULT_REQUIRE_OPENAI_CLIENTS=1"
+echo "    AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB CHATVAULT_POSTGRES_URL=$CHATVAULT_POSTGRES_URL CHATVAULT_REDIS_URL=$CHATVAULT_REDIS_URL"
+echo "    CHATVAULT_REQUIRE_AWS=1 CHATVAULT_REQUIRE_POSTGRES=1 CHATVAULT_REQUIRE_REDIS=1 CHATVAULT_REQUIRE_BROWSER=1 CHATVAULT_REQUIRE_OPENAI_CLIENTS=1"
 echo "    CHATVAULT_OPENAI_PYTHON=$CHATVAULT_OPENAI_PYTHON"
 cargo test "${workspace_flag[@]}" --all-features "$@"
 
