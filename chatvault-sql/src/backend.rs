@@ -9,14 +9,17 @@ use chatvault_core::backend::{
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
 
-use crate::common::{MESSAGE_PAGE, parse_json, role_column, search_text, to_i64, to_json, to_u64};
+use crate::common::{
+    MESSAGE_PAGE, parse_json, parse_message, role_column, search_text, to_i64, to_json, to_u64,
+    tree_column,
+};
 use crate::dialect::Dialect;
 use crate::messages::{SqlMessages, commit, read_error, rollback};
 use crate::statements::{
     DELETE_ATTACHMENTS, DELETE_CONVERSATION, DELETE_FILE, DELETE_MESSAGES, INSERT_CONVERSATION,
     INSERT_FILE, LIST_ALL, LIST_ALL_AFTER, LIST_USER, LIST_USER_AFTER, MARK_DELETING,
-    SELECT_COUNT_LIVE, SELECT_FILE, SELECT_LIVE, SELECT_MESSAGE_BY_ID, SELECT_MESSAGES,
-    UPDATE_MESSAGE, UPDATE_PATCH,
+    SELECT_COUNT_LIVE, SELECT_FILE, SELECT_LIVE, SELECT_LIVE_MESSAGE, SELECT_MESSAGE_BY_ID,
+    SELECT_MESSAGES, UPDATE_MESSAGE, UPDATE_PATCH,
 };
 
 /// Every write is one transaction that first locks the conversation's row (see
@@ -40,6 +43,7 @@ where
     }
 
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
+        let tree = tree_column(D::BACKEND, record)?;
         let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
         let done = sqlx::query(INSERT_CONVERSATION)
             .bind(record.id.as_str())
@@ -53,6 +57,7 @@ where
             .bind(to_i64("file_count", record.file_count)?)
             .bind(to_json(D::BACKEND, &record.usage)?)
             .bind(to_i64("version", record.version)?)
+            .bind(tree.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(read_error::<D>)?;
@@ -111,7 +116,13 @@ where
                 messages: replayed,
             });
         }
-        let out = record.apply_append(messages, now());
+        let out = match record.apply_append(messages, now()) {
+            Ok(out) => out,
+            Err(e) => {
+                rollback(tx).await;
+                return Err(e);
+            }
+        };
         D::insert_messages(&mut tx, id, &out).await?;
         Self::write_counters(&mut tx, &record).await?;
         commit(tx, "append_messages").await?;
@@ -160,6 +171,33 @@ where
         Self::write_counters(&mut tx, &record).await?;
         commit(tx, "update_message").await?;
         Ok(MessageUpdated { record, message })
+    }
+
+    /// One statement: the live conversation's row joined with the message's (both by
+    /// unique index); no row means no such conversation.
+    async fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        let row = sqlx::query(SELECT_LIVE_MESSAGE)
+            .bind(id.as_str())
+            .bind(message_id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(read_error::<D>)?;
+        let Some(row) = row else {
+            return Err(Error::conversation_not_found(id.as_str()));
+        };
+        match Self::col::<Option<String>>(&row, 0)? {
+            Some(body) => parse_message(
+                D::BACKEND,
+                &format!("a message of conversation {id}"),
+                &body,
+            )
+            .map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
@@ -242,16 +280,25 @@ where
     ) -> Result<ConversationRecord> {
         let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
         let mut record = Self::lock_live(&mut tx, id).await?;
-        if !record.apply_patch(patch) {
-            rollback(tx).await;
-            return Ok(record);
+        match record.apply_patch(patch) {
+            Ok(true) => {}
+            Ok(false) => {
+                rollback(tx).await;
+                return Ok(record);
+            }
+            Err(e) => {
+                rollback(tx).await;
+                return Err(e);
+            }
         }
+        let tree = tree_column(D::BACKEND, &record)?;
         sqlx::query(UPDATE_PATCH)
             .bind(id.as_str())
             .bind(record.title.as_deref())
             .bind(record.archived)
             .bind(to_json(D::BACKEND, &record.metadata)?)
             .bind(to_i64("version", record.version)?)
+            .bind(tree.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(read_error::<D>)?;

@@ -3,7 +3,7 @@
 
 use chatvault_core::backend::{
     ConversationId, ConversationRecord, ConversationSummary, Error, Message, Result, SearchQuery,
-    UserId,
+    Tree, UserId,
 };
 use chrono::{DateTime, Utc};
 
@@ -31,6 +31,8 @@ pub(crate) struct RawRecord {
     pub(crate) message_count: i64,
     pub(crate) file_count: i64,
     pub(crate) usage: String,
+    /// The branch table's JSON; `None` (SQL NULL) while the conversation is one line.
+    pub(crate) tree: Option<String>,
     /// `None` when only the summary columns were read.
     pub(crate) metadata: Option<String>,
     pub(crate) version: i64,
@@ -66,6 +68,10 @@ impl RawRecord {
             file_count: to_u64(backend, &location, self.file_count)?,
             usage: parse_json(backend, &location, &self.usage)?,
             version: to_u64(backend, &location, self.version)?,
+            tree: match &self.tree {
+                Some(json) => parse_json::<Option<Tree>>(backend, &location, json)?,
+                None => None,
+            },
         })
     }
 }
@@ -85,6 +91,18 @@ pub(crate) fn to_u64(backend: &'static str, location: &str, value: i64) -> Resul
             format!("negative count {value}"),
         )
     })
+}
+
+/// The `tree` column of a record: its branch table's JSON, or NULL while it has none.
+pub(crate) fn tree_column(
+    backend: &'static str,
+    record: &ConversationRecord,
+) -> Result<Option<String>> {
+    record
+        .tree
+        .as_ref()
+        .map(|t| to_json(backend, t))
+        .transpose()
 }
 
 /// The JSON text stored for a value (serde_json's own output, so numbers round-trip).

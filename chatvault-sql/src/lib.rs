@@ -34,7 +34,8 @@ pub use sqlite::SqliteMessages;
 pub use dialect::Dialect;
 pub use messages::SqlMessages;
 
-/// The database schema, for DBAs: what the migrations create (version 1).
+/// The database schema, for DBAs: what the migrations create (version 1, then version 2
+/// adds the conversations' branch tables).
 ///
 /// Every table is prefixed `chatvault_`. Applied migrations are recorded in
 /// `chatvault_migrations (version, description, applied_at)`. The `body` columns hold
@@ -47,9 +48,17 @@ pub use messages::SqlMessages;
 #[doc = include_str!("sql/sqlite_v1.sql")]
 /// ```
 ///
+/// ```sql
+#[doc = include_str!("sql/sqlite_v2.sql")]
+/// ```
+///
 /// # PostgreSQL
 ///
 /// ```sql
 #[doc = include_str!("sql/postgres_v1.sql")]
+/// ```
+///
+/// ```sql
+#[doc = include_str!("sql/postgres_v2.sql")]
 /// ```
 pub mod schema {}

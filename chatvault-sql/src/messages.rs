@@ -11,7 +11,7 @@ use chatvault_core::backend::{
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Pool, Row as _, Transaction, Type};
 
 use crate::common::{
-    RawRecord, commit_error, db_error, parse_json, parse_message, to_i64, to_json,
+    RawRecord, commit_error, db_error, parse_json, parse_message, to_i64, to_json, tree_column,
 };
 use crate::dialect::Dialect;
 use crate::statements::{INSERT_MIGRATION, SELECT_FILES, SELECT_SCHEMA_VERSION, UPDATE_COUNTERS};
@@ -149,12 +149,13 @@ where
             message_count: Self::col(row, at + 6)?,
             file_count: Self::col(row, at + 7)?,
             usage: Self::col(row, at + 8)?,
+            tree: Self::col(row, at + 9)?,
             metadata: if full {
-                Some(Self::col(row, at + 9)?)
+                Some(Self::col(row, at + 10)?)
             } else {
                 None
             },
-            version: if full { Self::col(row, at + 10)? } else { 0 },
+            version: if full { Self::col(row, at + 11)? } else { 0 },
         })
     }
 
@@ -228,11 +229,13 @@ where
         }
     }
 
-    /// Writes the columns an append, a message update or a file change moves.
+    /// Writes the columns an append, a message update or a file change moves (the branch
+    /// table with them: an append moves it).
     pub(crate) async fn write_counters(
         tx: &mut Transaction<'static, D>,
         record: &ConversationRecord,
     ) -> Result<()> {
+        let tree = tree_column(D::BACKEND, record)?;
         sqlx::query(UPDATE_COUNTERS)
             .bind(record.id.as_str())
             .bind(record.title.as_deref())
@@ -241,6 +244,7 @@ where
             .bind(to_i64("file_count", record.file_count)?)
             .bind(to_json(D::BACKEND, &record.usage)?)
             .bind(to_i64("version", record.version)?)
+            .bind(tree.as_deref())
             .execute(&mut **tx)
             .await
             .map_err(read_error::<D>)?;

@@ -37,6 +37,9 @@ pub const SEARCH_INDEXED_CHARS: usize = 100_000;
 /// Version 1 of the PostgreSQL schema (also printed in the crate docs).
 const SCHEMA_V1: &str = include_str!("sql/postgres_v1.sql");
 
+/// Version 2: the conversations' branch tables.
+const SCHEMA_V2: &str = include_str!("sql/postgres_v2.sql");
+
 const SEARCH: &str = concat!(
     "SELECT m.body, ts_headline('simple'::regconfig, left(m.text, 100000), q, \
      'StartSel=\"\", StopSel=\"\", MaxWords=24, MinWords=8, MaxFragments=1'), ",
@@ -130,11 +133,18 @@ impl Dialect for Postgres {
     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )";
 
-    const MIGRATIONS: &'static [Migration] = &[Migration {
-        version: 1,
-        description: "conversations, messages with tsvector search, attachments",
-        sql: SCHEMA_V1,
-    }];
+    const MIGRATIONS: &'static [Migration] = &[
+        Migration {
+            version: 1,
+            description: "conversations, messages with tsvector search, attachments",
+            sql: SCHEMA_V1,
+        },
+        Migration {
+            version: 2,
+            description: "conversation branch tables",
+            sql: SCHEMA_V2,
+        },
+    ];
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()

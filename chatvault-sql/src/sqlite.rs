@@ -37,6 +37,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Version 1 of the SQLite schema (also printed in the crate docs).
 const SCHEMA_V1: &str = include_str!("sql/sqlite_v1.sql");
 
+/// Version 2: the conversations' branch tables.
+const SCHEMA_V2: &str = include_str!("sql/sqlite_v2.sql");
+
 /// The full-text match drives the query: `CROSS JOIN` fixes SQLite's join order (left
 /// to right), which otherwise may walk the user's conversations and probe the FTS index
 /// once per message (minutes, not milliseconds, on a large conversation).
@@ -175,11 +178,18 @@ impl Dialect for Sqlite {
     applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 )";
 
-    const MIGRATIONS: &'static [Migration] = &[Migration {
-        version: 1,
-        description: "conversations, messages with FTS5 search, attachments",
-        sql: SCHEMA_V1,
-    }];
+    const MIGRATIONS: &'static [Migration] = &[
+        Migration {
+            version: 1,
+            description: "conversations, messages with FTS5 search, attachments",
+            sql: SCHEMA_V1,
+        },
+        Migration {
+            version: 2,
+            description: "conversation branch tables",
+            sql: SCHEMA_V2,
+        },
+    ];
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()

@@ -3,10 +3,12 @@
 //! database is a [`Dialect`](crate::Dialect) item.
 
 /// The columns of a conversation summary, in the order
-/// `SqlMessages::raw_at` reads them.
+/// `SqlMessages::raw_at` reads them (`tree`: the active path's length is the summary's
+/// message count).
 macro_rules! summary_columns {
     () => {
-        "id, user_id, title, created_at, last_active, archived, message_count, file_count, usage"
+        "id, user_id, title, created_at, last_active, archived, message_count, file_count, \
+         usage, tree"
     };
 }
 
@@ -24,7 +26,7 @@ macro_rules! record_columns {
 macro_rules! record_columns_c {
     () => {
         "c.id, c.user_id, c.title, c.created_at, c.last_active, c.archived, c.message_count, \
-         c.file_count, c.usage, c.metadata, c.version"
+         c.file_count, c.usage, c.tree, c.metadata, c.version"
     };
 }
 
@@ -47,14 +49,14 @@ pub(crate) const SELECT_COUNT_LIVE: &str =
     "SELECT message_count FROM chatvault_conversations WHERE id = $1 AND NOT deleting";
 pub(crate) const INSERT_CONVERSATION: &str = "INSERT INTO chatvault_conversations \
     (id, user_id, title, created_at, last_active, archived, metadata, message_count, \
-     file_count, usage, version, deleting) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE) \
+     file_count, usage, version, tree, deleting) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, FALSE) \
     ON CONFLICT (id) DO NOTHING";
 pub(crate) const UPDATE_COUNTERS: &str = "UPDATE chatvault_conversations SET title = $2, \
-    last_active = $3, message_count = $4, file_count = $5, usage = $6, version = $7 \
-    WHERE id = $1";
+    last_active = $3, message_count = $4, file_count = $5, usage = $6, version = $7, \
+    tree = $8 WHERE id = $1";
 pub(crate) const UPDATE_PATCH: &str = "UPDATE chatvault_conversations SET title = $2, \
-    archived = $3, metadata = $4, version = $5 WHERE id = $1";
+    archived = $3, metadata = $4, version = $5, tree = $6 WHERE id = $1";
 pub(crate) const MARK_DELETING: &str =
     "UPDATE chatvault_conversations SET deleting = TRUE WHERE id = $1";
 pub(crate) const DELETE_MESSAGES: &str =
@@ -64,6 +66,11 @@ pub(crate) const DELETE_ATTACHMENTS: &str =
 pub(crate) const DELETE_CONVERSATION: &str = "DELETE FROM chatvault_conversations WHERE id = $1";
 pub(crate) const SELECT_MESSAGE_BY_ID: &str = "SELECT body FROM chatvault_messages \
     WHERE conversation_id = $1 AND message_id = $2";
+/// One row when the live conversation exists: the body of its message with id `$2`, or
+/// NULL when it holds none (`$1`: the conversation id). Two unique-index probes.
+pub(crate) const SELECT_LIVE_MESSAGE: &str = "SELECT m.body FROM chatvault_conversations c \
+    LEFT JOIN chatvault_messages m ON m.conversation_id = c.id AND m.message_id = $2 \
+    WHERE c.id = $1 AND NOT c.deleting";
 pub(crate) const SELECT_MESSAGES: &str = "SELECT body FROM chatvault_messages \
     WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq";
 pub(crate) const UPDATE_MESSAGE: &str = "UPDATE chatvault_messages SET role = $3, \

@@ -16,8 +16,8 @@ use chatvault_core::{
     ConversationRecord, ErrorKind, ListOptions, MessageRange, MessagesBackend, NewMessage, Role,
 };
 use chatvault_sql::PostgresMessages;
-use common::Backend;
 use common::pg::{schema_pool, server_url};
+use common::{Backend, v1};
 use sqlx::PgPool;
 
 async fn setup() -> (Backend, String) {
@@ -48,13 +48,13 @@ async fn migrations_are_recorded_in_the_crates_own_table() {
         PostgresMessages::from_pool(pool.clone())
     );
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.schema_version().await.unwrap(), 1);
-    assert_eq!(b.schema_version().await.unwrap(), 1);
+    assert_eq!(a.schema_version().await.unwrap(), 2);
+    assert_eq!(b.schema_version().await.unwrap(), 2);
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chatvault_migrations")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(rows, 1);
+    assert_eq!(rows, 2);
     let sqlx_table: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables \
          WHERE table_schema = $1 AND table_name = '_sqlx_migrations'",
@@ -120,7 +120,18 @@ async fn damaged_rows_are_corrupt_not_panics() {
         .unwrap();
     let err = b.head(&c.id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
-    sqlx::query("UPDATE chatvault_conversations SET user_id = '' WHERE id = $1")
+    sqlx::query("UPDATE chatvault_conversations SET message_count = 1, tree = '[1,' WHERE id = $1")
+        .bind(c.id.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = b.head(&c.id).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Corrupt,
+        "a damaged branch table: {err}"
+    );
+    sqlx::query("UPDATE chatvault_conversations SET user_id = '', tree = NULL WHERE id = $1")
         .bind(c.id.as_str())
         .execute(&pool)
         .await
@@ -130,6 +141,68 @@ async fn damaged_rows_are_corrupt_not_panics() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+}
+
+/// A database written by schema version 1 (before branches) opens, migrates to version 2
+/// and reads as one branch; see `common::v1`.
+#[cfg_attr(
+    not(chatvault_postgres_server),
+    ignore = "needs PostgreSQL: CHATVAULT_POSTGRES_URL was not set when the tests were built; run ./scripts/test.sh, or scripts/postgres.sh start && eval \"$(scripts/postgres.sh env)\" first"
+)]
+#[tokio::test]
+async fn a_v1_database_migrates_and_reads_as_one_branch() {
+    let (pool, _schema) = schema_pool(&server_url()).await;
+    sqlx::raw_sql(
+        "CREATE TABLE chatvault_migrations (version BIGINT PRIMARY KEY, \
+         description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::raw_sql(include_str!("../src/sql/postgres_v1.sql"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO chatvault_migrations (version, description) VALUES (1, 'v1')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let at = chrono::DateTime::from_timestamp_micros(v1::AT_MICROS).unwrap();
+    sqlx::query(v1::INSERT_CONVERSATION)
+        .bind(v1::CONVERSATION)
+        .bind(v1::USER)
+        .bind(at)
+        .bind(at)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (seq, id, role, text, body) in v1::MESSAGES {
+        sqlx::query(v1::INSERT_MESSAGE)
+            .bind(v1::CONVERSATION)
+            .bind(seq)
+            .bind(id)
+            .bind(role)
+            .bind(at)
+            .bind(text)
+            .bind(body)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let b = PostgresMessages::from_pool(pool.clone()).await.unwrap();
+    assert_eq!(b.schema_version().await.unwrap(), 2);
+    v1::check_reads_as_one_branch(Arc::new(b)).await;
+    let tree: Option<String> =
+        sqlx::query_scalar("SELECT tree FROM chatvault_conversations WHERE id = $1")
+            .bind(v1::CONVERSATION)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    // The edit's run, and the leaf back on the v1 line after the switch.
+    assert_eq!(
+        tree.as_deref(),
+        Some(r#"{"leaf":3,"runs":[[1,3,null],[4,4,2]]}"#)
+    );
 }
 
 /// Why the schema keeps JSON as TEXT: `JSONB` would change numbers and refuse `\u0000`.

@@ -12,7 +12,7 @@ use chatvault_core::{
     ConversationRecord, ErrorKind, MessageRange, MessagesBackend, NewMessage, Role,
 };
 use chatvault_sql::SqliteMessages;
-use common::Backend;
+use common::{Backend, v1};
 use tempfile::TempDir;
 
 async fn setup() -> (Backend, TempDir) {
@@ -44,16 +44,16 @@ async fn fts5_is_compiled_in() {
 async fn migrations_are_recorded_in_the_crates_own_table() {
     let dir = tempfile::tempdir().unwrap();
     let b = open(&dir).await;
-    assert_eq!(b.schema_version().await.unwrap(), 1);
+    assert_eq!(b.schema_version().await.unwrap(), 2);
     // Reopening (and migrating again) changes nothing.
     b.migrate().await.unwrap();
     let again = open(&dir).await;
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.schema_version().await.unwrap(), 2);
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chatvault_migrations")
         .fetch_one(b.pool())
         .await
         .unwrap();
-    assert_eq!(rows, 1);
+    assert_eq!(rows, 2);
     let sqlx_table: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = '_sqlx_migrations'")
             .fetch_one(b.pool())
@@ -72,6 +72,66 @@ async fn migrations_are_recorded_in_the_crates_own_table() {
         .unwrap();
     let err = b.migrate().await.unwrap_err();
     assert!(err.to_string().contains("version 99"), "{err}");
+}
+
+/// A database written by schema version 1 (before branches) opens, migrates to version 2
+/// and reads as one branch; see `common::v1`.
+#[tokio::test]
+async fn a_v1_database_migrates_and_reads_as_one_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("chat.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE chatvault_migrations (version INTEGER PRIMARY KEY NOT NULL, \
+         description TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT '2026-01-02')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::raw_sql(include_str!("../src/sql/sqlite_v1.sql"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO chatvault_migrations (version, description) VALUES (1, 'v1')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(v1::INSERT_CONVERSATION)
+        .bind(v1::CONVERSATION)
+        .bind(v1::USER)
+        .bind(v1::AT_MICROS)
+        .bind(v1::AT_MICROS)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for (seq, id, role, text, body) in v1::MESSAGES {
+        sqlx::query(v1::INSERT_MESSAGE)
+            .bind(v1::CONVERSATION)
+            .bind(seq)
+            .bind(id)
+            .bind(role)
+            .bind(v1::AT_MICROS)
+            .bind(text)
+            .bind(body)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    let b = open(&dir).await;
+    assert_eq!(b.schema_version().await.unwrap(), 2);
+    v1::check_reads_as_one_branch(Arc::new(b)).await;
+    // The edit's run, and the leaf back on the v1 line after the switch.
+    let tree: Option<String> =
+        sqlx::query_scalar("SELECT tree FROM chatvault_conversations WHERE id = $1")
+            .bind(v1::CONVERSATION)
+            .fetch_one(open(&dir).await.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        tree.as_deref(),
+        Some(r#"{"leaf":3,"runs":[[1,3,null],[4,4,2]]}"#)
+    );
 }
 
 #[tokio::test]
@@ -150,7 +210,18 @@ async fn damaged_rows_are_corrupt_not_panics() {
         .unwrap();
     let err = b.head(&c.id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
-    sqlx::query("UPDATE chatvault_conversations SET user_id = '' WHERE id = $1")
+    sqlx::query("UPDATE chatvault_conversations SET message_count = 1, usage = '{}', tree = '[1,' WHERE id = $1")
+        .bind(c.id.as_str())
+        .execute(b.pool())
+        .await
+        .unwrap();
+    let err = b.head(&c.id).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Corrupt,
+        "a damaged branch table: {err}"
+    );
+    sqlx::query("UPDATE chatvault_conversations SET user_id = '', tree = NULL WHERE id = $1")
         .bind(c.id.as_str())
         .execute(b.pool())
         .await

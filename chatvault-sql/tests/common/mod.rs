@@ -18,6 +18,7 @@ use chatvault_memory::MemoryFiles;
 
 #[cfg(feature = "postgres")]
 pub mod pg;
+pub mod v1;
 
 pub type Backend = Arc<dyn MessagesBackend>;
 
@@ -493,6 +494,7 @@ pub async fn patch_updates_metadata_only(b: Backend) {
         title: Some("Renamed".into()),
         archived: Some(true),
         metadata: Some(metadata.clone()),
+        active: None,
     };
     let after = b.update(&c.id, &patch).await.unwrap();
     assert_eq!(after.title.as_deref(), Some("Renamed"));
