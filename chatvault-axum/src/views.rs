@@ -4,8 +4,8 @@
 //! the same field names, minus what is internal to storage (an attachment's storage key).
 
 use chatvault_core::{
-    ConversationId, ConversationRecord, ConversationSummary, FileAttachment, FileId, Message,
-    MessageId, MessageStatus, Metadata, Part, Usage, UserId,
+    Conversation, ConversationId, ConversationRecord, ConversationSummary, FileAttachment, FileId,
+    Message, MessageId, MessageStatus, Metadata, Part, Usage, UserId,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -84,11 +84,18 @@ pub struct ConversationView {
     pub usage: UsageView,
     /// Revision of the record, growing with every change.
     pub version: u64,
+    /// The `seq` of the active branch's last message (the leaf): `GET .../messages` pages
+    /// the path from the first message to it. `null` when there are no messages.
+    pub active_leaf: Option<u64>,
+    /// How many messages the active path holds (`message_count` counts every branch).
+    pub path_length: u64,
 }
 
 impl From<ConversationRecord> for ConversationView {
     fn from(r: ConversationRecord) -> Self {
         ConversationView {
+            active_leaf: r.active_leaf(),
+            path_length: r.path_len(),
             id: r.id,
             user_id: r.user_id,
             title: r.title,
@@ -230,7 +237,8 @@ pub struct MessageView {
     /// The message's id.
     #[schema(value_type = String)]
     pub id: MessageId,
-    /// Its position: 1 for the first message of the conversation.
+    /// Its number in the conversation, in the order messages were stored on any branch:
+    /// 1 for the first. Along a branch, `seq` grows.
     pub seq: u64,
     /// Who wrote it: `user`, `assistant`, `system`, `tool`, or another role.
     pub role: String,
@@ -256,11 +264,48 @@ pub struct MessageView {
     pub usage: Option<UsageView>,
     /// Why it failed, when it did.
     pub failure: Option<String>,
+    /// The `seq` of the message it follows; `null` for a first message.
+    pub parent: Option<u64>,
+    /// Its place among its versions (the messages that follow the same one, oldest
+    /// first), from 0: a "< 2/3 >" control shows `sibling_index + 1` of `sibling_count`.
+    pub sibling_index: usize,
+    /// How many versions there are (1 when it was never edited or regenerated). 0 (with
+    /// index 0) where the answer carries no branch table: in search hits.
+    pub sibling_count: usize,
 }
 
+impl MessageView {
+    /// The view of `m` with its place among its versions, `(index, count)` as
+    /// `chatvault_core::Conversation::version_of` gives it.
+    pub(crate) fn with_versions(m: Message, (index, count): (usize, usize)) -> Self {
+        MessageView {
+            sibling_index: index,
+            sibling_count: count,
+            ..MessageView::from(m)
+        }
+    }
+
+    /// The views of `messages` of `conversation`, each with its place among its versions
+    /// from the branch table the handle holds.
+    pub(crate) fn all_in(messages: Vec<Message>, conversation: &Conversation) -> Vec<Self> {
+        messages
+            .into_iter()
+            .map(|m| {
+                let versions = conversation.version_of(m.seq);
+                MessageView::with_versions(m, versions)
+            })
+            .collect()
+    }
+}
+
+/// A message without its branch table: `sibling_index` and `sibling_count` are 0 (see
+/// [`MessageView::sibling_count`]).
 impl From<Message> for MessageView {
     fn from(m: Message) -> Self {
         MessageView {
+            parent: m.parent,
+            sibling_index: 0,
+            sibling_count: 0,
             content: m.content(),
             id: m.id,
             seq: m.seq,
@@ -305,6 +350,35 @@ pub struct MessagePage {
     /// Pass as `cursor` (with the same other parameters) for the next window in the same
     /// direction; absent when there is none.
     pub next_cursor: Option<String>,
+}
+
+/// The versions of a message: it and its siblings (the messages that follow the same
+/// one), oldest first.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SiblingsView {
+    /// The versions, by ascending `seq`.
+    pub items: Vec<MessageView>,
+    /// The position of the message asked about in `items`, from 0.
+    pub index: usize,
+}
+
+/// Body of `POST /conversations/{id}/messages/{message_id}/fork` (optional: no body
+/// makes a fork with the source's title).
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForkConversation {
+    /// The new conversation's id (default: a new one). Retrying a fork with the same id
+    /// finishes it rather than making a second one.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub id: Option<ConversationId>,
+    /// Its title (default: the source's).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Its metadata (default: none).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Metadata>,
 }
 
 /// A search hit.
@@ -424,7 +498,8 @@ pub struct ListQuery {
 }
 
 /// Query of `GET /conversations/{id}/messages`: at most one of `after`, `before`,
-/// `last`; none means from the start.
+/// `last`; none means from the start. The window is of the active branch's messages
+/// (from the first to the active leaf), or of the branch that ends at `leaf`.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -439,6 +514,9 @@ pub struct MessagesQuery {
     pub limit: Option<usize>,
     /// `next_cursor` of the previous window: continues in the same direction.
     pub cursor: Option<String>,
+    /// Page the branch that ends at this message (a `seq`, on any branch) instead of the
+    /// active one.
+    pub leaf: Option<u64>,
 }
 
 /// Query of `GET /conversations/{id}/files/{file_id}/url`.

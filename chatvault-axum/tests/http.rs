@@ -26,6 +26,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/conversations/{id}/messages"),
     ("get", "/conversations/{id}/messages/{seq}"),
     ("get", "/conversations/{id}/messages/{seq}/events"),
+    ("post", "/conversations/{id}/messages/{message_id}/edit"),
+    (
+        "post",
+        "/conversations/{id}/messages/{message_id}/regenerate",
+    ),
+    ("get", "/conversations/{id}/messages/{message_id}/siblings"),
+    ("post", "/conversations/{id}/messages/{message_id}/switch"),
+    ("post", "/conversations/{id}/messages/{message_id}/rewind"),
+    ("post", "/conversations/{id}/messages/{message_id}/fork"),
     ("get", "/conversations/{id}/files"),
     ("post", "/conversations/{id}/files"),
     ("get", "/conversations/{id}/files/{file_id}"),
@@ -41,6 +50,7 @@ const ROUTES: &[(&str, &str)] = &[
 fn concrete(path: &str) -> String {
     path.replace("{id}", "c1")
         .replace("{seq}", "1")
+        .replace("{message_id}", "m1")
         .replace("{file_id}", "f1")
 }
 
@@ -112,6 +122,8 @@ async fn openapi_document_lists_every_route_and_its_refs_resolve() {
         "MessageView",
         "FileView",
         "ChatResult",
+        "SiblingsView",
+        "ForkConversation",
     ] {
         assert!(schemas.contains_key(name), "{name}");
     }

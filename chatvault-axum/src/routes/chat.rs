@@ -11,7 +11,7 @@ use chatvault_core::{
 use super::{ApiResult, ApiState, Caller, NoIdentity};
 use crate::error::{ApiError, Problem};
 use crate::upload;
-use crate::views::{ChatForm, ChatResult, FileView};
+use crate::views::{ChatForm, ChatResult, FileView, MessageView};
 
 /// The largest `conversation_id` or `title` form field.
 const MAX_SHORT_FIELD: usize = keys::MAX_TITLE_LEN;
@@ -167,9 +167,10 @@ async fn take_turn(
             return Err(error.into());
         }
     };
+    let versions = conversation.version_of(message.seq);
     Ok(ChatResult {
         conversation: conversation.record().clone().into(),
-        message: message.into(),
+        message: MessageView::with_versions(message, versions),
         files: FileView::all(&turn.files),
         created: turn.created,
     })

@@ -20,7 +20,7 @@ use crate::views::{EventsQuery, MessageView};
     get, path = "/conversations/{id}/messages/{seq}/events", tag = "messages",
     params(
         ("id" = String, Path, description = "Conversation id"),
-        ("seq" = u64, Path, description = "The message's position, from 1"),
+        ("seq" = u64, Path, description = "The message's number, from 1"),
         EventsQuery,
     ),
     responses(
@@ -68,7 +68,8 @@ pub(super) async fn follow_message(
                     }
                 }
             };
-            let view = MessageView::from(message);
+            let versions = f.conversation.version_of(message.seq);
+            let view = MessageView::with_versions(message, versions);
             let finished = !view.status.is_in_progress();
             if view.revision > f.sent_revision || finished {
                 f.sent_revision = view.revision;

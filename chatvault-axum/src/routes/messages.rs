@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chatvault_core::{
-    Conversation, ConversationId, ListOptions, Message, MessageRange, NewMessage, Role,
-    SearchOptions,
+    Conversation, ConversationId, ConversationRecord, ListOptions, Message, MessageRange,
+    NewMessage, Role, SearchOptions,
 };
 
 use super::{ApiResult, ApiState, Caller, JsonBody, NoIdentity, Path, Query};
@@ -52,9 +52,11 @@ fn window(query: &MessagesQuery) -> ApiResult<MessageRange> {
     }
 }
 
-/// A window of a conversation's messages, in `seq` order: from the start, `after` a seq,
-/// `before` a seq, or the `last` n. Never the whole conversation unasked: at most
-/// `limit` (default 100) per call, with a cursor for the next window.
+/// A window of the active branch's messages (the path from the first message to the
+/// active leaf), in `seq` order: from the start, `after` a seq, `before` a seq, or the
+/// `last` n; `leaf` pages the branch that ends at another message instead. Never the
+/// whole conversation unasked: at most `limit` (default 100) per call, with a cursor for
+/// the next window.
 #[utoipa::path(
     get, path = "/conversations/{id}/messages", tag = "messages",
     params(("id" = String, Path, description = "Conversation id"), MessagesQuery),
@@ -62,7 +64,7 @@ fn window(query: &MessagesQuery) -> ApiResult<MessageRange> {
         (status = 200, description = "A window", body = MessagePage),
         (status = 400, description = "Bad window", body = Problem, content_type = "application/problem+json"),
         NoIdentity,
-        (status = 404, description = "No such conversation of the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation of the caller's, or no message at `leaf`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list_messages(
@@ -73,15 +75,49 @@ pub(super) async fn list_messages(
 ) -> ApiResult<Json<MessagePage>> {
     let range = window(&query)?;
     let conversation = state.owned(&user, &id).await?;
-    let page = conversation.messages_page(&range).await?;
+    let page = match query.leaf {
+        None => conversation.messages_page(&range).await?,
+        Some(leaf) if conversation.record().tree().contains(leaf) => {
+            conversation.branch_page(leaf, &range).await?
+        }
+        Some(leaf) => return Err(seq_not_found(leaf)),
+    };
     Ok(Json(MessagePage {
-        items: page.items.into_iter().map(MessageView::from).collect(),
+        items: MessageView::all_in(page.items, &conversation),
         next_cursor: page.next_cursor,
     }))
 }
 
-/// Adds a message (`text`, or `parts`) and returns it as stored. Retrying with the same
-/// `id` stores it at most once.
+/// The message a body of `POST .../messages` (or of an edit or a regeneration) describes,
+/// with `role` when the body gives none. A 400 problem for a bad role or content, before
+/// anything is read or stored.
+pub(super) fn new_message(body: AddMessage, role: Option<Role>) -> ApiResult<NewMessage> {
+    // The core's rule (Role::validate).
+    let role = match body.role.as_deref() {
+        Some(given) => Role::parse(given)?,
+        None => role.unwrap_or(Role::User),
+    };
+    let mut message = match (body.text, body.parts) {
+        (Some(text), None) => NewMessage::new(role, text),
+        (None, Some(parts)) => NewMessage::with_parts(role, parts),
+        _ => {
+            return Err(ApiError::bad_request("give exactly one of text and parts"));
+        }
+    };
+    if let Some(id) = body.id {
+        message = message.with_id(id);
+    }
+    if let Some(metadata) = body.metadata {
+        message = message.with_metadata(metadata);
+    }
+    if let Some(usage) = body.usage {
+        message = message.with_usage(usage.into());
+    }
+    Ok(message)
+}
+
+/// Adds a message (`text`, or `parts`) at the end of the active branch and returns it as
+/// stored. Retrying with the same `id` stores it at most once.
 #[utoipa::path(
     post, path = "/conversations/{id}/messages", tag = "messages",
     params(("id" = String, Path, description = "Conversation id")),
@@ -101,24 +137,7 @@ pub(super) async fn add_message(
     Path(id): Path<ConversationId>,
     JsonBody(body): JsonBody<AddMessage>,
 ) -> ApiResult<(StatusCode, Json<MessageView>)> {
-    // The core's rule (Role::validate): a 400 problem before the conversation is looked up.
-    let role = Role::parse(body.role.as_deref().unwrap_or("user"))?;
-    let mut message = match (body.text, body.parts) {
-        (Some(text), None) => NewMessage::new(role, text),
-        (None, Some(parts)) => NewMessage::with_parts(role, parts),
-        _ => {
-            return Err(ApiError::bad_request("give exactly one of text and parts"));
-        }
-    };
-    if let Some(id) = body.id {
-        message = message.with_id(id);
-    }
-    if let Some(metadata) = body.metadata {
-        message = message.with_metadata(metadata);
-    }
-    if let Some(usage) = body.usage {
-        message = message.with_usage(usage.into());
-    }
+    let message = new_message(body, None)?;
     // One backend write: the owner is checked inside it, not by a read before it.
     let appended = state.0.vault.append_as(&user, &id, vec![message]).await?;
     let stored = appended.messages.into_iter().next().ok_or_else(|| {
@@ -127,31 +146,47 @@ pub(super) async fn add_message(
             "append_messages returned no message for one appended",
         ))
     })?;
-    Ok((StatusCode::CREATED, Json(stored.into())))
+    let versions = versions_in(&appended.record, stored.seq);
+    Ok((
+        StatusCode::CREATED,
+        Json(MessageView::with_versions(stored, versions)),
+    ))
 }
 
-/// Reads the message at `seq`, or 404.
+/// Where the message `seq` stands among its versions in `record`'s branch table, like
+/// `Conversation::version_of` (for an answer that has the record but no handle).
+fn versions_in(record: &ConversationRecord, seq: u64) -> (usize, usize) {
+    let siblings = record.tree().siblings(seq);
+    let index = siblings.iter().position(|&s| s == seq).unwrap_or(0);
+    (index, siblings.len())
+}
+
+/// 404 for a `seq` that names no message.
+fn seq_not_found(seq: u64) -> ApiError {
+    ApiError::not_found(format!("message not found: seq {seq}"))
+}
+
+/// Reads the message at `seq` (on any branch), or 404.
 pub(super) async fn message_at(conversation: &Conversation, seq: u64) -> ApiResult<Message> {
-    let not_found = || ApiError::not_found(format!("message not found: seq {seq}"));
     if seq == 0 {
-        return Err(not_found());
+        return Err(seq_not_found(seq));
     }
     let page = conversation
-        .messages_page(&MessageRange::after(seq - 1).limit(1))
+        .all_messages_page(&MessageRange::after(seq - 1).limit(1))
         .await?;
     page.items
         .into_iter()
         .find(|m| m.seq == seq)
-        .ok_or_else(not_found)
+        .ok_or_else(|| seq_not_found(seq))
 }
 
-/// One message by its `seq`, with its status and revision: poll it to follow a reply
-/// while it streams (or use the events route).
+/// One message by its `seq` (on any branch), with its status and revision: poll it to
+/// follow a reply while it streams (or use the events route).
 #[utoipa::path(
     get, path = "/conversations/{id}/messages/{seq}", tag = "messages",
     params(
         ("id" = String, Path, description = "Conversation id"),
-        ("seq" = u64, Path, description = "The message's position, from 1"),
+        ("seq" = u64, Path, description = "The message's number, from 1"),
     ),
     responses(
         (status = 200, description = "The message", body = MessageView),
@@ -165,7 +200,9 @@ pub(super) async fn get_message(
     Path((id, seq)): Path<(ConversationId, u64)>,
 ) -> ApiResult<Json<MessageView>> {
     let conversation = state.owned(&user, &id).await?;
-    Ok(Json(message_at(&conversation, seq).await?.into()))
+    let message = message_at(&conversation, seq).await?;
+    let versions = conversation.version_of(seq);
+    Ok(Json(MessageView::with_versions(message, versions)))
 }
 
 /// Full-text search over the caller's messages; 501 when the messages backend has none.

@@ -1,6 +1,7 @@
 //! The handlers, their OpenAPI descriptions, and the router that joins them: one module
 //! per resource, and here what they share (state, extractors, the route list).
 
+mod branches;
 mod chat;
 mod conversations;
 mod events;
@@ -105,6 +106,40 @@ where
     }
 }
 
+/// A JSON object body that may be left out: a request without a `Content-Type` and with
+/// an empty body reads as `T::default()`; any other body is read as [`JsonBody`] reads it.
+pub(crate) struct OptionalJsonBody<T>(T);
+
+impl<T, S> axum::extract::FromRequest<S> for OptionalJsonBody<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        if req.headers().contains_key(axum::http::header::CONTENT_TYPE) {
+            let JsonBody(value) = JsonBody::from_request(req, state).await?;
+            return Ok(OptionalJsonBody(value));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::too_large(rejection.body_text())
+                }
+                _ => ApiError::bad_request(rejection.body_text()),
+            })?;
+        if bytes.is_empty() {
+            Ok(OptionalJsonBody(T::default()))
+        } else {
+            Err(ApiError::bad_request(
+                "a request body needs Content-Type: application/json",
+            ))
+        }
+    }
+}
+
 type ApiResult<T> = Result<T, ApiError>;
 
 /// The 401 answer of every route that needs an identity, for the OpenAPI document.
@@ -128,6 +163,7 @@ struct NoIdentity(Problem);
     tags(
         (name = "conversations", description = "The caller's conversations"),
         (name = "messages", description = "Messages, a window at a time"),
+        (name = "branches", description = "Versions of messages: edit, regenerate, switch, rewind, fork"),
         (name = "files", description = "Attachments, streamed"),
         (name = "chat", description = "One call for a chat turn"),
     )
@@ -152,6 +188,12 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(conversations::conversation_usage))
         .routes(routes!(messages::list_messages, messages::add_message))
         .routes(routes!(messages::get_message))
+        .routes(routes!(branches::edit_message))
+        .routes(routes!(branches::regenerate_reply))
+        .routes(routes!(branches::message_versions))
+        .routes(routes!(branches::switch_branch))
+        .routes(routes!(branches::rewind))
+        .routes(routes!(branches::fork))
         .routes(routes!(events::follow_message))
         .routes(routes!(files::list_files, files::upload_file))
         .routes(routes!(files::get_file, files::delete_file))
