@@ -68,7 +68,9 @@ fn auto_titles_always_validate() {
         &"é".repeat(500),
     ] {
         let mut record = ConversationRecord::new(None);
-        record.apply_append(vec![NewMessage::new(Role::User, text)], now());
+        record
+            .apply_append(vec![NewMessage::new(Role::User, text)], now())
+            .unwrap();
         assert!(record.title.is_some(), "{text:?} has a visible character");
         record
             .validate()

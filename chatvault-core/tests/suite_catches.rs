@@ -20,7 +20,7 @@ use chatvault_core::{
     Appended, ByteStream, ChatVault, ContentType, ConversationId, ConversationPatch,
     ConversationRecord, ConversationSummary, Error, FileAttachment, FileId, FilesBackend,
     ListOptions, Message, MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend,
-    NewMessage, Page, Result, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId,
+    NewMessage, Page, Parent, Result, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId,
 };
 use chatvault_memory::MemoryFiles;
 use common::MapStore;
@@ -46,6 +46,11 @@ enum Fault {
     /// append_messages_as: appends whatever the owner (as a read-then-write check that
     /// was forgotten).
     IgnoresOwner,
+    /// update: drops a change of the active leaf (a backend that stores only the columns
+    /// it knew before branches).
+    ForgetsTheLeaf,
+    /// append: every message continues the active branch, whatever parent it names.
+    IgnoresParents,
 }
 
 /// SimpleAdapter over a MapStore (which passes the suite), with one fault.
@@ -97,6 +102,13 @@ impl MessagesBackend for BrokenMessages {
             Fault::RacyAppend => true,
             Fault::NonIdempotentAppend => false,
             Fault::IgnoresOwner => return self.adapter.append_messages(id, messages).await,
+            Fault::IgnoresParents => {
+                let line = messages
+                    .into_iter()
+                    .map(|m| m.with_parent(Parent::Active))
+                    .collect();
+                return self.adapter.append_messages_as(owner, id, line).await;
+            }
             _ => return self.adapter.append_messages_as(owner, id, messages).await,
         };
         let _guard = if racy {
@@ -123,7 +135,7 @@ impl MessagesBackend for BrokenMessages {
             // The fault: another writer may read the same state here.
             tokio::task::yield_now().await;
         }
-        let stored = c.record.apply_append(messages, now());
+        let stored = c.record.apply_append(messages, now())?;
         c.messages.extend(stored.iter().cloned());
         self.store().save(&c).await?;
         Ok(Appended {
@@ -197,7 +209,20 @@ impl MessagesBackend for BrokenMessages {
         id: &ConversationId,
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
+        if self.fault == Fault::ForgetsTheLeaf {
+            let mut known = patch.clone();
+            known.active = None;
+            return self.adapter.update(id, &known).await;
+        }
         self.adapter.update(id, patch).await
+    }
+
+    async fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        self.adapter.message(id, message_id).await
     }
 
     async fn add_file(
@@ -465,6 +490,68 @@ async fn a_skipping_listing_fails_the_listing_checks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backends_that_lose_the_tree_fail_the_branch_checks() {
+    let c = config();
+    must_fail(
+        "branches_edit_switch_rewind (leaf)",
+        messages::branches_edit_switch_rewind(
+            BrokenMessages::arc(Fault::ForgetsTheLeaf),
+            c.clone(),
+        ),
+        "a switch goes to the newest leaf",
+    )
+    .await;
+    must_fail(
+        "branches_edit_switch_rewind (parents)",
+        messages::branches_edit_switch_rewind(
+            BrokenMessages::arc(Fault::IgnoresParents),
+            c.clone(),
+        ),
+        "left: (5, Some(4))",
+    )
+    .await;
+    must_fail(
+        "racing_edits_keep_both",
+        messages::racing_edits_keep_both(BrokenMessages::arc(Fault::IgnoresParents), c.clone()),
+        "every racing edit is kept",
+    )
+    .await;
+    let vault = || {
+        ChatVault::from_arcs(
+            BrokenMessages::arc(Fault::ForgetsTheLeaf),
+            Arc::new(MemoryFiles::new()),
+        )
+    };
+    must_fail(
+        "branches_through_the_vault",
+        vault::branches_through_the_vault(vault(), c.clone()),
+        "left: [\"u1\", \"a1\", \"u2 edited\", \"b2\"]",
+    )
+    .await;
+    must_pass(messages::idempotent_appends(
+        BrokenMessages::arc(Fault::ForgetsTheLeaf),
+        c.clone(),
+    ))
+    .await;
+    must_pass(messages::idempotent_appends(
+        BrokenMessages::arc(Fault::IgnoresParents),
+        c.clone(),
+    ))
+    .await;
+    // The faultless adapter passes them.
+    must_pass(messages::branches_edit_switch_rewind(
+        BrokenMessages::arc(Fault::IgnoresRangeLimit),
+        c.clone(),
+    ))
+    .await;
+    must_pass(messages::racing_edits_keep_both(
+        BrokenMessages::arc(Fault::IgnoresRangeLimit),
+        c,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_append_that_ignores_the_owner_fails_the_owner_check() {
     let c = config();
     must_fail(
@@ -722,6 +809,13 @@ impl MessagesBackend for BrokenMemory {
                 .push(user.clone());
         }
         self.inner.create(record).await
+    }
+    async fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        self.inner.message(id, message_id).await
     }
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
         self.inner.head(id).await

@@ -152,6 +152,19 @@ impl MessagesBackend for MemoryMessages {
         }))
     }
 
+    async fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        let state = self.lock();
+        let entry = state.live(id)?;
+        Ok(entry
+            .by_id
+            .get(message_id)
+            .map(|&i| entry.messages[i].clone()))
+    }
+
     async fn append_messages_as(
         &self,
         owner: Option<&UserId>,
@@ -172,7 +185,7 @@ impl MessagesBackend for MemoryMessages {
             });
         }
         let mut record = entry.record.clone();
-        let stored = record.apply_append(messages, now());
+        let stored = record.apply_append(messages, now())?;
         state.set_record(id, record.clone())?;
         let entry = state.live_mut(id)?;
         for m in &stored {
@@ -246,7 +259,7 @@ impl MessagesBackend for MemoryMessages {
     ) -> Result<ConversationRecord> {
         let mut state = self.lock();
         let mut record = state.live(id)?.record.clone();
-        if record.apply_patch(patch) {
+        if record.apply_patch(patch)? {
             state.set_record(id, record.clone())?;
         }
         Ok(record)

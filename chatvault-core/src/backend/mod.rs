@@ -28,11 +28,11 @@ pub use traits::{FilesBackend, FilesBackendExt, MessagesBackend, MessagesBackend
 pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId};
 pub use crate::model::{
-    Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
-    FileAttachment, FilePart, FileSource, ListCursor, ListOptions, Message, MessageRange,
-    MessageStatus, MessageUpdate, MessageUpdated, Metadata, NewMessage, Page, PageLimit, Part,
-    ProviderPart, Reasoning, Role, SearchCursor, SearchHit, SearchOptions, SearchQuery,
-    StoredConversation, ToolCall, ToolResult, Usage, auto_title, now, sort_for_listing,
-    validate_metadata,
+    ActiveLeaf, Appended, ConversationHead, ConversationPatch, ConversationRecord,
+    ConversationSummary, FileAttachment, FilePart, FileSource, ListCursor, ListOptions, Message,
+    MessageRange, MessageStatus, MessageUpdate, MessageUpdated, Metadata, NewMessage, Page,
+    PageLimit, Parent, Part, ProviderPart, Reasoning, Role, Run, SearchCursor, SearchHit,
+    SearchOptions, SearchQuery, Segment, StoredConversation, ToolCall, ToolResult, Tree, Usage,
+    auto_title, now, sort_for_listing, validate_metadata,
 };
 pub use async_trait::async_trait;

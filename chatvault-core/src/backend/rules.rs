@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::model::{
     ConversationRecord, ConversationSummary, FileAttachment, ListOptions, Message, NewMessage,
-    Page, Role, auto_title, sort_for_listing,
+    Page, Parent, Role, auto_title, sort_for_listing,
 };
 
 /// Applies the record changes of
@@ -109,16 +109,50 @@ impl ConversationRecord {
     /// Applies an append to this record and returns the stored messages.
     ///
     /// This is the one definition of what appending means, shared by every backend:
-    /// messages get `seq` values `message_count + 1 ..`; `message_count` grows; their
-    /// usage is added to the totals; `last_active` becomes `at` (never moving backwards);
-    /// the title is set from the first user message with visible text when the
-    /// conversation has none yet ([`auto_title`]); `version` grows by one.
+    /// messages get `seq` values `message_count + 1 ..`; `message_count` grows; each
+    /// message follows what its [`NewMessage::parent`] names ([`Parent::Active`]: the
+    /// message before it in the batch, or the active leaf for the first) and becomes the
+    /// active leaf, the branch table growing by a run where it does not follow the newest
+    /// message ([`Tree`]); their usage is added to the totals; `last_active` becomes `at`
+    /// (never moving backwards); the title is set from the first user message with visible
+    /// text when the conversation has none yet ([`auto_title`]); `version` grows by one.
     /// Roles are normalised as [`Role::from`] does (`Role::Other("User")` is stored as
     /// [`Role::User`]), so what is stored reads back the same from JSON.
     /// A backend calls it on the record it read, then writes the result atomically.
-    pub fn apply_append(&mut self, messages: Vec<NewMessage>, at: DateTime<Utc>) -> Vec<Message> {
+    ///
+    /// [`Error::InvalidInput`] (the record unchanged) when a [`Parent::Seq`] names a
+    /// message that is not stored.
+    pub fn apply_append(
+        &mut self,
+        messages: Vec<NewMessage>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Message>> {
+        let mut tree = self.tree().into_owned();
+        let mut leaf = tree.leaf;
+        let mut count = self.message_count;
+        let mut parents = Vec::with_capacity(messages.len());
+        for m in &messages {
+            let parent = match m.parent {
+                Parent::Active => leaf,
+                Parent::Root => None,
+                Parent::Seq(seq) if seq >= 1 && seq <= count => Some(seq),
+                Parent::Seq(seq) => {
+                    return Err(Error::invalid_input(
+                        "parent",
+                        format!(
+                            "message {} follows seq {seq}, which conversation {} does not hold",
+                            m.id, self.id
+                        ),
+                    ));
+                }
+            };
+            count += 1;
+            tree.push(count, parent);
+            parents.push(parent);
+            leaf = Some(count);
+        }
         let mut stored = Vec::with_capacity(messages.len());
-        for mut message in messages {
+        for (mut message, parent) in messages.into_iter().zip(parents) {
             if let Role::Other(name) = &message.role {
                 message.role = Role::from(name.as_str());
             }
@@ -129,13 +163,14 @@ impl ConversationRecord {
                 self.usage.add(usage);
             }
             self.message_count += 1;
-            stored.push(message.into_message(self.message_count));
+            stored.push(message.into_message(self.message_count, parent));
         }
         if !stored.is_empty() {
+            self.set_tree(tree);
             self.last_active = self.last_active.max(at);
             self.version += 1;
         }
-        stored
+        Ok(stored)
     }
 
     /// Applies a message update to this record and to `message` (the stored one, at the

@@ -166,6 +166,19 @@ impl<B: SimpleBackend> MessagesBackend for SimpleAdapter<B> {
         })
     }
 
+    async fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        let _guard = self.lock.lock().await;
+        let conversation = self.live(id).await?;
+        Ok(conversation
+            .messages
+            .into_iter()
+            .find(|m| &m.id == message_id))
+    }
+
     async fn append_messages_as(
         &self,
         owner: Option<&UserId>,
@@ -185,7 +198,7 @@ impl<B: SimpleBackend> MessagesBackend for SimpleAdapter<B> {
                 messages: replayed,
             });
         }
-        let stored = conversation.record.apply_append(messages, now());
+        let stored = conversation.record.apply_append(messages, now())?;
         conversation.messages.extend(stored.iter().cloned());
         self.inner.save(&conversation).await?;
         Ok(Appended {
@@ -255,7 +268,7 @@ impl<B: SimpleBackend> MessagesBackend for SimpleAdapter<B> {
     ) -> Result<ConversationRecord> {
         let _guard = self.lock.lock().await;
         let mut conversation = self.live(id).await?;
-        if conversation.record.apply_patch(patch) {
+        if conversation.record.apply_patch(patch)? {
             self.inner.save(&conversation).await?;
         }
         Ok(conversation.record)

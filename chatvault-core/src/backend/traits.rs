@@ -93,7 +93,16 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
         update: &MessageUpdate,
     ) -> Result<MessageUpdated>;
 
-    /// A window of the conversation's messages, in ascending `seq` order.
+    /// The stored message with this id, or `None` when the conversation holds none.
+    ///
+    /// One point read where the store has an index by message id. Fails with
+    /// [`Error::NotFound`](crate::Error::NotFound) when the conversation does not exist.
+    async fn message(&self, id: &ConversationId, message_id: &MessageId)
+    -> Result<Option<Message>>;
+
+    /// A window of the conversation's messages, in ascending `seq` order, on every
+    /// branch (the vault reads a branch as the ranges of its [`Tree`](crate::Tree)
+    /// segments).
     ///
     /// A backend may return fewer messages than the range's limit (a page of its own
     /// natural size: for a range without a limit, as much as one cheap read holds);

@@ -67,6 +67,7 @@ use std::fmt;
 
 mod search;
 mod util;
+mod vault_branches;
 
 pub mod files;
 pub mod messages;
@@ -202,6 +203,8 @@ macro_rules! messages_backend_tests {
             append_checks_the_owner,
             update_message_is_versioned,
             racing_updates_one_wins,
+            branches_edit_switch_rewind,
+            racing_edits_keep_both,
             every_part_kind_round_trips,
             message_fields_round_trip,
             accepted_values_read_back,
@@ -252,6 +255,7 @@ macro_rules! vault_tests {
             file_urls,
             archive_and_unarchive,
             reads_every_message,
+            branches_through_the_vault,
         );
     };
 }

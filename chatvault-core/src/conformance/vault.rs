@@ -28,6 +28,8 @@ use crate::model::{
 use crate::model::{MAX_METADATA_BYTES, MessageStatus, MessageUpdate, NewMessage, Part, Usage};
 use crate::vault::{ChatVault, Conversation, ReplyOptions};
 
+pub use super::vault_branches::branches_through_the_vault;
+
 async fn reread(vault: &ChatVault, c: &Conversation) -> Conversation {
     match ok(vault.get_conversation(c.id()).await, "get_conversation") {
         Some(c) => c,

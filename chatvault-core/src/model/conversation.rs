@@ -1,12 +1,15 @@
 //! A conversation's record and the views of it: head, summary, attachments, patch.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::basics::{Metadata, Usage, now, validate_metadata};
 use super::message::Message;
 use super::role::Role;
-use crate::error::Result;
+use super::tree::{ActiveLeaf, Tree, tree_or_linear};
+use crate::error::{Error, Result};
 use crate::ids::{ContentType, ConversationId, FileId, StorageKey, UserId};
 use crate::keys;
 
@@ -14,7 +17,8 @@ use crate::keys;
 ///
 /// JSON fields: `id`, `user_id` (null when none), `title` (null until set or auto-titled),
 /// `created_at`, `last_active`, `archived`, `metadata`, `message_count`, `file_count`,
-/// `usage` (running totals), `version`.
+/// `usage` (running totals), `version`, and `tree` (the branch table, left out while the
+/// conversation is one line read to its end; see [`Tree`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConversationRecord {
     /// The conversation's id.
@@ -33,7 +37,7 @@ pub struct ConversationRecord {
     /// Free-form metadata.
     #[serde(default)]
     pub metadata: Metadata,
-    /// How many messages it holds; also the `seq` of the newest one.
+    /// How many messages it holds on all branches; also the `seq` of the newest one.
     #[serde(default)]
     pub message_count: u64,
     /// How many attachments it holds.
@@ -46,6 +50,10 @@ pub struct ConversationRecord {
     /// concurrency in backends that need it.
     #[serde(default)]
     pub version: u64,
+    /// The branch table, when the conversation is not one line read to its end (`None`
+    /// reads as [`Tree::linear`] of `message_count`): see [`tree`](Self::tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<Tree>,
 }
 
 impl ConversationRecord {
@@ -64,6 +72,29 @@ impl ConversationRecord {
             file_count: 0,
             usage: Usage::default(),
             version: 1,
+            tree: None,
+        }
+    }
+
+    /// The branch table: the stored one, or the linear one of `message_count` messages.
+    pub fn tree(&self) -> Cow<'_, Tree> {
+        tree_or_linear(&self.tree, self.message_count)
+    }
+
+    /// The active leaf's `seq` (`None` when there are no messages).
+    pub fn active_leaf(&self) -> Option<u64> {
+        match &self.tree {
+            Some(t) => t.leaf,
+            None => (self.message_count > 0).then_some(self.message_count),
+        }
+    }
+
+    /// How many messages the active path holds (all of them in a conversation without
+    /// branches).
+    pub fn path_len(&self) -> u64 {
+        match &self.tree {
+            Some(t) => t.path_len(t.leaf),
+            None => self.message_count,
         }
     }
 
@@ -84,7 +115,7 @@ impl ConversationRecord {
             created_at: self.created_at,
             last_active: self.last_active,
             archived: self.archived,
-            message_count: self.message_count,
+            message_count: self.path_len(),
             file_count: self.file_count,
             usage: self.usage.clone(),
         }
@@ -92,8 +123,14 @@ impl ConversationRecord {
 
     /// Applies a metadata-only update; returns whether anything changed.
     ///
-    /// Bumps `version` when it changes something; never touches `last_active`.
-    pub fn apply_patch(&mut self, patch: &ConversationPatch) -> bool {
+    /// Bumps `version` when it changes something; never touches `last_active`. A change
+    /// of the active leaf ([`ConversationPatch::active`]) naming a `seq` that is not
+    /// stored is [`Error::InvalidInput`] with nothing changed.
+    pub fn apply_patch(&mut self, patch: &ConversationPatch) -> Result<bool> {
+        let leaf = match patch.active {
+            Some(active) => Some(self.leaf_after(active)?),
+            None => None,
+        };
         let mut changed = false;
         if let Some(title) = &patch.title
             && self.title.as_ref() != Some(title)
@@ -113,10 +150,39 @@ impl ConversationRecord {
             self.metadata = metadata.clone();
             changed = true;
         }
+        if let Some(leaf) = leaf
+            && self.active_leaf() != Some(leaf)
+        {
+            let mut tree = self.tree().into_owned();
+            tree.leaf = Some(leaf);
+            self.set_tree(tree);
+            changed = true;
+        }
         if changed {
             self.version += 1;
         }
-        changed
+        Ok(changed)
+    }
+
+    /// The leaf `active` asks for, checked against the stored messages.
+    fn leaf_after(&self, active: ActiveLeaf) -> Result<u64> {
+        let tree = self.tree();
+        let seq = active.seq();
+        if !tree.contains(seq) {
+            return Err(Error::invalid_input(
+                "active leaf",
+                format!("conversation {} has no message at seq {seq}", self.id),
+            ));
+        }
+        Ok(match active {
+            ActiveLeaf::At(seq) => seq,
+            ActiveLeaf::Branch(seq) => tree.newest_leaf_from(seq),
+        })
+    }
+
+    /// Stores `tree`, or nothing when it is the linear one of `message_count`.
+    pub(crate) fn set_tree(&mut self, tree: Tree) {
+        self.tree = (!tree.is_linear(self.message_count)).then_some(tree);
     }
 }
 
@@ -255,7 +321,8 @@ pub struct ConversationSummary {
     pub last_active: DateTime<Utc>,
     /// Whether it is archived.
     pub archived: bool,
-    /// How many messages it holds.
+    /// How many messages its active path holds ([`ConversationRecord::path_len`]): all of
+    /// them in a conversation without branches.
     pub message_count: u64,
     /// How many attachments it holds.
     pub file_count: u64,
@@ -320,6 +387,8 @@ pub struct ConversationPatch {
     pub archived: Option<bool>,
     /// New metadata, replacing the old.
     pub metadata: Option<Metadata>,
+    /// A new active leaf: rewind to a message, or switch to a message's branch.
+    pub active: Option<ActiveLeaf>,
 }
 
 impl ConversationPatch {

@@ -9,6 +9,7 @@ use super::basics::{
 };
 use super::part::{FileSource, Part, ToolCall, ToolResult};
 use super::role::Role;
+use super::tree::Parent;
 use crate::error::{Error, Result};
 use crate::ids::MessageId;
 
@@ -52,8 +53,12 @@ impl MessageStatus {
 pub struct Message {
     /// The message's id (UUID v7 unless the caller chose one).
     pub id: MessageId,
-    /// Position in the conversation: 1 for the first message, strictly increasing.
+    /// Position in the conversation: 1 for the first message, strictly increasing, in the
+    /// order messages were stored, whatever their branch.
     pub seq: u64,
+    /// The `seq` of the message this one follows (`None`: a first message). Messages
+    /// stored before branches existed follow `seq - 1`. See [`Tree`](crate::Tree).
+    pub parent: Option<u64>,
     /// Who wrote it.
     pub role: Role,
     /// The content, in order.
@@ -82,6 +87,10 @@ pub struct Message {
 struct MessageWire {
     id: MessageId,
     seq: u64,
+    /// Absent in messages stored before branches (they follow `seq - 1`); `null` for a
+    /// first message.
+    #[serde(default, deserialize_with = "present")]
+    parent: Option<Option<u64>>,
     role: Role,
     #[serde(default)]
     parts: Option<Vec<Part>>,
@@ -109,6 +118,11 @@ fn one() -> u64 {
     1
 }
 
+/// A field that is present (even as `null`): `Some`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
 impl<'de> Deserialize<'de> for Message {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let w = MessageWire::deserialize(deserializer)?;
@@ -117,9 +131,13 @@ impl<'de> Deserialize<'de> for Message {
             (None, Some(text)) => vec![Part::Text { text }],
             (None, None) => Vec::new(),
         };
+        let parent = w
+            .parent
+            .unwrap_or_else(|| w.seq.checked_sub(1).filter(|&p| p > 0));
         Ok(Message {
             id: w.id,
             seq: w.seq,
+            parent,
             role: w.role,
             parts,
             status: w.status,
@@ -147,6 +165,23 @@ impl Message {
             MessageStatus::Interrupted
         } else {
             self.status
+        }
+    }
+
+    /// The append that stores this message again, at the same place in the tree: its id
+    /// (the idempotency key), content, times, and its parent by `seq` (what a replay, a
+    /// copy or a restore in `seq` order writes).
+    pub fn to_new(&self) -> NewMessage {
+        NewMessage {
+            id: self.id.clone(),
+            role: self.role.clone(),
+            parts: self.parts.clone(),
+            status: self.status,
+            created_at: self.created_at,
+            metadata: self.metadata.clone(),
+            usage: self.usage.clone(),
+            lease_expires_at: self.lease_expires_at,
+            parent: self.parent.map_or(Parent::Root, Parent::Seq),
         }
     }
 
@@ -256,6 +291,9 @@ pub struct NewMessage {
     /// While in progress: when the writer's lease ends.
     #[serde(default)]
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// What it follows (by default the active branch's leaf).
+    #[serde(default, skip_serializing_if = "Parent::is_active")]
+    pub parent: Parent,
 }
 
 impl NewMessage {
@@ -275,7 +313,14 @@ impl NewMessage {
             metadata: Metadata::new(),
             usage: None,
             lease_expires_at: None,
+            parent: Parent::Active,
         }
+    }
+
+    /// Sets what the message follows (see [`Parent`]).
+    pub fn with_parent(mut self, parent: Parent) -> Self {
+        self.parent = parent;
+        self
     }
 
     /// Sets the metadata.
@@ -312,11 +357,13 @@ impl NewMessage {
         text_of(&self.parts)
     }
 
-    /// The stored message this becomes at position `seq`.
-    pub fn into_message(self, seq: u64) -> Message {
+    /// The stored message this becomes at position `seq`, following `parent` (resolved
+    /// from [`NewMessage::parent`] by [`ConversationRecord::apply_append`](crate::ConversationRecord::apply_append)).
+    pub fn into_message(self, seq: u64, parent: Option<u64>) -> Message {
         Message {
             id: self.id,
             seq,
+            parent,
             role: self.role,
             parts: self.parts,
             status: self.status,

@@ -14,6 +14,7 @@ mod role;
 mod search;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 pub use basics::{
     MAX_JSON_DEPTH, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_PARTS, Metadata, Usage, now,
@@ -29,3 +30,4 @@ pub use page::{Appended, MessageRange, Page, SearchHit, sort_for_listing};
 pub use part::{FilePart, FileSource, Part, ProviderPart, Reasoning, ToolCall, ToolResult};
 pub use role::Role;
 pub use search::SearchQuery;
+pub use tree::{ActiveLeaf, Parent, Run, Segment, Tree};

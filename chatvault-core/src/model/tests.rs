@@ -9,7 +9,10 @@ use crate::ids::{ContentType, ConversationId, FileId, UserId};
 
 fn msgs(n: u64) -> Vec<Message> {
     (1..=n)
-        .map(|i| NewMessage::new(Role::User, format!("m{i}")).into_message(i))
+        .map(|i| {
+            NewMessage::new(Role::User, format!("m{i}"))
+                .into_message(i, i.checked_sub(1).filter(|&p| p > 0))
+        })
         .collect()
 }
 
@@ -75,14 +78,16 @@ fn auto_titles_are_one_visible_line() {
 fn append_assigns_seq_and_titles_from_first_user_message() {
     let mut rec = ConversationRecord::new(Some(UserId::parse("u").unwrap()));
     let at = rec.last_active + chrono::Duration::seconds(5);
-    let out = rec.apply_append(
-        vec![
-            NewMessage::new(Role::System, "be nice"),
-            NewMessage::new(Role::User, "first question"),
-            NewMessage::new(Role::User, "second"),
-        ],
-        at,
-    );
+    let out = rec
+        .apply_append(
+            vec![
+                NewMessage::new(Role::System, "be nice"),
+                NewMessage::new(Role::User, "first question"),
+                NewMessage::new(Role::User, "second"),
+            ],
+            at,
+        )
+        .unwrap();
     assert_eq!(out.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(rec.title.as_deref(), Some("first question"));
     assert_eq!(rec.message_count, 3);
@@ -91,7 +96,9 @@ fn append_assigns_seq_and_titles_from_first_user_message() {
     // An explicit title is never replaced, and last_active never goes back.
     rec.title = Some("mine".into());
     let earlier = at - chrono::Duration::seconds(60);
-    let out = rec.apply_append(vec![NewMessage::new(Role::User, "x")], earlier);
+    let out = rec
+        .apply_append(vec![NewMessage::new(Role::User, "x")], earlier)
+        .unwrap();
     assert_eq!(out[0].seq, 4);
     assert_eq!(rec.title.as_deref(), Some("mine"));
     assert_eq!(rec.last_active, at);
@@ -100,12 +107,17 @@ fn append_assigns_seq_and_titles_from_first_user_message() {
 #[test]
 fn blank_first_messages_do_not_block_the_title() {
     let mut rec = ConversationRecord::new(None);
-    rec.apply_append(vec![NewMessage::new(Role::User, "a\0b")], now());
+    rec.apply_append(vec![NewMessage::new(Role::User, "a\0b")], now())
+        .unwrap();
     rec.validate().expect("an auto-title always validates");
     let mut blank = ConversationRecord::new(None);
-    blank.apply_append(vec![NewMessage::new(Role::User, "  \n \u{200B}")], now());
+    blank
+        .apply_append(vec![NewMessage::new(Role::User, "  \n \u{200B}")], now())
+        .unwrap();
     assert_eq!(blank.title, None, "a blank message gives no title");
-    blank.apply_append(vec![NewMessage::new(Role::User, "real question")], now());
+    blank
+        .apply_append(vec![NewMessage::new(Role::User, "real question")], now())
+        .unwrap();
     assert_eq!(blank.title.as_deref(), Some("real question"));
 }
 
@@ -113,13 +125,15 @@ fn blank_first_messages_do_not_block_the_title() {
 fn usage_totals_follow_appends_and_updates() {
     use crate::model::{MessageUpdate, Usage};
     let mut rec = ConversationRecord::new(None);
-    let mut out = rec.apply_append(
-        vec![
-            NewMessage::new(Role::Assistant, "a").with_usage(Usage::new("m", 10, 5)),
-            NewMessage::new(Role::Assistant, "b").with_usage(Usage::new("m", 1, 2)),
-        ],
-        now(),
-    );
+    let mut out = rec
+        .apply_append(
+            vec![
+                NewMessage::new(Role::Assistant, "a").with_usage(Usage::new("m", 10, 5)),
+                NewMessage::new(Role::Assistant, "b").with_usage(Usage::new("m", 1, 2)),
+            ],
+            now(),
+        )
+        .unwrap();
     assert_eq!((rec.usage.input_tokens, rec.usage.output_tokens), (11, 7));
     assert_eq!(rec.usage.model, None);
     let update = MessageUpdate {
@@ -165,7 +179,9 @@ fn append_normalises_roles_built_by_hand() {
     let mut rec = ConversationRecord::new(None);
     let mut m = NewMessage::new(Role::Assistant, "hello");
     m.role = Role::Other("User".into());
-    let out = rec.apply_append(vec![m, NewMessage::new("Critic", "meh")], now());
+    let out = rec
+        .apply_append(vec![m, NewMessage::new("Critic", "meh")], now())
+        .unwrap();
     assert_eq!(out[0].role, Role::User);
     assert_eq!(
         rec.title.as_deref(),
@@ -324,7 +340,7 @@ fn status_reads_interrupted_after_the_lease() {
             MessageStatus::Streaming,
             Some(t + chrono::Duration::seconds(30)),
         )
-        .into_message(1);
+        .into_message(1, None);
     assert_eq!(m.status_at(t), MessageStatus::Streaming);
     assert_eq!(
         m.status_at(t + chrono::Duration::seconds(31)),
@@ -371,8 +387,8 @@ fn depth_is_bounded() {
 fn replay_rules() {
     let a = NewMessage::new("user", "a");
     let b = NewMessage::new("user", "b");
-    let stored_a = a.clone().into_message(1);
-    let stored_b = b.clone().into_message(2);
+    let stored_a = a.clone().into_message(1, None);
+    let stored_b = b.clone().into_message(2, Some(1));
     assert_eq!(
         check_replay(&[a.clone(), b.clone()], vec![None, None]).unwrap(),
         None

@@ -4,8 +4,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::branches::Branches;
 use super::chat_vault::{ChatVault, settle, stalled};
 use super::hashing::StreamHash;
+use super::path::path_page;
 use super::reply::{ReplyOptions, ReplyWriter};
 use crate::backend::MessagesBackendExt;
 use crate::backend::{ByteStream, FilesBackendExt, bytes_stream};
@@ -65,6 +67,25 @@ impl NewConversation<'_> {
             record,
             files: Vec::new(),
         })
+    }
+
+    /// [`create`](Self::create), or, when a conversation with the id set on this builder
+    /// exists with the same owner, that conversation (a retried fork resumes into it).
+    pub(super) async fn create_or_resume(self) -> Result<Conversation> {
+        let vault = self.vault;
+        let wanted = (self.id.clone(), self.user_id.clone());
+        match self.create().await {
+            Err(Error::AlreadyExists { kind, id }) => {
+                let (Some(conversation_id), owner) = wanted else {
+                    return Err(Error::AlreadyExists { kind, id });
+                };
+                match vault.get_conversation(&conversation_id).await? {
+                    Some(c) if c.record.user_id == owner => Ok(c),
+                    _ => Err(Error::AlreadyExists { kind, id }),
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -239,6 +260,7 @@ impl Conversation {
         let lease = chrono::Duration::from_std(options.lease)
             .map_err(|_| Error::invalid_input("lease", "is longer than a timestamp can hold"))?;
         let message = NewMessage::with_parts(options.role.clone(), Vec::new())
+            .with_parent(options.parent)
             .with_metadata(options.metadata.clone())
             .with_status(MessageStatus::Pending, Some(now() + lease));
         let stored = self.add(message).await?;
@@ -277,14 +299,71 @@ impl Conversation {
         }
     }
 
-    /// One window of messages by `seq`; see [`MessageRange`].
+    /// One window of the active path's messages, by `seq`; see [`MessageRange`].
+    ///
+    /// The path is the one of the branch table the handle holds: its own writes keep it
+    /// current, [`refresh`](Self::refresh) picks up other writers' edits and switches. In
+    /// a conversation without branches this is one range read; otherwise one per path
+    /// segment the window crosses.
     pub async fn messages_page(&self, range: &MessageRange) -> Result<Page<Message>> {
+        match &self.record.tree {
+            None => self.all_messages_page(range).await,
+            Some(tree) => self.path_page(tree.active_path(), range).await,
+        }
+    }
+
+    /// One window of the branch that ends at `leaf` (a `seq`; any message, on any
+    /// branch): the messages from the first to `leaf`, paged like
+    /// [`messages_page`](Self::messages_page).
+    pub async fn branch_page(&self, leaf: u64, range: &MessageRange) -> Result<Page<Message>> {
+        let path = self.record.tree().path_to(leaf);
+        self.path_page(path, range).await
+    }
+
+    /// One window of the stored messages of every branch, in `seq` (storage) order.
+    pub async fn all_messages_page(&self, range: &MessageRange) -> Result<Page<Message>> {
         let mut page = self.vault.messages.messages(&self.record.id, range).await?;
         let at = now();
         for m in &mut page.items {
             settle(m, at);
         }
         Ok(page)
+    }
+
+    async fn path_page(&self, path: Vec<Segment>, range: &MessageRange) -> Result<Page<Message>> {
+        let backend = self.vault.messages.as_ref();
+        let mut page = path_page(backend, &self.record.id, &path, range).await?;
+        let at = now();
+        for m in &mut page.items {
+            settle(m, at);
+        }
+        Ok(page)
+    }
+
+    /// The stored message with this id (on any branch), or `None`.
+    pub async fn message(&self, message_id: &MessageId) -> Result<Option<Message>> {
+        let mut found = self
+            .vault
+            .messages
+            .message(&self.record.id, message_id)
+            .await?;
+        if let Some(m) = &mut found {
+            settle(m, now());
+        }
+        Ok(found)
+    }
+
+    /// The branch operations: edit, regenerate, switch, rewind, siblings, fork.
+    pub fn branches(&mut self) -> Branches<'_> {
+        Branches { conversation: self }
+    }
+
+    /// Where the message `seq` stands among its versions: `(index, count)`, from the
+    /// branch table the handle holds (no read); `(0, 0)` for a `seq` it does not hold.
+    pub fn version_of(&self, seq: u64) -> (usize, usize) {
+        let siblings = self.record.tree().siblings(seq);
+        let index = siblings.iter().position(|&s| s == seq).unwrap_or(0);
+        (index, siblings.len())
     }
 
     /// The newest `n` messages, in order.

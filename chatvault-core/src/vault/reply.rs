@@ -23,6 +23,10 @@ pub struct ReplyOptions {
     pub role: Role,
     /// The reply's metadata.
     pub metadata: Metadata,
+    /// What the reply follows (default: the active leaf). A regenerated reply follows
+    /// what the reply it replaces follows (see
+    /// [`Branches::regenerate`](crate::Branches::regenerate)).
+    pub parent: Parent,
 }
 
 impl Default for ReplyOptions {
@@ -33,6 +37,7 @@ impl Default for ReplyOptions {
             lease: Duration::from_secs(30),
             role: Role::Assistant,
             metadata: Metadata::new(),
+            parent: Parent::Active,
         }
     }
 }
@@ -59,6 +64,12 @@ impl ReplyOptions {
     /// Sets the metadata.
     pub fn metadata(mut self, metadata: Metadata) -> Self {
         self.metadata = metadata;
+        self
+    }
+
+    /// Sets what the reply follows.
+    pub fn parent(mut self, parent: Parent) -> Self {
+        self.parent = parent;
         self
     }
 }

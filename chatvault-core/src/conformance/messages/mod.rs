@@ -3,6 +3,7 @@
 //! topic. Run them on a tokio multi-thread runtime (the macro
 //! [`messages_backend_tests!`](crate::messages_backend_tests) does).
 mod appends;
+mod branches;
 mod common;
 mod listing;
 mod owner;
@@ -18,6 +19,7 @@ pub use appends::{
     append_assigns_seq_and_title, concurrent_appends, concurrent_retries_store_once,
     idempotent_appends,
 };
+pub use branches::{branches_edit_switch_rewind, racing_edits_keep_both};
 pub use listing::{
     list_all_conversations, list_user_conversations, listing_pages_survive_concurrent_creation,
     listing_ties_break_by_id,

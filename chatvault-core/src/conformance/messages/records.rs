@@ -149,6 +149,7 @@ pub async fn metadata_updates_leave_messages_alone(
                 title: Some("New title ✓".into()),
                 archived: Some(true),
                 metadata: Some(exact_metadata()),
+                active: None,
             },
         )
         .await,
