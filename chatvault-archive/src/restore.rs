@@ -222,7 +222,7 @@ async fn append(dst: &Store, id: &ConversationId, new: &[Message]) -> Result<()>
         .unwrap_or(MESSAGE_PAGE)
         .clamp(1, MESSAGE_PAGE);
     for chunk in new.chunks(batch) {
-        let messages = chunk.iter().map(to_new).collect();
+        let messages = chunk.iter().map(Message::to_new).collect();
         let appended = dst.messages.append_messages(id, messages).await?;
         for (want, got) in chunk.iter().zip(&appended.messages) {
             if want.seq != got.seq {
@@ -244,20 +244,6 @@ async fn append(dst: &Store, id: &ConversationId, new: &[Message]) -> Result<()>
         }
     }
     Ok(())
-}
-
-/// The append that stores `m` again: its id (the idempotency key), content and times.
-fn to_new(m: &Message) -> NewMessage {
-    NewMessage {
-        id: m.id.clone(),
-        role: m.role.clone(),
-        parts: m.parts.clone(),
-        status: m.status,
-        created_at: m.created_at,
-        metadata: m.metadata.clone(),
-        usage: m.usage.clone(),
-        lease_expires_at: m.lease_expires_at,
-    }
 }
 
 fn diverged(id: &ConversationId, reason: String) -> ArchiveError {

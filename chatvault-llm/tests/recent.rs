@@ -36,6 +36,9 @@ impl MessagesBackend for Paged {
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
         self.inner.create(record).await
     }
+    async fn message(&self, id: &ConversationId, m: &MessageId) -> Result<Option<Message>> {
+        self.inner.message(id, m).await
+    }
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
         self.inner.head(id).await
     }

@@ -27,7 +27,7 @@ fn stored(messages: Vec<NewMessage>) -> Vec<Message> {
     messages
         .into_iter()
         .enumerate()
-        .map(|(i, m)| m.into_message(i as u64 + 1))
+        .map(|(i, m)| m.into_message(i as u64 + 1, (i > 0).then_some(i as u64)))
         .collect()
 }
 

@@ -333,7 +333,7 @@ async fn listing_latency(
         record.last_active = record.created_at;
         let mut c = StoredConversation::new(record);
         c.messages
-            .push(NewMessage::new(Role::User, "hello").into_message(1));
+            .push(NewMessage::new(Role::User, "hello").into_message(1, None));
         c.record.message_count = 1;
         c.record.title = Some("hello".into());
         c

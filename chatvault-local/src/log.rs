@@ -492,7 +492,10 @@ mod tests {
 
     fn msgs(n: u64) -> Vec<Message> {
         (1..=n)
-            .map(|i| NewMessage::new(Role::User, format!("line\nbreak {i}")).into_message(i))
+            .map(|i| {
+                NewMessage::new(Role::User, format!("line\nbreak {i}"))
+                    .into_message(i, i.checked_sub(1).filter(|&p| p > 0))
+            })
             .collect()
     }
 

@@ -53,6 +53,16 @@ impl MessagesBackend for LocalMessages {
             .await
     }
 
+    async fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        let id = id.clone();
+        let message_id = message_id.clone();
+        self.run(move |s| s.message(&id, &message_id)).await
+    }
+
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
         let id = id.clone();
         let range = range.clone();

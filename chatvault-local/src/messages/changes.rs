@@ -94,7 +94,7 @@ impl Store {
             let record_before = view.record.clone();
             let outcome =
                 check_headroom(&view.record, messages.len() as u64, &header).and_then(|()| {
-                    let stored = view.record.apply_append(messages, at);
+                    let stored = view.record.apply_append(messages, at)?;
                     let frame = encode_frame(at, &stored)?;
                     Ok((frame, stored))
                 });
@@ -179,6 +179,16 @@ impl Store {
         })
     }
 
+    /// The stored message with this id, or `None`.
+    pub(crate) fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        let (_lock, view) = self.require(id, Mode::Shared)?;
+        Ok(self.ids.stored(id, &view, &[message_id])?.pop().flatten())
+    }
+
     /// The messages of `range` (at most [`MAX_PAGE`]).
     pub(crate) fn messages(
         &self,
@@ -249,7 +259,7 @@ impl Store {
         id: &ConversationId,
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
-        self.modify(id, |record, _| Ok((record.apply_patch(patch), ())))
+        self.modify(id, |record, _| Ok((record.apply_patch(patch)?, ())))
             .map(|(r, ())| r)
     }
 

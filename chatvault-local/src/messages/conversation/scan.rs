@@ -7,7 +7,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use chatvault_core::backend::{ConversationRecord, FileAttachment, Message, NewMessage, Result};
+use chatvault_core::backend::{ConversationRecord, FileAttachment, Message, Result};
 
 use super::{ConversationLog, check_headroom};
 use crate::error::{damaged, io_at, io_error};
@@ -72,20 +72,6 @@ pub(crate) fn for_each_window(
         at += window.len() as u64;
     }
     Ok(())
-}
-
-/// The append a stored message came from (what the record rules are replayed with).
-fn to_new(m: &Message) -> NewMessage {
-    NewMessage {
-        id: m.id.clone(),
-        role: m.role.clone(),
-        parts: m.parts.clone(),
-        status: m.status,
-        created_at: m.created_at,
-        metadata: m.metadata.clone(),
-        usage: m.usage.clone(),
-        lease_expires_at: m.lease_expires_at,
-    }
 }
 
 /// The generations of the logs in a conversation directory.
@@ -290,7 +276,10 @@ impl<'a> Scan<'a> {
                     if record.message_count != self.count {
                         return Err(damaged(self.path, "the record's count disagrees"));
                     }
-                    record.apply_append(messages.iter().map(to_new).collect(), at);
+                    let news = messages.iter().map(Message::to_new).collect();
+                    record.apply_append(news, at).map_err(|e| {
+                        damaged(self.path, format!("the record at byte {offset}: {e}"))
+                    })?;
                 }
                 self.count += n;
                 if self.keep {
