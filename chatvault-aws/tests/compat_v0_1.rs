@@ -27,7 +27,7 @@ use chatvault_core::backend::ConversationHead;
 use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ChatVault, ConversationId, FileAttachment, FileId, ListOptions, Message, MessageRange,
-    MessagesBackend, Metadata, NewMessage, Part, Role, UserId,
+    MessagesBackend, Metadata, NewMessage, Parent, Part, Role, UserId,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -301,6 +301,17 @@ async fn v0_1_items_read_back_exactly() {
             .await
             .unwrap();
         assert_eq!(tail.items, MessageRange::last(2).select(&stored).items);
+        // One branch: no table, each message following the one before, each found by id
+        // (before any write has given the 0.1 message items their id markers).
+        assert_eq!(head.record.tree, None);
+        assert_eq!(head.record.path_len(), head.record.message_count);
+        for m in &stored {
+            assert_eq!(m.parent, m.seq.checked_sub(1).filter(|&p| p > 0));
+            assert_eq!(
+                messages.message(&id, &m.id).await.unwrap().as_ref(),
+                Some(m)
+            );
+        }
     }
     // The exact numbers, spelled out.
     let trip = &expected
@@ -455,6 +466,29 @@ async fn v0_1_items_read_back_exactly() {
         all_messages(&messages, &long_id).await.len() as u64,
         long.message_count + 1,
         "nothing more stored"
+    );
+    // And they take branches: an edit of the second message is the active path's end, the
+    // old line one switch away.
+    let edit = NewMessage::new(Role::User, "second, edited").with_parent(Parent::Seq(1));
+    let mut edited = messages
+        .append_messages(&long_id, vec![edit])
+        .await
+        .unwrap()
+        .messages;
+    let edited = edited.remove(0);
+    let conversation = vault.get_conversation(&long_id).await.unwrap().unwrap();
+    let path = conversation.messages().await.unwrap();
+    assert_eq!(
+        path.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        vec![1, edited.seq]
+    );
+    assert_eq!(
+        messages
+            .message(&long_id, &second.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(second)
     );
 
     common::drop_table(&messages).await;

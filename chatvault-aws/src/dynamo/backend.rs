@@ -61,6 +61,16 @@ impl MessagesBackend for DynamoMessages {
             .await
     }
 
+    /// One consistent `GetItem` when the message is in the conversation item's tail (or
+    /// is not stored at all), three reads when it is sealed (see `Table::read_message`).
+    async fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        self.table.read_message(id, message_id).await
+    }
+
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
         self.table.read_messages(id, range).await
     }

@@ -45,6 +45,9 @@ use crate::sdk;
 ///   fails too. Retry an append with the same message ids.
 /// - `begin_delete` makes every later write fail with [`Error::NotFound`] and every read
 ///   see no conversation; an interrupted `delete` is finished by calling it again.
+/// - Branches: each message's JSON keeps its parent, and the branch table travels in the
+///   conversation item, written with every change of it; an edit or a regenerated reply
+///   is an append, a switch or a rewind one conditional write, at any depth.
 ///
 /// ```no_run
 /// use chatvault_aws::DynamoMessages;

@@ -45,11 +45,15 @@ pub(crate) struct Encoded {
 /// in), and with a message of one text part as `content` (the 0.1 form, which `Message`'s
 /// reader turns back into that one part): under half the whole form for a plain text
 /// message, and decoded without the generic path of parts, which makes loads and appends
-/// cheaper.
+/// cheaper. `parent` is left out when the message follows the one before it (`seq - 1`,
+/// none for the first), which is what `Message`'s reader makes of a message without one;
+/// a first message elsewhere (an edit of the first) keeps `"parent": null`.
 #[derive(serde::Serialize)]
 struct Compact<'a> {
     id: &'a MessageId,
     seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<Option<u64>>,
     role: &'a chatvault_core::Role,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<&'a str>,
@@ -86,9 +90,11 @@ impl Encoded {
             [Part::Text { text }] => Some(text.as_str()),
             _ => None,
         };
+        let follows_previous = message.parent == message.seq.checked_sub(1).filter(|&p| p > 0);
         let json = json(&Compact {
             id: &message.id,
             seq: message.seq,
+            parent: (!follows_previous).then_some(message.parent),
             role: &message.role,
             content,
             parts: content.is_none().then_some(message.parts.as_slice()),
@@ -251,7 +257,8 @@ mod tests {
     use chatvault_core::backend::{NewMessage, Role};
 
     fn encoded(seq: u64, text_len: usize) -> Encoded {
-        Encoded::new(NewMessage::new(Role::User, "x".repeat(text_len)).into_message(seq))
+        let parent = seq.checked_sub(1).filter(|&p| p > 0);
+        Encoded::new(NewMessage::new(Role::User, "x".repeat(text_len)).into_message(seq, parent))
             .expect("encodes")
     }
 
@@ -298,7 +305,7 @@ mod tests {
     #[test]
     fn the_compact_form_reads_back_exactly() {
         use chatvault_core::backend::{Metadata, Usage};
-        let plain = NewMessage::new(Role::User, "hi").into_message(1);
+        let plain = NewMessage::new(Role::User, "hi").into_message(1, None);
         let mut meta = Metadata::new();
         meta.insert("big".into(), serde_json::json!(u64::MAX));
         let mut full = NewMessage::with_parts(
@@ -314,22 +321,34 @@ mod tests {
             MessageStatus::Streaming,
             Some(chatvault_core::backend::now()),
         )
-        .into_message(2);
+        .into_message(2, Some(1));
         full.revision = 7;
         full.updated_at = Some(chatvault_core::backend::now());
         full.failure = Some("why".into());
         let with_parts =
-            |parts: Vec<Part>| NewMessage::with_parts(Role::Tool, parts).into_message(3);
+            |parts: Vec<Part>| NewMessage::with_parts(Role::Tool, parts).into_message(3, Some(2));
+        // Branches: an edit following seq 1, and a new first message at seq 3.
+        let text_at = |parent| NewMessage::new(Role::User, "v2").into_message(3, parent);
         let others = [
             with_parts(Vec::new()),
             with_parts(vec![Part::text("")]),
             with_parts(vec![Part::text("a"), Part::text("b")]),
             with_parts(vec![Part::tool_call("c", "f", serde_json::json!(null))]),
+            text_at(Some(1)),
+            text_at(None),
         ];
         for m in [plain.clone(), full].into_iter().chain(others) {
             let e = Encoded::new(m.clone()).expect("encodes");
             let back: Message = serde_json::from_str(&e.json).expect("decodes");
             assert_eq!(back, m);
+            // The parent is written only where it is not the message before.
+            let follows_previous = m.parent == m.seq.checked_sub(1).filter(|&p| p > 0);
+            assert_eq!(
+                e.json.contains("\"parent\""),
+                !follows_previous,
+                "{}",
+                e.json
+            );
             // One text part, and only that, is stored as `content`.
             let one_text = matches!(m.parts.as_slice(), [Part::Text { .. }]);
             assert_eq!(e.json.contains("\"content\""), one_text, "{}", e.json);

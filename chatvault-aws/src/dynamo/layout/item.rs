@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_core::backend::{
     ConversationId, ConversationRecord, ConversationSummary, Error, FileAttachment, Message,
-    MessageId, MessageStatus, Metadata, Part, Result, Role, Usage, UserId,
+    MessageId, MessageStatus, Metadata, Part, Result, Role, Tree, Usage, UserId,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -13,6 +13,9 @@ use crate::dynamo::limits::BACKEND;
 
 /// An item as the SDK holds it.
 pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Attributes a write sets on the conversation item, with their values.
+pub(crate) type Attributes = Vec<(&'static str, AttributeValue)>;
 
 /// Partition key (S): the conversation id.
 pub(crate) const PK: &str = "pk";
@@ -58,7 +61,14 @@ pub(crate) const ACTIVITY: &str = "activity";
 pub(crate) const LIST_SHARD: &str = "list_shard";
 pub(crate) const ARCHIVED: &str = "archived";
 pub(crate) const METADATA: &str = "metadata";
+/// N, on the conversation item: how many messages its active path holds (what listings
+/// show; every stored message while it has no [`TREE`]).
 pub(crate) const MESSAGE_COUNT: &str = "message_count";
+/// S, on the conversation item: its branch table ([`Tree`]) as JSON, absent while the
+/// conversation is one line read to its end (as every conversation written before
+/// branches is). The number of stored messages is the table's when it is there, else
+/// [`MESSAGE_COUNT`].
+pub(crate) const TREE: &str = "tree";
 pub(crate) const FILE_COUNT: &str = "file_count";
 pub(crate) const VERSION: &str = "version";
 pub(crate) const FILES: &str = "files";
@@ -286,7 +296,12 @@ pub(crate) fn conversation_item(
     item.insert(LIST_SHARD.into(), s(list_shard(&record.id)));
     item.insert(ARCHIVED.into(), AttributeValue::Bool(record.archived));
     item.insert(METADATA.into(), s(json(&record.metadata)?));
-    item.insert(MESSAGE_COUNT.into(), n(record.message_count));
+    let (branches, _) = branch_attributes(record)?;
+    item.extend(
+        branches
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
     item.insert(FILE_COUNT.into(), n(record.file_count));
     item.insert(VERSION.into(), n(record.version));
     if record.usage != Usage::default() {
@@ -294,6 +309,22 @@ pub(crate) fn conversation_item(
     }
     item.insert(FILES.into(), s(json(files)?));
     Ok(item)
+}
+
+/// The attributes that store `record`'s branches: [`MESSAGE_COUNT`] (the active path's
+/// length) and, when it has a branch table, [`TREE`]; with the attribute to remove when it
+/// has none (`tree`, which a write of the whole item simply leaves out).
+pub(crate) fn branch_attributes(
+    record: &ConversationRecord,
+) -> Result<(Attributes, Option<&'static str>)> {
+    let mut set = vec![(MESSAGE_COUNT, n(record.path_len()))];
+    match &record.tree {
+        Some(tree) => {
+            set.push((TREE, s(json(tree)?)));
+            Ok((set, None))
+        }
+        None => Ok((set, Some(TREE))),
+    }
 }
 
 /// The record and attachments of a conversation item.
@@ -309,6 +340,11 @@ pub(crate) fn decode_conversation(
             ),
         ));
     }
+    let tree: Option<Tree> = get_json(item, TREE)?;
+    let message_count = match &tree {
+        Some(tree) => tree.message_count(),
+        None => get_n(item, MESSAGE_COUNT)?,
+    };
     let record = ConversationRecord {
         id: get_conversation_id(item)?,
         user_id: get_user_id(item)?,
@@ -317,10 +353,11 @@ pub(crate) fn decode_conversation(
         last_active: get_time(item, LAST_ACTIVE)?,
         archived: get_bool(item, ARCHIVED)?,
         metadata: get_metadata(item)?,
-        message_count: get_n(item, MESSAGE_COUNT)?,
+        message_count,
         file_count: get_n(item, FILE_COUNT)?,
         usage: get_json(item, USAGE)?.unwrap_or_default(),
         version: get_n(item, VERSION)?,
+        tree,
     };
     let files = get_json(item, FILES)?.unwrap_or_default();
     Ok((record, files))
@@ -401,7 +438,8 @@ pub(crate) fn optional_message_fields(
     ])
 }
 
-/// A message from its item: format 2 (`parts`), or 0.1 (`content`: one text part).
+/// A message from its item: format 2 (`parts`), or 0.1 (`content`: one text part). Items
+/// of one message are written by 0.1 only, in one line: each follows the message before.
 pub(crate) fn decode_message(item: &Item) -> Result<Message> {
     let parts = match get_json::<Vec<Part>>(item, PARTS)? {
         Some(parts) => parts,
@@ -412,9 +450,11 @@ pub(crate) fn decode_message(item: &Item) -> Result<Message> {
         Some(name) => serde_json::from_value(serde_json::Value::String(name.to_owned()))
             .map_err(|e| corrupt(item, format!("status {name:?}: {e}")))?,
     };
+    let seq = get_n(item, SEQ)?;
     Ok(Message {
         id: MessageId::parse(get_s(item, ID)?).map_err(|e| corrupt(item, e.to_string()))?,
-        seq: get_n(item, SEQ)?,
+        seq,
+        parent: seq.checked_sub(1).filter(|&p| p > 0),
         role: Role::from(get_s(item, ROLE)?),
         parts,
         status,
@@ -580,6 +620,43 @@ mod tests {
     }
 
     #[test]
+    fn branch_tables_round_trip_and_listings_count_the_active_path() {
+        use chatvault_core::backend::{NewMessage, Parent};
+        let mut record = ConversationRecord::new(None);
+        let line = (0..4).map(|i| NewMessage::new(Role::User, format!("m{i}")));
+        record
+            .apply_append(line.collect(), record.created_at)
+            .expect("appends");
+        let item = conversation_item(&record, &[]).expect("encodes");
+        // One line read to its end: no table, as items written before branches.
+        assert!(!item.contains_key(TREE));
+        assert_eq!(decode_conversation(&item).expect("decodes").0, record);
+        let edit = NewMessage::new(Role::User, "m1, edited").with_parent(Parent::Seq(1));
+        record
+            .apply_append(vec![edit], record.created_at)
+            .expect("edits");
+        assert!(record.tree.is_some());
+        let item = conversation_item(&record, &[]).expect("encodes");
+        assert_eq!(
+            get_s(&item, TREE).expect("tree"),
+            json(&record.tree).expect("json")
+        );
+        assert_eq!(get_n(&item, MESSAGE_COUNT).expect("count"), 2);
+        let (back, _) = decode_conversation(&item).expect("decodes");
+        assert_eq!(back, record);
+        assert_eq!(back.message_count, 5);
+        let summary = decode_summary(&item).expect("summary");
+        assert_eq!((summary.message_count, summary), (2, record.summary()));
+        let (set, remove) = branch_attributes(&record).expect("attributes");
+        assert_eq!(remove, None);
+        assert!(set.iter().any(|(name, _)| *name == TREE));
+        let mut damaged = item;
+        damaged.insert(TREE.into(), s("[1,"));
+        let err = decode_conversation(&damaged).expect_err("corrupt");
+        assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err}");
+    }
+
+    #[test]
     fn message_items_round_trip() {
         let c1 = ConversationId::parse("c1").expect("id");
         let mut meta = Metadata::new();
@@ -597,10 +674,10 @@ mod tests {
             MessageStatus::Streaming,
             Some(chatvault_core::backend::now()),
         )
-        .into_message(3);
+        .into_message(3, Some(2));
         let item = message_item(&c1, &m).expect("encodes");
         assert_eq!(decode_message(&item).expect("decodes"), m);
-        let plain = NewMessage::new(Role::User, "x").into_message(1);
+        let plain = NewMessage::new(Role::User, "x").into_message(1, None);
         let item = message_item(&c1, &plain).expect("encodes");
         assert!(!item.contains_key(METADATA) && !item.contains_key(STATUS));
         assert_eq!(decode_message(&item).expect("decodes"), plain);

@@ -47,6 +47,69 @@ impl Table {
         self.sealed_message(id, message_id).await
     }
 
+    /// `message`: the message stored under `message_id`, on any branch:
+    /// [`Error::NotFound`] when the conversation is missing or being deleted.
+    ///
+    /// One consistent `GetItem` of the conversation item when the message is in its tail,
+    /// or when its id sorts after every sealed id (so it is not stored); otherwise two
+    /// more reads through its id marker. A conversation written by 0.1 and not written
+    /// since has no markers: its message items are queried for the id.
+    pub(crate) async fn read_message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        let item = self.read_item(id).await?;
+        let current = self.seen_writable(id, item)?;
+        if let Some(found) = current.tail.iter().find(|e| &e.message.id == message_id) {
+            return Ok(Some(found.message.clone()));
+        }
+        if current.legacy {
+            return self.legacy_message(id, message_id).await;
+        }
+        match &current.sealed_max {
+            Some(max) if message_id.as_str() <= max.as_str() => {
+                self.sealed_message(id, message_id).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A message of a conversation written by 0.1 (one item per message, no id markers
+    /// yet), found by querying its message items for the id.
+    async fn legacy_message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Option<Message>> {
+        let mut start = None;
+        loop {
+            let page = self
+                .query_partition(id)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
+                .filter_expression("#id = :id")
+                .expression_attribute_names("#id", ID)
+                .expression_attribute_values(":m", s(MESSAGE_PREFIX))
+                .expression_attribute_values(":id", s(message_id.as_str()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error(BACKEND, e))?;
+            for item in page.items() {
+                if let Some(m) = decode_stored(item)?
+                    .into_iter()
+                    .find(|m| &m.id == message_id)
+                {
+                    return Ok(Some(m));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(None),
+            }
+        }
+    }
+
     /// A sealed message, through its id marker (two reads); `None` when it has no marker.
     pub(crate) async fn sealed_message(
         &self,

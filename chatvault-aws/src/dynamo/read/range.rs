@@ -365,7 +365,8 @@ mod tests {
                                 )],
                             )
                         };
-                        Encoded::new(message.into_message(seq)).expect("encodes")
+                        let parent = seq.checked_sub(1).filter(|&p| p > 0);
+                        Encoded::new(message.into_message(seq, parent)).expect("encodes")
                     })
                     .collect();
                 chunk_item(&id, &run, 1).expect("chunk")

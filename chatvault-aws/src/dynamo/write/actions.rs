@@ -31,9 +31,6 @@ impl fmt::Display for Op<'_> {
     }
 }
 
-/// Attributes a write sets on the conversation item, with their values.
-pub(crate) type Attributes = Vec<(&'static str, AttributeValue)>;
-
 /// What a write does to the conversation item's tail.
 #[derive(Debug)]
 pub(crate) enum TailChange {
@@ -43,13 +40,15 @@ pub(crate) enum TailChange {
     Entry(usize, AttributeValue),
 }
 
-/// An update of the conversation item: `SET`s `set` (and changes the tail) if `version`
-/// is still `expected` and each attribute of `unchanged` still has its value.
+/// An update of the conversation item: `SET`s `set`, `REMOVE`s `remove` (and changes the
+/// tail) if `version` is still `expected` and each attribute of `unchanged` still has its
+/// value.
 #[derive(Debug)]
 pub(crate) struct ConvUpdate {
     pub(crate) expected: u64,
     pub(crate) unchanged: Vec<(&'static str, AttributeValue)>,
     pub(crate) set: Vec<(&'static str, AttributeValue)>,
+    pub(crate) remove: Vec<&'static str>,
     pub(crate) tail: Option<TailChange>,
 }
 
@@ -62,6 +61,29 @@ struct Expressions {
 }
 
 impl ConvUpdate {
+    /// The update that writes `record` (the record as the write leaves it): `set`, and
+    /// the attributes of its branches ([`branch_attributes`]: every write of the
+    /// conversation item stores the branch table its rule computed), conditional on
+    /// `version` being `expected` and on `unchanged`.
+    pub(crate) fn writing(
+        record: &ConversationRecord,
+        expected: u64,
+        unchanged: Vec<(&'static str, AttributeValue)>,
+        mut set: Vec<(&'static str, AttributeValue)>,
+        tail: Option<TailChange>,
+    ) -> Result<Self> {
+        let (branches, remove) = branch_attributes(record)?;
+        set.retain(|(name, _)| branches.iter().all(|(b, _)| b != name));
+        set.extend(branches);
+        Ok(ConvUpdate {
+            expected,
+            unchanged,
+            set,
+            remove: remove.into_iter().collect(),
+            tail,
+        })
+    }
+
     fn expressions(self) -> Expressions {
         let mut names = HashMap::new();
         let mut values = HashMap::new();
@@ -78,6 +100,10 @@ impl ConvUpdate {
             }
         }
         let mut removes = Vec::new();
+        for (i, name) in self.remove.into_iter().enumerate() {
+            removes.push(format!("#r{i}"));
+            names.insert(format!("#r{i}"), name.to_owned());
+        }
         if let Some(change) = self.tail {
             names.insert("#tail".to_owned(), TAIL.to_owned());
             match change {
@@ -127,24 +153,20 @@ fn condition(
 }
 
 impl Table {
-    /// The conversation item's update that `SET`s the given attributes if `version` is
-    /// still `expected` and each attribute of `unchanged` still has its value (returning
-    /// the item as it is when not), as a transaction's action.
+    /// The conversation item's update that writes `record` (`SET`s the given attributes
+    /// and its branches, see [`ConvUpdate::writing`]) if `version` is still `expected` and
+    /// each attribute of `unchanged` still has its value (returning the item as it is when
+    /// not), as a transaction's action.
     pub(crate) fn conditional_update(
         &self,
-        id: &ConversationId,
+        record: &ConversationRecord,
         expected: u64,
         unchanged: &[(&'static str, AttributeValue)],
         set: Vec<(&'static str, AttributeValue)>,
     ) -> Result<TransactWriteItem> {
         self.update_action(
-            id,
-            ConvUpdate {
-                expected,
-                unchanged: unchanged.to_vec(),
-                set,
-                tail: None,
-            },
+            &record.id,
+            ConvUpdate::writing(record, expected, unchanged.to_vec(), set, None)?,
         )
     }
 
@@ -231,12 +253,12 @@ impl Table {
     }
 }
 
-/// What a write of messages is conditional on besides the version: the count and the
-/// creation time, so that a conversation deleted and created again under the same id
-/// cannot pass for the one remembered.
+/// What a write of messages is conditional on besides the version: the count (as stored:
+/// the active path's) and the creation time, so that a conversation deleted and created
+/// again under the same id cannot pass for the one remembered.
 pub(crate) fn unchanged(record: &ConversationRecord) -> Vec<(&'static str, AttributeValue)> {
     vec![
-        (MESSAGE_COUNT, n(record.message_count)),
+        (MESSAGE_COUNT, n(record.path_len())),
         (CREATED_AT, s(format_time(record.created_at))),
     ]
 }

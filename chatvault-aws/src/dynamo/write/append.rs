@@ -85,7 +85,14 @@ impl Table {
                 Ok(Some(replayed)) => return Ok(replayed),
                 Err(e) => return Err(e),
             }
-            let plan = plan_append(id, &current, messages.clone(), now())?;
+            let plan = match plan_append(id, &current, messages.clone(), now()) {
+                // A parent `seq` beyond what was remembered may have been stored since.
+                Err(Error::InvalidInput { .. }) if !fresh => {
+                    (current, fresh) = (self.read_seen(id).await?, true);
+                    continue;
+                }
+                plan => plan?,
+            };
             let (written, after) = match plan.step {
                 Step::PutTail { item, after } => {
                     let written = self.put_tail(op, &current, item, &after, &plan.stored);

@@ -73,7 +73,9 @@ impl Sealing {
 /// at time `at` to the conversation as `current` describes it.
 ///
 /// [`Error::TooLarge`] when a message would not fit a chunk item of its own, or the
-/// messages would not fit one transaction even with the tail sealed first.
+/// messages would not fit one transaction even with the tail sealed first;
+/// [`Error::InvalidInput`] when a message follows a `seq` that `current` does not hold
+/// ([`ConversationRecord::apply_append`]).
 pub(crate) fn plan_append(
     id: &ConversationId,
     current: &Seen,
@@ -81,7 +83,7 @@ pub(crate) fn plan_append(
     at: DateTime<Utc>,
 ) -> Result<AppendPlan> {
     let mut record = current.record.clone();
-    let stored = record.apply_append(messages, at);
+    let stored = record.apply_append(messages, at)?;
     let encoded = stored
         .iter()
         .cloned()
@@ -156,7 +158,8 @@ fn whole_item(mut item: Item, after: &Seen) -> Item {
 }
 
 /// The attributes of the conversation item that an append which seals sets: what
-/// `record` (the record after the append) changed of `current`'s.
+/// `record` (the record after the append) changed of `current`'s (its branches are added
+/// by [`ConvUpdate::writing`]).
 fn sealing_attributes(
     id: &ConversationId,
     current: &Seen,
@@ -165,7 +168,6 @@ fn sealing_attributes(
     let mut set = vec![
         (VERSION, n(record.version)),
         (FORMAT, n(FORMAT_VERSION)),
-        (MESSAGE_COUNT, n(record.message_count)),
         (LAST_ACTIVE, s(format_time(record.last_active))),
         (ACTIVITY, s(activity(record.last_active, id))),
         (USAGE, s(json(&record.usage)?)),
@@ -199,21 +201,22 @@ fn plan_sealing(
     if let Some(max) = &sealed_max {
         set.push((SEALED_MAX_ID, s(max.as_str())));
     }
+    let update = ConvUpdate::writing(
+        &record,
+        current.record.version,
+        unchanged(&current.record),
+        set,
+        Some(TailChange::Replace(tail_entries(&tail))),
+    )?;
     let after = Seen {
         base_size: base_size(&record, sealed_max.as_ref())?,
         record,
         files_json: current.files_json.clone(),
-        tail: tail.clone(),
+        tail,
         sealed_max,
         legacy: false,
     };
     let mut total = after.item_size();
-    let update = ConvUpdate {
-        expected: current.record.version,
-        unchanged: unchanged(&current.record),
-        set,
-        tail: Some(TailChange::Replace(tail_entries(&tail))),
-    };
     let mut chunks = Vec::new();
     let mut markers = Vec::with_capacity(sealed.len());
     for run in pack(sealed) {
@@ -261,7 +264,7 @@ pub(crate) fn check_append_count(count: usize) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use chatvault_core::backend::{ErrorKind, Role};
+    use chatvault_core::backend::{ActiveLeaf, ConversationPatch, ErrorKind, Parent, Role};
 
     use super::*;
     use crate::dynamo::layout::chunks::{decode_stored, decode_tail};
@@ -372,6 +375,82 @@ mod tests {
             .map(item_size)
             .sum();
         assert_eq!(sealing.total, sealing.after.item_size() + sizes);
+    }
+
+    /// `current` with its active leaf moved by `active`, as a patch leaves it.
+    fn with_active(mut current: Seen, active: ActiveLeaf) -> Seen {
+        let patch = ConversationPatch {
+            active: Some(active),
+            ..ConversationPatch::default()
+        };
+        assert!(current.record.apply_patch(&patch).expect("patches"));
+        current
+    }
+
+    /// The value a seal's update sets on `name`, and whether it removes it.
+    fn sets(sealing: &Sealing, name: &str) -> (Option<AttributeValue>, bool) {
+        let update = &sealing.update;
+        let value = update.set.iter().find(|(n, _)| *n == name);
+        (value.map(|(_, v)| v.clone()), update.remove.contains(&name))
+    }
+
+    #[test]
+    fn appends_and_seals_write_the_branch_table_they_compute() {
+        let edit = |parent| vec![NewMessage::new(Role::User, "edit").with_parent(parent)];
+        // An edit joining the tail: the item put carries the table and the path's count.
+        let joined = plan(&with_tail(3), edit(Parent::Seq(1))).expect("plans");
+        assert_eq!(
+            (joined.stored[0].seq, joined.stored[0].parent),
+            (4, Some(1))
+        );
+        let Step::PutTail { item, after } = joined.step else {
+            panic!("expected the tail, got {:?}", joined.step);
+        };
+        let tree = after.record.tree.clone().expect("a branch table");
+        assert_eq!(
+            get_s(&item, TREE).expect("tree"),
+            json(&tree).expect("json")
+        );
+        assert_eq!(get_n(&item, MESSAGE_COUNT).expect("count"), 2);
+        let (written, _) = Seen::from_item(&item).expect("decodes");
+        assert_eq!(written.record, after.record);
+        assert_eq!(written.item_size(), after.item_size());
+        // An edit that seals: the update sets the table and the path's count.
+        let full = with_tail(TAIL_MAX_MESSAGES);
+        let edited = plan(&full, edit(Parent::Seq(2))).expect("plans");
+        let Step::Seal(sealing) = edited.step else {
+            panic!("expected a seal, got {:?}", edited.step);
+        };
+        let tree = sealing.after.record.tree.clone().expect("a branch table");
+        assert_eq!(
+            sets(&sealing, TREE),
+            (Some(s(json(&tree).expect("json"))), false)
+        );
+        assert_eq!(sets(&sealing, MESSAGE_COUNT), (Some(n(3)), false));
+        // Rewound, then continued where it was: one line again, the table removed.
+        let rewound = with_active(full, ActiveLeaf::At(5));
+        assert!(rewound.record.tree.is_some());
+        let last = Parent::Seq(TAIL_MAX_MESSAGES as u64);
+        let continued = plan(&rewound, edit(last)).expect("plans");
+        let Step::Seal(sealing) = continued.step else {
+            panic!("expected a seal, got {:?}", continued.step);
+        };
+        assert_eq!(sealing.after.record.tree, None);
+        assert_eq!(sets(&sealing, TREE), (None, true));
+        let count = TAIL_MAX_MESSAGES as u64 + 1;
+        assert_eq!(sets(&sealing, MESSAGE_COUNT), (Some(n(count)), false));
+        let rewound = with_active(with_tail(3), ActiveLeaf::At(1));
+        match plan(&rewound, edit(Parent::Seq(3))).expect("plans").step {
+            Step::PutTail { item, .. } => assert!(!item.contains_key(TREE)),
+            other => panic!("expected the tail, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_parent_that_is_not_stored_is_refused() {
+        let message = NewMessage::new(Role::User, "x").with_parent(Parent::Seq(4));
+        let err = plan(&with_tail(3), vec![message]).expect_err("not stored");
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err:?}");
     }
 
     #[test]

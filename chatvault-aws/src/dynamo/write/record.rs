@@ -92,7 +92,7 @@ impl Table {
                     id,
                 },
                 |record, _files| {
-                    if !record.apply_patch(patch) {
+                    if !record.apply_patch(patch)? {
                         return Ok(None);
                     }
                     let mut set = vec![
@@ -115,6 +115,9 @@ impl Table {
                             .metadata
                             .as_ref()
                             .is_none_or(|m| &record.metadata == m)
+                        && patch
+                            .active
+                            .is_none_or(|a| record.tree().is_on_path(a.seq(), record.active_leaf()))
                 },
             )
             .await?;
@@ -211,7 +214,7 @@ impl Table {
             if size > MAX_ITEM_SIZE {
                 return Err(too_large(size));
             }
-            let update = self.conditional_update(id, expected, &[], set)?;
+            let update = self.conditional_update(&record, expected, &[], set)?;
             let written = self
                 .conditional_write(
                     op,

@@ -75,12 +75,13 @@ impl Table {
             }
             let request = self.update_request(
                 id,
-                ConvUpdate {
-                    expected: current.record.version,
-                    unchanged: vec![(FORMAT, n(1))],
+                ConvUpdate::writing(
+                    &current.record,
+                    current.record.version,
+                    vec![(FORMAT, n(1))],
                     set,
-                    tail: None,
-                },
+                    None,
+                )?,
             );
             let size = current.item_size() + 64;
             let written = Self::single_write(

@@ -7,12 +7,12 @@ use std::future::Future;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chatvault_core::backend::{
-    ConversationId, Error, Message, MessageId, MessageUpdate, MessageUpdated, Result, now,
+    ConversationId, ConversationRecord, Error, Message, MessageId, MessageUpdate, MessageUpdated,
+    Result, now,
 };
 
 use super::actions::{
-    Attributes, ConvUpdate, Op, TailChange, base_size, check_item_size, too_large_conversation,
-    unchanged,
+    ConvUpdate, Op, TailChange, base_size, check_item_size, too_large_conversation, unchanged,
 };
 use super::outcome::Written;
 use crate::dynamo::layout::chunks::{Encoded, chunk_item, decode_tail, is_chunk, pack};
@@ -137,7 +137,8 @@ impl Table {
                         .await?
                 }
                 Found::Sealed(location) => {
-                    let actions = self.sealed_actions(&current, set, location, &message)?;
+                    let actions =
+                        self.sealed_actions(&current, &after.record, set, location, &message)?;
                     let size = after.item_size();
                     self.conditional_write(
                         op,
@@ -194,18 +195,19 @@ impl Table {
     }
 
     /// The actions of an update of a sealed message: the conversation item's update
-    /// (`set`, conditional on it being as `current` was), then the rewrite of the item
-    /// holding the message.
+    /// (`set`, writing `record`, conditional on it being as `current` was), then the
+    /// rewrite of the item holding the message.
     fn sealed_actions(
         &self,
         current: &Seen,
+        record: &ConversationRecord,
         set: Vec<(&'static str, AttributeValue)>,
         location: SealedLocation,
         message: &Message,
     ) -> Result<Vec<TransactWriteItem>> {
         let id = &current.record.id;
         let mut actions = vec![self.conditional_update(
-            id,
+            record,
             current.record.version,
             &unchanged(&current.record),
             set,
@@ -252,12 +254,13 @@ impl Table {
         let size = after.item_size();
         let request = self.update_request(
             op.id,
-            ConvUpdate {
-                expected: current.record.version,
-                unchanged: unchanged(&current.record),
+            ConvUpdate::writing(
+                &after.record,
+                current.record.version,
+                unchanged(&current.record),
                 set,
-                tail: Some(change),
-            },
+                Some(change),
+            )?,
         );
         Self::single_write(
             op,
