@@ -26,11 +26,11 @@ pub use ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId
 pub use model::message::text_of;
 pub use model::{
     ActiveLeaf, Appended, ConversationPatch, ConversationRecord, ConversationSummary,
-    FileAttachment, FilePart, FileSource, HistoryEntry, ListCursor, ListOptions, MAX_JSON_DEPTH,
-    MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_PARTS, Message, MessageRange, MessageStatus,
-    MessageUpdate, MessageUpdated, Metadata, NewMessage, Page, PageLimit, Parent, Part,
-    ProviderPart, Reasoning, Role, SearchCursor, SearchHit, SearchOptions, SearchQuery, Segment,
-    ToolCall, ToolResult, Tree, Usage,
+    FileAttachment, FilePart, FileSource, HistoryEntry, HitBranch, ListCursor, ListOptions,
+    MAX_JSON_DEPTH, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_PARTS, Message, MessageRange,
+    MessageStatus, MessageUpdate, MessageUpdated, Metadata, NewMessage, Page, PageLimit, Parent,
+    Part, ProviderPart, Reasoning, Role, SearchCursor, SearchHit, SearchOptions, SearchQuery,
+    Segment, ToolCall, ToolResult, Tree, Usage,
 };
 pub use vault::{
     Branches, ChatVault, Conversation, NewConversation, ReplyOptions, ReplyWriter, Siblings,

@@ -346,11 +346,7 @@ impl MessagesBackend for MemoryMessages {
             })
             .skip(skip)
             .take(options.limit.get() + 1)
-            .map(|(entry, message)| SearchHit {
-                conversation: entry.record.summary(),
-                message: message.clone(),
-                snippet: None,
-            })
+            .map(|(entry, message)| SearchHit::new(entry.record.summary(), message.clone(), None))
             .collect();
         let next = SearchCursor::at(skip + options.limit.get());
         Ok(Page::from_overfetch(hits, options.limit, |_| next.encode()))

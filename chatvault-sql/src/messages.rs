@@ -200,11 +200,11 @@ where
             let conversation = Self::record_at(row, 2)?;
             let message = Self::message_at(row, 0, &conversation.id)?;
             let snippet: String = Self::col(row, 1)?;
-            items.push(SearchHit {
-                conversation: conversation.summary(),
+            items.push(SearchHit::new(
+                conversation.summary(),
                 message,
-                snippet: Some(snippet),
-            });
+                Some(snippet),
+            ));
         }
         Ok(Page {
             items,

@@ -29,9 +29,9 @@ pub use crate::error::{BoxError, Error, ErrorKind, Result};
 pub use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId};
 pub use crate::model::{
     ActiveLeaf, Appended, ConversationHead, ConversationPatch, ConversationRecord,
-    ConversationSummary, FileAttachment, FilePart, FileSource, ListCursor, ListOptions, Message,
-    MessageRange, MessageStatus, MessageUpdate, MessageUpdated, Metadata, NewMessage, Page,
-    PageLimit, Parent, Part, ProviderPart, Reasoning, Role, Run, SearchCursor, SearchHit,
+    ConversationSummary, FileAttachment, FilePart, FileSource, HitBranch, ListCursor, ListOptions,
+    Message, MessageRange, MessageStatus, MessageUpdate, MessageUpdated, Metadata, NewMessage,
+    Page, PageLimit, Parent, Part, ProviderPart, Reasoning, Role, Run, SearchCursor, SearchHit,
     SearchOptions, SearchQuery, Segment, StoredConversation, ToolCall, ToolResult, Tree, Usage,
     auto_title, now, sort_for_listing, validate_metadata,
 };

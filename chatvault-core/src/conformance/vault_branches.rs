@@ -3,7 +3,7 @@
 
 use super::SuiteConfig;
 use super::util::{fresh_user, ok};
-use crate::model::{Message, MessageRange, NewMessage, Role};
+use crate::model::{HitBranch, Message, MessageRange, NewMessage, Role, SearchOptions};
 use crate::vault::{ChatVault, Conversation, ReplyOptions};
 
 fn texts(messages: &[Message]) -> Vec<String> {
@@ -55,6 +55,16 @@ pub async fn branches_through_the_vault(vault: ChatVault, config: SuiteConfig) {
     let fresh = reread(&vault, &c).await;
     assert_eq!(path_texts(&fresh).await, ["u1", "a1", "u2", "a2"]);
     assert_eq!(fresh.record().summary().message_count, 4);
+    if vault.messages_backend().capabilities().search {
+        let options = SearchOptions::default();
+        let hits = ok(vault.search(&alice, "edited", &options).await, "search");
+        let branches: Vec<_> = hits.items.iter().map(|h| h.branch).collect();
+        let off_path = HitBranch {
+            active: false,
+            leaf: second_reply.seq,
+        };
+        assert_eq!(branches, [Some(off_path)], "search says which branch");
+    }
     ok(c.branches().rewind(&a1.id).await, "rewind");
     assert_eq!(path_texts(&reread(&vault, &c).await).await, ["u1", "a1"]);
     ok(c.branches().switch(&edited.id).await, "switch to the edit");

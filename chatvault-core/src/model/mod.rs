@@ -26,7 +26,7 @@ pub use conversation::{
 };
 pub use message::{Message, MessageStatus, MessageUpdate, MessageUpdated, NewMessage};
 pub use options::{ListCursor, ListOptions, PageLimit, SearchCursor, SearchOptions};
-pub use page::{Appended, MessageRange, Page, SearchHit, sort_for_listing};
+pub use page::{Appended, HitBranch, MessageRange, Page, SearchHit, sort_for_listing};
 pub use part::{FilePart, FileSource, Part, ProviderPart, Reasoning, ToolCall, ToolResult};
 pub use role::Role;
 pub use search::SearchQuery;

@@ -17,6 +17,36 @@ pub struct SearchHit {
     pub message: Message,
     /// A short excerpt around the match, when the backend makes one.
     pub snippet: Option<String>,
+    /// Which branch the message is on: filled in by
+    /// [`ChatVault::search`](crate::ChatVault::search); `None` from a backend.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<HitBranch>,
+}
+
+impl SearchHit {
+    /// A hit as a backend returns it (no branch information).
+    pub fn new(
+        conversation: ConversationSummary,
+        message: Message,
+        snippet: Option<String>,
+    ) -> Self {
+        SearchHit {
+            conversation,
+            message,
+            snippet,
+            branch: None,
+        }
+    }
+}
+
+/// Where a search hit's message stands in its conversation's branches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct HitBranch {
+    /// Whether the message is on the active path.
+    pub active: bool,
+    /// The leaf a switch to the message shows (the newest message reached from it by
+    /// always taking the newest follower): the branch the hit is on.
+    pub leaf: u64,
 }
 
 /// One page of a listing.

@@ -1,5 +1,6 @@
 //! The [`ChatVault`]: the two backends, and what an application does across
 //! conversations (listing, search, archive, delete).
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::backend::{FilesBackend, MessagesBackend, check_unique_ids};
@@ -126,7 +127,29 @@ impl ChatVault {
         for hit in &mut page.items {
             settle(&mut hit.message, at);
         }
+        self.place_hits(&mut page.items).await?;
         Ok(page)
+    }
+
+    /// Fills in each hit's branch, from one head read per conversation among the hits.
+    async fn place_hits(&self, hits: &mut [SearchHit]) -> Result<()> {
+        let mut trees: HashMap<ConversationId, Option<Tree>> = HashMap::new();
+        for hit in hits.iter_mut() {
+            let id = &hit.conversation.id;
+            if !trees.contains_key(id) {
+                let head = self.messages.head(id).await?;
+                let tree = head.map(|h| h.record.tree().into_owned());
+                trees.insert(id.clone(), tree);
+            }
+            if let Some(Some(tree)) = trees.get(id) {
+                let seq = hit.message.seq;
+                hit.branch = Some(HitBranch {
+                    active: tree.is_on_path(seq, tree.leaf),
+                    leaf: tree.newest_leaf_from(seq),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Archives a conversation: it stays readable but leaves listings unless asked for.
