@@ -7,7 +7,9 @@
 //!
 //! - `/api/...`: the [`chatvault_axum`] router (its OpenAPI document at `/api/openapi.json`).
 //! - `/`: a single-page app (plain HTML + JS, embedded in the binary): your conversations,
-//!   the messages of one, upload and download files, rename, archive.
+//!   the messages of one, upload and download files, rename, archive; edit a message or
+//!   write a new version of a reply in place, and step through the versions ("< 2/3 >")
+//!   of a message: the page shows the active branch, also after a reload.
 //! - `/demo/login`, `/demo/logout`, `/demo/me`: **demo-only sign-in**. Anyone can sign in
 //!   as anyone by typing a name: the name goes into a cookie, and the API's identity
 //!   resolver trusts that cookie (or an `x-demo-user` header). A real app plugs its own

@@ -105,9 +105,62 @@ function renderMessage(m) {
     else body.append(el("span", { class: "part" }, ` [${part.type}]`));
   }
   const status = m.status === "complete" ? "" : m.status;
-  return el("li", { class: `message ${m.role}`, dataset: { seq: String(m.seq) } },
+  const li = el("li", { class: `message ${m.role}`, dataset: { seq: String(m.seq), id: m.id } },
     el("span", { class: "role" }, m.role, status ? el("span", { class: "status" }, status) : ""),
     body);
+  const actions = el("div", { class: "actions" }, versionControls(m));
+  const inProgress = m.status === "pending" || m.status === "streaming";
+  if (m.role === "user") {
+    actions.append(el("button", { type: "button", class: "edit", onclick: () => startEditing(li, m, "edit") }, "Edit"));
+  } else if (m.role === "assistant" && !inProgress) {
+    actions.append(el("button", { type: "button", class: "regenerate", onclick: () => startEditing(li, m, "regenerate") }, "Regenerate"));
+  }
+  li.append(actions);
+  return li;
+}
+
+// "< 2/3 >": the versions of a message (its edits or regenerated replies), stepped
+// through with the switch route; the page then shows the branch switched to.
+function versionControls(m) {
+  if (!(m.sibling_count > 1)) return "";
+  const step = (by) => guard(() => stepVersion(m, by));
+  return el("span", { class: "versions" },
+    el("button", { type: "button", class: "prev", title: "previous version", disabled: m.sibling_index === 0, onclick: step(-1) }, "<"),
+    el("span", { class: "version" }, `${m.sibling_index + 1}/${m.sibling_count}`),
+    el("button", { type: "button", class: "next", title: "next version", disabled: m.sibling_index + 1 >= m.sibling_count, onclick: step(1) }, ">"));
+}
+
+function messagePath(m, action) {
+  return `/conversations/${state.current}/messages/${encodeURIComponent(m.id)}/${action}`;
+}
+
+async function stepVersion(m, by) {
+  const versions = await api(messagePath(m, "siblings"));
+  const target = versions.items[versions.index + by];
+  if (!target) return;
+  await api(messagePath(target, "switch"), { method: "POST" });
+  await loadMessages();
+}
+
+// Edit a user message, or write a new version of an assistant reply (this demo has no
+// model: the person writes it), in place: a textarea with the text, Save and Cancel.
+function startEditing(li, m, action) {
+  const area = el("textarea", { class: "edit-text", rows: 3, value: m.content });
+  const save = guard(async () => {
+    const text = area.value;
+    if (!text.trim()) return;
+    // An edit keeps the message's files; a new reply is text.
+    const kept = action === "edit" ? m.parts.filter((p) => p.type === "file") : [];
+    const body = kept.length ? { parts: [{ type: "text", text }, ...kept] } : { text };
+    await api(messagePath(m, action), json("POST", body));
+    await loadMessages();
+  });
+  li.querySelector(".content").replaceWith(el("div", { class: "editor" }, area,
+    el("div", { class: "row" },
+      el("button", { type: "button", class: "save", onclick: save }, "Save"),
+      el("button", { type: "button", class: "cancel", onclick: guard(() => loadMessages()) }, "Cancel"))));
+  li.querySelector(".actions").hidden = true;
+  area.focus();
 }
 
 async function loadMessages(older = false) {

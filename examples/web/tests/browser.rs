@@ -609,3 +609,209 @@ async fn drive(page: &mut Cdp, base: &str, trip: &str) {
     assert_eq!(detail["conversation"]["message_count"], 3);
     assert_eq!(detail["files"].as_array().unwrap().len(), 2);
 }
+
+/// A person edits a question, writes a new version of a reply, steps through the
+/// versions with "<" and ">", and reloads: the page shows the branch they left active.
+#[cfg_attr(
+    not(chatvault_browser),
+    ignore = "needs headless Chromium: none was found when the tests were built (no CHATVAULT_CHROMIUM or CHROMIUM naming one, no chromium on PATH); run ./scripts/test.sh, or scripts/browser.sh install && eval \"$(scripts/browser.sh env)\" first"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_edits_and_switches_versions() {
+    let browser = browser("a_person_edits_and_switches_versions");
+    let data = tempfile::tempdir().unwrap();
+    let server = WebServer::start(data.path());
+    let trip = seed(&server.base).await;
+    let profile = tempfile::tempdir().unwrap();
+    let (mut chrome, mut page) = open_browser(&browser, profile.path()).await;
+    let result = tokio::spawn(async move {
+        drive_versions(&mut page, &server.base, &trip).await;
+        drop(server);
+    })
+    .await;
+    let _ = chrome.kill();
+    let _ = chrome.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+const QUESTION: &str = "Where should we eat?";
+const ANSWER: &str = "Try the fish market by the harbour.";
+const NEW_ANSWER: &str = "The food hall at Vulkan, or the fish market.";
+const NEW_QUESTION: &str = "Where should we have coffee?";
+
+/// The message at `n` (from 1) on the page: its text and its "i/n" label ("" without).
+async fn shown(page: &mut Cdp, n: usize) -> (String, String) {
+    let item = format!("#messages > li:nth-child({n})");
+    let text = page.text(&format!("{item} .content")).await;
+    let label = page
+        .eval(&format!(
+            "document.querySelector({})?.innerText ?? ''",
+            json!(format!("{item} .version"))
+        ))
+        .await;
+    (text, label.as_str().unwrap_or_default().to_owned())
+}
+
+/// What the page shows: each message's text and version label.
+async fn shown_all(page: &mut Cdp) -> Vec<(String, String)> {
+    let count = page
+        .eval("document.getElementById('messages').children.length")
+        .await;
+    let mut out = Vec::new();
+    for n in 1..=count.as_u64().unwrap() as usize {
+        out.push(shown(page, n).await);
+    }
+    out
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// Waits until message `n` shows `text`.
+async fn wait_for_text(page: &mut Cdp, n: usize, text: &str) {
+    page.wait_for(&format!(
+        "document.querySelector('#messages > li:nth-child({n}) .content')?.innerText === {}",
+        json!(text)
+    ))
+    .await;
+}
+
+/// Clicks the button `class` ("edit", "regenerate", "prev", "next", "save") of message `n`.
+async fn click_in_message(page: &mut Cdp, n: usize, class: &str) {
+    page.click(&format!("#messages > li:nth-child({n}) button.{class}"))
+        .await;
+}
+
+async fn drive_versions(page: &mut Cdp, base: &str, trip: &str) {
+    page.call(
+        "Page.navigate",
+        json!({ "url": format!("{base}/#user=alice&c={trip}") }),
+    )
+    .await;
+    page.wait_for("document.getElementById('messages').children.length === 2")
+        .await;
+    assert_eq!(
+        shown_all(page).await,
+        pairs(&[(QUESTION, ""), (ANSWER, "")])
+    );
+
+    // Regenerate the reply: the person writes the new version in place and saves it.
+    click_in_message(page, 2, "regenerate").await;
+    page.wait_for("document.querySelector('#messages > li:nth-child(2) textarea') !== null")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('#messages > li:nth-child(2) textarea').value")
+            .await,
+        ANSWER
+    );
+    page.type_into("#messages > li:nth-child(2) textarea", NEW_ANSWER)
+        .await;
+    click_in_message(page, 2, "save").await;
+    wait_for_text(page, 2, NEW_ANSWER).await;
+    assert_eq!(
+        shown_all(page).await,
+        pairs(&[(QUESTION, ""), (NEW_ANSWER, "2/2")])
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#messages > li:nth-child(2) button.next').disabled")
+            .await,
+        true
+    );
+
+    // "<" shows the first reply, ">" the new one again.
+    click_in_message(page, 2, "prev").await;
+    wait_for_text(page, 2, ANSWER).await;
+    assert_eq!(shown(page, 2).await, (ANSWER.into(), "1/2".into()));
+    click_in_message(page, 2, "next").await;
+    wait_for_text(page, 2, NEW_ANSWER).await;
+    assert_eq!(shown(page, 2).await, (NEW_ANSWER.into(), "2/2".into()));
+
+    // Edit the question: a new branch holding only the edited question.
+    click_in_message(page, 1, "edit").await;
+    page.wait_for("document.querySelector('#messages > li:nth-child(1) textarea') !== null")
+        .await;
+    page.type_into("#messages > li:nth-child(1) textarea", NEW_QUESTION)
+        .await;
+    click_in_message(page, 1, "save").await;
+    wait_for_text(page, 1, NEW_QUESTION).await;
+    page.wait_for("document.getElementById('messages').children.length === 1")
+        .await;
+    assert_eq!(shown_all(page).await, pairs(&[(NEW_QUESTION, "2/2")]));
+    // A message written now continues the edited branch.
+    page.type_into("#message-text", "Somewhere with a view.")
+        .await;
+    page.click("#message-form button").await;
+    page.wait_for("document.getElementById('messages').children.length === 2")
+        .await;
+    assert_eq!(
+        shown_all(page).await,
+        pairs(&[(NEW_QUESTION, "2/2"), ("Somewhere with a view.", "")])
+    );
+
+    // "<" on the question: the first question's branch, with the reply last shown there.
+    click_in_message(page, 1, "prev").await;
+    wait_for_text(page, 1, QUESTION).await;
+    assert_eq!(
+        shown_all(page).await,
+        pairs(&[(QUESTION, "1/2"), (NEW_ANSWER, "2/2")])
+    );
+    click_in_message(page, 2, "prev").await;
+    wait_for_text(page, 2, ANSWER).await;
+    assert_eq!(
+        shown_all(page).await,
+        pairs(&[(QUESTION, "1/2"), (ANSWER, "1/2")])
+    );
+
+    // Reload: the page comes back on the branch left active.
+    page.eval("window.beforeReload = true").await;
+    page.call("Page.reload", json!({})).await;
+    page.wait_for(
+        "!window.beforeReload && document.body.dataset.ready === 'true' \
+         && document.getElementById('messages').children.length === 2",
+    )
+    .await;
+    assert_eq!(
+        shown_all(page).await,
+        pairs(&[(QUESTION, "1/2"), (ANSWER, "1/2")])
+    );
+    // ">" on the question after the reload: the edited branch, as it was left.
+    click_in_message(page, 1, "next").await;
+    wait_for_text(page, 1, NEW_QUESTION).await;
+    assert_eq!(
+        shown_all(page).await,
+        pairs(&[(NEW_QUESTION, "2/2"), ("Somewhere with a view.", "")])
+    );
+
+    // What the person sees, kept for a look.
+    let shot = page
+        .call("Page.captureScreenshot", json!({ "format": "png" }))
+        .await;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().unwrap())
+        .unwrap();
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-example-versions.png");
+    std::fs::write(&out, &png).unwrap();
+    println!("screenshot: {}", out.display());
+
+    // The server has the branch the page shows, and every version.
+    let client = reqwest::Client::new();
+    let detail: Value = client
+        .get(format!("{base}/api/conversations/{trip}"))
+        .header("x-demo-user", "alice")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conversation = &detail["conversation"];
+    assert_eq!(conversation["message_count"], 5);
+    assert_eq!(conversation["path_length"], 2);
+    assert_eq!(conversation["active_leaf"], 5);
+}
