@@ -13,7 +13,7 @@ use crate::conn::{BACKEND, read_error, write_error};
 use crate::layout::{self, FORMAT, Keys, from_json, score, to_json};
 use crate::messages::RedisMessages;
 use crate::scripts::{COMMIT, LOAD};
-use crate::state::Known;
+use crate::state::{Known, Turn};
 
 /// How many refused decisions a write makes again before it gives up with
 /// [`Error::Conflict`]. Writers of one process take turns, so only writers of other
@@ -27,6 +27,8 @@ pub(crate) struct Seen<'a> {
     pub(crate) known: &'a Known,
     /// The stored message of each id asked for, in order.
     pub(crate) found: &'a [Option<Message>],
+    /// Whether it was read just now (not recalled from this process's last write).
+    pub(crate) fresh: bool,
 }
 
 /// What a write decided to store.
@@ -86,11 +88,22 @@ impl RedisMessages {
         &self,
         id: &ConversationId,
         lookups: &[MessageId],
+        decide: impl FnMut(Seen<'_>) -> Result<Decision<T>>,
+    ) -> Result<Outcome<T>> {
+        let mut turn = self.inner.slots.turn(id).await;
+        self.change_in_turn(&mut turn, id, lookups, decide).await
+    }
+
+    /// [`change`](Self::change), for a writer that holds the conversation's turn.
+    pub(crate) async fn change_in_turn<T>(
+        &self,
+        turn: &mut Turn,
+        id: &ConversationId,
+        lookups: &[MessageId],
         mut decide: impl FnMut(Seen<'_>) -> Result<Decision<T>>,
     ) -> Result<Outcome<T>> {
         let slots = &self.inner.slots;
-        let mut turn = slots.turn(id).await;
-        let mut next = match &*turn {
+        let mut next = match &**turn {
             Some(known) if lookups.is_empty() && slots.keeps() => Some((known.clone(), None)),
             _ => None,
         };
@@ -100,7 +113,7 @@ impl RedisMessages {
                 None => match self.load(id, lookups).await? {
                     Some((known, found)) => (known, Some(found)),
                     None => {
-                        *turn = None;
+                        **turn = None;
                         return Err(Error::conversation_not_found(id.as_str()));
                     }
                 },
@@ -110,12 +123,13 @@ impl RedisMessages {
             let decision = decide(Seen {
                 known: &known,
                 found: &found,
+                fresh,
             });
             let (change, answer) = match decision {
                 Ok(Decision::Write(change, answer)) => (change, answer),
                 _ if !fresh => continue,
                 Ok(Decision::Answer(answer)) => {
-                    *turn = slots.keeps().then_some(known);
+                    **turn = slots.keeps().then_some(known);
                     return Ok(Outcome::Done(answer));
                 }
                 Err(e) => return Err(e),
@@ -124,7 +138,7 @@ impl RedisMessages {
             match self.commit(id, &known, &change, &token).await? {
                 Reply::Written => {
                     self.move_in_listings(&known.record, &change.record).await;
-                    *turn = slots.keeps().then(|| Known {
+                    **turn = slots.keeps().then(|| Known {
                         token,
                         files: change.files.unwrap_or(known.files),
                         record: change.record,
@@ -132,7 +146,7 @@ impl RedisMessages {
                     return Ok(Outcome::Done(answer));
                 }
                 Reply::Gone => {
-                    *turn = None;
+                    **turn = None;
                     return Err(Error::conversation_not_found(id.as_str()));
                 }
                 Reply::Stale(now) => {
@@ -141,7 +155,7 @@ impl RedisMessages {
                     }
                 }
                 Reply::Replay(record, found) => {
-                    *turn = None;
+                    **turn = None;
                     return Ok(Outcome::Replayed(Box::new(record), found));
                 }
             }

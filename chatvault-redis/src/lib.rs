@@ -5,6 +5,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
+mod batch;
 mod commit;
 mod conn;
 mod layout;

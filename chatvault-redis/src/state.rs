@@ -13,6 +13,8 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chatvault_core::backend::{ConversationId, ConversationRecord, FileAttachment};
+
+use crate::batch::Waiting;
 use lru::LruCache;
 use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard};
 
@@ -27,13 +29,41 @@ pub(crate) struct Known {
     pub(crate) files: Vec<FileAttachment>,
 }
 
-/// One conversation's slot: the writers' turn, and what the last of them left.
-pub(crate) type Slot = Arc<TurnLock<Option<Known>>>;
+/// What a writer holds while it has a conversation's turn: what the last writer left.
+pub(crate) type Turn = OwnedMutexGuard<Option<Known>>;
+
+/// One conversation's slot: the writers' turn, what the last of them left, and the
+/// appends waiting for the turn (which its holder may write together).
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    turn: Arc<TurnLock<Option<Known>>>,
+    waiting: Mutex<Vec<Waiting>>,
+}
+
+impl Slot {
+    /// Queues an append for whoever has the turn next.
+    pub(crate) fn wait(&self, append: Waiting) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(append);
+    }
+
+    /// Takes every queued append.
+    pub(crate) fn take_waiting(&self) -> Vec<Waiting> {
+        std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Waits for the turn and holds it until the guard is dropped.
+    pub(crate) async fn turn(&self) -> Turn {
+        Arc::clone(&self.turn).lock_owned().await
+    }
+}
 
 /// The slots of the most recently written conversations.
 #[derive(Debug)]
 pub(crate) struct Slots {
-    slots: Mutex<LruCache<ConversationId, Slot>>,
+    slots: Mutex<LruCache<ConversationId, Arc<Slot>>>,
     keeps: bool,
 }
 
@@ -55,16 +85,18 @@ impl Slots {
         self.keeps
     }
 
-    /// Waits for `id`'s turn and holds it until the guard is dropped.
+    /// `id`'s slot.
     ///
-    /// A slot pushed out of the cache while held only means that a later writer may go
+    /// A slot pushed out of the cache while in use only means that a later writer may go
     /// at the same time as its holder: the server's token check still keeps them apart.
-    pub(crate) async fn turn(&self, id: &ConversationId) -> OwnedMutexGuard<Option<Known>> {
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(slots.get_or_insert(id.clone(), || Arc::new(TurnLock::new(None))))
-        };
-        slot.lock_owned().await
+    pub(crate) fn slot(&self, id: &ConversationId) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(slots.get_or_insert(id.clone(), Arc::default))
+    }
+
+    /// Waits for `id`'s turn and holds it until the guard is dropped.
+    pub(crate) async fn turn(&self, id: &ConversationId) -> Turn {
+        self.slot(id).turn().await
     }
 
     /// Forgets `id` (deleted or being deleted).

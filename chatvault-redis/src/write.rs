@@ -3,9 +3,8 @@
 //! keys.
 
 use chatvault_core::backend::{
-    Appended, ConversationId, ConversationPatch, ConversationRecord, Error, FileAttachment, FileId,
-    MessageId, MessageUpdate, MessageUpdated, NewMessage, Result, UserId, apply_add_file,
-    apply_remove_file, check_owner, check_replay, now,
+    ConversationId, ConversationPatch, ConversationRecord, Error, FileAttachment, FileId,
+    MessageId, MessageUpdate, MessageUpdated, Result, apply_add_file, apply_remove_file, now,
 };
 use futures_util::future::try_join_all;
 use redis::cmd;
@@ -64,61 +63,6 @@ impl RedisMessages {
                 kind: "conversation",
                 id: record.id.to_string(),
             }),
-        }
-    }
-
-    /// [`MessagesBackend::append_messages_as`](chatvault_core::MessagesBackend::append_messages_as):
-    /// [`ConversationRecord::apply_append`] decides, one script writes (and refuses ids
-    /// already stored, which [`check_replay`] then judges).
-    pub(crate) async fn append(
-        &self,
-        owner: Option<&UserId>,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        chatvault_core::backend::check_unique_ids(&messages)?;
-        let outcome = self
-            .change(id, &[], |seen| {
-                let mut record = seen.known.record.clone();
-                check_owner(&record, owner)?;
-                if messages.is_empty() {
-                    return Ok(Decision::Answer(Appended {
-                        record,
-                        messages: Vec::new(),
-                    }));
-                }
-                let stored = record.apply_append(messages.clone(), now())?;
-                let change = Change {
-                    record: record.clone(),
-                    files: None,
-                    messages: stored.clone(),
-                    new_messages: true,
-                };
-                Ok(Decision::Write(
-                    Box::new(change),
-                    Appended {
-                        record,
-                        messages: stored,
-                    },
-                ))
-            })
-            .await?;
-        match outcome {
-            Outcome::Done(appended) => Ok(appended),
-            Outcome::Replayed(record, found) => {
-                check_owner(&record, owner)?;
-                match check_replay(&messages, found)? {
-                    Some(messages) => Ok(Appended {
-                        record: *record,
-                        messages,
-                    }),
-                    None => Err(Error::corrupt(
-                        BACKEND,
-                        self.inner.keys.message_ids(id),
-                        "a message id was reported stored, and is not",
-                    )),
-                }
-            }
         }
     }
 
