@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![doc = include_str!("../docs/writing-a-backend.md")]
 #![doc = include_str!("../docs/semantics.md")]
+#![doc = include_str!("../docs/branches.md")]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -113,7 +113,7 @@ impl ConversationRecord {
     /// message follows what its [`NewMessage::parent`] names ([`Parent::Active`]: the
     /// message before it in the batch, or the active leaf for the first) and becomes the
     /// active leaf, the branch table growing by a run where it does not follow the newest
-    /// message ([`Tree`]); their usage is added to the totals; `last_active` becomes `at`
+    /// message ([`Tree`](crate::Tree)); their usage is added to the totals; `last_active` becomes `at`
     /// (never moving backwards); the title is set from the first user message with visible
     /// text when the conversation has none yet ([`auto_title`]); `version` grows by one.
     /// Roles are normalised as [`Role::from`] does (`Role::Other("User")` is stored as
