@@ -176,31 +176,23 @@ impl RedisMessages {
         after: Option<&(i64, String)>,
         count: usize,
     ) -> Result<Vec<Entry>> {
-        let mut conn = self.inner.conn.clone();
-        let Some((at, id)) = after else {
-            return cmd("ZREVRANGEBYSCORE")
-                .arg(index)
-                .arg("+inf")
-                .arg("-inf")
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(count)
-                .query_async(&mut conn)
-                .await
-                .map_err(read_error);
+        // Entries of the cursor's score come in reverse id order: those below the
+        // cursor's id, then the lower scores (from the top without a cursor).
+        let (max, ties_at) = match after {
+            Some((at, _)) => (format!("({at}"), at.to_string()),
+            // No entry has a score above +inf: the ties read finds nothing.
+            None => ("+inf".to_owned(), "+inf".to_owned()),
         };
-        // Entries of the same score come in reverse id order: those below the cursor's
-        // id, then the lower scores.
+        let mut conn = self.inner.conn.clone();
         let (ties, lower): (Vec<Entry>, Vec<Entry>) = redis::pipe()
             .cmd("ZREVRANGEBYSCORE")
             .arg(index)
-            .arg(at)
-            .arg(at)
+            .arg(&ties_at)
+            .arg(&ties_at)
             .arg("WITHSCORES")
             .cmd("ZREVRANGEBYSCORE")
             .arg(index)
-            .arg(format!("({at}"))
+            .arg(&max)
             .arg("-inf")
             .arg("WITHSCORES")
             .arg("LIMIT")
@@ -209,7 +201,8 @@ impl RedisMessages {
             .query_async(&mut conn)
             .await
             .map_err(read_error)?;
-        let mut out: Vec<Entry> = ties.into_iter().filter(|(m, _)| m < id).collect();
+        let below = |m: &String| after.is_some_and(|(_, id)| m < id);
+        let mut out: Vec<Entry> = ties.into_iter().filter(|(m, _)| below(m)).collect();
         out.extend(lower);
         out.truncate(count);
         Ok(out)
