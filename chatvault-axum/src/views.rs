@@ -5,7 +5,7 @@
 
 use chatvault_core::{
     Conversation, ConversationId, ConversationRecord, ConversationSummary, FileAttachment, FileId,
-    Message, MessageId, MessageStatus, Metadata, Part, Usage, UserId,
+    HitBranch, Message, MessageId, MessageStatus, Metadata, Part, Usage, UserId,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -390,6 +390,27 @@ pub struct SearchHitView {
     pub message: MessageView,
     /// An excerpt around the match, when the backend makes one.
     pub snippet: Option<String>,
+    /// Which branch the message is on (absent when it could not be told).
+    pub branch: Option<HitBranchView>,
+}
+
+/// Where a search hit's message stands in its conversation's branches.
+#[derive(Clone, Copy, Debug, Serialize, ToSchema)]
+pub struct HitBranchView {
+    /// Whether the message is on the active path (what `GET .../messages` pages).
+    pub active: bool,
+    /// The leaf of the branch the message is on (the one a switch to it shows): page it
+    /// with `GET .../messages?leaf=`.
+    pub leaf: u64,
+}
+
+impl From<HitBranch> for HitBranchView {
+    fn from(b: HitBranch) -> Self {
+        HitBranchView {
+            active: b.active,
+            leaf: b.leaf,
+        }
+    }
 }
 
 /// A page of search hits.

@@ -396,7 +396,24 @@ async fn retries_store_once(api: &Api) {
 async fn branches_on_the_memory_backend() {
     let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
     let api = Api::serve(vault).await;
-    edit_switch_rewind_and_fork(&api).await;
+    let id = edit_switch_rewind_and_fork(&api).await;
+    // Search finds a message off the active path and says which branch it is on.
+    let hits = api.get("alice", "/search?q=Sundays").await;
+    let hits = hits["items"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["conversation"]["id"], id.as_str());
+    assert_eq!(hits[0]["message"]["seq"], 3);
+    assert_eq!(hits[0]["branch"], json!({ "active": false, "leaf": 4 }));
+    let hits = api.get("alice", "/search?q=Mondays%3A").await;
+    let on_path = hits["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["message"]["seq"] == 7);
+    assert_eq!(
+        on_path.unwrap()["branch"],
+        json!({ "active": true, "leaf": 7 })
+    );
     retries_store_once(&api).await;
 }
 

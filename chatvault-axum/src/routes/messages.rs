@@ -236,6 +236,7 @@ pub(super) async fn search(
                 conversation: hit.conversation.into(),
                 message: hit.message.into(),
                 snippet: hit.snippet,
+                branch: hit.branch.map(Into::into),
             })
             .collect(),
         next_cursor: page.next_cursor,
