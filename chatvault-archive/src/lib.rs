@@ -8,7 +8,7 @@ mod blobs;
 mod error;
 mod export;
 mod format;
-mod import;
+pub mod import;
 mod progress;
 mod reader;
 mod restore;
@@ -22,7 +22,7 @@ pub use format::{
     BLOBS_DIR, CONVERSATIONS_DIR, Counts, FORMAT_VERSION, FileEntry, FormatVersion, MANIFEST,
     Manifest, blob_path, conversation_path,
 };
-pub use import::{ImportOptions, copy, import};
+pub use import::archive::{ImportOptions, copy, import};
 pub use progress::{OnProgress, Progress, no_progress};
 pub use reader::{ArchiveReader, ConversationReader};
 pub use restore::ImportReport;

@@ -1,0 +1,2 @@
+//! Placeholder until the import benchmark lands.
+fn main() {}

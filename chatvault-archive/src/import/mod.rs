@@ -1,0 +1,265 @@
+//! Importers of other tools' exports: ChatGPT, Claude, Open WebUI and LibreChat.
+//!
+//! [`import_file`] reads an export (the zip the tool hands out, the directory it unpacks
+//! to, or its JSON file) and writes every conversation into a [`Store`] for one owner:
+//!
+//! - **Every node becomes a message** in the conversation's tree, parents before
+//!   children (edits and regenerations become siblings), and the conversation's active
+//!   leaf is the source's (ChatGPT `current_node`, Claude `current_leaf_message_uuid`,
+//!   Open WebUI `history.currentId`; LibreChat has none: its newest leaf).
+//! - **Nothing is dropped**: text, tool calls and results, reasoning and files become
+//!   typed parts; content the model has no part for is kept as
+//!   [`Part::Provider`](chatvault_core::Part::Provider) data, and the source's other
+//!   fields are kept in each message's metadata under the format's name.
+//! - **Original times and ids**: each message keeps its source time, and its metadata
+//!   says where it came from: `{"source": {"format", "conversation_id", "message_id",
+//!   "parent_id"}}` (the conversation's: `{"source": {"format", "conversation_id"}}`).
+//! - **Idempotent**: conversation, message and attachment ids are derived from the
+//!   source's ids, so importing the same export again adds nothing, and importing a later
+//!   export of the same account adds only what is new.
+//! - **Attachments**: bytes the export holds are uploaded (streamed from the zip);
+//!   attachments without bytes become file parts whose URL is the source's pointer
+//!   (`file-service://..`, `sediment://..`, `/api/v1/files/..`), counted in
+//!   [`Notes::missing_files`].
+//! - **A malformed conversation** is reported in [`ImportReport::failed`] with the field
+//!   at fault, and nothing of it is written; the others go in.
+//! - **Bounded memory**: the JSON is streamed one conversation at a time (a parser thread
+//!   hands each to the writer), so a 2 GB `conversations.json` is never held whole.
+//!
+//! ```no_run
+//! # async fn run() -> chatvault_archive::Result<()> {
+//! use chatvault_archive::import::{Format, ImportOptions, import_file};
+//! use chatvault_archive::{Store, no_progress};
+//! use chatvault_memory::{MemoryFiles, MemoryMessages};
+//!
+//! let store = Store::new(MemoryMessages::new(), MemoryFiles::new());
+//! let options = ImportOptions::new("alice".parse()?);
+//! let report = import_file(
+//!     Format::ChatGpt,
+//!     "chatgpt-export.zip".as_ref(),
+//!     &store,
+//!     &options,
+//!     &no_progress,
+//! )
+//! .await?;
+//! println!("{} messages added", report.messages_added);
+//! # Ok(()) }
+//! ```
+//!
+//! The archive's own import ([`crate::import()`]) is the other direction of
+//! [`crate::export()`]; this module is for data that comes from elsewhere.
+
+pub(crate) mod archive;
+mod chatgpt;
+mod claude;
+mod fields;
+mod files;
+mod ids;
+mod json;
+mod librechat;
+mod model;
+mod openwebui;
+mod report;
+mod source;
+mod write;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chatvault_core::UserId;
+use serde_json::Value;
+
+pub use report::{ConversationFailure, ImportReport, MAX_LISTED_MISSING, Notes};
+
+use crate::error::{ArchiveError, Result};
+use crate::progress::{OnProgress, Progress};
+use crate::store::Store;
+use fields::{Bad, Got};
+use model::Conv;
+use source::Export;
+
+/// How many parsed conversations may wait for the writer.
+const QUEUE: usize = 4;
+
+/// The tools whose exports [`import_file`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// ChatGPT's data export (the zip, or its `conversations.json`).
+    ChatGpt,
+    /// Claude's data export (`conversations.json`, linear or with parents).
+    Claude,
+    /// Open WebUI's chat export (JSON: chat rows with their `history`).
+    OpenWebUi,
+    /// LibreChat's conversation export (JSON: `messages` or `messagesTree`).
+    LibreChat,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 4] = [
+        Format::ChatGpt,
+        Format::Claude,
+        Format::OpenWebUi,
+        Format::LibreChat,
+    ];
+
+    /// The format's name on the command line and in metadata: `chatgpt`, `claude`,
+    /// `open-webui`, `librechat`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::ChatGpt => "chatgpt",
+            Format::Claude => "claude",
+            Format::OpenWebUi => "open-webui",
+            Format::LibreChat => "librechat",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    /// Parses a [`name`](Format::name) (case-insensitive; `openwebui` and `chat-gpt`
+    /// too).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let wanted: String = s
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name().replace('-', "") == wanted)
+            .ok_or_else(|| {
+                format!("unknown format {s:?}: use chatgpt, claude, open-webui or librechat")
+            })
+    }
+}
+
+/// Options of [`import_file`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// Who owns the imported conversations.
+    pub owner: UserId,
+    /// Only report what would be added; write nothing.
+    pub dry_run: bool,
+}
+
+impl ImportOptions {
+    /// Imports for `owner`, writing.
+    pub fn new(owner: UserId) -> Self {
+        ImportOptions {
+            owner,
+            dry_run: false,
+        }
+    }
+
+    /// Sets [`dry_run`](Self::dry_run).
+    pub fn dry_run(mut self, yes: bool) -> Self {
+        self.dry_run = yes;
+        self
+    }
+}
+
+/// Imports the export at `path` (a zip, a directory, or a JSON file) of `format` into
+/// `store`, as the [module documentation](self) describes; `on_progress` is called after
+/// each conversation.
+///
+/// Fails when the export cannot be opened or its JSON is not well formed (the
+/// conversations before the syntax error are imported), or when the store fails; a
+/// conversation that is malformed only fails itself ([`ImportReport::failed`]).
+pub async fn import_file(
+    format: Format,
+    path: &Path,
+    store: &Store,
+    options: &ImportOptions,
+    on_progress: OnProgress<'_>,
+) -> Result<ImportReport> {
+    let export = Arc::new(Export::open(path)?);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(QUEUE);
+    let reader = Arc::clone(&export);
+    let parser = tokio::task::spawn_blocking(move || {
+        reader.read_json(&mut |item| tx.blocking_send(item).is_ok())
+    });
+    let target = write::Target {
+        store,
+        export: &export,
+        format,
+        owner: &options.owner,
+        dry_run: options.dry_run,
+    };
+    let mut report = ImportReport::default();
+    let mut progress = Progress::default();
+    while let Some(item) = rx.recv().await {
+        report.conversations += 1;
+        let index = report.conversations;
+        let converted = convert(format, &item, &export).and_then(|mut conv| {
+            let plan = model::plan(format, &mut conv)?;
+            Ok((conv, plan))
+        });
+        let outcome = match converted {
+            Ok((conv, plan)) => {
+                let messages = plan.items.len() as u64;
+                let written = write::write(&target, &conv, plan, &mut report).await?;
+                if written.is_ok() {
+                    report.notes.merge(conv.notes);
+                    progress.messages += messages;
+                }
+                written
+            }
+            Err(bad) => Err(bad),
+        };
+        if let Err(bad) = outcome {
+            report.failed.push(failure(index, &item, bad));
+        }
+        progress.conversations += 1;
+        progress.bytes = report.bytes_uploaded;
+        on_progress(&progress);
+    }
+    match parser.await {
+        Ok(Ok(_)) => Ok(report),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(ArchiveError::malformed(
+            export.path().display().to_string(),
+            e,
+        )),
+    }
+}
+
+/// One conversation of the export, converted.
+fn convert(format: Format, item: &Value, export: &Export) -> Got<Conv> {
+    let mut files = files::Files::new(format, export);
+    let mut conv = match format {
+        Format::ChatGpt => chatgpt::convert(item, &mut files),
+        Format::Claude => claude::convert(item, &mut files),
+        Format::OpenWebUi => openwebui::convert(item, &mut files),
+        Format::LibreChat => librechat::convert(item, &mut files),
+    }?;
+    files.finish(&mut conv);
+    Ok(conv)
+}
+
+/// The failure report of conversation `index`, with the id and title it seems to have.
+fn failure(index: u64, item: &Value, bad: Bad) -> ConversationFailure {
+    let pick = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| item.get(k).and_then(Value::as_str))
+            .map(str::to_owned)
+    };
+    ConversationFailure {
+        index,
+        conversation: pick(&["id", "uuid", "conversation_id", "conversationId"]),
+        title: pick(&["title", "name"]),
+        field: bad.field,
+        reason: bad.reason,
+    }
+}
