@@ -4,6 +4,7 @@
 
 mod aws;
 mod error;
+mod importers;
 mod moving;
 mod nofiles;
 mod output;
@@ -111,11 +112,19 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
-    /// Imports an archive (directory or .tar) into the store; adds only what is missing.
+    /// Imports an archive (directory or .tar) into the store, or with --from another
+    /// tool's export (zip, directory or JSON); adds only what is missing.
     Import {
-        /// The archive.
+        /// The archive, or the export with --from.
+        #[arg(value_name = "PATH")]
         archive: PathBuf,
-        /// Only say what would be added.
+        /// Import another tool's export: chatgpt, claude, open-webui or librechat.
+        #[arg(long, value_name = "FORMAT", requires = "owner")]
+        from: Option<String>,
+        /// With --from: the user who owns the imported conversations.
+        #[arg(long, requires = "from")]
+        owner: Option<String>,
+        /// Only say what would be added (with --from: and what cannot be carried exactly).
         #[arg(long)]
         dry_run: bool,
     },
@@ -223,7 +232,31 @@ pub async fn run(cli: Cli) -> Result<()> {
             let to = output.unwrap_or_else(moving::default_export_path);
             moving::export(&store, scope, &to, quiet).await
         }
-        Command::Import { archive, dry_run } => {
+        Command::Import {
+            archive: path,
+            from: Some(format),
+            owner,
+            dry_run,
+        } => {
+            let format = format.parse().map_err(CliError::Usage)?;
+            let owner = parse_user(owner.as_deref().unwrap_or_default())?;
+            if !path.exists() {
+                return Err(CliError::Usage(format!("no export at {}", path.display())));
+            }
+            let mode = if dry_run {
+                Open::Existing
+            } else {
+                Open::Create
+            };
+            let store = store(cli.store.as_deref(), mode).await?;
+            importers::import(format, &path, &store, owner, dry_run, quiet).await
+        }
+        Command::Import {
+            archive,
+            from: None,
+            dry_run,
+            ..
+        } => {
             // The archive first: an unreadable one leaves the store untouched (not even
             // created).
             let archive = moving::open_archive(&archive)?;
