@@ -1,0 +1,297 @@
+//! Criterion benchmarks of branches on `SqliteMessages` (a temporary file) and
+//! `PostgresMessages` (when `CHATVAULT_POSTGRES_URL` is set; a fresh schema, dropped
+//! afterwards):
+//!
+//! 1. `path/<backend>/...`: loading a conversation's active path of 1,000 messages through
+//!    the vault, in pages of 100 (`conversation.messages_page`, following `next_cursor`):
+//!    - `linear`: a conversation of 1,000 messages in one line (one range read a page);
+//!    - `tree-11-segments`: a tree of 10,009 messages in 100 branches: the active path's
+//!      1,000 messages were written in 11 stretches (55, then 100 each, then 45) with the
+//!      other branches between them, so each page crosses two segments (two range reads),
+//!      and 99 edits at depths 10, 20, ..., 990 of the path, each followed by 90 messages
+//!      on its own branch;
+//!    - `tree-100-segments`: the same tree with the path written in 100 stretches (15, then
+//!      10 each, then 5): each page crosses 11 segments (the worst case: the path crosses
+//!      every branch).
+//! 2. `edit/<backend>/at-N`: one edit (`branches().edit`: a lookup by id and one append) of
+//!    message N = 10 and N = 9,990 of the 11-segment tree. After each timed edit the
+//!    conversation is put back as it was (the new row deleted, the record's row restored,
+//!    untimed), so every edit meets the same tree.
+//!
+//! `cargo bench -p chatvault-sql --all-features --bench branches -- --warm-up-time 1
+//! --measurement-time 3` runs it briefly.
+
+#![allow(clippy::unwrap_used, missing_docs)] // a benchmark may unwrap: any failure is fatal
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatvault_core::backend::MessagesBackendExt;
+use chatvault_core::{
+    ActiveLeaf, ChatVault, Conversation, ConversationId, ConversationPatch, ConversationRecord,
+    MessageRange, MessagesBackend, NewMessage, Parent, Role,
+};
+use chatvault_memory::MemoryFiles;
+use chatvault_sql::{PostgresMessages, SqliteMessages};
+use criterion::{Criterion, criterion_group, criterion_main};
+use sqlx::{AssertSqlSafe, Executor, PgPool, SqlitePool};
+use tokio::runtime::Runtime;
+
+/// The active path's length.
+const PATH: u64 = 1_000;
+/// Messages per page.
+const PAGE: usize = 100;
+/// Edits are at every `EDIT_EVERY`-th depth of the path (99 of them).
+const EDIT_EVERY: u64 = 10;
+/// Messages following each edit on its branch.
+const FOLLOWERS: usize = 90;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A database's pool, for putting a conversation back after a timed edit.
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The backends measured: name, backend, pool.
+async fn backends() -> (Vec<(&'static str, Arc<dyn MessagesBackend>, Pool)>, Cleanup) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let sqlite = SqliteMessages::connect(&url).await.unwrap();
+    let pool = Pool::Sqlite(sqlite.pool().clone());
+    let mut out: Vec<(&'static str, Arc<dyn MessagesBackend>, Pool)> =
+        vec![("sqlite", Arc::new(sqlite), pool)];
+    let mut schema = None;
+    match std::env::var("CHATVAULT_POSTGRES_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            let name = format!(
+                "cv_bench_{}",
+                ConversationId::new().as_str().replace('-', "_")
+            );
+            let admin = PgPool::connect(&url).await.unwrap();
+            admin
+                .execute(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+                .await
+                .unwrap();
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let pg =
+                PostgresMessages::connect(&format!("{url}{sep}options=-c%20search_path%3D{name}"))
+                    .await
+                    .unwrap();
+            let pool = Pool::Postgres(pg.pool().clone());
+            out.push(("postgres", Arc::new(pg), pool));
+            schema = Some((admin, name));
+        }
+        _ => eprintln!("CHATVAULT_POSTGRES_URL is not set: PostgreSQL not measured"),
+    }
+    (out, Cleanup { _dir: dir, schema })
+}
+
+/// What the run leaves behind: the SQLite file's directory and the PostgreSQL schema.
+struct Cleanup {
+    _dir: tempfile::TempDir,
+    schema: Option<(PgPool, String)>,
+}
+
+impl Cleanup {
+    async fn run(self) {
+        if let Some((admin, schema)) = self.schema {
+            admin
+                .execute(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A conversation of `n` messages in one line, appended 100 at a time.
+async fn linear(b: &dyn MessagesBackend, n: u64) -> ConversationId {
+    let record = ConversationRecord::new(None);
+    b.create(&record).await.unwrap();
+    for start in (0..n).step_by(100) {
+        let batch = (start..(start + 100).min(n))
+            .map(|i| NewMessage::new(Role::User, format!("linear message {i}")))
+            .collect();
+        b.append_messages(&record.id, batch).await.unwrap();
+    }
+    record.id
+}
+
+/// The tree of the module docs: the active path written in stretches that end at the
+/// depths `first, first + every, ...` (and `PATH`), each stretch followed by the edits at
+/// depths it reached (an edit and its `FOLLOWERS` in one append); then the path's end is
+/// made the active leaf. Checks that the path crosses `segments` segments.
+async fn tree(b: &dyn MessagesBackend, first: u64, every: u64, segments: usize) -> ConversationId {
+    let record = ConversationRecord::new(None);
+    b.create(&record).await.unwrap();
+    let id = record.id;
+    let mut path: Vec<u64> = Vec::with_capacity(PATH as usize); // depth - 1 -> seq
+    let mut next_edit = EDIT_EVERY;
+    let mut end = first;
+    while (path.len() as u64) < PATH {
+        let from = path.len() as u64 + 1;
+        let to = end.min(PATH);
+        let batch = (from..=to)
+            .map(|depth| {
+                let m = NewMessage::new(Role::User, format!("path message {depth}"));
+                match (depth == from, path.last()) {
+                    (true, Some(&seq)) => m.with_parent(Parent::Seq(seq)),
+                    (true, None) => m.with_parent(Parent::Root),
+                    (false, _) => m,
+                }
+            })
+            .collect();
+        let stored = b.append_messages(&id, batch).await.unwrap();
+        path.extend(stored.messages.iter().map(|m| m.seq));
+        while next_edit < PATH && next_edit <= to {
+            let parent = path[next_edit as usize - 2];
+            let mut batch = vec![
+                NewMessage::new(Role::User, format!("edit of depth {next_edit}"))
+                    .with_parent(Parent::Seq(parent)),
+            ];
+            batch.extend(
+                (0..FOLLOWERS).map(|i| NewMessage::new(Role::User, format!("branch message {i}"))),
+            );
+            b.append_messages(&id, batch).await.unwrap();
+            next_edit += EDIT_EVERY;
+        }
+        end = to + every;
+    }
+    let patch = ConversationPatch {
+        active: Some(ActiveLeaf::At(path[PATH as usize - 1])),
+        ..ConversationPatch::default()
+    };
+    let record = b.update(&id, &patch).await.unwrap();
+    assert_eq!(record.path_len(), PATH);
+    assert_eq!(record.message_count, PATH + 99 * (FOLLOWERS as u64 + 1));
+    assert_eq!(record.tree().active_path().len(), segments);
+    assert_eq!(record.tree().runs.len(), segments + 99);
+    id
+}
+
+/// Loads the active path in pages of `PAGE`; returns how many messages it read.
+async fn load_path(chat: &Conversation) -> usize {
+    let mut range = MessageRange::after(0).limit(PAGE);
+    let mut n = 0;
+    loop {
+        let page = chat.messages_page(&range).await.unwrap();
+        n += page.items.len();
+        match page.next_cursor {
+            Some(cursor) => range = range.continue_from(&cursor).unwrap(),
+            None => return n,
+        }
+    }
+}
+
+/// Puts the conversation's rows back as `record` holds them (deleting messages past its
+/// count).
+async fn restore(pool: &Pool, record: &ConversationRecord) {
+    let tree = record
+        .tree
+        .as_ref()
+        .map(|t| serde_json::to_string(t).unwrap());
+    let count = record.message_count as i64;
+    let version = record.version as i64;
+    let id = record.id.as_str();
+    const DELETE: &str = "DELETE FROM chatvault_messages WHERE conversation_id = $1 AND seq > $2";
+    const UPDATE: &str = "UPDATE chatvault_conversations \
+        SET message_count = $2, version = $3, tree = $4 WHERE id = $1";
+    macro_rules! put_back {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin().await.unwrap();
+            sqlx::query(DELETE)
+                .bind(id)
+                .bind(count)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(UPDATE)
+                .bind(id)
+                .bind(count)
+                .bind(version)
+                .bind(tree.as_deref())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }};
+    }
+    match pool {
+        Pool::Sqlite(p) => put_back!(p),
+        Pool::Postgres(p) => put_back!(p),
+    }
+}
+
+fn branches(c: &mut Criterion) {
+    let rt = runtime();
+    let (backends, cleanup) = rt.block_on(backends());
+    for (name, b, pool) in &backends {
+        let vault = ChatVault::from_arcs(Arc::clone(b), Arc::new(MemoryFiles::new()));
+        let shapes = rt.block_on(async {
+            vec![
+                ("linear", linear(b.as_ref(), PATH).await),
+                ("tree-11-segments", tree(b.as_ref(), 55, 100, 11).await),
+                ("tree-100-segments", tree(b.as_ref(), 15, 10, 100).await),
+            ]
+        });
+        let mut group = c.benchmark_group(format!("path/{name}"));
+        for (shape, id) in &shapes {
+            let chat = rt.block_on(vault.get_conversation(id)).unwrap().unwrap();
+            assert_eq!(rt.block_on(load_path(&chat)), PATH as usize);
+            group.bench_function(*shape, |bench| {
+                bench.to_async(&rt).iter(|| load_path(&chat))
+            });
+        }
+        group.finish();
+
+        let tree_id = &shapes[1].1;
+        let before = rt.block_on(b.head(tree_id)).unwrap().unwrap().record;
+        let mut group = c.benchmark_group(format!("edit/{name}"));
+        for seq in [10_u64, 9_990] {
+            let target = rt
+                .block_on(b.messages(tree_id, &MessageRange::after(seq - 1).limit(1)))
+                .unwrap()
+                .items
+                .remove(0);
+            assert_eq!(target.seq, seq);
+            group.bench_function(format!("at-{seq}"), |bench| {
+                bench.to_async(&rt).iter_custom(|iters| {
+                    let (vault, before, target) = (vault.clone(), before.clone(), target.clone());
+                    async move {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let mut chat =
+                                vault.get_conversation(&before.id).await.unwrap().unwrap();
+                            let edit = NewMessage::new(Role::User, "an edit");
+                            let start = Instant::now();
+                            let stored = chat.branches().edit(&target.id, edit).await.unwrap();
+                            total += start.elapsed();
+                            assert_eq!(stored.parent, target.parent);
+                            restore(pool, &before).await;
+                        }
+                        total
+                    }
+                })
+            });
+        }
+        group.finish();
+    }
+    rt.block_on(cleanup.run());
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = branches
+}
+criterion_main!(benches);
