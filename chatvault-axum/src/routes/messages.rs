@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chatvault_core::{
-    Conversation, ConversationId, ConversationRecord, ListOptions, Message, MessageRange,
-    NewMessage, Role, SearchOptions,
+    Conversation, ConversationId, ListOptions, Message, MessageRange, NewMessage, Role,
+    SearchOptions,
 };
 
 use super::{ApiResult, ApiState, Caller, JsonBody, NoIdentity, Path, Query};
@@ -146,19 +146,11 @@ pub(super) async fn add_message(
             "append_messages returned no message for one appended",
         ))
     })?;
-    let versions = versions_in(&appended.record, stored.seq);
+    let versions = appended.record.tree().version_of(stored.seq);
     Ok((
         StatusCode::CREATED,
         Json(MessageView::with_versions(stored, versions)),
     ))
-}
-
-/// Where the message `seq` stands among its versions in `record`'s branch table, like
-/// `Conversation::version_of` (for an answer that has the record but no handle).
-fn versions_in(record: &ConversationRecord, seq: u64) -> (usize, usize) {
-    let siblings = record.tree().siblings(seq);
-    let index = siblings.iter().position(|&s| s == seq).unwrap_or(0);
-    (index, siblings.len())
 }
 
 /// 404 for a `seq` that names no message.

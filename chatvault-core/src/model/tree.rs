@@ -203,6 +203,15 @@ impl Tree {
         self.children_of(self.parent_of(seq))
     }
 
+    /// Where the message `seq` stands among its versions: `(index, count)` of
+    /// [`siblings`](Self::siblings) ("< index + 1 / count >"); `(0, 0)` for a `seq` the
+    /// table does not hold.
+    pub fn version_of(&self, seq: u64) -> (usize, usize) {
+        let siblings = self.siblings(seq);
+        let index = siblings.iter().position(|&s| s == seq).unwrap_or(0);
+        (index, siblings.len())
+    }
+
     /// The leaf reached from `seq` by always taking the newest follower: where
     /// [`ActiveLeaf::Branch`] moves the active leaf. `seq` itself when nothing follows it.
     pub fn newest_leaf_from(&self, seq: u64) -> u64 {

@@ -361,9 +361,7 @@ impl Conversation {
     /// Where the message `seq` stands among its versions: `(index, count)`, from the
     /// branch table the handle holds (no read); `(0, 0)` for a `seq` it does not hold.
     pub fn version_of(&self, seq: u64) -> (usize, usize) {
-        let siblings = self.record.tree().siblings(seq);
-        let index = siblings.iter().position(|&s| s == seq).unwrap_or(0);
-        (index, siblings.len())
+        self.record.tree().version_of(seq)
     }
 
     /// The newest `n` messages, in order.
