@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ArchiveError, Result};
 
 /// The format version this release writes, and the newest it reads.
-pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 0 };
+pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 1 };
 
 /// The name of the manifest file.
 pub const MANIFEST: &str = "manifest.json";

@@ -3,8 +3,8 @@
 
 use chatvault_core::backend::{ConversationHead, MessagesBackendExt};
 use chatvault_core::{
-    ByteStream, ConversationId, ConversationRecord, Error, FileAttachment, Message, MessageRange,
-    MessageUpdate, NewMessage, Usage,
+    ActiveLeaf, ByteStream, ConversationId, ConversationPatch, ConversationRecord, Error,
+    FileAttachment, Message, MessageRange, MessageUpdate, NewMessage, Usage,
 };
 
 use crate::error::{ArchiveError, Result};
@@ -89,6 +89,7 @@ fn fresh_record(record: &ConversationRecord) -> ConversationRecord {
         message_count: 0,
         file_count: 0,
         usage: Usage::default(),
+        tree: None,
         ..record.clone()
     }
 }
@@ -153,7 +154,22 @@ pub(crate) async fn restore(
         append(dst, id, new).await?;
         report.messages_added += new.len() as u64;
     }
+    restore_leaf(dst, &head.record).await?;
     Ok(count)
+}
+
+/// Moves the destination's active leaf to the source's, for a conversation with branches
+/// (the appends left it at the last message; a record change where it differs).
+async fn restore_leaf(dst: &Store, source: &ConversationRecord) -> Result<()> {
+    let (Some(_), Some(leaf)) = (&source.tree, source.active_leaf()) else {
+        return Ok(());
+    };
+    let patch = ConversationPatch {
+        active: Some(ActiveLeaf::At(leaf)),
+        ..ConversationPatch::default()
+    };
+    dst.messages.update(&source.id, &patch).await?;
+    Ok(())
 }
 
 /// Uploads the attachment's bytes unless the destination has them, then records it.

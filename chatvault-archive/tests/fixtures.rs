@@ -46,6 +46,13 @@ async fn write_fixture() {
     .with_id(MessageId::parse("m2").unwrap())
     .with_usage(Usage::new("gpt-4o", 10, 3));
     c.add(answer).await.unwrap();
+    // 1.1: branches. An edit of the question (a first message of its own), then a switch
+    // back to the original, so the active leaf is not the newest message.
+    let edit =
+        NewMessage::new(Role::User, "And in the photo?").with_id(MessageId::parse("m3").unwrap());
+    let m1 = MessageId::parse("m1").unwrap();
+    c.branches().edit(&m1, edit).await.unwrap();
+    c.branches().switch(&m1).await.unwrap();
     c.attach_file("cat.txt", b"not really a cat".to_vec(), "text/plain")
         .await
         .unwrap();
@@ -107,4 +114,37 @@ async fn the_1_0_fixture_reads_imports_and_verifies() {
         .unwrap()
         .unwrap();
     assert_eq!(&bytes[..], b"not really a cat");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_1_1_fixture_keeps_its_branches() {
+    let archive = ArchiveReader::open(&fixture("1.1")).unwrap();
+    assert_eq!(archive.manifest().format, "1.1");
+    let report = verify_archive(&archive, &no_progress);
+    assert!(report.is_clean(), "{:?}", report.problems);
+    let dst = memory();
+    import(&archive, &dst, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    let id = ConversationId::parse("conv:one@fixture").unwrap();
+    let head = dst.messages.head(&id).await.unwrap().unwrap();
+    let tree = head
+        .record
+        .tree
+        .expect("the fixture's conversation has branches");
+    assert_eq!(
+        tree.leaf,
+        Some(2),
+        "the switch back to the original is kept"
+    );
+    assert_eq!(tree.siblings(1), vec![1, 3]);
+    let messages = dst
+        .messages
+        .messages(&id, &chatvault_core::MessageRange::all())
+        .await
+        .unwrap()
+        .items;
+    let parents: Vec<_> = messages.iter().map(|m| m.parent).collect();
+    assert_eq!(parents, vec![None, Some(1), None]);
+    assert_eq!(messages[2].content(), "And in the photo?");
 }

@@ -144,14 +144,15 @@ async fn a_newer_major_version_is_refused_and_a_newer_minor_read() {
     export_dir(&original, &dir).await;
     let manifest_path = dir.join("manifest.json");
     let text = std::fs::read_to_string(&manifest_path).unwrap();
-    std::fs::write(&manifest_path, text.replace("\"1.0\"", "\"1.7\"")).unwrap();
+    let current = format!("\"{}\"", chatvault_archive::FORMAT_VERSION);
+    std::fs::write(&manifest_path, text.replace(&current, "\"1.7\"")).unwrap();
     let minor = ArchiveReader::open(&dir).unwrap();
     assert_eq!(minor.manifest().format, "1.7");
-    std::fs::write(&manifest_path, text.replace("\"1.0\"", "\"2.0\"")).unwrap();
+    std::fs::write(&manifest_path, text.replace(&current, "\"2.0\"")).unwrap();
     let err = ArchiveReader::open(&dir).unwrap_err();
     match &err {
         ArchiveError::NewerFormat { found, supported } => {
-            assert_eq!((found.as_str(), supported.as_str()), ("2.0", "1.0"));
+            assert_eq!((found.as_str(), supported.as_str()), ("2.0", "1.1"));
         }
         other => panic!("expected NewerFormat, got {other:?}"),
     }
@@ -226,4 +227,57 @@ async fn a_changed_conversation_file_is_refused_before_anything_of_it_is_written
     assert!(matches!(err, ArchiveError::Checksum { .. }), "{err}");
     assert!(err.to_string().contains(&rel), "{err}");
     assert!(dst.messages.head(&id).await.unwrap().is_none());
+}
+
+/// A branched conversation (an edit, a regenerated reply, a switch back) keeps its tree,
+/// its parents and its active leaf through memory -> local -> SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branches_survive_export_and_import_through_every_backend() {
+    use chatvault_core::{ChatVault, NewMessage, Role};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let original = memory();
+    let vault = ChatVault::from_arcs(Arc::clone(&original.messages), Arc::clone(&original.files));
+    let mut c = vault.create_conversation(None).await.unwrap();
+    let q = c.add_message(Role::User, "question").await.unwrap();
+    let a = c.add_message(Role::Assistant, "answer").await.unwrap();
+    c.branches()
+        .edit(&q.id, NewMessage::new(Role::User, "better question"))
+        .await
+        .unwrap();
+    c.add_message(Role::Assistant, "better answer")
+        .await
+        .unwrap();
+    c.branches().switch(&a.id).await.unwrap();
+    let tree = c.record().tree.clone().expect("a branched record");
+    let a1 = export_dir(&original, &tmp.path().join("a1")).await;
+    let local_store = local(&tmp.path().join("local"));
+    import(&a1, &local_store, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    let a2 = export_dir(&local_store, &tmp.path().join("a2")).await;
+    let sqlite_store = sqlite(&tmp.path().join("sqlite")).await;
+    import(&a2, &sqlite_store, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    export_dir(&sqlite_store, &tmp.path().join("a3")).await;
+    let f1 = conversation_files(&tmp.path().join("a1"));
+    assert_eq!(f1, conversation_files(&tmp.path().join("a2")));
+    assert_eq!(f1, conversation_files(&tmp.path().join("a3")));
+    let dst = ChatVault::from_arcs(sqlite_store.messages, sqlite_store.files);
+    let copy = dst.get_conversation(c.id()).await.unwrap().unwrap();
+    assert_eq!(copy.record().tree.as_ref(), Some(&tree));
+    let path: Vec<String> = copy
+        .messages()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.content())
+        .collect();
+    assert_eq!(path, ["question", "answer"]);
+    // Importing again adds nothing and leaves the tree as it is.
+    let again = import(&a2, &local_store, &ImportOptions::default(), &no_progress)
+        .await
+        .unwrap();
+    assert!(again.added_nothing());
 }
