@@ -20,6 +20,10 @@ use crate::conn::BACKEND;
 use crate::messages::RedisMessages;
 use crate::state::Turn;
 
+/// The most appends one script writes together, so that no script holds the server up
+/// for long.
+const MAX_BATCH: usize = 256;
+
 /// An append waiting for its conversation's turn.
 #[derive(Debug)]
 pub(crate) struct Waiting {
@@ -51,7 +55,7 @@ impl RedisMessages {
         let answer = tokio::select! {
             answer = &mut answered => answer,
             mut turn = slot.turn() => {
-                let batch = slot.take_waiting();
+                let batch = slot.take_waiting(MAX_BATCH);
                 if !batch.is_empty() {
                     self.append_batch(&mut turn, id, batch).await;
                 }

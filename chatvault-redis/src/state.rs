@@ -49,9 +49,12 @@ impl Slot {
             .push(append);
     }
 
-    /// Takes every queued append.
-    pub(crate) fn take_waiting(&self) -> Vec<Waiting> {
-        std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner))
+    /// Takes the oldest queued appends, at most `max` of them (the rest wait for the next
+    /// writer to get the turn).
+    pub(crate) fn take_waiting(&self, max: usize) -> Vec<Waiting> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = waiting.len().min(max);
+        waiting.drain(..n).collect()
     }
 
     /// Waits for the turn and holds it until the guard is dropped.
