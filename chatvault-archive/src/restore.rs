@@ -4,7 +4,7 @@
 use chatvault_core::backend::{ConversationHead, MessagesBackendExt};
 use chatvault_core::{
     ActiveLeaf, ByteStream, ConversationId, ConversationPatch, ConversationRecord, Error,
-    FileAttachment, Message, MessageRange, MessageUpdate, NewMessage, Usage,
+    FileAttachment, Message, MessageRange, MessageUpdate, Usage,
 };
 
 use crate::error::{ArchiveError, Result};
