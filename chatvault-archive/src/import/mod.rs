@@ -63,12 +63,15 @@ mod report;
 mod source;
 mod write;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use chatvault_core::UserId;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use serde_json::Value;
 
 pub use report::{ConversationFailure, ImportReport, MAX_LISTED_MISSING, Notes};
@@ -82,6 +85,9 @@ use source::Export;
 
 /// How many parsed conversations may wait for the writer.
 const QUEUE: usize = 4;
+
+/// How many conversations are written at once.
+const IN_FLIGHT: usize = 4;
 
 /// The tools whose exports [`import_file`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -199,31 +205,42 @@ pub async fn import_file(
     };
     let mut report = ImportReport::default();
     let mut progress = Progress::default();
-    while let Some(item) = rx.recv().await {
-        report.conversations += 1;
-        let index = report.conversations;
-        let converted = convert(format, &item, &export).and_then(|mut conv| {
-            let plan = model::plan(format, &mut conv)?;
-            Ok((conv, plan))
-        });
-        let outcome = match converted {
-            Ok((conv, plan)) => {
-                let messages = plan.items.len() as u64;
-                let written = write::write(&target, &conv, plan, &mut report).await?;
-                if written.is_ok() {
-                    report.notes.merge(conv.notes);
-                    progress.messages += messages;
+    // Up to IN_FLIGHT conversations are written at once (in this task), so that one's
+    // conversion and reads overlap another's write; one whose id is in flight waits.
+    let mut pending = FuturesOrdered::new();
+    let mut keys: VecDeque<Option<String>> = VecDeque::new();
+    let mut reading = true;
+    loop {
+        let done = if reading && pending.len() < IN_FLIGHT {
+            tokio::select! {
+                item = rx.recv() => {
+                    match item {
+                        Some(item) => {
+                            report.conversations += 1;
+                            let key = source_key(&item);
+                            while key.is_some() && keys.contains(&key) {
+                                let done = pending.next().await;
+                                keys.pop_front();
+                                absorb(done, &mut report, &mut progress, on_progress)?;
+                            }
+                            keys.push_back(key);
+                            let index = report.conversations;
+                            pending.push_back(one(&target, index, item));
+                        }
+                        None => reading = false,
+                    }
+                    continue;
                 }
-                written
+                done = pending.next(), if !pending.is_empty() => done,
             }
-            Err(bad) => Err(bad),
+        } else {
+            match pending.next().await {
+                Some(done) => Some(done),
+                None => break,
+            }
         };
-        if let Err(bad) = outcome {
-            report.failed.push(failure(index, &item, bad));
-        }
-        progress.conversations += 1;
-        progress.bytes = report.bytes_uploaded;
-        on_progress(&progress);
+        keys.pop_front();
+        absorb(done, &mut report, &mut progress, on_progress)?;
     }
     match parser.await {
         Ok(Ok(_)) => Ok(report),
@@ -233,6 +250,68 @@ pub async fn import_file(
             e,
         )),
     }
+}
+
+/// What writing one conversation did.
+struct Done {
+    part: ImportReport,
+    messages: u64,
+    failure: Option<ConversationFailure>,
+}
+
+/// Converts, plans and writes one conversation of the export.
+async fn one(target: &write::Target<'_>, index: u64, item: Value) -> Result<Done> {
+    let mut part = ImportReport::default();
+    let converted = convert(target.format, &item, target.export).and_then(|mut conv| {
+        let plan = model::plan(target.format, &mut conv)?;
+        Ok((conv, plan))
+    });
+    let mut messages = 0;
+    let outcome = match converted {
+        Ok((conv, plan)) => {
+            let count = plan.items.len() as u64;
+            let written = write::write(target, &conv, plan, &mut part).await?;
+            if written.is_ok() {
+                part.notes.merge(conv.notes);
+                messages = count;
+            }
+            written
+        }
+        Err(bad) => Err(bad),
+    };
+    Ok(Done {
+        part,
+        messages,
+        failure: outcome.err().map(|bad| failure(index, &item, bad)),
+    })
+}
+
+/// Adds a written conversation to the totals and reports progress.
+fn absorb(
+    done: Option<Result<Done>>,
+    report: &mut ImportReport,
+    progress: &mut Progress,
+    on_progress: OnProgress<'_>,
+) -> Result<()> {
+    let Some(done) = done else {
+        return Ok(());
+    };
+    let done = done?;
+    report.absorb(done.part);
+    report.failed.extend(done.failure);
+    progress.conversations += 1;
+    progress.messages += done.messages;
+    progress.bytes = report.bytes_uploaded;
+    on_progress(progress);
+    Ok(())
+}
+
+/// The id a conversation seems to have, to keep two writes of one id apart.
+fn source_key(item: &Value) -> Option<String> {
+    ["id", "uuid", "conversation_id", "conversationId"]
+        .iter()
+        .find_map(|k| item.get(k).and_then(Value::as_str))
+        .map(str::to_owned)
 }
 
 /// One conversation of the export, converted.

@@ -151,33 +151,7 @@ pub(crate) fn plan(format: Format, conv: &mut Conv) -> Got<Plan> {
             at
         })
         .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-    let mut roots = Vec::new();
-    for (i, p) in effective.iter().enumerate() {
-        match p {
-            Some(p) => children[*p].push(i),
-            None => roots.push(i),
-        }
-    }
-    let oldest = |a: &usize, b: &usize| (nodes[*a].created_at, *a).cmp(&(nodes[*b].created_at, *b));
-    roots.sort_by(oldest);
-    for c in &mut children {
-        c.sort_by(oldest);
-    }
-    let mut order = Vec::with_capacity(nodes.len());
-    let mut stack: Vec<usize> = roots.into_iter().rev().collect();
-    while let Some(i) = stack.pop() {
-        order.push(i);
-        stack.extend(children[i].iter().rev());
-    }
-    if order.len() < nodes.len() {
-        let seen: std::collections::HashSet<usize> = order.iter().copied().collect();
-        let stuck = (0..nodes.len()).find(|i| !seen.contains(i)).unwrap_or(0);
-        return Err(Bad::new(
-            format!("message {}: parent", nodes[stuck].id),
-            "the parents form a cycle",
-        ));
-    }
+    let (order, children) = order(&nodes, &effective)?;
     let leaf = active_leaf(conv, &nodes, &index, &effective, &children);
     let mut position = vec![0; nodes.len()];
     let mut times: Vec<DateTime<Utc>> = Vec::with_capacity(nodes.len());
@@ -212,6 +186,39 @@ pub(crate) fn plan(format: Format, conv: &mut Conv) -> Got<Plan> {
         items,
         leaf: leaf.map(|l| position[l]),
     })
+}
+
+/// The nodes depth first from the first messages, siblings oldest first (each chain
+/// consecutive), and each node's children; a [`Bad`] when the parents form a cycle.
+fn order(nodes: &[Node], effective: &[Option<usize>]) -> Got<(Vec<usize>, Vec<Vec<usize>>)> {
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut roots = Vec::new();
+    for (i, p) in effective.iter().enumerate() {
+        match p {
+            Some(p) => children[*p].push(i),
+            None => roots.push(i),
+        }
+    }
+    let oldest = |a: &usize, b: &usize| (nodes[*a].created_at, *a).cmp(&(nodes[*b].created_at, *b));
+    roots.sort_by(oldest);
+    for c in &mut children {
+        c.sort_by(oldest);
+    }
+    let mut order = Vec::with_capacity(nodes.len());
+    let mut stack: Vec<usize> = roots.into_iter().rev().collect();
+    while let Some(i) = stack.pop() {
+        order.push(i);
+        stack.extend(children[i].iter().rev());
+    }
+    if order.len() < nodes.len() {
+        let seen: std::collections::HashSet<usize> = order.iter().copied().collect();
+        let stuck = (0..nodes.len()).find(|i| !seen.contains(i)).unwrap_or(0);
+        return Err(Bad::new(
+            format!("message {}: parent", nodes[stuck].id),
+            "the parents form a cycle",
+        ));
+    }
+    Ok((order, children))
 }
 
 /// The active leaf: the source's, stepped up to a visible node; the newest leaf when the

@@ -132,6 +132,21 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
+    /// Adds `other`'s counts, failures and notes to these.
+    pub(crate) fn absorb(&mut self, other: ImportReport) {
+        self.conversations += other.conversations;
+        self.conversations_created += other.conversations_created;
+        self.conversations_present += other.conversations_present;
+        self.messages_added += other.messages_added;
+        self.messages_present += other.messages_present;
+        self.files_added += other.files_added;
+        self.files_present += other.files_present;
+        self.bytes_uploaded += other.bytes_uploaded;
+        self.leaves_set += other.leaves_set;
+        self.failed.extend(other.failed);
+        self.notes.merge(other.notes);
+    }
+
     /// Whether nothing was (or would be) added.
     pub fn added_nothing(&self) -> bool {
         self.conversations_created == 0

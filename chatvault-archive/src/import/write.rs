@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chatvault_core::backend::{bytes_stream, into_byte_stream};
+use chatvault_core::backend::{ConversationHead, bytes_stream, into_byte_stream};
 use chatvault_core::{
     ActiveLeaf, ByteStream, ConversationId, ConversationPatch, ConversationRecord, FileAttachment,
     MessageId, MessageRange, Metadata, NewMessage, Parent, UserId, keys, sha256_hex,
@@ -44,7 +44,7 @@ pub(crate) async fn write(
     report: &mut ImportReport,
 ) -> Result<std::result::Result<(), Bad>> {
     let id = super::ids::conversation(t.format, &conv.source_id);
-    let head = t.store.messages.head(&id).await?;
+    let head = head_or_create(t, &id, conv).await?;
     let (stored, count, leaf, held_files) = match &head {
         Some(h) if h.record.user_id.as_ref() != Some(t.owner) => {
             return Ok(Err(Bad::new(
@@ -90,13 +90,33 @@ pub(crate) async fn write(
         }
         return Ok(Ok(()));
     }
-    if head.is_none() {
-        t.store.messages.create(&record(t, &id, conv)).await?;
-    }
     for file in files {
         report.bytes_uploaded += put_file(t, &id, conv, file).await?;
     }
-    let mut leaf = leaf;
+    let leaf = append_all(t, &id, new, count).await?.or(leaf);
+    if let Some(want) = want_leaf
+        && leaf != Some(want)
+    {
+        let patch = ConversationPatch {
+            active: Some(ActiveLeaf::At(want)),
+            ..ConversationPatch::default()
+        };
+        t.store.messages.update(&id, &patch).await?;
+        report.leaves_set += 1;
+    }
+    Ok(Ok(()))
+}
+
+/// Appends `new` (numbered from `count + 1`) in batches the backend takes, checking that
+/// each lands at its planned seq; returns the active leaf after the last append (`None`
+/// when nothing was appended).
+async fn append_all(
+    t: &Target<'_>,
+    id: &ConversationId,
+    new: Vec<NewMessage>,
+    count: u64,
+) -> Result<Option<u64>> {
+    let mut leaf = None;
     let batch = t
         .store
         .capabilities()
@@ -114,7 +134,7 @@ pub(crate) async fn write(
         let appended = t
             .store
             .messages
-            .append_messages_as(Some(t.owner), &id, chunk)
+            .append_messages_as(Some(t.owner), id, chunk)
             .await?;
         for got in &appended.messages {
             if got.seq != next {
@@ -130,17 +150,30 @@ pub(crate) async fn write(
         }
         leaf = appended.record.active_leaf();
     }
-    if let Some(want) = want_leaf
-        && leaf != Some(want)
-    {
-        let patch = ConversationPatch {
-            active: Some(ActiveLeaf::At(want)),
-            ..ConversationPatch::default()
-        };
-        t.store.messages.update(&id, &patch).await?;
-        report.leaves_set += 1;
+    Ok(leaf)
+}
+
+/// What a previous import stored of the conversation (`None`: nothing, and, unless this
+/// is a dry run, it is created now). Creating first saves a read for new conversations.
+async fn head_or_create(
+    t: &Target<'_>,
+    id: &ConversationId,
+    conv: &Conv,
+) -> Result<Option<ConversationHead>> {
+    if t.dry_run {
+        return Ok(t.store.messages.head(id).await?);
     }
-    Ok(Ok(()))
+    match t.store.messages.create(&record(t, id, conv)).await {
+        Ok(()) => Ok(None),
+        Err(chatvault_core::Error::AlreadyExists { .. }) => {
+            let head = t.store.messages.head(id).await?;
+            head.map(Some).ok_or_else(|| ArchiveError::Diverged {
+                conversation: id.to_string(),
+                reason: "it exists but cannot be read (being deleted?)".into(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The seq of every planned message (stored or to be), and the appends of the new ones:
