@@ -237,20 +237,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             from: Some(format),
             owner,
             dry_run,
-        } => {
-            let format = format.parse().map_err(CliError::Usage)?;
-            let owner = parse_user(owner.as_deref().unwrap_or_default())?;
-            if !path.exists() {
-                return Err(CliError::Usage(format!("no export at {}", path.display())));
-            }
-            let mode = if dry_run {
-                Open::Existing
-            } else {
-                Open::Create
-            };
-            let store = store(cli.store.as_deref(), mode).await?;
-            importers::import(format, &path, &store, owner, dry_run, quiet).await
-        }
+        } => import_from(cli.store.as_deref(), &format, &path, owner, dry_run, quiet).await,
         Command::Import {
             archive,
             from: None,
@@ -309,6 +296,29 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
         },
     }
+}
+
+/// `import --from FORMAT PATH --owner USER`: checks the arguments, then imports.
+async fn import_from(
+    url: Option<&str>,
+    format: &str,
+    path: &std::path::Path,
+    owner: Option<String>,
+    dry_run: bool,
+    quiet: bool,
+) -> Result<()> {
+    let format = format.parse().map_err(CliError::Usage)?;
+    let owner = parse_user(owner.as_deref().unwrap_or_default())?;
+    if !path.exists() {
+        return Err(CliError::Usage(format!("no export at {}", path.display())));
+    }
+    let mode = if dry_run {
+        Open::Existing
+    } else {
+        Open::Create
+    };
+    let store = store(url, mode).await?;
+    importers::import(format, path, &store, owner, dry_run, quiet).await
 }
 
 async fn store(url: Option<&str>, mode: Open) -> Result<chatvault_archive::Store> {
