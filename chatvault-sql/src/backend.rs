@@ -10,16 +10,14 @@ use chatvault_core::backend::{
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
 
 use crate::common::{
-    MESSAGE_PAGE, parse_json, parse_message, role_column, search_text, to_i64, to_json, to_u64,
-    tree_column,
+    parse_json, parse_message, role_column, search_text, to_i64, to_json, tree_column,
 };
 use crate::dialect::Dialect;
 use crate::messages::{SqlMessages, commit, read_error, rollback};
 use crate::statements::{
     DELETE_ATTACHMENTS, DELETE_CONVERSATION, DELETE_FILE, DELETE_MESSAGES, INSERT_CONVERSATION,
-    INSERT_FILE, LIST_ALL, LIST_ALL_AFTER, LIST_USER, LIST_USER_AFTER, MARK_DELETING,
-    SELECT_COUNT_LIVE, SELECT_FILE, SELECT_LIVE, SELECT_LIVE_MESSAGE, SELECT_MESSAGE_BY_ID,
-    SELECT_MESSAGES, UPDATE_MESSAGE, UPDATE_PATCH,
+    INSERT_FILE, LIST_ALL, LIST_ALL_AFTER, LIST_USER, LIST_USER_AFTER, MARK_DELETING, SELECT_FILE,
+    SELECT_LIVE, SELECT_LIVE_MESSAGE, SELECT_MESSAGE_BY_ID, UPDATE_MESSAGE, UPDATE_PATCH,
 };
 
 /// Every write is one transaction that first locks the conversation's row (see
@@ -200,44 +198,9 @@ where
         }
     }
 
+    /// One statement when the range alone says which rows it needs (see `ranges.rs`).
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        let count: Option<i64> = sqlx::query_scalar(SELECT_COUNT_LIVE)
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(read_error::<D>)?;
-        let Some(count) = count else {
-            return Err(Error::conversation_not_found(id.as_str()));
-        };
-        let count = to_u64(D::BACKEND, &format!("conversation {id}"), count)?;
-        let Some((mut first, mut last)) = range.resolve(count) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next_cursor: None,
-            });
-        };
-        // A natural page: never more than MESSAGE_PAGE messages in one read.
-        if last - first >= MESSAGE_PAGE {
-            match range {
-                MessageRange::After { .. } => last = first + MESSAGE_PAGE - 1,
-                MessageRange::Before { .. } => first = last - (MESSAGE_PAGE - 1),
-            }
-        }
-        let rows = sqlx::query(SELECT_MESSAGES)
-            .bind(id.as_str())
-            .bind(to_i64("seq", first)?)
-            .bind(to_i64("seq", last)?)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(read_error::<D>)?;
-        let items = rows
-            .iter()
-            .map(|row| Self::message_at(row, 0, id))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page {
-            items,
-            next_cursor: range.next_cursor(first, last, count),
-        })
+        self.range_page(id, range).await
     }
 
     async fn list_conversations(

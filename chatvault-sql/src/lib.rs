@@ -20,6 +20,7 @@ mod dialect;
 mod messages;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod ranges;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod statements;

@@ -286,6 +286,30 @@ mod tests {
     };
     use sqlx::AssertSqlSafe;
 
+    /// A range read is one probe of the conversation's key and one range of the message
+    /// index, already in `seq` order (no sort, no scan).
+    #[tokio::test]
+    async fn range_reads_walk_the_seq_index() {
+        let b = SqliteMessages::connect("sqlite::memory:").await.unwrap();
+        let plan = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::statements::SELECT_RANGE_LIVE
+        )))
+        .bind("c")
+        .bind(1_i64)
+        .bind(100_i64)
+        .fetch_all(b.pool())
+        .await
+        .unwrap();
+        let steps: Vec<String> = plan.iter().map(|row| sqlx::Row::get(row, 3)).collect();
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        assert!(steps[0].starts_with("SEARCH c USING INDEX"), "{steps:?}");
+        assert!(
+            steps[1].starts_with("SEARCH m USING INDEX") && steps[1].contains("seq>? AND seq<?"),
+            "{steps:?}"
+        );
+    }
+
     /// The full-text match must drive the search (see [`SEARCH`]): SQLite would otherwise
     /// probe the FTS index once per message of the user's conversations.
     #[tokio::test]

@@ -73,6 +73,13 @@ pub(crate) const SELECT_LIVE_MESSAGE: &str = "SELECT m.body FROM chatvault_conve
     WHERE c.id = $1 AND NOT c.deleting";
 pub(crate) const SELECT_MESSAGES: &str = "SELECT body FROM chatvault_messages \
     WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq";
+/// The live conversation's message count and the bodies of its messages with `seq`
+/// between `$2` and `$3`, in order: no row when it does not exist, one row with a NULL
+/// body when it holds none of them.
+pub(crate) const SELECT_RANGE_LIVE: &str = "SELECT c.message_count, m.body \
+    FROM chatvault_conversations c LEFT JOIN chatvault_messages m \
+    ON m.conversation_id = c.id AND m.seq BETWEEN $2 AND $3 \
+    WHERE c.id = $1 AND NOT c.deleting ORDER BY m.seq";
 pub(crate) const UPDATE_MESSAGE: &str = "UPDATE chatvault_messages SET role = $3, \
     revision = $4, updated_at = $5, text = $6, body = $7 \
     WHERE conversation_id = $1 AND message_id = $2";

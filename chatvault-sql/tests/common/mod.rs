@@ -297,6 +297,34 @@ pub async fn message_ranges_page_by_seq(b: Backend) {
             .items
             .is_empty()
     );
+    // Every range, read in one statement or in two (a `before` past the end, the newest
+    // messages), gives the reference page.
+    let all = b.messages(&c.id, &MessageRange::all()).await.unwrap().items;
+    let mut ranges = Vec::new();
+    for limit in [None, Some(0), Some(1), Some(3), Some(20)] {
+        for after in (0..=12).chain([u64::MAX - 1, u64::MAX]) {
+            ranges.push(MessageRange::After { after, limit });
+        }
+        let limit = limit.unwrap_or(usize::MAX);
+        for before in [
+            None,
+            Some(0),
+            Some(1),
+            Some(2),
+            Some(10),
+            Some(11),
+            Some(12),
+            Some(99),
+        ] {
+            ranges.push(MessageRange::Before { before, limit });
+        }
+    }
+    for range in ranges {
+        let page = b.messages(&c.id, &range).await.unwrap();
+        let expected = range.select(&all);
+        assert_eq!(seqs(&page), seqs(&expected), "{range:?}");
+        assert_eq!(page.next_cursor, expected.next_cursor, "{range:?}");
+    }
 }
 
 pub async fn unlimited_ranges_come_in_natural_pages(b: Backend) {
