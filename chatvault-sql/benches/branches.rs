@@ -18,6 +18,11 @@
 //!    conversation is put back as it was (the new row deleted, the record's row restored,
 //!    untimed), so every edit meets the same tree.
 //!
+//! After each group, paired rounds: every case once per round, in a rotating order, 40
+//! rounds; printed as `paired ...` lines with each case's median and the median of its
+//! per-round ratio to the first case (`linear`, `at-10`). On a shared, busy machine these
+//! ratios are steadier than two criterion figures measured minutes apart.
+//!
 //! `cargo bench -p chatvault-sql --all-features --bench branches -- --warm-up-time 1
 //! --measurement-time 3` runs it briefly.
 
@@ -29,7 +34,7 @@ use std::time::{Duration, Instant};
 use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ActiveLeaf, ChatVault, Conversation, ConversationId, ConversationPatch, ConversationRecord,
-    MessageRange, MessagesBackend, NewMessage, Parent, Role,
+    Message, MessageRange, MessagesBackend, NewMessage, Parent, Role,
 };
 use chatvault_memory::MemoryFiles;
 use chatvault_sql::{PostgresMessages, SqliteMessages};
@@ -229,6 +234,59 @@ async fn restore(pool: &Pool, record: &ConversationRecord) {
     }
 }
 
+/// One edit of `target` through the vault (a lookup by id and one append), timed; then
+/// the conversation is put back as `before` (untimed).
+async fn timed_edit(
+    vault: &ChatVault,
+    pool: &Pool,
+    before: &ConversationRecord,
+    target: &Message,
+) -> Duration {
+    let mut chat = vault.get_conversation(&before.id).await.unwrap().unwrap();
+    let edit = NewMessage::new(Role::User, "an edit");
+    let start = Instant::now();
+    let stored = chat.branches().edit(&target.id, edit).await.unwrap();
+    let took = start.elapsed();
+    assert_eq!(stored.parent, target.parent);
+    restore(pool, before).await;
+    took
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `ROUNDS` paired rounds: each round runs every case once, starting at a rotating one,
+/// so that the machine's load (shared, busy) weighs on all alike. Prints each case's
+/// median and the median of its per-round ratio to the first case.
+async fn paired<F, Fut>(label: &str, cases: &[&str], mut run: F)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    let mut times = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for round in 0..ROUNDS {
+        for k in 0..cases.len() {
+            let case = (round + k) % cases.len();
+            times[case].push(run(case).await.as_secs_f64());
+        }
+    }
+    let base = &times[0];
+    for (case, t) in cases.iter().zip(&times) {
+        let ratios = t.iter().zip(base).map(|(x, y)| x / y).collect();
+        println!(
+            "paired {label}/{case}: median {:.3} ms, {:.2}x {} (median of {ROUNDS} paired rounds)",
+            median(t.clone()) * 1e3,
+            median(ratios),
+            cases[0],
+        );
+    }
+}
+
+/// Paired rounds per case.
+const ROUNDS: usize = 40;
+
 fn branches(c: &mut Criterion) {
     let rt = runtime();
     let (backends, cleanup) = rt.block_on(backends());
@@ -241,40 +299,50 @@ fn branches(c: &mut Criterion) {
                 ("tree-100-segments", tree(b.as_ref(), 15, 10, 100).await),
             ]
         });
+        let chats: Vec<Conversation> = shapes
+            .iter()
+            .map(|(_, id)| rt.block_on(vault.get_conversation(id)).unwrap().unwrap())
+            .collect();
         let mut group = c.benchmark_group(format!("path/{name}"));
-        for (shape, id) in &shapes {
-            let chat = rt.block_on(vault.get_conversation(id)).unwrap().unwrap();
-            assert_eq!(rt.block_on(load_path(&chat)), PATH as usize);
-            group.bench_function(*shape, |bench| {
-                bench.to_async(&rt).iter(|| load_path(&chat))
-            });
+        for ((shape, _), chat) in shapes.iter().zip(&chats) {
+            assert_eq!(rt.block_on(load_path(chat)), PATH as usize);
+            group.bench_function(*shape, |bench| bench.to_async(&rt).iter(|| load_path(chat)));
         }
         group.finish();
+        let names: Vec<&str> = shapes.iter().map(|(shape, _)| *shape).collect();
+        rt.block_on(paired(&format!("path/{name}"), &names, |case| {
+            let chat = &chats[case];
+            async move {
+                let start = Instant::now();
+                load_path(chat).await;
+                start.elapsed()
+            }
+        }));
 
         let tree_id = &shapes[1].1;
         let before = rt.block_on(b.head(tree_id)).unwrap().unwrap().record;
+        let targets: Vec<Message> = [10_u64, 9_990]
+            .iter()
+            .map(|&seq| {
+                let range = MessageRange::after(seq - 1).limit(1);
+                let target = rt
+                    .block_on(b.messages(tree_id, &range))
+                    .unwrap()
+                    .items
+                    .remove(0);
+                assert_eq!(target.seq, seq);
+                target
+            })
+            .collect();
         let mut group = c.benchmark_group(format!("edit/{name}"));
-        for seq in [10_u64, 9_990] {
-            let target = rt
-                .block_on(b.messages(tree_id, &MessageRange::after(seq - 1).limit(1)))
-                .unwrap()
-                .items
-                .remove(0);
-            assert_eq!(target.seq, seq);
-            group.bench_function(format!("at-{seq}"), |bench| {
+        for target in &targets {
+            group.bench_function(format!("at-{}", target.seq), |bench| {
                 bench.to_async(&rt).iter_custom(|iters| {
-                    let (vault, before, target) = (vault.clone(), before.clone(), target.clone());
+                    let (vault, before) = (&vault, &before);
                     async move {
                         let mut total = Duration::ZERO;
                         for _ in 0..iters {
-                            let mut chat =
-                                vault.get_conversation(&before.id).await.unwrap().unwrap();
-                            let edit = NewMessage::new(Role::User, "an edit");
-                            let start = Instant::now();
-                            let stored = chat.branches().edit(&target.id, edit).await.unwrap();
-                            total += start.elapsed();
-                            assert_eq!(stored.parent, target.parent);
-                            restore(pool, &before).await;
+                            total += timed_edit(vault, pool, before, target).await;
                         }
                         total
                     }
@@ -282,6 +350,11 @@ fn branches(c: &mut Criterion) {
             });
         }
         group.finish();
+        rt.block_on(paired(
+            &format!("edit/{name}"),
+            &["at-10", "at-9990"],
+            |case| timed_edit(&vault, pool, &before, &targets[case]),
+        ));
     }
     rt.block_on(cleanup.run());
 }
