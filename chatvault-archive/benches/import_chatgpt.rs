@@ -5,7 +5,9 @@
 //! default 200, and `MESSAGES` per conversation, default 50; one conversation in five has
 //! a regenerated reply and an edited question, so the tree has branches and the active
 //! leaf is set). Criterion reports the time per import and its throughput in messages;
-//! the line printed before says messages/s of a single run too.
+//! the lines printed before say messages/s of single runs: a dry run, an import into
+//! memory, and the same messages appended straight to `SqliteMessages` (the backend's
+//! ceiling). `BENCH_DIR=/dev/shm` puts the stores on a tmpfs (no disk flushes).
 #![allow(clippy::unwrap_used, missing_docs)] // a benchmark may unwrap
 
 use std::io::Write;
@@ -18,6 +20,15 @@ use chatvault_local::LocalFiles;
 use chatvault_sql::SqliteMessages;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
+
+/// A fresh directory for a store: under `BENCH_DIR` when set (e.g. a tmpfs, to see the
+/// cost without the disk's flushes), else the system's temporary directory.
+fn store_dir() -> tempfile::TempDir {
+    match std::env::var_os("BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -56,7 +67,11 @@ fn conversation(c: usize, per: usize) -> (Value, usize) {
     let mut parent = "root".to_owned();
     for i in 0..per {
         let id = format!("m{i}");
-        let role = if i.is_multiple_of(2) { "user" } else { "assistant" };
+        let role = if i.is_multiple_of(2) {
+            "user"
+        } else {
+            "assistant"
+        };
         let text = format!(
             "message {i} of conversation {c}: {}",
             "lorem ipsum ".repeat(8)
@@ -126,7 +141,7 @@ enum Target {
 
 /// One import into a fresh store; the time of the import alone.
 async fn import_once(export: &Path, expected: u64, into: Target) -> Duration {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let store = match into {
         Target::Sqlite | Target::DryRun => sqlite(dir.path()).await,
         Target::Memory => Store::new(
@@ -182,7 +197,7 @@ async fn backend_alone(export: &Path) -> Duration {
         record.title = None;
         conversations.push((record, news));
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = store_dir();
     let store = sqlite(dir.path()).await;
     let started = Instant::now();
     for (record, news) in conversations {
