@@ -66,7 +66,9 @@ async fn fill(messages: &LocalMessages, conversations: usize, per: usize) {
                 )
             })
             .collect();
-        let stored = record.apply_append(news, chatvault_core::backend::now());
+        let stored = record
+            .apply_append(news, chatvault_core::backend::now())
+            .unwrap();
         let mut conversation = StoredConversation::new(record);
         conversation.messages = stored;
         batch.push(conversation);
