@@ -57,6 +57,13 @@ impl MessagesBackend for FaultyMessages {
     async fn head(&self, id: &ConversationId) -> chatvault_core::Result<Option<ConversationHead>> {
         self.0.head(id).await
     }
+    async fn message(
+        &self,
+        id: &ConversationId,
+        message_id: &chatvault_core::MessageId,
+    ) -> chatvault_core::Result<Option<chatvault_core::Message>> {
+        self.0.message(id, message_id).await
+    }
     async fn append_messages_as(
         &self,
         owner: Option<&chatvault_core::UserId>,
