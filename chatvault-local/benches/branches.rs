@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
-    ActiveLeaf, ChatVault, Conversation, ConversationPatch, MessageId, MessageRange,
-    MessagesBackend, NewMessage, Parent, Role,
+    ActiveLeaf, ChatVault, Conversation, ConversationPatch, MessageId, MessageRange, NewMessage,
+    Parent, Role,
 };
 use chatvault_local::{LocalFiles, LocalMessages};
 
