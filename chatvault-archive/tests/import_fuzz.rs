@@ -169,6 +169,7 @@ fn every_field_of_the_fixtures_with_a_wrong_type() {
         ("claude", "conversations.json"),
         ("open-webui", "chats.json"),
         ("librechat", "export.json"),
+        ("chatvault-py", "dynamodb-s3/items.json"),
     ] {
         let text = std::fs::read(import_util::fixture(dir).join(file)).unwrap();
         let original: Value = serde_json::from_slice(&text).unwrap();

@@ -40,6 +40,11 @@ impl<'a> Files<'a> {
         self.time = time;
     }
 
+    /// The upload time of the next attachments (`None`: the conversation's).
+    pub(crate) fn set_time(&mut self, time: Option<DateTime<Utc>>) {
+        self.time = time;
+    }
+
     /// A file the export may hold under `key` (a ChatGPT file id or a file name),
     /// referred to by `pointer`: an attachment when it does, else a part pointing at
     /// `pointer`.

@@ -1,4 +1,5 @@
-//! Importers of other tools' exports: ChatGPT, Claude, Open WebUI and LibreChat.
+//! Importers of other tools' exports: ChatGPT, Claude, Open WebUI and LibreChat, and the
+//! stores of the Python library (chatvault 0.1.0).
 //!
 //! [`import_file`] reads an export (the zip the tool hands out, the directory it unpacks
 //! to, or its JSON file) and writes every conversation into a [`Store`] for one owner:
@@ -59,6 +60,7 @@ mod json;
 mod librechat;
 mod model;
 mod openwebui;
+mod python;
 mod report;
 mod source;
 mod write;
@@ -101,25 +103,41 @@ pub enum Format {
     OpenWebUi,
     /// LibreChat's conversation export (JSON: `messages` or `messagesTree`).
     LibreChat,
+    /// The stores of the Python library (chatvault 0.1.0): its DynamoDB table's items as
+    /// `aws dynamodb scan` prints them (`items.json`), beside its attachment bytes by
+    /// storage key (its `LocalFiles` directory, or its S3 bucket copied with `aws s3
+    /// sync`). Conversations keep their ids and owners (`owner` only for those without).
+    ChatVaultPy,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 5] = [
         Format::ChatGpt,
         Format::Claude,
         Format::OpenWebUi,
         Format::LibreChat,
+        Format::ChatVaultPy,
     ];
 
     /// The format's name on the command line and in metadata: `chatgpt`, `claude`,
-    /// `open-webui`, `librechat`.
+    /// `open-webui`, `librechat`, `chatvault-py`.
     pub fn name(self) -> &'static str {
         match self {
             Format::ChatGpt => "chatgpt",
             Format::Claude => "claude",
             Format::OpenWebUi => "open-webui",
             Format::LibreChat => "librechat",
+            Format::ChatVaultPy => "chatvault-py",
+        }
+    }
+
+    /// The key of a top-level object whose array holds the conversations (DynamoDB's
+    /// scan output), for the formats that have one.
+    fn items_key(self) -> Option<&'static str> {
+        match self {
+            Format::ChatVaultPy => Some("Items"),
+            _ => None,
         }
     }
 }
@@ -145,7 +163,10 @@ impl FromStr for Format {
             .into_iter()
             .find(|f| f.name().replace('-', "") == wanted)
             .ok_or_else(|| {
-                format!("unknown format {s:?}: use chatgpt, claude, open-webui or librechat")
+                format!(
+                    "unknown format {s:?}: use chatgpt, claude, open-webui, librechat or \
+                     chatvault-py"
+                )
             })
     }
 }
@@ -194,7 +215,9 @@ pub async fn import_file(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(QUEUE);
     let reader = Arc::clone(&export);
     let parser = tokio::task::spawn_blocking(move || {
-        reader.read_json(&mut |item| tx.blocking_send(item).is_ok())
+        reader.read_json(format.items_key(), &mut |item| {
+            tx.blocking_send(item).is_ok()
+        })
     });
     let target = write::Target {
         store,
@@ -322,6 +345,7 @@ fn convert(format: Format, item: &Value, export: &Export) -> Got<Conv> {
         Format::Claude => claude::convert(item, &mut files),
         Format::OpenWebUi => openwebui::convert(item, &mut files),
         Format::LibreChat => librechat::convert(item, &mut files),
+        Format::ChatVaultPy => python::convert(item, &mut files),
     }?;
     files.finish(&mut conv);
     Ok(conv)
@@ -329,9 +353,11 @@ fn convert(format: Format, item: &Value, export: &Export) -> Got<Conv> {
 
 /// The failure report of conversation `index`, with the id and title it seems to have.
 fn failure(index: u64, item: &Value, bad: Bad) -> ConversationFailure {
+    // Plain strings, or DynamoDB's typed ones (`{"S": ".."}`).
     let pick = |keys: &[&str]| {
         keys.iter()
-            .find_map(|k| item.get(k).and_then(Value::as_str))
+            .filter_map(|k| item.get(k))
+            .find_map(|v| v.as_str().or_else(|| v.get("S").and_then(Value::as_str)))
             .map(str::to_owned)
     };
     ConversationFailure {

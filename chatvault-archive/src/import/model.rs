@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 use chatvault_core::{
-    ContentType, FileId, MessageStatus, Metadata, NewMessage, Parent, Part, Role, Usage,
+    ContentType, ConversationId, FileId, MessageStatus, Metadata, NewMessage, Parent, Part, Role,
+    Usage, UserId,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -21,6 +22,10 @@ use super::report::Notes;
 pub(crate) struct Conv {
     /// The source's conversation id.
     pub(crate) source_id: String,
+    /// The ChatVault id to keep (`None`: one derived from the source's).
+    pub(crate) id: Option<ConversationId>,
+    /// The owner the source names (`None`: the import's owner).
+    pub(crate) owner: Option<UserId>,
     pub(crate) title: Option<String>,
     pub(crate) created_at: Option<DateTime<Utc>>,
     pub(crate) updated_at: Option<DateTime<Utc>>,

@@ -139,7 +139,11 @@ impl Export {
 
     /// Streams the conversations: each is handed to `sink` as it is parsed (see
     /// [`for_each_item`](super::json::for_each_item)); returns how many.
-    pub(crate) fn read_json(&self, sink: &mut dyn FnMut(Value) -> bool) -> Result<u64> {
+    pub(crate) fn read_json(
+        &self,
+        items_key: Option<&str>,
+        sink: &mut dyn FnMut(Value) -> bool,
+    ) -> Result<u64> {
         let malformed = |file: &str, e: serde_json::Error| {
             ArchiveError::malformed(format!("{}: {file}", self.path.display()), e)
         };
@@ -149,22 +153,22 @@ impl Export {
                 let entry = zip
                     .by_name(json)
                     .map_err(|e| ArchiveError::malformed(self.path.display().to_string(), e))?;
-                super::json::for_each_item(entry, sink).map_err(|e| malformed(json, e))
+                super::json::for_each_item(entry, items_key, sink).map_err(|e| malformed(json, e))
             }
             Kind::Dir { json, .. } => {
                 let file = File::open(json).map_err(io_at("open", json))?;
-                super::json::for_each_item(file, sink)
+                super::json::for_each_item(file, items_key, sink)
                     .map_err(|e| malformed(&json.display().to_string(), e))
             }
             Kind::File => {
                 let file = File::open(&self.path).map_err(io_at("open", &self.path))?;
-                super::json::for_each_item(file, sink).map_err(|e| malformed("", e))
+                super::json::for_each_item(file, items_key, sink).map_err(|e| malformed("", e))
             }
         }
     }
 
-    /// The entry holding the attachment `key` (a ChatGPT file id such as `file-abc`, or a
-    /// file name), if the export holds it.
+    /// The entry holding the attachment `key` (its path in the export, a file name, or a
+    /// ChatGPT file id such as `file-abc`), if the export holds it.
     pub(crate) fn find(&self, key: &str) -> Option<&str> {
         self.index.get(key).map(String::as_str)
     }
@@ -216,9 +220,10 @@ fn pick_json(mut names: Vec<String>, base: impl Fn(&String) -> String) -> Option
     (names.len() == 1).then(|| names.remove(0))
 }
 
-/// Indexes a file by its name and, for ChatGPT's `file-XXXX-name.ext` and
+/// Indexes a file by its path in the export, its name and, for ChatGPT's `file-XXXX-name.ext` and
 /// `file_XXXX-name.ext`, by its file id.
 fn add_to_index(index: &mut HashMap<String, String>, base: &str, entry: &str) {
+    index.insert(entry.replace('\\', "/"), entry.to_owned());
     index
         .entry(base.to_owned())
         .or_insert_with(|| entry.to_owned());

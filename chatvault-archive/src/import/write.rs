@@ -27,6 +27,7 @@ const MAX_BATCH: usize = 1000;
 const READ_PAGE: usize = 500;
 
 /// Where one conversation goes and how.
+#[derive(Clone, Copy)]
 pub(crate) struct Target<'a> {
     pub(crate) store: &'a Store,
     pub(crate) export: &'a Arc<Export>,
@@ -43,7 +44,18 @@ pub(crate) async fn write(
     plan: Plan,
     report: &mut ImportReport,
 ) -> Result<std::result::Result<(), Bad>> {
-    let id = super::ids::conversation(t.format, &conv.source_id);
+    let owned;
+    let t = match &conv.owner {
+        Some(owner) => {
+            owned = Target { owner, ..*t };
+            &owned
+        }
+        None => t,
+    };
+    let id = match &conv.id {
+        Some(id) => id.clone(),
+        None => super::ids::conversation(t.format, &conv.source_id),
+    };
     let head = head_or_create(t, &id, conv).await?;
     let (stored, count, leaf, held_files) = match &head {
         Some(h) if h.record.user_id.as_ref() != Some(t.owner) => {
