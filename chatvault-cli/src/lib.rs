@@ -118,10 +118,12 @@ pub enum Command {
         /// The archive, or the export with --from.
         #[arg(value_name = "PATH")]
         archive: PathBuf,
-        /// Import another tool's export: chatgpt, claude, open-webui or librechat.
+        /// Import another tool's export: chatgpt, claude, open-webui, librechat, or
+        /// chatvault-py (the Python library's DynamoDB items with their files).
         #[arg(long, value_name = "FORMAT", requires = "owner")]
         from: Option<String>,
-        /// With --from: the user who owns the imported conversations.
+        /// With --from: the user who owns the imported conversations (for chatvault-py:
+        /// those that name no owner).
         #[arg(long, requires = "from")]
         owner: Option<String>,
         /// Only say what would be added (with --from: and what cannot be carried exactly).

@@ -142,3 +142,31 @@ fn usage_errors() {
     assert_eq!(code, Some(2), "--owner needs --from: {err}");
     assert!(!tmp.path().join("store").exists());
 }
+
+#[test]
+fn the_python_librarys_store_keeps_its_owners() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = format!("local:{}", tmp.path().join("store").display());
+    let dir = fixture("chatvault-py/dynamodb-s3");
+    let dir = dir.to_str().unwrap();
+    let (code, err) = run(
+        &store,
+        &["--from", "chatvault-py", dir, "--owner", "fallback"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(
+            "added 3 conversations (0 present already), 6 messages (0 present), 2 attachments"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("/gone.bin"), "{err}");
+    let ls = |owner: &str| {
+        let out = chatvault()
+            .args(["--store", &store, "ls", "--owner", owner, "--json"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!((ls("user-1"), ls("user-2"), ls("fallback")), (2, 1, 0));
+}
