@@ -3,7 +3,7 @@
 
 use super::SuiteConfig;
 use super::util::{fresh_user, ok};
-use crate::model::{HitBranch, Message, MessageRange, NewMessage, Role, SearchOptions};
+use crate::model::{HitBranch, Message, MessageRange, NewMessage, Parent, Role, SearchOptions};
 use crate::vault::{ChatVault, Conversation, ReplyOptions};
 
 fn texts(messages: &[Message]) -> Vec<String> {
@@ -82,6 +82,44 @@ pub async fn branches_through_the_vault(vault: ChatVault, config: SuiteConfig) {
     assert_eq!(path_texts(&fork).await, ["u1", "a1", "u2 edited"]);
     let _ = config;
     paged_paths(&vault).await;
+    many_segments(&vault).await;
+}
+
+/// Two branches appended to in turn, 20 rounds: the path through one crosses 20
+/// segments, more than one page reads at once; it reads whole, and in pages of 5.
+async fn many_segments(vault: &ChatVault) {
+    let mut c = ok(vault.create_conversation(None).await, "create");
+    let root = ok(c.add_message(Role::User, "r").await, "root");
+    let (mut a, mut b) = (root.seq, root.seq);
+    let mut last_a = None;
+    for i in 1..=20 {
+        let x = NewMessage::new(Role::User, format!("a{i}")).with_parent(Parent::Seq(a));
+        let stored = ok(c.add(x).await, "append to branch a");
+        a = stored.seq;
+        last_a = Some(stored.id);
+        let y = NewMessage::new(Role::User, format!("b{i}")).with_parent(Parent::Seq(b));
+        b = ok(c.add(y).await, "append to branch b").seq;
+    }
+    let Some(last_a) = last_a else { return };
+    ok(c.branches().rewind(&last_a).await, "rewind to a20");
+    let expected: Vec<String> = std::iter::once("r".to_owned())
+        .chain((1..=20).map(|i| format!("a{i}")))
+        .collect();
+    assert_eq!(c.record().tree().active_path().len(), 20);
+    assert_eq!(path_texts(&c).await, expected);
+    let mut paged = Vec::new();
+    let mut range = MessageRange::after(0).limit(5);
+    loop {
+        let page = ok(c.messages_page(&range).await, "a page across segments");
+        paged.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => range = ok(range.continue_from(&cursor), "cursor"),
+            None => break,
+        }
+    }
+    assert_eq!(texts(&paged), expected);
+    let tail = ok(c.last_messages(18).await, "the newest 18 across segments");
+    assert_eq!(texts(&tail), expected[3..].to_vec());
 }
 
 /// A 30-message line with a 25-message branch from its 9th message: the active path
