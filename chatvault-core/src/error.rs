@@ -34,6 +34,8 @@ pub enum ErrorKind {
     OutcomeUnknown,
     /// The store behind the backend failed.
     Backend,
+    /// The streamed reply was stopped by a reader; its writer must end.
+    Stopped,
 }
 
 /// Everything that can go wrong in ChatVault.
@@ -160,6 +162,17 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// The streamed reply this writer writes was stopped
+    /// ([`Conversation::stop_reply`](crate::Conversation::stop_reply)): nothing was
+    /// written by the failed call, and nothing more will be. The stored reply keeps what
+    /// was stored when it was stopped, with status
+    /// [`Stopped`](crate::MessageStatus::Stopped). Not temporary.
+    #[error("reply {message_id} was stopped")]
+    Stopped {
+        /// The reply's message id.
+        message_id: String,
+    },
+
     /// The store behind a backend failed (I/O, network, the service).
     #[error("{backend} backend error: {source}")]
     Backend {
@@ -275,6 +288,7 @@ impl Error {
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::OutcomeUnknown { .. } => ErrorKind::OutcomeUnknown,
             Error::Backend { .. } => ErrorKind::Backend,
+            Error::Stopped { .. } => ErrorKind::Stopped,
         }
     }
 

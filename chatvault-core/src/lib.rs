@@ -34,5 +34,6 @@ pub use model::{
     Segment, ToolCall, ToolResult, Tree, Usage,
 };
 pub use vault::{
-    Branches, ChatVault, Conversation, NewConversation, ReplyOptions, ReplyWriter, Siblings,
+    Branches, ChatVault, Conversation, FollowOptions, NewConversation, ReplyEvent, ReplyFollower,
+    ReplyOptions, ReplyWriter, Siblings,
 };

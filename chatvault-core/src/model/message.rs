@@ -17,9 +17,10 @@ use crate::ids::MessageId;
 ///
 /// Messages added whole are [`Complete`](MessageStatus::Complete). A streamed reply is
 /// stored [`Streaming`](MessageStatus::Streaming) before its first token and ends
-/// [`Complete`](MessageStatus::Complete) or [`Failed`](MessageStatus::Failed); one whose
-/// writer died reads as [`Interrupted`](MessageStatus::Interrupted) once its lease expires
-/// (see [`Message::status_at`]).
+/// [`Complete`](MessageStatus::Complete), [`Failed`](MessageStatus::Failed) or
+/// [`Stopped`](MessageStatus::Stopped); one whose writer died reads as
+/// [`Interrupted`](MessageStatus::Interrupted) once its lease expires (see
+/// [`Message::status_at`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -35,6 +36,10 @@ pub enum MessageStatus {
     Interrupted,
     /// Its writer reported a failure (see [`Message::failure`]).
     Failed,
+    /// Stopped while it streamed, by whoever was reading it
+    /// ([`Conversation::stop_reply`](crate::Conversation::stop_reply)): the content is
+    /// what was stored when it was stopped; its writer wrote nothing after.
+    Stopped,
 }
 
 impl MessageStatus {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::live::Live;
 use crate::backend::{FilesBackend, MessagesBackend, check_unique_ids};
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, MessageId, UserId};
@@ -33,20 +34,23 @@ use crate::model::*;
 pub struct ChatVault {
     pub(super) messages: Arc<dyn MessagesBackend>,
     pub(super) files: Arc<dyn FilesBackend>,
+    /// Wakes the followers of a reply when a writer of this vault (or a clone) stores it.
+    pub(super) live: Arc<Live>,
 }
 
 impl ChatVault {
     /// A vault over these two backends.
     pub fn new(messages: impl MessagesBackend, files: impl FilesBackend) -> Self {
-        ChatVault {
-            messages: Arc::new(messages),
-            files: Arc::new(files),
-        }
+        ChatVault::from_arcs(Arc::new(messages), Arc::new(files))
     }
 
     /// A vault over backends that are already shared.
     pub fn from_arcs(messages: Arc<dyn MessagesBackend>, files: Arc<dyn FilesBackend>) -> Self {
-        ChatVault { messages, files }
+        ChatVault {
+            messages,
+            files,
+            live: Arc::default(),
+        }
     }
 
     /// The messages backend.

@@ -3,11 +3,15 @@
 mod branches;
 mod chat_vault;
 mod conversation;
+mod follow;
 mod hashing;
+mod live;
 mod path;
 mod reply;
+mod timer;
 
 pub use branches::{Branches, Siblings};
 pub use chat_vault::ChatVault;
 pub use conversation::{Conversation, NewConversation};
+pub use follow::{FollowOptions, ReplyEvent, ReplyFollower};
 pub use reply::{ReplyOptions, ReplyWriter};

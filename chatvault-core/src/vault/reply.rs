@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::chat_vault::ChatVault;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{ConversationId, MessageId};
 use crate::model::*;
 
@@ -85,6 +85,14 @@ impl ReplyOptions {
 /// [`Error::Conflict`](crate::Error::Conflict). If the process dies, the stored message
 /// keeps the last checkpoint and reads as [`MessageStatus::Interrupted`] once the lease
 /// runs out; it never reads as complete.
+///
+/// Each write wakes the reply's followers that share this writer's [`ChatVault`] (see
+/// [`ReplyFollower`](crate::ReplyFollower)). A reply stopped by a reader
+/// ([`Conversation::stop_reply`](crate::Conversation::stop_reply)) is seen at the
+/// writer's next write (checkpoint, keep-alive, finish or fail): it stores nothing and
+/// fails with [`Error::Stopped`](crate::Error::Stopped), and so does every call after it;
+/// the stored reply keeps the content of its last checkpoint. [`finish`](Self::finish)
+/// still records its usage on the stopped reply (the tokens were paid for).
 #[derive(Debug)]
 #[must_use = "a reply that is never finished reads as interrupted"]
 pub struct ReplyWriter {
@@ -108,8 +116,15 @@ impl ReplyWriter {
         &self.message
     }
 
+    /// Whether this writer has seen that its reply was stopped (then every write fails
+    /// with [`Error::Stopped`](crate::Error::Stopped)).
+    pub fn is_stopped(&self) -> bool {
+        self.message.status == MessageStatus::Stopped
+    }
+
     /// Adds text at the end of the reply; checkpoints when due.
     pub async fn push_text(&mut self, delta: &str) -> Result<()> {
+        self.check_stopped()?;
         match self.message.parts.last_mut() {
             Some(Part::Text { text }) => text.push_str(delta),
             _ => self.message.parts.push(Part::text(delta)),
@@ -119,6 +134,7 @@ impl ReplyWriter {
 
     /// Adds reasoning text at the end of the reply's reasoning; checkpoints when due.
     pub async fn push_reasoning(&mut self, delta: &str) -> Result<()> {
+        self.check_stopped()?;
         match self.message.parts.last_mut() {
             Some(Part::Reasoning(r)) => r.text.get_or_insert_with(String::new).push_str(delta),
             _ => self.message.parts.push(Part::Reasoning(crate::Reasoning {
@@ -132,6 +148,7 @@ impl ReplyWriter {
     /// Adds a whole part (a tool call, a reasoning block with its signature, a file);
     /// checkpoints when due.
     pub async fn push_part(&mut self, part: Part) -> Result<()> {
+        self.check_stopped()?;
         let size = serde_json::to_vec(&part).map_or(0, |v| v.len());
         self.message.parts.push(part);
         self.touched(size).await
@@ -176,15 +193,50 @@ impl ReplyWriter {
     }
 
     /// Stores the final content with status complete and the usage, atomically.
+    ///
+    /// On a stopped reply: stores only the usage (conditioned on the stopped revision,
+    /// best effort), then fails with [`Error::Stopped`](crate::Error::Stopped).
     pub async fn finish(mut self, usage: Option<Usage>) -> Result<Message> {
         let update = MessageUpdate {
             parts: Some(self.message.parts.clone()),
             status: Some(MessageStatus::Complete),
-            usage,
+            usage: usage.clone(),
             ..Default::default()
         };
-        self.write(update).await?;
-        Ok(self.message)
+        match self.write(update).await {
+            Err(Error::Stopped { message_id }) => {
+                if let Some(usage) = usage {
+                    self.record_usage(usage).await;
+                }
+                Err(Error::Stopped { message_id })
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(self.message),
+        }
+    }
+
+    /// Stores `usage` on the stopped reply, content and status unchanged; a failure is
+    /// logged (the stop already ended the reply).
+    async fn record_usage(&mut self, usage: Usage) {
+        let update = MessageUpdate {
+            usage: Some(usage),
+            ..Default::default()
+        };
+        let stored = self
+            .vault
+            .update_message(
+                &self.conversation_id,
+                &self.message.id,
+                self.message.revision,
+                &update,
+            )
+            .await;
+        if let Err(error) = stored {
+            tracing::warn!(
+                message = %self.message.id, %error,
+                "could not record the usage of a stopped reply"
+            );
+        }
     }
 
     /// Stores the content so far with status failed and the reason, atomically.
@@ -200,7 +252,8 @@ impl ReplyWriter {
     }
 
     async fn write(&mut self, update: MessageUpdate) -> Result<()> {
-        let updated = self
+        self.check_stopped()?;
+        let written = self
             .vault
             .update_message(
                 &self.conversation_id,
@@ -208,11 +261,49 @@ impl ReplyWriter {
                 self.message.revision,
                 &update,
             )
-            .await?;
+            .await;
+        let updated = match written {
+            Ok(updated) => updated,
+            Err(e) if e.kind() == ErrorKind::Conflict => return Err(self.conflicted(e).await),
+            Err(e) => return Err(e),
+        };
         self.message = updated.message;
         self.dirty = false;
         self.dirty_bytes = 0;
         self.last_checkpoint = Instant::now();
+        self.vault
+            .live
+            .notify(&self.conversation_id, &self.message.id);
         Ok(())
+    }
+
+    /// Why a write conflicted: [`Error::Stopped`] when a reader stopped the reply
+    /// (which this writer then keeps as it is stored), else the conflict itself.
+    async fn conflicted(&mut self, conflict: Error) -> Error {
+        let stored = self
+            .vault
+            .messages
+            .message(&self.conversation_id, &self.message.id)
+            .await;
+        match stored {
+            Ok(Some(stored)) if stored.status == MessageStatus::Stopped => {
+                self.message = stored;
+                self.stopped_error()
+            }
+            _ => conflict,
+        }
+    }
+
+    fn check_stopped(&self) -> Result<()> {
+        if self.is_stopped() {
+            return Err(self.stopped_error());
+        }
+        Ok(())
+    }
+
+    fn stopped_error(&self) -> Error {
+        Error::Stopped {
+            message_id: self.message.id.to_string(),
+        }
     }
 }
