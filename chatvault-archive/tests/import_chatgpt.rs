@@ -279,3 +279,16 @@ async fn without_the_zip_files_point_at_their_pointers() {
     let report = import(Format::ChatGpt, &fixture("chatgpt").join("export"), &store).await;
     assert_eq!(report.files_added, 2);
 }
+
+#[tokio::test]
+async fn a_branch_switched_since_survives_importing_again() {
+    let (dir, store) = imported_zip().await;
+    let mut c = conversation(&store, "conv-a").await;
+    let a4 = message(&store, c.id(), "a4").await;
+    c.branches().switch(&a4.id).await.unwrap();
+    let again = import(Format::ChatGpt, &dir.path().join("export.zip"), &store).await;
+    assert!(again.added_nothing(), "{again:?}");
+    assert_eq!(again.leaves_set, 0);
+    let c = conversation(&store, "conv-a").await;
+    assert_eq!(active_path(&c).await, ["u1b", "a4"]);
+}

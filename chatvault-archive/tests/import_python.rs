@@ -159,3 +159,32 @@ async fn a_broken_item_is_reported_and_the_others_go_in() {
     assert_eq!(report.failed[1].conversation.as_deref(), Some("no owner"));
     assert!(report.failed[0].conversation.is_some());
 }
+
+#[tokio::test]
+async fn a_conversation_of_the_same_id_made_here_is_left_alone() {
+    let item = items("dynamodb-s3")
+        .into_iter()
+        .find(|i| i["title"]["S"] == "Oslo trip")
+        .unwrap();
+    let id: chatvault_core::ConversationId = item["conversation_id"]["S"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let store = common::memory();
+    let mut native = vault(&store)
+        .new_conversation()
+        .id(id.clone())
+        .user("user-1".parse().unwrap())
+        .create()
+        .await
+        .unwrap();
+    native.add_message(Role::User, "made here").await.unwrap();
+    let report = import(Format::ChatVaultPy, &store_dir("dynamodb-s3"), &store).await;
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert_eq!(report.failed[0].field, "id");
+    assert_eq!(report.conversations_created, 2);
+    let native = vault(&store).get_conversation(&id).await.unwrap().unwrap();
+    assert_eq!(native.message_count(), 1);
+    assert!(native.files().is_empty());
+}

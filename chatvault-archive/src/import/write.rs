@@ -37,7 +37,12 @@ pub(crate) struct Target<'a> {
 }
 
 /// Writes `conv` (planned as `plan`) into the store. `Ok(Err(bad))` when the store holds
-/// this conversation for another owner (nothing written); `Err` when the store fails.
+/// a conversation of this id for another owner, or one not imported from this source
+/// (nothing written); `Err` when the store fails.
+///
+/// The active leaf is set to the source's when the conversation is new or gains
+/// messages; a conversation the import adds nothing to keeps the leaf it has (its owner
+/// may have switched branches since).
 pub(crate) async fn write(
     t: &Target<'_>,
     conv: &Conv,
@@ -62,6 +67,12 @@ pub(crate) async fn write(
             return Ok(Err(Bad::new(
                 "owner",
                 format!("conversation {id} was imported before for another owner"),
+            )));
+        }
+        Some(h) if !imported_from(&h.record.metadata, t.format, &conv.source_id) => {
+            return Ok(Err(Bad::new(
+                "id",
+                format!("the store holds conversation {id}, not imported from this source"),
             )));
         }
         Some(h) => {
@@ -90,7 +101,8 @@ pub(crate) async fn write(
         .collect();
     report.files_present += (conv.files.len() - files.len()) as u64;
     report.files_added += files.len() as u64;
-    let want_leaf = plan.leaf.map(|i| seqs[i]);
+    let grows = head.is_none() || !new.is_empty();
+    let want_leaf = plan.leaf.map(|i| seqs[i]).filter(|_| grows);
     if t.dry_run {
         let after = if new.is_empty() {
             leaf
@@ -117,6 +129,13 @@ pub(crate) async fn write(
         report.leaves_set += 1;
     }
     Ok(Ok(()))
+}
+
+/// Whether a stored conversation's metadata says it came from this source conversation.
+fn imported_from(metadata: &Metadata, format: Format, source_id: &str) -> bool {
+    let source = metadata.get("source");
+    let field = |k| source.and_then(|s| s.get(k)).and_then(Value::as_str);
+    field("format") == Some(format.name()) && field("conversation_id") == Some(source_id)
 }
 
 /// Appends `new` (numbered from `count + 1`) in batches the backend takes, checking that
