@@ -154,3 +154,14 @@ async fn importing_again_adds_nothing() {
     assert_eq!(again.files_present, 1);
     assert_eq!(again.failed.len(), 1);
 }
+
+#[tokio::test]
+async fn the_sources_last_update_is_kept_in_metadata() {
+    let store = imported().await;
+    let c = conversation(&store, "c-linear").await;
+    assert_eq!(
+        c.metadata()["source"],
+        json!({"format": "claude", "conversation_id": "c-linear",
+               "updated_at": "2024-05-01T10:05:00.123456+00:00"})
+    );
+}

@@ -7,17 +7,24 @@
 //! - **Every node becomes a message** in the conversation's tree, parents before
 //!   children (edits and regenerations become siblings), and the conversation's active
 //!   leaf is the source's (ChatGPT `current_node`, Claude `current_leaf_message_uuid`,
-//!   Open WebUI `history.currentId`; LibreChat has none: its newest leaf).
+//!   Open WebUI `history.currentId`; LibreChat has none: its newest leaf). ChatGPT's
+//!   empty root is not a message; its hidden system messages are kept beside the path.
+//!   A later import moves the leaf only when it adds messages.
 //! - **Nothing is dropped**: text, tool calls and results, reasoning and files become
 //!   typed parts; content the model has no part for is kept as
 //!   [`Part::Provider`](chatvault_core::Part::Provider) data, and the source's other
 //!   fields are kept in each message's metadata under the format's name.
 //! - **Original times and ids**: each message keeps its source time, and its metadata
 //!   says where it came from: `{"source": {"format", "conversation_id", "message_id",
-//!   "parent_id"}}` (the conversation's: `{"source": {"format", "conversation_id"}}`).
+//!   "parent_id"}}` (the conversation's: `{"source": {"format", "conversation_id",
+//!   "updated_at"}}`).
 //! - **Idempotent**: conversation, message and attachment ids are derived from the
 //!   source's ids, so importing the same export again adds nothing, and importing a later
-//!   export of the same account adds only what is new.
+//!   export of the same account adds only what is new. (The Python library's
+//!   conversations keep their own ids and owners: [`Format::ChatVaultPy`].)
+//! - **Not kept**: a conversation's `last_active` is the import's time (the store sets
+//!   it on every append); the source's last update is kept in its metadata
+//!   (`source.updated_at`).
 //! - **Attachments**: bytes the export holds are uploaded (streamed from the zip);
 //!   attachments without bytes become file parts whose URL is the source's pointer
 //!   (`file-service://..`, `sediment://..`, `/api/v1/files/..`), counted in

@@ -268,10 +268,12 @@ fn record(t: &Target<'_>, id: &ConversationId, conv: &Conv) -> ConversationRecor
     }
     record.archived = conv.archived;
     let mut metadata = Metadata::new();
-    metadata.insert(
-        "source".into(),
-        json!({"format": t.format.name(), "conversation_id": conv.source_id}),
-    );
+    let mut source = json!({"format": t.format.name(), "conversation_id": conv.source_id});
+    if let Some(updated) = conv.updated_at {
+        // The store sets last_active itself on every append: the source's is kept here.
+        source["updated_at"] = Value::String(updated.to_rfc3339());
+    }
+    metadata.insert("source".into(), source);
     if !conv.extra.is_empty() {
         metadata.insert(t.format.name().into(), Value::Object(conv.extra.clone()));
     }
