@@ -1,5 +1,5 @@
-//! The [`MessagesBackend`] implementation: one call per method into the parts under
-//! `read/` and `write/`.
+//! The [`MessagesBackend`] implementation: one call per method into the part that does
+//! it (under `read/` and `write/`).
 
 use chatvault_core::backend::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
@@ -31,22 +31,22 @@ impl MessagesBackend for DynamoMessages {
     /// create committed and the answer is `Ok`; if that read fails, the error says that
     /// the outcome is unknown.
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
-        self.table.create(record).await
+        self.records.create(record).await
     }
 
     /// One consistent `GetItem`: the attachments live in the conversation item.
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        self.table.read_head(id).await
+        self.heads.read_head(id).await
     }
 
-    /// One request in the steady state, owner checked or not (see `Table::append`).
+    /// One request in the steady state, owner checked or not (see `Appender::append`).
     async fn append_messages_as(
         &self,
         owner: Option<&UserId>,
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
-        self.table.append(owner, id, messages).await
+        self.appender.append(owner, id, messages).await
     }
 
     async fn update_message(
@@ -56,23 +56,23 @@ impl MessagesBackend for DynamoMessages {
         expected_revision: u64,
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
-        self.table
+        self.updater
             .update_message(id, message_id, expected_revision, update)
             .await
     }
 
     /// One consistent `GetItem` when the message is in the conversation item's tail (or
-    /// is not stored at all), three reads when it is sealed (see `Table::read_message`).
+    /// is not stored at all), three reads when it is sealed (see `Lookup::read_message`).
     async fn message(
         &self,
         id: &ConversationId,
         message_id: &MessageId,
     ) -> Result<Option<Message>> {
-        self.table.read_message(id, message_id).await
+        self.lookup.read_message(id, message_id).await
     }
 
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        self.table.read_messages(id, range).await
+        self.ranges.read_messages(id, range).await
     }
 
     /// A page of summaries from a GSI: `by_user` for one user (one `Query`, more when
@@ -85,7 +85,7 @@ impl MessagesBackend for DynamoMessages {
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        self.table.list_conversations(user_id, options).await
+        self.listing.list_conversations(user_id, options).await
     }
 
     async fn update(
@@ -93,13 +93,13 @@ impl MessagesBackend for DynamoMessages {
         id: &ConversationId,
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
-        self.table.update(id, patch).await
+        self.records.update(id, patch).await
     }
 
     /// Marks the conversation (the tombstone of `delete`'s first step) and returns its
     /// attachments, as the tombstoned item holds them.
     async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        self.table.begin_delete(id).await
+        self.deleter.begin_delete(id).await
     }
 
     /// Deletes the conversation in three steps, so that no concurrent writer can keep it
@@ -118,7 +118,7 @@ impl MessagesBackend for DynamoMessages {
     /// `delete` again finishes the job and answers `true`. For a conversation that does not exist it answers `false`, after deleting
     /// any message items left under the id.
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        self.table.delete(id).await
+        self.deleter.delete(id).await
     }
 
     async fn add_file(
@@ -126,7 +126,7 @@ impl MessagesBackend for DynamoMessages {
         id: &ConversationId,
         file: &FileAttachment,
     ) -> Result<ConversationRecord> {
-        self.table.add_file(id, file).await
+        self.records.add_file(id, file).await
     }
 
     async fn remove_file(
@@ -134,7 +134,7 @@ impl MessagesBackend for DynamoMessages {
         id: &ConversationId,
         file_id: &FileId,
     ) -> Result<Option<ConversationRecord>> {
-        self.table.remove_file(id, file_id).await
+        self.records.remove_file(id, file_id).await
     }
 
     async fn search(

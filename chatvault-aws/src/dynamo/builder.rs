@@ -107,13 +107,11 @@ impl DynamoMessagesBuilder {
             .settings
             .config::<aws_sdk_dynamodb::config::Builder>()
             .await;
-        Ok(DynamoMessages {
-            table: Table::new(
-                Client::from_conf(config.build()),
-                self.table,
-                self.max_write_attempts,
-                self.seen_cache_bytes,
-            ),
-        })
+        let table = Table::new(
+            Client::from_conf(config.build()),
+            self.table,
+            self.max_write_attempts,
+        );
+        Ok(DynamoMessages::assemble(table, self.seen_cache_bytes))
     }
 }

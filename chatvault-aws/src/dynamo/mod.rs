@@ -19,8 +19,17 @@ use aws_sdk_dynamodb::Client;
 use chatvault_core::backend::Error;
 
 pub use limits::{DEFAULT_MAX_WRITE_ATTEMPTS, MAX_APPEND_MESSAGES, MAX_MESSAGE_BYTES};
+use read::head::Heads;
+use read::listing::Listing;
+use read::lookup::Lookup;
+use read::range::Ranges;
 pub use seen::DEFAULT_SEEN_CACHE_BYTES;
 use table::Table;
+use write::append::Appender;
+use write::delete::Deleter;
+use write::record::Records;
+use write::seal::Sealer;
+use write::update::Updater;
 
 use crate::sdk;
 
@@ -61,12 +70,26 @@ use crate::sdk;
 /// ```
 #[derive(Clone)]
 pub struct DynamoMessages {
+    /// The client, the table's name and write settings.
     table: Table,
+    /// Conversation items, and the seen cache.
+    heads: Heads,
+    lookup: Lookup,
+    ranges: Ranges,
+    listing: Listing,
+    appender: Appender,
+    updater: Updater,
+    records: Records,
+    deleter: Deleter,
 }
 
 impl fmt::Debug for DynamoMessages {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.table.fmt(f)
+        f.debug_struct("DynamoMessages")
+            .field("table", &self.table.name)
+            .field("max_write_attempts", &self.table.max_write_attempts)
+            .field("seen", &self.heads)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,13 +109,25 @@ impl DynamoMessages {
 
     /// Conversations in `table`, through a ready client, used as it is.
     pub fn from_client(client: Client, table: impl Into<String>) -> Self {
+        let table = Table::new(client, table.into(), DEFAULT_MAX_WRITE_ATTEMPTS);
+        Self::assemble(table, DEFAULT_SEEN_CACHE_BYTES)
+    }
+
+    /// The backend on `table`, its parts sharing one seen cache of `seen_cache_bytes`.
+    fn assemble(table: Table, seen_cache_bytes: u64) -> Self {
+        let heads = Heads::new(table.clone(), seen_cache_bytes);
+        let lookup = Lookup::new(table.clone(), heads.clone());
+        let sealer = Sealer::new(table.clone(), heads.clone());
         DynamoMessages {
-            table: Table::new(
-                client,
-                table.into(),
-                DEFAULT_MAX_WRITE_ATTEMPTS,
-                DEFAULT_SEEN_CACHE_BYTES,
-            ),
+            ranges: Ranges::new(table.clone(), heads.clone()),
+            listing: Listing::new(table.clone()),
+            appender: Appender::new(table.clone(), heads.clone(), lookup.clone(), sealer.clone()),
+            updater: Updater::new(table.clone(), heads.clone(), lookup.clone(), sealer),
+            records: Records::new(table.clone(), heads.clone()),
+            deleter: Deleter::new(table.clone(), heads.clone()),
+            lookup,
+            heads,
+            table,
         }
     }
 

@@ -1,15 +1,51 @@
-//! The conversation item as readers and writers see it: decoded, remembered, and
-//! [`Error::NotFound`] when it is missing or being deleted.
+//! [`Heads`]: the conversation item as readers and writers see it: decoded, remembered
+//! in the seen cache (which it owns), and [`Error::NotFound`] when it is missing or being
+//! deleted.
+
+use std::fmt;
+use std::sync::Arc;
 
 use chatvault_core::backend::{
     ConversationHead, ConversationId, ConversationRecord, Error, FileAttachment, Result,
 };
 
 use crate::dynamo::layout::item::{Item, is_deleting};
-use crate::dynamo::seen::Seen;
+use crate::dynamo::seen::{Seen, SeenCache};
 use crate::dynamo::table::Table;
 
-impl Table {
+/// Conversation items read, decoded and remembered: what every other part starts from.
+#[derive(Clone)]
+pub(crate) struct Heads {
+    table: Table,
+    /// Conversations as last written or read, shared by clones.
+    seen: Arc<SeenCache>,
+}
+
+impl fmt::Debug for Heads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.seen.fmt(f)
+    }
+}
+
+impl Heads {
+    /// The heads of `table`'s conversations, with a seen cache of `seen_cache_bytes`.
+    pub(crate) fn new(table: Table, seen_cache_bytes: u64) -> Self {
+        Heads {
+            table,
+            seen: Arc::new(SeenCache::new(seen_cache_bytes)),
+        }
+    }
+
+    /// Remembers the conversation as a write leaves it (see [`SeenCache::remember`]).
+    pub(crate) fn remember(&self, seen: Seen) {
+        self.seen.remember(seen);
+    }
+
+    /// Forgets a conversation (deleted, or being deleted).
+    pub(crate) fn forget(&self, id: &ConversationId) {
+        self.seen.forget(id);
+    }
+
     /// The conversation item read by a writer, decoded and remembered: a missing item, or
     /// one carrying the tombstone of a deletion in progress, is [`Error::NotFound`].
     pub(crate) fn seen_with_files(
@@ -61,14 +97,14 @@ impl Table {
         &self,
         id: &ConversationId,
     ) -> Result<(ConversationRecord, Vec<FileAttachment>)> {
-        let item = self.read_item(id).await?;
+        let item = self.table.read_item(id).await?;
         self.writable(id, item)
     }
 
     /// What an append needs of the conversation, read: [`Error::NotFound`] when it is
     /// missing or being deleted.
     pub(crate) async fn read_seen(&self, id: &ConversationId) -> Result<Seen> {
-        let item = self.read_item(id).await?;
+        let item = self.table.read_item(id).await?;
         self.seen_writable(id, item)
     }
 
@@ -78,6 +114,25 @@ impl Table {
         match self.seen.get(id) {
             Some(seen) => Ok((seen, false)),
             None => Ok((self.read_seen(id).await?, true)),
+        }
+    }
+
+    /// The conversation to write against again after a failed write: `latest`, as
+    /// DynamoDB returned it with the failure, at once (on an equal footing with the writer
+    /// that won, which knows the version it wrote: sleeping first would make it stale
+    /// again); or, after a conflict (or with no item returned), read after a backoff.
+    pub(crate) async fn retry_from(
+        &self,
+        id: &ConversationId,
+        latest: Option<Item>,
+        attempt: u32,
+    ) -> Result<Seen> {
+        match latest {
+            Some(item) => self.seen_writable(id, Some(item)),
+            None => {
+                Table::pause(attempt).await;
+                self.read_seen(id).await
+            }
         }
     }
 }

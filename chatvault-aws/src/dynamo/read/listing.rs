@@ -1,4 +1,5 @@
-//! `list_conversations`: summaries from the two listing indexes, newest activity first.
+//! [`Listing`]: `list_conversations`, summaries from the two listing indexes, newest
+//! activity first.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_core::backend::{ConversationSummary, ListOptions, Page, Result, UserId};
@@ -8,7 +9,18 @@ use crate::dynamo::limits::BACKEND;
 use crate::dynamo::table::Table;
 use crate::sdk::sdk_error;
 
-impl Table {
+/// Lists conversations.
+#[derive(Clone)]
+pub(crate) struct Listing {
+    table: Table,
+}
+
+impl Listing {
+    /// Listings of `table`'s conversations.
+    pub(crate) fn new(table: Table) -> Self {
+        Listing { table }
+    }
+
     /// `list_conversations`: a page of summaries from a GSI, `by_user` for one user,
     /// `by_activity` for everyone (one `Query` per shard, merged).
     pub(crate) async fn list_conversations(
@@ -71,9 +83,10 @@ impl Table {
         let mut start = None;
         loop {
             let mut query = self
+                .table
                 .client
                 .query()
-                .table_name(&self.name)
+                .table_name(&self.table.name)
                 .index_name(index)
                 .expression_attribute_names("#h", hash_attribute)
                 .expression_attribute_values(":h", s(hash_value.clone()))

@@ -1,9 +1,8 @@
-//! Messages found by id (in the tail, or through their id markers), and the keys of a
-//! conversation's partition.
+//! [`Lookup`]: messages found by id, in the tail or through their id markers.
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use chatvault_core::backend::{ConversationId, Error, Message, MessageId, Result};
+use chatvault_core::backend::{ConversationId, Message, MessageId, Result};
 
+use super::head::Heads;
 use crate::dynamo::layout::chunks::{MAX_CHUNK_MESSAGES, decode_stored, decode_tail};
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;
@@ -17,7 +16,20 @@ pub(crate) struct SealedLocation {
     pub(crate) index: usize,
 }
 
-impl Table {
+/// Finds messages by id: `message`, and what writes check (a retried append's ids, a
+/// lost answer's commit, the message an update names).
+#[derive(Clone)]
+pub(crate) struct Lookup {
+    table: Table,
+    heads: Heads,
+}
+
+impl Lookup {
+    /// Lookups in `table`, reading conversation items through `heads`.
+    pub(crate) fn new(table: Table, heads: Heads) -> Self {
+        Lookup { table, heads }
+    }
+
     /// Whether a write of `stored` committed: its first message is stored, at its `seq`.
     pub(crate) async fn committed(&self, id: &ConversationId, stored: &[Message]) -> Result<bool> {
         let Some(first) = stored.first() else {
@@ -37,7 +49,7 @@ impl Table {
         id: &ConversationId,
         message_id: &MessageId,
     ) -> Result<Option<Message>> {
-        let Some(item) = self.read_item(id).await? else {
+        let Some(item) = self.table.read_item(id).await? else {
             return Ok(None);
         };
         let tail = decode_tail(&item)?;
@@ -47,8 +59,9 @@ impl Table {
         self.sealed_message(id, message_id).await
     }
 
-    /// `message`: the message stored under `message_id`, on any branch:
-    /// [`Error::NotFound`] when the conversation is missing or being deleted.
+    /// `message`: the message stored under `message_id`, on any branch;
+    /// [`Error::NotFound`](chatvault_core::Error::NotFound) when the conversation is
+    /// missing or being deleted.
     ///
     /// One consistent `GetItem` of the conversation item when the message is in its tail,
     /// or when its id sorts after every sealed id (so it is not stored); otherwise two
@@ -59,8 +72,8 @@ impl Table {
         id: &ConversationId,
         message_id: &MessageId,
     ) -> Result<Option<Message>> {
-        let item = self.read_item(id).await?;
-        let current = self.seen_writable(id, item)?;
+        let item = self.table.read_item(id).await?;
+        let current = self.heads.seen_writable(id, item)?;
         if let Some(found) = current.tail.iter().find(|e| &e.message.id == message_id) {
             return Ok(Some(found.message.clone()));
         }
@@ -85,6 +98,7 @@ impl Table {
         let mut start = None;
         loop {
             let page = self
+                .table
                 .query_partition(id)
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
                 .filter_expression("#id = :id")
@@ -128,11 +142,12 @@ impl Table {
         id: &ConversationId,
         message_id: &MessageId,
     ) -> Result<Option<SealedLocation>> {
-        let Some(marker) = self.get(key(id, marker_sk(message_id))).await? else {
+        let Some(marker) = self.table.get(key(id, marker_sk(message_id))).await? else {
             return Ok(None);
         };
         let seq = get_n(&marker, SEQ)?;
         let out = self
+            .table
             .query_partition(id)
             .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
             .expression_attribute_values(":low", s(message_sk(seq)))
@@ -166,75 +181,5 @@ impl Table {
             messages,
             index,
         }))
-    }
-
-    /// The id markers a conversation written by 0.1 lacks (one per message item), as
-    /// writes, and the greatest of its message ids.
-    pub(crate) async fn legacy_markers(
-        &self,
-        id: &ConversationId,
-    ) -> Result<(Vec<WriteRequest>, Option<MessageId>)> {
-        let mut markers = Vec::new();
-        let mut max: Option<MessageId> = None;
-        let mut start = None;
-        loop {
-            let page = self
-                .query_partition(id)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
-                .projection_expression("#pk, #sk, #id, #seq")
-                .expression_attribute_names("#id", ID)
-                .expression_attribute_names("#seq", SEQ)
-                .expression_attribute_values(":m", s(MESSAGE_PREFIX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(BACKEND, e))?;
-            for item in page.items() {
-                let message_id =
-                    MessageId::parse(get_s(item, ID)?).map_err(|e| corrupt(item, e.to_string()))?;
-                let marker = marker_item(id, &message_id, get_n(item, SEQ)?);
-                markers.push(
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(marker))
-                                .build()
-                                .map_err(|e| Error::backend(BACKEND, e))?,
-                        )
-                        .build(),
-                );
-                if max
-                    .as_ref()
-                    .is_none_or(|m| m.as_str() < message_id.as_str())
-                {
-                    max = Some(message_id);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok((markers, max)),
-            }
-        }
-    }
-
-    /// The keys of every item under a conversation's partition key.
-    pub(crate) async fn all_keys(&self, id: &ConversationId) -> Result<Vec<Item>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .query_partition(id)
-                .key_condition_expression("#pk = :pk")
-                .projection_expression("#pk, #sk")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(BACKEND, e))?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(out),
-            }
-        }
     }
 }

@@ -1,6 +1,7 @@
-//! The read path: the conversation item ([`head`]), a window of messages ([`range`]),
-//! messages by id ([`lookup`]) and the listings ([`listing`]), each as methods of
-//! [`Table`](super::table::Table).
+//! The read path, a part per concern, each a type in its own file: the conversation
+//! item ([`head::Heads`], which owns the seen cache), a window of messages
+//! ([`range::Ranges`]), messages by id ([`lookup::Lookup`]) and the listings
+//! ([`listing::Listing`]).
 
 pub(crate) mod head;
 pub(crate) mod listing;

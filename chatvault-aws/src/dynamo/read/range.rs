@@ -1,8 +1,10 @@
-//! `messages`: a window of a conversation's messages, read from its chunks and its tail.
+//! [`Ranges`]: `messages`, a window of a conversation's messages, read from its chunks
+//! and its tail.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_core::backend::{ConversationId, Error, Message, MessageRange, Page, Result};
 
+use super::head::Heads;
 use crate::dynamo::layout::chunks::{MAX_CHUNK_MESSAGES, decode_stored};
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;
@@ -39,7 +41,19 @@ async fn decode_items(mut items: Vec<Item>) -> Result<Vec<Vec<Message>>> {
     Ok(decoded)
 }
 
-impl Table {
+/// Reads windows of messages.
+#[derive(Clone)]
+pub(crate) struct Ranges {
+    table: Table,
+    heads: Heads,
+}
+
+impl Ranges {
+    /// Windows of `table`'s conversations, their items read through `heads`.
+    pub(crate) fn new(table: Table, heads: Heads) -> Self {
+        Ranges { table, heads }
+    }
+
     /// `messages`: a window of the conversation's messages, [`Error::NotFound`] when it is
     /// missing or being deleted.
     ///
@@ -60,7 +74,7 @@ impl Table {
     ) -> Result<Page<Message>> {
         let Some(window) = Window::of(range) else {
             // Nothing to read but whether the conversation is there.
-            return match self.read_item(id).await? {
+            return match self.table.read_item(id).await? {
                 Some(item) if !is_deleting(&item) => Ok(Page {
                     items: Vec::new(),
                     next_cursor: None,
@@ -97,6 +111,7 @@ impl Table {
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>)> {
         let out = self
+            .table
             .query_partition(id)
             .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
             .expression_attribute_values(":low", s(low))
@@ -135,7 +150,8 @@ impl Table {
         let ((mut items, mut next), mut head) = if with_head {
             (first.await?, None)
         } else {
-            let (page, head) = futures_util::future::try_join(first, self.read_item(id)).await?;
+            let (page, head) =
+                futures_util::future::try_join(first, self.table.read_item(id)).await?;
             (page, head)
         };
         let mut messages = Vec::new();
@@ -165,7 +181,7 @@ impl Table {
                 None => break false,
             }
         };
-        let head = self.seen_writable(id, head)?;
+        let head = self.heads.seen_writable(id, head)?;
         if !cut {
             messages.extend(
                 head.tail
@@ -210,8 +226,8 @@ impl Table {
         id: &ConversationId,
         window: &Window,
     ) -> Result<Option<Page<Message>>> {
-        let head = self.read_item(id).await?;
-        let head = self.seen_writable(id, head)?;
+        let head = self.table.read_item(id).await?;
+        let head = self.heads.seen_writable(id, head)?;
         let count = head
             .record
             .message_count

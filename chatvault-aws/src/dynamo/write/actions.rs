@@ -1,21 +1,17 @@
-//! The requests every write is made of: the conditional update of the conversation
-//! item ([`ConvUpdate`]), puts of new items, and the sizes and errors they check.
+//! What every write is made of: the conditional update of the conversation item
+//! ([`ConvUpdate`], sent by [`Table`](crate::dynamo::table::Table)), and the sizes and
+//! errors writes check.
 
 use std::collections::HashMap;
 use std::fmt;
 
-use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_core::backend::{
     ConversationId, ConversationRecord, Error, FileAttachment, MessageId, Result,
 };
 
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;
-use crate::dynamo::table::Table;
 
 /// What a transaction is, for its error messages: the operation (as
 /// [`Error::OutcomeUnknown`] names it) and on what.
@@ -53,11 +49,11 @@ pub(crate) struct ConvUpdate {
 }
 
 /// The expressions of a [`ConvUpdate`].
-struct Expressions {
-    update: String,
-    condition: String,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+pub(crate) struct Expressions {
+    pub(crate) update: String,
+    pub(crate) condition: String,
+    pub(crate) names: HashMap<String, String>,
+    pub(crate) values: HashMap<String, AttributeValue>,
 }
 
 impl ConvUpdate {
@@ -84,7 +80,8 @@ impl ConvUpdate {
         })
     }
 
-    fn expressions(self) -> Expressions {
+    /// The update's expressions, with their names and values.
+    pub(crate) fn expressions(self) -> Expressions {
         let mut names = HashMap::new();
         let mut values = HashMap::new();
         let condition = condition(self.expected, self.unchanged, &mut names, &mut values);
@@ -135,7 +132,7 @@ impl ConvUpdate {
 
 /// The condition that the conversation item's `version` is still `expected` and each
 /// attribute of `unchanged` still has its value (names and values added to the maps).
-fn condition(
+pub(crate) fn condition(
     expected: u64,
     unchanged: Vec<(&'static str, AttributeValue)>,
     names: &mut HashMap<String, String>,
@@ -150,107 +147,6 @@ fn condition(
         values.insert(format!(":c{i}"), value);
     }
     conditions.join(" AND ")
-}
-
-impl Table {
-    /// The conversation item's update that writes `record` (`SET`s the given attributes
-    /// and its branches, see [`ConvUpdate::writing`]) if `version` is still `expected` and
-    /// each attribute of `unchanged` still has its value (returning the item as it is when
-    /// not), as a transaction's action.
-    pub(crate) fn conditional_update(
-        &self,
-        record: &ConversationRecord,
-        expected: u64,
-        unchanged: &[(&'static str, AttributeValue)],
-        set: Vec<(&'static str, AttributeValue)>,
-    ) -> Result<TransactWriteItem> {
-        self.update_action(
-            &record.id,
-            ConvUpdate::writing(record, expected, unchanged.to_vec(), set, None)?,
-        )
-    }
-
-    /// `update` as a transaction's action.
-    pub(crate) fn update_action(
-        &self,
-        id: &ConversationId,
-        update: ConvUpdate,
-    ) -> Result<TransactWriteItem> {
-        let e = update.expressions();
-        let update = Update::builder()
-            .table_name(&self.name)
-            .set_key(Some(conversation_key(id)))
-            .update_expression(e.update)
-            .condition_expression(e.condition)
-            .set_expression_attribute_names(Some(e.names))
-            .set_expression_attribute_values(Some(e.values))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| Error::backend(BACKEND, e))?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// `update` as one `UpdateItem` request.
-    pub(crate) fn update_request(
-        &self,
-        id: &ConversationId,
-        update: ConvUpdate,
-    ) -> UpdateItemFluentBuilder {
-        let e = update.expressions();
-        self.client
-            .update_item()
-            .table_name(&self.name)
-            .set_key(Some(conversation_key(id)))
-            .update_expression(e.update)
-            .condition_expression(e.condition)
-            .set_expression_attribute_names(Some(e.names))
-            .set_expression_attribute_values(Some(e.values))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-    }
-
-    /// A `Put` of `item` if nothing is stored under its key.
-    pub(crate) fn put_new(&self, item: Item) -> Result<TransactWriteItem> {
-        let put = Put::builder()
-            .table_name(&self.name)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(|e| Error::backend(BACKEND, e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    /// A `Put` of `item`, whatever is stored under its key (id markers: a marker only
-    /// ever holds its message's `seq`).
-    pub(crate) fn put(&self, item: Item) -> Result<TransactWriteItem> {
-        let put = Put::builder()
-            .table_name(&self.name)
-            .set_item(Some(item))
-            .build()
-            .map_err(|e| Error::backend(BACKEND, e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    /// `item` (a whole conversation item) put if the conversation item is still as
-    /// `current` was (its version, count and creation time).
-    pub(crate) fn conversation_put(
-        &self,
-        current: &ConversationRecord,
-        item: Item,
-    ) -> PutItemFluentBuilder {
-        let mut names = HashMap::new();
-        let mut values = HashMap::new();
-        let condition = condition(current.version, unchanged(current), &mut names, &mut values);
-        self.client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-    }
 }
 
 /// What a write of messages is conditional on besides the version: the count (as stored:

@@ -1,5 +1,8 @@
-//! `append_messages`: a short loop that sends what [`plan_append`] decides, and retries
-//! from the conversation as DynamoDB returns it when another writer wins.
+//! [`Appender`]: `append_messages`, a short loop that sends what [`plan_append`]
+//! decides, and retries from the conversation as DynamoDB returns it when another writer
+//! wins.
+
+use std::sync::Arc;
 
 use chatvault_core::backend::{
     Appended, ConversationId, Error, Message, NewMessage, Result, UserId, check_owner,
@@ -7,13 +10,39 @@ use chatvault_core::backend::{
 };
 
 use super::actions::{Op, chunk_exists, too_large_conversation};
-use super::outcome::Written;
+use super::outcome::{Written, conditional_write, single_write};
 use super::plan::{Sealing, Step, check_append_count, plan_append};
+use super::seal::Sealer;
 use crate::dynamo::layout::item::Item;
+use crate::dynamo::read::head::Heads;
+use crate::dynamo::read::lookup::Lookup;
 use crate::dynamo::seen::Seen;
 use crate::dynamo::table::Table;
+use crate::dynamo::turns::Turns;
 
-impl Table {
+/// Appends messages; owns the turns that appends from this process take.
+#[derive(Clone)]
+pub(crate) struct Appender {
+    table: Table,
+    heads: Heads,
+    lookup: Lookup,
+    sealer: Sealer,
+    /// Appends from this process to one conversation take turns, shared by clones.
+    turns: Arc<Turns>,
+}
+
+impl Appender {
+    /// Appends to `table`'s conversations, through the other parts.
+    pub(crate) fn new(table: Table, heads: Heads, lookup: Lookup, sealer: Sealer) -> Self {
+        Appender {
+            table,
+            heads,
+            lookup,
+            sealer,
+            turns: Arc::default(),
+        }
+    }
+
     /// `append_messages`, on the layout of [`chunks`](crate::dynamo::layout::chunks).
     ///
     /// Written against the conversation as this backend last saw it (its `version`,
@@ -46,7 +75,7 @@ impl Table {
     ) -> Result<Appended> {
         check_unique_ids(&messages)?;
         if messages.is_empty() {
-            let (record, _) = self.read_writable(id).await?;
+            let (record, _) = self.heads.read_writable(id).await?;
             check_owner(&record, owner)?;
             return Ok(Appended {
                 record,
@@ -64,22 +93,22 @@ impl Table {
         // remembered: a write is conditional on what it says, but a replay answers from
         // it alone, so a replay is decided on a state read now (the remembered one may be
         // of a conversation since deleted and created again).
-        let (mut current, mut fresh) = self.seen_or_read(id).await?;
-        for attempt in 0..self.max_write_attempts {
+        let (mut current, mut fresh) = self.heads.seen_or_read(id).await?;
+        for attempt in 0..self.table.max_write_attempts {
             if current.legacy {
-                current = self.index_legacy(op, current).await?;
+                current = self.sealer.index_legacy(op, current).await?;
             }
             if let Err(e) = check_owner(&current.record, owner) {
                 if fresh {
                     return Err(e);
                 }
-                (current, fresh) = (self.read_seen(id).await?, true);
+                (current, fresh) = (self.heads.read_seen(id).await?, true);
                 continue;
             }
             match self.stored_already(id, &current, &messages).await {
                 Ok(None) => {}
                 Ok(Some(_)) | Err(Error::AlreadyExists { .. }) if !fresh => {
-                    (current, fresh) = (self.read_seen(id).await?, true);
+                    (current, fresh) = (self.heads.read_seen(id).await?, true);
                     continue;
                 }
                 Ok(Some(replayed)) => return Ok(replayed),
@@ -88,7 +117,7 @@ impl Table {
             let plan = match plan_append(id, &current, messages.clone(), now()) {
                 // A parent `seq` beyond what was remembered may have been stored since.
                 Err(Error::InvalidInput { .. }) if !fresh => {
-                    (current, fresh) = (self.read_seen(id).await?, true);
+                    (current, fresh) = (self.heads.read_seen(id).await?, true);
                     continue;
                 }
                 plan => plan?,
@@ -101,14 +130,14 @@ impl Table {
                 Step::Seal(sealing) => self.seal_with(op, sealing, &plan.stored).await?,
                 Step::SealTailFirst => {
                     // Too much for one transaction: the tail is sealed on its own first.
-                    current = self.seal_tail(op, &current, attempt).await?;
+                    current = self.sealer.seal_tail(op, &current, attempt).await?;
                     continue;
                 }
             };
             let latest = match written {
                 Written::Done => {
                     let record = after.record.clone();
-                    self.seen.remember(after);
+                    self.heads.remember(after);
                     return Ok(Appended {
                         record,
                         messages: plan.stored,
@@ -120,9 +149,9 @@ impl Table {
                 Written::Other => return Err(chunk_exists(id)),
                 Written::Conflicted => None,
             };
-            (current, fresh) = (self.retry_from(id, latest, attempt).await?, true);
+            (current, fresh) = (self.heads.retry_from(id, latest, attempt).await?, true);
         }
-        Err(self.conflict(id, "append"))
+        Err(self.table.conflict(id, "append"))
     }
 
     /// Sends [`Step::PutTail`]: `item`, the whole conversation item as `after` describes
@@ -135,15 +164,15 @@ impl Table {
         after: &Seen,
         stored: &[Message],
     ) -> Result<Written> {
-        let request = self.conversation_put(&current.record, item);
+        let request = self.table.conversation_put(&current.record, item);
         let size = after.item_size();
-        Self::single_write(
+        single_write(
             op,
             request.send().await,
             || too_large_conversation(op.id, size),
             // The answer may have been lost after the put committed: is its first
             // message stored?
-            || self.committed(op.id, stored),
+            || self.lookup.committed(op.id, stored),
         )
         .await
     }
@@ -156,15 +185,15 @@ impl Table {
         sealing: Sealing,
         stored: &[Message],
     ) -> Result<(Written, Seen)> {
-        let (actions, after, total) = self.sealing_actions(op.id, sealing)?;
-        let written = self
-            .conditional_write(
-                op,
-                actions,
-                || too_large_conversation(op.id, total),
-                || self.committed(op.id, stored),
-            )
-            .await?;
+        let (actions, after, total) = self.sealer.sealing_actions(op.id, sealing)?;
+        let written = conditional_write(
+            &self.table,
+            op,
+            actions,
+            || too_large_conversation(op.id, total),
+            || self.lookup.committed(op.id, stored),
+        )
+        .await?;
         Ok((written, after))
     }
 
@@ -182,7 +211,9 @@ impl Table {
                 return Ok(Some(found.message.clone()));
             }
             match &current.sealed_max {
-                Some(max) if m.id.as_str() <= max.as_str() => self.sealed_message(id, &m.id).await,
+                Some(max) if m.id.as_str() <= max.as_str() => {
+                    self.lookup.sealed_message(id, &m.id).await
+                }
                 _ => Ok(None),
             }
         });

@@ -1,5 +1,5 @@
-//! `delete`: the tombstone, then the message items and id markers in batches, then the
-//! conversation item.
+//! [`Deleter`]: `begin_delete` and `delete`: the tombstone, then the message items and
+//! id markers in batches, then the conversation item.
 
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -7,14 +7,26 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use chatvault_core::backend::{ConversationId, Error, FileAttachment, Result};
-use futures_util::{StreamExt, TryStreamExt};
 
 use crate::dynamo::layout::item::*;
-use crate::dynamo::limits::{BACKEND, BATCH_ATTEMPTS, BATCH_CONCURRENCY, BATCH_WRITE_MAX};
+use crate::dynamo::limits::BACKEND;
+use crate::dynamo::read::head::Heads;
 use crate::dynamo::table::Table;
 use crate::sdk::sdk_error;
 
-impl Table {
+/// Deletes conversations.
+#[derive(Clone)]
+pub(crate) struct Deleter {
+    table: Table,
+    heads: Heads,
+}
+
+impl Deleter {
+    /// Deletes in `table`, forgetting what `heads` remembers of the conversation.
+    pub(crate) fn new(table: Table, heads: Heads) -> Self {
+        Deleter { table, heads }
+    }
+
     /// Marks the conversation (the tombstone of `delete`'s first step) and returns its
     /// attachments, as the tombstoned item holds them.
     pub(crate) async fn begin_delete(
@@ -48,12 +60,13 @@ impl Table {
             return Ok(false);
         };
         let mut version = get_n(&tombstoned, VERSION)?;
-        for attempt in 0..self.max_write_attempts {
+        for attempt in 0..self.table.max_write_attempts {
             self.delete_message_items(id).await?;
             let deleted = self
+                .table
                 .client
                 .delete_item()
-                .table_name(&self.name)
+                .table_name(&self.table.name)
                 .set_key(Some(conversation_key(id)))
                 .condition_expression("#version = :version AND #deleting = :true")
                 .expression_attribute_names("#version", VERSION)
@@ -89,7 +102,7 @@ impl Table {
                     _ => return Err(sdk_error(BACKEND, e)),
                 },
             }
-            Self::pause(attempt).await;
+            Table::pause(attempt).await;
         }
         // Not a Conflict: the tombstone and some deletions are written. Another call
         // finishes the job.
@@ -97,7 +110,7 @@ impl Table {
             BACKEND,
             format!(
                 "delete of conversation {id} is not finished: the conversation item changed or conflicted {} times in a row while its messages were deleted; call delete again",
-                self.max_write_attempts
+                self.table.max_write_attempts
             ),
         ))
     }
@@ -106,13 +119,14 @@ impl Table {
     /// `version` on, so that every writer's condition fails from now on; removes its
     /// `activity`, which takes it out of both listing indexes. Returns the item as it is
     /// now, or `None` when there is none. Idempotent.
-    pub(crate) async fn tombstone(&self, id: &ConversationId) -> Result<Option<Item>> {
-        self.seen.forget(id);
-        for attempt in 0..self.max_write_attempts {
+    async fn tombstone(&self, id: &ConversationId) -> Result<Option<Item>> {
+        self.heads.forget(id);
+        for attempt in 0..self.table.max_write_attempts {
             let updated = self
+                .table
                 .client
                 .update_item()
-                .table_name(&self.name)
+                .table_name(&self.table.name)
                 .set_key(Some(conversation_key(id)))
                 .update_expression("SET #deleting = :true ADD #version :one REMOVE #activity")
                 .condition_expression("attribute_exists(#pk)")
@@ -131,13 +145,13 @@ impl Table {
                     Some(UpdateItemError::ConditionalCheckFailedException(_)) => return Ok(None),
                     // A transaction on the item is in flight: it loses to the next try.
                     Some(UpdateItemError::TransactionConflictException(_)) => {
-                        Self::pause(attempt).await;
+                        Table::pause(attempt).await;
                     }
                     _ => return Err(sdk_error(BACKEND, e)),
                 },
             }
         }
-        Err(self.conflict(id, "delete"))
+        Err(self.table.conflict(id, "delete"))
     }
 
     /// Deletes every item under the conversation's key but the conversation item
@@ -150,52 +164,28 @@ impl Table {
             .filter(|k| !matches!(k.get(SK), Some(AttributeValue::S(sk)) if sk == CONVERSATION_SK))
             .map(Self::delete_request)
             .collect::<Result<Vec<_>>>()?;
-        self.batch_write(deletes).await
+        self.table.batch_write(deletes).await
     }
 
-    /// Writes `requests` with `BatchWriteItem`, 25 at a time (a few batches at once),
-    /// retrying unprocessed items with backoff.
-    pub(crate) async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
-        let mut batches = Vec::with_capacity(requests.len().div_ceil(BATCH_WRITE_MAX));
-        let mut requests = requests.into_iter().peekable();
-        while requests.peek().is_some() {
-            batches.push(requests.by_ref().take(BATCH_WRITE_MAX).collect::<Vec<_>>());
-        }
-        futures_util::stream::iter(batches)
-            .map(|batch| self.write_batch(batch))
-            .buffer_unordered(BATCH_CONCURRENCY)
-            .try_collect::<()>()
-            .await
-    }
-
-    async fn write_batch(&self, mut batch: Vec<WriteRequest>) -> Result<()> {
-        let mut attempt = 0;
+    /// The keys of every item under a conversation's partition key.
+    async fn all_keys(&self, id: &ConversationId) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
         loop {
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.name, batch)
+            let page = self
+                .table
+                .query_partition(id)
+                .key_condition_expression("#pk = :pk")
+                .projection_expression("#pk, #sk")
+                .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|e| sdk_error(BACKEND, e))?;
-            batch = out
-                .unprocessed_items
-                .and_then(|mut m| m.remove(&self.name))
-                .unwrap_or_default();
-            if batch.is_empty() {
-                return Ok(());
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => return Ok(out),
             }
-            attempt += 1;
-            if attempt >= BATCH_ATTEMPTS {
-                return Err(Error::temporary(
-                    BACKEND,
-                    format!(
-                        "BatchWriteItem left {} items unprocessed after {BATCH_ATTEMPTS} attempts",
-                        batch.len()
-                    ),
-                ));
-            }
-            Self::pause(attempt + 3).await;
         }
     }
 

@@ -1,8 +1,9 @@
-//! The write path, each part as methods of [`Table`](super::table::Table): the requests
-//! writes are made of ([`actions`]), what became of a write and the retry from it
-//! ([`outcome`]), appends ([`plan`] decides, [`append`] sends), the layout's own writes
-//! ([`seal`]), message updates ([`update`]), the record's writes ([`record`]) and
-//! deletes ([`delete`]).
+//! The write path, a part per concern, each a type in its own file that holds what it
+//! works with: what writes are made of ([`actions`]), what became of a write
+//! ([`outcome`]), appends ([`plan`] decides, [`append::Appender`] sends; it owns the
+//! turns appends take), the layout's own writes ([`seal::Sealer`]), message updates
+//! ([`update::Updater`]), the record's writes ([`record::Records`]) and deletes
+//! ([`delete::Deleter`]).
 
 pub(crate) mod actions;
 pub(crate) mod append;

@@ -1,5 +1,5 @@
-//! Writes of the conversation record: `create`, and the read-modify-write loop of
-//! `update`, `add_file` and `remove_file`.
+//! [`Records`]: writes of the conversation record: `create`, and the read-modify-write
+//! loop of `update`, `add_file` and `remove_file`.
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chatvault_core::backend::{
@@ -8,13 +8,26 @@ use chatvault_core::backend::{
 };
 
 use super::actions::{Op, base_size, check_size, file_changes};
-use super::outcome::Written;
+use super::outcome::{Written, conditional_write};
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;
+use crate::dynamo::read::head::Heads;
 use crate::dynamo::seen::Seen;
 use crate::dynamo::table::Table;
 
-impl Table {
+/// Writes conversation records and their attachment lists.
+#[derive(Clone)]
+pub(crate) struct Records {
+    table: Table,
+    heads: Heads,
+}
+
+impl Records {
+    /// Record writes in `table`, remembered through `heads`.
+    pub(crate) fn new(table: Table, heads: Heads) -> Self {
+        Records { table, heads }
+    }
+
     /// A transaction of one conditional put (see the crate docs' costs). When the SDK
     /// gives up with a temporary error, the item is read back: if it is the conversation
     /// written (same creation time and owner, at least the version written), the
@@ -30,7 +43,7 @@ impl Table {
         let (as_written, _) = decode_conversation(&item)?;
         let (seen, _) = Seen::from_item(&item)?;
         let put = Put::builder()
-            .table_name(&self.name)
+            .table_name(&self.table.name)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#pk)")
             .expression_attribute_names("#pk", PK)
@@ -38,36 +51,36 @@ impl Table {
             .map_err(|e| Error::backend(BACKEND, e))?;
         // A transaction of one, for its idempotency token (see `conditional_write`): a
         // create that the SDK retried after a timeout must not come back as AlreadyExists.
-        let written = self
-            .conditional_write(
-                Op {
-                    operation: "create",
-                    id: &record.id,
-                },
-                vec![TransactWriteItem::builder().put(put).build()],
-                || Error::TooLarge {
-                    what: format!("conversation {} as a DynamoDB item", record.id),
-                    size,
-                    limit: MAX_ITEM_SIZE,
-                },
-                // The answer may have been lost after the put committed: is the item
-                // there, as written?
-                || async {
-                    Ok(match self.read_item(&record.id).await? {
-                        Some(item) => {
-                            let (now, _) = decode_conversation(&item)?;
-                            now.created_at == as_written.created_at
-                                && now.user_id == as_written.user_id
-                                && now.version >= as_written.version
-                        }
-                        None => false,
-                    })
-                },
-            )
-            .await?;
+        let written = conditional_write(
+            &self.table,
+            Op {
+                operation: "create",
+                id: &record.id,
+            },
+            vec![TransactWriteItem::builder().put(put).build()],
+            || Error::TooLarge {
+                what: format!("conversation {} as a DynamoDB item", record.id),
+                size,
+                limit: MAX_ITEM_SIZE,
+            },
+            // The answer may have been lost after the put committed: is the item
+            // there, as written?
+            || async {
+                Ok(match self.table.read_item(&record.id).await? {
+                    Some(item) => {
+                        let (now, _) = decode_conversation(&item)?;
+                        now.created_at == as_written.created_at
+                            && now.user_id == as_written.user_id
+                            && now.version >= as_written.version
+                    }
+                    None => false,
+                })
+            },
+        )
+        .await?;
         match written {
             Written::Done => {
-                self.seen.remember(seen);
+                self.heads.remember(seen);
                 Ok(())
             }
             Written::Moved(_) | Written::Other => Err(Error::AlreadyExists {
@@ -188,9 +201,9 @@ impl Table {
         holds: impl Fn(&ConversationRecord, &[FileAttachment]) -> bool,
     ) -> Result<(ConversationRecord, Option<T>)> {
         let id = op.id;
-        let mut current = self.read_item(id).await?;
-        for attempt in 0..self.max_write_attempts {
-            let (seen, mut files) = self.seen_with_files(id, current)?;
+        let mut current = self.table.read_item(id).await?;
+        for attempt in 0..self.table.max_write_attempts {
+            let (seen, mut files) = self.heads.seen_with_files(id, current)?;
             let mut record = seen.record.clone();
             let expected = record.version;
             let Some((set, out)) = change(&mut record, &mut files)? else {
@@ -214,26 +227,26 @@ impl Table {
             if size > MAX_ITEM_SIZE {
                 return Err(too_large(size));
             }
-            let update = self.conditional_update(&record, expected, &[], set)?;
-            let written = self
-                .conditional_write(
-                    op,
-                    vec![update],
-                    || too_large(size),
-                    || async {
-                        Ok(match self.read_item(id).await? {
-                            Some(item) => {
-                                let (now, now_files) = decode_conversation(&item)?;
-                                now.version >= record.version && holds(&now, &now_files)
-                            }
-                            None => false,
-                        })
-                    },
-                )
-                .await?;
+            let update = self.table.conditional_update(&record, expected, &[], set)?;
+            let written = conditional_write(
+                &self.table,
+                op,
+                vec![update],
+                || too_large(size),
+                || async {
+                    Ok(match self.table.read_item(id).await? {
+                        Some(item) => {
+                            let (now, now_files) = decode_conversation(&item)?;
+                            now.version >= record.version && holds(&now, &now_files)
+                        }
+                        None => false,
+                    })
+                },
+            )
+            .await?;
             current = match written {
                 Written::Done => {
-                    self.seen.remember(after);
+                    self.heads.remember(after);
                     return Ok((record, Some(out)));
                 }
                 Written::Moved(Some(item)) => Some(item),
@@ -242,10 +255,10 @@ impl Table {
             // As in `append`: the item returned with the failure is fresh, retry at once;
             // after a conflict, back off and read.
             if current.is_none() {
-                Self::pause(attempt).await;
-                current = self.read_item(id).await?;
+                Table::pause(attempt).await;
+                current = self.table.read_item(id).await?;
             }
         }
-        Err(self.conflict(id, op.operation))
+        Err(self.table.conflict(id, op.operation))
     }
 }

@@ -1,5 +1,5 @@
-//! `update_message`: a message of the tail is one `UpdateItem` of the conversation
-//! item; a sealed one is rewritten in its chunk (or 0.1 message item) in one
+//! [`Updater`]: `update_message`: a message of the tail is one `UpdateItem` of the
+//! conversation item; a sealed one is rewritten in its chunk (or 0.1 message item) in one
 //! transaction with the conversation item.
 
 use std::collections::HashMap;
@@ -14,11 +14,13 @@ use chatvault_core::backend::{
 use super::actions::{
     ConvUpdate, Op, TailChange, base_size, check_item_size, too_large_conversation, unchanged,
 };
-use super::outcome::Written;
+use super::outcome::{Written, conditional_write, single_write};
+use super::seal::Sealer;
 use crate::dynamo::layout::chunks::{Encoded, chunk_item, decode_tail, is_chunk, pack};
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;
-use crate::dynamo::read::lookup::SealedLocation;
+use crate::dynamo::read::head::Heads;
+use crate::dynamo::read::lookup::{Lookup, SealedLocation};
 use crate::dynamo::seen::Seen;
 use crate::dynamo::table::Table;
 
@@ -66,7 +68,26 @@ fn updated(
     Ok((set, entry, after))
 }
 
-impl Table {
+/// Updates stored messages.
+#[derive(Clone)]
+pub(crate) struct Updater {
+    table: Table,
+    heads: Heads,
+    lookup: Lookup,
+    sealer: Sealer,
+}
+
+impl Updater {
+    /// Updates of `table`'s messages, through the other parts.
+    pub(crate) fn new(table: Table, heads: Heads, lookup: Lookup, sealer: Sealer) -> Self {
+        Updater {
+            table,
+            heads,
+            lookup,
+            sealer,
+        }
+    }
+
     /// `update_message`: the message is found in the tail (as remembered, or as read) or,
     /// sealed, through its id marker. In the tail: one `UpdateItem` of the conversation
     /// item (the entry, usage totals, version, activity; conditional on its version). In a
@@ -87,21 +108,21 @@ impl Table {
         };
         // Whether `current` was read (or returned by DynamoDB) in this call, rather than
         // remembered: a remembered tail may be behind.
-        let (mut current, mut fresh) = self.seen_or_read(id).await?;
-        for attempt in 0..self.max_write_attempts {
+        let (mut current, mut fresh) = self.heads.seen_or_read(id).await?;
+        for attempt in 0..self.table.max_write_attempts {
             if current.legacy {
-                current = self.index_legacy(op, current).await?;
+                current = self.sealer.index_legacy(op, current).await?;
             }
             let found = match self.find(id, &current, message_id).await? {
                 Some(found) => found,
                 None if fresh => {
                     // Gone with its conversation, or never there.
-                    self.read_seen(id).await?;
+                    self.heads.read_seen(id).await?;
                     return Err(Error::message_not_found(message_id.as_str()));
                 }
                 // Perhaps appended since this backend last saw the conversation.
                 None => {
-                    (current, fresh) = (self.read_seen(id).await?, true);
+                    (current, fresh) = (self.heads.read_seen(id).await?, true);
                     continue;
                 }
             };
@@ -109,7 +130,7 @@ impl Table {
             let in_tail = matches!(found, Found::Tail(_));
             if let Err(conflict) = message.expect_revision(expected_revision) {
                 if in_tail && !fresh {
-                    (current, fresh) = (self.read_seen(id).await?, true);
+                    (current, fresh) = (self.heads.read_seen(id).await?, true);
                     continue;
                 }
                 return Err(conflict);
@@ -118,6 +139,7 @@ impl Table {
             // Lost answer: is the message at the new revision, as written?
             let committed = || async {
                 Ok(self
+                    .lookup
                     .message_by_id(id, message_id)
                     .await?
                     .is_some_and(|now| now == message))
@@ -128,7 +150,7 @@ impl Table {
                     if after.item_size() > MAX_ITEM_SIZE {
                         // The tail no longer fits the conversation item: sealed first, the
                         // message is updated in its chunk.
-                        current = self.seal_tail(op, &current, attempt).await?;
+                        current = self.sealer.seal_tail(op, &current, attempt).await?;
                         fresh = true;
                         continue;
                     }
@@ -140,7 +162,8 @@ impl Table {
                     let actions =
                         self.sealed_actions(&current, &after.record, set, location, &message)?;
                     let size = after.item_size();
-                    self.conditional_write(
+                    conditional_write(
+                        &self.table,
                         op,
                         actions,
                         || too_large_conversation(id, size),
@@ -153,10 +176,10 @@ impl Table {
                 Ok(updated) => return Ok(updated),
                 Err(latest) => latest,
             };
-            current = self.retry_from(id, latest, attempt).await?;
+            current = self.heads.retry_from(id, latest, attempt).await?;
             fresh = true;
         }
-        Err(self.conflict(id, "update_message"))
+        Err(self.table.conflict(id, "update_message"))
     }
 
     /// What became of an update's write: `Ok` with the answer when it committed (or
@@ -174,7 +197,7 @@ impl Table {
         Ok(match written {
             Written::Done => {
                 let record = after.record.clone();
-                self.seen.remember(after);
+                self.heads.remember(after);
                 Ok(MessageUpdated { record, message })
             }
             Written::Moved(Some(item))
@@ -182,7 +205,7 @@ impl Table {
                     && !is_deleting(&item)
                     && decode_tail(&item)?.iter().any(|e| e.message == message) =>
             {
-                let now = self.seen_writable(id, Some(item))?;
+                let now = self.heads.seen_writable(id, Some(item))?;
                 Ok(MessageUpdated {
                     record: now.record,
                     message,
@@ -206,7 +229,7 @@ impl Table {
         message: &Message,
     ) -> Result<Vec<TransactWriteItem>> {
         let id = &current.record.id;
-        let mut actions = vec![self.conditional_update(
+        let mut actions = vec![self.table.conditional_update(
             record,
             current.record.version,
             &unchanged(&current.record),
@@ -232,6 +255,7 @@ impl Table {
             return Ok(Some(Found::Tail(index)));
         }
         Ok(self
+            .lookup
             .sealed_location(id, message_id)
             .await?
             .map(Found::Sealed))
@@ -252,7 +276,7 @@ impl Table {
         Check: Future<Output = Result<bool>>,
     {
         let size = after.item_size();
-        let request = self.update_request(
+        let request = self.table.update_request(
             op.id,
             ConvUpdate::writing(
                 &after.record,
@@ -262,7 +286,7 @@ impl Table {
                 Some(change),
             )?,
         );
-        Self::single_write(
+        single_write(
             op,
             request.send().await,
             || too_large_conversation(op.id, size),
@@ -305,7 +329,7 @@ impl Table {
         let mut actions = Vec::with_capacity(runs.len());
         for (k, run) in runs.iter().enumerate() {
             if k < last {
-                actions.push(self.put_new(chunk_item(id, run, 1)?)?);
+                actions.push(self.table.put_new(chunk_item(id, run, 1)?)?);
                 continue;
             }
             let chunk = chunk_item(id, run, revision + 1)?;
@@ -314,7 +338,7 @@ impl Table {
                 &chunk,
             )?;
             let put = Put::builder()
-                .table_name(&self.name)
+                .table_name(&self.table.name)
                 .set_item(Some(chunk))
                 .condition_expression("#rev = :rev")
                 .expression_attribute_names("#rev", REVISION)
@@ -362,7 +386,7 @@ impl Table {
             "#rev = :expected"
         };
         let update = Update::builder()
-            .table_name(&self.name)
+            .table_name(&self.table.name)
             .set_key(Some(key(id, message_sk(message.seq))))
             .update_expression(format!(
                 "SET {} REMOVE {}",
