@@ -21,9 +21,10 @@ pub use identity::{ExtractorIdentity, HeaderIdentity, IdentityResolver};
 pub use signing::MIN_SIGNING_KEY_BYTES;
 pub use views::{
     AddMessage, ChatResult, ConversationDetail, ConversationList, ConversationView,
-    CreateConversation, EventsQuery, FileUrl, FileView, ForkConversation, HitBranchView, ListQuery,
-    MessagePage, MessageView, MessagesQuery, PatchConversation, SearchHitView, SearchPage,
-    SearchQuery, SiblingsView, SignedQuery, StatusView, SummaryView, UrlQuery, UsageView,
+    CreateConversation, DeltaView, EventsQuery, FileUrl, FileView, ForkConversation, HitBranchView,
+    ListQuery, MessagePage, MessageView, MessagesQuery, PatchConversation, SearchHitView,
+    SearchPage, SearchQuery, SiblingsView, SignedQuery, StatusView, StreamQuery, SummaryView,
+    UrlQuery, UsageView,
 };
 
 /// The default upload limit: 100 MiB per file.

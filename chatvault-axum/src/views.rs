@@ -209,6 +209,9 @@ pub enum StatusView {
     Interrupted,
     /// Its writer reported a failure.
     Failed,
+    /// Stopped by a reader while it streamed (`POST .../stop`); the content is what was
+    /// stored then.
+    Stopped,
 }
 
 impl StatusView {
@@ -225,6 +228,7 @@ impl From<MessageStatus> for StatusView {
             MessageStatus::Streaming => StatusView::Streaming,
             MessageStatus::Complete => StatusView::Complete,
             MessageStatus::Failed => StatusView::Failed,
+            MessageStatus::Stopped => StatusView::Stopped,
             // Interrupted, and any status a later core release adds: not in progress.
             _ => StatusView::Interrupted,
         }
@@ -581,6 +585,27 @@ pub struct SearchQuery {
 pub struct EventsQuery {
     /// Only send the message once its revision is above this (default 0: at once).
     pub after_revision: Option<u64>,
+}
+
+/// The query of the stream route.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Where to start, in bytes (UTF-8) of the reply's text: the `id` of the last event
+    /// received (default 0). A `Last-Event-ID` header, which a browser's `EventSource`
+    /// sends when it reconnects, takes precedence.
+    pub offset: Option<u64>,
+}
+
+/// The data of a `delta` event of the stream route: more of the reply's text.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DeltaView {
+    /// Where `text` starts, in bytes (UTF-8) of the reply's text.
+    pub offset: u64,
+    /// The text stored after `offset`; the event's `id` is `offset` plus its length in
+    /// bytes: the offset to resume from.
+    pub text: String,
 }
 
 /// The multipart form of an upload: one `file` part.

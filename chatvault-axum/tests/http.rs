@@ -26,6 +26,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/conversations/{id}/messages"),
     ("get", "/conversations/{id}/messages/{seq}"),
     ("get", "/conversations/{id}/messages/{seq}/events"),
+    ("get", "/conversations/{id}/messages/{message_id}/stream"),
+    ("post", "/conversations/{id}/messages/{message_id}/stop"),
     ("post", "/conversations/{id}/messages/{message_id}/edit"),
     (
         "post",

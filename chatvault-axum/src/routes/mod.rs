@@ -195,6 +195,8 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(branches::rewind))
         .routes(routes!(branches::fork))
         .routes(routes!(events::follow_message))
+        .routes(routes!(events::stream_reply))
+        .routes(routes!(events::stop_reply))
         .routes(routes!(files::list_files, files::upload_file))
         .routes(routes!(files::get_file, files::delete_file))
         .routes(routes!(files::file_content))
