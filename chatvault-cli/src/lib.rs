@@ -8,6 +8,7 @@ mod importers;
 mod moving;
 mod nofiles;
 mod output;
+mod pystore;
 mod read;
 mod url;
 
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chatvault_archive::Scope;
+use chatvault_archive::import::Format;
 use chatvault_core::{ConversationId, UserId};
 use clap::{Args, Parser, Subcommand};
 
@@ -311,16 +313,42 @@ async fn import_from(
 ) -> Result<()> {
     let format = format.parse().map_err(CliError::Usage)?;
     let owner = parse_user(owner.as_deref().unwrap_or_default())?;
-    if !path.exists() {
-        return Err(CliError::Usage(format!("no export at {}", path.display())));
-    }
+    let live = path.to_str().filter(|p| p.starts_with("dynamodb://"));
+    let table = match live {
+        Some(_) if format != Format::ChatVaultPy => {
+            return Err(CliError::Usage(
+                "only --from chatvault-py reads a dynamodb:// table".into(),
+            ));
+        }
+        Some(live) => Some(StoreUrl::parse(live)?),
+        None if !path.exists() => {
+            return Err(CliError::Usage(format!("no export at {}", path.display())));
+        }
+        None => None,
+    };
     let mode = if dry_run {
         Open::Existing
     } else {
         Open::Create
     };
     let store = store(url, mode).await?;
-    importers::import(format, path, &store, owner, dry_run, quiet).await
+    match table {
+        Some(StoreUrl::Dynamo {
+            table,
+            bucket,
+            region,
+        }) => {
+            let dir = tempfile::tempdir()?;
+            pystore::dump(&table, &bucket, region.as_deref(), dir.path())
+                .await
+                .map_err(|source| CliError::Unreachable {
+                    url: format!("dynamodb://{table}?bucket={bucket}"),
+                    source,
+                })?;
+            importers::import(format, dir.path(), &store, owner, dry_run, quiet).await
+        }
+        _ => importers::import(format, path, &store, owner, dry_run, quiet).await,
+    }
 }
 
 async fn store(url: Option<&str>, mode: Open) -> Result<chatvault_archive::Store> {

@@ -170,3 +170,140 @@ fn the_python_librarys_store_keeps_its_owners() {
     };
     assert_eq!((ls("user-1"), ls("user-2"), ls("fallback")), (2, 1, 0));
 }
+
+/// The Python library's live table and bucket: the fixture's items and objects loaded into
+/// the emulators (scripts/emulators.sh), then imported from `dynamodb://`. Needs the
+/// emulators' endpoints in the environment (CHATVAULT_REQUIRE_AWS=1 makes their absence
+/// a failure, as scripts/test.sh sets it).
+#[cfg(feature = "aws")]
+#[test]
+fn the_python_librarys_live_table_and_bucket() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+        ScalarAttributeType,
+    };
+    use chatvault_aws::reexports::{aws_config, aws_sdk_dynamodb, aws_sdk_s3};
+
+    if std::env::var_os("AWS_ENDPOINT_URL_DYNAMODB").is_none() {
+        assert!(
+            std::env::var_os("CHATVAULT_REQUIRE_AWS").is_none(),
+            "CHATVAULT_REQUIRE_AWS is set but the emulators' endpoints are not"
+        );
+        eprintln!("skipped: no AWS_ENDPOINT_URL_DYNAMODB (run scripts/emulators.sh)");
+        return;
+    }
+    let name = format!("chatvault-py-cli-{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fixture = fixture("chatvault-py/dynamodb-s3");
+    rt.block_on(async {
+        let sdk = aws_config::from_env().load().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        dynamo
+            .create_table()
+            .table_name(&name)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("conversation_id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("conversation_id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture.join("items.json")).unwrap()).unwrap();
+        for item in doc["Items"].as_array().unwrap() {
+            let mut put = dynamo.put_item().table_name(&name);
+            for (k, v) in item.as_object().unwrap() {
+                let value = match (v.get("S"), v.get("N")) {
+                    (Some(s), _) => AttributeValue::S(s.as_str().unwrap().to_owned()),
+                    (_, Some(n)) => AttributeValue::N(n.as_str().unwrap().to_owned()),
+                    _ => panic!("the fixture holds only S and N: {v}"),
+                };
+                put = put.item(k, value);
+            }
+            put.send().await.unwrap();
+        }
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket().bucket(&name).send().await.unwrap();
+        for user in std::fs::read_dir(&fixture).unwrap() {
+            let user = user.unwrap().path();
+            if !user.is_dir() {
+                continue;
+            }
+            for conv in std::fs::read_dir(&user).unwrap() {
+                for file in std::fs::read_dir(conv.unwrap().path()).unwrap() {
+                    let file = file.unwrap().path();
+                    let key = file
+                        .strip_prefix(&fixture)
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .to_owned();
+                    let body = std::fs::read(&file).unwrap();
+                    s3.put_object()
+                        .bucket(&name)
+                        .key(key)
+                        .body(body.into())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let store = format!("local:{}", tmp.path().join("store").display());
+    let url = format!("dynamodb://{name}?bucket={name}");
+    let (code, err) = run(
+        &store,
+        &["--from", "chatvault-py", &url, "--owner", "fallback"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("added 3 conversations (0 present already), 6 messages (0 present), 2 attachments (0 present), 46 bytes"),
+        "{err}"
+    );
+    let (code, err) = run(
+        &store,
+        &["--from", "chatvault-py", &url, "--owner", "fallback"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("added 0 conversations (3 present already)"),
+        "{err}"
+    );
+    let (code, err) = run(&store, &["--from", "claude", &url, "--owner", "fallback"]);
+    assert_eq!(code, Some(2), "{err}");
+    // Leave the emulators as they were.
+    rt.block_on(async {
+        let sdk = aws_config::from_env().load().await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let _ = dynamo.delete_table().table_name(&name).send().await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        if let Ok(list) = s3.list_objects_v2().bucket(&name).send().await {
+            for object in list.contents() {
+                let key = object.key().unwrap_or_default();
+                let _ = s3.delete_object().bucket(&name).key(key).send().await;
+            }
+        }
+        let _ = s3.delete_bucket().bucket(&name).send().await;
+    });
+}
