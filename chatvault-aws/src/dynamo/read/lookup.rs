@@ -95,33 +95,26 @@ impl Lookup {
         id: &ConversationId,
         message_id: &MessageId,
     ) -> Result<Option<Message>> {
-        let mut start = None;
-        loop {
-            let page = self
-                .table
-                .query_partition(id)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
-                .filter_expression("#id = :id")
-                .expression_attribute_names("#id", ID)
-                .expression_attribute_values(":m", s(MESSAGE_PREFIX))
-                .expression_attribute_values(":id", s(message_id.as_str()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(BACKEND, e))?;
-            for item in page.items() {
-                if let Some(m) = decode_stored(item)?
-                    .into_iter()
-                    .find(|m| &m.id == message_id)
-                {
-                    return Ok(Some(m));
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(None),
+        // Page after page, as far as the message is.
+        let mut items = self
+            .table
+            .query_partition(id)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
+            .filter_expression("#id = :id")
+            .expression_attribute_names("#id", ID)
+            .expression_attribute_values(":m", s(MESSAGE_PREFIX))
+            .expression_attribute_values(":id", s(message_id.as_str()))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| sdk_error(BACKEND, e))?;
+            let mut stored = decode_stored(&item)?.into_iter();
+            if let Some(m) = stored.find(|m| &m.id == message_id) {
+                return Ok(Some(m));
             }
         }
+        Ok(None)
     }
 
     /// A sealed message, through its id marker (two reads); `None` when it has no marker.

@@ -169,24 +169,16 @@ impl Deleter {
 
     /// The keys of every item under a conversation's partition key.
     async fn all_keys(&self, id: &ConversationId) -> Result<Vec<Item>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .table
-                .query_partition(id)
-                .key_condition_expression("#pk = :pk")
-                .projection_expression("#pk, #sk")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(BACKEND, e))?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok(out),
-            }
-        }
+        self.table
+            .query_partition(id)
+            .key_condition_expression("#pk = :pk")
+            .projection_expression("#pk, #sk")
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| sdk_error(BACKEND, e))
     }
 
     fn delete_request(key: Item) -> Result<WriteRequest> {

@@ -138,45 +138,39 @@ impl Sealer {
     ) -> Result<(Vec<WriteRequest>, Option<MessageId>)> {
         let mut markers = Vec::new();
         let mut max: Option<MessageId> = None;
-        let mut start = None;
-        loop {
-            let page = self
-                .table
-                .query_partition(id)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
-                .projection_expression("#pk, #sk, #id, #seq")
-                .expression_attribute_names("#id", ID)
-                .expression_attribute_names("#seq", SEQ)
-                .expression_attribute_values(":m", s(MESSAGE_PREFIX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error(BACKEND, e))?;
-            for item in page.items() {
-                let message_id =
-                    MessageId::parse(get_s(item, ID)?).map_err(|e| corrupt(item, e.to_string()))?;
-                let marker = marker_item(id, &message_id, get_n(item, SEQ)?);
-                markers.push(
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(marker))
-                                .build()
-                                .map_err(|e| Error::backend(BACKEND, e))?,
-                        )
-                        .build(),
-                );
-                if max
-                    .as_ref()
-                    .is_none_or(|m| m.as_str() < message_id.as_str())
-                {
-                    max = Some(message_id);
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) => start = Some(key),
-                None => return Ok((markers, max)),
+        let mut items = self
+            .table
+            .query_partition(id)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :m)")
+            .projection_expression("#pk, #sk, #id, #seq")
+            .expression_attribute_names("#id", ID)
+            .expression_attribute_names("#seq", SEQ)
+            .expression_attribute_values(":m", s(MESSAGE_PREFIX))
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| sdk_error(BACKEND, e))?;
+            let message_id =
+                MessageId::parse(get_s(&item, ID)?).map_err(|e| corrupt(&item, e.to_string()))?;
+            let marker = marker_item(id, &message_id, get_n(&item, SEQ)?);
+            markers.push(
+                WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(marker))
+                            .build()
+                            .map_err(|e| Error::backend(BACKEND, e))?,
+                    )
+                    .build(),
+            );
+            if max
+                .as_ref()
+                .is_none_or(|m| m.as_str() < message_id.as_str())
+            {
+                max = Some(message_id);
             }
         }
+        Ok((markers, max))
     }
 }
