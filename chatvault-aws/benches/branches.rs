@@ -137,7 +137,7 @@ async fn tree(b: &DynamoMessages, first: u64, every: u64, segments: usize) -> Co
     assert_eq!(record.message_count, PATH + 99 * (FOLLOWERS as u64 + 1));
     assert_eq!(record.tree().active_path().len(), segments);
     assert_eq!(record.tree().runs.len(), segments + 99);
-    let tail = match conversation_item(b, &id).await.get("tail") {
+    let tail = match common::conversation_item(b, &id).await.get("tail") {
         Some(AttributeValue::L(entries)) => entries.len(),
         _ => 0,
     };
@@ -146,21 +146,6 @@ async fn tree(b: &DynamoMessages, first: u64, every: u64, segments: usize) -> Co
         "the tail is full: an edit would seal"
     );
     id
-}
-
-/// The conversation item, as stored.
-async fn conversation_item(b: &DynamoMessages, id: &ConversationId) -> Item {
-    b.client()
-        .get_item()
-        .table_name(b.table_name())
-        .key("pk", AttributeValue::S(id.to_string()))
-        .key("sk", AttributeValue::S("#conversation".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap()
 }
 
 /// Puts the conversation item back as `item` was, at a version after `version` (so the
@@ -250,7 +235,7 @@ fn branches(c: &mut Criterion) {
     group.finish();
 
     let tree_id = &shapes[1].1;
-    let item = rt.block_on(conversation_item(&b, tree_id));
+    let item = rt.block_on(common::conversation_item(&b, tree_id));
     let mut group = c.benchmark_group("edit/dynamodb");
     for seq in [10_u64, 9_900, 9_990] {
         let target = rt

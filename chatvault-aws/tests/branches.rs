@@ -64,25 +64,6 @@ async fn head(backend: &DynamoMessages, id: &ConversationId) -> ConversationReco
         .record
 }
 
-/// The conversation item as stored.
-async fn conversation_item(
-    backend: &DynamoMessages,
-    id: &ConversationId,
-) -> std::collections::HashMap<String, AttributeValue> {
-    backend
-        .client()
-        .get_item()
-        .table_name(backend.table_name())
-        .key("pk", AttributeValue::S(id.to_string()))
-        .key("sk", AttributeValue::S("#conversation".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("get_item")
-        .item
-        .expect("the conversation item")
-}
-
 /// Every stored message follows what the record's branch table says.
 async fn assert_consistent(backend: &DynamoMessages, id: &ConversationId) -> Vec<Message> {
     let stored = common::whole(backend, id).await.expect("exists");
@@ -167,7 +148,7 @@ async fn the_conversation_item_stores_the_table_only_while_there_are_branches() 
     let record = new_conversation(&backend).await;
     let id = &record.id;
     line(&backend, id, 4).await;
-    let item = conversation_item(&backend, id).await;
+    let item = common::conversation_item(&backend, id).await;
     assert!(
         !item.contains_key("tree"),
         "one line: no table, as before branches"
@@ -179,7 +160,7 @@ async fn the_conversation_item_stores_the_table_only_while_there_are_branches() 
 
     // Rewound: the table (with its leaf) and the path's length, which listings show.
     let rewound = set_active(&backend, id, ActiveLeaf::At(2)).await;
-    let item = conversation_item(&backend, id).await;
+    let item = common::conversation_item(&backend, id).await;
     let tree = serde_json::to_string(&rewound.tree).expect("json");
     assert_eq!(item.get("tree"), Some(&AttributeValue::S(tree)));
     assert_eq!(
@@ -199,7 +180,7 @@ async fn the_conversation_item_stores_the_table_only_while_there_are_branches() 
     // Switched back to the end of the line: one line again, the attribute removed.
     let back = set_active(&backend, id, ActiveLeaf::Branch(2)).await;
     assert_eq!((back.tree.clone(), back.active_leaf()), (None, Some(4)));
-    let item = conversation_item(&backend, id).await;
+    let item = common::conversation_item(&backend, id).await;
     assert!(!item.contains_key("tree"), "{item:?}");
     assert_eq!(
         item.get("message_count"),

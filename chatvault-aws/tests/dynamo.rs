@@ -290,18 +290,7 @@ async fn metadata_and_times_survive_exactly() {
     );
 
     // Stored as JSON text, not as DynamoDB numbers.
-    let raw = backend
-        .client()
-        .get_item()
-        .table_name(backend.table_name())
-        .key("pk", AttributeValue::S(record.id.to_string()))
-        .key("sk", AttributeValue::S("#conversation".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("get_item")
-        .item
-        .expect("item");
+    let raw = common::conversation_item(&backend, &record.id).await;
     let Some(AttributeValue::S(text)) = raw.get("metadata") else {
         panic!(
             "metadata is not a string attribute: {:?}",

@@ -488,6 +488,26 @@ pub(crate) async fn files(
         .unwrap_or_default()
 }
 
+/// Conversation `id`'s conversation item as stored (consistent `GetItem`).
+pub(crate) async fn conversation_item(
+    backend: &DynamoMessages,
+    id: &chatvault_core::ConversationId,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    backend
+        .client()
+        .get_item()
+        .table_name(backend.table_name())
+        .key("pk", AttributeValue::S(id.to_string()))
+        .key("sk", AttributeValue::S("#conversation".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get_item")
+        .item
+        .expect("the conversation item")
+}
+
 /// What one conversation's partition holds, read from the raw items.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Layout {
