@@ -20,12 +20,12 @@ impl MessagesBackend for LocalMessages {
 
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
         let record = record.clone();
-        self.run(move |s| s.create(&record)).await
+        self.run(move |s| s.whole().create(&record)).await
     }
 
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
         let id = id.clone();
-        self.run(move |s| s.head(&id)).await
+        self.run(move |s| s.changes().head(&id)).await
     }
 
     async fn append_messages_as(
@@ -35,7 +35,7 @@ impl MessagesBackend for LocalMessages {
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         let (owner, id) = (owner.cloned(), id.clone());
-        self.run(move |s| s.append(owner.as_ref(), &id, messages))
+        self.run(move |s| s.changes().append(owner.as_ref(), &id, messages))
             .await
     }
 
@@ -49,8 +49,11 @@ impl MessagesBackend for LocalMessages {
         let id = id.clone();
         let message_id = message_id.clone();
         let update = update.clone();
-        self.run(move |s| s.update_message(&id, &message_id, expected_revision, &update))
-            .await
+        self.run(move |s| {
+            s.changes()
+                .update_message(&id, &message_id, expected_revision, &update)
+        })
+        .await
     }
 
     async fn message(
@@ -60,13 +63,14 @@ impl MessagesBackend for LocalMessages {
     ) -> Result<Option<Message>> {
         let id = id.clone();
         let message_id = message_id.clone();
-        self.run(move |s| s.message(&id, &message_id)).await
+        self.run(move |s| s.changes().message(&id, &message_id))
+            .await
     }
 
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
         let id = id.clone();
         let range = range.clone();
-        self.run(move |s| s.messages(&id, &range)).await
+        self.run(move |s| s.changes().messages(&id, &range)).await
     }
 
     async fn list_conversations(
@@ -86,7 +90,7 @@ impl MessagesBackend for LocalMessages {
     ) -> Result<ConversationRecord> {
         let id = id.clone();
         let patch = patch.clone();
-        self.run(move |s| s.update(&id, &patch)).await
+        self.run(move |s| s.changes().update(&id, &patch)).await
     }
 
     async fn add_file(
@@ -96,7 +100,7 @@ impl MessagesBackend for LocalMessages {
     ) -> Result<ConversationRecord> {
         let id = id.clone();
         let file = file.clone();
-        self.run(move |s| s.add_file(&id, file)).await
+        self.run(move |s| s.changes().add_file(&id, file)).await
     }
 
     async fn remove_file(
@@ -106,17 +110,18 @@ impl MessagesBackend for LocalMessages {
     ) -> Result<Option<ConversationRecord>> {
         let id = id.clone();
         let file_id = file_id.clone();
-        self.run(move |s| s.remove_file(&id, &file_id)).await
+        self.run(move |s| s.changes().remove_file(&id, &file_id))
+            .await
     }
 
     async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
         let id = id.clone();
-        self.run(move |s| s.begin_delete(&id)).await
+        self.run(move |s| s.changes().begin_delete(&id)).await
     }
 
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
         let id = id.clone();
-        self.run(move |s| s.delete(&id)).await
+        self.run(move |s| s.whole().delete(&id)).await
     }
 
     async fn search(

@@ -20,7 +20,14 @@ use crate::error::BACKEND;
 use crate::listing::Claim;
 use crate::log::{encode_edit, encode_frame, encode_state};
 
-impl Store {
+/// Changes to one conversation of a [`Store`], each committed at the end of its log, and
+/// reads of its messages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Changes<'s> {
+    pub(super) store: &'s Store,
+}
+
+impl Changes<'_> {
     /// Appends `messages` to conversation `id`, in one commit with the appends waiting
     /// beside it (see [`append_batch`](Self::append_batch)).
     pub(crate) fn append(
@@ -30,14 +37,15 @@ impl Store {
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         if messages.is_empty() {
-            let (_lock, view) = self.require(id, Mode::Shared)?;
+            let (_lock, view) = self.store.require(id, Mode::Shared)?;
             check_owner(&view.record, owner)?;
             return Ok(Appended {
                 record: view.record,
                 messages: Vec::new(),
             });
         }
-        self.appends
+        self.store
+            .appends
             .submit(id, (owner.cloned(), messages), |batch| {
                 self.append_batch(id, batch)
             })
@@ -53,7 +61,7 @@ impl Store {
         batch: Vec<(Option<UserId>, Vec<NewMessage>)>,
     ) -> Vec<Result<Appended>> {
         let n = batch.len();
-        let (_lock, mut view) = match self.require(id, Mode::Exclusive) {
+        let (_lock, mut view) = match self.store.require(id, Mode::Exclusive) {
             Ok(v) => v,
             Err(e) => return echo(e, n),
         };
@@ -69,7 +77,7 @@ impl Store {
             let stored = (|| {
                 check_owner(&view.record, owner.as_ref())?;
                 let ids: Vec<&MessageId> = messages.iter().map(|m| &m.id).collect();
-                let from_log = self.ids.stored(id, &view, &ids)?;
+                let from_log = self.store.ids.stored(id, &view, &ids)?;
                 let stored = ids
                     .iter()
                     .zip(from_log)
@@ -118,14 +126,16 @@ impl Store {
         }
         if !pending.is_empty() {
             let committed = self
+                .store
                 .index
                 .record(&Claim::tentative(&view.record))
                 .and_then(|()| view.commit(pending));
             match committed {
                 Ok(()) => {
-                    self.index
+                    self.store
+                        .index
                         .record_after_commit(&Claim::confirmed(&view.record));
-                    self.ids.note(id, &view, end_before, &new_messages);
+                    self.store.ids.note(id, &view, end_before, &new_messages);
                 }
                 Err(e) => {
                     view.record = before;
@@ -151,8 +161,9 @@ impl Store {
         expected_revision: u64,
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
-        let (_lock, mut view) = self.require(id, Mode::Exclusive)?;
+        let (_lock, mut view) = self.store.require(id, Mode::Exclusive)?;
         let mut message = self
+            .store
             .ids
             .stored(id, &view, &[message_id])?
             .pop()
@@ -164,14 +175,15 @@ impl Store {
         let at = now();
         view.record.apply_message_update(&mut message, update, at);
         let committed = encode_edit(at, &message, &view.record).and_then(|frame| {
-            self.index.record(&Claim::tentative(&view.record))?;
+            self.store.index.record(&Claim::tentative(&view.record))?;
             view.commit(vec![Pending::Edit(frame, Box::new(message.clone()))])
         });
         if let Err(e) = committed {
             view.record = before;
             return Err(e);
         }
-        self.index
+        self.store
+            .index
             .record_after_commit(&Claim::confirmed(&view.record));
         Ok(MessageUpdated {
             record: view.record,
@@ -185,8 +197,13 @@ impl Store {
         id: &ConversationId,
         message_id: &MessageId,
     ) -> Result<Option<Message>> {
-        let (_lock, view) = self.require(id, Mode::Shared)?;
-        Ok(self.ids.stored(id, &view, &[message_id])?.pop().flatten())
+        let (_lock, view) = self.store.require(id, Mode::Shared)?;
+        Ok(self
+            .store
+            .ids
+            .stored(id, &view, &[message_id])?
+            .pop()
+            .flatten())
     }
 
     /// The messages of `range` (at most [`MAX_PAGE`]).
@@ -195,7 +212,7 @@ impl Store {
         id: &ConversationId,
         range: &MessageRange,
     ) -> Result<Page<Message>> {
-        let (_lock, view) = self.require(id, Mode::Shared)?;
+        let (_lock, view) = self.store.require(id, Mode::Shared)?;
         let count = view.count();
         let Some((mut first, mut last)) = range.resolve(count) else {
             return Ok(Page {
@@ -224,14 +241,14 @@ impl Store {
         id: &ConversationId,
         change: impl FnOnce(&mut ConversationRecord, &mut Vec<FileAttachment>) -> Result<(bool, T)>,
     ) -> Result<(ConversationRecord, T)> {
-        let (_lock, mut view) = self.require(id, Mode::Exclusive)?;
+        let (_lock, mut view) = self.store.require(id, Mode::Exclusive)?;
         check_headroom(&view.record, 0, &view.dir().join(HEADER))?;
         let (before, files_before) = (view.record.clone(), view.files.clone());
         let (changed, out) = change(&mut view.record, &mut view.files)?;
         if changed {
             let committed =
                 encode_state(now(), &view.record, &view.files, false).and_then(|frame| {
-                    self.index.record(&Claim::tentative(&view.record))?;
+                    self.store.index.record(&Claim::tentative(&view.record))?;
                     view.commit(vec![Pending::State(frame)])
                 });
             if let Err(e) = committed {
@@ -239,7 +256,8 @@ impl Store {
                 view.files = files_before;
                 return Err(e);
             }
-            self.index
+            self.store
+                .index
                 .record_after_commit(&Claim::confirmed(&view.record));
         }
         Ok((view.record, out))
@@ -247,10 +265,13 @@ impl Store {
 
     /// The record and attachments of a conversation that exists and is not being deleted.
     pub(crate) fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        Ok(self.live(id, Mode::Shared)?.map(|(_, v)| ConversationHead {
-            record: v.record,
-            files: v.files,
-        }))
+        Ok(self
+            .store
+            .live(id, Mode::Shared)?
+            .map(|(_, v)| ConversationHead {
+                record: v.record,
+                files: v.files,
+            }))
     }
 
     /// Applies `patch` to a conversation's record (a state record if it changes it).
@@ -297,14 +318,16 @@ impl Store {
     /// Marks a conversation as being deleted (a state record: durable), so that it reads
     /// as gone and takes no more changes; returns its attachments, every time it is called.
     pub(crate) fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        let Some((_lock, mut view)) = self.open_conv(id, Mode::Exclusive)? else {
+        let Some((_lock, mut view)) = self.store.open_conv(id, Mode::Exclusive)? else {
             return Ok(None);
         };
         if !view.deleting {
             let frame = encode_state(now(), &view.record, &view.files, true)?;
             view.deleting = true;
             view.commit(vec![Pending::State(frame)])?;
-            self.index.record_after_commit(&Claim::deleted(id.as_str()));
+            self.store
+                .index
+                .record_after_commit(&Claim::deleted(id.as_str()));
         }
         Ok(Some(view.files))
     }

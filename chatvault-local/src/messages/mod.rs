@@ -64,7 +64,7 @@ impl LocalMessages {
     /// at the first id already taken; the conversations before it are stored. Returns how
     /// many were stored. Records are validated like [`LocalMessages::save`]'s.
     pub async fn import(&self, conversations: Vec<StoredConversation>) -> Result<u64> {
-        self.run(move |s| s.import(conversations)).await
+        self.run(move |s| s.whole().import(conversations)).await
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T>
@@ -80,7 +80,7 @@ impl LocalMessages {
     /// exist or is being deleted). Reads the whole log: for exports and tests.
     pub async fn get(&self, id: &ConversationId) -> Result<Option<StoredConversation>> {
         let id = id.clone();
-        self.run(move |s| s.get(&id)).await
+        self.run(move |s| s.whole().get(&id)).await
     }
 
     /// Stores a whole conversation, replacing any with its id (a new log generation,
@@ -88,7 +88,7 @@ impl LocalMessages {
     /// count them (`InvalidInput` otherwise).
     pub async fn save(&self, conversation: &StoredConversation) -> Result<()> {
         let conversation = conversation.clone();
-        self.run(move |s| s.save(&conversation)).await
+        self.run(move |s| s.whole().save(&conversation)).await
     }
 
     /// Every conversation of `user`, whole (see [`get`](Self::get)).

@@ -10,12 +10,14 @@ use chatvault_core::backend::{
 };
 use chatvault_core::keys::{MAX_SEGMENT_LEN, encode_component};
 
+use super::changes::Changes;
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};
 use super::conversation::scan::log_generations;
 use super::format::{HEADER, check_format};
 use super::group::GroupCommit;
 use super::ids::IdMaps;
+use super::whole::Whole;
 use crate::error::{io_at, is_damage};
 use crate::fsutil::{STALE_TEMP_AGE, create_dir_all_durable, sweep};
 use crate::listing::{Found, Listing, Source};
@@ -71,6 +73,16 @@ impl Store {
         sweep(&store.trash, std::time::Duration::ZERO);
         sweep(&store.tmp, STALE_TEMP_AGE);
         Ok(store)
+    }
+
+    /// The whole-conversation operations (create, get, save, import, delete).
+    pub(crate) fn whole(&self) -> Whole<'_> {
+        Whole { store: self }
+    }
+
+    /// The changes to one conversation and the reads of its messages.
+    pub(crate) fn changes(&self) -> Changes<'_> {
+        Changes { store: self }
     }
 
     /// The directory of conversation `id`.
@@ -143,7 +155,7 @@ impl Store {
             let Ok(conversation) = ConversationId::parse(id.as_str()) else {
                 continue;
             };
-            match self.get(&conversation) {
+            match self.whole().get(&conversation) {
                 Ok(Some(c))
                     if c.record
                         .user_id

@@ -19,6 +19,12 @@ use crate::fsutil::{TempPath, sync_all, sync_dir, sync_tree, unique_name, write_
 use crate::listing::Claim;
 use crate::log::{encode_frame, encode_state, header_crc};
 
+/// Whole-conversation operations of a [`Store`]: create, get, save, import, delete.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Whole<'s> {
+    pub(super) store: &'s Store,
+}
+
 /// Messages per log record when a whole conversation is written.
 const SAVE_BATCH: usize = 1000;
 
@@ -112,11 +118,11 @@ fn write_whole(
     Ok(())
 }
 
-impl Store {
+impl Whole<'_> {
     /// Builds a conversation directory in `tmp/`, flushed unless `flush` is off (a bulk
     /// import flushes everything at once). Its lock file is created by the first lock.
     fn build_dir(&self, conversation: &StoredConversation, flush: bool) -> Result<TempPath> {
-        let tmp = TempPath::new(self.tmp.join(unique_name()));
+        let tmp = TempPath::new(self.store.tmp.join(unique_name()));
         fs::create_dir(tmp.path()).map_err(io_at("create directory", tmp.path()))?;
         write_whole(tmp.path(), 1, conversation, &log_name(1), flush, true)?;
         if flush {
@@ -129,18 +135,20 @@ impl Store {
     /// `false` (and leaves nothing behind) when the id is taken.
     fn install_new(&self, conversation: &StoredConversation) -> Result<bool> {
         let record = &conversation.record;
-        let dir = self.conv_dir(&record.id);
+        let dir = self.store.conv_dir(&record.id);
         if dir.join(HEADER).exists() || !log_generations(&dir)?.is_empty() {
             return Ok(false);
         }
         let tmp = self.build_dir(conversation, true)?;
-        self.index.record(&Claim::tentative(record))?;
+        self.store.index.record(&Claim::tentative(record))?;
         match fs::rename(tmp.path(), &dir) {
             Ok(()) => {
                 let mut tmp = tmp;
                 tmp.disarm();
-                sync_dir(&self.conversations)?;
-                self.index.record_after_commit(&Claim::confirmed(record));
+                sync_dir(&self.store.conversations)?;
+                self.store
+                    .index
+                    .record_after_commit(&Claim::confirmed(record));
                 Ok(true)
             }
             Err(e)
@@ -164,12 +172,12 @@ impl Store {
             built.push(self.build_dir(conversation, false)?);
         }
         // Everything written is flushed before anything is renamed into place.
-        sync_tree(&self.tmp, built.iter().map(TempPath::path))?;
+        sync_tree(&self.store.tmp, built.iter().map(TempPath::path))?;
         let mut stored = 0;
         let outcome = (|| {
             for (mut tmp, conversation) in built.into_iter().zip(&conversations) {
                 let record = &conversation.record;
-                let dir = self.conv_dir(&record.id);
+                let dir = self.store.conv_dir(&record.id);
                 if dir.join(HEADER).exists() || !log_generations(&dir)?.is_empty() {
                     return Err(Error::AlreadyExists {
                         kind: "conversation",
@@ -190,9 +198,9 @@ impl Store {
             }
             Ok(())
         })();
-        sync_dir(&self.conversations)?;
+        sync_dir(&self.store.conversations)?;
         // Claims for this many conversations are cheaper rebuilt than written one by one.
-        self.index.invalidate()?;
+        self.store.index.invalidate()?;
         outcome.map(|()| stored)
     }
 
@@ -216,10 +224,13 @@ impl Store {
             true,
             false,
         )?;
-        self.index.record(&Claim::tentative(&conversation.record))?;
+        self.store
+            .index
+            .record(&Claim::tentative(&conversation.record))?;
         fs::rename(&tmp_log, &log_path).map_err(io_at("rename into place", &log_path))?;
         sync_dir(dir)?;
-        self.index
+        self.store
+            .index
             .record_after_commit(&Claim::confirmed(&conversation.record));
         for g in log_generations(dir)? {
             if g < generation {
@@ -234,7 +245,7 @@ impl Store {
     pub(crate) fn save(&self, conversation: &StoredConversation) -> Result<()> {
         let record = &conversation.record;
         record.validate()?;
-        let dir = self.conv_dir(&record.id);
+        let dir = self.store.conv_dir(&record.id);
         for _ in 0..100 {
             match lock_dir(&dir, Mode::Exclusive)? {
                 Some(_lock) => {
@@ -280,7 +291,7 @@ impl Store {
 
     /// A whole conversation; `None` when it does not exist or is being deleted.
     pub(crate) fn get(&self, id: &ConversationId) -> Result<Option<StoredConversation>> {
-        let Some((_lock, view)) = self.live(id, Mode::Shared)? else {
+        let Some((_lock, view)) = self.store.live(id, Mode::Shared)? else {
             return Ok(None);
         };
         let messages = view.all_messages()?;
@@ -294,7 +305,7 @@ impl Store {
 
     /// Deletes a conversation (damaged or not); `false` when there was none.
     pub(crate) fn delete(&self, id: &ConversationId) -> Result<bool> {
-        let dir = self.conv_dir(id);
+        let dir = self.store.conv_dir(id);
         let Some(lock) = lock_dir(&dir, Mode::Exclusive)? else {
             return Ok(false);
         };
@@ -308,13 +319,15 @@ impl Store {
             }
             Err(e) => return Err(e),
         }
-        let trash = self.trash.join(unique_name());
+        let trash = self.store.trash.join(unique_name());
         // The rename is the commit point: from here the conversation does not exist, and
         // an appender waiting for the lock finds the lock file gone.
         fs::rename(&dir, &trash).map_err(io_at("move to trash", &dir))?;
-        sync_dir(&self.conversations)?;
-        self.index.record_after_commit(&Claim::deleted(id.as_str()));
-        self.ids.forget(id);
+        sync_dir(&self.store.conversations)?;
+        self.store
+            .index
+            .record_after_commit(&Claim::deleted(id.as_str()));
+        self.store.ids.forget(id);
         drop(lock);
         let _ = fs::remove_dir_all(&trash);
         Ok(true)
