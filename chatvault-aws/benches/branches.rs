@@ -35,10 +35,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_aws::{DynamoMessages, MAX_APPEND_MESSAGES};
-use chatvault_core::backend::MessagesBackendExt;
+use chatvault_core::conformance::shapes::{self, TreeShape};
 use chatvault_core::{
-    ActiveLeaf, ChatVault, Conversation, ConversationId, ConversationPatch, ConversationRecord,
-    MessageRange, MessagesBackend, NewMessage, Parent, Role,
+    ChatVault, Conversation, ConversationId, MessageRange, MessagesBackend, NewMessage, Role,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
@@ -50,7 +49,7 @@ const PAGE: usize = 100;
 /// Edits are at every `EDIT_EVERY`-th depth of the path (99 of them).
 const EDIT_EVERY: u64 = 10;
 /// Messages following each edit on its branch.
-const FOLLOWERS: usize = 90;
+const FOLLOWERS: u64 = 90;
 /// The most messages the conversation item's tail holds (the layout's bound).
 const TAIL_MAX_MESSAGES: usize = 48;
 
@@ -64,80 +63,25 @@ fn runtime() -> Runtime {
         .unwrap()
 }
 
-/// Stores `messages` as a chain: the first follows what its `parent` says, each other the
-/// one before it; in appends of at most `MAX_APPEND_MESSAGES`. Returns their `seq`s.
-async fn chain(b: &DynamoMessages, id: &ConversationId, messages: Vec<NewMessage>) -> Vec<u64> {
-    let mut seqs = Vec::with_capacity(messages.len());
-    let mut rest = messages.into_iter().peekable();
-    while rest.peek().is_some() {
-        let batch: Vec<NewMessage> = rest.by_ref().take(MAX_APPEND_MESSAGES).collect();
-        let stored = b.append_messages(id, batch).await.unwrap();
-        seqs.extend(stored.messages.iter().map(|m| m.seq));
-    }
-    seqs
-}
-
 /// A conversation of `n` messages in one line.
 async fn linear(b: &DynamoMessages, n: u64) -> ConversationId {
-    let record = ConversationRecord::new(None);
-    b.create(&record).await.unwrap();
-    let messages = (0..n)
-        .map(|i| NewMessage::new(Role::User, format!("linear message {i}")))
-        .collect();
-    chain(b, &record.id, messages).await;
-    record.id
+    shapes::linear(b, n, MAX_APPEND_MESSAGES).await
 }
 
-/// The tree of the module docs: the active path written in stretches that end at the
-/// depths `first, first + every, ...` (and `PATH`), each stretch followed by the edits at
-/// depths it reached (an edit and its `FOLLOWERS`); then the path's end is made the
-/// active leaf, with room in the tail for one more message (so a timed edit never seals).
-/// Checks that the path crosses `segments` segments.
+/// The tree of the module docs ([`shapes::branched`]): the active path written in
+/// stretches that end at the depths `first, first + every, ...` (and `PATH`), each followed
+/// by the edits at depths it reached (an edit and its `FOLLOWERS`); then the path's end is
+/// made the active leaf. Checks that the path crosses `segments` segments and that the
+/// tail has room for one more message (so a timed edit never seals).
 async fn tree(b: &DynamoMessages, first: u64, every: u64, segments: usize) -> ConversationId {
-    let record = ConversationRecord::new(None);
-    b.create(&record).await.unwrap();
-    let id = record.id;
-    let mut path: Vec<u64> = Vec::with_capacity(PATH as usize); // depth - 1 -> seq
-    let mut next_edit = EDIT_EVERY;
-    let mut end = first;
-    while (path.len() as u64) < PATH {
-        let from = path.len() as u64 + 1;
-        let to = end.min(PATH);
-        let stretch = (from..=to)
-            .map(|depth| {
-                let m = NewMessage::new(Role::User, format!("path message {depth}"));
-                match (depth == from, path.last()) {
-                    (true, Some(&seq)) => m.with_parent(Parent::Seq(seq)),
-                    (true, None) => m.with_parent(Parent::Root),
-                    (false, _) => m,
-                }
-            })
-            .collect();
-        path.extend(chain(b, &id, stretch).await);
-        while next_edit < PATH && next_edit <= to {
-            let parent = path[next_edit as usize - 2];
-            let mut branch = vec![
-                NewMessage::new(Role::User, format!("edit of depth {next_edit}"))
-                    .with_parent(Parent::Seq(parent)),
-            ];
-            branch.extend(
-                (0..FOLLOWERS).map(|i| NewMessage::new(Role::User, format!("branch message {i}"))),
-            );
-            chain(b, &id, branch).await;
-            next_edit += EDIT_EVERY;
-        }
-        end = to + every;
-    }
-    let patch = ConversationPatch {
-        active: Some(ActiveLeaf::At(path[PATH as usize - 1])),
-        ..ConversationPatch::default()
-    };
-    let record = b.update(&id, &patch).await.unwrap();
-    assert_eq!(record.path_len(), PATH);
-    assert_eq!(record.message_count, PATH + 99 * (FOLLOWERS as u64 + 1));
-    assert_eq!(record.tree().active_path().len(), segments);
-    assert_eq!(record.tree().runs.len(), segments + 99);
-    let tail = match common::conversation_item(b, &id).await.get("tail") {
+    let shape = TreeShape::new(PATH)
+        .stretches(first, every)
+        .edits(EDIT_EVERY, FOLLOWERS)
+        .batch(MAX_APPEND_MESSAGES);
+    let tree = shapes::branched(b, shape).await;
+    assert_eq!(tree.record.tree().active_path().len(), segments);
+    assert_eq!(tree.record.tree().runs.len(), segments + 99);
+    let tail = match common::conversation_item(b, &tree.id).await.get("tail") {
         Some(AttributeValue::L(entries)) => entries.len(),
         _ => 0,
     };
@@ -145,7 +89,7 @@ async fn tree(b: &DynamoMessages, first: u64, every: u64, segments: usize) -> Co
         tail < TAIL_MAX_MESSAGES,
         "the tail is full: an edit would seal"
     );
-    id
+    tree.id
 }
 
 /// Puts the conversation item back as `item` was, at a version after `version` (so the

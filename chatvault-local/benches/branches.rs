@@ -4,9 +4,9 @@
 //! 1. Loading an active path of 1,000 messages through the vault in pages of 100
 //!    (`messages_page`, following cursors), median of 15 loads, in a tree of about 10,000
 //!    messages in 100 branches against a linear conversation of 1,000 in the same store.
-//!    The tree's path is written in 10 stretches of 100 with 10 branches of 91 messages
-//!    between stretches (each starting at an edit of a message of the stretch just
-//!    written), so a page crosses one or two path segments.
+//!    The tree's path is written in 10 stretches of 100, each followed by the edits at
+//!    every 10th depth it reached (an edit and 90 messages on its branch), so a page
+//!    crosses one or two path segments (`chatvault_core::conformance::shapes`).
 //! 2. An edit (`branches().edit`: a lookup by id and one append) of the tree's message at
 //!    seq 10 and of its message at seq 9,990: median of 20 edits each.
 
@@ -14,58 +14,28 @@
 
 use std::time::{Duration, Instant};
 
-use chatvault_core::backend::MessagesBackendExt;
-use chatvault_core::{
-    ActiveLeaf, ChatVault, Conversation, ConversationPatch, MessageId, MessageRange, NewMessage,
-    Parent, Role,
-};
+use chatvault_core::conformance::shapes::{self, TreeShape};
+use chatvault_core::{ChatVault, Conversation, MessageId, MessageRange, NewMessage, Role};
 use chatvault_local::{LocalFiles, LocalMessages};
 
-const PATH: usize = 1_000;
+const PATH: u64 = 1_000;
 const PAGE: usize = 100;
 
-fn line(n: usize, from: Parent) -> Vec<NewMessage> {
-    (0..n)
-        .map(|i| {
-            let m = NewMessage::new(Role::User, format!("message {i} of a benchmark line"));
-            if i == 0 { m.with_parent(from) } else { m }
-        })
-        .collect()
-}
-
-/// Builds the tree; returns it and the ids of its messages at seq 10 and 9,990.
+/// The tree ([`shapes::branched`]: the path in 10 stretches of 100, an edit at every 10th
+/// depth followed by 90 messages); returns it and the ids of its messages at seq 10 and
+/// 9,990.
 async fn tree(vault: &ChatVault) -> (Conversation, MessageId, MessageId) {
-    let c = vault.create_conversation(None).await.unwrap();
-    let b = vault.messages_backend();
-    let mut path_end: Option<u64> = None;
+    let b = vault.messages_backend().as_ref();
+    let shape = TreeShape::new(PATH).stretches(100, 100).edits(10, 90);
+    let tree = shapes::branched(b, shape).await;
     let mut ids = Vec::new();
-    for stretch in 0..PATH / 100 {
-        let from = path_end.map_or(Parent::Root, Parent::Seq);
-        let stored = b.append_messages(c.id(), line(100, from)).await.unwrap();
-        ids.extend(stored.messages.iter().map(|m| (m.seq, m.id.clone())));
-        let first = stored.messages[0].seq;
-        path_end = stored.messages.last().map(|m| m.seq);
-        let branches = if stretch == 0 { 9 } else { 10 };
-        for k in 0..branches {
-            let at = first + 10 * k as u64 + 5;
-            let branch = b.append_messages(c.id(), line(91, Parent::Seq(at))).await;
-            ids.extend(
-                branch
-                    .unwrap()
-                    .messages
-                    .iter()
-                    .map(|m| (m.seq, m.id.clone())),
-            );
-        }
-        let back = ConversationPatch {
-            active: Some(ActiveLeaf::At(path_end.unwrap())),
-            ..ConversationPatch::default()
-        };
-        b.update(c.id(), &back).await.unwrap();
+    for seq in [10, 9_990] {
+        let range = MessageRange::after(seq - 1).limit(1);
+        let page = b.messages(&tree.id, &range).await.unwrap();
+        ids.push(page.items[0].id.clone());
     }
-    let id_at = |seq: u64| ids.iter().find(|(s, _)| *s == seq).unwrap().1.clone();
-    let (early, late) = (id_at(10), id_at(9_990));
-    let c = vault.get_conversation(c.id()).await.unwrap().unwrap();
+    let (early, late) = (ids[0].clone(), ids[1].clone());
+    let c = vault.get_conversation(&tree.id).await.unwrap().unwrap();
     (c, early, late)
 }
 
@@ -91,7 +61,7 @@ async fn time_loads(c: &Conversation) -> Duration {
     let mut times = Vec::new();
     for _ in 0..15 {
         let t = Instant::now();
-        assert_eq!(load_path(c).await, PATH);
+        assert_eq!(load_path(c).await as u64, PATH);
         times.push(t.elapsed());
     }
     median(times)
@@ -117,10 +87,8 @@ async fn main() {
         LocalMessages::open(dir.path().join("messages")).unwrap(),
         LocalFiles::new(dir.path().join("files")).unwrap(),
     );
-    let mut linear = vault.create_conversation(None).await.unwrap();
-    for _ in 0..PATH / 100 {
-        linear.append(line(100, Parent::Active)).await.unwrap();
-    }
+    let line = shapes::linear(vault.messages_backend().as_ref(), PATH, 100).await;
+    let linear = vault.get_conversation(&line).await.unwrap().unwrap();
     let (mut tree, early, late) = tree(&vault).await;
     let record = tree.record().clone();
     let segments = record.tree().active_path().len();

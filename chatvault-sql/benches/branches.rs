@@ -31,10 +31,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatvault_core::backend::MessagesBackendExt;
+use chatvault_core::conformance::shapes::{self, TreeShape};
 use chatvault_core::{
-    ActiveLeaf, ChatVault, Conversation, ConversationId, ConversationPatch, ConversationRecord,
-    Message, MessageRange, MessagesBackend, NewMessage, Parent, Role,
+    ChatVault, Conversation, ConversationId, ConversationRecord, Message, MessageRange,
+    MessagesBackend, NewMessage, Role,
 };
 use chatvault_memory::MemoryFiles;
 use chatvault_sql::{PostgresMessages, SqliteMessages};
@@ -49,7 +49,7 @@ const PAGE: usize = 100;
 /// Edits are at every `EDIT_EVERY`-th depth of the path (99 of them).
 const EDIT_EVERY: u64 = 10;
 /// Messages following each edit on its branch.
-const FOLLOWERS: usize = 90;
+const FOLLOWERS: u64 = 90;
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -116,69 +116,23 @@ impl Cleanup {
     }
 }
 
-/// A conversation of `n` messages in one line, appended 100 at a time.
+/// A conversation of `n` messages in one line.
 async fn linear(b: &dyn MessagesBackend, n: u64) -> ConversationId {
-    let record = ConversationRecord::new(None);
-    b.create(&record).await.unwrap();
-    for start in (0..n).step_by(100) {
-        let batch = (start..(start + 100).min(n))
-            .map(|i| NewMessage::new(Role::User, format!("linear message {i}")))
-            .collect();
-        b.append_messages(&record.id, batch).await.unwrap();
-    }
-    record.id
+    shapes::linear(b, n, 100).await
 }
 
-/// The tree of the module docs: the active path written in stretches that end at the
-/// depths `first, first + every, ...` (and `PATH`), each stretch followed by the edits at
-/// depths it reached (an edit and its `FOLLOWERS` in one append); then the path's end is
-/// made the active leaf. Checks that the path crosses `segments` segments.
+/// The tree of the module docs ([`shapes::branched`]): the active path written in
+/// stretches that end at the depths `first, first + every, ...` (and `PATH`), each followed
+/// by the edits at depths it reached (an edit and its `FOLLOWERS` in one append); then the
+/// path's end is made the active leaf. Checks that the path crosses `segments` segments.
 async fn tree(b: &dyn MessagesBackend, first: u64, every: u64, segments: usize) -> ConversationId {
-    let record = ConversationRecord::new(None);
-    b.create(&record).await.unwrap();
-    let id = record.id;
-    let mut path: Vec<u64> = Vec::with_capacity(PATH as usize); // depth - 1 -> seq
-    let mut next_edit = EDIT_EVERY;
-    let mut end = first;
-    while (path.len() as u64) < PATH {
-        let from = path.len() as u64 + 1;
-        let to = end.min(PATH);
-        let batch = (from..=to)
-            .map(|depth| {
-                let m = NewMessage::new(Role::User, format!("path message {depth}"));
-                match (depth == from, path.last()) {
-                    (true, Some(&seq)) => m.with_parent(Parent::Seq(seq)),
-                    (true, None) => m.with_parent(Parent::Root),
-                    (false, _) => m,
-                }
-            })
-            .collect();
-        let stored = b.append_messages(&id, batch).await.unwrap();
-        path.extend(stored.messages.iter().map(|m| m.seq));
-        while next_edit < PATH && next_edit <= to {
-            let parent = path[next_edit as usize - 2];
-            let mut batch = vec![
-                NewMessage::new(Role::User, format!("edit of depth {next_edit}"))
-                    .with_parent(Parent::Seq(parent)),
-            ];
-            batch.extend(
-                (0..FOLLOWERS).map(|i| NewMessage::new(Role::User, format!("branch message {i}"))),
-            );
-            b.append_messages(&id, batch).await.unwrap();
-            next_edit += EDIT_EVERY;
-        }
-        end = to + every;
-    }
-    let patch = ConversationPatch {
-        active: Some(ActiveLeaf::At(path[PATH as usize - 1])),
-        ..ConversationPatch::default()
-    };
-    let record = b.update(&id, &patch).await.unwrap();
-    assert_eq!(record.path_len(), PATH);
-    assert_eq!(record.message_count, PATH + 99 * (FOLLOWERS as u64 + 1));
-    assert_eq!(record.tree().active_path().len(), segments);
-    assert_eq!(record.tree().runs.len(), segments + 99);
-    id
+    let shape = TreeShape::new(PATH)
+        .stretches(first, every)
+        .edits(EDIT_EVERY, FOLLOWERS);
+    let tree = shapes::branched(b, shape).await;
+    assert_eq!(tree.record.tree().active_path().len(), segments);
+    assert_eq!(tree.record.tree().runs.len(), segments + 99);
+    tree.id
 }
 
 /// Loads the active path in pages of `PAGE`; returns how many messages it read.

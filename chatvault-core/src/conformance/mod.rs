@@ -71,6 +71,7 @@ mod vault_branches;
 
 pub mod files;
 pub mod messages;
+pub mod shapes;
 pub mod vault;
 
 pub use util::{RecordingFiles, generated_stream, stream_sha256};
