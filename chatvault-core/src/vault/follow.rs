@@ -109,6 +109,8 @@ impl ReplyFollower {
     /// and with [`Error::InvalidInput`] when the offset is past the reply's text or
     /// inside a character (no offset this API gives out is); an error leaves the follower
     /// where it was, so `next` may be called again (after a temporary backend error, say).
+    /// Cancel-safe: a `next` dropped before it returns (a client that went away) has
+    /// moved nothing; the offset moves only with the event returned.
     pub async fn next(&mut self) -> Result<Option<ReplyEvent>> {
         if self.done {
             return Ok(None);
