@@ -6,10 +6,20 @@
 //! ```
 //!
 //! - `/api/...`: the [`chatvault_axum`] router (its OpenAPI document at `/api/openapi.json`).
-//! - `/`: a single-page app (plain HTML + JS, embedded in the binary): your conversations,
-//!   the messages of one, upload and download files, rename, archive; edit a message or
-//!   write a new version of a reply in place, and step through the versions ("< 2/3 >")
-//!   of a message: the page shows the active branch, also after a reload.
+//! - `/`: a single-page chat (plain HTML + JS, embedded in the binary): your
+//!   conversations; an assistant that answers each message, its reply shown live as it
+//!   streams (server-sent events), with a Stop button that keeps what was written, and a
+//!   reload in the middle of a reply picks it up where it was; edit a question, regenerate
+//!   an answer, step through the versions ("< 2/3 >") of a message; upload and download
+//!   files, rename, archive, delete; sign out. It fits a phone's screen.
+//! - `/app/conversations/{id}/reply` and `/app/conversations/{id}/messages/{message_id}/regenerate`:
+//!   start a reply (see [`replies`]), which the page follows through the API's stream route.
+//!
+//! The assistant is the built-in **offline responder** (a canned answer, streamed a word
+//! every `CHATVAULT_DEMO_TOKEN_MS`, default 40 ms: no key, no network), or, when
+//! `OPENAI_BASE_URL` is set (say `https://api.openai.com/v1`, or `http://localhost:11434/v1`
+//! for Ollama), any OpenAI-compatible Chat Completions endpoint, streamed, with
+//! `OPENAI_API_KEY` (if it needs one) and `OPENAI_MODEL` (default `gpt-4o-mini`).
 //! - `/demo/login`, `/demo/logout`, `/demo/me`: **demo-only sign-in**. Anyone can sign in
 //!   as anyone by typing a name: the name goes into a cookie, and the API's identity
 //!   resolver trusts that cookie (or an `x-demo-user` header). A real app plugs its own
@@ -26,8 +36,13 @@
 
 #![forbid(unsafe_code)]
 
+mod openai;
+mod replies;
+mod responder;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::http::request::Parts;
@@ -37,6 +52,7 @@ use axum::routing::{get, post};
 use chatvault_axum::ChatVaultApi;
 use chatvault_core::{ChatVault, UserId};
 use chatvault_local::{LocalFiles, LocalMessages};
+use responder::Responder;
 
 /// The demo sign-in cookie.
 const COOKIE: &str = "chatvault_demo_user";
@@ -120,12 +136,23 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// The whole app: the API under `/api`, the demo sign-in, the page.
+/// The whole app: the API under `/api`, the reply routes, the demo sign-in, the page.
 fn app(
     vault: ChatVault,
+    responder: Responder,
     max_upload_bytes: u64,
     signing_key: Option<Vec<u8>>,
 ) -> Result<Router, chatvault_axum::BuildError> {
+    let replies = Router::new()
+        .route("/app/conversations/{id}/reply", post(replies::reply))
+        .route(
+            "/app/conversations/{id}/messages/{message_id}/regenerate",
+            post(replies::regenerate),
+        )
+        .with_state(replies::Replies {
+            vault: vault.clone(),
+            responder: Arc::new(responder),
+        });
     let mut api = ChatVaultApi::new(vault)
         .identity(|parts: &Parts| {
             let user = demo_user(&parts.headers);
@@ -138,6 +165,7 @@ fn app(
     let api = api.into_router()?;
     Ok(Router::new()
         .nest("/api", api)
+        .merge(replies)
         .route("/demo/login", post(login))
         .route("/demo/logout", post(logout))
         .route("/demo/me", get(me))
@@ -170,10 +198,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let signing_key = std::env::var("CHATVAULT_SIGNING_KEY")
         .ok()
         .map(String::into_bytes);
-    let app = app(vault, max_upload_mb * 1024 * 1024, signing_key)?;
+    let responder = Responder::from_env()?;
+    let answers = responder.describe();
+    let app = app(vault, responder, max_upload_mb * 1024 * 1024, signing_key)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     println!("data in {}", data.display());
+    println!("answers: {answers}");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -1,5 +1,5 @@
-// ChatVault demo app: plain JavaScript over the /api routes. Every value from the server
-// is put on the page with textContent, never as HTML.
+// ChatVault demo app: plain JavaScript over the /api routes and the app's reply routes.
+// Every value from the server is put on the page with textContent, never as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -12,18 +12,56 @@ const state = {
   olderCursor: null,
 };
 
-async function api(path, options = {}) {
-  const response = await fetch("/api" + path, { credentials: "same-origin", ...options });
+// The replies followed live: message id -> EventSource.
+const live = new Map();
+
+// ------------------------------------------------------------------ talking to the server
+
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+
+// An error worth showing to a person: what happened, in words, never a raw id.
+class Problem extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function friendly(status, detail) {
+  if (status === 401) return "You are signed out. Please sign in again.";
+  if (status === 404) return "That is no longer there: it may have been deleted.";
+  if (status === 409) {
+    const clean = (detail || "").replace(UUID, "").trim();
+    return clean && !/revision|conflict/i.test(clean)
+      ? `${clean[0].toUpperCase()}${clean.slice(1)}.`
+      : "That changed in the meantime. Please try again.";
+  }
+  if (status === 413) return "That is too large: the server does not take it.";
+  if (status >= 500) return "The server had a problem. Please try again in a moment.";
+  const clean = (detail || "").replace(UUID, "").replace(/\s+/g, " ").trim();
+  return clean ? `That did not work: ${clean}.` : "That did not work.";
+}
+
+async function call(url, options = {}) {
+  let response;
+  try {
+    response = await fetch(url, { credentials: "same-origin", ...options });
+  } catch (_) {
+    throw new Problem(0, "Cannot reach the server. Check your connection and try again.");
+  }
   if (!response.ok) {
-    let detail = response.statusText;
+    let detail = "";
     try {
       const problem = await response.json();
-      detail = problem.detail || problem.title || detail;
+      detail = problem.detail || problem.title || "";
     } catch (_) { /* not JSON */ }
-    throw new Error(`${response.status}: ${detail}`);
+    if (response.status === 401 && state.user) showSignedOut();
+    throw new Problem(response.status, friendly(response.status, detail));
   }
   return response.status === 204 ? null : response.json();
 }
+
+const api = (path, options) => call("/api" + path, options);
 
 function json(method, body) {
   return { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
@@ -54,6 +92,23 @@ function size(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+// The length of `text` in UTF-8 bytes: what the stream's offsets count.
+const utf8 = new TextEncoder();
+const bytes = (text) => utf8.encode(text).length;
+
+// A message's time: the hour today, the date too otherwise.
+function when(iso) {
+  const d = new Date(iso);
+  const today = d.toDateString() === new Date().toDateString();
+  return today
+    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+function guard(fn) {
+  return (...args) => fn(...args).catch((e) => say(e.message, true));
+}
+
 // ------------------------------------------------------------------ sign-in (demo only)
 
 async function whoAmI() {
@@ -63,13 +118,36 @@ async function whoAmI() {
 
 async function signIn(name) {
   const response = await fetch("/demo/login", json("POST", { user: name }));
-  if (!response.ok) throw new Error(await response.text());
+  if (!response.ok) throw new Problem(response.status, `Cannot sign in: ${await response.text()}.`);
 }
 
 function showSignedIn() {
   $("login").hidden = true;
   $("app").hidden = false;
+  $("sign-out").hidden = false;
   $("whoami").textContent = `signed in as ${state.user}`;
+}
+
+// Back to the sign-in screen: nothing of the app stays on the page.
+function showSignedOut() {
+  stopFollowing();
+  Object.assign(state, { user: null, current: null, listCursor: null, olderCursor: null });
+  $("app").hidden = true;
+  $("sign-out").hidden = true;
+  $("login").hidden = false;
+  $("whoami").textContent = "";
+  $("conversations").replaceChildren();
+  $("messages").replaceChildren();
+  $("files").replaceChildren();
+  $("conversation").hidden = true;
+  $("empty").hidden = false;
+  history.replaceState(null, "", location.pathname);
+}
+
+async function signOut() {
+  await call("/demo/logout", { method: "POST" });
+  showSignedOut();
+  say("Signed out.");
 }
 
 // ------------------------------------------------------------------ conversations
@@ -88,7 +166,7 @@ async function loadConversations(more = false) {
         class: [c.id === state.current ? "selected" : "", c.archived ? "archived" : ""].join(" ").trim(),
         dataset: { id: c.id },
       },
-      el("button", { type: "button", onclick: () => openConversation(c.id) },
+      el("button", { type: "button", onclick: guard(() => openConversation(c.id)) },
         title, c.archived ? " (archived)" : "")),
     );
   }
@@ -96,24 +174,45 @@ async function loadConversations(more = false) {
   $("more-conversations").hidden = !page.next_cursor;
 }
 
+const STATUS_LABELS = {
+  pending: "thinking…",
+  streaming: "writing…",
+  stopped: "stopped",
+  failed: "failed",
+  interrupted: "interrupted",
+};
+
+const inProgress = (m) => m.status === "pending" || m.status === "streaming";
+
 function renderMessage(m) {
   const body = el("div", { class: "content" });
   for (const part of m.parts) {
     if (part.type === "text") body.append(el("span", {}, part.text));
-    else if (part.type === "file") body.append(el("span", { class: "file-part" }, ` [file: ${part.filename || part.file_id || part.url}]`));
+    else if (part.type === "file") body.append(el("span", { class: "file-part" }, ` [file: ${part.filename || "attachment"}]`));
     else if (part.type === "tool_call") body.append(el("code", {}, ` [tool call: ${part.name}]`));
-    else body.append(el("span", { class: "part" }, ` [${part.type}]`));
+    else if (part.type !== "reasoning") body.append(el("span", { class: "part" }, ` [${part.type}]`));
   }
-  const status = m.status === "complete" ? "" : m.status;
-  const li = el("li", { class: `message ${m.role}`, dataset: { seq: String(m.seq), id: m.id } },
-    el("span", { class: "role" }, m.role, status ? el("span", { class: "status" }, status) : ""),
-    body);
+  // Text arriving live goes here.
+  body.append(el("span", { class: "live" }));
+  const status = STATUS_LABELS[m.status] || "";
+  const meta = el("div", { class: "meta" },
+    el("span", { class: "role" }, m.role),
+    el("time", { dateTime: m.created_at, title: new Date(m.created_at).toLocaleString() }, when(m.created_at)),
+    status ? el("span", { class: `status ${m.status}` }, status) : "");
+  const li = el("li", {
+    class: `message ${m.role}${inProgress(m) ? " streaming" : ""}`,
+    dataset: { seq: String(m.seq), id: m.id, offset: String(bytes(m.content)) },
+  }, meta, body);
+  if (m.status === "failed" && m.failure) {
+    li.append(el("span", { class: "failure" }, `The assistant could not answer: ${m.failure.replace(UUID, "")}`));
+  }
   const actions = el("div", { class: "actions" }, versionControls(m));
-  const inProgress = m.status === "pending" || m.status === "streaming";
   if (m.role === "user") {
-    actions.append(el("button", { type: "button", class: "edit", onclick: () => startEditing(li, m, "edit") }, "Edit"));
-  } else if (m.role === "assistant" && !inProgress) {
-    actions.append(el("button", { type: "button", class: "regenerate", onclick: () => startEditing(li, m, "regenerate") }, "Regenerate"));
+    actions.append(el("button", { type: "button", class: "edit", onclick: () => startEditing(li, m) }, "Edit"));
+  } else if (m.role === "assistant" && inProgress(m)) {
+    actions.append(el("button", { type: "button", class: "stop", onclick: guard(() => stopReply(m)) }, "Stop"));
+  } else if (m.role === "assistant") {
+    actions.append(el("button", { type: "button", class: "regenerate", onclick: guard(() => regenerate(m)) }, "Regenerate"));
   }
   li.append(actions);
   return li;
@@ -134,6 +233,8 @@ function messagePath(m, action) {
   return `/conversations/${state.current}/messages/${encodeURIComponent(m.id)}/${action}`;
 }
 
+const messageItem = (id) => $("messages").querySelector(`li[data-id="${CSS.escape(id)}"]`);
+
 async function stepVersion(m, by) {
   const versions = await api(messagePath(m, "siblings"));
   const target = versions.items[versions.index + by];
@@ -142,17 +243,18 @@ async function stepVersion(m, by) {
   await loadMessages();
 }
 
-// Edit a user message, or write a new version of an assistant reply (this demo has no
-// model: the person writes it), in place: a textarea with the text, Save and Cancel.
-function startEditing(li, m, action) {
+// Edit a question in place (a textarea, Save and Cancel): the edit is a new version of
+// it, and the assistant answers it.
+function startEditing(li, m) {
   const area = el("textarea", { class: "edit-text", rows: 3, value: m.content });
   const save = guard(async () => {
     const text = area.value;
     if (!text.trim()) return;
-    // An edit keeps the message's files; a new reply is text.
-    const kept = action === "edit" ? m.parts.filter((p) => p.type === "file") : [];
+    // An edit keeps the message's files.
+    const kept = m.parts.filter((p) => p.type === "file");
     const body = kept.length ? { parts: [{ type: "text", text }, ...kept] } : { text };
-    await api(messagePath(m, action), json("POST", body));
+    await api(messagePath(m, "edit"), json("POST", body));
+    await askForReply();
     await loadMessages();
   });
   li.querySelector(".content").replaceWith(el("div", { class: "editor" }, area,
@@ -163,6 +265,79 @@ function startEditing(li, m, action) {
   area.focus();
 }
 
+// ------------------------------------------------------------------ live replies
+
+function stopFollowing() {
+  for (const source of live.values()) source.close();
+  live.clear();
+}
+
+// Follows a reply while it streams, from the text the page shows: each `delta` event
+// adds text, `end` shows the finished message. The browser reconnects by itself after a
+// network error, with the last event id (an offset), so nothing is lost or repeated; a
+// 204 (nothing streams any more) closes the stream, and the page reads the message.
+function follow(m) {
+  const url = `/api${messagePath(m, "stream")}?offset=${bytes(m.content)}`;
+  const source = new EventSource(url);
+  live.set(m.id, source);
+  const done = () => {
+    source.close();
+    if (live.get(m.id) === source) live.delete(m.id);
+  };
+  source.addEventListener("delta", (event) => {
+    const li = messageItem(m.id);
+    if (!li) return done();
+    const delta = JSON.parse(event.data);
+    const shown = Number(li.dataset.offset);
+    if (delta.offset !== shown) {
+      // The page and the stream disagree (the list was reloaded meanwhile): start over.
+      done();
+      loadMessages().catch((e) => say(e.message, true));
+      return;
+    }
+    li.querySelector(".content .live").append(delta.text);
+    li.dataset.offset = String(shown + bytes(delta.text));
+    const status = li.querySelector(".status");
+    if (status) status.textContent = STATUS_LABELS.streaming;
+  });
+  source.addEventListener("end", (event) => {
+    done();
+    const li = messageItem(m.id);
+    if (li) li.replaceWith(renderMessage(JSON.parse(event.data)));
+  });
+  source.addEventListener("error", (event) => {
+    if (event.data) {
+      // The server could not read the reply any more.
+      done();
+      say("The reply could not be followed any further; reload to see it.", true);
+    } else if (source.readyState === EventSource.CLOSED) {
+      done();
+      loadMessages().catch((e) => say(e.message, true));
+    }
+  });
+}
+
+async function stopReply(m) {
+  const stopped = await api(messagePath(m, "stop"), { method: "POST" });
+  const source = live.get(m.id);
+  if (source) source.close();
+  live.delete(m.id);
+  const li = messageItem(m.id);
+  if (li) li.replaceWith(renderMessage(stopped));
+}
+
+// Asks the assistant to answer the question that ends the active branch.
+async function askForReply() {
+  await call(`/app/conversations/${state.current}/reply`, { method: "POST" });
+}
+
+async function regenerate(m) {
+  await call(`/app${messagePath(m, "regenerate")}`, { method: "POST" });
+  await loadMessages();
+}
+
+// ------------------------------------------------------------------ one conversation
+
 async function loadMessages(older = false) {
   const id = state.current;
   const params = new URLSearchParams({ last: "50" });
@@ -171,8 +346,12 @@ async function loadMessages(older = false) {
   if (id !== state.current) return;
   const list = $("messages");
   const items = page.items.map(renderMessage);
+  if (!older) stopFollowing();
   if (older) list.prepend(...items);
   else list.replaceChildren(...items);
+  for (const m of page.items) {
+    if (inProgress(m) && !live.has(m.id)) follow(m);
+  }
   state.olderCursor = page.next_cursor;
   $("older").hidden = !page.next_cursor;
 }
@@ -182,18 +361,41 @@ function renderFiles(id, files) {
     el("li", { class: "file", dataset: { id: f.id } },
       el("a", { href: `/api/conversations/${id}/files/${f.id}/content`, download: f.filename, class: "download" }, f.filename),
       ` ${size(f.size)} ${f.content_type} `,
-      el("button", { type: "button", class: "link", onclick: () => copyLink(id, f.id) }, "Share link"),
-      el("button", { type: "button", class: "delete", onclick: () => deleteFile(id, f.id) }, "Delete"))));
+      el("button", { type: "button", class: "link", onclick: guard(() => copyLink(id, f.id)) }, "Share link"),
+      el("button", { type: "button", class: "delete", onclick: guard(() => deleteFile(id, f.id)) }, "Delete"))));
+}
+
+function closeConversation() {
+  stopFollowing();
+  state.current = null;
+  state.olderCursor = null;
+  history.replaceState(null, "", location.pathname);
+  $("conversation").hidden = true;
+  $("delete-confirm").hidden = true;
+  $("empty").hidden = false;
+  $("messages").replaceChildren();
+  $("files").replaceChildren();
 }
 
 async function openConversation(id) {
+  const switching = id !== state.current;
   state.current = id;
-  state.olderCursor = null;
+  if (switching) state.olderCursor = null;
   history.replaceState(null, "", `#c=${encodeURIComponent(id)}`);
-  const detail = await api(`/conversations/${id}`);
+  let detail;
+  try {
+    detail = await api(`/conversations/${encodeURIComponent(id)}`);
+  } catch (e) {
+    if (e.status === 404 || e.status === 400) {
+      closeConversation();
+      throw new Problem(404, "That conversation was not found: it may have been deleted.");
+    }
+    throw e;
+  }
   const c = detail.conversation;
   $("conversation").hidden = false;
   $("empty").hidden = true;
+  if (switching) $("delete-confirm").hidden = true;
   $("title").textContent = c.title || "(untitled)";
   $("archived-badge").hidden = !c.archived;
   $("archive").textContent = c.archived ? "Unarchive" : "Archive";
@@ -233,12 +435,21 @@ async function toggleArchive() {
   await refresh();
 }
 
+async function deleteConversation() {
+  await api(`/conversations/${state.current}`, { method: "DELETE" });
+  closeConversation();
+  await loadConversations();
+  say("Conversation deleted.");
+}
+
 async function send(event) {
   event.preventDefault();
   const text = $("message-text").value;
   if (!text.trim()) return;
   await api(`/conversations/${state.current}/messages`, json("POST", { role: "user", text }));
   $("message-text").value = "";
+  say("");
+  await askForReply();
   await refresh();
 }
 
@@ -267,10 +478,6 @@ async function deleteFile(id, fileId) {
   await refresh();
 }
 
-function guard(fn) {
-  return (...args) => fn(...args).catch((e) => say(e.message, true));
-}
-
 // ------------------------------------------------------------------ start
 
 async function start() {
@@ -279,8 +486,10 @@ async function start() {
     await signIn($("login-name").value.trim());
     state.user = await whoAmI();
     showSignedIn();
+    say("");
     await loadConversations();
   }));
+  $("sign-out").addEventListener("click", guard(signOut));
   $("new-conversation").addEventListener("click", guard(newConversation));
   $("more-conversations").addEventListener("click", guard(() => loadConversations(true)));
   $("show-archived").addEventListener("change", guard(async (event) => {
@@ -289,6 +498,9 @@ async function start() {
   }));
   $("rename").addEventListener("click", guard(rename));
   $("archive").addEventListener("click", guard(toggleArchive));
+  $("delete").addEventListener("click", () => { $("delete-confirm").hidden = false; });
+  $("delete-no").addEventListener("click", () => { $("delete-confirm").hidden = true; });
+  $("delete-yes").addEventListener("click", guard(deleteConversation));
   $("older").addEventListener("click", guard(() => loadMessages(true)));
   $("message-form").addEventListener("submit", guard(send));
   $("upload-form").addEventListener("submit", guard(upload));
@@ -299,6 +511,7 @@ async function start() {
   state.user = await whoAmI();
   if (!state.user) {
     $("login").hidden = false;
+    document.body.dataset.ready = "true";
     return;
   }
   showSignedIn();
@@ -307,8 +520,11 @@ async function start() {
     $("show-archived").checked = true;
   }
   state.current = hash.get("c");
-  await refresh();
-  document.body.dataset.ready = "true";
+  try {
+    await refresh();
+  } finally {
+    document.body.dataset.ready = "true";
+  }
 }
 
 start().catch((e) => say(e.message, true));
