@@ -4,6 +4,7 @@ use std::io::Write;
 
 use chatvault_core::backend::{ConversationHead, download_error};
 use chatvault_core::{ConversationId, Error, MessageRange};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use crate::error::{ArchiveError, Result, io_at};
@@ -15,22 +16,57 @@ use crate::writer::{ArchiveWriter, Spool};
 /// Messages read from a store per call.
 pub(crate) const MESSAGE_PAGE: usize = 500;
 
+/// What an export leaves out, beyond its [`Scope`]. The default leaves out nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportOptions {
+    /// Only conversations active at or after this time (their record's `last_active`):
+    /// an incremental export of what changed since an earlier one. Every message of such
+    /// a conversation is exported, not only the newer ones.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl ExportOptions {
+    /// Sets [`since`](Self::since).
+    pub fn since(mut self, since: DateTime<Utc>) -> Self {
+        self.since = Some(since);
+        self
+    }
+}
+
 /// Exports the conversations of `scope` from `store` into `writer`, then finishes the
-/// archive (writes its manifest) and returns the manifest.
+/// archive (writes its manifest) and returns the manifest: [`export_with`] with the
+/// default [`ExportOptions`].
+pub async fn export(
+    store: &Store,
+    scope: Scope,
+    writer: ArchiveWriter,
+    on_progress: OnProgress<'_>,
+) -> Result<Manifest> {
+    export_with(store, scope, &ExportOptions::default(), writer, on_progress).await
+}
+
+/// Exports the conversations of `scope` that `options` keeps from `store` into `writer`,
+/// then finishes the archive (writes its manifest) and returns the manifest.
 ///
 /// Streams: memory holds one listing page, one message page and a write buffer; each
 /// file is spooled to a temporary file. Attachment bytes are checked against their
 /// record as they stream ([`ArchiveError::Checksum`], [`ArchiveError::Missing`]): an
 /// export never carries damaged bytes silently. A conversation deleted while the export
-/// runs is left out; [`Scope::Conversation`] of an unknown id is a not-found error.
-pub async fn export(
+/// runs is left out; [`Scope::Conversation`] of an unknown id is a not-found error (one
+/// that [`ExportOptions::since`] leaves out is not: the archive is then empty).
+pub async fn export_with(
     store: &Store,
     scope: Scope,
+    options: &ExportOptions,
     mut writer: ArchiveWriter,
     on_progress: OnProgress<'_>,
 ) -> Result<Manifest> {
     let single = matches!(scope, Scope::Conversation(_));
     let mut ids = ConversationIds::new(store, scope);
+    if let Some(since) = options.since {
+        ids = ids.active_since(since);
+    }
     let mut progress = Progress::default();
     while let Some(id) = ids.next().await? {
         let Some(head) = store.messages.head(&id).await? else {
@@ -43,6 +79,10 @@ pub async fn export(
             }
             continue;
         };
+        // A listing checked the summary; `Scope::Conversation` lists nothing.
+        if options.since.is_some_and(|t| head.record.last_active < t) {
+            continue;
+        }
         export_conversation(store, &head, &mut writer, &mut progress).await?;
         on_progress(&progress);
     }

@@ -17,7 +17,7 @@ mod verify;
 mod writer;
 
 pub use error::{ArchiveError, Result};
-pub use export::export;
+pub use export::{ExportOptions, export, export_with};
 pub use format::{
     BLOBS_DIR, CONVERSATIONS_DIR, Counts, FORMAT_VERSION, FileEntry, FormatVersion, MANIFEST,
     Manifest, blob_path, conversation_path,

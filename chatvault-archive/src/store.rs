@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chatvault_core::backend::MessagesCapabilities;
 use chatvault_core::{ConversationId, FilesBackend, ListOptions, MessagesBackend, UserId};
+use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 
@@ -55,6 +56,7 @@ pub struct ConversationIds {
     page: std::vec::IntoIter<ConversationId>,
     cursor: Option<String>,
     done: bool,
+    since: Option<DateTime<Utc>>,
 }
 
 impl ConversationIds {
@@ -66,7 +68,17 @@ impl ConversationIds {
             page: Vec::new().into_iter(),
             cursor: None,
             done: false,
+            since: None,
         }
+    }
+
+    /// Lists only conversations active at or after `since` (their `last_active`). A
+    /// listing is newest activity first, so it stops at the first older conversation:
+    /// what is read is bounded by what is listed. [`Scope::Conversation`] still yields
+    /// its id (the caller checks the record's `last_active`).
+    pub fn active_since(mut self, since: DateTime<Utc>) -> Self {
+        self.since = Some(since);
+        self
     }
 
     /// The next id, or `None` when the listing is done.
@@ -98,12 +110,19 @@ impl ConversationIds {
                 .await?;
             self.done = page.next_cursor.is_none();
             self.cursor = page.next_cursor;
-            self.page = page
+            let since = self.since;
+            let before = page.items.len();
+            let ids: Vec<ConversationId> = page
                 .items
                 .into_iter()
+                .take_while(|s| since.is_none_or(|t| s.last_active >= t))
                 .map(|s| s.id)
-                .collect::<Vec<_>>()
-                .into_iter();
+                .collect();
+            if ids.len() < before {
+                // Newest activity first: everything after this one is older still.
+                self.done = true;
+            }
+            self.page = ids.into_iter();
         }
     }
 }

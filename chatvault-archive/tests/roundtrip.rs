@@ -7,6 +7,7 @@ use chatvault_archive::{
     ArchiveError, ArchiveReader, ArchiveWriter, ImportOptions, Scope, import, no_progress,
 };
 use common::*;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_to_local_to_sqlite_keeps_every_conversation_file_and_blob() {
@@ -280,4 +281,103 @@ async fn branches_survive_export_and_import_through_every_backend() {
         .await
         .unwrap();
     assert!(again.added_nothing());
+}
+
+/// `ExportOptions::since` keeps the conversations active at or after a time, with all of
+/// their messages, in every scope; one that names an older conversation exports nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_since_a_time_keeps_only_conversations_active_since() {
+    use chatvault_archive::{ExportOptions, export_with};
+    use chatvault_core::{ChatVault, Role};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = memory();
+    let vault = ChatVault::from_arcs(Arc::clone(&store.messages), Arc::clone(&store.files));
+    let alice = "alice".parse().unwrap();
+    let bob = "bob".parse().unwrap();
+    let mut touched = vault.create_conversation(Some(&alice)).await.unwrap();
+    touched.add_message(Role::User, "old 1").await.unwrap();
+    touched.add_message(Role::User, "old 2").await.unwrap();
+    let mut old = vault.create_conversation(Some(&alice)).await.unwrap();
+    old.add_message(Role::User, "old").await.unwrap();
+    let mut old_bob = vault.create_conversation(Some(&bob)).await.unwrap();
+    old_bob.add_message(Role::User, "old").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let since = chatvault_core::backend::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    touched.add_message(Role::User, "new").await.unwrap();
+    let mut new_bob = vault.create_conversation(Some(&bob)).await.unwrap();
+    new_bob.add_message(Role::User, "new").await.unwrap();
+
+    let ids_in = |dir: &std::path::Path| -> std::collections::BTreeSet<String> {
+        let reader = ArchiveReader::open(dir).unwrap();
+        let files: Vec<String> = reader
+            .manifest()
+            .conversation_files()
+            .map(str::to_owned)
+            .collect();
+        files
+            .iter()
+            .map(|rel| {
+                let c = reader.conversation(rel, 10).unwrap();
+                c.head().record.id.to_string()
+            })
+            .collect()
+    };
+    let options = ExportOptions::default().since(since);
+    let all = tmp.path().join("all");
+    let manifest = export_with(
+        &store,
+        Scope::All,
+        &options,
+        ArchiveWriter::create_dir(&all).unwrap(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    let want: std::collections::BTreeSet<String> =
+        [touched.id().to_string(), new_bob.id().to_string()].into();
+    assert_eq!(ids_in(&all), want);
+    assert_eq!(
+        (manifest.counts.conversations, manifest.counts.messages),
+        (2, 3 + 1),
+        "a conversation active since is exported whole"
+    );
+
+    let alices = tmp.path().join("alice");
+    export_with(
+        &store,
+        Scope::Owner(alice),
+        &options,
+        ArchiveWriter::create_dir(&alices).unwrap(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids_in(&alices), [touched.id().to_string()].into());
+
+    let one_old = tmp.path().join("one-old");
+    let manifest = export_with(
+        &store,
+        Scope::Conversation(old.id().clone()),
+        &options,
+        ArchiveWriter::create_dir(&one_old).unwrap(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(manifest.counts.conversations, 0);
+
+    // Without `since`, everything.
+    let everything = tmp.path().join("everything");
+    export_with(
+        &store,
+        Scope::All,
+        &ExportOptions::default(),
+        ArchiveWriter::create_dir(&everything).unwrap(),
+        &no_progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids_in(&everything).len(), 4);
 }

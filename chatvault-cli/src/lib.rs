@@ -15,9 +15,10 @@ mod url;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chatvault_archive::Scope;
 use chatvault_archive::import::Format;
+use chatvault_archive::{ExportOptions, Scope};
 use chatvault_core::{ConversationId, UserId};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 pub use error::{
@@ -109,6 +110,11 @@ pub enum Command {
         /// Which conversations.
         #[command(flatten)]
         scope: ScopeArgs,
+        /// Only conversations active at or after TIME (RFC 3339, e.g.
+        /// 2025-01-31T12:00:00Z, or a date, 2025-01-31, meaning its midnight UTC); each
+        /// with every message.
+        #[arg(long, value_name = "TIME", conflicts_with = "conversation")]
+        since: Option<String>,
         /// Where (a new or empty directory, a new PATH.tar, or -); default
         /// chatvault-export-TIME.
         #[arg(short, long)]
@@ -208,11 +214,11 @@ fn init_tracing(verbose: u8) {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
+    let url = cli.store.as_deref();
     match cli.command {
         Command::Stat { owner, json } => {
             let owner = owner.as_deref().map(parse_user).transpose()?;
-            let store = store(cli.store.as_deref(), Open::Existing).await?;
-            read::stat(&store, owner, json).await
+            read::stat(&store(url, Open::Existing).await?, owner, json).await
         }
         Command::Ls {
             owner,
@@ -222,26 +228,24 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let owner = owner.as_deref().map(parse_user).transpose()?;
-            let store = store(cli.store.as_deref(), Open::Existing).await?;
+            let store = store(url, Open::Existing).await?;
             read::ls(&store, owner.as_ref(), limit, cursor, archived, json).await
         }
         Command::Show { id, last, json } => {
             let id = parse_conversation(&id)?;
-            let store = store(cli.store.as_deref(), Open::Existing).await?;
-            read::show(&store, &id, last, json).await
+            read::show(&store(url, Open::Existing).await?, &id, last, json).await
         }
-        Command::Export { scope, output } => {
-            let scope = parse_scope(&scope)?;
-            let store = store(cli.store.as_deref(), Open::Existing).await?;
-            let to = output.unwrap_or_else(moving::default_export_path);
-            moving::export(&store, scope, &to, quiet).await
-        }
+        Command::Export {
+            scope,
+            since,
+            output,
+        } => export(url, &scope, since.as_deref(), output, quiet).await,
         Command::Import {
             archive: path,
             from: Some(format),
             owner,
             dry_run,
-        } => import_from(cli.store.as_deref(), &format, &path, owner, dry_run, quiet).await,
+        } => import_from(url, &format, &path, owner, dry_run, quiet).await,
         Command::Import {
             archive,
             from: None,
@@ -251,12 +255,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             // The archive first: an unreadable one leaves the store untouched (not even
             // created).
             let archive = moving::open_archive(&archive)?;
-            let mode = if dry_run {
-                Open::Existing
-            } else {
-                Open::Create
-            };
-            let store = store(cli.store.as_deref(), mode).await?;
+            let store = store(url, write_mode(dry_run)).await?;
             moving::import(&archive, &store, dry_run, quiet).await
         }
         Command::Copy {
@@ -264,41 +263,73 @@ pub async fn run(cli: Cli) -> Result<()> {
             dst,
             scope,
             dry_run,
-        } => {
-            let scope = parse_scope(&scope)?;
-            let (src_url, dst_url) = (StoreUrl::parse(&src)?, StoreUrl::parse(&dst)?);
-            if src_url == dst_url {
-                return Err(CliError::Usage("SRC and DST are the same store".into()));
-            }
-            let src = open_store(&src_url, Open::Existing).await?;
-            let mode = if dry_run {
-                Open::Existing
-            } else {
-                Open::Create
-            };
-            let dst = open_store(&dst_url, mode).await?;
-            moving::copy(&src, &dst, scope, dry_run, quiet).await
-        }
+        } => copy(&src, &dst, &scope, dry_run, quiet).await,
         Command::Verify {
             read_blobs,
             archive,
             json,
-        } => match archive {
-            Some(path) => {
-                let archive = moving::open_archive(&path)?;
-                moving::verify(
-                    moving::VerifyTarget::Archive(&archive),
-                    read_blobs,
-                    json,
-                    quiet,
-                )
-                .await
-            }
-            None => {
-                let store = store(cli.store.as_deref(), Open::Existing).await?;
-                moving::verify(moving::VerifyTarget::Store(&store), read_blobs, json, quiet).await
-            }
-        },
+        } => verify(url, archive.as_deref(), read_blobs, json, quiet).await,
+    }
+}
+
+/// How a verb that writes opens its store: not at all for a dry run (a missing store is
+/// then unreachable, never created).
+fn write_mode(dry_run: bool) -> Open {
+    if dry_run {
+        Open::Existing
+    } else {
+        Open::Create
+    }
+}
+
+/// `export`: checks the arguments, then writes the archive.
+async fn export(
+    url: Option<&str>,
+    scope: &ScopeArgs,
+    since: Option<&str>,
+    output: Option<PathBuf>,
+    quiet: bool,
+) -> Result<()> {
+    let scope = parse_scope(scope)?;
+    let mut options = ExportOptions::default();
+    if let Some(since) = since {
+        options = options.since(parse_since(since)?);
+    }
+    let store = store(url, Open::Existing).await?;
+    let to = output.unwrap_or_else(moving::default_export_path);
+    moving::export(&store, scope, &options, &to, quiet).await
+}
+
+/// `copy SRC DST`: checks the arguments, opens both stores, copies.
+async fn copy(src: &str, dst: &str, scope: &ScopeArgs, dry_run: bool, quiet: bool) -> Result<()> {
+    let scope = parse_scope(scope)?;
+    let (src_url, dst_url) = (StoreUrl::parse(src)?, StoreUrl::parse(dst)?);
+    if src_url == dst_url {
+        return Err(CliError::Usage("SRC and DST are the same store".into()));
+    }
+    let src = open_store(&src_url, Open::Existing).await?;
+    let dst = open_store(&dst_url, write_mode(dry_run)).await?;
+    moving::copy(&src, &dst, scope, dry_run, quiet).await
+}
+
+/// `verify`: of an archive when one is given, else of the store.
+async fn verify(
+    url: Option<&str>,
+    archive: Option<&std::path::Path>,
+    read_blobs: bool,
+    json: bool,
+    quiet: bool,
+) -> Result<()> {
+    match archive {
+        Some(path) => {
+            let archive = moving::open_archive(path)?;
+            let target = moving::VerifyTarget::Archive(&archive);
+            moving::verify(target, read_blobs, json, quiet).await
+        }
+        None => {
+            let store = store(url, Open::Existing).await?;
+            moving::verify(moving::VerifyTarget::Store(&store), read_blobs, json, quiet).await
+        }
     }
 }
 
@@ -326,12 +357,7 @@ async fn import_from(
         }
         None => None,
     };
-    let mode = if dry_run {
-        Open::Existing
-    } else {
-        Open::Create
-    };
-    let store = store(url, mode).await?;
+    let store = store(url, write_mode(dry_run)).await?;
     match table {
         Some(StoreUrl::Dynamo {
             table,
@@ -365,6 +391,20 @@ fn parse_user(s: &str) -> Result<UserId> {
 
 fn parse_conversation(s: &str) -> Result<ConversationId> {
     ConversationId::parse(s).map_err(|e| CliError::Usage(format!("bad conversation id {s:?}: {e}")))
+}
+
+/// `--since`: an RFC 3339 time, or a date (`YYYY-MM-DD`, its midnight UTC).
+fn parse_since(s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(date.and_time(NaiveTime::MIN).and_utc());
+    }
+    Err(CliError::Usage(format!(
+        "bad --since {s:?}: give an RFC 3339 time (2025-01-31T12:00:00Z) or a date \
+         (2025-01-31, its midnight UTC)"
+    )))
 }
 
 fn parse_scope(args: &ScopeArgs) -> Result<Scope> {

@@ -4,7 +4,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use chatvault_archive::{
-    ArchiveReader, ArchiveWriter, ImportOptions, ImportReport, Scope, Store, VerifyReport,
+    ArchiveReader, ArchiveWriter, ExportOptions, ImportOptions, ImportReport, Scope, Store,
+    VerifyReport,
 };
 use serde::Serialize;
 
@@ -13,7 +14,13 @@ use crate::output::{bar, follow, json_line};
 
 /// `export`: to a directory, a `.tar` (by its extension), or standard output (`-`, as a
 /// tar; refused when standard output is a terminal).
-pub(crate) async fn export(store: &Store, scope: Scope, to: &Path, quiet: bool) -> Result<()> {
+pub(crate) async fn export(
+    store: &Store,
+    scope: Scope,
+    options: &ExportOptions,
+    to: &Path,
+    quiet: bool,
+) -> Result<()> {
     let writer = if to == Path::new("-") {
         if std::io::stdout().is_terminal() {
             return Err(CliError::Usage(
@@ -29,7 +36,8 @@ pub(crate) async fn export(store: &Store, scope: Scope, to: &Path, quiet: bool) 
         ArchiveWriter::create_dir(to)?
     };
     let bar = bar("exporting", quiet);
-    let manifest = chatvault_archive::export(store, scope, writer, &follow(&bar)).await?;
+    let manifest =
+        chatvault_archive::export_with(store, scope, options, writer, &follow(&bar)).await?;
     bar.finish_and_clear();
     let c = &manifest.counts;
     eprintln!(

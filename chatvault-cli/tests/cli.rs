@@ -282,3 +282,98 @@ fn find_file(dir: &Path) -> Option<std::path::PathBuf> {
     }
     None
 }
+
+/// The exported conversations' ids, from a directory archive's conversation files.
+fn exported_ids(dir: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(dir.join("conversations"))
+        .unwrap()
+        .map(|e| {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let head: serde_json::Value =
+                serde_json::from_str(text.lines().next().unwrap()).unwrap();
+            head["record"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn export_since_keeps_the_conversations_active_since() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("src");
+    let src = make_store(&dir);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let since = chatvault_core::backend::now();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Bob's conversation gets a message after `since`; Alice's does not.
+    let bob_id = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let vault = ChatVault::new(
+            LocalMessages::open(dir.join("messages")).unwrap(),
+            LocalFiles::new(dir.join("files")).unwrap(),
+        );
+        let bob = "bob".parse().unwrap();
+        let page = vault
+            .list_conversations(&bob, &chatvault_core::ListOptions::new())
+            .await
+            .unwrap();
+        let mut c = vault
+            .get_conversation(&page.items[0].id)
+            .await
+            .unwrap()
+            .unwrap();
+        c.add_message(Role::User, "bob again").await.unwrap();
+        c.id().to_string()
+    });
+    let export = |name: &str, since: &str| {
+        let out = chatvault()
+            .args(["--store", &src, "export", "--since", since, "-o"])
+            .arg(tmp.path().join(name))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{since}: {}", stderr(&out));
+        out
+    };
+    let out = export("rfc3339", &since.to_rfc3339());
+    assert!(
+        stderr(&out).contains("exported 1 conversations, 3 messages, 0 attachments"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(exported_ids(&tmp.path().join("rfc3339")), [bob_id]);
+    // A date is its midnight UTC.
+    export("old-date", "2000-01-01");
+    assert_eq!(exported_ids(&tmp.path().join("old-date")).len(), 2);
+    let out = export("future-date", "2999-12-31");
+    assert!(
+        stderr(&out).contains("exported 0 conversations"),
+        "{}",
+        stderr(&out)
+    );
+    // With an offset: the same instant.
+    let offset = since
+        .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
+        .to_rfc3339();
+    export("offset", &offset);
+    assert_eq!(exported_ids(&tmp.path().join("offset")).len(), 1);
+
+    for bad in [
+        vec!["--since", "yesterday"],
+        vec!["--since", "2025-13-01"],
+        vec!["--since", "2025-01-01", "--conversation", "x"],
+    ] {
+        let out = chatvault()
+            .args(["--store", &src, "export", "-o"])
+            .arg(tmp.path().join("bad"))
+            .args(&bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+        assert!(!tmp.path().join("bad").exists(), "{bad:?} wrote an export");
+    }
+    let out = chatvault()
+        .args(["--store", &src, "export", "--since", "yesterday"])
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("RFC 3339"), "{}", stderr(&out));
+}
