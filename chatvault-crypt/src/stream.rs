@@ -81,18 +81,27 @@ pub(crate) fn stored_size(plain: u64) -> u64 {
     FILE_HEADER_LEN as u64 + plain + segments * TAG_LEN as u64
 }
 
+/// Sealed bytes handed on at once: 16 segments.
+const BATCH: usize = 16 * (SEGMENT + TAG_LEN);
+
 struct Sealing {
     input: ByteStream,
-    pending: BytesMut,
+    /// Input not yet copied into `buf`.
+    carry: Bytes,
+    /// Sealed segments (`..sealed`), then the open segment's plaintext.
+    buf: BytesMut,
+    sealed: usize,
     cipher: SegmentCipher,
     aad: Vec<u8>,
     position: u32,
-    header: Option<Bytes>,
     ended: bool,
     done: bool,
 }
 
-/// `data` sealed under `keys` for storage `key`.
+/// `data` sealed under `keys` for storage `key`: the header, then batches of sealed
+/// segments, each segment sealed in place in its batch (no copy beyond the one out of
+/// the input). Under a tokio runtime the sealing runs in a task of its own, ahead of the
+/// consumer by at most four batches, so that sealing and storing overlap.
 pub(crate) fn seal_stream(
     data: ByteStream,
     header: Header,
@@ -100,57 +109,73 @@ pub(crate) fn seal_stream(
     key: &str,
 ) -> Result<ByteStream> {
     let file = FileHeader::new(header)?;
+    let mut buf = BytesMut::with_capacity(BATCH + SEGMENT + TAG_LEN);
+    buf.extend_from_slice(&file.bytes);
     let state = Sealing {
         input: data,
-        pending: BytesMut::with_capacity(2 * SEGMENT),
+        carry: Bytes::new(),
+        sealed: buf.len(),
+        buf,
         cipher: file.cipher(keys)?,
         aad: file.aad(key),
         position: 0,
-        header: Some(Bytes::copy_from_slice(&file.bytes)),
         ended: false,
         done: false,
     };
-    Ok(stream::unfold(state, |mut s| async move {
+    let sealed = stream::unfold(state, |mut s| async move {
         let item = next_sealed(&mut s).await?;
         Some((item, s))
-    })
-    .boxed())
+    });
+    Ok(pipelined(sealed.boxed()))
 }
 
 async fn next_sealed(s: &mut Sealing) -> Option<io::Result<Bytes>> {
-    if s.done {
-        return None;
-    }
-    if let Some(header) = s.header.take() {
-        return Some(Ok(header));
-    }
-    loop {
-        // A full segment is sealed once more bytes follow it: only then is it known not
-        // to be the last.
-        if s.pending.len() > SEGMENT {
-            let segment = s.pending.split_to(SEGMENT);
-            return Some(seal_segment(s, &segment, false));
+    while !s.done {
+        if s.sealed >= BATCH {
+            let out = s.buf.split_to(s.sealed).freeze();
+            s.sealed = 0;
+            return Some(Ok(out));
         }
-        if s.ended {
-            s.done = true;
-            let segment = s.pending.split();
-            return Some(seal_segment(s, &segment, true));
+        if s.carry.is_empty() && !s.ended {
+            match s.input.next().await {
+                Some(Ok(chunk)) => s.carry = chunk,
+                Some(Err(e)) => {
+                    s.done = true;
+                    return Some(Err(e));
+                }
+                None => s.ended = true,
+            }
+            continue;
         }
-        match s.input.next().await {
-            Some(Ok(chunk)) => s.pending.extend_from_slice(&chunk),
-            Some(Err(e)) => {
-                s.done = true;
+        let open = s.buf.len() - s.sealed;
+        if s.carry.is_empty() {
+            // The input ended: the open segment is the last.
+            if let Err(e) = seal_open(s, true) {
                 return Some(Err(e));
             }
-            None => s.ended = true,
+            s.done = true;
+            return Some(Ok(s.buf.split().freeze()));
         }
+        if open == SEGMENT {
+            // More input follows: the open segment is not the last.
+            if let Err(e) = seal_open(s, false) {
+                return Some(Err(e));
+            }
+            continue;
+        }
+        let n = (SEGMENT - open).min(s.carry.len());
+        s.buf.extend_from_slice(&s.carry.split_to(n));
     }
+    None
 }
 
-fn seal_segment(s: &mut Sealing, plain: &[u8], last: bool) -> io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(plain.len() + TAG_LEN);
-    buf.extend_from_slice(plain);
-    if s.position == u32::MAX || !s.cipher.seal(s.position, last, &s.aad, &mut buf) {
+/// Seals the open segment (the end of `buf`) in place.
+fn seal_open(s: &mut Sealing, last: bool) -> io::Result<()> {
+    let mut tail = Tail {
+        buf: &mut s.buf,
+        start: s.sealed,
+    };
+    if s.position == u32::MAX || !s.cipher.seal(s.position, last, &s.aad, &mut tail) {
         s.done = true;
         return Err(io::Error::other(Error::TooLarge {
             what: "attachment (segments)".into(),
@@ -159,7 +184,59 @@ fn seal_segment(s: &mut Sealing, plain: &[u8], last: bool) -> io::Result<Bytes> 
         }));
     }
     s.position += 1;
-    Ok(Bytes::from(buf))
+    s.sealed = s.buf.len();
+    Ok(())
+}
+
+/// The end of a buffer from `start`, as the AEAD's in-place buffer.
+struct Tail<'a> {
+    buf: &'a mut BytesMut,
+    start: usize,
+}
+
+impl AsRef<[u8]> for Tail<'_> {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+impl AsMut<[u8]> for Tail<'_> {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+}
+
+impl chacha20poly1305::aead::Buffer for Tail<'_> {
+    fn extend_from_slice(&mut self, other: &[u8]) -> chacha20poly1305::aead::Result<()> {
+        self.buf.extend_from_slice(other);
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.buf.truncate(self.start + len);
+    }
+}
+
+/// Runs `stream` in a task of its own when there is a tokio runtime, handing its items
+/// over a channel of four, so that producing them overlaps with consuming them; as it is
+/// otherwise. The task stops when the consumer drops the stream.
+fn pipelined(mut stream: ByteStream) -> ByteStream {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return stream;
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    runtime.spawn(async move {
+        while let Some(item) = stream.next().await {
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }
 
 /// Reads a sealed file's header from `stored`: the header and what follows it.
@@ -209,11 +286,11 @@ pub(crate) fn open_stream(
         ended: false,
         done: false,
     };
-    Ok(stream::unfold(state, |mut s| async move {
+    let opened = stream::unfold(state, |mut s| async move {
         let item = next_opened(&mut s).await?;
         Some((item, s))
-    })
-    .boxed())
+    });
+    Ok(pipelined(opened.boxed()))
 }
 
 async fn next_opened(s: &mut Opening) -> Option<io::Result<Bytes>> {

@@ -131,6 +131,29 @@ impl<B: MessagesBackend> EncryptedMessages<B> {
         Ok(out)
     }
 
+    /// The messages an append returned, in clear: those stored just now as sealed here
+    /// take the caller's content (no need to open what was just sealed); others (a
+    /// retry's stored messages, perhaps updated since) are opened.
+    async fn appended(
+        &self,
+        id: &ConversationId,
+        stored: Vec<Message>,
+        sealed: &[NewMessage],
+        clear: Vec<NewMessage>,
+    ) -> Result<Vec<Message>> {
+        let mut out = Vec::with_capacity(stored.len());
+        for ((mut m, s), c) in stored.into_iter().zip(sealed).zip(clear) {
+            if m.id == s.id && m.revision == 1 && m.parts == s.parts && m.metadata == s.metadata {
+                m.parts = c.parts;
+                m.metadata = c.metadata;
+                out.push(m);
+            } else {
+                out.push(self.opener().message(id, m).await?);
+            }
+        }
+        Ok(out)
+    }
+
     /// An append the wrapped backend refused as AlreadyExists may be a retry sealed with
     /// another key version: compare in clear, as [`check_replay`] defines.
     async fn replay(&self, id: &ConversationId, new: &[NewMessage]) -> Result<Option<Appended>> {
@@ -271,7 +294,11 @@ impl<B: MessagesBackend> MessagesBackend for EncryptedMessages<B> {
             }
             sealed.push(s);
         }
-        let appended = match self.inner.append_messages_as(owner, id, sealed).await {
+        let appended = match self
+            .inner
+            .append_messages_as(owner, id, sealed.clone())
+            .await
+        {
             Ok(appended) => appended,
             Err(
                 e @ Error::AlreadyExists {
@@ -285,7 +312,9 @@ impl<B: MessagesBackend> MessagesBackend for EncryptedMessages<B> {
             }
             Err(e) => return Err(e),
         };
-        let opened = self.open_messages(id, appended.messages).await?;
+        let opened = self
+            .appended(id, appended.messages, &sealed, messages.clone())
+            .await?;
         let record = self.opener().record(appended.record).await?;
         let record = self.auto_title(&sealing, id, record, &messages).await?;
         Ok(Appended {
