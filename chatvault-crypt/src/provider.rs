@@ -178,4 +178,22 @@ mod tests {
         }
         assert!(!format!("{hex_key:?}").contains("abab"));
     }
+
+    #[test]
+    fn from_env_names_a_missing_or_malformed_variable() {
+        let missing = StaticKeyProvider::from_env("CHATVAULT_CRYPT_TEST_SURELY_UNSET")
+            .err()
+            .unwrap();
+        assert_eq!(missing.kind(), chatvault_core::ErrorKind::InvalidInput);
+        assert!(
+            missing
+                .to_string()
+                .contains("CHATVAULT_CRYPT_TEST_SURELY_UNSET")
+        );
+        // PATH is set but is no key; the message does not repeat it.
+        let path = std::env::var("PATH").unwrap_or_default();
+        let malformed = StaticKeyProvider::from_env("PATH").err().unwrap();
+        assert_eq!(malformed.kind(), chatvault_core::ErrorKind::InvalidInput);
+        assert!(path.is_empty() || !malformed.to_string().contains(&path));
+    }
 }

@@ -69,37 +69,7 @@ async fn a_shredded_owner_is_unreadable_everywhere_and_others_are_not() {
     assert_eq!(keys.current_version(Some(&alice)).await.unwrap(), None);
 
     for (place, v) in [("store", &vault), ("backup", &vault_over(&backup, &keys))] {
-        let err = v.get_conversation(a.id()).await.unwrap_err();
-        assert_eq!(
-            err.kind(),
-            ErrorKind::Corrupt,
-            "{place}: alice's conversation"
-        );
-        let messages = v
-            .messages_backend()
-            .messages(a.id(), &chatvault_core::MessageRange::all())
-            .await;
-        assert_eq!(
-            messages.unwrap_err().kind(),
-            ErrorKind::Corrupt,
-            "{place}: messages"
-        );
-        let bytes = v.files_backend().download_stream(&fa.storage_key).await;
-        assert_eq!(
-            bytes.err().map(|e| e.kind()),
-            Some(ErrorKind::Corrupt),
-            "{place}: file"
-        );
-        // Listings still work: the title reads as None.
-        let listed = v
-            .list_conversations(&alice, &ListOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(listed.items.len(), 1, "{place}");
-        assert_eq!(
-            listed.items[0].title, None,
-            "{place}: the title is unreadable"
-        );
+        assert_shredded(place, v, &alice, &a, &fa).await;
         // Bob is untouched.
         let bobs = v.get_conversation(b.id()).await.unwrap().unwrap();
         assert_eq!(
@@ -147,5 +117,46 @@ async fn a_shredded_owner_is_unreadable_everywhere_and_others_are_not() {
         old.err().map(|e| e.kind()),
         Some(ErrorKind::Corrupt),
         "the new key opens nothing old"
+    );
+}
+
+/// Alice's conversation `a` and attachment `fa` are unreadable through `v`; her listing
+/// still works, without the title.
+async fn assert_shredded(
+    place: &str,
+    v: &ChatVault,
+    alice: &UserId,
+    a: &chatvault_core::Conversation,
+    fa: &chatvault_core::FileAttachment,
+) {
+    let err = v.get_conversation(a.id()).await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Corrupt,
+        "{place}: alice's conversation"
+    );
+    let messages = v
+        .messages_backend()
+        .messages(a.id(), &chatvault_core::MessageRange::all())
+        .await;
+    assert_eq!(
+        messages.unwrap_err().kind(),
+        ErrorKind::Corrupt,
+        "{place}: messages"
+    );
+    let bytes = v.files_backend().download_stream(&fa.storage_key).await;
+    assert_eq!(
+        bytes.err().map(|e| e.kind()),
+        Some(ErrorKind::Corrupt),
+        "{place}: file"
+    );
+    let listed = v
+        .list_conversations(alice, &ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1, "{place}");
+    assert_eq!(
+        listed.items[0].title, None,
+        "{place}: the title is unreadable"
     );
 }
