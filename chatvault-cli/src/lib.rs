@@ -10,6 +10,7 @@ mod nofiles;
 mod output;
 mod pystore;
 mod read;
+mod transcript;
 mod url;
 
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use chatvault_archive::import::Format;
 use chatvault_archive::{ExportOptions, Scope};
 use chatvault_core::{ConversationId, UserId};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use error::{
     CliError, EXIT_DAMAGE, EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Result,
@@ -62,6 +63,21 @@ pub struct ScopeArgs {
     /// Only this conversation.
     #[arg(long)]
     pub conversation: Option<String>,
+}
+
+/// What `export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A chatvault archive (see chatvault-archive's format page).
+    Archive,
+    /// One conversation's active path as a readable Markdown transcript.
+    Markdown,
+    /// One conversation's history as an OpenAI Chat Completions request's
+    /// `{"messages": [...]}` (chatvault-llm's writer; attachments inlined as base64).
+    Openai,
+    /// One conversation's history as an Anthropic Messages request's
+    /// `{"system": ..., "messages": [...]}` (chatvault-llm's writer).
+    Anthropic,
 }
 
 /// The verbs.
@@ -115,10 +131,15 @@ pub enum Command {
         /// with every message.
         #[arg(long, value_name = "TIME", conflicts_with = "conversation")]
         since: Option<String>,
-        /// Where (a new or empty directory, a new PATH.tar, or -); default
-        /// chatvault-export-TIME.
+        /// Where: for an archive a new or empty directory, a new PATH.tar, or - (default
+        /// chatvault-export-TIME); for one conversation's --format a new file, or -
+        /// (the default: standard output).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// What to write: an archive, or one conversation's active path (with
+        /// --conversation) as a Markdown transcript or a provider's request JSON.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Archive)]
+        format: ExportFormat,
     },
     /// Imports an archive (directory or .tar) into the store, or with --from another
     /// tool's export (zip, directory or JSON); adds only what is missing.
@@ -239,7 +260,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             scope,
             since,
             output,
-        } => export(url, &scope, since.as_deref(), output, quiet).await,
+            format,
+        } => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            export(url, &scope, since, output, format, quiet).await
+        }
         Command::Import {
             archive: path,
             from: Some(format),
@@ -282,18 +307,36 @@ fn write_mode(dry_run: bool) -> Open {
     }
 }
 
-/// `export`: checks the arguments, then writes the archive.
+/// `export`: checks the arguments, then writes the archive or the transcript.
 async fn export(
     url: Option<&str>,
     scope: &ScopeArgs,
-    since: Option<&str>,
+    since: Option<DateTime<Utc>>,
     output: Option<PathBuf>,
+    format: ExportFormat,
     quiet: bool,
 ) -> Result<()> {
+    let transcript = match format {
+        ExportFormat::Archive => None,
+        ExportFormat::Markdown => Some(transcript::Transcript::Markdown),
+        ExportFormat::Openai => Some(transcript::Transcript::OpenAi),
+        ExportFormat::Anthropic => Some(transcript::Transcript::Anthropic),
+    };
     let scope = parse_scope(scope)?;
+    if let Some(transcript) = transcript {
+        let Scope::Conversation(id) = scope else {
+            return Err(CliError::Usage(
+                "--format markdown, openai and anthropic write one conversation: give \
+                 --conversation ID"
+                    .into(),
+            ));
+        };
+        let store = store(url, Open::Existing).await?;
+        return transcript::export(&store, &id, transcript, output.as_deref()).await;
+    }
     let mut options = ExportOptions::default();
     if let Some(since) = since {
-        options = options.since(parse_since(since)?);
+        options = options.since(since);
     }
     let store = store(url, Open::Existing).await?;
     let to = output.unwrap_or_else(moving::default_export_path);
