@@ -1,6 +1,9 @@
 //! [`SqliteMessages`]: conversations in one SQLite file: [`SqlMessages`] over
 //! [`Sqlite`]'s [`Dialect`].
 
+mod batch;
+
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +19,12 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::common::{Migration, db_error, fts5_query, role_column, search_text, to_i64, to_json};
+use crate::common::{
+    Migration, db_error, fts5_query, parse_message, role_column, search_text, to_i64, to_json,
+};
 use crate::dialect::{Dialect, Sealed};
 use crate::messages::{SqlMessages, read_error};
-use crate::statements::{SELECT_LIVE, SELECT_MESSAGE_BY_ID, record_columns_c};
+use crate::statements::{SELECT_LIVE, record_columns_c};
 
 /// Conversations in a SQLite database: one row per conversation, one per message, one
 /// per attachment, with an FTS5 index over message text.
@@ -53,10 +58,6 @@ const SEARCH: &str = concat!(
      AND ($3 OR NOT c.archived) \
      ORDER BY f.rank, m.conversation_id, m.seq LIMIT $4 OFFSET $5"
 );
-
-const INSERT_MESSAGE: &str = "INSERT INTO chatvault_messages \
-    (conversation_id, seq, message_id, role, revision, created_at, updated_at, text, body) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// What a [`SqliteMessages`] holds besides its pool.
 #[derive(Debug, Clone)]
@@ -230,45 +231,71 @@ impl Dialect for Sqlite {
             .map_err(read_error::<Sqlite>)
     }
 
-    /// One indexed lookup per message (statements are cheap in process).
+    /// One statement per 64 ids (see `batch.rs`), each a probe of the unique
+    /// `(conversation_id, message_id)` index per id; only the stored ones come back.
     async fn stored_messages(
         tx: &mut Transaction<'static, Sqlite>,
         id: &ConversationId,
         messages: &[NewMessage],
     ) -> Result<Vec<Option<Message>>> {
-        let mut stored = Vec::with_capacity(messages.len());
-        for m in messages {
-            let row = sqlx::query(SELECT_MESSAGE_BY_ID)
-                .bind(id.as_str())
-                .bind(m.id.as_str())
-                .fetch_optional(&mut **tx)
+        let mut found = HashMap::new();
+        for chunk in messages.chunks(batch::MAX_ROWS) {
+            let (slots, sql) = batch::lookup(chunk.len());
+            let mut query = sqlx::query(sql).bind(id.as_str());
+            for m in chunk
+                .iter()
+                .chain(chunk.last().into_iter().cycle())
+                .take(slots)
+            {
+                query = query.bind(m.id.as_str());
+            }
+            let rows = query
+                .fetch_all(&mut **tx)
                 .await
                 .map_err(read_error::<Sqlite>)?;
-            stored.push(
-                row.map(|row| SqliteMessages::message_at(&row, 0, id))
-                    .transpose()?,
-            );
+            for row in &rows {
+                let message_id: String = SqliteMessages::col(row, 0)?;
+                found.insert(message_id, SqliteMessages::col::<String>(row, 1)?);
+            }
         }
-        Ok(stored)
+        if found.is_empty() {
+            return Ok(vec![None; messages.len()]);
+        }
+        let location = format!("a message of conversation {id}");
+        messages
+            .iter()
+            .map(|m| {
+                found
+                    .get(m.id.as_str())
+                    .map(|body| parse_message(Self::BACKEND, &location, body))
+                    .transpose()
+            })
+            .collect()
     }
 
-    /// One statement per message.
+    /// Multi-row `INSERT`s of up to 64 rows (see `batch.rs`); the FTS5 index is filled
+    /// by its trigger, row by row, as for any insert.
     async fn insert_messages(
         tx: &mut Transaction<'static, Sqlite>,
         id: &ConversationId,
         messages: &[Message],
     ) -> Result<()> {
-        for m in messages {
-            sqlx::query(INSERT_MESSAGE)
-                .bind(id.as_str())
-                .bind(to_i64("seq", m.seq)?)
-                .bind(m.id.as_str())
-                .bind(role_column(m))
-                .bind(to_i64("revision", m.revision)?)
-                .bind(Self::enc_ts(m.created_at))
-                .bind(m.updated_at.map(Self::enc_ts))
-                .bind(search_text(m))
-                .bind(to_json(Self::BACKEND, m)?)
+        let mut rest = messages.iter();
+        for (rows, sql) in batch::inserts(messages.len()) {
+            let mut query = sqlx::query(sql);
+            for m in rest.by_ref().take(rows) {
+                query = query
+                    .bind(id.as_str())
+                    .bind(to_i64("seq", m.seq)?)
+                    .bind(m.id.as_str())
+                    .bind(role_column(m))
+                    .bind(to_i64("revision", m.revision)?)
+                    .bind(Self::enc_ts(m.created_at))
+                    .bind(m.updated_at.map(Self::enc_ts))
+                    .bind(search_text(m))
+                    .bind(to_json(Self::BACKEND, m)?);
+            }
+            query
                 .execute(&mut **tx)
                 .await
                 .map_err(read_error::<Sqlite>)?;
@@ -306,6 +333,27 @@ mod tests {
         assert!(steps[0].starts_with("SEARCH c USING INDEX"), "{steps:?}");
         assert!(
             steps[1].starts_with("SEARCH m USING INDEX") && steps[1].contains("seq>? AND seq<?"),
+            "{steps:?}"
+        );
+    }
+
+    /// The replay check's lookup of many ids probes the unique index once per id,
+    /// whatever the conversation's size (no scan of its messages).
+    #[tokio::test]
+    async fn id_lookups_probe_the_unique_index() {
+        let b = SqliteMessages::connect("sqlite::memory:").await.unwrap();
+        let (slots, sql) = batch::lookup(batch::MAX_ROWS);
+        let mut plan =
+            sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", sql.0))).bind("c");
+        for i in 0..slots {
+            plan = plan.bind(format!("m{i}"));
+        }
+        let plan = plan.fetch_all(b.pool()).await.unwrap();
+        let steps: Vec<String> = plan.iter().map(|row| sqlx::Row::get(row, 3)).collect();
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert!(
+            steps[0].starts_with("SEARCH chatvault_messages USING INDEX")
+                && steps[0].contains("(conversation_id=? AND message_id=?)"),
             "{steps:?}"
         );
     }

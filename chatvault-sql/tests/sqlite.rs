@@ -358,3 +358,39 @@ async fn search_ignores_diacritics() {
         assert_eq!(hits.items.len(), 1, "{q}");
     }
 }
+
+/// The FTS5 index that the insert trigger fills matches the messages table after one
+/// append of many rows (multi-row inserts), by FTS5's own integrity check, which does
+/// see an index that misses a row.
+#[tokio::test]
+async fn a_large_append_leaves_the_fts_index_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = open(&dir).await;
+    let c = common::new_conversation(&(Arc::new(b.clone()) as Backend), None).await;
+    let batch = (0..1_000)
+        .map(|i| NewMessage::new(Role::User, format!("row {i} of a large append")))
+        .collect();
+    let out = b.append_messages(&c.id, batch).await.unwrap();
+    let check = "INSERT INTO chatvault_messages_fts (chatvault_messages_fts, rank) \
+                 VALUES ('integrity-check', 1)";
+    sqlx::query(check).execute(b.pool()).await.unwrap();
+    let indexed: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM chatvault_messages_fts WHERE chatvault_messages_fts MATCH 'large'",
+    )
+    .fetch_one(b.pool())
+    .await
+    .unwrap();
+    assert_eq!(indexed, 1_000);
+    // Take one row out of the index: the same check fails.
+    let last = out.messages.last().unwrap();
+    sqlx::query(
+        "INSERT INTO chatvault_messages_fts (chatvault_messages_fts, rowid, text) \
+         SELECT 'delete', row_id, text FROM chatvault_messages WHERE message_id = $1",
+    )
+    .bind(last.id.as_str())
+    .execute(b.pool())
+    .await
+    .unwrap();
+    let err = sqlx::query(check).execute(b.pool()).await.unwrap_err();
+    assert!(err.to_string().contains("malformed"), "{err}");
+}

@@ -69,6 +69,7 @@ macro_rules! all_checks {
             search_query_syntax_is_harmless,
             vault_end_to_end,
             cancelled_writes_leave_no_trace,
+            large_batch_appends_reads_and_searches,
         );
     };
 }
@@ -1020,4 +1021,118 @@ pub async fn cancelled_writes_leave_no_trace(b: Backend) {
         let partner = format!("y{}", &m.content()[1..]);
         assert_eq!(all[m.seq as usize].content(), partner, "batch split");
     }
+}
+
+/// How many messages [`large_batch_appends_reads_and_searches`] appends in one call: not
+/// a multiple of any statement size, so the last rows go in smaller statements.
+pub const LARGE_BATCH: u64 = 5_003;
+
+/// One append of [`LARGE_BATCH`] messages (after 3 already stored; the first a new branch
+/// from message 1) is stored whole, in order, each after the one before it, with the
+/// branch table, and reads back, searches and replays exactly.
+pub async fn large_batch_appends_reads_and_searches(b: Backend) {
+    let u = user();
+    let c = new_conversation(&b, Some(&u)).await;
+    let first = b
+        .append_messages(&c.id, vec![text(Role::User, "before the batch")])
+        .await
+        .unwrap();
+    let head = b
+        .append_messages(
+            &c.id,
+            vec![
+                text(Role::Assistant, "still before"),
+                text(Role::User, "the last one before"),
+            ],
+        )
+        .await
+        .unwrap()
+        .record;
+    assert_eq!(first.messages[0].seq, 1);
+    let mut batch: Vec<NewMessage> = (0..LARGE_BATCH)
+        .map(|i| {
+            let role = [Role::User, Role::Assistant, Role::Tool][i as usize % 3].clone();
+            let m = text(
+                role,
+                &format!("batch message {i}: marker{i} common \"quoted\" it's Zürich"),
+            );
+            if i % 100 == 7 {
+                let mut meta = Metadata::new();
+                meta.insert("n".into(), serde_json::json!(u64::MAX - i));
+                m.with_metadata(meta).with_usage(Usage::new("m", 2, 3))
+            } else {
+                m
+            }
+        })
+        .collect();
+    batch[0] = batch[0].clone().with_parent(chatvault_core::Parent::Seq(1));
+    let out = b.append_messages(&c.id, batch.clone()).await.unwrap();
+    let seqs_out: Vec<u64> = out.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs_out, (4..4 + LARGE_BATCH).collect::<Vec<_>>());
+    for (i, m) in out.messages.iter().enumerate() {
+        assert_eq!(m.id, batch[i].id);
+        let parent = if i == 0 { 1 } else { m.seq - 1 };
+        assert_eq!(m.parent, Some(parent), "each follows the one before");
+    }
+    assert!(out.record.tree.is_some(), "a branch from message 1");
+    assert_eq!(out.record.message_count, 3 + LARGE_BATCH);
+    assert_eq!(out.record.version, head.version + 1);
+    let with_usage = (0..LARGE_BATCH).filter(|i| i % 100 == 7).count() as u64;
+    assert_eq!(out.record.usage.input_tokens, 2 * with_usage);
+    assert_eq!(out.record.active_leaf(), Some(3 + LARGE_BATCH));
+    // The record as written (its tree column with it) is the one read.
+    assert_eq!(b.head(&c.id).await.unwrap().unwrap().record, out.record);
+    // Every message reads back exactly, in order.
+    let mut range = MessageRange::after(3);
+    let mut got = Vec::new();
+    loop {
+        let page = b.messages(&c.id, &range).await.unwrap();
+        got.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => range = range.continue_from(&cursor).unwrap(),
+            None => break,
+        }
+    }
+    assert_eq!(got, out.messages);
+    for (i, m) in [(0, 4), (4_242, 4_246), (LARGE_BATCH - 1, 3 + LARGE_BATCH)] {
+        let hits = b
+            .search(&u, &format!("marker{i}"), &SearchOptions::new())
+            .await
+            .unwrap();
+        let found: Vec<u64> = hits.items.iter().map(|h| h.message.seq).collect();
+        assert_eq!(found, [m], "marker{i}");
+        assert_eq!(hits.items[0].message, out.messages[(m - 4) as usize]);
+    }
+    let all = b
+        .search(
+            &u,
+            "common zürich",
+            &SearchOptions::new().limit(50).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 50);
+    assert!(all.next_cursor.is_some());
+    // A retry stores nothing and answers with what is stored; a batch of which one
+    // message (far from the first) is stored is refused.
+    let replay = b.append_messages(&c.id, batch.clone()).await.unwrap();
+    assert_eq!(replay.messages, out.messages);
+    assert_eq!(replay.record, out.record);
+    let mut mixed: Vec<NewMessage> = (0..300)
+        .map(|i| text(Role::User, &format!("n{i}")))
+        .collect();
+    mixed.insert(250, batch[4_000].clone());
+    let err = b.append_messages(&c.id, mixed).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    // Someone else's append is refused before anything is written.
+    let err = b
+        .append_messages_as(Some(&user()), &c.id, batch[..10].to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(b.head(&c.id).await.unwrap().unwrap().record, out.record);
+    // Deleted, the batch leaves the index.
+    b.delete(&c.id).await.unwrap();
+    let hits = b.search(&u, "common", &SearchOptions::new()).await.unwrap();
+    assert!(hits.items.is_empty());
 }
