@@ -111,6 +111,10 @@ impl SqlMessages<Sqlite> {
         } else {
             SqlitePoolOptions::new().max_connections(8)
         }
+        // An in-process connection has no other end to lose: the ping sqlx would send
+        // through the connection's worker thread before handing it out is a round trip per
+        // operation for nothing (the ping on its return to the pool stays).
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(|e| db_error(Sqlite::BACKEND, e))?;
