@@ -34,6 +34,6 @@ pub use model::{
     Segment, ToolCall, ToolResult, Tree, Usage,
 };
 pub use vault::{
-    Branches, ChatVault, Conversation, FollowOptions, NewConversation, ReplyEvent, ReplyFollower,
-    ReplyOptions, ReplyWriter, Siblings,
+    Branches, CHECKPOINT_KEY, ChatVault, Checkpoint, Conversation, FollowOptions, NewConversation,
+    ReplyEvent, ReplyFollower, ReplyOptions, ReplyWriter, Siblings,
 };

@@ -2,6 +2,7 @@
 
 mod branches;
 mod chat_vault;
+mod compact;
 mod conversation;
 mod follow;
 mod hashing;
@@ -12,6 +13,7 @@ mod timer;
 
 pub use branches::{Branches, Siblings};
 pub use chat_vault::ChatVault;
+pub use compact::{CHECKPOINT_KEY, Checkpoint};
 pub use conversation::{Conversation, NewConversation};
 pub use follow::{FollowOptions, ReplyEvent, ReplyFollower};
 pub use reply::{ReplyOptions, ReplyWriter};
