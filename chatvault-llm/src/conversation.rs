@@ -1,22 +1,17 @@
 //! [`PrepareHistory::prepare_history`]: repair, window and file resolution in one call.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use super::trim::TrimToolResults;
+use super::view::model_view;
 use super::{
-    ApproxCounter, FileMode, ReplayMessage, ReplayOptions, TokenCounter, is_instruction, repair,
-    resolve_files, select_window,
+    ApproxCounter, FileMode, ReplayMessage, ReplayOptions, TokenCounter, repair, resolve_files,
+    select_window,
 };
 use chatvault_core::Conversation;
-use chatvault_core::MessageRange;
 use chatvault_core::Result;
-use chatvault_core::{Message, Part};
-
-/// Messages asked for per read of the instructions that open a conversation
-/// ([`HistoryOptions::recent`]).
-const OPENING_PAGE: usize = 16;
 
 /// What [`PrepareHistory::prepare_history`] does: how files are sent, the repair texts, an
 /// optional token budget, and optionally how much of a long history is read.
@@ -35,6 +30,12 @@ pub struct HistoryOptions {
     /// Read only the newest this many messages (and the instructions that open the
     /// conversation); `None` reads every message. See [`recent`](Self::recent).
     pub recent: Option<usize>,
+    /// Start at the latest compaction checkpoint of the branch (default `true`); see
+    /// [`checkpoints`](Self::checkpoints).
+    pub checkpoints: bool,
+    /// Trim long tool results of older turns; `None` (the default) sends them whole. See
+    /// [`trim_tool_results`](Self::trim_tool_results).
+    pub trim: Option<TrimToolResults>,
 }
 
 impl fmt::Debug for HistoryOptions {
@@ -44,6 +45,8 @@ impl fmt::Debug for HistoryOptions {
             .field("replay", &self.replay)
             .field("budget", &self.budget)
             .field("recent", &self.recent)
+            .field("checkpoints", &self.checkpoints)
+            .field("trim", &self.trim)
             .finish_non_exhaustive()
     }
 }
@@ -57,6 +60,8 @@ impl HistoryOptions {
             budget: None,
             counter: Arc::new(ApproxCounter),
             recent: None,
+            checkpoints: true,
+            trim: None,
         }
     }
 
@@ -94,6 +99,32 @@ impl HistoryOptions {
         self.recent = Some(n);
         self
     }
+
+    /// Whether the model's view starts at the branch's latest compaction checkpoint
+    /// ([`Conversation::compact`]; default `true`).
+    ///
+    /// With `true`, the active branch is read from its end back to its latest checkpoint
+    /// and on to the message the checkpoint covers through, and the history is: the
+    /// instructions that open the conversation, the checkpoint (a system message holding
+    /// the summary), and the messages after the covered ones. The covered messages are
+    /// not read, so what this reads depends on the tail, not on the conversation's
+    /// length; the transcript is untouched. With [`recent`](Self::recent) as well, at
+    /// most the newest `n` messages of that tail. A branch without a checkpoint reads as
+    /// without this option. Other checkpoints (older ones) are left out of the history,
+    /// and so is every checkpoint with `false`: the messages they summarize are there.
+    pub fn checkpoints(mut self, use_them: bool) -> Self {
+        self.checkpoints = use_them;
+        self
+    }
+
+    /// Trims the long tool results of older turns in the history sent (the stored
+    /// messages are unchanged): see [`TrimToolResults`]. Applied after repair (a result
+    /// stays right after its call) and before the budget, so the budget counts the
+    /// trimmed text.
+    pub fn trim_tool_results(mut self, trim: TrimToolResults) -> Self {
+        self.trim = Some(trim);
+        self
+    }
 }
 
 /// History preparation on a stored conversation: [`prepare_history`](Self::prepare_history)
@@ -124,60 +155,14 @@ mod sealed {
 
 impl PrepareHistory for Conversation {
     async fn prepare_history(&self, options: &HistoryOptions) -> Result<Vec<ReplayMessage>> {
-        let messages = match options.recent {
-            Some(n) => recent_messages(self, n).await?,
-            None => self.messages().await?,
-        };
+        let messages = model_view(self, options.checkpoints, options.recent).await?;
         let mut history = repair(&messages, &options.replay);
+        if let Some(trim) = &options.trim {
+            trim.apply(&mut history);
+        }
         if let Some(budget) = options.budget {
             history = select_window(&history, budget, options.counter.as_ref()).apply(&history);
         }
         resolve_files(self, history, options.files).await
     }
-}
-
-/// The newest `n` messages of `conversation`, after the instructions that open it (read
-/// [`OPENING_PAGE`] at a time until the first other message), without the messages that
-/// only answer calls older than the newest `n`.
-async fn recent_messages(conversation: &Conversation, n: usize) -> Result<Vec<Message>> {
-    let mut newest = conversation.last_messages(n).await?;
-    // The first seq of the newest n; every message when nothing came back (none stored,
-    // or n = 0).
-    let first = newest.first().map_or(u64::MAX, |m| m.seq);
-    if first <= 1 {
-        return Ok(newest);
-    }
-    // Results whose calls are older than the newest n: left out with them.
-    let calls: HashSet<String> = newest
-        .iter()
-        .flat_map(|m| &m.parts)
-        .filter_map(|p| match p {
-            Part::ToolCall(c) => Some(c.id.clone()),
-            _ => None,
-        })
-        .collect();
-    newest.retain(|m| {
-        let answers_unread =
-            |p: &Part| matches!(p, Part::ToolResult(r) if !calls.contains(&r.call_id));
-        m.parts.is_empty() || !m.parts.iter().all(answers_unread)
-    });
-    let mut out = Vec::new();
-    let mut after = 0;
-    'opening: loop {
-        let range = MessageRange::after(after).limit(OPENING_PAGE);
-        let page = conversation.messages_page(&range).await?;
-        let got = page.items.len();
-        for m in page.items {
-            if m.seq >= first || !is_instruction(&m.role) {
-                break 'opening;
-            }
-            after = m.seq;
-            out.push(m);
-        }
-        if got == 0 || page.next_cursor.is_none() {
-            break;
-        }
-    }
-    out.append(&mut newest);
-    Ok(out)
 }

@@ -12,6 +12,8 @@ pub mod files;
 pub mod openai;
 pub mod replay;
 pub mod responses;
+mod trim;
+mod view;
 
 #[cfg(feature = "tiktoken")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tiktoken")))]
@@ -20,6 +22,7 @@ pub use context::{ApproxCounter, TokenCounter, Window, select_window};
 pub use conversation::{HistoryOptions, PrepareHistory};
 pub use files::{FileMode, resolve_files};
 pub use replay::{ReplayOptions, repair};
+pub use trim::TrimToolResults;
 
 use base64::Engine as _;
 use serde_json::Value;

@@ -11,10 +11,11 @@
 //!    results). A complete message is never dropped.
 //! 2. **Messages still being written** (status pending or streaming with a live lease:
 //!    another writer is producing them right now) are left out: they are not history yet.
-//! 3. **Interrupted and failed replies** (a writer that died, whose lease ran out, or one
-//!    that called `fail`) are kept with the content of their last checkpoint, followed by
-//!    a marker text part ([`ReplayOptions::interrupted_marker`],
-//!    [`ReplayOptions::failed_marker`]; placed before the reply's tool calls, if any, and
+//! 3. **Interrupted, failed and stopped replies** (a writer that died, whose lease ran
+//!    out, one that called `fail`, one a reader stopped) are kept with the content of
+//!    their last checkpoint, followed by a marker text part
+//!    ([`ReplayOptions::interrupted_marker`], [`ReplayOptions::failed_marker`],
+//!    [`ReplayOptions::stopped_marker`]; placed before the reply's tool calls, if any, and
 //!    `None` turns it off). One with nothing checkpointed is left out: there is nothing
 //!    to replay.
 //! 4. **Tool results follow their calls.** Right after each message with tool calls comes
@@ -39,14 +40,14 @@
 //! use chatvault_core::{MessageStatus, NewMessage, Part, Role};
 //! use serde_json::json;
 //!
-//! let user = NewMessage::new(Role::User, "Weather?").into_message(1);
+//! let user = NewMessage::new(Role::User, "Weather?").into_message(1, None);
 //! // A reply that asked for a tool, then its writer died (lease long gone).
 //! let reply = NewMessage::with_parts(
 //!     Role::Assistant,
 //!     vec![Part::text("Let me check."), Part::tool_call("call_1", "weather", json!({}))],
 //! )
 //! .with_status(MessageStatus::Streaming, None)
-//! .into_message(2);
+//! .into_message(2, Some(1));
 //!
 //! let repaired = repair(&[user, reply], &ReplayOptions::default());
 //! assert_eq!(repaired.len(), 3);
@@ -73,6 +74,8 @@ pub struct ReplayOptions {
     pub interrupted_marker: Option<String>,
     /// The text part added to a failed reply (`None`: none).
     pub failed_marker: Option<String>,
+    /// The text part added to a reply stopped by a reader (`None`: none).
+    pub stopped_marker: Option<String>,
     /// The text of the synthetic error result given to a tool call that has none.
     pub missing_result: String,
 }
@@ -82,6 +85,7 @@ impl Default for ReplayOptions {
         ReplayOptions {
             interrupted_marker: Some("[This reply was interrupted before it finished.]".into()),
             failed_marker: Some("[This reply failed before it finished.]".into()),
+            stopped_marker: Some("[This reply was stopped before it finished.]".into()),
             missing_result: "The tool call was interrupted: it has no result.".into(),
         }
     }
@@ -97,6 +101,12 @@ impl ReplayOptions {
     /// Sets (or, with `None`, turns off) the marker of failed replies.
     pub fn failed_marker(mut self, marker: Option<String>) -> Self {
         self.failed_marker = marker;
+        self
+    }
+
+    /// Sets (or, with `None`, turns off) the marker of replies stopped by a reader.
+    pub fn stopped_marker(mut self, marker: Option<String>) -> Self {
+        self.stopped_marker = marker;
         self
     }
 
@@ -159,6 +169,7 @@ fn keep_with_markers(messages: &[Message], options: &ReplayOptions) -> Vec<Repla
             MessageStatus::Pending | MessageStatus::Streaming => continue,
             MessageStatus::Interrupted => options.interrupted_marker.as_ref(),
             MessageStatus::Failed => options.failed_marker.as_ref(),
+            MessageStatus::Stopped => options.stopped_marker.as_ref(),
             _ => None,
         };
         let mut replay = ReplayMessage::from(message);
