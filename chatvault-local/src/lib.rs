@@ -27,7 +27,7 @@ mod messages;
 pub use error::{CorruptData, IoError};
 pub use files::{DOWNLOAD_CHUNK, LocalFiles};
 pub use log::MAX_RECORD_BYTES;
-pub use messages::{FORMAT_VERSION, LocalMessages, MAX_PAGE};
+pub use messages::{FORMAT_VERSION, LocalMessages, MAX_PAGE, RepairItem, RepairReport};
 
 /// How many flushes to disk (`fsync`, `fdatasync`, `syncfs`) this process's
 /// [`LocalMessages`] stores (and the helpers they share with [`LocalFiles`]) have issued

@@ -34,6 +34,7 @@
 //! index stays complete; a tentative claim is always at least as recent as the truth, so a
 //! conversation never sorts later in the index than it really is.
 
+mod check;
 mod claim;
 
 use std::cmp::Reverse;

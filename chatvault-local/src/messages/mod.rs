@@ -4,7 +4,8 @@
 //! [`whole`] (whole-conversation operations), [`changes`] (changes to one conversation),
 //! [`group`] (group commit), [`ids`] (message id maps), [`conversation`] (one
 //! conversation's log: open, replay, commit, index, checkpoint, 0.1 upgrade, repair),
-//! [`format`](mod@format) (the files beside the log records), and [`backend`] (the trait impl).
+//! [`format`](mod@format) (the files beside the log records), [`repair`] (every derived
+//! file checked and rebuilt on request), and [`backend`] (the trait impl).
 
 mod backend;
 mod changes;
@@ -12,6 +13,7 @@ mod conversation;
 mod format;
 mod group;
 mod ids;
+mod repair;
 mod store;
 mod whole;
 
@@ -25,6 +27,7 @@ use store::Store;
 
 pub use conversation::MAX_PAGE;
 pub use format::FORMAT_VERSION;
+pub use repair::{RepairItem, RepairReport};
 
 /// Conversations stored in a directory on the local file system: durable, crash-safe,
 /// safe to share between threads, tasks and processes.

@@ -47,7 +47,7 @@ impl ConversationLog {
 
     /// The view a checkpoint gives, with the records after it replayed; `None` when the
     /// checkpoint does not match the log.
-    fn from_checkpoint(dir: &Path, cp: &Checkpoint) -> Result<Option<ConversationLog>> {
+    pub(super) fn from_checkpoint(dir: &Path, cp: &Checkpoint) -> Result<Option<ConversationLog>> {
         let Some(next) = cp.generation.checked_add(1) else {
             return Ok(None);
         };
@@ -174,7 +174,7 @@ impl ConversationLog {
     ///
     /// `acknowledged`: a log generation and the bytes of it an intact checkpoint
     /// accounted for, which the replay must find intact.
-    fn rebuild(
+    pub(super) fn rebuild(
         dir: &Path,
         header_present: bool,
         acknowledged: Option<(u64, u64)>,

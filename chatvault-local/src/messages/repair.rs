@@ -1,0 +1,151 @@
+//! [`LocalMessages::repair`]: every derived file checked against the logs, and written
+//! again from them where it is wrong.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chatvault_core::backend::Result;
+
+use super::LocalMessages;
+use super::conversation::ConversationLog;
+use super::conversation::lock::{Mode, lock_dir};
+use super::store::Store;
+use crate::error::{io_at, io_error, is_damage};
+use crate::fsutil::is_absent;
+
+/// One file [`LocalMessages::repair`] found wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RepairItem {
+    /// The file (or, for a whole conversation or the listing index, its directory).
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl std::fmt::Display for RepairItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.problem)
+    }
+}
+
+/// What [`LocalMessages::repair`] checked, found and rebuilt.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RepairReport {
+    /// Whether it was a dry run: nothing was written.
+    pub dry_run: bool,
+    /// Conversations checked.
+    pub conversations: u64,
+    /// Derived or housekeeping files that were wrong (missing, damaged, stale, or an
+    /// unfinished record after a log's last one): written again from the logs, or with
+    /// [`dry_run`](Self::dry_run) what would be.
+    pub rebuilt: Vec<RepairItem>,
+    /// Conversations whose log (the truth: user data) is damaged. Nothing of them is
+    /// changed: reads report them as `Corrupt`, as before.
+    pub damaged: Vec<RepairItem>,
+}
+
+impl RepairReport {
+    /// Whether nothing was found wrong.
+    pub fn is_clean(&self) -> bool {
+        self.rebuilt.is_empty() && self.damaged.is_empty()
+    }
+}
+
+impl LocalMessages {
+    /// Checks every derived file of the store against the logs, and (unless `dry_run`)
+    /// writes again the ones that are wrong: each conversation's checkpoint
+    /// (`header.json`) and seq index, its lock file, and the listing index. Never changes
+    /// user data: a conversation whose log is damaged is reported in
+    /// [`RepairReport::damaged`] and left as it is. An unfinished record after a log's
+    /// last one (a write that never returned) is cut off, as the next write to that
+    /// conversation would.
+    ///
+    /// The store rebuilds these files by itself when a read finds them damaged; this
+    /// does it for all of them at once, and says what it found. Each conversation is
+    /// checked under its exclusive lock (taking a lock creates a missing lock file, also
+    /// in a dry run, as every operation does). Run it on a quiet store: the listing
+    /// index is compared with the conversations as they are read, so a change made
+    /// meanwhile may be reported as a disagreement (and only costs a rebuild).
+    pub async fn repair(&self, dry_run: bool) -> Result<RepairReport> {
+        self.run(move |s| repair(s, dry_run)).await
+    }
+}
+
+fn repair(store: &Store, dry_run: bool) -> Result<RepairReport> {
+    let mut report = RepairReport {
+        dry_run,
+        ..RepairReport::default()
+    };
+    let entries =
+        fs::read_dir(&store.conversations).map_err(io_at("list", &store.conversations))?;
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_at("list", &store.conversations))?;
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    for dir in dirs {
+        conversation(&dir, dry_run, &mut report)?;
+    }
+    if let Some(problem) = store.index.check(store, !dry_run)? {
+        report.rebuilt.push(RepairItem {
+            path: store.root.join("index"),
+            problem: format!("listing index: {problem}"),
+        });
+    }
+    Ok(report)
+}
+
+/// Checks (and unless `dry_run` repairs) one conversation directory.
+fn conversation(dir: &Path, dry_run: bool, report: &mut RepairReport) -> Result<()> {
+    let lock_path = dir.join("lock");
+    let lock_len = match fs::metadata(&lock_path) {
+        Ok(meta) => Some(meta.len()),
+        Err(e) if is_absent(&e) => None,
+        Err(e) => return Err(io_error("stat", &lock_path, e)),
+    };
+    let Some(lock) = lock_dir(dir, Mode::Exclusive)? else {
+        return Ok(());
+    };
+    match ConversationLog::check_derived(dir, !dry_run) {
+        Ok(Some((_, found))) => {
+            report.conversations += 1;
+            report.rebuilt.extend(
+                found
+                    .into_iter()
+                    .map(|(path, problem)| RepairItem { path, problem }),
+            );
+        }
+        // Not a conversation (or one 0.1 wrote, upgraded when first opened).
+        Ok(None) => return Ok(()),
+        Err(e) if is_damage(&e) => {
+            report.conversations += 1;
+            report.damaged.push(RepairItem {
+                path: dir.to_path_buf(),
+                problem: format!("damaged log, left as it is: {e}"),
+            });
+        }
+        Err(e) => return Err(e),
+    }
+    match lock_len {
+        None => report.rebuilt.push(RepairItem {
+            path: lock_path,
+            problem: "lock file missing (created again by taking the lock)".into(),
+        }),
+        Some(0) => {}
+        Some(len) => {
+            if !dry_run {
+                lock.set_len(0).map_err(io_at("truncate", &lock_path))?;
+            }
+            report.rebuilt.push(RepairItem {
+                path: lock_path,
+                problem: format!("lock file holds {len} bytes; it is empty"),
+            });
+        }
+    }
+    Ok(())
+}
