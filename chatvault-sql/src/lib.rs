@@ -22,6 +22,8 @@ mod messages;
 mod postgres;
 mod ranges;
 #[cfg(feature = "sqlite")]
+mod repair;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod statements;
 
@@ -31,6 +33,9 @@ pub use postgres::{PostgresMessages, SEARCH_INDEXED_CHARS};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteMessages;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use repair::SearchIndexReport;
 
 pub use dialect::Dialect;
 pub use messages::SqlMessages;
