@@ -10,6 +10,7 @@ mod nofiles;
 mod output;
 mod pystore;
 mod read;
+mod repair;
 mod transcript;
 mod url;
 
@@ -32,7 +33,7 @@ pub use url::{Open, StoreUrl, open_store};
 #[command(
     name = "chatvault",
     version,
-    about = "Look at, export, import, copy and verify ChatVault stores."
+    about = "Look at, export, import, copy, verify and repair ChatVault stores."
 )]
 #[command(
     after_help = "Exit codes: 0 done (verify: clean), 1 failure, 2 usage error, \
@@ -172,6 +173,17 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Rebuilds what the store derives from its data (never the data): a local store's
+    /// checkpoints, seq indexes and listing index, a SQLite store's search index; exit
+    /// code 4 when damaged data is left (with --dry-run: when anything is wrong).
+    Repair {
+        /// Only say what is wrong; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reads everything and checks it; exit code 4 when anything is damaged.
     Verify {
         /// Also read every attachment's bytes and check their SHA-256.
@@ -289,6 +301,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             scope,
             dry_run,
         } => copy(&src, &dst, &scope, dry_run, quiet).await,
+        Command::Repair { dry_run, json } => {
+            let url = url.ok_or_else(no_store)?;
+            repair::repair(&StoreUrl::parse(url)?, dry_run, json).await
+        }
         Command::Verify {
             read_blobs,
             archive,
@@ -367,11 +383,15 @@ async fn verify(
         Some(path) => {
             let archive = moving::open_archive(path)?;
             let target = moving::VerifyTarget::Archive(&archive);
-            moving::verify(target, read_blobs, json, quiet).await
+            moving::verify(target, Vec::new(), read_blobs, json, quiet).await
         }
         None => {
-            let store = store(url, Open::Existing).await?;
-            moving::verify(moving::VerifyTarget::Store(&store), read_blobs, json, quiet).await
+            let url = StoreUrl::parse(url.ok_or_else(no_store)?)?;
+            // Derived files first: reading the store repairs some of them on the way.
+            let found = repair::derived_problems(&url).await?;
+            let store = open_store(&url, Open::Existing).await?;
+            let target = moving::VerifyTarget::Store(&store);
+            moving::verify(target, found, read_blobs, json, quiet).await
         }
     }
 }
@@ -421,10 +441,12 @@ async fn import_from(
 }
 
 async fn store(url: Option<&str>, mode: Open) -> Result<chatvault_archive::Store> {
-    let url = url.ok_or_else(|| {
-        CliError::Usage("no store: give --store URL or set CHATVAULT_STORE".into())
-    })?;
+    let url = url.ok_or_else(no_store)?;
     open_store(&StoreUrl::parse(url)?, mode).await
+}
+
+fn no_store() -> CliError {
+    CliError::Usage("no store: give --store URL or set CHATVAULT_STORE".into())
 }
 
 fn parse_user(s: &str) -> Result<UserId> {

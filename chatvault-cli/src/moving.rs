@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use chatvault_archive::{
-    ArchiveReader, ArchiveWriter, ExportOptions, ImportOptions, ImportReport, Scope, Store,
-    VerifyReport,
+    ArchiveReader, ArchiveWriter, ExportOptions, ImportOptions, ImportReport, MAX_LISTED_PROBLEMS,
+    Problem, Scope, Store, VerifyReport,
 };
 use serde::Serialize;
 
@@ -131,20 +131,30 @@ struct VerifyJson {
 }
 
 /// `verify`: of the store, or of an archive; damage found is [`CliError::Damage`].
+/// `found` holds what was found before (a store's derived files), reported first.
 pub(crate) async fn verify(
     target: VerifyTarget<'_>,
+    found: Vec<Problem>,
     read_blobs: bool,
     json: bool,
     quiet: bool,
 ) -> Result<()> {
     let bar = bar("verifying", quiet);
-    let report = match target {
+    let mut report = match target {
         VerifyTarget::Store(store) => {
             chatvault_archive::verify_store(store, Scope::All, read_blobs, &follow(&bar)).await?
         }
         VerifyTarget::Archive(archive) => chatvault_archive::verify_archive(archive, &follow(&bar)),
     };
     bar.finish_and_clear();
+    if !found.is_empty() {
+        let counted = report.problem_count + found.len() as u64;
+        let mut listed = found;
+        listed.append(&mut report.problems);
+        listed.truncate(MAX_LISTED_PROBLEMS);
+        report.problems = listed;
+        report.problem_count = counted;
+    }
     print_verify(&report, json)?;
     if report.is_clean() {
         Ok(())
