@@ -117,7 +117,13 @@ fn text(what: &str, i: u64) -> NewMessage {
 pub async fn linear(b: &dyn MessagesBackend, n: u64, batch: usize) -> ConversationId {
     let record = ConversationRecord::new(None);
     ok(b.create(&record).await, "create");
-    chain(b, &record.id, (1..=n).map(|i| text("line", i)).collect(), batch).await;
+    chain(
+        b,
+        &record.id,
+        (1..=n).map(|i| text("line", i)).collect(),
+        batch,
+    )
+    .await;
     record.id
 }
 
