@@ -32,10 +32,10 @@ mod statements;
 pub use postgres::{PostgresMessages, SEARCH_INDEXED_CHARS};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::SqliteMessages;
+pub use repair::SearchIndexReport;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use repair::SearchIndexReport;
+pub use sqlite::SqliteMessages;
 
 pub use dialect::Dialect;
 pub use messages::SqlMessages;
