@@ -15,9 +15,10 @@ use crate::common::{
 use crate::dialect::Dialect;
 use crate::messages::{SqlMessages, commit, read_error, rollback};
 use crate::statements::{
-    DELETE_ATTACHMENTS, DELETE_CONVERSATION, DELETE_FILE, DELETE_MESSAGES, INSERT_CONVERSATION,
-    INSERT_FILE, LIST_ALL, LIST_ALL_AFTER, LIST_USER, LIST_USER_AFTER, MARK_DELETING, SELECT_FILE,
-    SELECT_LIVE, SELECT_LIVE_MESSAGE, SELECT_MESSAGE_BY_ID, UPDATE_MESSAGE, UPDATE_PATCH,
+    DELETE_ATTACHMENTS, DELETE_CONVERSATION, DELETE_FILE, DELETE_MESSAGES, HEAD_FILE_COLUMN,
+    INSERT_CONVERSATION, INSERT_FILE, LIST_ALL, LIST_ALL_AFTER, LIST_USER, LIST_USER_AFTER,
+    MARK_DELETING, SELECT_FILE, SELECT_HEAD, SELECT_LIVE_MESSAGE, SELECT_MESSAGE_BY_ID,
+    UPDATE_MESSAGE, UPDATE_PATCH,
 };
 
 /// Every write is one transaction that first locks the conversation's row (see
@@ -69,22 +70,27 @@ where
         commit(tx, "create").await
     }
 
+    /// One statement: the record joined with its attachments.
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        let mut tx = D::begin_read(&self.pool).await?;
-        let row = sqlx::query(SELECT_LIVE)
+        let rows = sqlx::query(SELECT_HEAD)
             .bind(id.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_all(&self.pool)
             .await
             .map_err(read_error::<D>)?;
-        let head = match row {
-            None => None,
-            Some(row) => Some(ConversationHead {
-                record: Self::record_at(&row, 0)?,
-                files: Self::files_in(&mut tx, id).await?,
-            }),
+        let Some(first) = rows.first() else {
+            return Ok(None);
         };
-        rollback(tx).await;
-        Ok(head)
+        let location = format!("an attachment of conversation {id}");
+        let mut files = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(body) = Self::col::<Option<String>>(row, HEAD_FILE_COLUMN)? {
+                files.push(parse_json(D::BACKEND, &location, &body)?);
+            }
+        }
+        Ok(Some(ConversationHead {
+            record: Self::record_at(first, 0)?,
+            files,
+        }))
     }
 
     async fn append_messages_as(

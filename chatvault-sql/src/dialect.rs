@@ -94,12 +94,6 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>> + Sealed {
         local: &Self::Local,
     ) -> impl Future<Output = Result<(Transaction<'static, Self>, Self::WriteGuard)>> + Send;
 
-    /// A transaction whose reads all see one snapshot.
-    #[doc(hidden)]
-    fn begin_read(
-        pool: &Pool<Self>,
-    ) -> impl Future<Output = Result<Transaction<'static, Self>>> + Send;
-
     /// The migration transaction, in which concurrent migrators take turns.
     #[doc(hidden)]
     fn begin_migration(

@@ -172,13 +172,6 @@ impl Dialect for Postgres {
         Ok((tx, ()))
     }
 
-    /// A read-only transaction whose statements all see one snapshot.
-    async fn begin_read(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
-        pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(read_error::<Postgres>)
-    }
-
     /// Holds an advisory lock, so that concurrent migrators take turns.
     async fn begin_migration(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
         let mut tx = pool.begin().await.map_err(read_error::<Postgres>)?;

@@ -223,11 +223,6 @@ impl Dialect for Sqlite {
         Ok((tx, guard))
     }
 
-    /// A read transaction: in WAL mode its reads see one snapshot.
-    async fn begin_read(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
-        pool.begin().await.map_err(read_error::<Sqlite>)
-    }
-
     /// `BEGIN IMMEDIATE` makes concurrent migrators take turns.
     async fn begin_migration(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>> {
         pool.begin_with("BEGIN IMMEDIATE")

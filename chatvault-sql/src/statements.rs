@@ -45,6 +45,19 @@ pub(crate) const SELECT_LIVE: &str = concat!(
     record_columns!(),
     " FROM chatvault_conversations WHERE id = $1 AND NOT deleting"
 );
+/// The live conversation's record columns, then the `body` of each of its attachments in
+/// upload order: one row per attachment, or one with a NULL body when it has none; no row
+/// when it does not exist (`$1`: the id). One statement, so one snapshot.
+pub(crate) const SELECT_HEAD: &str = concat!(
+    "SELECT ",
+    record_columns_c!(),
+    ", a.body FROM chatvault_conversations c \
+     LEFT JOIN chatvault_attachments a ON a.conversation_id = c.id \
+     WHERE c.id = $1 AND NOT c.deleting ORDER BY a.position, a.file_id"
+);
+/// The column of [`SELECT_HEAD`] that holds an attachment's `body`: the one after the 12
+/// record columns.
+pub(crate) const HEAD_FILE_COLUMN: usize = 12;
 pub(crate) const SELECT_COUNT_LIVE: &str =
     "SELECT message_count FROM chatvault_conversations WHERE id = $1 AND NOT deleting";
 pub(crate) const INSERT_CONVERSATION: &str = "INSERT INTO chatvault_conversations \
