@@ -117,6 +117,25 @@ impl ConversationLog {
         write_at(&mut index, &index_path, offset, &bytes)
     }
 
+    /// Writes the checkpoint of the view's state at the end of its log (derived: not
+    /// flushed). The index entries it stops the replay of must be on disk first.
+    pub(super) fn write_checkpoint(&self) -> Result<()> {
+        let cp = Checkpoint {
+            format: FORMAT_VERSION,
+            generation: self.generation,
+            log_len: self.valid_end,
+            last_frame: self.last_frame,
+            record: self.record.clone(),
+            files: self.files.clone(),
+            deleting: self.deleting,
+        };
+        write_replace_unsynced(
+            &self.dir.join(HEADER),
+            &self.dir.join(HEADER_TMP),
+            &cp.encode()?,
+        )
+    }
+
     /// Rewrites the checkpoint of a locked view (and the index entries of its tail).
     /// Best effort: a failure only means more replaying for later readers.
     fn checkpoint(&mut self) {
@@ -136,20 +155,7 @@ impl ConversationLog {
                 let index = File::open(&index_path).map_err(io_at("open", &index_path))?;
                 sync_data(&index, &index_path)?;
             }
-            let cp = Checkpoint {
-                format: FORMAT_VERSION,
-                generation: self.generation,
-                log_len: self.valid_end,
-                last_frame: self.last_frame,
-                record: self.record.clone(),
-                files: self.files.clone(),
-                deleting: self.deleting,
-            };
-            write_replace_unsynced(
-                &self.dir.join(HEADER),
-                &self.dir.join(HEADER_TMP),
-                &cp.encode()?,
-            )
+            self.write_checkpoint()
         })();
         match result {
             Ok(()) => {

@@ -11,9 +11,7 @@ use super::ConversationLog;
 use crate::error::{io_at, io_error, is_damage};
 use crate::fsutil::{is_absent, sync_data, write_replace_unsynced};
 use crate::log::{INDEX_ENTRY, IndexEntry};
-use crate::messages::format::{
-    Checkpoint, FORMAT_VERSION, HEADER, HEADER_TMP, HeaderRead, index_name,
-};
+use crate::messages::format::{HEADER, HeaderRead, index_name};
 
 /// A derived file found wrong, and what is wrong with it.
 pub(crate) type Finding = (PathBuf, String);
@@ -166,19 +164,6 @@ impl ConversationLog {
         write_replace_unsynced(&index, &tmp, &self.index_bytes())?;
         let written = File::open(&index).map_err(io_at("open", &index))?;
         sync_data(&written, &index)?;
-        let cp = Checkpoint {
-            format: FORMAT_VERSION,
-            generation: self.generation,
-            log_len: self.valid_end,
-            last_frame: self.last_frame,
-            record: self.record.clone(),
-            files: self.files.clone(),
-            deleting: self.deleting,
-        };
-        write_replace_unsynced(
-            &self.dir.join(HEADER),
-            &self.dir.join(HEADER_TMP),
-            &cp.encode()?,
-        )
+        self.write_checkpoint()
     }
 }
