@@ -234,22 +234,10 @@ async fn a_changed_conversation_file_is_refused_before_anything_of_it_is_written
 /// its parents and its active leaf through memory -> local -> SQLite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn branches_survive_export_and_import_through_every_backend() {
-    use chatvault_core::{ChatVault, NewMessage, Role};
-    use std::sync::Arc;
+    use chatvault_core::ChatVault;
     let tmp = tempfile::tempdir().unwrap();
     let original = memory();
-    let vault = ChatVault::from_arcs(Arc::clone(&original.messages), Arc::clone(&original.files));
-    let mut c = vault.create_conversation(None).await.unwrap();
-    let q = c.add_message(Role::User, "question").await.unwrap();
-    let a = c.add_message(Role::Assistant, "answer").await.unwrap();
-    c.branches()
-        .edit(&q.id, NewMessage::new(Role::User, "better question"))
-        .await
-        .unwrap();
-    c.add_message(Role::Assistant, "better answer")
-        .await
-        .unwrap();
-    c.branches().switch(&a.id).await.unwrap();
+    let c = branched(&original).await;
     let tree = c.record().tree.clone().expect("a branched record");
     let a1 = export_dir(&original, &tmp.path().join("a1")).await;
     let local_store = local(&tmp.path().join("local"));

@@ -13,29 +13,15 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use chatvault_archive::{ImportOptions, Store, import, no_progress};
-use chatvault_core::{ChatVault, NewMessage, Role};
 use common::*;
 
-/// The original: `fill`'s varied set, and a conversation with branches (an edit, a
-/// regenerated reply, the active leaf switched back).
+/// The original: `fill`'s varied set, and a conversation with branches.
 async fn original() -> Store {
     let store = memory();
     fill(&store).await;
-    let vault = ChatVault::from_arcs(Arc::clone(&store.messages), Arc::clone(&store.files));
-    let mut c = vault.create_conversation(None).await.unwrap();
-    let q = c.add_message(Role::User, "question").await.unwrap();
-    let a = c.add_message(Role::Assistant, "answer").await.unwrap();
-    c.branches()
-        .edit(&q.id, NewMessage::new(Role::User, "better question"))
-        .await
-        .unwrap();
-    c.add_message(Role::Assistant, "better answer")
-        .await
-        .unwrap();
-    c.branches().switch(&a.id).await.unwrap();
+    branched(&store).await;
     store
 }
 

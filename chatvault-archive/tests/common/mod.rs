@@ -101,6 +101,25 @@ pub async fn fill(store: &Store) {
     vault.create_conversation(Some(&bob)).await.unwrap();
 }
 
+/// Adds a conversation with branches to `store`: a question and its answer, the question
+/// edited and answered again, then the first answer made the active leaf again. Returns
+/// its handle.
+pub async fn branched(store: &Store) -> chatvault_core::Conversation {
+    let vault = ChatVault::from_arcs(Arc::clone(&store.messages), Arc::clone(&store.files));
+    let mut c = vault.create_conversation(None).await.unwrap();
+    let q = c.add_message(Role::User, "question").await.unwrap();
+    let a = c.add_message(Role::Assistant, "answer").await.unwrap();
+    c.branches()
+        .edit(&q.id, NewMessage::new(Role::User, "better question"))
+        .await
+        .unwrap();
+    c.add_message(Role::Assistant, "better answer")
+        .await
+        .unwrap();
+    c.branches().switch(&a.id).await.unwrap();
+    c
+}
+
 /// Exports the whole store into a new directory `dir`.
 pub async fn export_dir(store: &Store, dir: &Path) -> ArchiveReader {
     let writer = ArchiveWriter::create_dir(dir).unwrap();
