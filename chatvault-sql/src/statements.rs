@@ -39,7 +39,8 @@ pub(crate) use record_columns;
 pub(crate) use record_columns_c;
 pub(crate) use summary_columns;
 
-/// The live conversation's record (`$1`: the id).
+/// The live conversation's record (`$1`: the id); SQLite's locked read of it.
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) const SELECT_LIVE: &str = concat!(
     "SELECT ",
     record_columns!(),
