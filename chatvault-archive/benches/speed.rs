@@ -93,7 +93,7 @@ async fn main() {
     let local_messages = LocalMessages::open(tmp.path().join("local/messages")).unwrap();
     fill(&local_messages, conversations, per).await;
     let local = Store::new(
-        local_messages,
+        local_messages.clone(),
         LocalFiles::new(tmp.path().join("local/files")).unwrap(),
     );
     println!("generated; peak RSS {}", peak_rss_mib());
@@ -118,9 +118,11 @@ async fn main() {
     }
     report("baseline: sqlite writes only", total, t);
 
-    let url = format!("sqlite://{}", tmp.path().join("copy.db").display());
+    let copy_url = format!("sqlite://{}", tmp.path().join("copy.db").display());
     let sqlite = Store::new(
-        chatvault_sql::SqliteMessages::connect(&url).await.unwrap(),
+        chatvault_sql::SqliteMessages::connect(&copy_url)
+            .await
+            .unwrap(),
         LocalFiles::new(tmp.path().join("copy.files")).unwrap(),
     );
     let t = Instant::now();
@@ -187,6 +189,22 @@ async fn main() {
         .unwrap();
     assert!(v.is_clean() && v.messages == total);
     report("verify sqlite store", total, t);
+
+    // What `chatvault verify` checks before it reads a store, and `repair --dry-run`.
+    let t = Instant::now();
+    let r = local_messages.repair(true).await.unwrap();
+    assert!(
+        r.is_clean() && r.conversations == conversations as u64,
+        "{r:?}"
+    );
+    report("repair --dry-run local", total, t);
+
+    let t = Instant::now();
+    let db = chatvault_sql::SqliteMessages::connect(&copy_url)
+        .await
+        .unwrap();
+    assert!(db.repair_search_index(true).await.unwrap().consistent);
+    report("search index check sqlite", total, t);
 
     let archive = ArchiveReader::open(&dir).unwrap();
     let t = Instant::now();
