@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::model::{
     ConversationRecord, ConversationSummary, FileAttachment, ListOptions, Message, NewMessage,
-    Page, Parent, Role, auto_title, sort_for_listing,
+    Page, Parent, Role, Tree, auto_title, sort_for_listing,
 };
 
 /// Applies the record changes of
@@ -127,8 +127,9 @@ impl ConversationRecord {
         messages: Vec<NewMessage>,
         at: DateTime<Utc>,
     ) -> Result<Vec<Message>> {
-        let mut tree = self.tree().into_owned();
-        let mut leaf = tree.leaf;
+        // A conversation in one line that stays one line keeps no table (no allocation).
+        let mut tree = self.tree.clone();
+        let mut leaf = self.active_leaf();
         let mut count = self.message_count;
         let mut parents = Vec::with_capacity(messages.len());
         for m in &messages {
@@ -146,8 +147,12 @@ impl ConversationRecord {
                     ));
                 }
             };
+            let follows_newest = parent == (count > 0).then_some(count);
+            if tree.is_some() || !follows_newest {
+                tree.get_or_insert_with(|| Tree::linear(count))
+                    .push(count + 1, parent);
+            }
             count += 1;
-            tree.push(count, parent);
             parents.push(parent);
             leaf = Some(count);
         }
@@ -166,7 +171,9 @@ impl ConversationRecord {
             stored.push(message.into_message(self.message_count, parent));
         }
         if !stored.is_empty() {
-            self.set_tree(tree);
+            if let Some(tree) = tree {
+                self.set_tree(tree);
+            }
             self.last_active = self.last_active.max(at);
             self.version += 1;
         }
