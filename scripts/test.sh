@@ -45,15 +45,24 @@
 #   CHATVAULT_PG_PORT, CHATVAULT_PG_DIR: see scripts/postgres.sh
 #   CHATVAULT_REDIS_PORT, CHATVAULT_REDIS_DIR: see scripts/redis.sh
 #   CHATVAULT_OPENAI_VENV:  see scripts/openai-clients.sh
+#   CARGO_INCREMENTAL       defaults to 0 here (a one-shot build; see below)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
+# No incremental compilation: this command builds everything once, and the incremental
+# caches would add gigabytes of disk that a one-shot run never reads back.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 STARTED_AT=$SECONDS
 step() {
     echo
-    echo "==> [$1] $2 ($((SECONDS - STARTED_AT)) s elapsed)"
+    echo "==> [$1] $2 ($((SECONDS - STARTED_AT)) s elapsed, $(free_disk) free on disk)"
+}
+# Free space where target/ lives (a full run needs about GB_NEEDED below).
+free_disk() {
+    df -h "$ROOT" 2>/dev/null | awk 'NR == 2 { print $4 }'
 }
 
 servers_up() {
