@@ -13,7 +13,7 @@ use chatvault_core::backend::StoredConversation;
 use chatvault_core::{ContentType, ConversationId, FileId, StorageKey, UserId};
 use chatvault_core::{
     ConversationPatch, ConversationRecord, FileAttachment, ListOptions, MessageRange,
-    MessagesBackend, Metadata, NewMessage, Role,
+    MessageUpdate, MessagesBackend, Metadata, NewMessage, Role,
 };
 use chatvault_local::LocalMessages;
 use serde_json::{Value, json};
@@ -703,4 +703,66 @@ async fn a_changed_digit_in_an_0_1_header_never_cuts_the_log() {
         assert_eq!(&now[..log.len()], &log[..], "digit {i}: the log was cut");
     }
     assert!(errors > 0 && fine > 0, "errors {errors}, fine {fine}");
+}
+
+/// A message updated after later ones were appended (every streamed reply) has its index
+/// entry pointing past theirs. A window that holds it is still read through the index,
+/// not by a replay of the whole log: shown by a damaged record outside the window, which
+/// a replay would trip over (the read then fails as `Corrupt`) and the index read never
+/// touches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_with_an_updated_message_is_read_through_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalMessages::open(dir.path()).unwrap();
+    new_conv(&store, "c", Some("u")).await;
+    for i in 0..4 {
+        store
+            .append_messages(&cid("c"), vec![NewMessage::new(Role::User, format!("m{i}"))])
+            .await
+            .unwrap();
+    }
+    let second = store.get(&cid("c")).await.unwrap().unwrap().messages[1].clone();
+    let update = MessageUpdate {
+        parts: Some(vec![chatvault_core::Part::text("m1 updated")]),
+        ..Default::default()
+    };
+    store
+        .update_message(&cid("c"), &second.id, second.revision, &update)
+        .await
+        .unwrap();
+    // Enough records after the update that the checkpoint covers it and the index holds
+    // its (out of order) entry.
+    for i in 4..80 {
+        store
+            .append_messages(
+                &cid("c"),
+                vec![NewMessage::new(Role::User, format!("filler-{i:03}"))],
+            )
+            .await
+            .unwrap();
+    }
+    let log_path = conv_dir(dir.path(), "c").join("log-1");
+    let mut log = fs::read(&log_path).unwrap();
+    let at = log
+        .windows(10)
+        .position(|w| w == b"filler-010")
+        .expect("the record of message 11 is in the log");
+    log[at + 7] = b'X';
+    fs::write(&log_path, &log).unwrap();
+    // A fresh store: nothing cached, the window is read from the files.
+    let fresh = LocalMessages::open(dir.path()).unwrap();
+    let page = fresh
+        .messages(&cid("c"), &MessageRange::after(0).limit(3))
+        .await
+        .unwrap();
+    let texts: Vec<String> = page.items.iter().map(|m| chatvault_core::text_of(&m.parts)).collect();
+    assert_eq!(texts, ["m0", "m1 updated", "m2"]);
+    // The damage is real: a read of the whole conversation replays the log and finds it.
+    let whole = fresh
+        .messages(&cid("c"), &MessageRange::after(0).limit(1000))
+        .await;
+    assert!(
+        whole.as_ref().is_err_and(is_corrupt),
+        "the damaged record is read when asked for: {whole:?}"
+    );
 }

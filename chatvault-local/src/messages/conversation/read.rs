@@ -39,9 +39,11 @@ impl ConversationLog {
         Ok(scan.tail)
     }
 
-    /// Messages at positions `first..=last` through the index: reads the index entries
-    /// and one contiguous span of the log, and checks every message (CRC, seq). `None`
-    /// if the index does not check out (then the caller replays the log instead).
+    /// Messages at positions `first..=last` through the index: reads the index entries,
+    /// then the log one run of entries at a time (one read per run of entries that follow
+    /// each other in the log: a message updated after later ones were appended, such as
+    /// every streamed reply, starts a run of its own), and checks every message (CRC,
+    /// seq). `None` if the index does not check out (then the caller replays the log).
     fn read_indexed(&self, first: u64, last: u64) -> Result<Option<Vec<Message>>> {
         let index_path = self.index_path();
         let mut index = match File::open(&index_path) {
@@ -65,37 +67,35 @@ impl ConversationLog {
             .chunks_exact(INDEX_ENTRY as usize)
             .filter_map(IndexEntry::decode)
             .collect();
-        let Some(ends) = entries
-            .iter()
-            .map(IndexEntry::end)
-            .collect::<Option<Vec<u64>>>()
-        else {
-            return Ok(None);
-        };
-        let ordered = ends
-            .iter()
-            .zip(entries.iter().skip(1))
-            .all(|(&end, next)| end <= next.offset);
-        let (Some(start), Some(&end)) = (entries.first(), ends.last()) else {
-            return Ok(None);
-        };
-        let start = start.offset;
-        if !ordered || end > self.valid_end || entries.iter().any(|e| e.len == 0) {
+        if entries.len() as u64 != last - first + 1
+            || entries
+                .iter()
+                .any(|e| e.len == 0 || e.end().is_none_or(|end| end > self.valid_end))
+        {
             return Ok(None);
         }
         let log_path = self.log_path();
         let mut log = File::open(&log_path).map_err(io_at("open", &log_path))?;
-        let span = read_at(&mut log, &log_path, start, end - start)?;
         let mut out = Vec::with_capacity(entries.len());
-        for (e, seq) in entries.iter().zip(first..) {
-            let from = (e.offset - start) as usize;
-            let bytes = &span[from..from + e.len as usize];
-            if crc32fast::hash(bytes) != e.crc {
+        let mut seq = first;
+        for run in log_runs(&entries) {
+            let (Some(head), Some(end)) = (run.first(), run.last().and_then(IndexEntry::end))
+            else {
                 return Ok(None);
-            }
-            match serde_json::from_slice::<Message>(bytes) {
-                Ok(m) if m.seq == seq => out.push(m),
-                _ => return Ok(None),
+            };
+            let start = head.offset;
+            let span = read_at(&mut log, &log_path, start, end - start)?;
+            for e in run {
+                let from = (e.offset - start) as usize;
+                let bytes = &span[from..from + e.len as usize];
+                if crc32fast::hash(bytes) != e.crc {
+                    return Ok(None);
+                }
+                match serde_json::from_slice::<Message>(bytes) {
+                    Ok(m) if m.seq == seq => out.push(m),
+                    _ => return Ok(None),
+                }
+                seq += 1;
             }
         }
         Ok(Some(out))
@@ -139,4 +139,10 @@ impl ConversationLog {
         }
         Ok(out)
     }
+}
+
+/// `entries` cut into runs that each cover one stretch of the log: an entry starts a new
+/// run when it does not come after the previous one in the log.
+fn log_runs(entries: &[IndexEntry]) -> impl Iterator<Item = &[IndexEntry]> {
+    entries.chunk_by(|a, b| a.end().is_some_and(|end| end <= b.offset))
 }
