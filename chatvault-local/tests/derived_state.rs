@@ -717,7 +717,10 @@ async fn a_window_with_an_updated_message_is_read_through_the_index() {
     new_conv(&store, "c", Some("u")).await;
     for i in 0..4 {
         store
-            .append_messages(&cid("c"), vec![NewMessage::new(Role::User, format!("m{i}"))])
+            .append_messages(
+                &cid("c"),
+                vec![NewMessage::new(Role::User, format!("m{i}"))],
+            )
             .await
             .unwrap();
     }
@@ -755,7 +758,11 @@ async fn a_window_with_an_updated_message_is_read_through_the_index() {
         .messages(&cid("c"), &MessageRange::after(0).limit(3))
         .await
         .unwrap();
-    let texts: Vec<String> = page.items.iter().map(|m| chatvault_core::text_of(&m.parts)).collect();
+    let texts: Vec<String> = page
+        .items
+        .iter()
+        .map(|m| chatvault_core::text_of(&m.parts))
+        .collect();
     assert_eq!(texts, ["m0", "m1 updated", "m2"]);
     // The damage is real: a read of the whole conversation replays the log and finds it.
     let whole = fresh
