@@ -2,6 +2,7 @@
 #![doc = include_str!("../docs/writing-a-backend.md")]
 #![doc = include_str!("../docs/semantics.md")]
 #![doc = include_str!("../docs/branches.md")]
+#![doc = include_str!("../docs/forgetting.md")]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -26,14 +27,15 @@ pub use error::{BoxError, Error, ErrorKind, Result};
 pub use ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId};
 pub use model::message::text_of;
 pub use model::{
-    ActiveLeaf, Appended, ConversationPatch, ConversationRecord, ConversationSummary,
+    ActiveLeaf, Appended, ConversationPatch, ConversationRecord, ConversationSummary, Expiry,
     FileAttachment, FilePart, FileSource, HistoryEntry, HitBranch, ListCursor, ListOptions,
     MAX_JSON_DEPTH, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES, MAX_PARTS, Message, MessageRange,
     MessageStatus, MessageUpdate, MessageUpdated, Metadata, NewMessage, Page, PageLimit, Parent,
-    Part, ProviderPart, Reasoning, Role, SearchCursor, SearchHit, SearchOptions, SearchQuery,
-    Segment, ToolCall, ToolResult, Tree, Usage,
+    Part, ProviderPart, Reasoning, Retention, Role, SearchCursor, SearchHit, SearchOptions,
+    SearchQuery, Segment, ToolCall, ToolResult, Tree, Usage,
 };
 pub use vault::{
-    Branches, CHECKPOINT_KEY, ChatVault, Checkpoint, Conversation, FollowOptions, NewConversation,
-    ReplyEvent, ReplyFollower, ReplyOptions, ReplyWriter, Siblings,
+    Branches, CHECKPOINT_KEY, ChatVault, Checkpoint, Conversation, FollowOptions, ForgetOptions,
+    ForgetProgress, ForgetReport, Forgetting, NewConversation, ReplyEvent, ReplyFollower,
+    ReplyOptions, ReplyWriter, Siblings,
 };

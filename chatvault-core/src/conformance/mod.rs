@@ -68,6 +68,7 @@ use std::fmt;
 mod search;
 mod util;
 mod vault_branches;
+mod vault_forget;
 
 pub mod files;
 pub mod messages;
@@ -257,6 +258,8 @@ macro_rules! vault_tests {
             archive_and_unarchive,
             reads_every_message,
             branches_through_the_vault,
+            erase_owner_removes_everything_of_theirs,
+            retention_hides_and_purge_removes,
         );
     };
 }

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -294,6 +295,8 @@ pub struct RecordingFiles {
     inner: Arc<dyn FilesBackend>,
     uploaded: Mutex<Vec<StorageKey>>,
     delete_delay: Option<Duration>,
+    /// How many of the next deletes fail (without deleting).
+    failing_deletes: AtomicUsize,
 }
 
 impl RecordingFiles {
@@ -303,7 +306,20 @@ impl RecordingFiles {
             inner,
             uploaded: Mutex::new(Vec::new()),
             delete_delay: None,
+            failing_deletes: AtomicUsize::new(0),
         }
+    }
+
+    /// Makes the next `count` deletes fail with a temporary error, deleting nothing: a
+    /// crash between two steps of a deletion, for checks that a rerun finishes the job.
+    pub fn fail_next_deletes(&self, count: usize) {
+        self.failing_deletes.store(count, Ordering::SeqCst);
+    }
+
+    /// How many of the deletes [`fail_next_deletes`](Self::fail_next_deletes) asked to fail
+    /// have not happened yet.
+    pub fn deletes_still_failing(&self) -> usize {
+        self.failing_deletes.load(Ordering::SeqCst)
     }
 
     /// Makes every delete wait `delay` first (as a remote store's would), which widens the
@@ -358,6 +374,15 @@ impl FilesBackend for RecordingFiles {
     async fn delete(&self, key: &StorageKey) -> Result<bool> {
         if let Some(delay) = self.delete_delay {
             tokio::time::sleep(delay).await;
+        }
+        let failing = self
+            .failing_deletes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if failing.is_ok() {
+            return Err(Error::temporary(
+                "recording files",
+                format!("the delete of {key} failed on purpose"),
+            ));
         }
         self.inner.delete(key).await
     }

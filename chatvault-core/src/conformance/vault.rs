@@ -29,6 +29,9 @@ use crate::model::{MAX_METADATA_BYTES, MessageStatus, MessageUpdate, NewMessage,
 use crate::vault::{ChatVault, Conversation, ReplyOptions};
 
 pub use super::vault_branches::branches_through_the_vault;
+pub use super::vault_forget::{
+    erase_owner_removes_everything_of_theirs, retention_hides_and_purge_removes,
+};
 
 async fn reread(vault: &ChatVault, c: &Conversation) -> Conversation {
     match ok(vault.get_conversation(c.id()).await, "get_conversation") {

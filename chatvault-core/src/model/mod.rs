@@ -10,6 +10,7 @@ pub(crate) mod message;
 mod options;
 mod page;
 mod part;
+mod retention;
 mod role;
 mod search;
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub use message::{Message, MessageStatus, MessageUpdate, MessageUpdated, NewMess
 pub use options::{ListCursor, ListOptions, PageLimit, SearchCursor, SearchOptions};
 pub use page::{Appended, HitBranch, MessageRange, Page, SearchHit, sort_for_listing};
 pub use part::{FilePart, FileSource, Part, ProviderPart, Reasoning, ToolCall, ToolResult};
+pub use retention::{Expiry, Retention};
 pub use role::Role;
 pub use search::SearchQuery;
 pub use tree::{ActiveLeaf, Parent, Run, Segment, Tree};

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::forget::{Forgetting, delete_with_files};
 use super::live::Live;
 use crate::backend::{FilesBackend, MessagesBackend, check_unique_ids};
 use crate::error::{Error, Result};
@@ -36,6 +37,8 @@ pub struct ChatVault {
     pub(super) files: Arc<dyn FilesBackend>,
     /// Wakes the followers of a reply when a writer of this vault (or a clone) stores it.
     pub(super) live: Arc<Live>,
+    /// When conversations expire: an expired one reads as gone (see [`Retention`]).
+    pub(super) retention: Arc<Retention>,
 }
 
 impl ChatVault {
@@ -50,6 +53,59 @@ impl ChatVault {
             messages,
             files,
             live: Arc::default(),
+            retention: Arc::default(),
+        }
+    }
+
+    /// This vault with a retention policy: from now on a conversation past its expiry
+    /// reads as gone, as a deleted one does (not found, not listed, not searched, not
+    /// written to), until [`Forgetting::purge_expired`](crate::Forgetting::purge_expired)
+    /// removes it. The default policy keeps everything. See `docs/forgetting.md`.
+    ///
+    /// With a policy that expires anything, [`append_as`](Self::append_as) and
+    /// [`update_message`](Self::update_message) read the conversation's head first (one
+    /// read more per write).
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = Arc::new(retention);
+        self
+    }
+
+    /// Purging expired conversations and erasing an owner: see [`Forgetting`].
+    pub fn forget(&self) -> Forgetting<'_> {
+        Forgetting::new(&*self.messages, &*self.files, &self.retention)
+    }
+
+    /// The retention policy in force.
+    pub fn retention(&self) -> &Retention {
+        &self.retention
+    }
+
+    /// Whether `record`'s conversation has expired under this vault's policy.
+    pub(super) fn expired(&self, record: &ConversationRecord) -> bool {
+        self.retention.is_expired(record, now())
+    }
+
+    /// `page` without the conversations that have expired.
+    fn unexpired(&self, mut page: Page<ConversationSummary>) -> Page<ConversationSummary> {
+        if !self.retention.keeps_everything() {
+            let at = now();
+            page.items
+                .retain(|summary| !self.retention.summary_expired(summary, at));
+        }
+        page
+    }
+
+    /// [`Error::NotFound`] when conversation `id` has expired (read only when the policy
+    /// expires anything).
+    async fn check_unexpired(&self, id: &ConversationId) -> Result<()> {
+        if self.retention.keeps_everything() {
+            return Ok(());
+        }
+        match self.messages.head(id).await? {
+            Some(head) if self.expired(&head.record) => {
+                Err(Error::conversation_not_found(id.as_str()))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -63,7 +119,8 @@ impl ChatVault {
         &self.files
     }
 
-    /// A page of a user's conversations, newest activity first.
+    /// A page of a user's conversations, newest activity first. Expired conversations
+    /// are left out (so a page may hold fewer than the limit; follow its cursor).
     ///
     /// ```
     /// # use chatvault_core::{ChatVault, ListOptions, UserId};
@@ -90,12 +147,15 @@ impl ChatVault {
         user_id: &UserId,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        self.messages
+        let page = self
+            .messages
             .list_conversations(Some(user_id), options)
-            .await
+            .await?;
+        Ok(self.unexpired(page))
     }
 
-    /// A page of every user's conversations, newest activity first.
+    /// A page of every user's conversations, newest activity first, expired ones left
+    /// out as in [`list_conversations`](Self::list_conversations).
     ///
     /// [`Error::NotSupported`] when the messages backend cannot list all users.
     pub async fn list_all_conversations(
@@ -108,7 +168,8 @@ impl ChatVault {
                 "listing every user's conversations",
             ));
         }
-        self.messages.list_conversations(None, options).await
+        let page = self.messages.list_conversations(None, options).await?;
+        Ok(self.unexpired(page))
     }
 
     /// Full-text search over a user's messages, best matches first.
@@ -128,6 +189,8 @@ impl ChatVault {
         }
         let mut page = self.messages.search(user_id, query, options).await?;
         let at = now();
+        page.items
+            .retain(|hit| !self.retention.summary_expired(&hit.conversation, at));
         for hit in &mut page.items {
             settle(&mut hit.message, at);
         }
@@ -190,14 +253,8 @@ impl ChatVault {
     /// before the mark (its bytes are deleted here) or fails and deletes its own bytes:
     /// no blob is left behind. If this fails part-way, calling it again finishes the job.
     pub async fn delete_conversation(&self, id: &ConversationId) -> Result<bool> {
-        let Some(files) = self.messages.begin_delete(id).await? else {
-            return Ok(false);
-        };
-        for file in &files {
-            self.files.delete(&file.storage_key).await?;
-        }
-        self.messages.delete(id).await?;
-        Ok(true)
+        let deleted = delete_with_files(&*self.messages, &*self.files, id, &[]).await?;
+        Ok(deleted.is_some())
     }
 
     /// Checks `messages` against the core's rules and the backend's declared limits.
@@ -236,6 +293,7 @@ impl ChatVault {
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         self.check_append(&messages)?;
+        self.check_unexpired(id).await?;
         self.messages
             .append_messages_as(Some(user), id, messages)
             .await
@@ -259,6 +317,7 @@ impl ChatVault {
                 message_limit(&self.messages.capabilities()),
             )?;
         }
+        self.check_unexpired(conversation_id).await?;
         let mut updated = self
             .messages
             .update_message(conversation_id, message_id, expected_revision, update)

@@ -664,11 +664,15 @@ impl ChatVault {
         }
     }
 
-    /// The conversation with this id, or `None`.
+    /// The conversation with this id, or `None` (also when it has expired under the
+    /// vault's [`Retention`](crate::Retention)).
     pub async fn get_conversation(&self, id: &ConversationId) -> Result<Option<Conversation>> {
         let Some(head) = self.messages.head(id).await? else {
             return Ok(None);
         };
+        if self.expired(&head.record) {
+            return Ok(None);
+        }
         Ok(Some(Conversation {
             vault: self.clone(),
             record: head.record,

@@ -1,0 +1,216 @@
+//! Forgetting through the vault: retention hides expired conversations, the purge and
+//! the erase remove everything of theirs (messages on every branch, search entries,
+//! attachments' bytes), a dry run removes nothing, and a run stopped part-way is finished
+//! by the next.
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+
+use super::SuiteConfig;
+use super::util::{RecordingFiles, assert_kind, fresh_user, ok};
+use crate::backend::FilesBackend;
+use crate::error::ErrorKind;
+use crate::ids::{ConversationId, StorageKey, UserId};
+use crate::model::{Expiry, ListOptions, NewMessage, Retention, Role, SearchOptions};
+use crate::vault::{ChatVault, ForgetOptions, ForgetReport};
+
+/// A conversation of `user` with two messages holding `word`, an edit (a second branch)
+/// and an attachment; returns its id and the attachment's key.
+async fn stocked(vault: &ChatVault, user: &UserId, word: &str) -> (ConversationId, StorageKey) {
+    let mut c = ok(vault.create_conversation(Some(user)).await, "create");
+    let first = ok(
+        c.add_message(Role::User, format!("{word} one")).await,
+        "add",
+    );
+    ok(
+        c.add_message(Role::Assistant, format!("{word} two")).await,
+        "add",
+    );
+    ok(
+        c.branches()
+            .edit(
+                &first.id,
+                NewMessage::new(Role::User, format!("{word} edited")),
+            )
+            .await,
+        "edit",
+    );
+    let file = ok(
+        c.attach_file("notes.txt", "secret bytes", "text/plain")
+            .await,
+        "attach",
+    );
+    (c.id().clone(), file.storage_key)
+}
+
+/// Asserts that conversation `id` and its attachment's bytes are gone.
+async fn gone(vault: &ChatVault, id: &ConversationId, key: &StorageKey, what: &str) {
+    assert!(
+        ok(vault.messages_backend().head(id).await, "head").is_none(),
+        "{what}: conversation {id} is still stored"
+    );
+    assert!(
+        ok(vault.files_backend().head(key).await, "files head").is_none(),
+        "{what}: the bytes of {key} are still stored"
+    );
+}
+
+/// Asserts that `user`'s search for `word` finds nothing (when the backend searches).
+async fn unsearchable(vault: &ChatVault, user: &UserId, word: &str, what: &str) {
+    if vault.messages_backend().capabilities().search {
+        let hits = ok(
+            vault.search(user, word, &SearchOptions::new()).await,
+            "search",
+        );
+        assert!(
+            hits.items.is_empty(),
+            "{what}: search still finds {word:?}: {hits:?}"
+        );
+    }
+}
+
+/// `erase_owner`: a dry run reports and removes nothing; the erase removes every
+/// conversation of the owner (archived included) with its branches, search entries and
+/// attachments' bytes, and nothing of another owner; stopped by a failing delete, it is
+/// finished by a rerun.
+pub async fn erase_owner_removes_everything_of_theirs(vault: ChatVault, _config: SuiteConfig) {
+    let (gone_user, kept_user) = (fresh_user("erased"), fresh_user("kept"));
+    let (a, a_key) = stocked(&vault, &gone_user, "zebraword").await;
+    let (b, b_key) = stocked(&vault, &gone_user, "zebraword").await;
+    ok(vault.archive_conversation(&b).await, "archive");
+    let (kept, kept_key) = stocked(&vault, &kept_user, "zebraword").await;
+
+    let dry = ok(
+        vault
+            .forget()
+            .erase_owner(&gone_user, &ForgetOptions::new().dry_run(true))
+            .await,
+        "dry run",
+    );
+    assert!(dry.dry_run);
+    assert_eq!(dry.conversations.len(), 2, "dry run: {dry:?}");
+    assert_eq!(
+        (dry.messages, dry.files, dry.bytes),
+        (6, 2, 24),
+        "dry run: {dry:?}"
+    );
+    assert!(
+        ok(vault.get_conversation(&a).await, "get").is_some(),
+        "a dry run removed {a}"
+    );
+
+    // A crash between deleting the bytes and the record: the first delete fails.
+    let recording = Arc::new(RecordingFiles::new(Arc::clone(vault.files_backend())));
+    recording.fail_next_deletes(1);
+    let faulty = ChatVault::from_arcs(
+        Arc::clone(vault.messages_backend()),
+        Arc::clone(&recording) as Arc<dyn FilesBackend>,
+    );
+    assert!(
+        faulty
+            .forget()
+            .erase_owner(&gone_user, &ForgetOptions::new())
+            .await
+            .is_err(),
+        "the erase reports the failed delete"
+    );
+    assert_eq!(recording.deletes_still_failing(), 0, "the fault happened");
+
+    let report = ok(
+        vault
+            .forget()
+            .erase_owner(&gone_user, &ForgetOptions::new())
+            .await,
+        "erase_owner (rerun)",
+    );
+    assert!(!report.dry_run);
+    assert_eq!(report.conversations.len(), 2, "rerun: {report:?}");
+    gone(&vault, &a, &a_key, "erased").await;
+    gone(&vault, &b, &b_key, "erased (archived)").await;
+    let listed = ok(
+        vault
+            .list_conversations(&gone_user, &ListOptions::new().include_archived(true))
+            .await,
+        "list",
+    );
+    assert!(listed.items.is_empty(), "still listed: {listed:?}");
+    unsearchable(&vault, &gone_user, "zebraword", "erased").await;
+
+    assert!(
+        ok(vault.get_conversation(&kept).await, "get").is_some(),
+        "another owner's was removed"
+    );
+    assert!(ok(vault.files_backend().head(&kept_key).await, "head").is_some());
+    let again = ok(
+        vault
+            .forget()
+            .erase_owner(&gone_user, &ForgetOptions::new())
+            .await,
+        "erase_owner (nothing left)",
+    );
+    assert_eq!(
+        again,
+        ForgetReport::default(),
+        "a second erase finds nothing"
+    );
+}
+
+/// Retention: an expired conversation reads as gone through the vault (get, list, search,
+/// append) while a kept owner's stays; `purge_expired` removes the expired ones with
+/// their bytes (or is refused by a backend that cannot list every user).
+pub async fn retention_hides_and_purge_removes(vault: ChatVault, _config: SuiteConfig) {
+    let (expiring, kept_user) = (fresh_user("expiring"), fresh_user("kept"));
+    let (old, old_key) = stocked(&vault, &expiring, "quokkaword").await;
+    let (kept, kept_key) = stocked(&vault, &kept_user, "quokkaword").await;
+    let policy = Retention::new(Expiry::Never).owner(
+        expiring.clone(),
+        Expiry::AfterLastActivity(TimeDelta::zero()),
+    );
+    let strict = vault.clone().with_retention(policy);
+
+    assert!(
+        ok(strict.get_conversation(&old).await, "get").is_none(),
+        "expired reads as gone"
+    );
+    assert!(
+        ok(strict.get_conversation(&kept).await, "get").is_some(),
+        "kept owner's stays"
+    );
+    let listed = ok(
+        strict
+            .list_conversations(&expiring, &ListOptions::new().include_archived(true))
+            .await,
+        "list",
+    );
+    assert!(listed.items.is_empty(), "expired still listed: {listed:?}");
+    unsearchable(&strict, &expiring, "quokkaword", "expired").await;
+    assert_kind(
+        strict
+            .append_as(&expiring, &old, vec![NewMessage::new(Role::User, "late")])
+            .await,
+        ErrorKind::NotFound,
+        "append to an expired conversation",
+    );
+    assert!(
+        ok(vault.get_conversation(&old).await, "get").is_some(),
+        "not removed before a purge"
+    );
+
+    let purged = strict.forget().purge_expired(&ForgetOptions::new()).await;
+    if !vault.messages_backend().capabilities().list_all {
+        assert_kind(purged, ErrorKind::NotSupported, "purge without list_all");
+        return;
+    }
+    let purged = ok(purged, "purge_expired");
+    // Other checks' conversations on a shared store never expire under this policy.
+    assert_eq!(
+        purged.conversations,
+        std::slice::from_ref(&old),
+        "purged: {purged:?}"
+    );
+    assert_eq!((purged.messages, purged.files, purged.bytes), (3, 1, 12));
+    gone(&vault, &old, &old_key, "purged").await;
+    assert!(ok(vault.get_conversation(&kept).await, "get").is_some());
+    assert!(ok(vault.files_backend().head(&kept_key).await, "head").is_some());
+}
