@@ -4,6 +4,7 @@
 
 mod aws;
 mod error;
+mod forget;
 mod importers;
 mod moving;
 mod nofiles;
@@ -26,6 +27,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use error::{
     CliError, EXIT_DAMAGE, EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Result,
 };
+pub use forget::{EraseArgs, ExpiryArgs, PurgeArgs};
 pub use url::{Open, StoreUrl, open_store};
 
 /// The `chatvault` command line.
@@ -33,7 +35,7 @@ pub use url::{Open, StoreUrl, open_store};
 #[command(
     name = "chatvault",
     version,
-    about = "Look at, export, import, copy, verify and repair ChatVault stores."
+    about = "Look at, export, import, copy, verify, repair and purge ChatVault stores."
 )]
 #[command(
     after_help = "Exit codes: 0 done (verify: clean), 1 failure, 2 usage error, \
@@ -196,6 +198,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Removes the conversations that have expired under a retention policy (records,
+    /// messages, attachments' bytes): `purge --expired --after-activity 30d`.
+    Purge(PurgeArgs),
+    /// Removes every conversation, message and attachment of one owner.
+    Erase(EraseArgs),
 }
 
 /// Parses the command line, runs it, and returns the exit code (printing any error).
@@ -310,6 +317,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             archive,
             json,
         } => verify(url, archive.as_deref(), read_blobs, json, quiet).await,
+        Command::Purge(args) => {
+            forget::purge(&store(url, Open::Existing).await?, &args, quiet).await
+        }
+        Command::Erase(args) => {
+            forget::erase(&store(url, Open::Existing).await?, &args, quiet).await
+        }
     }
 }
 
