@@ -13,8 +13,8 @@ use chatvault_core::backend::{
 };
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
-    SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -88,7 +88,8 @@ impl SqlMessages<Sqlite> {
     }
 
     /// Like [`connect`](Self::connect), from connect options (the WAL, busy-timeout,
-    /// foreign-key and create-if-missing settings are applied on top of them).
+    /// foreign-key, incremental auto-vacuum and create-if-missing settings are applied on
+    /// top of them).
     pub async fn connect_with(options: SqliteConnectOptions) -> Result<Self> {
         let in_memory = options
             .get_filename()
@@ -100,6 +101,9 @@ impl SqlMessages<Sqlite> {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Takes effect in a database created by this connection (before its tables),
+            // so that reclaim_space can shrink the file; an older file keeps its mode.
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .busy_timeout(BUSY_TIMEOUT);
         let pool = if in_memory {
             // The database lives as long as its one connection.
@@ -119,6 +123,43 @@ impl SqlMessages<Sqlite> {
         .await
         .map_err(|e| db_error(Sqlite::BACKEND, e))?;
         Self::from_pool(pool).await
+    }
+
+    /// Returns the database's free pages (left by deleted conversations) to the file
+    /// system, and says how many bytes the database shrank by.
+    ///
+    /// Works on a database created by [`connect`](Self::connect) since 0.3 (incremental
+    /// auto-vacuum); an older file answers 0 until a `VACUUM` (which rewrites the whole file
+    /// and needs as much free disk again) switches it over. Waits for this process's other
+    /// writers and takes SQLite's write lock while it runs.
+    pub async fn reclaim_space(&self) -> Result<u64> {
+        let before = self.database_bytes().await?;
+        {
+            let (mut tx, _turn) = Sqlite::begin_write(&self.pool, &self.local).await?;
+            sqlx::query("PRAGMA incremental_vacuum")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db_error(Sqlite::BACKEND, e))?;
+            tx.commit()
+                .await
+                .map_err(|e| db_error(Sqlite::BACKEND, e))?;
+        }
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error(Sqlite::BACKEND, e))?;
+        Ok(before.saturating_sub(self.database_bytes().await?))
+    }
+
+    /// The database's size in bytes: its pages times the page size.
+    async fn database_bytes(&self) -> Result<u64> {
+        let bytes: i64 = sqlx::query_scalar(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| db_error(Sqlite::BACKEND, e))?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
     }
 
     /// Uses an existing pool, and brings the schema up to date ([`migrate`](Self::migrate)).
