@@ -36,6 +36,6 @@ pub use model::{
 };
 pub use vault::{
     Branches, CHECKPOINT_KEY, ChatVault, Checkpoint, Conversation, FollowOptions, ForgetOptions,
-    ForgetProgress, ForgetReport, Forgetting, NewConversation, ReplyEvent, ReplyFollower,
-    ReplyOptions, ReplyWriter, Siblings,
+    ForgetProgress, ForgetReport, Forgetting, MAX_REDACTION_REASON, NewConversation, REDACTION_KEY,
+    Redacted, Redaction, ReplyEvent, ReplyFollower, ReplyOptions, ReplyWriter, Siblings,
 };

@@ -5,13 +5,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::trim::TrimToolResults;
-use super::view::model_view;
+use super::view::{drop_results_of_unread_calls, model_view};
 use super::{
     ApproxCounter, FileMode, ReplayMessage, ReplayOptions, TokenCounter, repair, resolve_files,
     select_window,
 };
-use chatvault_core::Conversation;
 use chatvault_core::Result;
+use chatvault_core::{Conversation, Redaction};
 
 /// What [`PrepareHistory::prepare_history`] does: how files are sent, the repair texts, an
 /// optional token budget, and optionally how much of a long history is read.
@@ -155,7 +155,14 @@ mod sealed {
 
 impl PrepareHistory for Conversation {
     async fn prepare_history(&self, options: &HistoryOptions) -> Result<Vec<ReplayMessage>> {
-        let messages = model_view(self, options.checkpoints, options.recent).await?;
+        let mut messages = model_view(self, options.checkpoints, options.recent).await?;
+        // A redacted message has nothing to say: the model never sees its tombstone, nor
+        // the results of the tool calls it held.
+        let read = messages.len();
+        messages.retain(|m| Redaction::of(m).is_none());
+        if messages.len() < read {
+            drop_results_of_unread_calls(&mut messages);
+        }
         let mut history = repair(&messages, &options.replay);
         if let Some(trim) = &options.trim {
             trim.apply(&mut history);

@@ -213,7 +213,7 @@ async fn with_opening(
 
 /// Leaves out the messages that hold only results of calls not in `messages` (a result
 /// is never sent without its call).
-fn drop_results_of_unread_calls(messages: &mut Vec<Message>) {
+pub(crate) fn drop_results_of_unread_calls(messages: &mut Vec<Message>) {
     let calls: HashSet<String> = messages
         .iter()
         .flat_map(|m| &m.parts)

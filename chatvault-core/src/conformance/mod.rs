@@ -260,6 +260,7 @@ macro_rules! vault_tests {
             branches_through_the_vault,
             erase_owner_removes_everything_of_theirs,
             retention_hides_and_purge_removes,
+            redact_leaves_a_tombstone,
         );
     };
 }

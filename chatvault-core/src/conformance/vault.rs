@@ -30,7 +30,8 @@ use crate::vault::{ChatVault, Conversation, ReplyOptions};
 
 pub use super::vault_branches::branches_through_the_vault;
 pub use super::vault_forget::{
-    erase_owner_removes_everything_of_theirs, retention_hides_and_purge_removes,
+    erase_owner_removes_everything_of_theirs, redact_leaves_a_tombstone,
+    retention_hides_and_purge_removes,
 };
 
 async fn reread(vault: &ChatVault, c: &Conversation) -> Conversation {

@@ -12,8 +12,8 @@ use super::util::{RecordingFiles, assert_kind, fresh_user, ok};
 use crate::backend::FilesBackend;
 use crate::error::ErrorKind;
 use crate::ids::{ConversationId, StorageKey, UserId};
-use crate::model::{Expiry, ListOptions, NewMessage, Retention, Role, SearchOptions};
-use crate::vault::{ChatVault, ForgetOptions, ForgetReport};
+use crate::model::{Expiry, ListOptions, NewMessage, Part, Retention, Role, SearchOptions};
+use crate::vault::{ChatVault, ForgetOptions, ForgetReport, Redaction, ReplyOptions};
 
 /// A conversation of `user` with two messages holding `word`, an edit (a second branch)
 /// and an attachment; returns its id and the attachment's key.
@@ -213,4 +213,142 @@ pub async fn retention_hides_and_purge_removes(vault: ChatVault, _config: SuiteC
     gone(&vault, &old, &old_key, "purged").await;
     assert!(ok(vault.get_conversation(&kept).await, "get").is_some());
     assert!(ok(vault.files_backend().head(&kept_key).await, "head").is_some());
+}
+
+/// `redact`: the message keeps its place with no content and only its reason; search no
+/// longer finds it; the attachment only it referenced is deleted (bytes and record), one
+/// another message also references stays; bad reasons, unknown messages and a reply
+/// still streaming are refused with nothing written.
+pub async fn redact_leaves_a_tombstone(vault: ChatVault, _config: SuiteConfig) {
+    let user = fresh_user("redact");
+    let mut c = ok(vault.create_conversation(Some(&user)).await, "create");
+    let only = ok(
+        c.attach_file("only.txt", "only bytes", "text/plain").await,
+        "attach",
+    );
+    let shared = ok(
+        c.attach_file("shared.txt", "shared", "text/plain").await,
+        "attach",
+    );
+    let secret = ok(
+        c.add(NewMessage::with_parts(
+            Role::User,
+            vec![
+                Part::text("my key is wombatword"),
+                Part::attachment(only.id.clone(), None),
+                Part::attachment(shared.id.clone(), None),
+            ],
+        ))
+        .await,
+        "add the secret",
+    );
+    ok(
+        c.add(NewMessage::with_parts(
+            Role::Assistant,
+            vec![
+                Part::text("noted"),
+                Part::attachment(shared.id.clone(), None),
+            ],
+        ))
+        .await,
+        "add the reply",
+    );
+
+    assert_kind(
+        c.redact(&secret.id, " ").await,
+        ErrorKind::InvalidInput,
+        "a blank reason",
+    );
+    let long = "x".repeat(crate::vault::MAX_REDACTION_REASON + 1);
+    assert_kind(
+        c.redact(&secret.id, &long).await,
+        ErrorKind::InvalidInput,
+        "a long reason",
+    );
+    let unknown = crate::ids::MessageId::new();
+    assert_kind(
+        c.redact(&unknown, "why").await,
+        ErrorKind::NotFound,
+        "an unknown message",
+    );
+
+    let done = ok(c.redact(&secret.id, "pasted a secret").await, "redact");
+    let tomb = &done.message;
+    assert!(
+        tomb.parts.is_empty(),
+        "the tombstone keeps content: {tomb:?}"
+    );
+    let redaction = Redaction::of(tomb).expect("the tombstone holds its redaction");
+    assert_eq!(redaction.reason, "pasted a secret");
+    assert_eq!(
+        tomb.metadata.len(),
+        1,
+        "only the redaction stays in its metadata"
+    );
+    assert_eq!(
+        (&tomb.id, tomb.seq, tomb.parent, &tomb.role, tomb.created_at),
+        (
+            &secret.id,
+            secret.seq,
+            secret.parent,
+            &secret.role,
+            secret.created_at
+        ),
+        "the tombstone keeps its place"
+    );
+    assert!(
+        tomb.revision > secret.revision,
+        "the redaction is a new version"
+    );
+    assert_eq!(
+        done.files_deleted.len(),
+        1,
+        "deleted: {:?}",
+        done.files_deleted
+    );
+    assert_eq!(done.files_deleted[0].id, only.id);
+
+    let fresh = ok(vault.get_conversation(c.id()).await, "get").expect("still there");
+    let stored = ok(fresh.message(&secret.id).await, "message").expect("still stored");
+    assert_eq!(&stored, tomb, "the tombstone reads back");
+    let history = ok(fresh.messages().await, "messages");
+    assert_eq!(
+        history.len(),
+        2,
+        "the tombstone keeps its place on the path"
+    );
+    assert!(
+        fresh.file(&only.id).is_none(),
+        "the only-referenced record is gone"
+    );
+    assert!(
+        fresh.file(&shared.id).is_some(),
+        "the shared attachment stays"
+    );
+    assert!(ok(vault.files_backend().head(&only.storage_key).await, "head").is_none());
+    assert!(
+        ok(
+            vault.files_backend().head(&shared.storage_key).await,
+            "head"
+        )
+        .is_some()
+    );
+    unsearchable(&vault, &user, "wombatword", "redacted").await;
+
+    let mut streaming = ok(c.begin_reply(ReplyOptions::default()).await, "begin_reply");
+    ok(streaming.push_text("half").await, "push");
+    ok(streaming.checkpoint().await, "checkpoint");
+    let id = streaming.message_id().clone();
+    assert_kind(
+        c.redact(&id, "why").await,
+        ErrorKind::Conflict,
+        "a reply being written",
+    );
+    ok(streaming.finish(None).await, "finish");
+    let whole = ok(c.message(&id).await, "message").expect("stored");
+    assert_eq!(
+        whole.content(),
+        "half",
+        "the refused redaction wrote nothing"
+    );
 }

@@ -8,6 +8,7 @@ use super::branches::Branches;
 use super::chat_vault::{ChatVault, settle, stalled};
 use super::hashing::StreamHash;
 use super::path::path_page;
+use super::redact::{Redacted, redact};
 use super::reply::{ReplyOptions, ReplyWriter};
 use crate::backend::MessagesBackendExt;
 use crate::backend::{ByteStream, FilesBackendExt, bytes_stream};
@@ -351,6 +352,32 @@ impl Conversation {
             settle(m, now());
         }
         Ok(found)
+    }
+
+    /// Redacts a message (on any branch): its content and metadata are replaced by a
+    /// tombstone holding only the [`Redaction`](crate::Redaction) (`reason`, time), which
+    /// keeps its place (id, seq, parent, role, times, usage); the attachments only it
+    /// referenced are deleted, bytes and records. The old content is not kept by any
+    /// first-party backend (see `docs/forgetting.md`).
+    ///
+    /// [`Error::InvalidInput`] for a blank reason or one over
+    /// [`MAX_REDACTION_REASON`](crate::MAX_REDACTION_REASON) bytes; [`Error::NotFound`]
+    /// for a message the conversation does not hold; [`Error::Conflict`] while it is a
+    /// reply still being written, or when another writer changed it meanwhile.
+    pub async fn redact(&mut self, message_id: &MessageId, reason: &str) -> Result<Redacted> {
+        self.refresh().await?;
+        let vault = &self.vault;
+        let redacted = redact(
+            vault.messages.as_ref(),
+            vault.files.as_ref(),
+            &self.files,
+            &self.record.id,
+            message_id,
+            reason,
+        )
+        .await?;
+        self.refresh().await?;
+        Ok(redacted)
     }
 
     /// The branch operations: edit, regenerate, switch, rewind, siblings, fork.

@@ -9,6 +9,7 @@ mod forget;
 mod hashing;
 mod live;
 mod path;
+mod redact;
 mod reply;
 mod timer;
 
@@ -18,4 +19,5 @@ pub use compact::{CHECKPOINT_KEY, Checkpoint};
 pub use conversation::{Conversation, NewConversation};
 pub use follow::{FollowOptions, ReplyEvent, ReplyFollower};
 pub use forget::{ForgetOptions, ForgetProgress, ForgetReport, Forgetting};
+pub use redact::{MAX_REDACTION_REASON, REDACTION_KEY, Redacted, Redaction};
 pub use reply::{ReplyOptions, ReplyWriter};

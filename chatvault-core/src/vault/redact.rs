@@ -1,0 +1,167 @@
+//! Redacting one message: its content replaced by a tombstone that keeps its place, and
+//! the attachments only it referenced deleted. See `docs/forgetting.md`.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{FilesBackend, MessagesBackend};
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, FileId, MessageId};
+use crate::model::{
+    FileAttachment, FileSource, Message, MessageRange, MessageStatus, MessageUpdate, Metadata,
+    Part, now,
+};
+
+/// The metadata key under which a redacted message keeps its [`Redaction`] (its only
+/// metadata entry).
+pub const REDACTION_KEY: &str = "chatvault_redacted";
+
+/// The longest redaction reason, in bytes.
+pub const MAX_REDACTION_REASON: usize = 1024;
+
+/// Why and when a message was redacted: what its tombstone says besides its place (id,
+/// seq, parent, role, times and usage, which stay).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redaction {
+    /// Why, as the caller gave it.
+    pub reason: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl Redaction {
+    /// The redaction of `message` when it is a tombstone, else `None`.
+    pub fn of(message: &Message) -> Option<Redaction> {
+        let value = message.metadata.get(REDACTION_KEY)?;
+        serde_json::from_value(value.clone()).ok()
+    }
+}
+
+/// What [`Conversation::redact`](crate::Conversation::redact) did.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Redacted {
+    /// The tombstone as stored: no parts, only the [`Redaction`] in its metadata.
+    pub message: Message,
+    /// The attachments it referenced that no other message does: their bytes and
+    /// records are deleted.
+    pub files_deleted: Vec<FileAttachment>,
+}
+
+/// Redacts message `message_id` of conversation `id`: one versioned message update (no
+/// parts; metadata holding only the [`Redaction`]), then each attachment that only it
+/// referenced: its bytes, then its record.
+///
+/// [`Error::InvalidInput`] for a blank reason or one over [`MAX_REDACTION_REASON`]
+/// bytes; [`Error::NotFound`] for a missing conversation or message; [`Error::Conflict`]
+/// while the message is a reply still being written (stop it first) or when another
+/// writer changed it meanwhile (nothing written; retry). Redacting a tombstone again
+/// replaces its reason.
+pub(super) async fn redact(
+    messages: &dyn MessagesBackend,
+    files: &dyn FilesBackend,
+    files_attached: &[FileAttachment],
+    id: &ConversationId,
+    message_id: &MessageId,
+    reason: &str,
+) -> Result<Redacted> {
+    if reason.trim().is_empty() || reason.len() > MAX_REDACTION_REASON {
+        return Err(Error::invalid_input(
+            "reason",
+            format!("must be 1 to {MAX_REDACTION_REASON} bytes and not blank"),
+        ));
+    }
+    let Some(message) = messages.message(id, message_id).await? else {
+        return Err(Error::message_not_found(message_id.as_str()));
+    };
+    if matches!(
+        message.status_at(now()),
+        MessageStatus::Pending | MessageStatus::Streaming
+    ) {
+        return Err(Error::Conflict {
+            message: format!("message {message_id} is a reply still being written; stop it first"),
+        });
+    }
+    let redaction = Redaction {
+        reason: reason.to_owned(),
+        at: now(),
+    };
+    let mut metadata = Metadata::new();
+    metadata.insert(
+        REDACTION_KEY.to_owned(),
+        serde_json::to_value(&redaction)
+            .map_err(|e| Error::invalid_input("reason", e.to_string()))?,
+    );
+    let update = MessageUpdate {
+        parts: Some(Vec::new()),
+        metadata: Some(metadata),
+        ..MessageUpdate::default()
+    };
+    let updated = messages
+        .update_message(id, message_id, message.revision, &update)
+        .await?;
+    let referenced = attachments_in(&message.parts);
+    let mut files_deleted = Vec::new();
+    if !referenced.is_empty() {
+        let still = referenced_elsewhere(messages, id, message_id).await?;
+        for file in files_attached {
+            if referenced.contains(&file.id) && !still.contains(&file.id) {
+                files.delete(&file.storage_key).await?;
+                messages.remove_file(id, &file.id).await?;
+                files_deleted.push(file.clone());
+            }
+        }
+    }
+    Ok(Redacted {
+        message: updated.message,
+        files_deleted,
+    })
+}
+
+/// The attachments `parts` reference, tool results' content included.
+fn attachments_in(parts: &[Part]) -> HashSet<FileId> {
+    let mut found = HashSet::new();
+    let mut stack: Vec<&Part> = parts.iter().collect();
+    while let Some(part) = stack.pop() {
+        match part {
+            Part::File(file) => {
+                if let FileSource::Attachment { file_id } = &file.source {
+                    found.insert(file_id.clone());
+                }
+            }
+            Part::ToolResult(result) => stack.extend(result.content.iter()),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The attachments referenced by any message of conversation `id` but `except`, on every
+/// branch.
+async fn referenced_elsewhere(
+    messages: &dyn MessagesBackend,
+    id: &ConversationId,
+    except: &MessageId,
+) -> Result<HashSet<FileId>> {
+    let mut found = HashSet::new();
+    let mut range = MessageRange::all();
+    loop {
+        let page = messages.messages(id, &range).await?;
+        for m in page.items.iter().filter(|m| &m.id != except) {
+            found.extend(attachments_in(&m.parts));
+        }
+        let Some(cursor) = page.next_cursor else {
+            return Ok(found);
+        };
+        let next = range.continue_from(&cursor)?;
+        if page.items.is_empty() || next == range {
+            return Err(Error::backend(
+                "messages",
+                format!("a page ended with cursor {cursor:?} but did not move on"),
+            ));
+        }
+        range = next;
+    }
+}
