@@ -100,7 +100,8 @@ pub async fn erase_owner_removes_everything_of_theirs(vault: ChatVault, _config:
         "a dry run removed {a}"
     );
 
-    // A crash between deleting the bytes and the record: the first delete fails.
+    // An erase stopped part-way: the first delete of bytes fails (one removal at a time,
+    // so nothing else was under way).
     let recording = Arc::new(RecordingFiles::new(Arc::clone(vault.files_backend())));
     recording.fail_next_deletes(1);
     let faulty = ChatVault::from_arcs(
@@ -110,7 +111,7 @@ pub async fn erase_owner_removes_everything_of_theirs(vault: ChatVault, _config:
     assert!(
         faulty
             .forget()
-            .erase_owner(&gone_user, &ForgetOptions::new())
+            .erase_owner(&gone_user, &ForgetOptions::new().concurrency(1))
             .await
             .is_err(),
         "the erase reports the failed delete"

@@ -10,6 +10,9 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::stream::{self, StreamExt};
 
 use crate::backend::{FilesBackend, MessagesBackend};
 use crate::error::{Error, Result};
@@ -21,11 +24,14 @@ use crate::model::{
 /// How many conversations one listing page asks for.
 const PAGE: usize = 200;
 
+/// How many conversations a purge or an erase removes at a time by default.
+const DEFAULT_CONCURRENCY: usize = 8;
+
 /// What a purge or an erase removed (or, in a dry run, would remove).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ForgetReport {
-    /// The conversations removed, in the order they were.
+    /// The conversations removed, in the order their removals finished.
     pub conversations: Vec<ConversationId>,
     /// Their messages, on every branch.
     pub messages: u64,
@@ -60,10 +66,21 @@ impl fmt::Display for ForgetReport {
 pub type ForgetProgress = Arc<dyn Fn(&ForgetReport) + Send + Sync>;
 
 /// Options of a purge or an erase.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ForgetOptions {
     dry_run: bool,
     progress: Option<ForgetProgress>,
+    concurrency: usize,
+}
+
+impl Default for ForgetOptions {
+    fn default() -> Self {
+        ForgetOptions {
+            dry_run: false,
+            progress: None,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
 }
 
 impl fmt::Debug for ForgetOptions {
@@ -71,6 +88,7 @@ impl fmt::Debug for ForgetOptions {
         f.debug_struct("ForgetOptions")
             .field("dry_run", &self.dry_run)
             .field("progress", &self.progress.is_some())
+            .field("concurrency", &self.concurrency)
             .finish()
     }
 }
@@ -84,6 +102,13 @@ impl ForgetOptions {
     /// With `true`, nothing is removed: the report says what would be.
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
+        self
+    }
+
+    /// Removes up to `n` conversations at a time (at least 1; default 8): each removal is a
+    /// few small writes that wait on the store (a flush, a round trip), which overlap.
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
         self
     }
 
@@ -181,12 +206,10 @@ impl<'a> Forgetting<'a> {
             if expired.is_empty() {
                 return Ok(report);
             }
-            for id in expired {
-                self.remove(&id, options, &mut report, |r| {
-                    self.retention.is_expired(r, now())
-                })
-                .await?;
-            }
+            self.remove_all(expired, options, &mut report, |r| {
+                self.retention.is_expired(r, now())
+            })
+            .await?;
         }
     }
 
@@ -207,12 +230,10 @@ impl<'a> Forgetting<'a> {
             if owned.is_empty() {
                 return Ok(report);
             }
-            for id in owned {
-                self.remove(&id, options, &mut report, |r| {
-                    r.user_id.as_ref() == Some(user)
-                })
-                .await?;
-            }
+            self.remove_all(owned, options, &mut report, |r| {
+                r.user_id.as_ref() == Some(user)
+            })
+            .await?;
         }
     }
 
@@ -240,22 +261,56 @@ impl<'a> Forgetting<'a> {
         }
     }
 
-    /// Removes conversation `id` if it still exists and `still` holds for its record,
-    /// adding it to `report` (in a dry run: only adds it).
-    async fn remove(
+    /// Removes the conversations `ids` for which `still` holds when each is read again,
+    /// up to [`ForgetOptions::concurrency`] at a time, adding each to `report` as it is
+    /// done. After an error no new removal starts; the ones under way finish, then the
+    /// first error is returned.
+    async fn remove_all(
         &self,
-        id: &ConversationId,
+        ids: Vec<ConversationId>,
         options: &ForgetOptions,
         report: &mut ForgetReport,
-        still: impl Fn(&ConversationRecord) -> bool,
+        still: impl Fn(&ConversationRecord) -> bool + Sync,
     ) -> Result<()> {
-        let Some(head) = self.messages.head(id).await? else {
-            return Ok(());
+        let failed = AtomicBool::new(false);
+        let mut removals = stream::iter(ids)
+            .take_while(|_| std::future::ready(!failed.load(Ordering::Relaxed)))
+            .map(|id| self.remove(id, options.dry_run, &still))
+            .buffer_unordered(options.concurrency);
+        let mut first_error = None;
+        while let Some(done) = removals.next().await {
+            match done {
+                Ok(Some(removed)) => {
+                    removed.add_to(report);
+                    if let Some(progress) = &options.progress {
+                        progress(report);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Removes conversation `id` if it still exists and `still` holds for its record
+    /// (in a dry run: only reads it); `None` when it was left.
+    async fn remove(
+        &self,
+        id: ConversationId,
+        dry_run: bool,
+        still: &impl Fn(&ConversationRecord) -> bool,
+    ) -> Result<Option<Removed>> {
+        let Some(head) = self.messages.head(&id).await? else {
+            return Ok(None);
         };
         if !still(&head.record) {
-            return Ok(());
+            return Ok(None);
         }
-        let files = if options.dry_run {
+        let files = if dry_run {
             head.files
         } else {
             // The bytes first, while the conversation is still listed: stopped here, the
@@ -264,19 +319,32 @@ impl<'a> Forgetting<'a> {
             for file in &head.files {
                 self.files.delete(&file.storage_key).await?;
             }
-            match delete_with_files(self.messages, self.files, id, &head.files).await? {
+            match delete_with_files(self.messages, self.files, &id, &head.files).await? {
                 Some(files) => files,
-                None => return Ok(()),
+                None => return Ok(None),
             }
         };
-        report.conversations.push(id.clone());
-        report.messages += head.record.message_count;
-        report.files += files.len() as u64;
-        report.bytes += files.iter().map(|f| f.size).sum::<u64>();
-        if let Some(progress) = &options.progress {
-            progress(report);
-        }
-        Ok(())
+        Ok(Some(Removed {
+            messages: head.record.message_count,
+            files,
+            id,
+        }))
+    }
+}
+
+/// One conversation a purge or an erase removed.
+struct Removed {
+    id: ConversationId,
+    messages: u64,
+    files: Vec<FileAttachment>,
+}
+
+impl Removed {
+    fn add_to(self, report: &mut ForgetReport) {
+        report.conversations.push(self.id);
+        report.messages += self.messages;
+        report.files += self.files.len() as u64;
+        report.bytes += self.files.iter().map(|f| f.size).sum::<u64>();
     }
 }
 
