@@ -22,9 +22,9 @@ pub use signing::MIN_SIGNING_KEY_BYTES;
 pub use views::{
     AddMessage, ChatResult, ConversationDetail, ConversationList, ConversationView,
     CreateConversation, DeltaView, EventsQuery, FileUrl, FileView, ForkConversation, HitBranchView,
-    ListQuery, MessagePage, MessageView, MessagesQuery, PatchConversation, SearchHitView,
-    SearchPage, SearchQuery, SiblingsView, SignedQuery, StatusView, StreamQuery, SummaryView,
-    UrlQuery, UsageView,
+    ListQuery, MessagePage, MessageView, MessagesQuery, PatchConversation, RedactMessage,
+    RedactedView, SearchHitView, SearchPage, SearchQuery, SiblingsView, SignedQuery, StatusView,
+    StreamQuery, SummaryView, UrlQuery, UsageView,
 };
 
 /// The default upload limit: 100 MiB per file.

@@ -385,6 +385,28 @@ pub struct ForkConversation {
     pub metadata: Option<Metadata>,
 }
 
+/// Body of `POST /conversations/{id}/messages/{message_id}/redact`.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedactMessage {
+    /// Why the message is redacted: 1 to 1024 bytes
+    /// (`chatvault_core::MAX_REDACTION_REASON`), not blank. Kept in the tombstone.
+    pub reason: String,
+}
+
+/// What `POST /conversations/{id}/messages/{message_id}/redact` did.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RedactedView {
+    /// The tombstone as stored: no parts, empty `content`, and only the redaction
+    /// (`{"reason": ..., "at": ...}`) in its metadata under `chatvault_redacted`; its id,
+    /// seq, parent, role, times and usage are the message's.
+    pub message: MessageView,
+    /// The ids of the attachments only this message referenced, now deleted (bytes and
+    /// record); attachments another message also references stay.
+    #[schema(value_type = Vec<String>)]
+    pub files_deleted: Vec<FileId>,
+}
+
 /// A search hit.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct SearchHitView {

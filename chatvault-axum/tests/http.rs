@@ -25,6 +25,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/conversations/{id}/messages"),
     ("post", "/conversations/{id}/messages"),
     ("get", "/conversations/{id}/messages/{seq}"),
+    ("post", "/conversations/{id}/messages/{message_id}/redact"),
     ("get", "/conversations/{id}/messages/{seq}/events"),
     ("get", "/conversations/{id}/messages/{message_id}/stream"),
     ("post", "/conversations/{id}/messages/{message_id}/stop"),

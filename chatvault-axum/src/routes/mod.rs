@@ -7,6 +7,7 @@ mod conversations;
 mod events;
 mod files;
 mod messages;
+mod redact;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,6 +189,7 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(conversations::conversation_usage))
         .routes(routes!(messages::list_messages, messages::add_message))
         .routes(routes!(messages::get_message))
+        .routes(routes!(redact::redact_message))
         .routes(routes!(branches::edit_message))
         .routes(routes!(branches::regenerate_reply))
         .routes(routes!(branches::message_versions))
