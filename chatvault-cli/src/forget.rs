@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::output::{bar, json_line};
+use crate::url::Reclaim;
 
 /// `purge`'s arguments: which conversations have expired, and how to report.
 #[derive(Debug, Args)]
@@ -104,11 +105,19 @@ struct Json<'a> {
     files: u64,
     bytes: u64,
     dry_run: bool,
+    /// How many bytes the store's file shrank by afterwards (a SQLite store); `null`
+    /// elsewhere and in a dry run.
+    reclaimed_bytes: Option<u64>,
 }
 
 /// `purge --expired`: removes every conversation `args`' policy has expired (those of
-/// the `--owner-keep` owners never expire).
-pub(crate) async fn purge(store: &Store, args: &PurgeArgs, quiet: bool) -> Result<()> {
+/// the `--owner-keep` owners never expire), then gives the freed space back (`reclaim`).
+pub(crate) async fn purge(
+    store: &Store,
+    reclaim: &Reclaim,
+    args: &PurgeArgs,
+    quiet: bool,
+) -> Result<()> {
     let retention = args
         .owner_keep
         .iter()
@@ -120,17 +129,38 @@ pub(crate) async fn purge(store: &Store, args: &PurgeArgs, quiet: bool) -> Resul
     let options = options(&bar, args.dry_run);
     let report = vault.forget().purge_expired(&options).await;
     bar.finish_and_clear();
-    print(&report?, args.json)
+    finish(&report?, reclaim, args.json).await
 }
 
-/// `erase --owner`: removes every conversation the owner has.
-pub(crate) async fn erase(store: &Store, args: &EraseArgs, quiet: bool) -> Result<()> {
+/// `erase --owner`: removes every conversation the owner has, then gives the freed space
+/// back (`reclaim`).
+pub(crate) async fn erase(
+    store: &Store,
+    reclaim: &Reclaim,
+    args: &EraseArgs,
+    quiet: bool,
+) -> Result<()> {
     let vault = vault(store);
     let bar = bar(if args.dry_run { "checking" } else { "erasing" }, quiet);
     let options = options(&bar, args.dry_run);
     let report = vault.forget().erase_owner(&args.owner, &options).await;
     bar.finish_and_clear();
-    print(&report?, args.json)
+    finish(&report?, reclaim, args.json).await
+}
+
+/// After a removal (not a dry run): gives the freed space back, then prints the report.
+/// When that fails the report is printed all the same (what was removed is gone), and the
+/// error follows.
+async fn finish(report: &ForgetReport, reclaim: &Reclaim, json: bool) -> Result<()> {
+    let reclaimed = if report.dry_run {
+        Ok(None)
+    } else {
+        reclaim.run().await
+    };
+    let bytes = reclaimed.as_ref().ok().copied().flatten();
+    print(report, bytes, json)?;
+    reclaimed?;
+    Ok(())
 }
 
 fn vault(store: &Store) -> ChatVault {
@@ -151,8 +181,9 @@ fn options(bar: &indicatif::ProgressBar, dry_run: bool) -> ForgetOptions {
         })
 }
 
-/// The report on standard output: its one line, or one JSON object.
-fn print(report: &ForgetReport, json: bool) -> Result<()> {
+/// The report on standard output: its line (and one for the space reclaimed, if any), or
+/// one JSON object.
+fn print(report: &ForgetReport, reclaimed: Option<u64>, json: bool) -> Result<()> {
     if json {
         return json_line(&Json {
             conversations: report.conversations.len(),
@@ -161,9 +192,13 @@ fn print(report: &ForgetReport, json: bool) -> Result<()> {
             files: report.files,
             bytes: report.bytes,
             dry_run: report.dry_run,
+            reclaimed_bytes: reclaimed,
         });
     }
     println!("{report}");
+    if let Some(bytes) = reclaimed {
+        println!("reclaimed {bytes} bytes: the database file shrank by that much");
+    }
     Ok(())
 }
 
@@ -262,7 +297,9 @@ mod tests {
             dry_run: false,
             json: false,
         };
-        let err = purge(&store, &args, true).await.unwrap_err();
+        let err = purge(&store, &Reclaim::Nothing, &args, true)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, CliError::Store(e) if e.kind() == ErrorKind::NotSupported),
             "{err:?}"
@@ -281,7 +318,7 @@ mod tests {
             dry_run: false,
             json: false,
         };
-        erase(&store, &args, true).await.unwrap();
+        erase(&store, &Reclaim::Nothing, &args, true).await.unwrap();
         assert!(store.messages.head(c.id()).await.unwrap().is_none());
     }
 }

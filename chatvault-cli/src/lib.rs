@@ -318,10 +318,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
         } => verify(url, archive.as_deref(), read_blobs, json, quiet).await,
         Command::Purge(args) => {
-            forget::purge(&store(url, Open::Existing).await?, &args, quiet).await
+            let (store, reclaim) = forgetting_store(url).await?;
+            forget::purge(&store, &reclaim, &args, quiet).await
         }
         Command::Erase(args) => {
-            forget::erase(&store(url, Open::Existing).await?, &args, quiet).await
+            let (store, reclaim) = forgetting_store(url).await?;
+            forget::erase(&store, &reclaim, &args, quiet).await
         }
     }
 }
@@ -456,6 +458,12 @@ async fn import_from(
 async fn store(url: Option<&str>, mode: Open) -> Result<chatvault_archive::Store> {
     let url = url.ok_or_else(no_store)?;
     open_store(&StoreUrl::parse(url)?, mode).await
+}
+
+/// The existing store a purge or an erase removes from, with what gives the space back.
+async fn forgetting_store(url: Option<&str>) -> Result<(chatvault_archive::Store, url::Reclaim)> {
+    let url = url.ok_or_else(no_store)?;
+    url::open_reclaimable(&StoreUrl::parse(url)?, Open::Existing).await
 }
 
 fn no_store() -> CliError {

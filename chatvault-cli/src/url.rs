@@ -163,6 +163,37 @@ pub enum Open {
 
 /// Opens the store `url` names.
 pub async fn open_store(url: &StoreUrl, mode: Open) -> Result<Store> {
+    Ok(open_reclaimable(url, mode).await?.0)
+}
+
+/// What gives back to the file system the space that removed data leaves in a store: a
+/// SQLite store's database file (`SqliteMessages::reclaim_space`). The other stores free
+/// it themselves or with their own tools (see chatvault-core's `docs/forgetting.md`).
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Reclaim {
+    /// Nothing to give back here.
+    #[default]
+    Nothing,
+    /// A SQLite store's database.
+    #[cfg(feature = "sqlite")]
+    Sqlite(chatvault_sql::SqliteMessages),
+}
+
+impl Reclaim {
+    /// Gives the free space back and says how many bytes the store shrank by; `None` for
+    /// a store where this does not apply.
+    pub(crate) async fn run(&self) -> chatvault_core::Result<Option<u64>> {
+        match self {
+            Reclaim::Nothing => Ok(None),
+            #[cfg(feature = "sqlite")]
+            Reclaim::Sqlite(db) => db.reclaim_space().await.map(Some),
+        }
+    }
+}
+
+/// Opens the store `url` names, with what gives the space its removed data leaves back to
+/// the file system.
+pub(crate) async fn open_reclaimable(url: &StoreUrl, mode: Open) -> Result<(Store, Reclaim)> {
     let unreachable = |source: chatvault_core::Error| CliError::Unreachable {
         url: url.display(),
         source,
@@ -174,24 +205,25 @@ pub async fn open_store(url: &StoreUrl, mode: Open) -> Result<Store> {
         })
     };
     match url {
-        StoreUrl::Memory => Ok(Store::new(MemoryMessages::new(), MemoryFiles::new())),
+        StoreUrl::Memory => {
+            let store = Store::new(MemoryMessages::new(), MemoryFiles::new());
+            Ok((store, Reclaim::Nothing))
+        }
         StoreUrl::Local(dir) => {
             if mode == Open::Existing && !dir.join("messages").is_dir() {
                 return Err(missing(dir));
             }
             let messages = LocalMessages::open(dir.join("messages")).map_err(unreachable)?;
             let files = LocalFiles::new(dir.join("files")).map_err(unreachable)?;
-            Ok(Store::new(messages, files))
+            Ok((Store::new(messages, files), Reclaim::Nothing))
         }
         StoreUrl::Sqlite { file, files } => {
             if mode == Open::Existing && !file.is_file() {
                 return Err(missing(file));
             }
-            let messages = open_sqlite(file).await.map_err(unreachable)?;
-            Ok(Store {
-                messages,
-                files: local_files(files, mode).map_err(unreachable)?,
-            })
+            let (messages, reclaim) = open_sqlite(file).await.map_err(unreachable)?;
+            let files = local_files(files, mode).map_err(unreachable)?;
+            Ok((Store { messages, files }, reclaim))
         }
         StoreUrl::Postgres { url: pg, files } => {
             let messages = open_postgres(pg).await.map_err(unreachable)?;
@@ -199,15 +231,17 @@ pub async fn open_store(url: &StoreUrl, mode: Open) -> Result<Store> {
                 Some(dir) => local_files(dir, mode).map_err(unreachable)?,
                 None => std::sync::Arc::new(NoFiles),
             };
-            Ok(Store { messages, files })
+            Ok((Store { messages, files }, Reclaim::Nothing))
         }
         StoreUrl::Dynamo {
             table,
             bucket,
             region,
-        } => crate::aws::open(table, bucket, region.as_deref(), mode == Open::Create)
-            .await
-            .map_err(unreachable),
+        } => {
+            let create = mode == Open::Create;
+            let store = crate::aws::open(table, bucket, region.as_deref(), create).await;
+            Ok((store.map_err(unreachable)?, Reclaim::Nothing))
+        }
     }
 }
 
@@ -222,36 +256,30 @@ fn local_files(dir: &Path, mode: Open) -> chatvault_core::Result<Files> {
     Ok(std::sync::Arc::new(LocalFiles::new(dir)?))
 }
 
+type Messages = std::sync::Arc<dyn chatvault_core::MessagesBackend>;
+
+/// A SQLite store's messages, and the same database to reclaim its free pages.
 #[cfg(feature = "sqlite")]
-async fn open_sqlite(
-    file: &Path,
-) -> chatvault_core::Result<std::sync::Arc<dyn chatvault_core::MessagesBackend>> {
+async fn open_sqlite(file: &Path) -> chatvault_core::Result<(Messages, Reclaim)> {
     let url = format!("sqlite://{}", file.display());
-    Ok(std::sync::Arc::new(
-        chatvault_sql::SqliteMessages::connect(&url).await?,
-    ))
+    let db = chatvault_sql::SqliteMessages::connect(&url).await?;
+    Ok((std::sync::Arc::new(db.clone()), Reclaim::Sqlite(db)))
 }
 
 #[cfg(not(feature = "sqlite"))]
-async fn open_sqlite(
-    _: &Path,
-) -> chatvault_core::Result<std::sync::Arc<dyn chatvault_core::MessagesBackend>> {
+async fn open_sqlite(_: &Path) -> chatvault_core::Result<(Messages, Reclaim)> {
     Err(not_built("sqlite"))
 }
 
 #[cfg(feature = "postgres")]
-async fn open_postgres(
-    url: &str,
-) -> chatvault_core::Result<std::sync::Arc<dyn chatvault_core::MessagesBackend>> {
+async fn open_postgres(url: &str) -> chatvault_core::Result<Messages> {
     Ok(std::sync::Arc::new(
         chatvault_sql::PostgresMessages::connect(url).await?,
     ))
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_postgres(
-    _: &str,
-) -> chatvault_core::Result<std::sync::Arc<dyn chatvault_core::MessagesBackend>> {
+async fn open_postgres(_: &str) -> chatvault_core::Result<Messages> {
     Err(not_built("postgres"))
 }
 

@@ -1,20 +1,16 @@
-//! `purge --expired` and `erase --owner` driven as a user would, against a local store.
+//! `purge --expired` and `erase --owner` driven as a user would, against a local store
+//! (and a SQLite one, whose file they shrink).
 #![allow(clippy::unwrap_used)] // test helpers may unwrap
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use assert_cmd::Command;
 use chatvault_core::{ChatVault, Role};
-use chatvault_local::{LocalFiles, LocalMessages};
+use chatvault_local::LocalFiles;
 use serde_json::Value;
 
-fn chatvault() -> Command {
-    let mut cmd = Command::cargo_bin("chatvault").unwrap();
-    cmd.env_remove("CHATVAULT_STORE")
-        .env_remove("CHATVAULT_LOG");
-    cmd
-}
+mod common;
+use common::{local_vault, run, run_json};
 
 /// Alice's two attachments' bytes, then Bob's: each different, so a file's content says
 /// whose it is.
@@ -27,10 +23,7 @@ fn attachment(n: usize) -> Vec<u8> {
 fn make_store(dir: &Path) -> (String, BTreeSet<String>, String) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ids = rt.block_on(async {
-        let vault = ChatVault::new(
-            LocalMessages::open(dir.join("messages")).unwrap(),
-            LocalFiles::new(dir.join("files")).unwrap(),
-        );
+        let vault = local_vault(dir);
         let mut ids = Vec::new();
         for (n, (owner, messages)) in [("alice", 2), ("alice", 3), ("bob", 1)].iter().enumerate() {
             let user = owner.parse().unwrap();
@@ -68,25 +61,6 @@ fn attachments_on_disk(dir: &Path) -> BTreeSet<usize> {
     found
 }
 
-/// Runs `chatvault --store URL ARGS..` and returns its exit code, stdout and stderr.
-fn run(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = chatvault()
-        .args(["--store", url])
-        .args(args)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
-}
-
-/// Runs a verb with `--json` that must succeed and print one JSON object.
-fn run_json(url: &str, args: &[&str]) -> Value {
-    let (code, out, err) = run(url, &[args, &["--json"]].concat());
-    assert_eq!(code, Some(0), "{args:?}: {err}");
-    assert_eq!(out.lines().count(), 1, "{args:?}: one line: {out}");
-    serde_json::from_str(&out).unwrap()
-}
-
 /// The ids in a JSON report.
 fn ids(report: &Value) -> BTreeSet<String> {
     let ids = report["ids"].as_array().unwrap().iter();
@@ -113,6 +87,7 @@ fn erase_dry_run_reports_the_owners_data_and_removes_nothing() {
     assert_eq!(report["files"], 2);
     assert_eq!(report["bytes"], 3_000);
     assert_eq!(report["dry_run"], true);
+    assert!(report["reclaimed_bytes"].is_null(), "{report}");
 
     let (code, out, err) = run(&url, &["erase", "--owner", "alice", "--dry-run"]);
     assert_eq!(code, Some(0), "{err}");
@@ -146,6 +121,8 @@ fn erase_removes_the_owners_conversations_and_bytes_only() {
     let report = run_json(&url, &["erase", "--owner", "alice"]);
     assert_eq!(report["conversations"], 0);
     assert_eq!(report["dry_run"], false);
+    // A local store gives space back as it removes: nothing to reclaim afterwards.
+    assert!(report["reclaimed_bytes"].is_null(), "{report}");
     assert_eq!(conversations(&url, None), 1);
 }
 
@@ -244,4 +221,101 @@ fn forgetting_in_a_store_that_does_not_exist_creates_nothing() {
         assert!(err.contains("cannot open store"), "{args:?}: {err}");
     }
     assert!(!tmp.path().join("none").exists());
+}
+
+/// A SQLite store (created by `connect`, so with incremental auto-vacuum): alice has
+/// `n` conversations of two ~50 KB messages, bob one small one. The database is
+/// checkpointed, so its file holds every page. Returns the URL, the database file and
+/// bob's conversation.
+fn make_sqlite_store(dir: &Path, n: usize) -> (String, std::path::PathBuf, String) {
+    let file = dir.join("chats.db");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let bob = rt.block_on(async {
+        let db = chatvault_sql::SqliteMessages::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        let vault = ChatVault::new(db.clone(), LocalFiles::new(dir.join("files")).unwrap());
+        let alice = "alice".parse().unwrap();
+        for i in 0..n {
+            let mut c = vault.create_conversation(Some(&alice)).await.unwrap();
+            for j in 0..2 {
+                let text = format!("{i}.{j} ").repeat(10_000);
+                c.add_message(Role::User, text).await.unwrap();
+            }
+        }
+        let mut c = vault
+            .create_conversation(Some(&"bob".parse().unwrap()))
+            .await
+            .unwrap();
+        c.add_message(Role::User, "bob says hi").await.unwrap();
+        // Nothing freed yet: this only moves the WAL into the file.
+        db.reclaim_space().await.unwrap();
+        c.id().to_string()
+    });
+    let url = format!(
+        "sqlite:{}?files={}",
+        file.display(),
+        dir.join("files").display()
+    );
+    (url, file, bob)
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn erase_on_a_sqlite_store_shrinks_its_file_and_says_by_how_much() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, file, bob) = make_sqlite_store(tmp.path(), 6);
+    let before = file_size(&file);
+    assert!(before > 500_000, "the messages are in the file: {before}");
+
+    // A dry run reclaims nothing and says so.
+    let report = run_json(&url, &["erase", "--owner", "alice", "--dry-run"]);
+    assert_eq!(report["conversations"], 6);
+    assert!(report["reclaimed_bytes"].is_null(), "{report}");
+    assert_eq!(file_size(&file), before);
+
+    let (code, out, err) = run(&url, &["erase", "--owner", "alice"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(
+        lines[0],
+        "removed 6 conversations, 12 messages, 0 attachments (0 bytes)"
+    );
+    let reclaimed: u64 = lines[1]
+        .strip_prefix("reclaimed ")
+        .and_then(|rest| rest.strip_suffix(" bytes: the database file shrank by that much"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .parse()
+        .unwrap();
+    let after = file_size(&file);
+    assert!(
+        reclaimed > 500_000,
+        "reclaimed only {reclaimed} of {before} bytes"
+    );
+    assert_eq!(before - after, reclaimed, "{before} -> {after}");
+    let (code, out, err) = run(&url, &["show", &bob]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("bob says hi"), "{out}");
+}
+
+#[test]
+fn purge_on_a_sqlite_store_reports_reclaimed_bytes_in_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, file, _) = make_sqlite_store(tmp.path(), 3);
+    let before = file_size(&file);
+    let report = run_json(&url, &["purge", "--expired", "--after-creation", "0s"]);
+    assert_eq!(report["conversations"], 4);
+    let reclaimed = report["reclaimed_bytes"].as_u64().unwrap();
+    assert!(reclaimed > 200_000, "{report}");
+    assert_eq!(before - file_size(&file), reclaimed);
+    assert_eq!(conversations(&url, None), 0);
+
+    // Nothing removed, nothing left to give back: 0, not null.
+    let report = run_json(&url, &["purge", "--expired", "--after-creation", "0s"]);
+    assert_eq!(report["conversations"], 0);
+    assert_eq!(report["reclaimed_bytes"], 0, "{report}");
 }
