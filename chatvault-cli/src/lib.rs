@@ -11,6 +11,7 @@ mod nofiles;
 mod output;
 mod pystore;
 mod read;
+mod redact;
 mod repair;
 mod transcript;
 mod url;
@@ -28,6 +29,7 @@ pub use error::{
     CliError, EXIT_DAMAGE, EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Result,
 };
 pub use forget::{EraseArgs, ExpiryArgs, PurgeArgs};
+pub use redact::RedactArgs;
 pub use url::{Open, StoreUrl, open_store};
 
 /// The `chatvault` command line.
@@ -35,7 +37,7 @@ pub use url::{Open, StoreUrl, open_store};
 #[command(
     name = "chatvault",
     version,
-    about = "Look at, export, import, copy, verify, repair and purge ChatVault stores."
+    about = "Look at, export, import, copy, verify, repair, purge and redact ChatVault stores."
 )]
 #[command(
     after_help = "Exit codes: 0 done (verify: clean), 1 failure, 2 usage error, \
@@ -203,6 +205,9 @@ pub enum Command {
     Purge(PurgeArgs),
     /// Removes every conversation, message and attachment of one owner.
     Erase(EraseArgs),
+    /// Replaces one message's content by a tombstone that keeps its place (the reason
+    /// and time), and deletes the attachments only it referenced.
+    Redact(RedactArgs),
 }
 
 /// Parses the command line, runs it, and returns the exit code (printing any error).
@@ -325,6 +330,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let (store, reclaim) = forgetting_store(url).await?;
             forget::erase(&store, &reclaim, &args, quiet).await
         }
+        Command::Redact(args) => redact::redact(&store(url, Open::Existing).await?, &args).await,
     }
 }
 
