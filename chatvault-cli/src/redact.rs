@@ -2,12 +2,10 @@
 //! tombstone that keeps its place, and the attachments only it referenced deleted, over
 //! `chatvault_core::Conversation::redact`.
 
-use std::collections::HashSet;
-
 use chatvault_archive::Store;
+use chatvault_core::Redacted;
 use chatvault_core::{ChatVault, Conversation, ConversationId, Error, ErrorKind, FileAttachment};
-use chatvault_core::{FileId, FileSource, MAX_REDACTION_REASON, Message, MessageId};
-use chatvault_core::{MessageRange, MessageStatus, Part, Redacted};
+use chatvault_core::{FileId, Message, MessageId};
 use clap::Args;
 use serde::Serialize;
 
@@ -89,31 +87,16 @@ fn usage_if_invalid(e: Error) -> CliError {
 /// `--dry-run`: the refusals `Conversation::redact` would give, else what it would
 /// redact and delete.
 async fn dry_run(conversation: &Conversation, args: &RedactArgs) -> Result<()> {
-    // The same checks as Conversation::redact, in its order.
-    if args.reason.trim().is_empty() || args.reason.len() > MAX_REDACTION_REASON {
-        return Err(usage_if_invalid(Error::invalid_input(
-            "reason",
-            format!("must be 1 to {MAX_REDACTION_REASON} bytes and not blank"),
-        )));
-    }
-    let message = conversation
-        .message(&args.message)
-        .await?
-        .ok_or_else(|| Error::message_not_found(args.message.as_str()))?;
-    if matches!(
-        message.status,
-        MessageStatus::Pending | MessageStatus::Streaming
-    ) {
-        return Err(CliError::Store(Error::Conflict {
-            message: format!("message {} is a reply still being written", message.id),
-        }));
-    }
-    let files = only_referenced_by(conversation, &message).await?;
+    let plan = conversation
+        .plan_redaction(&args.message, &args.reason)
+        .await
+        .map_err(usage_if_invalid)?;
+    let (message, files) = (&plan.message, plan.files.iter().collect::<Vec<_>>());
     let preview = Preview {
         id: &message.id,
         seq: message.seq,
         role: message.role.to_string(),
-        preview: preview(&message),
+        preview: preview(message),
     };
     if args.json {
         let files_deleted = files.iter().map(|f| &f.id).collect();
@@ -178,56 +161,6 @@ fn preview(message: &Message) -> String {
     out
 }
 
-/// The conversation's attachments that `message` references and no other message does
-/// (on any branch): those a redaction of it deletes.
-async fn only_referenced_by<'a>(
-    conversation: &'a Conversation,
-    message: &Message,
-) -> Result<Vec<&'a FileAttachment>> {
-    let mut mine = HashSet::new();
-    attachment_ids(&message.parts, &mut mine);
-    if mine.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut others = HashSet::new();
-    let mut range = MessageRange::all();
-    loop {
-        let page = conversation.all_messages_page(&range).await?;
-        for m in page.items.iter().filter(|m| m.id != message.id) {
-            attachment_ids(&m.parts, &mut others);
-        }
-        let Some(cursor) = page.next_cursor else {
-            break;
-        };
-        let next = range.continue_from(&cursor)?;
-        if page.items.is_empty() || next == range {
-            return Err(CliError::Store(Error::backend(
-                "messages",
-                format!("a page ended with cursor {cursor:?} but did not move on"),
-            )));
-        }
-        range = next;
-    }
-    let only = |f: &&FileAttachment| mine.contains(&f.id) && !others.contains(&f.id);
-    Ok(conversation.files().iter().filter(only).collect())
-}
-
-/// Adds the ids of the attachments `parts` reference (tool results' content included)
-/// to `found`.
-fn attachment_ids(parts: &[Part], found: &mut HashSet<FileId>) {
-    for part in parts {
-        match part {
-            Part::File(file) => {
-                if let FileSource::Attachment { file_id } = &file.source {
-                    found.insert(file_id.clone());
-                }
-            }
-            Part::ToolResult(result) => attachment_ids(&result.content, found),
-            _ => {}
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
@@ -255,23 +188,5 @@ mod tests {
         assert_eq!(preview(&short), "a b c");
         assert_eq!(preview(&long), format!("{}…", "x".repeat(PREVIEW_CHARS)));
         assert_eq!(preview(&empty), "(no text)");
-    }
-
-    #[test]
-    fn attachments_in_tool_results_count() {
-        let (a, b): (FileId, FileId) = (FileId::new(), FileId::new());
-        let parts = vec![
-            Part::text("hi"),
-            Part::attachment(a.clone(), None),
-            Part::ToolResult(chatvault_core::ToolResult {
-                call_id: "call-1".into(),
-                content: vec![Part::attachment(b.clone(), None)],
-                is_error: false,
-            }),
-            Part::url("https://example.com/x.png", None),
-        ];
-        let mut found = HashSet::new();
-        attachment_ids(&parts, &mut found);
-        assert_eq!(found, HashSet::from([a, b]));
     }
 }

@@ -37,5 +37,6 @@ pub use model::{
 pub use vault::{
     Branches, CHECKPOINT_KEY, ChatVault, Checkpoint, Conversation, FollowOptions, ForgetOptions,
     ForgetProgress, ForgetReport, Forgetting, MAX_REDACTION_REASON, NewConversation, REDACTION_KEY,
-    Redacted, Redaction, ReplyEvent, ReplyFollower, ReplyOptions, ReplyWriter, Siblings,
+    Redacted, Redaction, RedactionPlan, ReplyEvent, ReplyFollower, ReplyOptions, ReplyWriter,
+    Siblings,
 };

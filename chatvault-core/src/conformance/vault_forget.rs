@@ -273,6 +273,22 @@ pub async fn redact_leaves_a_tombstone(vault: ChatVault, _config: SuiteConfig) {
         "an unknown message",
     );
 
+    let plan = ok(
+        c.plan_redaction(&secret.id, "pasted a secret").await,
+        "plan",
+    );
+    assert_eq!(plan.message, secret, "the plan shows the message as stored");
+    let planned: Vec<_> = plan.files.iter().map(|f| &f.id).collect();
+    assert_eq!(
+        planned,
+        [&only.id],
+        "the plan names the only-referenced attachment"
+    );
+    assert_kind(
+        c.plan_redaction(&secret.id, "").await,
+        ErrorKind::InvalidInput,
+        "plan, blank",
+    );
     let done = ok(c.redact(&secret.id, "pasted a secret").await, "redact");
     let tomb = &done.message;
     assert!(

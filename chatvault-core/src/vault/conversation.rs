@@ -8,7 +8,7 @@ use super::branches::Branches;
 use super::chat_vault::{ChatVault, settle, stalled};
 use super::hashing::StreamHash;
 use super::path::path_page;
-use super::redact::{Redacted, redact};
+use super::redact::{Redacted, RedactionPlan, plan, redact};
 use super::reply::{ReplyOptions, ReplyWriter};
 use crate::backend::MessagesBackendExt;
 use crate::backend::{ByteStream, FilesBackendExt, bytes_stream};
@@ -378,6 +378,18 @@ impl Conversation {
         .await?;
         self.refresh().await?;
         Ok(redacted)
+    }
+
+    /// What [`redact`](Self::redact) would do with these arguments, with the same
+    /// refusals, writing nothing: the message as stored and the attachments it would
+    /// delete. For a dry run or a confirmation prompt.
+    pub async fn plan_redaction(
+        &self,
+        message_id: &MessageId,
+        reason: &str,
+    ) -> Result<RedactionPlan> {
+        let messages = self.vault.messages.as_ref();
+        plan(messages, &self.files, &self.record.id, message_id, reason).await
     }
 
     /// The branch operations: edit, regenerate, switch, rewind, siblings, fork.

@@ -50,23 +50,27 @@ pub struct Redacted {
     pub files_deleted: Vec<FileAttachment>,
 }
 
-/// Redacts message `message_id` of conversation `id`: one versioned message update (no
-/// parts; metadata holding only the [`Redaction`]), then each attachment that only it
-/// referenced: its bytes, then its record.
-///
-/// [`Error::InvalidInput`] for a blank reason or one over [`MAX_REDACTION_REASON`]
-/// bytes; [`Error::NotFound`] for a missing conversation or message; [`Error::Conflict`]
-/// while the message is a reply still being written (stop it first) or when another
-/// writer changed it meanwhile (nothing written; retry). Redacting a tombstone again
-/// replaces its reason.
-pub(super) async fn redact(
+/// What a redaction of a message would do, checked and not written:
+/// [`Conversation::plan_redaction`](crate::Conversation::plan_redaction).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct RedactionPlan {
+    /// The message as stored now.
+    pub message: Message,
+    /// The attachments it references that no other message does (on any branch): the
+    /// ones the redaction deletes.
+    pub files: Vec<FileAttachment>,
+}
+
+/// Checks a redaction of message `message_id` of conversation `id` (whose attachments
+/// are `files_attached`) and says what it would do; see [`redact`] for the refusals.
+pub(super) async fn plan(
     messages: &dyn MessagesBackend,
-    files: &dyn FilesBackend,
     files_attached: &[FileAttachment],
     id: &ConversationId,
     message_id: &MessageId,
     reason: &str,
-) -> Result<Redacted> {
+) -> Result<RedactionPlan> {
     if reason.trim().is_empty() || reason.len() > MAX_REDACTION_REASON {
         return Err(Error::invalid_input(
             "reason",
@@ -84,6 +88,37 @@ pub(super) async fn redact(
             message: format!("message {message_id} is a reply still being written; stop it first"),
         });
     }
+    let referenced = attachments_in(&message.parts);
+    let mut files = Vec::new();
+    if !referenced.is_empty() {
+        let elsewhere = referenced_elsewhere(messages, id, message_id).await?;
+        files = files_attached
+            .iter()
+            .filter(|f| referenced.contains(&f.id) && !elsewhere.contains(&f.id))
+            .cloned()
+            .collect();
+    }
+    Ok(RedactionPlan { message, files })
+}
+
+/// Redacts message `message_id` of conversation `id`: one versioned message update (no
+/// parts; metadata holding only the [`Redaction`]), then each attachment that only it
+/// referenced: its bytes, then its record.
+///
+/// [`Error::InvalidInput`] for a blank reason or one over [`MAX_REDACTION_REASON`]
+/// bytes; [`Error::NotFound`] for a missing conversation or message; [`Error::Conflict`]
+/// while the message is a reply still being written (stop it first) or when another
+/// writer changed it meanwhile (nothing written; retry). Redacting a tombstone again
+/// replaces its reason.
+pub(super) async fn redact(
+    messages: &dyn MessagesBackend,
+    files: &dyn FilesBackend,
+    files_attached: &[FileAttachment],
+    id: &ConversationId,
+    message_id: &MessageId,
+    reason: &str,
+) -> Result<Redacted> {
+    let plan = plan(messages, files_attached, id, message_id, reason).await?;
     let redaction = Redaction {
         reason: reason.to_owned(),
         at: now(),
@@ -100,23 +135,15 @@ pub(super) async fn redact(
         ..MessageUpdate::default()
     };
     let updated = messages
-        .update_message(id, message_id, message.revision, &update)
+        .update_message(id, message_id, plan.message.revision, &update)
         .await?;
-    let referenced = attachments_in(&message.parts);
-    let mut files_deleted = Vec::new();
-    if !referenced.is_empty() {
-        let still = referenced_elsewhere(messages, id, message_id).await?;
-        for file in files_attached {
-            if referenced.contains(&file.id) && !still.contains(&file.id) {
-                files.delete(&file.storage_key).await?;
-                messages.remove_file(id, &file.id).await?;
-                files_deleted.push(file.clone());
-            }
-        }
+    for file in &plan.files {
+        files.delete(&file.storage_key).await?;
+        messages.remove_file(id, &file.id).await?;
     }
     Ok(Redacted {
         message: updated.message,
-        files_deleted,
+        files_deleted: plan.files,
     })
 }
 
