@@ -10,6 +10,7 @@ mod commit;
 mod conn;
 mod layout;
 mod messages;
+mod prune;
 mod read;
 mod scripts;
 mod state;

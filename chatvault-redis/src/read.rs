@@ -1,5 +1,6 @@
 //! The reads: a conversation's head, one message, a window of messages, listings. Reads
-//! never write.
+//! never write, except that a listing removes the entries it meets of conversations that
+//! are gone (see `prune`).
 
 use chatvault_core::backend::{
     ConversationHead, ConversationId, ConversationRecord, ConversationSummary, Error, ListCursor,
@@ -109,8 +110,9 @@ impl RedisMessages {
     /// [`MessagesBackend::list_conversations`](chatvault_core::MessagesBackend::list_conversations):
     /// the owner's (or every conversation's) sorted set from the cursor's position, then
     /// the records of the entries, read together. An entry whose conversation is gone,
-    /// being deleted, someone else's or archived (unless asked) is skipped; the page's
-    /// cursor is the position of its last entry in the set.
+    /// being deleted, someone else's or archived (unless asked) is skipped (and one whose
+    /// conversation is gone, removed); the page's cursor is the position of its last entry
+    /// in the set.
     pub(crate) async fn list(
         &self,
         user: Option<&UserId>,
@@ -139,13 +141,18 @@ impl RedisMessages {
             after = Some((last.1 as i64, last.0.clone()));
             let full = entries.len() == batch;
             let records = self.records(&entries).await?;
-            for ((_, at), record) in entries.iter().zip(records) {
-                let Some(record) = record else { continue };
+            let mut dead = Vec::new();
+            for ((member, at), record) in entries.iter().zip(records) {
+                let Some(record) = record else {
+                    dead.push((member.clone(), *at as i64));
+                    continue;
+                };
                 let mine = user.is_none_or(|u| record.user_id.as_ref() == Some(u));
                 if mine && (options.include_archived || !record.archived) {
                     items.push((record.summary(), *at as i64));
                 }
             }
+            self.prune(&index, &dead).await;
             if !full {
                 break;
             }

@@ -119,3 +119,38 @@ return redis.call('HGET', KEYS[1], 'files') or '[]'
 ",
     )
 });
+
+/// Removes listing entries whose conversation is gone (expired or deleted), on one server,
+/// where the check and the removal are one step: no create or write can come between.
+///
+/// `KEYS`: the listing index, then the conversation hash of each entry. `ARGV`: the
+/// entries' members (conversation ids), in the same order. Returns how many went.
+pub(crate) static PRUNE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = 0
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    n = n + redis.call('ZREM', KEYS[1], ARGV[i - 1])
+  end
+end
+return n
+",
+    )
+});
+
+/// Removes one listing entry if it still has the score it was read with (in a cluster,
+/// where the conversation lives in another slot and the caller checks it after).
+///
+/// `KEYS`: the listing index. `ARGV`: member, score. Returns 1 when it went, else 0.
+pub(crate) static PRUNE_ENTRY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+",
+    )
+});

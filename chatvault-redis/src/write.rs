@@ -18,25 +18,14 @@ use crate::scripts::{BEGIN_DELETE, CREATE};
 impl RedisMessages {
     /// [`MessagesBackend::create`](chatvault_core::MessagesBackend::create): one script
     /// (in a cluster, the listing entries go first: an entry whose conversation does not
-    /// exist is skipped by listings).
+    /// exist is skipped by listings; and again after the script, in case a listing removed
+    /// them as the entries of a conversation that is gone, in between: a failure then is
+    /// logged, as the listings are an index and the next append puts the entries back).
     pub(crate) async fn create_conversation(&self, record: &ConversationRecord) -> Result<()> {
         let keys = &self.inner.keys;
         let cluster = self.inner.conn.is_cluster();
-        let at = score(record.last_active);
         if cluster {
-            let adds = self.listing_keys(record).into_iter().map(|key| {
-                let mut conn = self.inner.conn.clone();
-                async move {
-                    cmd("ZADD")
-                        .arg(key)
-                        .arg("NX")
-                        .arg(at)
-                        .arg(record.id.as_str())
-                        .query_async::<i64>(&mut conn)
-                        .await
-                }
-            });
-            try_join_all(adds).await.map_err(write_error("create"))?;
+            self.add_to_listings(record).await?;
         }
         let mut invocation = CREATE.prepare_invoke();
         invocation.key(keys.conversation(&record.id));
@@ -50,7 +39,7 @@ impl RedisMessages {
             .arg(token)
             .arg(to_json(record)?)
             .arg(FORMAT)
-            .arg(at)
+            .arg(score(record.last_active))
             .arg(record.id.as_str());
         let mut conn = self.inner.conn.clone();
         let reply: String = invocation
@@ -58,12 +47,38 @@ impl RedisMessages {
             .await
             .map_err(write_error("create"))?;
         match reply.as_str() {
-            "ok" => Ok(()),
+            "ok" => {
+                if cluster && let Err(e) = self.add_to_listings(record).await {
+                    // Created: the entries are there unless a listing removed them in
+                    // between, and the next append puts them back.
+                    tracing::warn!(conversation = %record.id, error = %e, "listing entries not checked after create");
+                }
+                Ok(())
+            }
             _ => Err(Error::AlreadyExists {
                 kind: "conversation",
                 id: record.id.to_string(),
             }),
         }
+    }
+
+    /// In a cluster, adds a new conversation to its listings (unless it is there already).
+    async fn add_to_listings(&self, record: &ConversationRecord) -> Result<()> {
+        let at = score(record.last_active);
+        let adds = self.listing_keys(record).into_iter().map(|key| {
+            let mut conn = self.inner.conn.clone();
+            async move {
+                cmd("ZADD")
+                    .arg(key)
+                    .arg("NX")
+                    .arg(at)
+                    .arg(record.id.as_str())
+                    .query_async::<i64>(&mut conn)
+                    .await
+            }
+        });
+        try_join_all(adds).await.map_err(write_error("create"))?;
+        Ok(())
     }
 
     /// [`MessagesBackend::update_message`](chatvault_core::MessagesBackend::update_message):

@@ -18,16 +18,7 @@ use chatvault_core::{
     MessageUpdate, MessagesBackend, NewMessage, Part, Role, UserId,
 };
 use chatvault_redis::{ChunkOffset, RedisMessages, RedisReplyStream, ReplyEvent};
-use common::{another, fresh, fresh_prefix, server_url};
-
-/// A raw connection, to look at and damage keys.
-async fn raw() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(server_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
+use common::{another, fresh, fresh_prefix, raw, server_url};
 
 fn user(name: &str) -> UserId {
     UserId::parse(format!("{name}-{}", fresh_prefix())).unwrap()
@@ -324,7 +315,7 @@ async fn settings_prefix_list_all_and_no_recall() {
     ignore = "needs Redis: CHATVAULT_REDIS_URL was not set when the tests were built; run ./scripts/test.sh, or scripts/redis.sh start && eval \"$(scripts/redis.sh env)\" first"
 )]
 #[tokio::test]
-async fn listing_skips_entries_of_deleted_conversations() {
+async fn listing_skips_and_removes_entries_of_deleted_conversations() {
     let b = fresh().await;
     let u = user("u");
     let mut ids = Vec::new();
@@ -360,4 +351,15 @@ async fn listing_skips_entries_of_deleted_conversations() {
     }
     assert_eq!(all.len(), 4);
     assert!(!all.contains(gone));
+    // The listing removed the entry it skipped; the live ones stay.
+    let index = format!("{}:u:{u}", b.prefix());
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&index)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 4, "{members:?}");
+    assert!(!members.contains(&gone.to_string()));
 }

@@ -37,3 +37,12 @@ pub async fn another(of: &RedisMessages) -> RedisMessages {
         .await
         .expect("connect to CHATVAULT_REDIS_URL")
 }
+
+/// A raw connection, to look at and damage keys.
+pub async fn raw() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server_url())
+        .expect("CHATVAULT_REDIS_URL is a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to CHATVAULT_REDIS_URL")
+}
