@@ -10,6 +10,7 @@ use futures_util::future::join_all;
 use redis::cmd;
 
 use crate::conn::{BACKEND, read_error, write_error};
+use crate::expiry::deadline_arg;
 use crate::layout::{self, FORMAT, Keys, from_json, score, to_json};
 use crate::messages::RedisMessages;
 use crate::scripts::{COMMIT, LOAD};
@@ -239,7 +240,8 @@ impl RedisMessages {
             } else {
                 String::new()
             })
-            .arg(id.as_str());
+            .arg(id.as_str())
+            .arg(deadline_arg(self.inner.expiry.as_ref(), &change.record));
         if change.new_messages {
             invocation.arg(change.messages.len());
             for m in &change.messages {

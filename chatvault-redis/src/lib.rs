@@ -8,6 +8,7 @@ mod backend;
 mod batch;
 mod commit;
 mod conn;
+mod expiry;
 mod layout;
 mod messages;
 mod prune;

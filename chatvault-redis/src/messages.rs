@@ -4,11 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chatvault_core::Retention;
 use chatvault_core::backend::{Error, Result};
 use redis::Client;
 use redis::cluster::ClusterClient;
 
 use crate::conn::{Conn, Source};
+use crate::expiry::KeyExpiry;
 use crate::layout::Keys;
 use crate::state::Slots;
 
@@ -36,6 +38,7 @@ pub(crate) struct Inner {
     pub(crate) slots: Slots,
     pub(crate) list_all: bool,
     pub(crate) response_timeout: Duration,
+    pub(crate) expiry: Option<KeyExpiry>,
 }
 
 impl fmt::Debug for RedisMessages {
@@ -44,6 +47,7 @@ impl fmt::Debug for RedisMessages {
             .field("cluster", &self.inner.conn.is_cluster())
             .field("prefix", &self.inner.keys.prefix())
             .field("list_all", &self.inner.list_all)
+            .field("expiry", &self.inner.expiry)
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +88,7 @@ pub struct RedisMessagesBuilder {
     list_all: bool,
     cached_conversations: usize,
     response_timeout: Duration,
+    expiry: Option<KeyExpiry>,
 }
 
 impl fmt::Debug for RedisMessagesBuilder {
@@ -93,6 +98,7 @@ impl fmt::Debug for RedisMessagesBuilder {
             .field("list_all", &self.list_all)
             .field("cached_conversations", &self.cached_conversations)
             .field("response_timeout", &self.response_timeout)
+            .field("expiry", &self.expiry)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +111,7 @@ impl RedisMessagesBuilder {
             list_all: true,
             cached_conversations: 10_000,
             response_timeout: Duration::from_secs(10),
+            expiry: None,
         }
     }
 
@@ -140,6 +147,32 @@ impl RedisMessagesBuilder {
         self
     }
 
+    /// Maps `retention` to key expiry (default: none, keys stay until deleted). Every write
+    /// that stores a conversation's record (create, append, message update, patch, add or
+    /// remove a file) sets, in the same script, the deadline of the conversation's keys
+    /// (record, messages, message ids) to its expiry under `retention` plus `grace`, with
+    /// `PEXPIREAT`; a conversation that never expires gets none (`PERSIST`). A live
+    /// reply's stream expires no later than its conversation's keys; listings remove the
+    /// entries of conversations whose keys expired.
+    ///
+    /// Give the vault the same policy ([`ChatVault::with_retention`]) and run
+    /// [`purge_expired`] more often than `grace`: the purge deletes the attachments' bytes
+    /// in the files backend, and Redis, which cannot, removes the keys of a conversation
+    /// no purge reached, leaving its attachments' bytes behind. Never give this a shorter
+    /// policy than the vault's: Redis would remove conversations the vault still shows.
+    /// A conversation written to after it expired (its keys had no deadline yet, or a
+    /// longer one) gets `grace` from that write. Keys written before this was set get
+    /// their deadline at their conversation's next write. Every process writing under
+    /// one prefix should use the same setting: a write without it makes the keys
+    /// persistent. See the crate docs, "Expiry".
+    ///
+    /// [`ChatVault::with_retention`]: chatvault_core::ChatVault::with_retention
+    /// [`purge_expired`]: chatvault_core::Forgetting::purge_expired
+    pub fn expire_keys(mut self, retention: Retention, grace: Duration) -> Self {
+        self.expiry = Some(KeyExpiry::new(retention, grace));
+        self
+    }
+
     /// Connects. [`Error::InvalidInput`] for a bad URL or prefix; a server that cannot
     /// be reached is a temporary [`Error::Backend`].
     pub async fn build(self) -> Result<RedisMessages> {
@@ -156,6 +189,7 @@ impl RedisMessagesBuilder {
                 slots: Slots::new(self.cached_conversations),
                 list_all: self.list_all,
                 response_timeout: self.response_timeout,
+                expiry: self.expiry,
             }),
         })
     }

@@ -32,9 +32,11 @@ return out
 /// `KEYS`: conversation, messages, message ids, then the listing indexes to move (only
 /// on one server: in a cluster they live in other slots and the caller moves them).
 /// `ARGV`: expected token, new token, record JSON (`''`: unchanged), files JSON (`''`:
-/// unchanged), listing score (`''`: unchanged), conversation id, `g` guard ids (message
-/// ids that must not be stored yet), `g` ids, `k` messages to write, then `k` triples
-/// (seq, JSON, id to index or `''`).
+/// unchanged), listing score (`''`: unchanged), conversation id, the keys' deadline
+/// (milliseconds since the epoch for `PEXPIREAT`; `''`: no expiry, `PERSIST`), `g` guard
+/// ids (message ids that must not be stored yet), `g` ids, `k` messages to write, then `k`
+/// triples (seq, JSON, id to index or `''`). A write sets the deadline of the
+/// conversation's three keys with what it writes, so none is ever left with another.
 ///
 /// Returns `{'gone'}` (no such live conversation), `{'done'}` (the token is already the
 /// new one: this very write was applied, and its answer lost), `{'stale', token, record,
@@ -51,11 +53,11 @@ if st[1] ~= ARGV[1] then
   local now = redis.call('HMGET', KEYS[1], 'rec', 'files')
   return {'stale', st[1], now[1] or '', now[2] or ''}
 end
-local g = tonumber(ARGV[7])
+local g = tonumber(ARGV[8])
 local hit = false
 local found = {}
 for i = 1, g do
-  local seq = redis.call('HGET', KEYS[3], ARGV[7 + i])
+  local seq = redis.call('HGET', KEYS[3], ARGV[8 + i])
   if seq then
     hit = true
     found[i] = redis.call('HGET', KEYS[2], seq) or ''
@@ -68,7 +70,7 @@ if hit then
   for i = 1, g do out[#out + 1] = found[i] end
   return out
 end
-local at = 8 + g
+local at = 9 + g
 local k = tonumber(ARGV[at])
 for i = 0, k - 1 do
   local seq = ARGV[at + 1 + 3 * i]
@@ -79,6 +81,13 @@ end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'rec', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'files', ARGV[4]) end
 redis.call('HSET', KEYS[1], 'w', ARGV[2])
+for i = 1, 3 do
+  if ARGV[7] == '' then
+    redis.call('PERSIST', KEYS[i])
+  else
+    redis.call('PEXPIREAT', KEYS[i], ARGV[7])
+  end
+end
 if ARGV[5] ~= '' then
   for i = 4, #KEYS do redis.call('ZADD', KEYS[i], 'GT', ARGV[5], ARGV[6]) end
 end
@@ -90,8 +99,9 @@ return {'ok'}
 /// Creates a conversation unless its id is taken.
 ///
 /// `KEYS`: conversation, then the listing indexes to add it to (one server only).
-/// `ARGV`: token, record JSON, format, listing score, conversation id. Returns `'ok'`
-/// (created, or this very create was applied before and its answer lost) or `'exists'`.
+/// `ARGV`: token, record JSON, format, listing score, conversation id, the key's deadline
+/// (as for [`COMMIT`]). Returns `'ok'` (created, or this very create was applied before
+/// and its answer lost) or `'exists'`.
 pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -101,6 +111,7 @@ if w then
   return 'exists'
 end
 redis.call('HSET', KEYS[1], 'fmt', ARGV[3], 'rec', ARGV[2], 'files', '[]', 'w', ARGV[1])
+if ARGV[6] ~= '' then redis.call('PEXPIREAT', KEYS[1], ARGV[6]) end
 for i = 2, #KEYS do redis.call('ZADD', KEYS[i], 'NX', ARGV[4], ARGV[5]) end
 return 'ok'
 ",
@@ -151,6 +162,24 @@ if s and tonumber(s) == tonumber(ARGV[2]) then
   return redis.call('ZREM', KEYS[1], ARGV[1])
 end
 return 0
+",
+    )
+});
+
+/// Adds an entry to a live reply's stream, keeps the stream `ARGV[1]` milliseconds after
+/// it, or less: never past its conversation's keys' deadline, when they have one.
+///
+/// `KEYS`: the stream, the conversation hash (same slot). `ARGV`: time to keep (ms), then
+/// the entry's field/value pairs. Returns the entry's id.
+pub(crate) static REPLY_ADD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+local keep = ARGV[1]
+local left = redis.call('PTTL', KEYS[2])
+if left > 0 and left < tonumber(keep) then keep = string.format('%d', left) end
+redis.call('PEXPIRE', KEYS[1], keep)
+return id
 ",
     )
 });

@@ -8,11 +8,12 @@ use std::time::Duration;
 use chatvault_core::backend::{
     ConversationId, Error, MessageId, MessageUpdate, MessageUpdated, MessagesBackend, Result,
 };
+use redis::cmd;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
-use redis::{cmd, pipe};
 
 use crate::conn::{BACKEND, Conn, read_error, write_error};
 use crate::messages::RedisMessages;
+use crate::scripts::REPLY_ADD;
 
 /// The longest a [`ReplyReader`] waits for chunks in one call.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -89,11 +90,14 @@ pub struct ReplyChunk {
 /// [`reader`](Self::reader) from [`ChunkOffset::START`] or from the offset they reached,
 /// and follow it until [`ReplyEvent::End`]. The stream is a key of the conversation's
 /// slot; it expires `ttl` after its last entry (default one hour), so finished replies
-/// leave nothing behind: the stored message is the record.
+/// leave nothing behind: the stored message is the record. When the conversation's keys
+/// have a deadline ([`RedisMessagesBuilder::expire_keys`](crate::RedisMessagesBuilder::expire_keys)),
+/// an entry never keeps the stream past it.
 #[derive(Clone, Debug)]
 pub struct RedisReplyStream {
     messages: RedisMessages,
     key: String,
+    conversation_key: String,
     ttl: Duration,
 }
 
@@ -107,6 +111,7 @@ impl RedisReplyStream {
     ) -> Self {
         RedisReplyStream {
             key: messages.inner.keys.reply_stream(conversation, message),
+            conversation_key: messages.inner.keys.conversation(conversation),
             messages: messages.clone(),
             ttl: Duration::from_secs(3600),
         }
@@ -124,7 +129,8 @@ impl RedisReplyStream {
         &self.key
     }
 
-    /// Appends a text delta; returns its offset. One round trip (`XADD` and `PEXPIRE`).
+    /// Appends a text delta; returns its offset. One round trip (a script: `XADD` and
+    /// `PEXPIRE`, never past the deadline of the conversation's keys, when they have one).
     pub async fn push(&self, delta: &str) -> Result<ChunkOffset> {
         self.add(&[(F_DELTA, delta)]).await
     }
@@ -192,16 +198,14 @@ impl RedisReplyStream {
     async fn add(&self, fields: &[(&str, &str)]) -> Result<ChunkOffset> {
         let mut conn = self.messages.inner.conn.clone();
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
-        let (id,): (String,) = pipe()
-            .cmd("XADD")
-            .arg(&self.key)
-            .arg("*")
-            .arg(fields)
-            .cmd("PEXPIRE")
-            .arg(&self.key)
+        let mut invocation = REPLY_ADD.prepare_invoke();
+        invocation
+            .key(&self.key)
+            .key(&self.conversation_key)
             .arg(ttl_ms)
-            .ignore()
-            .query_async(&mut conn)
+            .arg(fields);
+        let id: String = invocation
+            .invoke_async(&mut conn)
             .await
             .map_err(write_error("reply chunk"))?;
         id.parse()

@@ -11,6 +11,7 @@ use redis::cmd;
 
 use crate::commit::{Change, Decision, Outcome};
 use crate::conn::{BACKEND, read_error, write_error};
+use crate::expiry::deadline_arg;
 use crate::layout::{F_RECORD, FORMAT, from_json, score, to_json};
 use crate::messages::RedisMessages;
 use crate::scripts::{BEGIN_DELETE, CREATE};
@@ -40,7 +41,8 @@ impl RedisMessages {
             .arg(to_json(record)?)
             .arg(FORMAT)
             .arg(score(record.last_active))
-            .arg(record.id.as_str());
+            .arg(record.id.as_str())
+            .arg(deadline_arg(self.inner.expiry.as_ref(), record));
         let mut conn = self.inner.conn.clone();
         let reply: String = invocation
             .invoke_async(&mut conn)

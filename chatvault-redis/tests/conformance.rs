@@ -1,5 +1,6 @@
 //! The core's whole conformance suite (messages and vault checks) against `RedisMessages`,
-//! each check under a key prefix of its own.
+//! each check under a key prefix of its own: with the default settings, and again with key
+//! expiry on (`suite::expiring`).
 //!
 //! Compiled when the tests are built to run against a server (`CHATVAULT_REDIS_URL` or
 //! `CHATVAULT_REQUIRE_REDIS=1` set at build time: the build script's
@@ -20,6 +21,27 @@ mod suite {
 
     chatvault_core::messages_backend_tests!(fresh());
     chatvault_core::vault_tests!(async { ChatVault::new(fresh().await, MemoryFiles::new()) });
+
+    /// The suite again with key expiry on, at spans no check outlives: every write also
+    /// sets its conversation's keys' deadline, and nothing else changes.
+    mod expiring {
+        use std::time::Duration;
+
+        use chatvault_core::{ChatVault, Expiry, Retention};
+        use chatvault_memory::MemoryFiles;
+        use chatvault_redis::RedisMessages;
+        use chrono::TimeDelta;
+
+        use crate::common::fresh_expiring;
+
+        async fn backend() -> RedisMessages {
+            let policy = Retention::new(Expiry::AfterLastActivity(TimeDelta::days(30)));
+            fresh_expiring(policy, Duration::from_secs(3600)).await
+        }
+
+        chatvault_core::messages_backend_tests!(backend());
+        chatvault_core::vault_tests!(async { ChatVault::new(backend().await, MemoryFiles::new()) });
+    }
 }
 
 #[cfg(not(chatvault_redis_server))]

@@ -2,6 +2,9 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+use std::time::Duration;
+
+use chatvault_core::Retention;
 use chatvault_redis::RedisMessages;
 
 /// `CHATVAULT_REDIS_URL`; panics saying what is missing.
@@ -23,6 +26,16 @@ pub fn fresh_prefix() -> String {
 pub async fn fresh() -> RedisMessages {
     RedisMessages::builder(&server_url())
         .prefix(fresh_prefix())
+        .build()
+        .await
+        .expect("connect to CHATVAULT_REDIS_URL")
+}
+
+/// A backend under a fresh prefix whose keys expire `grace` after `retention` says.
+pub async fn fresh_expiring(retention: Retention, grace: Duration) -> RedisMessages {
+    RedisMessages::builder(&server_url())
+        .prefix(fresh_prefix())
+        .expire_keys(retention, grace)
         .build()
         .await
         .expect("connect to CHATVAULT_REDIS_URL")
