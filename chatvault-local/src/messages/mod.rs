@@ -4,13 +4,15 @@
 //! [`whole`] (whole-conversation operations), [`changes`] (changes to one conversation),
 //! [`group`] (group commit), [`ids`] (message id maps), [`conversation`] (one
 //! conversation's log: open, replay, commit, index, checkpoint, 0.1 upgrade, repair),
-//! [`format`](mod@format) (the files beside the log records), [`repair`] (every derived
-//! file checked and rebuilt on request), and [`backend`] (the trait impl).
+//! [`generation`] (a log written whole, as a new generation), [`format`](mod@format) (the
+//! files beside the log records), [`repair`] (every derived file checked and rebuilt on
+//! request), and [`backend`] (the trait impl).
 
 mod backend;
 mod changes;
 mod conversation;
 mod format;
+mod generation;
 mod group;
 mod ids;
 mod repair;

@@ -1,8 +1,8 @@
 //! Whole-conversation operations: create, get, save (a new log generation), import,
 //! delete.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use chatvault_core::backend::{
@@ -12,110 +12,17 @@ use chatvault_core::backend::{
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};
 use super::conversation::scan::log_generations;
-use super::format::{Checkpoint, FORMAT_VERSION, HEADER, HEADER_TMP, index_name, log_name};
+use super::format::{HEADER, log_name};
+use super::generation::{remove_older, switch_to, write_next, write_whole};
 use super::store::Store;
-use crate::error::{damaged, io_at, io_error, is_damage};
-use crate::fsutil::{TempPath, sync_all, sync_dir, sync_tree, unique_name, write_replace_unsynced};
+use crate::error::{io_at, io_error, is_damage};
+use crate::fsutil::{TempPath, sync_dir, sync_tree, unique_name};
 use crate::listing::Claim;
-use crate::log::{encode_frame, encode_state, header_crc};
 
 /// Whole-conversation operations of a [`Store`]: create, get, save, import, delete.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Whole<'s> {
     pub(super) store: &'s Store,
-}
-
-/// Messages per log record when a whole conversation is written.
-const SAVE_BATCH: usize = 1000;
-
-/// Encodes a whole conversation as a log: its messages, then a state record (whose
-/// `message_count` the replay checks against them). Returns the log's bytes, its
-/// index's bytes, and the checkpoint of generation `generation` over it.
-///
-/// Fails with `InvalidInput` unless the messages have seq 1, 2, 3, ... and the
-/// record counts them: what is written must read back.
-fn encode_whole(
-    conversation: &StoredConversation,
-    generation: u64,
-) -> Result<(Vec<u8>, Vec<u8>, Checkpoint)> {
-    let record = &conversation.record;
-    if conversation.messages.len() as u64 != record.message_count
-        || conversation
-            .messages
-            .iter()
-            .zip(1u64..)
-            .any(|(m, seq)| m.seq != seq)
-    {
-        return Err(Error::invalid_input(
-            "conversation",
-            "its messages must have seq 1, 2, 3, ... and its message_count must be \
-             their number",
-        ));
-    }
-    let mut log = Vec::new();
-    let mut index = Vec::new();
-    for chunk in conversation.messages.chunks(SAVE_BATCH) {
-        let frame = encode_frame(record.last_active, chunk)?;
-        for e in frame.entries(log.len() as u64) {
-            e.encode(&mut index);
-        }
-        log.extend_from_slice(&frame.bytes);
-    }
-    let state = encode_state(
-        record.last_active,
-        record,
-        &conversation.files,
-        conversation.deleting,
-    )?;
-    let last_frame = header_crc(&state.bytes).map(|(_, crc)| (log.len() as u64, crc));
-    log.extend_from_slice(&state.bytes);
-    let cp = Checkpoint {
-        format: FORMAT_VERSION,
-        generation,
-        log_len: log.len() as u64,
-        last_frame,
-        record: record.clone(),
-        files: conversation.files.clone(),
-        deleting: conversation.deleting,
-    };
-    Ok((log, index, cp))
-}
-
-/// Writes a whole conversation as generation `generation` in `dir`, its log under the
-/// name `log_file` (flushed when `flush`), its index and checkpoint (never flushed).
-///
-/// In a `private` directory (one being built in `tmp/`) the checkpoint is written in
-/// place, and a bulk import (`flush` off) leaves the index out: both are derived, the
-/// first read writes them.
-fn write_whole(
-    dir: &Path,
-    generation: u64,
-    conversation: &StoredConversation,
-    log_file: &str,
-    flush: bool,
-    private: bool,
-) -> Result<()> {
-    let (log, index, cp) = encode_whole(conversation, generation)?;
-    let log_path = dir.join(log_file);
-    let mut guard = TempPath::new(log_path.clone());
-    let mut file = File::create(&log_path).map_err(io_at("create", &log_path))?;
-    file.write_all(&log).map_err(io_at("write", &log_path))?;
-    if flush {
-        sync_all(&file, &log_path)?;
-    }
-    if flush && !index.is_empty() {
-        let index_path = dir.join(index_name(generation));
-        fs::write(&index_path, &index).map_err(io_at("write", &index_path))?;
-    }
-    let checkpoint = cp.encode()?;
-    if private {
-        let path = dir.join(HEADER);
-        fs::write(&path, &checkpoint).map_err(io_at("write", &path))?;
-    } else {
-        write_replace_unsynced(&dir.join(HEADER), &dir.join(HEADER_TMP), &checkpoint)?;
-    }
-    guard.disarm();
-    Ok(())
 }
 
 impl Whole<'_> {
@@ -208,35 +115,16 @@ impl Whole<'_> {
     /// temporary name, then renamed into place (the commit point), then the old
     /// generation's removal.
     fn replace_locked(&self, dir: &Path, conversation: &StoredConversation) -> Result<()> {
-        let generation = log_generations(dir)?
-            .into_iter()
-            .max()
-            .unwrap_or(0)
-            .checked_add(1)
-            .ok_or_else(|| damaged(&dir.join(HEADER), "its log generation overflows"))?;
-        let log_path = dir.join(log_name(generation));
-        let tmp_log = dir.join(format!("{}.tmp", log_name(generation)));
-        write_whole(
-            dir,
-            generation,
-            conversation,
-            &format!("{}.tmp", log_name(generation)),
-            true,
-            false,
-        )?;
+        let generation = write_next(dir, conversation)?;
         self.store
             .index
             .record(&Claim::tentative(&conversation.record))?;
-        fs::rename(&tmp_log, &log_path).map_err(io_at("rename into place", &log_path))?;
-        sync_dir(dir)?;
+        switch_to(dir, generation)?;
         self.store
             .index
             .record_after_commit(&Claim::confirmed(&conversation.record));
-        for g in log_generations(dir)? {
-            if g < generation {
-                let _ = fs::remove_file(dir.join(log_name(g)));
-                let _ = fs::remove_file(dir.join(index_name(g)));
-            }
+        if let Err(e) = remove_older(dir, generation) {
+            tracing::warn!(conversation = %dir.display(), error = %e, "could not remove an older log generation");
         }
         Ok(())
     }
