@@ -13,6 +13,8 @@ mod pystore;
 mod read;
 mod redact;
 mod repair;
+mod sealed;
+mod shared;
 mod transcript;
 mod url;
 
@@ -48,6 +50,16 @@ pub struct Cli {
     /// postgres://..[?files=DIR], dynamodb://TABLE?bucket=..&region=..
     #[arg(long, global = true, env = "CHATVAULT_STORE")]
     pub store: Option<String>,
+    /// An encrypted store: where its wrapped data keys are, a store URL (best a store of
+    /// their own) or `same` (the data store itself); the key-encryption key comes from
+    /// CHATVAULT_MASTER_KEY. Every verb then reads and writes through the encryption.
+    #[arg(
+        long,
+        global = true,
+        env = "CHATVAULT_KEY_STORE",
+        value_name = "URL|same"
+    )]
+    pub key_store: Option<String>,
     /// More log output on standard error (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -259,11 +271,15 @@ fn init_tracing(verbose: u8) {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
-    let url = cli.store.as_deref();
+    let encryption = sealed::Encryption::from_arg(cli.key_store.as_deref())?;
+    let at = &Target {
+        url: cli.store.as_deref(),
+        encryption: encryption.as_ref(),
+    };
     match cli.command {
         Command::Stat { owner, json } => {
             let owner = owner.as_deref().map(parse_user).transpose()?;
-            read::stat(&store(url, Open::Existing).await?, owner, json).await
+            read::stat(&at.store(Open::Existing).await?, owner, json).await
         }
         Command::Ls {
             owner,
@@ -273,12 +289,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let owner = owner.as_deref().map(parse_user).transpose()?;
-            let store = store(url, Open::Existing).await?;
+            let store = at.store(Open::Existing).await?;
             read::ls(&store, owner.as_ref(), limit, cursor, archived, json).await
         }
         Command::Show { id, last, json } => {
             let id = parse_conversation(&id)?;
-            read::show(&store(url, Open::Existing).await?, &id, last, json).await
+            read::show(&at.store(Open::Existing).await?, &id, last, json).await
         }
         Command::Export {
             scope,
@@ -287,14 +303,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             format,
         } => {
             let since = since.as_deref().map(parse_since).transpose()?;
-            export(url, &scope, since, output, format, quiet).await
+            export(at, &scope, since, output, format, quiet).await
         }
         Command::Import {
             archive: path,
             from: Some(format),
             owner,
             dry_run,
-        } => import_from(url, &format, &path, owner, dry_run, quiet).await,
+        } => import_from(at, &format, &path, owner, dry_run, quiet).await,
         Command::Import {
             archive,
             from: None,
@@ -304,7 +320,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             // The archive first: an unreadable one leaves the store untouched (not even
             // created).
             let archive = moving::open_archive(&archive)?;
-            let store = store(url, write_mode(dry_run)).await?;
+            let store = at.store(write_mode(dry_run)).await?;
             moving::import(&archive, &store, dry_run, quiet).await
         }
         Command::Copy {
@@ -312,25 +328,32 @@ pub async fn run(cli: Cli) -> Result<()> {
             dst,
             scope,
             dry_run,
-        } => copy(&src, &dst, &scope, dry_run, quiet).await,
+        } => copy(at, &src, &dst, &scope, dry_run, quiet).await,
         Command::Repair { dry_run, json } => {
-            let url = url.ok_or_else(no_store)?;
+            // What a store derives from its data is its stored form's: no key needed.
+            let url = at.url.ok_or_else(no_store)?;
             repair::repair(&StoreUrl::parse(url)?, dry_run, json).await
         }
         Command::Verify {
             read_blobs,
             archive,
             json,
-        } => verify(url, archive.as_deref(), read_blobs, json, quiet).await,
+        } => verify(at, archive.as_deref(), read_blobs, json, quiet).await,
         Command::Purge(args) => {
-            let (store, reclaim) = forgetting_store(url).await?;
+            let (store, reclaim) = at.open(Open::Existing).await?;
+            if at.encryption.is_none() {
+                sealed::refuse_keys(&store, "purge").await?;
+            }
             forget::purge(&store, &reclaim, &args, quiet).await
         }
         Command::Erase(args) => {
-            let (store, reclaim) = forgetting_store(url).await?;
+            // As stored, even with --key-store: an erase reads no content, removes by ids
+            // and stored keys, and so also removes an owner whose key was shredded.
+            let url = StoreUrl::parse(at.url.ok_or_else(no_store)?)?;
+            let (store, reclaim) = sealed::open(&url, None, Open::Existing).await?;
             forget::erase(&store, &reclaim, &args, quiet).await
         }
-        Command::Redact(args) => redact::redact(&store(url, Open::Existing).await?, &args).await,
+        Command::Redact(args) => redact::redact(&at.store(Open::Existing).await?, &args).await,
     }
 }
 
@@ -346,7 +369,7 @@ fn write_mode(dry_run: bool) -> Open {
 
 /// `export`: checks the arguments, then writes the archive or the transcript.
 async fn export(
-    url: Option<&str>,
+    at: &Target<'_>,
     scope: &ScopeArgs,
     since: Option<DateTime<Utc>>,
     output: Option<PathBuf>,
@@ -368,33 +391,40 @@ async fn export(
                     .into(),
             ));
         };
-        let store = store(url, Open::Existing).await?;
+        let store = at.store(Open::Existing).await?;
         return transcript::export(&store, &id, transcript, output.as_deref()).await;
     }
     let mut options = ExportOptions::default();
     if let Some(since) = since {
         options = options.since(since);
     }
-    let store = store(url, Open::Existing).await?;
+    let store = at.store(Open::Existing).await?;
     let to = output.unwrap_or_else(moving::default_export_path);
     moving::export(&store, scope, &options, &to, quiet).await
 }
 
 /// `copy SRC DST`: checks the arguments, opens both stores, copies.
-async fn copy(src: &str, dst: &str, scope: &ScopeArgs, dry_run: bool, quiet: bool) -> Result<()> {
+async fn copy(
+    at: &Target<'_>,
+    src: &str,
+    dst: &str,
+    scope: &ScopeArgs,
+    dry_run: bool,
+    quiet: bool,
+) -> Result<()> {
     let scope = parse_scope(scope)?;
     let (src_url, dst_url) = (StoreUrl::parse(src)?, StoreUrl::parse(dst)?);
     if src_url == dst_url {
         return Err(CliError::Usage("SRC and DST are the same store".into()));
     }
-    let src = open_store(&src_url, Open::Existing).await?;
-    let dst = open_store(&dst_url, write_mode(dry_run)).await?;
+    let (src, _) = sealed::open(&src_url, at.encryption, Open::Existing).await?;
+    let (dst, _) = sealed::open(&dst_url, at.encryption, write_mode(dry_run)).await?;
     moving::copy(&src, &dst, scope, dry_run, quiet).await
 }
 
 /// `verify`: of an archive when one is given, else of the store.
 async fn verify(
-    url: Option<&str>,
+    at: &Target<'_>,
     archive: Option<&std::path::Path>,
     read_blobs: bool,
     json: bool,
@@ -407,10 +437,10 @@ async fn verify(
             moving::verify(target, Vec::new(), read_blobs, json, quiet).await
         }
         None => {
-            let url = StoreUrl::parse(url.ok_or_else(no_store)?)?;
+            let url = StoreUrl::parse(at.url.ok_or_else(no_store)?)?;
             // Derived files first: reading the store repairs some of them on the way.
             let found = repair::derived_problems(&url).await?;
-            let store = open_store(&url, Open::Existing).await?;
+            let (store, _) = sealed::open(&url, at.encryption, Open::Existing).await?;
             let target = moving::VerifyTarget::Store(&store);
             moving::verify(target, found, read_blobs, json, quiet).await
         }
@@ -419,7 +449,7 @@ async fn verify(
 
 /// `import --from FORMAT PATH --owner USER`: checks the arguments, then imports.
 async fn import_from(
-    url: Option<&str>,
+    at: &Target<'_>,
     format: &str,
     path: &std::path::Path,
     owner: Option<String>,
@@ -441,7 +471,7 @@ async fn import_from(
         }
         None => None,
     };
-    let store = store(url, write_mode(dry_run)).await?;
+    let store = at.store(write_mode(dry_run)).await?;
     match table {
         Some(StoreUrl::Dynamo {
             table,
@@ -461,15 +491,23 @@ async fn import_from(
     }
 }
 
-async fn store(url: Option<&str>, mode: Open) -> Result<chatvault_archive::Store> {
-    let url = url.ok_or_else(no_store)?;
-    open_store(&StoreUrl::parse(url)?, mode).await
+/// The store the command line names (`--store`), and how to open it (`--key-store`).
+struct Target<'a> {
+    url: Option<&'a str>,
+    encryption: Option<&'a sealed::Encryption>,
 }
 
-/// The existing store a purge or an erase removes from, with what gives the space back.
-async fn forgetting_store(url: Option<&str>) -> Result<(chatvault_archive::Store, url::Reclaim)> {
-    let url = url.ok_or_else(no_store)?;
-    url::open_reclaimable(&StoreUrl::parse(url)?, Open::Existing).await
+impl Target<'_> {
+    /// The store, through the encryption when it is configured.
+    async fn store(&self, mode: Open) -> Result<chatvault_archive::Store> {
+        Ok(self.open(mode).await?.0)
+    }
+
+    /// The store with what gives the space its removed data leaves back (a purge's).
+    async fn open(&self, mode: Open) -> Result<(chatvault_archive::Store, url::Reclaim)> {
+        let url = StoreUrl::parse(self.url.ok_or_else(no_store)?)?;
+        sealed::open(&url, self.encryption, mode).await
+    }
 }
 
 fn no_store() -> CliError {

@@ -194,16 +194,8 @@ impl Reclaim {
 /// Opens the store `url` names, with what gives the space its removed data leaves back to
 /// the file system.
 pub(crate) async fn open_reclaimable(url: &StoreUrl, mode: Open) -> Result<(Store, Reclaim)> {
-    let unreachable = |source: chatvault_core::Error| CliError::Unreachable {
-        url: url.display(),
-        source,
-    };
-    let missing = |path: &Path| {
-        unreachable(chatvault_core::Error::NotFound {
-            kind: "store",
-            id: path.display().to_string(),
-        })
-    };
+    let unreachable = |source| unreachable(url, source);
+    let missing = |path: &Path| missing(url, path);
     match url {
         StoreUrl::Memory => {
             let store = Store::new(MemoryMessages::new(), MemoryFiles::new());
@@ -243,6 +235,50 @@ pub(crate) async fn open_reclaimable(url: &StoreUrl, mode: Open) -> Result<(Stor
             Ok((store.map_err(unreachable)?, Reclaim::Nothing))
         }
     }
+}
+
+/// Opens only the messages backend of the store `url` names (a key store): a local or
+/// SQLite store gets no attachments directory.
+pub(crate) async fn open_messages(url: &StoreUrl, mode: Open) -> Result<Messages> {
+    match url {
+        StoreUrl::Local(dir) => {
+            if mode == Open::Existing && !dir.join("messages").is_dir() {
+                return Err(missing(url, dir));
+            }
+            let messages = LocalMessages::open(dir.join("messages"));
+            Ok(std::sync::Arc::new(
+                messages.map_err(|e| unreachable(url, e))?,
+            ))
+        }
+        StoreUrl::Sqlite { file, .. } => {
+            if mode == Open::Existing && !file.is_file() {
+                return Err(missing(url, file));
+            }
+            let opened = open_sqlite(file).await.map_err(|e| unreachable(url, e))?;
+            Ok(opened.0)
+        }
+        StoreUrl::Postgres { url: pg, .. } => {
+            open_postgres(pg).await.map_err(|e| unreachable(url, e))
+        }
+        StoreUrl::Memory | StoreUrl::Dynamo { .. } => Ok(open_store(url, mode).await?.messages),
+    }
+}
+
+/// The error for a store that cannot be opened.
+fn unreachable(url: &StoreUrl, source: chatvault_core::Error) -> CliError {
+    CliError::Unreachable {
+        url: url.display(),
+        source,
+    }
+}
+
+/// The error for a store to read that does not exist at `path`.
+fn missing(url: &StoreUrl, path: &Path) -> CliError {
+    let source = chatvault_core::Error::NotFound {
+        kind: "store",
+        id: path.display().to_string(),
+    };
+    unreachable(url, source)
 }
 
 type Files = std::sync::Arc<dyn chatvault_core::FilesBackend>;

@@ -7,10 +7,12 @@ use chatvault_core::ChatVault;
 use chatvault_local::{LocalFiles, LocalMessages};
 use serde_json::Value;
 
-/// The `chatvault` binary, with no store or log setting from the environment.
+/// The `chatvault` binary, with no store, key or log setting from the environment.
 pub(crate) fn chatvault() -> Command {
     let mut cmd = Command::cargo_bin("chatvault").unwrap();
     cmd.env_remove("CHATVAULT_STORE")
+        .env_remove("CHATVAULT_KEY_STORE")
+        .env_remove("CHATVAULT_MASTER_KEY")
         .env_remove("CHATVAULT_LOG");
     cmd
 }
