@@ -15,6 +15,7 @@ use chatvault_core::backend::{
 use super::conversation::lock::Mode;
 use super::conversation::{MAX_PAGE, Pending, check_headroom};
 use super::format::HEADER;
+use super::rewrite;
 use super::store::Store;
 use crate::error::BACKEND;
 use crate::listing::Claim;
@@ -154,6 +155,13 @@ impl Changes<'_> {
     }
 
     /// Updates a stored message whose revision is `expected_revision` (one edit record).
+    ///
+    /// A redaction (an update carrying [`REDACTION_KEY`](chatvault_core::REDACTION_KEY))
+    /// then has the log rewritten without the versions it superseded (see [`rewrite`]).
+    /// Should that fail (a full disk, say), the redaction is committed all the same but
+    /// the call fails with the rewrite's error, since the old content is still on disk:
+    /// the next operation on the conversation, or a repair, finishes the rewrite, and
+    /// redacting again does too.
     pub(crate) fn update_message(
         &self,
         id: &ConversationId,
@@ -174,7 +182,13 @@ impl Changes<'_> {
         let before = view.record.clone();
         let at = now();
         view.record.apply_message_update(&mut message, update, at);
+        let redaction = rewrite::redacts(update);
         let committed = encode_edit(at, &message, &view.record).and_then(|frame| {
+            if redaction {
+                // Before the commit: a crash after it must find the rewrite due.
+                rewrite::mark(view.dir(), view.generation())?;
+                rewrite::crash_point("marked");
+            }
             self.store.index.record(&Claim::tentative(&view.record))?;
             view.commit(vec![Pending::Edit(frame, Box::new(message.clone()))])
         });
@@ -185,6 +199,10 @@ impl Changes<'_> {
         self.store
             .index
             .record_after_commit(&Claim::confirmed(&view.record));
+        if redaction {
+            rewrite::crash_point("committed");
+            rewrite::rewrite(&view)?;
+        }
         Ok(MessageUpdated {
             record: view.record,
             message,

@@ -4,7 +4,8 @@
 //! [`whole`] (whole-conversation operations), [`changes`] (changes to one conversation),
 //! [`group`] (group commit), [`ids`] (message id maps), [`conversation`] (one
 //! conversation's log: open, replay, commit, index, checkpoint, 0.1 upgrade, repair),
-//! [`generation`] (a log written whole, as a new generation), [`format`](mod@format) (the
+//! [`generation`] (a log written whole, as a new generation), [`rewrite`] (the log
+//! rewritten without superseded versions after a redaction), [`format`](mod@format) (the
 //! files beside the log records), [`repair`] (every derived file checked and rebuilt on
 //! request), and [`backend`] (the trait impl).
 
@@ -16,6 +17,7 @@ mod generation;
 mod group;
 mod ids;
 mod repair;
+mod rewrite;
 mod store;
 mod whole;
 

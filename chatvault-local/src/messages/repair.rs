@@ -9,6 +9,7 @@ use chatvault_core::backend::Result;
 use super::LocalMessages;
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};
+use super::rewrite::{self, REWRITE_MARK};
 use super::store::Store;
 use crate::error::{io_at, io_error, is_damage};
 use crate::fsutil::is_absent;
@@ -60,7 +61,9 @@ impl LocalMessages {
     /// user data: a conversation whose log is damaged is reported in
     /// [`RepairReport::damaged`] and left as it is. An unfinished record after a log's
     /// last one (a write that never returned) is cut off, as the next write to that
-    /// conversation would.
+    /// conversation would. A rewrite of a log after a redaction that was interrupted
+    /// (its `rewrite` mark is still there) is finished, as the next operation on that
+    /// conversation would: the versions the redaction superseded are removed.
     ///
     /// The store rebuilds these files by itself when a read finds them damaged; this
     /// does it for all of them at once, and says what it found. Each conversation is
@@ -111,6 +114,26 @@ fn conversation(dir: &Path, dry_run: bool, report: &mut RepairReport) -> Result<
     let Some(lock) = lock_dir(dir, Mode::Exclusive)? else {
         return Ok(());
     };
+    if rewrite::pending(dir) {
+        report.rebuilt.push(RepairItem {
+            path: dir.join(REWRITE_MARK),
+            problem: "the rewrite of the log after a redaction was interrupted: versions \
+                      it superseded may still be on disk"
+                .into(),
+        });
+        if !dry_run {
+            let finished = ConversationLog::load(dir, None).and_then(|view| match view {
+                Some(view) if !view.is_legacy() => rewrite::finish(&view),
+                _ => Ok(()),
+            });
+            match finished {
+                Ok(()) => {}
+                // Reported below: nothing is written to a damaged conversation.
+                Err(e) if is_damage(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
     match ConversationLog::check_derived(dir, !dry_run) {
         Ok(Some((_, found))) => {
             report.conversations += 1;

@@ -17,6 +17,7 @@ use super::conversation::scan::log_generations;
 use super::format::{HEADER, check_format};
 use super::group::GroupCommit;
 use super::ids::IdMaps;
+use super::rewrite;
 use super::whole::Whole;
 use crate::error::{io_at, is_damage};
 use crate::fsutil::{STALE_TEMP_AGE, create_dir_all_durable, sweep};
@@ -91,13 +92,16 @@ impl Store {
     }
 
     /// Locks and loads conversation `id`; `None` when it does not exist. A conversation
-    /// written by 0.1 is upgraded first (one state record), under the exclusive lock.
+    /// written by 0.1 is upgraded first (one state record), and one marked for a rewrite
+    /// (a redaction's, interrupted) has it finished, both under the exclusive lock: a
+    /// reader takes it for that once, then its shared lock again.
     pub(crate) fn open_conv(
         &self,
         id: &ConversationId,
         mode: Mode,
     ) -> Result<Option<(File, ConversationLog)>> {
         let dir = self.conv_dir(id);
+        let mut finish = true;
         loop {
             let Some(lock) = lock_dir(&dir, mode)? else {
                 return Ok(None);
@@ -105,15 +109,38 @@ impl Store {
             let Some(mut view) = ConversationLog::load(&dir, Some(id))? else {
                 return Ok(None);
             };
-            if !view.is_legacy() {
+            let unfinished = finish && rewrite::pending(&dir);
+            if !view.is_legacy() && !unfinished {
                 return Ok(Some((lock, view)));
             }
             if mode == Mode::Exclusive {
-                view.upgrade()?;
+                if view.is_legacy() {
+                    view.upgrade()?;
+                }
+                if unfinished {
+                    Self::finish_rewrite(&view);
+                    // Read again whatever happened: a rewrite that failed after its
+                    // switch leaves `view` on a generation that is no longer the newest.
+                    let Some(fresh) = ConversationLog::load(&dir, Some(id))? else {
+                        return Ok(None);
+                    };
+                    view = fresh;
+                }
                 return Ok(Some((lock, view)));
             }
             drop(lock);
             drop(self.open_conv(id, Mode::Exclusive)?);
+            // Once: a rewrite that failed is not tried again by this read.
+            finish = false;
+        }
+    }
+
+    /// Finishes the interrupted rewrite of a locked conversation's log (`view` is stale
+    /// after it). Best effort: the conversation reads the same either way (the
+    /// redaction is committed), and the mark stays for the next try.
+    fn finish_rewrite(view: &ConversationLog) {
+        if let Err(e) = rewrite::finish(view) {
+            tracing::warn!(conversation = %view.dir().display(), error = %e, "could not finish rewriting a log after a redaction");
         }
     }
 
