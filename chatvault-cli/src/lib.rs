@@ -6,6 +6,7 @@ mod aws;
 mod error;
 mod forget;
 mod importers;
+mod keys;
 mod moving;
 mod nofiles;
 mod output;
@@ -31,6 +32,7 @@ pub use error::{
     CliError, EXIT_DAMAGE, EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, Result,
 };
 pub use forget::{EraseArgs, ExpiryArgs, PurgeArgs};
+pub use keys::{OwnersArgs, RotateKeyArgs, ShredArgs};
 pub use redact::RedactArgs;
 pub use url::{Open, StoreUrl, open_store};
 
@@ -220,6 +222,12 @@ pub enum Command {
     /// Replaces one message's content by a tombstone that keeps its place (the reason
     /// and time), and deletes the attachments only it referenced.
     Redact(RedactArgs),
+    /// An encrypted store: starts a new version of an owner's data key, and with
+    /// --reencrypt seals their data again with it.
+    RotateKey(RotateKeyArgs),
+    /// An encrypted store: destroys an owner's data key, so that nothing of theirs can be
+    /// read again, in the store or in any backup of it (crypto-shredding).
+    Shred(ShredArgs),
 }
 
 /// Parses the command line, runs it, and returns the exit code (printing any error).
@@ -354,6 +362,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             forget::erase(&store, &reclaim, &args, quiet).await
         }
         Command::Redact(args) => redact::redact(&at.store(Open::Existing).await?, &args).await,
+        Command::RotateKey(args) => {
+            let sealed = at.sealed("rotate-key", Open::Existing).await?;
+            keys::rotate_key(&sealed, &args, quiet).await
+        }
+        Command::Shred(args) => {
+            keys::shred(&at.sealed("shred", Open::Existing).await?, &args).await
+        }
     }
 }
 
@@ -507,6 +522,19 @@ impl Target<'_> {
     async fn open(&self, mode: Open) -> Result<(chatvault_archive::Store, url::Reclaim)> {
         let url = StoreUrl::parse(self.url.ok_or_else(no_store)?)?;
         sealed::open(&url, self.encryption, mode).await
+    }
+
+    /// The store through the encryption, for a `verb` that needs it: without
+    /// `--key-store`, a usage error saying so.
+    async fn sealed(&self, verb: &str, mode: Open) -> Result<sealed::Sealed> {
+        let Some(encryption) = self.encryption else {
+            return Err(CliError::Usage(format!(
+                "{verb} needs an encrypted store: give --key-store URL (or same, or set \
+                 CHATVAULT_KEY_STORE) and the master key in CHATVAULT_MASTER_KEY"
+            )));
+        };
+        let url = StoreUrl::parse(self.url.ok_or_else(no_store)?)?;
+        Ok(sealed::open_sealed(&url, encryption, mode).await?.0)
     }
 }
 

@@ -101,6 +101,11 @@ pub(crate) struct Sealed {
 }
 
 impl Sealed {
+    /// The keyring both wrappers seal with.
+    pub(crate) fn keyring(&self) -> &Keyring {
+        self.messages.keyring()
+    }
+
     /// The wrappers as a store the verbs use as any other.
     pub(crate) fn store(&self) -> Store {
         Store {

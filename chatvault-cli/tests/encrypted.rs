@@ -68,6 +68,13 @@ impl Paths {
         let key_url = self.key_url();
         run_with_key(&self.url(), &key_url, args)
     }
+
+    /// [`run`](Self::run) of a verb with `--json` that must succeed.
+    fn json(&self, args: &[&str]) -> Value {
+        let (code, out, err) = self.run(&[args, &["--json"]].concat());
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        serde_json::from_str(&out).unwrap()
+    }
 }
 
 /// Runs `chatvault --store URL --key-store KEYS ARGS..` with the master key set.
@@ -186,6 +193,142 @@ fn show_reads_through_the_key_and_the_store_holds_no_plaintext() {
 }
 
 #[test]
+fn rotate_key_with_reencrypt_advances_the_version_and_everything_still_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = Paths::new(tmp.path());
+    let id = block_on(write_chat(&paths.vault(), "alice"));
+    let alice: UserId = "alice".parse().unwrap();
+    assert_eq!(
+        block_on(paths.keyring().current_version(Some(&alice))).unwrap(),
+        Some(1)
+    );
+
+    let report = paths.json(&["rotate-key", "--owner", "alice", "--reencrypt"]);
+    assert_eq!(report["dry_run"], false, "{report}");
+    let owners = report["owners"].as_array().unwrap();
+    assert_eq!(owners.len(), 1, "{report}");
+    let alice_report = &owners[0];
+    assert_eq!(alice_report["owner"], "alice");
+    assert_eq!(alice_report["version"], 1);
+    assert_eq!(alice_report["new_version"], 2);
+    assert_eq!(alice_report["conversations"], 1);
+    let re = &alice_report["reencrypted"];
+    assert_eq!(re["conversations"], 1, "{report}");
+    assert_eq!(re["messages"], 2, "both messages sealed again: {report}");
+    assert_eq!(re["titles"], 1, "{report}");
+    assert_eq!(re["files"], 1, "{report}");
+    assert_eq!(re["conflicts"], 0, "{report}");
+
+    assert_eq!(
+        block_on(paths.keyring().current_version(Some(&alice))).unwrap(),
+        Some(2)
+    );
+    let (code, out, err) = paths.run(&["show", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!("my locker code is {SECRET}")),
+        "{out}"
+    );
+    assert!(out.contains("alice: noted"), "{out}");
+    let conv = id.parse().unwrap();
+    let bytes = block_on(async {
+        let c = paths
+            .vault()
+            .get_conversation(&conv)
+            .await
+            .unwrap()
+            .unwrap();
+        let file = c.files()[0].id.clone();
+        c.file_content(&file).await.unwrap().unwrap()
+    });
+    assert_eq!(&bytes[..], FILE_SECRET.as_bytes());
+    assert_no_plaintext(&paths.data);
+
+    // Without --reencrypt, the text report: the key moves on, the data stays.
+    let (code, out, err) = paths.run(&["rotate-key", "--owner", "alice"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        "alice: rotated the data key from version 2 to 3 (1 conversations)\n"
+    );
+}
+
+#[test]
+fn rotate_key_dry_run_says_what_it_would_do_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = Paths::new(tmp.path());
+    block_on(write_chat(&paths.vault(), "alice"));
+    let before = files_under(tmp.path());
+
+    let args = ["rotate-key", "--owner", "alice", "--reencrypt", "--dry-run"];
+    let (code, out, err) = paths.run(&args);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        "alice: would rotate the data key from version 1 (1 conversations), then \
+         re-encrypt them\n"
+    );
+    let report = paths.json(&args);
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["owners"][0]["version"], 1);
+    assert_eq!(report["owners"][0]["conversations"], 1);
+    assert!(report["owners"][0]["new_version"].is_null(), "{report}");
+    assert!(report["owners"][0]["reencrypted"].is_null(), "{report}");
+
+    assert_unchanged(&before, &files_under(tmp.path()));
+    let alice: UserId = "alice".parse().unwrap();
+    assert_eq!(
+        block_on(paths.keyring().current_version(Some(&alice))).unwrap(),
+        Some(1)
+    );
+}
+
+#[test]
+fn rotate_key_all_owners_rotates_each_and_an_unknown_owner_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = Paths::new(tmp.path());
+    block_on(async {
+        let vault = paths.vault();
+        write_chat(&vault, "alice").await;
+        write_chat(&vault, "alice").await;
+        write_chat(&vault, "bob").await;
+    });
+    let report = paths.json(&["rotate-key", "--all-owners"]);
+    let owners = report["owners"].as_array().unwrap();
+    let got: Vec<_> = owners
+        .iter()
+        .map(|o| {
+            (
+                o["owner"].clone(),
+                o["conversations"].clone(),
+                o["new_version"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("alice".into(), 2.into(), 2.into()),
+            ("bob".into(), 1.into(), 2.into())
+        ],
+        "{report}"
+    );
+
+    let (code, out, err) = paths.run(&["rotate-key", "--owner", "carol"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(err.contains("carol has none"), "{err}");
+    let carol: UserId = "carol".parse().unwrap();
+    assert_eq!(
+        block_on(paths.keyring().current_version(Some(&carol))).unwrap(),
+        None,
+        "no key was made for carol"
+    );
+    // Exactly one of --owner and --all-owners.
+    let (code, _, err) = paths.run(&["rotate-key"]);
+    assert_eq!(code, Some(2), "{err}");
+}
+
+#[test]
 fn without_the_master_key_or_a_key_store_the_command_says_what_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
     let paths = Paths::new(tmp.path());
@@ -224,6 +367,15 @@ fn without_the_master_key_or_a_key_store_the_command_says_what_is_missing() {
     assert!(!new.exists());
     std::fs::remove_file(&export).unwrap();
 
+    // rotate-key and shred on a store without --key-store.
+    for verb in [
+        &["rotate-key", "--owner", "alice"][..],
+        &["shred", "--owner", "alice"],
+    ] {
+        let (code, _, err) = run(&paths.url(), verb);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("needs an encrypted store"), "{err}");
+    }
     // A key store that does not exist, for reading: unreachable, and named as the key
     // store.
     let missing = format!("local:{}", tmp.path().join("nokeys").display());
@@ -270,6 +422,43 @@ fn a_store_exported_in_clear_is_imported_encrypted_with_the_keys_in_itself() {
     // verify reads every message and attachment through the key.
     let (code, out, err) = run_with_key(&sealed_url, "same", &["verify", "--read-blobs"]);
     assert_eq!(code, Some(0), "{out}{err}");
+}
+
+#[test]
+fn shred_makes_one_owners_data_unreadable_and_erase_still_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = Paths::new(tmp.path());
+    let (alice, bob) = block_on(async {
+        let vault = paths.vault();
+        (
+            write_chat(&vault, "alice").await,
+            write_chat(&vault, "bob").await,
+        )
+    });
+    let report = paths.json(&["shred", "--owner", "alice", "--dry-run"]);
+    assert_eq!(report["shredded"], false, "{report}");
+    assert_eq!(report["version"], 1, "{report}");
+    assert_eq!(report["conversations"], 1, "{report}");
+    let (code, _, err) = paths.run(&["show", &alice]);
+    assert_eq!(code, Some(0), "the dry run destroyed the key: {err}");
+
+    let report = paths.json(&["shred", "--owner", "alice"]);
+    assert_eq!(report["shredded"], true, "{report}");
+    let (code, _, err) = paths.run(&["show", &alice]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("crypto-shredded"), "{err}");
+    let (code, out, err) = paths.run(&["show", &bob]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(SECRET), "{out}");
+    // Nothing left to shred is not an error.
+    let (code, out, err) = paths.run(&["shred", "--owner", "alice"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("nothing to shred"), "{out}");
+    // The unreadable conversation is still erased, bytes and all.
+    let (code, out, err) = paths.run(&["erase", "--owner", "alice"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("removed 1 conversations"), "{out}");
+    assert_eq!(run_json(&paths.url(), &["stat"])["conversations"], 1);
 }
 
 #[test]
