@@ -500,3 +500,48 @@ fn purge_through_the_key_leaves_the_keys_and_without_it_refuses() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains(SECRET), "{out}");
 }
+
+#[test]
+fn import_creates_the_key_store_and_copy_reads_and_writes_through_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    let id = block_on(write_chat(&local_vault(&plain), "alice"));
+    let archive = tmp.path().join("all.tar");
+    let plain_url = format!("local:{}", plain.display());
+    let (code, _, err) = run(&plain_url, &["export", "-o", archive.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+
+    let paths = Paths::new(tmp.path());
+    assert!(!paths.keys.exists());
+    let (code, _, err) = paths.run(&["import", archive.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        paths.keys.join("messages").is_dir(),
+        "the key store was created"
+    );
+    assert!(
+        !paths.keys.join("files").exists(),
+        "a key store needs no files"
+    );
+    let alice: UserId = "alice".parse().unwrap();
+    assert_eq!(
+        block_on(paths.keyring().current_version(Some(&alice))).unwrap(),
+        Some(1)
+    );
+
+    let copy = tmp.path().join("copy");
+    let copy_url = format!("local:{}", copy.display());
+    let (code, _, err) = run_with_key(
+        &paths.url(),
+        &paths.key_url(),
+        &["copy", &paths.url(), &copy_url],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_no_plaintext(&copy);
+    let (code, out, err) = run_with_key(&copy_url, &paths.key_url(), &["show", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(&format!("my locker code is {SECRET}")),
+        "{out}"
+    );
+}
