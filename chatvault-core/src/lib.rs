@@ -36,7 +36,7 @@ pub use model::{
 };
 pub use vault::{
     Branches, CHECKPOINT_KEY, ChatVault, Checkpoint, Conversation, FollowOptions, ForgetOptions,
-    ForgetProgress, ForgetReport, Forgetting, MAX_REDACTION_REASON, NewConversation, REDACTION_KEY,
-    Redacted, Redaction, RedactionPlan, ReplyEvent, ReplyFollower, ReplyOptions, ReplyWriter,
-    Siblings,
+    ForgetProgress, ForgetReport, Forgetting, MAX_REDACTION_REASON, NewConversation,
+    REDACTED_TITLE, REDACTION_KEY, Redacted, Redaction, RedactionPlan, ReplyEvent, ReplyFollower,
+    ReplyOptions, ReplyWriter, Siblings,
 };

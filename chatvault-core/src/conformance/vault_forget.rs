@@ -255,6 +255,11 @@ pub async fn redact_leaves_a_tombstone(vault: ChatVault, _config: SuiteConfig) {
         "add the reply",
     );
 
+    assert_eq!(
+        c.title(),
+        Some("my key is wombatword"),
+        "the title is made from it"
+    );
     assert_kind(
         c.redact(&secret.id, " ").await,
         ErrorKind::InvalidInput,
@@ -326,6 +331,11 @@ pub async fn redact_leaves_a_tombstone(vault: ChatVault, _config: SuiteConfig) {
     assert_eq!(done.files_deleted[0].id, only.id);
 
     let fresh = ok(vault.get_conversation(c.id()).await, "get").expect("still there");
+    assert_eq!(
+        fresh.title(),
+        Some(crate::vault::REDACTED_TITLE),
+        "the title made from the redacted message goes too"
+    );
     let stored = ok(fresh.message(&secret.id).await, "message").expect("still stored");
     assert_eq!(&stored, tomb, "the tombstone reads back");
     let history = ok(fresh.messages().await, "messages");

@@ -357,7 +357,8 @@ impl Conversation {
     /// Redacts a message (on any branch): its content and metadata are replaced by a
     /// tombstone holding only the [`Redaction`](crate::Redaction) (`reason`, time), which
     /// keeps its place (id, seq, parent, role, times, usage); the attachments only it
-    /// referenced are deleted, bytes and records. The old content is not kept by any
+    /// referenced are deleted, bytes and records; a title made from its text becomes
+    /// [`REDACTED_TITLE`](crate::REDACTED_TITLE). The old content is not kept by any
     /// first-party backend (see `docs/forgetting.md`).
     ///
     /// [`Error::InvalidInput`] for a blank reason or one over
@@ -370,8 +371,8 @@ impl Conversation {
         let redacted = redact(
             vault.messages.as_ref(),
             vault.files.as_ref(),
+            &self.record,
             &self.files,
-            &self.record.id,
             message_id,
             reason,
         )

@@ -19,5 +19,7 @@ pub use compact::{CHECKPOINT_KEY, Checkpoint};
 pub use conversation::{Conversation, NewConversation};
 pub use follow::{FollowOptions, ReplyEvent, ReplyFollower};
 pub use forget::{ForgetOptions, ForgetProgress, ForgetReport, Forgetting};
-pub use redact::{MAX_REDACTION_REASON, REDACTION_KEY, Redacted, Redaction, RedactionPlan};
+pub use redact::{
+    MAX_REDACTION_REASON, REDACTED_TITLE, REDACTION_KEY, Redacted, Redaction, RedactionPlan,
+};
 pub use reply::{ReplyOptions, ReplyWriter};

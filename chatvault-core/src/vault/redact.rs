@@ -9,14 +9,18 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{FilesBackend, MessagesBackend};
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, FileId, MessageId};
+use crate::model::message::text_of;
 use crate::model::{
-    FileAttachment, FileSource, Message, MessageRange, MessageStatus, MessageUpdate, Metadata,
-    Part, now,
+    ConversationPatch, ConversationRecord, FileAttachment, FileSource, Message, MessageRange,
+    MessageStatus, MessageUpdate, Metadata, Part, auto_title, now,
 };
 
 /// The metadata key under which a redacted message keeps its [`Redaction`] (its only
 /// metadata entry).
 pub const REDACTION_KEY: &str = "chatvault_redacted";
+
+/// The title a conversation gets when the message its title was made from is redacted.
+pub const REDACTED_TITLE: &str = "(redacted)";
 
 /// The longest redaction reason, in bytes.
 pub const MAX_REDACTION_REASON: usize = 1024;
@@ -29,6 +33,11 @@ pub struct Redaction {
     pub reason: String,
     /// When.
     pub at: DateTime<Utc>,
+    /// The attachments the redaction deletes (only this message referenced them): kept
+    /// so that a redaction stopped before it deleted them all is finished by redacting
+    /// the tombstone again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileId>,
 }
 
 impl Redaction {
@@ -88,22 +97,37 @@ pub(super) async fn plan(
             message: format!("message {message_id} is a reply still being written; stop it first"),
         });
     }
-    let referenced = attachments_in(&message.parts);
-    let mut files = Vec::new();
-    if !referenced.is_empty() {
-        let elsewhere = referenced_elsewhere(messages, id, message_id).await?;
-        files = files_attached
+    // A tombstone already names what its redaction deletes (those still attached are
+    // what a redaction stopped part-way left).
+    let files = if let Some(earlier) = Redaction::of(&message) {
+        let named: HashSet<&FileId> = earlier.files.iter().collect();
+        files_attached
             .iter()
-            .filter(|f| referenced.contains(&f.id) && !elsewhere.contains(&f.id))
+            .filter(|f| named.contains(&f.id))
             .cloned()
-            .collect();
-    }
+            .collect()
+    } else {
+        let referenced = attachments_in(&message.parts);
+        if referenced.is_empty() {
+            Vec::new()
+        } else {
+            let elsewhere = referenced_elsewhere(messages, id, message_id).await?;
+            files_attached
+                .iter()
+                .filter(|f| referenced.contains(&f.id) && !elsewhere.contains(&f.id))
+                .cloned()
+                .collect()
+        }
+    };
     Ok(RedactionPlan { message, files })
 }
 
-/// Redacts message `message_id` of conversation `id`: one versioned message update (no
-/// parts; metadata holding only the [`Redaction`]), then each attachment that only it
-/// referenced: its bytes, then its record.
+/// Redacts message `message_id` of the conversation of `record`: when the conversation's
+/// title was made from the message's text, it becomes [`REDACTED_TITLE`] first; then one
+/// versioned message update (no
+/// parts; metadata holding only the [`Redaction`], which names the attachments to
+/// delete), then each attachment that only it referenced: its bytes, then its record.
+/// Stopped part-way, redacting the tombstone again deletes what is left.
 ///
 /// [`Error::InvalidInput`] for a blank reason or one over [`MAX_REDACTION_REASON`]
 /// bytes; [`Error::NotFound`] for a missing conversation or message; [`Error::Conflict`]
@@ -113,15 +137,27 @@ pub(super) async fn plan(
 pub(super) async fn redact(
     messages: &dyn MessagesBackend,
     files: &dyn FilesBackend,
+    record: &ConversationRecord,
     files_attached: &[FileAttachment],
-    id: &ConversationId,
     message_id: &MessageId,
     reason: &str,
 ) -> Result<Redacted> {
+    let id = &record.id;
     let plan = plan(messages, files_attached, id, message_id, reason).await?;
+    // A title made from this message's text goes too, before the message (a store that
+    // rewrites its log on the redaction then drops the old title's records as well).
+    let derived = auto_title(&text_of(&plan.message.parts));
+    if derived.is_some() && record.title == derived {
+        let patch = ConversationPatch {
+            title: Some(REDACTED_TITLE.to_owned()),
+            ..ConversationPatch::default()
+        };
+        messages.update(id, &patch).await?;
+    }
     let redaction = Redaction {
         reason: reason.to_owned(),
         at: now(),
+        files: plan.files.iter().map(|f| f.id.clone()).collect(),
     };
     let mut metadata = Metadata::new();
     metadata.insert(

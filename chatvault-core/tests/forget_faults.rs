@@ -1,0 +1,402 @@
+//! An erase, a purge and a redaction stopped at every write they make, then run again:
+//! the rerun leaves nothing of what they remove visible and no attachment's bytes behind.
+//! The one window a rerun cannot close (between marking a conversation and removing its
+//! record, `docs/forgetting.md`) is shown as what it is: a hidden record with no bytes,
+//! finished by `delete_conversation`.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chatvault_core::backend::{
+    ConversationHead, FilesBackendExt, FilesCapabilities, MessagesCapabilities, ObjectMeta,
+    async_trait,
+};
+use chatvault_core::{
+    Appended, ByteStream, ChatVault, ContentType, ConversationId, ConversationPatch,
+    ConversationRecord, ConversationSummary, Error, Expiry, FileAttachment, FileId, FilesBackend,
+    ForgetOptions, ListOptions, Message, MessageId, MessageRange, MessageUpdate, MessageUpdated,
+    MessagesBackend, NewMessage, Page, Part, Redaction, Result, Retention, Role, SearchHit,
+    SearchOptions, StorageKey, UserId,
+};
+use chatvault_memory::{MemoryFiles, MemoryMessages};
+use chrono::TimeDelta;
+
+/// Counts the writes of both backends and fails the `fail_at`-th (1-based) before it
+/// reaches the store.
+#[derive(Debug, Default)]
+struct Faults {
+    writes: AtomicUsize,
+    fail_at: AtomicUsize,
+    fired: AtomicBool,
+}
+
+impl Faults {
+    fn write(&self, what: &str) -> Result<()> {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.fail_at.load(Ordering::SeqCst) {
+            self.fired.store(true, Ordering::SeqCst);
+            return Err(Error::temporary(
+                "faults",
+                std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} stopped")),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct FaultyMessages {
+    inner: Arc<MemoryMessages>,
+    faults: Arc<Faults>,
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl MessagesBackend for FaultyMessages {
+    fn capabilities(&self) -> MessagesCapabilities {
+        self.inner.capabilities()
+    }
+    async fn create(&self, record: &ConversationRecord) -> Result<()> {
+        self.inner.create(record).await
+    }
+    async fn message(&self, id: &ConversationId, m: &MessageId) -> Result<Option<Message>> {
+        self.inner.message(id, m).await
+    }
+    async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
+        self.inner.head(id).await
+    }
+    async fn append_messages_as(
+        &self,
+        owner: Option<&UserId>,
+        id: &ConversationId,
+        m: Vec<NewMessage>,
+    ) -> Result<Appended> {
+        self.inner.append_messages_as(owner, id, m).await
+    }
+    async fn update_message(
+        &self,
+        id: &ConversationId,
+        message_id: &MessageId,
+        expected_revision: u64,
+        update: &MessageUpdate,
+    ) -> Result<MessageUpdated> {
+        self.faults.write("update_message")?;
+        self.inner
+            .update_message(id, message_id, expected_revision, update)
+            .await
+    }
+    async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
+        self.inner.messages(id, range).await
+    }
+    async fn list_conversations(
+        &self,
+        user_id: Option<&UserId>,
+        options: &ListOptions,
+    ) -> Result<Page<ConversationSummary>> {
+        self.inner.list_conversations(user_id, options).await
+    }
+    async fn update(
+        &self,
+        id: &ConversationId,
+        patch: &ConversationPatch,
+    ) -> Result<ConversationRecord> {
+        self.inner.update(id, patch).await
+    }
+    async fn add_file(
+        &self,
+        id: &ConversationId,
+        file: &FileAttachment,
+    ) -> Result<ConversationRecord> {
+        self.inner.add_file(id, file).await
+    }
+    async fn remove_file(
+        &self,
+        id: &ConversationId,
+        file_id: &FileId,
+    ) -> Result<Option<ConversationRecord>> {
+        self.faults.write("remove_file")?;
+        self.inner.remove_file(id, file_id).await
+    }
+    async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
+        self.faults.write("begin_delete")?;
+        self.inner.begin_delete(id).await
+    }
+    async fn delete(&self, id: &ConversationId) -> Result<bool> {
+        self.faults.write("delete")?;
+        self.inner.delete(id).await
+    }
+    async fn search(
+        &self,
+        user_id: &UserId,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Page<SearchHit>> {
+        self.inner.search(user_id, query, options).await
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFiles {
+    inner: Arc<MemoryFiles>,
+    faults: Arc<Faults>,
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl FilesBackend for FaultyFiles {
+    fn capabilities(&self) -> FilesCapabilities {
+        self.inner.capabilities()
+    }
+    async fn upload_stream(
+        &self,
+        key: &StorageKey,
+        data: ByteStream,
+        content_type: &ContentType,
+    ) -> Result<u64> {
+        self.inner.upload_stream(key, data, content_type).await
+    }
+    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
+        self.inner.download_stream(key).await
+    }
+    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
+        self.inner.head(key).await
+    }
+    async fn delete(&self, key: &StorageKey) -> Result<bool> {
+        self.faults.write("files delete")?;
+        self.inner.delete(key).await
+    }
+    async fn signed_url(
+        &self,
+        key: &StorageKey,
+        expires_in: Duration,
+        download_filename: Option<&str>,
+    ) -> Result<String> {
+        self.inner
+            .signed_url(key, expires_in, download_filename)
+            .await
+    }
+}
+
+/// The stores, a vault over them through the faults, and the faults.
+struct Rig {
+    messages: Arc<MemoryMessages>,
+    files: Arc<MemoryFiles>,
+    vault: ChatVault,
+    faults: Arc<Faults>,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let messages = Arc::new(MemoryMessages::new());
+        let files = Arc::new(MemoryFiles::new());
+        let faults = Arc::new(Faults::default());
+        let vault = ChatVault::from_arcs(
+            Arc::new(FaultyMessages {
+                inner: Arc::clone(&messages),
+                faults: Arc::clone(&faults),
+            }),
+            Arc::new(FaultyFiles {
+                inner: Arc::clone(&files),
+                faults: Arc::clone(&faults),
+            }),
+        );
+        Rig {
+            messages,
+            files,
+            vault,
+            faults,
+        }
+    }
+
+    /// A vault straight over the stores: no faults.
+    fn clean(&self) -> ChatVault {
+        ChatVault::from_arcs(self.messages.clone(), self.files.clone())
+    }
+
+    /// From now on, the `n`-th write fails (0: none does).
+    fn fail_at(&self, n: usize) {
+        self.faults.writes.store(0, Ordering::SeqCst);
+        self.faults.fired.store(false, Ordering::SeqCst);
+        self.faults.fail_at.store(n, Ordering::SeqCst);
+    }
+
+    fn writes(&self) -> usize {
+        self.faults.writes.load(Ordering::SeqCst)
+    }
+}
+
+/// Three conversations of `user`, each with two messages and two attachments, the first
+/// message referencing both; returns (id, storage keys) of each.
+async fn stock(vault: &ChatVault, user: &UserId) -> Vec<(ConversationId, Vec<StorageKey>)> {
+    let mut out = Vec::new();
+    for i in 0..3 {
+        let mut c = vault.create_conversation(Some(user)).await.unwrap();
+        let a = c.attach_file("a.txt", "aaaa", "text/plain").await.unwrap();
+        let b = c.attach_file("b.txt", "bbbb", "text/plain").await.unwrap();
+        c.add(NewMessage::with_parts(
+            Role::User,
+            vec![
+                Part::text(format!("secret {i}")),
+                Part::attachment(a.id.clone(), None),
+                Part::attachment(b.id.clone(), None),
+            ],
+        ))
+        .await
+        .unwrap();
+        c.add_message(Role::Assistant, "noted").await.unwrap();
+        out.push((c.id().clone(), vec![a.storage_key, b.storage_key]));
+    }
+    out
+}
+
+/// After the rerun: what `forget` removes is gone, with its bytes. Returns how many were
+/// left hidden (marked, record still stored: a fault at their final `delete`, the
+/// documented window), which `delete_conversation` then finishes.
+async fn all_gone(rig: &Rig, stocked: &[(ConversationId, Vec<StorageKey>)], what: &str) -> usize {
+    let clean = rig.clean();
+    let mut hidden = 0;
+    for (id, keys) in stocked {
+        assert!(
+            clean.get_conversation(id).await.unwrap().is_none(),
+            "{what}: {id} visible"
+        );
+        for key in keys {
+            assert!(
+                !rig.files.exists(key).await.unwrap(),
+                "{what}: bytes of {key} left"
+            );
+        }
+        // Not visible: a record `begin_delete` still finds was marked and not removed.
+        if rig.messages.begin_delete(id).await.unwrap().is_some() {
+            hidden += 1;
+            assert!(
+                clean.delete_conversation(id).await.unwrap(),
+                "{what}: finished"
+            );
+            assert!(
+                rig.messages.begin_delete(id).await.unwrap().is_none(),
+                "{what}"
+            );
+        }
+    }
+    hidden
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erase_stopped_at_any_write_is_finished_by_a_rerun() {
+    let user: UserId = "erased".parse().unwrap();
+    let probe = Rig::new();
+    let stocked = stock(&probe.vault, &user).await;
+    probe.fail_at(0);
+    let options = ForgetOptions::new().concurrency(1);
+    probe
+        .vault
+        .forget()
+        .erase_owner(&user, &options)
+        .await
+        .unwrap();
+    let writes = probe.writes();
+    // Per conversation: two byte deletes, begin_delete, delete.
+    assert_eq!(writes, 4 * stocked.len());
+    assert_eq!(all_gone(&probe, &stocked, "clean run").await, 0);
+    let mut hidden = 0;
+    for at in 1..=writes {
+        let rig = Rig::new();
+        let stocked = stock(&rig.vault, &user).await;
+        rig.fail_at(at);
+        let stopped = rig.vault.forget().erase_owner(&user, &options).await;
+        assert!(stopped.is_err(), "write {at}: the fault is reported");
+        assert!(
+            rig.faults.fired.load(Ordering::SeqCst),
+            "write {at}: the fault happened"
+        );
+        rig.fail_at(0);
+        rig.vault
+            .forget()
+            .erase_owner(&user, &options)
+            .await
+            .unwrap();
+        hidden += all_gone(&rig, &stocked, &format!("stopped at write {at}")).await;
+    }
+    // Only a fault at a conversation's final `delete` leaves it hidden: once per
+    // conversation.
+    assert_eq!(hidden, stocked.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_stopped_at_any_write_is_finished_by_a_rerun() {
+    let user: UserId = "expiring".parse().unwrap();
+    for at in 1..=12 {
+        let rig = Rig::new();
+        let stocked = stock(&rig.vault, &user).await;
+        let expiring = rig
+            .vault
+            .clone()
+            .with_retention(Retention::new(Expiry::AfterCreation(TimeDelta::zero())));
+        rig.fail_at(at);
+        let options = ForgetOptions::new().concurrency(1);
+        assert!(
+            expiring.forget().purge_expired(&options).await.is_err(),
+            "write {at}"
+        );
+        assert!(
+            rig.faults.fired.load(Ordering::SeqCst),
+            "write {at}: the fault happened"
+        );
+        rig.fail_at(0);
+        expiring.forget().purge_expired(&options).await.unwrap();
+        let hidden = all_gone(&rig, &stocked, &format!("purge stopped at write {at}")).await;
+        assert_eq!(
+            hidden,
+            usize::from(at % 4 == 0),
+            "write {at}: only a final delete hides"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redaction_stopped_at_any_write_is_finished_by_redacting_again() {
+    let user: UserId = "redact".parse().unwrap();
+    // Writes: the message update, then per attachment its bytes and its record.
+    for at in 1..=5 {
+        let rig = Rig::new();
+        let stocked = stock(&rig.vault, &user).await;
+        let (id, keys) = &stocked[0];
+        let mut c = rig.vault.get_conversation(id).await.unwrap().unwrap();
+        let secret = c.messages().await.unwrap()[0].clone();
+        rig.fail_at(at);
+        assert!(
+            c.redact(&secret.id, "pasted a secret").await.is_err(),
+            "write {at}"
+        );
+        assert!(
+            rig.faults.fired.load(Ordering::SeqCst),
+            "write {at}: the fault happened"
+        );
+        rig.fail_at(0);
+        let again = c.redact(&secret.id, "pasted a secret").await.unwrap();
+        assert!(again.message.parts.is_empty(), "write {at}");
+        assert!(Redaction::of(&again.message).is_some(), "write {at}");
+        let c = rig.clean().get_conversation(id).await.unwrap().unwrap();
+        assert!(
+            c.files().is_empty(),
+            "write {at}: attachments left {:?}",
+            c.files()
+        );
+        for key in keys {
+            assert!(
+                !rig.files.exists(key).await.unwrap(),
+                "write {at}: bytes of {key}"
+            );
+        }
+        let reply = &c.messages().await.unwrap()[1];
+        assert_eq!(
+            reply.content(),
+            "noted",
+            "write {at}: the reply is untouched"
+        );
+    }
+}
