@@ -3,33 +3,16 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
-use chatvault_core::{ChatVault, Role};
-use chatvault_local::{LocalFiles, LocalMessages};
+use chatvault_core::Role;
 
-fn chatvault() -> Command {
-    let mut cmd = Command::cargo_bin("chatvault").unwrap();
-    cmd.env_remove("CHATVAULT_STORE")
-        .env_remove("CHATVAULT_LOG");
-    cmd
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::{chatvault, local_vault, stderr, stdout};
 
 /// A local store with two owners' conversations and one attachment.
 fn make_store(dir: &Path) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let vault = ChatVault::new(
-            LocalMessages::open(dir.join("messages")).unwrap(),
-            LocalFiles::new(dir.join("files")).unwrap(),
-        );
+        let vault = local_vault(dir);
         for (owner, n) in [("alice", 3), ("bob", 2)] {
             let user = owner.parse().unwrap();
             let mut c = vault.create_conversation(Some(&user)).await.unwrap();
@@ -308,10 +291,7 @@ fn export_since_keeps_the_conversations_active_since() {
     std::thread::sleep(std::time::Duration::from_millis(20));
     // Bob's conversation gets a message after `since`; Alice's does not.
     let bob_id = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let vault = ChatVault::new(
-            LocalMessages::open(dir.join("messages")).unwrap(),
-            LocalFiles::new(dir.join("files")).unwrap(),
-        );
+        let vault = local_vault(&dir);
         let bob = "bob".parse().unwrap();
         let page = vault
             .list_conversations(&bob, &chatvault_core::ListOptions::new())

@@ -14,7 +14,7 @@ use chatvault_local::{LocalFiles, LocalMessages};
 use serde_json::Value;
 
 mod common;
-use common::{chatvault, local_vault, run, run_json};
+use common::{chatvault, files_under, local_vault, run, run_json};
 
 /// The master key, as `CHATVAULT_MASTER_KEY` holds it: 64 hex digits of the bytes below.
 const MASTER_HEX: &str = "abababababababababababababababababababababababababababababababab";
@@ -108,24 +108,6 @@ async fn write_chat(vault: &ChatVault, owner: &str) -> String {
         .await
         .unwrap();
     c.id().to_string()
-}
-
-/// Every file under `dir` with its bytes.
-fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(path: &Path, found: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(path).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, found);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                found.insert(path, bytes);
-            }
-        }
-    }
-    let mut found = BTreeMap::new();
-    walk(dir, &mut found);
-    found
 }
 
 /// Asserts that no file was added, removed or changed, naming those that were; but for

@@ -3,14 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-
-fn chatvault() -> Command {
-    let mut cmd = Command::cargo_bin("chatvault").unwrap();
-    cmd.env_remove("CHATVAULT_STORE")
-        .env_remove("CHATVAULT_LOG");
-    cmd
-}
+mod common;
+use common::chatvault;
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,16 +12,10 @@ fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// Runs `chatvault --store STORE import ARGS..` and returns its exit code and stderr.
 fn run(store: &str, args: &[&str]) -> (Option<i32>, String) {
-    let out = chatvault()
-        .args(["--store", store, "import"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, _, err) = common::run(store, &[&["import"], args].concat());
+    (code, err)
 }
 
 #[test]

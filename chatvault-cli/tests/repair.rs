@@ -2,41 +2,18 @@
 //! changes nothing, rebuilt by a repair, and `verify` clean after.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use chatvault_core::{ChatVault, Role};
-use chatvault_local::{LocalFiles, LocalMessages};
 
-fn chatvault() -> Command {
-    let mut cmd = Command::cargo_bin("chatvault").unwrap();
-    cmd.env_remove("CHATVAULT_STORE")
-        .env_remove("CHATVAULT_LOG");
-    cmd
-}
-
-fn run(store: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = chatvault()
-        .args(["--store", store])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{chatvault, files_under, local_vault, run};
 
 /// A local store of two conversations (one of 40 messages), listed once so that its
 /// listing index has a snapshot.
 fn local_store(dir: &Path) -> String {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let vault = ChatVault::new(
-            LocalMessages::open(dir.join("messages")).unwrap(),
-            LocalFiles::new(dir.join("files")).unwrap(),
-        );
+        let vault = local_vault(dir);
         let user = "alice".parse().unwrap();
         for n in [40, 2] {
             let mut c = vault.create_conversation(Some(&user)).await.unwrap();
@@ -53,23 +30,6 @@ fn local_store(dir: &Path) -> String {
         assert_eq!(page.items.len(), 2);
     });
     format!("local:{}", dir.display())
-}
-
-/// Every file under `dir` with its bytes.
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
 }
 
 /// The directory of the conversation with the most messages (the biggest log).
@@ -111,7 +71,7 @@ fn a_dry_run_reports_a_repair_rebuilds_and_verify_is_clean_after() {
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&header, bytes).unwrap();
 
-    let before = files(&dir);
+    let before = files_under(&dir);
     let (code, out, err) = run(&store, &["repair", "--dry-run"]);
     assert_eq!(code, Some(4), "{out}{err}");
     assert!(
@@ -121,7 +81,7 @@ fn a_dry_run_reports_a_repair_rebuilds_and_verify_is_clean_after() {
     assert!(out.contains("listing index: snapshot damaged"), "{out}");
     assert!(out.contains("2 derived file(s) to rebuild"), "{out}");
     assert!(err.contains("run repair without --dry-run"), "{err}");
-    assert_eq!(files(&dir), before, "the dry run changed a file");
+    assert_eq!(files_under(&dir), before, "the dry run changed a file");
 
     let (code, out, err) = run(&store, &["repair", "--json"]);
     assert_eq!(code, Some(0), "{out}{err}");

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use chatvault_core::backend::MessagesBackend;
 use chatvault_core::{
     ChatVault, ConversationId, ConversationRecord, MessageStatus, NewMessage, Part, Role, Usage,
@@ -13,12 +12,8 @@ use chatvault_core::{
 use chatvault_local::{LocalFiles, LocalMessages};
 use chrono::{DateTime, Utc};
 
-fn chatvault() -> Command {
-    let mut cmd = Command::cargo_bin("chatvault").unwrap();
-    cmd.env_remove("CHATVAULT_STORE")
-        .env_remove("CHATVAULT_LOG");
-    cmd
-}
+mod common;
+use common::{chatvault, stderr};
 
 fn golden(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -132,10 +127,6 @@ fn export(store: &str, format: &str) -> std::process::Output {
         .args(["--format", format])
         .output()
         .unwrap()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

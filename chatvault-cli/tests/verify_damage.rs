@@ -9,9 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
-use chatvault_core::{ChatVault, ListOptions, Role};
-use chatvault_local::{LocalFiles, LocalMessages};
+use chatvault_core::{ListOptions, Role};
+
+mod common;
+use common::{chatvault, local_vault};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Target {
@@ -54,22 +55,12 @@ const FILE_HOWS: [&str; 6] = [
 ];
 const LOG_HOWS: [&str; 3] = ["flip a byte", "append garbage", "append a cut record"];
 
-fn chatvault() -> Command {
-    let mut cmd = Command::cargo_bin("chatvault").unwrap();
-    cmd.env_remove("CHATVAULT_STORE")
-        .env_remove("CHATVAULT_LOG");
-    cmd
-}
-
 /// A local store shaped like the fuzzer's: conversations of one user, one of 40
 /// messages with an updated one (its checkpoint rewritten), listed once (the listing
 /// index has a snapshot), then written to again (its journal has lines).
 fn template(dir: &Path) {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let vault = ChatVault::new(
-            LocalMessages::open(dir.join("messages")).unwrap(),
-            LocalFiles::new(dir.join("files")).unwrap(),
-        );
+        let vault = local_vault(dir);
         let user = "u".parse().unwrap();
         let mut big = vault.create_conversation(Some(&user)).await.unwrap();
         for i in 0..40 {
@@ -196,17 +187,11 @@ fn damage(path: &Path, target: Target, how: usize) -> bool {
     out != bytes
 }
 
+/// Runs `verify` on the local store in `store`; returns its exit code and its stdout
+/// then stderr.
 fn verify(store: &Path) -> (Option<i32>, String) {
-    let out = chatvault()
-        .args(["--store", &format!("local:{}", store.display()), "verify"])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    let (code, out, err) = common::run(&format!("local:{}", store.display()), &["verify"]);
+    (code, format!("{out}{err}"))
 }
 
 #[test]

@@ -1,6 +1,10 @@
 //! What the tests of the `chatvault` binary share: running it as a user would.
+// Each test binary compiles this module whole but uses only some of it.
+#![allow(dead_code)]
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use assert_cmd::Command;
 use chatvault_core::ChatVault;
@@ -36,6 +40,16 @@ pub(crate) fn run_json(url: &str, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// A finished command's stdout, as text.
+pub(crate) fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A finished command's stderr, as text.
+pub(crate) fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A vault over the local store in `dir` (created if missing), which the command opens
 /// as `local:DIR`.
 pub(crate) fn local_vault(dir: &Path) -> ChatVault {
@@ -43,4 +57,22 @@ pub(crate) fn local_vault(dir: &Path) -> ChatVault {
         LocalMessages::open(dir.join("messages")).unwrap(),
         LocalFiles::new(dir.join("files")).unwrap(),
     )
+}
+
+/// Every file under `dir` with its bytes.
+pub(crate) fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(path: &Path, found: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(path).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                found.insert(path, bytes);
+            }
+        }
+    }
+    let mut found = BTreeMap::new();
+    walk(dir, &mut found);
+    found
 }
