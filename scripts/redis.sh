@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# A throwaway Redis server for ChatVault's Redis tests, from the machine's own packages
-# (Debian's `redis-server`), on its own port and data directory. No Docker.
+# A throwaway Redis server and a throwaway 3-node Redis Cluster for ChatVault's Redis tests,
+# from the machine's own packages (Debian's `redis-server`, `redis-tools`), on their own
+# ports and data directories. No Docker.
 #
 # Usage: scripts/redis.sh install|start|stop|status|env
 #
 #   install  install Debian's redis-server when redis-server/redis-cli are missing (apt-get;
 #            needs root)
 #   start    install if needed, start the server on 127.0.0.1 (daemonized) and wait until it
-#            answers PING; idempotent (a running server is left running)
-#   stop     stop the server, whether or not `start` completed; fine if nothing runs
-#   status   print the state; exit 0 only if the server answers PING
-#   env      print `export CHATVAULT_REDIS_URL=...`: eval "$(scripts/redis.sh env)"
+#            answers PING; idempotent (a running server is left running). Then the cluster:
+#            three masters (no replicas, no persistence) made one cluster with
+#            `redis-cli --cluster create`, waited for until every node says cluster_state:ok.
+#            A cluster that is up and whole is left running; anything else of it (a node
+#            down, slots unassigned, a create that did not finish) is stopped, wiped and
+#            made again.
+#   stop     stop the server and the cluster's nodes, whether or not `start` completed;
+#            fine if nothing runs
+#   status   print the state of both; exit 0 only if the server answers PING and the
+#            cluster is whole
+#   env      print `export CHATVAULT_REDIS_URL=...` and
+#            `export CHATVAULT_REDIS_CLUSTER_URL=...` (the cluster's nodes, comma-separated
+#            URLs, each one a seed for `RedisMessages::cluster_builder`):
+#            eval "$(scripts/redis.sh env)"
 #
 # Environment:
 #   CHATVAULT_REDIS_PORT     TCP port on 127.0.0.1 (default 56379)
@@ -22,8 +33,19 @@
 #                            chatvault-redis/README.md, "Durability". Applies at start.
 #                            With none (a throwaway server for tests) the data dir is
 #                            emptied at start, so nothing of an earlier run is loaded.
+#   CHATVAULT_REDIS_CLUSTER_PORT
+#                            the cluster's first port (default 56400): its nodes listen on
+#                            this port and the next two on 127.0.0.1, and talk to each other
+#                            on their cluster bus at this port + 10, + 11, + 12
+#   CHATVAULT_REDIS_CLUSTER_DIR
+#                            the cluster's state dir, one node-PORT/ per node (redis.conf,
+#                            redis.pid, redis.log, data/ with nodes.conf), and create.log
+#                            (default <repo>/.chatvault-servers/redis-cluster)
 #
-# The server has no password: it listens only on 127.0.0.1 (protected mode off for that
+# The cluster always runs without persistence, whatever CHATVAULT_REDIS_PERSIST says: its
+# nodes' data dirs are emptied whenever it is made.
+#
+# The servers have no password: they listen only on 127.0.0.1 (protected mode off for that
 # address). Debian's package may start its own server on 6379; ours does not need it, and
 # leaves it alone.
 set -euo pipefail
@@ -33,6 +55,12 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 PORT=${CHATVAULT_REDIS_PORT:-56379}
 STATE_DIR=${CHATVAULT_REDIS_DIR:-$REPO_ROOT/.chatvault-servers/redis}
 PERSIST=${CHATVAULT_REDIS_PERSIST:-none}
+CLUSTER_PORT=${CHATVAULT_REDIS_CLUSTER_PORT:-56400}
+CLUSTER_DIR=${CHATVAULT_REDIS_CLUSTER_DIR:-$REPO_ROOT/.chatvault-servers/redis-cluster}
+# The cluster's nodes: how many, and how far above a node's port its cluster bus listens
+# (not the default + 10000, which is past 65535 for ports from 55536).
+CLUSTER_NODES=3
+CLUSTER_BUS_OFFSET=10
 
 log() { echo "redis.sh: $*" >&2; }
 die() {
@@ -51,6 +79,20 @@ esac
 case $STATE_DIR in
 /*) ;;
 *) STATE_DIR=$PWD/$STATE_DIR ;;
+esac
+case $CLUSTER_PORT in
+'' | *[!0-9]*) die "CHATVAULT_REDIS_CLUSTER_PORT must be a port number, got '$CLUSTER_PORT'" ;;
+esac
+CLUSTER_PORT=$((10#$CLUSTER_PORT))
+if ((CLUSTER_PORT < 1 || CLUSTER_PORT + CLUSTER_BUS_OFFSET + CLUSTER_NODES - 1 > 65535)); then
+    die "CHATVAULT_REDIS_CLUSTER_PORT must be a port number from 1 to $((65535 - CLUSTER_BUS_OFFSET - CLUSTER_NODES + 1)) (its nodes and their cluster bus take the ports up to + $((CLUSTER_BUS_OFFSET + CLUSTER_NODES - 1))), got '$CLUSTER_PORT'"
+fi
+if ((10#$PORT >= CLUSTER_PORT && 10#$PORT <= CLUSTER_PORT + CLUSTER_BUS_OFFSET + CLUSTER_NODES - 1)); then
+    die "CHATVAULT_REDIS_PORT ($PORT) is one of the cluster's ports ($CLUSTER_PORT to $((CLUSTER_PORT + CLUSTER_BUS_OFFSET + CLUSTER_NODES - 1))): set CHATVAULT_REDIS_CLUSTER_PORT or CHATVAULT_REDIS_PORT apart"
+fi
+case $CLUSTER_DIR in
+/*) ;;
+*) CLUSTER_DIR=$PWD/$CLUSTER_DIR ;;
 esac
 DATA=$STATE_DIR/data
 CONF=$STATE_DIR/redis.conf
@@ -77,14 +119,26 @@ cli() { redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
 answering() { command -v redis-cli >/dev/null 2>&1 && [[ $(cli PING 2>/dev/null) == PONG ]]; }
 
 # The pid of our server, if its pidfile names a live redis-server process.
-our_pid() {
-    [[ -f $PIDFILE ]] || return 1
+our_pid() { pid_in "$PIDFILE"; }
+
+# The pid in pidfile $1, if it names a live redis-server process.
+pid_in() {
+    [[ -f $1 ]] || return 1
     local pid
-    pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+    pid=$(cat "$1" 2>/dev/null) || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
+    running "$pid" || return 1
     grep -q redis-server "/proc/$pid/cmdline" 2>/dev/null || return 1
     echo "$pid"
+}
+
+# Whether process $1 runs: a zombie (exited, not yet reaped by its parent, init for a
+# daemon) does not.
+running() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local state
+    state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 0
+    [[ $state != Z ]]
 }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -147,10 +201,12 @@ cmd_start() {
         die "the server of $DATA does not answer PING on 127.0.0.1:$PORT (run 'scripts/redis.sh stop' and start again)"
     fi
     log "ready: $(redis_url)"
+    cluster_start
 }
 
 cmd_stop() {
     local pid
+    stop_nodes
     if ! pid=$(our_pid); then
         log "not running"
         rm -f "$PIDFILE"
@@ -160,14 +216,14 @@ cmd_stop() {
     cli SHUTDOWN >/dev/null 2>&1 || true
     local i
     for i in $(seq 1 60); do
-        kill -0 "$pid" 2>/dev/null || break
+        running "$pid" || break
         sleep 0.25
     done
-    if kill -0 "$pid" 2>/dev/null; then
+    if running "$pid"; then
         log "SHUTDOWN did not stop it; sending SIGTERM to $pid"
         kill "$pid" 2>/dev/null || true
         sleep 1
-        if kill -0 "$pid" 2>/dev/null; then
+        if running "$pid"; then
             log_tail
             die "the server (pid $pid) did not stop"
         fi
@@ -177,6 +233,15 @@ cmd_stop() {
 }
 
 cmd_status() {
+    local rc=0 cluster_rc=0
+    server_status || rc=$?
+    ((rc == 3)) && ! command -v redis-server >/dev/null 2>&1 && return 3
+    cluster_status || cluster_rc=$?
+    ((rc != 0)) && return "$rc"
+    return "$cluster_rc"
+}
+
+server_status() {
     if ! command -v redis-server >/dev/null 2>&1; then
         echo "Redis: not installed"
         return 3
@@ -195,9 +260,185 @@ cmd_status() {
 
 redis_url() { echo "redis://127.0.0.1:$PORT/"; }
 
+# The cluster's seed nodes: comma-separated URLs.
+cluster_url() {
+    local p urls=()
+    for p in $(node_ports); do urls+=("redis://127.0.0.1:$p/"); done
+    (IFS=,; echo "${urls[*]}")
+}
+
 cmd_env() {
-    # CHATVAULT_REDIS_URL is the one chatvault-redis's tests and bench read.
+    # CHATVAULT_REDIS_URL is the one chatvault-redis's tests and bench read;
+    # CHATVAULT_REDIS_CLUSTER_URL the one its cluster tests read.
     echo "export CHATVAULT_REDIS_URL=$(redis_url)"
+    echo "export CHATVAULT_REDIS_CLUSTER_URL=$(cluster_url)"
+}
+
+# --- the cluster ---------------------------------------------------------------------
+
+node_ports() { seq "$CLUSTER_PORT" $((CLUSTER_PORT + CLUSTER_NODES - 1)); }
+node_dir() { echo "$CLUSTER_DIR/node-$1"; }
+node_pid() { pid_in "$(node_dir "$1")/redis.pid"; }
+node_cli() {
+    local port=$1
+    shift
+    redis-cli -h 127.0.0.1 -p "$port" "$@"
+}
+
+# The value of field $2 in node $1's CLUSTER INFO (empty when it does not answer).
+node_info() { node_cli "$1" CLUSTER INFO 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
+
+# Whether the cluster is up and whole: every node is ours, running, and says the cluster
+# is ok, with every slot assigned and every node known. With -v, says what is not.
+cluster_whole() {
+    local p why=""
+    for p in $(node_ports); do
+        if ! node_pid "$p" >/dev/null; then
+            why="node $p is not running"
+        elif [[ $(node_info "$p" cluster_state) != ok ]]; then
+            why="node $p does not say cluster_state:ok"
+        elif [[ $(node_info "$p" cluster_slots_assigned) != 16384 || $(node_info "$p" cluster_known_nodes) != "$CLUSTER_NODES" ]]; then
+            why="node $p does not see $CLUSTER_NODES nodes holding all 16384 slots"
+        else
+            continue
+        fi
+        [[ ${1:-} == -v ]] && echo "$why"
+        return 1
+    done
+}
+
+node_log_tail() {
+    local log
+    log=$(node_dir "$1")/redis.log
+    if [[ -f $log ]]; then
+        log "last lines of $log:"
+        tail -n 20 "$log" | sed 's/^/    /' >&2
+    fi
+}
+
+write_node_conf() {
+    local port=$1 dir
+    dir=$(node_dir "$port")
+    {
+        echo "# written by scripts/redis.sh start; rewritten whenever the cluster is made"
+        echo "bind 127.0.0.1"
+        echo "port $port"
+        echo "protected-mode no"
+        echo "daemonize yes"
+        echo "pidfile $dir/redis.pid"
+        echo "logfile $dir/redis.log"
+        echo "dir $dir/data"
+        echo "cluster-enabled yes"
+        echo "cluster-config-file nodes.conf"
+        echo "cluster-port $((port + CLUSTER_BUS_OFFSET))"
+        echo 'save ""'
+        echo "appendonly no"
+    } >"$dir/redis.conf"
+}
+
+# Stops the cluster's nodes that run (SHUTDOWN NOSAVE, then SIGTERM).
+stop_nodes() {
+    local p pid i
+    for p in $(node_ports); do
+        pid=$(node_pid "$p") || {
+            rm -f "$(node_dir "$p")/redis.pid"
+            continue
+        }
+        log "stopping cluster node $p (pid $pid)"
+        node_cli "$p" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+        for i in $(seq 1 40); do
+            running "$pid" || break
+            sleep 0.25
+        done
+        if running "$pid"; then
+            log "SHUTDOWN did not stop node $p; sending SIGTERM to $pid"
+            kill "$pid" 2>/dev/null || true
+            sleep 1
+            if running "$pid"; then
+                node_log_tail "$p"
+                die "cluster node $p (pid $pid) did not stop"
+            fi
+        fi
+        rm -f "$(node_dir "$p")/redis.pid"
+    done
+}
+
+cluster_start() {
+    local p i why
+    if cluster_whole; then
+        log "the cluster of $CLUSTER_DIR is already running and whole"
+        log "cluster ready: $(cluster_url)"
+        return 0
+    fi
+    why=$(cluster_whole -v || true)
+    for p in $(node_ports); do
+        if node_pid "$p" >/dev/null; then
+            log "the cluster of $CLUSTER_DIR is not whole ($why): making it again"
+            stop_nodes
+            break
+        fi
+    done
+    for p in $(node_ports); do
+        for i in "$p" $((p + CLUSTER_BUS_OFFSET)); do
+            if port_in_use "$i"; then
+                die "port $i on 127.0.0.1 (for the cluster) is taken by another process; set CHATVAULT_REDIS_CLUSTER_PORT to a free range"
+            fi
+        done
+    done
+    log "starting a cluster of $CLUSTER_NODES nodes on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + CLUSTER_NODES - 1)) (no persistence, state $CLUSTER_DIR)"
+    for p in $(node_ports); do
+        # A new cluster each time: no nodes.conf or data of an earlier one.
+        rm -rf "$(node_dir "$p")"
+        mkdir -p "$(node_dir "$p")/data" || die "cannot create the cluster's state dir $CLUSTER_DIR"
+        write_node_conf "$p"
+        if ! redis-server "$(node_dir "$p")/redis.conf" >/dev/null; then
+            node_log_tail "$p"
+            die "redis-server failed to start cluster node $p (see the log above)"
+        fi
+    done
+    for p in $(node_ports); do
+        for i in $(seq 1 60); do
+            [[ $(node_cli "$p" PING 2>/dev/null) == PONG ]] && break
+            sleep 0.25
+        done
+        if [[ $(node_cli "$p" PING 2>/dev/null) != PONG ]]; then
+            node_log_tail "$p"
+            die "cluster node $p does not answer PING (run 'scripts/redis.sh stop' and start again)"
+        fi
+    done
+    local nodes=()
+    for p in $(node_ports); do nodes+=("127.0.0.1:$p"); done
+    if ! redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$CLUSTER_DIR/create.log" 2>&1; then
+        log "redis-cli --cluster create failed; its output ($CLUSTER_DIR/create.log):"
+        sed 's/^/    /' "$CLUSTER_DIR/create.log" >&2
+        die "the cluster could not be made (run 'scripts/redis.sh stop' and start again)"
+    fi
+    # Every node must have learnt the whole slot map before a client is let in.
+    for i in $(seq 1 120); do
+        cluster_whole && break
+        sleep 0.25
+    done
+    if ! cluster_whole; then
+        for p in $(node_ports); do node_log_tail "$p"; done
+        die "the cluster did not become whole within 30 s: $(cluster_whole -v) (run 'scripts/redis.sh stop' and start again)"
+    fi
+    log "cluster ready: $(cluster_url)"
+}
+
+cluster_status() {
+    if cluster_whole; then
+        echo "Redis cluster: whole, $CLUSTER_NODES nodes on 127.0.0.1:$CLUSTER_PORT-$((CLUSTER_PORT + CLUSTER_NODES - 1)) (state $CLUSTER_DIR)"
+        return 0
+    fi
+    local p
+    for p in $(node_ports); do
+        if node_pid "$p" >/dev/null; then
+            echo "Redis cluster: not whole ($(cluster_whole -v)) (state $CLUSTER_DIR)"
+            return 1
+        fi
+    done
+    echo "Redis cluster: not running (state $CLUSTER_DIR)"
+    return 3
 }
 
 usage() {
