@@ -9,17 +9,26 @@
 //! run whatever the environment says, so that a missing URL fails them. The same policy as
 //! chatvault-sql's build script for PostgreSQL.
 //!
+//! The cluster tests (`tests/cluster.rs`) need a Redis Cluster the same way:
+//! `cfg(chatvault_redis_cluster)` is set when `CHATVAULT_REDIS_CLUSTER_URL` (the cluster's
+//! nodes, comma-separated URLs) is set at build time, or `CHATVAULT_REQUIRE_REDIS=1`.
+//!
 //! Only these variables are read, and the library's code does not depend on the flag:
 //! changing them rebuilds this crate, nothing else changes.
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=CHATVAULT_REDIS_URL");
+    println!("cargo::rerun-if-env-changed=CHATVAULT_REDIS_CLUSTER_URL");
     println!("cargo::rerun-if-env-changed=CHATVAULT_REQUIRE_REDIS");
     println!("cargo::rustc-check-cfg=cfg(chatvault_redis_server)");
-    let url = std::env::var("CHATVAULT_REDIS_URL").is_ok_and(|v| !v.trim().is_empty());
+    println!("cargo::rustc-check-cfg=cfg(chatvault_redis_cluster)");
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
     let required = std::env::var("CHATVAULT_REQUIRE_REDIS").is_ok_and(|v| v.trim() == "1");
-    if url || required {
+    if set("CHATVAULT_REDIS_URL") || required {
         println!("cargo::rustc-cfg=chatvault_redis_server");
+    }
+    if set("CHATVAULT_REDIS_CLUSTER_URL") || required {
+        println!("cargo::rustc-cfg=chatvault_redis_cluster");
     }
 }

@@ -5,15 +5,16 @@
 #   1. cargo fmt --check
 #   2. the servers the tests need, installed where missing and started on their own ports and
 #      data directories: the AWS emulators (LocalStack S3 + DynamoDB Local,
-#      scripts/emulators.sh), PostgreSQL (scripts/postgres.sh), Redis (scripts/redis.sh),
-#      headless Chromium (scripts/browser.sh), and the official OpenAI Python clients in a
-#      virtual environment (scripts/openai-clients.sh). They are stopped again when this
-#      script exits, pass or fail; one that cannot start fails the command, saying which and
-#      why. Started before the builds: chatvault-aws, chatvault-sql, chatvault-redis,
-#      chatvault-axum and the web example decide when they are built whether their server
-#      tests run (without the server's endpoint, URL, browser or clients they are compiled as
-#      ignored, with the reason; CHATVAULT_REQUIRE_*=1 compiles them to run), so clippy and
-#      doc see the same code the tests run.
+#      scripts/emulators.sh), PostgreSQL (scripts/postgres.sh), Redis (a server and a
+#      3-node cluster, scripts/redis.sh), headless Chromium (scripts/browser.sh), and the
+#      official OpenAI Python clients in a virtual environment (scripts/openai-clients.sh).
+#      They are stopped again when this script exits, pass or fail; one that cannot start
+#      fails the command, saying which and why. Started before the builds: chatvault-aws,
+#      chatvault-sql, chatvault-redis, chatvault-axum and the web example decide when they
+#      are built whether their server tests run (without the server's endpoint, URL,
+#      browser or clients they are compiled as ignored, with the reason;
+#      CHATVAULT_REQUIRE_*=1 compiles them to run), so clippy and doc see the same code the
+#      tests run.
 #   3. cargo clippy (all targets, all features, -D warnings)
 #   4. cargo doc (RUSTDOCFLAGS="-D warnings")
 #   5. cargo build of every example, bench and binary
@@ -43,7 +44,8 @@
 #   CHATVAULT_S3_PORT, CHATVAULT_DYNAMODB_PORT, CHATVAULT_EMULATORS_CACHE:
 #                           see scripts/emulators.sh
 #   CHATVAULT_PG_PORT, CHATVAULT_PG_DIR: see scripts/postgres.sh
-#   CHATVAULT_REDIS_PORT, CHATVAULT_REDIS_DIR: see scripts/redis.sh
+#   CHATVAULT_REDIS_PORT, CHATVAULT_REDIS_DIR, CHATVAULT_REDIS_CLUSTER_PORT,
+#   CHATVAULT_REDIS_CLUSTER_DIR: see scripts/redis.sh (a server and a 3-node cluster)
 #   CHATVAULT_OPENAI_VENV:  see scripts/openai-clients.sh
 #   CARGO_INCREMENTAL       defaults to 0 here (a one-shot build; see below)
 set -euo pipefail
@@ -97,7 +99,7 @@ servers_up() {
     eval "$(bash "$ROOT/scripts/openai-clients.sh" env)"
     export CHATVAULT_REQUIRE_AWS=1
     export CHATVAULT_POSTGRES_URL=$DATABASE_URL CHATVAULT_REQUIRE_POSTGRES=1
-    export CHATVAULT_REDIS_URL CHATVAULT_REQUIRE_REDIS=1
+    export CHATVAULT_REDIS_URL CHATVAULT_REDIS_CLUSTER_URL CHATVAULT_REQUIRE_REDIS=1
     export CHATVAULT_REQUIRE_BROWSER=1
     export CHATVAULT_REQUIRE_OPENAI_CLIENTS=1
 }
@@ -163,6 +165,7 @@ done
 
 step 8/8 "$(echo cargo test "${workspace_flag[@]}" --all-features "$@")"
 echo "    AWS_ENDPOINT_URL_S3=$AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB CHATVAULT_POSTGRES_URL=$CHATVAULT_POSTGRES_URL CHATVAULT_REDIS_URL=$CHATVAULT_REDIS_URL"
+echo "    CHATVAULT_REDIS_CLUSTER_URL=$CHATVAULT_REDIS_CLUSTER_URL"
 echo "    CHATVAULT_REQUIRE_AWS=1 CHATVAULT_REQUIRE_POSTGRES=1 CHATVAULT_REQUIRE_REDIS=1 CHATVAULT_REQUIRE_BROWSER=1 CHATVAULT_REQUIRE_OPENAI_CLIENTS=1"
 echo "    CHATVAULT_OPENAI_PYTHON=$CHATVAULT_OPENAI_PYTHON"
 cargo test "${workspace_flag[@]}" --all-features "$@"

@@ -1,4 +1,5 @@
-//! What the Redis tests share: the server's URL and a backend under a fresh key prefix.
+//! What the Redis tests share: the server's URL, the cluster's, and backends under a fresh key
+//! prefix.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
@@ -58,4 +59,50 @@ pub async fn raw() -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("connect to CHATVAULT_REDIS_URL")
+}
+
+/// `CHATVAULT_REDIS_CLUSTER_URL`, the cluster's seed nodes (comma-separated URLs); panics
+/// saying what is missing.
+pub fn cluster_urls() -> Vec<String> {
+    let urls: Vec<String> = std::env::var("CHATVAULT_REDIS_CLUSTER_URL")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        !urls.is_empty(),
+        "CHATVAULT_REDIS_CLUSTER_URL is not set: start a cluster with scripts/redis.sh start, then eval \"$(scripts/redis.sh env)\""
+    );
+    urls
+}
+
+/// A backend on the cluster under a fresh prefix.
+pub async fn fresh_cluster() -> RedisMessages {
+    RedisMessages::cluster_builder(&cluster_urls())
+        .prefix(fresh_prefix())
+        .build()
+        .await
+        .expect("connect to CHATVAULT_REDIS_CLUSTER_URL")
+}
+
+/// A backend on the cluster under a fresh prefix whose keys expire `grace` after
+/// `retention` says.
+pub async fn fresh_cluster_expiring(retention: Retention, grace: Duration) -> RedisMessages {
+    RedisMessages::cluster_builder(&cluster_urls())
+        .prefix(fresh_prefix())
+        .expire_keys(retention, grace)
+        .build()
+        .await
+        .expect("connect to CHATVAULT_REDIS_CLUSTER_URL")
+}
+
+/// A raw connection to the cluster, routing each command by its keys' slot.
+pub async fn raw_cluster() -> redis::cluster_async::ClusterConnection {
+    redis::cluster::ClusterClient::new(cluster_urls())
+        .expect("CHATVAULT_REDIS_CLUSTER_URL holds Redis URLs")
+        .get_async_connection()
+        .await
+        .expect("connect to CHATVAULT_REDIS_CLUSTER_URL")
 }
