@@ -19,12 +19,18 @@
 //!   `messages` call for every message: one `Query` page of up to 1 MB), next to the seed's
 //!   `GetItem` of the same 2,000 messages (and parsing them), with the ratio; and the
 //!   requests `Conversation::messages()` takes through the vault.
+//! - **seal cycle** (issue #27): [`CYCLE`] consecutive appends of one message to one
+//!   conversation, each timed: median, mean, p99 and max per append, and the ratios
+//!   p99/median and mean/median. Whatever the layout does every so many appends (seal
+//!   the tail) shows in the tail of that distribution.
 //!
 //! Needs the emulators' environment:
 //!
 //! ```text
 //! scripts/emulators.sh start && eval "$(scripts/emulators.sh env)"
-//! cargo bench -p chatvault-aws --bench dynamo
+//! cargo bench -p chatvault-aws --bench dynamo               # everything
+//! cargo bench -p chatvault-aws --bench dynamo -- seal_cycle # the seal cycle alone
+//! cargo bench -p chatvault-aws --bench dynamo -- seed       # all but the seal cycle
 //! ```
 
 #[path = "../tests/common/mod.rs"]
@@ -60,6 +66,8 @@ const TAIL: usize = 48;
 const WARM_UP: usize = 300;
 /// Loads per median.
 const LOADS: usize = 15;
+/// Consecutive appends of the seal cycle.
+const CYCLE: usize = 2_000;
 
 fn text(k: usize) -> String {
     format!("message {k}: {}", "lorem ipsum ".repeat(4))
@@ -283,7 +291,90 @@ fn speed(seed: Duration, ours: Duration) -> f64 {
     seed.as_secs_f64() / ours.as_secs_f64()
 }
 
+/// The sample at quantile `q` (0..=1) of sorted `samples`.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let last = sorted.len().saturating_sub(1);
+    let at = ((last as f64) * q).round() as usize;
+    sorted.get(at.min(last)).copied().unwrap_or_default()
+}
+
+/// [`CYCLE`] consecutive appends of one message to one conversation, each timed.
+async fn seal_cycle() -> Result<(), Box<dyn Error>> {
+    let (backend, requests) = common::dynamo_counted().await;
+    // Warm up connections and the emulator on a conversation of its own.
+    let warm = conversation_with(&backend, 0).await?;
+    for k in 0..WARM_UP {
+        backend.append_messages(&warm.id, vec![message(k)]).await?;
+    }
+    let conversation = conversation_with(&backend, 0).await?;
+    requests.reset();
+    let mut samples = Vec::with_capacity(CYCLE);
+    let started = Instant::now();
+    for k in 0..CYCLE {
+        let t = Instant::now();
+        backend
+            .append_messages(&conversation.id, vec![message(k)])
+            .await?;
+        samples.push(t.elapsed());
+    }
+    let elapsed = started.elapsed();
+    let stored = backend
+        .messages(&conversation.id, &MessageRange::all())
+        .await?;
+    let seqs: Vec<u64> = stored.items.iter().map(|m| m.seq).collect();
+    if seqs != (1..=CYCLE as u64).collect::<Vec<_>>() {
+        return Err(format!("stored {} of {CYCLE} messages, or out of order", seqs.len()).into());
+    }
+    let average = mean(&samples);
+    samples.sort_unstable();
+    let (mid, p99, max) = (
+        quantile(&samples, 0.5),
+        quantile(&samples, 0.99),
+        quantile(&samples, 1.0),
+    );
+    println!(
+        "seal cycle: {CYCLE} consecutive appends of one message to one conversation ({:.1} s, {:.2} requests per append)",
+        elapsed.as_secs_f64(),
+        requests.get() as f64 / CYCLE as f64
+    );
+    println!(
+        "  per append: median {}, mean {}, p99 {}, max {}",
+        ms(mid),
+        ms(average),
+        ms(p99),
+        ms(max)
+    );
+    println!(
+        "  p99/median {:.2} (target at most 3), mean/median {:.2} (target at most 1.3)",
+        p99.as_secs_f64() / mid.as_secs_f64(),
+        average.as_secs_f64() / mid.as_secs_f64()
+    );
+    common::drop_table(&backend).await;
+    Ok(())
+}
+
+/// The sections `filter` (the benchmark's first argument that is not a flag) selects:
+/// the comparison with the seed, and the seal cycle.
+fn sections(filter: Option<&str>) -> (bool, bool) {
+    match filter {
+        None => (true, true),
+        Some(f) => ("seed".contains(f), "seal_cycle".contains(f)),
+    }
+}
+
 async fn run() -> Result<(), Box<dyn Error>> {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let (compare, cycle) = sections(filter.as_deref());
+    if compare {
+        compare_with_seed().await?;
+    }
+    if cycle {
+        seal_cycle().await?;
+    }
+    Ok(())
+}
+
+async fn compare_with_seed() -> Result<(), Box<dyn Error>> {
     let (backend, requests) = common::dynamo_counted().await;
     let seed_requests = common::RequestCounter::default();
     let seed_client = aws_sdk_dynamodb::Client::from_conf(
