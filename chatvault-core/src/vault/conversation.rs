@@ -524,7 +524,7 @@ impl Conversation {
     /// Attaches a file from a stream, with memory bounded by the files backend's streaming.
     ///
     /// The size and SHA-256 are computed as the bytes pass through: past the first MiB,
-    /// on a thread of its own, beside the upload (at most 8 MiB behind it).
+    /// on a thread of its own, beside the upload (at most 1 MiB behind it).
     pub async fn attach_file_stream(
         &mut self,
         filename: &str,
