@@ -93,13 +93,25 @@ pub fn check_replay(
 /// `chatvault-archive`'s restore), and a batch holding one id twice would store two
 /// messages under one id, which no later read could tell apart.
 pub fn check_unique_ids(messages: &[NewMessage]) -> Result<()> {
+    let twice = |m: &NewMessage| {
+        Error::invalid_input(
+            "message id",
+            format!("{} appears twice in one append", m.id),
+        )
+    };
+    // A small batch (the usual one message) is compared pairwise: no set to build.
+    if messages.len() <= 16 {
+        for (i, m) in messages.iter().enumerate() {
+            if messages[..i].iter().any(|earlier| earlier.id == m.id) {
+                return Err(twice(m));
+            }
+        }
+        return Ok(());
+    }
     let mut seen = std::collections::HashSet::with_capacity(messages.len());
     for m in messages {
         if !seen.insert(&m.id) {
-            return Err(Error::invalid_input(
-                "message id",
-                format!("{} appears twice in one append", m.id),
-            ));
+            return Err(twice(m));
         }
     }
     Ok(())

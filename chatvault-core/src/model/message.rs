@@ -400,11 +400,14 @@ impl NewMessage {
     /// Checks what the message would store: its role ([`Role::validate`]), JSON depth,
     /// size, part count and part fields.
     pub fn validate(&self) -> Result<()> {
-        self.validate_sized().map(|_| ())
+        self.validate_sized(MAX_MESSAGE_BYTES).map(|_| ())
     }
 
-    /// [`validate`](Self::validate), returning the size of the message's JSON form.
-    pub(crate) fn validate_sized(&self) -> Result<usize> {
+    /// [`validate`](Self::validate), returning the size of the message's JSON form; or,
+    /// when a cheap bound ([`Self::text_json_bound`]) already shows that size is at most
+    /// `limit`, that bound, so the caller's `size <= limit` check answers the same
+    /// without the message being serialised.
+    pub(crate) fn validate_sized(&self, limit: usize) -> Result<usize> {
         self.role.validate()?;
         if self.parts.len() > MAX_PARTS {
             return Err(Error::TooLarge {
@@ -420,6 +423,11 @@ impl NewMessage {
         {
             check_len("usage.model", model, 256)?;
         }
+        if let Some(bound) = self.text_json_bound()
+            && bound <= limit.min(MAX_MESSAGE_BYTES)
+        {
+            return Ok(bound);
+        }
         let size = self.json_len();
         if size > MAX_MESSAGE_BYTES {
             return Err(Error::TooLarge {
@@ -434,6 +442,25 @@ impl NewMessage {
     /// The size of the message's JSON form in bytes (what backends' limits count).
     pub fn json_len(&self) -> usize {
         serde_json::to_vec(self).map_or(usize::MAX, |v| v.len())
+    }
+
+    /// An upper bound on [`json_len`](Self::json_len) from string lengths alone, for a
+    /// message of text parts with no metadata, usage or lease (the common case); `None`
+    /// for any other. JSON writes a byte of a string as at most 6 (`\u001f`); the rest
+    /// (keys, status, timestamps, a parent's seq, each part's tag) fits in the fixed
+    /// allowances.
+    pub(crate) fn text_json_bound(&self) -> Option<usize> {
+        if !self.metadata.is_empty() || self.usage.is_some() || self.lease_expires_at.is_some() {
+            return None;
+        }
+        let mut bound = 1024 + 6 * (self.id.as_str().len() + self.role.as_str().len());
+        for part in &self.parts {
+            let Part::Text { text } = part else {
+                return None;
+            };
+            bound += 64 + 6 * text.len();
+        }
+        Some(bound)
     }
 }
 

@@ -416,3 +416,57 @@ fn replay_rules() {
         Err(Error::InvalidInput { .. })
     ));
 }
+
+#[test]
+fn text_json_bound_is_never_below_the_json_size() {
+    let long_id: crate::ids::MessageId = "m".repeat(128).parse().unwrap();
+    let worst = "\u{1}\"\\\n".repeat(50);
+    let texts = [
+        "",
+        "Hello, vault!",
+        worst.as_str(),
+        "héllo \u{1f600} \u{7f}",
+    ];
+    let mut checked = 0;
+    for text in texts {
+        for role in [Role::User, Role::Other("\u{2}\u{3}".repeat(20))] {
+            for parent in [Parent::Active, Parent::Root, Parent::Seq(u64::MAX)] {
+                let m = NewMessage::with_parts(role.clone(), vec![Part::text(text); 3])
+                    .with_parent(parent)
+                    .with_id(long_id.clone());
+                let m = NewMessage {
+                    created_at: DateTime::<chrono::Utc>::MAX_UTC,
+                    status: MessageStatus::Streaming,
+                    ..m
+                };
+                let bound = m.text_json_bound().unwrap();
+                assert!(
+                    bound >= m.json_len(),
+                    "{bound} < {} for {m:?}",
+                    m.json_len()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 24);
+    // Anything but plain text is measured exactly.
+    let mut with_metadata = NewMessage::new(Role::User, "hi");
+    with_metadata.metadata.insert("k".into(), 1.into());
+    assert_eq!(with_metadata.text_json_bound(), None);
+}
+
+#[test]
+fn duplicate_ids_are_found_in_small_and_large_batches() {
+    use crate::backend::check_unique_ids;
+    for n in [2usize, 16, 17, 100] {
+        let mut batch: Vec<NewMessage> = (0..n)
+            .map(|i| NewMessage::new(Role::User, format!("m{i}")))
+            .collect();
+        assert!(check_unique_ids(&batch).is_ok(), "{n} distinct ids");
+        batch[n - 1].id = batch[n / 2 - 1].id.clone();
+        let err = check_unique_ids(&batch).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{n}: {err:?}");
+    }
+    assert!(check_unique_ids(&[]).is_ok());
+}

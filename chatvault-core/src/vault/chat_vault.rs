@@ -272,7 +272,7 @@ impl ChatVault {
         }
         let limit = message_limit(&caps);
         for m in messages {
-            let size = m.validate_sized()?;
+            let size = m.validate_sized(usize::try_from(limit).unwrap_or(usize::MAX))?;
             check_message_size(&m.id, size, limit)?;
         }
         Ok(())
