@@ -66,6 +66,26 @@ impl State {
         }
     }
 
+    /// Moves `record`'s listing position from `before` (its old `last_active`) to its own.
+    fn move_position(&mut self, record: &ConversationRecord, before: DateTime<Utc>) {
+        if before == record.last_active {
+            return;
+        }
+        let mut key = (before, record.id.clone());
+        self.all.remove(&key);
+        if let Some(set) = record
+            .user_id
+            .as_ref()
+            .and_then(|u| self.by_user.get_mut(u))
+        {
+            set.remove(&key);
+            key.0 = record.last_active;
+            set.insert(key.clone());
+        }
+        key.0 = record.last_active;
+        self.all.insert(key);
+    }
+
     /// The live (not being deleted) conversation.
     fn live(&self, id: &ConversationId) -> Result<&Entry> {
         match self.conversations.get(id) {
@@ -184,14 +204,16 @@ impl MessagesBackend for MemoryMessages {
                 messages: replayed,
             });
         }
-        let mut record = entry.record.clone();
-        let stored = record.apply_append(messages, now())?;
-        state.set_record(id, record.clone())?;
+        // In place: `apply_append` leaves the record unchanged when it fails.
         let entry = state.live_mut(id)?;
+        let before = entry.record.last_active;
+        let stored = entry.record.apply_append(messages, now())?;
         for m in &stored {
             entry.by_id.insert(m.id.clone(), entry.messages.len());
             entry.messages.push(m.clone());
         }
+        let record = entry.record.clone();
+        state.move_position(&record, before);
         Ok(Appended {
             record,
             messages: stored,
