@@ -105,6 +105,8 @@ struct Json<'a> {
     files: u64,
     bytes: u64,
     dry_run: bool,
+    /// Conversations whose record could not be read, left as they are.
+    unreadable: &'a [ConversationId],
     /// How many bytes the store's file shrank by afterwards (a SQLite store); `null`
     /// elsewhere and in a dry run.
     reclaimed_bytes: Option<u64>,
@@ -192,6 +194,7 @@ fn print(report: &ForgetReport, reclaimed: Option<u64>, json: bool) -> Result<()
             files: report.files,
             bytes: report.bytes,
             dry_run: report.dry_run,
+            unreadable: &report.unreadable,
             reclaimed_bytes: reclaimed,
         });
     }

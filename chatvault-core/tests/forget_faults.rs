@@ -51,6 +51,9 @@ impl Faults {
 struct FaultyMessages {
     inner: Arc<MemoryMessages>,
     faults: Arc<Faults>,
+    /// A conversation whose record reads as damaged (as one sealed with a shredded key
+    /// does through the encryption wrapper).
+    unreadable: Arc<std::sync::Mutex<Option<ConversationId>>>,
 }
 
 #[async_trait]
@@ -66,6 +69,13 @@ impl MessagesBackend for FaultyMessages {
         self.inner.message(id, m).await
     }
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
+        if self.unreadable.lock().unwrap().as_ref() == Some(id) {
+            return Err(Error::corrupt(
+                "faults",
+                id.as_str(),
+                "unreadable on purpose",
+            ));
+        }
         self.inner.head(id).await
     }
     async fn append_messages_as(
@@ -186,6 +196,7 @@ struct Rig {
     files: Arc<MemoryFiles>,
     vault: ChatVault,
     faults: Arc<Faults>,
+    unreadable: Arc<std::sync::Mutex<Option<ConversationId>>>,
 }
 
 impl Rig {
@@ -193,10 +204,12 @@ impl Rig {
         let messages = Arc::new(MemoryMessages::new());
         let files = Arc::new(MemoryFiles::new());
         let faults = Arc::new(Faults::default());
+        let unreadable = Arc::default();
         let vault = ChatVault::from_arcs(
             Arc::new(FaultyMessages {
                 inner: Arc::clone(&messages),
                 faults: Arc::clone(&faults),
+                unreadable: Arc::clone(&unreadable),
             }),
             Arc::new(FaultyFiles {
                 inner: Arc::clone(&files),
@@ -208,6 +221,7 @@ impl Rig {
             files,
             vault,
             faults,
+            unreadable,
         }
     }
 
@@ -397,6 +411,64 @@ async fn a_redaction_stopped_at_any_write_is_finished_by_redacting_again() {
             reply.content(),
             "noted",
             "write {at}: the reply is untouched"
+        );
+    }
+}
+
+/// A conversation whose record cannot be read (damaged, or sealed with a shredded key)
+/// does not stop a purge or an erase: it is left, named in the report, and the others go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_conversation_is_left_and_reported_not_a_stop() {
+    let user: UserId = "mixed".parse().unwrap();
+    for erase in [false, true] {
+        let rig = Rig::new();
+        let stocked = stock(&rig.vault, &user).await;
+        let (bad, bad_keys) = &stocked[1];
+        *rig.unreadable.lock().unwrap() = Some(bad.clone());
+        let options = ForgetOptions::new().concurrency(1);
+        let report = if erase {
+            rig.vault
+                .forget()
+                .erase_owner(&user, &options)
+                .await
+                .unwrap()
+        } else {
+            let expiring = rig
+                .vault
+                .clone()
+                .with_retention(Retention::new(Expiry::AfterCreation(TimeDelta::zero())));
+            expiring.forget().purge_expired(&options).await.unwrap()
+        };
+        assert_eq!(
+            report.unreadable,
+            std::slice::from_ref(bad),
+            "erase {erase}: {report:?}"
+        );
+        assert_eq!(
+            report.conversations.len(),
+            2,
+            "erase {erase}: the others went"
+        );
+        assert!(
+            report.to_string().ends_with("; 1 unreadable left"),
+            "{report}"
+        );
+        *rig.unreadable.lock().unwrap() = None;
+        let clean = rig.clean();
+        assert!(
+            clean.get_conversation(bad).await.unwrap().is_some(),
+            "left as it was"
+        );
+        for key in bad_keys {
+            assert!(
+                rig.files.exists(key).await.unwrap(),
+                "its bytes are left too"
+            );
+        }
+        let others = stocked.iter().filter(|(id, _)| id != bad);
+        assert_eq!(
+            all_gone(&rig, &others.cloned().collect::<Vec<_>>(), "others").await,
+            0
         );
     }
 }

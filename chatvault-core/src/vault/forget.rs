@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::stream::{self, StreamExt};
 
 use crate::backend::{FilesBackend, MessagesBackend};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{ConversationId, StorageKey, UserId};
 use crate::model::{
     ConversationRecord, ConversationSummary, FileAttachment, ListOptions, Retention, now,
@@ -41,10 +41,17 @@ pub struct ForgetReport {
     pub bytes: u64,
     /// Whether this was a dry run (nothing was removed).
     pub dry_run: bool,
+    /// Conversations whose record could not be read (an error of kind
+    /// [`Corrupt`](crate::ErrorKind::Corrupt): damaged, or sealed with a destroyed key):
+    /// left as they are while the run went on. Remove them with
+    /// [`ChatVault::delete_conversation`](crate::ChatVault::delete_conversation) over the
+    /// backends themselves (under an encryption wrapper: the wrapped ones).
+    pub unreadable: Vec<ConversationId>,
 }
 
 impl fmt::Display for ForgetReport {
-    /// `removed 3 conversations, 41 messages, 2 attachments (1.2 KB)`: one line.
+    /// `removed 3 conversations, 41 messages, 2 attachments (1024 bytes)`, then
+    /// `; 1 unreadable left` when some were: one line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -58,7 +65,11 @@ impl fmt::Display for ForgetReport {
             self.messages,
             self.files,
             self.bytes
-        )
+        )?;
+        if !self.unreadable.is_empty() {
+            write!(f, "; {} unreadable left", self.unreadable.len())?;
+        }
+        Ok(())
     }
 }
 
@@ -280,13 +291,14 @@ impl<'a> Forgetting<'a> {
         let mut first_error = None;
         while let Some(done) = removals.next().await {
             match done {
-                Ok(Some(removed)) => {
+                Ok(Done::Removed(removed)) => {
                     removed.add_to(report);
                     if let Some(progress) = &options.progress {
                         progress(report);
                     }
                 }
-                Ok(None) => {}
+                Ok(Done::Unreadable(id)) => report.unreadable.push(id),
+                Ok(Done::Left) => {}
                 Err(e) => {
                     failed.store(true, Ordering::Relaxed);
                     first_error.get_or_insert(e);
@@ -297,18 +309,25 @@ impl<'a> Forgetting<'a> {
     }
 
     /// Removes conversation `id` if it still exists and `still` holds for its record
-    /// (in a dry run: only reads it); `None` when it was left.
+    /// (in a dry run: only reads it). A record that cannot be read (`Corrupt`) is left
+    /// and said so, so that one such conversation does not stop the run.
     async fn remove(
         &self,
         id: ConversationId,
         dry_run: bool,
         still: &impl Fn(&ConversationRecord) -> bool,
-    ) -> Result<Option<Removed>> {
-        let Some(head) = self.messages.head(&id).await? else {
-            return Ok(None);
+    ) -> Result<Done> {
+        let head = match self.messages.head(&id).await {
+            Ok(Some(head)) => head,
+            Ok(None) => return Ok(Done::Left),
+            Err(e) if e.kind() == ErrorKind::Corrupt => {
+                tracing::warn!(conversation = %id, error = %e, "left unreadable conversation");
+                return Ok(Done::Unreadable(id));
+            }
+            Err(e) => return Err(e),
         };
         if !still(&head.record) {
-            return Ok(None);
+            return Ok(Done::Left);
         }
         let files = if dry_run {
             head.files
@@ -321,15 +340,25 @@ impl<'a> Forgetting<'a> {
             }
             match delete_with_files(self.messages, self.files, &id, &head.files).await? {
                 Some(files) => files,
-                None => return Ok(None),
+                None => return Ok(Done::Left),
             }
         };
-        Ok(Some(Removed {
+        Ok(Done::Removed(Removed {
             messages: head.record.message_count,
             files,
             id,
         }))
     }
+}
+
+/// What became of one conversation a purge or an erase looked at.
+enum Done {
+    /// Removed (in a dry run: would be).
+    Removed(Removed),
+    /// Gone already, or no longer qualifying.
+    Left,
+    /// Its record could not be read.
+    Unreadable(ConversationId),
 }
 
 /// One conversation a purge or an erase removed.
