@@ -143,7 +143,7 @@ where
         expected_revision: u64,
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
-        let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
+        let (mut tx, turn) = D::begin_write(&self.pool, &self.local).await?;
         let mut record = Self::lock_live(&mut tx, id).await?;
         let row = sqlx::query(SELECT_MESSAGE_BY_ID)
             .bind(id.as_str())
@@ -174,6 +174,11 @@ where
             .map_err(read_error::<D>)?;
         Self::write_counters(&mut tx, &record).await?;
         commit(tx, "update_message").await?;
+        drop(turn);
+        let redacts = update.metadata.as_ref();
+        if redacts.is_some_and(|m| m.contains_key(chatvault_core::REDACTION_KEY)) {
+            D::scrub_after_redaction(&self.pool, &self.local).await?;
+        }
         Ok(MessageUpdated { record, message })
     }
 

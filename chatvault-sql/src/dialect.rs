@@ -94,6 +94,15 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>> + Sealed {
         local: &Self::Local,
     ) -> impl Future<Output = Result<(Transaction<'static, Self>, Self::WriteGuard)>> + Send;
 
+    /// After a redaction committed (an update carrying
+    /// [`REDACTION_KEY`](chatvault_core::REDACTION_KEY)): drops what the store still keeps
+    /// of the message's old version where it can (old search terms, freed pages).
+    #[doc(hidden)]
+    fn scrub_after_redaction(
+        pool: &Pool<Self>,
+        local: &Self::Local,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// The migration transaction, in which concurrent migrators take turns.
     #[doc(hidden)]
     fn begin_migration(

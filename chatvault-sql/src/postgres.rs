@@ -172,6 +172,12 @@ impl Dialect for Postgres {
         Ok((tx, ()))
     }
 
+    /// Nothing: the old row version is a dead tuple until (auto)vacuum reclaims it, which
+    /// cannot run inside the caller's work (see `docs/forgetting.md` in chatvault-core).
+    async fn scrub_after_redaction(_pool: &PgPool, _local: &()) -> Result<()> {
+        Ok(())
+    }
+
     /// Holds an advisory lock, so that concurrent migrators take turns.
     async fn begin_migration(pool: &PgPool) -> Result<Transaction<'static, Postgres>> {
         let mut tx = pool.begin().await.map_err(read_error::<Postgres>)?;

@@ -104,6 +104,9 @@ impl SqlMessages<Sqlite> {
             // Takes effect in a database created by this connection (before its tables),
             // so that reclaim_space can shrink the file; an older file keeps its mode.
             .auto_vacuum(SqliteAutoVacuum::Incremental)
+            // A row's freed space on a page being written anyway is zeroed: a redacted
+            // message's old text does not stay beside the new.
+            .pragma("secure_delete", "FAST")
             .busy_timeout(BUSY_TIMEOUT);
         let pool = if in_memory {
             // The database lives as long as its one connection.
@@ -134,20 +137,7 @@ impl SqlMessages<Sqlite> {
     /// writers and takes SQLite's write lock while it runs.
     pub async fn reclaim_space(&self) -> Result<u64> {
         let before = self.database_bytes().await?;
-        {
-            let (mut tx, _turn) = Sqlite::begin_write(&self.pool, &self.local).await?;
-            sqlx::query("PRAGMA incremental_vacuum")
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db_error(Sqlite::BACKEND, e))?;
-            tx.commit()
-                .await
-                .map_err(|e| db_error(Sqlite::BACKEND, e))?;
-        }
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error(Sqlite::BACKEND, e))?;
+        vacuum(&self.pool, &self.local, false).await?;
         Ok(before.saturating_sub(self.database_bytes().await?))
     }
 
@@ -187,6 +177,32 @@ impl SqlMessages<Sqlite> {
     }
 }
 
+/// Under the write lock: with `optimize_index`, merges the search index into one segment
+/// (dropping the terms of deleted and replaced rows); then returns the free pages to the
+/// file system (incremental vacuum), and checkpoints the WAL into the file, truncating it.
+async fn vacuum(pool: &SqlitePool, local: &SqliteLocal, optimize_index: bool) -> Result<()> {
+    let failed = |e| db_error(Sqlite::BACKEND, e);
+    let (mut tx, _turn) = Sqlite::begin_write(pool, local).await?;
+    if optimize_index {
+        sqlx::query(
+            "INSERT INTO chatvault_messages_fts (chatvault_messages_fts) VALUES ('optimize')",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+    }
+    sqlx::query("PRAGMA incremental_vacuum")
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+    tx.commit().await.map_err(failed)?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(pool)
+        .await
+        .map_err(failed)?;
+    Ok(())
+}
+
 impl Sealed for Sqlite {}
 
 impl Dialect for Sqlite {
@@ -211,6 +227,14 @@ impl Dialect for Sqlite {
 
     type Local = SqliteLocal;
     type WriteGuard = OwnedMutexGuard<()>;
+
+    /// Merges the search index (its old terms go), gives the freed pages back and
+    /// checkpoints the WAL: with `secure_delete = FAST`, no copy of the old version stays
+    /// in the database's files. Costs a merge of the whole search index (seconds for
+    /// millions of messages); redactions are rare.
+    async fn scrub_after_redaction(pool: &SqlitePool, local: &SqliteLocal) -> Result<()> {
+        vacuum(pool, local, true).await
+    }
 
     /// SQLite serializes writers itself (`BEGIN IMMEDIATE` takes the write lock at once, so
     /// the conversation row read next cannot change before the commit).

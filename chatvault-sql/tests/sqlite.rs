@@ -429,3 +429,58 @@ async fn reclaim_space_shrinks_the_file_after_deletes() {
     assert_eq!(left.items.len(), 25);
     assert!(left.items.iter().all(|m| m.content() == text));
 }
+
+/// After a redaction no file of the database (main file, WAL, shared memory) holds the
+/// old text: not the row, not the search index's terms, not a freed page. The secret is
+/// first found in the files, so the scan can fail.
+#[tokio::test]
+async fn a_redacted_message_is_in_no_file_of_the_database() {
+    const SECRET: &[u8] = b"zebrasecret4711";
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(open(&dir).await);
+    let vault = chatvault_core::ChatVault::from_arcs(
+        db.clone(),
+        Arc::new(chatvault_memory::MemoryFiles::new()),
+    );
+    let mut c = vault.create_conversation(None).await.unwrap();
+    c.add_message(Role::User, "hello there").await.unwrap();
+    let secret = c
+        .add_message(Role::User, "my key is zebrasecret4711, keep it")
+        .await
+        .unwrap();
+    // Enough other messages, appended one at a time, that the search index has several
+    // segments.
+    for i in 0..40 {
+        c.add_message(Role::Assistant, format!("reply number {i}"))
+            .await
+            .unwrap();
+    }
+    let files = |dir: &TempDir| -> Vec<(String, Vec<u8>)> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect()
+    };
+    let holds = |files: &[(String, Vec<u8>)]| -> Vec<String> {
+        files
+            .iter()
+            .filter(|(_, bytes)| bytes.windows(SECRET.len()).any(|w| w == SECRET))
+            .map(|(name, _)| name.clone())
+            .collect()
+    };
+    db.reclaim_space().await.unwrap();
+    assert!(
+        !holds(&files(&dir)).is_empty(),
+        "the secret is in the files at first"
+    );
+
+    c.redact(&secret.id, "pasted a key").await.unwrap();
+    let left = holds(&files(&dir));
+    assert!(left.is_empty(), "the secret is still in {left:?}");
+    // Everything else reads back, and search finds the rest and not the secret.
+    let all = db.messages(c.id(), &MessageRange::after(0)).await.unwrap();
+    assert_eq!(all.items.len(), 42);
+    assert_eq!(all.items[0].content(), "hello there");
+    assert!(all.items[1].parts.is_empty());
+}
