@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::chat_vault::stalled;
 use crate::backend::{FilesBackend, MessagesBackend};
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, FileId, MessageId};
@@ -220,10 +221,7 @@ async fn referenced_elsewhere(
         };
         let next = range.continue_from(&cursor)?;
         if page.items.is_empty() || next == range {
-            return Err(Error::backend(
-                "messages",
-                format!("a page ended with cursor {cursor:?} but did not move on"),
-            ));
+            return Err(stalled(&cursor));
         }
         range = next;
     }
