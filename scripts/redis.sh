@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
-# A throwaway Redis server and a throwaway 3-node Redis Cluster for ChatVault's Redis tests,
-# from the machine's own packages (Debian's `redis-server`, `redis-tools`), on their own
-# ports and data directories. No Docker.
+# A throwaway Redis server (with a replica) and a throwaway 3-node Redis Cluster for
+# ChatVault's Redis tests, from the machine's own packages (Debian's `redis-server`,
+# `redis-tools`), on their own ports and data directories. No Docker.
 #
 # Usage: scripts/redis.sh install|start|stop|status|env
 #
 #   install  install Debian's redis-server when redis-server/redis-cli are missing (apt-get;
 #            needs root)
 #   start    install if needed, start the server on 127.0.0.1 (daemonized) and wait until it
-#            answers PING; idempotent (a running server is left running). Then the cluster:
+#            answers PING; idempotent (a running server is left running). Then its replica
+#            (unless CHATVAULT_REDIS_REPLICA=0): a second server on the next port,
+#            `replicaof` the first, waited for until its link to the primary is up; a
+#            running replica is left running (made a replica of ours again if it is not).
+#            Then the cluster:
 #            three masters (no replicas, no persistence) made one cluster with
 #            `redis-cli --cluster create`, waited for until every node says cluster_state:ok.
 #            A cluster that is up and whole is left running; anything else of it (a node
 #            down, slots unassigned, a create that did not finish) is stopped, wiped and
 #            made again.
-#   stop     stop the server and the cluster's nodes, whether or not `start` completed;
+#   stop     stop the server, its replica and the cluster's nodes, whether or not `start`
+#            completed;
 #            fine if nothing runs
-#   status   print the state of both; exit 0 only if the server answers PING and the
-#            cluster is whole
-#   env      print `export CHATVAULT_REDIS_URL=...` and
-#            `export CHATVAULT_REDIS_CLUSTER_URL=...` (the cluster's nodes, comma-separated
-#            URLs, each one a seed for `RedisMessages::cluster_builder`):
+#   status   print the state of all three; exit 0 only if the server answers PING, the
+#            replica (when there is to be one) is linked to it, and the cluster is whole
+#   env      print `export CHATVAULT_REDIS_URL=...`,
+#            `export CHATVAULT_REDIS_REPLICA_URL=...` (the replica; not with
+#            CHATVAULT_REDIS_REPLICA=0) and `export CHATVAULT_REDIS_CLUSTER_URL=...` (the
+#            cluster's nodes, comma-separated URLs, each one a seed for
+#            `RedisMessages::cluster_builder`):
 #            eval "$(scripts/redis.sh env)"
 #
 # Environment:
@@ -33,6 +40,10 @@
 #                            chatvault-redis/README.md, "Durability". Applies at start.
 #                            With none (a throwaway server for tests) the data dir is
 #                            emptied at start, so nothing of an earlier run is loaded.
+#   CHATVAULT_REDIS_REPLICA  1 (default) or 0: whether start also starts a replica of the
+#                            server, on 127.0.0.1:CHATVAULT_REDIS_PORT + 1 (no persistence;
+#                            its state in <CHATVAULT_REDIS_DIR>/replica: data/, redis.conf,
+#                            redis.pid, redis.log; its data dir is emptied when it starts)
 #   CHATVAULT_REDIS_CLUSTER_PORT
 #                            the cluster's first port (default 56400): its nodes listen on
 #                            this port and the next two on 127.0.0.1, and talk to each other
@@ -55,6 +66,7 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 PORT=${CHATVAULT_REDIS_PORT:-56379}
 STATE_DIR=${CHATVAULT_REDIS_DIR:-$REPO_ROOT/.chatvault-servers/redis}
 PERSIST=${CHATVAULT_REDIS_PERSIST:-none}
+WITH_REPLICA=${CHATVAULT_REDIS_REPLICA:-1}
 CLUSTER_PORT=${CHATVAULT_REDIS_CLUSTER_PORT:-56400}
 CLUSTER_DIR=${CHATVAULT_REDIS_CLUSTER_DIR:-$REPO_ROOT/.chatvault-servers/redis-cluster}
 # The cluster's nodes: how many, and how far above a node's port its cluster bus listens
@@ -71,7 +83,13 @@ die() {
 case $PORT in
 '' | *[!0-9]*) die "CHATVAULT_REDIS_PORT must be a port number, got '$PORT'" ;;
 esac
-if ((10#$PORT < 1 || 10#$PORT > 65535)); then die "CHATVAULT_REDIS_PORT must be a port number, got '$PORT'"; fi
+if ((10#$PORT < 1 || 10#$PORT > 65534)); then die "CHATVAULT_REDIS_PORT must be a port number below 65535 (its replica takes the next one), got '$PORT'"; fi
+PORT=$((10#$PORT))
+REPLICA_PORT=$((PORT + 1))
+case $WITH_REPLICA in
+0 | 1) ;;
+*) die "CHATVAULT_REDIS_REPLICA must be 1 or 0, got '$WITH_REPLICA'" ;;
+esac
 case $PERSIST in
 none | rdb | everysec | always) ;;
 *) die "CHATVAULT_REDIS_PERSIST must be none, rdb, everysec or always, got '$PERSIST'" ;;
@@ -87,8 +105,8 @@ CLUSTER_PORT=$((10#$CLUSTER_PORT))
 if ((CLUSTER_PORT < 1 || CLUSTER_PORT + CLUSTER_BUS_OFFSET + CLUSTER_NODES - 1 > 65535)); then
     die "CHATVAULT_REDIS_CLUSTER_PORT must be a port number from 1 to $((65535 - CLUSTER_BUS_OFFSET - CLUSTER_NODES + 1)) (its nodes and their cluster bus take the ports up to + $((CLUSTER_BUS_OFFSET + CLUSTER_NODES - 1))), got '$CLUSTER_PORT'"
 fi
-if ((10#$PORT >= CLUSTER_PORT && 10#$PORT <= CLUSTER_PORT + CLUSTER_BUS_OFFSET + CLUSTER_NODES - 1)); then
-    die "CHATVAULT_REDIS_PORT ($PORT) is one of the cluster's ports ($CLUSTER_PORT to $((CLUSTER_PORT + CLUSTER_BUS_OFFSET + CLUSTER_NODES - 1))): set CHATVAULT_REDIS_CLUSTER_PORT or CHATVAULT_REDIS_PORT apart"
+if ((REPLICA_PORT >= CLUSTER_PORT && PORT <= CLUSTER_PORT + CLUSTER_BUS_OFFSET + CLUSTER_NODES - 1)); then
+    die "CHATVAULT_REDIS_PORT ($PORT) or its replica's ($REPLICA_PORT) is one of the cluster's ports ($CLUSTER_PORT to $((CLUSTER_PORT + CLUSTER_BUS_OFFSET + CLUSTER_NODES - 1))): set CHATVAULT_REDIS_CLUSTER_PORT or CHATVAULT_REDIS_PORT apart"
 fi
 case $CLUSTER_DIR in
 /*) ;;
@@ -98,6 +116,7 @@ DATA=$STATE_DIR/data
 CONF=$STATE_DIR/redis.conf
 PIDFILE=$STATE_DIR/redis.pid
 LOG=$STATE_DIR/redis.log
+REPLICA_DIR=$STATE_DIR/replica
 
 cmd_install() {
     if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
@@ -161,6 +180,8 @@ write_conf() {
         echo "logfile $LOG"
         echo "dir $DATA"
         echo "databases 16"
+        # A replica's first sync starts at once, not after 5 s waiting for others.
+        echo "repl-diskless-sync-delay 0"
         case $PERSIST in
         none) printf 'save ""\nappendonly no\n' ;;
         rdb) printf 'save 3600 1 300 100 60 10000\nappendonly no\n' ;;
@@ -201,12 +222,14 @@ cmd_start() {
         die "the server of $DATA does not answer PING on 127.0.0.1:$PORT (run 'scripts/redis.sh stop' and start again)"
     fi
     log "ready: $(redis_url)"
+    replica_start
     cluster_start
 }
 
 cmd_stop() {
     local pid
     stop_nodes
+    stop_replica
     if ! pid=$(our_pid); then
         log "not running"
         rm -f "$PIDFILE"
@@ -233,11 +256,13 @@ cmd_stop() {
 }
 
 cmd_status() {
-    local rc=0 cluster_rc=0
+    local rc=0 replica_rc=0 cluster_rc=0
     server_status || rc=$?
     ((rc == 3)) && ! command -v redis-server >/dev/null 2>&1 && return 3
+    replica_status || replica_rc=$?
     cluster_status || cluster_rc=$?
     ((rc != 0)) && return "$rc"
+    ((replica_rc != 0)) && return "$replica_rc"
     return "$cluster_rc"
 }
 
@@ -271,7 +296,122 @@ cmd_env() {
     # CHATVAULT_REDIS_URL is the one chatvault-redis's tests and bench read;
     # CHATVAULT_REDIS_CLUSTER_URL the one its cluster tests read.
     echo "export CHATVAULT_REDIS_URL=$(redis_url)"
+    # CHATVAULT_REDIS_REPLICA_URL the one its replica tests read.
+    if ((WITH_REPLICA)); then echo "export CHATVAULT_REDIS_REPLICA_URL=redis://127.0.0.1:$REPLICA_PORT/"; fi
     echo "export CHATVAULT_REDIS_CLUSTER_URL=$(cluster_url)"
+}
+
+# --- the replica ---------------------------------------------------------------------
+
+replica_cli() { redis-cli -h 127.0.0.1 -p "$REPLICA_PORT" "$@"; }
+replica_pid() { pid_in "$REPLICA_DIR/redis.pid"; }
+
+# The value of field $1 in the replica's INFO replication (empty when it does not answer).
+replica_info() { replica_cli INFO replication 2>/dev/null | tr -d '\r' | sed -n "s/^$1://p"; }
+
+# Whether the replica is ours, running, a replica of our server, and linked to it.
+replica_linked() {
+    replica_pid >/dev/null &&
+        [[ $(replica_info role) == slave && $(replica_info master_port) == "$PORT" &&
+            $(replica_info master_link_status) == up ]]
+}
+
+replica_log_tail() {
+    if [[ -f $REPLICA_DIR/redis.log ]]; then
+        log "last lines of $REPLICA_DIR/redis.log:"
+        tail -n 20 "$REPLICA_DIR/redis.log" | sed 's/^/    /' >&2
+    fi
+}
+
+write_replica_conf() {
+    {
+        echo "# written by scripts/redis.sh start; rewritten whenever the replica starts"
+        echo "bind 127.0.0.1"
+        echo "port $REPLICA_PORT"
+        echo "protected-mode no"
+        echo "daemonize yes"
+        echo "pidfile $REPLICA_DIR/redis.pid"
+        echo "logfile $REPLICA_DIR/redis.log"
+        echo "dir $REPLICA_DIR/data"
+        echo "databases 16"
+        echo "replicaof 127.0.0.1 $PORT"
+        echo "replica-read-only yes"
+        echo 'save ""'
+        echo "appendonly no"
+    } >"$REPLICA_DIR/redis.conf"
+}
+
+replica_start() {
+    ((WITH_REPLICA)) || return 0
+    local i
+    if replica_pid >/dev/null; then
+        if [[ $(replica_info role) != slave || $(replica_info master_port) != "$PORT" ]]; then
+            log "the replica on $REPLICA_PORT is not a replica of $PORT (promoted?): making it one again"
+            replica_cli REPLICAOF 127.0.0.1 "$PORT" >/dev/null || die "REPLICAOF failed on 127.0.0.1:$REPLICA_PORT"
+        else
+            log "the replica of $REPLICA_DIR is already running"
+        fi
+    else
+        if port_in_use "$REPLICA_PORT"; then
+            die "port $REPLICA_PORT on 127.0.0.1 (for the replica) is taken by another process; set CHATVAULT_REDIS_PORT elsewhere, or CHATVAULT_REDIS_REPLICA=0"
+        fi
+        rm -rf "$REPLICA_DIR"
+        mkdir -p "$REPLICA_DIR/data" || die "cannot create the replica's state dir $REPLICA_DIR"
+        write_replica_conf
+        log "starting a replica of 127.0.0.1:$PORT on 127.0.0.1:$REPLICA_PORT (no persistence, state $REPLICA_DIR)"
+        if ! redis-server "$REPLICA_DIR/redis.conf" >/dev/null; then
+            replica_log_tail
+            die "redis-server failed to start the replica (see the log above)"
+        fi
+    fi
+    for i in $(seq 1 120); do
+        replica_linked && break
+        sleep 0.25
+    done
+    if ! replica_linked; then
+        replica_log_tail
+        die "the replica on 127.0.0.1:$REPLICA_PORT is not linked to its primary within 30 s (run 'scripts/redis.sh stop' and start again)"
+    fi
+    log "replica ready: redis://127.0.0.1:$REPLICA_PORT/"
+}
+
+# Stops the replica if it runs (SHUTDOWN NOSAVE, then SIGTERM).
+stop_replica() {
+    local pid i
+    pid=$(replica_pid) || {
+        rm -f "$REPLICA_DIR/redis.pid"
+        return 0
+    }
+    log "stopping the replica (pid $pid)"
+    replica_cli SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+    for i in $(seq 1 40); do
+        running "$pid" || break
+        sleep 0.25
+    done
+    if running "$pid"; then
+        log "SHUTDOWN did not stop the replica; sending SIGTERM to $pid"
+        kill "$pid" 2>/dev/null || true
+        sleep 1
+        if running "$pid"; then
+            replica_log_tail
+            die "the replica (pid $pid) did not stop"
+        fi
+    fi
+    rm -f "$REPLICA_DIR/redis.pid"
+}
+
+replica_status() {
+    ((WITH_REPLICA)) || return 0
+    if replica_linked; then
+        echo "Redis replica: linked to 127.0.0.1:$PORT, on 127.0.0.1:$REPLICA_PORT (state $REPLICA_DIR)"
+        return 0
+    fi
+    if replica_pid >/dev/null; then
+        echo "Redis replica: running on 127.0.0.1:$REPLICA_PORT but not linked to 127.0.0.1:$PORT (role $(replica_info role), link $(replica_info master_link_status)) (state $REPLICA_DIR)"
+        return 1
+    fi
+    echo "Redis replica: not running (state $REPLICA_DIR)"
+    return 3
 }
 
 # --- the cluster ---------------------------------------------------------------------
