@@ -52,7 +52,12 @@ impl RedisMessages {
             answer,
         });
         // Answered by the writer that has the turn, or given the turn to write what waits.
+        // An answered append leaves the turn to the next in line at once (`biased`): the
+        // writers a batch's answers woke pass it along until it reaches one whose append
+        // still waits, and by then those that appended again have queued behind it, so
+        // their appends go in one script.
         let answer = tokio::select! {
+            biased;
             answer = &mut answered => answer,
             mut turn = slot.turn() => {
                 let batch = slot.take_waiting(MAX_BATCH);
