@@ -21,6 +21,9 @@ const MESSAGE_PAGE: u64 = 1000;
 /// A listing entry: a conversation id and its score (last activity, microseconds).
 type Entry = (String, f64);
 
+/// A conversation hash's record and deletion mark, as `HMGET` answers them.
+type RecordFields = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 impl RedisMessages {
     /// [`MessagesBackend::head`](chatvault_core::MessagesBackend::head): one `HMGET`.
     pub(crate) async fn read_head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
@@ -216,11 +219,13 @@ impl RedisMessages {
     }
 
     /// The live records of `entries`' conversations, read together (`None` for one that
-    /// is gone or being deleted).
+    /// is gone or being deleted): on one server in one pipeline (one round trip, one
+    /// request whatever the page's size), in a cluster one `HMGET` each, sent at once (the
+    /// conversations live in slots of their own).
     async fn records(&self, entries: &[Entry]) -> Result<Vec<Option<ConversationRecord>>> {
-        let reads = entries.iter().map(|(member, _)| {
-            let mut conn = self.inner.conn.clone();
-            async move {
+        let locations = entries
+            .iter()
+            .map(|(member, _)| {
                 let id = ConversationId::parse(member.as_str()).map_err(|_| {
                     Error::corrupt(
                         BACKEND,
@@ -228,19 +233,40 @@ impl RedisMessages {
                         format!("{member:?} is not a conversation id"),
                     )
                 })?;
-                let location = self.inner.keys.conversation(&id);
-                let (record, deleting): (Option<Vec<u8>>, Option<Vec<u8>>) = cmd("HMGET")
-                    .arg(&location)
-                    .arg(&[F_RECORD, F_DELETING])
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(read_error)?;
-                match (record, deleting) {
-                    (Some(record), None) => from_json(&location, &record).map(Some),
-                    _ => Ok(None),
+                Ok(self.inner.keys.conversation(&id))
+            })
+            .collect::<Result<Vec<String>>>()?;
+        if locations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields = [F_RECORD, F_DELETING];
+        let read: Vec<RecordFields> = if self.inner.conn.is_cluster() {
+            try_join_all(locations.iter().map(|location| {
+                let mut conn = self.inner.conn.clone();
+                async move {
+                    cmd("HMGET")
+                        .arg(location)
+                        .arg(&fields)
+                        .query_async(&mut conn)
+                        .await
                 }
+            }))
+            .await
+        } else {
+            let mut pipe = redis::pipe();
+            for location in &locations {
+                pipe.cmd("HMGET").arg(location).arg(&fields);
             }
-        });
-        try_join_all(reads).await
+            pipe.query_async(&mut self.inner.conn.clone()).await
+        }
+        .map_err(read_error)?;
+        locations
+            .iter()
+            .zip(read)
+            .map(|(location, found)| match found {
+                (Some(record), None) => from_json(location, &record).map(Some),
+                _ => Ok(None),
+            })
+            .collect()
     }
 }
