@@ -12,15 +12,14 @@
 #            (unless CHATVAULT_REDIS_REPLICA=0): a second server on the next port,
 #            `replicaof` the first, waited for until its link to the primary is up; a
 #            running replica is left running (made a replica of ours again if it is not).
-#            Then the cluster:
-#            three masters (no replicas, no persistence) made one cluster with
-#            `redis-cli --cluster create`, waited for until every node says cluster_state:ok.
+#            Then the cluster: three masters (no replicas, no persistence) made one
+#            cluster with `redis-cli --cluster create`, waited for until every node says
+#            cluster_state:ok.
 #            A cluster that is up and whole is left running; anything else of it (a node
 #            down, slots unassigned, a create that did not finish) is stopped, wiped and
 #            made again.
 #   stop     stop the server, its replica and the cluster's nodes, whether or not `start`
-#            completed;
-#            fine if nothing runs
+#            completed; fine if nothing runs
 #   status   print the state of all three; exit 0 only if the server answers PING, the
 #            replica (when there is to be one) is linked to it, and the cluster is whole
 #   env      print `export CHATVAULT_REDIS_URL=...`,
