@@ -13,7 +13,7 @@ use crate::common::{
     parse_json, parse_message, role_column, search_text, to_i64, to_json, tree_column,
 };
 use crate::dialect::Dialect;
-use crate::messages::{SqlMessages, commit, read_error, rollback};
+use crate::messages::{SqlMessages, read_error};
 use crate::statements::{
     DELETE_ATTACHMENTS, DELETE_CONVERSATION, DELETE_FILE, DELETE_MESSAGES, HEAD_FILE_COLUMN,
     INSERT_CONVERSATION, INSERT_FILE, LIST_ALL, LIST_ALL_AFTER, LIST_USER, LIST_USER_AFTER,
@@ -43,7 +43,7 @@ where
 
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
         let tree = tree_column(D::BACKEND, record)?;
-        let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
+        let mut tx = D::begin_write(&self.pool, &self.local).await?;
         let done = sqlx::query(INSERT_CONVERSATION)
             .bind(record.id.as_str())
             .bind(record.user_id.as_ref().map(|u| u.as_str()))
@@ -61,13 +61,13 @@ where
             .await
             .map_err(read_error::<D>)?;
         if D::rows_affected(&done) == 0 {
-            rollback(tx).await;
+            D::rollback(tx).await;
             return Err(Error::AlreadyExists {
                 kind: "conversation",
                 id: record.id.to_string(),
             });
         }
-        commit(tx, "create").await
+        D::commit(tx, "create").await
     }
 
     /// One statement: the record joined with its attachments.
@@ -99,14 +99,14 @@ where
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
-        let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
+        let mut tx = D::begin_write(&self.pool, &self.local).await?;
         let mut record = Self::lock_live(&mut tx, id).await?;
         if let Err(e) = check_owner(&record, owner) {
-            rollback(tx).await;
+            D::rollback(tx).await;
             return Err(e);
         }
         if messages.is_empty() {
-            rollback(tx).await;
+            D::rollback(tx).await;
             return Ok(Appended {
                 record,
                 messages: Vec::new(),
@@ -114,7 +114,7 @@ where
         }
         let stored = D::stored_messages(&mut tx, id, &messages).await?;
         if let Some(replayed) = check_replay(&messages, stored)? {
-            rollback(tx).await;
+            D::rollback(tx).await;
             return Ok(Appended {
                 record,
                 messages: replayed,
@@ -123,13 +123,13 @@ where
         let out = match record.apply_append(messages, now()) {
             Ok(out) => out,
             Err(e) => {
-                rollback(tx).await;
+                D::rollback(tx).await;
                 return Err(e);
             }
         };
         D::insert_messages(&mut tx, id, &out).await?;
         Self::write_counters(&mut tx, &record).await?;
-        commit(tx, "append_messages").await?;
+        D::commit(tx, "append_messages").await?;
         Ok(Appended {
             record,
             messages: out,
@@ -143,7 +143,7 @@ where
         expected_revision: u64,
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
-        let (mut tx, turn) = D::begin_write(&self.pool, &self.local).await?;
+        let mut tx = D::begin_write(&self.pool, &self.local).await?;
         let mut record = Self::lock_live(&mut tx, id).await?;
         let row = sqlx::query(SELECT_MESSAGE_BY_ID)
             .bind(id.as_str())
@@ -152,12 +152,12 @@ where
             .await
             .map_err(read_error::<D>)?;
         let Some(row) = row else {
-            rollback(tx).await;
+            D::rollback(tx).await;
             return Err(Error::message_not_found(message_id.as_str()));
         };
         let mut message = Self::message_at(&row, 0, id)?;
         if let Err(e) = message.expect_revision(expected_revision) {
-            rollback(tx).await;
+            D::rollback(tx).await;
             return Err(e);
         }
         record.apply_message_update(&mut message, update, now());
@@ -173,8 +173,7 @@ where
             .await
             .map_err(read_error::<D>)?;
         Self::write_counters(&mut tx, &record).await?;
-        commit(tx, "update_message").await?;
-        drop(turn);
+        D::commit(tx, "update_message").await?;
         let redacts = update.metadata.as_ref();
         if redacts.is_some_and(|m| m.contains_key(chatvault_core::REDACTION_KEY)) {
             D::scrub_after_redaction(&self.pool, &self.local).await?;
@@ -252,16 +251,16 @@ where
         id: &ConversationId,
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
-        let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
+        let mut tx = D::begin_write(&self.pool, &self.local).await?;
         let mut record = Self::lock_live(&mut tx, id).await?;
         match record.apply_patch(patch) {
             Ok(true) => {}
             Ok(false) => {
-                rollback(tx).await;
+                D::rollback(tx).await;
                 return Ok(record);
             }
             Err(e) => {
-                rollback(tx).await;
+                D::rollback(tx).await;
                 return Err(e);
             }
         }
@@ -276,7 +275,7 @@ where
             .execute(&mut *tx)
             .await
             .map_err(read_error::<D>)?;
-        commit(tx, "update").await?;
+        D::commit(tx, "update").await?;
         Ok(record)
     }
 
@@ -285,7 +284,7 @@ where
         id: &ConversationId,
         file: &FileAttachment,
     ) -> Result<ConversationRecord> {
-        let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
+        let mut tx = D::begin_write(&self.pool, &self.local).await?;
         let mut record = Self::lock_live(&mut tx, id).await?;
         let existing = sqlx::query(SELECT_FILE)
             .bind(id.as_str())
@@ -298,7 +297,7 @@ where
             .map(|row| parse_json(D::BACKEND, &location, &Self::col::<String>(&row, 0)?))
             .transpose()?;
         if let Err(e) = apply_add_file(&mut record, existing.as_slice(), file) {
-            rollback(tx).await;
+            D::rollback(tx).await;
             return Err(e);
         }
         sqlx::query(INSERT_FILE)
@@ -315,7 +314,7 @@ where
             .await
             .map_err(read_error::<D>)?;
         Self::write_counters(&mut tx, &record).await?;
-        commit(tx, "add_file").await?;
+        D::commit(tx, "add_file").await?;
         Ok(record)
     }
 
@@ -324,7 +323,7 @@ where
         id: &ConversationId,
         file_id: &FileId,
     ) -> Result<Option<ConversationRecord>> {
-        let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
+        let mut tx = D::begin_write(&self.pool, &self.local).await?;
         let mut record = Self::lock_live(&mut tx, id).await?;
         let done = sqlx::query(DELETE_FILE)
             .bind(id.as_str())
@@ -333,33 +332,33 @@ where
             .await
             .map_err(read_error::<D>)?;
         if D::rows_affected(&done) == 0 {
-            rollback(tx).await;
+            D::rollback(tx).await;
             return Ok(None);
         }
         apply_remove_file(&mut record);
         Self::write_counters(&mut tx, &record).await?;
-        commit(tx, "remove_file").await?;
+        D::commit(tx, "remove_file").await?;
         Ok(Some(record))
     }
 
     async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
+        let mut tx = D::begin_write(&self.pool, &self.local).await?;
         let done = sqlx::query(MARK_DELETING)
             .bind(id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(read_error::<D>)?;
         if D::rows_affected(&done) == 0 {
-            rollback(tx).await;
+            D::rollback(tx).await;
             return Ok(None);
         }
         let files = Self::files_in(&mut tx, id).await?;
-        commit(tx, "begin_delete").await?;
+        D::commit(tx, "begin_delete").await?;
         Ok(Some(files))
     }
 
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        let (mut tx, _guard) = D::begin_write(&self.pool, &self.local).await?;
+        let mut tx = D::begin_write(&self.pool, &self.local).await?;
         let exists = sqlx::query(D::SELECT_ANY_LOCKED)
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
@@ -367,7 +366,7 @@ where
             .map_err(read_error::<D>)?
             .is_some();
         if !exists {
-            rollback(tx).await;
+            D::rollback(tx).await;
             return Ok(false);
         }
         for statement in [DELETE_MESSAGES, DELETE_ATTACHMENTS, DELETE_CONVERSATION] {
@@ -377,7 +376,7 @@ where
                 .await
                 .map_err(read_error::<D>)?;
         }
-        commit(tx, "delete").await?;
+        D::commit(tx, "delete").await?;
         Ok(true)
     }
 

@@ -184,7 +184,7 @@ pub(crate) fn commit_error(
 
 /// Whether retrying may cure the error: a busy or locked database, a serialization
 /// failure or deadlock, a pool or connection timeout.
-fn is_temporary(err: &sqlx::Error) -> bool {
+pub(crate) fn is_temporary(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
         sqlx::Error::Database(db) => matches!(

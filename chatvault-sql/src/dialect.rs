@@ -5,6 +5,7 @@
 
 use std::fmt::Debug;
 use std::future::Future;
+use std::ops::DerefMut;
 
 use chatvault_core::backend::{
     ConversationId, Message, MessagesCapabilities, NewMessage, Result, SearchQuery,
@@ -46,9 +47,11 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>> + Sealed {
     #[doc(hidden)]
     type Local: Clone + Debug + Send + Sync + 'static;
 
-    /// Held for as long as a write transaction (SQLite: this process's writer turn).
+    /// One write operation's transaction (SQLite: its savepoint in a transaction shared
+    /// with this process's concurrent writers); its statements run on the connection it
+    /// derefs to.
     #[doc(hidden)]
-    type WriteGuard: Send;
+    type Write: Send + DerefMut<Target = Self::Connection>;
 
     /// The live conversation's record columns, locked against other writers until the
     /// transaction ends (`$1`: the id).
@@ -86,13 +89,26 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>> + Sealed {
     #[doc(hidden)]
     fn match_expression(query: &SearchQuery) -> String;
 
-    /// A write transaction in which the conversation row can be locked, and whatever
-    /// in-process guard goes with it.
+    /// A write operation in which the conversation row can be locked.
     #[doc(hidden)]
     fn begin_write(
         pool: &Pool<Self>,
         local: &Self::Local,
-    ) -> impl Future<Output = Result<(Transaction<'static, Self>, Self::WriteGuard)>> + Send;
+    ) -> impl Future<Output = Result<Self::Write>> + Send;
+
+    /// Keeps what `operation` wrote: answers once it is committed (see
+    /// [`commit_error`](crate::common::commit_error) for what a failure means).
+    #[doc(hidden)]
+    fn commit(
+        write: Self::Write,
+        operation: &'static str,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Undoes what the operation wrote. The answer is known already, so a failure here
+    /// (a connection lost at this moment, which ends the transaction anyway) is only
+    /// logged.
+    #[doc(hidden)]
+    fn rollback(write: Self::Write) -> impl Future<Output = ()> + Send;
 
     /// After a redaction committed (an update carrying
     /// [`REDACTION_KEY`](chatvault_core::REDACTION_KEY)): drops what the store still keeps
@@ -113,7 +129,7 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>> + Sealed {
     /// [`check_replay`](chatvault_core::backend::check_replay)).
     #[doc(hidden)]
     fn stored_messages(
-        tx: &mut Transaction<'static, Self>,
+        conn: &mut Self::Connection,
         id: &ConversationId,
         messages: &[NewMessage],
     ) -> impl Future<Output = Result<Vec<Option<Message>>>> + Send;
@@ -121,7 +137,7 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>> + Sealed {
     /// Inserts appended messages.
     #[doc(hidden)]
     fn insert_messages(
-        tx: &mut Transaction<'static, Self>,
+        conn: &mut Self::Connection,
         id: &ConversationId,
         messages: &[Message],
     ) -> impl Future<Output = Result<()>> + Send;

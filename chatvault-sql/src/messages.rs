@@ -215,12 +215,12 @@ where
     /// The conversation's record, locked against other writers until the transaction
     /// ends; [`Error::NotFound`] when it does not exist or is being deleted.
     pub(crate) async fn lock_live(
-        tx: &mut Transaction<'static, D>,
+        conn: &mut D::Connection,
         id: &ConversationId,
     ) -> Result<ConversationRecord> {
         let row = sqlx::query(D::SELECT_LIVE_LOCKED)
             .bind(id.as_str())
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(read_error::<D>)?;
         match row {
@@ -232,7 +232,7 @@ where
     /// Writes the columns an append, a message update or a file change moves (the branch
     /// table with them: an append moves it).
     pub(crate) async fn write_counters(
-        tx: &mut Transaction<'static, D>,
+        conn: &mut D::Connection,
         record: &ConversationRecord,
     ) -> Result<()> {
         let tree = tree_column(D::BACKEND, record)?;
@@ -245,7 +245,7 @@ where
             .bind(to_json(D::BACKEND, &record.usage)?)
             .bind(to_i64("version", record.version)?)
             .bind(tree.as_deref())
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await
             .map_err(read_error::<D>)?;
         Ok(())
@@ -253,12 +253,12 @@ where
 
     /// The conversation's attachment records, in upload order.
     pub(crate) async fn files_in(
-        tx: &mut Transaction<'static, D>,
+        conn: &mut D::Connection,
         id: &ConversationId,
     ) -> Result<Vec<FileAttachment>> {
         let rows = sqlx::query(SELECT_FILES)
             .bind(id.as_str())
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
             .await
             .map_err(read_error::<D>)?;
         let location = format!("an attachment of conversation {id}");
@@ -274,7 +274,7 @@ pub(crate) fn read_error<D: Dialect>(err: sqlx::Error) -> Error {
     db_error(D::BACKEND, err)
 }
 
-/// Commits `operation`'s transaction (see [`commit_error`] for what a failure means).
+/// Commits a transaction of `operation` (see [`commit_error`] for what a failure means).
 pub(crate) async fn commit<D: Dialect>(
     tx: Transaction<'static, D>,
     operation: &'static str,

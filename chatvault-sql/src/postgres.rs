@@ -7,14 +7,14 @@ use chatvault_core::backend::{
     ConversationId, Error, Message, MessagesCapabilities, NewMessage, Result, SearchQuery,
 };
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Postgres, Transaction};
 
 use crate::common::{
     Migration, db_error, parse_message, role_column, search_text, to_i64, to_json,
 };
 use crate::dialect::{Dialect, Sealed};
-use crate::messages::{SqlMessages, read_error};
+use crate::messages::{SqlMessages, commit, read_error, rollback};
 use crate::statements::{record_columns, record_columns_c};
 
 /// Conversations in a PostgreSQL database: one row per conversation, one per message
@@ -113,7 +113,7 @@ impl Dialect for Postgres {
 
     /// PostgreSQL needs nothing besides the pool.
     type Local = ();
-    type WriteGuard = ();
+    type Write = Transaction<'static, Postgres>;
 
     /// The conversation row, locked until the transaction ends: writers to one
     /// conversation take turns, writers to different conversations do not wait for each
@@ -161,15 +161,18 @@ impl Dialect for Postgres {
         query.as_str().to_owned()
     }
 
-    /// A write transaction (the conversation row is locked by the statements that read
-    /// it). The `()` stands for SQLite's in-process writer turn, which PostgreSQL needs
-    /// not.
-    async fn begin_write(
-        pool: &PgPool,
-        _local: &(),
-    ) -> Result<(Transaction<'static, Postgres>, ())> {
-        let tx = pool.begin().await.map_err(read_error::<Postgres>)?;
-        Ok((tx, ()))
+    /// A transaction of its own (the conversation row is locked by the statements that
+    /// read it).
+    async fn begin_write(pool: &PgPool, _local: &()) -> Result<Transaction<'static, Postgres>> {
+        pool.begin().await.map_err(read_error::<Postgres>)
+    }
+
+    async fn commit(tx: Transaction<'static, Postgres>, operation: &'static str) -> Result<()> {
+        commit(tx, operation).await
+    }
+
+    async fn rollback(tx: Transaction<'static, Postgres>) {
+        rollback(tx).await;
     }
 
     /// Nothing: the old row version is a dead tuple until (auto)vacuum reclaims it, which
@@ -191,7 +194,7 @@ impl Dialect for Postgres {
 
     /// One query for all of them.
     async fn stored_messages(
-        tx: &mut Transaction<'static, Postgres>,
+        conn: &mut PgConnection,
         id: &ConversationId,
         messages: &[NewMessage],
     ) -> Result<Vec<Option<Message>>> {
@@ -199,7 +202,7 @@ impl Dialect for Postgres {
         let rows = sqlx::query(SELECT_MESSAGES_BY_IDS)
             .bind(id.as_str())
             .bind(&ids)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
             .await
             .map_err(read_error::<Postgres>)?;
         rows.iter()
@@ -219,7 +222,7 @@ impl Dialect for Postgres {
 
     /// One statement, columns as arrays.
     async fn insert_messages(
-        tx: &mut Transaction<'static, Postgres>,
+        conn: &mut PgConnection,
         id: &ConversationId,
         messages: &[Message],
     ) -> Result<()> {
@@ -256,7 +259,7 @@ impl Dialect for Postgres {
             .bind(updated)
             .bind(text)
             .bind(body)
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await
             .map_err(read_error::<Postgres>)?;
         Ok(())

@@ -2,10 +2,10 @@
 //! [`Sqlite`]'s [`Dialect`].
 
 mod batch;
+mod group;
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chatvault_core::backend::{
@@ -16,8 +16,7 @@ use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use crate::common::{
     Migration, db_error, fts5_query, parse_message, role_column, search_text, to_i64, to_json,
@@ -25,6 +24,8 @@ use crate::common::{
 use crate::dialect::{Dialect, Sealed};
 use crate::messages::{SqlMessages, read_error};
 use crate::statements::{SELECT_LIVE, record_columns_c};
+
+use group::{BeginError, Outcome, SqliteWrite, Writers};
 
 /// Conversations in a SQLite database: one row per conversation, one per message, one
 /// per attachment, with an FTS5 index over message text.
@@ -62,8 +63,9 @@ const SEARCH: &str = concat!(
 /// What a [`SqliteMessages`] holds besides its pool.
 #[derive(Debug, Clone)]
 pub struct SqliteLocal {
-    /// Serializes this value's (and its clones') writers before they reach SQLite.
-    writer: Arc<Mutex<()>>,
+    /// This value's (and its clones') writers: they take turns before they reach
+    /// SQLite, and share its write transactions.
+    writers: Writers,
     /// The database has no file (in memory): no other process shares it.
     in_memory: bool,
 }
@@ -168,7 +170,7 @@ impl SqlMessages<Sqlite> {
         let backend = SqlMessages {
             pool,
             local: SqliteLocal {
-                writer: Arc::new(Mutex::new(())),
+                writers: Writers::new(),
                 in_memory: file.is_none_or(|f| f.is_empty()),
             },
         };
@@ -182,7 +184,8 @@ impl SqlMessages<Sqlite> {
 /// file system (incremental vacuum), and checkpoints the WAL into the file, truncating it.
 async fn vacuum(pool: &SqlitePool, local: &SqliteLocal, optimize_index: bool) -> Result<()> {
     let failed = |e| db_error(Sqlite::BACKEND, e);
-    let (mut tx, _turn) = Sqlite::begin_write(pool, local).await?;
+    let _turn = local.writers.exclusive().await;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(failed)?;
     if optimize_index {
         sqlx::query(
             "INSERT INTO chatvault_messages_fts (chatvault_messages_fts) VALUES ('optimize')",
@@ -226,7 +229,7 @@ impl Dialect for Sqlite {
     }
 
     type Local = SqliteLocal;
-    type WriteGuard = OwnedMutexGuard<()>;
+    type Write = SqliteWrite;
 
     /// Merges the search index (its old terms go), gives the freed pages back and
     /// checkpoints the WAL: with `secure_delete = FAST`, no copy of the old version stays
@@ -275,17 +278,24 @@ impl Dialect for Sqlite {
         fts5_query(query)
     }
 
-    /// A write transaction holding SQLite's write lock, and this process's writer turn.
-    async fn begin_write(
-        pool: &SqlitePool,
-        local: &SqliteLocal,
-    ) -> Result<(Transaction<'static, Sqlite>, OwnedMutexGuard<()>)> {
-        let guard = Arc::clone(&local.writer).lock_owned().await;
-        let tx = pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(read_error::<Sqlite>)?;
-        Ok((tx, guard))
+    /// This process's writer turn, in the write transaction its concurrent writers share
+    /// (holding SQLite's write lock): see [`group`].
+    async fn begin_write(pool: &SqlitePool, local: &SqliteLocal) -> Result<SqliteWrite> {
+        local.writers.begin(pool).await.map_err(|e| match e {
+            BeginError::Begin(e) => read_error::<Sqlite>(e),
+            BeginError::Shared(e) => e.to_error("begin"),
+        })
+    }
+
+    async fn commit(write: SqliteWrite, operation: &'static str) -> Result<()> {
+        match write.commit().await {
+            Outcome::Committed => Ok(()),
+            Outcome::Failed(e) => Err(e.to_error(operation)),
+        }
+    }
+
+    async fn rollback(write: SqliteWrite) {
+        write.rollback().await;
     }
 
     /// `BEGIN IMMEDIATE` makes concurrent migrators take turns.
@@ -298,7 +308,7 @@ impl Dialect for Sqlite {
     /// One statement per 64 ids (see `batch.rs`), each a probe of the unique
     /// `(conversation_id, message_id)` index per id; only the stored ones come back.
     async fn stored_messages(
-        tx: &mut Transaction<'static, Sqlite>,
+        conn: &mut SqliteConnection,
         id: &ConversationId,
         messages: &[NewMessage],
     ) -> Result<Vec<Option<Message>>> {
@@ -314,7 +324,7 @@ impl Dialect for Sqlite {
                 query = query.bind(m.id.as_str());
             }
             let rows = query
-                .fetch_all(&mut **tx)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(read_error::<Sqlite>)?;
             for row in &rows {
@@ -340,7 +350,7 @@ impl Dialect for Sqlite {
     /// Multi-row `INSERT`s of up to 64 rows (see `batch.rs`); the FTS5 index is filled
     /// by its trigger, row by row, as for any insert.
     async fn insert_messages(
-        tx: &mut Transaction<'static, Sqlite>,
+        conn: &mut SqliteConnection,
         id: &ConversationId,
         messages: &[Message],
     ) -> Result<()> {
@@ -360,7 +370,7 @@ impl Dialect for Sqlite {
                     .bind(to_json(Self::BACKEND, m)?);
             }
             query
-                .execute(&mut **tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(read_error::<Sqlite>)?;
         }
