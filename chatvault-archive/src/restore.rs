@@ -37,6 +37,17 @@ impl ImportReport {
     pub fn added_nothing(&self) -> bool {
         self.conversations_created == 0 && self.messages_added == 0 && self.files_added == 0
     }
+
+    /// Adds another report's counts to this one's.
+    pub(crate) fn absorb(&mut self, other: &ImportReport) {
+        self.conversations_created += other.conversations_created;
+        self.conversations_present += other.conversations_present;
+        self.messages_added += other.messages_added;
+        self.messages_present += other.messages_present;
+        self.files_added += other.files_added;
+        self.files_present += other.files_present;
+        self.bytes_uploaded += other.bytes_uploaded;
+    }
 }
 
 /// Where a conversation's messages and blobs come from.

@@ -1,5 +1,9 @@
 //! Streaming import of an archive into a store, and store-to-store copy.
 
+use chatvault_core::ConversationId;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
 use crate::error::{ArchiveError, Result};
 use crate::export::MESSAGE_PAGE;
 use crate::format::{FileEntry, hash_reader};
@@ -77,9 +81,14 @@ fn check_file(archive: &ArchiveReader, rel: &str, entry: &FileEntry) -> Result<(
     Ok(())
 }
 
+/// How many conversations [`copy`] brings over at once: one's reads from the source
+/// overlap another's writes to the destination (and SQLite's writers share commits).
+const COPY_IN_FLIGHT: usize = 4;
+
 /// Copies the conversations of `scope` from `src` to `dst`, with [`import`]'s rules: it
 /// resumes where an earlier, interrupted copy stopped, and never duplicates a message.
-/// Memory holds one listing page and one message page.
+/// Up to 4 conversations are copied at once; memory holds one listing page and one
+/// message page for each.
 pub async fn copy(
     src: &Store,
     dst: &Store,
@@ -90,16 +99,41 @@ pub async fn copy(
     let mut report = ImportReport::default();
     let mut progress = Progress::default();
     let mut ids = ConversationIds::new(src, scope);
-    while let Some(id) = ids.next().await? {
-        let Some(head) = src.messages.head(&id).await? else {
+    let mut pending = FuturesUnordered::new();
+    let mut listing = true;
+    loop {
+        while listing && pending.len() < COPY_IN_FLIGHT {
+            match ids.next().await? {
+                Some(id) => pending.push(copy_one(src, dst, id, options.dry_run)),
+                None => listing = false,
+            }
+        }
+        let Some(done) = pending.next().await else {
+            return Ok(report);
+        };
+        let Some((part, messages)) = done? else {
             continue;
         };
-        let bytes = report.bytes_uploaded;
-        let source = Source::Store(src, 0);
-        progress.messages += restore(dst, &head, source, options.dry_run, &mut report).await?;
+        progress.messages += messages;
         progress.conversations += 1;
-        progress.bytes += report.bytes_uploaded - bytes;
+        progress.bytes += part.bytes_uploaded;
+        report.absorb(&part);
         on_progress(&progress);
     }
-    Ok(report)
+}
+
+/// Copies one conversation; `None` when the source no longer holds it.
+async fn copy_one(
+    src: &Store,
+    dst: &Store,
+    id: ConversationId,
+    dry_run: bool,
+) -> Result<Option<(ImportReport, u64)>> {
+    let Some(head) = src.messages.head(&id).await? else {
+        return Ok(None);
+    };
+    let mut part = ImportReport::default();
+    let source = Source::Store(src, 0);
+    let messages = restore(dst, &head, source, dry_run, &mut part).await?;
+    Ok(Some((part, messages)))
 }
