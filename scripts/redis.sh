@@ -225,6 +225,24 @@ cmd_start() {
     cluster_start
 }
 
+# Waits up to TRIES quarter-seconds for PID (NAME in messages) to exit after a SHUTDOWN,
+# then sends SIGTERM; dies, after TAIL (a function printing its log's end), if it still runs.
+wait_stopped() {
+    local name=$1 pid=$2 tries=$3 tail=$4 i
+    for i in $(seq 1 "$tries"); do
+        running "$pid" || return 0
+        sleep 0.25
+    done
+    log "SHUTDOWN did not stop $name; sending SIGTERM to $pid"
+    kill "$pid" 2>/dev/null || true
+    sleep 1
+    if running "$pid"; then
+        "$tail"
+        die "$name (pid $pid) did not stop"
+    fi
+}
+
+
 cmd_stop() {
     local pid
     stop_nodes
@@ -236,20 +254,7 @@ cmd_stop() {
     fi
     log "stopping the server of $DATA (pid $pid)"
     cli SHUTDOWN >/dev/null 2>&1 || true
-    local i
-    for i in $(seq 1 60); do
-        running "$pid" || break
-        sleep 0.25
-    done
-    if running "$pid"; then
-        log "SHUTDOWN did not stop it; sending SIGTERM to $pid"
-        kill "$pid" 2>/dev/null || true
-        sleep 1
-        if running "$pid"; then
-            log_tail
-            die "the server (pid $pid) did not stop"
-        fi
-    fi
+    wait_stopped "the server" "$pid" 60 log_tail
     rm -f "$PIDFILE"
     log "stopped"
 }
@@ -376,26 +381,14 @@ replica_start() {
 
 # Stops the replica if it runs (SHUTDOWN NOSAVE, then SIGTERM).
 stop_replica() {
-    local pid i
+    local pid
     pid=$(replica_pid) || {
         rm -f "$REPLICA_DIR/redis.pid"
         return 0
     }
     log "stopping the replica (pid $pid)"
     replica_cli SHUTDOWN NOSAVE >/dev/null 2>&1 || true
-    for i in $(seq 1 40); do
-        running "$pid" || break
-        sleep 0.25
-    done
-    if running "$pid"; then
-        log "SHUTDOWN did not stop the replica; sending SIGTERM to $pid"
-        kill "$pid" 2>/dev/null || true
-        sleep 1
-        if running "$pid"; then
-            replica_log_tail
-            die "the replica (pid $pid) did not stop"
-        fi
-    fi
+    wait_stopped "the replica" "$pid" 40 replica_log_tail
     rm -f "$REPLICA_DIR/redis.pid"
 }
 
