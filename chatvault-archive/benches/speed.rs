@@ -1,8 +1,11 @@
 //! Throughput of copy, export, import and verify on a generated store.
 //!
 //! `cargo bench -p chatvault-archive --bench speed` (sizes: `CONVERSATIONS`, default
-//! 1,000, and `MESSAGES` per conversation, default 100). Prints messages/s for each step
-//! and the process's peak resident memory after each (Linux `VmHWM`).
+//! 1,000, and `MESSAGES` per conversation, default 100; `ATTACH_KIB`, default 0: one
+//! attachment of that many KiB per conversation, distinct bytes each; `BASELINE=0` skips
+//! the SQLite writes-only baseline). Prints messages/s for each step and the process's
+//! peak resident memory after each (Linux `VmHWM`), which shows whether memory follows the
+//! store's size.
 #![allow(clippy::unwrap_used)] // a benchmark may unwrap: any failure is fatal anyway
 
 use std::time::Instant;
@@ -79,27 +82,10 @@ async fn fill(messages: &LocalMessages, conversations: usize, per: usize) {
     messages.import(batch).await.unwrap();
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let conversations = env("CONVERSATIONS", 1_000);
-    let per = env("MESSAGES", 100);
+/// The destination's own bound: create + one append per conversation, nothing read.
+async fn baseline(dir: &std::path::Path, conversations: usize, per: usize) {
     let total = (conversations * per) as u64;
-    let tmp = tempfile::tempdir().unwrap();
-    println!(
-        "{conversations} conversations x {per} messages, in {}",
-        tmp.path().display()
-    );
-
-    let local_messages = LocalMessages::open(tmp.path().join("local/messages")).unwrap();
-    fill(&local_messages, conversations, per).await;
-    let local = Store::new(
-        local_messages.clone(),
-        LocalFiles::new(tmp.path().join("local/files")).unwrap(),
-    );
-    println!("generated; peak RSS {}", peak_rss_mib());
-
-    // The destination's own bound: create + one append per conversation, nothing read.
-    let url = format!("sqlite://{}", tmp.path().join("baseline.db").display());
+    let url = format!("sqlite://{}", dir.join("baseline.db").display());
     let baseline = chatvault_sql::SqliteMessages::connect(&url).await.unwrap();
     let t = Instant::now();
     for c in 0..conversations {
@@ -117,6 +103,56 @@ async fn main() {
         baseline.append_messages(&record.id, news).await.unwrap();
     }
     report("baseline: sqlite writes only", total, t);
+}
+
+/// One attachment of `kib` KiB (distinct bytes) in every conversation of the store.
+async fn attach(messages: &LocalMessages, files: &LocalFiles, kib: usize) {
+    let vault = chatvault_core::ChatVault::new(messages.clone(), files.clone());
+    let store = Store::new(messages.clone(), files.clone());
+    let mut ids = chatvault_archive::ConversationIds::new(&store, Scope::All);
+    let mut n = 0u64;
+    while let Some(id) = ids.next().await.unwrap() {
+        let mut chat = vault.get_conversation(&id).await.unwrap().unwrap();
+        let mut bytes = vec![0u8; kib * 1024];
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            let word = (n << 32 | i as u64).to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+        chat.attach_file("data.bin", bytes, "application/octet-stream")
+            .await
+            .unwrap();
+        n += 1;
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let conversations = env("CONVERSATIONS", 1_000);
+    let per = env("MESSAGES", 100);
+    let total = (conversations * per) as u64;
+    let tmp = tempfile::tempdir().unwrap();
+    println!(
+        "{conversations} conversations x {per} messages, in {}",
+        tmp.path().display()
+    );
+
+    let local_messages = LocalMessages::open(tmp.path().join("local/messages")).unwrap();
+    fill(&local_messages, conversations, per).await;
+    let local_files = LocalFiles::new(tmp.path().join("local/files")).unwrap();
+    let attach_kib = env("ATTACH_KIB", 0);
+    if attach_kib > 0 {
+        attach(&local_messages, &local_files, attach_kib).await;
+    }
+    let local = Store::new(local_messages.clone(), local_files);
+    println!(
+        "generated ({} MiB of attachments); peak RSS {}",
+        conversations * attach_kib / 1024,
+        peak_rss_mib()
+    );
+
+    if env("BASELINE", 1) == 1 {
+        baseline(tmp.path(), conversations, per).await;
+    }
 
     let copy_url = format!("sqlite://{}", tmp.path().join("copy.db").display());
     let sqlite = Store::new(
