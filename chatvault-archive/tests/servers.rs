@@ -1,13 +1,15 @@
-//! Export -> import into PostgreSQL, and into DynamoDB + S3 -> export again: the same
+//! Export -> import into PostgreSQL, into DynamoDB + S3, and into Redis -> export again: the same
 //! conversation files (byte for byte, but for what the destination derives itself:
 //! `last_active` and `version`) and the same blobs; a second import adds nothing.
 //!
-//! They need servers: `CHATVAULT_POSTGRES_URL` (scripts/postgres.sh) and the AWS
-//! emulators' endpoints (scripts/emulators.sh) when the tests are built and run. Built
-//! without them (see `build.rs`), each test is listed as ignored with the reason; with
-//! `CHATVAULT_REQUIRE_POSTGRES=1` / `CHATVAULT_REQUIRE_AWS=1` (set by `scripts/test.sh`)
-//! they are built to run and a missing server fails them. Each works in a PostgreSQL
-//! schema, a DynamoDB table and an S3 bucket of its own.
+//! They need servers: `CHATVAULT_POSTGRES_URL` (scripts/postgres.sh), the AWS
+//! emulators' endpoints (scripts/emulators.sh) and `CHATVAULT_REDIS_URL`
+//! (scripts/redis.sh) when the tests are built and run. Built without them (see
+//! `build.rs`), each test is listed as ignored with the reason; with
+//! `CHATVAULT_REQUIRE_POSTGRES=1` / `CHATVAULT_REQUIRE_AWS=1` /
+//! `CHATVAULT_REQUIRE_REDIS=1` (set by `scripts/test.sh`) they are built to run and a
+//! missing server fails them. Each works in a PostgreSQL schema, a DynamoDB table and an
+//! S3 bucket, or a Redis key prefix of its own.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
@@ -81,6 +83,9 @@ const PG_HOW: &str = "CHATVAULT_POSTGRES_URL is not set: run ./scripts/test.sh, 
 const AWS_HOW: &str = "the AWS emulators' endpoints (AWS_ENDPOINT_URL_DYNAMODB and \
      AWS_ENDPOINT_URL_S3, or AWS_ENDPOINT_URL) are not set: run ./scripts/test.sh, or \
      scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first";
+
+const REDIS_HOW: &str = "CHATVAULT_REDIS_URL is not set: run ./scripts/test.sh, or \
+     scripts/redis.sh start && eval \"$(scripts/redis.sh env)\" first";
 
 /// `PostgresMessages` in a fresh schema of the server, attachments in `LocalFiles`.
 async fn postgres(dir: &Path) -> Store {
@@ -162,6 +167,26 @@ async fn dynamo() -> Store {
     Store::new(messages, files)
 }
 
+/// `RedisMessages` under a fresh key prefix of the server, attachments in `MemoryFiles`.
+async fn redis() -> Store {
+    require(
+        env_set("CHATVAULT_REDIS_URL"),
+        "CHATVAULT_REQUIRE_REDIS",
+        REDIS_HOW,
+    );
+    let url = std::env::var("CHATVAULT_REDIS_URL").unwrap();
+    let prefix = format!(
+        "cv-archive-{}",
+        chatvault_core::ConversationId::new().as_str()
+    );
+    let messages = chatvault_redis::RedisMessages::builder(&url)
+        .prefix(prefix)
+        .build()
+        .await
+        .unwrap();
+    Store::new(messages, chatvault_memory::MemoryFiles::new())
+}
+
 #[cfg_attr(
     not(chatvault_postgres_server),
     ignore = "needs PostgreSQL: CHATVAULT_POSTGRES_URL was not set when the tests were built; run ./scripts/test.sh, or scripts/postgres.sh start && eval \"$(scripts/postgres.sh env)\" first"
@@ -181,5 +206,16 @@ async fn postgres_keeps_every_conversation_file_and_blob() {
 async fn dynamodb_and_s3_keep_every_conversation_file_and_blob() {
     let tmp = tempfile::tempdir().unwrap();
     let store = dynamo().await;
+    round_trip(&store, tmp.path()).await;
+}
+
+#[cfg_attr(
+    not(chatvault_redis_server),
+    ignore = "needs Redis: CHATVAULT_REDIS_URL was not set when the tests were built; run ./scripts/test.sh, or scripts/redis.sh start && eval \"$(scripts/redis.sh env)\" first"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_keeps_every_conversation_file_and_blob() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = redis().await;
     round_trip(&store, tmp.path()).await;
 }
