@@ -15,7 +15,6 @@ mod read;
 mod redact;
 mod repair;
 mod sealed;
-mod shared;
 mod transcript;
 mod url;
 

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use chatvault_archive::{ConversationIds, Scope, Store};
+use chatvault_core::{FilesBackend, MessagesBackend};
 use chatvault_crypt::{EncryptedFiles, EncryptedMessages, Keyring, StaticKeyProvider};
 use tokio::sync::OnceCell;
 
 use crate::error::{CliError, Result};
-use crate::shared::{SharedFiles, SharedMessages};
 use crate::url::{Open, Reclaim, StoreUrl, open_messages, open_reclaimable};
 
 /// Where an encrypted store's wrapped data keys live (`--key-store`).
@@ -95,9 +95,9 @@ fn master_key() -> Result<StaticKeyProvider> {
 #[derive(Debug, Clone)]
 pub(crate) struct Sealed {
     /// The messages, sealed.
-    pub(crate) messages: Arc<EncryptedMessages<SharedMessages>>,
+    pub(crate) messages: Arc<EncryptedMessages<Arc<dyn MessagesBackend>>>,
     /// The attachments' bytes, sealed.
-    pub(crate) files: Arc<EncryptedFiles<SharedFiles>>,
+    pub(crate) files: Arc<EncryptedFiles<Arc<dyn FilesBackend>>>,
 }
 
 impl Sealed {
@@ -126,11 +126,8 @@ pub(crate) async fn open_sealed(
     let (store, reclaim) = open_reclaimable(url, mode).await?;
     let keyring = encryption.keyring(url, &store, mode).await?;
     let sealed = Sealed {
-        messages: Arc::new(EncryptedMessages::new(
-            SharedMessages(store.messages),
-            keyring.clone(),
-        )),
-        files: Arc::new(EncryptedFiles::new(SharedFiles(store.files), keyring)),
+        messages: Arc::new(EncryptedMessages::new(store.messages, keyring.clone())),
+        files: Arc::new(EncryptedFiles::new(store.files, keyring)),
     };
     Ok((sealed, reclaim))
 }

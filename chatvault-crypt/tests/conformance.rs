@@ -32,6 +32,29 @@ mod memory {
     });
 }
 
+/// Over memory behind `Arc<dyn ..>` (a backend chosen at run time, as the `chatvault`
+/// command opens it): the core's `Arc` impls forward every method.
+mod shared {
+    use super::*;
+    use chatvault_core::{FilesBackend, MessagesBackend};
+    use chatvault_memory::{MemoryFiles, MemoryMessages};
+
+    fn messages() -> Arc<dyn MessagesBackend> {
+        Arc::new(MemoryMessages::new())
+    }
+
+    fn files() -> Arc<dyn FilesBackend> {
+        Arc::new(MemoryFiles::new())
+    }
+
+    chatvault_core::messages_backend_tests!(async {
+        EncryptedMessages::new(messages(), keyring(messages()))
+    });
+    chatvault_core::files_backend_tests!(async {
+        EncryptedFiles::new(files(), keyring(messages()))
+    });
+}
+
 /// Over local: the key store is the wrapped messages store itself.
 mod local {
     use super::*;

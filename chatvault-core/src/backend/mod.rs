@@ -13,6 +13,7 @@
 
 mod capabilities;
 pub mod rules;
+mod shared;
 pub mod simple;
 mod stream;
 mod traits;

@@ -1,38 +1,32 @@
-//! Backends behind an `Arc<dyn ..>` as types of their own, so that a store the command
-//! opened (whatever its kind) can be given to chatvault-crypt's wrappers, which take a
-//! backend by type.
+//! A backend behind an [`Arc`] is a backend: `Arc<dyn MessagesBackend>` (or `Arc<B>`) can
+//! be given wherever a backend is taken by type, e.g. to a wrapper such as
+//! chatvault-crypt's, with every method the shared backend's, unchanged.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatvault_core::backend::{
-    Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
-    FileAttachment, FilesCapabilities, ListOptions, Message, MessageRange, MessageUpdate,
-    MessageUpdated, MessagesCapabilities, NewMessage, ObjectMeta, Page, SearchHit, SearchOptions,
-    async_trait,
-};
-use chatvault_core::{
-    ByteStream, ContentType, ConversationId, FileId, FilesBackend, MessageId, MessagesBackend,
-    Result, StorageKey, UserId,
+use super::{
+    Appended, ByteStream, ContentType, ConversationHead, ConversationId, ConversationPatch,
+    ConversationRecord, ConversationSummary, FileAttachment, FileId, FilesBackend,
+    FilesCapabilities, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
+    MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
+    SearchHit, SearchOptions, StorageKey, UserId, async_trait,
 };
 
-/// A shared messages backend: every method is the wrapped backend's, unchanged.
-#[derive(Debug, Clone)]
-pub(crate) struct SharedMessages(pub(crate) Arc<dyn MessagesBackend>);
-
+/// Every method is the shared backend's.
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
-impl MessagesBackend for SharedMessages {
+impl<T: MessagesBackend + ?Sized> MessagesBackend for Arc<T> {
     fn capabilities(&self) -> MessagesCapabilities {
-        self.0.capabilities()
+        (**self).capabilities()
     }
 
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
-        self.0.create(record).await
+        (**self).create(record).await
     }
 
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        self.0.head(id).await
+        (**self).head(id).await
     }
 
     async fn append_messages_as(
@@ -41,7 +35,7 @@ impl MessagesBackend for SharedMessages {
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
-        self.0.append_messages_as(owner, id, messages).await
+        (**self).append_messages_as(owner, id, messages).await
     }
 
     async fn update_message(
@@ -51,7 +45,7 @@ impl MessagesBackend for SharedMessages {
         expected_revision: u64,
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
-        self.0
+        (**self)
             .update_message(id, message_id, expected_revision, update)
             .await
     }
@@ -61,11 +55,11 @@ impl MessagesBackend for SharedMessages {
         id: &ConversationId,
         message_id: &MessageId,
     ) -> Result<Option<Message>> {
-        self.0.message(id, message_id).await
+        (**self).message(id, message_id).await
     }
 
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        self.0.messages(id, range).await
+        (**self).messages(id, range).await
     }
 
     async fn list_conversations(
@@ -73,7 +67,7 @@ impl MessagesBackend for SharedMessages {
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        self.0.list_conversations(user_id, options).await
+        (**self).list_conversations(user_id, options).await
     }
 
     async fn update(
@@ -81,7 +75,7 @@ impl MessagesBackend for SharedMessages {
         id: &ConversationId,
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
-        self.0.update(id, patch).await
+        (**self).update(id, patch).await
     }
 
     async fn add_file(
@@ -89,7 +83,7 @@ impl MessagesBackend for SharedMessages {
         id: &ConversationId,
         file: &FileAttachment,
     ) -> Result<ConversationRecord> {
-        self.0.add_file(id, file).await
+        (**self).add_file(id, file).await
     }
 
     async fn remove_file(
@@ -97,15 +91,15 @@ impl MessagesBackend for SharedMessages {
         id: &ConversationId,
         file_id: &FileId,
     ) -> Result<Option<ConversationRecord>> {
-        self.0.remove_file(id, file_id).await
+        (**self).remove_file(id, file_id).await
     }
 
     async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        self.0.begin_delete(id).await
+        (**self).begin_delete(id).await
     }
 
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        self.0.delete(id).await
+        (**self).delete(id).await
     }
 
     async fn search(
@@ -114,19 +108,16 @@ impl MessagesBackend for SharedMessages {
         query: &str,
         options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
-        self.0.search(user_id, query, options).await
+        (**self).search(user_id, query, options).await
     }
 }
 
-/// A shared files backend: every method is the wrapped backend's, unchanged.
-#[derive(Debug, Clone)]
-pub(crate) struct SharedFiles(pub(crate) Arc<dyn FilesBackend>);
-
+/// Every method is the shared backend's.
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
-impl FilesBackend for SharedFiles {
+impl<T: FilesBackend + ?Sized> FilesBackend for Arc<T> {
     fn capabilities(&self) -> FilesCapabilities {
-        self.0.capabilities()
+        (**self).capabilities()
     }
 
     async fn upload_stream(
@@ -135,19 +126,19 @@ impl FilesBackend for SharedFiles {
         data: ByteStream,
         content_type: &ContentType,
     ) -> Result<u64> {
-        self.0.upload_stream(key, data, content_type).await
+        (**self).upload_stream(key, data, content_type).await
     }
 
     async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
-        self.0.download_stream(key).await
+        (**self).download_stream(key).await
     }
 
     async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
-        self.0.head(key).await
+        (**self).head(key).await
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<bool> {
-        self.0.delete(key).await
+        (**self).delete(key).await
     }
 
     async fn signed_url(
@@ -156,6 +147,8 @@ impl FilesBackend for SharedFiles {
         expires_in: Duration,
         download_filename: Option<&str>,
     ) -> Result<String> {
-        self.0.signed_url(key, expires_in, download_filename).await
+        (**self)
+            .signed_url(key, expires_in, download_filename)
+            .await
     }
 }
