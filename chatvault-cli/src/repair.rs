@@ -38,6 +38,11 @@ fn nothing_derived(url: &StoreUrl) -> &'static str {
             "PostgreSQL maintains the search column and every index itself: chatvault \
              derives nothing there (REINDEX is the database's own tool)"
         }
+        StoreUrl::Redis { .. } => {
+            "Redis writes each conversation's listing entries in the script that writes \
+             it, and a listing removes the entries of conversations that are gone: \
+             chatvault derives nothing there to rebuild"
+        }
         _ => {
             "DynamoDB maintains the listing index (a global secondary index) itself: \
              chatvault derives nothing there"

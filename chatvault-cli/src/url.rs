@@ -43,6 +43,18 @@ pub enum StoreUrl {
         /// The AWS region, if not from the environment.
         region: Option<String>,
     },
+    /// `redis://HOST:PORT[/DB][?prefix=P&files=DIR]`: `RedisMessages` under key prefix
+    /// `P` (default `chatvault`); attachments in `LocalFiles` in `DIR` when given (without
+    /// it, attachments cannot be written). `rediss://` (TLS) parses the same way, but this
+    /// build has no TLS: opening one fails, saying so.
+    Redis {
+        /// The connection URL, `prefix` and `files` removed.
+        url: String,
+        /// The key prefix, if not the default.
+        prefix: Option<String>,
+        /// The attachments' directory, if any.
+        files: Option<PathBuf>,
+    },
 }
 
 impl StoreUrl {
@@ -51,7 +63,8 @@ impl StoreUrl {
         let usage = |why: &str| {
             CliError::Usage(format!(
                 "bad store URL {url:?}: {why}; use memory:, local:DIR, sqlite:FILE, \
-                 postgres://.. or dynamodb://TABLE?bucket=..&region=.."
+                 postgres://.., dynamodb://TABLE?bucket=..&region=.. or \
+                 redis://HOST:PORT[/DB]?prefix=.."
             ))
         };
         if url == "memory:" {
@@ -78,6 +91,9 @@ impl StoreUrl {
             let (url, files) = split_files(url);
             return Ok(StoreUrl::Postgres { url, files });
         }
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            return parse_redis(url).map_err(|why| usage(&why));
+        }
         if let Some(rest) = url.strip_prefix("dynamodb://") {
             return parse_dynamo(rest).map_err(|why| usage(&why));
         }
@@ -92,6 +108,10 @@ impl StoreUrl {
             StoreUrl::Sqlite { file, .. } => format!("sqlite:{}", file.display()),
             StoreUrl::Postgres { url, .. } => hide_password(url),
             StoreUrl::Dynamo { table, bucket, .. } => format!("dynamodb://{table}?bucket={bucket}"),
+            StoreUrl::Redis { url, prefix, .. } => match prefix {
+                Some(prefix) => format!("{} (prefix {prefix})", hide_password(url)),
+                None => hide_password(url),
+            },
         }
     }
 }
@@ -136,6 +156,45 @@ fn parse_dynamo(rest: &str) -> std::result::Result<StoreUrl, String> {
         bucket,
         region,
     })
+}
+
+/// `redis://..` or `rediss://..`: the `prefix=` and `files=` parameters taken off, the
+/// others left to the redis client.
+fn parse_redis(url: &str) -> std::result::Result<StoreUrl, String> {
+    let (url, files) = split_files(url);
+    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+    if base.ends_with("://") {
+        return Err("redis:// needs a host".into());
+    }
+    let mut prefix = None;
+    let mut kept = Vec::new();
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        match kv.strip_prefix("prefix=") {
+            Some(p) if valid_prefix(p) => prefix = Some(p.to_owned()),
+            Some(p) => {
+                return Err(format!(
+                    "prefix {p:?} must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':'"
+                ));
+            }
+            None => kept.push(kv),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok(StoreUrl::Redis { url, prefix, files })
+}
+
+/// chatvault-redis's rule for a key prefix, checked here so that a bad one is a usage
+/// error rather than an unreachable store.
+fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 fn hide_password(url: &str) -> String {
@@ -234,6 +293,20 @@ pub(crate) async fn open_reclaimable(url: &StoreUrl, mode: Open) -> Result<(Stor
             let store = crate::aws::open(table, bucket, region.as_deref(), create).await;
             Ok((store.map_err(unreachable)?, Reclaim::Nothing))
         }
+        StoreUrl::Redis {
+            url: redis,
+            prefix,
+            files,
+        } => {
+            let messages = open_redis(redis, prefix.as_deref())
+                .await
+                .map_err(unreachable)?;
+            let files = match files {
+                Some(dir) => local_files(dir, mode).map_err(unreachable)?,
+                None => std::sync::Arc::new(NoFiles),
+            };
+            Ok((Store { messages, files }, Reclaim::Nothing))
+        }
     }
 }
 
@@ -260,6 +333,11 @@ pub(crate) async fn open_messages(url: &StoreUrl, mode: Open) -> Result<Messages
         StoreUrl::Postgres { url: pg, .. } => {
             open_postgres(pg).await.map_err(|e| unreachable(url, e))
         }
+        StoreUrl::Redis {
+            url: redis, prefix, ..
+        } => open_redis(redis, prefix.as_deref())
+            .await
+            .map_err(|e| unreachable(url, e)),
         StoreUrl::Memory | StoreUrl::Dynamo { .. } => Ok(open_store(url, mode).await?.messages),
     }
 }
@@ -319,9 +397,29 @@ async fn open_postgres(_: &str) -> chatvault_core::Result<Messages> {
     Err(not_built("postgres"))
 }
 
+/// `RedisMessages` at `url`, under `prefix` if given (else the crate's default).
+#[cfg(feature = "redis")]
+async fn open_redis(url: &str, prefix: Option<&str>) -> chatvault_core::Result<Messages> {
+    let mut builder = chatvault_redis::RedisMessages::builder(url);
+    if let Some(prefix) = prefix {
+        builder = builder.prefix(prefix);
+    }
+    Ok(std::sync::Arc::new(builder.build().await?))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn open_redis(_: &str, _: Option<&str>) -> chatvault_core::Result<Messages> {
+    Err(not_built("redis"))
+}
+
 /// The error for a backend this binary was built without.
 #[cfg_attr(
-    all(feature = "sqlite", feature = "postgres", feature = "aws"),
+    all(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "aws",
+        feature = "redis"
+    ),
     allow(dead_code)
 )]
 pub(crate) fn not_built(feature: &'static str) -> chatvault_core::Error {
@@ -330,6 +428,7 @@ pub(crate) fn not_built(feature: &'static str) -> chatvault_core::Error {
         match feature {
             "sqlite" => "sqlite: stores (built without the `sqlite` feature)",
             "postgres" => "postgres:// stores (built without the `postgres` feature)",
+            "redis" => "redis:// stores (built without the `redis` feature)",
             _ => "dynamodb:// stores (built without the `aws` feature)",
         },
     )
@@ -369,6 +468,22 @@ mod tests {
                 region: Some("eu-north-1".into())
             }
         );
+        assert_eq!(
+            StoreUrl::parse("redis://:pw@127.0.0.1:6379/2?prefix=app.chats&files=/f").unwrap(),
+            StoreUrl::Redis {
+                url: "redis://:pw@127.0.0.1:6379/2".into(),
+                prefix: Some("app.chats".into()),
+                files: Some("/f".into())
+            }
+        );
+        assert_eq!(
+            StoreUrl::parse("rediss://cache.example:6380?protocol=resp3").unwrap(),
+            StoreUrl::Redis {
+                url: "rediss://cache.example:6380?protocol=resp3".into(),
+                prefix: None,
+                files: None
+            }
+        );
     }
 
     #[test]
@@ -379,6 +494,9 @@ mod tests {
             ("dynamodb://T", "bucket"),
             ("dynamodb://T?bucket=b&colour=red", "unknown parameter"),
             ("mysql://x", "unknown scheme"),
+            ("redis://", "needs a host"),
+            ("redis://h?prefix=a/b", "prefix"),
+            ("redis://h?prefix=", "prefix"),
         ] {
             let err = StoreUrl::parse(url).unwrap_err();
             assert!(matches!(err, CliError::Usage(_)), "{url}");
@@ -390,5 +508,7 @@ mod tests {
     fn a_password_is_never_shown() {
         let url = StoreUrl::parse("postgres://me:hunter2@db.example/app").unwrap();
         assert_eq!(url.display(), "postgres://me:***@db.example/app");
+        let url = StoreUrl::parse("redis://:hunter2@cache/0?prefix=p").unwrap();
+        assert_eq!(url.display(), "redis://:***@cache/0 (prefix p)");
     }
 }
