@@ -253,10 +253,16 @@ async fn child_appender() {
         b.append_messages(&id, vec![NewMessage::new(Role::User, format!("{tag} {i}"))])
             .await
             .unwrap();
+        tokio::time::sleep(BETWEEN_APPENDS).await;
     }
 }
 
 const CHILD_APPENDS: usize = 300;
+
+/// Each writer's pause after an append. Without it, one process can append all of its
+/// messages while the others sleep in SQLite's busy handler (whose waits grow to 100 ms),
+/// and the processes run one after the other instead of side by side.
+const BETWEEN_APPENDS: std::time::Duration = std::time::Duration::from_millis(2);
 
 async fn wait_for(path: &std::path::Path) {
     let start = std::time::Instant::now();
@@ -300,6 +306,7 @@ async fn two_processes_append_to_one_file() {
         b.append_messages(&c.id, vec![NewMessage::new(Role::User, format!("p0 {i}"))])
             .await
             .unwrap();
+        tokio::time::sleep(BETWEEN_APPENDS).await;
     }
     for mut child in children {
         assert!(child.wait().unwrap().success(), "a child appender failed");
