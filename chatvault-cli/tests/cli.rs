@@ -6,30 +6,7 @@ use std::path::Path;
 use chatvault_core::Role;
 
 mod common;
-use common::{chatvault, local_vault, stderr, stdout};
-
-/// A local store with two owners' conversations and one attachment.
-fn make_store(dir: &Path) -> String {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let vault = local_vault(dir);
-        for (owner, n) in [("alice", 3), ("bob", 2)] {
-            let user = owner.parse().unwrap();
-            let mut c = vault.create_conversation(Some(&user)).await.unwrap();
-            for i in 0..n {
-                c.add_message(Role::User, format!("{owner} says {i}"))
-                    .await
-                    .unwrap();
-            }
-            if owner == "alice" {
-                c.attach_file("a.bin", vec![1u8; 5_000], "application/octet-stream")
-                    .await
-                    .unwrap();
-            }
-        }
-    });
-    format!("local:{}", dir.display())
-}
+use common::{chatvault, local_vault, stderr, stdout, two_owner_store};
 
 fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
@@ -135,7 +112,7 @@ fn an_unreadable_archive_is_damage_and_the_store_is_not_touched() {
 #[test]
 fn stat_ls_show_export_import_copy_verify() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = make_store(&tmp.path().join("src"));
+    let src = two_owner_store(&tmp.path().join("src"));
     let out = chatvault()
         .args(["--store", &src, "stat", "--json"])
         .output()
@@ -285,7 +262,7 @@ fn exported_ids(dir: &Path) -> Vec<String> {
 fn export_since_keeps_the_conversations_active_since() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("src");
-    let src = make_store(&dir);
+    let src = two_owner_store(&dir);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let since = chatvault_core::backend::now();
     std::thread::sleep(std::time::Duration::from_millis(20));

@@ -10,10 +10,8 @@
 
 use std::path::Path;
 
-use chatvault_core::Role;
-
 mod common;
-use common::{chatvault, local_vault, run, run_json, stderr};
+use common::{chatvault, run, run_json, stderr, two_owner_store};
 
 /// `CHATVAULT_REDIS_URL`; fails the test when it is not set (it was built to run).
 fn server_url() -> String {
@@ -36,29 +34,6 @@ fn redis_store(files: &Path) -> String {
     format!("{url}{sep}prefix={prefix}&files={}", files.display())
 }
 
-/// A local store with two owners' conversations and one attachment.
-fn make_store(dir: &Path) -> String {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let vault = local_vault(dir);
-        for (owner, n) in [("alice", 3), ("bob", 2)] {
-            let user = owner.parse().unwrap();
-            let mut c = vault.create_conversation(Some(&user)).await.unwrap();
-            for i in 0..n {
-                c.add_message(Role::User, format!("{owner} says {i}"))
-                    .await
-                    .unwrap();
-            }
-            if owner == "alice" {
-                c.attach_file("a.bin", vec![7u8; 3_000], "application/octet-stream")
-                    .await
-                    .unwrap();
-            }
-        }
-    });
-    format!("local:{}", dir.display())
-}
-
 #[cfg_attr(
     not(chatvault_redis_server),
     ignore = "needs Redis: CHATVAULT_REDIS_URL was not set when the tests were built; run ./scripts/test.sh, or scripts/redis.sh start && eval \"$(scripts/redis.sh env)\" first"
@@ -66,7 +41,7 @@ fn make_store(dir: &Path) -> String {
 #[test]
 fn copy_into_redis_then_stat_verify_and_repair() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = make_store(&tmp.path().join("src"));
+    let src = two_owner_store(&tmp.path().join("src"));
     let dst = redis_store(&tmp.path().join("redis-files"));
 
     let out = chatvault().args(["copy", &src, &dst]).output().unwrap();
@@ -79,7 +54,7 @@ fn copy_into_redis_then_stat_verify_and_repair() {
     let stat = run_json(&dst, &["stat"]);
     assert_eq!(stat["conversations"], 2);
     assert_eq!(stat["messages"], 5);
-    assert_eq!(stat["attachment_bytes"], 3_000);
+    assert_eq!(stat["attachment_bytes"], 5_000);
     assert_eq!(stat["owners"], 2);
 
     let report = run_json(&dst, &["verify", "--read-blobs"]);
@@ -101,7 +76,7 @@ fn copy_into_redis_then_stat_verify_and_repair() {
 #[test]
 fn prefixes_keep_stores_apart_and_a_store_without_files_refuses_attachments() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = make_store(&tmp.path().join("src"));
+    let src = two_owner_store(&tmp.path().join("src"));
     let url = server_url();
     let sep = if url.contains('?') { '&' } else { '?' };
     let prefix = format!("cv-cli-{}", chatvault_core::ConversationId::new().as_str());

@@ -59,6 +59,30 @@ pub(crate) fn local_vault(dir: &Path) -> ChatVault {
     )
 }
 
+/// A local store in `dir` with two owners' conversations (alice 3 messages, bob 2) and
+/// one attachment of alice's, 5,000 bytes; its `local:` URL.
+pub(crate) fn two_owner_store(dir: &Path) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let vault = local_vault(dir);
+        for (owner, n) in [("alice", 3), ("bob", 2)] {
+            let user = owner.parse().unwrap();
+            let mut c = vault.create_conversation(Some(&user)).await.unwrap();
+            for i in 0..n {
+                c.add_message(chatvault_core::Role::User, format!("{owner} says {i}"))
+                    .await
+                    .unwrap();
+            }
+            if owner == "alice" {
+                c.attach_file("a.bin", vec![1u8; 5_000], "application/octet-stream")
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    format!("local:{}", dir.display())
+}
+
 /// Every file under `dir` with its bytes.
 pub(crate) fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(path: &Path, found: &mut BTreeMap<PathBuf, Vec<u8>>) {
