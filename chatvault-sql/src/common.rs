@@ -1,9 +1,11 @@
 //! Values and errors both databases map the same way: value conversions, error mapping,
 //! paging and search cursors.
 
+use std::borrow::Borrow;
+
 use chatvault_core::backend::{
-    ConversationId, ConversationRecord, ConversationSummary, Error, Message, Result, SearchQuery,
-    Tree, UserId,
+    BoxError, ConversationId, ConversationRecord, ConversationSummary, Error, Message, Result,
+    SearchQuery, Tree, UserId,
 };
 use chrono::{DateTime, Utc};
 
@@ -167,24 +169,31 @@ pub(crate) fn db_error(backend: &'static str, err: sqlx::Error) -> Error {
     }
 }
 
-/// Maps a driver error met while committing `operation`: the database's own refusal is a
-/// definite failure (nothing written), a lost connection leaves the outcome unknown.
-pub(crate) fn commit_error(
-    backend: &'static str,
-    operation: &'static str,
-    err: sqlx::Error,
-) -> Error {
-    match err {
-        sqlx::Error::Database(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-            db_error(backend, err)
-        }
-        other => Error::outcome_unknown(backend, operation, other),
+/// Maps a driver error met while committing `operation` (the error itself, or a value
+/// that stands for it, such as one shared by the operations of a transaction): the
+/// database's own refusal is a definite failure (nothing written; temporary when retrying
+/// may cure it), a lost connection leaves the outcome unknown.
+pub(crate) fn commit_error<E>(backend: &'static str, operation: &'static str, err: E) -> Error
+where
+    E: Borrow<sqlx::Error> + Into<BoxError>,
+{
+    let cause: &sqlx::Error = err.borrow();
+    let refused = matches!(
+        cause,
+        sqlx::Error::Database(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+    );
+    if !refused {
+        Error::outcome_unknown(backend, operation, err)
+    } else if is_temporary(cause) {
+        Error::temporary(backend, err)
+    } else {
+        Error::backend(backend, err)
     }
 }
 
 /// Whether retrying may cure the error: a busy or locked database, a serialization
 /// failure or deadlock, a pool or connection timeout.
-pub(crate) fn is_temporary(err: &sqlx::Error) -> bool {
+fn is_temporary(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => true,
         sqlx::Error::Database(db) => matches!(

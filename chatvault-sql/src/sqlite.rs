@@ -25,7 +25,7 @@ use crate::dialect::{Dialect, Sealed};
 use crate::messages::{SqlMessages, read_error};
 use crate::statements::{SELECT_LIVE, record_columns_c};
 
-use group::{BeginError, Outcome, SqliteWrite, Writers};
+use group::{SqliteWrite, Writers};
 
 /// Conversations in a SQLite database: one row per conversation, one per message, one
 /// per attachment, with an FTS5 index over message text.
@@ -281,17 +281,11 @@ impl Dialect for Sqlite {
     /// This process's writer turn, in the write transaction its concurrent writers share
     /// (holding SQLite's write lock): see [`group`].
     async fn begin_write(pool: &SqlitePool, local: &SqliteLocal) -> Result<SqliteWrite> {
-        local.writers.begin(pool).await.map_err(|e| match e {
-            BeginError::Begin(e) => read_error::<Sqlite>(e),
-            BeginError::Shared(e) => e.to_error("begin"),
-        })
+        local.writers.begin(pool).await
     }
 
     async fn commit(write: SqliteWrite, operation: &'static str) -> Result<()> {
-        match write.commit().await {
-            Outcome::Committed => Ok(()),
-            Outcome::Failed(e) => Err(e.to_error(operation)),
-        }
+        write.commit(operation).await
     }
 
     async fn rollback(write: SqliteWrite) {

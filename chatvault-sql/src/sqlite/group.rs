@@ -3,19 +3,19 @@
 //! flush under `synchronous = FULL`) carries all of them. See `docs/how-it-works.md`,
 //! "Group commit".
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chatvault_core::backend::Error;
+use chatvault_core::backend::{Error, Result};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
-use crate::common::is_temporary;
-
-/// The backend's name in errors.
-const BACKEND: &str = "sqlite";
+use crate::common::commit_error;
+use crate::dialect::Dialect;
+use crate::messages::read_error;
 
 /// The most operations one shared transaction carries; the writer that would add one
 /// more commits it first.
@@ -34,16 +34,16 @@ pub(crate) struct Writers {
     /// Writers waiting for the slot: a writer done with its operation leaves the
     /// transaction open for them only when there are some.
     waiting: Arc<AtomicUsize>,
-    /// Numbers the transactions, so that a committer ends only its own.
-    next_id: Arc<AtomicU64>,
-    /// Transactions committed with at least one operation in them.
-    commits: Arc<AtomicU64>,
 }
 
-/// The open transaction, between operations.
+/// The open transaction, between operations, and the count of those begun and committed.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     open: Option<Open>,
+    /// Transactions begun: the next one's number, so that a committer ends only its own.
+    begun: u64,
+    /// Transactions committed with at least one operation in them.
+    commits: u64,
 }
 
 /// A write transaction shared by the operations done in it so far.
@@ -59,8 +59,6 @@ struct Open {
     abandoned: bool,
     /// A task that will end the transaction exists.
     committer: bool,
-    /// [`Writers::commits`], counted when it commits.
-    commits: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Open {
@@ -75,14 +73,14 @@ impl fmt::Debug for Open {
 
 /// How a shared transaction ended, as its members learn it.
 #[derive(Debug, Clone)]
-pub(crate) enum Outcome {
+enum Outcome {
     Committed,
     Failed(SharedError),
 }
 
 /// The driver error that ended a shared transaction, reported by each of its members.
 #[derive(Debug, Clone)]
-pub(crate) struct SharedError(pub(crate) Arc<sqlx::Error>);
+struct SharedError(Arc<sqlx::Error>);
 
 impl fmt::Display for SharedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -100,41 +98,16 @@ impl std::error::Error for SharedError {
     }
 }
 
+impl Borrow<sqlx::Error> for SharedError {
+    fn borrow(&self) -> &sqlx::Error {
+        &self.0
+    }
+}
+
 impl SharedError {
-    /// The error `operation` reports, with [`commit_error`](crate::common::commit_error)'s
-    /// rules: the database's own refusal is a definite failure (temporary when retrying may
-    /// cure it), a lost connection leaves the outcome unknown.
-    pub(crate) fn to_error(&self, operation: &'static str) -> Error {
-        match &*self.0 {
-            sqlx::Error::Database(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                if is_temporary(&self.0) {
-                    Error::temporary(BACKEND, self.clone())
-                } else {
-                    Error::backend(BACKEND, self.clone())
-                }
-            }
-            _ => Error::outcome_unknown(BACKEND, operation, self.clone()),
-        }
-    }
-}
-
-/// Why an operation could not begin: SQLite's write lock was not had, or the shared
-/// transaction failed as the operation's savepoint opened in it.
-#[derive(Debug)]
-pub(crate) enum BeginError {
-    Begin(sqlx::Error),
-    Shared(SharedError),
-}
-
-impl From<sqlx::Error> for BeginError {
-    fn from(e: sqlx::Error) -> Self {
-        BeginError::Begin(e)
-    }
-}
-
-impl From<SharedError> for BeginError {
-    fn from(e: SharedError) -> Self {
-        BeginError::Shared(e)
+    /// The error `operation` reports ([`commit_error`]'s rules).
+    fn to_error(&self, operation: &'static str) -> Error {
+        commit_error(Sqlite::BACKEND, operation, self.clone())
     }
 }
 
@@ -152,15 +125,13 @@ impl Writers {
         Writers {
             slot: Arc::new(Mutex::new(Slot::default())),
             waiting: Arc::new(AtomicUsize::new(0)),
-            next_id: Arc::new(AtomicU64::new(0)),
-            commits: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// Transactions committed with at least one operation in them, so far.
     #[cfg(test)]
-    pub(crate) fn commits(&self) -> u64 {
-        self.commits.load(Ordering::SeqCst)
+    pub(crate) async fn commits(&self) -> u64 {
+        self.slot.lock().await.commits
     }
 
     /// Writers waiting for their turn now.
@@ -181,7 +152,7 @@ impl Writers {
     /// Starts an operation: joins the open transaction in a savepoint of its own, or
     /// begins one (taking SQLite's write lock with `BEGIN IMMEDIATE`), whose first
     /// operation needs no savepoint: undoing it undoes the whole transaction.
-    pub(crate) async fn begin(&self, pool: &SqlitePool) -> Result<SqliteWrite, BeginError> {
+    pub(crate) async fn begin(&self, pool: &SqlitePool) -> Result<SqliteWrite> {
         let mut slot = self.lock().await;
         slot.settle().await;
         if slot.open.as_ref().is_some_and(|o| o.members >= MAX_SHARED) {
@@ -190,19 +161,22 @@ impl Writers {
         let savepoint = slot.open.is_some();
         if savepoint {
             if let Err(e) = slot.run(SAVEPOINT).await {
-                return Err(slot.fail(e).await.into());
+                return Err(slot.fail(e).await.to_error("begin"));
             }
         } else {
-            let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let tx = pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(read_error::<Sqlite>)?;
             let (outcome, _) = watch::channel(None);
+            slot.begun += 1;
             slot.open = Some(Open {
-                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                id: slot.begun,
                 tx,
                 members: 0,
                 outcome,
                 abandoned: false,
                 committer: false,
-                commits: Arc::clone(&self.commits),
             });
         }
         Ok(SqliteWrite {
@@ -224,7 +198,7 @@ impl Writers {
 
 impl Slot {
     /// Runs one statement (or several, `;`-separated) in the open transaction.
-    async fn run(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+    async fn run(&mut self, sql: &'static str) -> std::result::Result<(), sqlx::Error> {
         match &mut self.open {
             Some(open) => sqlx::raw_sql(sql).execute(&mut *open.tx).await.map(drop),
             None => Err(sqlx::Error::Protocol("no write transaction is open".into())),
@@ -261,7 +235,7 @@ impl Slot {
         } else {
             match open.tx.commit().await {
                 Ok(()) => {
-                    open.commits.fetch_add(1, Ordering::SeqCst);
+                    self.commits += 1;
                     Outcome::Committed
                 }
                 Err(e) => Outcome::Failed(SharedError(Arc::new(e))),
@@ -306,9 +280,17 @@ impl SqliteWrite {
             .expect("a write holds the slot and its open transaction until it ends")
     }
 
-    /// Keeps the operation's work: it is committed with the other operations of the
+    /// Keeps `operation`'s work: it is committed with the other operations of the
     /// transaction, and this answers once that commit did (or failed).
-    pub(crate) async fn commit(mut self) -> Outcome {
+    pub(crate) async fn commit(self, operation: &'static str) -> Result<()> {
+        match self.share().await {
+            Outcome::Committed => Ok(()),
+            Outcome::Failed(e) => Err(e.to_error(operation)),
+        }
+    }
+
+    /// [`commit`](Self::commit)'s work: how the transaction carrying it ended.
+    async fn share(mut self) -> Outcome {
         let Some(mut slot) = self.slot.take() else {
             return Outcome::Committed;
         };
@@ -462,7 +444,7 @@ mod tests {
                     .await
                     .unwrap();
                 match end {
-                    End::Commit => Some(matches!(w.commit().await, Outcome::Committed)),
+                    End::Commit => Some(w.commit("test").await.is_ok()),
                     End::Rollback => {
                         w.rollback().await;
                         None
@@ -487,7 +469,7 @@ mod tests {
         let writers = Writers::new();
         let answers = queued(&writers, &pool, &[End::Commit]).await;
         assert_eq!(answers, [Some(true)]);
-        assert_eq!(writers.commits(), 1);
+        assert_eq!(writers.commits().await, 1);
         assert_eq!(rows(&pool).await, [1]);
     }
 
@@ -499,7 +481,7 @@ mod tests {
         let writers = Writers::new();
         let answers = queued(&writers, &pool, &[End::Commit; 8]).await;
         assert_eq!(answers, [Some(true); 8]);
-        assert_eq!(writers.commits(), 1, "one transaction for the eight");
+        assert_eq!(writers.commits().await, 1, "one transaction for the eight");
         assert_eq!(rows(&pool).await, (1..=8).collect::<Vec<_>>());
     }
 
@@ -513,7 +495,7 @@ mod tests {
         let ends = [End::Commit, End::Rollback, End::Drop, End::Commit];
         let answers = queued(&writers, &pool, &ends).await;
         assert_eq!(answers, [Some(true), None, None, Some(true)]);
-        assert_eq!(writers.commits(), 1);
+        assert_eq!(writers.commits().await, 1);
         assert_eq!(rows(&pool).await, [1, 4]);
         // The abandoned one was rolled back by the next writer, before its own work.
         let answers = queued(&writers, &pool, &[End::Drop]).await;
@@ -534,7 +516,7 @@ mod tests {
         let writers = Writers::new();
         let answers = queued(&writers, &pool, &[End::Commit; MAX_SHARED + 1]).await;
         assert!(answers.iter().all(|a| *a == Some(true)));
-        assert_eq!(writers.commits(), 2);
+        assert_eq!(writers.commits().await, 2);
         assert_eq!(rows(&pool).await.len(), MAX_SHARED + 1);
     }
 
@@ -555,7 +537,7 @@ mod tests {
         drop(slot);
         let slot = writers.exclusive().await;
         assert!(slot.open.is_none());
-        assert_eq!(writers.commits(), 1);
+        assert_eq!(slot.commits, 1);
         assert_eq!(rows(&pool).await, [7]);
     }
 }
