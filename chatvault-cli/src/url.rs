@@ -170,11 +170,9 @@ fn parse_redis(url: &str) -> std::result::Result<StoreUrl, String> {
     let mut kept = Vec::new();
     for kv in query.split('&').filter(|kv| !kv.is_empty()) {
         match kv.strip_prefix("prefix=") {
-            Some(p) if valid_prefix(p) => prefix = Some(p.to_owned()),
             Some(p) => {
-                return Err(format!(
-                    "prefix {p:?} must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':'"
-                ));
+                check_prefix(p)?;
+                prefix = Some(p.to_owned());
             }
             None => kept.push(kv),
         }
@@ -187,14 +185,17 @@ fn parse_redis(url: &str) -> std::result::Result<StoreUrl, String> {
     Ok(StoreUrl::Redis { url, prefix, files })
 }
 
-/// chatvault-redis's rule for a key prefix, checked here so that a bad one is a usage
-/// error rather than an unreachable store.
-fn valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty()
-        && prefix.len() <= 64
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+/// chatvault-redis's rule for a key prefix ([`chatvault_redis::check_prefix`]), checked
+/// here so that a bad one is a usage error rather than an unreachable store. Built without
+/// the `redis` feature, the store cannot be opened anyway: nothing is checked.
+#[cfg(feature = "redis")]
+fn check_prefix(prefix: &str) -> std::result::Result<(), String> {
+    chatvault_redis::check_prefix(prefix).map_err(|e| format!("prefix: {e}"))
+}
+
+#[cfg(not(feature = "redis"))]
+fn check_prefix(_: &str) -> std::result::Result<(), String> {
+    Ok(())
 }
 
 fn hide_password(url: &str) -> String {
@@ -495,12 +496,21 @@ mod tests {
             ("dynamodb://T?bucket=b&colour=red", "unknown parameter"),
             ("mysql://x", "unknown scheme"),
             ("redis://", "needs a host"),
-            ("redis://h?prefix=a/b", "prefix"),
-            ("redis://h?prefix=", "prefix"),
         ] {
             let err = StoreUrl::parse(url).unwrap_err();
             assert!(matches!(err, CliError::Usage(_)), "{url}");
             assert!(err.to_string().contains(why), "{url}: {err}");
+        }
+    }
+
+    /// chatvault-redis's prefix rule, applied when the URL is read.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_bad_redis_prefix_is_a_usage_error() {
+        for url in ["redis://h?prefix=a/b", "redis://h?prefix="] {
+            let err = StoreUrl::parse(url).unwrap_err();
+            assert!(matches!(err, CliError::Usage(_)), "{url}");
+            assert!(err.to_string().contains("key prefix"), "{url}: {err}");
         }
     }
 

@@ -20,6 +20,26 @@ pub(crate) const F_FILES: &str = "files";
 /// Field of the conversation hash: `1` once `begin_delete` has marked it.
 pub(crate) const F_DELETING: &str = "del";
 
+/// Checks a key prefix: 1 to 64 bytes of ASCII letters, digits, `-` `_` `.` `:`;
+/// [`Error::InvalidInput`] otherwise. [`RedisMessagesBuilder::build`] refuses a bad one
+/// with this error; call it to check a prefix before connecting.
+///
+/// [`RedisMessagesBuilder::build`]: crate::RedisMessagesBuilder::build
+pub fn check_prefix(prefix: &str) -> Result<()> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        return Ok(());
+    }
+    Err(Error::invalid_input(
+        "key prefix",
+        format!("must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {prefix:?}"),
+    ))
+}
+
 /// The key names under one prefix.
 ///
 /// A conversation's keys carry its id as a hash tag (`{id}`), so that they share a
@@ -32,21 +52,9 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    /// Keys under `prefix`: 1 to 64 bytes of ASCII letters, digits, `-` `_` `.` `:`.
+    /// Keys under `prefix` (see [`check_prefix`]).
     pub(crate) fn new(prefix: &str) -> Result<Self> {
-        let ok = !prefix.is_empty()
-            && prefix.len() <= 64
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-        if !ok {
-            return Err(Error::invalid_input(
-                "key prefix",
-                format!(
-                    "must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {prefix:?}"
-                ),
-            ));
-        }
+        check_prefix(prefix)?;
         Ok(Keys {
             prefix: prefix.to_owned(),
         })

@@ -18,5 +18,6 @@ mod state;
 mod stream;
 mod write;
 
+pub use layout::check_prefix;
 pub use messages::{RedisMessages, RedisMessagesBuilder};
 pub use stream::{ChunkOffset, MAX_WAIT, RedisReplyStream, ReplyChunk, ReplyEvent, ReplyReader};
