@@ -4,22 +4,18 @@
 //! record, `docs/forgetting.md`) is shown as what it is: a hidden record with no bytes,
 //! finished by `delete_conversation`.
 
+// The faults are hooks on `conformance::Forward`.
+#![cfg(feature = "conformance")]
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
-use chatvault_core::backend::{
-    ConversationHead, FilesBackendExt, FilesCapabilities, MessagesCapabilities, ObjectMeta,
-    async_trait,
-};
+use chatvault_core::backend::FilesBackendExt;
+use chatvault_core::conformance::{Call, FilesHook, Forward, MessagesHook};
 use chatvault_core::{
-    Appended, ByteStream, ChatVault, ContentType, ConversationId, ConversationPatch,
-    ConversationRecord, ConversationSummary, Error, Expiry, FileAttachment, FileId, FilesBackend,
-    ForgetOptions, ListOptions, Message, MessageId, MessageRange, MessageUpdate, MessageUpdated,
-    MessagesBackend, NewMessage, Page, Part, Redaction, Result, Retention, Role, SearchHit,
-    SearchOptions, StorageKey, UserId,
+    ChatVault, ConversationId, Error, Expiry, ForgetOptions, MessagesBackend, NewMessage, Part,
+    Redaction, Result, Retention, Role, StorageKey, UserId,
 };
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 use chrono::TimeDelta;
@@ -47,146 +43,36 @@ impl Faults {
     }
 }
 
-#[derive(Debug)]
-struct FaultyMessages {
-    inner: Arc<MemoryMessages>,
+/// The faults, before both backends: messages and files writes count and may fail.
+#[derive(Clone, Debug)]
+struct Faulty {
     faults: Arc<Faults>,
     /// A conversation whose record reads as damaged (as one sealed with a shredded key
     /// does through the encryption wrapper).
     unreadable: Arc<std::sync::Mutex<Option<ConversationId>>>,
 }
 
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl MessagesBackend for FaultyMessages {
-    fn capabilities(&self) -> MessagesCapabilities {
-        self.inner.capabilities()
-    }
-    async fn create(&self, record: &ConversationRecord) -> Result<()> {
-        self.inner.create(record).await
-    }
-    async fn message(&self, id: &ConversationId, m: &MessageId) -> Result<Option<Message>> {
-        self.inner.message(id, m).await
-    }
-    async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        if self.unreadable.lock().unwrap().as_ref() == Some(id) {
-            return Err(Error::corrupt(
-                "faults",
-                id.as_str(),
-                "unreadable on purpose",
-            ));
+impl MessagesHook<Arc<MemoryMessages>> for Faulty {
+    fn before(&self, call: &Call<'_>) -> Result<()> {
+        match call.method {
+            "head" if self.unreadable.lock().unwrap().as_ref() == call.conversation => {
+                let id = call.conversation.map_or("", |id| id.as_str());
+                Err(Error::corrupt("faults", id, "unreadable on purpose"))
+            }
+            "update_message" | "remove_file" | "begin_delete" | "delete" => {
+                self.faults.write(call.method)
+            }
+            _ => Ok(()),
         }
-        self.inner.head(id).await
-    }
-    async fn append_messages_as(
-        &self,
-        owner: Option<&UserId>,
-        id: &ConversationId,
-        m: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.inner.append_messages_as(owner, id, m).await
-    }
-    async fn update_message(
-        &self,
-        id: &ConversationId,
-        message_id: &MessageId,
-        expected_revision: u64,
-        update: &MessageUpdate,
-    ) -> Result<MessageUpdated> {
-        self.faults.write("update_message")?;
-        self.inner
-            .update_message(id, message_id, expected_revision, update)
-            .await
-    }
-    async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        self.inner.messages(id, range).await
-    }
-    async fn list_conversations(
-        &self,
-        user_id: Option<&UserId>,
-        options: &ListOptions,
-    ) -> Result<Page<ConversationSummary>> {
-        self.inner.list_conversations(user_id, options).await
-    }
-    async fn update(
-        &self,
-        id: &ConversationId,
-        patch: &ConversationPatch,
-    ) -> Result<ConversationRecord> {
-        self.inner.update(id, patch).await
-    }
-    async fn add_file(
-        &self,
-        id: &ConversationId,
-        file: &FileAttachment,
-    ) -> Result<ConversationRecord> {
-        self.inner.add_file(id, file).await
-    }
-    async fn remove_file(
-        &self,
-        id: &ConversationId,
-        file_id: &FileId,
-    ) -> Result<Option<ConversationRecord>> {
-        self.faults.write("remove_file")?;
-        self.inner.remove_file(id, file_id).await
-    }
-    async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        self.faults.write("begin_delete")?;
-        self.inner.begin_delete(id).await
-    }
-    async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        self.faults.write("delete")?;
-        self.inner.delete(id).await
-    }
-    async fn search(
-        &self,
-        user_id: &UserId,
-        query: &str,
-        options: &SearchOptions,
-    ) -> Result<Page<SearchHit>> {
-        self.inner.search(user_id, query, options).await
     }
 }
 
-#[derive(Debug)]
-struct FaultyFiles {
-    inner: Arc<MemoryFiles>,
-    faults: Arc<Faults>,
-}
-
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl FilesBackend for FaultyFiles {
-    fn capabilities(&self) -> FilesCapabilities {
-        self.inner.capabilities()
-    }
-    async fn upload_stream(
-        &self,
-        key: &StorageKey,
-        data: ByteStream,
-        content_type: &ContentType,
-    ) -> Result<u64> {
-        self.inner.upload_stream(key, data, content_type).await
-    }
-    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
-        self.inner.download_stream(key).await
-    }
-    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
-        self.inner.head(key).await
-    }
-    async fn delete(&self, key: &StorageKey) -> Result<bool> {
-        self.faults.write("files delete")?;
-        self.inner.delete(key).await
-    }
-    async fn signed_url(
-        &self,
-        key: &StorageKey,
-        expires_in: Duration,
-        download_filename: Option<&str>,
-    ) -> Result<String> {
-        self.inner
-            .signed_url(key, expires_in, download_filename)
-            .await
+impl FilesHook<Arc<MemoryFiles>> for Faulty {
+    fn before(&self, call: &Call<'_>) -> Result<()> {
+        match call.method {
+            "delete" => self.faults.write("files delete"),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -205,16 +91,13 @@ impl Rig {
         let files = Arc::new(MemoryFiles::new());
         let faults = Arc::new(Faults::default());
         let unreadable = Arc::default();
+        let faulty = Faulty {
+            faults: Arc::clone(&faults),
+            unreadable: Arc::clone(&unreadable),
+        };
         let vault = ChatVault::from_arcs(
-            Arc::new(FaultyMessages {
-                inner: Arc::clone(&messages),
-                faults: Arc::clone(&faults),
-                unreadable: Arc::clone(&unreadable),
-            }),
-            Arc::new(FaultyFiles {
-                inner: Arc::clone(&files),
-                faults: Arc::clone(&faults),
-            }),
+            Arc::new(Forward::new(Arc::clone(&messages), faulty.clone())),
+            Arc::new(Forward::new(Arc::clone(&files), faulty)),
         );
         Rig {
             messages,

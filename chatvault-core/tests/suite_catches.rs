@@ -12,15 +12,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::backend::{
-    ConversationHead, FilesCapabilities, MessagesCapabilities, ObjectMeta, SimpleAdapter,
-    SimpleBackend, apply_add_file, async_trait, bytes_stream, check_replay, collect_stream, now,
+    FilesCapabilities, MessagesCapabilities, ObjectMeta, SimpleAdapter, SimpleBackend,
+    apply_add_file, async_trait, bytes_stream, check_replay, collect_stream, now,
 };
-use chatvault_core::conformance::{SuiteConfig, files, messages, vault};
+use chatvault_core::conformance::{
+    FilesHook, Forward, MessagesHook, SuiteConfig, files, messages, vault,
+};
 use chatvault_core::{
     Appended, ByteStream, ChatVault, ContentType, ConversationId, ConversationPatch,
-    ConversationRecord, ConversationSummary, Error, FileAttachment, FileId, FilesBackend,
-    ListOptions, Message, MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend,
-    NewMessage, Page, Parent, Result, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId,
+    ConversationRecord, ConversationSummary, Error, FileAttachment, FilesBackend, ListOptions,
+    Message, MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, NewMessage,
+    Page, Parent, Result, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId,
 };
 use chatvault_memory::MemoryFiles;
 use common::MapStore;
@@ -57,43 +59,29 @@ enum Fault {
 #[derive(Debug)]
 struct BrokenMessages {
     fault: Fault,
-    adapter: SimpleAdapter<MapStore>,
     /// Serializes the non-idempotent append (its only fault is idempotency).
     append_lock: AsyncMutex<()>,
 }
 
+/// The backend the faults are injected into.
+type Adapter = SimpleAdapter<MapStore>;
+
 impl BrokenMessages {
     fn arc(fault: Fault) -> Arc<dyn MessagesBackend> {
-        Arc::new(BrokenMessages {
+        let hook = BrokenMessages {
             fault,
-            adapter: SimpleAdapter::new(MapStore::default()),
             append_lock: AsyncMutex::new(()),
-        })
-    }
-
-    fn store(&self) -> &MapStore {
-        self.adapter.inner()
+        };
+        // What the adapter declares: concurrent appends, no list_all, no search.
+        Arc::new(Forward::new(SimpleAdapter::new(MapStore::default()), hook))
     }
 }
 
 #[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl MessagesBackend for BrokenMessages {
-    fn capabilities(&self) -> MessagesCapabilities {
-        // What the adapter declares: concurrent appends, no list_all, no search.
-        self.adapter.capabilities()
-    }
-
-    async fn create(&self, record: &ConversationRecord) -> Result<()> {
-        self.adapter.create(record).await
-    }
-
-    async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        self.adapter.head(id).await
-    }
-
+impl MessagesHook<Adapter> for BrokenMessages {
     async fn append_messages_as(
         &self,
+        adapter: &Adapter,
         owner: Option<&UserId>,
         id: &ConversationId,
         messages: Vec<NewMessage>,
@@ -101,22 +89,22 @@ impl MessagesBackend for BrokenMessages {
         let racy = match self.fault {
             Fault::RacyAppend => true,
             Fault::NonIdempotentAppend => false,
-            Fault::IgnoresOwner => return self.adapter.append_messages(id, messages).await,
+            Fault::IgnoresOwner => return adapter.append_messages(id, messages).await,
             Fault::IgnoresParents => {
                 let line = messages
                     .into_iter()
                     .map(|m| m.with_parent(Parent::Active))
                     .collect();
-                return self.adapter.append_messages_as(owner, id, line).await;
+                return adapter.append_messages_as(owner, id, line).await;
             }
-            _ => return self.adapter.append_messages_as(owner, id, messages).await,
+            _ => return adapter.append_messages_as(owner, id, messages).await,
         };
         let _guard = if racy {
             None
         } else {
             Some(self.append_lock.lock().await)
         };
-        let mut c = match self.store().get(id).await? {
+        let mut c = match adapter.inner().get(id).await? {
             Some(c) if !c.deleting => c,
             _ => return Err(Error::conversation_not_found(id.as_str())),
         };
@@ -137,7 +125,7 @@ impl MessagesBackend for BrokenMessages {
         }
         let stored = c.record.apply_append(messages, now())?;
         c.messages.extend(stored.iter().cloned());
-        self.store().save(&c).await?;
+        adapter.inner().save(&c).await?;
         Ok(Appended {
             record: c.record,
             messages: stored,
@@ -146,19 +134,19 @@ impl MessagesBackend for BrokenMessages {
 
     async fn update_message(
         &self,
+        adapter: &Adapter,
         id: &ConversationId,
         message_id: &MessageId,
         expected_revision: u64,
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
         if self.fault != Fault::IgnoresRevision {
-            return self
-                .adapter
+            return adapter
                 .update_message(id, message_id, expected_revision, update)
                 .await;
         }
         let _guard = self.append_lock.lock().await;
-        let mut c = match self.store().get(id).await? {
+        let mut c = match adapter.inner().get(id).await? {
             Some(c) if !c.deleting => c,
             _ => return Err(Error::conversation_not_found(id.as_str())),
         };
@@ -169,14 +157,19 @@ impl MessagesBackend for BrokenMessages {
         let mut message = c.messages[index].clone();
         c.record.apply_message_update(&mut message, update, now());
         c.messages[index] = message.clone();
-        self.store().save(&c).await?;
+        adapter.inner().save(&c).await?;
         Ok(MessageUpdated {
             record: c.record,
             message,
         })
     }
 
-    async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
+    async fn messages(
+        &self,
+        adapter: &Adapter,
+        id: &ConversationId,
+        range: &MessageRange,
+    ) -> Result<Page<Message>> {
         if self.fault == Fault::IgnoresRangeLimit
             && let MessageRange::Before { before, .. } = range
         {
@@ -184,17 +177,18 @@ impl MessagesBackend for BrokenMessages {
                 before: *before,
                 limit: usize::MAX,
             };
-            return self.adapter.messages(id, &wide).await;
+            return adapter.messages(id, &wide).await;
         }
-        self.adapter.messages(id, range).await
+        adapter.messages(id, range).await
     }
 
     async fn list_conversations(
         &self,
+        adapter: &Adapter,
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        let mut page = self.adapter.list_conversations(user_id, options).await?;
+        let mut page = adapter.list_conversations(user_id, options).await?;
         if self.fault == Fault::SkippingListing
             && options.cursor.is_some()
             && !page.items.is_empty()
@@ -206,67 +200,36 @@ impl MessagesBackend for BrokenMessages {
 
     async fn update(
         &self,
+        adapter: &Adapter,
         id: &ConversationId,
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
         if self.fault == Fault::ForgetsTheLeaf {
             let mut known = patch.clone();
             known.active = None;
-            return self.adapter.update(id, &known).await;
+            return adapter.update(id, &known).await;
         }
-        self.adapter.update(id, patch).await
-    }
-
-    async fn message(
-        &self,
-        id: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<Option<Message>> {
-        self.adapter.message(id, message_id).await
+        adapter.update(id, patch).await
     }
 
     async fn add_file(
         &self,
+        adapter: &Adapter,
         id: &ConversationId,
         file: &FileAttachment,
     ) -> Result<ConversationRecord> {
         if self.fault != Fault::AttachWhileDeleting {
-            return self.adapter.add_file(id, file).await;
+            return adapter.add_file(id, file).await;
         }
         let _guard = self.append_lock.lock().await;
         // The fault: the deleting mark is not looked at.
-        let Some(mut c) = self.store().get(id).await? else {
+        let Some(mut c) = adapter.inner().get(id).await? else {
             return Err(Error::conversation_not_found(id.as_str()));
         };
         apply_add_file(&mut c.record, &c.files, file)?;
         c.files.push(file.clone());
-        self.store().save(&c).await?;
+        adapter.inner().save(&c).await?;
         Ok(c.record)
-    }
-
-    async fn remove_file(
-        &self,
-        id: &ConversationId,
-        file_id: &FileId,
-    ) -> Result<Option<ConversationRecord>> {
-        self.adapter.remove_file(id, file_id).await
-    }
-
-    async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        self.adapter.begin_delete(id).await
-    }
-
-    async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        self.adapter.delete(id).await
-    }
-
-    async fn search(
-        &self,
-        user_id: &UserId,
-        query: &str,
-        options: &SearchOptions,
-    ) -> Result<Page<SearchHit>> {
-        self.adapter.search(user_id, query, options).await
     }
 }
 
@@ -281,18 +244,15 @@ enum FilesFault {
     PartialUploads,
 }
 
+/// MemoryFiles with one fault.
 #[derive(Debug)]
 struct BrokenFiles {
     fault: FilesFault,
-    inner: MemoryFiles,
 }
 
 impl BrokenFiles {
     fn arc(fault: FilesFault) -> Arc<dyn FilesBackend> {
-        Arc::new(BrokenFiles {
-            fault,
-            inner: MemoryFiles::new(),
-        })
+        Arc::new(Forward::new(MemoryFiles::new(), BrokenFiles { fault }))
     }
 
     fn key(&self, key: &StorageKey) -> StorageKey {
@@ -311,32 +271,29 @@ impl BrokenFiles {
     }
 }
 
+/// Every key goes through `BrokenFiles::key`.
 #[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl FilesBackend for BrokenFiles {
-    fn capabilities(&self) -> FilesCapabilities {
-        self.inner.capabilities()
-    }
-
+impl FilesHook<MemoryFiles> for BrokenFiles {
     async fn upload_stream(
         &self,
+        inner: &MemoryFiles,
         key: &StorageKey,
         mut data: ByteStream,
         content_type: &ContentType,
     ) -> Result<u64> {
         let key = self.key(key);
         if self.fault != FilesFault::PartialUploads {
-            return self.inner.upload_stream(&key, data, content_type).await;
+            return inner.upload_stream(&key, data, content_type).await;
         }
         let mut so_far = Vec::new();
-        self.inner
+        inner
             .upload_stream(&key, bytes_stream(Bytes::new()), content_type)
             .await?;
         while let Some(chunk) = data.next().await {
             let chunk = chunk.map_err(|source| Error::UploadStream { source })?;
             so_far.extend_from_slice(&chunk);
             // The fault: what arrived so far is what readers see.
-            self.inner
+            inner
                 .upload_stream(
                     &key,
                     bytes_stream(Bytes::from(so_far.clone())),
@@ -348,25 +305,30 @@ impl FilesBackend for BrokenFiles {
         Ok(so_far.len() as u64)
     }
 
-    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
-        self.inner.download_stream(&self.key(key)).await
+    async fn download_stream(
+        &self,
+        inner: &MemoryFiles,
+        key: &StorageKey,
+    ) -> Result<Option<ByteStream>> {
+        inner.download_stream(&self.key(key)).await
     }
 
-    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
-        self.inner.head(&self.key(key)).await
+    async fn head(&self, inner: &MemoryFiles, key: &StorageKey) -> Result<Option<ObjectMeta>> {
+        inner.head(&self.key(key)).await
     }
 
-    async fn delete(&self, key: &StorageKey) -> Result<bool> {
-        self.inner.delete(&self.key(key)).await
+    async fn delete(&self, inner: &MemoryFiles, key: &StorageKey) -> Result<bool> {
+        inner.delete(&self.key(key)).await
     }
 
     async fn signed_url(
         &self,
+        inner: &MemoryFiles,
         key: &StorageKey,
         expires_in: Duration,
         download_filename: Option<&str>,
     ) -> Result<String> {
-        self.inner
+        inner
             .signed_url(&self.key(key), expires_in, download_filename)
             .await
     }
@@ -760,20 +722,20 @@ fn depth(value: &serde_json::Value) -> usize {
     }
 }
 
+/// MemoryMessages with one `MemFault`.
 #[derive(Debug)]
 struct BrokenMemory {
     fault: MemFault,
-    inner: chatvault_memory::MemoryMessages,
     users: std::sync::Mutex<Vec<UserId>>,
 }
 
 impl BrokenMemory {
     fn arc(fault: MemFault) -> Arc<dyn MessagesBackend> {
-        Arc::new(BrokenMemory {
+        let hook = BrokenMemory {
             fault,
-            inner: chatvault_memory::MemoryMessages::new(),
             users: std::sync::Mutex::new(Vec::new()),
-        })
+        };
+        Arc::new(Forward::new(chatvault_memory::MemoryMessages::new(), hook))
     }
 }
 
@@ -790,38 +752,30 @@ fn lossy(value: &mut serde_json::Value) {
     }
 }
 
+type Memory = chatvault_memory::MemoryMessages;
+
 #[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl MessagesBackend for BrokenMemory {
-    fn capabilities(&self) -> MessagesCapabilities {
-        let caps = self.inner.capabilities();
+impl MessagesHook<Memory> for BrokenMemory {
+    fn capabilities(&self, inner: &Memory) -> MessagesCapabilities {
+        let caps = inner.capabilities();
         match self.fault {
             MemFault::SilentNoSearch => caps.with_search(false),
             MemFault::SilentNoListAll => caps.with_list_all(false),
             _ => caps,
         }
     }
-    async fn create(&self, record: &ConversationRecord) -> Result<()> {
+    async fn create(&self, inner: &Memory, record: &ConversationRecord) -> Result<()> {
         if let Some(user) = &record.user_id {
             self.users
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(user.clone());
         }
-        self.inner.create(record).await
-    }
-    async fn message(
-        &self,
-        id: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<Option<Message>> {
-        self.inner.message(id, message_id).await
-    }
-    async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        self.inner.head(id).await
+        inner.create(record).await
     }
     async fn append_messages_as(
         &self,
+        inner: &Memory,
         owner: Option<&UserId>,
         id: &ConversationId,
         mut messages: Vec<NewMessage>,
@@ -839,21 +793,15 @@ impl MessagesBackend for BrokenMemory {
                 *m = serde_json::from_value(v).map_err(|e| Error::backend("test", e))?;
             }
         }
-        self.inner.append_messages_as(owner, id, messages).await
+        inner.append_messages_as(owner, id, messages).await
     }
-    async fn update_message(
+    async fn messages(
         &self,
+        inner: &Memory,
         id: &ConversationId,
-        message_id: &MessageId,
-        expected_revision: u64,
-        update: &MessageUpdate,
-    ) -> Result<MessageUpdated> {
-        self.inner
-            .update_message(id, message_id, expected_revision, update)
-            .await
-    }
-    async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        let page = self.inner.messages(id, range).await?;
+        range: &MessageRange,
+    ) -> Result<Page<Message>> {
+        let page = inner.messages(id, range).await?;
         if self.fault == MemFault::ShallowReader {
             for m in &page.items {
                 let v = serde_json::to_value(m).map_err(|e| Error::backend("test", e))?;
@@ -870,6 +818,7 @@ impl MessagesBackend for BrokenMemory {
     }
     async fn list_conversations(
         &self,
+        inner: &Memory,
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
@@ -879,37 +828,11 @@ impl MessagesBackend for BrokenMemory {
                 next_cursor: None,
             });
         }
-        self.inner.list_conversations(user_id, options).await
-    }
-    async fn update(
-        &self,
-        id: &ConversationId,
-        patch: &ConversationPatch,
-    ) -> Result<ConversationRecord> {
-        self.inner.update(id, patch).await
-    }
-    async fn add_file(
-        &self,
-        id: &ConversationId,
-        file: &FileAttachment,
-    ) -> Result<ConversationRecord> {
-        self.inner.add_file(id, file).await
-    }
-    async fn remove_file(
-        &self,
-        id: &ConversationId,
-        file_id: &FileId,
-    ) -> Result<Option<ConversationRecord>> {
-        self.inner.remove_file(id, file_id).await
-    }
-    async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        self.inner.begin_delete(id).await
-    }
-    async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        self.inner.delete(id).await
+        inner.list_conversations(user_id, options).await
     }
     async fn search(
         &self,
+        inner: &Memory,
         user_id: &UserId,
         query: &str,
         options: &SearchOptions,
@@ -931,10 +854,10 @@ impl MessagesBackend for BrokenMemory {
             }),
             MemFault::LeakySearch => {
                 let users = self.users.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let own = self.inner.search(user_id, query, options).await?;
+                let own = inner.search(user_id, query, options).await?;
                 let mut items = Vec::new();
                 for other in users.iter().filter(|u| *u != user_id) {
-                    items.extend(self.inner.search(other, query, options).await?.items);
+                    items.extend(inner.search(other, query, options).await?.items);
                 }
                 items.extend(own.items);
                 items.truncate(options.limit.get());
@@ -943,7 +866,7 @@ impl MessagesBackend for BrokenMemory {
                     next_cursor: own.next_cursor,
                 })
             }
-            _ => self.inner.search(user_id, query, options).await,
+            _ => inner.search(user_id, query, options).await,
         }
     }
 }
@@ -1087,34 +1010,16 @@ async fn stores_that_lose_precision_or_depth_fail_the_round_trip_checks() {
 #[derive(Debug)]
 struct DishonestUrls {
     declares: bool,
-    inner: MemoryFiles,
 }
 
 #[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl FilesBackend for DishonestUrls {
-    fn capabilities(&self) -> FilesCapabilities {
-        self.inner.capabilities().with_signed_urls(self.declares)
-    }
-    async fn upload_stream(
-        &self,
-        key: &StorageKey,
-        data: ByteStream,
-        content_type: &ContentType,
-    ) -> Result<u64> {
-        self.inner.upload_stream(key, data, content_type).await
-    }
-    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
-        self.inner.download_stream(key).await
-    }
-    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
-        self.inner.head(key).await
-    }
-    async fn delete(&self, key: &StorageKey) -> Result<bool> {
-        self.inner.delete(key).await
+impl FilesHook<MemoryFiles> for DishonestUrls {
+    fn capabilities(&self, inner: &MemoryFiles) -> FilesCapabilities {
+        inner.capabilities().with_signed_urls(self.declares)
     }
     async fn signed_url(
         &self,
+        inner: &MemoryFiles,
         key: &StorageKey,
         _expires_in: Duration,
         _download_filename: Option<&str>,
@@ -1124,7 +1029,7 @@ impl FilesBackend for DishonestUrls {
             Ok(format!("https://files.example/{key}"))
         } else {
             // Not declared: answers NotFound for a missing key instead of NotSupported.
-            match self.inner.head(key).await? {
+            match inner.head(key).await? {
                 None => Err(Error::NotFound {
                     kind: "file",
                     id: key.to_string(),
@@ -1139,10 +1044,8 @@ impl FilesBackend for DishonestUrls {
 async fn signed_urls_that_confuse_missing_and_unsupported_fail() {
     let c = config();
     for declares in [true, false] {
-        let backend: Arc<dyn FilesBackend> = Arc::new(DishonestUrls {
-            declares,
-            inner: MemoryFiles::new(),
-        });
+        let backend: Arc<dyn FilesBackend> =
+            Arc::new(Forward::new(MemoryFiles::new(), DishonestUrls { declares }));
         must_fail(
             &format!("signed_urls (declared: {declares})"),
             files::signed_urls(backend, c.clone()),

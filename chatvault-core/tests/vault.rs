@@ -9,17 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chatvault_core::backend::{
-    ConversationHead, FilesBackendExt, FilesCapabilities, MessagesCapabilities, ObjectMeta,
-    async_trait,
+use chatvault_core::backend::{FilesBackendExt, async_trait};
+use chatvault_core::conformance::{
+    Call, FilesHook, Forward, MessagesHook, RecordingFiles, cap_range,
 };
-use chatvault_core::conformance::RecordingFiles;
 use chatvault_core::{
-    Appended, ByteStream, ChatVault, ContentType, ConversationId, ConversationPatch,
-    ConversationRecord, ConversationSummary, Error, ErrorKind, FileAttachment, FileId,
-    FilesBackend, ListOptions, Message, MessageId, MessageRange, MessageStatus, MessageUpdate,
-    MessageUpdated, MessagesBackend, NewMessage, Page, Part, ReplyOptions, Result, Role, SearchHit,
-    SearchOptions, StorageKey, Usage, UserId,
+    ChatVault, ConversationId, ConversationRecord, Error, ErrorKind, FileAttachment, Message,
+    MessageRange, MessageStatus, MessageUpdate, MessagesBackend, NewMessage, Page, Part,
+    ReplyOptions, Result, Role, Usage, UserId,
 };
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 
@@ -34,10 +31,9 @@ enum AddFile {
     LoseAnswer,
 }
 
-/// MemoryMessages with faults a vault must survive, and a count of message updates.
+/// Faults a vault must survive, over MemoryMessages, and a count of message updates.
 #[derive(Debug, Default)]
 struct Hooked {
-    inner: MemoryMessages,
     add_file: AddFile,
     /// Pages of messages hold at most this many.
     page_cap: Option<usize>,
@@ -46,82 +42,38 @@ struct Hooked {
     updates: AtomicUsize,
 }
 
+/// MemoryMessages behind `Hooked`.
+type HookedMessages = Forward<MemoryMessages, Hooked>;
+
 #[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl MessagesBackend for Hooked {
-    fn capabilities(&self) -> MessagesCapabilities {
-        self.inner.capabilities()
+impl MessagesHook<MemoryMessages> for Hooked {
+    fn before(&self, call: &Call<'_>) -> Result<()> {
+        if call.method == "update_message" {
+            self.updates.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
     }
-    async fn create(&self, record: &ConversationRecord) -> Result<()> {
-        self.inner.create(record).await
-    }
-    async fn message(&self, id: &ConversationId, m: &MessageId) -> Result<Option<Message>> {
-        self.inner.message(id, m).await
-    }
-    async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        self.inner.head(id).await
-    }
-    async fn append_messages_as(
+    async fn messages(
         &self,
-        owner: Option<&UserId>,
+        inner: &MemoryMessages,
         id: &ConversationId,
-        m: Vec<NewMessage>,
-    ) -> Result<Appended> {
-        self.inner.append_messages_as(owner, id, m).await
-    }
-    async fn update_message(
-        &self,
-        id: &ConversationId,
-        message_id: &MessageId,
-        expected_revision: u64,
-        update: &MessageUpdate,
-    ) -> Result<MessageUpdated> {
-        self.updates.fetch_add(1, Ordering::SeqCst);
-        self.inner
-            .update_message(id, message_id, expected_revision, update)
-            .await
-    }
-    async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
+        range: &MessageRange,
+    ) -> Result<Page<Message>> {
         if self.stall {
-            self.inner.messages(id, range).await?;
+            inner.messages(id, range).await?;
             return Ok(Page {
                 items: Vec::new(),
                 next_cursor: Some("1".into()),
             });
         }
         match self.page_cap {
-            None => self.inner.messages(id, range).await,
-            Some(cap) => {
-                let capped = match range {
-                    MessageRange::After { after, limit } => MessageRange::After {
-                        after: *after,
-                        limit: Some(limit.unwrap_or(cap).min(cap)),
-                    },
-                    MessageRange::Before { before, limit } => MessageRange::Before {
-                        before: *before,
-                        limit: (*limit).min(cap),
-                    },
-                };
-                self.inner.messages(id, &capped).await
-            }
+            None => inner.messages(id, range).await,
+            Some(cap) => inner.messages(id, &cap_range(range, cap)).await,
         }
-    }
-    async fn list_conversations(
-        &self,
-        user_id: Option<&UserId>,
-        options: &ListOptions,
-    ) -> Result<Page<ConversationSummary>> {
-        self.inner.list_conversations(user_id, options).await
-    }
-    async fn update(
-        &self,
-        id: &ConversationId,
-        patch: &ConversationPatch,
-    ) -> Result<ConversationRecord> {
-        self.inner.update(id, patch).await
     }
     async fn add_file(
         &self,
+        inner: &MemoryMessages,
         id: &ConversationId,
         file: &FileAttachment,
     ) -> Result<ConversationRecord> {
@@ -132,83 +84,34 @@ impl MessagesBackend for Hooked {
             )
         };
         match self.add_file {
-            AddFile::Normal => self.inner.add_file(id, file).await,
+            AddFile::Normal => inner.add_file(id, file).await,
             AddFile::Fail => Err(lost()),
             AddFile::LoseAnswer => {
-                self.inner.add_file(id, file).await?;
+                inner.add_file(id, file).await?;
                 Err(lost())
             }
         }
     }
-    async fn remove_file(
-        &self,
-        id: &ConversationId,
-        file_id: &FileId,
-    ) -> Result<Option<ConversationRecord>> {
-        self.inner.remove_file(id, file_id).await
-    }
-    async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        self.inner.begin_delete(id).await
-    }
-    async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        self.inner.delete(id).await
-    }
-    async fn search(
-        &self,
-        user_id: &UserId,
-        query: &str,
-        options: &SearchOptions,
-    ) -> Result<Page<SearchHit>> {
-        self.inner.search(user_id, query, options).await
-    }
 }
 
-/// A files backend whose n-th delete fails (temporarily), to interrupt a deletion.
+/// Over MemoryFiles: the n-th delete fails (temporarily), to interrupt a deletion.
 #[derive(Debug)]
 struct FlakyDeletes {
-    inner: Arc<MemoryFiles>,
     fail_on: usize,
     deletes: AtomicUsize,
 }
 
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl FilesBackend for FlakyDeletes {
-    fn capabilities(&self) -> FilesCapabilities {
-        self.inner.capabilities()
-    }
-    async fn upload_stream(
-        &self,
-        key: &StorageKey,
-        data: ByteStream,
-        content_type: &ContentType,
-    ) -> Result<u64> {
-        self.inner.upload_stream(key, data, content_type).await
-    }
-    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
-        self.inner.download_stream(key).await
-    }
-    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
-        self.inner.head(key).await
-    }
-    async fn delete(&self, key: &StorageKey) -> Result<bool> {
-        if self.deletes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_on {
+impl FilesHook<Arc<MemoryFiles>> for FlakyDeletes {
+    fn before(&self, call: &Call<'_>) -> Result<()> {
+        if call.method == "delete"
+            && self.deletes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_on
+        {
             return Err(Error::temporary(
                 "flaky",
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "injected failure"),
             ));
         }
-        self.inner.delete(key).await
-    }
-    async fn signed_url(
-        &self,
-        key: &StorageKey,
-        expires_in: Duration,
-        download_filename: Option<&str>,
-    ) -> Result<String> {
-        self.inner
-            .signed_url(key, expires_in, download_filename)
-            .await
+        Ok(())
     }
 }
 
@@ -216,8 +119,8 @@ fn user(name: &str) -> UserId {
     name.parse().expect("a valid user id")
 }
 
-fn hooked(h: Hooked) -> (ChatVault, Arc<Hooked>) {
-    let messages = Arc::new(h);
+fn hooked(h: Hooked) -> (ChatVault, Arc<HookedMessages>) {
+    let messages = Arc::new(Forward::new(MemoryMessages::new(), h));
     (
         ChatVault::from_arcs(messages.clone(), Arc::new(MemoryFiles::new())),
         messages,
@@ -231,7 +134,10 @@ async fn a_failed_attach_deletes_its_bytes() {
         add_file: AddFile::Fail,
         ..Default::default()
     };
-    let vault = ChatVault::from_arcs(Arc::new(messages), files.clone());
+    let vault = ChatVault::from_arcs(
+        Arc::new(Forward::new(MemoryMessages::new(), messages)),
+        files.clone(),
+    );
     let mut c = vault.create_conversation(Some(&user("u"))).await.unwrap();
     let err = c
         .attach_file("a.txt", &b"bytes"[..], "text/plain")
@@ -303,11 +209,13 @@ async fn an_interrupted_delete_is_finished_by_a_retry() {
     let messages: Arc<dyn MessagesBackend> = Arc::new(MemoryMessages::new());
     let flaky = ChatVault::from_arcs(
         messages.clone(),
-        Arc::new(FlakyDeletes {
-            inner: memory.clone(),
-            fail_on: 2,
-            deletes: AtomicUsize::new(0),
-        }),
+        Arc::new(Forward::new(
+            memory.clone(),
+            FlakyDeletes {
+                fail_on: 2,
+                deletes: AtomicUsize::new(0),
+            },
+        )),
     );
     let mut c = flaky.create_conversation(Some(&user("u"))).await.unwrap();
     c.add_message(Role::User, "hello").await.unwrap();
@@ -433,7 +341,7 @@ async fn history_windows_and_stale_handles() {
 }
 
 /// A new conversation on a backend whose pages hold at most `cap` messages.
-async fn paged(cap: usize) -> (chatvault_core::Conversation, Arc<Hooked>) {
+async fn paged(cap: usize) -> (chatvault_core::Conversation, Arc<HookedMessages>) {
     let (vault, backend) = hooked(Hooked {
         page_cap: Some(cap),
         ..Default::default()

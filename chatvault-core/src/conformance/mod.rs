@@ -62,9 +62,17 @@
 //!
 //! Behaviour that only the vault can get wrong (reply-writer checkpoints, cleanup of a
 //! failed attach, retried deletes) is tested in `chatvault-core`'s own tests, not here.
+//!
+//! # Test support
+//!
+//! [`Forward`] wraps a backend and passes every call to it through a hook
+//! ([`MessagesHook`], [`FilesHook`]) that overrides only what a test changes: a fault
+//! before some calls, a counter, a changed answer. [`RecordingFiles`] records uploads and
+//! fails deletes on demand.
 
 use std::fmt;
 
+mod forward;
 mod search;
 mod util;
 mod vault_branches;
@@ -75,6 +83,7 @@ pub mod messages;
 pub mod shapes;
 pub mod vault;
 
+pub use forward::{Call, FilesHook, Forward, MessagesHook, cap_range};
 pub use util::{RecordingFiles, generated_stream, stream_sha256};
 
 /// Sizes of the suite's heavier checks. The defaults are what first-party backends are held
