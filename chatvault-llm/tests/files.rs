@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatvault_core::backend::{FilesCapabilities, ObjectMeta, async_trait};
+use chatvault_core::backend::{FilesCapabilities, async_trait};
+use chatvault_core::conformance::{FilesHook, Forward};
 use chatvault_core::{
-    ByteStream, ChatVault, ContentType, ErrorKind, FilePart, FileSource, FilesBackend, NewMessage,
-    Part, Result, Role, StorageKey, ToolResult,
+    ChatVault, ContentType, ErrorKind, FilePart, FileSource, FilesBackend, NewMessage, Part,
+    Result, Role, StorageKey, ToolResult,
 };
 use chatvault_llm::{
     self as llm, FileMode, HistoryOptions, PrepareHistory, ReplayMessage, resolve_files,
@@ -18,39 +19,24 @@ use chatvault_memory::{MemoryFiles, MemoryMessages};
 
 /// Memory files that also make (fake, but checkable) signed URLs.
 #[derive(Debug, Default)]
-struct SigningFiles {
-    inner: MemoryFiles,
-}
+struct Signing;
+
+/// `Signing` over MemoryFiles.
+type SigningFiles = Forward<MemoryFiles, Signing>;
 
 #[async_trait]
-impl FilesBackend for SigningFiles {
-    fn capabilities(&self) -> FilesCapabilities {
+impl FilesHook<MemoryFiles> for Signing {
+    fn capabilities(&self, _inner: &MemoryFiles) -> FilesCapabilities {
         FilesCapabilities::basic().with_signed_urls(true)
-    }
-    async fn upload_stream(
-        &self,
-        key: &StorageKey,
-        data: ByteStream,
-        content_type: &ContentType,
-    ) -> Result<u64> {
-        self.inner.upload_stream(key, data, content_type).await
-    }
-    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
-        self.inner.download_stream(key).await
-    }
-    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
-        self.inner.head(key).await
-    }
-    async fn delete(&self, key: &StorageKey) -> Result<bool> {
-        self.inner.delete(key).await
     }
     async fn signed_url(
         &self,
+        inner: &MemoryFiles,
         key: &StorageKey,
         expires_in: Duration,
         download_filename: Option<&str>,
     ) -> Result<String> {
-        if self.inner.head(key).await?.is_none() {
+        if inner.head(key).await?.is_none() {
             return Err(chatvault_core::Error::NotFound {
                 kind: "file",
                 id: key.to_string(),
