@@ -5,20 +5,12 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use chatvault_archive::{
     ArchiveError, ImportOptions, Scope, Store, copy, no_progress, verify_archive, verify_store,
 };
-use chatvault_core::backend::{
-    ConversationHead, FilesCapabilities, MessagesCapabilities, ObjectMeta, async_trait,
-};
-use chatvault_core::{
-    Appended, ByteStream, ConversationId, ConversationPatch, ConversationRecord,
-    ConversationSummary, Error, FileAttachment, FileId, FilesBackend, ListOptions, Message,
-    MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, NewMessage, Page,
-    SearchHit, SearchOptions, StorageKey, UserId,
-};
+use chatvault_core::conformance::{Call, FilesHook, Forward, MessagesHook};
+use chatvault_core::{Error, FilesBackend, MessagesBackend};
 use common::*;
 
 /// Counts writes (messages and files together); the write numbered `fail_at` and all
@@ -42,145 +34,19 @@ impl Budget {
     }
 }
 
-#[derive(Debug)]
-struct FaultyMessages(Arc<dyn MessagesBackend>, Arc<Budget>);
+/// Spends the budget on every write, of messages and of files.
+#[derive(Clone, Debug)]
+struct Faulty(Arc<Budget>);
 
-#[async_trait]
-impl MessagesBackend for FaultyMessages {
-    fn capabilities(&self) -> MessagesCapabilities {
-        self.0.capabilities()
-    }
-    async fn create(&self, record: &ConversationRecord) -> chatvault_core::Result<()> {
-        self.1.spend()?;
-        self.0.create(record).await
-    }
-    async fn head(&self, id: &ConversationId) -> chatvault_core::Result<Option<ConversationHead>> {
-        self.0.head(id).await
-    }
-    async fn message(
-        &self,
-        id: &ConversationId,
-        message_id: &chatvault_core::MessageId,
-    ) -> chatvault_core::Result<Option<chatvault_core::Message>> {
-        self.0.message(id, message_id).await
-    }
-    async fn append_messages_as(
-        &self,
-        owner: Option<&chatvault_core::UserId>,
-        id: &ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> chatvault_core::Result<Appended> {
-        self.1.spend()?;
-        self.0.append_messages_as(owner, id, messages).await
-    }
-    async fn update_message(
-        &self,
-        id: &ConversationId,
-        message_id: &MessageId,
-        expected_revision: u64,
-        update: &MessageUpdate,
-    ) -> chatvault_core::Result<MessageUpdated> {
-        self.1.spend()?;
-        self.0
-            .update_message(id, message_id, expected_revision, update)
-            .await
-    }
-    async fn messages(
-        &self,
-        id: &ConversationId,
-        range: &MessageRange,
-    ) -> chatvault_core::Result<Page<Message>> {
-        self.0.messages(id, range).await
-    }
-    async fn list_conversations(
-        &self,
-        user_id: Option<&UserId>,
-        options: &ListOptions,
-    ) -> chatvault_core::Result<Page<ConversationSummary>> {
-        self.0.list_conversations(user_id, options).await
-    }
-    async fn update(
-        &self,
-        id: &ConversationId,
-        patch: &ConversationPatch,
-    ) -> chatvault_core::Result<ConversationRecord> {
-        self.1.spend()?;
-        self.0.update(id, patch).await
-    }
-    async fn add_file(
-        &self,
-        id: &ConversationId,
-        file: &FileAttachment,
-    ) -> chatvault_core::Result<ConversationRecord> {
-        self.1.spend()?;
-        self.0.add_file(id, file).await
-    }
-    async fn remove_file(
-        &self,
-        id: &ConversationId,
-        file_id: &FileId,
-    ) -> chatvault_core::Result<Option<ConversationRecord>> {
-        self.1.spend()?;
-        self.0.remove_file(id, file_id).await
-    }
-    async fn begin_delete(
-        &self,
-        id: &ConversationId,
-    ) -> chatvault_core::Result<Option<Vec<FileAttachment>>> {
-        self.1.spend()?;
-        self.0.begin_delete(id).await
-    }
-    async fn delete(&self, id: &ConversationId) -> chatvault_core::Result<bool> {
-        self.1.spend()?;
-        self.0.delete(id).await
-    }
-    async fn search(
-        &self,
-        user_id: &UserId,
-        query: &str,
-        options: &SearchOptions,
-    ) -> chatvault_core::Result<Page<SearchHit>> {
-        self.0.search(user_id, query, options).await
+impl MessagesHook<Arc<dyn MessagesBackend>> for Faulty {
+    fn before(&self, call: &Call<'_>) -> chatvault_core::Result<()> {
+        if call.write { self.0.spend() } else { Ok(()) }
     }
 }
 
-#[derive(Debug)]
-struct FaultyFiles(Arc<dyn FilesBackend>, Arc<Budget>);
-
-#[async_trait]
-impl FilesBackend for FaultyFiles {
-    fn capabilities(&self) -> FilesCapabilities {
-        self.0.capabilities()
-    }
-    async fn upload_stream(
-        &self,
-        key: &StorageKey,
-        data: ByteStream,
-        content_type: &chatvault_core::ContentType,
-    ) -> chatvault_core::Result<u64> {
-        self.1.spend()?;
-        self.0.upload_stream(key, data, content_type).await
-    }
-    async fn download_stream(
-        &self,
-        key: &StorageKey,
-    ) -> chatvault_core::Result<Option<ByteStream>> {
-        self.0.download_stream(key).await
-    }
-    async fn head(&self, key: &StorageKey) -> chatvault_core::Result<Option<ObjectMeta>> {
-        self.0.head(key).await
-    }
-    async fn delete(&self, key: &StorageKey) -> chatvault_core::Result<bool> {
-        self.1.spend()?;
-        self.0.delete(key).await
-    }
-    async fn signed_url(
-        &self,
-        key: &StorageKey,
-        expires_in: Duration,
-        download_filename: Option<&str>,
-    ) -> chatvault_core::Result<String> {
-        self.0.signed_url(key, expires_in, download_filename).await
+impl FilesHook<Arc<dyn FilesBackend>> for Faulty {
+    fn before(&self, call: &Call<'_>) -> chatvault_core::Result<()> {
+        if call.write { self.0.spend() } else { Ok(()) }
     }
 }
 
@@ -190,11 +56,14 @@ fn faulty(inner: &Store, fail_at: usize) -> (Store, Arc<Budget>) {
         fail_at,
     });
     let store = Store {
-        messages: Arc::new(FaultyMessages(
+        messages: Arc::new(Forward::new(
             Arc::clone(&inner.messages),
-            Arc::clone(&budget),
+            Faulty(Arc::clone(&budget)),
         )),
-        files: Arc::new(FaultyFiles(Arc::clone(&inner.files), Arc::clone(&budget))),
+        files: Arc::new(Forward::new(
+            Arc::clone(&inner.files),
+            Faulty(Arc::clone(&budget)),
+        )),
     };
     (store, budget)
 }
