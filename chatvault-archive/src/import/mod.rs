@@ -32,7 +32,8 @@
 //! - **A malformed conversation** is reported in [`ImportReport::failed`] with the field
 //!   at fault, and nothing of it is written; the others go in.
 //! - **Bounded memory**: the JSON is streamed one conversation at a time (a parser thread
-//!   hands each to the writer), so a 2 GB `conversations.json` is never held whole.
+//!   reads, converts and plans each and hands it to the writer, at most a few ahead), so
+//!   a 2 GB `conversations.json` is never held whole.
 //!
 //! ```no_run
 //! # async fn run() -> chatvault_archive::Result<()> {
@@ -89,7 +90,7 @@ use crate::error::{ArchiveError, Result};
 use crate::progress::{OnProgress, Progress};
 use crate::store::Store;
 use fields::{Bad, Got};
-use model::Conv;
+use model::{Conv, Plan};
 use source::Export;
 
 /// How many parsed conversations may wait for the writer.
@@ -219,11 +220,16 @@ pub async fn import_file(
     on_progress: OnProgress<'_>,
 ) -> Result<ImportReport> {
     let export = Arc::new(Export::open(path)?);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Value>(QUEUE);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Parsed>(QUEUE);
     let reader = Arc::clone(&export);
+    // The parser thread reads, converts and plans each conversation, so that this CPU
+    // work overlaps the store's writes of the conversations before it.
     let parser = tokio::task::spawn_blocking(move || {
+        let mut index = 0;
         reader.read_json(format.items_key(), &mut |item| {
-            tx.blocking_send(item).is_ok()
+            index += 1;
+            tx.blocking_send(Parsed::new(format, &reader, index, item))
+                .is_ok()
         })
     });
     let target = write::Target {
@@ -236,26 +242,24 @@ pub async fn import_file(
     let mut report = ImportReport::default();
     let mut progress = Progress::default();
     // Up to IN_FLIGHT conversations are written at once (in this task), so that one's
-    // conversion and reads overlap another's write; one whose id is in flight waits.
+    // reads and uploads overlap another's write; one whose id is in flight waits.
     let mut pending = FuturesOrdered::new();
     let mut keys: VecDeque<Option<String>> = VecDeque::new();
     let mut reading = true;
     loop {
         let done = if reading && pending.len() < IN_FLIGHT {
             tokio::select! {
-                item = rx.recv() => {
-                    match item {
-                        Some(item) => {
+                parsed = rx.recv() => {
+                    match parsed {
+                        Some(parsed) => {
                             report.conversations += 1;
-                            let key = source_key(&item);
-                            while key.is_some() && keys.contains(&key) {
+                            while parsed.key.is_some() && keys.contains(&parsed.key) {
                                 let done = pending.next().await;
                                 keys.pop_front();
                                 absorb(done, &mut report, &mut progress, on_progress)?;
                             }
-                            keys.push_back(key);
-                            let index = report.conversations;
-                            pending.push_back(one(&target, index, item));
+                            keys.push_back(parsed.key.clone());
+                            pending.push_back(one(&target, parsed));
                         }
                         None => reading = false,
                     }
@@ -282,6 +286,31 @@ pub async fn import_file(
     }
 }
 
+/// One conversation of the export as the parser thread hands it on: converted and
+/// planned, or why it cannot be.
+struct Parsed {
+    /// The id it seems to have, to keep two writes of one id apart.
+    key: Option<String>,
+    /// Its place, id and title in the export, for a failure report.
+    ident: Ident,
+    got: Got<(Conv, Plan)>,
+}
+
+impl Parsed {
+    /// Converts and plans conversation `index` (1-based) of the export.
+    fn new(format: Format, export: &Export, index: u64, item: Value) -> Self {
+        let got = convert(format, &item, export).and_then(|mut conv| {
+            let plan = model::plan(format, &mut conv)?;
+            Ok((conv, plan))
+        });
+        Parsed {
+            key: source_key(&item),
+            ident: Ident::of(index, &item),
+            got,
+        }
+    }
+}
+
 /// What writing one conversation did.
 struct Done {
     part: ImportReport,
@@ -289,15 +318,11 @@ struct Done {
     failure: Option<ConversationFailure>,
 }
 
-/// Converts, plans and writes one conversation of the export.
-async fn one(target: &write::Target<'_>, index: u64, item: Value) -> Result<Done> {
+/// Writes one converted and planned conversation of the export.
+async fn one(target: &write::Target<'_>, parsed: Parsed) -> Result<Done> {
     let mut part = ImportReport::default();
-    let converted = convert(target.format, &item, target.export).and_then(|mut conv| {
-        let plan = model::plan(target.format, &mut conv)?;
-        Ok((conv, plan))
-    });
     let mut messages = 0;
-    let outcome = match converted {
+    let outcome = match parsed.got {
         Ok((conv, plan)) => {
             let count = plan.items.len() as u64;
             let written = write::write(target, &conv, plan, &mut part).await?;
@@ -312,7 +337,7 @@ async fn one(target: &write::Target<'_>, index: u64, item: Value) -> Result<Done
     Ok(Done {
         part,
         messages,
-        failure: outcome.err().map(|bad| failure(index, &item, bad)),
+        failure: outcome.err().map(|bad| parsed.ident.failure(bad)),
     })
 }
 
@@ -358,20 +383,38 @@ fn convert(format: Format, item: &Value, export: &Export) -> Got<Conv> {
     Ok(conv)
 }
 
-/// The failure report of conversation `index`, with the id and title it seems to have.
-fn failure(index: u64, item: &Value, bad: Bad) -> ConversationFailure {
-    // Plain strings, or DynamoDB's typed ones (`{"S": ".."}`).
-    let pick = |keys: &[&str]| {
-        keys.iter()
-            .filter_map(|k| item.get(k))
-            .find_map(|v| v.as_str().or_else(|| v.get("S").and_then(Value::as_str)))
-            .map(str::to_owned)
-    };
-    ConversationFailure {
-        index,
-        conversation: pick(&["id", "uuid", "conversation_id", "conversationId"]),
-        title: pick(&["title", "name"]),
-        field: bad.field,
-        reason: bad.reason,
+/// Where a conversation stands in the export, and the id and title it seems to have.
+struct Ident {
+    index: u64,
+    conversation: Option<String>,
+    title: Option<String>,
+}
+
+impl Ident {
+    /// Conversation `index` of the export, as `item` names it.
+    fn of(index: u64, item: &Value) -> Self {
+        // Plain strings, or DynamoDB's typed ones (`{"S": ".."}`).
+        let pick = |keys: &[&str]| {
+            keys.iter()
+                .filter_map(|k| item.get(k))
+                .find_map(|v| v.as_str().or_else(|| v.get("S").and_then(Value::as_str)))
+                .map(str::to_owned)
+        };
+        Ident {
+            index,
+            conversation: pick(&["id", "uuid", "conversation_id", "conversationId"]),
+            title: pick(&["title", "name"]),
+        }
+    }
+
+    /// The failure report of this conversation.
+    fn failure(self, bad: Bad) -> ConversationFailure {
+        ConversationFailure {
+            index: self.index,
+            conversation: self.conversation,
+            title: self.title,
+            field: bad.field,
+            reason: bad.reason,
+        }
     }
 }
