@@ -21,6 +21,11 @@ use chatvault_sql::SqliteMessages;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Map, Value, json};
 
+/// The allocator of the `chatvault` command, so that this measures what `chatvault import`
+/// does (remove these two lines to measure with the system's allocator).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A fresh directory for a store: under `BENCH_DIR` when set (e.g. a tmpfs, to see the
 /// cost without the disk's flushes), else the system's temporary directory.
 fn store_dir() -> tempfile::TempDir {
