@@ -8,12 +8,17 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 
 use super::SuiteConfig;
-use super::util::{RecordingFiles, assert_kind, fresh_user, ok};
+use super::forward::Forward;
+use super::util::{Recording, assert_kind, fresh_user, ok};
 use crate::backend::FilesBackend;
 use crate::error::ErrorKind;
 use crate::ids::{ConversationId, StorageKey, UserId};
-use crate::model::{Expiry, ListOptions, NewMessage, Part, Retention, Role, SearchOptions};
-use crate::vault::{ChatVault, ForgetOptions, ForgetReport, Redaction, ReplyOptions};
+use crate::model::{
+    Expiry, FileAttachment, ListOptions, Message, NewMessage, Part, Retention, Role, SearchOptions,
+};
+use crate::vault::{
+    ChatVault, Conversation, ForgetOptions, ForgetReport, Redacted, Redaction, ReplyOptions,
+};
 
 /// A conversation of `user` with two messages holding `word`, an edit (a second branch)
 /// and an attachment; returns its id and the attachment's key.
@@ -102,7 +107,10 @@ pub async fn erase_owner_removes_everything_of_theirs(vault: ChatVault, _config:
 
     // An erase stopped part-way: the first delete of bytes fails (one removal at a time,
     // so nothing else was under way).
-    let recording = Arc::new(RecordingFiles::new(Arc::clone(vault.files_backend())));
+    let recording = Arc::new(Forward::new(
+        Arc::clone(vault.files_backend()),
+        Recording::default(),
+    ));
     recording.fail_next_deletes(1);
     let faulty = ChatVault::from_arcs(
         Arc::clone(vault.messages_backend()),
@@ -295,6 +303,30 @@ pub async fn redact_leaves_a_tombstone(vault: ChatVault, _config: SuiteConfig) {
         "plan, blank",
     );
     let done = ok(c.redact(&secret.id, "pasted a secret").await, "redact");
+    check_tombstone(&done, &secret, &only);
+    check_redacted_reads(&vault, &c, &done.message, [&only, &shared]).await;
+    unsearchable(&vault, &user, "wombatword", "redacted").await;
+
+    let mut streaming = ok(c.begin_reply(ReplyOptions::default()).await, "begin_reply");
+    ok(streaming.push_text("half").await, "push");
+    ok(streaming.checkpoint().await, "checkpoint");
+    let id = streaming.message_id().clone();
+    assert_kind(
+        c.redact(&id, "why").await,
+        ErrorKind::Conflict,
+        "a reply being written",
+    );
+    ok(streaming.finish(None).await, "finish");
+    let whole = ok(c.message(&id).await, "message").expect("stored");
+    assert_eq!(
+        whole.content(),
+        "half",
+        "the refused redaction wrote nothing"
+    );
+}
+
+/// The redaction of `secret` left a tombstone in its place and deleted `only`.
+fn check_tombstone(done: &Redacted, secret: &Message, only: &FileAttachment) {
     let tomb = &done.message;
     assert!(
         tomb.parts.is_empty(),
@@ -329,7 +361,17 @@ pub async fn redact_leaves_a_tombstone(vault: ChatVault, _config: SuiteConfig) {
         done.files_deleted
     );
     assert_eq!(done.files_deleted[0].id, only.id);
+}
 
+/// What reads back after the redaction of `tomb`'s message: its tombstone, a title no
+/// longer made from it, the attachment only it referenced gone, the shared one kept.
+async fn check_redacted_reads(
+    vault: &ChatVault,
+    c: &Conversation,
+    tomb: &Message,
+    [only, shared]: [&FileAttachment; 2],
+) {
+    let secret = tomb;
     let fresh = ok(vault.get_conversation(c.id()).await, "get").expect("still there");
     assert_eq!(
         fresh.title(),
@@ -359,23 +401,5 @@ pub async fn redact_leaves_a_tombstone(vault: ChatVault, _config: SuiteConfig) {
             "head"
         )
         .is_some()
-    );
-    unsearchable(&vault, &user, "wombatword", "redacted").await;
-
-    let mut streaming = ok(c.begin_reply(ReplyOptions::default()).await, "begin_reply");
-    ok(streaming.push_text("half").await, "push");
-    ok(streaming.checkpoint().await, "checkpoint");
-    let id = streaming.message_id().clone();
-    assert_kind(
-        c.redact(&id, "why").await,
-        ErrorKind::Conflict,
-        "a reply being written",
-    );
-    ok(streaming.finish(None).await, "finish");
-    let whole = ok(c.message(&id).await, "message").expect("stored");
-    assert_eq!(
-        whole.content(),
-        "half",
-        "the refused redaction wrote nothing"
     );
 }

@@ -134,26 +134,7 @@ pub async fn branches_edit_switch_rewind(backend: Arc<dyn MessagesBackend>, _con
     let root = append_one(b, id, user_msg("new start").with_parent(Parent::Root)).await;
     assert_eq!(root.parent, None);
 
-    let before = head_record(b, id).await;
-    assert_kind(
-        b.update(
-            id,
-            &ConversationPatch {
-                active: Some(ActiveLeaf::Branch(99)),
-                ..ConversationPatch::default()
-            },
-        )
-        .await,
-        ErrorKind::InvalidInput,
-        "a switch to a seq that is not stored",
-    );
-    assert_kind(
-        b.append_messages(id, vec![user_msg("x").with_parent(Parent::Seq(99))])
-            .await,
-        ErrorKind::InvalidInput,
-        "an append following a seq that is not stored",
-    );
-    assert_eq!(head_record(b, id).await, before, "refusals change nothing");
+    refusals_change_nothing(b, id).await;
 
     let (record, messages) = assert_tree_consistent(b, id).await;
     assert_eq!(record.message_count, 8);
@@ -178,6 +159,31 @@ pub async fn branches_edit_switch_rewind(backend: Arc<dyn MessagesBackend>, _con
         Some(1),
         "a listing counts the active path"
     );
+}
+
+/// A switch to, or an append following, a seq that is not stored is refused, and the
+/// record is unchanged.
+async fn refusals_change_nothing(b: &dyn MessagesBackend, id: &ConversationId) {
+    let before = head_record(b, id).await;
+    assert_kind(
+        b.update(
+            id,
+            &ConversationPatch {
+                active: Some(ActiveLeaf::Branch(99)),
+                ..ConversationPatch::default()
+            },
+        )
+        .await,
+        ErrorKind::InvalidInput,
+        "a switch to a seq that is not stored",
+    );
+    assert_kind(
+        b.append_messages(id, vec![user_msg("x").with_parent(Parent::Seq(99))])
+            .await,
+        ErrorKind::InvalidInput,
+        "an append following a seq that is not stored",
+    );
+    assert_eq!(head_record(b, id).await, before, "refusals change nothing");
 }
 
 /// Racing edits of one message are both kept, as siblings, one of them active; an append
