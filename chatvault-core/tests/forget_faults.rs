@@ -5,7 +5,6 @@
 //! finished by `delete_conversation`.
 
 // The faults are hooks on `conformance::Forward`.
-#![cfg(feature = "conformance")]
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chatvault_core::backend::{FilesBackendExt, async_trait};
 use chatvault_core::conformance::{
-    Call, FilesHook, Forward, MessagesHook, RecordingFiles, cap_range,
+    Call, FilesHook, Forward, MessagesHook, Recording, RecordingFiles, cap_range,
 };
 use chatvault_core::{
     ChatVault, ConversationId, ConversationRecord, Error, ErrorKind, FileAttachment, Message,
@@ -129,7 +129,10 @@ fn hooked(h: Hooked) -> (ChatVault, Arc<HookedMessages>) {
 
 #[tokio::test]
 async fn a_failed_attach_deletes_its_bytes() {
-    let files = Arc::new(RecordingFiles::new(Arc::new(MemoryFiles::new())));
+    let files = Arc::new(RecordingFiles::new(
+        Arc::new(MemoryFiles::new()),
+        Recording::default(),
+    ));
     let messages = Hooked {
         add_file: AddFile::Fail,
         ..Default::default()
@@ -164,7 +167,10 @@ async fn a_failed_attach_deletes_its_bytes() {
 
 #[tokio::test]
 async fn attaching_to_a_deleted_conversation_leaves_nothing() {
-    let files = Arc::new(RecordingFiles::new(Arc::new(MemoryFiles::new())));
+    let files = Arc::new(RecordingFiles::new(
+        Arc::new(MemoryFiles::new()),
+        Recording::default(),
+    ));
     let vault = ChatVault::from_arcs(Arc::new(MemoryMessages::new()), files.clone());
     let mut c = vault.create_conversation(None).await.unwrap();
     assert!(vault.delete_conversation(c.id()).await.unwrap());

@@ -84,7 +84,7 @@ pub mod shapes;
 pub mod vault;
 
 pub use forward::{Call, FilesHook, Forward, MessagesHook, cap_range};
-pub use util::{RecordingFiles, generated_stream, stream_sha256};
+pub use util::{Recording, RecordingFiles, generated_stream, stream_sha256};
 
 /// Sizes of the suite's heavier checks. The defaults are what first-party backends are held
 /// to; a slow backend (a remote store) may use smaller ones.

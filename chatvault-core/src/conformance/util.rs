@@ -13,7 +13,8 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
 
-use crate::backend::{ByteStream, FilesBackend, FilesCapabilities, MessagesBackend, ObjectMeta};
+use super::forward::{FilesHook, Forward};
+use crate::backend::{ByteStream, FilesBackend, MessagesBackend};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{ContentType, ConversationId, StorageKey, UserId};
 use crate::model::{
@@ -290,26 +291,20 @@ pub(crate) fn failing_stream(good: usize) -> ByteStream {
 
 /// A files backend that records every key an upload was attempted under, then passes
 /// every call to the backend it wraps: for checks that nothing uploaded is left behind.
-#[derive(Debug)]
-pub struct RecordingFiles {
-    inner: Arc<dyn FilesBackend>,
+/// Build it with `Forward::new(inner, Recording::default())`; it reads the hook's
+/// methods through [`Forward`]'s `Deref`.
+pub type RecordingFiles = Forward<Arc<dyn FilesBackend>, Recording>;
+
+/// The hook of [`RecordingFiles`]: records upload keys, and can delay or fail deletes.
+#[derive(Debug, Default)]
+pub struct Recording {
     uploaded: Mutex<Vec<StorageKey>>,
     delete_delay: Option<Duration>,
     /// How many of the next deletes fail (without deleting).
     failing_deletes: AtomicUsize,
 }
 
-impl RecordingFiles {
-    /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn FilesBackend>) -> Self {
-        RecordingFiles {
-            inner,
-            uploaded: Mutex::new(Vec::new()),
-            delete_delay: None,
-            failing_deletes: AtomicUsize::new(0),
-        }
-    }
-
+impl Recording {
     /// Makes the next `count` deletes fail with a temporary error, deleting nothing: a
     /// crash between two steps of a deletion, for checks that a rerun finishes the job.
     pub fn fail_next_deletes(&self, count: usize) {
@@ -344,14 +339,10 @@ impl RecordingFiles {
 }
 
 #[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl FilesBackend for RecordingFiles {
-    fn capabilities(&self) -> FilesCapabilities {
-        self.inner.capabilities()
-    }
-
+impl FilesHook<Arc<dyn FilesBackend>> for Recording {
     async fn upload_stream(
         &self,
+        inner: &Arc<dyn FilesBackend>,
         key: &StorageKey,
         data: ByteStream,
         content_type: &ContentType,
@@ -360,18 +351,10 @@ impl FilesBackend for RecordingFiles {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(key.clone());
-        self.inner.upload_stream(key, data, content_type).await
+        inner.upload_stream(key, data, content_type).await
     }
 
-    async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
-        self.inner.download_stream(key).await
-    }
-
-    async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
-        self.inner.head(key).await
-    }
-
-    async fn delete(&self, key: &StorageKey) -> Result<bool> {
+    async fn delete(&self, inner: &Arc<dyn FilesBackend>, key: &StorageKey) -> Result<bool> {
         if let Some(delay) = self.delete_delay {
             tokio::time::sleep(delay).await;
         }
@@ -384,17 +367,6 @@ impl FilesBackend for RecordingFiles {
                 format!("the delete of {key} failed on purpose"),
             ));
         }
-        self.inner.delete(key).await
-    }
-
-    async fn signed_url(
-        &self,
-        key: &StorageKey,
-        expires_in: Duration,
-        download_filename: Option<&str>,
-    ) -> Result<String> {
-        self.inner
-            .signed_url(key, expires_in, download_filename)
-            .await
+        inner.delete(key).await
     }
 }

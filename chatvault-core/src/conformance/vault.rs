@@ -13,10 +13,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::SuiteConfig;
+use super::forward::Forward;
 use super::util::{
-    RecordingFiles, assert_kind, assert_seqs, batch_size, depth_limit, exact_metadata,
-    failing_stream, fresh_user, generated_stream, join, message_limit, metadata_with, ok,
-    stream_sha256,
+    Recording, assert_kind, assert_seqs, batch_size, depth_limit, exact_metadata, failing_stream,
+    fresh_user, generated_stream, join, message_limit, metadata_with, ok, stream_sha256,
 };
 use crate::backend::{FilesBackend, FilesBackendExt};
 use crate::digest::sha256_hex;
@@ -377,10 +377,10 @@ pub async fn largest_accepted_message_reads_back(vault: ChatVault, _config: Suit
 pub async fn delete_racing_attach_leaves_no_bytes(vault: ChatVault, config: SuiteConfig) {
     // Deletes take a millisecond, as a remote store's do: a deletion of many attachments
     // then leaves attachers a real window between its mark and its end.
-    let recording = Arc::new(
-        RecordingFiles::new(Arc::clone(vault.files_backend()))
-            .with_delete_delay(Duration::from_millis(1)),
-    );
+    let recording = Arc::new(Forward::new(
+        Arc::clone(vault.files_backend()),
+        Recording::default().with_delete_delay(Duration::from_millis(1)),
+    ));
     let files: Arc<dyn FilesBackend> = recording.clone();
     let racing = ChatVault::from_arcs(Arc::clone(vault.messages_backend()), files);
     let conversation = ok(
