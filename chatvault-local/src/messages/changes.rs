@@ -16,7 +16,7 @@ use super::conversation::lock::Mode;
 use super::conversation::{MAX_PAGE, Pending, check_headroom};
 use super::format::HEADER;
 use super::rewrite;
-use super::store::Store;
+use super::store::{Store, dir_name};
 use crate::error::BACKEND;
 use crate::listing::Claim;
 use crate::log::{encode_edit, encode_frame, encode_state};
@@ -335,12 +335,19 @@ impl Changes<'_> {
 
     /// Marks a conversation as being deleted (a state record: durable), so that it reads
     /// as gone and takes no more changes; returns its attachments, every time it is called.
+    /// Its marker in `deleting/` is written (flushed) before the mark is committed.
     pub(crate) fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
         let Some((_lock, mut view)) = self.store.open_conv(id, Mode::Exclusive)? else {
             return Ok(None);
         };
-        if !view.deleting {
+        let name = dir_name(id.as_str());
+        if view.deleting {
+            // Marked by an earlier release, without a marker: written now.
+            self.store.markers().ensure(&name)?;
+        } else {
             let frame = encode_state(now(), &view.record, &view.files, true)?;
+            // Before the commit: a crash after it must leave the marker.
+            self.store.markers().write(&name)?;
             view.deleting = true;
             view.commit(vec![Pending::State(frame)])?;
             self.store

@@ -2,7 +2,8 @@
 //!
 //! The parts, each owning its state: [`store`] (directories, the listing glue),
 //! [`whole`] (whole-conversation operations), [`changes`] (changes to one conversation),
-//! [`group`] (group commit), [`ids`] (message id maps), [`conversation`] (one
+//! [`deleting`] (the markers of conversations marked for deletion), [`group`] (group
+//! commit), [`ids`] (message id maps), [`conversation`] (one
 //! conversation's log: open, replay, commit, index, checkpoint, 0.1 upgrade, repair),
 //! [`generation`] (a log written whole, as a new generation), [`rewrite`] (the log
 //! rewritten without superseded versions after a redaction), [`format`](mod@format) (the
@@ -12,6 +13,7 @@
 mod backend;
 mod changes;
 mod conversation;
+mod deleting;
 mod format;
 mod generation;
 mod group;

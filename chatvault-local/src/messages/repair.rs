@@ -63,7 +63,10 @@ impl LocalMessages {
     /// last one (a write that never returned) is cut off, as the next write to that
     /// conversation would. A rewrite of a log after a redaction that was interrupted
     /// (its `rewrite` mark is still there) is finished, as the next operation on that
-    /// conversation would: the versions the redaction superseded are removed.
+    /// conversation would: the versions the redaction superseded are removed. A
+    /// conversation marked for deletion without its marker in `deleting/` (marked by an
+    /// earlier release) gets it, so that `list_deleting` finds it; a marker whose
+    /// conversation is gone is removed.
     ///
     /// The store rebuilds these files by itself when a read finds them damaged; this
     /// does it for all of them at once, and says what it found. Each conversation is
@@ -92,8 +95,13 @@ fn repair(store: &Store, dry_run: bool) -> Result<RepairReport> {
     }
     dirs.sort();
     for dir in dirs {
-        conversation(&dir, dry_run, &mut report)?;
+        if let Some(deleting) = conversation(&dir, dry_run, &mut report)? {
+            store
+                .markers()
+                .check(&dir, deleting, dry_run, &mut report)?;
+        }
     }
+    store.markers().sweep_gone(dry_run, &mut report)?;
     if let Some(problem) = store.index.check(store, !dry_run)? {
         report.rebuilt.push(RepairItem {
             path: store.root.join("index"),
@@ -103,8 +111,9 @@ fn repair(store: &Store, dry_run: bool) -> Result<RepairReport> {
     Ok(report)
 }
 
-/// Checks (and unless `dry_run` repairs) one conversation directory.
-fn conversation(dir: &Path, dry_run: bool, report: &mut RepairReport) -> Result<()> {
+/// Checks (and unless `dry_run` repairs) one conversation directory. Returns whether
+/// it is marked for deletion (`None` when it holds no readable conversation).
+fn conversation(dir: &Path, dry_run: bool, report: &mut RepairReport) -> Result<Option<bool>> {
     let lock_path = dir.join("lock");
     let lock_len = match fs::metadata(&lock_path) {
         Ok(meta) => Some(meta.len()),
@@ -112,7 +121,7 @@ fn conversation(dir: &Path, dry_run: bool, report: &mut RepairReport) -> Result<
         Err(e) => return Err(io_error("stat", &lock_path, e)),
     };
     let Some(lock) = lock_dir(dir, Mode::Exclusive)? else {
-        return Ok(());
+        return Ok(None);
     };
     if rewrite::pending(dir) {
         report.rebuilt.push(RepairItem {
@@ -134,26 +143,28 @@ fn conversation(dir: &Path, dry_run: bool, report: &mut RepairReport) -> Result<
             }
         }
     }
-    match ConversationLog::check_derived(dir, !dry_run) {
-        Ok(Some((_, found))) => {
+    let deleting = match ConversationLog::check_derived(dir, !dry_run) {
+        Ok(Some((view, found))) => {
             report.conversations += 1;
             report.rebuilt.extend(
                 found
                     .into_iter()
                     .map(|(path, problem)| RepairItem { path, problem }),
             );
+            Some(view.deleting)
         }
         // Not a conversation (or one 0.1 wrote, upgraded when first opened).
-        Ok(None) => return Ok(()),
+        Ok(None) => return Ok(None),
         Err(e) if is_damage(&e) => {
             report.conversations += 1;
             report.damaged.push(RepairItem {
                 path: dir.to_path_buf(),
                 problem: format!("damaged log, left as it is: {e}"),
             });
+            None
         }
         Err(e) => return Err(e),
-    }
+    };
     match lock_len {
         None => report.rebuilt.push(RepairItem {
             path: lock_path,
@@ -170,5 +181,5 @@ fn conversation(dir: &Path, dry_run: bool, report: &mut RepairReport) -> Result<
             });
         }
     }
-    Ok(())
+    Ok(deleting)
 }

@@ -14,6 +14,7 @@ use super::changes::Changes;
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};
 use super::conversation::scan::log_generations;
+use super::deleting::{DELETING_DIR, Markers};
 use super::format::{HEADER, check_format};
 use super::group::GroupCommit;
 use super::ids::IdMaps;
@@ -31,6 +32,8 @@ pub(crate) struct Store {
     pub(crate) conversations: PathBuf,
     pub(crate) tmp: PathBuf,
     pub(crate) trash: PathBuf,
+    /// The markers of conversations marked for deletion (see [`deleting`](super::deleting)).
+    pub(crate) deleting: PathBuf,
     pub(crate) index: Listing,
     /// Appends waiting for a conversation's group commit.
     pub(crate) appends: GroupCommit<ConversationId, (Option<UserId>, Vec<NewMessage>), Appended>,
@@ -38,8 +41,8 @@ pub(crate) struct Store {
     pub(crate) ids: IdMaps,
 }
 
-/// The name of conversation `id`'s directory.
-fn dir_name(id: &str) -> String {
+/// The name of conversation `id`'s directory (and of its marker in `deleting/`).
+pub(super) fn dir_name(id: &str) -> String {
     encode_component(id, MAX_SEGMENT_LEN)
 }
 
@@ -55,6 +58,7 @@ impl Store {
             conversations: root.join("conversations"),
             tmp: root.join("tmp"),
             trash: root.join("trash"),
+            deleting: root.join(DELETING_DIR),
             index: Listing::new(root.join("index"))?,
             appends: GroupCommit::new(),
             ids: IdMaps::new(),
@@ -84,6 +88,11 @@ impl Store {
     /// The changes to one conversation and the reads of its messages.
     pub(crate) fn changes(&self) -> Changes<'_> {
         Changes { store: self }
+    }
+
+    /// The markers of conversations marked for deletion.
+    pub(crate) fn markers(&self) -> Markers<'_> {
+        Markers { store: self }
     }
 
     /// The directory of conversation `id`.

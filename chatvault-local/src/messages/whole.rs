@@ -14,7 +14,7 @@ use super::conversation::lock::{Mode, lock_dir};
 use super::conversation::scan::log_generations;
 use super::format::{HEADER, log_name};
 use super::generation::{remove_older, switch_to, write_next, write_whole};
-use super::store::Store;
+use super::store::{Store, dir_name};
 use crate::error::{io_at, io_error, is_damage};
 use crate::fsutil::{TempPath, sync_dir, sync_tree, unique_name};
 use crate::listing::Claim;
@@ -78,6 +78,10 @@ impl Whole<'_> {
             conversation.record.validate()?;
             built.push(self.build_dir(conversation, false)?);
         }
+        for conversation in conversations.iter().filter(|c| c.deleting) {
+            let name = dir_name(conversation.record.id.as_str());
+            self.store.markers().write(&name)?;
+        }
         // Everything written is flushed before anything is renamed into place.
         sync_tree(&self.store.tmp, built.iter().map(TempPath::path))?;
         let mut stored = 0;
@@ -134,6 +138,9 @@ impl Whole<'_> {
         let record = &conversation.record;
         record.validate()?;
         let dir = self.store.conv_dir(&record.id);
+        if conversation.deleting {
+            self.store.markers().write(&dir_name(record.id.as_str()))?;
+        }
         for _ in 0..100 {
             match lock_dir(&dir, Mode::Exclusive)? {
                 Some(_lock) => {
@@ -191,10 +198,14 @@ impl Whole<'_> {
         }))
     }
 
-    /// Deletes a conversation (damaged or not); `false` when there was none.
+    /// Deletes a conversation (damaged or not); `false` when there was none. Its marker
+    /// in `deleting/` (if any) is removed after the conversation.
     pub(crate) fn delete(&self, id: &ConversationId) -> Result<bool> {
         let dir = self.store.conv_dir(id);
+        let name = dir_name(id.as_str());
         let Some(lock) = lock_dir(&dir, Mode::Exclusive)? else {
+            // A delete cut short after its commit may have left the marker.
+            self.store.markers().remove_if_gone(&name)?;
             return Ok(false);
         };
         // A damaged conversation is deleted all the same: the id names its directory.
@@ -218,6 +229,8 @@ impl Whole<'_> {
         self.store.ids.forget(id);
         drop(lock);
         let _ = fs::remove_dir_all(&trash);
+        // Last: until here, a crash leaves the conversation listed by `list_deleting`.
+        self.store.markers().remove_if_gone(&name)?;
         Ok(true)
     }
 }
