@@ -17,6 +17,8 @@ pub(crate) const F_FORMAT: &str = "fmt";
 pub(crate) const F_RECORD: &str = "rec";
 /// Field of the conversation hash: the attachments, a JSON array, oldest first.
 pub(crate) const F_FILES: &str = "files";
+/// Field of the conversation hash: the write token (set by every write, from the create).
+pub(crate) const F_TOKEN: &str = "w";
 /// Field of the conversation hash: `1` once `begin_delete` has marked it.
 pub(crate) const F_DELETING: &str = "del";
 
@@ -98,6 +100,18 @@ impl Keys {
     /// The listing index of every conversation (kept when the backend lists all users).
     pub(crate) fn all_index(&self) -> String {
         format!("{}:all", self.prefix)
+    }
+
+    /// The markers of every conversation marked by `begin_delete` and not yet deleted: a
+    /// sorted set of conversation ids scored by the time of the mark in microseconds
+    /// (the score tells a marker from a later one of the same id).
+    pub(crate) fn deleting_all(&self) -> String {
+        format!("{}:del:all", self.prefix)
+    }
+
+    /// The markers of one owner's conversations being deleted, the same way.
+    pub(crate) fn deleting_owner(&self, user: &UserId) -> String {
+        format!("{}:del:u:{user}", self.prefix)
     }
 
     /// The Redis stream of a live reply's chunks.

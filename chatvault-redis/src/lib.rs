@@ -8,6 +8,7 @@ mod backend;
 mod batch;
 mod commit;
 mod conn;
+mod deleting;
 mod expiry;
 mod layout;
 mod messages;

@@ -20,7 +20,8 @@ struct Dead<'a> {
 }
 
 impl RedisMessages {
-    /// Removes from the listing index `index` those of `dead` (members a listing found no
+    /// Removes from the listing index `index` (or the marker set of
+    /// [`list_deleting`](Self::list_deleting)) those of `dead` (members a listing found no
     /// live record for, with their scores) whose conversation is gone; a conversation
     /// being deleted keeps its entry, which its delete removes. Best effort: a failure is
     /// logged, and the next listing that meets the entries tries again.

@@ -19,10 +19,10 @@ use crate::messages::RedisMessages;
 const MESSAGE_PAGE: u64 = 1000;
 
 /// A listing entry: a conversation id and its score (last activity, microseconds).
-type Entry = (String, f64);
+pub(crate) type Entry = (String, f64);
 
 /// A conversation hash's record and deletion mark, as `HMGET` answers them.
-type RecordFields = (Option<Vec<u8>>, Option<Vec<u8>>);
+pub(crate) type RecordFields = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 impl RedisMessages {
     /// [`MessagesBackend::head`](chatvault_core::MessagesBackend::head): one `HMGET`.
@@ -180,7 +180,7 @@ impl RedisMessages {
 
     /// Up to `count` entries of the sorted set `index` strictly after `after` (score
     /// descending, then id descending), or from the top.
-    async fn entries_after(
+    pub(crate) async fn entries_after(
         &self,
         index: &str,
         after: Option<&(i64, String)>,
@@ -219,10 +219,26 @@ impl RedisMessages {
     }
 
     /// The live records of `entries`' conversations, read together (`None` for one that
-    /// is gone or being deleted): on one server in one pipeline (one round trip, one
-    /// request whatever the page's size), in a cluster one `HMGET` each, sent at once (the
-    /// conversations live in slots of their own).
+    /// is gone or being deleted): see [`record_fields`](Self::record_fields).
     async fn records(&self, entries: &[Entry]) -> Result<Vec<Option<ConversationRecord>>> {
+        let read = self.record_fields(entries).await?;
+        read.into_iter()
+            .map(|(location, found)| match found {
+                (Some(record), None) => from_json(&location, &record).map(Some),
+                _ => Ok(None),
+            })
+            .collect()
+    }
+
+    /// The conversation hash (its key) and its record and deletion mark, as stored, of
+    /// each of `entries`' conversations, read together: on one server in one pipeline (one
+    /// round trip, one request whatever the page's size), in a cluster one `HMGET` each,
+    /// sent at once (the conversations live in slots of their own). A member that is no
+    /// conversation id is [`Error::Corrupt`].
+    pub(crate) async fn record_fields(
+        &self,
+        entries: &[Entry],
+    ) -> Result<Vec<(String, RecordFields)>> {
         let locations = entries
             .iter()
             .map(|(member, _)| {
@@ -260,13 +276,6 @@ impl RedisMessages {
             pipe.query_async(&mut self.inner.conn.clone()).await
         }
         .map_err(read_error)?;
-        locations
-            .iter()
-            .zip(read)
-            .map(|(location, found)| match found {
-                (Some(record), None) => from_json(location, &record).map(Some),
-                _ => Ok(None),
-            })
-            .collect()
+        Ok(locations.into_iter().zip(read).collect())
     }
 }

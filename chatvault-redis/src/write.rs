@@ -12,7 +12,7 @@ use redis::cmd;
 use crate::commit::{Change, Decision, Outcome};
 use crate::conn::{BACKEND, read_error, write_error};
 use crate::expiry::deadline_arg;
-use crate::layout::{F_RECORD, FORMAT, from_json, score, to_json};
+use crate::layout::{F_RECORD, F_TOKEN, FORMAT, from_json, score, to_json};
 use crate::messages::RedisMessages;
 use crate::scripts::{BEGIN_DELETE, CREATE};
 
@@ -182,11 +182,34 @@ impl RedisMessages {
     }
 
     /// [`MessagesBackend::begin_delete`](chatvault_core::MessagesBackend::begin_delete):
-    /// one script marks the conversation and returns its attachments.
+    /// the conversation's markers go first (see [`list_deleting`](Self::list_deleting)),
+    /// then one script marks the conversation and returns its attachments.
     pub(crate) async fn mark_deleting(
         &self,
         id: &ConversationId,
     ) -> Result<Option<Vec<FileAttachment>>> {
+        let location = self.inner.keys.conversation(id);
+        let mut conn = self.inner.conn.clone();
+        let [token, record]: [Option<Vec<u8>>; 2] = cmd("HMGET")
+            .arg(&location)
+            .arg(&[F_TOKEN, F_RECORD])
+            .query_async(&mut conn)
+            .await
+            .map_err(read_error)?;
+        if token.is_none() && record.is_none() {
+            return Ok(None);
+        }
+        let user = record.and_then(|json| {
+            match from_json::<ConversationRecord>(&location, &json) {
+                Ok(record) => record.user_id,
+                // Marked all the same, listed under every user's marker set only.
+                Err(e) => {
+                    tracing::warn!(conversation = %id, error = %e, "marking a conversation whose record cannot be read");
+                    None
+                }
+            }
+        });
+        let markers = self.add_markers(id, user.as_ref()).await?;
         let mut invocation = BEGIN_DELETE.prepare_invoke();
         invocation
             .key(self.inner.keys.conversation(id))
@@ -197,6 +220,10 @@ impl RedisMessages {
             .await
             .map_err(write_error("begin_delete"))?;
         self.inner.slots.forget(id).await;
+        if files.is_none() {
+            // Deleted since it was read: its markers are those of a gone conversation.
+            self.remove_markers(id, &markers).await;
+        }
         files
             .map(|json| from_json(&self.inner.keys.conversation(id), &json))
             .transpose()
@@ -204,7 +231,8 @@ impl RedisMessages {
 
     /// [`MessagesBackend::delete`](chatvault_core::MessagesBackend::delete): the listing
     /// entries go first (a conversation left out of listings is what an interrupted delete
-    /// may leave, and the retried delete removes it), then one `DEL` of its keys.
+    /// may leave, and the retried delete removes it), then one `DEL` of its keys, then its
+    /// markers (read before the `DEL`, removed only if unchanged since).
     pub(crate) async fn remove(&self, id: &ConversationId) -> Result<bool> {
         let keys = &self.inner.keys;
         let location = keys.conversation(id);
@@ -215,10 +243,12 @@ impl RedisMessages {
             .query_async(&mut conn)
             .await
             .map_err(read_error)?;
+        let mut user = None;
         if let Some(json) = record {
             // A record that cannot be read still goes: its listing entries are skipped
             // by listings, as entries of deleted conversations are.
             if let Ok(record) = from_json::<ConversationRecord>(&location, &json) {
+                user.clone_from(&record.user_id);
                 let removes = self.listing_keys(&record).into_iter().map(|key| {
                     let mut conn = self.inner.conn.clone();
                     async move {
@@ -232,12 +262,15 @@ impl RedisMessages {
                 try_join_all(removes).await.map_err(write_error("delete"))?;
             }
         }
+        let markers = self.markers_of(id, user.as_ref()).await?;
         let removed: i64 = cmd("DEL")
             .arg(keys.conversation_keys(id).as_slice())
             .query_async(&mut conn)
             .await
             .map_err(write_error("delete"))?;
         self.inner.slots.forget(id).await;
+        // Last: until here, a crash leaves the conversation listed by `list_deleting`.
+        self.remove_markers(id, &markers).await;
         Ok(removed > 0)
     }
 }
