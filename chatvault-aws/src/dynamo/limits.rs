@@ -26,3 +26,5 @@ pub(crate) const BATCH_WRITE_MAX: usize = 25;
 pub(crate) const BATCH_ATTEMPTS: u32 = 10;
 /// BatchWriteItem calls in flight at once (`delete`).
 pub(crate) const BATCH_CONCURRENCY: usize = 4;
+/// Conversation items `list_deleting` reads at once to check its markers.
+pub(crate) const DELETING_CHECKS: usize = 8;
