@@ -526,3 +526,34 @@ async fn a_mark_of_an_earlier_release_is_found_once_marked_again() {
     assert!(deleting(&backend, None, 1000).await.is_empty());
     common::drop_table(&backend).await;
 }
+
+#[cfg_attr(
+    not(chatvault_aws_emulators),
+    ignore = "needs the AWS emulators: AWS_ENDPOINT_URL_DYNAMODB and AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) were not set when the tests were built; run ./scripts/test.sh, or scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\" first"
+)]
+#[tokio::test]
+async fn many_marks_are_checked_in_batches() {
+    let backend = common::dynamo().await;
+    // More than one BatchGetItem's 100 keys, and two markers (of two owners) for one id,
+    // which a batch must not ask for twice.
+    let mut marked = Vec::new();
+    for i in 0..130 {
+        let user = if i % 2 == 0 { "even" } else { "odd" };
+        let id = conversation(&backend, Some(user), &format!("c{i:03}")).await;
+        assert!(backend.begin_delete(&id).await.unwrap().is_some());
+        marked.push(id);
+    }
+    put_marker(&backend, Some("odd"), "c000", "stale").await;
+    assert_eq!(marker_items(&backend).await.len(), 131);
+    assert_eq!(ids(&deleting(&backend, None, 1000).await), ids(&marked));
+    let even = deleting(&backend, Some("even"), 1000).await;
+    assert_eq!(ids(&even), ids(marked.iter().step_by(2)));
+    let some = deleting(&backend, None, 120).await;
+    assert_eq!(ids(&some).len(), 120, "120 distinct");
+    assert_eq!(
+        marker_items(&backend).await.len(),
+        130,
+        "the stale one went"
+    );
+    common::drop_table(&backend).await;
+}

@@ -24,7 +24,10 @@ pub(crate) const BACKOFF_CAP: Duration = Duration::from_millis(250);
 pub(crate) const BATCH_WRITE_MAX: usize = 25;
 /// Attempts at writing a batch's `UnprocessedItems`.
 pub(crate) const BATCH_ATTEMPTS: u32 = 10;
-/// BatchWriteItem calls in flight at once (`delete`).
+/// BatchWriteItem calls in flight at once (`delete`); BatchGetItem calls
+/// (`list_deleting`).
 pub(crate) const BATCH_CONCURRENCY: usize = 4;
-/// Conversation items `list_deleting` reads at once to check its markers.
+/// Stale deletion markers `list_deleting` removes at once.
 pub(crate) const DELETING_CHECKS: usize = 8;
+/// BatchGetItem takes at most 100 keys.
+pub(crate) const BATCH_GET_MAX: usize = 100;

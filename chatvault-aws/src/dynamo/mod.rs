@@ -153,8 +153,8 @@ impl DynamoMessages {
     /// tombstone and deleted in the same transaction as the conversation item.
     ///
     /// Costs one consistent `Query` of the markers' partition (more for a page of over
-    /// 1 MB) and a consistent `GetItem` of each marker's conversation item; it never
-    /// reads live conversations or messages. A marker whose conversation is gone is
+    /// 1 MB) and consistent `BatchGetItem`s of the markers' conversation items (100 a
+    /// request); it never reads live conversations or messages. A marker whose conversation is gone is
     /// removed on the way. A conversation marked by an earlier release of chatvault-aws
     /// (which wrote no marker) cannot be found and is not listed; `begin_delete` on it
     /// again puts its marker.

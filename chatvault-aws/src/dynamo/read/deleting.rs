@@ -1,15 +1,20 @@
 //! [`Deleting`]: `list_deleting`, the conversations marked for deletion and not yet
 //! deleted, found through their deletion markers.
 
+use std::collections::{BTreeSet, HashMap};
+
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use chatvault_core::backend::{ConversationId, PageLimit, Result, UserId};
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+use chatvault_core::backend::{ConversationId, Error, PageLimit, Result, UserId};
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::dynamo::layout::deletion::{
     DELETING_PK, DeletionMarker, MARKER_TOKEN, owner_of, owner_prefix,
 };
 use crate::dynamo::layout::item::*;
-use crate::dynamo::limits::{BACKEND, DELETING_CHECKS};
+use crate::dynamo::limits::{
+    BACKEND, BATCH_ATTEMPTS, BATCH_CONCURRENCY, BATCH_GET_MAX, DELETING_CHECKS,
+};
 use crate::dynamo::table::Table;
 use crate::sdk::sdk_error;
 
@@ -22,7 +27,7 @@ pub(crate) struct Deleting {
 /// What the conversation item says of a marker.
 enum Verdict {
     /// The conversation is marked: listed.
-    Marked(ConversationId),
+    Marked,
     /// The conversation is live, with the marker's owner: a `begin_delete` that is under
     /// way looks the same as one that died before its tombstone, so the marker stays.
     Live,
@@ -40,7 +45,8 @@ impl Deleting {
     /// `list_deleting`: at most `limit` conversations of `owner` (every owner's with
     /// `None`) that carry the tombstone, from a consistent `Query` of the markers'
     /// partition (by the owner's key prefix), each marker checked against its
-    /// conversation item (a consistent `GetItem`); stale markers are removed on the way.
+    /// conversation item (consistent `BatchGetItem`s); stale markers are removed on the
+    /// way.
     pub(crate) async fn list_deleting(
         &self,
         owner: Option<&UserId>,
@@ -72,20 +78,21 @@ impl Deleting {
                 .items()
                 .iter()
                 .map(DeletionMarker::decode)
-                .filter(|m| {
-                    // The key prefix is exact; checked all the same.
-                    owner.is_none() || m.as_ref().is_ok_and(|m| m.owner.as_ref() == owner)
-                })
+                // The key prefix is exact; checked all the same.
+                .filter(|m| !matches!((owner, m), (Some(_), Ok(m)) if m.owner.as_ref() != owner))
                 .collect::<Result<Vec<_>>>()?;
-            let verdicts: Vec<Verdict> = futures_util::stream::iter(markers)
-                .map(|marker| self.check(marker))
-                .buffered(DELETING_CHECKS)
-                .try_collect()
-                .await?;
-            out.extend(verdicts.into_iter().filter_map(|v| match v {
-                Verdict::Marked(id) => Some(id),
-                Verdict::Live | Verdict::Stale => None,
-            }));
+            let items = self.conversation_items(&markers).await?;
+            let mut stale = Vec::new();
+            for marker in markers {
+                match verdict(items.get(marker.id.as_str()), &marker)? {
+                    Verdict::Marked => out.push(marker.id),
+                    Verdict::Live => {}
+                    Verdict::Stale => stale.push(marker),
+                }
+            }
+            futures_util::stream::iter(&stale)
+                .for_each_concurrent(DELETING_CHECKS, |marker| self.remove_stale(marker))
+                .await;
             if out.len() >= want {
                 out.truncate(want);
                 return Ok(out);
@@ -97,33 +104,71 @@ impl Deleting {
         }
     }
 
-    /// Reads the marker's conversation item (consistently) and says what it is; removes
-    /// the marker when it is stale.
-    async fn check(&self, marker: DeletionMarker) -> Result<Verdict> {
-        let out = self
-            .table
-            .client
-            .get_item()
-            .table_name(&self.table.name)
-            .set_key(Some(conversation_key(&marker.id)))
-            .consistent_read(true)
-            .projection_expression("#pk, #user, #deleting")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#user", USER_ID)
-            .expression_attribute_names("#deleting", DELETING)
-            .send()
-            .await
-            .map_err(|e| sdk_error(BACKEND, e))?;
-        match out.item {
-            Some(item) if owner_of(&item)? == marker.owner => Ok(if is_deleting(&item) {
-                Verdict::Marked(marker.id)
-            } else {
-                Verdict::Live
-            }),
-            _ => {
-                self.remove_stale(&marker).await;
-                Ok(Verdict::Stale)
+    /// The conversation items of `markers` (their owner and tombstone), by conversation
+    /// id: consistent `BatchGetItem`s of up to 100 keys, a few at once.
+    async fn conversation_items(
+        &self,
+        markers: &[DeletionMarker],
+    ) -> Result<HashMap<String, Item>> {
+        let ids: BTreeSet<&ConversationId> = markers.iter().map(|m| &m.id).collect();
+        let keys: Vec<Item> = ids.into_iter().map(conversation_key).collect();
+        let found: Vec<Vec<Item>> = futures_util::stream::iter(keys.chunks(BATCH_GET_MAX))
+            .map(|chunk| self.batch_get(chunk.to_vec()))
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        found
+            .into_iter()
+            .flatten()
+            .map(|item| Ok((get_s(&item, PK)?.to_owned(), item)))
+            .collect()
+    }
+
+    /// One `BatchGetItem` of `keys` (at most 100, no two alike), read consistently,
+    /// retrying unprocessed keys with backoff.
+    async fn batch_get(&self, mut keys: Vec<Item>) -> Result<Vec<Item>> {
+        let mut found = Vec::new();
+        let mut attempt = 0;
+        loop {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .projection_expression("#pk, #user, #deleting")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#user", USER_ID)
+                .expression_attribute_names("#deleting", DELETING)
+                .build()
+                .map_err(|e| Error::backend(BACKEND, e))?;
+            let out = self
+                .table
+                .client
+                .batch_get_item()
+                .request_items(&self.table.name, request)
+                .send()
+                .await
+                .map_err(|e| sdk_error(BACKEND, e))?;
+            if let Some(mut responses) = out.responses {
+                found.extend(responses.remove(&self.table.name).unwrap_or_default());
             }
+            keys = out
+                .unprocessed_keys
+                .and_then(|mut m| m.remove(&self.table.name))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if keys.is_empty() {
+                return Ok(found);
+            }
+            attempt += 1;
+            if attempt >= BATCH_ATTEMPTS {
+                return Err(Error::temporary(
+                    BACKEND,
+                    format!(
+                        "BatchGetItem left {} keys unprocessed after {BATCH_ATTEMPTS} attempts",
+                        keys.len()
+                    ),
+                ));
+            }
+            Table::pause(attempt + 3).await;
         }
     }
 
@@ -163,4 +208,18 @@ impl Deleting {
             ),
         }
     }
+}
+
+/// What `item`, the conversation item of `marker` (if there is one), says of the marker.
+fn verdict(item: Option<&Item>, marker: &DeletionMarker) -> Result<Verdict> {
+    Ok(match item {
+        Some(item) if owner_of(item)? == marker.owner => {
+            if is_deleting(item) {
+                Verdict::Marked
+            } else {
+                Verdict::Live
+            }
+        }
+        _ => Verdict::Stale,
+    })
 }
