@@ -1,8 +1,7 @@
 //! An erase, a purge and a redaction stopped at every write they make, then run again:
 //! the rerun leaves nothing of what they remove visible and no attachment's bytes behind.
-//! The one window a rerun cannot close (between marking a conversation and removing its
-//! record, `docs/forgetting.md`) is shown as what it is: a hidden record with no bytes,
-//! finished by `delete_conversation`.
+//! A stop between marking a conversation and removing its record leaves it hidden; the
+//! rerun finds it with `list_deleting` and finishes it (`ForgetReport::finished`).
 
 // The faults are hooks on `conformance::Forward`.
 #![allow(clippy::unwrap_used)] // tests may unwrap
@@ -148,12 +147,10 @@ async fn stock(vault: &ChatVault, user: &UserId) -> Vec<(ConversationId, Vec<Sto
     out
 }
 
-/// After the rerun: what `forget` removes is gone, with its bytes. Returns how many were
-/// left hidden (marked, record still stored: a fault at their final `delete`, the
-/// documented window), which `delete_conversation` then finishes.
-async fn all_gone(rig: &Rig, stocked: &[(ConversationId, Vec<StorageKey>)], what: &str) -> usize {
+/// After the rerun: what `forget` removes is gone, with its bytes and its record: nothing
+/// is left marked and hidden.
+async fn all_gone(rig: &Rig, stocked: &[(ConversationId, Vec<StorageKey>)], what: &str) {
     let clean = rig.clean();
-    let mut hidden = 0;
     for (id, keys) in stocked {
         assert!(
             clean.get_conversation(id).await.unwrap().is_none(),
@@ -166,19 +163,20 @@ async fn all_gone(rig: &Rig, stocked: &[(ConversationId, Vec<StorageKey>)], what
             );
         }
         // Not visible: a record `begin_delete` still finds was marked and not removed.
-        if rig.messages.begin_delete(id).await.unwrap().is_some() {
-            hidden += 1;
-            assert!(
-                clean.delete_conversation(id).await.unwrap(),
-                "{what}: finished"
-            );
-            assert!(
-                rig.messages.begin_delete(id).await.unwrap().is_none(),
-                "{what}"
-            );
-        }
+        assert!(
+            rig.messages.begin_delete(id).await.unwrap().is_none(),
+            "{what}: {id} left marked and hidden"
+        );
     }
-    hidden
+    let limit = chatvault_core::PageLimit::new(10).unwrap();
+    assert!(
+        rig.messages
+            .list_deleting(None, limit)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{what}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,8 +195,8 @@ async fn an_erase_stopped_at_any_write_is_finished_by_a_rerun() {
     let writes = probe.writes();
     // Per conversation: two byte deletes, begin_delete, delete.
     assert_eq!(writes, 4 * stocked.len());
-    assert_eq!(all_gone(&probe, &stocked, "clean run").await, 0);
-    let mut hidden = 0;
+    all_gone(&probe, &stocked, "clean run").await;
+    let mut finished = 0;
     for at in 1..=writes {
         let rig = Rig::new();
         let stocked = stock(&rig.vault, &user).await;
@@ -210,16 +208,22 @@ async fn an_erase_stopped_at_any_write_is_finished_by_a_rerun() {
             "write {at}: the fault happened"
         );
         rig.fail_at(0);
-        rig.vault
+        let rerun = rig
+            .vault
             .forget()
             .erase_owner(&user, &options)
             .await
             .unwrap();
-        hidden += all_gone(&rig, &stocked, &format!("stopped at write {at}")).await;
+        assert_eq!(
+            rerun.finished.len(),
+            usize::from(at % 4 == 0),
+            "write {at}: only a stop at a final delete leaves one to finish"
+        );
+        finished += rerun.finished.len();
+        all_gone(&rig, &stocked, &format!("stopped at write {at}")).await;
     }
-    // Only a fault at a conversation's final `delete` leaves it hidden: once per
-    // conversation.
-    assert_eq!(hidden, stocked.len());
+    // A fault at each conversation's final `delete` left it marked: each was finished.
+    assert_eq!(finished, stocked.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,13 +247,13 @@ async fn a_purge_stopped_at_any_write_is_finished_by_a_rerun() {
             "write {at}: the fault happened"
         );
         rig.fail_at(0);
-        expiring.forget().purge_expired(&options).await.unwrap();
-        let hidden = all_gone(&rig, &stocked, &format!("purge stopped at write {at}")).await;
+        let rerun = expiring.forget().purge_expired(&options).await.unwrap();
         assert_eq!(
-            hidden,
+            rerun.finished.len(),
             usize::from(at % 4 == 0),
-            "write {at}: only a final delete hides"
+            "write {at}: only a stop at a final delete leaves one to finish"
         );
+        all_gone(&rig, &stocked, &format!("purge stopped at write {at}")).await;
     }
 }
 
@@ -348,9 +352,6 @@ async fn an_unreadable_conversation_is_left_and_reported_not_a_stop() {
             );
         }
         let others = stocked.iter().filter(|(id, _)| id != bad);
-        assert_eq!(
-            all_gone(&rig, &others.cloned().collect::<Vec<_>>(), "others").await,
-            0
-        );
+        all_gone(&rig, &others.cloned().collect::<Vec<_>>(), "others").await;
     }
 }

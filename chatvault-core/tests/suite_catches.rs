@@ -22,7 +22,7 @@ use chatvault_core::{
     Appended, ByteStream, ChatVault, ContentType, ConversationId, ConversationPatch,
     ConversationRecord, ConversationSummary, Error, FileAttachment, FilesBackend, ListOptions,
     Message, MessageId, MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, NewMessage,
-    Page, Parent, Result, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId,
+    Page, PageLimit, Parent, Result, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId,
 };
 use chatvault_memory::MemoryFiles;
 use common::MapStore;
@@ -53,6 +53,8 @@ enum Fault {
     ForgetsTheLeaf,
     /// append: every message continues the active branch, whatever parent it names.
     IgnoresParents,
+    /// list_deleting: finds nothing (a backend that keeps no trace of its marks).
+    ForgetsMarks,
 }
 
 /// SimpleAdapter over a MapStore (which passes the suite), with one fault.
@@ -79,6 +81,18 @@ impl BrokenMessages {
 
 #[async_trait]
 impl MessagesHook<Adapter> for BrokenMessages {
+    async fn list_deleting(
+        &self,
+        adapter: &Adapter,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        match self.fault {
+            Fault::ForgetsMarks => Ok(Vec::new()),
+            _ => adapter.list_deleting(user_id, limit).await,
+        }
+    }
+
     async fn append_messages_as(
         &self,
         adapter: &Adapter,
@@ -529,6 +543,26 @@ async fn an_append_that_ignores_the_owner_fails_the_owner_check() {
     .await;
     // The faultless adapter passes it.
     must_pass(messages::append_checks_the_owner(
+        BrokenMessages::arc(Fault::IgnoresRangeLimit),
+        c,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backend_that_forgets_its_marks_fails_the_deleting_check() {
+    let c = config();
+    must_fail(
+        "marked_conversations_are_listed_until_deleted",
+        messages::marked_conversations_are_listed_until_deleted(
+            BrokenMessages::arc(Fault::ForgetsMarks),
+            c.clone(),
+        ),
+        "left == right",
+    )
+    .await;
+    // The faultless adapter passes it.
+    must_pass(messages::marked_conversations_are_listed_until_deleted(
         BrokenMessages::arc(Fault::IgnoresRangeLimit),
         c,
     ))

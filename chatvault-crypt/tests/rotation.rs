@@ -125,7 +125,7 @@ async fn rewrap_moves_keys_to_a_new_key_encryption_key() {
     let data = Arc::new(MemoryMessages::new());
     let old = keyring(Arc::clone(&store));
     let alice: UserId = "alice".parse().unwrap();
-    let writer = EncryptedMessages::new(SharedMemory(Arc::clone(&data)), old.clone());
+    let writer = EncryptedMessages::new(Arc::clone(&data), old.clone());
     let mut record = chatvault_core::ConversationRecord::new(Some(alice.clone()));
     record.title = Some("kept".into());
     writer.create(&record).await.unwrap();
@@ -134,7 +134,7 @@ async fn rewrap_moves_keys_to_a_new_key_encryption_key() {
     // Only the new key-encryption key: the stored keys do not unwrap.
     let new_kek = [9u8; 32];
     let fresh = || Keyring::new(Arc::clone(&store), StaticKeyProvider::new(new_kek));
-    let reader = EncryptedMessages::new(SharedMemory(Arc::clone(&data)), fresh());
+    let reader = EncryptedMessages::new(Arc::clone(&data), fresh());
     assert_eq!(
         reader.head(&record.id).await.unwrap_err().kind(),
         ErrorKind::PermissionDenied
@@ -143,7 +143,7 @@ async fn rewrap_moves_keys_to_a_new_key_encryption_key() {
     let both = fresh().with_previous_provider(StaticKeyProvider::new(KEK));
     let report = both.rewrap().await.unwrap();
     assert_eq!(report.rewrapped, 2, "alice's two versions: {report:?}");
-    let reader = EncryptedMessages::new(SharedMemory(Arc::clone(&data)), fresh());
+    let reader = EncryptedMessages::new(Arc::clone(&data), fresh());
     let head = reader.head(&record.id).await.unwrap().unwrap();
     assert_eq!(head.record.title.as_deref(), Some("kept"));
     assert_eq!(
@@ -151,100 +151,4 @@ async fn rewrap_moves_keys_to_a_new_key_encryption_key() {
         0,
         "nothing left to rewrap"
     );
-}
-
-/// One memory store behind several wrappers.
-#[derive(Debug)]
-struct SharedMemory(Arc<MemoryMessages>);
-
-#[chatvault_core::backend::async_trait]
-impl MessagesBackend for SharedMemory {
-    fn capabilities(&self) -> chatvault_core::backend::MessagesCapabilities {
-        self.0.capabilities()
-    }
-    async fn create(&self, r: &chatvault_core::ConversationRecord) -> chatvault_core::Result<()> {
-        self.0.create(r).await
-    }
-    async fn head(
-        &self,
-        id: &chatvault_core::ConversationId,
-    ) -> chatvault_core::Result<Option<chatvault_core::backend::ConversationHead>> {
-        self.0.head(id).await
-    }
-    async fn append_messages_as(
-        &self,
-        owner: Option<&UserId>,
-        id: &chatvault_core::ConversationId,
-        messages: Vec<NewMessage>,
-    ) -> chatvault_core::Result<chatvault_core::Appended> {
-        self.0.append_messages_as(owner, id, messages).await
-    }
-    async fn update_message(
-        &self,
-        id: &chatvault_core::ConversationId,
-        m: &chatvault_core::MessageId,
-        rev: u64,
-        u: &chatvault_core::MessageUpdate,
-    ) -> chatvault_core::Result<chatvault_core::MessageUpdated> {
-        self.0.update_message(id, m, rev, u).await
-    }
-    async fn message(
-        &self,
-        id: &chatvault_core::ConversationId,
-        m: &chatvault_core::MessageId,
-    ) -> chatvault_core::Result<Option<Message>> {
-        self.0.message(id, m).await
-    }
-    async fn messages(
-        &self,
-        id: &chatvault_core::ConversationId,
-        range: &MessageRange,
-    ) -> chatvault_core::Result<chatvault_core::Page<Message>> {
-        self.0.messages(id, range).await
-    }
-    async fn list_conversations(
-        &self,
-        user: Option<&UserId>,
-        options: &chatvault_core::ListOptions,
-    ) -> chatvault_core::Result<chatvault_core::Page<chatvault_core::ConversationSummary>> {
-        self.0.list_conversations(user, options).await
-    }
-    async fn update(
-        &self,
-        id: &chatvault_core::ConversationId,
-        p: &chatvault_core::ConversationPatch,
-    ) -> chatvault_core::Result<chatvault_core::ConversationRecord> {
-        self.0.update(id, p).await
-    }
-    async fn add_file(
-        &self,
-        id: &chatvault_core::ConversationId,
-        f: &chatvault_core::FileAttachment,
-    ) -> chatvault_core::Result<chatvault_core::ConversationRecord> {
-        self.0.add_file(id, f).await
-    }
-    async fn remove_file(
-        &self,
-        id: &chatvault_core::ConversationId,
-        f: &chatvault_core::FileId,
-    ) -> chatvault_core::Result<Option<chatvault_core::ConversationRecord>> {
-        self.0.remove_file(id, f).await
-    }
-    async fn begin_delete(
-        &self,
-        id: &chatvault_core::ConversationId,
-    ) -> chatvault_core::Result<Option<Vec<chatvault_core::FileAttachment>>> {
-        self.0.begin_delete(id).await
-    }
-    async fn delete(&self, id: &chatvault_core::ConversationId) -> chatvault_core::Result<bool> {
-        self.0.delete(id).await
-    }
-    async fn search(
-        &self,
-        user: &UserId,
-        q: &str,
-        o: &chatvault_core::SearchOptions,
-    ) -> chatvault_core::Result<chatvault_core::Page<chatvault_core::SearchHit>> {
-        self.0.search(user, q, o).await
-    }
 }

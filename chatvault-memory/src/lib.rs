@@ -10,9 +10,10 @@ use chatvault_core::backend::{
     Appended, ByteStream, ContentType, ConversationHead, ConversationId, ConversationPatch,
     ConversationRecord, ConversationSummary, Error, FileAttachment, FileId, FilesBackend,
     FilesCapabilities, ListCursor, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
-    MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
-    SearchCursor, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId, apply_add_file,
-    apply_remove_file, async_trait, bytes_stream, check_owner, check_replay, collect_stream, now,
+    MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, PageLimit,
+    Result, SearchCursor, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId,
+    apply_add_file, apply_remove_file, async_trait, bytes_stream, check_owner, check_replay,
+    collect_stream, now,
 };
 use chrono::{DateTime, Utc};
 
@@ -335,6 +336,42 @@ impl MessagesBackend for MemoryMessages {
             }
             None => Ok(false),
         }
+    }
+
+    /// One user's: a walk of their listing index; every user's: a walk of every
+    /// conversation.
+    async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        let state = self.lock();
+        let marked = |id: &&ConversationId| {
+            state
+                .conversations
+                .get(*id)
+                .is_some_and(|entry| entry.deleting)
+        };
+        let found: Vec<ConversationId> = match user_id {
+            Some(user) => state
+                .by_user
+                .get(user)
+                .into_iter()
+                .flatten()
+                .map(|(_, id)| id)
+                .filter(marked)
+                .take(limit.get())
+                .cloned()
+                .collect(),
+            None => state
+                .conversations
+                .iter()
+                .filter(|(_, entry)| entry.deleting)
+                .map(|(id, _)| id.clone())
+                .take(limit.get())
+                .collect(),
+        };
+        Ok(found)
     }
 
     async fn search(

@@ -1,11 +1,6 @@
 //! The [`MessagesBackend`] implementation: one call per method.
 
-use chatvault_core::backend::{
-    Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
-    ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
-    MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,
-    Page, Result, SearchHit, SearchOptions, UserId, async_trait,
-};
+use chatvault_core::backend::*;
 
 use crate::conn::BACKEND;
 use crate::messages::RedisMessages;
@@ -99,6 +94,14 @@ impl MessagesBackend for RedisMessages {
 
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
         self.remove(id).await
+    }
+
+    async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        RedisMessages::list_deleting(self, user_id, limit).await
     }
 
     async fn search(

@@ -47,7 +47,7 @@ impl RedisMessages {
     /// conversation's with `None`) and one `HMGET` per marker (on one server in one
     /// pipeline per 1,000 markers): never a live conversation without a marker, nor a
     /// message. Does not depend on [`list_all`](crate::RedisMessagesBuilder::list_all).
-    pub async fn list_deleting(
+    pub(crate) async fn list_deleting(
         &self,
         user_id: Option<&UserId>,
         limit: PageLimit,

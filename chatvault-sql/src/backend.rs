@@ -4,8 +4,8 @@ use chatvault_core::backend::{
     Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
     ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
     MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,
-    Page, Result, SearchHit, SearchOptions, SearchQuery, UserId, apply_add_file, apply_remove_file,
-    async_trait, check_owner, check_replay, now,
+    Page, PageLimit, Result, SearchHit, SearchOptions, SearchQuery, UserId, apply_add_file,
+    apply_remove_file, async_trait, check_owner, check_replay, now,
 };
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
 
@@ -16,9 +16,9 @@ use crate::dialect::Dialect;
 use crate::messages::{SqlMessages, read_error};
 use crate::statements::{
     DELETE_ATTACHMENTS, DELETE_CONVERSATION, DELETE_FILE, DELETE_MESSAGES, HEAD_FILE_COLUMN,
-    INSERT_CONVERSATION, INSERT_FILE, LIST_ALL, LIST_ALL_AFTER, LIST_USER, LIST_USER_AFTER,
-    MARK_DELETING, SELECT_FILE, SELECT_HEAD, SELECT_LIVE_MESSAGE, SELECT_MESSAGE_BY_ID,
-    UPDATE_MESSAGE, UPDATE_PATCH,
+    INSERT_CONVERSATION, INSERT_FILE, LIST_ALL, LIST_ALL_AFTER, LIST_DELETING,
+    LIST_DELETING_OF_USER, LIST_USER, LIST_USER_AFTER, MARK_DELETING, SELECT_FILE, SELECT_HEAD,
+    SELECT_LIVE_MESSAGE, SELECT_MESSAGE_BY_ID, UPDATE_MESSAGE, UPDATE_PATCH,
 };
 
 /// Every write is one transaction that first locks the conversation's row (see
@@ -378,6 +378,31 @@ where
         }
         D::commit(tx, "delete").await?;
         Ok(true)
+    }
+
+    /// One query: the user's listing index then the flag, or (every user's) a scan of
+    /// the conversations table.
+    async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        let limit = to_i64("limit", limit.get() as u64)?;
+        let query = match user_id {
+            Some(user) => sqlx::query(LIST_DELETING_OF_USER)
+                .bind(user.as_str())
+                .bind(limit),
+            None => sqlx::query(LIST_DELETING).bind(limit),
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(read_error::<D>)?;
+        rows.iter()
+            .map(|row| {
+                let id = Self::col::<String>(row, 0)?;
+                ConversationId::parse(&id).map_err(|e| {
+                    Error::corrupt(D::BACKEND, format!("conversation {id:?}"), e.to_string())
+                })
+            })
+            .collect()
     }
 
     async fn search(

@@ -140,3 +140,12 @@ pub(crate) const LIST_ALL_AFTER: &str = concat!(
      AND ($1 OR NOT archived) AND (last_active, id) < ($3, $4) \
      ORDER BY last_active DESC, id DESC LIMIT $2"
 );
+
+/// Up to `$2` conversations of user `$1` marked by `begin_delete` (the user's listing
+/// index, then the flag).
+pub(crate) const LIST_DELETING_OF_USER: &str =
+    "SELECT id FROM chatvault_conversations WHERE user_id = $1 AND deleting LIMIT $2";
+/// Up to `$1` conversations marked by `begin_delete`, of every user (a scan of the
+/// conversations table, not of the messages).
+pub(crate) const LIST_DELETING: &str =
+    "SELECT id FROM chatvault_conversations WHERE deleting LIMIT $1";

@@ -1,12 +1,7 @@
 //! The [`MessagesBackend`] implementation: one call per method into the part that does
 //! it (under `read/` and `write/`).
 
-use chatvault_core::backend::{
-    Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
-    ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
-    MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,
-    Page, Result, SearchHit, SearchOptions, UserId, async_trait,
-};
+use chatvault_core::backend::*;
 
 use super::DynamoMessages;
 use super::limits::{BACKEND, MAX_APPEND_MESSAGES, MAX_MESSAGE_BYTES};
@@ -106,16 +101,18 @@ impl MessagesBackend for DynamoMessages {
     /// alive:
     ///
     /// 1. The conversation item gets a tombstone (`deleting`) and a new `version` (what
-    ///    `begin_delete` does; a second time changes nothing that matters). From then on
-    ///    every append and every change fails with [`Error::NotFound`], even one that read
-    ///    the conversation before: its transaction is conditional on the version it read,
-    ///    which is gone.
+    ///    `begin_delete` does, after writing the conversation's deletion marker item; a
+    ///    second time changes nothing that matters). From then on every append and every
+    ///    change fails with [`Error::NotFound`], even one that read the conversation
+    ///    before: its transaction is conditional on the version it read, which is gone.
     /// 2. Every message item and id marker under the conversation's key is deleted
     ///    (`Query`, then `BatchWriteItem`s, retrying unprocessed items).
-    /// 3. The conversation item is deleted, conditional on the tombstone's version.
+    /// 3. The conversation item and its deletion marker are deleted in one transaction,
+    ///    conditional on the tombstone's version.
     ///
-    /// If it fails part-way, the conversation stays marked (it reads as gone) and calling
-    /// `delete` again finishes the job and answers `true`. For a conversation that does not exist it answers `false`, after deleting
+    /// If it fails part-way, the conversation stays marked (it reads as gone, and
+    /// `list_deleting` names it) and calling `delete` again finishes the job and answers
+    /// `true`. For a conversation that does not exist it answers `false`, after deleting
     /// any message items left under the id.
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
         self.deleter.delete(id).await
@@ -135,6 +132,27 @@ impl MessagesBackend for DynamoMessages {
         file_id: &FileId,
     ) -> Result<Option<ConversationRecord>> {
         self.records.remove_file(id, file_id).await
+    }
+
+    /// At most `limit` conversations marked by `begin_delete` (or by a `delete` that has
+    /// not finished) and not yet deleted, of `user_id` (every user's, and those of no
+    /// user, with `None`), in no particular order. `delete` takes a conversation off this
+    /// list, so a caller that finishes each conversation it gets calls again until the
+    /// answer is empty. Exact after any crash: the mark's deletion marker is put before the
+    /// tombstone and deleted in the same transaction as the conversation item.
+    ///
+    /// Costs one consistent `Query` of the markers' partition (more for a page of over
+    /// 1 MB) and consistent `BatchGetItem`s of the markers' conversation items (100 a
+    /// request); it never reads live conversations or messages. A marker whose conversation is gone is
+    /// removed on the way. A conversation marked by an earlier release of chatvault-aws
+    /// (which wrote no marker) cannot be found and is not listed; `begin_delete` on it
+    /// again puts its marker.
+    async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        self.deleting.list_deleting(user_id, limit).await
     }
 
     async fn search(

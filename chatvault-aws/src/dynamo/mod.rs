@@ -17,7 +17,6 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 #[cfg(doc)]
 use chatvault_core::backend::Error;
-use chatvault_core::backend::{ConversationId, PageLimit, Result, UserId};
 
 pub use limits::{DEFAULT_MAX_WRITE_ATTEMPTS, MAX_APPEND_MESSAGES, MAX_MESSAGE_BYTES};
 use read::deleting::Deleting;
@@ -143,26 +142,5 @@ impl DynamoMessages {
     /// The table's name.
     pub fn table_name(&self) -> &str {
         &self.table.name
-    }
-
-    /// At most `limit` conversations marked by `begin_delete` (or by a `delete` that has
-    /// not finished) and not yet deleted, of `user_id` (every user's, and those of no
-    /// user, with `None`), in no particular order. `delete` takes a conversation off this
-    /// list, so a caller that finishes each conversation it gets calls again until the
-    /// answer is empty. Exact after any crash: the mark's deletion marker is put before the
-    /// tombstone and deleted in the same transaction as the conversation item.
-    ///
-    /// Costs one consistent `Query` of the markers' partition (more for a page of over
-    /// 1 MB) and consistent `BatchGetItem`s of the markers' conversation items (100 a
-    /// request); it never reads live conversations or messages. A marker whose conversation is gone is
-    /// removed on the way. A conversation marked by an earlier release of chatvault-aws
-    /// (which wrote no marker) cannot be found and is not listed; `begin_delete` on it
-    /// again puts its marker.
-    pub async fn list_deleting(
-        &self,
-        user_id: Option<&UserId>,
-        limit: PageLimit,
-    ) -> Result<Vec<ConversationId>> {
-        self.deleting.list_deleting(user_id, limit).await
     }
 }

@@ -9,8 +9,8 @@ use super::{
     Appended, ByteStream, ContentType, ConversationHead, ConversationId, ConversationPatch,
     ConversationRecord, ConversationSummary, FileAttachment, FileId, FilesBackend,
     FilesCapabilities, ListOptions, Message, MessageId, MessageRange, MessageUpdate,
-    MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, Result,
-    SearchHit, SearchOptions, StorageKey, UserId, async_trait,
+    MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, PageLimit,
+    Result, SearchHit, SearchOptions, StorageKey, UserId, async_trait,
 };
 
 /// Every method is the shared backend's.
@@ -100,6 +100,14 @@ impl<T: MessagesBackend + ?Sized> MessagesBackend for Arc<T> {
 
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
         (**self).delete(id).await
+    }
+
+    async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        (**self).list_deleting(user_id, limit).await
     }
 
     async fn search(

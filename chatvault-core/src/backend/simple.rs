@@ -82,7 +82,7 @@ use crate::ids::{ConversationId, FileId, MessageId, UserId};
 use crate::model::{
     Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
     FileAttachment, ListOptions, Message, MessageRange, MessageUpdate, MessageUpdated, NewMessage,
-    Page, SearchHit, SearchOptions, StoredConversation, now,
+    Page, PageLimit, SearchHit, SearchOptions, StoredConversation, now,
 };
 
 /// A store that saves and loads whole conversations: the Python library's backend shape.
@@ -318,6 +318,31 @@ impl<B: SimpleBackend> MessagesBackend for SimpleAdapter<B> {
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
         let _guard = self.lock.lock().await;
         self.inner.delete(id).await
+    }
+
+    /// One user's: [`SimpleBackend::get_by_user`], filtered. Every user's: not supported,
+    /// as for listings.
+    async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        let Some(user_id) = user_id else {
+            return Err(Error::not_supported(
+                "simple adapter",
+                "listing every user's conversations",
+            ));
+        };
+        let _guard = self.lock.lock().await;
+        Ok(self
+            .inner
+            .get_by_user(user_id)
+            .await?
+            .into_iter()
+            .filter(|c| c.deleting)
+            .take(limit.get())
+            .map(|c| c.record.id)
+            .collect())
     }
 
     async fn search(

@@ -14,7 +14,7 @@ use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, Use
 use crate::model::{
     Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
     FileAttachment, ListOptions, Message, MessageRange, MessageUpdate, MessageUpdated, NewMessage,
-    Page, SearchHit, SearchOptions,
+    Page, PageLimit, SearchHit, SearchOptions,
 };
 
 /// Where conversations and their messages are kept.
@@ -165,6 +165,19 @@ pub trait MessagesBackend: Send + Sync + Debug + 'static {
     /// marked or not. Returns whether it existed. Retry-safe: an interrupted delete is
     /// finished by calling it again.
     async fn delete(&self, id: &ConversationId) -> Result<bool>;
+
+    /// At most `limit` conversations that [`begin_delete`](Self::begin_delete) has marked
+    /// and [`delete`](Self::delete) has not finished, of `user_id` (every user's, and
+    /// those of no user, with `None`), in no particular order. Exact after a crash at any
+    /// point: a marked conversation is listed until `delete` answers, a live or deleted one
+    /// never is. `delete` takes a conversation off this list, so a caller that finishes
+    /// each one it gets calls again until the answer is empty (how a purge finishes what a
+    /// crash between the two steps left hidden).
+    async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>>;
 
     /// Full-text search over the text of a user's messages, best matches first.
     ///

@@ -60,7 +60,7 @@ use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, Use
 use crate::model::{
     Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
     FileAttachment, ListOptions, Message, MessageRange, MessageUpdate, MessageUpdated, NewMessage,
-    Page, SearchHit, SearchOptions,
+    Page, PageLimit, SearchHit, SearchOptions,
 };
 
 /// One call through a [`Forward`], as its hook's `before` sees it.
@@ -71,7 +71,7 @@ pub struct Call<'a> {
     /// (`"append_messages_as"`, `"upload_stream"`, ...).
     pub method: &'static str,
     /// Whether the method writes: every [`MessagesBackend`] method but `capabilities`,
-    /// `head`, `message`, `messages`, `list_conversations` and `search`;
+    /// `head`, `message`, `messages`, `list_conversations`, `list_deleting` and `search`;
     /// [`FilesBackend`]'s `upload_stream` and `delete`.
     pub write: bool,
     /// The conversation the call is about, for the messages methods that name one
@@ -266,6 +266,16 @@ pub trait MessagesHook<B: MessagesBackend>: Send + Sync + Debug + 'static {
         inner.delete(id).await
     }
 
+    /// [`MessagesBackend::list_deleting`].
+    async fn list_deleting(
+        &self,
+        inner: &B,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        inner.list_deleting(user_id, limit).await
+    }
+
     /// [`MessagesBackend::search`].
     async fn search(
         &self,
@@ -445,6 +455,20 @@ impl<B: MessagesBackend, H: MessagesHook<B>> MessagesBackend for Forward<B, H> {
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
         self.hook.before(&Call::messages("delete", true, id))?;
         MessagesHook::delete(&self.hook, &self.inner, id).await
+    }
+
+    async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        self.hook.before(&Call {
+            method: "list_deleting",
+            write: false,
+            conversation: None,
+            key: None,
+        })?;
+        self.hook.list_deleting(&self.inner, user_id, limit).await
     }
 
     async fn search(

@@ -207,6 +207,7 @@ macro_rules! messages_backend_tests {
             listing_ties_break_by_id,
             list_all_conversations,
             begin_delete_then_delete,
+            marked_conversations_are_listed_until_deleted,
             long_conversation,
             concurrent_appends,
             idempotent_appends,

@@ -18,7 +18,7 @@ use crate::backend::{FilesBackend, MessagesBackend};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{ConversationId, StorageKey, UserId};
 use crate::model::{
-    ConversationRecord, ConversationSummary, FileAttachment, ListOptions, Retention, now,
+    ConversationRecord, ConversationSummary, FileAttachment, ListOptions, PageLimit, Retention, now,
 };
 
 /// How many conversations one listing page asks for.
@@ -47,11 +47,17 @@ pub struct ForgetReport {
     /// [`ChatVault::delete_conversation`](crate::ChatVault::delete_conversation) over the
     /// backends themselves (under an encryption wrapper: the wrapped ones).
     pub unreadable: Vec<ConversationId>,
+    /// Conversations an earlier deletion marked and did not finish (a crash between
+    /// [`MessagesBackend::begin_delete`] and [`MessagesBackend::delete`]): hidden until
+    /// now, removed by this run with their attachments' bytes (counted in `files` and
+    /// `bytes`; their messages, which a marked conversation no longer shows, are not
+    /// counted). A dry run lists at most 200.
+    pub finished: Vec<ConversationId>,
 }
 
 impl fmt::Display for ForgetReport {
     /// `removed 3 conversations, 41 messages, 2 attachments (1024 bytes)`, then
-    /// `; 1 unreadable left` when some were: one line.
+    /// `; 1 unreadable left` when some were, and `; 2 stopped deletions finished`: one line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -68,6 +74,9 @@ impl fmt::Display for ForgetReport {
         )?;
         if !self.unreadable.is_empty() {
             write!(f, "; {} unreadable left", self.unreadable.len())?;
+        }
+        if !self.finished.is_empty() {
+            write!(f, "; {} stopped deletions finished", self.finished.len())?;
         }
         Ok(())
     }
@@ -204,10 +213,11 @@ impl<'a> Forgetting<'a> {
                 "listing every user's conversations (to purge the expired ones)",
             ));
         }
-        if self.retention.keeps_everything() {
-            return Ok(report(options));
-        }
         let mut report = report(options);
+        self.finish_marked(None, options, &mut report).await?;
+        if self.retention.keeps_everything() {
+            return Ok(report);
+        }
         let mut seen = HashSet::new();
         loop {
             let at = now();
@@ -235,6 +245,7 @@ impl<'a> Forgetting<'a> {
         options: &ForgetOptions,
     ) -> Result<ForgetReport> {
         let mut report = report(options);
+        self.finish_marked(Some(user), options, &mut report).await?;
         let mut seen = HashSet::new();
         loop {
             let owned = self.list(Some(user), &mut seen, |_| true).await?;
@@ -245,6 +256,46 @@ impl<'a> Forgetting<'a> {
                 r.user_id.as_ref() == Some(user)
             })
             .await?;
+        }
+    }
+
+    /// Finishes the deletions of `user`'s conversations (every user's with `None`) that an
+    /// earlier run or [`ChatVault::delete_conversation`](crate::ChatVault::delete_conversation)
+    /// marked and did not finish (in a dry run: lists up to a page of them).
+    async fn finish_marked(
+        &self,
+        user: Option<&UserId>,
+        options: &ForgetOptions,
+        report: &mut ForgetReport,
+    ) -> Result<()> {
+        let limit = PageLimit::new(PAGE)?;
+        let mut done = HashSet::new();
+        loop {
+            let marked = self.messages.list_deleting(user, limit).await?;
+            if options.dry_run {
+                report.finished.extend(marked);
+                return Ok(());
+            }
+            if marked.is_empty() {
+                return Ok(());
+            }
+            if marked.iter().all(|id| done.contains(id)) {
+                return Err(Error::backend(
+                    "messages",
+                    "list_deleting still lists conversations whose delete has answered",
+                ));
+            }
+            for id in marked {
+                let files = delete_with_files(self.messages, self.files, &id, &[]).await?;
+                report.files += files.as_ref().map_or(0, |f| f.len() as u64);
+                report.bytes += files.iter().flatten().map(|f| f.size).sum::<u64>();
+                if done.insert(id.clone()) {
+                    report.finished.push(id);
+                }
+                if let Some(progress) = &options.progress {
+                    progress(report);
+                }
+            }
         }
     }
 

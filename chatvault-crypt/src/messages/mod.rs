@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use chatvault_core::backend::{
     Appended, ConversationHead, ConversationPatch, ConversationRecord, ConversationSummary,
     FileAttachment, ListOptions, Message, MessageRange, MessageUpdate, MessageUpdated,
-    MessagesBackend, MessagesCapabilities, NewMessage, Page, Role, SearchHit, SearchOptions,
-    auto_title, check_replay,
+    MessagesBackend, MessagesCapabilities, NewMessage, Page, PageLimit, Role, SearchHit,
+    SearchOptions, auto_title, check_replay,
 };
 use chatvault_core::{ConversationId, Error, FileId, MAX_MESSAGE_BYTES, MessageId, Result, UserId};
 
@@ -460,6 +460,18 @@ impl<B: MessagesBackend> MessagesBackend for EncryptedMessages<B> {
         let deleted = self.inner.delete(id).await?;
         self.owners().pop(id);
         Ok(deleted)
+    }
+
+    /// The inner backend's, without the wrapper's key conversations (ids are stored in
+    /// clear).
+    async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        let mut ids = self.inner.list_deleting(user_id, limit).await?;
+        ids.retain(|id| !is_key_conversation(id));
+        Ok(ids)
     }
 
     async fn search(

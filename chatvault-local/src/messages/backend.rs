@@ -1,11 +1,6 @@
 //! The [`MessagesBackend`] impl: one call into the store per method, on the blocking pool.
 
-use chatvault_core::backend::{
-    Appended, ConversationHead, ConversationId, ConversationPatch, ConversationRecord,
-    ConversationSummary, Error, FileAttachment, FileId, ListOptions, Message, MessageId,
-    MessageRange, MessageUpdate, MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage,
-    Page, Result, SearchHit, SearchOptions, UserId, async_trait,
-};
+use chatvault_core::backend::*;
 
 use super::LocalMessages;
 use crate::error::BACKEND;
@@ -122,6 +117,14 @@ impl MessagesBackend for LocalMessages {
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
         let id = id.clone();
         self.run(move |s| s.whole().delete(&id)).await
+    }
+
+    async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        LocalMessages::list_deleting(self, user_id, limit).await
     }
 
     async fn search(

@@ -54,7 +54,7 @@ impl LocalMessages {
     /// of each marker's conversation (taking its exclusive lock): no message, and no
     /// conversation without a marker. Stale markers (left by a crash before a mark was
     /// committed, or after a delete's commit) are removed on the way.
-    pub async fn list_deleting(
+    pub(crate) async fn list_deleting(
         &self,
         user_id: Option<&UserId>,
         limit: PageLimit,

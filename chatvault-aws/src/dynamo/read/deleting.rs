@@ -112,8 +112,11 @@ impl Deleting {
     ) -> Result<HashMap<String, Item>> {
         let ids: BTreeSet<&ConversationId> = markers.iter().map(|m| &m.id).collect();
         let keys: Vec<Item> = ids.into_iter().map(conversation_key).collect();
-        let found: Vec<Vec<Item>> = futures_util::stream::iter(keys.chunks(BATCH_GET_MAX))
-            .map(|chunk| self.batch_get(chunk.to_vec()))
+        // Owned batches: a stream over borrowed chunks is not `Send` for every lifetime,
+        // which the trait's boxed future needs.
+        let batches: Vec<Vec<Item>> = keys.chunks(BATCH_GET_MAX).map(<[Item]>::to_vec).collect();
+        let found: Vec<Vec<Item>> = futures_util::stream::iter(batches)
+            .map(|batch| self.batch_get(batch))
             .buffer_unordered(BATCH_CONCURRENCY)
             .try_collect()
             .await?;

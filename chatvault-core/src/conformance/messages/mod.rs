@@ -5,6 +5,7 @@
 mod appends;
 mod branches;
 mod common;
+mod deleting;
 mod listing;
 mod owner;
 mod ranges;
@@ -20,6 +21,7 @@ pub use appends::{
     idempotent_appends,
 };
 pub use branches::{branches_edit_switch_rewind, racing_edits_keep_both};
+pub use deleting::marked_conversations_are_listed_until_deleted;
 pub use listing::{
     list_all_conversations, list_user_conversations, listing_pages_survive_concurrent_creation,
     listing_ties_break_by_id,
