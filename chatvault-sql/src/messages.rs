@@ -283,11 +283,3 @@ pub(crate) async fn commit<D: Dialect>(
         .await
         .map_err(|e| commit_error(D::BACKEND, operation, e))
 }
-
-/// Ends a transaction that wrote nothing. The answer is known already, so a failure here
-/// (a connection lost at this moment, which ends the transaction anyway) is only logged.
-pub(crate) async fn rollback<D: Dialect>(tx: Transaction<'static, D>) {
-    if let Err(e) = tx.rollback().await {
-        tracing::debug!(backend = D::BACKEND, error = %e, "rollback of a read-only transaction failed");
-    }
-}

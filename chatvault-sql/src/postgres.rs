@@ -14,7 +14,7 @@ use crate::common::{
     Migration, db_error, parse_message, role_column, search_text, to_i64, to_json,
 };
 use crate::dialect::{Dialect, Sealed};
-use crate::messages::{SqlMessages, commit, read_error, rollback};
+use crate::messages::{SqlMessages, commit, read_error};
 use crate::statements::{record_columns, record_columns_c};
 
 /// Conversations in a PostgreSQL database: one row per conversation, one per message
@@ -171,8 +171,13 @@ impl Dialect for Postgres {
         commit(tx, operation).await
     }
 
+    /// Ends a transaction that wrote nothing. The answer is known already, so a failure
+    /// here (a connection lost at this moment, which ends the transaction anyway) is only
+    /// logged.
     async fn rollback(tx: Transaction<'static, Postgres>) {
-        rollback(tx).await;
+        if let Err(e) = tx.rollback().await {
+            tracing::debug!(backend = Self::BACKEND, error = %e, "rollback of a read-only transaction failed");
+        }
     }
 
     /// Nothing: the old row version is a dead tuple until (auto)vacuum reclaims it, which
