@@ -97,7 +97,7 @@ use source::Export;
 const QUEUE: usize = 4;
 
 /// How many conversations are written at once.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 16;
 
 /// The tools whose exports [`import_file`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
