@@ -7,7 +7,8 @@
 //! all expired (a policy of zero days after creation): the lines printed say
 //! conversations/s. Then Criterion times purges of 1,000 such conversations (the store
 //! is built again, untimed, for every sample). `BENCH_DIR=/dev/shm` puts the stores on a
-//! tmpfs (no disk flushes).
+//! tmpfs (no disk flushes); `CONCURRENCY=N` removes N conversations at a time (default:
+//! `ForgetOptions`'s, 32).
 #![allow(clippy::unwrap_used, missing_docs)] // a benchmark may unwrap
 
 use std::time::{Duration, Instant};
@@ -82,15 +83,22 @@ async fn purge(vault: &ChatVault, n: usize) -> Duration {
         .clone()
         .with_retention(Retention::new(Expiry::AfterCreation(TimeDelta::zero())));
     let start = Instant::now();
-    let report = expiring
-        .forget()
-        .purge_expired(&ForgetOptions::new())
-        .await
-        .unwrap();
+    let report = expiring.forget().purge_expired(&options()).await.unwrap();
     let took = start.elapsed();
     assert_eq!(report.conversations.len(), n);
     assert_eq!(report.files as usize, n);
     took
+}
+
+/// The purge's options: `CONCURRENCY` removals at a time when set, else the default.
+fn options() -> ForgetOptions {
+    match std::env::var("CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(n) => ForgetOptions::new().concurrency(n),
+        None => ForgetOptions::new(),
+    }
 }
 
 fn env(name: &str, default: usize) -> usize {

@@ -25,7 +25,7 @@ use crate::model::{
 const PAGE: usize = 200;
 
 /// How many conversations a purge or an erase removes at a time by default.
-const DEFAULT_CONCURRENCY: usize = 8;
+const DEFAULT_CONCURRENCY: usize = 32;
 
 /// What a purge or an erase removed (or, in a dry run, would remove).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl ForgetOptions {
         self
     }
 
-    /// Removes up to `n` conversations at a time (at least 1; default 8): each removal is a
+    /// Removes up to `n` conversations at a time (at least 1; default 32): each removal is a
     /// few small writes that wait on the store (a flush, a round trip), which overlap.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);
