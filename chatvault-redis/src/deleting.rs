@@ -76,7 +76,7 @@ impl RedisMessages {
                     (Some(_), None) => {}
                     (record, Some(_)) => {
                         if mine(&location, record.as_deref(), user_id) && out.len() < limit {
-                            out.push(listed_id(member)?);
+                            out.push(ConversationId::parse(member)?);
                         }
                     }
                 }
@@ -177,9 +177,4 @@ fn mine(location: &str, record: Option<&[u8]>, user: Option<&UserId>) -> bool {
         }
         None => true,
     }
-}
-
-/// The conversation id of a marker (checked already by the read of its conversation).
-fn listed_id(member: &str) -> Result<ConversationId> {
-    ConversationId::parse(member)
 }

@@ -303,9 +303,10 @@ impl Parsed {
             let plan = model::plan(format, &mut conv)?;
             Ok((conv, plan))
         });
+        let ident = Ident::of(index, &item);
         Parsed {
-            key: source_key(&item),
-            ident: Ident::of(index, &item),
+            key: ident.conversation.clone(),
+            ident,
             got,
         }
     }
@@ -359,14 +360,6 @@ fn absorb(
     progress.bytes = report.bytes_uploaded;
     on_progress(progress);
     Ok(())
-}
-
-/// The id a conversation seems to have, to keep two writes of one id apart.
-fn source_key(item: &Value) -> Option<String> {
-    ["id", "uuid", "conversation_id", "conversationId"]
-        .iter()
-        .find_map(|k| item.get(k).and_then(Value::as_str))
-        .map(str::to_owned)
 }
 
 /// One conversation of the export, converted.

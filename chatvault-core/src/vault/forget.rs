@@ -286,10 +286,14 @@ impl<'a> Forgetting<'a> {
                 ));
             }
             for id in marked {
-                let files = delete_with_files(self.messages, self.files, &id, &[]).await?;
-                report.files += files.as_ref().map_or(0, |f| f.len() as u64);
-                report.bytes += files.iter().flatten().map(|f| f.size).sum::<u64>();
-                if done.insert(id.clone()) {
+                // `None`: another deletion finished it since the listing.
+                let finished = delete_with_files(self.messages, self.files, &id, &[]).await?;
+                let first = done.insert(id.clone());
+                if let Some(files) = finished
+                    && first
+                {
+                    report.files += files.len() as u64;
+                    report.bytes += files.iter().map(|f| f.size).sum::<u64>();
                     report.finished.push(id);
                 }
                 if let Some(progress) = &options.progress {
