@@ -1,6 +1,7 @@
 //! Branches of one conversation: edit, regenerate, switch, rewind, siblings and fork.
 
-use super::conversation::{Conversation, NewConversation};
+use super::conversation::Conversation;
+use super::new_conversation::NewConversation;
 use super::reply::{ReplyOptions, ReplyWriter};
 use crate::error::{Error, Result};
 use crate::ids::MessageId;

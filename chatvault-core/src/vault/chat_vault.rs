@@ -3,8 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::conversation::Conversation;
+use super::follow::{FollowOptions, ReplyFollower};
 use super::forget::{Forgetting, delete_with_files};
 use super::live::Live;
+use super::new_conversation::NewConversation;
 use crate::backend::{FilesBackend, MessagesBackend, check_unique_ids};
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, MessageId, UserId};
@@ -277,9 +280,7 @@ impl ChatVault {
         }
         Ok(())
     }
-}
 
-impl ChatVault {
     /// Appends `messages` to `user`'s conversation `id` without reading it first: the
     /// owner is checked in the backend's write
     /// ([`MessagesBackend::append_messages_as`]), so this costs one append. What a server
@@ -324,6 +325,111 @@ impl ChatVault {
             .await?;
         settle(&mut updated.message, now());
         Ok(updated)
+    }
+
+    /// Creates a conversation, optionally owned by a user.
+    pub async fn create_conversation(&self, user_id: Option<&UserId>) -> Result<Conversation> {
+        let mut builder = self.new_conversation();
+        if let Some(user) = user_id {
+            builder = builder.user(user.clone());
+        }
+        builder.create().await
+    }
+
+    /// A builder for a conversation with a title, metadata or an id of your choosing.
+    ///
+    /// ```
+    /// # use chatvault_core::ChatVault;
+    /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> chatvault_core::Result<()> {
+    /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+    /// let conversation = vault
+    ///     .new_conversation()
+    ///     .user("user-123".parse()?)
+    ///     .title("Trip planning")
+    ///     .create()
+    ///     .await?;
+    /// assert_eq!(conversation.title(), Some("Trip planning"));
+    /// # Ok(()) }
+    /// ```
+    pub fn new_conversation(&self) -> NewConversation<'_> {
+        NewConversation {
+            vault: self,
+            id: None,
+            user_id: None,
+            title: None,
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// The conversation with this id, or `None` (also when it has expired under the
+    /// vault's [`Retention`](crate::Retention)).
+    pub async fn get_conversation(&self, id: &ConversationId) -> Result<Option<Conversation>> {
+        let Some(head) = self.messages.head(id).await? else {
+            return Ok(None);
+        };
+        if self.expired(&head.record) {
+            return Ok(None);
+        }
+        Ok(Some(Conversation {
+            vault: self.clone(),
+            record: head.record,
+            files: head.files,
+        }))
+    }
+
+    /// The conversation with this id if `user_id` owns it; `None` if it does not exist
+    /// *or belongs to someone else*, so a web handler cannot leak another user's chat.
+    pub async fn get_conversation_for_user(
+        &self,
+        id: &ConversationId,
+        user_id: &UserId,
+    ) -> Result<Option<Conversation>> {
+        Ok(self
+            .get_conversation(id)
+            .await?
+            .filter(|c| c.user_id() == Some(user_id)))
+    }
+
+    /// Follows the reply `message_id` of conversation `conversation_id` from byte
+    /// `offset` of its text (0: from the start); see [`ReplyFollower`]. Reads nothing
+    /// until the follower's first [`next`](ReplyFollower::next). Who may follow it is the
+    /// caller's check (see [`Conversation::follow_reply`] for the owner's handle).
+    pub fn follow_reply(
+        &self,
+        conversation_id: &ConversationId,
+        message_id: &MessageId,
+        offset: u64,
+        options: FollowOptions,
+    ) -> ReplyFollower {
+        ReplyFollower::new(
+            self.clone(),
+            conversation_id.clone(),
+            message_id.clone(),
+            offset,
+            options,
+        )
+    }
+
+    /// Stops a reply that is streaming: stores it as [`MessageStatus::Stopped`], keeping
+    /// the content stored at that moment (its last checkpoint: what its followers have
+    /// seen), and returns it. Its writer learns of it at its next write, which stores
+    /// nothing and fails with [`Error::Stopped`]; followers get the end of the reply.
+    ///
+    /// A reply that is no longer in progress (complete, failed, interrupted, already
+    /// stopped) is returned as it is, unchanged: stopping twice is harmless, and a reply
+    /// that finished first stays finished. [`Error::NotFound`] when the conversation or
+    /// the message does not exist. The check of who may stop it is the caller's (see
+    /// [`Conversation::stop_reply`] for the owner's handle).
+    pub async fn stop_reply(
+        &self,
+        conversation_id: &ConversationId,
+        message_id: &MessageId,
+    ) -> Result<Message> {
+        Ok(super::live::stop(self, conversation_id, message_id)
+            .await?
+            .0)
     }
 }
 

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::branches::Branches;
 use super::chat_vault::{ChatVault, settle, stalled};
+use super::follow::{FollowOptions, ReplyFollower};
 use super::hashing::StreamHash;
 use super::path::path_page;
 use super::redact::{Redacted, RedactionPlan, plan, redact};
@@ -16,79 +17,6 @@ use crate::error::{Error, Result};
 use crate::ids::{ContentType, ConversationId, FileId, MessageId, StorageKey, UserId};
 use crate::keys;
 use crate::model::*;
-
-/// A builder for a new conversation, from [`ChatVault::new_conversation`].
-#[derive(Debug)]
-#[must_use = "call .create() to store the conversation"]
-pub struct NewConversation<'a> {
-    pub(super) vault: &'a ChatVault,
-    pub(super) id: Option<ConversationId>,
-    pub(super) user_id: Option<UserId>,
-    pub(super) title: Option<String>,
-    pub(super) metadata: Metadata,
-}
-
-impl NewConversation<'_> {
-    /// The owning user.
-    pub fn user(mut self, user_id: UserId) -> Self {
-        self.user_id = Some(user_id);
-        self
-    }
-
-    /// A title (otherwise the first user message gives one).
-    pub fn title(mut self, title: impl Into<String>) -> Self {
-        self.title = Some(title.into());
-        self
-    }
-
-    /// Metadata.
-    pub fn metadata(mut self, metadata: Metadata) -> Self {
-        self.metadata = metadata;
-        self
-    }
-
-    /// An id of your choosing (default: a new UUID v7).
-    pub fn id(mut self, id: ConversationId) -> Self {
-        self.id = Some(id);
-        self
-    }
-
-    /// Stores the conversation. Fails with [`Error::AlreadyExists`] if the id is taken.
-    pub async fn create(self) -> Result<Conversation> {
-        let mut record = ConversationRecord::new(self.user_id);
-        if let Some(id) = self.id {
-            record.id = id;
-        }
-        record.title = self.title;
-        record.metadata = self.metadata;
-        record.validate()?;
-        self.vault.messages.create(&record).await?;
-        Ok(Conversation {
-            vault: self.vault.clone(),
-            record,
-            files: Vec::new(),
-        })
-    }
-
-    /// [`create`](Self::create), or, when a conversation with the id set on this builder
-    /// exists with the same owner, that conversation (a retried fork resumes into it).
-    pub(super) async fn create_or_resume(self) -> Result<Conversation> {
-        let vault = self.vault;
-        let wanted = (self.id.clone(), self.user_id.clone());
-        match self.create().await {
-            Err(Error::AlreadyExists { kind, id }) => {
-                let (Some(conversation_id), owner) = wanted else {
-                    return Err(Error::AlreadyExists { kind, id });
-                };
-                match vault.get_conversation(&conversation_id).await? {
-                    Some(c) if c.record.user_id == owner => Ok(c),
-                    _ => Err(Error::AlreadyExists { kind, id }),
-                }
-            }
-            other => other,
-        }
-    }
-}
 
 /// One conversation: read its messages, add to it, stream replies, attach files.
 ///
@@ -665,71 +593,126 @@ impl Conversation {
             None => Ok(false),
         }
     }
-}
 
-impl ChatVault {
-    /// Creates a conversation, optionally owned by a user.
-    pub async fn create_conversation(&self, user_id: Option<&UserId>) -> Result<Conversation> {
-        let mut builder = self.new_conversation();
-        if let Some(user) = user_id {
-            builder = builder.user(user.clone());
-        }
-        builder.create().await
-    }
-
-    /// A builder for a conversation with a title, metadata or an id of your choosing.
+    /// Follows one of this conversation's replies from byte `offset` of its text; see
+    /// [`ReplyFollower`].
     ///
     /// ```
-    /// # use chatvault_core::ChatVault;
+    /// use chatvault_core::{ChatVault, FollowOptions, ReplyEvent, ReplyOptions, Role};
     /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> chatvault_core::Result<()> {
     /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-    /// let conversation = vault
-    ///     .new_conversation()
-    ///     .user("user-123".parse()?)
-    ///     .title("Trip planning")
-    ///     .create()
-    ///     .await?;
-    /// assert_eq!(conversation.title(), Some("Trip planning"));
+    /// let mut chat = vault.create_conversation(None).await?;
+    /// chat.add_message(Role::User, "Count to three").await?;
+    /// let mut reply = chat.begin_reply(ReplyOptions::default()).await?;
+    /// reply.push_text("One").await?;
+    /// reply.checkpoint().await?;
+    /// let id = reply.message_id().clone();
+    /// let writer = tokio::spawn(async move {
+    ///     for token in [", two", ", three."] {
+    ///         reply.push_text(token).await?;
+    ///         reply.checkpoint().await?;
+    ///     }
+    ///     reply.finish(None).await
+    /// });
+    ///
+    /// // A reader that already has the first 3 bytes ("One") resumes from there.
+    /// let mut follower = chat.follow_reply(&id, 3, FollowOptions::default());
+    /// let mut text = String::from("One");
+    /// while let Some(event) = follower.next().await? {
+    ///     match event {
+    ///         ReplyEvent::Delta { text: delta, .. } => text.push_str(&delta),
+    ///         ReplyEvent::End(message) => assert_eq!(message.content(), text),
+    ///         _ => {}
+    ///     }
+    /// }
+    /// assert_eq!(text, "One, two, three.");
+    /// # writer.await.expect("the writer ran")?;
     /// # Ok(()) }
     /// ```
-    pub fn new_conversation(&self) -> NewConversation<'_> {
-        NewConversation {
-            vault: self,
-            id: None,
-            user_id: None,
-            title: None,
-            metadata: Metadata::new(),
-        }
-    }
-
-    /// The conversation with this id, or `None` (also when it has expired under the
-    /// vault's [`Retention`](crate::Retention)).
-    pub async fn get_conversation(&self, id: &ConversationId) -> Result<Option<Conversation>> {
-        let Some(head) = self.messages.head(id).await? else {
-            return Ok(None);
-        };
-        if self.expired(&head.record) {
-            return Ok(None);
-        }
-        Ok(Some(Conversation {
-            vault: self.clone(),
-            record: head.record,
-            files: head.files,
-        }))
-    }
-
-    /// The conversation with this id if `user_id` owns it; `None` if it does not exist
-    /// *or belongs to someone else*, so a web handler cannot leak another user's chat.
-    pub async fn get_conversation_for_user(
+    pub fn follow_reply(
         &self,
-        id: &ConversationId,
-        user_id: &UserId,
-    ) -> Result<Option<Conversation>> {
-        Ok(self
-            .get_conversation(id)
-            .await?
-            .filter(|c| c.user_id() == Some(user_id)))
+        message_id: &MessageId,
+        offset: u64,
+        options: FollowOptions,
+    ) -> ReplyFollower {
+        self.vault
+            .follow_reply(&self.record.id, message_id, offset, options)
+    }
+
+    /// Stops one of this conversation's replies while it streams; see
+    /// [`ChatVault::stop_reply`].
+    ///
+    /// ```
+    /// use chatvault_core::{ChatVault, ErrorKind, MessageStatus, ReplyOptions, Role};
+    /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> chatvault_core::Result<()> {
+    /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+    /// let mut chat = vault.create_conversation(None).await?;
+    /// chat.add_message(Role::User, "Tell me a long story").await?;
+    /// let mut reply = chat.begin_reply(ReplyOptions::default()).await?;
+    /// reply.push_text("Once upon a time").await?;
+    /// reply.checkpoint().await?;
+    ///
+    /// // The person presses Stop (another task, or another process).
+    /// let stopped = chat.stop_reply(reply.message_id()).await?;
+    /// assert_eq!(stopped.status, MessageStatus::Stopped);
+    /// assert_eq!(stopped.content(), "Once upon a time");
+    ///
+    /// // The writer's next write (its next checkpoint, or its end) stores nothing and
+    /// // says why.
+    /// let err = reply.finish(None).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Stopped);
+    /// # Ok(()) }
+    /// ```
+    pub async fn stop_reply(&mut self, message_id: &MessageId) -> Result<Message> {
+        let (stopped, record) = super::live::stop(&self.vault, &self.record.id, message_id).await?;
+        if let Some(record) = record {
+            self.record = record;
+        }
+        Ok(stopped)
+    }
+
+    /// Stores a compaction checkpoint: `summary` (made by `by`) stands for the messages
+    /// of the active branch from the first through `through`, for a model; the messages
+    /// themselves stay as they are, and [`messages`](Self::messages) still returns every
+    /// one. The checkpoint is appended at the end of the active branch (one append; a
+    /// [`Role::System`] message whose metadata is a [`Checkpoint`]) and returned. Several
+    /// compactions stack: the latest checkpoint on a branch is the one that counts.
+    ///
+    /// Reads the record (for the current branch) and the message after `through`.
+    /// [`Error::InvalidInput`] when the summary is blank, when `through` is not on the
+    /// active branch, is still being written, or is followed by the results of its tool
+    /// calls (a checkpoint never separates a tool call from its result: compact through
+    /// the results instead); [`Error::NotFound`] when there is no such message.
+    ///
+    /// ```
+    /// use chatvault_core::{ChatVault, Checkpoint, Role};
+    /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> chatvault_core::Result<()> {
+    /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
+    /// let mut chat = vault.create_conversation(None).await?;
+    /// chat.add_message(Role::User, "I'm planning a trip to Oslo in May.").await?;
+    /// let answer = chat.add_message(Role::Assistant, "Lovely! For how long?").await?;
+    /// chat.add_message(Role::User, "Five days.").await?;
+    ///
+    /// let checkpoint = chat
+    ///     .compact("The user plans a trip to Oslo in May.", &answer.id, "summarizer")
+    ///     .await?;
+    /// let info = Checkpoint::of(&checkpoint).expect("a checkpoint");
+    /// assert_eq!((info.through, info.covers), (answer.id, 2));
+    /// assert_eq!(chat.messages().await?.len(), 4); // nothing replaced
+    /// # Ok(()) }
+    /// ```
+    pub async fn compact(
+        &mut self,
+        summary: impl Into<String>,
+        through: &MessageId,
+        by: impl Into<String>,
+    ) -> Result<Message> {
+        super::compact::compact(self, summary.into(), through, by.into()).await
     }
 }

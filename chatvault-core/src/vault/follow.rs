@@ -8,7 +8,6 @@ use futures_core::Stream;
 use futures_util::future::{Either, select};
 
 use super::chat_vault::{ChatVault, settle};
-use super::conversation::Conversation;
 use super::timer::sleep;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, MessageId};
@@ -92,6 +91,26 @@ pub struct ReplyFollower {
 }
 
 impl ReplyFollower {
+    /// A follower of `message_id` in `conversation_id` from byte `offset`: see
+    /// [`ChatVault::follow_reply`].
+    pub(super) fn new(
+        vault: ChatVault,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        offset: u64,
+        options: FollowOptions,
+    ) -> Self {
+        ReplyFollower {
+            vault,
+            conversation_id,
+            message_id,
+            offset,
+            options,
+            ended: None,
+            done: false,
+        }
+    }
+
     /// Where the next delta starts: the offset to resume from.
     pub fn offset(&self) -> u64 {
         self.offset
@@ -190,78 +209,5 @@ impl ReplyFollower {
                 ),
             )),
         }
-    }
-}
-
-impl ChatVault {
-    /// Follows the reply `message_id` of conversation `conversation_id` from byte
-    /// `offset` of its text (0: from the start); see [`ReplyFollower`]. Reads nothing
-    /// until the follower's first [`next`](ReplyFollower::next). Who may follow it is the
-    /// caller's check (see [`Conversation::follow_reply`] for the owner's handle).
-    pub fn follow_reply(
-        &self,
-        conversation_id: &ConversationId,
-        message_id: &MessageId,
-        offset: u64,
-        options: FollowOptions,
-    ) -> ReplyFollower {
-        ReplyFollower {
-            vault: self.clone(),
-            conversation_id: conversation_id.clone(),
-            message_id: message_id.clone(),
-            offset,
-            options,
-            ended: None,
-            done: false,
-        }
-    }
-}
-
-impl Conversation {
-    /// Follows one of this conversation's replies from byte `offset` of its text; see
-    /// [`ReplyFollower`].
-    ///
-    /// ```
-    /// use chatvault_core::{ChatVault, FollowOptions, ReplyEvent, ReplyOptions, Role};
-    /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> chatvault_core::Result<()> {
-    /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-    /// let mut chat = vault.create_conversation(None).await?;
-    /// chat.add_message(Role::User, "Count to three").await?;
-    /// let mut reply = chat.begin_reply(ReplyOptions::default()).await?;
-    /// reply.push_text("One").await?;
-    /// reply.checkpoint().await?;
-    /// let id = reply.message_id().clone();
-    /// let writer = tokio::spawn(async move {
-    ///     for token in [", two", ", three."] {
-    ///         reply.push_text(token).await?;
-    ///         reply.checkpoint().await?;
-    ///     }
-    ///     reply.finish(None).await
-    /// });
-    ///
-    /// // A reader that already has the first 3 bytes ("One") resumes from there.
-    /// let mut follower = chat.follow_reply(&id, 3, FollowOptions::default());
-    /// let mut text = String::from("One");
-    /// while let Some(event) = follower.next().await? {
-    ///     match event {
-    ///         ReplyEvent::Delta { text: delta, .. } => text.push_str(&delta),
-    ///         ReplyEvent::End(message) => assert_eq!(message.content(), text),
-    ///         _ => {}
-    ///     }
-    /// }
-    /// assert_eq!(text, "One, two, three.");
-    /// # writer.await.expect("the writer ran")?;
-    /// # Ok(()) }
-    /// ```
-    pub fn follow_reply(
-        &self,
-        message_id: &MessageId,
-        offset: u64,
-        options: FollowOptions,
-    ) -> ReplyFollower {
-        self.vault
-            .follow_reply(&self.record.id, message_id, offset, options)
     }
 }

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
 use super::chat_vault::{ChatVault, settle};
-use super::conversation::Conversation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{ConversationId, MessageId};
 use crate::model::{ConversationRecord, Message, MessageStatus, MessageUpdate, now};
@@ -115,98 +114,42 @@ impl Drop for Subscription {
     }
 }
 
-impl ChatVault {
-    /// Stops a reply that is streaming: stores it as [`MessageStatus::Stopped`], keeping
-    /// the content stored at that moment (its last checkpoint: what its followers have
-    /// seen), and returns it. Its writer learns of it at its next write, which stores
-    /// nothing and fails with [`Error::Stopped`]; followers get the end of the reply.
-    ///
-    /// A reply that is no longer in progress (complete, failed, interrupted, already
-    /// stopped) is returned as it is, unchanged: stopping twice is harmless, and a reply
-    /// that finished first stays finished. [`Error::NotFound`] when the conversation or
-    /// the message does not exist. The check of who may stop it is the caller's (see
-    /// [`Conversation::stop_reply`] for the owner's handle).
-    pub async fn stop_reply(
-        &self,
-        conversation_id: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<Message> {
-        Ok(self.stop(conversation_id, message_id).await?.0)
-    }
-
-    /// [`stop_reply`](Self::stop_reply), with the conversation's record when the stop
-    /// changed it.
-    async fn stop(
-        &self,
-        conversation_id: &ConversationId,
-        message_id: &MessageId,
-    ) -> Result<(Message, Option<ConversationRecord>)> {
-        let mut last_conflict = None;
-        for _ in 0..STOP_ATTEMPTS {
-            let mut message = self
-                .messages
-                .message(conversation_id, message_id)
-                .await?
-                .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
-            settle(&mut message, now());
-            if !message.status.is_in_progress() {
-                return Ok((message, None));
-            }
-            let update = MessageUpdate {
-                status: Some(MessageStatus::Stopped),
-                ..Default::default()
-            };
-            match self
-                .update_message(conversation_id, message_id, message.revision, &update)
-                .await
-            {
-                Ok(updated) => {
-                    self.live.notify(conversation_id, message_id);
-                    return Ok((updated.message, Some(updated.record)));
-                }
-                // The writer checkpointed in between: read it again.
-                Err(e) if e.kind() == ErrorKind::Conflict => last_conflict = Some(e),
-                Err(e) => return Err(e),
-            }
+/// [`ChatVault::stop_reply`], with the conversation's record when the stop
+/// changed it.
+pub(super) async fn stop(
+    vault: &ChatVault,
+    conversation_id: &ConversationId,
+    message_id: &MessageId,
+) -> Result<(Message, Option<ConversationRecord>)> {
+    let mut last_conflict = None;
+    for _ in 0..STOP_ATTEMPTS {
+        let mut message = vault
+            .messages
+            .message(conversation_id, message_id)
+            .await?
+            .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
+        settle(&mut message, now());
+        if !message.status.is_in_progress() {
+            return Ok((message, None));
         }
-        Err(last_conflict.unwrap_or_else(|| Error::Conflict {
-            message: format!("reply {message_id} kept changing while it was being stopped"),
-        }))
-    }
-}
-
-impl Conversation {
-    /// Stops one of this conversation's replies while it streams; see
-    /// [`ChatVault::stop_reply`].
-    ///
-    /// ```
-    /// use chatvault_core::{ChatVault, ErrorKind, MessageStatus, ReplyOptions, Role};
-    /// # use chatvault_memory::{MemoryFiles, MemoryMessages};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> chatvault_core::Result<()> {
-    /// # let vault = ChatVault::new(MemoryMessages::new(), MemoryFiles::new());
-    /// let mut chat = vault.create_conversation(None).await?;
-    /// chat.add_message(Role::User, "Tell me a long story").await?;
-    /// let mut reply = chat.begin_reply(ReplyOptions::default()).await?;
-    /// reply.push_text("Once upon a time").await?;
-    /// reply.checkpoint().await?;
-    ///
-    /// // The person presses Stop (another task, or another process).
-    /// let stopped = chat.stop_reply(reply.message_id()).await?;
-    /// assert_eq!(stopped.status, MessageStatus::Stopped);
-    /// assert_eq!(stopped.content(), "Once upon a time");
-    ///
-    /// // The writer's next write (its next checkpoint, or its end) stores nothing and
-    /// // says why.
-    /// let err = reply.finish(None).await.unwrap_err();
-    /// assert_eq!(err.kind(), ErrorKind::Stopped);
-    /// # Ok(()) }
-    /// ```
-    pub async fn stop_reply(&mut self, message_id: &MessageId) -> Result<Message> {
-        let (stopped, record) = self.vault.stop(&self.record.id, message_id).await?;
-        if let Some(record) = record {
-            self.record = record;
+        let update = MessageUpdate {
+            status: Some(MessageStatus::Stopped),
+            ..Default::default()
+        };
+        match vault
+            .update_message(conversation_id, message_id, message.revision, &update)
+            .await
+        {
+            Ok(updated) => {
+                vault.live.notify(conversation_id, message_id);
+                return Ok((updated.message, Some(updated.record)));
+            }
+            // The writer checkpointed in between: read it again.
+            Err(e) if e.kind() == ErrorKind::Conflict => last_conflict = Some(e),
+            Err(e) => return Err(e),
         }
-        Ok(stopped)
     }
+    Err(last_conflict.unwrap_or_else(|| Error::Conflict {
+        message: format!("reply {message_id} kept changing while it was being stopped"),
+    }))
 }
