@@ -39,5 +39,5 @@ pub(crate) async fn open(
 /// Without the `aws` feature: a clear refusal.
 #[cfg(not(feature = "aws"))]
 pub(crate) async fn open(_: &str, _: &str, _: Option<&str>, _: bool) -> Result<Store> {
-    Err(crate::url::not_built("aws"))
+    Err(crate::error::not_built("aws"))
 }

@@ -68,3 +68,25 @@ impl CliError {
 
 /// The command's result type.
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+/// The error for a backend this binary was built without.
+#[cfg_attr(
+    all(
+        feature = "sqlite",
+        feature = "postgres",
+        feature = "aws",
+        feature = "redis"
+    ),
+    allow(dead_code)
+)]
+pub(crate) fn not_built(feature: &'static str) -> chatvault_core::Error {
+    chatvault_core::Error::not_supported(
+        "this chatvault build",
+        match feature {
+            "sqlite" => "sqlite: stores (built without the `sqlite` feature)",
+            "postgres" => "postgres:// stores (built without the `postgres` feature)",
+            "redis" => "redis:// stores (built without the `redis` feature)",
+            _ => "dynamodb:// stores (built without the `aws` feature)",
+        },
+    )
+}

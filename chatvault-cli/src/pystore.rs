@@ -75,7 +75,7 @@ pub(crate) async fn dump(
 /// Without the `aws` feature: a clear refusal.
 #[cfg(not(feature = "aws"))]
 pub(crate) async fn dump(_: &str, _: &str, _: Option<&str>, _: &Path) -> Result<()> {
-    Err(crate::url::not_built("aws"))
+    Err(crate::error::not_built("aws"))
 }
 
 /// The storage keys an item's `files` (a JSON string) names.

@@ -155,7 +155,7 @@ async fn sqlite(url: &StoreUrl, file: &Path, dry_run: bool, found: &mut Found) -
 async fn sqlite(url: &StoreUrl, _: &Path, _: bool, _: &mut Found) -> Result<()> {
     Err(CliError::Unreachable {
         url: url.display(),
-        source: crate::url::not_built("sqlite"),
+        source: crate::error::not_built("sqlite"),
     })
 }
 

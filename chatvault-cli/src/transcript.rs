@@ -89,10 +89,7 @@ async fn request(conversation: &Conversation, format: Transcript) -> Result<Valu
 
 /// Writes the Markdown transcript, one page of messages at a time.
 async fn markdown(conversation: &Conversation, out: &mut impl Write) -> Result<()> {
-    let head = ConversationHead {
-        record: conversation.record().clone(),
-        files: conversation.files().to_vec(),
-    };
+    let head = ConversationHead::new(conversation.record().clone(), conversation.files().to_vec());
     write_head(out, &head)?;
     let mut range = MessageRange::after(0).limit(PAGE);
     let mut after = 0;

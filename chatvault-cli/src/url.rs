@@ -383,7 +383,7 @@ async fn open_sqlite(file: &Path) -> chatvault_core::Result<(Messages, Reclaim)>
 
 #[cfg(not(feature = "sqlite"))]
 async fn open_sqlite(_: &Path) -> chatvault_core::Result<(Messages, Reclaim)> {
-    Err(not_built("sqlite"))
+    Err(crate::error::not_built("sqlite"))
 }
 
 #[cfg(feature = "postgres")]
@@ -395,7 +395,7 @@ async fn open_postgres(url: &str) -> chatvault_core::Result<Messages> {
 
 #[cfg(not(feature = "postgres"))]
 async fn open_postgres(_: &str) -> chatvault_core::Result<Messages> {
-    Err(not_built("postgres"))
+    Err(crate::error::not_built("postgres"))
 }
 
 /// `RedisMessages` at `url`, under `prefix` if given (else the crate's default).
@@ -410,29 +410,7 @@ async fn open_redis(url: &str, prefix: Option<&str>) -> chatvault_core::Result<M
 
 #[cfg(not(feature = "redis"))]
 async fn open_redis(_: &str, _: Option<&str>) -> chatvault_core::Result<Messages> {
-    Err(not_built("redis"))
-}
-
-/// The error for a backend this binary was built without.
-#[cfg_attr(
-    all(
-        feature = "sqlite",
-        feature = "postgres",
-        feature = "aws",
-        feature = "redis"
-    ),
-    allow(dead_code)
-)]
-pub(crate) fn not_built(feature: &'static str) -> chatvault_core::Error {
-    chatvault_core::Error::not_supported(
-        "this chatvault build",
-        match feature {
-            "sqlite" => "sqlite: stores (built without the `sqlite` feature)",
-            "postgres" => "postgres:// stores (built without the `postgres` feature)",
-            "redis" => "redis:// stores (built without the `redis` feature)",
-            _ => "dynamodb:// stores (built without the `aws` feature)",
-        },
-    )
+    Err(crate::error::not_built("redis"))
 }
 
 #[cfg(test)]
