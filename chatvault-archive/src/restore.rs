@@ -96,13 +96,12 @@ impl Source<'_> {
 /// The record to create: the source's, with nothing counted yet (appends and attachments
 /// count again as they arrive).
 fn fresh_record(record: &ConversationRecord) -> ConversationRecord {
-    ConversationRecord {
-        message_count: 0,
-        file_count: 0,
-        usage: Usage::default(),
-        tree: None,
-        ..record.clone()
-    }
+    let mut fresh = record.clone();
+    fresh.message_count = 0;
+    fresh.file_count = 0;
+    fresh.usage = Usage::default();
+    fresh.tree = None;
+    fresh
 }
 
 /// Brings the conversation `head` describes into `dst`: creates it if missing, adds the

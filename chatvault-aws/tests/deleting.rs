@@ -14,7 +14,7 @@ use chatvault_aws::DynamoMessages;
 use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
     ConversationId, ConversationRecord, FileAttachment, FileId, ListOptions, MessagesBackend,
-    Metadata, NewMessage, PageLimit, Role, keys,
+    NewMessage, PageLimit, Role, keys,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -446,16 +446,16 @@ async fn a_lost_answer_of_the_last_write_still_takes_the_marker() {
 fn attachment(id: &str) -> FileAttachment {
     let file = FileId::parse(id).unwrap();
     let conversation = ConversationId::parse("c").unwrap();
-    FileAttachment {
-        storage_key: keys::storage_key(None, &conversation, &file, "f.txt").unwrap(),
-        id: file,
-        filename: "f.txt".into(),
-        content_type: common::ct("text/plain"),
-        size: 1,
-        sha256: "00".into(),
-        uploaded_at: chatvault_core::backend::now(),
-        metadata: Metadata::new(),
-    }
+    let storage_key = keys::storage_key(None, &conversation, &file, "f.txt").unwrap();
+    FileAttachment::new(
+        file,
+        "f.txt",
+        common::ct("text/plain"),
+        1,
+        "00",
+        storage_key,
+        chatvault_core::backend::now(),
+    )
 }
 
 #[cfg_attr(

@@ -21,17 +21,17 @@ use futures_util::StreamExt;
 
 fn attachment(id: &str, filename: &str) -> FileAttachment {
     let id = FileId::parse(id).unwrap();
-    FileAttachment {
-        storage_key: keys::storage_key(None, &ConversationId::parse("c").unwrap(), &id, filename)
-            .unwrap(),
+    let storage_key =
+        keys::storage_key(None, &ConversationId::parse("c").unwrap(), &id, filename).unwrap();
+    FileAttachment::new(
         id,
-        filename: filename.into(),
-        content_type: common::ct("text/plain"),
-        size: 1,
-        sha256: "00".into(),
-        uploaded_at: chatvault_core::backend::now(),
-        metadata: Metadata::new(),
-    }
+        filename,
+        common::ct("text/plain"),
+        1,
+        "00",
+        storage_key,
+        chatvault_core::backend::now(),
+    )
 }
 
 /// When the SDK gives up on an add_file whose transaction committed (every answer is

@@ -87,10 +87,7 @@ impl FilesBackend for SinkFiles {
             .lock()
             .unwrap()
             .get(key)
-            .map(|(size, ct, _)| ObjectMeta {
-                size: *size,
-                content_type: ct.clone(),
-            }))
+            .map(|(size, ct, _)| ObjectMeta::new(*size, ct.clone())))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<bool> {

@@ -4,7 +4,7 @@
 use chatvault_core::backend::{now, paginate};
 use chatvault_core::{
     ChatVault, ConversationId, ConversationRecord, ConversationSummary, ListOptions, NewMessage,
-    Role, Usage,
+    Role,
 };
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 use chrono::{TimeZone, Utc};
@@ -14,17 +14,11 @@ fn summary(id: &str, nanos: u32) -> ConversationSummary {
         .timestamp_opt(1_700_000_000, nanos)
         .single()
         .expect("a valid time");
-    ConversationSummary {
-        id: id.parse::<ConversationId>().expect("a valid id"),
-        user_id: Some("u".parse().expect("a valid user id")),
-        title: None,
-        created_at: t,
-        last_active: t,
-        archived: false,
-        message_count: 0,
-        file_count: 0,
-        usage: Usage::default(),
-    }
+    ConversationSummary::new(
+        id.parse::<ConversationId>().expect("a valid id"),
+        Some("u".parse().expect("a valid user id")),
+        t,
+    )
 }
 
 /// Two conversations within one microsecond: a cursor that kept only microseconds would

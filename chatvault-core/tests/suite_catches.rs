@@ -129,10 +129,7 @@ impl MessagesHook<Adapter> for BrokenMessages {
                 .map(|m| c.messages.iter().find(|s| s.id == m.id).cloned())
                 .collect();
             if let Some(replayed) = check_replay(&messages, stored)? {
-                return Ok(Appended {
-                    record: c.record,
-                    messages: replayed,
-                });
+                return Ok(Appended::new(c.record, replayed));
             }
             // The fault: another writer may read the same state here.
             tokio::task::yield_now().await;
@@ -140,10 +137,7 @@ impl MessagesHook<Adapter> for BrokenMessages {
         let stored = c.record.apply_append(messages, now())?;
         c.messages.extend(stored.iter().cloned());
         adapter.inner().save(&c).await?;
-        Ok(Appended {
-            record: c.record,
-            messages: stored,
-        })
+        Ok(Appended::new(c.record, stored))
     }
 
     async fn update_message(
@@ -172,10 +166,7 @@ impl MessagesHook<Adapter> for BrokenMessages {
         c.record.apply_message_update(&mut message, update, now());
         c.messages[index] = message.clone();
         adapter.inner().save(&c).await?;
-        Ok(MessageUpdated {
-            record: c.record,
-            message,
-        })
+        Ok(MessageUpdated::new(c.record, message))
     }
 
     async fn messages(

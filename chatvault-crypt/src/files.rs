@@ -11,7 +11,7 @@ use chatvault_core::keys::MAX_KEY_LEN;
 use chatvault_core::{ContentType, Error, Result, StorageKey};
 
 use crate::cipher::DerivedKeys;
-use crate::format::{Owner, corrupt, hex};
+use crate::format::{Owner, corrupt, hex, shredded};
 use crate::keyring::Keyring;
 use crate::stream::{open_stream, plain_size, read_header, seal_stream};
 
@@ -123,7 +123,7 @@ impl<F: FilesBackend> FilesBackend for EncryptedFiles<F> {
             .keyring
             .for_reading(&file.header)
             .await?
-            .ok_or_else(|| crate::messages::shredded(&location))?;
+            .ok_or_else(|| shredded(&location))?;
         open_stream(data, &file, rest, &keys, key.as_str()).map(Some)
     }
 
@@ -131,15 +131,15 @@ impl<F: FilesBackend> FilesBackend for EncryptedFiles<F> {
         let stored = self.stored_key(key).await?;
         match self.inner.head(&stored).await? {
             None => Ok(None),
-            Some(meta) => Ok(Some(ObjectMeta {
-                size: plain_size(meta.size).ok_or_else(|| {
+            Some(meta) => Ok(Some(ObjectMeta::new(
+                plain_size(meta.size).ok_or_else(|| {
                     corrupt(
                         stored.as_str(),
                         "too short to be a file sealed by chatvault-crypt",
                     )
                 })?,
-                content_type: meta.content_type,
-            })),
+                meta.content_type,
+            ))),
         }
     }
 

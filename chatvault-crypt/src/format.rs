@@ -199,6 +199,14 @@ pub(crate) fn corrupt(location: impl Into<String>, message: impl Into<String>) -
     Error::corrupt("chatvault-crypt", location, message)
 }
 
+/// The error of a value whose data key is no longer in the key store.
+pub(crate) fn shredded(location: &str) -> Error {
+    corrupt(
+        location,
+        "its data key is not in the key store: destroyed (crypto-shredded), or never written",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -537,10 +537,7 @@ impl Inner {
             }
             Err(e) => return Err(e),
         };
-        Ok(Some(ObjectMeta {
-            size: data.len(),
-            content_type,
-        }))
+        Ok(Some(ObjectMeta::new(data.len(), content_type)))
     }
 
     fn file_url(&self, key: &str) -> Result<String> {

@@ -34,7 +34,7 @@ use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{ContentType, ConversationId, FileId, StorageKey, UserId};
 use chatvault_core::{
     ConversationPatch, ConversationRecord, FileAttachment, ListOptions, Message, MessageUpdate,
-    MessagesBackend, Metadata, NewMessage, Part, Role,
+    MessagesBackend, NewMessage, Part, Role,
 };
 use chatvault_local::LocalMessages;
 use proptest::prelude::*;
@@ -253,16 +253,15 @@ fn damage(root: &Path, conv: &str, target: &Target, how: u8, at: u16, byte: u8) 
 }
 
 fn attachment(n: usize) -> FileAttachment {
-    FileAttachment {
-        id: FileId::parse(format!("f{n}")).unwrap(),
-        filename: format!("f{n}.txt"),
-        content_type: ContentType::parse("text/plain").unwrap(),
-        size: 1,
-        sha256: "0".repeat(64),
-        storage_key: StorageKey::parse(format!("u/c/f{n}/f{n}.txt")).unwrap(),
-        uploaded_at: chatvault_core::backend::now(),
-        metadata: Metadata::new(),
-    }
+    FileAttachment::new(
+        FileId::parse(format!("f{n}")).unwrap(),
+        format!("f{n}.txt"),
+        ContentType::parse("text/plain").unwrap(),
+        1,
+        "0".repeat(64),
+        StorageKey::parse(format!("u/c/f{n}/f{n}.txt")).unwrap(),
+        chatvault_core::backend::now(),
+    )
 }
 
 /// Opens the store afresh and checks every conversation against the model.

@@ -41,16 +41,15 @@ async fn new_conv(store: &LocalMessages, id: &str, user: Option<&str>) {
 }
 
 fn attachment(id: &str) -> FileAttachment {
-    FileAttachment {
-        id: FileId::parse(id).unwrap(),
-        filename: format!("{id}.txt"),
-        content_type: ContentType::parse("text/plain").unwrap(),
-        size: 1,
-        sha256: "0".repeat(64),
-        storage_key: StorageKey::parse(format!("_/c/{id}/{id}.txt")).unwrap(),
-        uploaded_at: chatvault_core::backend::now(),
-        metadata: Metadata::new(),
-    }
+    FileAttachment::new(
+        FileId::parse(id).unwrap(),
+        format!("{id}.txt"),
+        ContentType::parse("text/plain").unwrap(),
+        1,
+        "0".repeat(64),
+        StorageKey::parse(format!("_/c/{id}/{id}.txt")).unwrap(),
+        chatvault_core::backend::now(),
+    )
 }
 
 /// A conversation with 40 appends (so its checkpoint covers some and not others), an

@@ -90,16 +90,16 @@ async fn a_new_instance_reads_back_everything_exactly() {
             )
             .await
             .unwrap();
-        let file = chatvault_core::FileAttachment {
-            id: chatvault_core::FileId::parse("file-1").unwrap(),
-            filename: "résumé.pdf".into(),
-            content_type: chatvault_core::ContentType::parse("application/pdf").unwrap(),
-            size: 3,
-            sha256: "00".repeat(32),
-            storage_key: chatvault_core::StorageKey::parse("k").unwrap(),
-            uploaded_at: chatvault_core::backend::now(),
-            metadata: metadata.clone(),
-        };
+        let file = chatvault_core::FileAttachment::new(
+            chatvault_core::FileId::parse("file-1").unwrap(),
+            "résumé.pdf",
+            chatvault_core::ContentType::parse("application/pdf").unwrap(),
+            3,
+            "00".repeat(32),
+            chatvault_core::StorageKey::parse("k").unwrap(),
+            chatvault_core::backend::now(),
+        )
+        .with_metadata(metadata.clone());
         store.add_file(&cid("conv-1"), &file).await.unwrap();
         let whole = store.get(&cid("conv-1")).await.unwrap().unwrap();
         (whole.record, whole.messages, whole.files)

@@ -167,10 +167,11 @@ impl MessagesBackend for MemoryMessages {
     }
 
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        Ok(self.lock().live(id).ok().map(|e| ConversationHead {
-            record: e.record.clone(),
-            files: e.files.clone(),
-        }))
+        Ok(self
+            .lock()
+            .live(id)
+            .ok()
+            .map(|e| ConversationHead::new(e.record.clone(), e.files.clone())))
     }
 
     async fn message(
@@ -200,10 +201,7 @@ impl MessagesBackend for MemoryMessages {
             .map(|m| entry.by_id.get(&m.id).map(|&i| entry.messages[i].clone()))
             .collect();
         if let Some(replayed) = check_replay(&messages, stored)? {
-            return Ok(Appended {
-                record: entry.record.clone(),
-                messages: replayed,
-            });
+            return Ok(Appended::new(entry.record.clone(), replayed));
         }
         // In place: `apply_append` leaves the record unchanged when it fails.
         let entry = state.live_mut(id)?;
@@ -215,10 +213,7 @@ impl MessagesBackend for MemoryMessages {
         }
         let record = entry.record.clone();
         state.move_position(&record, before);
-        Ok(Appended {
-            record,
-            messages: stored,
-        })
+        Ok(Appended::new(record, stored))
     }
 
     async fn update_message(
@@ -240,7 +235,7 @@ impl MessagesBackend for MemoryMessages {
         record.apply_message_update(&mut message, update, now());
         state.set_record(id, record.clone())?;
         state.live_mut(id)?.messages[index] = message.clone();
-        Ok(MessageUpdated { record, message })
+        Ok(MessageUpdated::new(record, message))
     }
 
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
@@ -472,10 +467,10 @@ impl FilesBackend for MemoryFiles {
     }
 
     async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
-        Ok(self.lock().get(key).map(|(data, ct)| ObjectMeta {
-            size: data.len() as u64,
-            content_type: ct.clone(),
-        }))
+        Ok(self
+            .lock()
+            .get(key)
+            .map(|(data, ct)| ObjectMeta::new(data.len() as u64, ct.clone())))
     }
 
     async fn delete(&self, key: &StorageKey) -> Result<bool> {

@@ -112,10 +112,7 @@ impl RedisMessages {
                 let mut record = seen.known.record.clone();
                 check_owner(&record, owner)?;
                 if messages.is_empty() {
-                    return Ok(Decision::Answer(Appended {
-                        record,
-                        messages: Vec::new(),
-                    }));
+                    return Ok(Decision::Answer(Appended::new(record, Vec::new())));
                 }
                 let stored = record.apply_append(messages.to_vec(), now())?;
                 let change = Change {
@@ -126,10 +123,7 @@ impl RedisMessages {
                 };
                 Ok(Decision::Write(
                     Box::new(change),
-                    Appended {
-                        record,
-                        messages: stored,
-                    },
+                    Appended::new(record, stored),
                 ))
             })
             .await?;
@@ -138,10 +132,7 @@ impl RedisMessages {
             Outcome::Replayed(record, found) => {
                 check_owner(&record, owner)?;
                 match check_replay(messages, found)? {
-                    Some(messages) => Ok(Appended {
-                        record: *record,
-                        messages,
-                    }),
+                    Some(messages) => Ok(Appended::new(*record, messages)),
                     None => Err(Error::corrupt(
                         BACKEND,
                         self.inner.keys.message_ids(id),
@@ -177,10 +168,7 @@ fn decide_batch(seen: &Seen<'_>, batch: &[Waiting]) -> Result<Decision<Vec<Resul
             let stored = next.apply_append(waiting.messages.clone(), at)?;
             record = next;
             stored_all.extend(stored.iter().cloned());
-            Ok(Appended {
-                record: record.clone(),
-                messages: stored,
-            })
+            Ok(Appended::new(record.clone(), stored))
         });
         match answer {
             Err(e) if !seen.fresh => return Err(e),

@@ -39,10 +39,10 @@ impl RedisMessages {
             return Ok(None);
         };
         check_format(&location, format.as_deref())?;
-        Ok(Some(ConversationHead {
-            record: from_json(&location, &record)?,
-            files: from_json(&location, files.as_deref().unwrap_or(b"[]"))?,
-        }))
+        Ok(Some(ConversationHead::new(
+            from_json(&location, &record)?,
+            from_json(&location, files.as_deref().unwrap_or(b"[]"))?,
+        )))
     }
 
     /// [`MessagesBackend::message`](chatvault_core::MessagesBackend::message): one script

@@ -111,7 +111,7 @@ impl RedisMessages {
                 };
                 Ok(Decision::Write(
                     Box::new(change),
-                    MessageUpdated { record, message },
+                    MessageUpdated::new(record, message),
                 ))
             })
             .await?;

@@ -87,10 +87,10 @@ where
                 files.push(parse_json(D::BACKEND, &location, &body)?);
             }
         }
-        Ok(Some(ConversationHead {
-            record: Self::record_at(first, 0)?,
+        Ok(Some(ConversationHead::new(
+            Self::record_at(first, 0)?,
             files,
-        }))
+        )))
     }
 
     async fn append_messages_as(
@@ -107,18 +107,12 @@ where
         }
         if messages.is_empty() {
             D::rollback(tx).await;
-            return Ok(Appended {
-                record,
-                messages: Vec::new(),
-            });
+            return Ok(Appended::new(record, Vec::new()));
         }
         let stored = D::stored_messages(&mut tx, id, &messages).await?;
         if let Some(replayed) = check_replay(&messages, stored)? {
             D::rollback(tx).await;
-            return Ok(Appended {
-                record,
-                messages: replayed,
-            });
+            return Ok(Appended::new(record, replayed));
         }
         let out = match record.apply_append(messages, now()) {
             Ok(out) => out,
@@ -130,10 +124,7 @@ where
         D::insert_messages(&mut tx, id, &out).await?;
         Self::write_counters(&mut tx, &record).await?;
         D::commit(tx, "append_messages").await?;
-        Ok(Appended {
-            record,
-            messages: out,
-        })
+        Ok(Appended::new(record, out))
     }
 
     async fn update_message(
@@ -178,7 +169,7 @@ where
         if redacts.is_some_and(|m| m.contains_key(chatvault_core::REDACTION_KEY)) {
             D::scrub_after_redaction(&self.pool, &self.local).await?;
         }
-        Ok(MessageUpdated { record, message })
+        Ok(MessageUpdated::new(record, message))
     }
 
     /// One statement: the live conversation's row joined with the message's (both by

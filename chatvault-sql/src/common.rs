@@ -50,31 +50,28 @@ impl RawRecord {
     pub(crate) fn into_record(self, backend: &'static str) -> Result<ConversationRecord> {
         let location = format!("conversation {:?}", self.id);
         let corrupt = |e: Error| Error::corrupt(backend, location.clone(), e.to_string());
-        Ok(ConversationRecord {
-            id: ConversationId::parse(&self.id).map_err(corrupt)?,
-            user_id: self
-                .user_id
-                .as_deref()
-                .map(UserId::parse)
-                .transpose()
-                .map_err(corrupt)?,
-            title: self.title,
-            created_at: self.created_at,
-            last_active: self.last_active,
-            archived: self.archived,
-            metadata: match &self.metadata {
-                Some(json) => parse_json(backend, &location, json)?,
-                None => Default::default(),
-            },
-            message_count: to_u64(backend, &location, self.message_count)?,
-            file_count: to_u64(backend, &location, self.file_count)?,
-            usage: parse_json(backend, &location, &self.usage)?,
-            version: to_u64(backend, &location, self.version)?,
-            tree: match &self.tree {
-                Some(json) => parse_json::<Option<Tree>>(backend, &location, json)?,
-                None => None,
-            },
-        })
+        let id = ConversationId::parse(&self.id).map_err(corrupt)?;
+        let user_id = self
+            .user_id
+            .as_deref()
+            .map(UserId::parse)
+            .transpose()
+            .map_err(corrupt)?;
+        let mut record = ConversationRecord::with_id(id, user_id, self.created_at);
+        record.title = self.title;
+        record.last_active = self.last_active;
+        record.archived = self.archived;
+        if let Some(json) = &self.metadata {
+            record.metadata = parse_json(backend, &location, json)?;
+        }
+        record.message_count = to_u64(backend, &location, self.message_count)?;
+        record.file_count = to_u64(backend, &location, self.file_count)?;
+        record.usage = parse_json(backend, &location, &self.usage)?;
+        record.version = to_u64(backend, &location, self.version)?;
+        if let Some(json) = &self.tree {
+            record.tree = parse_json::<Option<Tree>>(backend, &location, json)?;
+        }
+        Ok(record)
     }
 }
 

@@ -321,26 +321,28 @@ async fn put_file(
         .files
         .upload_stream(&key, stream, &file.content_type)
         .await?;
-    let attachment = FileAttachment {
-        id: file.id.clone(),
-        filename: file.filename.clone(),
-        content_type: file.content_type.clone(),
+    let metadata = match json!({"source": {
+        "format": t.format.name(),
+        "conversation_id": conv.source_id,
+        "pointer": file.pointer,
+    }}) {
+        Value::Object(m) => m,
+        _ => Metadata::new(),
+    };
+    let uploaded_at = file
+        .uploaded_at
+        .or(conv.created_at)
+        .unwrap_or_else(chatvault_core::backend::now);
+    let attachment = FileAttachment::new(
+        file.id.clone(),
+        file.filename.clone(),
+        file.content_type.clone(),
         size,
         sha256,
-        storage_key: key,
-        uploaded_at: file
-            .uploaded_at
-            .or(conv.created_at)
-            .unwrap_or_else(chatvault_core::backend::now),
-        metadata: match json!({"source": {
-            "format": t.format.name(),
-            "conversation_id": conv.source_id,
-            "pointer": file.pointer,
-        }}) {
-            Value::Object(m) => m,
-            _ => Metadata::new(),
-        },
-    };
+        key,
+        uploaded_at,
+    )
+    .with_metadata(metadata);
     match t.store.messages.add_file(id, &attachment).await {
         Ok(_) | Err(chatvault_core::Error::AlreadyExists { .. }) => Ok(uploaded),
         Err(e) => Err(e.into()),

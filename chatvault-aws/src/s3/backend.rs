@@ -64,7 +64,7 @@ impl FilesBackend for S3Files {
             Some(text) => ContentType::parse(text)
                 .map_err(|e| corrupt(format!("its content type is not valid: {e}")))?,
         };
-        Ok(Some(ObjectMeta { size, content_type }))
+        Ok(Some(ObjectMeta::new(size, content_type)))
     }
 
     /// A presigned `GetObject` URL, valid for `expires_in` (at least 1 second, since

@@ -463,12 +463,10 @@ pub(crate) async fn whole(
         match page.next_cursor {
             Some(c) => range = range.continue_from(&c).expect("cursor"),
             None => {
-                return Some(chatvault_core::backend::StoredConversation {
-                    record: head.record,
-                    messages,
-                    files: head.files,
-                    deleting: false,
-                });
+                let mut whole = chatvault_core::backend::StoredConversation::new(head.record);
+                whole.messages = messages;
+                whole.files = head.files;
+                return Some(whole);
             }
         }
     }

@@ -144,9 +144,17 @@ impl FilesCapabilities {
 
 /// What [`FilesBackend::head`](crate::FilesBackend::head) knows about stored bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObjectMeta {
     /// Size in bytes.
     pub size: u64,
     /// The content type stored with them.
     pub content_type: ContentType,
+}
+
+impl ObjectMeta {
+    /// What a files backend knows of `size` stored bytes of `content_type`.
+    pub fn new(size: u64, content_type: ContentType) -> Self {
+        ObjectMeta { size, content_type }
+    }
 }

@@ -20,6 +20,7 @@ use crate::keys;
 /// `usage` (running totals), `version`, and `tree` (the branch table, left out while the
 /// conversation is one line read to its end; see [`Tree`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ConversationRecord {
     /// The conversation's id.
     pub id: ConversationId,
@@ -66,6 +67,26 @@ impl ConversationRecord {
             title: None,
             created_at: now,
             last_active: now,
+            archived: false,
+            metadata: Metadata::new(),
+            message_count: 0,
+            file_count: 0,
+            usage: Usage::default(),
+            version: 1,
+            tree: None,
+        }
+    }
+
+    /// The record of conversation `id`, owned by `user_id`, created at `created_at`: no
+    /// title, messages, files or metadata yet, version 1. What a backend starts from when
+    /// it reads a stored record back, setting the other fields from what it stored.
+    pub fn with_id(id: ConversationId, user_id: Option<UserId>, created_at: DateTime<Utc>) -> Self {
+        ConversationRecord {
+            id,
+            user_id,
+            title: None,
+            created_at,
+            last_active: created_at,
             archived: false,
             metadata: Metadata::new(),
             message_count: 0,
@@ -266,6 +287,7 @@ fn is_combining_only(c: char) -> bool {
 ///
 /// JSON fields: `record`, `messages`, `files`, `deleting`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StoredConversation {
     /// The record.
     pub record: ConversationRecord,
@@ -296,6 +318,7 @@ impl StoredConversation {
 /// A conversation's record and its attachments: what
 /// [`MessagesBackend::head`](crate::MessagesBackend::head) reads in one call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ConversationHead {
     /// The record.
     pub record: ConversationRecord,
@@ -303,11 +326,19 @@ pub struct ConversationHead {
     pub files: Vec<FileAttachment>,
 }
 
+impl ConversationHead {
+    /// The head of the conversation `record` describes, with its attachments.
+    pub fn new(record: ConversationRecord, files: Vec<FileAttachment>) -> Self {
+        ConversationHead { record, files }
+    }
+}
+
 /// What a list view needs about a conversation, without its messages.
 ///
 /// JSON fields: `id`, `user_id`, `title`, `created_at`, `last_active`, `archived`,
 /// `message_count`, `file_count`, `usage`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ConversationSummary {
     /// The conversation's id.
     pub id: ConversationId,
@@ -331,12 +362,32 @@ pub struct ConversationSummary {
     pub usage: Usage,
 }
 
+impl ConversationSummary {
+    /// The summary of conversation `id`, owned by `user_id`, created at `created_at`: no
+    /// title, messages or files, last active when created, not archived. A backend that
+    /// stores summaries apart from records sets the other fields from what it stored.
+    pub fn new(id: ConversationId, user_id: Option<UserId>, created_at: DateTime<Utc>) -> Self {
+        ConversationSummary {
+            id,
+            user_id,
+            title: None,
+            created_at,
+            last_active: created_at,
+            archived: false,
+            message_count: 0,
+            file_count: 0,
+            usage: Usage::default(),
+        }
+    }
+}
+
 /// A file attached to a conversation. The bytes live in the
 /// [`FilesBackend`](crate::FilesBackend) under `storage_key`.
 ///
 /// JSON fields: `id`, `filename`, `content_type`, `size`, `sha256` (lowercase hex),
 /// `storage_key`, `uploaded_at`, `metadata`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct FileAttachment {
     /// The attachment's id.
     pub id: FileId,
@@ -355,6 +406,37 @@ pub struct FileAttachment {
     /// Free-form metadata.
     #[serde(default)]
     pub metadata: Metadata,
+}
+
+impl FileAttachment {
+    /// An attachment with no metadata. `sha256` is the bytes' digest in lowercase hex;
+    /// nothing here checks it against the bytes.
+    pub fn new(
+        id: FileId,
+        filename: impl Into<String>,
+        content_type: ContentType,
+        size: u64,
+        sha256: impl Into<String>,
+        storage_key: StorageKey,
+        uploaded_at: DateTime<Utc>,
+    ) -> Self {
+        FileAttachment {
+            id,
+            filename: filename.into(),
+            content_type,
+            size,
+            sha256: sha256.into(),
+            storage_key,
+            uploaded_at,
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// This attachment with `metadata`.
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
 }
 
 /// One entry of a conversation's history in the form LLM APIs take:

@@ -55,6 +55,7 @@ impl MessageStatus {
 ///
 #[doc = include_str!("../../docs/message-json.md")]
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Message {
     /// The message's id (UUID v7 unless the caller chose one).
     pub id: MessageId,
@@ -158,6 +159,35 @@ impl<'de> Deserialize<'de> for Message {
 }
 
 impl Message {
+    /// A complete message at position `seq` following `parent`, created at `created_at`:
+    /// revision 1, never updated, no metadata, usage, failure or lease. What a backend
+    /// starts from when it reads a stored message back, setting the other fields from
+    /// what it stored.
+    pub fn new(
+        id: MessageId,
+        seq: u64,
+        parent: Option<u64>,
+        role: Role,
+        parts: Vec<Part>,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Message {
+            id,
+            seq,
+            parent,
+            role,
+            parts,
+            status: MessageStatus::Complete,
+            created_at,
+            updated_at: None,
+            revision: 1,
+            metadata: Metadata::new(),
+            usage: None,
+            failure: None,
+            lease_expires_at: None,
+        }
+    }
+
     /// The text view: the message's text parts joined (no separator), other parts left out.
     pub fn content(&self) -> String {
         text_of(&self.parts)
@@ -513,11 +543,19 @@ impl MessageUpdate {
 
 /// The result of [`MessagesBackend::update_message`](crate::MessagesBackend::update_message).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct MessageUpdated {
     /// The conversation's record after the update (usage totals, version).
     pub record: crate::model::ConversationRecord,
     /// The message as stored now.
     pub message: Message,
+}
+
+impl MessageUpdated {
+    /// What an update returns: the record it left and the message as stored.
+    pub fn new(record: crate::model::ConversationRecord, message: Message) -> Self {
+        MessageUpdated { record, message }
+    }
 }
 
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<()> {

@@ -248,9 +248,17 @@ impl MessageRange {
 
 /// The result of [`MessagesBackend::append_messages_as`](crate::MessagesBackend::append_messages_as).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Appended {
     /// The conversation's record after the append.
     pub record: ConversationRecord,
     /// The messages as stored, with their `seq`.
     pub messages: Vec<Message>,
+}
+
+impl Appended {
+    /// What an append of `messages` returns, with the record it left.
+    pub fn new(record: ConversationRecord, messages: Vec<Message>) -> Self {
+        Appended { record, messages }
+    }
 }

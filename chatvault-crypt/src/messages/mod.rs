@@ -18,7 +18,7 @@ use chatvault_core::{ConversationId, Error, FileId, MAX_MESSAGE_BYTES, MessageId
 use crate::format::{Owner, is_key_conversation};
 use crate::keyring::Keyring;
 use seal::{MAX_SEALED_TITLE, Opener, Sealing};
-pub(crate) use seal::{message_headers, shredded, title_header};
+pub(crate) use seal::{message_headers, title_header};
 
 /// How many conversations' owners the wrapper remembers (an owner never changes).
 const OWNER_CACHE: usize = 100_000;
@@ -172,7 +172,7 @@ impl<B: MessagesBackend> EncryptedMessages<B> {
             .ok_or_else(|| Error::conversation_not_found(id.as_str()))?
             .record;
         let record = self.opener().record(record).await?;
-        Ok(Some(Appended { record, messages }))
+        Ok(Some(Appended::new(record, messages)))
     }
 
     /// Titles the conversation from the batch's first user message when the append left
@@ -264,7 +264,7 @@ impl<B: MessagesBackend> MessagesBackend for EncryptedMessages<B> {
         for f in head.files {
             files.push(self.opener().attachment(id, f, false).await?);
         }
-        Ok(Some(ConversationHead { record, files }))
+        Ok(Some(ConversationHead::new(record, files)))
     }
 
     async fn append_messages_as(
@@ -317,10 +317,7 @@ impl<B: MessagesBackend> MessagesBackend for EncryptedMessages<B> {
             .await?;
         let record = self.opener().record(appended.record).await?;
         let record = self.auto_title(&sealing, id, record, &messages).await?;
-        Ok(Appended {
-            record,
-            messages: opened,
-        })
+        Ok(Appended::new(record, opened))
     }
 
     async fn update_message(
@@ -339,10 +336,10 @@ impl<B: MessagesBackend> MessagesBackend for EncryptedMessages<B> {
             .inner
             .update_message(id, message_id, expected_revision, &sealed)
             .await?;
-        Ok(MessageUpdated {
-            record: self.opener().record(updated.record).await?,
-            message: self.opener().message(id, updated.message).await?,
-        })
+        Ok(MessageUpdated::new(
+            self.opener().record(updated.record).await?,
+            self.opener().message(id, updated.message).await?,
+        ))
     }
 
     async fn message(

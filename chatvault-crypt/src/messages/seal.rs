@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 
 use crate::cipher::DerivedKeys;
 use crate::files::sealed_key;
-use crate::format::{Header, STRING_PREFIX, aad, b64, corrupt, open_value, seal_value, unb64};
+use crate::format::{
+    Header, STRING_PREFIX, aad, b64, corrupt, open_value, seal_value, shredded, unb64,
+};
 use crate::keyring::Keyring;
 
 /// The `type` of a sealed part.
@@ -157,16 +159,16 @@ impl Sealing {
         let sealed = self.seal(&file_aad(conv, file), &json)?;
         let mut metadata = Metadata::new();
         metadata.insert(META_KEY.into(), Value::String(sealed.clone()));
-        Ok(FileAttachment {
-            id: file.id.clone(),
-            filename: SEALED_FILENAME.into(),
-            content_type: file.content_type.clone(),
-            size: file.size,
-            sha256: sha256_hex(sealed.as_bytes()),
-            storage_key: sealed_key(names, &file.storage_key)?,
-            uploaded_at: file.uploaded_at,
-            metadata,
-        })
+        let sealed_file = FileAttachment::new(
+            file.id.clone(),
+            SEALED_FILENAME,
+            file.content_type.clone(),
+            file.size,
+            sha256_hex(sealed.as_bytes()),
+            sealed_key(names, &file.storage_key)?,
+            file.uploaded_at,
+        );
+        Ok(sealed_file.with_metadata(metadata))
     }
 }
 
@@ -332,16 +334,15 @@ impl Opener<'_> {
         };
         let secret: SealedFile =
             serde_json::from_slice(&json).map_err(|e| corrupt(&location, e.to_string()))?;
-        Ok(FileAttachment {
-            filename: secret.filename,
-            sha256: secret.sha256,
-            storage_key: secret
-                .storage_key
-                .parse()
-                .map_err(|e: Error| corrupt(&location, e.to_string()))?,
-            metadata: secret.metadata,
-            ..file
-        })
+        let mut file = file;
+        file.filename = secret.filename;
+        file.sha256 = secret.sha256;
+        file.storage_key = secret
+            .storage_key
+            .parse()
+            .map_err(|e: Error| corrupt(&location, e.to_string()))?;
+        file.metadata = secret.metadata;
+        Ok(file)
     }
 }
 
@@ -376,12 +377,4 @@ pub(crate) fn title_header(title: &str) -> Option<Header> {
 fn header_of(text: &str) -> Option<Header> {
     let bytes = unb64(text.get(..40)?, "").ok()?;
     Header::parse(&bytes, "").ok()
-}
-
-/// The error of a value whose data key is no longer in the key store.
-pub(crate) fn shredded(location: &str) -> Error {
-    corrupt(
-        location,
-        "its data key is not in the key store: destroyed (crypto-shredded), or never written",
-    )
 }

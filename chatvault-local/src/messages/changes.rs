@@ -40,10 +40,7 @@ impl Changes<'_> {
         if messages.is_empty() {
             let (_lock, view) = self.store.require(id, Mode::Shared)?;
             check_owner(&view.record, owner)?;
-            return Ok(Appended {
-                record: view.record,
-                messages: Vec::new(),
-            });
+            return Ok(Appended::new(view.record, Vec::new()));
         }
         self.store
             .appends
@@ -92,10 +89,7 @@ impl Changes<'_> {
                     continue;
                 }
                 Ok(Some(replayed)) => {
-                    results.push(Ok(Appended {
-                        record: view.record.clone(),
-                        messages: replayed,
-                    }));
+                    results.push(Ok(Appended::new(view.record.clone(), replayed)));
                     continue;
                 }
                 Ok(None) => {}
@@ -113,10 +107,7 @@ impl Changes<'_> {
                         in_batch.insert(m.id.clone(), m.clone());
                     }
                     new_messages.extend(stored.iter().cloned());
-                    results.push(Ok(Appended {
-                        record: view.record.clone(),
-                        messages: stored.clone(),
-                    }));
+                    results.push(Ok(Appended::new(view.record.clone(), stored.clone())));
                     pending.push(Pending::Messages(frame, stored));
                 }
                 Err(e) => {
@@ -203,10 +194,7 @@ impl Changes<'_> {
             rewrite::crash_point("committed");
             rewrite::rewrite(&view)?;
         }
-        Ok(MessageUpdated {
-            record: view.record,
-            message,
-        })
+        Ok(MessageUpdated::new(view.record, message))
     }
 
     /// The stored message with this id, or `None`.
@@ -286,10 +274,7 @@ impl Changes<'_> {
         Ok(self
             .store
             .live(id, Mode::Shared)?
-            .map(|(_, v)| ConversationHead {
-                record: v.record,
-                files: v.files,
-            }))
+            .map(|(_, v)| ConversationHead::new(v.record, v.files)))
     }
 
     /// Applies `patch` to a conversation's record (a state record if it changes it).

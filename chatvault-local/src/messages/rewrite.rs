@@ -70,12 +70,10 @@ pub(super) fn pending(dir: &Path) -> bool {
 /// delete, nothing superseded. Then removes the older generation and the mark. `view`
 /// describes the old generation from then on.
 pub(super) fn rewrite(view: &ConversationLog) -> Result<()> {
-    let conversation = StoredConversation {
-        record: view.record.clone(),
-        messages: view.all_messages()?,
-        files: view.files.clone(),
-        deleting: view.deleting,
-    };
+    let mut conversation = StoredConversation::new(view.record.clone());
+    conversation.messages = view.all_messages()?;
+    conversation.files = view.files.clone();
+    conversation.deleting = view.deleting;
     let dir = view.dir();
     let generation = write_next(dir, &conversation)?;
     crash_point("written");

@@ -190,12 +190,10 @@ impl Whole<'_> {
             return Ok(None);
         };
         let messages = view.all_messages()?;
-        Ok(Some(StoredConversation {
-            record: view.record,
-            messages,
-            files: view.files,
-            deleting: false,
-        }))
+        let mut conversation = StoredConversation::new(view.record);
+        conversation.messages = messages;
+        conversation.files = view.files;
+        Ok(Some(conversation))
     }
 
     /// Deletes a conversation (damaged or not); `false` when there was none. Its marker

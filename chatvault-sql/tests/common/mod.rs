@@ -90,16 +90,16 @@ fn text(role: Role, t: &str) -> NewMessage {
 
 fn file(name: &str, conversation: &ConversationId) -> FileAttachment {
     let id = FileId::new();
-    FileAttachment {
-        storage_key: keys::storage_key(None, conversation, &id, name).unwrap(),
+    let storage_key = keys::storage_key(None, conversation, &id, name).unwrap();
+    FileAttachment::new(
         id,
-        filename: name.into(),
-        content_type: ContentType::parse("text/plain").unwrap(),
-        size: 3,
-        sha256: chatvault_core::sha256_hex(b"abc"),
-        uploaded_at: now(),
-        metadata: Metadata::new(),
-    }
+        name,
+        ContentType::parse("text/plain").unwrap(),
+        3,
+        chatvault_core::sha256_hex(b"abc"),
+        storage_key,
+        now(),
+    )
 }
 
 pub async fn create_and_head(b: Backend) {
@@ -600,10 +600,11 @@ pub async fn begin_delete_hides_and_delete_removes(b: Backend) {
     }
     // The id stays taken until delete.
     assert_eq!(
-        b.create(&ConversationRecord {
-            id: c.id.clone(),
-            ..ConversationRecord::new(None)
-        })
+        b.create(&ConversationRecord::with_id(
+            c.id.clone(),
+            None,
+            chatvault_core::backend::now(),
+        ))
         .await
         .unwrap_err()
         .kind(),
@@ -620,10 +621,7 @@ pub async fn begin_delete_hides_and_delete_removes(b: Backend) {
         .unwrap();
     assert!(b.delete(&d.id).await.unwrap());
     assert!(b.head(&d.id).await.unwrap().is_none());
-    let again = ConversationRecord {
-        id: d.id.clone(),
-        ..ConversationRecord::new(None)
-    };
+    let again = ConversationRecord::with_id(d.id.clone(), None, chatvault_core::backend::now());
     b.create(&again).await.unwrap();
     assert!(
         b.messages(&d.id, &MessageRange::all())

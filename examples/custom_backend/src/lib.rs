@@ -158,10 +158,8 @@ impl FilesBackend for MapFiles {
 
     async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
         Ok(self.with(|m| {
-            m.get(key).map(|(data, ct)| ObjectMeta {
-                size: data.len() as u64,
-                content_type: ct.clone(),
-            })
+            m.get(key)
+                .map(|(data, ct)| ObjectMeta::new(data.len() as u64, ct.clone()))
         }))
     }
 

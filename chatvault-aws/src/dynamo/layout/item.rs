@@ -345,20 +345,20 @@ pub(crate) fn decode_conversation(
         Some(tree) => tree.message_count(),
         None => get_n(item, MESSAGE_COUNT)?,
     };
-    let record = ConversationRecord {
-        id: get_conversation_id(item)?,
-        user_id: get_user_id(item)?,
-        title: get_opt_s(item, TITLE)?.map(str::to_owned),
-        created_at: get_time(item, CREATED_AT)?,
-        last_active: get_time(item, LAST_ACTIVE)?,
-        archived: get_bool(item, ARCHIVED)?,
-        metadata: get_metadata(item)?,
-        message_count,
-        file_count: get_n(item, FILE_COUNT)?,
-        usage: get_json(item, USAGE)?.unwrap_or_default(),
-        version: get_n(item, VERSION)?,
-        tree,
-    };
+    let mut record = ConversationRecord::with_id(
+        get_conversation_id(item)?,
+        get_user_id(item)?,
+        get_time(item, CREATED_AT)?,
+    );
+    record.title = get_opt_s(item, TITLE)?.map(str::to_owned);
+    record.last_active = get_time(item, LAST_ACTIVE)?;
+    record.archived = get_bool(item, ARCHIVED)?;
+    record.metadata = get_metadata(item)?;
+    record.message_count = message_count;
+    record.file_count = get_n(item, FILE_COUNT)?;
+    record.usage = get_json(item, USAGE)?.unwrap_or_default();
+    record.version = get_n(item, VERSION)?;
+    record.tree = tree;
     let files = get_json(item, FILES)?.unwrap_or_default();
     Ok((record, files))
 }
@@ -370,17 +370,18 @@ pub(crate) fn is_deleting(item: &Item) -> bool {
 
 /// A summary from a GSI item (the projected attributes) or a whole conversation item.
 pub(crate) fn decode_summary(item: &Item) -> Result<ConversationSummary> {
-    Ok(ConversationSummary {
-        id: get_conversation_id(item)?,
-        user_id: get_user_id(item)?,
-        title: get_opt_s(item, TITLE)?.map(str::to_owned),
-        created_at: get_time(item, CREATED_AT)?,
-        last_active: get_time(item, LAST_ACTIVE)?,
-        archived: get_bool(item, ARCHIVED)?,
-        message_count: get_n(item, MESSAGE_COUNT)?,
-        file_count: get_n(item, FILE_COUNT)?,
-        usage: get_json(item, USAGE)?.unwrap_or_default(),
-    })
+    let mut summary = ConversationSummary::new(
+        get_conversation_id(item)?,
+        get_user_id(item)?,
+        get_time(item, CREATED_AT)?,
+    );
+    summary.title = get_opt_s(item, TITLE)?.map(str::to_owned);
+    summary.last_active = get_time(item, LAST_ACTIVE)?;
+    summary.archived = get_bool(item, ARCHIVED)?;
+    summary.message_count = get_n(item, MESSAGE_COUNT)?;
+    summary.file_count = get_n(item, FILE_COUNT)?;
+    summary.usage = get_json(item, USAGE)?.unwrap_or_default();
+    Ok(summary)
 }
 
 /// The item of one message with its parts as JSON, as 0.1 laid messages out (one item
@@ -451,21 +452,22 @@ pub(crate) fn decode_message(item: &Item) -> Result<Message> {
             .map_err(|e| corrupt(item, format!("status {name:?}: {e}")))?,
     };
     let seq = get_n(item, SEQ)?;
-    Ok(Message {
-        id: MessageId::parse(get_s(item, ID)?).map_err(|e| corrupt(item, e.to_string()))?,
+    let mut message = Message::new(
+        MessageId::parse(get_s(item, ID)?).map_err(|e| corrupt(item, e.to_string()))?,
         seq,
-        parent: seq.checked_sub(1).filter(|&p| p > 0),
-        role: Role::from(get_s(item, ROLE)?),
+        seq.checked_sub(1).filter(|&p| p > 0),
+        Role::from(get_s(item, ROLE)?),
         parts,
-        status,
-        created_at: get_time(item, CREATED_AT)?,
-        updated_at: get_opt_time(item, UPDATED_AT)?,
-        revision: get_opt_n(item, REVISION)?.unwrap_or(1),
-        metadata: get_metadata(item)?,
-        usage: get_json(item, USAGE)?,
-        failure: get_opt_s(item, FAILURE)?.map(str::to_owned),
-        lease_expires_at: get_opt_time(item, LEASE_EXPIRES_AT)?,
-    })
+        get_time(item, CREATED_AT)?,
+    );
+    message.status = status;
+    message.updated_at = get_opt_time(item, UPDATED_AT)?;
+    message.revision = get_opt_n(item, REVISION)?.unwrap_or(1);
+    message.metadata = get_metadata(item)?;
+    message.usage = get_json(item, USAGE)?;
+    message.failure = get_opt_s(item, FAILURE)?.map(str::to_owned);
+    message.lease_expires_at = get_opt_time(item, LEASE_EXPIRES_AT)?;
+    Ok(message)
 }
 
 /// The id marker of message `message_id`: its `seq`.
@@ -602,16 +604,15 @@ mod tests {
         record.archived = true;
         record.usage = Usage::new("m", 3, 4);
         record.usage.model = None;
-        let files = vec![FileAttachment {
-            id: chatvault_core::FileId::parse("f1").expect("id"),
-            filename: "a b.pdf".into(),
-            content_type: chatvault_core::ContentType::parse("application/pdf").expect("type"),
-            size: 3,
-            sha256: "00".into(),
-            storage_key: chatvault_core::StorageKey::parse("u/c/f1/a%20b.pdf").expect("key"),
-            uploaded_at: chatvault_core::backend::now(),
-            metadata: Metadata::new(),
-        }];
+        let files = vec![FileAttachment::new(
+            chatvault_core::FileId::parse("f1").expect("id"),
+            "a b.pdf",
+            chatvault_core::ContentType::parse("application/pdf").expect("type"),
+            3,
+            "00",
+            chatvault_core::StorageKey::parse("u/c/f1/a%20b.pdf").expect("key"),
+            chatvault_core::backend::now(),
+        )];
         let item = conversation_item(&record, &files).expect("encodes");
         let (back, back_files) = decode_conversation(&item).expect("decodes");
         assert_eq!(back, record);

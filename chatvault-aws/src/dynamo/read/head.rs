@@ -85,7 +85,7 @@ impl Heads {
     /// `None` when it is missing or being deleted.
     pub(crate) async fn read_head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
         match self.read_writable(id).await {
-            Ok((record, files)) => Ok(Some(ConversationHead { record, files })),
+            Ok((record, files)) => Ok(Some(ConversationHead::new(record, files))),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }

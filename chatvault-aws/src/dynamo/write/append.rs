@@ -77,10 +77,7 @@ impl Appender {
         if messages.is_empty() {
             let (record, _) = self.heads.read_writable(id).await?;
             check_owner(&record, owner)?;
-            return Ok(Appended {
-                record,
-                messages: Vec::new(),
-            });
+            return Ok(Appended::new(record, Vec::new()));
         }
         check_append_count(messages.len())?;
         let op = Op {
@@ -138,10 +135,7 @@ impl Appender {
                 Written::Done => {
                     let record = after.record.clone();
                     self.heads.remember(after);
-                    return Ok(Appended {
-                        record,
-                        messages: plan.stored,
-                    });
+                    return Ok(Appended::new(record, plan.stored));
                 }
                 // Another writer moved the conversation on (or what was remembered is
                 // stale): start again from its new state, returned with the failure.
@@ -218,9 +212,7 @@ impl Appender {
             }
         });
         let stored = futures_util::future::try_join_all(lookups).await?;
-        Ok(check_replay(messages, stored)?.map(|messages| Appended {
-            record: current.record.clone(),
-            messages,
-        }))
+        Ok(check_replay(messages, stored)?
+            .map(|messages| Appended::new(current.record.clone(), messages)))
     }
 }

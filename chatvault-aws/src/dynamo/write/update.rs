@@ -198,7 +198,7 @@ impl Updater {
             Written::Done => {
                 let record = after.record.clone();
                 self.heads.remember(after);
-                Ok(MessageUpdated { record, message })
+                Ok(MessageUpdated::new(record, message))
             }
             Written::Moved(Some(item))
                 if in_tail
@@ -206,10 +206,7 @@ impl Updater {
                     && decode_tail(&item)?.iter().any(|e| e.message == message) =>
             {
                 let now = self.heads.seen_writable(id, Some(item))?;
-                Ok(MessageUpdated {
-                    record: now.record,
-                    message,
-                })
+                Ok(MessageUpdated::new(now.record, message))
             }
             Written::Moved(item) => Err(item),
             // The message's item moved on since it was read: read it again.
