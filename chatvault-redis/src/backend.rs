@@ -13,7 +13,7 @@ impl MessagesBackend for RedisMessages {
         // as the builder says.
         MessagesCapabilities::full()
             .with_search(false)
-            .with_list_all(self.inner.list_all)
+            .with_list_all(self.inner.listings.lists_all())
     }
 
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
@@ -61,7 +61,7 @@ impl MessagesBackend for RedisMessages {
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        self.list(user_id, options).await
+        self.inner.listings.page(user_id, options).await
     }
 
     async fn update(
@@ -101,7 +101,7 @@ impl MessagesBackend for RedisMessages {
         user_id: Option<&UserId>,
         limit: PageLimit,
     ) -> Result<Vec<ConversationId>> {
-        RedisMessages::list_deleting(self, user_id, limit).await
+        self.inner.markers.list_deleting(user_id, limit).await
     }
 
     async fn search(

@@ -6,8 +6,6 @@
 use chatvault_core::backend::{
     ConversationId, ConversationRecord, Error, FileAttachment, Message, MessageId, Result,
 };
-use futures_util::future::join_all;
-use redis::cmd;
 
 use crate::conn::{BACKEND, read_error, write_error};
 use crate::expiry::deadline_arg;
@@ -138,7 +136,10 @@ impl RedisMessages {
             let token = new_token();
             match self.commit(id, &known, &change, &token).await? {
                 Reply::Written => {
-                    self.move_in_listings(&known.record, &change.record).await;
+                    self.inner
+                        .listings
+                        .move_entry(&known.record, &change.record)
+                        .await;
                     **turn = slots.keeps().then(|| Known {
                         token,
                         files: change.files.unwrap_or(known.files),
@@ -223,7 +224,7 @@ impl RedisMessages {
         }
         let moved = known.record.last_active != change.record.last_active;
         if !self.inner.conn.is_cluster() && moved {
-            for key in self.listing_keys(&change.record) {
+            for key in self.inner.listings.keys_of(&change.record) {
                 invocation.key(key);
             }
         }
@@ -287,47 +288,6 @@ impl RedisMessages {
             }
             _ => Err(unexpected(&location)),
         }
-    }
-
-    /// The listing indexes `record` belongs in: its owner's, and every conversation's
-    /// when this backend lists all.
-    pub(crate) fn listing_keys(&self, record: &ConversationRecord) -> Vec<String> {
-        let keys = &self.inner.keys;
-        let mut out = Vec::with_capacity(2);
-        if let Some(user) = &record.user_id {
-            out.push(keys.owner_index(user));
-        }
-        if self.inner.list_all {
-            out.push(keys.all_index());
-        }
-        out
-    }
-
-    /// In a cluster, moves a written conversation in its listings (on one server the
-    /// write's script did). The listings are an index, not the record: a failure here is
-    /// logged, and the next write of the conversation moves it.
-    async fn move_in_listings(&self, before: &ConversationRecord, after: &ConversationRecord) {
-        if !self.inner.conn.is_cluster() || before.last_active == after.last_active {
-            return;
-        }
-        let at = score(after.last_active);
-        let sends = self.listing_keys(after).into_iter().map(|key| {
-            let mut conn = self.inner.conn.clone();
-            let id = after.id.clone();
-            async move {
-                let added: redis::RedisResult<i64> = cmd("ZADD")
-                    .arg(&key)
-                    .arg("GT")
-                    .arg(at)
-                    .arg(id.as_str())
-                    .query_async(&mut conn)
-                    .await;
-                if let Err(e) = added {
-                    tracing::warn!(%key, conversation = %id, error = %e, "listing index not moved");
-                }
-            }
-        });
-        join_all(sends).await;
     }
 }
 

@@ -12,6 +12,8 @@ use redis::cluster::ClusterClient;
 use crate::conn::{Conn, Source};
 use crate::expiry::KeyExpiry;
 use crate::layout::Keys;
+use crate::listing::Listings;
+use crate::markers::Markers;
 use crate::state::Slots;
 
 /// Conversations in Redis or Valkey, one server or a cluster.
@@ -36,7 +38,8 @@ pub(crate) struct Inner {
     pub(crate) source: Source,
     pub(crate) keys: Keys,
     pub(crate) slots: Slots,
-    pub(crate) list_all: bool,
+    pub(crate) listings: Listings,
+    pub(crate) markers: Markers,
     pub(crate) response_timeout: Duration,
     pub(crate) expiry: Option<KeyExpiry>,
 }
@@ -46,7 +49,7 @@ impl fmt::Debug for RedisMessages {
         f.debug_struct("RedisMessages")
             .field("cluster", &self.inner.conn.is_cluster())
             .field("prefix", &self.inner.keys.prefix())
-            .field("list_all", &self.inner.list_all)
+            .field("list_all", &self.inner.listings.lists_all())
             .field("expiry", &self.inner.expiry)
             .finish_non_exhaustive()
     }
@@ -181,13 +184,16 @@ impl RedisMessagesBuilder {
             .source
             .map_err(|e| Error::invalid_input("redis url", e.to_string()))?;
         let conn = source.connect(self.response_timeout).await?;
+        let listings = Listings::new(conn.clone(), keys.clone(), self.list_all);
+        let markers = Markers::new(conn.clone(), keys.clone());
         Ok(RedisMessages {
             inner: Arc::new(Inner {
                 conn,
                 source,
                 keys,
                 slots: Slots::new(self.cached_conversations),
-                list_all: self.list_all,
+                listings,
+                markers,
                 response_timeout: self.response_timeout,
                 expiry: self.expiry,
             }),

@@ -6,7 +6,6 @@ use chatvault_core::backend::{
     ConversationId, ConversationPatch, ConversationRecord, Error, FileAttachment, FileId,
     MessageId, MessageUpdate, MessageUpdated, Result, apply_add_file, apply_remove_file, now,
 };
-use futures_util::future::try_join_all;
 use redis::cmd;
 
 use crate::commit::{Change, Decision, Outcome};
@@ -26,12 +25,12 @@ impl RedisMessages {
         let keys = &self.inner.keys;
         let cluster = self.inner.conn.is_cluster();
         if cluster {
-            self.add_to_listings(record).await?;
+            self.inner.listings.add_new(record).await?;
         }
         let mut invocation = CREATE.prepare_invoke();
         invocation.key(keys.conversation(&record.id));
         if !cluster {
-            for key in self.listing_keys(record) {
+            for key in self.inner.listings.keys_of(record) {
                 invocation.key(key);
             }
         }
@@ -50,7 +49,7 @@ impl RedisMessages {
             .map_err(write_error("create"))?;
         match reply.as_str() {
             "ok" => {
-                if cluster && let Err(e) = self.add_to_listings(record).await {
+                if cluster && let Err(e) = self.inner.listings.add_new(record).await {
                     // Created: the entries are there unless a listing removed them in
                     // between, and the next append puts them back.
                     tracing::warn!(conversation = %record.id, error = %e, "listing entries not checked after create");
@@ -62,25 +61,6 @@ impl RedisMessages {
                 id: record.id.to_string(),
             }),
         }
-    }
-
-    /// In a cluster, adds a new conversation to its listings (unless it is there already).
-    async fn add_to_listings(&self, record: &ConversationRecord) -> Result<()> {
-        let at = score(record.last_active);
-        let adds = self.listing_keys(record).into_iter().map(|key| {
-            let mut conn = self.inner.conn.clone();
-            async move {
-                cmd("ZADD")
-                    .arg(key)
-                    .arg("NX")
-                    .arg(at)
-                    .arg(record.id.as_str())
-                    .query_async::<i64>(&mut conn)
-                    .await
-            }
-        });
-        try_join_all(adds).await.map_err(write_error("create"))?;
-        Ok(())
     }
 
     /// [`MessagesBackend::update_message`](chatvault_core::MessagesBackend::update_message):
@@ -182,7 +162,8 @@ impl RedisMessages {
     }
 
     /// [`MessagesBackend::begin_delete`](chatvault_core::MessagesBackend::begin_delete):
-    /// the conversation's markers go first (see [`list_deleting`](Self::list_deleting)),
+    /// the conversation's markers go first (see
+    /// [`Markers::list_deleting`](crate::markers::Markers::list_deleting)),
     /// then one script marks the conversation and returns its attachments.
     pub(crate) async fn mark_deleting(
         &self,
@@ -209,7 +190,7 @@ impl RedisMessages {
                 }
             }
         });
-        let markers = self.add_markers(id, user.as_ref()).await?;
+        let markers = self.inner.markers.add(id, user.as_ref()).await?;
         let mut invocation = BEGIN_DELETE.prepare_invoke();
         invocation
             .key(self.inner.keys.conversation(id))
@@ -222,7 +203,7 @@ impl RedisMessages {
         self.inner.slots.forget(id).await;
         if files.is_none() {
             // Deleted since it was read: its markers are those of a gone conversation.
-            self.remove_markers(id, &markers).await;
+            self.inner.markers.remove(id, &markers).await;
         }
         files
             .map(|json| from_json(&self.inner.keys.conversation(id), &json))
@@ -249,20 +230,10 @@ impl RedisMessages {
             // by listings, as entries of deleted conversations are.
             if let Ok(record) = from_json::<ConversationRecord>(&location, &json) {
                 user.clone_from(&record.user_id);
-                let removes = self.listing_keys(&record).into_iter().map(|key| {
-                    let mut conn = self.inner.conn.clone();
-                    async move {
-                        cmd("ZREM")
-                            .arg(key)
-                            .arg(id.as_str())
-                            .query_async::<i64>(&mut conn)
-                            .await
-                    }
-                });
-                try_join_all(removes).await.map_err(write_error("delete"))?;
+                self.inner.listings.remove(id, &record).await?;
             }
         }
-        let markers = self.markers_of(id, user.as_ref()).await?;
+        let markers = self.inner.markers.of(id, user.as_ref()).await?;
         let removed: i64 = cmd("DEL")
             .arg(keys.conversation_keys(id).as_slice())
             .query_async(&mut conn)
@@ -270,7 +241,7 @@ impl RedisMessages {
             .map_err(write_error("delete"))?;
         self.inner.slots.forget(id).await;
         // Last: until here, a crash leaves the conversation listed by `list_deleting`.
-        self.remove_markers(id, &markers).await;
+        self.inner.markers.remove(id, &markers).await;
         Ok(removed > 0)
     }
 }
