@@ -21,7 +21,7 @@ impl MessagesBackend for RedisMessages {
     }
 
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        self.read_head(id).await
+        self.inner.reader.head(id).await
     }
 
     async fn append_messages_as(
@@ -49,11 +49,11 @@ impl MessagesBackend for RedisMessages {
         id: &ConversationId,
         message_id: &MessageId,
     ) -> Result<Option<Message>> {
-        self.read_message(id, message_id).await
+        self.inner.reader.message(id, message_id).await
     }
 
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        self.read_messages(id, range).await
+        self.inner.reader.messages(id, range).await
     }
 
     async fn list_conversations(

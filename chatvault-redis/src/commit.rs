@@ -7,11 +7,12 @@ use chatvault_core::backend::{
     ConversationId, ConversationRecord, Error, FileAttachment, Message, MessageId, Result,
 };
 
-use crate::conn::{BACKEND, read_error, write_error};
+use crate::conn::write_error;
 use crate::expiry::deadline_arg;
-use crate::layout::{self, FORMAT, Keys, from_json, score, to_json};
+use crate::layout::{from_json, score, to_json};
+use crate::load::{decode_known, message_or_none, unexpected};
 use crate::messages::RedisMessages;
-use crate::scripts::{COMMIT, LOAD};
+use crate::scripts::COMMIT;
 use crate::state::{Known, Turn};
 
 /// How many refused decisions a write makes again before it gives up with
@@ -109,7 +110,7 @@ impl RedisMessages {
         for _ in 0..MAX_ATTEMPTS {
             let (known, found) = match next.take() {
                 Some(state) => state,
-                None => match self.load(id, lookups).await? {
+                None => match self.inner.loader.load(id, lookups).await? {
                     Some((known, found)) => (known, Some(found)),
                     None => {
                         **turn = None;
@@ -167,46 +168,6 @@ impl RedisMessages {
                 "conversation {id} changed {MAX_ATTEMPTS} times while this write was decided"
             ),
         })
-    }
-
-    /// Reads conversation `id` for a decision, with the stored messages of `lookups`;
-    /// `None` when there is no such live conversation.
-    pub(crate) async fn load(
-        &self,
-        id: &ConversationId,
-        lookups: &[MessageId],
-    ) -> Result<Option<(Known, Vec<Option<Message>>)>> {
-        let keys = &self.inner.keys;
-        let mut invocation = LOAD.prepare_invoke();
-        for key in keys.conversation_keys(id) {
-            invocation.key(key);
-        }
-        for m in lookups {
-            invocation.arg(m.as_str());
-        }
-        let mut conn = self.inner.conn.clone();
-        let reply: Vec<Vec<u8>> = invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(read_error)?;
-        let location = keys.conversation(id);
-        let mut reply = reply.into_iter();
-        match reply.next().as_deref() {
-            Some(b"gone") => return Ok(None),
-            Some(b"ok") => {}
-            _ => return Err(unexpected(&location)),
-        }
-        let (Some(token), Some(record), Some(files), Some(format)) =
-            (reply.next(), reply.next(), reply.next(), reply.next())
-        else {
-            return Err(unexpected(&location));
-        };
-        layout::check_format(&location, Some(&format))?;
-        let known = decode_known(&location, token, &record, &files)?;
-        let found = reply
-            .map(|m| message_or_none(keys, id, &m))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Some((known, found)))
     }
 
     /// Sends a decision made at `known`'s token, to be written under `token`.
@@ -289,32 +250,4 @@ impl RedisMessages {
             _ => Err(unexpected(&location)),
         }
     }
-}
-
-/// A conversation's state from the fields of its hash.
-fn decode_known(location: &str, token: Vec<u8>, record: &[u8], files: &[u8]) -> Result<Known> {
-    let token = String::from_utf8(token)
-        .map_err(|_| Error::corrupt(BACKEND, location, "the write token is not text"))?;
-    Ok(Known {
-        token,
-        record: from_json(location, record)?,
-        files: from_json(location, files)?,
-    })
-}
-
-/// A stored message's JSON, or `None` for `''`.
-fn message_or_none(keys: &Keys, id: &ConversationId, json: &[u8]) -> Result<Option<Message>> {
-    if json.is_empty() {
-        return Ok(None);
-    }
-    from_json(&keys.messages(id), json).map(Some)
-}
-
-/// A script's answer this release does not know.
-fn unexpected(location: &str) -> Error {
-    Error::corrupt(
-        BACKEND,
-        location,
-        format!("unexpected answer from a script of format {FORMAT}"),
-    )
 }

@@ -12,6 +12,7 @@ mod entries;
 mod expiry;
 mod layout;
 mod listing;
+mod load;
 mod markers;
 mod messages;
 mod prune;

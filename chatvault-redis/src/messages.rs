@@ -13,7 +13,9 @@ use crate::conn::{Conn, Source};
 use crate::expiry::KeyExpiry;
 use crate::layout::Keys;
 use crate::listing::Listings;
+use crate::load::Loader;
 use crate::markers::Markers;
+use crate::read::Reader;
 use crate::state::Slots;
 
 /// Conversations in Redis or Valkey, one server or a cluster.
@@ -40,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) slots: Slots,
     pub(crate) listings: Listings,
     pub(crate) markers: Markers,
+    pub(crate) loader: Loader,
+    pub(crate) reader: Reader,
     pub(crate) response_timeout: Duration,
     pub(crate) expiry: Option<KeyExpiry>,
 }
@@ -186,6 +190,8 @@ impl RedisMessagesBuilder {
         let conn = source.connect(self.response_timeout).await?;
         let listings = Listings::new(conn.clone(), keys.clone(), self.list_all);
         let markers = Markers::new(conn.clone(), keys.clone());
+        let loader = Loader::new(conn.clone(), keys.clone());
+        let reader = Reader::new(conn.clone(), keys.clone());
         Ok(RedisMessages {
             inner: Arc::new(Inner {
                 conn,
@@ -194,6 +200,8 @@ impl RedisMessagesBuilder {
                 slots: Slots::new(self.cached_conversations),
                 listings,
                 markers,
+                loader,
+                reader,
                 response_timeout: self.response_timeout,
                 expiry: self.expiry,
             }),
