@@ -17,7 +17,7 @@ impl MessagesBackend for RedisMessages {
     }
 
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
-        self.create_conversation(record).await
+        self.inner.writer.create(record).await
     }
 
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
@@ -30,7 +30,7 @@ impl MessagesBackend for RedisMessages {
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
-        self.append(owner, id, messages).await
+        self.inner.appender.append(owner, id, messages).await
     }
 
     async fn update_message(
@@ -40,7 +40,9 @@ impl MessagesBackend for RedisMessages {
         expected_revision: u64,
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
-        self.update_one(id, message_id, expected_revision, update)
+        self.inner
+            .writer
+            .update_message(id, message_id, expected_revision, update)
             .await
     }
 
@@ -69,7 +71,7 @@ impl MessagesBackend for RedisMessages {
         id: &ConversationId,
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
-        self.patch(id, patch).await
+        self.inner.writer.patch(id, patch).await
     }
 
     async fn add_file(
@@ -77,7 +79,7 @@ impl MessagesBackend for RedisMessages {
         id: &ConversationId,
         file: &FileAttachment,
     ) -> Result<ConversationRecord> {
-        self.attach(id, file).await
+        self.inner.writer.attach(id, file).await
     }
 
     async fn remove_file(
@@ -85,15 +87,15 @@ impl MessagesBackend for RedisMessages {
         id: &ConversationId,
         file_id: &FileId,
     ) -> Result<Option<ConversationRecord>> {
-        self.detach(id, file_id).await
+        self.inner.writer.detach(id, file_id).await
     }
 
     async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        self.mark_deleting(id).await
+        self.inner.deleter.begin(id).await
     }
 
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        self.remove(id).await
+        self.inner.deleter.delete(id).await
     }
 
     async fn list_deleting(

@@ -3,17 +3,19 @@
 //! conversation is still as it was read. A refused decision is made again from the state
 //! the refusal carries.
 
+use std::sync::Arc;
+
 use chatvault_core::backend::{
     ConversationId, ConversationRecord, Error, FileAttachment, Message, MessageId, Result,
 };
 
-use crate::conn::write_error;
-use crate::expiry::deadline_arg;
-use crate::layout::{from_json, score, to_json};
-use crate::load::{decode_known, message_or_none, unexpected};
-use crate::messages::RedisMessages;
+use crate::conn::{Conn, write_error};
+use crate::expiry::{KeyExpiry, deadline_arg};
+use crate::layout::{Keys, from_json, score, to_json};
+use crate::listing::Listings;
+use crate::load::{Loader, decode_known, message_or_none, unexpected};
 use crate::scripts::COMMIT;
-use crate::state::{Known, Turn};
+use crate::state::{Known, Slots, Turn};
 
 /// How many refused decisions a write makes again before it gives up with
 /// [`Error::Conflict`]. Writers of one process take turns, so only writers of other
@@ -76,7 +78,39 @@ fn new_token() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-impl RedisMessages {
+/// Changes conversations (see the module docs): the writers' turns and last written
+/// states of this process, the connection and key layout, the key expiry and the listings
+/// a written conversation moves in.
+#[derive(Clone, Debug)]
+pub(crate) struct Committer {
+    conn: Conn,
+    keys: Keys,
+    slots: Arc<Slots>,
+    expiry: Option<KeyExpiry>,
+    listings: Listings,
+    loader: Loader,
+}
+
+impl Committer {
+    /// A committer of the conversations under `keys`, on `conn`, taking turns in `slots`,
+    /// giving keys the deadline of `expiry` and moving conversations in `listings`.
+    pub(crate) fn new(
+        conn: Conn,
+        keys: Keys,
+        slots: Arc<Slots>,
+        expiry: Option<KeyExpiry>,
+        listings: Listings,
+    ) -> Self {
+        Committer {
+            loader: Loader::new(conn.clone(), keys.clone()),
+            conn,
+            keys,
+            slots,
+            expiry,
+            listings,
+        }
+    }
+
     /// Changes conversation `id` as `decide` says, from its state now and the stored
     /// messages of `lookups`. [`Error::NotFound`] when the conversation does not exist or
     /// is being deleted.
@@ -90,7 +124,7 @@ impl RedisMessages {
         lookups: &[MessageId],
         decide: impl FnMut(Seen<'_>) -> Result<Decision<T>>,
     ) -> Result<Outcome<T>> {
-        let mut turn = self.inner.slots.turn(id).await;
+        let mut turn = self.slots.turn(id).await;
         self.change_in_turn(&mut turn, id, lookups, decide).await
     }
 
@@ -102,7 +136,7 @@ impl RedisMessages {
         lookups: &[MessageId],
         mut decide: impl FnMut(Seen<'_>) -> Result<Decision<T>>,
     ) -> Result<Outcome<T>> {
-        let slots = &self.inner.slots;
+        let slots = &self.slots;
         let mut next = match &**turn {
             Some(known) if lookups.is_empty() && slots.keeps() => Some((known.clone(), None)),
             _ => None,
@@ -110,7 +144,7 @@ impl RedisMessages {
         for _ in 0..MAX_ATTEMPTS {
             let (known, found) = match next.take() {
                 Some(state) => state,
-                None => match self.inner.loader.load(id, lookups).await? {
+                None => match self.loader.load(id, lookups).await? {
                     Some((known, found)) => (known, Some(found)),
                     None => {
                         **turn = None;
@@ -137,8 +171,7 @@ impl RedisMessages {
             let token = new_token();
             match self.commit(id, &known, &change, &token).await? {
                 Reply::Written => {
-                    self.inner
-                        .listings
+                    self.listings
                         .move_entry(&known.record, &change.record)
                         .await;
                     **turn = slots.keeps().then(|| Known {
@@ -178,14 +211,14 @@ impl RedisMessages {
         change: &Change,
         token: &str,
     ) -> Result<Reply> {
-        let keys = &self.inner.keys;
+        let keys = &self.keys;
         let mut invocation = COMMIT.prepare_invoke();
         for key in keys.conversation_keys(id) {
             invocation.key(key);
         }
         let moved = known.record.last_active != change.record.last_active;
-        if !self.inner.conn.is_cluster() && moved {
-            for key in self.inner.listings.keys_of(&change.record) {
+        if !self.conn.is_cluster() && moved {
+            for key in self.listings.keys_of(&change.record) {
                 invocation.key(key);
             }
         }
@@ -203,7 +236,7 @@ impl RedisMessages {
                 String::new()
             })
             .arg(id.as_str())
-            .arg(deadline_arg(self.inner.expiry.as_ref(), &change.record));
+            .arg(deadline_arg(self.expiry.as_ref(), &change.record));
         if change.new_messages {
             invocation.arg(change.messages.len());
             for m in &change.messages {
@@ -221,7 +254,7 @@ impl RedisMessages {
                 ""
             });
         }
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn.clone();
         let reply: Vec<Vec<u8>> = invocation
             .invoke_async(&mut conn)
             .await

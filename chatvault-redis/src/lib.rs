@@ -8,6 +8,7 @@ mod backend;
 mod batch;
 mod commit;
 mod conn;
+mod delete;
 mod entries;
 mod expiry;
 mod layout;

@@ -9,14 +9,17 @@ use chatvault_core::backend::{Error, Result};
 use redis::Client;
 use redis::cluster::ClusterClient;
 
+use crate::batch::Appender;
+use crate::commit::Committer;
 use crate::conn::{Conn, Source};
+use crate::delete::Deleter;
 use crate::expiry::KeyExpiry;
 use crate::layout::Keys;
 use crate::listing::Listings;
-use crate::load::Loader;
 use crate::markers::Markers;
 use crate::read::Reader;
 use crate::state::Slots;
+use crate::write::Writer;
 
 /// Conversations in Redis or Valkey, one server or a cluster.
 ///
@@ -39,11 +42,12 @@ pub(crate) struct Inner {
     pub(crate) conn: Conn,
     pub(crate) source: Source,
     pub(crate) keys: Keys,
-    pub(crate) slots: Slots,
     pub(crate) listings: Listings,
     pub(crate) markers: Markers,
-    pub(crate) loader: Loader,
     pub(crate) reader: Reader,
+    pub(crate) writer: Writer,
+    pub(crate) appender: Appender,
+    pub(crate) deleter: Deleter,
     pub(crate) response_timeout: Duration,
     pub(crate) expiry: Option<KeyExpiry>,
 }
@@ -190,18 +194,41 @@ impl RedisMessagesBuilder {
         let conn = source.connect(self.response_timeout).await?;
         let listings = Listings::new(conn.clone(), keys.clone(), self.list_all);
         let markers = Markers::new(conn.clone(), keys.clone());
-        let loader = Loader::new(conn.clone(), keys.clone());
         let reader = Reader::new(conn.clone(), keys.clone());
+        let slots = Arc::new(Slots::new(self.cached_conversations));
+        let committer = Committer::new(
+            conn.clone(),
+            keys.clone(),
+            Arc::clone(&slots),
+            self.expiry.clone(),
+            listings.clone(),
+        );
+        let writer = Writer::new(
+            conn.clone(),
+            keys.clone(),
+            self.expiry.clone(),
+            listings.clone(),
+            committer.clone(),
+        );
+        let appender = Appender::new(Arc::clone(&slots), committer, keys.clone());
+        let deleter = Deleter::new(
+            conn.clone(),
+            keys.clone(),
+            slots,
+            listings.clone(),
+            markers.clone(),
+        );
         Ok(RedisMessages {
             inner: Arc::new(Inner {
                 conn,
                 source,
                 keys,
-                slots: Slots::new(self.cached_conversations),
                 listings,
                 markers,
-                loader,
                 reader,
+                writer,
+                appender,
+                deleter,
                 response_timeout: self.response_timeout,
                 expiry: self.expiry,
             }),
