@@ -1,4 +1,6 @@
-//! [`RedisMessages`]: the constructor and its settings.
+//! [`RedisMessages`]: the constructor and its settings, and the parts it builds once
+//! and shares with its clones (reader, writer, appender, deleter, listings, markers),
+//! which the [`MessagesBackend`](chatvault_core::MessagesBackend) implementation calls.
 
 use std::fmt;
 use std::sync::Arc;
@@ -33,23 +35,24 @@ use crate::write::Writer;
 /// Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct RedisMessages {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-/// What clones share.
+/// What clones share: the connection, its source and settings, and the parts that do the
+/// work, built once by [`RedisMessagesBuilder::build`].
 #[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) conn: Conn,
-    pub(crate) source: Source,
-    pub(crate) keys: Keys,
-    pub(crate) listings: Listings,
-    pub(crate) markers: Markers,
-    pub(crate) reader: Reader,
-    pub(crate) writer: Writer,
-    pub(crate) appender: Appender,
-    pub(crate) deleter: Deleter,
-    pub(crate) response_timeout: Duration,
-    pub(crate) expiry: Option<KeyExpiry>,
+struct Inner {
+    conn: Conn,
+    source: Source,
+    keys: Keys,
+    listings: Listings,
+    markers: Markers,
+    reader: Reader,
+    writer: Writer,
+    appender: Appender,
+    deleter: Deleter,
+    response_timeout: Duration,
+    expiry: Option<KeyExpiry>,
 }
 
 impl fmt::Debug for RedisMessages {
@@ -88,6 +91,57 @@ impl RedisMessages {
     /// The prefix of every key this backend writes.
     pub fn prefix(&self) -> &str {
         self.inner.keys.prefix()
+    }
+
+    /// Reads conversations' heads and messages.
+    pub(crate) fn reader(&self) -> &Reader {
+        &self.inner.reader
+    }
+
+    /// Creates conversations and changes their records, messages and attachments.
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.inner.writer
+    }
+
+    /// Appends messages, written together with those waiting for the same turn.
+    pub(crate) fn appender(&self) -> &Appender {
+        &self.inner.appender
+    }
+
+    /// Marks and deletes conversations.
+    pub(crate) fn deleter(&self) -> &Deleter {
+        &self.inner.deleter
+    }
+
+    /// The listing indexes: pages of conversations, whether every user's are kept.
+    pub(crate) fn listings(&self) -> &Listings {
+        &self.inner.listings
+    }
+
+    /// The marker sets of conversations being deleted.
+    pub(crate) fn markers(&self) -> &Markers {
+        &self.inner.markers
+    }
+
+    /// The connection every call shares (a live reply's writes go on it).
+    pub(crate) fn conn(&self) -> &Conn {
+        &self.inner.conn
+    }
+
+    /// The key layout under this backend's prefix.
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// A new connection of its own to the same server or cluster, whose replies may take
+    /// `extra` longer than this backend's response timeout (for blocking reads, which
+    /// would hold the shared connection's other requests up). Errors as
+    /// [`connect`](Self::connect)'s.
+    pub(crate) async fn connect_another(&self, extra: Duration) -> Result<Conn> {
+        self.inner
+            .source
+            .connect(self.inner.response_timeout + extra)
+            .await
     }
 }
 
