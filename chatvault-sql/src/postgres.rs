@@ -1,5 +1,6 @@
 //! [`PostgresMessages`]: conversations in PostgreSQL: [`SqlMessages`] over
-//! [`Postgres`]'s [`Dialect`].
+//! [`Postgres`]'s [`Dialect`], and the work behind its constructors (the URL, the
+//! pool), which are thin calls in `messages.rs`.
 
 use std::str::FromStr;
 

@@ -1,5 +1,6 @@
 //! [`SqliteMessages`]: conversations in one SQLite file: [`SqlMessages`] over
-//! [`Sqlite`]'s [`Dialect`].
+//! [`Sqlite`]'s [`Dialect`], and the work behind its SQLite methods (opening the pool,
+//! reclaiming space), which are thin calls in `messages.rs`.
 
 mod batch;
 mod group;
