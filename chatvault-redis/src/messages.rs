@@ -169,6 +169,8 @@ impl fmt::Debug for RedisMessagesBuilder {
 }
 
 impl RedisMessagesBuilder {
+    /// The default settings for `source` (an error here is reported by
+    /// [`build`](Self::build)).
     fn new(source: std::result::Result<Source, redis::RedisError>) -> Self {
         RedisMessagesBuilder {
             source,
