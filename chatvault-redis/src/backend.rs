@@ -13,15 +13,15 @@ impl MessagesBackend for RedisMessages {
         // as the builder says.
         MessagesCapabilities::full()
             .with_search(false)
-            .with_list_all(self.inner.list_all)
+            .with_list_all(self.listings().lists_all())
     }
 
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
-        self.create_conversation(record).await
+        self.writer().create(record).await
     }
 
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
-        self.read_head(id).await
+        self.reader().head(id).await
     }
 
     async fn append_messages_as(
@@ -30,7 +30,7 @@ impl MessagesBackend for RedisMessages {
         id: &ConversationId,
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
-        self.append(owner, id, messages).await
+        self.appender().append(owner, id, messages).await
     }
 
     async fn update_message(
@@ -40,7 +40,8 @@ impl MessagesBackend for RedisMessages {
         expected_revision: u64,
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
-        self.update_one(id, message_id, expected_revision, update)
+        self.writer()
+            .update_message(id, message_id, expected_revision, update)
             .await
     }
 
@@ -49,11 +50,11 @@ impl MessagesBackend for RedisMessages {
         id: &ConversationId,
         message_id: &MessageId,
     ) -> Result<Option<Message>> {
-        self.read_message(id, message_id).await
+        self.reader().message(id, message_id).await
     }
 
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        self.read_messages(id, range).await
+        self.reader().messages(id, range).await
     }
 
     async fn list_conversations(
@@ -61,7 +62,7 @@ impl MessagesBackend for RedisMessages {
         user_id: Option<&UserId>,
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
-        self.list(user_id, options).await
+        self.listings().page(user_id, options).await
     }
 
     async fn update(
@@ -69,7 +70,7 @@ impl MessagesBackend for RedisMessages {
         id: &ConversationId,
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
-        self.patch(id, patch).await
+        self.writer().patch(id, patch).await
     }
 
     async fn add_file(
@@ -77,7 +78,7 @@ impl MessagesBackend for RedisMessages {
         id: &ConversationId,
         file: &FileAttachment,
     ) -> Result<ConversationRecord> {
-        self.attach(id, file).await
+        self.writer().attach(id, file).await
     }
 
     async fn remove_file(
@@ -85,15 +86,15 @@ impl MessagesBackend for RedisMessages {
         id: &ConversationId,
         file_id: &FileId,
     ) -> Result<Option<ConversationRecord>> {
-        self.detach(id, file_id).await
+        self.writer().detach(id, file_id).await
     }
 
     async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
-        self.mark_deleting(id).await
+        self.deleter().begin(id).await
     }
 
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        self.remove(id).await
+        self.deleter().delete(id).await
     }
 
     async fn list_deleting(
@@ -101,7 +102,7 @@ impl MessagesBackend for RedisMessages {
         user_id: Option<&UserId>,
         limit: PageLimit,
     ) -> Result<Vec<ConversationId>> {
-        RedisMessages::list_deleting(self, user_id, limit).await
+        self.markers().list_deleting(user_id, limit).await
     }
 
     async fn search(

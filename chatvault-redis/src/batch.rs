@@ -8,6 +8,7 @@
 //! that safe, a message stored by a lost write is answered as a replay.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chatvault_core::backend::{
     Appended, ConversationId, Error, NewMessage, Result, UserId, check_owner, check_replay,
@@ -15,10 +16,10 @@ use chatvault_core::backend::{
 };
 use tokio::sync::oneshot;
 
-use crate::commit::{Change, Decision, Outcome, Seen};
+use crate::commit::{Change, Committer, Decision, Outcome, Seen};
 use crate::conn::BACKEND;
-use crate::messages::RedisMessages;
-use crate::state::Turn;
+use crate::layout::Keys;
+use crate::state::{Slots, Turn};
 
 /// The most appends one script writes together, so that no script holds the server up
 /// for long.
@@ -32,7 +33,26 @@ pub(crate) struct Waiting {
     answer: oneshot::Sender<Result<Appended>>,
 }
 
-impl RedisMessages {
+/// Appends messages, writing together those that wait for the same conversation's turn:
+/// the slots they wait in, the committer that writes them, the key layout its errors name.
+#[derive(Clone, Debug)]
+pub(crate) struct Appender {
+    slots: Arc<Slots>,
+    committer: Committer,
+    keys: Keys,
+}
+
+impl Appender {
+    /// An appender queueing in `slots` and writing through `committer`, whose
+    /// conversations' keys are `keys`.
+    pub(crate) fn new(slots: Arc<Slots>, committer: Committer, keys: Keys) -> Self {
+        Appender {
+            slots,
+            committer,
+            keys,
+        }
+    }
+
     /// [`MessagesBackend::append_messages_as`](chatvault_core::MessagesBackend::append_messages_as):
     /// [`ConversationRecord::apply_append`](chatvault_core::backend::ConversationRecord::apply_append)
     /// decides, one script writes (and refuses ids already stored, which [`check_replay`]
@@ -44,7 +64,7 @@ impl RedisMessages {
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         check_unique_ids(&messages)?;
-        let slot = self.inner.slots.slot(id);
+        let slot = self.slots.slot(id);
         let (answer, mut answered) = oneshot::channel();
         slot.wait(Waiting {
             owner: owner.cloned(),
@@ -82,6 +102,7 @@ impl RedisMessages {
     async fn append_batch(&self, turn: &mut Turn, id: &ConversationId, batch: Vec<Waiting>) {
         if batch.len() > 1 && !shares_an_id(&batch) {
             let outcome = self
+                .committer
                 .change_in_turn(turn, id, &[], |seen| decide_batch(&seen, &batch))
                 .await;
             if let Ok(Outcome::Done(answers)) = outcome {
@@ -108,6 +129,7 @@ impl RedisMessages {
         messages: &[NewMessage],
     ) -> Result<Appended> {
         let outcome = self
+            .committer
             .change_in_turn(turn, id, &[], |seen| {
                 let mut record = seen.known.record.clone();
                 check_owner(&record, owner)?;
@@ -135,7 +157,7 @@ impl RedisMessages {
                     Some(messages) => Ok(Appended::new(*record, messages)),
                     None => Err(Error::corrupt(
                         BACKEND,
-                        self.inner.keys.message_ids(id),
+                        self.keys.message_ids(id),
                         "a message id was reported stored, and is not",
                     )),
                 }

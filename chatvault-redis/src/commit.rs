@@ -3,18 +3,19 @@
 //! conversation is still as it was read. A refused decision is made again from the state
 //! the refusal carries.
 
+use std::sync::Arc;
+
 use chatvault_core::backend::{
     ConversationId, ConversationRecord, Error, FileAttachment, Message, MessageId, Result,
 };
-use futures_util::future::join_all;
-use redis::cmd;
 
-use crate::conn::{BACKEND, read_error, write_error};
-use crate::expiry::deadline_arg;
-use crate::layout::{self, FORMAT, Keys, from_json, score, to_json};
-use crate::messages::RedisMessages;
-use crate::scripts::{COMMIT, LOAD};
-use crate::state::{Known, Turn};
+use crate::conn::{Conn, write_error};
+use crate::expiry::{KeyExpiry, deadline_arg};
+use crate::layout::{Keys, from_json, score, to_json};
+use crate::listing::Listings;
+use crate::load::{Loader, decode_known, message_or_none, unexpected};
+use crate::scripts::COMMIT;
+use crate::state::{Known, Slots, Turn};
 
 /// How many refused decisions a write makes again before it gives up with
 /// [`Error::Conflict`]. Writers of one process take turns, so only writers of other
@@ -77,7 +78,39 @@ fn new_token() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-impl RedisMessages {
+/// Changes conversations (see the module docs): the writers' turns and last written
+/// states of this process, the connection and key layout, the key expiry and the listings
+/// a written conversation moves in.
+#[derive(Clone, Debug)]
+pub(crate) struct Committer {
+    conn: Conn,
+    keys: Keys,
+    slots: Arc<Slots>,
+    expiry: Option<KeyExpiry>,
+    listings: Listings,
+    loader: Loader,
+}
+
+impl Committer {
+    /// A committer of the conversations under `keys`, on `conn`, taking turns in `slots`,
+    /// giving keys the deadline of `expiry` and moving conversations in `listings`.
+    pub(crate) fn new(
+        conn: Conn,
+        keys: Keys,
+        slots: Arc<Slots>,
+        expiry: Option<KeyExpiry>,
+        listings: Listings,
+    ) -> Self {
+        Committer {
+            loader: Loader::new(conn.clone(), keys.clone()),
+            conn,
+            keys,
+            slots,
+            expiry,
+            listings,
+        }
+    }
+
     /// Changes conversation `id` as `decide` says, from its state now and the stored
     /// messages of `lookups`. [`Error::NotFound`] when the conversation does not exist or
     /// is being deleted.
@@ -91,7 +124,7 @@ impl RedisMessages {
         lookups: &[MessageId],
         decide: impl FnMut(Seen<'_>) -> Result<Decision<T>>,
     ) -> Result<Outcome<T>> {
-        let mut turn = self.inner.slots.turn(id).await;
+        let mut turn = self.slots.turn(id).await;
         self.change_in_turn(&mut turn, id, lookups, decide).await
     }
 
@@ -103,7 +136,7 @@ impl RedisMessages {
         lookups: &[MessageId],
         mut decide: impl FnMut(Seen<'_>) -> Result<Decision<T>>,
     ) -> Result<Outcome<T>> {
-        let slots = &self.inner.slots;
+        let slots = &self.slots;
         let mut next = match &**turn {
             Some(known) if lookups.is_empty() && slots.keeps() => Some((known.clone(), None)),
             _ => None,
@@ -111,7 +144,7 @@ impl RedisMessages {
         for _ in 0..MAX_ATTEMPTS {
             let (known, found) = match next.take() {
                 Some(state) => state,
-                None => match self.load(id, lookups).await? {
+                None => match self.loader.load(id, lookups).await? {
                     Some((known, found)) => (known, Some(found)),
                     None => {
                         **turn = None;
@@ -138,7 +171,9 @@ impl RedisMessages {
             let token = new_token();
             match self.commit(id, &known, &change, &token).await? {
                 Reply::Written => {
-                    self.move_in_listings(&known.record, &change.record).await;
+                    self.listings
+                        .move_entry(&known.record, &change.record)
+                        .await;
                     **turn = slots.keeps().then(|| Known {
                         token,
                         files: change.files.unwrap_or(known.files),
@@ -168,46 +203,6 @@ impl RedisMessages {
         })
     }
 
-    /// Reads conversation `id` for a decision, with the stored messages of `lookups`;
-    /// `None` when there is no such live conversation.
-    pub(crate) async fn load(
-        &self,
-        id: &ConversationId,
-        lookups: &[MessageId],
-    ) -> Result<Option<(Known, Vec<Option<Message>>)>> {
-        let keys = &self.inner.keys;
-        let mut invocation = LOAD.prepare_invoke();
-        for key in keys.conversation_keys(id) {
-            invocation.key(key);
-        }
-        for m in lookups {
-            invocation.arg(m.as_str());
-        }
-        let mut conn = self.inner.conn.clone();
-        let reply: Vec<Vec<u8>> = invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(read_error)?;
-        let location = keys.conversation(id);
-        let mut reply = reply.into_iter();
-        match reply.next().as_deref() {
-            Some(b"gone") => return Ok(None),
-            Some(b"ok") => {}
-            _ => return Err(unexpected(&location)),
-        }
-        let (Some(token), Some(record), Some(files), Some(format)) =
-            (reply.next(), reply.next(), reply.next(), reply.next())
-        else {
-            return Err(unexpected(&location));
-        };
-        layout::check_format(&location, Some(&format))?;
-        let known = decode_known(&location, token, &record, &files)?;
-        let found = reply
-            .map(|m| message_or_none(keys, id, &m))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Some((known, found)))
-    }
-
     /// Sends a decision made at `known`'s token, to be written under `token`.
     async fn commit(
         &self,
@@ -216,14 +211,14 @@ impl RedisMessages {
         change: &Change,
         token: &str,
     ) -> Result<Reply> {
-        let keys = &self.inner.keys;
+        let keys = &self.keys;
         let mut invocation = COMMIT.prepare_invoke();
         for key in keys.conversation_keys(id) {
             invocation.key(key);
         }
         let moved = known.record.last_active != change.record.last_active;
-        if !self.inner.conn.is_cluster() && moved {
-            for key in self.listing_keys(&change.record) {
+        if !self.conn.is_cluster() && moved {
+            for key in self.listings.keys_of(&change.record) {
                 invocation.key(key);
             }
         }
@@ -241,7 +236,7 @@ impl RedisMessages {
                 String::new()
             })
             .arg(id.as_str())
-            .arg(deadline_arg(self.inner.expiry.as_ref(), &change.record));
+            .arg(deadline_arg(self.expiry.as_ref(), &change.record));
         if change.new_messages {
             invocation.arg(change.messages.len());
             for m in &change.messages {
@@ -259,7 +254,7 @@ impl RedisMessages {
                 ""
             });
         }
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn.clone();
         let reply: Vec<Vec<u8>> = invocation
             .invoke_async(&mut conn)
             .await
@@ -288,73 +283,4 @@ impl RedisMessages {
             _ => Err(unexpected(&location)),
         }
     }
-
-    /// The listing indexes `record` belongs in: its owner's, and every conversation's
-    /// when this backend lists all.
-    pub(crate) fn listing_keys(&self, record: &ConversationRecord) -> Vec<String> {
-        let keys = &self.inner.keys;
-        let mut out = Vec::with_capacity(2);
-        if let Some(user) = &record.user_id {
-            out.push(keys.owner_index(user));
-        }
-        if self.inner.list_all {
-            out.push(keys.all_index());
-        }
-        out
-    }
-
-    /// In a cluster, moves a written conversation in its listings (on one server the
-    /// write's script did). The listings are an index, not the record: a failure here is
-    /// logged, and the next write of the conversation moves it.
-    async fn move_in_listings(&self, before: &ConversationRecord, after: &ConversationRecord) {
-        if !self.inner.conn.is_cluster() || before.last_active == after.last_active {
-            return;
-        }
-        let at = score(after.last_active);
-        let sends = self.listing_keys(after).into_iter().map(|key| {
-            let mut conn = self.inner.conn.clone();
-            let id = after.id.clone();
-            async move {
-                let added: redis::RedisResult<i64> = cmd("ZADD")
-                    .arg(&key)
-                    .arg("GT")
-                    .arg(at)
-                    .arg(id.as_str())
-                    .query_async(&mut conn)
-                    .await;
-                if let Err(e) = added {
-                    tracing::warn!(%key, conversation = %id, error = %e, "listing index not moved");
-                }
-            }
-        });
-        join_all(sends).await;
-    }
-}
-
-/// A conversation's state from the fields of its hash.
-fn decode_known(location: &str, token: Vec<u8>, record: &[u8], files: &[u8]) -> Result<Known> {
-    let token = String::from_utf8(token)
-        .map_err(|_| Error::corrupt(BACKEND, location, "the write token is not text"))?;
-    Ok(Known {
-        token,
-        record: from_json(location, record)?,
-        files: from_json(location, files)?,
-    })
-}
-
-/// A stored message's JSON, or `None` for `''`.
-fn message_or_none(keys: &Keys, id: &ConversationId, json: &[u8]) -> Result<Option<Message>> {
-    if json.is_empty() {
-        return Ok(None);
-    }
-    from_json(&keys.messages(id), json).map(Some)
-}
-
-/// A script's answer this release does not know.
-fn unexpected(location: &str) -> Error {
-    Error::corrupt(
-        BACKEND,
-        location,
-        format!("unexpected answer from a script of format {FORMAT}"),
-    )
 }

@@ -1,4 +1,6 @@
-//! [`RedisMessages`]: the constructor and its settings.
+//! [`RedisMessages`]: the constructor and its settings, and the parts it builds once
+//! and shares with its clones (reader, writer, appender, deleter, listings, markers),
+//! which the [`MessagesBackend`](chatvault_core::MessagesBackend) implementation calls.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,10 +11,17 @@ use chatvault_core::backend::{Error, Result};
 use redis::Client;
 use redis::cluster::ClusterClient;
 
+use crate::batch::Appender;
+use crate::commit::Committer;
 use crate::conn::{Conn, Source};
+use crate::delete::Deleter;
 use crate::expiry::KeyExpiry;
 use crate::layout::Keys;
+use crate::listing::Listings;
+use crate::markers::Markers;
+use crate::read::Reader;
 use crate::state::Slots;
+use crate::write::Writer;
 
 /// Conversations in Redis or Valkey, one server or a cluster.
 ///
@@ -26,19 +35,24 @@ use crate::state::Slots;
 /// Cheap to clone: clones share the connection.
 #[derive(Clone)]
 pub struct RedisMessages {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
-/// What clones share.
+/// What clones share: the connection, its source and settings, and the parts that do the
+/// work, built once by [`RedisMessagesBuilder::build`].
 #[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) conn: Conn,
-    pub(crate) source: Source,
-    pub(crate) keys: Keys,
-    pub(crate) slots: Slots,
-    pub(crate) list_all: bool,
-    pub(crate) response_timeout: Duration,
-    pub(crate) expiry: Option<KeyExpiry>,
+struct Inner {
+    conn: Conn,
+    source: Source,
+    keys: Keys,
+    listings: Listings,
+    markers: Markers,
+    reader: Reader,
+    writer: Writer,
+    appender: Appender,
+    deleter: Deleter,
+    response_timeout: Duration,
+    expiry: Option<KeyExpiry>,
 }
 
 impl fmt::Debug for RedisMessages {
@@ -46,7 +60,7 @@ impl fmt::Debug for RedisMessages {
         f.debug_struct("RedisMessages")
             .field("cluster", &self.inner.conn.is_cluster())
             .field("prefix", &self.inner.keys.prefix())
-            .field("list_all", &self.inner.list_all)
+            .field("list_all", &self.inner.listings.lists_all())
             .field("expiry", &self.inner.expiry)
             .finish_non_exhaustive()
     }
@@ -78,6 +92,57 @@ impl RedisMessages {
     pub fn prefix(&self) -> &str {
         self.inner.keys.prefix()
     }
+
+    /// Reads conversations' heads and messages.
+    pub(crate) fn reader(&self) -> &Reader {
+        &self.inner.reader
+    }
+
+    /// Creates conversations and changes their records, messages and attachments.
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.inner.writer
+    }
+
+    /// Appends messages, written together with those waiting for the same turn.
+    pub(crate) fn appender(&self) -> &Appender {
+        &self.inner.appender
+    }
+
+    /// Marks and deletes conversations.
+    pub(crate) fn deleter(&self) -> &Deleter {
+        &self.inner.deleter
+    }
+
+    /// The listing indexes: pages of conversations, whether every user's are kept.
+    pub(crate) fn listings(&self) -> &Listings {
+        &self.inner.listings
+    }
+
+    /// The marker sets of conversations being deleted.
+    pub(crate) fn markers(&self) -> &Markers {
+        &self.inner.markers
+    }
+
+    /// The connection every call shares (a live reply's writes go on it).
+    pub(crate) fn conn(&self) -> &Conn {
+        &self.inner.conn
+    }
+
+    /// The key layout under this backend's prefix.
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// A new connection of its own to the same server or cluster, whose replies may take
+    /// `extra` longer than this backend's response timeout (for blocking reads, which
+    /// would hold the shared connection's other requests up). Errors as
+    /// [`connect`](Self::connect)'s.
+    pub(crate) async fn connect_another(&self, extra: Duration) -> Result<Conn> {
+        self.inner
+            .source
+            .connect(self.inner.response_timeout + extra)
+            .await
+    }
 }
 
 /// Settings of a [`RedisMessages`]; [`build`](Self::build) connects.
@@ -104,6 +169,8 @@ impl fmt::Debug for RedisMessagesBuilder {
 }
 
 impl RedisMessagesBuilder {
+    /// The default settings for `source` (an error here is reported by
+    /// [`build`](Self::build)).
     fn new(source: std::result::Result<Source, redis::RedisError>) -> Self {
         RedisMessagesBuilder {
             source,
@@ -181,13 +248,43 @@ impl RedisMessagesBuilder {
             .source
             .map_err(|e| Error::invalid_input("redis url", e.to_string()))?;
         let conn = source.connect(self.response_timeout).await?;
+        let listings = Listings::new(conn.clone(), keys.clone(), self.list_all);
+        let markers = Markers::new(conn.clone(), keys.clone());
+        let reader = Reader::new(conn.clone(), keys.clone());
+        let slots = Arc::new(Slots::new(self.cached_conversations));
+        let committer = Committer::new(
+            conn.clone(),
+            keys.clone(),
+            Arc::clone(&slots),
+            self.expiry.clone(),
+            listings.clone(),
+        );
+        let writer = Writer::new(
+            conn.clone(),
+            keys.clone(),
+            self.expiry.clone(),
+            listings.clone(),
+            committer.clone(),
+        );
+        let appender = Appender::new(Arc::clone(&slots), committer, keys.clone());
+        let deleter = Deleter::new(
+            conn.clone(),
+            keys.clone(),
+            slots,
+            listings.clone(),
+            markers.clone(),
+        );
         Ok(RedisMessages {
             inner: Arc::new(Inner {
                 conn,
                 source,
                 keys,
-                slots: Slots::new(self.cached_conversations),
-                list_all: self.list_all,
+                listings,
+                markers,
+                reader,
+                writer,
+                appender,
+                deleter,
                 response_timeout: self.response_timeout,
                 expiry: self.expiry,
             }),

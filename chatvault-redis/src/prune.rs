@@ -6,8 +6,17 @@ use chatvault_core::backend::ConversationId;
 use futures_util::future::join_all;
 use redis::cmd;
 
-use crate::messages::RedisMessages;
+use crate::conn::Conn;
+use crate::layout::Keys;
 use crate::scripts::{PRUNE, PRUNE_ENTRY};
+
+/// Removes the entries of gone conversations from a sorted set of conversation ids (a
+/// listing index or a marker set), on the connection and under the keys it was made with.
+#[derive(Clone, Debug)]
+pub(crate) struct Pruner {
+    conn: Conn,
+    keys: Keys,
+}
 
 /// A listing entry found without a live record.
 struct Dead<'a> {
@@ -19,9 +28,14 @@ struct Dead<'a> {
     key: String,
 }
 
-impl RedisMessages {
-    /// Removes from the listing index `index` (or the marker set of
-    /// [`list_deleting`](Self::list_deleting)) those of `dead` (members a listing found no
+impl Pruner {
+    /// A pruner of the sets under `keys`, on `conn`.
+    pub(crate) fn new(conn: Conn, keys: Keys) -> Self {
+        Pruner { conn, keys }
+    }
+
+    /// Removes from the listing index `index` (or a marker set of
+    /// [`Markers`](crate::markers::Markers)) those of `dead` (members a listing found no
     /// live record for, with their scores) whose conversation is gone; a conversation
     /// being deleted keeps its entry, which its delete removes. Best effort: a failure is
     /// logged, and the next listing that meets the entries tries again.
@@ -34,14 +48,14 @@ impl RedisMessages {
                 Some(Dead {
                     member,
                     at: *at,
-                    key: self.inner.keys.conversation(&id),
+                    key: self.keys.conversation(&id),
                 })
             })
             .collect();
         if dead.is_empty() {
             return;
         }
-        let removed = if self.inner.conn.is_cluster() {
+        let removed = if self.conn.is_cluster() {
             self.prune_in_cluster(index, &dead).await
         } else {
             self.prune_on_one_server(index, &dead).await
@@ -68,18 +82,18 @@ impl RedisMessages {
         for d in dead {
             invocation.arg(d.member);
         }
-        let mut conn = self.inner.conn.clone();
+        let mut conn = self.conn.clone();
         invocation.invoke_async(&mut conn).await
     }
 
     /// In a cluster the entry and the conversation live in different slots: the entry is
     /// removed if it still has the score it was read with, then the conversation is looked
     /// at again, and the entry put back if it exists. With the create's own second add
-    /// after its script ([`create_conversation`](Self::create_conversation)), a create
+    /// after its script ([`Listings::add_new`](crate::listing::Listings::add_new)), a create
     /// under way keeps its entry whichever comes first.
     async fn prune_in_cluster(&self, index: &str, dead: &[Dead<'_>]) -> redis::RedisResult<i64> {
         let removals = dead.iter().map(|d| {
-            let mut conn = self.inner.conn.clone();
+            let mut conn = self.conn.clone();
             async move {
                 let mut invocation = PRUNE_ENTRY.prepare_invoke();
                 invocation.key(index).arg(d.member).arg(d.at);

@@ -110,8 +110,8 @@ impl RedisReplyStream {
         message: &MessageId,
     ) -> Self {
         RedisReplyStream {
-            key: messages.inner.keys.reply_stream(conversation, message),
-            conversation_key: messages.inner.keys.conversation(conversation),
+            key: messages.keys().reply_stream(conversation, message),
+            conversation_key: messages.keys().conversation(conversation),
             messages: messages.clone(),
             ttl: Duration::from_secs(3600),
         }
@@ -165,7 +165,7 @@ impl RedisReplyStream {
 
     /// Up to `count` chunks strictly after `after`, without waiting (`XRANGE`).
     pub async fn read_after(&self, after: &ChunkOffset, count: usize) -> Result<Vec<ReplyChunk>> {
-        let mut conn = self.messages.inner.conn.clone();
+        let mut conn = self.messages.conn().clone();
         let reply: StreamRangeReply = cmd("XRANGE")
             .arg(&self.key)
             .arg(format!("({after}"))
@@ -181,12 +181,7 @@ impl RedisReplyStream {
     /// A reader that follows the stream from strictly after `after`, on a connection of
     /// its own (its blocking reads hold nobody else's requests up).
     pub async fn reader(&self, after: ChunkOffset) -> Result<ReplyReader> {
-        let conn = self
-            .messages
-            .inner
-            .source
-            .connect(self.messages.inner.response_timeout + MAX_WAIT)
-            .await?;
+        let conn = self.messages.connect_another(MAX_WAIT).await?;
         Ok(ReplyReader {
             conn,
             key: self.key.clone(),
@@ -195,8 +190,10 @@ impl RedisReplyStream {
         })
     }
 
+    /// Adds an entry of `fields` (one script: `XADD`, then the stream's expiry); returns
+    /// its offset.
     async fn add(&self, fields: &[(&str, &str)]) -> Result<ChunkOffset> {
-        let mut conn = self.messages.inner.conn.clone();
+        let mut conn = self.messages.conn().clone();
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         let mut invocation = REPLY_ADD.prepare_invoke();
         invocation

@@ -1,37 +1,67 @@
-//! The writes: each decides with the core's rules ([`chatvault_core::backend`]) and goes
-//! through [`RedisMessages::change`], except create and delete, which make or remove the
-//! keys.
+//! The writes of a conversation's record, messages and attachments: create makes the
+//! keys, and each other write decides with the core's rules ([`chatvault_core::backend`])
+//! and goes through [`Committer::change`]. Appends are written by
+//! [`Appender`](crate::batch::Appender), deletes by [`Deleter`](crate::delete::Deleter).
 
 use chatvault_core::backend::{
     ConversationId, ConversationPatch, ConversationRecord, Error, FileAttachment, FileId,
     MessageId, MessageUpdate, MessageUpdated, Result, apply_add_file, apply_remove_file, now,
 };
-use futures_util::future::try_join_all;
-use redis::cmd;
 
-use crate::commit::{Change, Decision, Outcome};
-use crate::conn::{BACKEND, read_error, write_error};
-use crate::expiry::deadline_arg;
-use crate::layout::{F_RECORD, F_TOKEN, FORMAT, from_json, score, to_json};
-use crate::messages::RedisMessages;
-use crate::scripts::{BEGIN_DELETE, CREATE};
+use crate::commit::{Change, Committer, Decision, Outcome};
+use crate::conn::{BACKEND, Conn, write_error};
+use crate::expiry::{KeyExpiry, deadline_arg};
+use crate::layout::{FORMAT, Keys, score, to_json};
+use crate::listing::Listings;
+use crate::scripts::CREATE;
 
-impl RedisMessages {
+/// Creates conversations and changes their records, messages and attachments: the
+/// connection and key layout, the key expiry and the listings a create writes, and the
+/// committer every other write goes through.
+#[derive(Clone, Debug)]
+pub(crate) struct Writer {
+    conn: Conn,
+    keys: Keys,
+    expiry: Option<KeyExpiry>,
+    listings: Listings,
+    committer: Committer,
+}
+
+impl Writer {
+    /// A writer of the conversations under `keys`, on `conn`, giving keys the deadline of
+    /// `expiry`, listing new conversations in `listings` and writing the rest through
+    /// `committer`.
+    pub(crate) fn new(
+        conn: Conn,
+        keys: Keys,
+        expiry: Option<KeyExpiry>,
+        listings: Listings,
+        committer: Committer,
+    ) -> Self {
+        Writer {
+            conn,
+            keys,
+            expiry,
+            listings,
+            committer,
+        }
+    }
+
     /// [`MessagesBackend::create`](chatvault_core::MessagesBackend::create): one script
     /// (in a cluster, the listing entries go first: an entry whose conversation does not
     /// exist is skipped by listings; and again after the script, in case a listing removed
     /// them as the entries of a conversation that is gone, in between: a failure then is
     /// logged, as the listings are an index and the next append puts the entries back).
-    pub(crate) async fn create_conversation(&self, record: &ConversationRecord) -> Result<()> {
-        let keys = &self.inner.keys;
-        let cluster = self.inner.conn.is_cluster();
+    pub(crate) async fn create(&self, record: &ConversationRecord) -> Result<()> {
+        let keys = &self.keys;
+        let cluster = self.conn.is_cluster();
         if cluster {
-            self.add_to_listings(record).await?;
+            self.listings.add_new(record).await?;
         }
         let mut invocation = CREATE.prepare_invoke();
         invocation.key(keys.conversation(&record.id));
         if !cluster {
-            for key in self.listing_keys(record) {
+            for key in self.listings.keys_of(record) {
                 invocation.key(key);
             }
         }
@@ -42,15 +72,15 @@ impl RedisMessages {
             .arg(FORMAT)
             .arg(score(record.last_active))
             .arg(record.id.as_str())
-            .arg(deadline_arg(self.inner.expiry.as_ref(), record));
-        let mut conn = self.inner.conn.clone();
+            .arg(deadline_arg(self.expiry.as_ref(), record));
+        let mut conn = self.conn.clone();
         let reply: String = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(write_error("create"))?;
         match reply.as_str() {
             "ok" => {
-                if cluster && let Err(e) = self.add_to_listings(record).await {
+                if cluster && let Err(e) = self.listings.add_new(record).await {
                     // Created: the entries are there unless a listing removed them in
                     // between, and the next append puts them back.
                     tracing::warn!(conversation = %record.id, error = %e, "listing entries not checked after create");
@@ -64,29 +94,10 @@ impl RedisMessages {
         }
     }
 
-    /// In a cluster, adds a new conversation to its listings (unless it is there already).
-    async fn add_to_listings(&self, record: &ConversationRecord) -> Result<()> {
-        let at = score(record.last_active);
-        let adds = self.listing_keys(record).into_iter().map(|key| {
-            let mut conn = self.inner.conn.clone();
-            async move {
-                cmd("ZADD")
-                    .arg(key)
-                    .arg("NX")
-                    .arg(at)
-                    .arg(record.id.as_str())
-                    .query_async::<i64>(&mut conn)
-                    .await
-            }
-        });
-        try_join_all(adds).await.map_err(write_error("create"))?;
-        Ok(())
-    }
-
     /// [`MessagesBackend::update_message`](chatvault_core::MessagesBackend::update_message):
     /// [`ConversationRecord::apply_message_update`] decides on the message read with the
     /// record.
-    pub(crate) async fn update_one(
+    pub(crate) async fn update_message(
         &self,
         id: &ConversationId,
         message_id: &MessageId,
@@ -95,6 +106,7 @@ impl RedisMessages {
     ) -> Result<MessageUpdated> {
         let lookups = [message_id.clone()];
         let outcome = self
+            .committer
             .change(id, &lookups, |seen| {
                 let Some(Some(stored)) = seen.found.first() else {
                     return Err(Error::message_not_found(message_id.as_str()));
@@ -126,6 +138,7 @@ impl RedisMessages {
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
         let outcome = self
+            .committer
             .change(id, &[], |seen| {
                 let mut record = seen.known.record.clone();
                 if !record.apply_patch(patch)? {
@@ -145,6 +158,7 @@ impl RedisMessages {
         file: &FileAttachment,
     ) -> Result<ConversationRecord> {
         let outcome = self
+            .committer
             .change(id, &[], |seen| {
                 let mut record = seen.known.record.clone();
                 let mut files = seen.known.files.clone();
@@ -164,6 +178,7 @@ impl RedisMessages {
         file_id: &FileId,
     ) -> Result<Option<ConversationRecord>> {
         let outcome = self
+            .committer
             .change(id, &[], |seen| {
                 let mut files = seen.known.files.clone();
                 let Some(at) = files.iter().position(|f| &f.id == file_id) else {
@@ -179,99 +194,6 @@ impl RedisMessages {
             })
             .await?;
         done(outcome, id)
-    }
-
-    /// [`MessagesBackend::begin_delete`](chatvault_core::MessagesBackend::begin_delete):
-    /// the conversation's markers go first (see [`list_deleting`](Self::list_deleting)),
-    /// then one script marks the conversation and returns its attachments.
-    pub(crate) async fn mark_deleting(
-        &self,
-        id: &ConversationId,
-    ) -> Result<Option<Vec<FileAttachment>>> {
-        let location = self.inner.keys.conversation(id);
-        let mut conn = self.inner.conn.clone();
-        let [token, record]: [Option<Vec<u8>>; 2] = cmd("HMGET")
-            .arg(&location)
-            .arg(&[F_TOKEN, F_RECORD])
-            .query_async(&mut conn)
-            .await
-            .map_err(read_error)?;
-        if token.is_none() && record.is_none() {
-            return Ok(None);
-        }
-        let user = record.and_then(|json| {
-            match from_json::<ConversationRecord>(&location, &json) {
-                Ok(record) => record.user_id,
-                // Marked all the same, listed under every user's marker set only.
-                Err(e) => {
-                    tracing::warn!(conversation = %id, error = %e, "marking a conversation whose record cannot be read");
-                    None
-                }
-            }
-        });
-        let markers = self.add_markers(id, user.as_ref()).await?;
-        let mut invocation = BEGIN_DELETE.prepare_invoke();
-        invocation
-            .key(self.inner.keys.conversation(id))
-            .arg(uuid::Uuid::now_v7().simple().to_string());
-        let mut conn = self.inner.conn.clone();
-        let files: Option<Vec<u8>> = invocation
-            .invoke_async(&mut conn)
-            .await
-            .map_err(write_error("begin_delete"))?;
-        self.inner.slots.forget(id).await;
-        if files.is_none() {
-            // Deleted since it was read: its markers are those of a gone conversation.
-            self.remove_markers(id, &markers).await;
-        }
-        files
-            .map(|json| from_json(&self.inner.keys.conversation(id), &json))
-            .transpose()
-    }
-
-    /// [`MessagesBackend::delete`](chatvault_core::MessagesBackend::delete): the listing
-    /// entries go first (a conversation left out of listings is what an interrupted delete
-    /// may leave, and the retried delete removes it), then one `DEL` of its keys, then its
-    /// markers (read before the `DEL`, removed only if unchanged since).
-    pub(crate) async fn remove(&self, id: &ConversationId) -> Result<bool> {
-        let keys = &self.inner.keys;
-        let location = keys.conversation(id);
-        let mut conn = self.inner.conn.clone();
-        let record: Option<Vec<u8>> = cmd("HGET")
-            .arg(&location)
-            .arg(F_RECORD)
-            .query_async(&mut conn)
-            .await
-            .map_err(read_error)?;
-        let mut user = None;
-        if let Some(json) = record {
-            // A record that cannot be read still goes: its listing entries are skipped
-            // by listings, as entries of deleted conversations are.
-            if let Ok(record) = from_json::<ConversationRecord>(&location, &json) {
-                user.clone_from(&record.user_id);
-                let removes = self.listing_keys(&record).into_iter().map(|key| {
-                    let mut conn = self.inner.conn.clone();
-                    async move {
-                        cmd("ZREM")
-                            .arg(key)
-                            .arg(id.as_str())
-                            .query_async::<i64>(&mut conn)
-                            .await
-                    }
-                });
-                try_join_all(removes).await.map_err(write_error("delete"))?;
-            }
-        }
-        let markers = self.markers_of(id, user.as_ref()).await?;
-        let removed: i64 = cmd("DEL")
-            .arg(keys.conversation_keys(id).as_slice())
-            .query_async(&mut conn)
-            .await
-            .map_err(write_error("delete"))?;
-        self.inner.slots.forget(id).await;
-        // Last: until here, a crash leaves the conversation listed by `list_deleting`.
-        self.remove_markers(id, &markers).await;
-        Ok(removed > 0)
     }
 }
 

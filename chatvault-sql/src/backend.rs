@@ -10,20 +10,24 @@ use chatvault_core::backend::{
 use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
 
 use crate::common::{
-    parse_json, parse_message, role_column, search_text, to_i64, to_json, tree_column,
+    parse_json, parse_message, read_error, role_column, search_text, to_i64, to_json, tree_column,
 };
 use crate::dialect::Dialect;
-use crate::messages::{SqlMessages, read_error};
+use crate::messages::SqlMessages;
+use crate::ranges::range_page;
+use crate::rows::{col, message_at, raw_at, record_at};
+use crate::search::search_page;
 use crate::statements::{
     DELETE_ATTACHMENTS, DELETE_CONVERSATION, DELETE_FILE, DELETE_MESSAGES, HEAD_FILE_COLUMN,
     INSERT_CONVERSATION, INSERT_FILE, LIST_ALL, LIST_ALL_AFTER, LIST_DELETING,
     LIST_DELETING_OF_USER, LIST_USER, LIST_USER_AFTER, MARK_DELETING, SELECT_FILE, SELECT_HEAD,
     SELECT_LIVE_MESSAGE, SELECT_MESSAGE_BY_ID, UPDATE_MESSAGE, UPDATE_PATCH,
 };
+use crate::steps::{files_in, lock_live, write_counters};
 
 /// Every write is one transaction that first locks the conversation's row (see
 /// [`Dialect::SELECT_LIVE_LOCKED`]); see the [crate docs](crate) for what each operation
-/// costs. The bounds are those of the statement-running part of [`SqlMessages`].
+/// costs. The bounds are those of [`SqlMessages`]' statement-running methods.
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl<D: Dialect> MessagesBackend for SqlMessages<D>
@@ -83,12 +87,12 @@ where
         let location = format!("an attachment of conversation {id}");
         let mut files = Vec::with_capacity(rows.len());
         for row in &rows {
-            if let Some(body) = Self::col::<Option<String>>(row, HEAD_FILE_COLUMN)? {
+            if let Some(body) = col::<D, Option<String>>(row, HEAD_FILE_COLUMN)? {
                 files.push(parse_json(D::BACKEND, &location, &body)?);
             }
         }
         Ok(Some(ConversationHead::new(
-            Self::record_at(first, 0)?,
+            record_at::<D>(first, 0)?,
             files,
         )))
     }
@@ -100,7 +104,7 @@ where
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         let mut tx = D::begin_write(&self.pool, &self.local).await?;
-        let mut record = Self::lock_live(&mut tx, id).await?;
+        let mut record = lock_live::<D>(&mut tx, id).await?;
         if let Err(e) = check_owner(&record, owner) {
             D::rollback(tx).await;
             return Err(e);
@@ -122,7 +126,7 @@ where
             }
         };
         D::insert_messages(&mut tx, id, &out).await?;
-        Self::write_counters(&mut tx, &record).await?;
+        write_counters::<D>(&mut tx, &record).await?;
         D::commit(tx, "append_messages").await?;
         Ok(Appended::new(record, out))
     }
@@ -135,7 +139,7 @@ where
         update: &MessageUpdate,
     ) -> Result<MessageUpdated> {
         let mut tx = D::begin_write(&self.pool, &self.local).await?;
-        let mut record = Self::lock_live(&mut tx, id).await?;
+        let mut record = lock_live::<D>(&mut tx, id).await?;
         let row = sqlx::query(SELECT_MESSAGE_BY_ID)
             .bind(id.as_str())
             .bind(message_id.as_str())
@@ -146,7 +150,7 @@ where
             D::rollback(tx).await;
             return Err(Error::message_not_found(message_id.as_str()));
         };
-        let mut message = Self::message_at(&row, 0, id)?;
+        let mut message = message_at::<D>(&row, 0, id)?;
         if let Err(e) = message.expect_revision(expected_revision) {
             D::rollback(tx).await;
             return Err(e);
@@ -163,7 +167,7 @@ where
             .execute(&mut *tx)
             .await
             .map_err(read_error::<D>)?;
-        Self::write_counters(&mut tx, &record).await?;
+        write_counters::<D>(&mut tx, &record).await?;
         D::commit(tx, "update_message").await?;
         let redacts = update.metadata.as_ref();
         if redacts.is_some_and(|m| m.contains_key(chatvault_core::REDACTION_KEY)) {
@@ -188,7 +192,7 @@ where
         let Some(row) = row else {
             return Err(Error::conversation_not_found(id.as_str()));
         };
-        match Self::col::<Option<String>>(&row, 0)? {
+        match col::<D, Option<String>>(&row, 0)? {
             Some(body) => parse_message(
                 D::BACKEND,
                 &format!("a message of conversation {id}"),
@@ -201,7 +205,7 @@ where
 
     /// One statement when the range alone says which rows it needs (see `ranges.rs`).
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        self.range_page(id, range).await
+        range_page(&self.pool, id, range).await
     }
 
     async fn list_conversations(
@@ -232,7 +236,7 @@ where
         let rows = query.fetch_all(&self.pool).await.map_err(read_error::<D>)?;
         let items = rows
             .iter()
-            .map(|row| Self::raw_at(row, 0, false)?.into_summary(D::BACKEND))
+            .map(|row| raw_at::<D>(row, 0, false)?.into_summary(D::BACKEND))
             .collect::<Result<Vec<_>>>()?;
         Ok(Page::of_listing(items, options.limit))
     }
@@ -243,7 +247,7 @@ where
         patch: &ConversationPatch,
     ) -> Result<ConversationRecord> {
         let mut tx = D::begin_write(&self.pool, &self.local).await?;
-        let mut record = Self::lock_live(&mut tx, id).await?;
+        let mut record = lock_live::<D>(&mut tx, id).await?;
         match record.apply_patch(patch) {
             Ok(true) => {}
             Ok(false) => {
@@ -276,7 +280,7 @@ where
         file: &FileAttachment,
     ) -> Result<ConversationRecord> {
         let mut tx = D::begin_write(&self.pool, &self.local).await?;
-        let mut record = Self::lock_live(&mut tx, id).await?;
+        let mut record = lock_live::<D>(&mut tx, id).await?;
         let existing = sqlx::query(SELECT_FILE)
             .bind(id.as_str())
             .bind(file.id.as_str())
@@ -285,7 +289,7 @@ where
             .map_err(read_error::<D>)?;
         let location = format!("an attachment of conversation {id}");
         let existing = existing
-            .map(|row| parse_json(D::BACKEND, &location, &Self::col::<String>(&row, 0)?))
+            .map(|row| parse_json(D::BACKEND, &location, &col::<D, String>(&row, 0)?))
             .transpose()?;
         if let Err(e) = apply_add_file(&mut record, existing.as_slice(), file) {
             D::rollback(tx).await;
@@ -304,7 +308,7 @@ where
             .execute(&mut *tx)
             .await
             .map_err(read_error::<D>)?;
-        Self::write_counters(&mut tx, &record).await?;
+        write_counters::<D>(&mut tx, &record).await?;
         D::commit(tx, "add_file").await?;
         Ok(record)
     }
@@ -315,7 +319,7 @@ where
         file_id: &FileId,
     ) -> Result<Option<ConversationRecord>> {
         let mut tx = D::begin_write(&self.pool, &self.local).await?;
-        let mut record = Self::lock_live(&mut tx, id).await?;
+        let mut record = lock_live::<D>(&mut tx, id).await?;
         let done = sqlx::query(DELETE_FILE)
             .bind(id.as_str())
             .bind(file_id.as_str())
@@ -327,7 +331,7 @@ where
             return Ok(None);
         }
         apply_remove_file(&mut record);
-        Self::write_counters(&mut tx, &record).await?;
+        write_counters::<D>(&mut tx, &record).await?;
         D::commit(tx, "remove_file").await?;
         Ok(Some(record))
     }
@@ -343,7 +347,7 @@ where
             D::rollback(tx).await;
             return Ok(None);
         }
-        let files = Self::files_in(&mut tx, id).await?;
+        let files = files_in::<D>(&mut tx, id).await?;
         D::commit(tx, "begin_delete").await?;
         Ok(Some(files))
     }
@@ -388,7 +392,7 @@ where
         let rows = query.fetch_all(&self.pool).await.map_err(read_error::<D>)?;
         rows.iter()
             .map(|row| {
-                let id = Self::col::<String>(row, 0)?;
+                let id = col::<D, String>(row, 0)?;
                 ConversationId::parse(&id).map_err(|e| {
                     Error::corrupt(D::BACKEND, format!("conversation {id:?}"), e.to_string())
                 })
@@ -403,7 +407,6 @@ where
         options: &SearchOptions,
     ) -> Result<Page<SearchHit>> {
         let query = SearchQuery::parse(query)?;
-        self.search_page(D::match_expression(&query), user_id, options)
-            .await
+        search_page(&self.pool, D::match_expression(&query), user_id, options).await
     }
 }

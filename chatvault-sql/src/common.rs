@@ -8,6 +8,9 @@ use chatvault_core::backend::{
     SearchQuery, Tree, UserId,
 };
 use chrono::{DateTime, Utc};
+use sqlx::Transaction;
+
+use crate::dialect::Dialect;
 
 /// The most messages one `messages()` call returns for a range without a limit (or with a
 /// larger one): a page of this size, with `next_cursor` set to continue.
@@ -186,6 +189,22 @@ where
     } else {
         Error::backend(backend, err)
     }
+}
+
+/// Maps a driver error of dialect `D` met while reading, or while writing inside a
+/// transaction that is not yet committed (so nothing was written): [`db_error`].
+pub(crate) fn read_error<D: Dialect>(err: sqlx::Error) -> Error {
+    db_error(D::BACKEND, err)
+}
+
+/// Commits a transaction of `operation` (see [`commit_error`] for what a failure means).
+pub(crate) async fn commit<D: Dialect>(
+    tx: Transaction<'static, D>,
+    operation: &'static str,
+) -> Result<()> {
+    tx.commit()
+        .await
+        .map_err(|e| commit_error(D::BACKEND, operation, e))
 }
 
 /// Whether retrying may cure the error: a busy or locked database, a serialization

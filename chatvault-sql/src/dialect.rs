@@ -1,7 +1,7 @@
 //! [`Dialect`]: what differs between the databases [`SqlMessages`](crate::SqlMessages)
 //! runs on. The implementations are in `sqlite.rs` and `postgres.rs`; everything else
-//! (the statements in `statements.rs`, the operations in `messages.rs` and `backend.rs`)
-//! is written once.
+//! (the statements in `statements.rs`, the operations in `backend.rs` and the modules it
+//! calls: `ranges.rs`, `search.rs`, `steps.rs`, `rows.rs`, `migrate.rs`) is written once.
 
 use std::fmt::Debug;
 use std::future::Future;

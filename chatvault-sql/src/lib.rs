@@ -18,14 +18,18 @@ mod backend;
 mod common;
 mod dialect;
 mod messages;
+mod migrate;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod ranges;
 #[cfg(feature = "sqlite")]
 mod repair;
+mod rows;
+mod search;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod statements;
+mod steps;
 
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -1,5 +1,6 @@
 //! [`PostgresMessages`]: conversations in PostgreSQL: [`SqlMessages`] over
-//! [`Postgres`]'s [`Dialect`].
+//! [`Postgres`]'s [`Dialect`], and the work behind its constructors (the URL, the
+//! pool), which are thin calls in `messages.rs`.
 
 use std::str::FromStr;
 
@@ -13,8 +14,10 @@ use sqlx::{Postgres, Transaction};
 use crate::common::{
     Migration, db_error, parse_message, role_column, search_text, to_i64, to_json,
 };
+use crate::common::{commit, read_error};
 use crate::dialect::{Dialect, Sealed};
-use crate::messages::{SqlMessages, commit, read_error};
+use crate::messages::SqlMessages;
+use crate::rows::col;
 use crate::statements::{record_columns, record_columns_c};
 
 /// Conversations in a PostgreSQL database: one row per conversation, one per message
@@ -62,37 +65,27 @@ const INSERT_MESSAGES: &str = "INSERT INTO chatvault_messages \
     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], \
     $6::TIMESTAMPTZ[], $7::TIMESTAMPTZ[], $8::TEXT[], $9::TEXT[])";
 
-impl SqlMessages<Postgres> {
-    /// Connects to `url` (`postgres://user:password@host:port/database`) with a pool of
-    /// up to 10 connections, and brings the schema up to date.
-    pub async fn connect(url: &str) -> Result<Self> {
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(Error::invalid_input(
-                "url",
-                format!("a PostgreSQL URL starts with \"postgres://\", got {url:?}"),
-            ));
-        }
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| Error::invalid_input("url", format!("not a PostgreSQL URL: {e}")))?;
-        Self::connect_with(options).await
+/// The connect options of the PostgreSQL URL `url`
+/// (`postgres://user:password@host:port/database`); [`Error::InvalidInput`] when it is
+/// not one.
+pub(crate) fn connect_options(url: &str) -> Result<PgConnectOptions> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(Error::invalid_input(
+            "url",
+            format!("a PostgreSQL URL starts with \"postgres://\", got {url:?}"),
+        ));
     }
+    PgConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid_input("url", format!("not a PostgreSQL URL: {e}")))
+}
 
-    /// Like [`connect`](Self::connect), from connect options.
-    pub async fn connect_with(options: PgConnectOptions) -> Result<Self> {
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect_with(options)
-            .await
-            .map_err(|e| db_error(Postgres::BACKEND, e))?;
-        Self::from_pool(pool).await
-    }
-
-    /// Uses an existing pool, and brings the schema up to date ([`migrate`](Self::migrate)).
-    pub async fn from_pool(pool: PgPool) -> Result<Self> {
-        let backend = SqlMessages { pool, local: () };
-        backend.migrate().await?;
-        Ok(backend)
-    }
+/// A pool of up to 10 connections on `options`.
+pub(crate) async fn open_pool(options: PgConnectOptions) -> Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(options)
+        .await
+        .map_err(|e| db_error(Postgres::BACKEND, e))
 }
 
 impl Sealed for Postgres {}
@@ -212,7 +205,7 @@ impl Dialect for Postgres {
             .map_err(read_error::<Postgres>)?;
         rows.iter()
             .map(|row| {
-                PostgresMessages::col::<Option<String>>(row, 0)?
+                col::<Postgres, Option<String>>(row, 0)?
                     .map(|body| {
                         parse_message(
                             Self::BACKEND,

@@ -3,11 +3,11 @@
 //! path segment, so each statement saved is saved per segment).
 
 use chatvault_core::backend::{ConversationId, Error, Message, MessageRange, Page, Result};
-use sqlx::{ColumnIndex, Decode, Encode, Executor, Type};
+use sqlx::{ColumnIndex, Decode, Encode, Executor, Pool, Type};
 
-use crate::common::{MESSAGE_PAGE, parse_message, to_i64, to_u64};
+use crate::common::{MESSAGE_PAGE, read_error, to_i64, to_u64};
 use crate::dialect::Dialect;
-use crate::messages::{SqlMessages, read_error};
+use crate::rows::{bodies, col};
 use crate::statements::{SELECT_COUNT_LIVE, SELECT_MESSAGES, SELECT_RANGE_LIVE};
 
 /// The `seq` bounds `(first, last)` that `messages()` returns for `range` in a
@@ -44,9 +44,16 @@ pub(crate) fn probe_bounds(range: &MessageRange) -> Option<(u64, u64)> {
     (hi <= i64::MAX as u64).then_some((lo, hi))
 }
 
-/// The part of the backend that runs statements (see `messages.rs` for the bounds).
-impl<D: Dialect> SqlMessages<D>
+/// The page of `range` in `pool`: one statement (the live conversation's count and the
+/// rows of [`probe_bounds`]) when the probe holds the page, else the count, then the rows.
+/// [`Error::NotFound`] when the conversation does not exist or is being deleted.
+pub(crate) async fn range_page<D>(
+    pool: &Pool<D>,
+    id: &ConversationId,
+    range: &MessageRange,
+) -> Result<Page<Message>>
 where
+    D: Dialect,
     for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
     usize: ColumnIndex<D::Row>,
     for<'q> &'q str: Encode<'q, D> + Type<D>,
@@ -56,77 +63,55 @@ where
     for<'q> i64: Encode<'q, D> + Decode<'q, D> + Type<D>,
     for<'q> bool: Encode<'q, D> + Decode<'q, D> + Type<D>,
 {
-    /// The page of `range`: one statement (the live conversation's count and the rows of
-    /// [`probe_bounds`]) when the probe holds the page, else the count, then the rows.
-    /// [`Error::NotFound`] when the conversation does not exist or is being deleted.
-    pub(crate) async fn range_page(
-        &self,
-        id: &ConversationId,
-        range: &MessageRange,
-    ) -> Result<Page<Message>> {
-        let mut read = None;
-        let count = match probe_bounds(range) {
-            Some((lo, hi)) => {
-                let rows = sqlx::query(SELECT_RANGE_LIVE)
-                    .bind(id.as_str())
-                    .bind(to_i64("seq", lo)?)
-                    .bind(to_i64("seq", hi)?)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(read_error::<D>)?;
-                let Some(row) = rows.first() else {
-                    return Err(Error::conversation_not_found(id.as_str()));
-                };
-                let count = Self::col::<i64>(row, 0)?;
-                read = Some((lo, hi, Self::bodies(&rows, 1, id)?));
-                count
-            }
-            None => sqlx::query_scalar(SELECT_COUNT_LIVE)
+    let mut read = None;
+    let count = match probe_bounds(range) {
+        Some((lo, hi)) => {
+            let rows = sqlx::query(SELECT_RANGE_LIVE)
                 .bind(id.as_str())
-                .fetch_optional(&self.pool)
+                .bind(to_i64("seq", lo)?)
+                .bind(to_i64("seq", hi)?)
+                .fetch_all(pool)
                 .await
-                .map_err(read_error::<D>)?
-                .ok_or_else(|| Error::conversation_not_found(id.as_str()))?,
-        };
-        let count = to_u64(D::BACKEND, &format!("conversation {id}"), count)?;
-        let Some((first, last)) = page_bounds(range, count) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next_cursor: None,
-            });
-        };
-        let mut items = match read {
-            Some((lo, hi, items)) if lo <= first && last <= hi => items,
-            _ => {
-                let rows = sqlx::query(SELECT_MESSAGES)
-                    .bind(id.as_str())
-                    .bind(to_i64("seq", first)?)
-                    .bind(to_i64("seq", last)?)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(read_error::<D>)?;
-                Self::bodies(&rows, 0, id)?
-            }
-        };
-        items.retain(|m| first <= m.seq && m.seq <= last);
-        Ok(Page {
-            items,
-            next_cursor: range.next_cursor(first, last, count),
-        })
-    }
-
-    /// The messages whose bodies are column `at` of `rows` (a NULL body, the row of a
-    /// conversation without such messages, is no message).
-    fn bodies(rows: &[D::Row], at: usize, id: &ConversationId) -> Result<Vec<Message>> {
-        let location = format!("a message of conversation {id}");
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let Some(body) = Self::col::<Option<String>>(row, at)? {
-                out.push(parse_message(D::BACKEND, &location, &body)?);
-            }
+                .map_err(read_error::<D>)?;
+            let Some(row) = rows.first() else {
+                return Err(Error::conversation_not_found(id.as_str()));
+            };
+            let count = col::<D, i64>(row, 0)?;
+            read = Some((lo, hi, bodies::<D>(&rows, 1, id)?));
+            count
         }
-        Ok(out)
-    }
+        None => sqlx::query_scalar(SELECT_COUNT_LIVE)
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await
+            .map_err(read_error::<D>)?
+            .ok_or_else(|| Error::conversation_not_found(id.as_str()))?,
+    };
+    let count = to_u64(D::BACKEND, &format!("conversation {id}"), count)?;
+    let Some((first, last)) = page_bounds(range, count) else {
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    };
+    let mut items = match read {
+        Some((lo, hi, items)) if lo <= first && last <= hi => items,
+        _ => {
+            let rows = sqlx::query(SELECT_MESSAGES)
+                .bind(id.as_str())
+                .bind(to_i64("seq", first)?)
+                .bind(to_i64("seq", last)?)
+                .fetch_all(pool)
+                .await
+                .map_err(read_error::<D>)?;
+            bodies::<D>(&rows, 0, id)?
+        }
+    };
+    items.retain(|m| first <= m.seq && m.seq <= last);
+    Ok(Page {
+        items,
+        next_cursor: range.next_cursor(first, last, count),
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! [`SqliteMessages`]: conversations in one SQLite file: [`SqlMessages`] over
-//! [`Sqlite`]'s [`Dialect`].
+//! [`Sqlite`]'s [`Dialect`], and the work behind its SQLite methods (opening the pool,
+//! reclaiming space), which are thin calls in `messages.rs`.
 
 mod batch;
 mod group;
@@ -18,11 +19,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
+use crate::common::read_error;
 use crate::common::{
     Migration, db_error, fts5_query, parse_message, role_column, search_text, to_i64, to_json,
 };
 use crate::dialect::{Dialect, Sealed};
-use crate::messages::{SqlMessages, read_error};
+use crate::messages::SqlMessages;
+use crate::rows::col;
 use crate::statements::{SELECT_LIVE, record_columns_c};
 
 use group::{SqliteWrite, Writers};
@@ -70,113 +73,92 @@ pub struct SqliteLocal {
     in_memory: bool,
 }
 
-impl SqlMessages<Sqlite> {
-    /// Opens (creating it if missing) the database at `url` and brings its schema up to
-    /// date.
-    ///
-    /// `url` is a sqlx SQLite URL: `sqlite://path/to/chat.db`, `sqlite:chat.db`, or
-    /// `sqlite::memory:` (one connection, gone when the value is dropped). Connections use
-    /// WAL journaling, `synchronous = FULL`, foreign keys, and a 30 s busy timeout.
-    pub async fn connect(url: &str) -> Result<Self> {
-        if !url.starts_with("sqlite:") {
-            return Err(Error::invalid_input(
-                "url",
-                format!("a SQLite URL starts with \"sqlite:\", got {url:?}"),
-            ));
-        }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::invalid_input("url", format!("not a SQLite URL: {e}")))?;
-        Self::connect_with(options).await
+/// The connect options of the sqlx SQLite URL `url` (see
+/// [`SqliteMessages::connect`](crate::SqliteMessages::connect)); [`Error::InvalidInput`]
+/// when it is not one.
+pub(crate) fn connect_options(url: &str) -> Result<SqliteConnectOptions> {
+    if !url.starts_with("sqlite:") {
+        return Err(Error::invalid_input(
+            "url",
+            format!("a SQLite URL starts with \"sqlite:\", got {url:?}"),
+        ));
     }
+    SqliteConnectOptions::from_str(url)
+        .map_err(|e| Error::invalid_input("url", format!("not a SQLite URL: {e}")))
+}
 
-    /// Like [`connect`](Self::connect), from connect options (the WAL, busy-timeout,
-    /// foreign-key, incremental auto-vacuum and create-if-missing settings are applied on
-    /// top of them).
-    pub async fn connect_with(options: SqliteConnectOptions) -> Result<Self> {
-        let in_memory = options
-            .get_filename()
-            .to_str()
-            .is_some_and(|name| name.starts_with("file:sqlx-in-memory-"))
-            || options.get_filename().as_os_str() == ":memory:";
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            // Takes effect in a database created by this connection (before its tables),
-            // so that reclaim_space can shrink the file; an older file keeps its mode.
-            .auto_vacuum(SqliteAutoVacuum::Incremental)
-            // A row's freed space on a page being written anyway is zeroed: a redacted
-            // message's old text does not stay beside the new.
-            .pragma("secure_delete", "FAST")
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = if in_memory {
-            // The database lives as long as its one connection.
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            SqlitePoolOptions::new().max_connections(8)
-        }
-        // An in-process connection has no other end to lose: the ping sqlx would send
-        // through the connection's worker thread before handing it out is a round trip per
-        // operation for nothing (the ping on its return to the pool stays).
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await
-        .map_err(|e| db_error(Sqlite::BACKEND, e))?;
-        Self::from_pool(pool).await
+/// A pool on `options` with the WAL, busy-timeout, foreign-key, incremental auto-vacuum
+/// and create-if-missing settings applied on top (one connection kept open for an
+/// in-memory database).
+pub(crate) async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool> {
+    let in_memory = options
+        .get_filename()
+        .to_str()
+        .is_some_and(|name| name.starts_with("file:sqlx-in-memory-"))
+        || options.get_filename().as_os_str() == ":memory:";
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        // Takes effect in a database created by this connection (before its tables),
+        // so that reclaim_space can shrink the file; an older file keeps its mode.
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
+        // A row's freed space on a page being written anyway is zeroed: a redacted
+        // message's old text does not stay beside the new.
+        .pragma("secure_delete", "FAST")
+        .busy_timeout(BUSY_TIMEOUT);
+    if in_memory {
+        // The database lives as long as its one connection.
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        SqlitePoolOptions::new().max_connections(8)
     }
+    // An in-process connection has no other end to lose: the ping sqlx would send
+    // through the connection's worker thread before handing it out is a round trip per
+    // operation for nothing (the ping on its return to the pool stays).
+    .test_before_acquire(false)
+    .connect_with(options)
+    .await
+    .map_err(|e| db_error(Sqlite::BACKEND, e))
+}
 
-    /// Returns the database's free pages (left by deleted conversations) to the file
-    /// system, and says how many bytes the database shrank by.
-    ///
-    /// Works on a database created by [`connect`](Self::connect) since 0.3 (incremental
-    /// auto-vacuum); an older file answers 0 until a `VACUUM` (which rewrites the whole file
-    /// and needs as much free disk again) switches it over. Waits for this process's other
-    /// writers and takes SQLite's write lock while it runs.
-    pub async fn reclaim_space(&self) -> Result<u64> {
-        let before = self.database_bytes().await?;
-        vacuum(&self.pool, &self.local, false).await?;
-        Ok(before.saturating_sub(self.database_bytes().await?))
-    }
+/// What a backend on `pool` holds besides it: a fresh writer turn, and whether the
+/// database is in memory (its main database has no file name: no other process can
+/// reach it).
+pub(crate) async fn local_for(pool: &SqlitePool) -> Result<SqliteLocal> {
+    let file: Option<String> =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| db_error(Sqlite::BACKEND, e))?;
+    Ok(SqliteLocal {
+        writers: Writers::new(),
+        in_memory: file.is_none_or(|f| f.is_empty()),
+    })
+}
 
-    /// The database's size in bytes: its pages times the page size.
-    async fn database_bytes(&self) -> Result<u64> {
-        let bytes: i64 = sqlx::query_scalar(
-            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| db_error(Sqlite::BACKEND, e))?;
-        Ok(u64::try_from(bytes).unwrap_or(0))
-    }
+/// Returns the free pages of `pool`'s database to the file system ([`vacuum`], after
+/// `local`'s other writers), and says how many bytes it shrank by.
+pub(crate) async fn reclaim_space(pool: &SqlitePool, local: &SqliteLocal) -> Result<u64> {
+    let before = database_bytes(pool).await?;
+    vacuum(pool, local, false).await?;
+    Ok(before.saturating_sub(database_bytes(pool).await?))
+}
 
-    /// Uses an existing pool, and brings the schema up to date ([`migrate`](Self::migrate)).
-    ///
-    /// The pool's connections should use WAL journaling and a busy timeout (as
-    /// [`connect`](Self::connect) sets them), or concurrent writers in other processes
-    /// fail fast with a temporary error instead of waiting their turn.
-    pub async fn from_pool(pool: SqlitePool) -> Result<Self> {
-        // An in-memory (or temporary) main database has no file name: no other process
-        // can reach it.
-        let file: Option<String> =
-            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
-                .fetch_optional(&pool)
-                .await
-                .map_err(|e| db_error(Sqlite::BACKEND, e))?;
-        let backend = SqlMessages {
-            pool,
-            local: SqliteLocal {
-                writers: Writers::new(),
-                in_memory: file.is_none_or(|f| f.is_empty()),
-            },
-        };
-        backend.migrate().await?;
-        Ok(backend)
-    }
+/// The size in bytes of `pool`'s database: its pages times the page size.
+async fn database_bytes(pool: &SqlitePool) -> Result<u64> {
+    let bytes: i64 = sqlx::query_scalar(
+        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(|e| db_error(Sqlite::BACKEND, e))?;
+    Ok(u64::try_from(bytes).unwrap_or(0))
 }
 
 /// Under the write lock: with `optimize_index`, merges the search index into one segment
@@ -322,8 +304,8 @@ impl Dialect for Sqlite {
                 .await
                 .map_err(read_error::<Sqlite>)?;
             for row in &rows {
-                let message_id: String = SqliteMessages::col(row, 0)?;
-                found.insert(message_id, SqliteMessages::col::<String>(row, 1)?);
+                let message_id: String = col::<Sqlite, _>(row, 0)?;
+                found.insert(message_id, col::<Sqlite, String>(row, 1)?);
             }
         }
         if found.is_empty() {

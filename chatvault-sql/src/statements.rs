@@ -3,7 +3,7 @@
 //! database is a [`Dialect`](crate::Dialect) item.
 
 /// The columns of a conversation summary, in the order
-/// `SqlMessages::raw_at` reads them (`tree`: the active path's length is the summary's
+/// `rows::raw_at` reads them (`tree`: the active path's length is the summary's
 /// message count).
 macro_rules! summary_columns {
     () => {

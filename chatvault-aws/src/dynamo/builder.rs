@@ -12,29 +12,27 @@ use super::seen::DEFAULT_SEEN_CACHE_BYTES;
 use super::table::Table;
 use crate::sdk::{ClientSettings, Source};
 
-impl DynamoMessages {
-    /// A builder for every other setting: endpoint, timeouts, retries, write attempts.
-    pub fn builder(table: impl Into<String>) -> DynamoMessagesBuilder {
+/// Builds a [`DynamoMessages`]; from [`DynamoMessages::builder`].
+#[derive(Clone, Debug)]
+#[must_use = "call .build().await"]
+pub struct DynamoMessagesBuilder {
+    table: String,
+    settings: ClientSettings<Client>,
+    max_write_attempts: u32,
+    seen_cache_bytes: u64,
+}
+
+impl DynamoMessagesBuilder {
+    /// Every setting at its default, for the table `table`.
+    pub(super) fn new(table: String) -> Self {
         DynamoMessagesBuilder {
-            table: table.into(),
+            table,
             settings: ClientSettings::default(),
             max_write_attempts: DEFAULT_MAX_WRITE_ATTEMPTS,
             seen_cache_bytes: DEFAULT_SEEN_CACHE_BYTES,
         }
     }
-}
 
-/// Builds a [`DynamoMessages`]; from [`DynamoMessages::builder`].
-#[derive(Clone, Debug)]
-#[must_use = "call .build().await"]
-pub struct DynamoMessagesBuilder {
-    pub(super) table: String,
-    pub(super) settings: ClientSettings<Client>,
-    pub(super) max_write_attempts: u32,
-    pub(super) seen_cache_bytes: u64,
-}
-
-impl DynamoMessagesBuilder {
     /// Starts from a loaded SDK configuration (default: loaded from the environment at
     /// [`build`](Self::build)).
     pub fn sdk_config(mut self, sdk: &SdkConfig) -> Self {

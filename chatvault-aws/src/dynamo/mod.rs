@@ -17,7 +17,9 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 #[cfg(doc)]
 use chatvault_core::backend::Error;
+use chatvault_core::backend::Result;
 
+use builder::DynamoMessagesBuilder;
 pub use limits::{DEFAULT_MAX_WRITE_ATTEMPTS, MAX_APPEND_MESSAGES, MAX_MESSAGE_BYTES};
 use read::deleting::Deleting;
 use read::head::Heads;
@@ -96,6 +98,11 @@ impl fmt::Debug for DynamoMessages {
 }
 
 impl DynamoMessages {
+    /// A builder for every other setting: endpoint, timeouts, retries, write attempts.
+    pub fn builder(table: impl Into<String>) -> DynamoMessagesBuilder {
+        DynamoMessagesBuilder::new(table.into())
+    }
+
     /// Conversations in `table`, with a client built from the SDK's own configuration
     /// (environment, `~/.aws/config`, instance metadata; `AWS_ENDPOINT_URL_DYNAMODB` or
     /// `AWS_ENDPOINT_URL` points it elsewhere).
@@ -132,6 +139,17 @@ impl DynamoMessages {
             heads,
             table,
         }
+    }
+
+    /// Creates the table with its two GSIs (on-demand capacity) unless it exists, and
+    /// waits until the table and its indexes are ACTIVE.
+    ///
+    /// Idempotent: an existing table is accepted if its key schema and indexes are the
+    /// ones described in the crate docs; one of another shape is refused with
+    /// [`Error::InvalidInput`]. Meant for tests, examples and first runs; production
+    /// tables are usually provisioned with infrastructure code from the same definition.
+    pub async fn create_table(&self) -> Result<()> {
+        schema::create_table(&self.table.client, &self.table.name).await
     }
 
     /// The SDK client.

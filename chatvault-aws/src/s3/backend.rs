@@ -9,8 +9,8 @@ use chatvault_core::backend::{
 };
 use futures_util::StreamExt;
 
+use super::urls::presign;
 use super::{BACKEND, MAX_PARTS, S3Files};
-use crate::sdk::sdk_error;
 
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
@@ -19,52 +19,18 @@ impl FilesBackend for S3Files {
     /// at most [`MAX_PARTS`] parts of [`part_size`](S3Files::part_size) per file.
     fn capabilities(&self) -> FilesCapabilities {
         FilesCapabilities::full()
-            .with_max_file_bytes(Some(self.part_size as u64 * MAX_PARTS as u64))
+            .with_max_file_bytes(Some(self.uploader.part_size() as u64 * MAX_PARTS as u64))
     }
 
     /// `HeadObject` first (S3's `DeleteObject` answers the same whether or not the key
     /// existed), then `DeleteObject`.
     async fn delete(&self, key: &StorageKey) -> Result<bool> {
-        if self.head(key).await?.is_none() {
-            return Ok(false);
-        }
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(self.checked_object_key(key)?)
-            .send()
-            .await
-            .map_err(|e| sdk_error(BACKEND, e))?;
-        Ok(true)
+        self.bucket.delete(key).await
     }
 
     /// `HeadObject`: the size and the content type stored with the object.
     async fn head(&self, key: &StorageKey) -> Result<Option<ObjectMeta>> {
-        let object_key = self.checked_object_key(key)?;
-        let out = match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&object_key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
-            Err(e) => return Err(sdk_error(BACKEND, e)),
-        };
-        let corrupt =
-            |what: String| Error::corrupt(BACKEND, format!("object {object_key:?}"), what);
-        let size = out
-            .content_length()
-            .and_then(|n| u64::try_from(n).ok())
-            .ok_or_else(|| corrupt("HeadObject gave no size".to_owned()))?;
-        let content_type = match out.content_type() {
-            None => ContentType::octet_stream(),
-            Some(text) => ContentType::parse(text)
-                .map_err(|e| corrupt(format!("its content type is not valid: {e}")))?,
-        };
-        Ok(Some(ObjectMeta::new(size, content_type)))
+        self.bucket.head(key).await
     }
 
     /// A presigned `GetObject` URL, valid for `expires_in` (at least 1 second, since
@@ -79,7 +45,7 @@ impl FilesBackend for S3Files {
         expires_in: Duration,
         download_filename: Option<&str>,
     ) -> Result<String> {
-        self.presign(key, expires_in, download_filename).await
+        presign(&self.bucket, key, expires_in, download_filename).await
     }
 
     /// Streams of up to [`multipart_threshold`](S3Files::multipart_threshold) bytes go in
@@ -91,13 +57,13 @@ impl FilesBackend for S3Files {
         data: ByteStream,
         content_type: &ContentType,
     ) -> Result<u64> {
-        self.upload(key, data, content_type).await
+        self.uploader.upload(key, data, content_type).await
     }
 
     /// The object's body as it arrives, chunk by chunk. A failure part-way arrives as an
     /// `io::Error` wrapping a [`chatvault_core::Error`].
     async fn download_stream(&self, key: &StorageKey) -> Result<Option<ByteStream>> {
-        let Some(out) = self.get_object(key).await? else {
+        let Some(out) = self.bucket.get_object(key).await? else {
             return Ok(None);
         };
         let stream = futures_util::stream::unfold(Some(out.body), |body| async move {

@@ -9,27 +9,12 @@ use chatvault_core::backend::{Error, Result, StorageKey};
 #[cfg(doc)]
 use chatvault_core::keys;
 
+use super::bucket::Bucket;
 use super::{
     DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, MAX_OBJECT_KEY_LEN, MAX_PART_SIZE,
     MAX_PREFIX_LEN, MIN_PART_SIZE, S3Files,
 };
 use crate::sdk::{self, ClientSettings, Source};
-
-impl S3Files {
-    /// A builder for every other setting: endpoint, path style, timeouts, retries,
-    /// checksums, key prefix, multipart sizes.
-    pub fn builder(bucket: impl Into<String>) -> S3FilesBuilder {
-        S3FilesBuilder {
-            bucket: bucket.into(),
-            settings: ClientSettings::default(),
-            force_path_style: None,
-            checksums_when_required: false,
-            prefix: None,
-            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
-            part_size: DEFAULT_PART_SIZE,
-        }
-    }
-}
 
 /// Builds an [`S3Files`]; from [`S3Files::builder`].
 #[derive(Clone, Debug)]
@@ -45,6 +30,19 @@ pub struct S3FilesBuilder {
 }
 
 impl S3FilesBuilder {
+    /// Every setting at its default, for the bucket `bucket`.
+    pub(super) fn new(bucket: String) -> Self {
+        S3FilesBuilder {
+            bucket,
+            settings: ClientSettings::default(),
+            force_path_style: None,
+            checksums_when_required: false,
+            prefix: None,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+
     /// Starts from a loaded SDK configuration (default: loaded from the environment at
     /// [`build`](Self::build)).
     pub fn sdk_config(mut self, sdk: &SdkConfig) -> Self {
@@ -189,12 +187,11 @@ impl S3FilesBuilder {
                 .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
                 .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
         }
-        Ok(S3Files {
-            client: Client::from_conf(config.build()),
-            bucket: self.bucket,
-            prefix,
-            multipart_threshold: self.multipart_threshold,
-            part_size: self.part_size,
-        })
+        let bucket = Bucket::new(Client::from_conf(config.build()), self.bucket, prefix);
+        Ok(S3Files::assemble(
+            bucket,
+            self.multipart_threshold,
+            self.part_size,
+        ))
     }
 }

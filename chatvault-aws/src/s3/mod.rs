@@ -1,6 +1,7 @@
 //! [`S3Files`]: attachments in an S3 bucket (or any S3-compatible store).
 
 mod backend;
+mod bucket;
 pub(crate) mod builder;
 mod upload;
 mod urls;
@@ -10,13 +11,15 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
-use aws_sdk_s3::types::BucketLocationConstraint;
-use bytes::Bytes;
-use chatvault_core::backend::{Error, Result, StorageKey};
+#[cfg(doc)]
+use chatvault_core::backend::Error;
+use chatvault_core::backend::{Result, StorageKey};
 use chatvault_core::keys;
 
-use crate::sdk::{self, sdk_error};
+use crate::sdk;
+use bucket::Bucket;
+use builder::S3FilesBuilder;
+use upload::Uploader;
 
 const BACKEND: &str = "s3";
 
@@ -82,25 +85,30 @@ pub const MAX_PREFIX_LEN: usize = MAX_OBJECT_KEY_LEN - MAX_STORAGE_KEY_LEN - 1;
 /// process killed in the middle of an upload cannot abort it.
 #[derive(Clone)]
 pub struct S3Files {
-    client: Client,
-    bucket: String,
-    prefix: String,
-    multipart_threshold: usize,
-    part_size: usize,
+    /// The client, the bucket and the key prefix.
+    bucket: Bucket,
+    /// `upload_stream`'s work, on the same bucket.
+    uploader: Uploader,
 }
 
 impl fmt::Debug for S3Files {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("S3Files")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("multipart_threshold", &self.multipart_threshold)
-            .field("part_size", &self.part_size)
+            .field("bucket", &self.bucket.name())
+            .field("prefix", &self.bucket.prefix())
+            .field("multipart_threshold", &self.uploader.multipart_threshold())
+            .field("part_size", &self.uploader.part_size())
             .finish_non_exhaustive()
     }
 }
 
 impl S3Files {
+    /// A builder for every other setting: endpoint, path style, timeouts, retries,
+    /// checksums, key prefix, multipart sizes.
+    pub fn builder(bucket: impl Into<String>) -> S3FilesBuilder {
+        S3FilesBuilder::new(bucket.into())
+    }
+
     /// Files in `bucket`, with a client built from the SDK's own configuration
     /// (environment, `~/.aws/config`, instance metadata).
     ///
@@ -126,125 +134,54 @@ impl S3Files {
 
     /// Files in `bucket`, through a ready client, used as it is.
     pub fn from_client(client: Client, bucket: impl Into<String>) -> Self {
+        let bucket = Bucket::new(client, bucket.into(), String::new());
+        Self::assemble(bucket, DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE)
+    }
+
+    /// The backend on `bucket`, uploading in parts of `part_size` bytes above
+    /// `multipart_threshold` (both already checked).
+    fn assemble(bucket: Bucket, multipart_threshold: usize, part_size: usize) -> Self {
         S3Files {
-            client,
-            bucket: bucket.into(),
-            prefix: String::new(),
-            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
-            part_size: DEFAULT_PART_SIZE,
+            uploader: Uploader::new(bucket.clone(), multipart_threshold, part_size),
+            bucket,
         }
     }
 
     /// The SDK client.
     pub fn client(&self) -> &Client {
-        &self.client
+        self.bucket.client()
     }
 
     /// The bucket.
     pub fn bucket(&self) -> &str {
-        &self.bucket
+        self.bucket.name()
     }
 
     /// The key prefix (empty, or ending with `/`).
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.bucket.prefix()
     }
 
     /// Streams larger than this many bytes are uploaded in parts.
     pub fn multipart_threshold(&self) -> usize {
-        self.multipart_threshold
+        self.uploader.multipart_threshold()
     }
 
     /// The size of each part of a multipart upload (the last may be smaller).
     pub fn part_size(&self) -> usize {
-        self.part_size
+        self.uploader.part_size()
     }
 
     /// The object key of a storage key: the prefix, then the key.
     pub fn object_key(&self, key: &StorageKey) -> String {
-        format!("{}{key}", self.prefix)
+        self.bucket.object_key(key)
     }
 
     /// Creates the bucket unless it exists already (for tests, examples and first runs).
     ///
     /// Outside `us-east-1` the bucket is created in the client's region.
     pub async fn create_bucket_if_missing(&self) -> Result<()> {
-        match self.client.head_bucket().bucket(&self.bucket).send().await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => {}
-            Err(e) => return Err(sdk_error(BACKEND, e)),
-        }
-        let mut request = self.client.create_bucket().bucket(&self.bucket);
-        if let Some(region) = self.client.config().region()
-            && region.as_ref() != "us-east-1"
-        {
-            request = request.create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(region.as_ref()))
-                    .build(),
-            );
-        }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            // Created by a concurrent caller, or by us earlier.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk_error(BACKEND, e)),
-        }
-    }
-
-    /// The object key of a storage key given to a
-    /// [`FilesBackend`](chatvault_core::FilesBackend) method, checked to be within S3's
-    /// [`MAX_OBJECT_KEY_LEN`] under the prefix (the key itself is valid by its type).
-    fn checked_object_key(&self, key: &StorageKey) -> Result<String> {
-        let object_key = self.object_key(key);
-        if object_key.len() > MAX_OBJECT_KEY_LEN {
-            return Err(Error::TooLarge {
-                what: format!(
-                    "the S3 object key of storage key {key:?} under the prefix {:?}",
-                    self.prefix
-                ),
-                size: object_key.len() as u64,
-                limit: MAX_OBJECT_KEY_LEN as u64,
-            });
-        }
-        Ok(object_key)
-    }
-
-    async fn put_object(&self, object_key: &str, data: Bytes, content_type: &str) -> Result<()> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(object_key)
-            .content_type(content_type)
-            .body(SdkByteStream::from(data))
-            .send()
-            .await
-            .map_err(|e| sdk_error(BACKEND, e))?;
-        Ok(())
-    }
-
-    async fn get_object(
-        &self,
-        key: &StorageKey,
-    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>> {
-        let object_key = self.checked_object_key(key)?;
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(object_key)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some(out)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(sdk_error(BACKEND, e)),
-        }
+        self.bucket.create_if_missing().await
     }
 }
 

@@ -1,5 +1,5 @@
-//! `upload_stream`: one `PutObject` up to the multipart threshold, a multipart upload
-//! above it, with the guard that aborts it when it does not complete.
+//! [`Uploader`], `upload_stream`'s work: one `PutObject` up to the multipart threshold, a
+//! multipart upload above it, with the guard that aborts it when it does not complete.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
@@ -8,10 +8,42 @@ use bytes::{Bytes, BytesMut};
 use chatvault_core::backend::{ByteStream, ContentType, Error, Result, StorageKey};
 use futures_util::StreamExt;
 
-use super::{BACKEND, MAX_PARTS, S3Files};
+use super::bucket::Bucket;
+use super::{BACKEND, MAX_PARTS};
 use crate::sdk::sdk_error;
 
-impl S3Files {
+/// Uploads streams into a bucket: the bucket, and the sizes that choose and cut a
+/// multipart upload.
+#[derive(Clone)]
+pub(super) struct Uploader {
+    bucket: Bucket,
+    /// Streams larger than this many bytes are uploaded in parts.
+    multipart_threshold: usize,
+    /// The size of each part (the last may be smaller).
+    part_size: usize,
+}
+
+impl Uploader {
+    /// Uploads into `bucket`, in parts of `part_size` bytes for streams larger than
+    /// `multipart_threshold` (both checked by the builder).
+    pub(super) fn new(bucket: Bucket, multipart_threshold: usize, part_size: usize) -> Self {
+        Uploader {
+            bucket,
+            multipart_threshold,
+            part_size,
+        }
+    }
+
+    /// Streams larger than this many bytes are uploaded in parts.
+    pub(super) fn multipart_threshold(&self) -> usize {
+        self.multipart_threshold
+    }
+
+    /// The size of each part of a multipart upload (the last may be smaller).
+    pub(super) fn part_size(&self) -> usize {
+        self.part_size
+    }
+
     /// `upload_stream`: streams of up to the multipart threshold go in one `PutObject`,
     /// larger ones in a multipart upload.
     pub(super) async fn upload(
@@ -20,7 +52,7 @@ impl S3Files {
         mut data: ByteStream,
         content_type: &ContentType,
     ) -> Result<u64> {
-        let object_key = self.checked_object_key(key)?;
+        let object_key = self.bucket.checked_object_key(key)?;
         let content_type = content_type.as_str();
         let mut buf = BytesMut::new();
         while buf.len() <= self.multipart_threshold {
@@ -29,7 +61,8 @@ impl S3Files {
                 Some(Err(source)) => return Err(Error::UploadStream { source }),
                 None => {
                     let len = buf.len() as u64;
-                    self.put_object(&object_key, buf.freeze(), content_type)
+                    self.bucket
+                        .put_object(&object_key, buf.freeze(), content_type)
                         .await?;
                     return Ok(len);
                 }
@@ -39,6 +72,8 @@ impl S3Files {
             .await
     }
 
+    /// The multipart upload of `buf` (the stream's first bytes) and the rest of `data`
+    /// under `object_key`, aborted when it does not complete.
     async fn upload_multipart(
         &self,
         object_key: &str,
@@ -47,9 +82,10 @@ impl S3Files {
         mut data: ByteStream,
     ) -> Result<u64> {
         let created = self
-            .client
+            .bucket
+            .client()
             .create_multipart_upload()
-            .bucket(&self.bucket)
+            .bucket(self.bucket.name())
             .key(object_key)
             .content_type(content_type)
             .send()
@@ -60,8 +96,8 @@ impl S3Files {
             .ok_or_else(|| Error::backend(BACKEND, "CreateMultipartUpload returned no upload id"))?
             .to_owned();
         let mut guard = AbortGuard {
-            client: self.client.clone(),
-            bucket: self.bucket.clone(),
+            client: self.bucket.client().clone(),
+            bucket: self.bucket.name().to_owned(),
             key: object_key.to_owned(),
             upload_id: Some(upload_id.clone()),
         };
@@ -80,6 +116,8 @@ impl S3Files {
         }
     }
 
+    /// Sends `buf` and the rest of `data` as parts of `upload_id`, then completes it;
+    /// the bytes sent. [`Error::TooLarge`] past [`MAX_PARTS`] parts.
     async fn send_parts(
         &self,
         object_key: &str,
@@ -120,9 +158,10 @@ impl S3Files {
                 None => ended = true,
             }
         }
-        self.client
+        self.bucket
+            .client()
             .complete_multipart_upload()
-            .bucket(&self.bucket)
+            .bucket(self.bucket.name())
             .key(object_key)
             .upload_id(upload_id)
             .multipart_upload(
@@ -136,6 +175,7 @@ impl S3Files {
         Ok(total)
     }
 
+    /// Sends `part` as part `number` of `upload_id`.
     async fn upload_part(
         &self,
         object_key: &str,
@@ -146,9 +186,10 @@ impl S3Files {
         let number = i32::try_from(number)
             .map_err(|_| Error::backend(BACKEND, "part number out of range"))?;
         let out = self
-            .client
+            .bucket
+            .client()
             .upload_part()
-            .bucket(&self.bucket)
+            .bucket(self.bucket.name())
             .key(object_key)
             .upload_id(upload_id)
             .part_number(number)
@@ -174,10 +215,12 @@ struct AbortGuard {
 }
 
 impl AbortGuard {
+    /// Leaves the upload alone: it completed.
     fn disarm(&mut self) {
         self.upload_id = None;
     }
 
+    /// The `AbortMultipartUpload` request of `upload_id`.
     fn request(
         &self,
         upload_id: String,
@@ -190,6 +233,7 @@ impl AbortGuard {
             .upload_id(upload_id)
     }
 
+    /// Aborts the upload, unless disarmed or aborted already; a failure is logged.
     async fn abort(&mut self) {
         if let Some(upload_id) = self.upload_id.take() {
             // Best effort: the caller gets the error that made us abort. A lifecycle rule

@@ -1,15 +1,17 @@
-//! Checking the listing index's files against the conversations, and rebuilding it on
-//! request ([`LocalMessages::repair`](crate::LocalMessages::repair)).
+//! Checking the listing index's files against the conversations, for
+//! [`LocalMessages::repair`](crate::LocalMessages::repair) (which has the index rebuilt
+//! when something is wrong).
 
 use std::collections::HashSet;
 use std::fs;
+use std::path::Path;
 
 use chatvault_core::backend::Result;
 
 use super::claim::ClaimState;
 use super::{
-    FlockGuard, Found, LOCK, Listing, Mem, REBUILD, SNAPSHOT, SNAPSHOT_VERSION, SnapshotHead,
-    Source, journal_name, open_lock, poisoned,
+    FlockGuard, Found, LOCK, Mem, REBUILD, SNAPSHOT, SNAPSHOT_VERSION, SnapshotHead, Source,
+    journal_name, journals, open_lock,
 };
 use crate::error::io_error;
 use crate::fsutil::is_not_found;
@@ -17,74 +19,66 @@ use crate::fsutil::is_not_found;
 /// The most conversation ids a finding names.
 const NAMED: usize = 5;
 
-impl Listing {
-    /// What is wrong with the index's files, judged against the conversations `source`
-    /// holds (`None`: nothing); with `fix`, rebuilds the index from the conversations
-    /// when something is.
-    ///
-    /// Wrong: a snapshot or journal that is missing, damaged, or ends in bytes that are
-    /// no claim; a rebuild a writer asked for; a conversation the index has no line
-    /// for, a confirmed line that disagrees with its conversation, or one for a
-    /// conversation that does not exist. Not wrong: tentative lines (changes in
-    /// progress, or cut short by a crash: listings settle them), lines of damaged
-    /// conversations (kept on purpose), and a snapshot written before the last reboot
-    /// whose lines agree (the store rebuilds it at its next use anyway).
-    pub(crate) fn check(&self, source: &dyn Source, fix: bool) -> Result<Option<String>> {
-        let problem = match self.read_files()? {
-            Err(why) => Some(why),
-            Ok(mem) => compare(&mem, source)?,
-        };
-        if fix && problem.is_some() {
-            let mut mem = self.mem.lock().map_err(|_| poisoned())?;
-            self.rebuild(&mut mem, source)?;
-        }
-        Ok(problem)
-    }
+/// What is wrong with the files of the index in `dir`, judged against the conversations
+/// `source` holds; `None` when nothing is.
+///
+/// Wrong: a snapshot or journal that is missing, damaged, or ends in bytes that are no
+/// claim; a rebuild a writer asked for; a conversation the index has no line for, a
+/// confirmed line that disagrees with its conversation, or one for a conversation that
+/// does not exist. Not wrong: tentative lines (changes in progress, or cut short by a
+/// crash: listings settle them), lines of damaged conversations (kept on purpose), and a
+/// snapshot written before the last reboot whose lines agree (the store rebuilds it at
+/// its next use anyway).
+pub(super) fn problem(dir: &Path, source: &dyn Source) -> Result<Option<String>> {
+    Ok(match read_files(dir)? {
+        Err(why) => Some(why),
+        Ok(mem) => compare(&mem, source)?,
+    })
+}
 
-    /// The index as its files hold it, read under the exclusive lock (so that no claim
-    /// is half written); `Err(why)` when the files cannot be trusted.
-    fn read_files(&self) -> Result<std::result::Result<Mem, String>> {
-        let lock = open_lock(&self.dir)?;
-        let _guard = FlockGuard::new(&lock, true, &self.dir.join(LOCK))?;
-        if self.dir.join(REBUILD).exists() {
-            return Ok(Err(
-                "marked for a rebuild (a change could not be recorded in it)".into(),
-            ));
-        }
-        let mut mem = Mem::default();
-        let path = self.dir.join(SNAPSHOT);
-        let generation = match fs::read(&path) {
-            Ok(bytes) => match load_snapshot(&mut mem, &bytes) {
-                Ok(generation) => generation,
-                Err(why) => return Ok(Err(format!("snapshot {why}"))),
-            },
-            // Never built (no listing so far): the first journal holds every claim.
-            Err(e) if is_not_found(&e) => match self.journals()?.into_iter().max() {
-                None => return Ok(Ok(mem)),
-                Some(g) if g <= 1 => g,
-                Some(g) => return Ok(Err(format!("snapshot missing (journal-{g} exists)"))),
-            },
-            Err(e) => return Err(io_error("read", &path, e)),
-        };
-        let path = self.dir.join(journal_name(generation));
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if is_not_found(&e) => {
-                return Ok(Err(format!(
-                    "journal-{generation}, which the snapshot names, is missing"
-                )));
-            }
-            Err(e) => return Err(io_error("read", &path, e)),
-        };
-        Ok(match mem.apply_lines(&bytes) {
-            None => Err(format!("journal-{generation} has a damaged line")),
-            Some(used) if used < bytes.len() => Err(format!(
-                "journal-{generation} ends in {} bytes that are no claim",
-                bytes.len() - used
-            )),
-            Some(_) => Ok(mem),
-        })
+/// The index in `dir` as its files hold it, read under the exclusive lock (so that no
+/// claim is half written); `Err(why)` when the files cannot be trusted.
+fn read_files(dir: &Path) -> Result<std::result::Result<Mem, String>> {
+    let lock = open_lock(dir)?;
+    let _guard = FlockGuard::new(&lock, true, &dir.join(LOCK))?;
+    if dir.join(REBUILD).exists() {
+        return Ok(Err(
+            "marked for a rebuild (a change could not be recorded in it)".into(),
+        ));
     }
+    let mut mem = Mem::default();
+    let path = dir.join(SNAPSHOT);
+    let generation = match fs::read(&path) {
+        Ok(bytes) => match load_snapshot(&mut mem, &bytes) {
+            Ok(generation) => generation,
+            Err(why) => return Ok(Err(format!("snapshot {why}"))),
+        },
+        // Never built (no listing so far): the first journal holds every claim.
+        Err(e) if is_not_found(&e) => match journals(dir)?.into_iter().max() {
+            None => return Ok(Ok(mem)),
+            Some(g) if g <= 1 => g,
+            Some(g) => return Ok(Err(format!("snapshot missing (journal-{g} exists)"))),
+        },
+        Err(e) => return Err(io_error("read", &path, e)),
+    };
+    let path = dir.join(journal_name(generation));
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if is_not_found(&e) => {
+            return Ok(Err(format!(
+                "journal-{generation}, which the snapshot names, is missing"
+            )));
+        }
+        Err(e) => return Err(io_error("read", &path, e)),
+    };
+    Ok(match mem.apply_lines(&bytes) {
+        None => Err(format!("journal-{generation} has a damaged line")),
+        Some(used) if used < bytes.len() => Err(format!(
+            "journal-{generation} ends in {} bytes that are no claim",
+            bytes.len() - used
+        )),
+        Some(_) => Ok(mem),
+    })
 }
 
 /// Loads a snapshot's claims into `mem`; returns its journal's generation, or what is

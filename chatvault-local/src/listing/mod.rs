@@ -216,6 +216,23 @@ fn poisoned() -> Error {
     )
 }
 
+/// The generations of the journals in index directory `dir`.
+fn journals(dir: &Path) -> Result<Vec<u64>> {
+    let entries = fs::read_dir(dir).map_err(io_at("list", dir))?;
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        if let Some(g) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix("journal-"))
+            .and_then(|g| g.parse().ok())
+        {
+            out.push(g);
+        }
+    }
+    Ok(out)
+}
+
 /// Locks `file` exclusively (or shared) until the guard drops.
 struct FlockGuard<'a>(&'a File);
 
@@ -254,23 +271,7 @@ impl Listing {
         if let Some(head) = self.read_snapshot_head()? {
             return Ok(head.journal);
         }
-        Ok(self.journals()?.into_iter().max().unwrap_or(0))
-    }
-
-    fn journals(&self) -> Result<Vec<u64>> {
-        let entries = fs::read_dir(&self.dir).map_err(io_at("list", &self.dir))?;
-        let mut out = Vec::new();
-        for entry in entries.flatten() {
-            if let Some(g) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.strip_prefix("journal-"))
-                .and_then(|g| g.parse().ok())
-            {
-                out.push(g);
-            }
-        }
-        Ok(out)
+        Ok(journals(&self.dir)?.into_iter().max().unwrap_or(0))
     }
 
     fn read_snapshot_head(&self) -> Result<Option<SnapshotHead>> {
@@ -500,7 +501,7 @@ impl Listing {
             &self.dir.join(SNAPSHOT_TMP),
             &bytes,
         )?;
-        for g in self.journals()? {
+        for g in journals(&self.dir)? {
             if g != next {
                 let _ = fs::remove_file(self.dir.join(journal_name(g)));
             }
@@ -737,6 +738,18 @@ impl Listing {
             .get(user)
             .map(|set| set.iter().map(|(_, Reverse(id))| id.clone()).collect())
             .unwrap_or_default())
+    }
+
+    /// What is wrong with the index's files, judged against the conversations `source`
+    /// holds (`None`: nothing; see [`check::problem`]); with `fix`, rebuilds the index from
+    /// the conversations when something is.
+    pub(crate) fn check(&self, source: &dyn Source, fix: bool) -> Result<Option<String>> {
+        let problem = check::problem(&self.dir, source)?;
+        if fix && problem.is_some() {
+            let mut mem = self.mem.lock().map_err(|_| poisoned())?;
+            self.rebuild(&mut mem, source)?;
+        }
+        Ok(problem)
     }
 
     /// Forces a rebuild from the conversations at the next use (after a bulk import).

@@ -1,6 +1,7 @@
 //! The file format of a conversation store beside the log records (those are in
-//! [`crate::log`]): the `FORMAT` file, `header.json` (a checkpoint, or 0.1's header) and
-//! the names of the files in a conversation's directory.
+//! [`crate::log`]) and the checkpoint (in `conversation/checkpoint.rs`): the `FORMAT`
+//! file, `header.json` as read (a checkpoint, or 0.1's header) and the names of the
+//! files in a conversation's directory.
 
 use std::fs;
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::path::Path;
 use chatvault_core::backend::{ConversationRecord, Error, FileAttachment, Result};
 use serde::{Deserialize, Serialize};
 
+use super::conversation::Checkpoint;
 use crate::error::{BACKEND, CorruptData, corrupt, damaged, io_error};
 use crate::fsutil::{is_absent, is_not_found, unique_name, write_atomic};
 
@@ -23,8 +25,6 @@ pub(crate) const LEGACY_FORMAT: u32 = 1;
 const FORMAT_FILE: &str = "FORMAT";
 pub(crate) const HEADER: &str = "header.json";
 pub(crate) const HEADER_TMP: &str = "header.json.tmp";
-/// The first bytes of a checkpoint, followed by the CRC-32 of its JSON in hex and `\n`.
-const CHECKPOINT_MAGIC: &[u8] = b"CVCP2 ";
 
 /// The name of log generation `generation`.
 pub(crate) fn log_name(generation: u64) -> String {
@@ -34,52 +34,6 @@ pub(crate) fn log_name(generation: u64) -> String {
 /// The name of the seq index of log generation `generation`.
 pub(crate) fn index_name(generation: u64) -> String {
     format!("index-{generation}")
-}
-
-/// `header.json`: a checkpoint of a conversation's state at a point of its log, so that
-/// readers need not replay the whole log. Derived data: written without flushing, checked
-/// (its own CRC, and the CRC of the log record it says ends at `log_len`) every time it is
-/// read, and rebuilt from the log when it does not check out.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Checkpoint {
-    pub(crate) format: u32,
-    /// Which `log-N` / `index-N` pair holds the conversation.
-    pub(crate) generation: u64,
-    /// Bytes of the log the checkpoint accounts for.
-    pub(crate) log_len: u64,
-    /// Offset and header CRC of the record that ends at `log_len` (none when it is 0).
-    pub(crate) last_frame: Option<(u64, u32)>,
-    pub(crate) record: ConversationRecord,
-    #[serde(default)]
-    pub(crate) files: Vec<FileAttachment>,
-    /// Marked by `begin_delete`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub(crate) deleting: bool,
-}
-
-impl Checkpoint {
-    /// `header.json`'s bytes: the magic, the CRC of the JSON in hex, the JSON.
-    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        let json = serde_json::to_vec(self).map_err(|e| Error::backend(BACKEND, e))?;
-        let mut out = CHECKPOINT_MAGIC.to_vec();
-        out.extend_from_slice(format!("{:08x}\n", crc32fast::hash(&json)).as_bytes());
-        out.extend_from_slice(&json);
-        Ok(out)
-    }
-
-    /// The checkpoint in `bytes`; `None` unless they are one, intact.
-    fn decode(bytes: &[u8]) -> Option<Checkpoint> {
-        let rest = bytes.strip_prefix(CHECKPOINT_MAGIC)?;
-        let (crc, json) = (rest.get(..8)?, rest.get(9..)?);
-        if rest.get(8) != Some(&b'\n') {
-            return None;
-        }
-        let crc = u32::from_str_radix(std::str::from_utf8(crc).ok()?, 16).ok()?;
-        if crc32fast::hash(json) != crc {
-            return None;
-        }
-        serde_json::from_slice(json).ok()
-    }
 }
 
 /// `header.json` as chatvault-local 0.1 wrote it: the record's only copy.
@@ -123,7 +77,7 @@ impl HeaderRead {
             Err(e) if is_absent(&e) => return Ok(HeaderRead::Missing),
             Err(e) => return Err(io_error("read", &path, e)),
         };
-        if bytes.starts_with(CHECKPOINT_MAGIC) {
+        if Checkpoint::is_marked(&bytes) {
             return Ok(match Checkpoint::decode(&bytes) {
                 Some(cp) if cp.format <= FORMAT_VERSION => HeaderRead::Checkpoint(Box::new(cp)),
                 Some(cp) => {

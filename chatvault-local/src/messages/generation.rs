@@ -12,8 +12,9 @@ use std::path::Path;
 
 use chatvault_core::backend::{Error, Result, StoredConversation};
 
+use super::conversation::Checkpoint;
 use super::conversation::scan::log_generations;
-use super::format::{Checkpoint, FORMAT_VERSION, HEADER, HEADER_TMP, index_name, log_name};
+use super::format::{FORMAT_VERSION, HEADER, HEADER_TMP, index_name, log_name};
 use crate::error::{damaged, io_at, io_error};
 use crate::fsutil::{TempPath, is_absent, sync_all, sync_dir, write_replace_unsynced};
 use crate::log::{encode_frame, encode_state, header_crc};

@@ -14,8 +14,8 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::common::commit_error;
+use crate::common::read_error;
 use crate::dialect::Dialect;
-use crate::messages::read_error;
 
 /// The most operations one shared transaction carries; the writer that would add one
 /// more commits it first.

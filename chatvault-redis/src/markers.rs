@@ -1,5 +1,5 @@
 //! The markers of conversations marked for deletion, so that
-//! [`RedisMessages::list_deleting`] finds them without reading every conversation.
+//! [`Markers::list_deleting`] finds them without reading every conversation.
 //!
 //! A marker is an entry (the conversation id, scored by the time of the mark in
 //! microseconds) in `P:del:all` and, for a conversation of a user, in `P:del:u:USER`.
@@ -15,16 +15,17 @@
 //! - a listing checks each marker's conversation (`HMGET` of its record and mark): marked
 //!   is listed, live is skipped (the marker stays until the conversation is deleted), gone
 //!   is removed as listings remove the entries of gone conversations
-//!   ([`prune`](RedisMessages::prune): atomically on one server, by score and checked
+//!   ([`Pruner::prune`]: atomically on one server, by score and checked
 //!   again in a cluster).
 
 use chatvault_core::backend::{ConversationId, ConversationRecord, PageLimit, Result, UserId, now};
 use futures_util::future::{join_all, try_join_all};
 use redis::cmd;
 
-use crate::conn::{read_error, write_error};
-use crate::layout::{from_json, score};
-use crate::messages::RedisMessages;
+use crate::conn::{Conn, read_error, write_error};
+use crate::entries::Entries;
+use crate::layout::{Keys, from_json, score};
+use crate::prune::Pruner;
 use crate::scripts::PRUNE_ENTRY;
 
 /// The most markers one read of a marker set takes.
@@ -33,7 +34,26 @@ const MARKER_BATCH: usize = 1000;
 /// A marker as read before a delete: its set and its score.
 pub(crate) type Marker = (String, i64);
 
-impl RedisMessages {
+/// The marker sets under one prefix, on one connection.
+#[derive(Clone, Debug)]
+pub(crate) struct Markers {
+    conn: Conn,
+    keys: Keys,
+    entries: Entries,
+    pruner: Pruner,
+}
+
+impl Markers {
+    /// The marker sets under `keys`, on `conn`.
+    pub(crate) fn new(conn: Conn, keys: Keys) -> Self {
+        Markers {
+            entries: Entries::new(conn.clone(), keys.clone()),
+            pruner: Pruner::new(conn.clone(), keys.clone()),
+            conn,
+            keys,
+        }
+    }
+
     /// At most `limit` conversations marked by `begin_delete` and not yet deleted, of
     /// `user_id` (every user's, and those of no user, with `None`), in no particular
     /// order. `delete` takes a conversation off this list, so a caller that finishes each
@@ -53,22 +73,24 @@ impl RedisMessages {
         limit: PageLimit,
     ) -> Result<Vec<ConversationId>> {
         let index = match user_id {
-            Some(user) => self.inner.keys.deleting_owner(user),
-            None => self.inner.keys.deleting_all(),
+            Some(user) => self.keys.deleting_owner(user),
+            None => self.keys.deleting_all(),
         };
         let limit = limit.get();
         let mut out = Vec::new();
         let mut after: Option<(i64, String)> = None;
         while out.len() < limit {
             let entries = self
-                .entries_after(&index, after.as_ref(), MARKER_BATCH)
+                .entries
+                .after(&index, after.as_ref(), MARKER_BATCH)
                 .await?;
             let Some(last) = entries.last() else { break };
             after = Some((last.1 as i64, last.0.clone()));
             let full = entries.len() == MARKER_BATCH;
             let mut gone = Vec::new();
-            for ((member, at), (location, (record, deleting))) in
-                entries.iter().zip(self.record_fields(&entries).await?)
+            for ((member, at), (location, (record, deleting))) in entries
+                .iter()
+                .zip(self.entries.record_fields(&entries).await?)
             {
                 match (record, deleting) {
                     (None, None) => gone.push((member.clone(), *at as i64)),
@@ -81,7 +103,7 @@ impl RedisMessages {
                     }
                 }
             }
-            self.prune(&index, &gone).await;
+            self.pruner.prune(&index, &gone).await;
             if !full {
                 break;
             }
@@ -91,7 +113,7 @@ impl RedisMessages {
 
     /// The marker sets of a conversation of `user`.
     fn marker_sets(&self, user: Option<&UserId>) -> Vec<String> {
-        let keys = &self.inner.keys;
+        let keys = &self.keys;
         let mut sets = vec![keys.deleting_all()];
         sets.extend(user.map(|u| keys.deleting_owner(u)));
         sets
@@ -99,7 +121,7 @@ impl RedisMessages {
 
     /// Adds conversation `id` (of `user`) to the marker sets, scored now: before its mark.
     /// Returns the markers written.
-    pub(crate) async fn add_markers(
+    pub(crate) async fn add(
         &self,
         id: &ConversationId,
         user: Option<&UserId>,
@@ -107,7 +129,7 @@ impl RedisMessages {
         let at = score(now());
         let sets = self.marker_sets(user);
         let adds = sets.iter().map(|set| {
-            let mut conn = self.inner.conn.clone();
+            let mut conn = self.conn.clone();
             async move {
                 cmd("ZADD")
                     .arg(set)
@@ -124,13 +146,13 @@ impl RedisMessages {
     }
 
     /// The markers of conversation `id` (of `user`) with their scores, before its delete.
-    pub(crate) async fn markers_of(
+    pub(crate) async fn of(
         &self,
         id: &ConversationId,
         user: Option<&UserId>,
     ) -> Result<Vec<Marker>> {
         let reads = self.marker_sets(user).into_iter().map(|set| {
-            let mut conn = self.inner.conn.clone();
+            let mut conn = self.conn.clone();
             async move {
                 let at: Option<f64> = cmd("ZSCORE")
                     .arg(&set)
@@ -147,9 +169,9 @@ impl RedisMessages {
     /// Removes `markers` of conversation `id`, each only if it still has its score: after
     /// the delete (or after a mark that found no conversation). Best effort: a marker
     /// left is one of a conversation that is gone, which listings remove.
-    pub(crate) async fn remove_markers(&self, id: &ConversationId, markers: &[Marker]) {
+    pub(crate) async fn remove(&self, id: &ConversationId, markers: &[Marker]) {
         let removals = markers.iter().map(|(set, at)| {
-            let mut conn = self.inner.conn.clone();
+            let mut conn = self.conn.clone();
             async move {
                 let mut invocation = PRUNE_ENTRY.prepare_invoke();
                 invocation.key(set).arg(id.as_str()).arg(*at);
