@@ -5,8 +5,9 @@
 //! through the parts that each own one file or one step: [`open`] (from the checkpoint
 //! and the records after it, or by a replay: [`scan`]), [`commit`] (records reaching
 //! the log), [`index`] (the seq index), [`checkpoint`] (`header.json`), [`legacy`] (0.1's
-//! conversations and their upgrade), [`repair`] (the one step through which derived
-//! files are written again) and [`lock`] (the lock file).
+//! conversations and their upgrade), [`repair`] (the one step through which a read, or
+//! `LocalMessages::repair`, writes damaged derived files again) and [`lock`] (the lock
+//! file).
 
 mod checkpoint;
 mod commit;
@@ -32,7 +33,7 @@ use scan::Scan;
 
 pub(crate) use checkpoint::Checkpoint;
 pub(crate) use commit::Pending;
-pub(crate) use repair::Finding;
+use repair::Finding;
 
 /// The most messages one [`MessagesBackend::messages`](chatvault_core::MessagesBackend::messages)
 /// call returns; a longer range gets a `next_cursor` to continue from.

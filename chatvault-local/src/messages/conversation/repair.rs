@@ -17,7 +17,7 @@ use crate::log::IndexEntry;
 use crate::messages::format::{HEADER, HeaderRead};
 
 /// A derived file found wrong, and what is wrong with it.
-pub(crate) type Finding = (PathBuf, String);
+pub(super) type Finding = (PathBuf, String);
 
 /// Writes `index` again from `all`, the log's every message with its entry (as a replay
 /// found them), after a read found it damaged or missing. Entries are the same whoever
