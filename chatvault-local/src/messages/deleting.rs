@@ -1,5 +1,7 @@
 //! The markers of conversations marked for deletion, so that
-//! [`LocalMessages::list_deleting`] finds them without reading every conversation.
+//! [`LocalMessages::list_deleting`](super::LocalMessages::list_deleting) finds them
+//! without reading every conversation. [`Markers`] works on the store's directories it
+//! is given; `LocalMessages::list_deleting` and the repair call it.
 //!
 //! `deleting/<name>` is an empty file, `<name>` being the conversation's directory name
 //! in `conversations/`. The marker is written apart from the mark (the state record
@@ -19,18 +21,16 @@
 //! A listing opens each marker's conversation (its checkpoint, not its messages) and
 //! lists it only if the log says it is marked. Conversations marked by a release before
 //! the markers have none: `begin_delete` called again on one writes it, and so does
-//! [`LocalMessages::repair`].
+//! [`LocalMessages::repair`](super::LocalMessages::repair).
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use chatvault_core::backend::{ConversationId, PageLimit, Result, UserId};
+use chatvault_core::backend::{ConversationId, Result, UserId};
 
-use super::LocalMessages;
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};
 use super::repair::{RepairItem, RepairReport};
-use super::store::Store;
 use crate::error::{io_at, io_error, is_damage};
 use crate::fsutil::{create_dir_all_durable, is_not_found, sync_all, sync_dir};
 
@@ -41,45 +41,37 @@ pub(crate) const DELETING_DIR: &str = "deleting";
 /// a name with a marker).
 pub(crate) const DELETING_LOCK: &str = "deleting.lock";
 
-impl LocalMessages {
-    /// At most `limit` conversations marked by `begin_delete` and not yet deleted, of
-    /// `user_id` (every user's, and those of no user, with `None`), in no particular
-    /// order. `delete` takes a conversation off this list, so a caller that finishes each
-    /// conversation it gets calls again until the answer is empty.
-    ///
-    /// Exact after any crash for conversations marked by this release (each has a
-    /// marker in `deleting/`, written before its mark); one marked by an earlier release
-    /// has no marker and is not found until `begin_delete` is called on it again or
-    /// [`repair`](Self::repair) runs. Reads the `deleting/` directory and the checkpoint
-    /// of each marker's conversation (taking its exclusive lock): no message, and no
-    /// conversation without a marker. Stale markers (left by a crash before a mark was
-    /// committed, or after a delete's commit) are removed on the way.
-    pub(crate) async fn list_deleting(
-        &self,
-        user_id: Option<&UserId>,
-        limit: PageLimit,
-    ) -> Result<Vec<ConversationId>> {
-        let user = user_id.cloned();
-        self.run(move |s| s.markers().list(user.as_ref(), limit.get()))
-            .await
-    }
-}
-
-/// The markers of a [`Store`].
+/// The markers of a store, by the directories they involve.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Markers<'s> {
-    pub(super) store: &'s Store,
+    /// The store's root, holding `deleting.lock`.
+    root: &'s Path,
+    /// The store's `conversations/`, whose directory names the markers bear.
+    conversations: &'s Path,
+    /// The store's `deleting/`, holding the markers.
+    deleting: &'s Path,
 }
 
-impl Markers<'_> {
+impl<'s> Markers<'s> {
+    /// The markers of the store in `root`, whose conversations are in `conversations`
+    /// and markers in `deleting`.
+    pub(super) fn new(root: &'s Path, conversations: &'s Path, deleting: &'s Path) -> Self {
+        Markers {
+            root,
+            conversations,
+            deleting,
+        }
+    }
+
+    /// The path of the marker of the conversation in directory `name`.
     fn marker(&self, name: &str) -> PathBuf {
-        self.store.deleting.join(name)
+        self.deleting.join(name)
     }
 
     /// Locks `deleting.lock` (shared to write markers, exclusive to remove a gone
     /// conversation's).
     fn lock(&self, mode: Mode) -> Result<File> {
-        let path = self.store.root.join(DELETING_LOCK);
+        let path = self.root.join(DELETING_LOCK);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -100,7 +92,7 @@ impl Markers<'_> {
     /// mark only after this returned.
     pub(crate) fn write(&self, name: &str) -> Result<()> {
         // Created by the first marker: a store of an earlier release may be read-only.
-        create_dir_all_durable(&self.store.deleting)?;
+        create_dir_all_durable(self.deleting)?;
         let _lock = self.lock(Mode::Shared)?;
         let path = self.marker(name);
         let file = OpenOptions::new()
@@ -110,7 +102,7 @@ impl Markers<'_> {
             .open(&path)
             .map_err(io_at("create", &path))?;
         sync_all(&file, &path)?;
-        sync_dir(&self.store.deleting)
+        sync_dir(self.deleting)
     }
 
     /// Writes the marker of the conversation in directory `name` unless it is there.
@@ -130,7 +122,7 @@ impl Markers<'_> {
             return Ok(());
         }
         let _lock = self.lock(Mode::Exclusive)?;
-        if self.store.conversations.join(name).exists() {
+        if self.conversations.join(name).exists() {
             return Ok(());
         }
         remove(&path)
@@ -138,7 +130,7 @@ impl Markers<'_> {
 
     /// The names in `deleting/` (files only).
     fn names(&self) -> Result<Vec<String>> {
-        let dir = &self.store.deleting;
+        let dir = self.deleting;
         let mut out = Vec::new();
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -157,14 +149,14 @@ impl Markers<'_> {
         Ok(out)
     }
 
-    /// See [`LocalMessages::list_deleting`].
+    /// See [`LocalMessages::list_deleting`](super::LocalMessages::list_deleting).
     pub(crate) fn list(&self, user: Option<&UserId>, limit: usize) -> Result<Vec<ConversationId>> {
         let mut out = Vec::new();
         for name in self.names()? {
             if out.len() >= limit {
                 break;
             }
-            let dir = self.store.conversations.join(&name);
+            let dir = self.conversations.join(&name);
             let Some(_lock) = lock_dir(&dir, Mode::Exclusive)? else {
                 self.remove_if_gone(&name)?;
                 continue;
@@ -188,9 +180,9 @@ impl Markers<'_> {
         Ok(out)
     }
 
-    /// For [`LocalMessages::repair`]: checks the marker of the conversation in `dir`
-    /// (held locked), whose log says whether it is marked (`deleting`), and writes a
-    /// missing one unless `dry_run`.
+    /// For [`LocalMessages::repair`](super::LocalMessages::repair): checks the marker of
+    /// the conversation in `dir` (held locked), whose log says whether it is marked
+    /// (`deleting`), and writes a missing one unless `dry_run`.
     pub(crate) fn check(
         &self,
         dir: &Path,
@@ -216,11 +208,11 @@ impl Markers<'_> {
         Ok(())
     }
 
-    /// For [`LocalMessages::repair`]: removes (unless `dry_run`) the markers whose
-    /// conversation is gone.
+    /// For [`LocalMessages::repair`](super::LocalMessages::repair): removes (unless
+    /// `dry_run`) the markers whose conversation is gone.
     pub(crate) fn sweep_gone(&self, dry_run: bool, report: &mut RepairReport) -> Result<()> {
         for name in self.names()? {
-            if self.store.conversations.join(&name).exists() {
+            if self.conversations.join(&name).exists() {
                 continue;
             }
             report.rebuilt.push(RepairItem {

@@ -1,8 +1,10 @@
 //! [`LocalMessages`]: conversations in append-only logs on the local file system.
 //!
-//! The parts, each owning its state: [`store`] (directories, the listing glue),
+//! [`LocalMessages`]' own methods are all here, each a thin call into the parts, each
+//! owning its state: [`store`] (directories, the listing glue),
 //! [`whole`] (whole-conversation operations), [`changes`] (changes to one conversation),
-//! [`deleting`] (the markers of conversations marked for deletion), [`group`] (group
+//! [`deleting`] (the markers of conversations marked for deletion, for
+//! [`list_deleting`](LocalMessages::list_deleting)), [`group`] (group
 //! commit), [`ids`] (message id maps), [`conversation`] (one
 //! conversation's log: open, replay, commit, index, checkpoint, 0.1 upgrade, repair),
 //! [`generation`] (a log written whole, as a new generation), [`rewrite`] (the log
@@ -26,7 +28,7 @@ mod whole;
 use std::path::Path;
 use std::sync::Arc;
 
-use chatvault_core::backend::{ConversationId, Result, StoredConversation, UserId};
+use chatvault_core::backend::{ConversationId, PageLimit, Result, StoredConversation, UserId};
 
 use crate::fsutil::blocking;
 use store::Store;
@@ -76,6 +78,7 @@ impl LocalMessages {
         self.run(move |s| s.whole().import(conversations)).await
     }
 
+    /// Runs `f` on the store on tokio's blocking pool.
     async fn run<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&Store) -> Result<T> + Send + 'static,
@@ -104,5 +107,50 @@ impl LocalMessages {
     pub async fn get_by_user(&self, user: &UserId) -> Result<Vec<StoredConversation>> {
         let user = user.to_string();
         self.run(move |s| s.get_by_user(&user)).await
+    }
+
+    /// Checks every derived file of the store against the logs, and (unless `dry_run`)
+    /// writes again the ones that are wrong: each conversation's checkpoint
+    /// (`header.json`) and seq index, its lock file, and the listing index. Never changes
+    /// user data: a conversation whose log is damaged is reported in
+    /// [`RepairReport::damaged`] and left as it is. An unfinished record after a log's
+    /// last one (a write that never returned) is cut off, as the next write to that
+    /// conversation would. A rewrite of a log after a redaction that was interrupted
+    /// (its `rewrite` mark is still there) is finished, as the next operation on that
+    /// conversation would: the versions the redaction superseded are removed. A
+    /// conversation marked for deletion without its marker in `deleting/` (marked by an
+    /// earlier release) gets it, so that `list_deleting` finds it; a marker whose
+    /// conversation is gone is removed.
+    ///
+    /// The store rebuilds these files by itself when a read finds them damaged; this
+    /// does it for all of them at once, and says what it found. Each conversation is
+    /// checked under its exclusive lock (taking a lock creates a missing lock file, also
+    /// in a dry run, as every operation does). Run it on a quiet store: the listing
+    /// index is compared with the conversations as they are read, so a change made
+    /// meanwhile may be reported as a disagreement (and only costs a rebuild).
+    pub async fn repair(&self, dry_run: bool) -> Result<RepairReport> {
+        self.run(move |s| repair::repair(s, dry_run)).await
+    }
+
+    /// At most `limit` conversations marked by `begin_delete` and not yet deleted, of
+    /// `user_id` (every user's, and those of no user, with `None`), in no particular
+    /// order. `delete` takes a conversation off this list, so a caller that finishes each
+    /// conversation it gets calls again until the answer is empty.
+    ///
+    /// Exact after any crash for conversations marked by this release (each has a
+    /// marker in `deleting/`, written before its mark); one marked by an earlier release
+    /// has no marker and is not found until `begin_delete` is called on it again or
+    /// [`repair`](Self::repair) runs. Reads the `deleting/` directory and the checkpoint
+    /// of each marker's conversation (taking its exclusive lock): no message, and no
+    /// conversation without a marker. Stale markers (left by a crash before a mark was
+    /// committed, or after a delete's commit) are removed on the way.
+    pub(crate) async fn list_deleting(
+        &self,
+        user_id: Option<&UserId>,
+        limit: PageLimit,
+    ) -> Result<Vec<ConversationId>> {
+        let user = user_id.cloned();
+        self.run(move |s| s.markers().list(user.as_ref(), limit.get()))
+            .await
     }
 }

@@ -1,12 +1,11 @@
-//! [`LocalMessages::repair`]: every derived file checked against the logs, and written
-//! again from them where it is wrong.
+//! [`LocalMessages::repair`](crate::LocalMessages::repair): every derived file checked
+//! against the logs, and written again from them where it is wrong.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use chatvault_core::backend::Result;
 
-use super::LocalMessages;
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};
 use super::rewrite::{self, REWRITE_MARK};
@@ -14,7 +13,7 @@ use super::store::Store;
 use crate::error::{io_at, io_error, is_damage};
 use crate::fsutil::is_absent;
 
-/// One file [`LocalMessages::repair`] found wrong.
+/// One file [`LocalMessages::repair`](crate::LocalMessages::repair) found wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RepairItem {
@@ -30,7 +29,7 @@ impl std::fmt::Display for RepairItem {
     }
 }
 
-/// What [`LocalMessages::repair`] checked, found and rebuilt.
+/// What [`LocalMessages::repair`](crate::LocalMessages::repair) checked, found and rebuilt.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RepairReport {
@@ -54,32 +53,9 @@ impl RepairReport {
     }
 }
 
-impl LocalMessages {
-    /// Checks every derived file of the store against the logs, and (unless `dry_run`)
-    /// writes again the ones that are wrong: each conversation's checkpoint
-    /// (`header.json`) and seq index, its lock file, and the listing index. Never changes
-    /// user data: a conversation whose log is damaged is reported in
-    /// [`RepairReport::damaged`] and left as it is. An unfinished record after a log's
-    /// last one (a write that never returned) is cut off, as the next write to that
-    /// conversation would. A rewrite of a log after a redaction that was interrupted
-    /// (its `rewrite` mark is still there) is finished, as the next operation on that
-    /// conversation would: the versions the redaction superseded are removed. A
-    /// conversation marked for deletion without its marker in `deleting/` (marked by an
-    /// earlier release) gets it, so that `list_deleting` finds it; a marker whose
-    /// conversation is gone is removed.
-    ///
-    /// The store rebuilds these files by itself when a read finds them damaged; this
-    /// does it for all of them at once, and says what it found. Each conversation is
-    /// checked under its exclusive lock (taking a lock creates a missing lock file, also
-    /// in a dry run, as every operation does). Run it on a quiet store: the listing
-    /// index is compared with the conversations as they are read, so a change made
-    /// meanwhile may be reported as a disagreement (and only costs a rebuild).
-    pub async fn repair(&self, dry_run: bool) -> Result<RepairReport> {
-        self.run(move |s| repair(s, dry_run)).await
-    }
-}
-
-fn repair(store: &Store, dry_run: bool) -> Result<RepairReport> {
+/// Checks every derived file of `store` against the logs and (unless `dry_run`) writes
+/// the wrong ones again: see [`LocalMessages::repair`](crate::LocalMessages::repair).
+pub(super) fn repair(store: &Store, dry_run: bool) -> Result<RepairReport> {
     let mut report = RepairReport {
         dry_run,
         ..RepairReport::default()

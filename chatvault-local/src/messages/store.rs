@@ -92,7 +92,7 @@ impl Store {
 
     /// The markers of conversations marked for deletion.
     pub(crate) fn markers(&self) -> Markers<'_> {
-        Markers { store: self }
+        Markers::new(&self.root, &self.conversations, &self.deleting)
     }
 
     /// The directory of conversation `id`.
@@ -209,6 +209,45 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// The names of the directories in `conversations/` (a stray file, such as
+    /// `.DS_Store`, is no conversation).
+    fn dir_names(&self) -> Result<Vec<String>> {
+        let entries =
+            fs::read_dir(&self.conversations).map_err(io_at("list", &self.conversations))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_at("list", &self.conversations))?;
+            if entry.file_type().is_ok_and(|t| t.is_dir())
+                && let Some(name) = entry.file_name().to_str()
+            {
+                out.push(name.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The id of the conversation in directory `name`: its decoded name, or (for a name
+    /// shortened with a hash) the id in its record. `None` for a directory that is no
+    /// conversation's, or whose record cannot be read.
+    fn id_of_dir(&self, name: &str) -> Result<Option<String>> {
+        if !name.contains('~') {
+            let decoded = percent_encoding::percent_decode_str(name).decode_utf8();
+            return Ok(decoded
+                .ok()
+                .map(|id| id.into_owned())
+                .filter(|id| dir_name(id) == name));
+        }
+        let dir = self.conversations.join(name);
+        let Some(_lock) = lock_dir(&dir, Mode::Shared)? else {
+            return Ok(None);
+        };
+        match ConversationLog::load(&dir, None) {
+            Ok(view) => Ok(view.map(|v| v.record.id.to_string())),
+            Err(e) if is_damage(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Source for Store {
@@ -261,46 +300,5 @@ impl Source for Store {
             }
         }
         Ok(out)
-    }
-}
-
-impl Store {
-    /// The names of the directories in `conversations/` (a stray file, such as
-    /// `.DS_Store`, is no conversation).
-    fn dir_names(&self) -> Result<Vec<String>> {
-        let entries =
-            fs::read_dir(&self.conversations).map_err(io_at("list", &self.conversations))?;
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_at("list", &self.conversations))?;
-            if entry.file_type().is_ok_and(|t| t.is_dir())
-                && let Some(name) = entry.file_name().to_str()
-            {
-                out.push(name.to_owned());
-            }
-        }
-        Ok(out)
-    }
-
-    /// The id of the conversation in directory `name`: its decoded name, or (for a name
-    /// shortened with a hash) the id in its record. `None` for a directory that is no
-    /// conversation's, or whose record cannot be read.
-    fn id_of_dir(&self, name: &str) -> Result<Option<String>> {
-        if !name.contains('~') {
-            let decoded = percent_encoding::percent_decode_str(name).decode_utf8();
-            return Ok(decoded
-                .ok()
-                .map(|id| id.into_owned())
-                .filter(|id| dir_name(id) == name));
-        }
-        let dir = self.conversations.join(name);
-        let Some(_lock) = lock_dir(&dir, Mode::Shared)? else {
-            return Ok(None);
-        };
-        match ConversationLog::load(&dir, None) {
-            Ok(view) => Ok(view.map(|v| v.record.id.to_string())),
-            Err(e) if is_damage(&e) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 }

@@ -53,7 +53,8 @@ pub(super) fn open(dir: &Path, h: LegacyHeader) -> Result<ConversationLog> {
     let Some(record) = scan.record.take() else {
         return Err(damaged(&header_path, "no record"));
     };
-    Ok(scan.into_log(
+    Ok(ConversationLog::from_scan(
+        scan,
         dir,
         h.generation,
         record,

@@ -5,8 +5,9 @@
 //! through the parts that each own one file or one step: [`open`] (from the checkpoint
 //! and the records after it, or by a replay: [`scan`]), [`commit`] (records reaching
 //! the log), [`index`] (the seq index), [`checkpoint`] (`header.json`), [`legacy`] (0.1's
-//! conversations and their upgrade), [`repair`] (the one step through which derived
-//! files are written again) and [`lock`] (the lock file).
+//! conversations and their upgrade), [`repair`] (the one step through which a read, or
+//! `LocalMessages::repair`, writes damaged derived files again) and [`lock`] (the lock
+//! file).
 
 mod checkpoint;
 mod commit;
@@ -28,10 +29,11 @@ use super::format::{FORMAT_VERSION, HeaderRead, log_name};
 use crate::error::{damaged, is_damage};
 use crate::log::{IndexEntry, header_crc};
 use index::SeqIndex;
+use scan::Scan;
 
 pub(crate) use checkpoint::Checkpoint;
 pub(crate) use commit::Pending;
-pub(crate) use repair::Finding;
+use repair::Finding;
 
 /// The most messages one [`MessagesBackend::messages`](chatvault_core::MessagesBackend::messages)
 /// call returns; a longer range gets a `next_cursor` to continue from.
@@ -115,6 +117,38 @@ impl ConversationLog {
         Ok(view.filter(|v| id.is_none_or(|id| *id == v.record.id)))
     }
 
+    /// The conversation a replay (`scan`) read, whose record is `record`: log generation
+    /// `generation` in `dir`, `file_len` bytes long, replayed from byte `start` on, with
+    /// positions `1..=base` before that (read through the index). Its checkpoint is due.
+    fn from_scan(
+        scan: Scan<'_>,
+        dir: &Path,
+        generation: u64,
+        record: ConversationRecord,
+        file_len: u64,
+        base: u64,
+        start: u64,
+    ) -> ConversationLog {
+        ConversationLog {
+            dir: dir.to_owned(),
+            generation,
+            record,
+            files: scan.files,
+            valid_end: scan.valid_end,
+            file_len,
+            last_frame: scan.last_frame,
+            base,
+            tail_bytes: scan.valid_end - start,
+            tail_frames: scan.frames,
+            tail: scan.tail,
+            edits: scan.edits,
+            edited: scan.edited,
+            deleting: scan.deleting,
+            stale: true,
+            legacy: false,
+        }
+    }
+
     /// Checks the derived files of the conversation in `dir` against its log, and with
     /// `fix` writes the wrong ones again: see [`repair::check`]. The caller holds `dir`
     /// locked exclusively.
@@ -158,6 +192,27 @@ impl ConversationLog {
     /// Its seq index.
     fn index(&self) -> SeqIndex {
         SeqIndex::of(&self.dir, self.generation)
+    }
+
+    /// The index entries of the messages it holds in memory: every message's, for a log
+    /// replayed from its start.
+    fn entries(&self) -> Vec<IndexEntry> {
+        self.tail.iter().map(|(_, e)| *e).collect()
+    }
+
+    /// Bytes of an unfinished record (a write cut short) after its last intact one.
+    fn unfinished(&self) -> u64 {
+        self.file_len.saturating_sub(self.valid_end)
+    }
+
+    /// Whether `other` reads as the same state: same generation, same end, same record,
+    /// attachments and deletion mark.
+    fn same_state(&self, other: &ConversationLog) -> bool {
+        self.generation == other.generation
+            && self.valid_end == other.valid_end
+            && self.record == other.record
+            && self.files == other.files
+            && self.deleting == other.deleting
     }
 
     /// The checkpoint of its state at the end of its log.

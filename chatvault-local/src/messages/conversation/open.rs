@@ -53,7 +53,8 @@ pub(super) fn from_checkpoint(dir: &Path, cp: &Checkpoint) -> Result<Option<Conv
     };
     let stale = scan.frames >= CHECKPOINT_FRAMES;
     let base = cp.record.message_count;
-    let mut view = scan.into_log(dir, cp.generation, record, file_len, base, cp.log_len);
+    let mut view =
+        ConversationLog::from_scan(scan, dir, cp.generation, record, file_len, base, cp.log_len);
     view.stale = stale;
     Ok(Some(view))
 }
@@ -89,7 +90,9 @@ pub(super) fn replay(
             "no state record: the log was written by 0.1 and its header.json is lost",
         ));
     };
-    Ok(Some(scan.into_log(dir, generation, record, file_len, 0, 0)))
+    Ok(Some(ConversationLog::from_scan(
+        scan, dir, generation, record, file_len, 0, 0,
+    )))
 }
 
 /// Every message of the log at `path`, with its index entry, replayed and checked up to

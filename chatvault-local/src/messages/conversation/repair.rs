@@ -17,7 +17,7 @@ use crate::log::IndexEntry;
 use crate::messages::format::{HEADER, HeaderRead};
 
 /// A derived file found wrong, and what is wrong with it.
-pub(crate) type Finding = (PathBuf, String);
+pub(super) type Finding = (PathBuf, String);
 
 /// Writes `index` again from `all`, the log's every message with its entry (as a replay
 /// found them), after a read found it damaged or missing. Entries are the same whoever
@@ -52,7 +52,7 @@ pub(super) fn check(dir: &Path, fix: bool) -> Result<Option<(ConversationLog, Ve
         return Ok(None);
     };
     let index = truth.index();
-    let entries: Vec<IndexEntry> = truth.tail.iter().map(|(_, e)| *e).collect();
+    let entries = truth.entries();
     let mut found = Vec::new();
     if let Some(why) = checkpoint_problem(dir, &header, &truth)? {
         found.push((dir.join(HEADER), why));
@@ -60,20 +60,21 @@ pub(super) fn check(dir: &Path, fix: bool) -> Result<Option<(ConversationLog, Ve
     if let Some(why) = index.problem(&entries)? {
         found.push((index.path().to_owned(), why));
     }
-    if truth.file_len > truth.valid_end {
+    let unfinished = truth.unfinished();
+    if unfinished > 0 {
         found.push((
             truth.log_path(),
             format!(
-                "{} bytes of an unfinished record (a write cut short) after the last record",
-                truth.file_len - truth.valid_end
+                "{unfinished} bytes of an unfinished record (a write cut short) after the last \
+                 record"
             ),
         ));
     }
     if fix && !found.is_empty() {
         let log = LogEnd {
             path: &truth.log_path(),
-            valid_end: truth.valid_end,
-            file_len: truth.file_len,
+            valid_end: truth.valid_end(),
+            unfinished: unfinished > 0,
         };
         rewrite_derived(dir, &log, &index, &entries, &truth.checkpoint())?;
     }
@@ -98,15 +99,7 @@ fn checkpoint_problem(
         HeaderRead::Checkpoint(cp) => cp,
     };
     Ok(match open::from_checkpoint(dir, cp) {
-        Ok(Some(view))
-            if view.generation == truth.generation
-                && view.valid_end == truth.valid_end
-                && view.record == truth.record
-                && view.files == truth.files
-                && view.deleting == truth.deleting =>
-        {
-            None
-        }
+        Ok(Some(view)) if view.same_state(truth) => None,
         Ok(Some(_)) => Some("disagrees with the log".into()),
         Ok(None) => Some("does not match the log".into()),
         Err(e) if is_damage(&e) => Some(format!("the log does not follow from it: {e}")),
@@ -114,14 +107,14 @@ fn checkpoint_problem(
     })
 }
 
-/// A log's path, where its intact records end, and its length.
+/// A log's path, where its intact records end, and whether an unfinished one follows.
 struct LogEnd<'a> {
     /// The log.
     path: &'a Path,
     /// End of its last intact record.
     valid_end: u64,
-    /// Its length (past `valid_end` when an unfinished record follows).
-    file_len: u64,
+    /// Whether an unfinished record follows `valid_end`.
+    unfinished: bool,
 }
 
 /// Cuts off an unfinished record of `log`, then writes `index` (flushed: a checkpoint
@@ -134,7 +127,7 @@ fn rewrite_derived(
     entries: &[IndexEntry],
     cp: &Checkpoint,
 ) -> Result<()> {
-    if log.file_len > log.valid_end {
+    if log.unfinished {
         let file = open_rw(log.path)?;
         file.set_len(log.valid_end)
             .map_err(io_at("truncate", log.path))?;

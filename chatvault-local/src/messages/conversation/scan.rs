@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use chatvault_core::backend::{ConversationRecord, FileAttachment, Message, Result};
 
-use super::{ConversationLog, check_headroom};
+use super::check_headroom;
 use crate::error::{damaged, io_at, io_error};
 use crate::fsutil::{is_absent, read_at};
 use crate::log::{
@@ -329,40 +329,6 @@ impl<'a> Scan<'a> {
         self.last_frame = Some((offset, crc));
         self.frames += 1;
         Ok(())
-    }
-}
-
-impl Scan<'_> {
-    /// The conversation this replay read, whose record is `record`: log generation
-    /// `generation` in `dir`, `file_len` bytes long, replayed from byte `start` on, with
-    /// positions `1..=base` before that (read through the index). Its checkpoint is due.
-    pub(super) fn into_log(
-        self,
-        dir: &Path,
-        generation: u64,
-        record: ConversationRecord,
-        file_len: u64,
-        base: u64,
-        start: u64,
-    ) -> ConversationLog {
-        ConversationLog {
-            dir: dir.to_owned(),
-            generation,
-            record,
-            files: self.files,
-            valid_end: self.valid_end,
-            file_len,
-            last_frame: self.last_frame,
-            base,
-            tail_bytes: self.valid_end - start,
-            tail_frames: self.frames,
-            tail: self.tail,
-            edits: self.edits,
-            edited: self.edited,
-            deleting: self.deleting,
-            stale: true,
-            legacy: false,
-        }
     }
 }
 
