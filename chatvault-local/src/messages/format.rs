@@ -1,7 +1,7 @@
 //! The file format of a conversation store beside the log records (those are in
-//! [`crate::log`]) and the checkpoint (in `conversation/checkpoint.rs`): the `FORMAT`
-//! file, `header.json` as read (a checkpoint, or 0.1's header) and the names of the
-//! files in a conversation's directory.
+//! [`crate::log`]) and the checkpoint (in `conversation/checkpoint.rs`, read with 0.1's
+//! header by `conversation/header.rs`): the `FORMAT` file, 0.1's `header.json`, and the
+//! names of the files in a conversation's directory.
 
 use std::fs;
 use std::path::Path;
@@ -9,9 +9,8 @@ use std::path::Path;
 use chatvault_core::backend::{ConversationRecord, Error, FileAttachment, Result};
 use serde::{Deserialize, Serialize};
 
-use super::conversation::Checkpoint;
-use crate::error::{BACKEND, CorruptData, corrupt, damaged, io_error};
-use crate::fsutil::{is_absent, is_not_found, unique_name, write_atomic};
+use crate::error::{BACKEND, CorruptData, corrupt, io_error};
+use crate::fsutil::{is_not_found, unique_name, write_atomic};
 
 /// The on-disk layout version this release writes (in `FORMAT` and every checkpoint).
 ///
@@ -48,62 +47,11 @@ pub(crate) struct LegacyHeader {
     pub(crate) files: Vec<FileAttachment>,
 }
 
-/// What `header.json` turned out to be.
-#[derive(Debug)]
-pub(crate) enum HeaderRead {
-    /// There is none.
-    Missing,
-    /// Neither an intact checkpoint nor an 0.1 header.
-    Damaged,
-    /// 0.1's header.
-    Legacy(Box<LegacyHeader>),
-    /// An intact checkpoint.
-    Checkpoint(Box<Checkpoint>),
-}
-
 /// The `FORMAT` file.
 #[derive(Serialize, Deserialize)]
 struct FormatFile {
     format: u32,
     layout: String,
-}
-
-impl HeaderRead {
-    /// Reads `header.json` in conversation directory `dir`.
-    pub(crate) fn read(dir: &Path) -> Result<HeaderRead> {
-        let path = dir.join(HEADER);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if is_absent(&e) => return Ok(HeaderRead::Missing),
-            Err(e) => return Err(io_error("read", &path, e)),
-        };
-        if Checkpoint::is_marked(&bytes) {
-            return Ok(match Checkpoint::decode(&bytes) {
-                Some(cp) if cp.format <= FORMAT_VERSION => HeaderRead::Checkpoint(Box::new(cp)),
-                Some(cp) => {
-                    return Err(damaged(
-                        &path,
-                        format!(
-                            "format {} is newer than this release's {FORMAT_VERSION}",
-                            cp.format
-                        ),
-                    ));
-                }
-                None => HeaderRead::Damaged,
-            });
-        }
-        match serde_json::from_slice::<LegacyHeader>(&bytes) {
-            Ok(h) if h.format == LEGACY_FORMAT => Ok(HeaderRead::Legacy(Box::new(h))),
-            Ok(h) if h.format > FORMAT_VERSION => Err(damaged(
-                &path,
-                format!(
-                    "format {} is newer than this release's {FORMAT_VERSION}",
-                    h.format
-                ),
-            )),
-            _ => Ok(HeaderRead::Damaged),
-        }
-    }
 }
 
 /// Checks the `FORMAT` file in `root` (writing it, through a temp file in `tmp`, when it

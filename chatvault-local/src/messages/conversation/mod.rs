@@ -4,13 +4,15 @@
 //! records to it, read its messages, upgrade an 0.1 one and check its derived files,
 //! through the parts that each own one file or one step: [`open`] (from the checkpoint
 //! and the records after it, or by a replay: [`scan`]), [`commit`] (records reaching
-//! the log), [`index`] (the seq index), [`checkpoint`] (`header.json`), [`legacy`] (0.1's
+//! the log), [`index`] (the seq index), [`checkpoint`] (`header.json`), [`header`]
+//! (`header.json` as read: a checkpoint or 0.1's header), [`legacy`] (0.1's
 //! conversations and their upgrade), [`repair`] (the one step through which a read, or
 //! `LocalMessages::repair`, writes damaged derived files again) and [`lock`] (the lock
 //! file).
 
 mod checkpoint;
 mod commit;
+mod header;
 mod index;
 mod legacy;
 pub(crate) mod lock;
@@ -25,9 +27,10 @@ use chatvault_core::backend::{
     ConversationId, ConversationRecord, FileAttachment, Message, Result,
 };
 
-use super::format::{FORMAT_VERSION, HeaderRead, log_name};
+use super::format::{FORMAT_VERSION, log_name};
 use crate::error::{damaged, is_damage};
 use crate::log::{IndexEntry, header_crc};
+use header::HeaderRead;
 use index::SeqIndex;
 use scan::Scan;
 

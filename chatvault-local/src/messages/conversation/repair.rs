@@ -9,12 +9,13 @@ use chatvault_core::backend::{Message, Result};
 
 use super::ConversationLog;
 use super::checkpoint::Checkpoint;
+use super::header::HeaderRead;
 use super::index::SeqIndex;
 use super::open;
 use crate::error::{io_at, is_damage};
 use crate::fsutil::{open_rw, sync_data};
 use crate::log::IndexEntry;
-use crate::messages::format::{HEADER, HeaderRead};
+use crate::messages::format::HEADER;
 
 /// A derived file found wrong, and what is wrong with it.
 pub(super) type Finding = (PathBuf, String);
