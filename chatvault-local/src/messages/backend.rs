@@ -3,6 +3,8 @@
 use chatvault_core::backend::*;
 
 use super::LocalMessages;
+use super::changes::Changes;
+use super::whole::Whole;
 use crate::error::BACKEND;
 
 #[async_trait]
@@ -15,12 +17,12 @@ impl MessagesBackend for LocalMessages {
 
     async fn create(&self, record: &ConversationRecord) -> Result<()> {
         let record = record.clone();
-        self.run(move |s| s.whole().create(&record)).await
+        self.run(move |s| Whole::new(s).create(&record)).await
     }
 
     async fn head(&self, id: &ConversationId) -> Result<Option<ConversationHead>> {
         let id = id.clone();
-        self.run(move |s| s.changes().head(&id)).await
+        self.run(move |s| Changes::new(s).head(&id)).await
     }
 
     async fn append_messages_as(
@@ -30,7 +32,7 @@ impl MessagesBackend for LocalMessages {
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         let (owner, id) = (owner.cloned(), id.clone());
-        self.run(move |s| s.changes().append(owner.as_ref(), &id, messages))
+        self.run(move |s| Changes::new(s).append(owner.as_ref(), &id, messages))
             .await
     }
 
@@ -45,8 +47,7 @@ impl MessagesBackend for LocalMessages {
         let message_id = message_id.clone();
         let update = update.clone();
         self.run(move |s| {
-            s.changes()
-                .update_message(&id, &message_id, expected_revision, &update)
+            Changes::new(s).update_message(&id, &message_id, expected_revision, &update)
         })
         .await
     }
@@ -58,14 +59,15 @@ impl MessagesBackend for LocalMessages {
     ) -> Result<Option<Message>> {
         let id = id.clone();
         let message_id = message_id.clone();
-        self.run(move |s| s.changes().message(&id, &message_id))
+        self.run(move |s| Changes::new(s).message(&id, &message_id))
             .await
     }
 
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
         let id = id.clone();
         let range = range.clone();
-        self.run(move |s| s.changes().messages(&id, &range)).await
+        self.run(move |s| Changes::new(s).messages(&id, &range))
+            .await
     }
 
     async fn list_conversations(
@@ -85,7 +87,7 @@ impl MessagesBackend for LocalMessages {
     ) -> Result<ConversationRecord> {
         let id = id.clone();
         let patch = patch.clone();
-        self.run(move |s| s.changes().update(&id, &patch)).await
+        self.run(move |s| Changes::new(s).update(&id, &patch)).await
     }
 
     async fn add_file(
@@ -95,7 +97,7 @@ impl MessagesBackend for LocalMessages {
     ) -> Result<ConversationRecord> {
         let id = id.clone();
         let file = file.clone();
-        self.run(move |s| s.changes().add_file(&id, file)).await
+        self.run(move |s| Changes::new(s).add_file(&id, file)).await
     }
 
     async fn remove_file(
@@ -105,18 +107,18 @@ impl MessagesBackend for LocalMessages {
     ) -> Result<Option<ConversationRecord>> {
         let id = id.clone();
         let file_id = file_id.clone();
-        self.run(move |s| s.changes().remove_file(&id, &file_id))
+        self.run(move |s| Changes::new(s).remove_file(&id, &file_id))
             .await
     }
 
     async fn begin_delete(&self, id: &ConversationId) -> Result<Option<Vec<FileAttachment>>> {
         let id = id.clone();
-        self.run(move |s| s.changes().begin_delete(&id)).await
+        self.run(move |s| Changes::new(s).begin_delete(&id)).await
     }
 
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
         let id = id.clone();
-        self.run(move |s| s.whole().delete(&id)).await
+        self.run(move |s| Whole::new(s).delete(&id)).await
     }
 
     async fn list_deleting(

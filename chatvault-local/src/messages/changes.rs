@@ -14,9 +14,10 @@ use chatvault_core::backend::{
 
 use super::conversation::lock::Mode;
 use super::conversation::{MAX_PAGE, Pending, check_headroom};
-use super::format::HEADER;
+use super::deleting::Markers;
+use super::format::{HEADER, dir_name};
 use super::rewrite;
-use super::store::{Store, dir_name};
+use super::store::Store;
 use crate::error::BACKEND;
 use crate::listing::Claim;
 use crate::log::{encode_edit, encode_frame, encode_state};
@@ -25,10 +26,16 @@ use crate::log::{encode_edit, encode_frame, encode_state};
 /// reads of its messages.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Changes<'s> {
-    pub(super) store: &'s Store,
+    /// The store they work on.
+    store: &'s Store,
 }
 
-impl Changes<'_> {
+impl<'s> Changes<'s> {
+    /// The changes to the conversations of `store`.
+    pub(super) fn new(store: &'s Store) -> Self {
+        Changes { store }
+    }
+
     /// Appends `messages` to conversation `id`, in one commit with the appends waiting
     /// beside it (see [`append_batch`](Self::append_batch)).
     pub(crate) fn append(
@@ -328,11 +335,11 @@ impl Changes<'_> {
         let name = dir_name(id.as_str());
         if view.deleting {
             // Marked by an earlier release, without a marker: written now.
-            self.store.markers().ensure(&name)?;
+            Markers::new(self.store).ensure(&name)?;
         } else {
             let frame = encode_state(now(), &view.record, &view.files, true)?;
             // Before the commit: a crash after it must leave the marker.
-            self.store.markers().write(&name)?;
+            Markers::new(self.store).write(&name)?;
             view.deleting = true;
             view.commit(vec![Pending::State(frame)])?;
             self.store

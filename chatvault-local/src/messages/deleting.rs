@@ -1,7 +1,8 @@
 //! The markers of conversations marked for deletion, so that
 //! [`LocalMessages::list_deleting`](super::LocalMessages::list_deleting) finds them
-//! without reading every conversation. [`Markers`] works on the store's directories it
-//! is given; `LocalMessages::list_deleting` and the repair call it.
+//! without reading every conversation. [`Markers`] works on a [`Store`]'s directories;
+//! `LocalMessages::list_deleting`, the operations that mark and delete, and the repair
+//! call it.
 //!
 //! `deleting/<name>` is an empty file, `<name>` being the conversation's directory name
 //! in `conversations/`. The marker is written apart from the mark (the state record
@@ -30,12 +31,11 @@ use chatvault_core::backend::{ConversationId, Result, UserId};
 
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};
-use super::repair::{RepairItem, RepairReport};
+use super::report::{RepairItem, RepairReport};
+use super::store::Store;
 use crate::error::{io_at, io_error, is_damage};
 use crate::fsutil::{create_dir_all_durable, is_not_found, sync_all, sync_dir};
 
-/// The directory of the markers, in the store's root.
-pub(crate) const DELETING_DIR: &str = "deleting";
 /// The lock file that orders the removal of a gone conversation's marker after the
 /// writing of a new one, in the store's root (beside `deleting/`, where it could share
 /// a name with a marker).
@@ -53,13 +53,12 @@ pub(crate) struct Markers<'s> {
 }
 
 impl<'s> Markers<'s> {
-    /// The markers of the store in `root`, whose conversations are in `conversations`
-    /// and markers in `deleting`.
-    pub(super) fn new(root: &'s Path, conversations: &'s Path, deleting: &'s Path) -> Self {
+    /// The markers of `store`.
+    pub(super) fn new(store: &'s Store) -> Self {
         Markers {
-            root,
-            conversations,
-            deleting,
+            root: &store.root,
+            conversations: &store.conversations,
+            deleting: &store.deleting,
         }
     }
 

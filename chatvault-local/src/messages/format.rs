@@ -1,12 +1,13 @@
 //! The file format of a conversation store beside the log records (those are in
 //! [`crate::log`]) and the checkpoint (in `conversation/checkpoint.rs`, read with 0.1's
 //! header by `conversation/header.rs`): the `FORMAT` file, 0.1's `header.json`, and the
-//! names of the files in a conversation's directory.
+//! names of a conversation's directory and of the files in it.
 
 use std::fs;
 use std::path::Path;
 
 use chatvault_core::backend::{ConversationRecord, Error, FileAttachment, Result};
+use chatvault_core::keys::{MAX_SEGMENT_LEN, encode_component};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BACKEND, CorruptData, corrupt, io_error};
@@ -24,6 +25,11 @@ pub(crate) const LEGACY_FORMAT: u32 = 1;
 const FORMAT_FILE: &str = "FORMAT";
 pub(crate) const HEADER: &str = "header.json";
 pub(crate) const HEADER_TMP: &str = "header.json.tmp";
+
+/// The name of conversation `id`'s directory (and of its marker in `deleting/`).
+pub(crate) fn dir_name(id: &str) -> String {
+    encode_component(id, MAX_SEGMENT_LEN)
+}
 
 /// The name of log generation `generation`.
 pub(crate) fn log_name(generation: u64) -> String {

@@ -1,16 +1,22 @@
 //! [`LocalMessages`]: conversations in append-only logs on the local file system.
 //!
 //! [`LocalMessages`]' own methods are all here, each a thin call into the parts, each
-//! owning its state: [`store`] (directories, the listing glue),
-//! [`whole`] (whole-conversation operations), [`changes`] (changes to one conversation),
-//! [`deleting`] (the markers of conversations marked for deletion, for
-//! [`list_deleting`](LocalMessages::list_deleting)), [`group`] (group
-//! commit), [`ids`] (message id maps), [`conversation`] (one
-//! conversation's log: open, replay, commit, index, checkpoint, 0.1 upgrade, repair),
-//! [`generation`] (a log written whole, as a new generation), [`rewrite`] (the log
-//! rewritten without superseded versions after a redaction), [`format`](mod@format) (the
-//! files beside the log records), [`repair`] (every derived file checked and rebuilt on
-//! request), and [`backend`] (the trait impl).
+//! owning its state. The parts are layered, each using only those below it:
+//!
+//! - at the bottom, [`format`](mod@format) (the files beside the log records, and the
+//!   names of a conversation's directory and files), [`report`] (what a repair
+//!   reports) and [`group`] (group commit);
+//! - [`conversation`] (one conversation's log: open, replay, commit, index,
+//!   checkpoint, 0.1 upgrade, repair), then [`ids`] (message id maps), [`generation`]
+//!   (a log written whole, as a new generation) and [`rewrite`] (the log rewritten
+//!   without superseded versions after a redaction);
+//! - [`store`] (directories, conversations' locks, the listing glue);
+//! - the operations on a store, each given it: [`deleting`] (the markers of
+//!   conversations marked for deletion, for
+//!   [`list_deleting`](LocalMessages::list_deleting)), [`whole`] (whole-conversation
+//!   operations), [`changes`] (changes to one conversation) and [`repair`] (every
+//!   derived file checked and rebuilt on request);
+//! - on top, [`LocalMessages`], holding the store, and [`backend`] (the trait impl).
 
 mod backend;
 mod changes;
@@ -21,6 +27,7 @@ mod generation;
 mod group;
 mod ids;
 mod repair;
+mod report;
 mod rewrite;
 mod store;
 mod whole;
@@ -31,11 +38,13 @@ use std::sync::Arc;
 use chatvault_core::backend::{ConversationId, PageLimit, Result, StoredConversation, UserId};
 
 use crate::fsutil::blocking;
+use deleting::Markers;
 use store::Store;
+use whole::Whole;
 
 pub use conversation::MAX_PAGE;
 pub use format::FORMAT_VERSION;
-pub use repair::{RepairItem, RepairReport};
+pub use report::{RepairItem, RepairReport};
 
 /// Conversations stored in a directory on the local file system: durable, crash-safe,
 /// safe to share between threads, tasks and processes.
@@ -75,7 +84,7 @@ impl LocalMessages {
     /// at the first id already taken; the conversations before it are stored. Returns how
     /// many were stored. Records are validated like [`LocalMessages::save`]'s.
     pub async fn import(&self, conversations: Vec<StoredConversation>) -> Result<u64> {
-        self.run(move |s| s.whole().import(conversations)).await
+        self.run(move |s| Whole::new(s).import(conversations)).await
     }
 
     /// Runs `f` on the store on tokio's blocking pool.
@@ -92,7 +101,7 @@ impl LocalMessages {
     /// exist or is being deleted). Reads the whole log: for exports and tests.
     pub async fn get(&self, id: &ConversationId) -> Result<Option<StoredConversation>> {
         let id = id.clone();
-        self.run(move |s| s.whole().get(&id)).await
+        self.run(move |s| Whole::new(s).get(&id)).await
     }
 
     /// Stores a whole conversation, replacing any with its id (a new log generation,
@@ -100,13 +109,13 @@ impl LocalMessages {
     /// count them (`InvalidInput` otherwise).
     pub async fn save(&self, conversation: &StoredConversation) -> Result<()> {
         let conversation = conversation.clone();
-        self.run(move |s| s.whole().save(&conversation)).await
+        self.run(move |s| Whole::new(s).save(&conversation)).await
     }
 
     /// Every conversation of `user`, whole (see [`get`](Self::get)).
     pub async fn get_by_user(&self, user: &UserId) -> Result<Vec<StoredConversation>> {
         let user = user.to_string();
-        self.run(move |s| s.get_by_user(&user)).await
+        self.run(move |s| Whole::new(s).get_by_user(&user)).await
     }
 
     /// Checks every derived file of the store against the logs, and (unless `dry_run`)
@@ -150,7 +159,7 @@ impl LocalMessages {
         limit: PageLimit,
     ) -> Result<Vec<ConversationId>> {
         let user = user_id.cloned();
-        self.run(move |s| s.markers().list(user.as_ref(), limit.get()))
+        self.run(move |s| Markers::new(s).list(user.as_ref(), limit.get()))
             .await
     }
 }

@@ -2,56 +2,18 @@
 //! against the logs, and written again from them where it is wrong.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chatvault_core::backend::Result;
 
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};
+use super::deleting::Markers;
+use super::report::{RepairItem, RepairReport};
 use super::rewrite::{self, REWRITE_MARK};
 use super::store::Store;
 use crate::error::{io_at, io_error, is_damage};
 use crate::fsutil::is_absent;
-
-/// One file [`LocalMessages::repair`](crate::LocalMessages::repair) found wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RepairItem {
-    /// The file (or, for a whole conversation or the listing index, its directory).
-    pub path: PathBuf,
-    /// What is wrong with it.
-    pub problem: String,
-}
-
-impl std::fmt::Display for RepairItem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.problem)
-    }
-}
-
-/// What [`LocalMessages::repair`](crate::LocalMessages::repair) checked, found and rebuilt.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RepairReport {
-    /// Whether it was a dry run: nothing was written.
-    pub dry_run: bool,
-    /// Conversations checked.
-    pub conversations: u64,
-    /// Derived or housekeeping files that were wrong (missing, damaged, stale, or an
-    /// unfinished record after a log's last one): written again from the logs, or with
-    /// [`dry_run`](Self::dry_run) what would be.
-    pub rebuilt: Vec<RepairItem>,
-    /// Conversations whose log (the truth: user data) is damaged. Nothing of them is
-    /// changed: reads report them as `Corrupt`, as before.
-    pub damaged: Vec<RepairItem>,
-}
-
-impl RepairReport {
-    /// Whether nothing was found wrong.
-    pub fn is_clean(&self) -> bool {
-        self.rebuilt.is_empty() && self.damaged.is_empty()
-    }
-}
 
 /// Checks every derived file of `store` against the logs and (unless `dry_run`) writes
 /// the wrong ones again: see [`LocalMessages::repair`](crate::LocalMessages::repair).
@@ -72,12 +34,10 @@ pub(super) fn repair(store: &Store, dry_run: bool) -> Result<RepairReport> {
     dirs.sort();
     for dir in dirs {
         if let Some(deleting) = conversation(&dir, dry_run, &mut report)? {
-            store
-                .markers()
-                .check(&dir, deleting, dry_run, &mut report)?;
+            Markers::new(store).check(&dir, deleting, dry_run, &mut report)?;
         }
     }
-    store.markers().sweep_gone(dry_run, &mut report)?;
+    Markers::new(store).sweep_gone(dry_run, &mut report)?;
     if let Some(problem) = store.index.check(store, !dry_run)? {
         report.rebuilt.push(RepairItem {
             path: store.root.join("index"),

@@ -6,20 +6,16 @@ use std::path::{Path, PathBuf};
 
 use chatvault_core::backend::{
     Appended, ConversationId, ConversationSummary, Error, ListOptions, NewMessage, Page, Result,
-    StoredConversation, UserId,
+    UserId,
 };
-use chatvault_core::keys::{MAX_SEGMENT_LEN, encode_component};
 
-use super::changes::Changes;
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};
 use super::conversation::scan::log_generations;
-use super::deleting::{DELETING_DIR, Markers};
-use super::format::{HEADER, check_format};
+use super::format::{HEADER, check_format, dir_name};
 use super::group::GroupCommit;
 use super::ids::IdMaps;
 use super::rewrite;
-use super::whole::Whole;
 use crate::error::{io_at, is_damage};
 use crate::fsutil::{STALE_TEMP_AGE, create_dir_all_durable, sweep};
 use crate::listing::{Found, Listing, Source};
@@ -41,10 +37,9 @@ pub(crate) struct Store {
     pub(crate) ids: IdMaps,
 }
 
-/// The name of conversation `id`'s directory (and of its marker in `deleting/`).
-pub(super) fn dir_name(id: &str) -> String {
-    encode_component(id, MAX_SEGMENT_LEN)
-}
+/// The directory of the markers of conversations marked for deletion, in the store's
+/// root (see [`deleting`](super::deleting)).
+const DELETING_DIR: &str = "deleting";
 
 impl Store {
     /// Opens (creating it if needed) the store in directory `root`, removing leftovers of
@@ -78,21 +73,6 @@ impl Store {
         sweep(&store.trash, std::time::Duration::ZERO);
         sweep(&store.tmp, STALE_TEMP_AGE);
         Ok(store)
-    }
-
-    /// The whole-conversation operations (create, get, save, import, delete).
-    pub(crate) fn whole(&self) -> Whole<'_> {
-        Whole { store: self }
-    }
-
-    /// The changes to one conversation and the reads of its messages.
-    pub(crate) fn changes(&self) -> Changes<'_> {
-        Changes { store: self }
-    }
-
-    /// The markers of conversations marked for deletion.
-    pub(crate) fn markers(&self) -> Markers<'_> {
-        Markers::new(&self.root, &self.conversations, &self.deleting)
     }
 
     /// The directory of conversation `id`.
@@ -181,33 +161,6 @@ impl Store {
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
         self.index.page(user, options, self)
-    }
-
-    /// Every conversation of `user`, whole.
-    pub(crate) fn get_by_user(&self, user: &str) -> Result<Vec<StoredConversation>> {
-        let ids = self.index.ids_of(user, self)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Ok(conversation) = ConversationId::parse(id.as_str()) else {
-                continue;
-            };
-            match self.whole().get(&conversation) {
-                Ok(Some(c))
-                    if c.record
-                        .user_id
-                        .as_ref()
-                        .is_some_and(|u| u.as_str() == user) =>
-                {
-                    out.push(c);
-                }
-                Ok(_) => {}
-                Err(e) if is_damage(&e) => {
-                    tracing::warn!(conversation = id, error = %e, "leaving a damaged conversation out");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
     }
 
     /// The names of the directories in `conversations/` (a stray file, such as

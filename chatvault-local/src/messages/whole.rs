@@ -1,5 +1,5 @@
-//! Whole-conversation operations: create, get, save (a new log generation), import,
-//! delete.
+//! Whole-conversation operations: create, get (one, or every one of a user), save (a
+//! new log generation), import, delete.
 
 use std::fs;
 use std::io;
@@ -12,9 +12,10 @@ use chatvault_core::backend::{
 use super::conversation::ConversationLog;
 use super::conversation::lock::{Mode, lock_dir};
 use super::conversation::scan::log_generations;
-use super::format::{HEADER, log_name};
+use super::deleting::Markers;
+use super::format::{HEADER, dir_name, log_name};
 use super::generation::{remove_older, switch_to, write_next, write_whole};
-use super::store::{Store, dir_name};
+use super::store::Store;
 use crate::error::{io_at, io_error, is_damage};
 use crate::fsutil::{TempPath, sync_dir, sync_tree, unique_name};
 use crate::listing::Claim;
@@ -22,10 +23,16 @@ use crate::listing::Claim;
 /// Whole-conversation operations of a [`Store`]: create, get, save, import, delete.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Whole<'s> {
-    pub(super) store: &'s Store,
+    /// The store they work on.
+    store: &'s Store,
 }
 
-impl Whole<'_> {
+impl<'s> Whole<'s> {
+    /// The whole-conversation operations of `store`.
+    pub(super) fn new(store: &'s Store) -> Self {
+        Whole { store }
+    }
+
     /// Builds a conversation directory in `tmp/`, flushed unless `flush` is off (a bulk
     /// import flushes everything at once). Its lock file is created by the first lock.
     fn build_dir(&self, conversation: &StoredConversation, flush: bool) -> Result<TempPath> {
@@ -80,7 +87,7 @@ impl Whole<'_> {
         }
         for conversation in conversations.iter().filter(|c| c.deleting) {
             let name = dir_name(conversation.record.id.as_str());
-            self.store.markers().write(&name)?;
+            Markers::new(self.store).write(&name)?;
         }
         // Everything written is flushed before anything is renamed into place.
         sync_tree(&self.store.tmp, built.iter().map(TempPath::path))?;
@@ -139,7 +146,7 @@ impl Whole<'_> {
         record.validate()?;
         let dir = self.store.conv_dir(&record.id);
         if conversation.deleting {
-            self.store.markers().write(&dir_name(record.id.as_str()))?;
+            Markers::new(self.store).write(&dir_name(record.id.as_str()))?;
         }
         for _ in 0..100 {
             match lock_dir(&dir, Mode::Exclusive)? {
@@ -196,6 +203,33 @@ impl Whole<'_> {
         Ok(Some(conversation))
     }
 
+    /// Every conversation of `user`, whole.
+    pub(crate) fn get_by_user(&self, user: &str) -> Result<Vec<StoredConversation>> {
+        let ids = self.store.index.ids_of(user, self.store)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Ok(conversation) = ConversationId::parse(id.as_str()) else {
+                continue;
+            };
+            match self.get(&conversation) {
+                Ok(Some(c))
+                    if c.record
+                        .user_id
+                        .as_ref()
+                        .is_some_and(|u| u.as_str() == user) =>
+                {
+                    out.push(c);
+                }
+                Ok(_) => {}
+                Err(e) if is_damage(&e) => {
+                    tracing::warn!(conversation = id, error = %e, "leaving a damaged conversation out");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes a conversation (damaged or not); `false` when there was none. Its marker
     /// in `deleting/` (if any) is removed after the conversation.
     pub(crate) fn delete(&self, id: &ConversationId) -> Result<bool> {
@@ -203,7 +237,7 @@ impl Whole<'_> {
         let name = dir_name(id.as_str());
         let Some(lock) = lock_dir(&dir, Mode::Exclusive)? else {
             // A delete cut short after its commit may have left the marker.
-            self.store.markers().remove_if_gone(&name)?;
+            Markers::new(self.store).remove_if_gone(&name)?;
             return Ok(false);
         };
         // A damaged conversation is deleted all the same: the id names its directory.
@@ -228,7 +262,7 @@ impl Whole<'_> {
         drop(lock);
         let _ = fs::remove_dir_all(&trash);
         // Last: until here, a crash leaves the conversation listed by `list_deleting`.
-        self.store.markers().remove_if_gone(&name)?;
+        Markers::new(self.store).remove_if_gone(&name)?;
         Ok(true)
     }
 }
