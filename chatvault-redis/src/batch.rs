@@ -19,19 +19,11 @@ use tokio::sync::oneshot;
 use crate::commit::{Change, Committer, Decision, Outcome, Seen};
 use crate::conn::BACKEND;
 use crate::layout::Keys;
-use crate::state::{Slots, Turn};
+use crate::state::{Slots, Turn, Waiting};
 
 /// The most appends one script writes together, so that no script holds the server up
 /// for long.
 const MAX_BATCH: usize = 256;
-
-/// An append waiting for its conversation's turn.
-#[derive(Debug)]
-pub(crate) struct Waiting {
-    owner: Option<UserId>,
-    messages: Vec<NewMessage>,
-    answer: oneshot::Sender<Result<Appended>>,
-}
 
 /// Appends messages, writing together those that wait for the same conversation's turn:
 /// the slots they wait in, the committer that writes them, the key layout its errors name.

@@ -12,11 +12,12 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chatvault_core::backend::{ConversationId, ConversationRecord, FileAttachment};
+use chatvault_core::backend::{
+    Appended, ConversationId, ConversationRecord, FileAttachment, NewMessage, Result, UserId,
+};
 
-use crate::batch::Waiting;
 use lru::LruCache;
-use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard};
+use tokio::sync::{Mutex as TurnLock, OwnedMutexGuard, oneshot};
 
 /// A conversation as of one write token.
 #[derive(Clone, Debug)]
@@ -27,6 +28,18 @@ pub(crate) struct Known {
     pub(crate) record: ConversationRecord,
     /// Its attachments, oldest first.
     pub(crate) files: Vec<FileAttachment>,
+}
+
+/// An append waiting for its conversation's turn: what the writer that takes the turn
+/// writes, and where it sends the answer.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    /// Who the append is for (checked in the write).
+    pub(crate) owner: Option<UserId>,
+    /// The messages to append.
+    pub(crate) messages: Vec<NewMessage>,
+    /// Where the answer goes.
+    pub(crate) answer: oneshot::Sender<Result<Appended>>,
 }
 
 /// What a writer holds while it has a conversation's turn: what the last writer left.

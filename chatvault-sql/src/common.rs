@@ -16,14 +16,6 @@ use crate::dialect::Dialect;
 /// larger one): a page of this size, with `next_cursor` set to continue.
 pub(crate) const MESSAGE_PAGE: u64 = 500;
 
-/// One schema migration: its version, a description, and the SQL (several statements).
-#[derive(Debug)]
-pub struct Migration {
-    pub(crate) version: i64,
-    pub(crate) description: &'static str,
-    pub(crate) sql: &'static str,
-}
-
 /// A conversation row as the databases return it, before its values are checked.
 #[derive(Debug)]
 pub(crate) struct RawRecord {

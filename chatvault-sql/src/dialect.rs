@@ -13,8 +13,6 @@ use chatvault_core::backend::{
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Decode, Encode, IntoArguments, Pool, Transaction, Type};
 
-use crate::common::Migration;
-
 mod sealed {
     /// Keeps [`Dialect`](super::Dialect) implemented by this crate only.
     pub trait Sealed {}
@@ -141,4 +139,12 @@ pub trait Dialect: Database<Arguments: IntoArguments<Self>> + Sealed {
         id: &ConversationId,
         messages: &[Message],
     ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// One schema migration: its version, a description, and the SQL (several statements).
+#[derive(Debug)]
+pub struct Migration {
+    pub(crate) version: i64,
+    pub(crate) description: &'static str,
+    pub(crate) sql: &'static str,
 }

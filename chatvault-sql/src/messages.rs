@@ -36,6 +36,26 @@ pub struct SqlMessages<D: Dialect> {
     pub(crate) local: D::Local,
 }
 
+/// Conversations in a SQLite database: one row per conversation, one per message, one
+/// per attachment, with an FTS5 index over message text.
+///
+/// Writers take SQLite's write lock at once (`BEGIN IMMEDIATE`) and wait up to 30 s
+/// (`busy_timeout`) for another process's; within one process they queue on an async
+/// mutex first, so they never spin on the busy handler. The database runs in WAL mode, so
+/// readers never wait for writers. See the [`schema`](crate::schema) page for the tables.
+#[cfg(feature = "sqlite")]
+pub type SqliteMessages = SqlMessages<Sqlite>;
+
+/// Conversations in a PostgreSQL database: one row per conversation, one per message
+/// (with a `tsvector` column and a GIN index for search), one per attachment.
+///
+/// Every write is one transaction that first locks the conversation's row
+/// (`SELECT ... FOR UPDATE`), so writers to one conversation take turns, from any number
+/// of processes, and writers to different conversations run in parallel. See the
+/// [`schema`](crate::schema) page for the tables.
+#[cfg(feature = "postgres")]
+pub type PostgresMessages = SqlMessages<Postgres>;
+
 impl<D: Dialect> Clone for SqlMessages<D> {
     fn clone(&self) -> Self {
         SqlMessages {

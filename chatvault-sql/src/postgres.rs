@@ -11,23 +11,11 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Postgres, Transaction};
 
-use crate::common::{
-    Migration, db_error, parse_message, role_column, search_text, to_i64, to_json,
-};
 use crate::common::{commit, read_error};
-use crate::dialect::{Dialect, Sealed};
-use crate::messages::SqlMessages;
+use crate::common::{db_error, parse_message, role_column, search_text, to_i64, to_json};
+use crate::dialect::{Dialect, Migration, Sealed};
 use crate::rows::col;
 use crate::statements::{record_columns, record_columns_c};
-
-/// Conversations in a PostgreSQL database: one row per conversation, one per message
-/// (with a `tsvector` column and a GIN index for search), one per attachment.
-///
-/// Every write is one transaction that first locks the conversation's row
-/// (`SELECT ... FOR UPDATE`), so writers to one conversation take turns, from any number
-/// of processes, and writers to different conversations run in parallel. See the
-/// [`schema`](crate::schema) page for the tables.
-pub type PostgresMessages = SqlMessages<Postgres>;
 
 /// A fixed key for `pg_advisory_xact_lock`, so that concurrent migrators take turns
 /// ("chatvault" in ASCII, truncated to 63 bits).

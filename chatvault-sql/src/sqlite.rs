@@ -21,23 +21,13 @@ use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use crate::common::read_error;
 use crate::common::{
-    Migration, db_error, fts5_query, parse_message, role_column, search_text, to_i64, to_json,
+    db_error, fts5_query, parse_message, role_column, search_text, to_i64, to_json,
 };
-use crate::dialect::{Dialect, Sealed};
-use crate::messages::SqlMessages;
+use crate::dialect::{Dialect, Migration, Sealed};
 use crate::rows::col;
 use crate::statements::{SELECT_LIVE, record_columns_c};
 
 use group::{SqliteWrite, Writers};
-
-/// Conversations in a SQLite database: one row per conversation, one per message, one
-/// per attachment, with an FTS5 index over message text.
-///
-/// Writers take SQLite's write lock at once (`BEGIN IMMEDIATE`) and wait up to 30 s
-/// (`busy_timeout`) for another process's; within one process they queue on an async
-/// mutex first, so they never spin on the busy handler. The database runs in WAL mode, so
-/// readers never wait for writers. See the [`schema`](crate::schema) page for the tables.
-pub type SqliteMessages = SqlMessages<Sqlite>;
 
 /// How long a writer waits for another process's write lock before failing with a
 /// temporary error.
@@ -358,6 +348,7 @@ impl Dialect for Sqlite {
 mod tests {
     #![allow(clippy::unwrap_used)] // tests may unwrap
     use super::*;
+    use crate::SqliteMessages;
     use chatvault_core::backend::{
         ConversationRecord, MessagesBackend, MessagesBackendExt, UserId,
     };
