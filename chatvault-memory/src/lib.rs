@@ -13,7 +13,7 @@ use chatvault_core::backend::{
     MessageUpdated, MessagesBackend, MessagesCapabilities, NewMessage, ObjectMeta, Page, PageLimit,
     Result, SearchCursor, SearchHit, SearchOptions, SearchQuery, StorageKey, UserId,
     apply_add_file, apply_remove_file, async_trait, bytes_stream, check_owner, check_replay,
-    collect_stream, now,
+    check_unique_ids, collect_stream, now,
 };
 use chrono::{DateTime, Utc};
 
@@ -72,19 +72,14 @@ impl State {
         if before == record.last_active {
             return;
         }
-        let mut key = (before, record.id.clone());
-        self.all.remove(&key);
+        move_in(&mut self.all, record, before);
         if let Some(set) = record
             .user_id
             .as_ref()
             .and_then(|u| self.by_user.get_mut(u))
         {
-            set.remove(&key);
-            key.0 = record.last_active;
-            set.insert(key.clone());
+            move_in(set, record, before);
         }
-        key.0 = record.last_active;
-        self.all.insert(key);
     }
 
     /// The live (not being deleted) conversation.
@@ -112,6 +107,26 @@ impl State {
         self.live_mut(id)?.record = record;
         Ok(())
     }
+}
+
+/// Moves `record`'s position in `set` from `before` to its `last_active`.
+///
+/// The usual case, an append to the conversation that was active last, takes the last
+/// position off the end and puts it back with the new time: no search for the old
+/// position, no copy of the id.
+fn move_in(set: &mut BTreeSet<Position>, record: &ConversationRecord, before: DateTime<Utc>) {
+    let last = set
+        .last()
+        .is_some_and(|(at, id)| *at == before && *id == record.id);
+    let id = match last.then(|| set.pop_last()).flatten() {
+        Some((_, id)) => id,
+        None => {
+            let old = (before, record.id.clone());
+            set.remove(&old);
+            old.1
+        }
+    };
+    set.insert((record.last_active, id));
 }
 
 /// Conversations held in memory.
@@ -194,19 +209,25 @@ impl MessagesBackend for MemoryMessages {
         messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         let mut state = self.lock();
-        let entry = state.live(id)?;
+        let entry = state.live_mut(id)?;
         check_owner(&entry.record, owner)?;
-        let stored = messages
-            .iter()
-            .map(|m| entry.by_id.get(&m.id).map(|&i| entry.messages[i].clone()))
-            .collect();
-        if let Some(replayed) = check_replay(&messages, stored)? {
-            return Ok(Appended::new(entry.record.clone(), replayed));
+        if messages.iter().any(|m| entry.by_id.contains_key(&m.id)) {
+            let stored = messages
+                .iter()
+                .map(|m| entry.by_id.get(&m.id).map(|&i| entry.messages[i].clone()))
+                .collect();
+            if let Some(replayed) = check_replay(&messages, stored)? {
+                return Ok(Appended::new(entry.record.clone(), replayed));
+            }
+        } else {
+            // None is stored (the usual append): what `check_replay` would check, without
+            // building its list of stored messages.
+            check_unique_ids(&messages)?;
         }
         // In place: `apply_append` leaves the record unchanged when it fails.
-        let entry = state.live_mut(id)?;
         let before = entry.record.last_active;
         let stored = entry.record.apply_append(messages, now())?;
+        entry.messages.reserve(stored.len());
         for m in &stored {
             entry.by_id.insert(m.id.clone(), entry.messages.len());
             entry.messages.push(m.clone());
