@@ -139,12 +139,49 @@ impl ConversationRecord {
         messages: Vec<NewMessage>,
         at: DateTime<Utc>,
     ) -> Result<Vec<Message>> {
+        // Every parent is checked before anything changes, so a failure leaves the record
+        // unchanged; the second pass resolves them again (no list of parents to allocate).
+        let tree = self.appended_tree(&messages)?;
+        let mut leaf = self.active_leaf();
+        let mut stored = Vec::with_capacity(messages.len());
+        for mut message in messages {
+            let parent = match message.parent {
+                Parent::Active => leaf,
+                Parent::Root => None,
+                Parent::Seq(seq) => Some(seq),
+            };
+            if let Role::Other(name) = &message.role {
+                message.role = Role::from(name.as_str());
+            }
+            if self.title.is_none() && message.role == Role::User {
+                self.title = auto_title(&message.content());
+            }
+            if let Some(usage) = &message.usage {
+                self.usage.add(usage);
+            }
+            self.message_count += 1;
+            leaf = Some(self.message_count);
+            stored.push(message.into_message(self.message_count, parent));
+        }
+        if !stored.is_empty() {
+            if let Some(tree) = tree {
+                self.set_tree(tree);
+            }
+            self.last_active = self.last_active.max(at);
+            self.version += 1;
+        }
+        Ok(stored)
+    }
+
+    /// The branch table after appending `messages` (`None`: the conversation stays one
+    /// line and keeps no table), checking that every [`Parent::Seq`] names a stored
+    /// message (or one earlier in the batch).
+    fn appended_tree(&self, messages: &[NewMessage]) -> Result<Option<Tree>> {
         // A conversation in one line that stays one line keeps no table (no allocation).
         let mut tree = self.tree.clone();
         let mut leaf = self.active_leaf();
         let mut count = self.message_count;
-        let mut parents = Vec::with_capacity(messages.len());
-        for m in &messages {
+        for m in messages {
             let parent = match m.parent {
                 Parent::Active => leaf,
                 Parent::Root => None,
@@ -165,31 +202,9 @@ impl ConversationRecord {
                     .push(count + 1, parent);
             }
             count += 1;
-            parents.push(parent);
             leaf = Some(count);
         }
-        let mut stored = Vec::with_capacity(messages.len());
-        for (mut message, parent) in messages.into_iter().zip(parents) {
-            if let Role::Other(name) = &message.role {
-                message.role = Role::from(name.as_str());
-            }
-            if self.title.is_none() && message.role == Role::User {
-                self.title = auto_title(&message.content());
-            }
-            if let Some(usage) = &message.usage {
-                self.usage.add(usage);
-            }
-            self.message_count += 1;
-            stored.push(message.into_message(self.message_count, parent));
-        }
-        if !stored.is_empty() {
-            if let Some(tree) = tree {
-                self.set_tree(tree);
-            }
-            self.last_active = self.last_active.max(at);
-            self.version += 1;
-        }
-        Ok(stored)
+        Ok(tree)
     }
 
     /// Applies a message update to this record and to `message` (the stored one, at the
