@@ -17,13 +17,17 @@ use chatvault_core::backend::{
 };
 use chrono::{DateTime, Utc};
 
+mod message_log;
+
+use message_log::MessageLog;
+
 /// Listing position: `(last_active, id)`; listings walk it in reverse.
 type Position = (DateTime<Utc>, ConversationId);
 
 #[derive(Debug)]
 struct Entry {
     record: ConversationRecord,
-    messages: Vec<Message>,
+    messages: MessageLog,
     /// Message id -> index in `messages`: idempotent appends and updates in O(1).
     by_id: HashMap<MessageId, usize>,
     files: Vec<FileAttachment>,
@@ -172,7 +176,7 @@ impl MessagesBackend for MemoryMessages {
             record.id.clone(),
             Entry {
                 record: record.clone(),
-                messages: Vec::new(),
+                messages: MessageLog::default(),
                 by_id: HashMap::new(),
                 files: Vec::new(),
                 deleting: false,
@@ -199,7 +203,7 @@ impl MessagesBackend for MemoryMessages {
         Ok(entry
             .by_id
             .get(message_id)
-            .map(|&i| entry.messages[i].clone()))
+            .and_then(|&i| entry.messages.get(i).cloned()))
     }
 
     async fn append_messages_as(
@@ -214,7 +218,10 @@ impl MessagesBackend for MemoryMessages {
         if messages.iter().any(|m| entry.by_id.contains_key(&m.id)) {
             let stored = messages
                 .iter()
-                .map(|m| entry.by_id.get(&m.id).map(|&i| entry.messages[i].clone()))
+                .map(|m| {
+                    let i = entry.by_id.get(&m.id)?;
+                    entry.messages.get(*i).cloned()
+                })
                 .collect();
             if let Some(replayed) = check_replay(&messages, stored)? {
                 return Ok(Appended::new(entry.record.clone(), replayed));
@@ -227,7 +234,6 @@ impl MessagesBackend for MemoryMessages {
         // In place: `apply_append` leaves the record unchanged when it fails.
         let before = entry.record.last_active;
         let stored = entry.record.apply_append(messages, now())?;
-        entry.messages.reserve(stored.len());
         for m in &stored {
             entry.by_id.insert(m.id.clone(), entry.messages.len());
             entry.messages.push(m.clone());
@@ -250,17 +256,23 @@ impl MessagesBackend for MemoryMessages {
             .by_id
             .get(message_id)
             .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
-        let mut message = entry.messages[index].clone();
+        let mut message = entry
+            .messages
+            .get(index)
+            .cloned()
+            .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
         message.expect_revision(expected_revision)?;
         let mut record = entry.record.clone();
         record.apply_message_update(&mut message, update, now());
         state.set_record(id, record.clone())?;
-        state.live_mut(id)?.messages[index] = message.clone();
+        if let Some(stored) = state.live_mut(id)?.messages.get_mut(index) {
+            *stored = message.clone();
+        }
         Ok(MessageUpdated::new(record, message))
     }
 
     async fn messages(&self, id: &ConversationId, range: &MessageRange) -> Result<Page<Message>> {
-        Ok(range.select(&self.lock().live(id)?.messages))
+        Ok(self.lock().live(id)?.messages.select(range))
     }
 
     async fn list_conversations(
