@@ -132,9 +132,14 @@ pub(crate) fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// The keys derived from one data key version.
+///
+/// The value key is kept as the two AEADs built from it (their key schedules made once,
+/// not per value; both wipe themselves when dropped).
 pub(crate) struct DerivedKeys {
-    /// Seals small values (message parts, titles, metadata).
-    values: Zeroizing<[u8; 32]>,
+    /// Seals small values (message parts, titles, metadata) with AES-256-GCM.
+    values_aes: Aes256Gcm,
+    /// The same key as XChaCha20-Poly1305.
+    values_xchacha: XChaCha20Poly1305,
     /// Keys the synthetic nonces of sealed values.
     nonces: Zeroizing<[u8; 32]>,
     /// Root of the per-file keys (each file draws its own salt).
@@ -144,40 +149,96 @@ pub(crate) struct DerivedKeys {
 impl DerivedKeys {
     /// Derives the keys of `key`.
     pub(crate) fn new(key: &DataKey) -> Result<Self> {
+        let values = derive(key.expose(), None, b"chatvault-crypt/1 values")?;
         Ok(DerivedKeys {
-            values: derive(key.expose(), None, b"chatvault-crypt/1 values")?,
+            values_aes: Aes256Gcm::new_from_slice(values.as_slice()).map_err(|_| bad_key())?,
+            values_xchacha: XChaCha20Poly1305::new_from_slice(values.as_slice())
+                .map_err(|_| bad_key())?,
             nonces: derive(key.expose(), None, b"chatvault-crypt/1 synthetic nonces")?,
             files: derive(key.expose(), None, b"chatvault-crypt/1 files")?,
         })
     }
 
-    /// Seals `plaintext` with `aad`; returns nonce || ciphertext || tag.
+    /// [`seal_into`](Self::seal_into) a new buffer.
+    #[cfg(test)]
+    pub(crate) fn seal(&self, alg: Algorithm, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(alg.nonce_len() + plaintext.len() + TAG_LEN);
+        self.seal_into(alg, aad, plaintext, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals `plaintext` with `aad`, appending nonce || ciphertext || tag to `out` (one
+    /// buffer, encrypted in place: the value is copied once, into `out`).
     ///
     /// The nonce is synthetic: HMAC of the associated data and the plaintext, so sealing
     /// the same value at the same place gives the same bytes (what keeps a retried append
     /// idempotent in the wrapped backend) and different values never share a nonce.
-    pub(crate) fn seal(&self, alg: Algorithm, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn seal_into(
+        &self,
+        alg: Algorithm,
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let len = (aad.len() as u64).to_be_bytes();
         let synthetic = hmac(&self.nonces, &[&[alg.id()], &len, aad, plaintext]);
         let nonce = &synthetic[..alg.nonce_len()];
-        let mut out = Vec::with_capacity(nonce.len() + plaintext.len() + TAG_LEN);
+        out.reserve(nonce.len() + plaintext.len() + TAG_LEN);
         out.extend_from_slice(nonce);
+        let start = out.len();
         out.extend_from_slice(plaintext);
-        let mut body = out.split_off(nonce.len());
-        aead_seal(alg, self.values.as_slice(), nonce, aad, &mut body)?;
-        out.extend_from_slice(&body);
-        Ok(out)
+        let body = &mut out[start..];
+        let failed = |_| Error::backend("chatvault-crypt", "the AEAD refused to seal a value");
+        match alg {
+            Algorithm::XChaCha20Poly1305 => {
+                let nonce = nonce.try_into().map_err(|_| bad_key())?;
+                let tag = self
+                    .values_xchacha
+                    .encrypt_inout_detached(nonce, aad, body.into())
+                    .map_err(failed)?;
+                out.extend_from_slice(&tag);
+            }
+            Algorithm::Aes256Gcm => {
+                let nonce = nonce.try_into().map_err(|_| bad_key())?;
+                let tag = self
+                    .values_aes
+                    .encrypt_inout_detached(nonce, aad, body.into())
+                    .map_err(failed)?;
+                out.extend_from_slice(&tag);
+            }
+        }
+        Ok(())
     }
 
-    /// Opens what [`seal`](Self::seal) made; `None` when it does not authenticate.
+    /// Opens what [`seal_into`](Self::seal_into) made; `None` when it does not authenticate.
     pub(crate) fn open(&self, alg: Algorithm, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         let n = alg.nonce_len();
         if sealed.len() < n + TAG_LEN {
             return None;
         }
         let (nonce, body) = sealed.split_at(n);
+        let (body, tag) = body.split_at(body.len() - TAG_LEN);
         let mut buf = body.to_vec();
-        aead_open(alg, self.values.as_slice(), nonce, aad, &mut buf).ok()?;
+        match alg {
+            Algorithm::XChaCha20Poly1305 => self
+                .values_xchacha
+                .decrypt_inout_detached(
+                    nonce.try_into().ok()?,
+                    aad,
+                    buf.as_mut_slice().into(),
+                    tag.try_into().ok()?,
+                )
+                .ok()?,
+            Algorithm::Aes256Gcm => self
+                .values_aes
+                .decrypt_inout_detached(
+                    nonce.try_into().ok()?,
+                    aad,
+                    buf.as_mut_slice().into(),
+                    tag.try_into().ok()?,
+                )
+                .ok()?,
+        }
         Some(buf)
     }
 

@@ -1,13 +1,15 @@
 //! The stored forms: owners' key references, the header of a sealed value, the
 //! associated data that binds a ciphertext to its place.
 
+use std::fmt;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chatvault_core::keys::{MAX_SEGMENT_LEN, encode_component};
 use chatvault_core::{ConversationId, Error, Result, UserId};
 use sha2::{Digest, Sha256};
 
-use crate::cipher::{Algorithm, DerivedKeys};
+use crate::cipher::{Algorithm, DerivedKeys, TAG_LEN};
 
 /// The version byte of every sealed value this release writes.
 const FORMAT: u8 = 1;
@@ -119,12 +121,15 @@ impl Header {
     }
 
     /// Parses the first [`VALUE_HEADER_LEN`] bytes of `bytes`.
-    pub(crate) fn parse(bytes: &[u8], location: &str) -> Result<Self> {
+    pub(crate) fn parse(bytes: &[u8], location: &(impl fmt::Display + ?Sized)) -> Result<Self> {
         if bytes.len() < VALUE_HEADER_LEN || bytes[0] != FORMAT {
-            return Err(corrupt(location, "not a sealed value of format 1"));
+            return Err(corrupt(
+                location.to_string(),
+                "not a sealed value of format 1",
+            ));
         }
         let alg = Algorithm::from_id(bytes[1])
-            .ok_or_else(|| corrupt(location, "names an unknown algorithm"))?;
+            .ok_or_else(|| corrupt(location.to_string(), "names an unknown algorithm"))?;
         let mut key_ref = [0u8; 16];
         key_ref.copy_from_slice(&bytes[2..18]);
         let mut version = [0u8; 4];
@@ -157,9 +162,15 @@ pub(crate) fn seal_value(
 ) -> Result<Vec<u8>> {
     let head = header.bytes();
     let bound = [&head[..], aad].concat();
-    let mut out = head.to_vec();
-    out.extend_from_slice(&keys.seal(header.alg, &bound, plaintext)?);
+    let mut out = Vec::with_capacity(sealed_len(header.alg, plaintext.len()));
+    out.extend_from_slice(&head);
+    keys.seal_into(header.alg, &bound, plaintext, &mut out)?;
     Ok(out)
+}
+
+/// The length of what [`seal_value`] makes of `plaintext_len` bytes.
+pub(crate) fn sealed_len(alg: Algorithm, plaintext_len: usize) -> usize {
+    VALUE_HEADER_LEN + alg.nonce_len() + plaintext_len + TAG_LEN
 }
 
 /// Opens a sealed value whose header has been parsed; [`Error::Corrupt`] when it does not
@@ -169,14 +180,14 @@ pub(crate) fn open_value(
     header: Header,
     aad: &[u8],
     sealed: &[u8],
-    location: &str,
+    location: &(impl fmt::Display + ?Sized),
 ) -> Result<Vec<u8>> {
     let head = header.bytes();
     let bound = [&head[..], aad].concat();
     keys.open(header.alg, &bound, &sealed[VALUE_HEADER_LEN..])
         .ok_or_else(|| {
             corrupt(
-                location,
+                location.to_string(),
                 "the ciphertext does not authenticate: altered, or moved from another place",
             )
         })
@@ -188,10 +199,10 @@ pub(crate) fn b64(bytes: &[u8]) -> String {
 }
 
 /// The bytes of [`b64`]'s text.
-pub(crate) fn unb64(text: &str, location: &str) -> Result<Vec<u8>> {
+pub(crate) fn unb64(text: &str, location: &(impl fmt::Display + ?Sized)) -> Result<Vec<u8>> {
     URL_SAFE_NO_PAD
         .decode(text)
-        .map_err(|_| corrupt(location, "a sealed value is not valid base64"))
+        .map_err(|_| corrupt(location.to_string(), "a sealed value is not valid base64"))
 }
 
 /// A [`Error::Corrupt`] of this crate.
@@ -200,9 +211,9 @@ pub(crate) fn corrupt(location: impl Into<String>, message: impl Into<String>) -
 }
 
 /// The error of a value whose data key is no longer in the key store.
-pub(crate) fn shredded(location: &str) -> Error {
+pub(crate) fn shredded(location: &(impl fmt::Display + ?Sized)) -> Error {
     corrupt(
-        location,
+        location.to_string(),
         "its data key is not in the key store: destroyed (crypto-shredded), or never written",
     )
 }
@@ -230,6 +241,46 @@ mod tests {
             [0, 0, 0, 1, b'a', 0, 0, 0, 2, b'b', b'c']
         );
         assert_ne!(aad("a", &[b"b", b"c"]), aad("a", &[b"bc"]));
+        Ok(())
+    }
+
+    /// What earlier releases stored for these values (computed by the code at 17e4603, before
+    /// sealing was streamlined): a sealed value keeps its bytes.
+    #[test]
+    fn sealed_values_keep_their_stored_bytes() -> Result<()> {
+        let keys = DerivedKeys::new(&crate::cipher::DataKey::from_slice(&[7u8; 32])?)?;
+        let place = aad(
+            "part",
+            &[b"c1", b"m1", &0u64.to_be_bytes(), &1u64.to_be_bytes()],
+        );
+        let expected = [
+            (
+                Algorithm::Aes256Gcm,
+                "AQIPH5XdtnXvu1APoU-0xA8VAAAAA4ClnTPOlVEo4-sdsbCBa_oYhccNGmj3Wm5hFItx3AmEN7zWVTUx0kh9acQXLXjbilwVCJ_8famOPH0",
+                "AQIPH5XdtnXvu1APoU-0xA8VAAAAA5w9MbrWcQ1xAE5pkR-35uNozahQbJtmzIqgges",
+            ),
+            (
+                Algorithm::XChaCha20Poly1305,
+                "AQEPH5XdtnXvu1APoU-0xA8VAAAAA4HsjFSglfGricapgrNyG934ctTbSP8GvrvkjkkIhlIcFQ0Q8dH7dG7pr-_74siShhRXmIQUSW7ksElzOfD-9iOcFoUSJk0",
+                "AQEPH5XdtnXvu1APoU-0xA8VAAAAA3WEiWBfLFoxKt-xqiXokfPyRRZ-Luy5Yehs_zdUGufFSe9dPRQ2Gjg",
+            ),
+        ];
+        for (alg, part, empty) in expected {
+            let header = Header {
+                alg,
+                key_ref: Owner::of(None).key_ref(),
+                version: 3,
+            };
+            let plaintext = br#"{"text":"hello","type":"text"}"#;
+            let sealed = seal_value(&keys, header, &place, plaintext)?;
+            assert_eq!(b64(&sealed), part, "{alg:?}");
+            assert_eq!(sealed.len(), sealed_len(alg, plaintext.len()));
+            assert_eq!(open_value(&keys, header, &place, &sealed, "")?, plaintext);
+            assert!(open_value(&keys, header, b"elsewhere", &sealed, "").is_err());
+            let sealed = seal_value(&keys, header, b"", b"")?;
+            assert_eq!(b64(&sealed), empty, "{alg:?}");
+            assert_eq!(open_value(&keys, header, b"", &sealed, "")?, b"");
+        }
         Ok(())
     }
 }

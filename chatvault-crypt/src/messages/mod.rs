@@ -17,7 +17,7 @@ use chatvault_core::{ConversationId, Error, FileId, MAX_MESSAGE_BYTES, MessageId
 
 use crate::format::{Owner, is_key_conversation};
 use crate::keyring::Keyring;
-use seal::{MAX_SEALED_TITLE, Opener, Sealing};
+use seal::{MAX_SEALED_TITLE, Opener, Sealing, sealed_json_bound, sealed_json_len};
 pub(crate) use seal::{message_headers, title_header};
 
 /// How many conversations' owners the wrapper remembers (an owner never changes).
@@ -175,25 +175,21 @@ impl<B: MessagesBackend> EncryptedMessages<B> {
         Ok(Some(Appended::new(record, messages)))
     }
 
-    /// Titles the conversation from the batch's first user message when the append left
-    /// it without one, as [`ConversationRecord::apply_append`] would have from the clear
-    /// text (the wrapped backend sees none). A second write: a concurrent rename between
-    /// the two can be overwritten, and a crash between them leaves the conversation
-    /// untitled until its next user message.
+    /// Titles the conversation with `title` (from [`first_user_title`]) when the append
+    /// left it without one, as [`ConversationRecord::apply_append`] would have from the
+    /// clear text (the wrapped backend sees none). A second write: a concurrent rename
+    /// between the two can be overwritten, and a crash between them leaves the
+    /// conversation untitled until its next user message.
     async fn auto_title(
         &self,
         sealing: &Sealing,
         id: &ConversationId,
         record: ConversationRecord,
-        batch: &[NewMessage],
+        title: Option<String>,
     ) -> Result<ConversationRecord> {
         if record.title.is_some() {
             return Ok(record);
         }
-        let title = batch
-            .iter()
-            .filter(|m| Role::from(m.role.as_str()) == Role::User)
-            .find_map(|m| auto_title(&m.content()));
         let Some(title) = title else {
             return Ok(record);
         };
@@ -205,6 +201,14 @@ impl<B: MessagesBackend> EncryptedMessages<B> {
         let updated = self.inner.update(id, &patch).await?;
         self.opener().record(updated).await
     }
+}
+
+/// The auto-title of a batch: from its first user message that gives one.
+fn first_user_title(batch: &[NewMessage]) -> Option<String> {
+    batch
+        .iter()
+        .filter(|m| Role::from(m.role.as_str()) == Role::User)
+        .find_map(|m| auto_title(&m.content()))
 }
 
 /// An auto-title over [`MAX_SEALED_TITLE`] bytes cut at a character boundary.
@@ -271,7 +275,7 @@ impl<B: MessagesBackend> MessagesBackend for EncryptedMessages<B> {
         &self,
         owner: Option<&UserId>,
         id: &ConversationId,
-        messages: Vec<NewMessage>,
+        mut messages: Vec<NewMessage>,
     ) -> Result<Appended> {
         let key_owner = match owner {
             // The wrapped backend checks it in its atomic write: nothing is stored under
@@ -282,9 +286,13 @@ impl<B: MessagesBackend> MessagesBackend for EncryptedMessages<B> {
         let sealing = self.sealing(&key_owner).await?;
         let limit = self.inner_limit() as usize;
         let mut sealed = Vec::with_capacity(messages.len());
-        for m in &messages {
-            let s = sealing.new_message(id, m.clone())?;
-            let size = s.json_len();
+        for m in &mut messages {
+            let mut s = sealing.new_message(id, m)?;
+            // A bound from string lengths where it settles it; the exact size otherwise.
+            let size = match sealed_json_bound(&s) {
+                Some(bound) if bound <= limit => bound,
+                _ => sealed_json_len(&mut s),
+            };
             if size > limit {
                 return Err(Error::TooLarge {
                     what: format!("message {} (sealed)", m.id),
@@ -312,11 +320,17 @@ impl<B: MessagesBackend> MessagesBackend for EncryptedMessages<B> {
             }
             Err(e) => return Err(e),
         };
+        // The auto-title's text, taken before the messages move (only for a conversation
+        // that has no title: a sealed title is stored whenever a clear one is).
+        let title = match appended.record.title {
+            None => first_user_title(&messages),
+            Some(_) => None,
+        };
         let opened = self
-            .appended(id, appended.messages, &sealed, messages.clone())
+            .appended(id, appended.messages, &sealed, messages)
             .await?;
         let record = self.opener().record(appended.record).await?;
-        let record = self.auto_title(&sealing, id, record, &messages).await?;
+        let record = self.auto_title(&sealing, id, record, title).await?;
         Ok(Appended::new(record, opened))
     }
 
