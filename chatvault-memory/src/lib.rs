@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -17,12 +17,11 @@ use chatvault_core::backend::{
 };
 use chrono::{DateTime, Utc};
 
+mod listing;
 mod message_log;
 
+use listing::{Listing, Position};
 use message_log::MessageLog;
-
-/// Listing position: `(last_active, id)`; listings walk it in reverse.
-type Position = (DateTime<Utc>, ConversationId);
 
 #[derive(Debug)]
 struct Entry {
@@ -39,9 +38,9 @@ struct Entry {
 struct State {
     conversations: HashMap<ConversationId, Entry>,
     /// Every conversation, in listing order (reversed).
-    all: BTreeSet<Position>,
+    all: Listing,
     /// Each user's conversations, in listing order (reversed).
-    by_user: HashMap<UserId, BTreeSet<Position>>,
+    by_user: HashMap<UserId, Listing>,
 }
 
 fn position(record: &ConversationRecord) -> Position {
@@ -76,13 +75,13 @@ impl State {
         if before == record.last_active {
             return;
         }
-        move_in(&mut self.all, record, before);
+        self.all.move_to(&record.id, before, record.last_active);
         if let Some(set) = record
             .user_id
             .as_ref()
             .and_then(|u| self.by_user.get_mut(u))
         {
-            move_in(set, record, before);
+            set.move_to(&record.id, before, record.last_active);
         }
     }
 
@@ -111,26 +110,6 @@ impl State {
         self.live_mut(id)?.record = record;
         Ok(())
     }
-}
-
-/// Moves `record`'s position in `set` from `before` to its `last_active`.
-///
-/// The usual case, an append to the conversation that was active last, takes the last
-/// position off the end and puts it back with the new time: no search for the old
-/// position, no copy of the id.
-fn move_in(set: &mut BTreeSet<Position>, record: &ConversationRecord, before: DateTime<Utc>) {
-    let last = set
-        .last()
-        .is_some_and(|(at, id)| *at == before && *id == record.id);
-    let id = match last.then(|| set.pop_last()).flatten() {
-        Some((_, id)) => id,
-        None => {
-            let old = (before, record.id.clone());
-            set.remove(&old);
-            old.1
-        }
-    };
-    set.insert((record.last_active, id));
 }
 
 /// Conversations held in memory.
@@ -281,7 +260,7 @@ impl MessagesBackend for MemoryMessages {
         options: &ListOptions,
     ) -> Result<Page<ConversationSummary>> {
         let state = self.lock();
-        let empty = BTreeSet::new();
+        let empty = Listing::default();
         let index = match user_id {
             Some(user) => state.by_user.get(user).unwrap_or(&empty),
             None => &state.all,
@@ -290,11 +269,8 @@ impl MessagesBackend for MemoryMessages {
             .cursor
             .as_ref()
             .map(|c: &ListCursor| (c.last_active, c.id.clone()));
-        let candidates: Box<dyn Iterator<Item = &Position>> = match upper {
-            Some(upper) => Box::new(index.range(..upper).rev()),
-            None => Box::new(index.iter().rev()),
-        };
-        let items = candidates
+        let items = index
+            .rev_before(upper.as_ref())
             .filter_map(|(_, id)| state.live(id).ok())
             .filter(|entry| options.include_archived || !entry.record.archived)
             .take(options.limit.get() + 1)
@@ -385,7 +361,7 @@ impl MessagesBackend for MemoryMessages {
                 .by_user
                 .get(user)
                 .into_iter()
-                .flatten()
+                .flat_map(Listing::iter)
                 .map(|(_, id)| id)
                 .filter(marked)
                 .take(limit.get())
