@@ -318,7 +318,8 @@ impl Inner {
                         continue;
                     }
                     if let Ok(Some(route)) = self.route(DATA, key, false) {
-                        route.prune();
+                        // Only empty directories go: nothing to make durable.
+                        let _ = route.prune(false);
                     }
                     if tree::is_race(&err) {
                         return Err(Error::invalid_input(
@@ -467,9 +468,12 @@ impl Inner {
                     "could not remove the content-type file of a deleted key"
                 ),
             }
-            meta.prune();
+            // Best effort, as above: not flushed.
+            let _ = meta.prune(false);
         }
-        data.prune();
+        // One flush makes the removal durable, so that a purge that deletes the record
+        // next never leaves bytes behind after a crash.
+        data.prune(true)?;
         Ok(true)
     }
 

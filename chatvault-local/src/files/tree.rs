@@ -222,9 +222,10 @@ pub(super) fn sync(dir: &Dir, path: &Path) -> Result<()> {
     {
         // Opened for reading: the directory handles themselves may be `O_PATH`
         // descriptors on Linux, which cannot be flushed.
-        dir.open(".")
-            .and_then(|d| d.into_std().sync_all())
+        let handle = dir
+            .open(".")
             .map_err(|e| io_error("sync directory", path, e))?;
+        crate::fsutil::sync_all(&handle.into_std(), path)?;
     }
     #[cfg(not(unix))]
     let _ = (dir, path);
@@ -343,15 +344,23 @@ impl<'k> Route<'k> {
     }
 
     /// Removes the directories emptied on the way to the key, deepest first, up to (not
-    /// including) the top; flushes each parent. Best effort: stops at the first that is
-    /// not empty (or not a directory).
-    pub(super) fn prune(&self) {
+    /// including) the top, stopping at the first that is not empty (or not a directory).
+    /// With `flush`, then flushes the deepest directory left standing, once: that makes
+    /// the removal of the key and of the emptied directories below it durable together
+    /// (they are no longer reachable from it). Removing is best effort; the flush's error
+    /// is returned.
+    pub(super) fn prune(&self, flush: bool) -> Result<()> {
+        let mut standing = self.dirs.len() - 1;
         for i in (1..self.dirs.len()).rev() {
             if self.dirs[i - 1].remove_dir(self.segments[i - 1]).is_err() {
                 break;
             }
-            let _ = sync(&self.dirs[i - 1], &self.path_to(i - 1));
+            standing = i - 1;
         }
+        if flush {
+            sync(&self.dirs[standing], &self.path_to(standing))?;
+        }
+        Ok(())
     }
 }
 
