@@ -26,9 +26,8 @@ use message_log::MessageLog;
 #[derive(Debug)]
 struct Entry {
     record: ConversationRecord,
+    /// The messages, found by id in O(1) (idempotent appends, updates).
     messages: MessageLog,
-    /// Message id -> index in `messages`: idempotent appends and updates in O(1).
-    by_id: HashMap<MessageId, usize>,
     files: Vec<FileAttachment>,
     /// Marked by `begin_delete`: reads as gone.
     deleting: bool,
@@ -156,7 +155,6 @@ impl MessagesBackend for MemoryMessages {
             Entry {
                 record: record.clone(),
                 messages: MessageLog::default(),
-                by_id: HashMap::new(),
                 files: Vec::new(),
                 deleting: false,
             },
@@ -180,9 +178,9 @@ impl MessagesBackend for MemoryMessages {
         let state = self.lock();
         let entry = state.live(id)?;
         Ok(entry
-            .by_id
-            .get(message_id)
-            .and_then(|&i| entry.messages.get(i).cloned()))
+            .messages
+            .find(message_id)
+            .and_then(|i| entry.messages.get(i).cloned()))
     }
 
     async fn append_messages_as(
@@ -194,12 +192,15 @@ impl MessagesBackend for MemoryMessages {
         let mut state = self.lock();
         let entry = state.live_mut(id)?;
         check_owner(&entry.record, owner)?;
-        if messages.iter().any(|m| entry.by_id.contains_key(&m.id)) {
+        if messages
+            .iter()
+            .any(|m| entry.messages.find(&m.id).is_some())
+        {
             let stored = messages
                 .iter()
                 .map(|m| {
-                    let i = entry.by_id.get(&m.id)?;
-                    entry.messages.get(*i).cloned()
+                    let i = entry.messages.find(&m.id)?;
+                    entry.messages.get(i).cloned()
                 })
                 .collect();
             if let Some(replayed) = check_replay(&messages, stored)? {
@@ -214,7 +215,6 @@ impl MessagesBackend for MemoryMessages {
         let before = entry.record.last_active;
         let stored = entry.record.apply_append(messages, now())?;
         for m in &stored {
-            entry.by_id.insert(m.id.clone(), entry.messages.len());
             entry.messages.push(m.clone());
         }
         let record = entry.record.clone();
@@ -231,9 +231,9 @@ impl MessagesBackend for MemoryMessages {
     ) -> Result<MessageUpdated> {
         let mut state = self.lock();
         let entry = state.live(id)?;
-        let index = *entry
-            .by_id
-            .get(message_id)
+        let index = entry
+            .messages
+            .find(message_id)
             .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
         let mut message = entry
             .messages

@@ -1,20 +1,55 @@
 //! A conversation's messages, in chunks that never move.
 
-use chatvault_core::backend::{Message, MessageRange, Page};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+
+use chatvault_core::backend::{Message, MessageId, MessageRange, Page};
 
 /// Messages in the first chunk; chunk `k` holds `FIRST << k`.
 const FIRST: usize = 8;
 
-/// A conversation's messages in `seq` order: the message at index `i` has seq `i + 1`.
+/// A conversation's messages in `seq` order: the message at index `i` has seq `i + 1`,
+/// found by id in O(1).
 ///
 /// Held in chunks of 8, 16, 32, ... messages, each allocated once at its full size, so an
 /// append never copies the messages already held (a `Vec` copies all of them whenever it
 /// outgrows its allocation: at 1,000 messages, a quarter of a megabyte), and at most half
 /// the space is unused, as in a `Vec`.
+///
+/// The id index maps a keyed hash of each id to the message's index, and checks the
+/// message found: no second copy of every id. Ids whose hash another id already has
+/// (about one pair in 2^64) are indexed by the id itself.
 #[derive(Debug, Default)]
 pub(crate) struct MessageLog {
     chunks: Vec<Vec<Message>>,
     len: usize,
+    /// The key of the id hashes (random per log, so ids cannot be chosen to collide).
+    hasher: RandomState,
+    /// Hash of an id -> index of the first message stored with that hash.
+    by_hash: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
+    /// Id -> index, for the ids whose hash an earlier message has.
+    colliding: HashMap<MessageId, usize>,
+}
+
+/// The hasher of a key that is itself a keyed hash: uses it as it is.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// The chunk that holds index `i`, and `i`'s index in it.
@@ -25,11 +60,6 @@ fn locate(i: usize) -> (usize, usize) {
 }
 
 impl MessageLog {
-    /// How many messages it holds.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     /// The message at index `i` (seq `i + 1`).
     pub(crate) fn get(&self, i: usize) -> Option<&Message> {
         if i >= self.len {
@@ -48,8 +78,26 @@ impl MessageLog {
         self.chunks.get_mut(k)?.get_mut(j)
     }
 
-    /// Adds `message` at the end.
+    /// The index of the message with id `id`.
+    pub(crate) fn find(&self, id: &MessageId) -> Option<usize> {
+        let i = *self.by_hash.get(&self.hasher.hash_one(id))?;
+        if self.get(i).is_some_and(|m| m.id == *id) {
+            Some(i)
+        } else {
+            self.colliding.get(id).copied()
+        }
+    }
+
+    /// Adds `message` at the end; its id must not be held already.
     pub(crate) fn push(&mut self, message: Message) {
+        match self.by_hash.entry(self.hasher.hash_one(&message.id)) {
+            Entry::Vacant(slot) => {
+                slot.insert(self.len);
+            }
+            Entry::Occupied(_) => {
+                self.colliding.insert(message.id.clone(), self.len);
+            }
+        }
         let (k, _) = locate(self.len);
         if k == self.chunks.len() {
             self.chunks.push(Vec::with_capacity(FIRST << k));
@@ -108,10 +156,13 @@ mod tests {
             log.push(message(seq));
             all.push(message(seq));
         }
-        assert_eq!(log.len(), 1_000);
+        assert_eq!(log.len, 1_000);
         assert!(log.iter().map(|m| m.seq).eq(1..=1_000));
-        for i in 0..1_000 {
+        for (i, other) in all.iter().enumerate() {
             assert_eq!(log.get(i).map(|m| m.seq), Some(i as u64 + 1));
+            assert_eq!(log.find(&other.id), None, "an id never stored");
+            let id = log.get(i).map(|m| m.id.clone());
+            assert_eq!(id.and_then(|id| log.find(&id)), Some(i));
         }
         assert!(log.get(1_000).is_none());
         for range in [
@@ -133,5 +184,20 @@ mod tests {
             );
             assert_eq!(got.next_cursor, want.next_cursor);
         }
+    }
+
+    #[test]
+    fn ids_whose_hashes_collide_are_told_apart() {
+        let mut log = MessageLog::default();
+        let (a, b) = (message(1), message(2));
+        let (a_id, b_id) = (a.id.clone(), b.id.clone());
+        log.push(a);
+        // As if b's id hashed as a's does.
+        log.by_hash.insert(log.hasher.hash_one(&b_id), 0);
+        log.push(b);
+        assert_eq!(log.find(&a_id), Some(0));
+        assert_eq!(log.find(&b_id), Some(1));
+        assert_eq!(log.colliding.len(), 1);
+        assert_eq!(log.find(&MessageId::new()), None);
     }
 }
