@@ -679,7 +679,7 @@ impl Conversation {
     /// of the active branch from the first through `through`, for a model; the messages
     /// themselves stay as they are, and [`messages`](Self::messages) still returns every
     /// one. The checkpoint is appended at the end of the active branch (one append; a
-    /// [`Role::System`] message whose metadata is a [`Checkpoint`]) and returned. Several
+    /// [`Role::System`] message whose metadata is a [`Checkpoint`](crate::Checkpoint)) and returned. Several
     /// compactions stack: the latest checkpoint on a branch is the one that counts.
     ///
     /// Reads the record (for the current branch) and the message after `through`.

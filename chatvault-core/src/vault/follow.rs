@@ -60,7 +60,7 @@ pub enum ReplyEvent {
 }
 
 /// Follows one streamed reply: from
-/// [`Conversation::follow_reply`] or [`ChatVault::follow_reply`].
+/// [`Conversation::follow_reply`](crate::Conversation::follow_reply) or [`ChatVault::follow_reply`].
 ///
 /// An **offset** is a byte position in the reply's text (its [`Message::content`], the
 /// text parts joined): the text of a reply only grows, checkpoint after checkpoint, so the
