@@ -164,7 +164,9 @@ macro_rules! uuid_id {
             /// A fresh, time-ordered id (UUID v7, hyphenated).
             #[allow(clippy::new_without_default)]
             pub fn new() -> Self {
-                $name(uuid::Uuid::now_v7().to_string())
+                let mut buffer = uuid::Uuid::encode_buffer();
+                let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buffer);
+                $name(text.to_owned())
             }
         }
     };

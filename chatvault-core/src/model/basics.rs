@@ -1,7 +1,7 @@
 //! The basics every model type uses: metadata, the clock, the size and depth limits, and
 //! token usage.
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -29,7 +29,12 @@ pub type Metadata = serde_json::Map<String, serde_json::Value>;
 
 /// The current time, truncated to microseconds: the precision every backend keeps.
 pub fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
+    let at = Utc::now();
+    // Rounding the nanoseconds down to whole microseconds is what `trunc_subsecs(6)`
+    // does, without its general date arithmetic. A leap second's nanoseconds (over one
+    // billion) stay over it, so `with_nanosecond` cannot refuse them.
+    at.with_nanosecond(at.nanosecond() / 1_000 * 1_000)
+        .unwrap_or_else(|| at.trunc_subsecs(6))
 }
 
 /// Checks conversation metadata: at most [`MAX_METADATA_BYTES`](crate::MAX_METADATA_BYTES)

@@ -470,3 +470,21 @@ fn duplicate_ids_are_found_in_small_and_large_batches() {
     }
     assert!(check_unique_ids(&[]).is_ok());
 }
+
+#[test]
+fn now_keeps_whole_microseconds_only() {
+    use chrono::{SubsecRound, Timelike};
+    for _ in 0..1_000 {
+        let t = now();
+        assert_eq!(t.nanosecond() % 1_000, 0, "{t:?}");
+        assert_eq!(t, t.trunc_subsecs(6));
+    }
+}
+
+#[test]
+fn new_ids_are_lowercase_hyphenated_uuid_v7() {
+    let id = crate::ids::MessageId::new();
+    let parsed = uuid::Uuid::parse_str(id.as_str()).expect("a UUID");
+    assert_eq!(parsed.get_version_num(), 7);
+    assert_eq!(id.as_str(), parsed.hyphenated().to_string());
+}
