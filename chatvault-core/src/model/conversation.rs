@@ -60,21 +60,7 @@ pub struct ConversationRecord {
 impl ConversationRecord {
     /// A new, empty conversation record with a fresh id, created now.
     pub fn new(user_id: Option<UserId>) -> Self {
-        let now = now();
-        ConversationRecord {
-            id: ConversationId::new(),
-            user_id,
-            title: None,
-            created_at: now,
-            last_active: now,
-            archived: false,
-            metadata: Metadata::new(),
-            message_count: 0,
-            file_count: 0,
-            usage: Usage::default(),
-            version: 1,
-            tree: None,
-        }
+        ConversationRecord::with_id(ConversationId::new(), user_id, now())
     }
 
     /// The record of conversation `id`, owned by `user_id`, created at `created_at`: no
