@@ -1,10 +1,9 @@
 //! A conversation's messages, in chunks that never move.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 
 use chatvault_core::backend::{Message, MessageId, MessageRange, Page};
+use hashbrown::HashTable;
 
 /// Messages in the first chunk; chunk `k` holds `FIRST << k`.
 const FIRST: usize = 8;
@@ -17,39 +16,16 @@ const FIRST: usize = 8;
 /// outgrows its allocation: at 1,000 messages, a quarter of a megabyte), and at most half
 /// the space is unused, as in a `Vec`.
 ///
-/// The id index maps a keyed hash of each id to the message's index, and checks the
-/// message found: no second copy of every id. Ids whose hash another id already has
-/// (about one pair in 2^64) are indexed by the id itself.
+/// The id index is a hash table of message indexes, hashed and compared through the
+/// messages themselves: no second copy of every id.
 #[derive(Debug, Default)]
-pub(crate) struct MessageLog {
+pub(crate) struct MessageLog<S = RandomState> {
     chunks: Vec<Vec<Message>>,
     len: usize,
-    /// The key of the id hashes (random per log, so ids cannot be chosen to collide).
-    hasher: RandomState,
-    /// Hash of an id -> index of the first message stored with that hash.
-    by_hash: HashMap<u64, usize, BuildHasherDefault<Prehashed>>,
-    /// Id -> index, for the ids whose hash an earlier message has.
-    colliding: HashMap<MessageId, usize>,
-}
-
-/// The hasher of a key that is itself a keyed hash: uses it as it is.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+    /// Hashes the ids (keyed at random per log, so ids cannot be chosen to collide).
+    hasher: S,
+    /// Indexes of the messages, by the hash of their id.
+    by_id: HashTable<usize>,
 }
 
 /// The chunk that holds index `i`, and `i`'s index in it.
@@ -59,14 +35,19 @@ fn locate(i: usize) -> (usize, usize) {
     (k, i - FIRST * ((1 << k) - 1))
 }
 
-impl MessageLog {
+/// The message at index `i` of `chunks`.
+fn at(chunks: &[Vec<Message>], i: usize) -> Option<&Message> {
+    let (k, j) = locate(i);
+    chunks.get(k)?.get(j)
+}
+
+impl<S: BuildHasher> MessageLog<S> {
     /// The message at index `i` (seq `i + 1`).
     pub(crate) fn get(&self, i: usize) -> Option<&Message> {
         if i >= self.len {
             return None;
         }
-        let (k, j) = locate(i);
-        self.chunks.get(k)?.get(j)
+        at(&self.chunks, i)
     }
 
     /// The message at index `i`, to change in place.
@@ -80,29 +61,24 @@ impl MessageLog {
 
     /// The index of the message with id `id`.
     pub(crate) fn find(&self, id: &MessageId) -> Option<usize> {
-        let i = *self.by_hash.get(&self.hasher.hash_one(id))?;
-        if self.get(i).is_some_and(|m| m.id == *id) {
-            Some(i)
-        } else {
-            self.colliding.get(id).copied()
-        }
+        let hash = self.hasher.hash_one(id);
+        self.by_id
+            .find(hash, |&i| self.get(i).is_some_and(|m| m.id == *id))
+            .copied()
     }
 
     /// Adds `message` at the end; its id must not be held already.
     pub(crate) fn push(&mut self, message: Message) {
-        match self.by_hash.entry(self.hasher.hash_one(&message.id)) {
-            Entry::Vacant(slot) => {
-                slot.insert(self.len);
-            }
-            Entry::Occupied(_) => {
-                self.colliding.insert(message.id.clone(), self.len);
-            }
-        }
+        let hash = self.hasher.hash_one(&message.id);
         let (k, _) = locate(self.len);
         if k == self.chunks.len() {
             self.chunks.push(Vec::with_capacity(FIRST << k));
         }
         self.chunks[k].push(message);
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        self.by_id.insert_unique(hash, self.len, |&i| {
+            at(chunks, i).map_or(0, |m| hasher.hash_one(&m.id))
+        });
         self.len += 1;
     }
 
@@ -134,6 +110,8 @@ impl MessageLog {
 mod tests {
     use chatvault_core::{MessageId, Role};
 
+    use std::hash::BuildHasherDefault;
+
     use super::*;
 
     fn message(seq: u64) -> Message {
@@ -150,7 +128,7 @@ mod tests {
 
     #[test]
     fn chunks_hold_every_index_once_in_order() {
-        let mut log = MessageLog::default();
+        let mut log: MessageLog = MessageLog::default();
         let mut all = Vec::new();
         for seq in 1..=1_000 {
             log.push(message(seq));
@@ -188,16 +166,27 @@ mod tests {
 
     #[test]
     fn ids_whose_hashes_collide_are_told_apart() {
-        let mut log = MessageLog::default();
+        // Every id hashes alike.
+        let mut log = MessageLog::<BuildHasherDefault<Constant>>::default();
         let (a, b) = (message(1), message(2));
         let (a_id, b_id) = (a.id.clone(), b.id.clone());
         log.push(a);
-        // As if b's id hashed as a's does.
-        log.by_hash.insert(log.hasher.hash_one(&b_id), 0);
         log.push(b);
         assert_eq!(log.find(&a_id), Some(0));
         assert_eq!(log.find(&b_id), Some(1));
-        assert_eq!(log.colliding.len(), 1);
+        assert_eq!(log.hasher.hash_one(&a_id), log.hasher.hash_one(&b_id));
         assert_eq!(log.find(&MessageId::new()), None);
+    }
+
+    /// A hasher that hashes everything to one value.
+    #[derive(Default)]
+    struct Constant;
+
+    impl std::hash::Hasher for Constant {
+        fn finish(&self) -> u64 {
+            7
+        }
+
+        fn write(&mut self, _: &[u8]) {}
     }
 }
