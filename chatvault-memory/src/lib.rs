@@ -26,7 +26,8 @@ use message_log::MessageLog;
 #[derive(Debug)]
 struct Entry {
     record: ConversationRecord,
-    /// The messages, found by id in O(1) (idempotent appends, updates).
+    /// The messages, found by id (idempotent appends, updates): a new id in O(1), a
+    /// stored one in O(1) or O(log n) (see `MessageLog`).
     messages: MessageLog,
     files: Vec<FileAttachment>,
     /// Marked by `begin_delete`: reads as gone.

@@ -1,5 +1,6 @@
 //! A conversation's messages, in chunks that never move.
 
+use std::cmp::Ordering;
 use std::hash::{BuildHasher, RandomState};
 
 use chatvault_core::backend::{Message, MessageId, MessageRange, Page};
@@ -16,16 +17,21 @@ const FIRST: usize = 8;
 /// outgrows its allocation: at 1,000 messages, a quarter of a megabyte), and at most half
 /// the space is unused, as in a `Vec`.
 ///
-/// The id index is a hash table of message indexes, hashed and compared through the
-/// messages themselves: no second copy of every id.
+/// Ids are found without an index of their own while every id is greater than the one
+/// before it (ids the core makes are UUID v7s, which grow): the messages are then in id
+/// order too, so a look-up is a binary search, and the usual look-up, of a new id, one
+/// comparison with the last. The first id out of order builds a hash table of message
+/// indexes, hashed and compared through the messages themselves (no second copy of
+/// every id), used from then on.
 #[derive(Debug, Default)]
 pub(crate) struct MessageLog<S = RandomState> {
     chunks: Vec<Vec<Message>>,
     len: usize,
     /// Hashes the ids (keyed at random per log, so ids cannot be chosen to collide).
     hasher: S,
-    /// Indexes of the messages, by the hash of their id.
-    by_id: HashTable<usize>,
+    /// Indexes of the messages, by the hash of their id; `None` while the ids are in
+    /// increasing order.
+    by_id: Option<HashTable<usize>>,
 }
 
 /// The chunk that holds index `i`, and `i`'s index in it.
@@ -61,25 +67,73 @@ impl<S: BuildHasher> MessageLog<S> {
 
     /// The index of the message with id `id`.
     pub(crate) fn find(&self, id: &MessageId) -> Option<usize> {
-        let hash = self.hasher.hash_one(id);
-        self.by_id
-            .find(hash, |&i| self.get(i).is_some_and(|m| m.id == *id))
-            .copied()
+        match &self.by_id {
+            Some(by_id) => {
+                let hash = self.hasher.hash_one(id);
+                by_id
+                    .find(hash, |&i| self.get(i).is_some_and(|m| m.id == *id))
+                    .copied()
+            }
+            None => self.search_in_order(id),
+        }
+    }
+
+    /// [`find`](Self::find) while the ids are in increasing order: a binary search.
+    fn search_in_order(&self, id: &MessageId) -> Option<usize> {
+        // The usual look-up, of an id not stored yet, stops at the last message.
+        if self.last().is_none_or(|last| last.id < *id) {
+            return None;
+        }
+        let (mut low, mut high) = (0, self.len);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match self.get(middle)?.id.cmp(id) {
+                Ordering::Less => low = middle + 1,
+                Ordering::Greater => high = middle,
+                Ordering::Equal => return Some(middle),
+            }
+        }
+        None
+    }
+
+    /// The last message.
+    fn last(&self) -> Option<&Message> {
+        self.len.checked_sub(1).and_then(|i| self.get(i))
     }
 
     /// Adds `message` at the end; its id must not be held already.
     pub(crate) fn push(&mut self, message: Message) {
-        let hash = self.hasher.hash_one(&message.id);
+        if self.by_id.is_none() && self.last().is_some_and(|last| last.id >= message.id) {
+            self.index_by_hash();
+        }
+        let hash = self
+            .by_id
+            .as_ref()
+            .map(|_| self.hasher.hash_one(&message.id));
         let (k, _) = locate(self.len);
         if k == self.chunks.len() {
             self.chunks.push(Vec::with_capacity(FIRST << k));
         }
         self.chunks[k].push(message);
-        let (chunks, hasher) = (&self.chunks, &self.hasher);
-        self.by_id.insert_unique(hash, self.len, |&i| {
-            at(chunks, i).map_or(0, |m| hasher.hash_one(&m.id))
-        });
+        if let (Some(by_id), Some(hash)) = (&mut self.by_id, hash) {
+            let (chunks, hasher) = (&self.chunks, &self.hasher);
+            by_id.insert_unique(hash, self.len, |&i| {
+                at(chunks, i).map_or(0, |m| hasher.hash_one(&m.id))
+            });
+        }
         self.len += 1;
+    }
+
+    /// Builds the hash table of the ids held (once they are out of order).
+    fn index_by_hash(&mut self) {
+        let mut by_id = HashTable::with_capacity(self.len);
+        let (chunks, hasher) = (&self.chunks, &self.hasher);
+        for (i, message) in self.iter().enumerate() {
+            by_id.insert_unique(hasher.hash_one(&message.id), i, |&i| {
+                at(chunks, i).map_or(0, |m| hasher.hash_one(&m.id))
+            });
+        }
+        self.by_id = Some(by_id);
     }
 
     /// The messages, oldest first.
@@ -135,6 +189,7 @@ mod tests {
             all.push(message(seq));
         }
         assert_eq!(log.len, 1_000);
+        assert!(log.by_id.is_none(), "v7 ids grow: no hash table");
         assert!(log.iter().map(|m| m.seq).eq(1..=1_000));
         for (i, other) in all.iter().enumerate() {
             assert_eq!(log.get(i).map(|m| m.seq), Some(i as u64 + 1));
@@ -164,16 +219,60 @@ mod tests {
         }
     }
 
+    /// A message whose id is `id`.
+    fn with_id(seq: u64, id: &str) -> Message {
+        let mut m = message(seq);
+        m.id = id.parse().unwrap();
+        m
+    }
+
+    #[test]
+    fn ids_out_of_order_are_found_through_a_hash_table() {
+        let mut log: MessageLog = MessageLog::default();
+        // In order, then one that is not (and equal to none), then in order again.
+        let ids = ["b", "d", "f", "h", "c", "x", "y", "a", "e"];
+        for (i, id) in ids.iter().enumerate() {
+            log.push(with_id(i as u64 + 1, id));
+            assert_eq!(log.by_id.is_some(), i >= 4, "after {id}");
+            for (j, stored) in ids[..=i].iter().enumerate() {
+                assert_eq!(log.find(&stored.parse().unwrap()), Some(j), "{stored}");
+            }
+            for absent in ["0", "g", "z", "cc"] {
+                assert_eq!(log.find(&absent.parse().unwrap()), None, "{absent}");
+            }
+        }
+    }
+
+    #[test]
+    fn ids_in_order_are_found_by_binary_search() {
+        let mut log: MessageLog = MessageLog::default();
+        let ids: Vec<String> = (0..100).map(|i| format!("id{:03}", 2 * i)).collect();
+        for (i, id) in ids.iter().enumerate() {
+            log.push(with_id(i as u64 + 1, id));
+        }
+        assert!(log.by_id.is_none());
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(log.find(&id.parse().unwrap()), Some(i));
+            let between = format!("id{:03}", 2 * i + 1);
+            assert_eq!(log.find(&between.parse().unwrap()), None, "{between}");
+        }
+        assert_eq!(log.find(&"a".parse().unwrap()), None);
+        // An id equal to the last is out of order too.
+        log.push(with_id(101, "id198"));
+        assert!(log.by_id.is_some());
+    }
+
     #[test]
     fn ids_whose_hashes_collide_are_told_apart() {
-        // Every id hashes alike.
+        // Every id hashes alike; out of order, so that they are looked up by hash.
         let mut log = MessageLog::<BuildHasherDefault<Constant>>::default();
         let (a, b) = (message(1), message(2));
         let (a_id, b_id) = (a.id.clone(), b.id.clone());
-        log.push(a);
         log.push(b);
-        assert_eq!(log.find(&a_id), Some(0));
-        assert_eq!(log.find(&b_id), Some(1));
+        log.push(a);
+        assert!(log.by_id.is_some());
+        assert_eq!(log.find(&b_id), Some(0));
+        assert_eq!(log.find(&a_id), Some(1));
         assert_eq!(log.hasher.hash_one(&a_id), log.hasher.hash_one(&b_id));
         assert_eq!(log.find(&MessageId::new()), None);
     }
