@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 
 mod listing;
 mod message_log;
+mod stored;
 
 use listing::{Listing, Position};
 use message_log::MessageLog;
@@ -181,7 +182,7 @@ impl MessagesBackend for MemoryMessages {
         Ok(entry
             .messages
             .find(message_id)
-            .and_then(|i| entry.messages.get(i).cloned()))
+            .and_then(|i| entry.messages.get(i)))
     }
 
     async fn append_messages_as(
@@ -201,7 +202,7 @@ impl MessagesBackend for MemoryMessages {
                 .iter()
                 .map(|m| {
                     let i = entry.messages.find(&m.id)?;
-                    entry.messages.get(i).cloned()
+                    entry.messages.get(i)
                 })
                 .collect();
             if let Some(replayed) = check_replay(&messages, stored)? {
@@ -216,7 +217,7 @@ impl MessagesBackend for MemoryMessages {
         let before = entry.record.last_active;
         let stored = entry.record.apply_append(messages, now())?;
         for m in &stored {
-            entry.messages.push(m.clone());
+            entry.messages.push(m);
         }
         let record = entry.record.clone();
         state.move_position(&record, before);
@@ -239,15 +240,12 @@ impl MessagesBackend for MemoryMessages {
         let mut message = entry
             .messages
             .get(index)
-            .cloned()
             .ok_or_else(|| Error::message_not_found(message_id.as_str()))?;
         message.expect_revision(expected_revision)?;
         let mut record = entry.record.clone();
         record.apply_message_update(&mut message, update, now());
         state.set_record(id, record.clone())?;
-        if let Some(stored) = state.live_mut(id)?.messages.get_mut(index) {
-            *stored = message.clone();
-        }
+        state.live_mut(id)?.messages.replace(index, &message);
         Ok(MessageUpdated::new(record, message))
     }
 
@@ -405,12 +403,12 @@ impl MessagesBackend for MemoryMessages {
                 e.messages
                     .iter()
                     .rev()
-                    .filter(|m| m.content().to_lowercase().contains(&needle))
-                    .map(move |m| (e, m))
+                    .filter(|(_, m)| m.content().to_lowercase().contains(&needle))
+                    .map(move |(seq, m)| (e, seq, m))
             })
             .skip(skip)
             .take(options.limit.get() + 1)
-            .map(|(entry, message)| SearchHit::new(entry.record.summary(), message.clone(), None))
+            .map(|(entry, seq, m)| SearchHit::new(entry.record.summary(), m.to_message(seq), None))
             .collect();
         let next = SearchCursor::at(skip + options.limit.get());
         Ok(Page::from_overfetch(hits, options.limit, |_| next.encode()))

@@ -6,6 +6,8 @@ use std::hash::{BuildHasher, RandomState};
 use chatvault_core::backend::{Message, MessageId, MessageRange, Page};
 use hashbrown::HashTable;
 
+use crate::stored::Stored;
+
 /// Messages in the first chunk; chunk `k` holds `FIRST << k`.
 const FIRST: usize = 8;
 
@@ -15,7 +17,8 @@ const FIRST: usize = 8;
 /// Held in chunks of 8, 16, 32, ... messages, each allocated once at its full size, so an
 /// append never copies the messages already held (a `Vec` copies all of them whenever it
 /// outgrows its allocation: at 1,000 messages, a quarter of a megabyte), and at most half
-/// the space is unused, as in a `Vec`.
+/// the space is unused, as in a `Vec`. Each is held as a [`Stored`]: the usual message
+/// in under half a `Message`'s space; reads rebuild the `Message`.
 ///
 /// Ids are found without an index of their own while every id is greater than the one
 /// before it (ids the core makes are UUID v7s, which grow): the messages are then in id
@@ -25,7 +28,7 @@ const FIRST: usize = 8;
 /// every id), used from then on.
 #[derive(Debug, Default)]
 pub(crate) struct MessageLog<S = RandomState> {
-    chunks: Vec<Vec<Message>>,
+    chunks: Vec<Vec<Stored>>,
     len: usize,
     /// Hashes the ids (keyed at random per log, so ids cannot be chosen to collide).
     hasher: S,
@@ -42,27 +45,39 @@ fn locate(i: usize) -> (usize, usize) {
 }
 
 /// The message at index `i` of `chunks`.
-fn at(chunks: &[Vec<Message>], i: usize) -> Option<&Message> {
+fn at(chunks: &[Vec<Stored>], i: usize) -> Option<&Stored> {
     let (k, j) = locate(i);
     chunks.get(k)?.get(j)
 }
 
+/// The seq of the message at index `i`.
+fn seq_of(i: usize) -> u64 {
+    i as u64 + 1
+}
+
 impl<S: BuildHasher> MessageLog<S> {
     /// The message at index `i` (seq `i + 1`).
-    pub(crate) fn get(&self, i: usize) -> Option<&Message> {
+    pub(crate) fn get(&self, i: usize) -> Option<Message> {
+        self.stored(i).map(|m| m.to_message(seq_of(i)))
+    }
+
+    /// The message at index `i`, as held.
+    fn stored(&self, i: usize) -> Option<&Stored> {
         if i >= self.len {
             return None;
         }
         at(&self.chunks, i)
     }
 
-    /// The message at index `i`, to change in place.
-    pub(crate) fn get_mut(&mut self, i: usize) -> Option<&mut Message> {
-        if i >= self.len {
-            return None;
-        }
+    /// Replaces the message at index `i` (an update: same id, same seq).
+    pub(crate) fn replace(&mut self, i: usize, message: &Message) {
+        debug_assert_eq!(self.stored(i).map(Stored::id), Some(&message.id));
         let (k, j) = locate(i);
-        self.chunks.get_mut(k)?.get_mut(j)
+        if i < self.len
+            && let Some(slot) = self.chunks.get_mut(k).and_then(|c| c.get_mut(j))
+        {
+            *slot = Stored::of(message, seq_of(i));
+        }
     }
 
     /// The index of the message with id `id`.
@@ -71,7 +86,7 @@ impl<S: BuildHasher> MessageLog<S> {
             Some(by_id) => {
                 let hash = self.hasher.hash_one(id);
                 by_id
-                    .find(hash, |&i| self.get(i).is_some_and(|m| m.id == *id))
+                    .find(hash, |&i| self.stored(i).is_some_and(|m| m.id() == id))
                     .copied()
             }
             None => self.search_in_order(id),
@@ -81,13 +96,13 @@ impl<S: BuildHasher> MessageLog<S> {
     /// [`find`](Self::find) while the ids are in increasing order: a binary search.
     fn search_in_order(&self, id: &MessageId) -> Option<usize> {
         // The usual look-up, of an id not stored yet, stops at the last message.
-        if self.last().is_none_or(|last| last.id < *id) {
+        if self.last().is_none_or(|last| last.id() < id) {
             return None;
         }
         let (mut low, mut high) = (0, self.len);
         while low < high {
             let middle = low + (high - low) / 2;
-            match self.get(middle)?.id.cmp(id) {
+            match self.stored(middle)?.id().cmp(id) {
                 Ordering::Less => low = middle + 1,
                 Ordering::Greater => high = middle,
                 Ordering::Equal => return Some(middle),
@@ -97,28 +112,31 @@ impl<S: BuildHasher> MessageLog<S> {
     }
 
     /// The last message.
-    fn last(&self) -> Option<&Message> {
-        self.len.checked_sub(1).and_then(|i| self.get(i))
+    fn last(&self) -> Option<&Stored> {
+        self.len.checked_sub(1).and_then(|i| self.stored(i))
     }
 
-    /// Adds `message` at the end; its id must not be held already.
-    pub(crate) fn push(&mut self, message: Message) {
-        if self.by_id.is_none() && self.last().is_some_and(|last| last.id >= message.id) {
+    /// Adds a copy of `message` at the end; its id must not be held already, its seq is
+    /// the next one.
+    pub(crate) fn push(&mut self, message: &Message) {
+        if self.by_id.is_none() && self.last().is_some_and(|last| *last.id() >= message.id) {
             self.index_by_hash();
         }
         let hash = self
             .by_id
             .as_ref()
             .map(|_| self.hasher.hash_one(&message.id));
+        let stored = Stored::of(message, seq_of(self.len));
+        debug_assert_eq!(&stored.to_message(seq_of(self.len)), message);
         let (k, _) = locate(self.len);
         if k == self.chunks.len() {
             self.chunks.push(Vec::with_capacity(FIRST << k));
         }
-        self.chunks[k].push(message);
+        self.chunks[k].push(stored);
         if let (Some(by_id), Some(hash)) = (&mut self.by_id, hash) {
             let (chunks, hasher) = (&self.chunks, &self.hasher);
             by_id.insert_unique(hash, self.len, |&i| {
-                at(chunks, i).map_or(0, |m| hasher.hash_one(&m.id))
+                at(chunks, i).map_or(0, |m| hasher.hash_one(m.id()))
             });
         }
         self.len += 1;
@@ -128,17 +146,17 @@ impl<S: BuildHasher> MessageLog<S> {
     fn index_by_hash(&mut self) {
         let mut by_id = HashTable::with_capacity(self.len);
         let (chunks, hasher) = (&self.chunks, &self.hasher);
-        for (i, message) in self.iter().enumerate() {
-            by_id.insert_unique(hasher.hash_one(&message.id), i, |&i| {
-                at(chunks, i).map_or(0, |m| hasher.hash_one(&m.id))
+        for (i, message) in chunks.iter().flatten().enumerate() {
+            by_id.insert_unique(hasher.hash_one(message.id()), i, |&i| {
+                at(chunks, i).map_or(0, |m| hasher.hash_one(m.id()))
             });
         }
         self.by_id = Some(by_id);
     }
 
-    /// The messages, oldest first.
-    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &Message> {
-        self.chunks.iter().flatten()
+    /// The messages as held, with their seqs, oldest first.
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, &Stored)> {
+        (0..self.len).filter_map(|i| Some((seq_of(i), self.stored(i)?)))
     }
 
     /// What [`MessageRange::select`] answers for these messages.
@@ -152,7 +170,6 @@ impl<S: BuildHasher> MessageLog<S> {
             Some((first, last)) => Page {
                 items: (first - 1..last)
                     .filter_map(|i| self.get(i as usize))
-                    .cloned()
                     .collect(),
                 next_cursor: range.next_cursor(first, last, count),
             },
@@ -185,12 +202,13 @@ mod tests {
         let mut log: MessageLog = MessageLog::default();
         let mut all = Vec::new();
         for seq in 1..=1_000 {
-            log.push(message(seq));
+            log.push(&message(seq));
             all.push(message(seq));
         }
         assert_eq!(log.len, 1_000);
         assert!(log.by_id.is_none(), "v7 ids grow: no hash table");
-        assert!(log.iter().map(|m| m.seq).eq(1..=1_000));
+        assert!(log.iter().map(|(seq, _)| seq).eq(1..=1_000));
+        assert!(log.iter().all(|(_, m)| matches!(m, Stored::Text { .. })));
         for (i, other) in all.iter().enumerate() {
             assert_eq!(log.get(i).map(|m| m.seq), Some(i as u64 + 1));
             assert_eq!(log.find(&other.id), None, "an id never stored");
@@ -219,6 +237,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn replaced_and_other_messages_read_back_as_they_were() {
+        let mut log: MessageLog = MessageLog::default();
+        let mut all = Vec::new();
+        for seq in 1..=20 {
+            let mut m = message(seq);
+            if seq % 3 == 0 {
+                m.usage = Some(chatvault_core::Usage::new("model", seq, 1));
+            }
+            log.push(&m);
+            all.push(m);
+        }
+        for i in [0, 2, 19] {
+            let mut updated = all[i].clone();
+            updated.revision = 2;
+            updated.parts = vec![chatvault_core::Part::text("changed")];
+            log.replace(i, &updated);
+            all[i] = updated;
+        }
+        let texts = log.iter().filter(|(_, m)| matches!(m, Stored::Text { .. }));
+        assert_eq!(
+            texts.count(),
+            20 - 6 - 2,
+            "the usage ones and two updated are whole"
+        );
+        for (i, m) in all.iter().enumerate() {
+            assert_eq!(log.get(i).as_ref(), Some(m));
+            assert_eq!(log.find(&m.id), Some(i));
+        }
+        assert_eq!(log.select(&MessageRange::all()).items, all);
+    }
+
     /// A message whose id is `id`.
     fn with_id(seq: u64, id: &str) -> Message {
         let mut m = message(seq);
@@ -232,7 +282,7 @@ mod tests {
         // In order, then one that is not (and equal to none), then in order again.
         let ids = ["b", "d", "f", "h", "c", "x", "y", "a", "e"];
         for (i, id) in ids.iter().enumerate() {
-            log.push(with_id(i as u64 + 1, id));
+            log.push(&with_id(i as u64 + 1, id));
             assert_eq!(log.by_id.is_some(), i >= 4, "after {id}");
             for (j, stored) in ids[..=i].iter().enumerate() {
                 assert_eq!(log.find(&stored.parse().unwrap()), Some(j), "{stored}");
@@ -248,7 +298,7 @@ mod tests {
         let mut log: MessageLog = MessageLog::default();
         let ids: Vec<String> = (0..100).map(|i| format!("id{:03}", 2 * i)).collect();
         for (i, id) in ids.iter().enumerate() {
-            log.push(with_id(i as u64 + 1, id));
+            log.push(&with_id(i as u64 + 1, id));
         }
         assert!(log.by_id.is_none());
         for (i, id) in ids.iter().enumerate() {
@@ -258,7 +308,7 @@ mod tests {
         }
         assert_eq!(log.find(&"a".parse().unwrap()), None);
         // An id equal to the last is out of order too.
-        log.push(with_id(101, "id198"));
+        log.push(&with_id(101, "id198"));
         assert!(log.by_id.is_some());
     }
 
@@ -268,8 +318,8 @@ mod tests {
         let mut log = MessageLog::<BuildHasherDefault<Constant>>::default();
         let (a, b) = (message(1), message(2));
         let (a_id, b_id) = (a.id.clone(), b.id.clone());
-        log.push(b);
-        log.push(a);
+        log.push(&b);
+        log.push(&a);
         assert!(log.by_id.is_some());
         assert_eq!(log.find(&b_id), Some(0));
         assert_eq!(log.find(&a_id), Some(1));
