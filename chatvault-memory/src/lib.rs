@@ -401,14 +401,17 @@ impl MessagesBackend for MemoryMessages {
             .filter(|e| options.include_archived || !e.record.archived)
             .flat_map(|e| {
                 e.messages
-                    .iter()
+                    .contents()
                     .rev()
-                    .filter(|(_, m)| m.content().to_lowercase().contains(&needle))
-                    .map(move |(seq, m)| (e, seq, m))
+                    .filter(|(_, content)| content.to_lowercase().contains(&needle))
+                    .map(move |(i, _)| (e, i))
             })
             .skip(skip)
             .take(options.limit.get() + 1)
-            .map(|(entry, seq, m)| SearchHit::new(entry.record.summary(), m.to_message(seq), None))
+            .filter_map(|(entry, i)| {
+                let message = entry.messages.get(i)?;
+                Some(SearchHit::new(entry.record.summary(), message, None))
+            })
             .collect();
         let next = SearchCursor::at(skip + options.limit.get());
         Ok(Page::from_overfetch(hits, options.limit, |_| next.encode()))

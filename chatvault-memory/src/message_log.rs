@@ -1,12 +1,13 @@
 //! A conversation's messages, in chunks that never move.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, RandomState};
 
 use chatvault_core::backend::{Message, MessageId, MessageRange, Page};
 use hashbrown::HashTable;
 
-use crate::stored::Stored;
+use crate::stored::{Stored, Texts};
 
 /// Messages in the first chunk; chunk `k` holds `FIRST << k`.
 const FIRST: usize = 8;
@@ -30,6 +31,8 @@ const FIRST: usize = 8;
 pub(crate) struct MessageLog<S = RandomState> {
     chunks: Vec<Vec<Stored>>,
     len: usize,
+    /// The texts of the [`Stored::Text`] messages.
+    texts: Texts,
     /// Hashes the ids (keyed at random per log, so ids cannot be chosen to collide).
     hasher: S,
     /// Indexes of the messages, by the hash of their id; `None` while the ids are in
@@ -58,7 +61,7 @@ fn seq_of(i: usize) -> u64 {
 impl<S: BuildHasher> MessageLog<S> {
     /// The message at index `i` (seq `i + 1`).
     pub(crate) fn get(&self, i: usize) -> Option<Message> {
-        self.stored(i).map(|m| m.to_message(seq_of(i)))
+        self.stored(i)?.to_message(seq_of(i), &self.texts)
     }
 
     /// The message at index `i`, as held.
@@ -76,7 +79,7 @@ impl<S: BuildHasher> MessageLog<S> {
         if i < self.len
             && let Some(slot) = self.chunks.get_mut(k).and_then(|c| c.get_mut(j))
         {
-            *slot = Stored::of(message, seq_of(i));
+            *slot = Stored::of(message, seq_of(i), &mut self.texts);
         }
     }
 
@@ -126,8 +129,11 @@ impl<S: BuildHasher> MessageLog<S> {
             .by_id
             .as_ref()
             .map(|_| self.hasher.hash_one(&message.id));
-        let stored = Stored::of(message, seq_of(self.len));
-        debug_assert_eq!(&stored.to_message(seq_of(self.len)), message);
+        let stored = Stored::of(message, seq_of(self.len), &mut self.texts);
+        debug_assert_eq!(
+            stored.to_message(seq_of(self.len), &self.texts).as_ref(),
+            Some(message)
+        );
         let (k, _) = locate(self.len);
         if k == self.chunks.len() {
             self.chunks.push(Vec::with_capacity(FIRST << k));
@@ -154,9 +160,9 @@ impl<S: BuildHasher> MessageLog<S> {
         self.by_id = Some(by_id);
     }
 
-    /// The messages as held, with their seqs, oldest first.
-    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, &Stored)> {
-        (0..self.len).filter_map(|i| Some((seq_of(i), self.stored(i)?)))
+    /// The messages' indexes and [contents](Message::content), oldest first.
+    pub(crate) fn contents(&self) -> impl DoubleEndedIterator<Item = (usize, Cow<'_, str>)> {
+        (0..self.len).filter_map(|i| Some((i, self.stored(i)?.content(&self.texts))))
     }
 
     /// What [`MessageRange::select`] answers for these messages.
@@ -207,8 +213,13 @@ mod tests {
         }
         assert_eq!(log.len, 1_000);
         assert!(log.by_id.is_none(), "v7 ids grow: no hash table");
-        assert!(log.iter().map(|(seq, _)| seq).eq(1..=1_000));
-        assert!(log.iter().all(|(_, m)| matches!(m, Stored::Text { .. })));
+        assert!(log.contents().map(|(i, _)| i).eq(0..1_000));
+        assert!(
+            log.chunks
+                .iter()
+                .flatten()
+                .all(|m| matches!(m, Stored::Text { .. }))
+        );
         for (i, other) in all.iter().enumerate() {
             assert_eq!(log.get(i).map(|m| m.seq), Some(i as u64 + 1));
             assert_eq!(log.find(&other.id), None, "an id never stored");
@@ -256,11 +267,17 @@ mod tests {
             log.replace(i, &updated);
             all[i] = updated;
         }
-        let texts = log.iter().filter(|(_, m)| matches!(m, Stored::Text { .. }));
+        let texts = log.chunks.iter().flatten();
+        let texts = texts.filter(|m| matches!(m, Stored::Text { .. }));
         assert_eq!(
             texts.count(),
             20 - 6 - 2,
             "the usage ones and two updated are whole"
+        );
+        assert!(
+            log.contents()
+                .map(|(_, c)| c)
+                .eq(all.iter().map(|m| m.content()))
         );
         for (i, m) in all.iter().enumerate() {
             assert_eq!(log.get(i).as_ref(), Some(m));

@@ -1,5 +1,5 @@
 //! A message as the log holds it: the usual kind (one text part, as added, never
-//! updated) in under half the space of a [`Message`], any other whole.
+//! updated) in about a third of the space of a [`Message`], any other whole.
 
 use std::borrow::Cow;
 
@@ -9,29 +9,32 @@ use chrono::{DateTime, Utc};
 /// A stored message. Its `seq` is where it is held (index `i`: seq `i + 1`), which only
 /// [`Stored::Whole`] keeps for itself.
 ///
-/// [`Stored::Text`] is 96 bytes plus its id and its text, against a `Message`'s 248 plus
-/// its id, its text and a list of parts: most of an append's new memory, and so of the
-/// page faults an append pays, at any length.
+/// [`Stored::Text`] is 88 bytes plus its id, its text being in the log's [`Texts`],
+/// against a `Message`'s 248 plus its id, its text and a list of parts, each allocated
+/// on its own: most of an append's new memory and allocations, and so of the page
+/// faults an append pays, at any length.
 #[derive(Debug)]
 pub(crate) enum Stored {
-    /// A message of one text part, complete, at revision 1, without metadata, usage,
-    /// failure or lease: everything else is what [`Message::new`] sets.
+    /// A message of one text part (of at most [`Texts::LONGEST`] bytes), complete, at
+    /// revision 1, without metadata, usage, failure or lease: everything else is what
+    /// [`Message::new`] sets.
     Text {
         id: MessageId,
         role: Role,
         parent: Option<u64>,
         created_at: DateTime<Utc>,
-        text: Box<str>,
+        text: TextAt,
     },
     /// Any other message.
     Whole(Box<Message>),
 }
 
 impl Stored {
-    /// `message` (of seq `seq`), in the smaller form when it fits.
-    pub(crate) fn of(message: &Message, seq: u64) -> Stored {
+    /// `message` (of seq `seq`), in the smaller form when it fits, its text copied into
+    /// `texts`.
+    pub(crate) fn of(message: &Message, seq: u64, texts: &mut Texts) -> Stored {
         let text = match message.parts.as_slice() {
-            [Part::Text { text }] => Some(text),
+            [Part::Text { text }] if text.len() <= Texts::LONGEST => Some(text),
             _ => None,
         };
         match text {
@@ -50,7 +53,7 @@ impl Stored {
                     role: message.role.clone(),
                     parent: message.parent,
                     created_at: message.created_at,
-                    text: text.as_str().into(),
+                    text: texts.push(text),
                 }
             }
             _ => Stored::Whole(Box::new(message.clone())),
@@ -65,9 +68,10 @@ impl Stored {
         }
     }
 
-    /// The message, held at seq `seq`.
-    pub(crate) fn to_message(&self, seq: u64) -> Message {
-        match self {
+    /// The message, held at seq `seq`, its text in `texts` (`None` only when `texts` is
+    /// not the one it was stored with).
+    pub(crate) fn to_message(&self, seq: u64, texts: &Texts) -> Option<Message> {
+        Some(match self {
             Stored::Text {
                 id,
                 role,
@@ -79,19 +83,76 @@ impl Stored {
                 seq,
                 *parent,
                 role.clone(),
-                vec![Part::text(text.as_ref())],
+                vec![Part::text(texts.get(text)?)],
                 *created_at,
             ),
             Stored::Whole(message) => Message::clone(message),
-        }
+        })
     }
 
     /// [`Message::content`], without copying the text of a [`Stored::Text`].
-    pub(crate) fn content(&self) -> Cow<'_, str> {
+    pub(crate) fn content<'a>(&'a self, texts: &'a Texts) -> Cow<'a, str> {
         match self {
-            Stored::Text { text, .. } => Cow::Borrowed(text),
+            Stored::Text { text, .. } => Cow::Borrowed(texts.get(text).unwrap_or_default()),
             Stored::Whole(message) => Cow::Owned(message.content()),
         }
+    }
+}
+
+/// Where a text is in [`Texts`].
+#[derive(Debug)]
+pub(crate) struct TextAt {
+    chunk: u32,
+    start: u32,
+    len: u32,
+}
+
+/// The texts of a log's [`Stored::Text`] messages, one after the other in chunks of up
+/// to 64 KiB (the first 256 bytes, each next one twice the last): no allocation of its
+/// own per message, and no unused space but the end of a chunk. A text is never
+/// removed: one whose message is replaced (an update) stays until the log is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Texts {
+    chunks: Vec<String>,
+}
+
+impl Texts {
+    /// The longest text held here, in bytes: a quarter of the largest chunk.
+    pub(crate) const LONGEST: usize = Self::LARGEST / 4;
+    /// The first chunk's size.
+    const FIRST: usize = 256;
+    /// The largest chunk's size.
+    const LARGEST: usize = 64 << 10;
+
+    /// Copies `text` (at most [`Texts::LONGEST`] bytes) in.
+    fn push(&mut self, text: &str) -> TextAt {
+        let room = self.chunks.last().map(|c| c.capacity() - c.len());
+        if room.is_none_or(|room| room < text.len()) {
+            let size = self
+                .chunks
+                .last()
+                .map_or(Self::FIRST, |c| (c.capacity() * 2).min(Self::LARGEST));
+            self.chunks
+                .push(String::with_capacity(size.max(text.len())));
+        }
+        let chunk = self.chunks.len() - 1;
+        let start = self.chunks[chunk].len();
+        self.chunks[chunk].push_str(text);
+        // A chunk's index and offsets fit: there are fewer than 2^32 chunks of at
+        // most 64 KiB.
+        TextAt {
+            chunk: chunk as u32,
+            start: start as u32,
+            len: text.len() as u32,
+        }
+    }
+
+    /// The text at `at`.
+    fn get(&self, at: &TextAt) -> Option<&str> {
+        let start = at.start as usize;
+        self.chunks
+            .get(at.chunk as usize)?
+            .get(start..start + at.len as usize)
     }
 }
 
@@ -139,18 +200,52 @@ mod tests {
         change(&|m| m.failure = Some("why".into()));
         change(&|m| m.lease_expires_at = Some(chrono::Utc::now()));
         change(&|m| m.parts = vec![Part::attachment("f1".parse().unwrap(), None)]);
+        change(&|m| m.parts = vec![Part::text("é".repeat(Texts::LONGEST / 2 + 1))]);
+        let mut longest = plain.clone();
+        longest.parts = vec![Part::text("a".repeat(Texts::LONGEST))];
+        variants.push((longest, true));
+        let mut texts = Texts::default();
         for (m, small) in variants {
-            let stored = Stored::of(&m, 3);
+            let stored = Stored::of(&m, 3, &mut texts);
             assert_eq!(matches!(stored, Stored::Text { .. }), small, "{m:?}");
-            assert_eq!(stored.to_message(m.seq), m);
+            assert_eq!(stored.to_message(m.seq, &texts), Some(m.clone()));
             assert_eq!(stored.id(), &m.id);
-            assert_eq!(stored.content(), m.content());
+            assert_eq!(stored.content(&texts), m.content());
         }
     }
 
     #[test]
+    fn texts_are_held_in_growing_chunks() {
+        let mut texts = Texts::default();
+        let all: Vec<String> = (0..5_000)
+            .map(|i| format!("text {i} {}", "é".repeat(i % 50)))
+            .collect();
+        let at: Vec<TextAt> = all.iter().map(|t| texts.push(t)).collect();
+        for (text, at) in all.iter().zip(&at) {
+            assert_eq!(texts.get(at), Some(text.as_str()));
+        }
+        let sizes: Vec<usize> = texts.chunks.iter().map(String::capacity).collect();
+        assert_eq!(sizes[..3], [256, 512, 1_024]);
+        assert!(sizes.iter().all(|s| *s <= Texts::LARGEST));
+        assert_eq!(sizes.last(), Some(&Texts::LARGEST));
+        assert_eq!(texts.push("").len, 0);
+        assert_eq!(
+            texts.push(&"b".repeat(Texts::LONGEST)).len as usize,
+            Texts::LONGEST
+        );
+        assert_eq!(
+            texts.get(&TextAt {
+                chunk: 999,
+                start: 0,
+                len: 1
+            }),
+            None
+        );
+    }
+
+    #[test]
     fn the_text_form_is_smaller() {
-        assert!(size_of::<Stored>() <= 96, "{}", size_of::<Stored>());
+        assert!(size_of::<Stored>() <= 88, "{}", size_of::<Stored>());
         assert!(size_of::<Message>() > 2 * size_of::<Stored>());
     }
 }
