@@ -53,6 +53,13 @@ fn at(chunks: &[Vec<Stored>], i: usize) -> Option<&Stored> {
     chunks.get(k)?.get(j)
 }
 
+/// The hash of the id of the message at index `i` of `chunks`.
+fn hash_at(chunks: &[Vec<Stored>], texts: &Texts, hasher: &impl BuildHasher, i: usize) -> u64 {
+    at(chunks, i)
+        .and_then(|m| m.id(texts))
+        .map_or(0, |id| hasher.hash_one(id))
+}
+
 /// The seq of the message at index `i`.
 fn seq_of(i: usize) -> u64 {
     i as u64 + 1
@@ -74,7 +81,7 @@ impl<S: BuildHasher> MessageLog<S> {
 
     /// Replaces the message at index `i` (an update: same id, same seq).
     pub(crate) fn replace(&mut self, i: usize, message: &Message) {
-        debug_assert_eq!(self.stored(i).map(Stored::id), Some(&message.id));
+        debug_assert_eq!(self.id(i), Some(message.id.as_str()));
         let (k, j) = locate(i);
         if i < self.len
             && let Some(slot) = self.chunks.get_mut(k).and_then(|c| c.get_mut(j))
@@ -87,9 +94,9 @@ impl<S: BuildHasher> MessageLog<S> {
     pub(crate) fn find(&self, id: &MessageId) -> Option<usize> {
         match &self.by_id {
             Some(by_id) => {
-                let hash = self.hasher.hash_one(id);
+                let hash = self.hasher.hash_one(id.as_str());
                 by_id
-                    .find(hash, |&i| self.stored(i).is_some_and(|m| m.id() == id))
+                    .find(hash, |&i| self.id(i) == Some(id.as_str()))
                     .copied()
             }
             None => self.search_in_order(id),
@@ -99,13 +106,14 @@ impl<S: BuildHasher> MessageLog<S> {
     /// [`find`](Self::find) while the ids are in increasing order: a binary search.
     fn search_in_order(&self, id: &MessageId) -> Option<usize> {
         // The usual look-up, of an id not stored yet, stops at the last message.
-        if self.last().is_none_or(|last| last.id() < id) {
+        let id = id.as_str();
+        if self.last_id().is_none_or(|last| last < id) {
             return None;
         }
         let (mut low, mut high) = (0, self.len);
         while low < high {
             let middle = low + (high - low) / 2;
-            match self.stored(middle)?.id().cmp(id) {
+            match self.id(middle)?.cmp(id) {
                 Ordering::Less => low = middle + 1,
                 Ordering::Greater => high = middle,
                 Ordering::Equal => return Some(middle),
@@ -114,21 +122,24 @@ impl<S: BuildHasher> MessageLog<S> {
         None
     }
 
-    /// The last message.
-    fn last(&self) -> Option<&Stored> {
-        self.len.checked_sub(1).and_then(|i| self.stored(i))
+    /// The id of the message at index `i`.
+    fn id(&self, i: usize) -> Option<&str> {
+        self.stored(i)?.id(&self.texts)
+    }
+
+    /// The last message's id.
+    fn last_id(&self) -> Option<&str> {
+        self.len.checked_sub(1).and_then(|i| self.id(i))
     }
 
     /// Adds a copy of `message` at the end; its id must not be held already, its seq is
     /// the next one.
     pub(crate) fn push(&mut self, message: &Message) {
-        if self.by_id.is_none() && self.last().is_some_and(|last| *last.id() >= message.id) {
+        let id = message.id.as_str();
+        if self.by_id.is_none() && self.last_id().is_some_and(|last| last >= id) {
             self.index_by_hash();
         }
-        let hash = self
-            .by_id
-            .as_ref()
-            .map(|_| self.hasher.hash_one(&message.id));
+        let hash = self.by_id.as_ref().map(|_| self.hasher.hash_one(id));
         let stored = Stored::of(message, seq_of(self.len), &mut self.texts);
         debug_assert_eq!(
             stored.to_message(seq_of(self.len), &self.texts).as_ref(),
@@ -140,10 +151,8 @@ impl<S: BuildHasher> MessageLog<S> {
         }
         self.chunks[k].push(stored);
         if let (Some(by_id), Some(hash)) = (&mut self.by_id, hash) {
-            let (chunks, hasher) = (&self.chunks, &self.hasher);
-            by_id.insert_unique(hash, self.len, |&i| {
-                at(chunks, i).map_or(0, |m| hasher.hash_one(m.id()))
-            });
+            let (chunks, texts, hasher) = (&self.chunks, &self.texts, &self.hasher);
+            by_id.insert_unique(hash, self.len, |&i| hash_at(chunks, texts, hasher, i));
         }
         self.len += 1;
     }
@@ -151,10 +160,10 @@ impl<S: BuildHasher> MessageLog<S> {
     /// Builds the hash table of the ids held (once they are out of order).
     fn index_by_hash(&mut self) {
         let mut by_id = HashTable::with_capacity(self.len);
-        let (chunks, hasher) = (&self.chunks, &self.hasher);
-        for (i, message) in chunks.iter().flatten().enumerate() {
-            by_id.insert_unique(hasher.hash_one(message.id()), i, |&i| {
-                at(chunks, i).map_or(0, |m| hasher.hash_one(m.id()))
+        let (chunks, texts, hasher) = (&self.chunks, &self.texts, &self.hasher);
+        for i in 0..self.len {
+            by_id.insert_unique(hash_at(chunks, texts, hasher, i), i, |&i| {
+                hash_at(chunks, texts, hasher, i)
             });
         }
         self.by_id = Some(by_id);

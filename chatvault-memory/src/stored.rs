@@ -9,21 +9,23 @@ use chrono::{DateTime, Utc};
 /// A stored message. Its `seq` is where it is held (index `i`: seq `i + 1`), which only
 /// [`Stored::Whole`] keeps for itself.
 ///
-/// [`Stored::Text`] is 88 bytes plus its id, its text being in the log's [`Texts`],
-/// against a `Message`'s 248 plus its id, its text and a list of parts, each allocated
-/// on its own: most of an append's new memory and allocations, and so of the page
-/// faults an append pays, at any length.
+/// [`Stored::Text`] is 72 bytes, its id and text being in the log's [`Texts`], against a
+/// `Message`'s 248 plus its id, its text and a list of parts, each allocated on its own:
+/// most of an append's new memory and allocations, and so of the page faults an append
+/// pays, at any length.
 #[derive(Debug)]
 pub(crate) enum Stored {
-    /// A message of one text part (of at most [`Texts::LONGEST`] bytes), complete, at
-    /// revision 1, without metadata, usage, failure or lease: everything else is what
-    /// [`Message::new`] sets.
+    /// A message of one text part (with its id, at most [`Texts::LONGEST`] bytes),
+    /// complete, at revision 1, without metadata, usage, failure or lease: everything
+    /// else is what [`Message::new`] sets.
     Text {
-        id: MessageId,
         role: Role,
         parent: Option<u64>,
         created_at: DateTime<Utc>,
-        text: TextAt,
+        /// The id then the text.
+        id_and_text: TextAt,
+        /// The id's length (ids are at most 128 bytes).
+        id_len: u8,
     },
     /// Any other message.
     Whole(Box<Message>),
@@ -33,12 +35,13 @@ impl Stored {
     /// `message` (of seq `seq`), in the smaller form when it fits, its text copied into
     /// `texts`.
     pub(crate) fn of(message: &Message, seq: u64, texts: &mut Texts) -> Stored {
+        let id = message.id.as_str();
         let text = match message.parts.as_slice() {
-            [Part::Text { text }] if text.len() <= Texts::LONGEST => Some(text),
+            [Part::Text { text }] if id.len() + text.len() <= Texts::LONGEST => Some(text),
             _ => None,
         };
-        match text {
-            Some(text)
+        match (text, u8::try_from(id.len())) {
+            (Some(text), Ok(id_len))
                 if message.seq == seq
                     && message.status == MessageStatus::Complete
                     && message.updated_at.is_none()
@@ -49,43 +52,62 @@ impl Stored {
                     && message.lease_expires_at.is_none() =>
             {
                 Stored::Text {
-                    id: message.id.clone(),
                     role: message.role.clone(),
                     parent: message.parent,
                     created_at: message.created_at,
-                    text: texts.push(text),
+                    id_and_text: texts.push(id, text),
+                    id_len,
                 }
             }
             _ => Stored::Whole(Box::new(message.clone())),
         }
     }
 
-    /// The message's id.
-    pub(crate) fn id(&self) -> &MessageId {
+    /// The message's id (`None`, like the two below, only when `texts` is not the one
+    /// it was stored with).
+    pub(crate) fn id<'a>(&'a self, texts: &'a Texts) -> Option<&'a str> {
         match self {
-            Stored::Text { id, .. } => id,
-            Stored::Whole(message) => &message.id,
+            Stored::Text { .. } => Some(self.split(texts)?.0),
+            Stored::Whole(message) => Some(message.id.as_str()),
         }
     }
 
-    /// The message, held at seq `seq`, its text in `texts` (`None` only when `texts` is
-    /// not the one it was stored with).
+    /// A [`Stored::Text`]'s id and text.
+    fn split<'a>(&self, texts: &'a Texts) -> Option<(&'a str, &'a str)> {
+        match self {
+            Stored::Text {
+                id_and_text,
+                id_len,
+                ..
+            } => {
+                let all = texts.get(id_and_text)?;
+                let id_len = usize::from(*id_len);
+                Some((all.get(..id_len)?, all.get(id_len..)?))
+            }
+            Stored::Whole(_) => None,
+        }
+    }
+
+    /// The message, held at seq `seq`.
     pub(crate) fn to_message(&self, seq: u64, texts: &Texts) -> Option<Message> {
         Some(match self {
             Stored::Text {
-                id,
                 role,
                 parent,
                 created_at,
-                text,
-            } => Message::new(
-                id.clone(),
-                seq,
-                *parent,
-                role.clone(),
-                vec![Part::text(texts.get(text)?)],
-                *created_at,
-            ),
+                ..
+            } => {
+                let (id, text) = self.split(texts)?;
+                Message::new(
+                    // Checked when it was stored, checked again: cheap next to a read.
+                    MessageId::parse(id).ok()?,
+                    seq,
+                    *parent,
+                    role.clone(),
+                    vec![Part::text(text)],
+                    *created_at,
+                )
+            }
             Stored::Whole(message) => Message::clone(message),
         })
     }
@@ -93,7 +115,7 @@ impl Stored {
     /// [`Message::content`], without copying the text of a [`Stored::Text`].
     pub(crate) fn content<'a>(&'a self, texts: &'a Texts) -> Cow<'a, str> {
         match self {
-            Stored::Text { text, .. } => Cow::Borrowed(texts.get(text).unwrap_or_default()),
+            Stored::Text { .. } => Cow::Borrowed(self.split(texts).map_or("", |(_, text)| text)),
             Stored::Whole(message) => Cow::Owned(message.content()),
         }
     }
@@ -124,26 +146,28 @@ impl Texts {
     /// The largest chunk's size.
     const LARGEST: usize = 64 << 10;
 
-    /// Copies `text` (at most [`Texts::LONGEST`] bytes) in.
-    fn push(&mut self, text: &str) -> TextAt {
+    /// Copies `id` then `text` (together at most [`Texts::LONGEST`] bytes) in, side by
+    /// side.
+    fn push(&mut self, id: &str, text: &str) -> TextAt {
+        let len = id.len() + text.len();
         let room = self.chunks.last().map(|c| c.capacity() - c.len());
-        if room.is_none_or(|room| room < text.len()) {
+        if room.is_none_or(|room| room < len) {
             let size = self
                 .chunks
                 .last()
                 .map_or(Self::FIRST, |c| (c.capacity() * 2).min(Self::LARGEST));
-            self.chunks
-                .push(String::with_capacity(size.max(text.len())));
+            self.chunks.push(String::with_capacity(size.max(len)));
         }
         let chunk = self.chunks.len() - 1;
         let start = self.chunks[chunk].len();
+        self.chunks[chunk].push_str(id);
         self.chunks[chunk].push_str(text);
         // A chunk's index and offsets fit: there are fewer than 2^32 chunks of at
         // most 64 KiB.
         TextAt {
             chunk: chunk as u32,
             start: start as u32,
-            len: text.len() as u32,
+            len: len as u32,
         }
     }
 
@@ -202,14 +226,17 @@ mod tests {
         change(&|m| m.parts = vec![Part::attachment("f1".parse().unwrap(), None)]);
         change(&|m| m.parts = vec![Part::text("é".repeat(Texts::LONGEST / 2 + 1))]);
         let mut longest = plain.clone();
-        longest.parts = vec![Part::text("a".repeat(Texts::LONGEST))];
+        longest.parts = vec![Part::text("a".repeat(Texts::LONGEST - 36))];
         variants.push((longest, true));
+        let mut too_long = plain.clone();
+        too_long.parts = vec![Part::text("a".repeat(Texts::LONGEST - 35))];
+        variants.push((too_long, false));
         let mut texts = Texts::default();
         for (m, small) in variants {
             let stored = Stored::of(&m, 3, &mut texts);
             assert_eq!(matches!(stored, Stored::Text { .. }), small, "{m:?}");
             assert_eq!(stored.to_message(m.seq, &texts), Some(m.clone()));
-            assert_eq!(stored.id(), &m.id);
+            assert_eq!(stored.id(&texts), Some(m.id.as_str()));
             assert_eq!(stored.content(&texts), m.content());
         }
     }
@@ -220,19 +247,17 @@ mod tests {
         let all: Vec<String> = (0..5_000)
             .map(|i| format!("text {i} {}", "é".repeat(i % 50)))
             .collect();
-        let at: Vec<TextAt> = all.iter().map(|t| texts.push(t)).collect();
+        let at: Vec<TextAt> = all.iter().map(|t| texts.push("id", t)).collect();
         for (text, at) in all.iter().zip(&at) {
-            assert_eq!(texts.get(at), Some(text.as_str()));
+            assert_eq!(texts.get(at), Some(format!("id{text}").as_str()));
         }
         let sizes: Vec<usize> = texts.chunks.iter().map(String::capacity).collect();
         assert_eq!(sizes[..3], [256, 512, 1_024]);
         assert!(sizes.iter().all(|s| *s <= Texts::LARGEST));
         assert_eq!(sizes.last(), Some(&Texts::LARGEST));
-        assert_eq!(texts.push("").len, 0);
-        assert_eq!(
-            texts.push(&"b".repeat(Texts::LONGEST)).len as usize,
-            Texts::LONGEST
-        );
+        assert_eq!(texts.push("", "").len, 0);
+        let longest = "b".repeat(Texts::LONGEST - 1);
+        assert_eq!(texts.push("a", &longest).len as usize, Texts::LONGEST);
         assert_eq!(
             texts.get(&TextAt {
                 chunk: 999,
@@ -245,7 +270,7 @@ mod tests {
 
     #[test]
     fn the_text_form_is_smaller() {
-        assert!(size_of::<Stored>() <= 88, "{}", size_of::<Stored>());
+        assert!(size_of::<Stored>() <= 72, "{}", size_of::<Stored>());
         assert!(size_of::<Message>() > 2 * size_of::<Stored>());
     }
 }
