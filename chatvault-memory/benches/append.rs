@@ -3,7 +3,9 @@
 //!
 //! 1. `add_message/at/N`: one `add_message` to a conversation that already holds N = 10,
 //!    1,000 and 100,000 messages (a fresh conversation of N is made, untimed, after every
-//!    `max(N / 10, 100)` appends, so the length stays within 10% of N, or 100).
+//!    `max(N / 10, 100)` appends, so the length stays within 10% of N, or 100). After
+//!    each run of timed appends it checks, untimed, that the conversation holds them all
+//!    and that the last reads back from the store; it panics if not.
 //! 2. `python 4,000 appends`: 4,000 `add_message` calls to a new conversation, timed here
 //!    and in the Python `chatvault` 0.1.0 with its `MemoryMessages`, in the same run;
 //!    prints both and the ratio. Needs the interpreter of `scripts/python-chatvault.sh`
@@ -18,7 +20,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use chatvault_core::{ChatVault, Conversation, NewMessage, Role};
+use chatvault_core::{ChatVault, Conversation, MessageRange, NewMessage, Role};
 use chatvault_memory::{MemoryFiles, MemoryMessages};
 use criterion::{BenchmarkId, Criterion};
 use tokio::runtime::Runtime;
@@ -48,6 +50,21 @@ async fn conversation(vault: &ChatVault, n: usize) -> Conversation {
     chat
 }
 
+/// Panics unless `chat` holds `count` messages, the last of them the bench's (read
+/// back from the store, untimed): what is timed must be appends that are kept.
+async fn check_stored(chat: &Conversation, count: u64) {
+    assert_eq!(chat.message_count(), count, "messages the vault counts");
+    let last = chat
+        .messages_page(&MessageRange::last(1))
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        matches!(last.as_slice(), [m] if m.seq == count && m.content() == "Hello, vault!"),
+        "the last append is not stored: {last:?}"
+    );
+}
+
 fn add_message(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("add_message/at");
@@ -74,6 +91,7 @@ fn add_message(c: &mut Criterion) {
                         total += start.elapsed();
                         *grown += these;
                         done += these;
+                        check_stored(chat, n as u64 + *grown).await;
                     }
                     total
                 })
@@ -138,7 +156,9 @@ fn rust_appends(n: usize) -> f64 {
         for _ in 0..n {
             chat.add_message(Role::User, "Hello, vault!").await.unwrap();
         }
-        start.elapsed().as_secs_f64()
+        let elapsed = start.elapsed().as_secs_f64();
+        check_stored(&chat, n as u64).await;
+        elapsed
     })
 }
 
