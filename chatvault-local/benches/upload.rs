@@ -11,6 +11,10 @@
 //!    The chunks are read from the source file (in the page cache) as the stream is
 //!    polled, as from an always-ready network body. Every upload is durable when it returns
 //!    (fsync of the file and of its directories).
+//! 4. The same `attach_file_stream` into a files backend that counts the bytes and drops
+//!    them ("attach, no disk"): the source and the vault's SHA-256 alone, the floor of
+//!    the attach whatever the files backend does. The attach's time over this one's is
+//!    printed last: what writing to disk adds to the hashing.
 //!
 //! Everything is measured `CHATVAULT_BENCH_UPLOAD_ROUNDS` times (default 3), the steps of a
 //! round one after the other, so that a busy machine slows them alike; the median and
@@ -28,7 +32,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chatvault_core::{ByteStream, ChatVault, ContentType, FilesBackend, StorageKey, UserId};
+use chatvault_core::backend::{FilesCapabilities, ObjectMeta, async_trait};
+use chatvault_core::{ByteStream, ChatVault, ContentType, Error, FilesBackend, StorageKey, UserId};
 use chatvault_local::LocalFiles;
 use chatvault_memory::MemoryMessages;
 use futures_util::StreamExt;
@@ -76,6 +81,7 @@ fn main() {
         "source only",
         "upload_stream",
         "attach_file_stream",
+        "attach, no disk",
     ];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
     let mut peak_rss = vec![0u64; names.len()];
@@ -185,6 +191,12 @@ fn main() {
             b / b0,
         );
     }
+    let (attach, floor) = (names.len() - 2, names.len() - 1);
+    println!(
+        "attach_file_stream / attach, no disk: {:.2}x (medians), {:.2}x (bests)",
+        medians[attach].as_secs_f64() / medians[floor].as_secs_f64(),
+        bests[attach].as_secs_f64() / bests[floor].as_secs_f64(),
+    );
 }
 
 fn median(times: &[Duration]) -> Duration {
@@ -313,6 +325,57 @@ fn cpu_seconds() -> f64 {
     ticks as f64 / 100.0
 }
 
+/// A files backend that reads a stream to its end and drops the bytes: the attach's
+/// floor, the source and the hashing without a disk.
+#[derive(Debug, Clone, Copy)]
+struct NullFiles;
+
+#[async_trait]
+impl FilesBackend for NullFiles {
+    fn capabilities(&self) -> FilesCapabilities {
+        FilesCapabilities::basic()
+    }
+
+    async fn upload_stream(
+        &self,
+        _key: &StorageKey,
+        mut data: ByteStream,
+        _content_type: &ContentType,
+    ) -> chatvault_core::Result<u64> {
+        let mut n = 0;
+        while let Some(chunk) = data.next().await {
+            n += chunk
+                .map_err(|source| Error::UploadStream { source })?
+                .len() as u64;
+        }
+        Ok(n)
+    }
+
+    async fn download_stream(
+        &self,
+        _key: &StorageKey,
+    ) -> chatvault_core::Result<Option<ByteStream>> {
+        Ok(None)
+    }
+
+    async fn head(&self, _key: &StorageKey) -> chatvault_core::Result<Option<ObjectMeta>> {
+        Ok(None)
+    }
+
+    async fn delete(&self, _key: &StorageKey) -> chatvault_core::Result<bool> {
+        Ok(false)
+    }
+
+    async fn signed_url(
+        &self,
+        _key: &StorageKey,
+        _expires_in: Duration,
+        _download_filename: Option<&str>,
+    ) -> chatvault_core::Result<String> {
+        Err(Error::not_supported("null", "signed_url"))
+    }
+}
+
 /// The body of a measurement child process.
 fn child(mode: &str) {
     let src = PathBuf::from(std::env::var(CHILD_SRC).unwrap());
@@ -352,8 +415,12 @@ fn child(mode: &str) {
                 assert_eq!(n, size);
                 (took, "-".to_owned())
             }
-            "attach_file_stream" => {
-                let vault = ChatVault::new(MemoryMessages::new(), files.clone());
+            "attach_file_stream" | "attach, no disk" => {
+                let vault = if mode == "attach, no disk" {
+                    ChatVault::new(MemoryMessages::new(), NullFiles)
+                } else {
+                    ChatVault::new(MemoryMessages::new(), files.clone())
+                };
                 let mut conversation = vault
                     .create_conversation(Some(&UserId::parse("bench").unwrap()))
                     .await
