@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python library that ChatVault re-creates and extends (`chatvault` on PyPI), pinned, in a
 # virtual environment of the project's own (no system-wide install), for the benchmarks that
-# compare with it (chatvault-memory/benches/append.rs).
+# compare with it (chatvault-memory/benches/append.rs; chatvault-aws/benches/dynamo.rs, which
+# also needs boto3, the AWS SDK for Python, for the Python library on DynamoDB).
 #
 # Usage: scripts/python-chatvault.sh install|path|env
 #
@@ -18,15 +19,16 @@
 #   PYTHON                 the interpreter that makes it (default python3; needs >= 3.10)
 set -euo pipefail
 
-# The pinned version: change it here, nowhere else.
+# The pinned versions: change them here, nowhere else.
 CHATVAULT_VERSION=0.1.0
+BOTO3_VERSION=1.44.18
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${CHATVAULT_PYTHON_VENV:-$ROOT/target/python-chatvault-venv}
 VENV_PYTHON=$VENV/bin/python
 # What was installed, written last: its presence with the same pins means "done".
 STAMP=$VENV/.chatvault-pins
-PINS="chatvault==$CHATVAULT_VERSION"
+PINS="chatvault==$CHATVAULT_VERSION boto3==$BOTO3_VERSION"
 
 log() { echo "python-chatvault.sh: $*" >&2; }
 die() {
@@ -54,9 +56,10 @@ cmd_install() {
     fi
     rm -f "$STAMP"
     log "pip install $PINS"
-    "$VENV_PYTHON" -m pip install --quiet --disable-pip-version-check "$PINS" >&2 ||
+    # shellcheck disable=SC2086 # one word per pin
+    "$VENV_PYTHON" -m pip install --quiet --disable-pip-version-check $PINS >&2 ||
         die "pip install $PINS failed (see above): PyPI must be reachable"
-    "$VENV_PYTHON" -c 'import chatvault; from chatvault.backends import MemoryMessages' ||
+    "$VENV_PYTHON" -c 'import chatvault, boto3; from chatvault.backends import MemoryMessages' ||
         die "the package was installed but does not import (see above)"
     echo "$PINS" >"$STAMP"
     log "$PINS installed in $VENV"

@@ -19,6 +19,18 @@
 //!   `messages` call for every message: one `Query` page of up to 1 MB), next to the seed's
 //!   `GetItem` of the same 2,000 messages (and parsing them), with the ratio; and the
 //!   requests `Conversation::messages()` takes through the vault.
+//! - **python** (issue #27): the same whole load next to the real Python chatvault 0.1.0
+//!   on boto3, against the same DynamoDB Local, in the same run: `python/load.py`, a
+//!   `MessagesBackend` for the Python package with its README's one-item layout, writes a
+//!   conversation of [`LOAD`] messages once and loads it whole through the package's API
+//!   (`get_conversation`, `get_messages`: one `GetItem` and the parse), timing each load
+//!   itself (`time.perf_counter`); this benchmark takes turns with it, one load each at a
+//!   time ([`PYTHON_TURNS`] of each after [`PYTHON_WARM_UP`] untimed), and prints the
+//!   medians and the ratios (the target: ours at least 1.5x as fast), for `messages` and
+//!   for `Conversation::messages()`; and, taking turns with them, the same `Query` sent
+//!   raw and not decoded, whose time taken from ours is the client's own part. Needs the
+//!   interpreter of `scripts/python-chatvault.sh` (`CHATVAULT_PYTHON_CHATVAULT`, else the
+//!   script's venv, with boto3); skipped, with the reason, without it.
 //! - **seal cycle** (issue #27): [`CYCLE`] consecutive appends of one message to one
 //!   conversation, each timed: median, mean, p99 and max per append, and the ratios
 //!   p99/median and mean/median. Whatever the layout does every so many appends (seal
@@ -30,11 +42,15 @@
 //! scripts/emulators.sh start && eval "$(scripts/emulators.sh env)"
 //! cargo bench -p chatvault-aws --bench dynamo               # everything
 //! cargo bench -p chatvault-aws --bench dynamo -- seal_cycle # the seal cycle alone
-//! cargo bench -p chatvault-aws --bench dynamo -- seed       # all but the seal cycle
+//! cargo bench -p chatvault-aws --bench dynamo -- seed       # the seed's layout in Rust
+//! cargo bench -p chatvault-aws --bench dynamo -- python     # the Python package's loads
+//! bash scripts/python-chatvault.sh install                  # once, for the python section
 //! ```
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "python/mod.rs"]
+mod python;
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -68,6 +84,12 @@ const WARM_UP: usize = 300;
 const LOADS: usize = 15;
 /// Consecutive appends of the seal cycle.
 const CYCLE: usize = 2_000;
+/// Loads of each, taking turns, in the comparison with the Python package.
+const PYTHON_TURNS: usize = 61;
+/// Untimed turns before those.
+const PYTHON_WARM_UP: usize = 30;
+/// The speed over the Python package's whole load that issue #27 asks of ours.
+const PYTHON_TARGET: f64 = 1.5;
 
 fn text(k: usize) -> String {
     format!("message {k}: {}", "lorem ipsum ".repeat(4))
@@ -372,19 +394,26 @@ async fn seal_cycle() -> Result<(), Box<dyn Error>> {
 }
 
 /// The sections `filter` (the benchmark's first argument that is not a flag) selects:
-/// the comparison with the seed, and the seal cycle.
-fn sections(filter: Option<&str>) -> (bool, bool) {
+/// the comparison with the seed, the one with the Python package, and the seal cycle.
+fn sections(filter: Option<&str>) -> (bool, bool, bool) {
     match filter {
-        None => (true, true),
-        Some(f) => ("seed".contains(f), "seal_cycle".contains(f)),
+        None => (true, true, true),
+        Some(f) => (
+            "seed".contains(f),
+            "python".contains(f),
+            "seal_cycle".contains(f),
+        ),
     }
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let (compare, cycle) = sections(filter.as_deref());
+    let (compare, python, cycle) = sections(filter.as_deref());
     if compare {
         compare_with_seed().await?;
+    }
+    if python {
+        compare_with_python().await?;
     }
     if cycle {
         seal_cycle().await?;
@@ -599,6 +628,159 @@ async fn compare_with_seed() -> Result<(), Box<dyn Error>> {
     common::drop_table(&backend).await;
     seed.drop().await?;
     Ok(())
+}
+
+/// The SDK's `Query` of the items a whole load reads (the conversation item and the
+/// chunks), without decoding them: what the emulator and the SDK cost. Returns the items.
+async fn raw_query(
+    backend: &DynamoMessages,
+    id: &chatvault_core::ConversationId,
+) -> Result<usize, Box<dyn Error>> {
+    let out = backend
+        .client()
+        .query()
+        .table_name(backend.table_name())
+        .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+        .expression_attribute_values(":pk", AttributeValue::S(id.to_string()))
+        .expression_attribute_values(":low", AttributeValue::S("#conversation".into()))
+        .expression_attribute_values(":high", AttributeValue::S(format!("m#{:020}", u64::MAX)))
+        .consistent_read(true)
+        .send()
+        .await?;
+    if out.last_evaluated_key.is_some() {
+        return Err("the raw Query was cut".into());
+    }
+    Ok(out.items.map_or(0, |items| items.len()))
+}
+
+/// Our whole load of [`LOAD`] messages next to the Python package's, taking turns.
+async fn compare_with_python() -> Result<(), Box<dyn Error>> {
+    let skip = |why: &str| println!("\npython: skipped: {why}");
+    let interpreter = match python::interpreter() {
+        Ok(p) => p,
+        Err(why) => {
+            skip(&why);
+            return Ok(());
+        }
+    };
+    let started = Instant::now();
+    let mut py =
+        match tokio::task::block_in_place(|| python::PythonLoads::start(&interpreter, LOAD)) {
+            Ok(py) => py,
+            Err(why) => {
+                skip(&why);
+                return Ok(());
+            }
+        };
+    let (backend, requests) = common::dynamo_counted().await;
+    let load = conversation_with(&backend, LOAD).await?;
+    let vault = ChatVault::from_arcs(Arc::new(backend.clone()), Arc::new(common::NoFiles));
+    let conversation = vault
+        .get_conversation(&load.id)
+        .await?
+        .ok_or("the conversation is gone")?;
+    println!();
+    println!(
+        "load a whole {LOAD}-message conversation vs the Python chatvault 0.1.0 on boto3 ({}), tables {} and {} ({:.1} s setup)",
+        interpreter.display(),
+        backend.table_name(),
+        py.table,
+        started.elapsed().as_secs_f64()
+    );
+    let (mut theirs, mut ours, mut through_vault, mut raw) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut load_requests, mut vault_requests, mut raw_items) = (0, 0, 0);
+    for turn in 0..PYTHON_WARM_UP + PYTHON_TURNS {
+        // Who goes first alternates.
+        let python_first = turn.is_multiple_of(2);
+        let mut python_turn = || -> Result<Duration, Box<dyn Error>> {
+            let (took, count) = tokio::task::block_in_place(|| py.load())?;
+            if count != LOAD {
+                return Err(format!("the Python package loaded {count} messages").into());
+            }
+            Ok(took)
+        };
+        let first = if python_first {
+            Some(python_turn()?)
+        } else {
+            None
+        };
+        requests.reset();
+        let t = Instant::now();
+        let page = backend.messages(&load.id, &MessageRange::all()).await?;
+        let ours_took = t.elapsed();
+        load_requests = requests.get();
+        requests.reset();
+        let t = Instant::now();
+        let all = conversation.messages().await?;
+        let vault_took = t.elapsed();
+        vault_requests = requests.get();
+        let t = Instant::now();
+        raw_items = raw_query(&backend, &load.id).await?;
+        let raw_took = t.elapsed();
+        let python_took = match first {
+            Some(took) => took,
+            None => python_turn()?,
+        };
+        if page.items.len() != LOAD || page.next_cursor.is_some() || all.len() != LOAD {
+            return Err(format!(
+                "loaded {} and {} messages, not {LOAD}",
+                page.items.len(),
+                all.len()
+            )
+            .into());
+        }
+        if turn >= PYTHON_WARM_UP {
+            theirs.push(python_took);
+            ours.push(ours_took);
+            through_vault.push(vault_took);
+            raw.push(raw_took);
+        }
+    }
+    let (mtheirs, mours, mvault, mraw) = (
+        median(theirs),
+        median(ours),
+        median(through_vault),
+        median(raw),
+    );
+    println!(
+        "  (medians of {PYTHON_TURNS} turns, after {PYTHON_WARM_UP} untimed; load average {})",
+        load_average()
+    );
+    println!(
+        "  Python chatvault, get_conversation + get_messages: {} (one GetItem + parse, timed in Python)",
+        ms(mtheirs)
+    );
+    println!(
+        "  chatvault, messages(all):                          {} ({load_requests} request{}): {:.2}x the Python package's speed (target {PYTHON_TARGET:.1}x)",
+        ms(mours),
+        if load_requests == 1 { "" } else { "s" },
+        speed(mtheirs, mours)
+    );
+    println!(
+        "  chatvault, Conversation::messages() (vault):       {} ({vault_requests} request{}): {:.2}x",
+        ms(mvault),
+        if vault_requests == 1 { "" } else { "s" },
+        speed(mtheirs, mvault)
+    );
+    println!(
+        "  the same Query alone, not decoded:                 {} ({raw_items} items): what the emulator and the SDK take",
+        ms(mraw)
+    );
+    println!(
+        "  messages(all) less the Query alone:                {:.2} ms (decoding {LOAD} messages, the client's own part)",
+        (mours.as_secs_f64() - mraw.as_secs_f64()) * 1e3
+    );
+    tokio::task::block_in_place(|| py.finish())?;
+    common::drop_table(&backend).await;
+    Ok(())
+}
+
+/// The system's load averages (1, 5, 15 minutes), or `?` where they cannot be read.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn main() -> ExitCode {
