@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_core::backend::{ConversationId, Error, Message, MessageRange, Page, Result};
 
 use super::head::Heads;
-use crate::dynamo::layout::chunks::{MAX_CHUNK_MESSAGES, decode_stored};
+use crate::dynamo::layout::chunks::{MAX_CHUNK_MESSAGES, decode_stored, sealed_part};
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;
 use crate::dynamo::table::Table;
@@ -182,6 +182,8 @@ impl Ranges {
             }
         };
         let head = self.heads.seen_writable(id, head)?;
+        // A pending seal's copy of tail entries is not read: the tail's entries are.
+        messages.retain(sealed_part(head.tail.first().map(|e| e.message.seq)));
         if !cut {
             messages.extend(
                 head.tail
@@ -253,6 +255,8 @@ impl Ranges {
             .first()
             .map_or(top, |e| e.message.seq.saturating_sub(1))
             .min(top);
+        // A pending seal's copy of tail entries is not read: the tail's entries are.
+        let sealed = sealed_part(head.tail.first().map(|e| e.message.seq));
         // Where what was read is whole from, when the page was cut.
         let mut whole_from = bottom;
         if sealed_top >= bottom {
@@ -271,7 +275,8 @@ impl Ranges {
                     messages.extend(
                         stored
                             .into_iter()
-                            .filter(|m| (bottom..=top).contains(&m.seq)),
+                            .filter(|m| (bottom..=top).contains(&m.seq))
+                            .filter(&sealed),
                     );
                     found += messages.len() - before;
                 }
