@@ -33,8 +33,9 @@
 //!   script's venv, with boto3); skipped, with the reason, without it.
 //! - **seal cycle** (issue #27): [`CYCLE`] consecutive appends of one message to one
 //!   conversation, each timed: median, mean, p99 and max per append, and the ratios
-//!   p99/median and mean/median. Whatever the layout does every so many appends (seal
-//!   the tail) shows in the tail of that distribution.
+//!   p99/median and mean/median, with seals in the background (the default) and with
+//!   seals inside the appends. Whatever the layout does every so many appends (seal the
+//!   tail) shows in the tail of that distribution.
 //!
 //! Needs the emulators' environment:
 //!
@@ -320,77 +321,116 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted.get(at.min(last)).copied().unwrap_or_default()
 }
 
-/// [`CYCLE`] consecutive appends of one message to one conversation, each timed.
+/// [`CYCLE`] consecutive appends of one message to one conversation, each timed: with
+/// seals in the background (the default), with seals inside the appends (a transaction
+/// once in [`TAIL`] appends), and, for the emulator's own spread, the same appends to
+/// conversations that never reach [`TAIL`] messages (no seal at all), each on a fresh
+/// table.
 async fn seal_cycle() -> Result<(), Box<dyn Error>> {
-    let (backend, requests) = common::dynamo_counted().await;
-    // Warm up connections and the emulator on a conversation of its own.
-    let warm = conversation_with(&backend, 0).await?;
+    println!(
+        "seal cycle: {CYCLE} consecutive appends of one message to one conversation, per mode"
+    );
+    let modes = [
+        ("seals in the background (default)", true, CYCLE),
+        (
+            "seals inside the appends (background_seals(false))",
+            false,
+            CYCLE,
+        ),
+        (
+            "no seal: conversations of at most 47 messages",
+            true,
+            TAIL - 1,
+        ),
+    ];
+    let mut floor = None;
+    for (mode, background, per_conversation) in modes {
+        let (counted, requests) = common::dynamo_counted().await;
+        let backend = DynamoMessages::builder(counted.table_name())
+            .client(counted.client().clone())
+            .background_seals(background)
+            .build()
+            .await?;
+        let cycle = timed_cycle(&backend, &requests, per_conversation).await;
+        common::drop_table(&backend).await;
+        let (samples, requests_per_append) = cycle?;
+        let average = mean(&samples);
+        let mut sorted = samples;
+        sorted.sort_unstable();
+        let (mid, p99, max) = (
+            quantile(&sorted, 0.5),
+            quantile(&sorted, 0.99),
+            quantile(&sorted, 1.0),
+        );
+        let (spread, skew) = (
+            p99.as_secs_f64() / mid.as_secs_f64(),
+            average.as_secs_f64() / mid.as_secs_f64(),
+        );
+        println!(
+            "  {mode}: median {}, mean {}, p99 {}, max {}; {requests_per_append:.2} requests per append (the background's included)",
+            ms(mid),
+            ms(average),
+            ms(p99),
+            ms(max)
+        );
+        println!(
+            "    p99/median {spread:.2} (target at most 3), mean/median {skew:.2} (target at most 1.3)"
+        );
+        if per_conversation < CYCLE {
+            floor = Some((spread, skew));
+        }
+    }
+    if let Some((spread, skew)) = floor {
+        println!(
+            "  (the emulator's own spread, with no seal: p99/median {spread:.2}, mean/median {skew:.2})"
+        );
+    }
+    Ok(())
+}
+
+/// The times of [`CYCLE`] appends of one message on `backend` (after [`WARM_UP`]
+/// untimed ones on a conversation of their own), `per_conversation` to each
+/// conversation, one conversation after another, checked stored whole and in order;
+/// and the requests `requests` counted per append, the background copies' included.
+async fn timed_cycle(
+    backend: &DynamoMessages,
+    requests: &common::RequestCounter,
+    per_conversation: usize,
+) -> Result<(Vec<Duration>, f64), Box<dyn Error>> {
+    let warm = conversation_with(backend, 0).await?;
     for k in 0..WARM_UP {
         backend.append_messages(&warm.id, vec![message(k)]).await?;
     }
-    let conversation = conversation_with(&backend, 0).await?;
+    let mut conversations = Vec::with_capacity(CYCLE.div_ceil(per_conversation));
+    for _ in 0..CYCLE.div_ceil(per_conversation) {
+        conversations.push(conversation_with(backend, 0).await?);
+    }
+    backend.finish_seals().await;
     requests.reset();
     let mut samples = Vec::with_capacity(CYCLE);
-    let started = Instant::now();
     for k in 0..CYCLE {
+        let conversation = &conversations[k / per_conversation];
         let t = Instant::now();
         backend
             .append_messages(&conversation.id, vec![message(k)])
             .await?;
         samples.push(t.elapsed());
     }
-    let elapsed = started.elapsed();
-    let stored = backend
-        .messages(&conversation.id, &MessageRange::all())
-        .await?;
-    let seqs: Vec<u64> = stored.items.iter().map(|m| m.seq).collect();
-    if seqs != (1..=CYCLE as u64).collect::<Vec<_>>() {
-        return Err(format!("stored {} of {CYCLE} messages, or out of order", seqs.len()).into());
-    }
-    // The appends that seal: the first finds the tail full (after TAIL appends), then
-    // one in TAIL; the rest join the tail.
-    let (mut sealing, mut joining) = (Vec::new(), Vec::new());
-    for (k, sample) in samples.iter().enumerate() {
-        if k > 0 && k.is_multiple_of(TAIL) {
-            sealing.push(*sample);
-        } else {
-            joining.push(*sample);
+    backend.finish_seals().await;
+    let sent = requests.get();
+    for (c, conversation) in conversations.iter().enumerate() {
+        let stored = backend
+            .messages(&conversation.id, &MessageRange::all())
+            .await?;
+        let seqs: Vec<u64> = stored.items.iter().map(|m| m.seq).collect();
+        let count = per_conversation.min(CYCLE - c * per_conversation) as u64;
+        if seqs != (1..=count).collect::<Vec<_>>() {
+            return Err(
+                format!("stored {} of {count} messages, or out of order", seqs.len()).into(),
+            );
         }
     }
-    let average = mean(&samples);
-    samples.sort_unstable();
-    let (mid, p99, max) = (
-        quantile(&samples, 0.5),
-        quantile(&samples, 0.99),
-        quantile(&samples, 1.0),
-    );
-    println!(
-        "seal cycle: {CYCLE} consecutive appends of one message to one conversation ({:.1} s, {:.2} requests per append)",
-        elapsed.as_secs_f64(),
-        requests.get() as f64 / CYCLE as f64
-    );
-    println!(
-        "  per append: median {}, mean {}, p99 {}, max {}",
-        ms(mid),
-        ms(average),
-        ms(p99),
-        ms(max)
-    );
-    println!(
-        "  p99/median {:.2} (target at most 3), mean/median {:.2} (target at most 1.3)",
-        p99.as_secs_f64() / mid.as_secs_f64(),
-        average.as_secs_f64() / mid.as_secs_f64()
-    );
-    println!(
-        "  the {} appends that seal (one in {TAIL}): median {}, mean {}; the others: median {}, mean {}",
-        sealing.len(),
-        ms(median(sealing.clone())),
-        ms(mean(&sealing)),
-        ms(median(joining.clone())),
-        ms(mean(&joining))
-    );
-    common::drop_table(&backend).await;
-    Ok(())
+    Ok((samples, sent as f64 / CYCLE as f64))
 }
 
 /// The sections `filter` (the benchmark's first argument that is not a flag) selects:

@@ -121,6 +121,9 @@ async fn branch_operations_take_their_requests() {
 
     // Sealed: through its id marker.
     line(&backend, id, 60).await;
+    // The tail's pending seal copied, and dropped from the tail by the next append.
+    backend.finish_seals().await;
+    line(&backend, id, 1).await;
     requests.reset();
     let sealed = backend.message(id, &first[1].id).await.expect("sealed");
     assert_eq!(sealed.as_ref(), Some(&first[1]));

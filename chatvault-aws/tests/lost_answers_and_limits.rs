@@ -247,15 +247,13 @@ async fn listing_everyone_filters_archived_across_pages_and_shards() {
 )]
 #[tokio::test]
 async fn message_windows_match_the_reference_selection() {
-    let table = common::dynamo().await;
+    // Sealed inside the appends: 7, 45 and 45 messages make two chunk items (1-7, 8-52)
+    // and a tail (53-97).
+    let table = common::dynamo_sealing_inline().await;
     let record = ConversationRecord::new(None);
     table.create(&record).await.unwrap();
-    // 7, 45 and 45 messages: two chunk items (1-7, 8-52) and a tail (53-97).
     for n in [7, 45, 45] {
-        let batch: Vec<NewMessage> = (0..n)
-            .map(|i| NewMessage::new(Role::User, format!("{i}")))
-            .collect();
-        table.append_messages(&record.id, batch).await.unwrap();
+        append_numbered(&table, &record.id, n).await;
     }
     let layout = common::layout(&table, &record.id).await;
     assert_eq!(
@@ -263,8 +261,46 @@ async fn message_windows_match_the_reference_selection() {
         (2, 52, 45),
         "{layout:?}"
     );
-    let all = common::whole(&table, &record.id).await.unwrap().messages;
-    assert_eq!(all.len(), 97);
+    windows_match_the_reference(&table, &record.id, 97).await;
+    common::drop_table(&table).await;
+
+    // Sealed in the background: 52 messages sealed, 48 in the tail with their pending
+    // seal's copy in place (which readers must not take for the tail).
+    let table = common::dynamo().await;
+    let record = ConversationRecord::new(None);
+    table.create(&record).await.unwrap();
+    for n in [7, 45] {
+        append_numbered(&table, &record.id, n).await;
+        table.finish_seals().await;
+    }
+    for n in [45, 3] {
+        append_numbered(&table, &record.id, n).await;
+    }
+    table.finish_seals().await;
+    let layout = common::layout(&table, &record.id).await;
+    assert_eq!(
+        (layout.chunked, layout.tail, layout.pending, layout.copied),
+        (52, 48, 48, 48),
+        "{layout:?}"
+    );
+    windows_match_the_reference(&table, &record.id, 100).await;
+    common::drop_table(&table).await;
+}
+
+/// Appends messages "0" .. "n - 1" in one append.
+async fn append_numbered(table: &DynamoMessages, id: &ConversationId, n: usize) {
+    let batch: Vec<NewMessage> = (0..n)
+        .map(|i| NewMessage::new(Role::User, format!("{i}")))
+        .collect();
+    table.append_messages(id, batch).await.unwrap();
+}
+
+/// `messages` of many windows of conversation `id` (`count` messages) is what
+/// [`MessageRange::select`] takes from the whole conversation.
+async fn windows_match_the_reference(table: &DynamoMessages, id: &ConversationId, count: usize) {
+    let all = common::whole(table, id).await.unwrap().messages;
+    assert_eq!(all.len(), count);
+    assert!(all.iter().enumerate().all(|(i, m)| m.seq == i as u64 + 1));
     let mut ranges = Vec::new();
     for a in [
         0u64,
@@ -279,22 +315,23 @@ async fn message_windows_match_the_reference_selection() {
         96,
         97,
         98,
+        100,
+        101,
         u64::MAX - 1,
         u64::MAX,
     ] {
         ranges.push(MessageRange::after(a));
-        for l in [0usize, 1, 2, 6, 7, 8, 45, 46, usize::MAX] {
+        for l in [0usize, 1, 2, 6, 7, 8, 45, 46, 48, 49, usize::MAX] {
             ranges.push(MessageRange::after(a).limit(l));
             ranges.push(MessageRange::before(a).limit(l));
             ranges.push(MessageRange::last(l));
         }
     }
     for r in ranges {
-        let got = table.messages(&record.id, &r).await.unwrap();
+        let got = table.messages(id, &r).await.unwrap();
         let want = r.select(&all);
         assert_eq!(got, want, "{r:?}");
     }
-    common::drop_table(&table).await;
 }
 
 fn chunked(total: usize, chunk: usize) -> ByteStream {
@@ -569,6 +606,8 @@ async fn delete_racing_appenders_leaves_nothing(appenders: usize) {
         for w in writers {
             w.await.unwrap();
         }
+        // A seal's copy that lands after the delete removes itself.
+        table.finish_seals().await;
         let left = table
             .client()
             .query()
@@ -1034,7 +1073,7 @@ async fn transactions_cancelled_for_throttling_or_conflicts_are_temporary() {
 )]
 #[tokio::test]
 async fn interrupted_delete_leaves_the_conversation_marked_and_a_retry_finishes_it() {
-    let table = common::dynamo().await;
+    let table = common::dynamo_sealing_inline().await;
     let record = ConversationRecord::new(Some(common::uid("u")));
     table.create(&record).await.unwrap();
     // Two appends of 30: the second seals the first 30 into a chunk item with their id

@@ -20,6 +20,7 @@ pub struct DynamoMessagesBuilder {
     settings: ClientSettings<Client>,
     max_write_attempts: u32,
     seen_cache_bytes: u64,
+    background_seals: bool,
 }
 
 impl DynamoMessagesBuilder {
@@ -30,6 +31,7 @@ impl DynamoMessagesBuilder {
             settings: ClientSettings::default(),
             max_write_attempts: DEFAULT_MAX_WRITE_ATTEMPTS,
             seen_cache_bytes: DEFAULT_SEEN_CACHE_BYTES,
+            background_seals: true,
         }
     }
 
@@ -89,6 +91,21 @@ impl DynamoMessagesBuilder {
         self
     }
 
+    /// Whether tails are sealed outside the appends (default `true`).
+    ///
+    /// With `true`, once a conversation's tail holds 48 messages (or 48 KB), a task on the
+    /// Tokio runtime copies them into a chunk item and a later append drops them from the
+    /// tail in its own `PutItem`: no append waits for a seal, and the tail holds up to 96
+    /// messages (96 KB) meanwhile. With `false`, the append that finds the tail full seals
+    /// it in one `TransactWriteItems` (a transaction costs several times a `PutItem`), and
+    /// nothing runs after an append returns: for environments that freeze between
+    /// requests (AWS Lambda) and want every seal inside one. Both read what the other
+    /// wrote. See also [`DynamoMessages::finish_seals`].
+    pub fn background_seals(mut self, background: bool) -> Self {
+        self.background_seals = background;
+        self
+    }
+
     /// Builds the backend. Fails with [`Error::InvalidInput`] for an empty table name or
     /// zero write attempts.
     pub async fn build(self) -> Result<DynamoMessages> {
@@ -110,6 +127,10 @@ impl DynamoMessagesBuilder {
             self.table,
             self.max_write_attempts,
         );
-        Ok(DynamoMessages::assemble(table, self.seen_cache_bytes))
+        Ok(DynamoMessages::assemble(
+            table,
+            self.seen_cache_bytes,
+            self.background_seals,
+        ))
     }
 }

@@ -119,11 +119,12 @@ impl DynamoMessages {
     /// Conversations in `table`, through a ready client, used as it is.
     pub fn from_client(client: Client, table: impl Into<String>) -> Self {
         let table = Table::new(client, table.into(), DEFAULT_MAX_WRITE_ATTEMPTS);
-        Self::assemble(table, DEFAULT_SEEN_CACHE_BYTES)
+        Self::assemble(table, DEFAULT_SEEN_CACHE_BYTES, true)
     }
 
-    /// The backend on `table`, its parts sharing one seen cache of `seen_cache_bytes`.
-    fn assemble(table: Table, seen_cache_bytes: u64) -> Self {
+    /// The backend on `table`, its parts sharing one seen cache of `seen_cache_bytes`,
+    /// sealing tails in the background or not.
+    fn assemble(table: Table, seen_cache_bytes: u64, background_seals: bool) -> Self {
         let heads = Heads::new(table.clone(), seen_cache_bytes);
         let lookup = Lookup::new(table.clone(), heads.clone());
         let sealer = Sealer::new(table.clone(), heads.clone());
@@ -131,7 +132,13 @@ impl DynamoMessages {
             ranges: Ranges::new(table.clone(), heads.clone()),
             listing: Listing::new(table.clone()),
             deleting: Deleting::new(table.clone()),
-            appender: Appender::new(table.clone(), heads.clone(), lookup.clone(), sealer.clone()),
+            appender: Appender::new(
+                table.clone(),
+                heads.clone(),
+                lookup.clone(),
+                sealer.clone(),
+                background_seals,
+            ),
             updater: Updater::new(table.clone(), heads.clone(), lookup.clone(), sealer),
             records: Records::new(table.clone(), heads.clone()),
             deleter: Deleter::new(table.clone(), heads.clone()),
@@ -150,6 +157,19 @@ impl DynamoMessages {
     /// tables are usually provisioned with infrastructure code from the same definition.
     pub async fn create_table(&self) -> Result<()> {
         schema::create_table(&self.table.client, &self.table.name).await
+    }
+
+    /// Waits until the seals this backend began outside any append have ended.
+    ///
+    /// Once a conversation's tail holds 48 messages, a task no caller waits for copies
+    /// them into a chunk item, and a later append drops them from the tail (see the
+    /// crate's README, "The seal cycle"). Nothing depends on a copy finishing: one
+    /// that never does (the process stopped, or an AWS Lambda environment frozen after
+    /// its response) is redone, or the tail is sealed in a transaction once it reaches
+    /// 96 messages. Call this before a process ends, or before freezing, to spare that
+    /// work; tests call it to count requests without the copies'.
+    pub async fn finish_seals(&self) {
+        self.appender.finish_seals().await;
     }
 
     /// The SDK client.

@@ -9,10 +9,12 @@ use chatvault_core::backend::{
 };
 use lru::LruCache;
 
-use super::layout::chunks::{Encoded, decode_sealed_max, decode_tail, tail_attribute_size};
+use super::layout::chunks::{
+    Encoded, PENDING_ROOM, decode_pending, decode_sealed_max, decode_tail, tail_attribute_size,
+};
 use super::layout::item::{
-    FILES, FORMAT, Item, TAIL, TOMBSTONE_ROOM, attribute_size, decode_conversation, get_n, get_s,
-    item_size,
+    FILES, FORMAT, Item, PENDING, TAIL, TOMBSTONE_ROOM, attribute_size, decode_conversation, get_n,
+    get_s, item_size,
 };
 
 /// The default of [`DynamoMessagesBuilder::seen_cache_bytes`](crate::DynamoMessagesBuilder::seen_cache_bytes).
@@ -33,6 +35,8 @@ pub(super) struct Seen {
     pub(super) files_json: String,
     /// The greatest id of the sealed messages, if any is sealed.
     pub(super) sealed_max: Option<MessageId>,
+    /// How many of the tail's first entries are being sealed ([`PENDING`]).
+    pub(super) pending: usize,
     /// A conversation written by 0.1 (format 1) with messages: its message items have no
     /// id markers yet, which the next write of messages adds first.
     pub(super) legacy: bool,
@@ -43,6 +47,7 @@ impl Seen {
     pub(super) fn from_item(item: &Item) -> Result<(Seen, Vec<FileAttachment>)> {
         let (record, files) = decode_conversation(item)?;
         let tail = decode_tail(item)?;
+        let pending = decode_pending(item, tail.len())?;
         let files_size = attribute_size(item, FILES);
         let legacy = get_n(item, FORMAT)? < 2 && record.message_count > 0;
         let files_json = match item.get(FILES) {
@@ -53,10 +58,12 @@ impl Seen {
             files_json,
             base_size: item_size(item)
                 .saturating_sub(files_size)
-                .saturating_sub(attribute_size(item, TAIL)),
+                .saturating_sub(attribute_size(item, TAIL))
+                .saturating_sub(attribute_size(item, PENDING)),
             record,
             tail,
             sealed_max: decode_sealed_max(item)?,
+            pending,
             legacy,
         };
         Ok((seen, files))
@@ -78,9 +85,13 @@ impl Seen {
     }
 
     /// [`item_size`](Self::item_size) with another base (`base_size`) and a tail of
-    /// `tail_size` bytes of entries.
+    /// `tail_size` bytes of entries (room counted for [`PENDING`] whether set or not).
     pub(super) fn item_size_with(&self, base_size: u64, tail_size: u64) -> u64 {
-        base_size + self.files_size() + tail_attribute_size(tail_size) + TOMBSTONE_ROOM
+        base_size
+            + self.files_size()
+            + tail_attribute_size(tail_size)
+            + TOMBSTONE_ROOM
+            + PENDING_ROOM
     }
 
     fn cost(&self) -> u64 {
@@ -186,6 +197,7 @@ mod tests {
             tail: Vec::new(),
             files_json: String::new(),
             sealed_max: None,
+            pending: 0,
             legacy: false,
         }
     }

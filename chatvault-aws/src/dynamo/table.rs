@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, DeleteRequest, Put, PutRequest, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update, WriteRequest,
 };
 use chatvault_core::backend::{ConversationId, ConversationRecord, Error, Result};
 use futures_util::{StreamExt, TryStreamExt};
@@ -185,6 +185,24 @@ impl Table {
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+
+    /// A [`batch_write`](Self::batch_write) request that puts `item`.
+    pub(crate) fn put_request(item: Item) -> Result<WriteRequest> {
+        let put = PutRequest::builder()
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        Ok(WriteRequest::builder().put_request(put).build())
+    }
+
+    /// A [`batch_write`](Self::batch_write) request that deletes the item under `key`.
+    pub(crate) fn delete_request(key: Item) -> Result<WriteRequest> {
+        let delete = DeleteRequest::builder()
+            .set_key(Some(key))
+            .build()
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        Ok(WriteRequest::builder().delete_request(delete).build())
     }
 
     /// Writes `requests` with `BatchWriteItem`, 25 at a time (a few batches at once),

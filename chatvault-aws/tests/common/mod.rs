@@ -86,6 +86,20 @@ pub(crate) async fn dynamo() -> DynamoMessages {
     messages
 }
 
+/// A DynamoDB backend on a fresh table that seals full tails inside the appends, in a
+/// transaction (`background_seals(false)`): for tests of that path.
+pub(crate) async fn dynamo_sealing_inline() -> DynamoMessages {
+    require_endpoint("AWS_ENDPOINT_URL_DYNAMODB");
+    let messages = DynamoMessages::builder(unique_name("table"))
+        .sdk_config(&sdk_config().await)
+        .background_seals(false)
+        .build()
+        .await
+        .expect("build");
+    messages.create_table().await.expect("create_table");
+    messages
+}
+
 /// A DynamoDB backend on a fresh table, whose client counts the HTTP requests it sends.
 pub(crate) async fn dynamo_counted() -> (DynamoMessages, RequestCounter) {
     require_endpoint("AWS_ENDPOINT_URL_DYNAMODB");
@@ -426,10 +440,14 @@ pub(crate) async fn with_lost_answers(
         .interceptor(lost.clone())
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(attempts))
         .build();
-    chatvault_aws::DynamoMessages::from_client(
-        aws_sdk_dynamodb::Client::from_conf(config),
-        table.table_name(),
-    )
+    // Seals stay inside the appends: a copy written after an append returns would
+    // meet the lost answers too.
+    chatvault_aws::DynamoMessages::builder(table.table_name())
+        .client(aws_sdk_dynamodb::Client::from_conf(config))
+        .background_seals(false)
+        .build()
+        .await
+        .expect("build")
 }
 
 /// A content type for tests.
@@ -511,10 +529,17 @@ pub(crate) async fn conversation_item(
 pub(crate) struct Layout {
     /// Messages in the conversation item's tail.
     pub(crate) tail: usize,
-    /// Chunk items (sealed runs of messages).
+    /// The conversation item's `pending`: how many of the tail's first messages are
+    /// being sealed.
+    pub(crate) pending: usize,
+    /// Chunk items (sealed runs of messages) before the tail.
     pub(crate) chunks: usize,
-    /// Messages in chunk items.
+    /// Messages in those chunk items.
     pub(crate) chunked: usize,
+    /// Chunk items of tail messages: the copy of a pending seal.
+    pub(crate) copies: usize,
+    /// Messages in those.
+    pub(crate) copied: usize,
     /// One-message items written by 0.1.
     pub(crate) legacy: usize,
     /// Id markers.
@@ -530,6 +555,8 @@ pub(crate) async fn layout(
 ) -> Layout {
     use aws_sdk_dynamodb::types::AttributeValue;
     let mut layout = Layout::default();
+    // The tail's first `seq` (the conversation item sorts before every chunk).
+    let mut tail_first = u64::MAX;
     let mut start = None;
     loop {
         let page = backend
@@ -551,14 +578,28 @@ pub(crate) async fn layout(
             if sk == "#conversation" {
                 if let Some(AttributeValue::L(tail)) = item.get("tail") {
                     layout.tail = tail.len();
+                    if let Some(AttributeValue::S(first)) = tail.first() {
+                        let first: serde_json::Value =
+                            serde_json::from_str(first).expect("a tail entry is JSON");
+                        tail_first = first["seq"].as_u64().expect("a tail entry's seq");
+                    }
+                }
+                if let Some(AttributeValue::N(pending)) = item.get("pending") {
+                    layout.pending = pending.parse().expect("pending is a count");
                 }
             } else if sk.starts_with("mid#") {
                 layout.markers += 1;
             } else if let Some(AttributeValue::S(messages)) = item.get("messages") {
                 let run: Vec<serde_json::Value> =
                     serde_json::from_str(messages).expect("a chunk holds a JSON array");
-                layout.chunks += 1;
-                layout.chunked += run.len();
+                let last = run.last().and_then(|m| m["seq"].as_u64()).expect("seq");
+                if last < tail_first {
+                    layout.chunks += 1;
+                    layout.chunked += run.len();
+                } else {
+                    layout.copies += 1;
+                    layout.copied += run.len();
+                }
             } else {
                 layout.legacy += 1;
             }

@@ -1,13 +1,22 @@
-//! Where messages live (format 2): the most recent ones in the conversation item's
+//! Where messages live (format 2 and 3): the most recent ones in the conversation item's
 //! [`TAIL`], the older ones sealed, a run at a time, into chunk items.
 //!
 //! - An append adds its messages to the tail with one conditional `PutItem` of the
-//!   conversation item, as long as the tail stays within [`TAIL_MAX_MESSAGES`] and
-//!   [`TAIL_MAX_BYTES`] and the conversation item within 400 KB.
-//! - The append that would overflow it seals: one `TransactWriteItems` puts the tail (and
-//!   the new messages, when they do not fit a tail of their own) into chunk items of at
-//!   most [`CHUNK_MAX_BYTES`] of messages, puts an id marker for each sealed message, and
-//!   leaves the new messages in the tail.
+//!   conversation item, as long as the tail stays within [`TAIL_HARD_MESSAGES`] and
+//!   [`TAIL_HARD_BYTES`] and the conversation item within 400 KB.
+//! - Once the tail holds [`TAIL_MAX_MESSAGES`] or [`TAIL_MAX_BYTES`], the append that
+//!   takes it there marks the whole tail [`PENDING`] (format 3): a task no caller waits
+//!   for copies those entries into one chunk item (tagged [`PENDING_VERSION`]) and writes
+//!   their id markers, and the next append from the same process, finding the copy still
+//!   equal to the tail's entries, drops them from the tail in its own `PutItem`. So no
+//!   append waits for a seal, and each is still one conditional write. Until the drop,
+//!   the tail's copies are the messages: readers skip chunk entries at or after the
+//!   tail's first `seq`.
+//! - Only when the tail would pass its hard bounds (the copy failed or lags, or a message
+//!   too large for a tail of its own) does an append seal in one `TransactWriteItems`: the
+//!   tail (and the new messages, when they do not fit a tail of their own) into chunk
+//!   items of at most [`CHUNK_MAX_BYTES`] of messages, the pending entries cut apart from
+//!   the rest so their chunk keeps its key, an id marker for each sealed message.
 //! - A chunk item's sort key is `m#` and its last `seq`, the key a 0.1 message item has
 //!   for its own `seq`: both sort in `seq` order, so a `Query` of a key range reads a
 //!   window of either, and a conversation written by 0.1 goes on with chunks after its
@@ -22,16 +31,24 @@ use chrono::{DateTime, Utc};
 use super::item::*;
 use crate::dynamo::limits::MAX_APPEND_MESSAGES;
 
-/// The most messages the tail holds.
+/// The tail's messages at which its seal begins (the tail is marked pending).
 pub(crate) const TAIL_MAX_MESSAGES: usize = 48;
-/// The most bytes of messages (their JSON forms) the tail holds.
+/// The tail's bytes of messages (their JSON forms) at which its seal begins.
 pub(crate) const TAIL_MAX_BYTES: u64 = 48 * 1024;
+/// The most messages the tail holds while its seal is pending; past it, an append seals
+/// in its own transaction.
+pub(crate) const TAIL_HARD_MESSAGES: usize = 96;
+/// The most bytes of messages the tail holds while its seal is pending.
+pub(crate) const TAIL_HARD_BYTES: u64 = 96 * 1024;
 /// Chunk items are packed with up to this many bytes of messages; a larger message gets
 /// a chunk of its own (a message is at most [`MAX_MESSAGE_BYTES`](crate::MAX_MESSAGE_BYTES)).
 pub(crate) const CHUNK_MAX_BYTES: u64 = 256 * 1024;
 /// The most messages a chunk item holds: a whole tail and a whole append sealed together.
 /// A chunk holding `seq` has a key at most this far after `seq`.
-pub(crate) const MAX_CHUNK_MESSAGES: u64 = (TAIL_MAX_MESSAGES + MAX_APPEND_MESSAGES) as u64;
+pub(crate) const MAX_CHUNK_MESSAGES: u64 = (TAIL_HARD_MESSAGES + MAX_APPEND_MESSAGES) as u64;
+
+/// Bytes kept free in the conversation item for [`PENDING`] (its name and a number).
+pub(crate) const PENDING_ROOM: u64 = PENDING.len() as u64 + 8;
 
 /// A message with its JSON form (what the tail and chunk items store).
 #[derive(Clone, Debug)]
@@ -164,6 +181,43 @@ pub(crate) fn decode_tail(item: &Item) -> Result<Vec<Encoded>> {
         });
     }
     Ok(out)
+}
+
+/// How many of the tail's first entries are pending (0 when none); [`corrupt`] when more
+/// than the tail's `tail_len`.
+pub(crate) fn decode_pending(item: &Item, tail_len: usize) -> Result<usize> {
+    let pending = get_opt_n(item, PENDING)?.unwrap_or(0);
+    match usize::try_from(pending) {
+        Ok(p) if p <= tail_len => Ok(p),
+        _ => Err(corrupt(
+            item,
+            format!("\"pending\" is {pending}, beyond the tail's {tail_len} entries"),
+        )),
+    }
+}
+
+/// The messages a reader takes from chunk items when the tail's first message is
+/// `tail_first` (`None`: the tail is empty): those before it. A chunk of a pending seal
+/// holds copies of tail entries, which are the tail's until an append drops them.
+pub(crate) fn sealed_part(tail_first: Option<u64>) -> impl Fn(&Message) -> bool {
+    move |m| tail_first.is_none_or(|first| m.seq < first)
+}
+
+/// Packs `messages` as a seal writes them: the first `pending` apart (their chunk keeps
+/// the key of the pending seal's copy, which it replaces), then the rest.
+pub(crate) fn pack_sealed(mut messages: Vec<Encoded>, pending: usize) -> Vec<Vec<Encoded>> {
+    let rest = messages.split_off(pending.min(messages.len()));
+    let mut runs = pack(messages);
+    runs.extend(pack(rest));
+    runs
+}
+
+/// The chunk item of a pending seal: the run of the tail's first entries as the
+/// conversation's `version` holds them.
+pub(crate) fn pending_chunk(id: &ConversationId, run: &[Encoded], version: u64) -> Result<Item> {
+    let mut item = chunk_item(id, run, 1)?;
+    item.insert(PENDING_VERSION.into(), n(version));
+    Ok(item)
 }
 
 /// The greatest id of the conversation's sealed messages, when any is sealed.

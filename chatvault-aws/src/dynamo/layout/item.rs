@@ -38,8 +38,10 @@ pub(crate) const FORMAT: &str = "format";
 /// items, id markers for sealed messages; message parts, status, revision, usage). Items
 /// of format 1 (0.1, one item per message) read unchanged; the first write of messages
 /// indexes them (id markers) and moves the conversation to format 2, which 0.1 refuses to
-/// read (rather than misread its messages).
-pub(crate) const FORMAT_VERSION: u64 = 2;
+/// read (rather than misread its messages). Format 3 (chatvault-aws 0.3) adds the pending
+/// seal ([`PENDING`]): the tail's first entries may already have a chunk item, which only
+/// the tail's copy makes live, so 0.2 (which would read the chunk's copy) refuses it.
+pub(crate) const FORMAT_VERSION: u64 = 3;
 /// L of S, on the conversation item: the most recent messages, each as its JSON form, in
 /// `seq` order. An append adds to it; when it would grow past its bounds
 /// it is sealed into a chunk item.
@@ -49,6 +51,15 @@ pub(crate) const TAIL: &str = "tail";
 /// Ids that sort after it cannot be sealed ones, which spares an append the read of their
 /// id markers.
 pub(crate) const SEALED_MAX_ID: &str = "sealed_max_id";
+/// N, on the conversation item: how many of the tail's first entries are being sealed
+/// (format 3). Their chunk item is written outside any append (see
+/// [`chunks`](super::chunks)); until an append drops them from the tail, the tail's
+/// copies are the messages and a chunk item holding them is not read. Absent: none.
+pub(crate) const PENDING: &str = "pending";
+/// N, on a chunk item written for a pending seal: the conversation's `version` whose
+/// tail it copied. Such a chunk is replaced only by a copy of a later version; a chunk
+/// without it (sealed in a transaction, or rewritten by an update) never is.
+pub(crate) const PENDING_VERSION: &str = "pending_version";
 /// S, on chunk items: the JSON array of the chunk's messages, in `seq` order.
 pub(crate) const MESSAGES: &str = "messages";
 /// N, on chunk items: the `seq` of the chunk's first message.
@@ -225,7 +236,8 @@ pub(crate) fn get_n(item: &Item, name: &str) -> Result<u64> {
     }
 }
 
-fn get_opt_n(item: &Item, name: &str) -> Result<Option<u64>> {
+/// A number attribute, `None` when absent.
+pub(crate) fn get_opt_n(item: &Item, name: &str) -> Result<Option<u64>> {
     match item.get(name) {
         None => Ok(None),
         Some(_) => get_n(item, name).map(Some),

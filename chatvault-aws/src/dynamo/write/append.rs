@@ -12,6 +12,7 @@ use chatvault_core::backend::{
 use super::actions::{Op, chunk_exists, too_large_conversation};
 use super::outcome::{Written, conditional_write, single_write};
 use super::plan::{Sealing, Step, check_append_count, plan_append};
+use super::preseal::Presealer;
 use super::seal::Sealer;
 use crate::dynamo::layout::item::Item;
 use crate::dynamo::read::head::Heads;
@@ -27,14 +28,27 @@ pub(crate) struct Appender {
     heads: Heads,
     lookup: Lookup,
     sealer: Sealer,
+    /// Writes the copies of pending seals, which later appends drop from the tail.
+    presealer: Presealer,
+    /// Whether tails are sealed outside the appends (through `presealer`).
+    background_seals: bool,
     /// Appends from this process to one conversation take turns, shared by clones.
     turns: Arc<Turns>,
 }
 
 impl Appender {
-    /// Appends to `table`'s conversations, through the other parts.
-    pub(crate) fn new(table: Table, heads: Heads, lookup: Lookup, sealer: Sealer) -> Self {
+    /// Appends to `table`'s conversations, through the other parts, sealing tails in
+    /// the background or not.
+    pub(crate) fn new(
+        table: Table,
+        heads: Heads,
+        lookup: Lookup,
+        sealer: Sealer,
+        background_seals: bool,
+    ) -> Self {
         Appender {
+            presealer: Presealer::new(table.clone()),
+            background_seals,
             table,
             heads,
             lookup,
@@ -43,14 +57,21 @@ impl Appender {
         }
     }
 
+    /// Waits for the copies of pending seals started so far (see [`Presealer`]).
+    pub(crate) async fn finish_seals(&self) {
+        self.presealer.finish().await;
+    }
+
     /// `append_messages`, on the layout of [`chunks`](crate::dynamo::layout::chunks).
     ///
     /// Written against the conversation as this backend last saw it (its `version`,
     /// `message_count`, `created_at` and tail, remembered from the last write or read of
     /// it, see [`SeenCache`](crate::dynamo::seen::SeenCache)), so that in the steady state an
     /// append is one request: a `PutItem` of the conversation item with the messages
-    /// added to the tail, or, once in [`TAIL_MAX_MESSAGES`](crate::dynamo::layout::chunks::TAIL_MAX_MESSAGES) messages, a
-    /// `TransactWriteItems` that seals the tail into a chunk item. When another writer
+    /// added to the tail, which also drops the tail's first entries once a task has
+    /// copied them into a chunk item (the pending seal, see
+    /// [`Presealer`]), or, only when the tail passes its hard bounds, a
+    /// `TransactWriteItems` that seals the tail into chunk items. When another writer
     /// moved the conversation on (or it was never seen), the condition fails and
     /// DynamoDB returns the conversation item as it is with the failure: the retry
     /// starts from that state, without a read. The conversation is read first only when
@@ -111,7 +132,16 @@ impl Appender {
                 Ok(Some(replayed)) => return Ok(replayed),
                 Err(e) => return Err(e),
             }
-            let plan = match plan_append(id, &current, messages.clone(), now()) {
+            let fold = self.presealer.written(id, &current);
+            let plan = plan_append(
+                id,
+                &current,
+                messages.clone(),
+                now(),
+                fold,
+                self.background_seals,
+            );
+            let plan = match plan {
                 // A parent `seq` beyond what was remembered may have been stored since.
                 Err(Error::InvalidInput { .. }) if !fresh => {
                     (current, fresh) = (self.heads.read_seen(id).await?, true);
@@ -134,6 +164,9 @@ impl Appender {
             let latest = match written {
                 Written::Done => {
                     let record = after.record.clone();
+                    if self.background_seals {
+                        self.presealer.after_write(id, &after);
+                    }
                     self.heads.remember(after);
                     return Ok(Appended::new(record, plan.stored));
                 }

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, WriteRequest,
+    AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use chatvault_core::backend::{ConversationId, Error, FileAttachment, Result, UserId};
 use chrono::Utc;
@@ -280,7 +279,7 @@ impl Deleter {
             .await?
             .into_iter()
             .filter(|k| !matches!(k.get(SK), Some(AttributeValue::S(sk)) if sk == CONVERSATION_SK))
-            .map(Self::delete_request)
+            .map(Table::delete_request)
             .collect::<Result<Vec<_>>>()?;
         self.table.batch_write(deletes).await
     }
@@ -297,17 +296,6 @@ impl Deleter {
             .collect::<std::result::Result<Vec<_>, _>>()
             .await
             .map_err(|e| sdk_error(BACKEND, e))
-    }
-
-    fn delete_request(key: Item) -> Result<WriteRequest> {
-        Ok(WriteRequest::builder()
-            .delete_request(
-                DeleteRequest::builder()
-                    .set_key(Some(key))
-                    .build()
-                    .map_err(|e| Error::backend(BACKEND, e))?,
-            )
-            .build())
     }
 }
 

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 
 use super::actions::{ConvUpdate, TailChange, base_item, base_size, check_item_size, unchanged};
 use crate::dynamo::layout::chunks::{
-    Encoded, TAIL_MAX_BYTES, TAIL_MAX_MESSAGES, chunk_item, pack, tail_entries,
+    Encoded, TAIL_HARD_BYTES, TAIL_HARD_MESSAGES, TAIL_MAX_BYTES, TAIL_MAX_MESSAGES, chunk_item,
+    pack_sealed, tail_entries,
 };
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::MAX_APPEND_MESSAGES;
@@ -30,7 +31,9 @@ pub(crate) struct AppendPlan {
 pub(crate) enum Step {
     /// The steady state: the messages join the tail, in one conditional put of the whole
     /// conversation item `item` (what this backend knows of it, at the version the
-    /// condition names, is all of it). The conversation is `after` once it is written.
+    /// condition names, is all of it), which also drops the tail's pending entries whose
+    /// chunk is written, or marks the tail pending once it is full. The conversation is
+    /// `after` once it is written.
     PutTail { item: Item, after: Seen },
     /// The tail is full: it is sealed into chunk items, in one transaction, and the
     /// messages make the new tail (or are sealed with it, when they would not fit a tail
@@ -47,7 +50,9 @@ pub(crate) enum Step {
 #[derive(Debug)]
 pub(crate) struct Sealing {
     pub(crate) update: ConvUpdate,
-    /// Chunk items, each put only if nothing is stored under its key.
+    /// Chunk items, each put whatever is stored under its key: the transaction holds
+    /// only if the conversation is as read, so every key is past its sealed messages,
+    /// where only a pending seal's copy can be.
     pub(crate) chunks: Vec<Item>,
     /// Id markers, put whatever is stored under their key.
     pub(crate) markers: Vec<Item>,
@@ -70,7 +75,11 @@ impl Sealing {
 }
 
 /// Plans an append of `messages` (at most [`MAX_APPEND_MESSAGES`], ids checked before)
-/// at time `at` to the conversation as `current` describes it.
+/// at time `at` to the conversation as `current` describes it, where the chunk of the
+/// tail's first `fold` entries (0, or `current.pending`) is known written and equal to
+/// them: the append drops them from the tail. With `background` seals, the tail grows to
+/// [`TAIL_HARD_MESSAGES`] and is marked pending once full; without, a full tail is sealed
+/// in the append's transaction (a pending mark left by another writer is honoured).
 ///
 /// [`Error::TooLarge`] when a message would not fit a chunk item of its own, or the
 /// messages would not fit one transaction even with the tail sealed first;
@@ -81,6 +90,8 @@ pub(crate) fn plan_append(
     current: &Seen,
     messages: Vec<NewMessage>,
     at: DateTime<Utc>,
+    fold: usize,
+    background: bool,
 ) -> Result<AppendPlan> {
     let mut record = current.record.clone();
     let stored = record.apply_append(messages, at)?;
@@ -96,25 +107,47 @@ pub(crate) fn plan_append(
         )?;
     }
     let added: u64 = encoded.iter().map(Encoded::size).sum();
-    let base = base_item(&record, current.sealed_max.as_ref())?;
+    let fold = if fold > 0 && fold == current.pending {
+        fold
+    } else {
+        0
+    };
+    let (folded, kept) = current.tail.split_at(fold);
+    let sealed_max = folded
+        .iter()
+        .map(|m| &m.message.id)
+        .chain(current.sealed_max.as_ref())
+        .max_by(|a, b| a.as_str().cmp(b.as_str()))
+        .cloned();
+    let base = base_item(&record, sealed_max.as_ref())?;
     let base_size = item_size(&base);
+    let (max_count, max_bytes) = if background {
+        (TAIL_HARD_MESSAGES, TAIL_HARD_BYTES)
+    } else {
+        (TAIL_MAX_MESSAGES, TAIL_MAX_BYTES)
+    };
     let fits = |count: usize, bytes: u64| {
-        count <= TAIL_MAX_MESSAGES
-            && bytes <= TAIL_MAX_BYTES
+        count <= max_count
+            && bytes <= max_bytes
             && current.item_size_with(base_size, bytes) <= MAX_ITEM_SIZE
     };
-    if fits(
-        current.tail.len() + encoded.len(),
-        current.tail_size() + added,
-    ) {
-        let mut tail = current.tail.clone();
+    let kept_size: u64 = kept.iter().map(Encoded::size).sum();
+    if fits(kept.len() + encoded.len(), kept_size + added) {
+        let mut tail = kept.to_vec();
         tail.extend(encoded);
+        let full =
+            background && (tail.len() >= TAIL_MAX_MESSAGES || kept_size + added >= TAIL_MAX_BYTES);
+        let pending = match current.pending - fold {
+            0 if full => tail.len(),
+            pending => pending,
+        };
         let after = Seen {
             record,
             files_json: current.files_json.clone(),
             base_size,
             tail,
-            sealed_max: current.sealed_max.clone(),
+            sealed_max,
+            pending,
             legacy: false,
         };
         let item = whole_item(base, &after);
@@ -151,6 +184,9 @@ pub(crate) fn plan_append(
 /// The conversation item `base` (without `files` and `tail`) with those of `after`.
 fn whole_item(mut item: Item, after: &Seen) -> Item {
     item.insert(FILES.into(), s(after.files_json.clone()));
+    if after.pending > 0 {
+        item.insert(PENDING.into(), n(after.pending as u64));
+    }
     if !after.tail.is_empty() {
         item.insert(TAIL.into(), AttributeValue::L(tail_entries(&after.tail)));
     }
@@ -181,9 +217,10 @@ fn sealing_attributes(
 }
 
 /// The transaction that seals `sealed` (messages in `seq` order, following those
-/// sealed before) into chunk items with an id marker each, leaves `tail` in the
-/// conversation item, and sets `set` on it (the record written is `record`), against
-/// `current`.
+/// sealed before: `current`'s tail first) into chunk items with an id marker each,
+/// leaves `tail` in the conversation item, and sets `set` on it (the record written is
+/// `record`), against `current`. The tail's pending entries get a chunk of their own
+/// (replacing their pending copy, if written) and the mark is removed.
 fn plan_sealing(
     id: &ConversationId,
     current: &Seen,
@@ -201,25 +238,29 @@ fn plan_sealing(
     if let Some(max) = &sealed_max {
         set.push((SEALED_MAX_ID, s(max.as_str())));
     }
-    let update = ConvUpdate::writing(
+    let mut update = ConvUpdate::writing(
         &record,
         current.record.version,
         unchanged(&current.record),
         set,
         Some(TailChange::Replace(tail_entries(&tail))),
     )?;
+    if current.pending > 0 {
+        update.remove.push(PENDING);
+    }
     let after = Seen {
         base_size: base_size(&record, sealed_max.as_ref())?,
         record,
         files_json: current.files_json.clone(),
         tail,
         sealed_max,
+        pending: 0,
         legacy: false,
     };
     let mut total = after.item_size();
     let mut chunks = Vec::new();
     let mut markers = Vec::with_capacity(sealed.len());
-    for run in pack(sealed) {
+    for run in pack_sealed(sealed, current.pending) {
         let item = chunk_item(id, &run, 1)?;
         total += item_size(&item);
         chunks.push(item);
@@ -288,9 +329,14 @@ mod tests {
     }
 
     fn plan(current: &Seen, messages: Vec<NewMessage>) -> Result<AppendPlan> {
+        plan_folding(current, messages, 0)
+    }
+
+    /// [`plan`] with the chunk of the tail's first `fold` entries known written.
+    fn plan_folding(current: &Seen, messages: Vec<NewMessage>, fold: usize) -> Result<AppendPlan> {
         // Whole seconds: the times survive the item's precision unchanged.
         let at = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
-        plan_append(&id(), current, messages, at)
+        plan_append(&id(), current, messages, at, fold, true)
     }
 
     /// `current` after appends of `count` small messages, each joining the tail.
@@ -331,13 +377,82 @@ mod tests {
     }
 
     #[test]
-    fn a_full_tail_is_sealed_into_chunks_with_a_marker_each() {
-        let current = with_tail(TAIL_MAX_MESSAGES);
-        assert_eq!(current.tail.len(), TAIL_MAX_MESSAGES);
+    fn a_full_tail_is_marked_pending_and_grows_while_its_copy_is_not_written() {
+        let before = with_tail(TAIL_MAX_MESSAGES - 1);
+        assert_eq!(before.pending, 0);
+        let Step::PutTail { item, after } = plan(&before, texts(1, 10)).expect("plans").step else {
+            panic!("expected the tail");
+        };
+        // The append that fills the tail marks all of it pending, in its own put.
+        assert_eq!(after.pending, TAIL_MAX_MESSAGES);
+        assert_eq!(
+            get_n(&item, PENDING).expect("pending"),
+            TAIL_MAX_MESSAGES as u64
+        );
+        let (written, _) = Seen::from_item(&item).expect("decodes");
+        assert_eq!(written.pending, TAIL_MAX_MESSAGES);
+        assert_eq!(written.item_size(), after.item_size());
+        // Without the copy, later appends join the tail and leave the mark as it is.
+        let grown = with_tail(TAIL_HARD_MESSAGES);
+        assert_eq!(grown.tail.len(), TAIL_HARD_MESSAGES);
+        assert_eq!(grown.pending, TAIL_MAX_MESSAGES);
+        assert!(grown.sealed_max.is_none());
+    }
+
+    #[test]
+    fn an_append_drops_the_pending_entries_whose_copy_is_written() {
+        let current = with_tail(TAIL_MAX_MESSAGES + 5);
+        let pending = current.pending;
+        assert_eq!(pending, TAIL_MAX_MESSAGES);
+        // A count other than the pending one is not a written copy: nothing is dropped.
+        let Step::PutTail { after, .. } =
+            plan_folding(&current, texts(1, 10), 3).expect("plans").step
+        else {
+            panic!("expected the tail");
+        };
+        assert_eq!(
+            (after.tail.len(), after.pending),
+            (TAIL_MAX_MESSAGES + 6, pending)
+        );
+        let plan = plan_folding(&current, texts(1, 10), pending).expect("plans");
+        let Step::PutTail { item, after } = plan.step else {
+            panic!("expected the tail, got {:?}", plan.step);
+        };
+        // The tail keeps what followed the pending entries, and the new message.
+        assert_eq!(
+            after.tail.iter().map(|e| e.message.seq).collect::<Vec<_>>(),
+            (pending as u64 + 1..=pending as u64 + 6).collect::<Vec<_>>()
+        );
+        assert_eq!(after.pending, 0);
+        assert!(!item.contains_key(PENDING));
+        let max = current.tail[..pending]
+            .iter()
+            .map(|e| e.message.id.as_str())
+            .max()
+            .expect("pending entries");
+        assert_eq!(after.sealed_max.as_ref().map(|m| m.as_str()), Some(max));
+        assert_eq!(get_s(&item, SEALED_MAX_ID).expect("sealed max"), max);
+        let (written, _) = Seen::from_item(&item).expect("decodes");
+        assert_eq!(written.item_size(), after.item_size());
+        assert_eq!(written.tail.len(), 6);
+    }
+
+    #[test]
+    fn a_tail_at_its_hard_bound_is_sealed_into_chunks_with_a_marker_each() {
+        let current = with_tail(TAIL_HARD_MESSAGES);
+        assert_eq!(current.tail.len(), TAIL_HARD_MESSAGES);
         let plan = plan(&current, texts(2, 10)).expect("plans");
         let Step::Seal(sealing) = plan.step else {
             panic!("expected a seal, got {:?}", plan.step);
         };
+        // The pending entries get a chunk of their own, under their copy's key.
+        assert_eq!(
+            get_s(&sealing.chunks[0], SK).expect("sk"),
+            message_sk(TAIL_MAX_MESSAGES as u64)
+        );
+        assert!(!sealing.chunks[0].contains_key(PENDING_VERSION));
+        assert!(sealing.update.remove.contains(&PENDING));
+        assert_eq!(sealing.after.pending, 0);
         let sealed: Vec<Message> = sealing
             .chunks
             .iter()
@@ -345,12 +460,12 @@ mod tests {
             .collect();
         assert_eq!(
             sealed.iter().map(|m| m.seq).collect::<Vec<_>>(),
-            (1..=TAIL_MAX_MESSAGES as u64).collect::<Vec<_>>()
+            (1..=TAIL_HARD_MESSAGES as u64).collect::<Vec<_>>()
         );
-        assert_eq!(sealing.markers.len(), TAIL_MAX_MESSAGES);
+        assert_eq!(sealing.markers.len(), TAIL_HARD_MESSAGES);
         assert_eq!(
             sealing.actions(),
-            1 + sealing.chunks.len() + TAIL_MAX_MESSAGES
+            1 + sealing.chunks.len() + TAIL_HARD_MESSAGES
         );
         // The new messages make the new tail; the condition is the version read.
         assert_eq!(sealing.after.tail.len(), 2);
@@ -416,7 +531,7 @@ mod tests {
         assert_eq!(written.record, after.record);
         assert_eq!(written.item_size(), after.item_size());
         // An edit that seals: the update sets the table and the path's count.
-        let full = with_tail(TAIL_MAX_MESSAGES);
+        let full = with_tail(TAIL_HARD_MESSAGES);
         let edited = plan(&full, edit(Parent::Seq(2))).expect("plans");
         let Step::Seal(sealing) = edited.step else {
             panic!("expected a seal, got {:?}", edited.step);
@@ -430,14 +545,14 @@ mod tests {
         // Rewound, then continued where it was: one line again, the table removed.
         let rewound = with_active(full, ActiveLeaf::At(5));
         assert!(rewound.record.tree.is_some());
-        let last = Parent::Seq(TAIL_MAX_MESSAGES as u64);
+        let last = Parent::Seq(TAIL_HARD_MESSAGES as u64);
         let continued = plan(&rewound, edit(last)).expect("plans");
         let Step::Seal(sealing) = continued.step else {
             panic!("expected a seal, got {:?}", continued.step);
         };
         assert_eq!(sealing.after.record.tree, None);
         assert_eq!(sets(&sealing, TREE), (None, true));
-        let count = TAIL_MAX_MESSAGES as u64 + 1;
+        let count = TAIL_HARD_MESSAGES as u64 + 1;
         assert_eq!(sets(&sealing, MESSAGE_COUNT), (Some(n(count)), false));
         let rewound = with_active(with_tail(3), ActiveLeaf::At(1));
         match plan(&rewound, edit(Parent::Seq(3))).expect("plans").step {

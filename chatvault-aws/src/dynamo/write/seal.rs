@@ -2,8 +2,8 @@
 //! theirs when they must: sealing the tail into chunk items on its own, and giving a
 //! conversation written by 0.1 its id markers.
 
-use aws_sdk_dynamodb::types::{PutRequest, TransactWriteItem, WriteRequest};
-use chatvault_core::backend::{ConversationId, Error, MessageId, Result};
+use aws_sdk_dynamodb::types::{TransactWriteItem, WriteRequest};
+use chatvault_core::backend::{ConversationId, MessageId, Result};
 
 use super::actions::{ConvUpdate, Op, base_size, chunk_exists, too_large_conversation};
 use super::outcome::{Written, conditional_write, single_write};
@@ -38,7 +38,7 @@ impl Sealer {
         let mut actions = Vec::with_capacity(sealing.actions());
         actions.push(self.table.update_action(id, sealing.update)?);
         for chunk in sealing.chunks {
-            actions.push(self.table.put_new(chunk)?);
+            actions.push(self.table.put(chunk)?);
         }
         for marker in sealing.markers {
             actions.push(self.table.put(marker)?);
@@ -154,16 +154,7 @@ impl Sealer {
             let message_id =
                 MessageId::parse(get_s(&item, ID)?).map_err(|e| corrupt(&item, e.to_string()))?;
             let marker = marker_item(id, &message_id, get_n(&item, SEQ)?);
-            markers.push(
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(marker))
-                            .build()
-                            .map_err(|e| Error::backend(BACKEND, e))?,
-                    )
-                    .build(),
-            );
+            markers.push(Table::put_request(marker)?);
             if max
                 .as_ref()
                 .is_none_or(|m| m.as_str() < message_id.as_str())
