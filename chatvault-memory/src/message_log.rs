@@ -13,7 +13,7 @@ use crate::stored::{Stored, Texts};
 const FIRST: usize = 8;
 
 /// A conversation's messages in `seq` order: the message at index `i` has seq `i + 1`,
-/// found by id in O(1).
+/// found by id in O(1) (a new id) or O(log n) (a stored one, while ids are in order).
 ///
 /// Held in chunks of 8, 16, 32, ... messages, each allocated once at its full size, so an
 /// append never copies the messages already held (a `Vec` copies all of them whenever it
