@@ -79,13 +79,15 @@ impl<S: BuildHasher> MessageLog<S> {
         at(&self.chunks, i)
     }
 
-    /// Replaces the message at index `i` (an update: same id, same seq).
+    /// Replaces the message at index `i` (an update: same id, same seq); the old text is
+    /// wiped ([`Stored::wipe`]).
     pub(crate) fn replace(&mut self, i: usize, message: &Message) {
         debug_assert_eq!(self.id(i), Some(message.id.as_str()));
         let (k, j) = locate(i);
         if i < self.len
             && let Some(slot) = self.chunks.get_mut(k).and_then(|c| c.get_mut(j))
         {
+            slot.wipe(&mut self.texts);
             *slot = Stored::of(message, seq_of(i), &mut self.texts);
         }
     }

@@ -112,6 +112,15 @@ impl Stored {
         })
     }
 
+    /// Overwrites a [`Stored::Text`]'s id and text in `texts` with zero bytes, for a
+    /// message being replaced: an update (a redaction among them) leaves nothing of the
+    /// old text readable in memory.
+    pub(crate) fn wipe(&self, texts: &mut Texts) {
+        if let Stored::Text { id_and_text, .. } = self {
+            texts.wipe(id_and_text);
+        }
+    }
+
     /// [`Message::content`], without copying the text of a [`Stored::Text`].
     pub(crate) fn content<'a>(&'a self, texts: &'a Texts) -> Cow<'a, str> {
         match self {
@@ -168,6 +177,20 @@ impl Texts {
             chunk: chunk as u32,
             start: start as u32,
             len: len as u32,
+        }
+    }
+
+    /// Overwrites the text at `at` with as many zero bytes (its place and every other
+    /// text's stay as they are).
+    fn wipe(&mut self, at: &TextAt) {
+        let start = at.start as usize;
+        let end = start + at.len as usize;
+        if let Some(chunk) = self.chunks.get_mut(at.chunk as usize)
+            && chunk.is_char_boundary(start)
+            && end <= chunk.len()
+            && chunk.is_char_boundary(end)
+        {
+            chunk.replace_range(start..end, &"\0".repeat(end - start));
         }
     }
 
@@ -266,6 +289,23 @@ mod tests {
             }),
             None
         );
+    }
+
+    #[test]
+    fn a_wiped_text_is_gone_and_its_neighbours_stay() {
+        let mut texts = Texts::default();
+        let before = texts.push("id1", "secret é");
+        let wiped = Stored::of(&message(1), 1, &mut texts);
+        let after = texts.push("id3", "kept");
+        let Stored::Text { id_and_text, .. } = &wiped else {
+            panic!("expected the text form");
+        };
+        let len = id_and_text.len as usize;
+        wiped.wipe(&mut texts);
+        assert_eq!(texts.get(id_and_text), Some("\0".repeat(len).as_str()));
+        assert!(texts.chunks.iter().all(|c| !c.contains("message 1")));
+        assert_eq!(texts.get(&before), Some("id1secret é"));
+        assert_eq!(texts.get(&after), Some("id3kept"));
     }
 
     #[test]
