@@ -65,6 +65,6 @@ echo
 echo "==== ratios and targets (whole outputs in $LOGS) ===="
 for name in memory dynamo upload; do
     echo "-- $name ($(head -n1 "$LOGS/$name.log"))"
-    grep -E '[0-9]x\b|target|ratio|/median|skipped' "$LOGS/$name.log" |
+    grep -E '[0-9]x\b|target|ratio|/median|skipped|^add_message\S* +time' "$LOGS/$name.log" |
         grep -vE '^\s*(Compiling|Running|Finished|Warming|Collecting|Analyzing)' || true
 done
