@@ -548,6 +548,22 @@ pub(crate) struct Layout {
     pub(crate) items: usize,
 }
 
+/// A chunk item's JSON array of messages: `messages` (written before 0.3), or
+/// `messages_lz4` decompressed; `None` for an item that is not a chunk.
+pub(crate) fn chunk_json(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> Option<String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    match (item.get("messages"), item.get("messages_lz4")) {
+        (Some(AttributeValue::S(json)), _) => Some(json.clone()),
+        (None, Some(AttributeValue::B(blob))) => {
+            let bytes = lz4_flex::decompress_size_prepended(blob.as_ref()).expect("LZ4 block");
+            Some(String::from_utf8(bytes).expect("UTF-8 JSON"))
+        }
+        _ => None,
+    }
+}
+
 /// The [`Layout`] of conversation `id`, from a consistent `Query` of its partition.
 pub(crate) async fn layout(
     backend: &DynamoMessages,
@@ -589,9 +605,9 @@ pub(crate) async fn layout(
                 }
             } else if sk.starts_with("mid#") {
                 layout.markers += 1;
-            } else if let Some(AttributeValue::S(messages)) = item.get("messages") {
+            } else if let Some(messages) = chunk_json(item) {
                 let run: Vec<serde_json::Value> =
-                    serde_json::from_str(messages).expect("a chunk holds a JSON array");
+                    serde_json::from_str(&messages).expect("a chunk holds a JSON array");
                 let last = run.last().and_then(|m| m["seq"].as_u64()).expect("seq");
                 if last < tail_first {
                     layout.chunks += 1;

@@ -22,6 +22,9 @@
 //!   window of either, and a conversation written by 0.1 goes on with chunks after its
 //!   message items.
 
+use std::borrow::Cow;
+
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_core::backend::{
     ConversationId, Error, Message, MessageId, MessageStatus, Part, Result,
@@ -252,14 +255,39 @@ pub(crate) fn pack(messages: Vec<Encoded>) -> Vec<Vec<Encoded>> {
 }
 
 /// The chunk item of a run of messages (consecutive, in `seq` order, not empty), at chunk
-/// revision `revision`.
+/// revision `revision`, its body compressed ([`MESSAGES_LZ4`]).
 pub(crate) fn chunk_item(id: &ConversationId, run: &[Encoded], revision: u64) -> Result<Item> {
+    let mut item = chunk_head(id, run, revision)?;
+    let body = lz4_flex::compress_prepend_size(chunk_json(run).as_bytes());
+    item.insert(MESSAGES_LZ4.into(), AttributeValue::B(Blob::new(body)));
+    Ok(item)
+}
+
+/// The bytes the chunk item of `run` counts as when the layout plans with it: its size
+/// with the body uncompressed, so that whether a write fits DynamoDB's limits (an item's
+/// 400 KB, a transaction's 4 MB) does not depend on how well its text compresses.
+pub(crate) fn planned_size(id: &ConversationId, run: &[Encoded], revision: u64) -> Result<u64> {
+    let head = item_size(&chunk_head(id, run, revision)?);
+    let body: u64 = run.iter().map(Encoded::size).sum::<u64>() + 1;
+    Ok(head + MESSAGES_LZ4.len() as u64 + body)
+}
+
+/// A chunk item without its body: its key, [`FIRST_SEQ`] and [`REVISION`].
+fn chunk_head(id: &ConversationId, run: &[Encoded], revision: u64) -> Result<Item> {
     let (Some(first), Some(last)) = (run.first(), run.last()) else {
         return Err(Error::backend(
             crate::dynamo::limits::BACKEND,
             "a chunk item of no messages was asked for",
         ));
     };
+    let mut item = key(id, message_sk(last.message.seq));
+    item.insert(FIRST_SEQ.into(), n(first.message.seq));
+    item.insert(REVISION.into(), n(revision));
+    Ok(item)
+}
+
+/// The JSON array of `run`'s messages, as a chunk holds it.
+fn chunk_json(run: &[Encoded]) -> String {
     let mut body = String::with_capacity(run.iter().map(|m| m.json.len() + 1).sum::<usize>() + 1);
     body.push('[');
     for (i, m) in run.iter().enumerate() {
@@ -269,16 +297,51 @@ pub(crate) fn chunk_item(id: &ConversationId, run: &[Encoded], revision: u64) ->
         body.push_str(&m.json);
     }
     body.push(']');
-    let mut item = key(id, message_sk(last.message.seq));
-    item.insert(FIRST_SEQ.into(), n(first.message.seq));
-    item.insert(REVISION.into(), n(revision));
-    item.insert(MESSAGES.into(), s(body));
-    Ok(item)
+    body
 }
 
 /// Whether an item holding messages is a chunk (rather than a 0.1 message item).
 pub(crate) fn is_chunk(item: &Item) -> bool {
-    item.contains_key(MESSAGES)
+    item.contains_key(MESSAGES) || item.contains_key(MESSAGES_LZ4)
+}
+
+/// The most bytes a chunk's body may claim to hold once decompressed: a chunk holds at
+/// most [`CHUNK_MAX_BYTES`] of messages, or one message of at most
+/// [`MAX_MESSAGE_BYTES`](crate::MAX_MESSAGE_BYTES); a larger claim is damage, refused
+/// before anything is allocated.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A chunk's JSON array of messages: [`MESSAGES`] as stored (chunks written before 0.3),
+/// or [`MESSAGES_LZ4`] decompressed; [`corrupt`] when neither reads.
+pub(crate) fn chunk_body(item: &Item) -> Result<Cow<'_, str>> {
+    if item.contains_key(MESSAGES) {
+        return get_s(item, MESSAGES).map(Cow::Borrowed);
+    }
+    let Some(AttributeValue::B(blob)) = item.get(MESSAGES_LZ4) else {
+        return Err(corrupt(
+            item,
+            "a chunk without \"messages\" or \"messages_lz4\"",
+        ));
+    };
+    let bytes = blob.as_ref();
+    let claimed = bytes
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes);
+    match claimed {
+        Some(len) if (len as usize) <= MAX_BODY_BYTES => {}
+        _ => {
+            return Err(corrupt(
+                item,
+                format!("\"messages_lz4\" claims more than {MAX_BODY_BYTES} bytes, or none"),
+            ));
+        }
+    }
+    let body = lz4_flex::decompress_size_prepended(bytes)
+        .map_err(|e| corrupt(item, format!("\"messages_lz4\" does not decompress: {e}")))?;
+    String::from_utf8(body)
+        .map(Cow::Owned)
+        .map_err(|e| corrupt(item, format!("\"messages_lz4\" is not UTF-8: {e}")))
 }
 
 /// The messages of an item under `m#`: a chunk's run, or a 0.1 item's one message.
@@ -287,8 +350,8 @@ pub(crate) fn decode_stored(item: &Item) -> Result<Vec<Message>> {
         return Ok(vec![decode_message(item)?]);
     }
     let first = get_n(item, FIRST_SEQ)?;
-    let messages: Vec<Message> = serde_json::from_str(get_s(item, MESSAGES)?)
-        .map_err(|e| corrupt(item, format!("attribute \"messages\" is not valid: {e}")))?;
+    let messages: Vec<Message> = serde_json::from_str(&chunk_body(item)?)
+        .map_err(|e| corrupt(item, format!("the chunk's messages are not valid: {e}")))?;
     let consecutive = messages
         .iter()
         .enumerate()
@@ -333,6 +396,65 @@ mod tests {
         for run in &runs {
             let bytes: u64 = run.iter().map(Encoded::size).sum();
             assert!(run.len() == 1 || bytes <= CHUNK_MAX_BYTES, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_compressed_and_bodies_of_0_2_still_read() {
+        let c = ConversationId::parse("c1").expect("id");
+        let run: Vec<Encoded> = (1..=48).map(|seq| encoded(seq, 200)).collect();
+        let item = chunk_item(&c, &run, 1).expect("item");
+        let json: String = format!(
+            "[{}]",
+            run.iter()
+                .map(|m| m.json.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert!(!item.contains_key(MESSAGES));
+        let Some(AttributeValue::B(blob)) = item.get(MESSAGES_LZ4) else {
+            panic!("a compressed body");
+        };
+        assert!(
+            blob.as_ref().len() * 3 < json.len(),
+            "{} of {}",
+            blob.as_ref().len(),
+            json.len()
+        );
+        assert_eq!(chunk_body(&item).expect("body"), json);
+        // A chunk as 0.2 wrote it: the JSON as a string.
+        let mut old = item.clone();
+        old.remove(MESSAGES_LZ4);
+        old.insert(MESSAGES.into(), s(json.clone()));
+        assert_eq!(
+            decode_stored(&old).expect("decodes"),
+            decode_stored(&item).expect("decodes")
+        );
+    }
+
+    #[test]
+    fn a_damaged_compressed_body_is_corrupt_before_any_allocation() {
+        let c = ConversationId::parse("c1").expect("id");
+        let run: Vec<Encoded> = (1..=3).map(|seq| encoded(seq, 10)).collect();
+        let item = chunk_item(&c, &run, 1).expect("item");
+        let Some(AttributeValue::B(blob)) = item.get(MESSAGES_LZ4) else {
+            panic!("a compressed body");
+        };
+        let good = blob.as_ref().to_vec();
+        let mut huge = good.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut cut = good.clone();
+        cut.truncate(good.len() / 2);
+        for (what, bytes) in [("huge", huge), ("cut", cut), ("short", vec![1, 0])] {
+            let mut damaged = item.clone();
+            damaged.insert(MESSAGES_LZ4.into(), AttributeValue::B(Blob::new(bytes)));
+            let err = decode_stored(&damaged).expect_err(what);
+            assert_eq!(
+                err.kind(),
+                chatvault_core::ErrorKind::Corrupt,
+                "{what}: {err}"
+            );
+            assert!(err.to_string().contains(&message_sk(3)), "{what}: {err}");
         }
     }
 

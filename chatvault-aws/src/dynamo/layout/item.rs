@@ -60,8 +60,13 @@ pub(crate) const PENDING: &str = "pending";
 /// tail it copied. Such a chunk is replaced only by a copy of a later version; a chunk
 /// without it (sealed in a transaction, or rewritten by an update) never is.
 pub(crate) const PENDING_VERSION: &str = "pending_version";
-/// S, on chunk items: the JSON array of the chunk's messages, in `seq` order.
+/// S, on chunk items written before 0.3: the JSON array of the chunk's messages, in
+/// `seq` order.
 pub(crate) const MESSAGES: &str = "messages";
+/// B, on chunk items since 0.3: the same JSON array compressed with LZ4 (a block, its
+/// length in 4 little-endian bytes first): about a third of the bytes to store, read and
+/// send, and no JSON string to unescape.
+pub(crate) const MESSAGES_LZ4: &str = "messages_lz4";
 /// N, on chunk items: the `seq` of the chunk's first message.
 pub(crate) const FIRST_SEQ: &str = "first_seq";
 pub(crate) const USER_ID: &str = "user_id";

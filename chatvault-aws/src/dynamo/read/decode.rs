@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chatvault_core::backend::{Error, Message, MessageId, Part, Result, Role};
 use chrono::{DateTime, Utc};
 
-use crate::dynamo::layout::chunks::{decode_stored, is_chunk};
+use crate::dynamo::layout::chunks::{chunk_body, decode_stored, is_chunk};
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;
 
@@ -133,7 +133,8 @@ fn decode_plain_chunk(item: &Item) -> Option<Vec<Message>> {
         return None;
     }
     let first = get_n(item, FIRST_SEQ).ok()?;
-    let plain: Vec<Plain<'_>> = serde_json::from_str(get_s(item, MESSAGES).ok()?).ok()?;
+    let body = chunk_body(item).ok()?;
+    let plain: Vec<Plain<'_>> = serde_json::from_str(&body).ok()?;
     let keyed = plain
         .last()
         .is_some_and(|m| get_s(item, SK).is_ok_and(|sk| sk == message_sk(m.seq)));
@@ -312,11 +313,7 @@ mod tests {
         let mut messages = plain_messages(1);
         messages[3].parent = None;
         let item = chunk_of(messages.clone());
-        assert!(
-            get_s(&item, MESSAGES)
-                .expect("json")
-                .contains("\"parent\":null")
-        );
+        assert!(chunk_body(&item).expect("json").contains("\"parent\":null"));
         assert_eq!(decode_plain_chunk(&item), Some(messages));
     }
 

@@ -198,10 +198,6 @@ pub(crate) fn chunk_exists(id: &ConversationId) -> Error {
     )
 }
 
-pub(crate) fn check_item_size(what: impl FnOnce() -> String, item: &Item) -> Result<u64> {
-    check_size(what, item_size(item))
-}
-
 /// `size` if it is within DynamoDB's item limit, else [`Error::TooLarge`] for `what`.
 pub(crate) fn check_size(what: impl FnOnce() -> String, size: u64) -> Result<u64> {
     if size > MAX_ITEM_SIZE {

@@ -12,11 +12,13 @@ use chatvault_core::backend::{
 };
 
 use super::actions::{
-    ConvUpdate, Op, TailChange, base_size, check_item_size, too_large_conversation, unchanged,
+    ConvUpdate, Op, TailChange, base_size, check_size, too_large_conversation, unchanged,
 };
 use super::outcome::{Written, conditional_write, single_write};
 use super::seal::Sealer;
-use crate::dynamo::layout::chunks::{Encoded, chunk_item, decode_tail, is_chunk, pack};
+use crate::dynamo::layout::chunks::{
+    Encoded, chunk_item, decode_tail, is_chunk, pack, planned_size,
+};
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;
 use crate::dynamo::read::head::Heads;
@@ -329,11 +331,11 @@ impl Updater {
                 actions.push(self.table.put_new(chunk_item(id, run, 1)?)?);
                 continue;
             }
-            let chunk = chunk_item(id, run, revision + 1)?;
-            check_item_size(
+            check_size(
                 || format!("message {} as a DynamoDB item", message.id),
-                &chunk,
+                planned_size(id, run, revision + 1)?,
             )?;
+            let chunk = chunk_item(id, run, revision + 1)?;
             let put = Put::builder()
                 .table_name(&self.table.name)
                 .set_item(Some(chunk))
