@@ -65,6 +65,8 @@ echo
 echo "==== ratios and targets (whole outputs in $LOGS) ===="
 for name in memory dynamo upload; do
     echo "-- $name ($(head -n1 "$LOGS/$name.log"))"
-    grep -E '[0-9]x\b|target|ratio|/median|skipped|^add_message\S* +time' "$LOGS/$name.log" |
+    # Criterion redraws its progress with carriage returns: one line each.
+    tr '\r' '\n' <"$LOGS/$name.log" |
+        grep -E '[0-9]x\b|target|ratio|/median|skipped|^add_message\S* +time' |
         grep -vE '^\s*(Compiling|Running|Finished|Warming|Collecting|Analyzing)' || true
 done

@@ -585,7 +585,7 @@ async fn compare_with_seed() -> Result<(), Box<dyn Error>> {
         mlong.as_secs_f64() / m10.as_secs_f64()
     );
     println!(
-        "  means (with the appends that seal the tail, one in {TAIL} at {LONG}): seed {}, chatvault at 10 {}, at {LONG} {}; speed vs the seed {:.2}x / {:.2}x",
+        "  means (over whole seal cycles at {LONG}): seed {}, chatvault at 10 {}, at {LONG} {}; speed vs the seed {:.2}x / {:.2}x",
         ms(aseed),
         ms(a10),
         ms(along),
