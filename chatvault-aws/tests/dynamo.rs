@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::read_all;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chatvault_aws::{DynamoMessages, MAX_APPEND_MESSAGES};
 use chatvault_core::backend::MessagesBackendExt;
 use chatvault_core::{
-    ChatVault, ConversationId, ConversationPatch, ConversationRecord, Error, ListOptions, Message,
+    ChatVault, ConversationId, ConversationPatch, ConversationRecord, Error, ListOptions,
     MessageRange, MessagesBackend, Metadata, NewMessage, Role,
 };
 
@@ -36,20 +37,6 @@ async fn new_conversation(backend: &DynamoMessages, user: Option<&str>) -> Conve
     let record = ConversationRecord::new(user.map(common::uid));
     backend.create(&record).await.expect("create");
     record
-}
-
-/// Every message of a conversation, following cursors (short pages allowed).
-async fn read_all(backend: &DynamoMessages, id: &ConversationId) -> Vec<Message> {
-    let mut out = Vec::new();
-    let mut range = MessageRange::all().limit(1000);
-    loop {
-        let page = backend.messages(id, &range).await.expect("messages");
-        out.extend(page.items);
-        match page.next_cursor {
-            Some(c) => range = range.continue_from(&c).expect("cursor"),
-            None => return out,
-        }
-    }
 }
 
 async fn item_count(backend: &DynamoMessages, id: &ConversationId) -> i32 {

@@ -12,6 +12,7 @@ use chatvault_core::{
     ConversationId, ConversationRecord, Message, MessageRange, MessageUpdate, MessagesBackend,
     NewMessage, Part, Role,
 };
+use common::read_all;
 
 async fn new_conversation(backend: &DynamoMessages) -> ConversationRecord {
     let record = ConversationRecord::new(None);
@@ -26,20 +27,6 @@ async fn append_each(backend: &DynamoMessages, id: &ConversationId, from: usize,
             .append_messages(id, vec![NewMessage::new(Role::User, format!("m{k}"))])
             .await
             .expect("append");
-    }
-}
-
-/// Every message, in pages of 1,000.
-async fn read_all(backend: &DynamoMessages, id: &ConversationId) -> Vec<Message> {
-    let mut out = Vec::new();
-    let mut range = MessageRange::all().limit(1000);
-    loop {
-        let page = backend.messages(id, &range).await.expect("messages");
-        out.extend(page.items);
-        match page.next_cursor {
-            Some(c) => range = range.continue_from(&c).expect("cursor"),
-            None => return out,
-        }
     }
 }
 

@@ -548,6 +548,24 @@ pub(crate) struct Layout {
     pub(crate) items: usize,
 }
 
+/// Every message of conversation `id`, in pages of 1,000, following cursors.
+pub(crate) async fn read_all(
+    backend: &DynamoMessages,
+    id: &chatvault_core::ConversationId,
+) -> Vec<chatvault_core::Message> {
+    use chatvault_core::MessagesBackend;
+    let mut out = Vec::new();
+    let mut range = chatvault_core::MessageRange::all().limit(1000);
+    loop {
+        let page = backend.messages(id, &range).await.expect("messages");
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => range = range.continue_from(&c).expect("cursor"),
+            None => return out,
+        }
+    }
+}
+
 /// A chunk item's JSON array of messages: `messages` (written before 0.3), or
 /// `messages_lz4` decompressed; `None` for an item that is not a chunk.
 pub(crate) fn chunk_json(
