@@ -82,10 +82,10 @@ impl DynamoMessagesBuilder {
     ///
     /// The backend remembers, per conversation, the record it last wrote or read (the
     /// least recently used are dropped first; attachment lists are not kept, only their
-    /// size). An append writes against that version in one `TransactWriteItems`; when
-    /// another writer moved the conversation on, the transaction's condition fails, and
-    /// DynamoDB returns the conversation as it is with the failure, so the retry needs no
-    /// read either. With 0, every append reads the conversation item first (two requests).
+    /// size). An append writes against that version in one conditional `PutItem`; when
+    /// another writer moved the conversation on, the condition fails, and DynamoDB
+    /// returns the conversation as it is with the failure, so the retry needs no read
+    /// either. With 0, every append reads the conversation item first (two requests).
     pub fn seen_cache_bytes(mut self, bytes: u64) -> Self {
         self.seen_cache_bytes = bytes;
         self

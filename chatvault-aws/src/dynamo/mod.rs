@@ -57,6 +57,10 @@ use crate::sdk;
 ///   fails too. Retry an append with the same message ids.
 /// - `begin_delete` makes every later write fail with [`Error::NotFound`] and every read
 ///   see no conversation; an interrupted `delete` is finished by calling it again.
+/// - No append waits for a seal: a full tail is copied into its chunk item by a task on
+///   the Tokio runtime and dropped from the tail by a later append's own write
+///   ([`background_seals`](crate::DynamoMessagesBuilder::background_seals),
+///   [`finish_seals`](Self::finish_seals)).
 /// - Branches: each message's JSON keeps its parent, and the branch table travels in the
 ///   conversation item, written with every change of it; an edit or a regenerated reply
 ///   is an append, a switch or a rewind one conditional write, at any depth.
