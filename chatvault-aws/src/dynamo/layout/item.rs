@@ -64,8 +64,8 @@ pub(crate) const PENDING_VERSION: &str = "pending_version";
 /// `seq` order.
 pub(crate) const MESSAGES: &str = "messages";
 /// B, on chunk items since 0.3: the same JSON array compressed with LZ4 (a block, its
-/// length in 4 little-endian bytes first): about a third of the bytes to store, read and
-/// send, and no JSON string to unescape.
+/// length in 4 little-endian bytes first): fewer bytes to store, read and send, and no
+/// JSON string to unescape.
 pub(crate) const MESSAGES_LZ4: &str = "messages_lz4";
 /// N, on chunk items: the `seq` of the chunk's first message.
 pub(crate) const FIRST_SEQ: &str = "first_seq";
