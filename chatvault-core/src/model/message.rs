@@ -137,9 +137,7 @@ impl<'de> Deserialize<'de> for Message {
             (None, Some(text)) => vec![Part::Text { text }],
             (None, None) => Vec::new(),
         };
-        let parent = w
-            .parent
-            .unwrap_or_else(|| w.seq.checked_sub(1).filter(|&p| p > 0));
+        let parent = w.parent.unwrap_or_else(|| Message::parent_in_line(w.seq));
         Ok(Message {
             id: w.id,
             seq: w.seq,
@@ -159,6 +157,13 @@ impl<'de> Deserialize<'de> for Message {
 }
 
 impl Message {
+    /// The parent of message `seq` in a conversation without branches: `seq - 1`, none
+    /// for the first. A stored message without a `parent` follows it, which lets a
+    /// backend leave `parent` out whenever it equals this.
+    pub fn parent_in_line(seq: u64) -> Option<u64> {
+        seq.checked_sub(1).filter(|&p| p > 0)
+    }
+
     /// A complete message at position `seq` following `parent`, created at `created_at`:
     /// revision 1, never updated, no metadata, usage, failure or lease. What a backend
     /// starts from when it reads a stored message back, setting the other fields from

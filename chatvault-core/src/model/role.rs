@@ -104,6 +104,14 @@ impl Role {
 
 impl From<&str> for Role {
     fn from(s: &str) -> Self {
+        // The names as written (the usual case) without the lowercase copy.
+        match s {
+            "system" => return Role::System,
+            "user" => return Role::User,
+            "assistant" => return Role::Assistant,
+            "tool" => return Role::Tool,
+            _ => {}
+        }
         match s.to_ascii_lowercase().as_str() {
             "system" => Role::System,
             "user" => Role::User,
