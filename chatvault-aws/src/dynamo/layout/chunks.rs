@@ -110,7 +110,7 @@ impl Encoded {
             [Part::Text { text }] => Some(text.as_str()),
             _ => None,
         };
-        let follows_previous = message.parent == message.seq.checked_sub(1).filter(|&p| p > 0);
+        let follows_previous = message.parent == Message::parent_in_line(message.seq);
         let json = json(&Compact {
             id: &message.id,
             seq: message.seq,
@@ -349,23 +349,36 @@ pub(crate) fn decode_stored(item: &Item) -> Result<Vec<Message>> {
     if !is_chunk(item) {
         return Ok(vec![decode_message(item)?]);
     }
-    let first = get_n(item, FIRST_SEQ)?;
-    let messages: Vec<Message> = serde_json::from_str(&chunk_body(item)?)
+    decode_chunk(item, &chunk_body(item)?)
+}
+
+/// The messages of chunk `item`, whose body ([`chunk_body`]) is `body`.
+pub(crate) fn decode_chunk(item: &Item, body: &str) -> Result<Vec<Message>> {
+    let messages: Vec<Message> = serde_json::from_str(body)
         .map_err(|e| corrupt(item, format!("the chunk's messages are not valid: {e}")))?;
-    let consecutive = messages
-        .iter()
-        .enumerate()
-        .all(|(i, m)| Some(m.seq) == first.checked_add(i as u64));
-    let keyed = messages
-        .last()
-        .is_some_and(|m| get_s(item, SK).is_ok_and(|sk| sk == message_sk(m.seq)));
-    if !consecutive || !keyed {
-        return Err(corrupt(
-            item,
-            format!("the chunk's messages are not the consecutive run from seq {first} to its key"),
-        ));
-    }
+    check_run(item, messages.iter().map(|m| m.seq))?;
     Ok(messages)
+}
+
+/// Checks that `seqs` (a chunk's messages', in order) are the consecutive run from the
+/// chunk's [`FIRST_SEQ`] to the `seq` its key names; [`corrupt`] when not.
+pub(crate) fn check_run(item: &Item, seqs: impl IntoIterator<Item = u64>) -> Result<()> {
+    let first = get_n(item, FIRST_SEQ)?;
+    let mut last = None;
+    for (i, seq) in seqs.into_iter().enumerate() {
+        if Some(seq) != first.checked_add(i as u64) {
+            last = None;
+            break;
+        }
+        last = Some(seq);
+    }
+    if last.is_some_and(|last| get_s(item, SK).is_ok_and(|sk| sk == message_sk(last))) {
+        return Ok(());
+    }
+    Err(corrupt(
+        item,
+        format!("the chunk's messages are not the consecutive run from seq {first} to its key"),
+    ))
 }
 
 #[cfg(test)]

@@ -472,7 +472,7 @@ pub(crate) fn decode_message(item: &Item) -> Result<Message> {
     let mut message = Message::new(
         MessageId::parse(get_s(item, ID)?).map_err(|e| corrupt(item, e.to_string()))?,
         seq,
-        seq.checked_sub(1).filter(|&p| p > 0),
+        Message::parent_in_line(seq),
         Role::from(get_s(item, ROLE)?),
         parts,
         get_time(item, CREATED_AT)?,

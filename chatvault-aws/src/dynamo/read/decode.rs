@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chatvault_core::backend::{Error, Message, MessageId, Part, Result, Role};
 use chrono::{DateTime, Utc};
 
-use crate::dynamo::layout::chunks::{chunk_body, decode_stored, is_chunk};
+use crate::dynamo::layout::chunks::{check_run, chunk_body, decode_chunk, decode_stored, is_chunk};
 use crate::dynamo::layout::item::*;
 use crate::dynamo::limits::BACKEND;
 
@@ -90,11 +90,15 @@ impl Shared {
 }
 
 /// [`decode_stored`], through [`decode_plain_chunk`] when the item is a chunk of plain
-/// messages: the same messages, or the same error.
+/// messages: the same messages, or the same error. A chunk's body is decompressed once.
 fn decode_item(item: &Item) -> Result<Vec<Message>> {
-    match decode_plain_chunk(item) {
+    if !is_chunk(item) {
+        return decode_stored(item);
+    }
+    let body = chunk_body(item)?;
+    match decode_plain_chunk(item, &body) {
         Some(messages) => Ok(messages),
-        None => decode_stored(item),
+        None => decode_chunk(item, &body),
     }
 }
 
@@ -123,44 +127,21 @@ fn present<'de, D: serde::Deserializer<'de>>(
     <Option<u64> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
-/// The messages of a chunk whose messages are all [`Plain`], decoded without the
-/// general reader's generic paths (parts, optional fields, any RFC 3339 time), which
-/// make most of a long read's client time; `None` for anything else (a 0.1 message
-/// item, another field, a time in another form, a chunk that does not add up), which
-/// [`decode_stored`] then decodes, or refuses, as always.
-fn decode_plain_chunk(item: &Item) -> Option<Vec<Message>> {
-    if !is_chunk(item) {
-        return None;
-    }
-    let first = get_n(item, FIRST_SEQ).ok()?;
-    let body = chunk_body(item).ok()?;
-    let plain: Vec<Plain<'_>> = serde_json::from_str(&body).ok()?;
-    let keyed = plain
-        .last()
-        .is_some_and(|m| get_s(item, SK).is_ok_and(|sk| sk == message_sk(m.seq)));
-    if !keyed {
-        return None;
-    }
+/// The messages of chunk `item`, whose body is `body`, when they are all [`Plain`],
+/// decoded without the general reader's generic paths (parts, optional fields, any RFC
+/// 3339 time), which make most of a long read's client time; `None` for anything else
+/// (another field, a time in another form, a chunk that does not add up), which
+/// [`decode_chunk`] then decodes, or refuses, as always.
+fn decode_plain_chunk(item: &Item, body: &str) -> Option<Vec<Message>> {
+    let plain: Vec<Plain<'_>> = serde_json::from_str(body).ok()?;
+    check_run(item, plain.iter().map(|m| m.seq)).ok()?;
     let mut messages = Vec::with_capacity(plain.len());
-    for (i, m) in plain.into_iter().enumerate() {
-        if Some(m.seq) != first.checked_add(i as u64) {
-            return None;
-        }
-        let role = match &*m.role {
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            "system" => Role::System,
-            "tool" => Role::Tool,
-            other => Role::from(other),
-        };
-        let parent = m
-            .parent
-            .unwrap_or_else(|| m.seq.checked_sub(1).filter(|&p| p > 0));
+    for m in plain {
         messages.push(Message::new(
             MessageId::parse(m.id).ok()?,
             m.seq,
-            parent,
-            role,
+            m.parent.unwrap_or_else(|| Message::parent_in_line(m.seq)),
+            Role::from(&*m.role),
             vec![Part::text(m.content)],
             utc_time(&m.created_at)?,
         ));
@@ -306,7 +287,11 @@ mod tests {
         for from in [1, 2, 40] {
             let item = chunk_of(plain_messages(from));
             let general = decode_stored(&item).expect("decodes");
-            assert_eq!(decode_plain_chunk(&item), Some(general.clone()), "{from}");
+            assert_eq!(
+                decode_plain_chunk(&item, &chunk_body(&item).expect("body")),
+                Some(general.clone()),
+                "{from}"
+            );
             assert_eq!(decode_item(&item).expect("decodes"), general);
         }
         // A first message moved under none (an edit of the first): `"parent": null`.
@@ -314,7 +299,10 @@ mod tests {
         messages[3].parent = None;
         let item = chunk_of(messages.clone());
         assert!(chunk_body(&item).expect("json").contains("\"parent\":null"));
-        assert_eq!(decode_plain_chunk(&item), Some(messages));
+        assert_eq!(
+            decode_plain_chunk(&item, &chunk_body(&item).expect("body")),
+            Some(messages)
+        );
     }
 
     #[test]
@@ -337,7 +325,11 @@ mod tests {
             ("revision", revised),
         ] {
             let item = chunk_of(messages.clone());
-            assert_eq!(decode_plain_chunk(&item), None, "{what}");
+            assert_eq!(
+                decode_plain_chunk(&item, &chunk_body(&item).expect("body")),
+                None,
+                "{what}"
+            );
             assert_eq!(decode_item(&item).expect("decodes"), messages, "{what}");
         }
     }
@@ -350,7 +342,10 @@ mod tests {
         let mut rekeyed = item;
         rekeyed.insert(SK.into(), s(message_sk(99)));
         for damaged in [moved, rekeyed] {
-            assert_eq!(decode_plain_chunk(&damaged), None);
+            assert_eq!(
+                decode_plain_chunk(&damaged, &chunk_body(&damaged).expect("body")),
+                None
+            );
             let err = decode_item(&damaged).expect_err("damaged");
             assert_eq!(err.kind(), chatvault_core::ErrorKind::Corrupt, "{err:?}");
         }
