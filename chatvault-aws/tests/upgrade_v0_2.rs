@@ -13,18 +13,7 @@ use common::read_all;
 
 /// Rewrites conversation `id`'s items as 0.2 stored them.
 async fn as_written_by_0_2(backend: &DynamoMessages, id: &chatvault_core::ConversationId) {
-    let items = backend
-        .client()
-        .query()
-        .table_name(backend.table_name())
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(id.to_string()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("query")
-        .items
-        .unwrap_or_default();
+    let items = common::partition(backend, id).await;
     let mut chunks = 0;
     for mut item in items {
         let sk = match item.get("sk") {

@@ -591,6 +591,51 @@ pub(crate) async fn layout(
     let mut layout = Layout::default();
     // The tail's first `seq` (the conversation item sorts before every chunk).
     let mut tail_first = u64::MAX;
+    for item in partition(backend, id).await {
+        layout.items += 1;
+        let Some(AttributeValue::S(sk)) = item.get("sk") else {
+            panic!("an item without a sort key: {item:?}");
+        };
+        if sk == "#conversation" {
+            if let Some(AttributeValue::L(tail)) = item.get("tail") {
+                layout.tail = tail.len();
+                if let Some(AttributeValue::S(first)) = tail.first() {
+                    let first: serde_json::Value =
+                        serde_json::from_str(first).expect("a tail entry is JSON");
+                    tail_first = first["seq"].as_u64().expect("a tail entry's seq");
+                }
+            }
+            if let Some(AttributeValue::N(pending)) = item.get("pending") {
+                layout.pending = pending.parse().expect("pending is a count");
+            }
+        } else if sk.starts_with("mid#") {
+            layout.markers += 1;
+        } else if let Some(messages) = chunk_json(&item) {
+            let run: Vec<serde_json::Value> =
+                serde_json::from_str(&messages).expect("a chunk holds a JSON array");
+            let last = run.last().and_then(|m| m["seq"].as_u64()).expect("seq");
+            if last < tail_first {
+                layout.chunks += 1;
+                layout.chunked += run.len();
+            } else {
+                layout.copies += 1;
+                layout.copied += run.len();
+            }
+        } else {
+            layout.legacy += 1;
+        }
+    }
+    layout
+}
+
+/// Every item of conversation `id`'s partition, in key order, from consistent `Query`
+/// pages.
+pub(crate) async fn partition(
+    backend: &DynamoMessages,
+    id: &chatvault_core::ConversationId,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut items = Vec::new();
     let mut start = None;
     loop {
         let page = backend
@@ -603,44 +648,11 @@ pub(crate) async fn layout(
             .set_exclusive_start_key(start)
             .send()
             .await
-            .expect("layout query");
-        for item in page.items() {
-            layout.items += 1;
-            let Some(AttributeValue::S(sk)) = item.get("sk") else {
-                panic!("an item without a sort key: {item:?}");
-            };
-            if sk == "#conversation" {
-                if let Some(AttributeValue::L(tail)) = item.get("tail") {
-                    layout.tail = tail.len();
-                    if let Some(AttributeValue::S(first)) = tail.first() {
-                        let first: serde_json::Value =
-                            serde_json::from_str(first).expect("a tail entry is JSON");
-                        tail_first = first["seq"].as_u64().expect("a tail entry's seq");
-                    }
-                }
-                if let Some(AttributeValue::N(pending)) = item.get("pending") {
-                    layout.pending = pending.parse().expect("pending is a count");
-                }
-            } else if sk.starts_with("mid#") {
-                layout.markers += 1;
-            } else if let Some(messages) = chunk_json(item) {
-                let run: Vec<serde_json::Value> =
-                    serde_json::from_str(&messages).expect("a chunk holds a JSON array");
-                let last = run.last().and_then(|m| m["seq"].as_u64()).expect("seq");
-                if last < tail_first {
-                    layout.chunks += 1;
-                    layout.chunked += run.len();
-                } else {
-                    layout.copies += 1;
-                    layout.copied += run.len();
-                }
-            } else {
-                layout.legacy += 1;
-            }
-        }
+            .expect("partition query");
+        items.extend(page.items.unwrap_or_default());
         match page.last_evaluated_key {
             Some(key) => start = Some(key),
-            None => return layout,
+            None => return items,
         }
     }
 }
